@@ -1,0 +1,3 @@
+from mqttref.cli import main
+
+raise SystemExit(main())

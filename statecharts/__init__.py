@@ -1,0 +1,1 @@
+"""Turns the model's statechart declarations into networkx graphs and drawings."""
