@@ -81,6 +81,8 @@ class ProtocolError(MQTTError):
         )
         self.ref = ref
         self.detail = message
+        self.packets: list[object] = []
+        """Whole packets the decoder read before the bad one, in the same ``feed``."""
         super().__init__(f"{message} [{ref}] (reason 0x{self.reason_code:02X})")
 
 
@@ -112,6 +114,10 @@ class UnsupportedProtocol(ProtocolError):
     """A CONNECT naming a protocol level we do not speak (3.1.1 return code 0x01)."""
 
     default_reason = ReasonCode.UNSUPPORTED_PROTOCOL_VERSION
+
+
+class EncodeError(MQTTError, ValueError):
+    """A packet value that cannot be put on the wire at the chosen protocol level."""
 
 
 class ClientError(MQTTError):
