@@ -1,0 +1,92 @@
+"""Real brokers for the client tests: mosquitto started on a free loopback port.
+
+A ``RunningBroker`` knows how to stop and start again on the same port, so
+tests can restart the broker under a connected client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+
+MOSQUITTO = "/usr/sbin/mosquitto"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+@attrs.define
+class Mosquitto:
+    """A mosquitto process with a generated configuration file."""
+
+    directory: Path
+    port: int = attrs.field(factory=free_port)
+    allow_anonymous: bool = True
+    process: subprocess.Popen[bytes] | None = None
+
+    name = "mosquitto"
+    host = "127.0.0.1"
+
+    def start(self) -> None:
+        config = self.directory / f"mosquitto-{self.port}.conf"
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            f"allow_anonymous {'true' if self.allow_anonymous else 'false'}",
+            "persistence false",
+            "log_dest none",
+        ]
+        config.write_text("\n".join(lines) + "\n")
+        self.process = subprocess.Popen(
+            [MOSQUITTO, "-c", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+def mosquitto_available() -> bool:
+    return Path(MOSQUITTO).exists() and shutil.which("mosquitto_pub") is not None
+
+
+@contextlib.contextmanager
+def running_mosquitto(directory: Path, *, allow_anonymous: bool = True) -> Iterator[Mosquitto]:
+    broker = Mosquitto(directory, allow_anonymous=allow_anonymous)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
