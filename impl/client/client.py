@@ -314,6 +314,10 @@ class Client:
             raise BrokerUnreachable(
                 f"cannot connect to {self.hostname}:{self.port}: timed out"
             ) from exc
+        except ConnectionRefusedError as exc:
+            raise BrokerUnreachable(
+                f"cannot connect to {self.hostname}:{self.port}: connection refused"
+            ) from exc
         except OSError as exc:
             reason = exc.strerror or str(exc)
             raise BrokerUnreachable(

@@ -1,0 +1,81 @@
+"""``mqttref pub``: publish one message (or one per stdin line), like mosquitto_pub."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from mqttref.impl.client.command_line import (
+    EXIT_BAD_OPTION,
+    EXIT_CODES_HELP,
+    EXIT_OK,
+    add_connection_options,
+    build_client,
+    fail,
+    run_client_command,
+)
+
+PROG = "mqttref pub"
+
+
+def register(add_parser: Any) -> None:
+    parser = add_parser(
+        "pub",
+        add_help=False,
+        help="publish a message (mosquitto_pub's options)",
+        description="Publish a message to an MQTT broker, with mosquitto_pub's options.",
+        epilog=EXIT_CODES_HELP,
+    )
+    add_connection_options(parser)
+    parser.add_argument("-t", "--topic", required=True, help="topic to publish to")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("-m", "--message", help="the payload, as UTF-8 text")
+    source.add_argument("-f", "--file", type=Path, help="send the contents of a file")
+    source.add_argument(
+        "-l", "--stdin-line", action="store_true", help="one message per line of stdin"
+    )
+    source.add_argument("-n", "--null-message", action="store_true", help="an empty payload")
+    source.add_argument("-s", "--stdin-file", action="store_true", help="all of stdin as one")
+    parser.add_argument("-r", "--retain", action="store_true", help="retain the message")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.file is not None:
+        try:
+            args.payload = args.file.read_bytes()
+        except OSError as exc:
+            return fail(PROG, f"cannot read {args.file}: {exc.strerror}", EXIT_BAD_OPTION)
+    elif args.stdin_file:
+        args.payload = sys.stdin.buffer.read()
+    elif args.null_message:
+        args.payload = b""
+    elif args.message is not None:
+        args.payload = args.message.encode("utf-8")
+    return run_client_command(PROG, lambda: publish(args))
+
+
+async def _stdin_lines() -> AsyncIterator[bytes]:
+    """Lines of stdin without their line ending; blank lines are skipped (as mosquitto_pub)."""
+    while True:
+        line = await asyncio.to_thread(sys.stdin.buffer.readline)
+        if not line:
+            return
+        line = line.rstrip(b"\r\n")
+        if line:
+            yield line
+
+
+async def publish(args: argparse.Namespace) -> int:
+    client = build_client(args, prefix="mqttref-pub")
+    async with client:
+        if args.stdin_line:
+            async for line in _stdin_lines():
+                await client.publish(args.topic, line, args.qos, args.retain)
+        else:
+            await client.publish(args.topic, args.payload, args.qos, args.retain)
+    return EXIT_OK

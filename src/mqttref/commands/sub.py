@@ -1,0 +1,112 @@
+"""``mqttref sub``: subscribe and print messages, like mosquitto_sub."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from mqttref.impl.client.command_line import (
+    EXIT_BAD_OPTION,
+    EXIT_CODES_HELP,
+    EXIT_OK,
+    EXIT_SUBSCRIPTION_REFUSED,
+    EXIT_TIMED_OUT,
+    add_connection_options,
+    build_client,
+    fail,
+    non_negative_int,
+    run_client_command,
+)
+from mqttref.impl.client.errors import InvalidArgument
+from mqttref.impl.client.events import Message
+from mqttref.impl.client.output_format import OutputFormat
+from mqttref.impl.packets import SUBACK_FAILURE
+
+PROG = "mqttref sub"
+
+
+def register(add_parser: Any) -> None:
+    parser = add_parser(
+        "sub",
+        add_help=False,
+        help="subscribe and print messages (mosquitto_sub's options)",
+        description="Subscribe to topics on an MQTT broker and print what arrives, "
+        "with mosquitto_sub's options.",
+        epilog=EXIT_CODES_HELP,
+    )
+    add_connection_options(parser)
+    parser.add_argument(
+        "-t", "--topic", action="append", required=True, help="topic filter (repeatable)"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="print 'topic payload'")
+    parser.add_argument(
+        "-C", "--count", type=non_negative_int, default=0, help="exit after COUNT messages"
+    )
+    parser.add_argument(
+        "-W", "--timeout", type=non_negative_int, default=0, help="exit after SECONDS (code 27)"
+    )
+    parser.add_argument(
+        "-c",
+        "--disable-clean-session",
+        action="store_true",
+        help="persistent session: the broker keeps subscriptions and queues messages",
+    )
+    parser.add_argument("-F", "--format", help="output format (%%t topic, %%p payload, ...)")
+    parser.add_argument("-N", action="store_true", dest="no_newline", help="no newline after")
+    parser.add_argument(
+        "-R", action="store_true", dest="no_retained", help="do not print retained messages"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        output = OutputFormat(args.format) if args.format is not None else None
+    except InvalidArgument as exc:
+        return fail(PROG, str(exc), EXIT_BAD_OPTION)
+    if args.disable_clean_session and not args.id:
+        return fail(PROG, "-c needs a client id (-i)", EXIT_BAD_OPTION)
+    return run_client_command(PROG, lambda: subscribe(args, output))
+
+
+def render(args: argparse.Namespace, output: OutputFormat | None, message: Message) -> bytes:
+    if output is not None:
+        line = output.render(message)
+    elif args.verbose:
+        line = message.topic.encode("utf-8") + b" " + message.payload
+    else:
+        line = message.payload
+    return line if args.no_newline else line + b"\n"
+
+
+async def subscribe(args: argparse.Namespace, output: OutputFormat | None) -> int:
+    if args.timeout:
+        try:
+            return await asyncio.wait_for(_subscribe(args, output), args.timeout)
+        except TimeoutError:
+            return fail(PROG, "timed out", EXIT_TIMED_OUT)
+    return await _subscribe(args, output)
+
+
+async def _subscribe(args: argparse.Namespace, output: OutputFormat | None) -> int:
+    client = build_client(args, prefix="mqttref-sub", clean_session=not args.disable_clean_session)
+    stdout = sys.stdout.buffer
+    async with client:
+        codes = await client.subscribe_many([(topic, args.qos) for topic in args.topic])
+        refused = [t for t, code in zip(args.topic, codes, strict=True) if code == SUBACK_FAILURE]
+        if len(refused) == len(codes):
+            return fail(PROG, "the broker refused every subscription", EXIT_SUBSCRIPTION_REFUSED)
+        for topic in refused:
+            print(f"{PROG}: warning: subscription to {topic!r} refused", file=sys.stderr)
+        received = 0
+        async for message in client.messages:
+            if args.no_retained and message.retain:
+                continue
+            stdout.write(render(args, output, message))
+            stdout.flush()
+            received += 1
+            if args.count and received >= args.count:
+                break
+    return EXIT_OK
