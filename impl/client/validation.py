@@ -88,7 +88,7 @@ def check_connect_options(
     if not client_id and not clean_session:
         # A broker must refuse this with return code 0x02 [MQTT-3.1.3-8].
         raise InvalidArgument("a persistent session (clean_session=False) needs a client id")
-    if protocol_level is ProtocolLevel.MQTT_3_1 and not 1 <= len(client_id) <= 23:
+    if protocol_level == ProtocolLevel.MQTT_3_1 and not 1 <= len(client_id) <= 23:
         raise InvalidArgument("MQTT 3.1 client ids are 1 to 23 characters")
     if not 0 <= keep_alive <= MAX_KEEP_ALIVE:
         raise InvalidArgument(f"keep alive must be 0..65535 seconds, not {keep_alive}")
