@@ -1,0 +1,181 @@
+"""The broker's configuration: limits and timers, with sane defaults.
+
+Every limit that protects the broker from one client (see BAD-INPUTS.md) is
+here with a default in the spirit of mosquitto's, and every timer the tests
+need to shorten (keep alive grace, retry, CONNECT timeout) is a field, so
+that no test has to patch the code to make time pass faster.
+
+A TOML file (``mqttref broker -c FILE``) sets the same fields by name, at the
+top level or under a ``[broker]`` table. An unknown key or a value of the
+wrong type or range raises ``ConfigError`` naming the key, which the command
+turns into one line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from mqttref.impl.errors import ConfigError
+
+MAX_REMAINING_LENGTH = 268_435_455
+"""The largest Remaining Length the variable byte integer can carry (2.2.3)."""
+
+MAX_PACKET_ID = 65_535
+
+
+def _positive_int(maximum: int) -> Any:
+    def check(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{attribute.name}: expected an integer, got {value!r}")
+        if not 1 <= value <= maximum:
+            raise ConfigError(f"{attribute.name}: must be between 1 and {maximum}, got {value}")
+
+    return check
+
+
+def _non_negative_number(
+    _instance: object, attribute: attrs.Attribute[float], value: float
+) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{attribute.name}: expected a number of seconds, got {value!r}")
+    if not 0 <= value < 1e9:
+        raise ConfigError(f"{attribute.name}: must be 0 or more seconds, got {value}")
+
+
+def _positive_number(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    _non_negative_number(_instance, attribute, value)
+    if value == 0:
+        raise ConfigError(f"{attribute.name}: must be more than 0, got {value}")
+
+
+def _port(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+        raise ConfigError(f"{attribute.name}: expected a TCP port 0-65535, got {value!r}")
+
+
+def _string(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{attribute.name}: expected a non-empty string, got {value!r}")
+
+
+def _boolean(_instance: object, attribute: attrs.Attribute[bool], value: bool) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{attribute.name}: expected true or false, got {value!r}")
+
+
+def _users(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ConfigError(f"{attribute.name}: expected a table of user name = password strings")
+
+
+def _store(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if value not in STORES:
+        raise ConfigError(f"{attribute.name}: expected one of {sorted(STORES)}, got {value!r}")
+
+
+STORES = frozenset({"memory"})
+"""Store kinds this build knows; the durability work adds ``sqlite``."""
+
+
+@attrs.frozen(kw_only=True)
+class Config:
+    """Everything the broker can be told, with the defaults it runs with."""
+
+    host: str = attrs.field(default="127.0.0.1", validator=_string)
+    """Listen address; loopback only by default, like mosquitto 2.0's local-only mode."""
+    port: int = attrs.field(default=1883, validator=_port)
+    """0 picks a free port (``Broker.port`` tells which)."""
+
+    max_packet_size: int = attrs.field(
+        default=1_048_576, validator=_positive_int(MAX_REMAINING_LENGTH + 5)
+    )
+    """Largest packet accepted, in bytes; a larger one closes the connection before
+    its body is buffered (CVE-2017-7651)."""
+    max_inflight: int = attrs.field(default=20, validator=_positive_int(MAX_PACKET_ID))
+    """Outbound QoS 1/2 messages unacknowledged at once per session (mosquitto: 20)."""
+    max_queued: int = attrs.field(default=1000, validator=_positive_int(10_000_000))
+    """Messages waiting per session beyond the in-flight window, online or offline
+    (mosquitto: 1000). Drop policy: the newest message, the one that would exceed
+    the limit, is dropped, logged and counted in ``Session.dropped``."""
+    max_awaiting_rel: int = attrs.field(default=1000, validator=_positive_int(MAX_PACKET_ID))
+    """Inbound QoS 2 messages awaiting PUBREL per session; one more closes the
+    connection (CVE-2023-28366)."""
+    max_connections: int = attrs.field(default=10_000, validator=_positive_int(10_000_000))
+    """Open network connections; one more is answered CONNACK 0x03 and closed."""
+    max_keep_alive: int = attrs.field(default=65_535, validator=_positive_int(65_535))
+    """A CONNECT asking for a longer keep alive is refused with 0x02, as mosquitto
+    does for 3.1.1 clients, which cannot be told another value (CVE-2020-13849)."""
+    max_topic_levels: int = attrs.field(default=200, validator=_positive_int(65_535))
+    """Levels in a topic name or filter (mosquitto: 200; CVE-2019-11779)."""
+    write_buffer_limit: int = attrs.field(default=1_048_576, validator=_positive_int(1 << 40))
+    """Bytes waiting to be written to one client beyond which QoS 0 messages to it
+    are dropped (counted) and QoS 1/2 messages stay queued in its session: a slow
+    reader never blocks another client nor grows memory without bound."""
+
+    connect_timeout: float = attrs.field(default=10.0, validator=_positive_number)
+    """Seconds a new connection may take to send CONNECT before it is closed."""
+    keep_alive_factor: float = attrs.field(default=1.5, validator=_positive_number)
+    """The connection is closed after this many keep-alive periods of silence
+    [MQTT-3.1.2-24]; tests shorten time by lowering it."""
+    retry_interval: float = attrs.field(default=20.0, validator=_non_negative_number)
+    """First resend of an unacknowledged QoS 1/2 message while connected, doubling
+    on each try; 0 turns resending off (messages still resend on reconnect)."""
+    retry_max_interval: float = attrs.field(default=300.0, validator=_positive_number)
+    """The doubling resend interval never exceeds this."""
+
+    allow_anonymous: bool = attrs.field(default=True, validator=_boolean)
+    """False: a CONNECT without a user name is refused with 0x05."""
+    users: Mapping[str, str] = attrs.field(factory=dict, validator=_users)
+    """User name -> password; when not empty, other names or wrong passwords get 0x04.
+    A testing aid: passwords stand in the file as written."""
+
+    store: str = attrs.field(default="memory", validator=_store)
+    """Where sessions, subscriptions, queues and retained messages are kept."""
+
+    @property
+    def timer_tick(self) -> float:
+        """How often the broker looks for expired timers: fine enough for short test timers."""
+        candidates = [1.0, self.connect_timeout / 4]
+        if self.retry_interval > 0:
+            candidates.append(self.retry_interval / 4)
+        return max(0.01, min(candidates))
+
+
+CONFIG_KEYS = frozenset(field.name for field in attrs.fields(Config))
+
+
+def config_from_mapping(values: Mapping[str, Any], *, base: Config | None = None) -> Config:
+    """Build a Config from ``key = value`` pairs, naming the key of any problem."""
+    table = values.get("broker", values)
+    if "broker" in values and len(values) > 1:
+        other = sorted(set(values) - {"broker"})[0]
+        raise ConfigError(f"{other}: unknown key (keys go at the top level or under [broker])")
+    if not isinstance(table, Mapping):
+        raise ConfigError("broker: expected a table")
+    for key in table:
+        if key not in CONFIG_KEYS:
+            raise ConfigError(f"{key}: unknown key (known: {', '.join(sorted(CONFIG_KEYS))})")
+    changes = dict(table)
+    for key in ("connect_timeout", "keep_alive_factor", "retry_interval", "retry_max_interval"):
+        if isinstance(changes.get(key), int) and not isinstance(changes.get(key), bool):
+            changes[key] = float(changes[key])
+    return attrs.evolve(base or Config(), **changes)
+
+
+def load_config(path: Path, *, base: Config | None = None) -> Config:
+    """Read a TOML file; an unreadable file or bad TOML is a ConfigError too."""
+    try:
+        with path.open("rb") as file:
+            values = tomllib.load(file)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return config_from_mapping(values, base=base)

@@ -1,0 +1,379 @@
+"""The connection: one asyncio task per socket, bytes in and bytes out.
+
+Theory of operation. The task reads whatever the socket has (up to 64 KiB),
+feeds it to the sans-IO decoder, and hands every whole packet of that read to
+``handle_packet``, which looks up (state, packet type) in ``HANDLERS``: a
+packet with no entry there is a protocol error that closes the connection
+(CONNECT first [MQTT-3.1.0-1], never twice [MQTT-3.1.0-2]). Handlers pass the
+packet on to the session or the registry; they never wait.
+
+Everything sent during one event-loop iteration is collected and written as
+one ``transport.write`` (after a store commit, so nothing is acknowledged
+before it is stored). A client that reads slowly shows up as a write buffer
+above ``write_buffer_limit``: the connection is then ``congested``, its
+session holds QoS 1/2 messages in its queue and drops QoS 0 ones, and a
+single drain waiter resumes it; no writer ever waits for it.
+
+Timers (CONNECT timeout, keep alive) are one ``call_later`` handle per
+connection, re-armed only when it fires, not on every packet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Final
+
+from mqttref.impl.admission import connect_return_code, generate_client_id
+from mqttref.impl.codec import Decoder, Role, encode
+from mqttref.impl.errors import ProtocolError, ReasonCode, UnsupportedProtocol
+from mqttref.impl.message import Message
+from mqttref.impl.packets import (
+    ConnAck,
+    Connect,
+    ConnectReturnCode,
+    Packet,
+    PacketType,
+    PingResp,
+    ProtocolLevel,
+    PubAck,
+    PubComp,
+    Publish,
+    PubRec,
+    PubRel,
+    Subscribe,
+    Unsubscribe,
+    Will,
+)
+
+if TYPE_CHECKING:
+    from mqttref.impl.broker import Broker
+    from mqttref.impl.session import Session
+
+log = logging.getLogger("mqttref.broker")
+
+READ_SIZE: Final = 65_536
+
+
+class ConnectionState(Enum):
+    AWAITING_CONNECT = "awaiting CONNECT"
+    CONNECTED = "connected"
+    CLOSED = "closed"
+
+
+_C = ConnectionState
+HANDLERS: Final[dict[tuple[ConnectionState, PacketType], str]] = {
+    (_C.AWAITING_CONNECT, PacketType.CONNECT): "on_connect",
+    (_C.CONNECTED, PacketType.PUBLISH): "on_publish",
+    (_C.CONNECTED, PacketType.PUBACK): "on_puback",
+    (_C.CONNECTED, PacketType.PUBREC): "on_pubrec",
+    (_C.CONNECTED, PacketType.PUBREL): "on_pubrel",
+    (_C.CONNECTED, PacketType.PUBCOMP): "on_pubcomp",
+    (_C.CONNECTED, PacketType.SUBSCRIBE): "on_subscribe",
+    (_C.CONNECTED, PacketType.UNSUBSCRIBE): "on_unsubscribe",
+    (_C.CONNECTED, PacketType.PINGREQ): "on_pingreq",
+    (_C.CONNECTED, PacketType.DISCONNECT): "on_disconnect",
+}
+"""(state, packet type) -> handler method. A missing pair closes the connection."""
+
+
+def _unexpected(state: ConnectionState, packet_type: PacketType) -> ProtocolError:
+    if state is ConnectionState.AWAITING_CONNECT:
+        return ProtocolError(
+            f"{packet_type.name} before CONNECT", ref="MQTT-3.1.0-1"
+        )
+    if packet_type is PacketType.CONNECT:
+        return ProtocolError("a second CONNECT", ref="MQTT-3.1.0-2")
+    return ProtocolError(f"{packet_type.name} is not a packet of this protocol level",
+                         ref="MQTT-4.8.0-1")
+
+
+class Connection:
+    """One client's network connection, from accept to close."""
+
+    def __init__(
+        self, broker: Broker, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.broker = broker
+        self.config = broker.config
+        self.reader = reader
+        self.writer = writer
+        self.transport = writer.transport
+        self.loop = asyncio.get_running_loop()
+        peer: Any = writer.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.state = ConnectionState.AWAITING_CONNECT
+        self.decoder = Decoder(role=Role.SERVER, max_packet_size=self.config.max_packet_size)
+        self.protocol_level = ProtocolLevel.MQTT_3_1_1
+        self.client_id: str | None = None
+        self.session: Session | None = None
+        self.will: Will | None = None
+        self.keep_alive_limit = 0.0
+        self.close_reason: str | None = None
+        self.accepted_at = self.last_activity = self.loop.time()
+        self._verbose = log.isEnabledFor(logging.DEBUG)
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
+        self._congested = False
+        self._drain_task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        limit = self.config.write_buffer_limit
+        self.transport.set_write_buffer_limits(high=limit, low=limit // 4)
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.peer} {self.client_id!r} {self.state.value}>"
+
+    @property
+    def who(self) -> str:
+        """How log lines name this connection."""
+        if self.client_id is None:
+            return self.peer
+        return f"client {self.client_id!r} ({self.peer})"
+
+    # The task ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Read until the connection closes (the task the supervisor watches)."""
+        self._arm_timer(self.config.connect_timeout)
+        reader = self.reader
+        loop = self.loop
+        try:
+            while self.state is not ConnectionState.CLOSED:
+                try:
+                    data = await reader.read(READ_SIZE)
+                except OSError:
+                    data = b""
+                if not data:
+                    self.close("the network connection was lost", publish_will=True)
+                    break
+                now = self.last_activity = loop.time()
+                self.receive(data, now)
+        finally:
+            self._cancel_timer()
+            if self._drain_task is not None:
+                self._drain_task.cancel()
+
+    def receive(self, data: bytes, now: float) -> None:
+        """Decode one read and handle its packets in order; a bad one closes."""
+        try:
+            packets = self.decoder.feed(data)
+        except ProtocolError as exc:
+            self._handle_batch(list(getattr(exc, "packets", [])), now)
+            if self.state is not ConnectionState.CLOSED:
+                self.protocol_violation(exc)
+            return
+        self._handle_batch(packets, now)
+
+    def _handle_batch(self, packets: list[Any], now: float) -> None:
+        for packet in packets:
+            if self.state is ConnectionState.CLOSED:
+                return
+            try:
+                self.handle_packet(packet, now)
+            except ProtocolError as exc:
+                self.protocol_violation(exc)
+                return
+
+    def handle_packet(self, packet: Packet, now: float) -> None:
+        """Dispatch one packet by (state, type); a missing pair is a protocol error."""
+        name = HANDLERS.get((self.state, packet.packet_type))
+        if self._verbose:
+            log.debug("%s -> %s", self.who, packet.packet_type.name)
+        if name is None:
+            raise _unexpected(self.state, packet.packet_type)
+        getattr(self, name)(packet, now)
+
+    def protocol_violation(self, exc: ProtocolError) -> None:
+        """Close for a broken rule: one log line, will published [MQTT-4.8.0-1]."""
+        if isinstance(exc, UnsupportedProtocol) and self.state is ConnectionState.AWAITING_CONNECT:
+            # An unknown protocol level is answered with 0x01, then closed [MQTT-3.1.2-2].
+            self.send(ConnAck(False, ConnectReturnCode.UNACCEPTABLE_PROTOCOL_VERSION))
+        log.warning("closing %s: protocol violation: %s", self.who, exc)
+        self.close(f"protocol violation: {exc.detail}", publish_will=True)
+
+    # Handlers -------------------------------------------------------------------------
+
+    def on_connect(self, packet: Connect, now: float) -> None:
+        """Accept or refuse a CONNECT; on accept, attach the session after CONNACK."""
+        code = connect_return_code(
+            packet, self.config, open_connections=len(self.broker.connections)
+        )
+        if code is not ConnectReturnCode.ACCEPTED:
+            log.info("refusing CONNECT from %s (client id %r): %s",
+                     self.peer, packet.client_id, code.name)
+            # A refused CONNECT has session present 0 [MQTT-3.2.2-4] and closes [MQTT-3.2.2-5].
+            self.send(ConnAck(False, code))
+            self.close(f"CONNECT refused with {code.name}", publish_will=False)
+            return
+        self.protocol_level = packet.protocol_level
+        self.client_id = packet.client_id or generate_client_id()
+        self.will = packet.will
+        self.state = ConnectionState.CONNECTED
+        self.keep_alive_limit = packet.keep_alive * self.config.keep_alive_factor
+        session, present = self.broker.open_session(self, packet, now)
+        self.session = session
+        if self.protocol_level is ProtocolLevel.MQTT_3_1:
+            present = False  # 3.1 has no session present flag
+        self.send(ConnAck(present, ConnectReturnCode.ACCEPTED))  # first packet [MQTT-3.2.0-1]
+        log.info("%s connected (clean session %d, keep alive %d, session present %d)",
+                 self.who, packet.clean_session, packet.keep_alive, present)
+        self._cancel_timer()
+        if self.keep_alive_limit > 0:
+            self._arm_timer(self.keep_alive_limit)
+        session.attach(self, now)
+
+    def on_publish(self, packet: Publish, now: float) -> None:
+        if packet.topic.count("/") >= self.config.max_topic_levels:
+            raise ProtocolError(
+                f"topic name with more than {self.config.max_topic_levels} levels",
+                ref="§4.7", reason_code=ReasonCode.TOPIC_NAME_INVALID,
+            )
+        assert self.session is not None
+        message = self.session.on_publish(packet, now)
+        if message is not None:
+            self.broker.registry.publish(message, now)
+
+    def on_puback(self, packet: PubAck, now: float) -> None:
+        assert self.session is not None
+        self.session.on_puback(packet.packet_id, now)
+
+    def on_pubrec(self, packet: PubRec, now: float) -> None:
+        assert self.session is not None
+        self.session.on_pubrec(packet.packet_id, now)
+
+    def on_pubrel(self, packet: PubRel, now: float) -> None:
+        assert self.session is not None
+        self.session.on_pubrel(packet.packet_id, now)
+
+    def on_pubcomp(self, packet: PubComp, now: float) -> None:
+        assert self.session is not None
+        self.session.on_pubcomp(packet.packet_id, now)
+
+    def on_subscribe(self, packet: Subscribe, now: float) -> None:
+        assert self.session is not None
+        self.broker.registry.on_subscribe(self.session, packet, now)
+
+    def on_unsubscribe(self, packet: Unsubscribe, now: float) -> None:
+        assert self.session is not None
+        self.broker.registry.on_unsubscribe(self.session, packet, now)
+
+    def on_pingreq(self, packet: Packet, now: float) -> None:
+        self.send(PingResp())  # [MQTT-3.12.4-1]
+
+    def on_disconnect(self, packet: Packet, now: float) -> None:
+        """A clean close: the will is discarded [MQTT-3.14.4-3]."""
+        self.close("the client disconnected", publish_will=False)
+
+    # Closing --------------------------------------------------------------------------
+
+    def close(self, reason: str, *, publish_will: bool) -> None:
+        """Close once: publish the will if asked, release the session, flush, close."""
+        if self.state is ConnectionState.CLOSED:
+            return
+        self.state = ConnectionState.CLOSED
+        self.close_reason = reason
+        self._cancel_timer()
+        now = self.loop.time()
+        log.info("closed %s: %s", self.who, reason)
+        if publish_will and self.will is not None:
+            self.publish_will(now)
+        self.will = None
+        if self.session is not None:
+            self.broker.connection_closed(self, self.session, now)
+        self._flush()
+        self.transport.close()
+
+    def publish_will(self, now: float) -> None:
+        """Publish the will message, with its QoS and retain flag (3.1.2.5)."""
+        will = self.will
+        assert will is not None
+        log.info("publishing the will of %s on %r", self.who, will.topic)
+        self.broker.registry.publish(Message(will.topic, will.payload, will.qos, will.retain), now)
+
+    # Writing --------------------------------------------------------------------------
+
+    @property
+    def congested(self) -> bool:
+        return self._congested
+
+    def send(self, packet: Packet) -> None:
+        self.send_frame(encode(packet, self.protocol_level))
+
+    def send_frame(self, frame: bytes) -> None:
+        if self.transport.is_closing():
+            return
+        self._out.append(frame)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Write everything of this loop iteration at once, after the store commits."""
+        self._flush_scheduled = False
+        out = self._out
+        if not out:
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        if self.transport.is_closing():
+            return
+        self.broker.store.commit()
+        self.transport.write(data)
+        if (
+            self.transport.get_write_buffer_size() > self.config.write_buffer_limit
+            and self._drain_task is None
+            and self.state is ConnectionState.CONNECTED
+        ):
+            self._congested = True
+            self._drain_task = self.loop.create_task(self._wait_drained())
+
+    async def _wait_drained(self) -> None:
+        """Resume a congested connection once its reader caught up."""
+        try:
+            await self.writer.drain()
+        except (OSError, RuntimeError):
+            return
+        finally:
+            self._drain_task = None
+        self._congested = False
+        if self.session is not None and self.state is ConnectionState.CONNECTED:
+            self.session.pump(self.loop.time())
+
+    # Timers ---------------------------------------------------------------------------
+
+    def _arm_timer(self, delay: float) -> None:
+        self._timer = self.loop.call_later(delay, self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        now = self.loop.time()
+        if self.state is ConnectionState.AWAITING_CONNECT:
+            remaining = self.accepted_at + self.config.connect_timeout - now
+            if remaining <= 0:
+                self.keep_alive_expired(now, connect=True)
+                return
+        elif self.state is ConnectionState.CONNECTED:
+            remaining = self.last_activity + self.keep_alive_limit - now
+            if remaining <= 0:
+                self.keep_alive_expired(now, connect=False)
+                return
+        else:
+            return
+        self._arm_timer(remaining)
+
+    def keep_alive_expired(self, now: float, *, connect: bool) -> None:
+        """Silence for too long: close, with the will after CONNECT [MQTT-3.1.2-24]."""
+        if connect:
+            log.warning("closing %s: no CONNECT within %.3g s", self.who,
+                        self.config.connect_timeout)
+            self.close("CONNECT timeout", publish_will=False)
+        else:
+            log.warning("closing %s: keep alive expired (%.3g s without a packet)",
+                        self.who, self.keep_alive_limit)
+            self.close("keep alive expired", publish_will=True)

@@ -1,0 +1,193 @@
+"""The registry: topic servers, subscriptions, and the store behind them.
+
+Theory of operation. Subscriptions live in three places that the registry
+keeps in step: the session's own ``subscriptions`` (what the client asked
+for), the ``FilterTree`` index (who is subscribed to a topic name, for
+building topic servers), and the store (so that a crashed topic server, and
+with a disk store a restarted broker, can be rebuilt). Topic servers exist
+for every known topic name: one is made on the first publish to a name and
+on loading a retained message. Subscribing walks the ``TopicTree`` of known
+names with the new filter and subscribes the session at each matching topic
+server, which is also where its retained messages come from.
+
+Every publish goes through the topic supervisor, which contains a crashing
+topic server and asks ``restart_topic`` for a new one built from the store.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+
+from mqttref.impl.config import Config
+from mqttref.impl.matching import FilterTree, TopicTree, topic_matches
+from mqttref.impl.message import Message
+from mqttref.impl.packets import SUBACK_FAILURE, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe
+from mqttref.impl.session import Session
+from mqttref.impl.store.base import Store
+from mqttref.impl.supervisor import TopicSupervisor
+from mqttref.impl.topic import TopicServer
+
+log = logging.getLogger("mqttref.broker")
+
+MAX_IDLE_TOPIC_SERVERS = 100_000
+"""Topic servers with no subscriber and no retained message are a cache; beyond
+this many topic names the idle ones are dropped (rebuilding one costs a match)."""
+
+
+class Registry:
+    """Finds topic servers for names and filters; keeps subscriptions and retained messages."""
+
+    def __init__(
+        self, config: Config, store: Store, sessions: Callable[[str], Session | None]
+    ) -> None:
+        self.config = config
+        self.store = store
+        self._session = sessions
+        self.filters = FilterTree()
+        self.topics: TopicTree[TopicServer] = TopicTree()
+        self.supervisor = TopicSupervisor(self.restart_topic)
+
+    def load(self) -> None:
+        """Make topic servers for the retained messages the store holds."""
+        for message in self.store.retained():
+            self.topic_server(message.topic).retained = message
+
+    def add_stored_subscriptions(self, session: Session) -> None:
+        """Index a restored persistent session's subscriptions (broker start)."""
+        for topic_filter, qos in session.subscriptions.items():
+            self.filters.add(topic_filter, session.client_id, qos)
+            for server in self.topics.match(topic_filter):
+                server.subscribe(session, self.granted_on(session, server.name))
+
+    # Topic servers ----------------------------------------------------------------
+
+    def topic_server(self, topic_name: str) -> TopicServer:
+        """The topic server of a name, made on first use with its subscribers."""
+        server = self.topics.get(topic_name)
+        if server is None:
+            if len(self.topics) >= MAX_IDLE_TOPIC_SERVERS:
+                self._drop_idle_topic_servers()
+            server = TopicServer(topic_name, self.store)
+            for client_id, qos in self.filters.match(topic_name).items():
+                session = self._session(client_id)
+                if session is not None:
+                    server.subscribe(session, qos)
+            self.topics.set(topic_name, server)
+        return server
+
+    def restart_topic(self, topic_name: str) -> TopicServer:
+        """Replace a topic server with one rebuilt from the store alone.
+
+        The subscribers come from the stored subscriptions, the retained message
+        from the stored retained messages; nothing of the old server is trusted.
+        """
+        self.topics.remove(topic_name)
+        server = TopicServer(topic_name, self.store)
+        best: dict[str, QoS] = {}
+        for client_id, topic_filter, qos in self.store.subscriptions():
+            if topic_matches(topic_filter, topic_name) and qos >= best.get(client_id, -1):
+                best[client_id] = qos
+        for client_id, qos in best.items():
+            session = self._session(client_id)
+            if session is not None:
+                server.subscribe(session, qos)
+        server.retained = self.store.get_retained(topic_name)
+        self.topics.set(topic_name, server)
+        return server
+
+    def _drop_idle_topic_servers(self) -> None:
+        for name in [server.name for server in self.topics.values() if server.idle]:
+            self.topics.remove(name)
+
+    # Publishing -----------------------------------------------------------------------
+
+    def publish(self, message: Message, now: float) -> None:
+        """Route one message to its topic server, under the topic supervisor."""
+        self.supervisor.publish(self.topic_server(message.topic), message, now)
+
+    # Subscriptions --------------------------------------------------------------------
+
+    def subscribe(self, session: Session, topic_filter: str, qos: QoS) -> int:
+        """Add or replace one subscription; return the granted QoS or 0x80.
+
+        A filter deeper than ``max_topic_levels`` is refused with 0x80
+        [MQTT-3.9.3-2] rather than closing: the client did nothing illegal.
+        Replacing keeps the session in place at every topic server, now at the
+        new QoS [MQTT-3.8.4-3].
+        """
+        if topic_filter.count("/") >= self.config.max_topic_levels:
+            log.info("client %s: refused filter with more than %d levels",
+                     session.client_id, self.config.max_topic_levels)
+            return SUBACK_FAILURE
+        granted = qos
+        session.subscriptions[topic_filter] = granted
+        self.filters.add(topic_filter, session.client_id, granted)
+        self.store.set_subscription(session.client_id, topic_filter, granted)
+        for server in self.topics.match(topic_filter):
+            server.subscribe(session, self.granted_on(session, server.name))
+        return granted
+
+    def on_subscribe(self, session: Session, packet: Subscribe, now: float) -> None:
+        """Answer a SUBSCRIBE: SUBACK with one return code per filter, in order
+        [MQTT-3.8.4-1, MQTT-3.9.3-1], then the matching retained messages."""
+        codes = tuple(
+            self.subscribe(session, sub.topic_filter, sub.qos) for sub in packet.subscriptions
+        )
+        session.send(SubAck(packet.packet_id, codes))
+        for sub, code in zip(packet.subscriptions, codes, strict=True):
+            if code != SUBACK_FAILURE:
+                self.send_retained(session, sub.topic_filter, QoS(code), now)
+
+    def on_unsubscribe(self, session: Session, packet: Unsubscribe, now: float) -> None:
+        """Answer an UNSUBSCRIBE with UNSUBACK, even for filters never subscribed
+        [MQTT-3.10.4-4, MQTT-3.10.4-5]."""
+        for topic_filter in packet.topic_filters:
+            self.unsubscribe(session, topic_filter)
+        session.send(UnsubAck(packet.packet_id))
+
+    def send_retained(self, session: Session, topic_filter: str, granted: QoS, now: float) -> None:
+        """Send the retained messages matching a new subscription [MQTT-3.3.1-6]."""
+        for server in list(self.topics.match(topic_filter)):
+            self.supervisor.send_retained(server, session, granted, now)
+
+    def unsubscribe(self, session: Session, topic_filter: str) -> bool:
+        """Remove one subscription; the session stays at topic servers that another
+        of its filters still matches, at that filter's QoS. False if it had none."""
+        if session.subscriptions.pop(topic_filter, None) is None:
+            return False
+        self.filters.remove(topic_filter, session.client_id)
+        self.store.delete_subscription(session.client_id, topic_filter)
+        for server in list(self.topics.match(topic_filter)):
+            self._resubscribe(session, server)
+        return True
+
+    def remove_session(self, session: Session) -> None:
+        """Drop every subscription of a session that ends [MQTT-3.1.2-6]."""
+        for topic_filter in list(session.subscriptions):
+            self.unsubscribe(session, topic_filter)
+
+    def granted_on(self, session: Session, topic_name: str) -> QoS:
+        """The highest QoS among the session's filters that match a topic name."""
+        best = QoS.AT_MOST_ONCE
+        for topic_filter, qos in session.subscriptions.items():
+            if qos > best and topic_matches(topic_filter, topic_name):
+                best = qos
+        return best
+
+    def _resubscribe(self, session: Session, server: TopicServer) -> None:
+        matching = [
+            qos
+            for topic_filter, qos in session.subscriptions.items()
+            if topic_matches(topic_filter, server.name)
+        ]
+        if matching:
+            server.subscribe(session, max(matching))
+        else:
+            server.unsubscribe(session.client_id)
+            if server.idle:
+                self.topics.remove(server.name)
+
+    def subscriptions(self) -> Iterable[tuple[str, str, QoS]]:
+        """Every subscription, as the store holds it."""
+        return self.store.subscriptions()

@@ -1,0 +1,130 @@
+"""The storage interface: what the broker persists, as plain calls.
+
+The broker's live state is plain Python data in sessions, topic servers and
+the registry; the store is told every change that must survive the thing
+that holds it (a topic server that crashes, a connection that ends, and with
+the SQLite store a broker that is killed). Rules the implementations follow:
+
+- Subscriptions of every session are stored while the session exists (a
+  crashed topic server is rebuilt from them); a clean session's are deleted
+  when it ends, so a clean session leaves nothing behind.
+- Sessions, queues and in-flight state are stored for persistent sessions
+  (clean session = 0) only.
+- Calls only record; ``commit()`` makes everything recorded so far durable.
+  The broker calls it before acknowledgements (PUBACK, PUBREC, SUBACK...)
+  leave for the network, once per batch of packets, so a disk store can
+  group-commit one transaction per batch.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable
+
+import attrs
+
+from mqttref.impl.message import Message, OutboundMessage, OutboundState
+from mqttref.impl.packets import QoS
+
+
+@attrs.frozen
+class StoredInflight:
+    """One outbound QoS 1/2 message not yet fully acknowledged."""
+
+    packet_id: int
+    state: OutboundState
+    message: OutboundMessage
+
+
+@attrs.frozen
+class SessionRecord:
+    """Everything stored about one persistent session, as a reconnect needs it."""
+
+    client_id: str
+    subscriptions: dict[str, QoS] = attrs.field(factory=dict)
+    queue: list[tuple[int, OutboundMessage]] = attrs.field(factory=list)
+    """Waiting messages in delivery order, each with its sequence number."""
+    inflight: list[StoredInflight] = attrs.field(factory=list)
+    """In the order they were first sent."""
+    awaiting_rel: frozenset[int] = frozenset()
+    """Inbound QoS 2 packet ids delivered and awaiting PUBREL."""
+
+
+class Store(abc.ABC):
+    """Sessions, subscriptions, offline queues, in-flight state and retained messages."""
+
+    def open(self) -> None:  # noqa: B027 - optional hook, most stores need nothing
+        """Acquire the storage; called once before the broker listens."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Flush and release; called once when the broker stops."""
+
+    @abc.abstractmethod
+    def commit(self) -> None:
+        """Make every change recorded so far durable (a no-op in memory)."""
+
+    # Persistent sessions ------------------------------------------------------
+
+    @abc.abstractmethod
+    def session_ids(self) -> list[str]:
+        """Client ids of the stored persistent sessions."""
+
+    @abc.abstractmethod
+    def create_session(self, client_id: str) -> None:
+        """Record a new persistent session (with nothing in it)."""
+
+    @abc.abstractmethod
+    def load_session(self, client_id: str) -> SessionRecord | None:
+        """A stored persistent session, or None."""
+
+    @abc.abstractmethod
+    def delete_session(self, client_id: str) -> None:
+        """Forget a session with its subscriptions, queue and in-flight state."""
+
+    # Subscriptions (every session while it exists) ----------------------------
+
+    @abc.abstractmethod
+    def set_subscription(self, client_id: str, topic_filter: str, qos: QoS) -> None: ...
+
+    @abc.abstractmethod
+    def delete_subscription(self, client_id: str, topic_filter: str) -> None: ...
+
+    @abc.abstractmethod
+    def subscriptions(self) -> Iterable[tuple[str, str, QoS]]:
+        """Every stored subscription as ``(client_id, topic_filter, granted_qos)``."""
+
+    # Queues and in-flight state (persistent sessions) --------------------------
+
+    @abc.abstractmethod
+    def queue_append(self, client_id: str, seq: int, message: OutboundMessage) -> None: ...
+
+    @abc.abstractmethod
+    def queue_remove(self, client_id: str, seq: int) -> None: ...
+
+    @abc.abstractmethod
+    def inflight_set(
+        self, client_id: str, packet_id: int, state: OutboundState, message: OutboundMessage
+    ) -> None:
+        """Record or update one outbound message's acknowledgement state."""
+
+    @abc.abstractmethod
+    def inflight_remove(self, client_id: str, packet_id: int) -> None: ...
+
+    @abc.abstractmethod
+    def awaiting_rel_add(self, client_id: str, packet_id: int) -> None: ...
+
+    @abc.abstractmethod
+    def awaiting_rel_remove(self, client_id: str, packet_id: int) -> None: ...
+
+    # Retained messages -------------------------------------------------------------
+
+    @abc.abstractmethod
+    def set_retained(self, topic: str, message: Message | None) -> None:
+        """Store, replace or (None) clear the retained message of a topic."""
+
+    @abc.abstractmethod
+    def get_retained(self, topic: str) -> Message | None: ...
+
+    @abc.abstractmethod
+    def retained(self) -> Iterable[Message]:
+        """Every retained message (loaded when the broker starts)."""

@@ -1,0 +1,111 @@
+"""Supervisors: a crash in one part is logged, contained and repaired.
+
+The seed runs connections and topics as supervised processes; here they are
+objects, and the supervisors are the one place that catches what nobody
+expected. A ``ProtocolError`` is not a crash (the connection handles it by
+closing); anything else escaping a connection or a topic server is a bug,
+which is logged with its context and traceback and kept away from every
+other client:
+
+- ``ConnectionSupervisor`` runs each connection's task. A crash closes that
+  connection (its will is published, its persistent session kept) and
+  nothing else.
+- ``TopicSupervisor`` runs every publish. A crash throws the topic server
+  away and has the registry build a new one from the store, with the same
+  subscribers and retained message; the message being published when it
+  crashed is lost (and logged), as with a crashed process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from mqttref.impl.message import Message
+from mqttref.impl.packets import QoS
+
+if TYPE_CHECKING:
+    from mqttref.impl.connection import Connection
+    from mqttref.impl.session import Session
+    from mqttref.impl.topic import TopicServer
+
+log = logging.getLogger("mqttref.broker")
+
+
+class TopicSupervisor:
+    """Contains topic server crashes and restarts the server from the registry."""
+
+    def __init__(self, restart: Callable[[str], TopicServer]) -> None:
+        self._restart = restart
+        self.restarts = 0
+
+    def publish(self, server: TopicServer, message: Message, now: float) -> None:
+        try:
+            server.publish(message, now)
+        except Exception:
+            self._crashed(server, f"publishing {len(message.payload)} bytes at QoS {message.qos}")
+
+    def send_retained(
+        self, server: TopicServer, session: Session, granted: QoS, now: float
+    ) -> None:
+        try:
+            server.send_retained(session, granted, now)
+        except Exception:
+            self._crashed(server, f"sending its retained message to {session.client_id!r}")
+
+    def _crashed(self, server: TopicServer, doing: str) -> None:
+        self.restarts += 1
+        log.exception(
+            "topic server %r crashed %s; the message is lost, the server is rebuilt "
+            "from the registry (restart %d)",
+            server.name, doing, self.restarts,
+        )
+        self._restart(server.name)
+
+
+class ConnectionSupervisor:
+    """Runs one task per connection; a crash closes that connection only."""
+
+    def __init__(self) -> None:
+        self.connections: set[Connection] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.crashes = 0
+
+    def __len__(self) -> int:
+        return len(self.connections)
+
+    async def supervise(self, connection: Connection) -> None:
+        """Run one connection in the current task (asyncio's task for its socket)."""
+        task = asyncio.current_task()
+        assert task is not None
+        self.connections.add(connection)
+        self.tasks.add(task)
+        try:
+            await connection.run()
+        except asyncio.CancelledError:
+            connection.close("the broker is stopping", publish_will=False)
+            raise
+        except Exception:
+            self.crashes += 1
+            log.exception(
+                "connection %s crashed (client %r, %s); closed it, other clients unaffected",
+                connection.peer, connection.client_id, connection.state.value,
+            )
+            connection.close("internal error", publish_will=True)
+        finally:
+            self.connections.discard(connection)
+            self.tasks.discard(task)
+
+    async def stop_all(self) -> None:
+        """Close every connection (no wills: the broker, not the clients, is leaving)."""
+        for connection in list(self.connections):
+            connection.close("the broker is stopping", publish_will=False)
+        tasks = list(self.tasks)
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=2.0)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)

@@ -1,0 +1,94 @@
+"""``mqttref broker``: run the MQTT 3.1/3.1.1 broker until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from mqttref.impl.broker import Broker
+from mqttref.impl.config import Config, load_config
+from mqttref.impl.errors import ConfigError
+
+EXIT_BAD_CONFIG = 2
+EXIT_CANNOT_LISTEN = 1
+
+
+def register(add_parser: Any) -> None:
+    parser = add_parser(
+        "broker",
+        help="run the MQTT broker",
+        description=(
+            "Run the MQTT 3.1/3.1.1 broker (127.0.0.1:1883 unless told otherwise). "
+            "Limits and timers come from a TOML config file; SIGINT or SIGTERM stop it."
+        ),
+    )
+    parser.add_argument("-p", "--port", type=int, default=None,
+                        help="TCP port to listen on (default 1883; 0 picks a free one)")
+    parser.add_argument("--host", default=None,
+                        help="address to listen on (default 127.0.0.1, local only)")
+    parser.add_argument("-c", "--config", type=Path, default=None,
+                        help="TOML file with limits and options (see mqttref.impl.config)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log each connection and each packet type")
+    parser.add_argument("--memory", action="store_true",
+                        help="keep all state in memory (the only store in this version)")
+    parser.set_defaults(run=run)
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    """The file's settings, then the command line's on top; ConfigError names the key."""
+    config = load_config(args.config) if args.config is not None else Config()
+    changes: dict[str, Any] = {}
+    if args.port is not None:
+        changes["port"] = args.port
+    if args.host is not None:
+        changes["host"] = args.host
+    if args.memory:
+        changes["store"] = "memory"
+    return attrs.evolve(config, **changes) if changes else config
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = build_config(args)
+    except ConfigError as exc:
+        print(f"mqttref broker: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+    )
+    try:
+        import uvloop  # noqa: PLC0415 - optional speed-up, the broker runs without it
+    except ImportError:
+        return asyncio.run(serve(config))
+    return uvloop.run(serve(config))  # type: ignore[no-any-return]
+
+
+async def serve(config: Config) -> int:
+    """Run until a signal arrives; then stop cleanly (connections closed, store flushed)."""
+    broker = Broker(config)
+    try:
+        await broker.start()
+    except OSError as exc:
+        print(f"mqttref broker: error: cannot listen on {config.host}:{config.port}: "
+              f"{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_CANNOT_LISTEN
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # not on Windows
+            loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await broker.stop()
+    return 0
