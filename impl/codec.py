@@ -223,6 +223,8 @@ class Decoder:
         except UnicodeDecodeError as exc:
             raise MalformedPacket("topic name is not well-formed UTF-8",
                                   ref="MQTT-1.5.3-1") from exc
+        if "\x00" in topic:  # a Malformed Packet like U+0000 in any string (1.5.4)
+            raise MalformedPacket("topic name contains U+0000", ref="MQTT-1.5.3-2")
         pos += topic_len
         packet_id = None
         if qos:
@@ -240,7 +242,7 @@ class Decoder:
             # 5.0: an empty topic name stands for its topic alias (3.3.2.3.4).
             if topic or props.topic_alias is None:
                 validate_topic_name(topic)
-        elif not topic or "+" in topic or "#" in topic or "\x00" in topic:
+        elif not topic or "+" in topic or "#" in topic:
             validate_topic_name(topic)
         return Publish(topic, buf[pos:end], _QOS[qos], bool(flags & 0x01), dup, packet_id, props)
 
