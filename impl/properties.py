@@ -163,7 +163,8 @@ def read_properties(reader: wire.Reader, kind: Kind) -> Properties:
         if spec is None:
             raise MalformedPacket(f"unknown property identifier 0x{ident:02X}", ref="§2.2.2.2")
         if kind not in spec.allowed_on:
-            raise ProtocolError(
+            # "An Identifier which is not valid for its packet type ... is a Malformed Packet"
+            raise MalformedPacket(
                 f"property {spec.name} is not allowed on {_kind_name(kind)}", ref="§2.2.2.2"
             )
         value = _READERS[spec.type](block)
