@@ -20,8 +20,8 @@ def naive_matches(topic_filter: str, topic_name: str) -> bool:
     f, t = topic_filter.split("/"), topic_name.split("/")
     if f[-1] == "#":
         prefix = f[:-1]
-        return len(t) >= len(prefix) and all(a in ("+", b) for a, b in zip(prefix, t))
-    return len(f) == len(t) and all(a in ("+", b) for a, b in zip(f, t))
+        return len(t) >= len(prefix) and all(a in ("+", b) for a, b in zip(prefix, t, strict=False))
+    return len(f) == len(t) and all(a in ("+", b) for a, b in zip(f, t, strict=False))
 
 
 LEVELS = st.sampled_from(["a", "b", "", "$SYS", "$x", "c"])

@@ -161,8 +161,10 @@ def test_a_crashed_topic_server_is_rebuilt_with_subscribers_and_retained(
     assert "injected topic server crash" in caplog.text
     assert world.registry.supervisor.restarts == 1
     rebuilt = world.registry.topics.get("k/1")
-    assert rebuilt is not None and rebuilt is not crashed[0]
-    assert rebuilt.retained is not None and rebuilt.retained.payload == b"kept"
+    assert rebuilt is not None
+    assert rebuilt is not crashed[0]
+    assert rebuilt.retained is not None
+    assert rebuilt.retained.payload == b"kept"
     assert set(rebuilt.subscribers) == {"a"}
     world.publish("k/1", b"after")
     assert [p.payload for p in world.received("a")] == [b"after"]

@@ -49,7 +49,8 @@ def test_the_inflight_window_queues_the_rest_and_acks_release_them_in_order() ->
     assert payloads(first) == [b"m0", b"m1"]
     assert len(session.queue) == 3
     for packet in first:
-        assert isinstance(packet, Publish) and packet.packet_id is not None
+        assert isinstance(packet, Publish)
+        assert packet.packet_id is not None
         session.on_puback(packet.packet_id, 1.0)
     assert payloads(sink.take()) == [b"m2", b"m3"]
 
@@ -58,7 +59,8 @@ def test_qos2_outbound_walks_pubrec_pubrel_pubcomp() -> None:
     session, sink = make_session()
     session.deliver(message(1, Q2), Q2, 0.0)
     [publish] = sink.take()
-    assert isinstance(publish, Publish) and publish.packet_id is not None
+    assert isinstance(publish, Publish)
+    assert publish.packet_id is not None
     pid = publish.packet_id
     assert session.inflight[pid].state is OutboundState.AWAITING_PUBREC
     session.on_pubrec(pid, 1.0)
@@ -74,7 +76,8 @@ def test_acks_for_unknown_or_wrong_state_packet_ids_change_nothing() -> None:
     session, sink = make_session()
     session.deliver(message(1, Q1), Q1, 0.0)
     [publish] = sink.take()
-    assert isinstance(publish, Publish) and publish.packet_id is not None
+    assert isinstance(publish, Publish)
+    assert publish.packet_id is not None
     session.on_pubcomp(publish.packet_id, 1.0)
     session.on_pubrec(publish.packet_id, 1.0)
     session.on_puback(999, 1.0)
@@ -171,8 +174,10 @@ def test_retry_while_connected_doubles_from_the_first_interval_up_to_the_cap() -
     assert resend_times == [20.0, 60.0, 110.0, 160.0]  # +40, then capped at +50
     session.handle_timer(1000.0)
     [dup] = sink.take()
-    assert isinstance(dup, Publish) and isinstance(publish, Publish)
-    assert dup.dup and dup.packet_id == publish.packet_id
+    assert isinstance(dup, Publish)
+    assert isinstance(publish, Publish)
+    assert dup.dup
+    assert dup.packet_id == publish.packet_id
 
 
 def test_retry_interval_0_turns_resending_off() -> None:
@@ -206,7 +211,7 @@ def test_packet_ids_skip_those_in_flight_and_wrap_after_65535() -> None:
 
 def test_a_persistent_session_comes_back_from_the_store_as_it_was() -> None:
     store = MemoryStore()
-    session, sink = make_session(persistent=True, store=store)
+    session, _sink = make_session(persistent=True, store=store)
     session.subscriptions["t/#"] = Q2
     store.set_subscription("c1", "t/#", Q2)
     session.deliver(message(1, Q1), Q1, 0.0)

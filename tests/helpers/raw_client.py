@@ -12,8 +12,17 @@ import socket
 import time
 
 from mqttref.impl.codec import Decoder, Role, encode
-from mqttref.impl.packets import ConnAck, Connect, Packet, ProtocolLevel, QoS, Subscribe
-from mqttref.impl.packets import SubAck, Subscription, Will
+from mqttref.impl.packets import (
+    ConnAck,
+    Connect,
+    Packet,
+    ProtocolLevel,
+    QoS,
+    SubAck,
+    Subscribe,
+    Subscription,
+    Will,
+)
 
 CLOSED = "closed"
 
