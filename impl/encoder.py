@@ -117,6 +117,8 @@ def _connect(packet: Connect, level: ProtocolLevel) -> bytes:
     will = packet.will
     flags = 0x02 if packet.clean_session else 0
     if will is not None:
+        if will.qos not in (0, 1, 2):
+            raise EncodeError(f"Will QoS {will.qos} [MQTT-3.1.2-14]")
         flags |= 0x04 | (int(will.qos) << 3) | (0x20 if will.retain else 0)
     if packet.username is not None:
         flags |= 0x80
