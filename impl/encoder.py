@@ -189,6 +189,8 @@ def _subscribe(packet: Subscribe, level: ProtocolLevel) -> bytes:
         if level is _V5:
             if not 0 <= sub.retain_handling <= 2:
                 raise EncodeError(f"retain handling {sub.retain_handling}")
+            if sub.no_local and sub.topic_filter.startswith("$share/"):
+                raise EncodeError("no local on a shared subscription [MQTT-3.8.3-4]")
             options |= (sub.no_local << 2) | (sub.retain_as_published << 3)
             options |= sub.retain_handling << 4
         elif sub.no_local or sub.retain_as_published or sub.retain_handling:
