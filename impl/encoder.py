@@ -179,6 +179,8 @@ def _ack(first: int, kind: PacketType) -> Callable[[Any, ProtocolLevel], bytes]:
 def _subscribe(packet: Subscribe, level: ProtocolLevel) -> bytes:
     if not packet.subscriptions:
         raise EncodeError("SUBSCRIBE needs a topic filter [MQTT-3.8.3-3]")
+    if len(packet.properties.subscription_identifiers) > 1:
+        raise EncodeError("SUBSCRIBE carries at most one subscription identifier (3.8.2.1.2)")
     parts = [wire.u16(_check_packet_id(packet.packet_id)),
              _props(packet, PacketType.SUBSCRIBE, level)]
     for sub in packet.subscriptions:
