@@ -177,6 +177,11 @@ class Client:
         return self._core.session_present
 
     @property
+    def queued_messages(self) -> int:
+        """Received messages waiting in ``messages``; never above ``max_queued_messages``."""
+        return self._messages.qsize()
+
+    @property
     def subscriptions(self) -> dict[str, QoS]:
         """Topic filters the broker granted, with their QoS."""
         return self._core.subscriptions
