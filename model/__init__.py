@@ -1,4 +1,54 @@
 """The executable specification: pure, synchronous statecharts of MQTT 3.1.1.
 
-Nothing here imports ``mqttref.impl`` logic: the model judges the implementation.
+Nothing here imports ``mqttref.impl`` logic (only its packet *types*): the
+model judges the implementation. Start with ``BrokerModel``::
+
+    from mqttref.model import BrokerModel, Send, Closed
+    model = BrokerModel()
+    model.apply(Send("a", Connect(ProtocolLevel.MQTT_3_1_1, "a")))
+    model.observe("a", ConnAck(False, 0))
+    assert model.check_quiescent() == []
 """
+
+from mqttref.model.broker import BrokerModel
+from mqttref.model.chart import Chart, Event, State, Transition
+from mqttref.model.errors import ChartError, ModelError, NoTransition, UsageError, Violation
+from mqttref.model.events import (
+    ClientEvent,
+    Closed,
+    Drop,
+    Observation,
+    Open,
+    Send,
+    SendMalformed,
+    TimePasses,
+    describe,
+)
+from mqttref.model.flows import Due, Flow, SideFlows
+from mqttref.model.records import Obligation
+
+__all__ = [
+    "BrokerModel",
+    "Chart",
+    "ChartError",
+    "ClientEvent",
+    "Closed",
+    "Drop",
+    "Due",
+    "Event",
+    "Flow",
+    "ModelError",
+    "NoTransition",
+    "Obligation",
+    "Observation",
+    "Open",
+    "Send",
+    "SendMalformed",
+    "SideFlows",
+    "State",
+    "TimePasses",
+    "Transition",
+    "UsageError",
+    "Violation",
+    "describe",
+]

@@ -1,0 +1,720 @@
+"""The broker model: what an MQTT 3.1.1 server must, may and must not do.
+
+Theory of operation. The harness tells the model what clients do
+(``apply(event)``: open, send a packet, send garbage, drop the connection, let
+time pass) and what the server did (``observe(client, observation)``: a packet
+arrived at a client, or the server closed its connection). The model executes
+the charts of ``connection``, ``session``, ``topic`` and the QoS flows: each
+event or observation fires a chart event, and the row's action updates the
+bookkeeping. An observation the charts have no row for, or that matches no
+owed or allowed packet, raises ``Violation``. ``obligations()`` lists what the
+server owes and has not sent; after quiescence each is a violation
+(``check_quiescent``).
+
+Where the specification leaves a choice, the model keeps a *set* of allowed
+outcomes rather than guessing: CONNACK return codes and SUBACK codes are sets,
+deliveries are *required* or merely *allowed* (QoS 0 to an offline client,
+per-subscription extra copies, a QoS 2 message before its PUBREL, a will on
+takeover), a server close is *due* or merely *allowed* (keep-alive between 1x
+and 1.5x, a QoS 0 PUBLISH with DUP=1, an invalid topic filter), and a retained
+slot may hold alternatives. Re-sends (DUP=1) of unacknowledged messages are
+always allowed, so the timing of retries is free.
+
+Assumption about the harness: it waits for quiescence after each event and
+observes everything that arrived before applying the next event, and it
+sends nothing on a connection before that connection's CONNACK arrived.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from mqttref.impl.packets import (
+    ConnAck,
+    Connect,
+    Disconnect,
+    Packet,
+    PingReq,
+    PingResp,
+    Publish,
+    SubAck,
+    Subscribe,
+    UnsubAck,
+    Unsubscribe,
+)
+from mqttref.model.chart import Transition
+from mqttref.model.connection import CONNECTION, ConnectionEvent, ConnectionState
+from mqttref.model.errors import NoTransition, UsageError, Violation
+from mqttref.model.events import (
+    ClientEvent,
+    Drop,
+    Open,
+    SendMalformed,
+    TimePasses,
+    describe,
+)
+from mqttref.model.observe import ObservationJudge
+from mqttref.model.qos import ReceiverState
+from mqttref.model.records import (
+    Connection,
+    Delivery,
+    Expected,
+    Message,
+    Obligation,
+    RetainedSlot,
+    Session,
+    Subscription,
+)
+from mqttref.model.session import SESSION, SessionEvent, SessionState
+from mqttref.model.topic import TOPIC, TopicEvent, TopicState
+from mqttref.model.topics import matches, topic_filter_problem, topic_name_problem
+
+C, CE = ConnectionState, ConnectionEvent
+SS, SE = SessionState, SessionEvent
+_CLIENT_ID_ALWAYS_ALLOWED = re.compile(r"[0-9a-zA-Z]{1,23}")
+_LIVE_SESSION = (SS.CLEAN_SESSION, SS.PERSISTENT_SESSION, SS.PERSISTENT_DISCONNECTED)
+
+
+@attrs.frozen
+class _Ctx:
+    """What a chart action works on."""
+
+    conn: Connection | None = None
+    session: Session | None = None
+    packet: Packet | None = None
+
+    @property
+    def connection(self) -> Connection:
+        if self.conn is None:
+            raise UsageError("this action needs a connection")
+        return self.conn
+
+
+class BrokerModel(ObservationJudge):
+    """The model of one MQTT 3.1.1 server and the clients connected to it.
+
+    ``max_inflight``: while a session has this many unacknowledged QoS 1/2
+    deliveries, further deliveries are allowed but not owed (brokers bound
+    their in-flight window; 3.1.1 does not fix one). ``keep_alive_grace``:
+    seconds past 1.5 x keep-alive after which the keep-alive close is owed.
+    ``refusals``: CONNACK return codes the server may answer to any CONNECT
+    (say ``{5}`` for a broker that requires authorisation).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_inflight: int = 16,
+        keep_alive_grace: float = 1.0,
+        refusals: frozenset[int] = frozenset(),
+    ) -> None:
+        self.max_inflight = max_inflight
+        self.keep_alive_grace = keep_alive_grace
+        self.refusals = refusals
+        self.connections: dict[str, Connection] = {}
+        self.sessions: dict[str, Session] = {}
+        self.retained: dict[str, RetainedSlot] = {}
+        self.topic_states: dict[str, str] = {}
+        self.refs_hit: set[str] = set()
+        self.delivered: list[tuple[str, int, Delivery, int]] = []
+        """First sends observed: (client id, session generation, delivery, QoS)."""
+        self.owed: list[tuple[str, int, Delivery]] = []
+        """Required QoS 1/2 deliveries (for the eventual-delivery invariant)."""
+        self._seq = 0
+        self._assigned = 0
+
+    # ----------------------------------------------------------- chart engine
+
+    def _fire_connection(
+        self, conn: Connection, event: str, packet: Packet | None = None
+    ) -> Transition:
+        def holds(guard: str) -> bool:
+            return {
+                "close_allowed": bool(conn.may_close),
+                "was_accepted": conn.accepted,
+                "never_accepted": not conn.accepted,
+            }[guard]
+
+        row = CONNECTION.fire(conn.state, event, holds)
+        conn.state = row.target
+        self.refs_hit.update(row.refs)
+        if row.target == C.CLOSE_DUE and not conn.close_cause:
+            conn.close_cause = event
+        if row.action:
+            self._connection_actions[row.action](_Ctx(conn, None, packet))
+        return row
+
+    def _fire_session(self, session: Session, event: str, ctx: _Ctx) -> Transition:
+        def holds(guard: str) -> bool:
+            return {"clean": session.clean, "persistent": not session.clean}[guard]
+
+        row = SESSION.fire(session.state, event, holds)
+        session.state = row.target
+        self.refs_hit.update(row.refs)
+        if row.action:
+            self._session_actions[row.action](attrs.evolve(ctx, session=session))
+        return row
+
+    @property
+    def _connection_actions(self) -> dict[str, Callable[[_Ctx], None]]:
+        return {
+            "start_session": self._start_session,
+            "publish_will": self._connection_ended,
+            "discard_will": self._discard_will,
+        }
+
+    @property
+    def _session_actions(self) -> dict[str, Callable[[_Ctx], None]]:
+        return {
+            "new_session": self._new_session,
+            "resume_session": self._attach,
+            "discard_session": self._new_session,
+            "take_over_discarding": self._take_over_discarding,
+            "take_over_resuming": self._take_over_resuming,
+            "publish_will": _nothing,  # the connection's publish_will publishes it
+            "end_clean_session": self._end_clean_session,
+            "answer_ping": self._answer_ping,
+            "accept_publish": self._accept_publish,
+            "subscribe": self._subscribe,
+            "unsubscribe": self._unsubscribe,
+            "deliver": _nothing,  # the caller appends the delivery
+            "queue": _nothing,
+        }
+
+    # ------------------------------------------------------------ client events
+
+    def apply(self, event: ClientEvent) -> None:
+        """A client did something; the model updates what the server owes."""
+        if isinstance(event, TimePasses):
+            self._time_passes(event.seconds)
+        elif isinstance(event, Open):
+            self._open(event.client)
+        elif isinstance(event, Drop):
+            self._fire_connection(self._conn(event.client), CE.NETWORK_LOST)
+        elif isinstance(event, SendMalformed):
+            self._violation_by_client(self._conn(event.client))
+        else:
+            self._send(event.client, event.packet)
+
+    def _open(self, client: str) -> Connection:
+        old = self.connections.get(client)
+        if old is not None and old.open:
+            raise UsageError(f"client {client} already has an open connection")
+        conn = Connection(client)
+        self.connections[client] = conn
+        return conn
+
+    def _conn(self, client: str) -> Connection:
+        conn = self.connections.get(client)
+        if conn is None:
+            raise UsageError(f"client {client} never opened a connection")
+        return conn
+
+    def _violation_by_client(self, conn: Connection) -> None:
+        if conn.state == C.CLOSED:
+            raise UsageError(f"client {conn.client}: the connection is closed")
+        self._fire_connection(conn, CE.VIOLATION)
+
+    def _send(self, client: str, packet: Packet) -> None:
+        conn = self.connections.get(client)
+        if isinstance(packet, Connect) and (conn is None or not conn.open):
+            conn = self._open(client)
+        if conn is None or not conn.open:
+            raise UsageError(f"client {client} sends {describe(packet)} without a connection")
+        if conn.state == C.AWAITING_CONNACK:
+            raise UsageError(f"client {client} sends {describe(packet)} before its CONNACK arrived")
+        if conn.state == C.CLOSE_DUE:
+            # The server must not process anything more [MQTT-3.1.4-5] [MQTT-4.8.0-1].
+            event = CE.CONNECT if isinstance(packet, Connect) else CE.CONTROL_PACKET
+            self._fire_connection(conn, event)
+            return
+        if isinstance(packet, Connect):
+            self._receive_connect(conn, packet)
+        elif conn.state == C.AWAITING_CONNECT:
+            event = CE.DISCONNECT if isinstance(packet, Disconnect) else CE.CONTROL_PACKET
+            self._fire_connection(conn, event)
+        else:
+            conn.idle = 0.0
+            conn.may_close = [r for r in conn.may_close if r != "keep-alive"]
+            self._receive_packet(conn, packet)
+
+    def _receive_connect(self, conn: Connection, packet: Connect) -> None:
+        if conn.state != C.AWAITING_CONNECT:
+            self._fire_connection(conn, CE.CONNECT)  # a second CONNECT [MQTT-3.1.0-2]
+            return
+        if packet.will is not None and topic_name_problem(packet.will.topic):
+            self._fire_connection(conn, CE.VIOLATION)  # [MQTT-3.1.2-9] [MQTT-3.1.4-1]
+            return
+        conn.connect = packet
+        conn.connack_codes = self._connack_codes(conn, packet) | self.refusals
+        if packet.client_id:
+            conn.session_key = packet.client_id
+        else:
+            self._assigned += 1
+            conn.session_key = f"<assigned #{self._assigned}>"
+        session = self.sessions.get(conn.session_key)
+        if session is not None and session.client is not None and session.client != conn.client:
+            # A takeover is coming if the server accepts [MQTT-3.1.4-2].
+            self.connections[session.client].may_close.append("takeover")
+        self._fire_connection(conn, CE.CONNECT)
+
+    def _connack_codes(self, conn: Connection, packet: Connect) -> frozenset[int]:
+        level = int(packet.protocol_level)
+        if level == 5:
+            conn.may_close.append("unsupported protocol level")
+            return frozenset({0x01})  # [MQTT-3.1.2-2]
+        codes = {0x00} if level == 4 else {0x00, 0x01}
+        if packet.client_id == "":
+            # [MQTT-3.1.3-8]: persistent needs an id; [MQTT-3.1.3-6] may assign one.
+            return frozenset({0x02}) if not packet.clean_session else frozenset({0x00, 0x02})
+        if not _CLIENT_ID_ALWAYS_ALLOWED.fullmatch(packet.client_id):
+            codes.add(0x02)  # [MQTT-3.1.3-5]: other ids MAY be allowed
+        return frozenset(codes)
+
+    def _receive_packet(self, conn: Connection, packet: Packet) -> None:
+        session = self._attached_session(conn)
+        if isinstance(packet, Disconnect):
+            self._fire_connection(conn, CE.DISCONNECT)
+            self._fire_session(session, SE.DISCONNECT, _Ctx(conn))
+            self._detach(session)
+            return
+        if (
+            isinstance(packet, (ConnAck, SubAck, UnsubAck, PingResp))
+            or int(packet.packet_type) == 15
+        ):
+            self._fire_connection(conn, CE.VIOLATION)  # a server-only packet [MQTT-4.8.0-1]
+            return
+        problem = self._packet_problem(packet)
+        if problem:
+            self._fire_connection(conn, CE.VIOLATION)
+            return
+        self._fire_connection(conn, CE.CONTROL_PACKET)
+        ctx = _Ctx(conn, session, packet)
+        if isinstance(packet, PingReq):
+            self._fire_session(session, SE.PING, ctx)
+        elif isinstance(packet, Publish):
+            self._fire_session(session, SE.PUBLISH, ctx)
+        elif isinstance(packet, Subscribe):
+            self._fire_session(session, SE.SUBSCRIBE, ctx)
+        elif isinstance(packet, Unsubscribe):
+            self._fire_session(session, SE.UNSUBSCRIBE, ctx)
+        else:
+            self._receive_ack(conn, session, packet)
+
+    @staticmethod
+    def _packet_problem(packet: Packet) -> str | None:
+        if isinstance(packet, Publish):
+            if topic_name_problem(packet.topic):
+                return "topic name"  # [MQTT-3.3.2-2] [MQTT-4.7.3-1]
+            if packet.qos > 0 and not packet.packet_id:
+                return "packet id"  # [MQTT-2.3.1-1]
+        if isinstance(packet, Subscribe) and (not packet.packet_id or not packet.subscriptions):
+            return "subscribe"  # [MQTT-2.3.1-1] [MQTT-3.8.3-3]
+        if isinstance(packet, Unsubscribe) and (not packet.packet_id or not packet.topic_filters):
+            return "unsubscribe"  # [MQTT-2.3.1-1] [MQTT-3.10.3-2]
+        return None
+
+    def _receive_ack(self, conn: Connection, session: Session, packet: Packet) -> None:
+        try:
+            taken = session.flows.received(packet)
+        except NoTransition:
+            # An acknowledgement for a packet id the server is not waiting on: the
+            # specification names no server action; closing is allowed.
+            conn.may_close.append("acknowledgement for an unknown packet id")
+            return
+        if taken is None:
+            return
+        flow, row = taken
+        self.refs_hit.update(row.refs)
+        if row.action == "release_onward" and isinstance(flow.message, list):
+            for delivery in flow.message:
+                if delivery.required_on_release:
+                    delivery.required = True
+                    delivery.required_on_release = False
+                    self._owe(delivery)
+
+    def _time_passes(self, seconds: float) -> None:
+        if seconds < 0:
+            raise UsageError("time only moves forward")
+        for conn in self.connections.values():
+            if conn.state != C.CONNECTED or conn.keep_alive == 0:
+                continue
+            conn.idle += seconds
+            if conn.idle > conn.keep_alive and "keep-alive" not in conn.may_close:
+                conn.may_close.append("keep-alive")
+            if conn.idle >= 1.5 * conn.keep_alive + self.keep_alive_grace:
+                conn.close_cause = "keep-alive"
+                self._fire_connection(conn, CE.KEEP_ALIVE_EXPIRED)
+
+    # ---------------------------------------------------------- chart actions
+
+    def _attached_session(self, conn: Connection) -> Session:
+        if conn.session_key is None or conn.session_key not in self.sessions:
+            raise UsageError(f"client {conn.client} has no session")
+        return self.sessions[conn.session_key]
+
+    def _start_session(self, ctx: _Ctx) -> None:
+        conn = ctx.connection
+        assert conn.connect is not None
+        assert conn.session_key is not None
+        session = self.sessions.setdefault(conn.session_key, Session(conn.session_key))
+        event = SE.CONNECT_CLEAN if conn.connect.clean_session else SE.CONNECT_PERSISTENT
+        self._fire_session(session, event, ctx)
+
+    def _attach(self, ctx: _Ctx) -> None:
+        conn, session = ctx.connection, ctx.session
+        assert session is not None
+        assert conn.connect is not None
+        session.client = conn.client
+        session.clean = conn.connect.clean_session
+        conn.accepted = True
+        conn.will = conn.connect.will
+        conn.keep_alive = conn.connect.keep_alive
+
+    def _new_session(self, ctx: _Ctx) -> None:
+        assert ctx.session is not None
+        ctx.session.discard()  # [MQTT-3.1.2-6]: nothing of an earlier session is reused
+        self._attach(ctx)
+
+    def _take_over(self, session: Session) -> None:
+        old = self.connections.get(session.client or "")
+        session.client = None
+        if old is not None and old.open:
+            old.will_optional = True
+            old.close_cause = "takeover"
+            self._fire_connection(old, CE.TAKEN_OVER)
+
+    def _take_over_discarding(self, ctx: _Ctx) -> None:
+        assert ctx.session is not None
+        self._take_over(ctx.session)
+        self._new_session(ctx)
+
+    def _take_over_resuming(self, ctx: _Ctx) -> None:
+        assert ctx.session is not None
+        self._take_over(ctx.session)
+        ctx.session.flows.connection_lost()
+        self._attach(ctx)
+
+    def _discard_will(self, ctx: _Ctx) -> None:
+        ctx.connection.will = None  # [MQTT-3.14.4-3] [MQTT-3.1.2-10]
+
+    def _end_clean_session(self, ctx: _Ctx) -> None:
+        assert ctx.session is not None
+        ctx.session.discard()
+        ctx.session.client = None
+
+    def _detach(self, session: Session) -> None:
+        """The session's connection is gone; a persistent session lives on."""
+        if session.client is None:
+            return
+        session.client = None
+        session.flows.connection_lost()
+        for delivery in session.pending:
+            if min(delivery.allowed_qos) == 0:
+                delivery.required = False  # QoS 0 for an offline client may be dropped
+
+    def _connection_ended(self, ctx: _Ctx) -> None:
+        """The network connection closed without DISCONNECT: the last will."""
+        conn = ctx.connection
+        will, optional = conn.will, conn.will_optional
+        conn.will = None
+        session = self.sessions.get(conn.session_key or "")
+        if session is not None and session.client == conn.client:
+            cause = {
+                "keep-alive": SE.TIMEOUT,
+                str(CE.KEEP_ALIVE_EXPIRED): SE.TIMEOUT,
+                str(CE.NETWORK_LOST): SE.NETWORK_LOSS,
+            }.get(conn.close_cause or self._close_reason(conn), SE.PROTOCOL_ERROR)
+            self._fire_session(session, cause, ctx)
+            self._fire_session(session, SE.WILL_PUBLISHED, ctx)
+            self._detach(session)
+        if will is not None:
+            # [MQTT-3.1.2-8]; a will on takeover is the server's choice.
+            self._accept_message(
+                f"will:{session.client_id if session else conn.client}",
+                will.topic,
+                will.payload,
+                int(will.qos),
+                will.retain,
+                required=not optional,
+            )
+
+    @staticmethod
+    def _close_reason(conn: Connection) -> str:
+        return conn.may_close[0] if conn.may_close else str(CE.NETWORK_LOST)
+
+    def _answer_ping(self, ctx: _Ctx) -> None:
+        ctx.connection.expected.append(Expected("PINGRESP", None, ("MQTT-3.12.4-1",)))
+
+    def _accept_publish(self, ctx: _Ctx) -> None:
+        packet, session = ctx.packet, ctx.session
+        assert isinstance(packet, Publish)
+        assert session is not None
+        origin = session.client_id
+        if packet.qos == 0:
+            if packet.dup:
+                # DUP must be 0 at QoS 0 [MQTT-3.3.1-2]; no server action is named.
+                ctx.connection.may_close.append("DUP=1 on QoS 0")
+            self._accept_message(
+                origin, packet.topic, packet.payload, 0, packet.retain, required=not packet.dup
+            )
+            return
+        taken = session.flows.received(packet)
+        assert taken is not None
+        flow, row = taken
+        self.refs_hit.update(row.refs)
+        if row.action != "take_ownership":
+            return  # a duplicate of a QoS 2 message: never passed on twice [MQTT-4.3.3-2]
+        first = row.source in (ReceiverState.IDLE,)
+        deliveries = self._accept_message(
+            origin,
+            packet.topic,
+            packet.payload,
+            int(packet.qos),
+            packet.retain,
+            required=first and packet.qos == 1,
+            release_later=packet.qos == 2,
+        )
+        flow.message = deliveries
+
+    def _subscribe(self, ctx: _Ctx) -> None:
+        packet, session, conn = ctx.packet, ctx.session, ctx.connection
+        assert isinstance(packet, Subscribe)
+        assert session is not None
+        codes: list[frozenset[int]] = []
+        or_close = False
+        for request in packet.subscriptions:
+            topic_filter, qos = request.topic_filter, int(request.qos)
+            if topic_filter_problem(topic_filter):
+                codes.append(frozenset({0x80}))
+                or_close = True
+                conn.may_close.append("invalid topic filter")
+                continue
+            codes.append(frozenset(range(qos + 1)) | {0x80})  # [MQTT-3.8.4-6] [MQTT-3.9.3-2]
+            subscription = Subscription(topic_filter, qos)
+            session.subscriptions[topic_filter] = subscription  # replaces [MQTT-3.8.4-3]
+            self._send_retained(session, subscription)
+        conn.expected.append(
+            Expected(
+                "SUBACK",
+                packet.packet_id,
+                ("MQTT-3.8.4-1", "MQTT-3.8.4-2", "MQTT-3.8.4-5"),
+                tuple(codes),
+                tuple(s.topic_filter for s in packet.subscriptions),
+                or_close,
+            )
+        )
+
+    def _unsubscribe(self, ctx: _Ctx) -> None:
+        packet, session = ctx.packet, ctx.session
+        assert isinstance(packet, Unsubscribe)
+        assert session is not None
+        for topic_filter in packet.topic_filters:
+            # Compared character by character [MQTT-3.10.4-1]; no new messages after
+            # [MQTT-3.10.4-2]; queued ones may still come, started ones must [MQTT-3.10.4-3].
+            if session.subscriptions.pop(topic_filter, None) is None:
+                continue
+            for delivery in session.pending:
+                if topic_filter in delivery.filters:
+                    delivery.filters = tuple(f for f in delivery.filters if f != topic_filter)
+                    if not delivery.filters:
+                        delivery.required = delivery.required_on_release = False
+        ctx.connection.expected.append(
+            Expected("UNSUBACK", packet.packet_id, ("MQTT-3.10.4-4", "MQTT-3.10.4-5"))
+        )
+
+    # -------------------------------------------------------- messages, topics
+
+    def _accept_message(
+        self,
+        origin: str,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        *,
+        required: bool,
+        release_later: bool = False,
+    ) -> list[Delivery]:
+        """The server owns a message: retain it and add it to matching sessions."""
+        self._seq += 1
+        message = Message(self._seq, origin, topic, payload, qos)
+        state = self.topic_states.get(topic, TopicState.NO_RETAINED)
+        event = TopicEvent.PUBLISH_RETAINED if retain else TopicEvent.PUBLISH
+        row = TOPIC.fire(state, event, lambda g: (g == "payload") == bool(payload))
+        self.refs_hit.update(row.refs)
+        certain = required or release_later
+        if certain:
+            self.topic_states[topic] = row.target
+        old = self.retained.get(topic)
+        if row.action == "store_and_forward":
+            if certain:
+                self.retained[topic] = RetainedSlot(message, certain=qos > 0)  # [MQTT-3.3.1-7]
+            else:
+                slot = old or RetainedSlot(None, certain=False)
+                slot.certain = False
+                slot.alternatives.append(message)
+                self.retained[topic] = slot
+        elif row.action == "clear_and_forward" and old is not None:
+            if certain:
+                del self.retained[topic]
+            else:
+                old.certain = False
+                old.alternatives.append(None)
+        return self._forward(message, required=required, release_later=release_later)
+
+    def _forward(self, message: Message, *, required: bool, release_later: bool) -> list[Delivery]:
+        created: list[Delivery] = []
+        for session in self.sessions.values():
+            if session.state not in _LIVE_SESSION:
+                continue
+            subscriptions = [
+                s for f, s in session.subscriptions.items() if matches(f, message.topic)
+            ]
+            if not subscriptions:
+                continue
+            row = self._fire_session(session, SE.MESSAGE, _Ctx())
+            connected = row.action == "deliver"
+            per_filter = {
+                s.topic_filter: frozenset(min(message.qos, g) for g in s.possible_granted())
+                for s in subscriptions
+            }
+            primary_qos = frozenset(max(combo) for combo in itertools.product(*per_filter.values()))
+            owed_offline = min(primary_qos) >= 1  # [MQTT-3.1.2-5]
+            must = connected or owed_offline
+            delivery = Delivery(
+                message,
+                primary_qos,
+                retain=False,  # [MQTT-3.3.1-9]
+                required=required and must,
+                filters=tuple(per_filter),
+                required_on_release=release_later and must,
+            )
+            session.pending.append(delivery)
+            created.append(delivery)
+            if delivery.required:
+                self._owe(delivery)
+            if len(per_filter) > 1:  # one copy per subscription is allowed too
+                for topic_filter, qos in per_filter.items():
+                    extra = Delivery(message, qos, False, False, topic_filter, (topic_filter,))
+                    session.pending.append(extra)
+                    created.append(extra)
+        return created
+
+    def _owe(self, delivery: Delivery) -> None:
+        for session in self.sessions.values():
+            if delivery in session.pending and min(delivery.allowed_qos) >= 1:
+                self.owed.append((session.client_id, session.generation, delivery))
+
+    def _send_retained(self, session: Session, subscription: Subscription) -> None:
+        for topic, slot in sorted(self.retained.items()):
+            if not matches(subscription.topic_filter, topic):
+                continue
+            state = self.topic_states.get(topic, TopicState.NO_RETAINED)
+            row = TOPIC.fire(state, TopicEvent.SUBSCRIBE)
+            self.refs_hit.update(row.refs)
+            for candidate in slot.candidates():
+                session.pending.append(
+                    Delivery(
+                        candidate,
+                        frozenset(min(candidate.qos, g) for g in subscription.possible_granted()),
+                        retain=True,  # [MQTT-3.3.1-8]
+                        required=slot.certain
+                        and candidate is slot.message
+                        and row.action == "send_retained",
+                        channel=f"retained:{subscription.topic_filter}",
+                        filters=(subscription.topic_filter,),
+                    )
+                )
+
+    # ------------------------------------------------------------ obligations
+
+    def obligations(self, client: str | None = None) -> list[Obligation]:
+        """What the server owes and has not sent (to ``client``, or to all)."""
+        found: list[Obligation] = []
+        for name, conn in sorted(self.connections.items()):
+            if client is None or name == client:
+                found.extend(self._owed_on(conn))
+        return found
+
+    def _owed_on(self, conn: Connection) -> list[Obligation]:
+        client = conn.client
+        if conn.state == C.AWAITING_CONNACK:
+            if conn.may_close:
+                return [Obligation(client, "CONNACK or close", ("MQTT-3.2.2-6",))]
+            return [Obligation(client, "CONNACK", ("MQTT-3.1.4-4", "MQTT-3.2.0-1"))]
+        if conn.state == C.CLOSE_DUE:
+            return [Obligation(client, f"close ({conn.close_cause})", ("MQTT-4.8.0-1",))]
+        if conn.state != C.CONNECTED:
+            return []
+        owed = [
+            Obligation(
+                client,
+                f"{e.kind} {e.packet_id or ''}".strip() + (" or close" if e.or_close else ""),
+                e.refs,
+            )
+            for e in conn.expected
+        ]
+        session = self._attached_session(conn)
+        owed += [
+            Obligation(client, f"{d.packet} {d.packet_id}", d.refs) for d in session.flows.due()
+        ]
+        if session.flows.in_flight() < self.max_inflight:
+            owed += [
+                Obligation(
+                    client,
+                    f"PUBLISH {d.message.topic!r} {d.message.payload!r} "
+                    f"QoS {sorted(d.allowed_qos)} retain={int(d.retain)}",
+                    ("MQTT-4.5.0-1", "MQTT-3.3.1-6") if d.retain else ("MQTT-4.5.0-1",),
+                )
+                for d in session.pending
+                if d.required
+            ]
+        return owed
+
+    def check_quiescent(self) -> list[Violation]:
+        """After quiescence, every obligation still open is a violation."""
+        return [
+            Violation(o.client, f"the server owes {o.what}", refs=o.refs)
+            for o in self.obligations()
+        ]
+
+    # ------------------------------------------------------------- invariants
+
+    def check_invariants(self) -> list[str]:
+        """The model's own invariants (issue 4); an empty list when they hold."""
+        broken: list[str] = []
+        copies: dict[tuple[str, int, int, str], int] = {}
+        last_seq: dict[tuple[Any, ...], int] = {}
+        for client_id, generation, delivery, qos in self.delivered:
+            key = (client_id, generation, delivery.message.seq, delivery.channel)
+            copies[key] = copies.get(key, 0) + 1
+            if qos == 2 and copies[key] > 1:
+                broken.append(f"QoS 2 message {delivery.message.seq} reached {client_id} twice")
+            order = (client_id, generation, *delivery.order_key)
+            if last_seq.get(order, 0) > delivery.message.seq:
+                broken.append(f"order of {delivery.order_key} to {client_id} not kept")
+            last_seq[order] = delivery.message.seq
+        delivered_ids = {id(d) for _, _, d, _ in self.delivered}
+        for client_id, generation, delivery in self.owed:
+            session = self.sessions.get(client_id)
+            if session is None or session.generation != generation or not delivery.filters:
+                continue  # discarded by a clean session or unsubscribed: excused
+            if id(delivery) not in delivered_ids and delivery not in session.pending:
+                broken.append(f"accepted message {delivery.message.seq} lost for {client_id}")
+        for session in self.sessions.values():
+            if session.state in (SS.START, SS.CLEAN_DISCONNECTED) and not session.holds_nothing():
+                broken.append(f"clean session {session.client_id} left state behind")
+            if session.clean and session.client is None and not session.holds_nothing():
+                broken.append(f"clean session {session.client_id} outlived its connection")
+        return broken
+
+
+def _nothing(ctx: _Ctx) -> None:
+    """An action whose effect the caller performs (kept for the drawing's label)."""
+    del ctx

@@ -1,0 +1,428 @@
+"""Judging what the server sent: the observation half of the broker model.
+
+Theory of operation: every packet a client receives, and every close, is
+checked against the connection chart (may the server send this now?), the
+owed answers of the connection (SUBACK, UNSUBACK, PINGRESP with the right
+packet id and allowed codes), the session's QoS flows (PUBACK, PUBREC,
+PUBREL, PUBCOMP, re-sent PUBLISH) and the session's pending deliveries (a
+first PUBLISH must match one, respecting order per publisher, topic and QoS).
+Packet ids the server chooses are learned here: the first PUBLISH matching a
+delivery binds its packet id, so later PUBREL and the client's acks refer to
+it. ``allowed(client)`` lists concrete packets the server may send next (with
+the lowest free packet id where the server chooses one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mqttref.impl.packets import (
+    ConnAck,
+    Packet,
+    PingResp,
+    PubAck,
+    PubComp,
+    Publish,
+    PubRec,
+    PubRel,
+    QoS,
+    SubAck,
+    UnsubAck,
+)
+from mqttref.model.chart import Transition
+from mqttref.model.connection import ConnectionEvent, ConnectionState
+from mqttref.model.errors import NoTransition, Violation
+from mqttref.model.events import Closed, Observation, describe
+from mqttref.model.qos import SenderState
+from mqttref.model.records import Connection, Delivery, Expected, Session, Subscription
+from mqttref.model.session import SessionState
+from mqttref.model.topics import matches
+
+C, CE = ConnectionState, ConnectionEvent
+
+
+class ObservationJudge:
+    """Mixed into ``BrokerModel``: ``observe`` and ``allowed``."""
+
+    connections: dict[str, Connection]
+    sessions: dict[str, Session]
+    delivered: list[tuple[str, int, Delivery, int]]
+    refs_hit: set[str]
+    max_inflight: int
+
+    def _fire_connection(
+        self, conn: Connection, event: str, packet: Packet | None = None
+    ) -> Transition:
+        raise NotImplementedError
+
+    def _attached_session(self, conn: Connection) -> Session:
+        raise NotImplementedError
+
+    def _conn(self, client: str) -> Connection:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------- verdicts
+
+    def _reject(
+        self, conn: Connection, message: str, refs: Sequence[str], arrived: Observation
+    ) -> Violation:
+        return Violation(
+            conn.client,
+            message,
+            refs=refs,
+            allowed=[describe(o) for o in self.allowed(conn.client)],
+            arrived=describe(arrived),
+        )
+
+    def observe(self, client: str, observation: Observation) -> None:
+        """The server sent ``observation`` to ``client``; raise ``Violation`` if
+        the specification does not allow it here."""
+        conn = self._conn(client)
+        if isinstance(observation, Closed):
+            self._observe_close(conn, observation)
+            return
+        if conn.state == C.AWAITING_CONNACK:
+            if not isinstance(observation, ConnAck):
+                raise self._reject(
+                    conn, "the first packet must be CONNACK", ["MQTT-3.2.0-1"], observation
+                )
+            self._observe_connack(conn, observation)
+            return
+        if not conn.accepted or conn.state == C.CLOSED:
+            raise self._reject(
+                conn,
+                "a packet on a connection that is not (or no longer) accepted",
+                ["MQTT-3.2.0-1", "MQTT-3.1.4-5"],
+                observation,
+            )
+        session = self._attached_session(conn) if conn.state == C.CONNECTED else None
+        if session is None:
+            session = self.sessions.get(conn.session_key or "")
+        if session is None:
+            raise self._reject(
+                conn, "a packet after the session ended", ["MQTT-3.1.2-6"], observation
+            )
+        if isinstance(observation, Publish):
+            self._observe_publish(conn, session, observation)
+        elif isinstance(observation, (PubAck, PubRec, PubRel, PubComp)):
+            self._observe_flow_packet(conn, session, observation)
+        elif isinstance(observation, (SubAck, UnsubAck, PingResp)):
+            self._observe_answer(conn, session, observation)
+        else:
+            raise self._reject(
+                conn,
+                "a packet type the server never sends in 3.1.1 here",
+                ["MQTT-3.2.0-1"],
+                observation,
+            )
+
+    def _observe_close(self, conn: Connection, observation: Closed) -> None:
+        try:
+            self._fire_connection(conn, CE.SERVER_CLOSED)
+        except NoTransition:
+            raise self._reject(
+                conn,
+                "the server closed a connection it had no reason to close",
+                ["MQTT-4.8.0-1", "MQTT-3.1.2-24"],
+                observation,
+            ) from None
+
+    def _observe_connack(self, conn: Connection, packet: ConnAck) -> None:
+        if packet.return_code not in conn.connack_codes:
+            raise self._reject(
+                conn,
+                "CONNACK return code not allowed for this CONNECT",
+                ["MQTT-3.1.4-4", "MQTT-3.2.2-4", "MQTT-3.1.3-8", "MQTT-3.1.2-2"],
+                packet,
+            )
+        if packet.return_code != 0:
+            if packet.session_present:
+                raise self._reject(conn, "session present with a refusal", ["MQTT-3.2.2-4"], packet)
+            self._fire_connection(conn, CE.CONNACK_REFUSED)
+            return
+        expected = self._session_present(conn)
+        if packet.session_present != expected:
+            raise self._reject(
+                conn,
+                f"session present must be {int(expected)}",
+                ["MQTT-3.2.2-1"] if not expected else ["MQTT-3.2.2-2"],
+                packet,
+            )
+        self._fire_connection(conn, CE.CONNACK_ACCEPTED)
+
+    def _session_present(self, conn: Connection) -> bool:
+        assert conn.connect is not None
+        session = self.sessions.get(conn.session_key or "")
+        return (
+            not conn.connect.clean_session
+            and session is not None
+            and session.state
+            in (SessionState.PERSISTENT_SESSION, SessionState.PERSISTENT_DISCONNECTED)
+        )
+
+    def _observe_answer(self, conn: Connection, session: Session, packet: Packet) -> None:
+        kind = {SubAck: "SUBACK", UnsubAck: "UNSUBACK", PingResp: "PINGRESP"}[type(packet)]
+        packet_id = getattr(packet, "packet_id", None)
+        for expected in conn.expected:
+            if expected.kind == kind and expected.packet_id == packet_id:
+                break
+        else:
+            refs = {
+                "SUBACK": "MQTT-3.8.4-2",
+                "UNSUBACK": "MQTT-2.3.1-7",
+                "PINGRESP": "MQTT-3.12.4-1",
+            }
+            raise self._reject(conn, f"an unexpected {kind}", [refs[kind], "MQTT-2.3.1-7"], packet)
+        if isinstance(packet, SubAck):
+            self._check_suback(conn, session, expected, packet)
+        conn.expected.remove(expected)
+        self.refs_hit.update(expected.refs)
+
+    def _check_suback(
+        self, conn: Connection, session: Session, expected: Expected, packet: SubAck
+    ) -> None:
+        if len(packet.return_codes) != len(expected.codes):
+            raise self._reject(
+                conn, "one return code per topic filter", ["MQTT-3.8.4-5", "MQTT-3.9.3-1"], packet
+            )
+        for code, allowed, topic_filter in zip(
+            packet.return_codes, expected.codes, expected.filters, strict=True
+        ):
+            if code not in allowed:
+                raise self._reject(
+                    conn,
+                    f"return code 0x{code:02X} for {topic_filter!r} not allowed",
+                    ["MQTT-3.8.4-6", "MQTT-3.9.3-2"],
+                    packet,
+                )
+            subscription = session.subscriptions.get(topic_filter)
+            if subscription is None or subscription.granted is not None:
+                continue
+            if code == 0x80:
+                self._refused(session, subscription)
+            else:
+                subscription.granted = code
+                for delivery in session.pending:
+                    if delivery.retain and delivery.filters == (topic_filter,):
+                        delivery.allowed_qos = frozenset({min(delivery.message.qos, code)})
+
+    @staticmethod
+    def _refused(session: Session, subscription: Subscription) -> None:
+        """A refused subscription (0x80) does not exist: nothing is owed for it."""
+        del session.subscriptions[subscription.topic_filter]
+        kept = []
+        for delivery in session.pending:
+            if subscription.topic_filter in delivery.filters:
+                delivery.filters = tuple(
+                    f for f in delivery.filters if f != subscription.topic_filter
+                )
+                if not delivery.filters:
+                    continue
+            kept.append(delivery)
+        session.pending[:] = kept
+
+    def _observe_flow_packet(self, conn: Connection, session: Session, packet: Packet) -> None:
+        try:
+            taken = session.flows.sent(packet)
+        except NoTransition as error:
+            raise self._reject(
+                conn,
+                f"no QoS flow allows this ({error.state})",
+                ["MQTT-2.3.1-6", "MQTT-4.3.2-2", "MQTT-4.3.3-1", "MQTT-4.3.3-2"],
+                packet,
+            ) from None
+        if taken is not None:
+            self.refs_hit.update(taken[1].refs)
+
+    def _observe_publish(self, conn: Connection, session: Session, packet: Publish) -> None:
+        if packet.qos > 0 and packet.packet_id in session.flows.outgoing:
+            self._observe_resend(conn, session, packet)
+            return
+        if packet.dup:
+            raise self._reject(
+                conn,
+                "DUP=1 on a PUBLISH that is no re-send",
+                ["MQTT-3.3.1-2"] if packet.qos == 0 else ["MQTT-3.3.1-3"],
+                packet,
+            )
+        if (packet.qos == 0) != (packet.packet_id is None) or packet.packet_id == 0:
+            raise self._reject(
+                conn,
+                "packet id present exactly when QoS > 0",
+                ["MQTT-2.3.1-1", "MQTT-2.3.1-5"],
+                packet,
+            )
+        candidates = [
+            d
+            for d in session.pending
+            if d.message.topic == packet.topic
+            and d.message.payload == packet.payload
+            and int(packet.qos) in d.allowed_qos
+            and d.retain == packet.retain
+        ]
+        if not candidates:
+            subscribed = any(matches(f, packet.topic) for f in session.subscriptions)
+            refs = (
+                ["MQTT-4.5.0-1", "MQTT-3.3.5-1", "MQTT-3.8.4-6", "MQTT-3.3.1-9", "MQTT-3.3.1-8"]
+                if subscribed
+                else ["MQTT-3.3.2-3", "MQTT-3.10.4-2"]
+            )
+            raise self._reject(conn, "no such message is due to this client", refs, packet)
+        delivery = min(candidates, key=lambda d: (d.message.seq, not d.required, d.channel))
+        earlier = [
+            d
+            for d in session.pending
+            if d.order_key == delivery.order_key and d.message.seq < delivery.message.seq
+        ]
+        if any(d.required for d in earlier):
+            raise self._reject(
+                conn,
+                "a message overtook an earlier one of the same publisher, topic and QoS",
+                ["MQTT-4.6.0-6"],
+                packet,
+            )
+        for skipped in [*earlier, delivery]:
+            session.pending.remove(skipped)
+        if packet.qos > 0:
+            taken = session.flows.sent(packet, message=delivery)
+            if taken is not None:
+                self.refs_hit.update(taken[1].refs)
+        self.refs_hit.update(
+            ("MQTT-4.5.0-1", "MQTT-3.3.1-9" if not packet.retain else "MQTT-3.3.1-8")
+        )
+        self.delivered.append((session.client_id, session.generation, delivery, int(packet.qos)))
+
+    def _observe_resend(self, conn: Connection, session: Session, packet: Publish) -> None:
+        assert packet.packet_id is not None
+        flow = session.flows.outgoing[packet.packet_id]
+        delivery = flow.message
+        if not packet.dup:
+            raise self._reject(
+                conn,
+                "a new PUBLISH under a packet id still in use",
+                ["MQTT-2.3.1-4", "MQTT-3.3.1-1"],
+                packet,
+            )
+        if isinstance(delivery, Delivery) and (
+            delivery.message.topic != packet.topic or delivery.message.payload != packet.payload
+        ):
+            raise self._reject(
+                conn, "a re-send must repeat the message", ["MQTT-2.3.1-3", "MQTT-4.4.0-1"], packet
+            )
+        if flow.state == SenderState.PUBLISH_RESEND_DUE:
+            first_due = min(
+                (
+                    f
+                    for f in session.flows.outgoing.values()
+                    if f.state == SenderState.PUBLISH_RESEND_DUE
+                ),
+                key=lambda f: f.order,
+            )
+            if first_due is not flow:
+                raise self._reject(
+                    conn, "re-sends must keep the original order", ["MQTT-4.6.0-1"], packet
+                )
+        try:
+            taken = session.flows.sent(packet)
+        except NoTransition as error:
+            raise self._reject(
+                conn,
+                f"no re-send of PUBLISH allowed in state {error.state}",
+                ["MQTT-4.3.3-1", "MQTT-3.3.1-1"],
+                packet,
+            ) from None
+        if taken is not None:
+            self.refs_hit.update(taken[1].refs)
+
+    # ------------------------------------------------------- allowed answers
+
+    def allowed(self, client: str) -> list[Observation]:
+        """Concrete observations the server may produce next for ``client``.
+
+        Where the server picks a packet id, the lowest free one stands for
+        "any free id"; retries (DUP=1 re-sends) are listed for every
+        unacknowledged message.
+        """
+        conn = self._conn(client)
+        found: list[Observation] = []
+        if conn.state == C.AWAITING_CONNACK:
+            present = self._session_present(conn)
+            found += [
+                ConnAck(present if rc == 0 else False, rc) for rc in sorted(conn.connack_codes)
+            ]
+        elif conn.state == C.CONNECTED:
+            found += self._allowed_connected(conn)
+        if conn.state == C.CLOSE_DUE or (conn.open and conn.may_close):
+            found.append(Closed())
+        return found
+
+    def _allowed_connected(self, conn: Connection) -> list[Observation]:
+        session = self._attached_session(conn)
+        found: list[Observation] = []
+        for expected in conn.expected:
+            if expected.kind == "SUBACK":
+                assert expected.packet_id is not None
+                codes = tuple(max(c - {0x80}, default=0x80) for c in expected.codes)
+                found.append(SubAck(expected.packet_id, codes))
+            elif expected.kind == "UNSUBACK":
+                assert expected.packet_id is not None
+                found.append(UnsubAck(expected.packet_id))
+            else:
+                found.append(PingResp())
+        for flow in session.flows.incoming.values():
+            if flow.state == "puback_due":
+                found.append(PubAck(flow.packet_id))
+            elif flow.state == "pubrec_due":
+                found.append(PubRec(flow.packet_id))
+            elif flow.state == "pubcomp_due":
+                found.append(PubComp(flow.packet_id))
+        for flow in sorted(session.flows.outgoing.values(), key=lambda f: f.order):
+            if flow.state in (SenderState.PUBREL_DUE, SenderState.AWAITING_PUBCOMP):
+                found.append(PubRel(flow.packet_id))
+            if flow.state == SenderState.PUBREL_DUE or not isinstance(flow.message, Delivery):
+                continue
+            if flow.state in (
+                SenderState.PUBLISH_RESEND_DUE,
+                SenderState.AWAITING_PUBACK,
+                SenderState.AWAITING_PUBREC,
+            ):
+                message = flow.message.message
+                qos = QoS.AT_LEAST_ONCE if flow.chart.name == "qos1_sender" else QoS.EXACTLY_ONCE
+                found.append(
+                    Publish(
+                        message.topic,
+                        message.payload,
+                        qos,
+                        flow.message.retain,
+                        True,
+                        flow.packet_id,
+                    )
+                )
+        found += self._allowed_first_sends(session)
+        return found
+
+    def _allowed_first_sends(self, session: Session) -> list[Observation]:
+        found: list[Observation] = []
+        heads: dict[object, Delivery] = {}
+        for delivery in session.pending:
+            head = heads.get(delivery.order_key)
+            if head is None or (head.message.seq, not head.required) > (
+                delivery.message.seq,
+                not delivery.required,
+            ):
+                heads[delivery.order_key] = delivery
+        free = (pid for pid in range(1, 65536) if pid not in session.flows.outgoing)
+        for delivery in sorted(heads.values(), key=lambda d: d.message.seq):
+            qos = max(delivery.allowed_qos)
+            packet_id = next(free) if qos > 0 else None
+            found.append(
+                Publish(
+                    delivery.message.topic,
+                    delivery.message.payload,
+                    QoS(qos),
+                    delivery.retain,
+                    False,
+                    packet_id,
+                )
+            )
+        return found
