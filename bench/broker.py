@@ -1,0 +1,159 @@
+"""Side-by-side broker benchmark: mqttref and mosquitto, taking turns, scenario by scenario.
+
+    .venv/bin/python bench/broker.py                     # every scenario, both brokers
+    .venv/bin/python bench/broker.py --quick --broker mosquitto --scenario fanin
+    .venv/bin/python bench/broker.py --scenario qos1,qos2 --json /tmp/bench.json
+
+Each scenario starts a fresh broker on a free loopback port (mosquitto from a generated config,
+mqttref as ``mqttref broker -p PORT --memory``), runs the generator processes against it, stops it,
+then does the same with the other broker. The first table lists every run; the second puts the
+per-broker-CPU-second figures side by side with the ratios and issue 9's targets. See
+docs/performance.md for what the figures mean and a recorded run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from brokers import MOSQUITTO, BrokerUnavailable, running
+from report import runs_table, verdict_table, verdicts
+from scenarios import ALIASES, FULL, QUICK, SCENARIOS, Outcome
+from workers import ScenarioFailed
+
+BROKERS = ("mosquitto", "mqttref")
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--broker", choices=("mqttref", "mosquitto", "both"), default="both")
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        help="scenario names or letters, comma-separated or repeated: "
+        + ", ".join(SCENARIOS)
+        + " (a-g; 'latency' or 'g' = both latency runs); default: all",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small counts: a smoke run, not figures"
+    )
+    parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    parser.add_argument(
+        "--mqttref-arg",
+        action="append",
+        default=[],
+        help="an extra argument for 'mqttref broker'; repeat for several",
+    )
+    args = parser.parse_args(argv)
+    names: list[str] = []
+    for item in args.scenario or [",".join(SCENARIOS)]:
+        for name in filter(None, (part.strip() for part in item.split(","))):
+            if name not in SCENARIOS and name not in ALIASES:
+                parser.error(
+                    f"unknown scenario {name!r}; choose from {', '.join([*SCENARIOS, *ALIASES])}"
+                )
+            names += ALIASES.get(name, [name])
+    args.scenarios = list(dict.fromkeys(names))
+    args.brokers = list(BROKERS) if args.broker == "both" else [args.broker]
+    return args
+
+
+def _raise_fd_limit() -> int:
+    """Idle connections need thousands of descriptors: in the generator, and in the brokers."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def _machine() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+    if MOSQUITTO.exists():
+        version = subprocess.run(
+            [str(MOSQUITTO), "-h"], capture_output=True, text=True, check=False
+        )
+        info["mosquitto"] = (version.stdout or version.stderr).splitlines()[0]
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    size = QUICK if args.quick else FULL
+    machine = _machine()
+    machine["fd_limit"] = _raise_fd_limit()
+    print(f"# {machine}", flush=True)
+    outcomes: list[Outcome] = []
+    errors: list[dict[str, str]] = []
+    unavailable: set[str] = set()
+    with tempfile.TemporaryDirectory(prefix="mqttref-bench-") as tmp:
+        for name in args.scenarios:
+            for broker_name in args.brokers:
+                if broker_name in unavailable:
+                    continue
+                extra = args.mqttref_arg if broker_name == "mqttref" else []
+                try:
+                    with running(broker_name, Path(tmp), extra) as broker:
+                        if broker_name == "mqttref":
+                            machine["mqttref_uvloop"] = broker.uses_uvloop()
+                        outcome = SCENARIOS[name](broker, size)
+                        status = broker.process.poll()
+                    if status is not None:
+                        raise ScenarioFailed(f"{broker_name} died during {name} (exit {status})")
+                except BrokerUnavailable as exc:
+                    unavailable.add(broker_name)
+                    errors.append({"scenario": name, "broker": broker_name, "error": str(exc)})
+                    print(f"! {broker_name} unavailable: {exc}", file=sys.stderr, flush=True)
+                    continue
+                except ScenarioFailed as exc:
+                    errors.append({"scenario": name, "broker": broker_name, "error": str(exc)})
+                    print(f"! {name} on {broker_name} failed:\n{exc}", file=sys.stderr, flush=True)
+                    continue
+                outcomes.append(outcome)
+                print(
+                    f"  {name:9} {broker_name:9} {outcome.delivered:,}/{outcome.expected:,} "
+                    f"in {outcome.wall_s:.2f} s, broker CPU {outcome.broker_cpu_s:.2f} s, "
+                    f"generator CPU {outcome.gen_cpu_s:.2f} s",
+                    flush=True,
+                )
+    print()
+    print(runs_table(outcomes))
+    found = verdicts(outcomes)
+    if len(args.brokers) > 1 and found:
+        print()
+        print(verdict_table(found))
+    if "mqttref_uvloop" in machine:
+        print(
+            "\nmqttref event loop: "
+            + ("uvloop" if machine["mqttref_uvloop"] else "asyncio (standard)")
+        )
+    if args.json:
+        report = {
+            "machine": machine,
+            "size": "quick" if args.quick else "full",
+            "outcomes": [o.as_json() for o in outcomes],
+            "verdicts": [dict(vars(v), ratio=v.ratio) for v in found],
+            "errors": errors,
+        }
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

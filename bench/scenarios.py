@@ -1,0 +1,280 @@
+"""The scenarios of issue 9, each a set of generator roles and the figure it yields.
+
+(a) fanin: 4 QoS 0 publishers, 1 subscriber on ``bench/#``, 64-byte payloads.
+(b) fanout: 1 QoS 0 publisher, 50 subscribers.
+(c) qos1: QoS 1 end to end, the publisher keeping 100 unacknowledged, the subscriber acking each.
+(d) qos2: QoS 2 end to end, full handshakes on both sides, 100 in flight.
+(e) storm: 3,000 clients connect and disconnect, 50 at a time (in 4 rounds, for precision).
+(f) idle: 5,000 idle connections; broker RSS growth per connection.
+(g) latency0 / latency1: p50/p99 at a fixed 1,000 msg/s, QoS 0 and QoS 1.
+
+Every outcome carries delivered/expected, the broker's CPU seconds over the measured window, the
+generator's own CPU seconds (so a generator that became the bottleneck shows), and the rate per
+wall second and per broker CPU second, the fair figure when generator and broker share two cores.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from brokers import BrokerProcess
+from clients import (
+    AckingSubscriber,
+    ConnectionStorm,
+    CountingSubscriber,
+    IdleHolder,
+    Qos0Publisher,
+    Role,
+    WindowPublisher,
+)
+from latency import PacedPublisher, StampReader
+from workers import Measured, run_roles
+
+SETTLE_S = 1.0
+"""Time the idle connections are left alone before the broker's RSS is read."""
+
+
+@dataclass(frozen=True)
+class Size:
+    """How big a run is: ``full`` for figures, ``quick`` for a smoke run."""
+
+    fanin_each: int
+    fanout_messages: int
+    qos1_messages: int
+    qos2_messages: int
+    storm_clients: int
+    storm_rounds: int
+    idle_connections: int
+    latency_s: float
+    deadline_s: float
+    idle_s: float
+
+
+FULL = Size(50_000, 4_000, 50_000, 30_000, 3_000, 4, 5_000, 5.0, 120.0, 5.0)
+QUICK = Size(2_000, 200, 2_000, 1_000, 300, 1, 500, 0.5, 30.0, 3.0)
+
+
+@dataclass
+class Outcome:
+    scenario: str
+    broker: str
+    delivered: int
+    expected: int
+    wall_s: float
+    broker_cpu_s: float
+    gen_cpu_s: float
+    unit: str
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def lost(self) -> int:
+        return self.expected - self.delivered
+
+    @property
+    def rate_wall(self) -> float | None:
+        return self.delivered / self.wall_s if self.wall_s > 0 else None
+
+    @property
+    def rate_cpu(self) -> float | None:
+        return self.delivered / self.broker_cpu_s if self.broker_cpu_s > 0 else None
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(lost=self.lost, rate_wall=self.rate_wall, rate_cpu=self.rate_cpu)
+        return data
+
+
+def _outcome(name: str, broker: BrokerProcess, measured: Measured, unit: str) -> Outcome:
+    counted = [r for r in measured.results if "delivered" in r]
+    ends = [r["t_last"] for r in counted if "t_last" in r]
+    wall = (max(ends) if ends else measured.t_end) - measured.t_go
+    figures: dict[str, Any] = {"peak_rss_bytes": broker.memory_bytes("VmHWM")}
+    figures.update(measured.notes)
+    return Outcome(
+        scenario=name,
+        broker=broker.name,
+        delivered=sum(r["delivered"] for r in counted),
+        expected=sum(r["expected"] for r in counted),
+        wall_s=wall,
+        broker_cpu_s=measured.broker_cpu_s,
+        gen_cpu_s=sum(r.get("gen_cpu_s", 0.0) for r in measured.results),
+        unit=unit,
+        figures=figures,
+    )
+
+
+def fanin(broker: BrokerProcess, size: Size) -> Outcome:
+    roles: list[Role] = [
+        CountingSubscriber(
+            broker.port,
+            size.deadline_s,
+            client_prefix="fanin-sub",
+            expected_each=4 * size.fanin_each,
+            idle_s=size.idle_s,
+        )
+    ]
+    roles += [
+        Qos0Publisher(
+            broker.port,
+            size.deadline_s,
+            ends_scenario=False,
+            client_id=f"fanin-pub-{i}",
+            topic=f"bench/{i}",
+            count=size.fanin_each,
+        )
+        for i in range(4)
+    ]
+    return _outcome("fanin", broker, run_roles(roles, broker), "msg")
+
+
+def fanout(broker: BrokerProcess, size: Size, subscribers: int = 50, processes: int = 2) -> Outcome:
+    per_process = subscribers // processes
+    roles: list[Role] = [
+        CountingSubscriber(
+            broker.port,
+            size.deadline_s,
+            client_prefix=f"fanout-sub-{p}",
+            clients=per_process,
+            expected_each=size.fanout_messages,
+            idle_s=size.idle_s,
+        )
+        for p in range(processes)
+    ]
+    roles.append(
+        Qos0Publisher(
+            broker.port,
+            size.deadline_s,
+            ends_scenario=False,
+            client_id="fanout-pub",
+            topic="bench/fanout",
+            count=size.fanout_messages,
+            batch=100,
+        )
+    )
+    return _outcome("fanout", broker, run_roles(roles, broker), "delivery")
+
+
+def _end_to_end(name: str, qos: int, messages: int, broker: BrokerProcess, size: Size) -> Outcome:
+    roles: list[Role] = [
+        AckingSubscriber(
+            broker.port,
+            size.deadline_s,
+            client_id=f"{name}-sub",
+            qos=qos,
+            expected=messages,
+            idle_s=size.idle_s,
+        ),
+        WindowPublisher(
+            broker.port,
+            size.deadline_s,
+            client_id=f"{name}-pub",
+            topic=f"bench/{name}",
+            qos=qos,
+            count=messages,
+            window=100,
+        ),
+    ]
+    return _outcome(name, broker, run_roles(roles, broker), "msg")
+
+
+def qos1(broker: BrokerProcess, size: Size) -> Outcome:
+    return _end_to_end("qos1", 1, size.qos1_messages, broker, size)
+
+
+def qos2(broker: BrokerProcess, size: Size) -> Outcome:
+    return _end_to_end("qos2", 2, size.qos2_messages, broker, size)
+
+
+def storm(broker: BrokerProcess, size: Size) -> Outcome:
+    """The storm is repeated ``storm_rounds`` times so that even mosquitto's CPU time spans
+    enough clock ticks (10 ms each) for a figure precise to a few percent."""
+    role = ConnectionStorm(
+        broker.port,
+        size.deadline_s,
+        clients=size.storm_clients,
+        total=size.storm_clients * size.storm_rounds,
+        concurrency=50,
+    )
+    return _outcome("storm", broker, run_roles([role], broker), "conn")
+
+
+def idle(broker: BrokerProcess, size: Size) -> Outcome:
+    warm = ConnectionStorm(broker.port, size.deadline_s, client_prefix="warm", total=50)
+    run_roles([warm], broker)
+    before = broker.memory_bytes()
+
+    def on_held(
+        kind: str, held: Any, broker: BrokerProcess, stop: Any, notes: dict[str, Any]
+    ) -> None:
+        if kind != "held":
+            return
+        time.sleep(SETTLE_S)
+        after = broker.memory_bytes()
+        notes.update(rss_before_bytes=before, rss_after_bytes=after, held=held)
+        if held:
+            notes["rss_per_conn_bytes"] = (after - before) / held
+        stop.set()
+
+    holder = IdleHolder(broker.port, size.deadline_s, total=size.idle_connections)
+    return _outcome("idle", broker, run_roles([holder], broker, on_report=on_held), "conn")
+
+
+def _latency(name: str, qos: int, broker: BrokerProcess, size: Size) -> Outcome:
+    rate = 1000
+    total = int(rate * size.latency_s)
+    roles: list[Role] = [
+        StampReader(
+            broker.port,
+            size.deadline_s,
+            client_id=f"{name}-sub",
+            qos=qos,
+            expected=total,
+            idle_s=size.idle_s,
+        ),
+        PacedPublisher(
+            broker.port,
+            size.deadline_s,
+            client_id=f"{name}-pub",
+            topic=f"bench/{name}",
+            qos=qos,
+            rate=rate,
+            duration_s=size.latency_s,
+        ),
+    ]
+    measured = run_roles(roles, broker)
+    for key in ("p50_ms", "p99_ms", "max_ms"):
+        measured.notes[key] = measured.results[0][key]
+    return _outcome(name, broker, measured, "msg")
+
+
+def latency0(broker: BrokerProcess, size: Size) -> Outcome:
+    return _latency("latency0", 0, broker, size)
+
+
+def latency1(broker: BrokerProcess, size: Size) -> Outcome:
+    return _latency("latency1", 1, broker, size)
+
+
+SCENARIOS: dict[str, Callable[[BrokerProcess, Size], Outcome]] = {
+    "fanin": fanin,
+    "fanout": fanout,
+    "qos1": qos1,
+    "qos2": qos2,
+    "storm": storm,
+    "idle": idle,
+    "latency0": latency0,
+    "latency1": latency1,
+}
+ALIASES = {
+    "a": ["fanin"],
+    "b": ["fanout"],
+    "c": ["qos1"],
+    "d": ["qos2"],
+    "e": ["storm"],
+    "f": ["idle"],
+    "g": ["latency0", "latency1"],
+    "latency": ["latency0", "latency1"],
+}
