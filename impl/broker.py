@@ -43,6 +43,8 @@ class Broker:
         self.sessions: dict[str, Session] = {}
         self.registry = Registry(self.config, self.store, self.sessions.get)
         self.connections = ConnectionSupervisor()
+        self.pressure: set[Connection] = set()
+        """Congested connections the current batch of packets sent to (back-pressure)."""
         self._server: asyncio.Server | None = None
         self._ticker: asyncio.Task[None] | None = None
         self.port: int = self.config.port

@@ -114,10 +114,16 @@ class Config:
     does for 3.1.1 clients, which cannot be told another value (CVE-2020-13849)."""
     max_topic_levels: int = attrs.field(default=200, validator=_positive_int(65_535))
     """Levels in a topic name or filter (mosquitto: 200; CVE-2019-11779)."""
-    write_buffer_limit: int = attrs.field(default=1_048_576, validator=_positive_int(1 << 40))
-    """Bytes waiting to be written to one client beyond which QoS 0 messages to it
-    are dropped (counted) and QoS 1/2 messages stay queued in its session: a slow
-    reader never blocks another client nor grows memory without bound."""
+    write_buffer_limit: int = attrs.field(default=262_144, validator=_positive_int(1 << 40))
+    """Bytes waiting to be written to one client beyond which it is *congested*: its
+    QoS 1/2 messages wait in its session queue, and a publisher sending to it pauses
+    after its current batch until it drains (at most ``backpressure_timeout``)."""
+    write_buffer_max: int = attrs.field(default=4_194_304, validator=_positive_int(1 << 40))
+    """Bytes waiting for one client beyond which QoS 0 messages to it are dropped and
+    counted: a reader that never drains costs bounded memory (BAD-INPUTS.md)."""
+    backpressure_timeout: float = attrs.field(default=1.0, validator=_non_negative_number)
+    """Longest a publisher waits for a congested subscriber; one that does not drain
+    in that time is *stalled* and slows nobody until it drains."""
 
     connect_timeout: float = attrs.field(default=10.0, validator=_positive_number)
     """Seconds a new connection may take to send CONNECT before it is closed."""
@@ -139,6 +145,13 @@ class Config:
     store: str = attrs.field(default="memory", validator=_store)
     """Where sessions, subscriptions, queues and retained messages are kept."""
 
+    def __attrs_post_init__(self) -> None:
+        if self.write_buffer_max < self.write_buffer_limit:
+            raise ConfigError(
+                f"write_buffer_max: must be at least write_buffer_limit "
+                f"({self.write_buffer_limit}), got {self.write_buffer_max}"
+            )
+
     @property
     def timer_tick(self) -> float:
         """How often the broker looks for expired timers: fine enough for short test timers."""
@@ -149,6 +162,9 @@ class Config:
 
 
 CONFIG_KEYS = frozenset(field.name for field in attrs.fields(Config))
+FLOAT_KEYS = frozenset(
+    field.name for field in attrs.fields(Config) if field.type in (float, "float")
+)
 
 
 def config_from_mapping(values: Mapping[str, Any], *, base: Config | None = None) -> Config:
@@ -163,7 +179,7 @@ def config_from_mapping(values: Mapping[str, Any], *, base: Config | None = None
         if key not in CONFIG_KEYS:
             raise ConfigError(f"{key}: unknown key (known: {', '.join(sorted(CONFIG_KEYS))})")
     changes = dict(table)
-    for key in ("connect_timeout", "keep_alive_factor", "retry_interval", "retry_max_interval"):
+    for key in FLOAT_KEYS:
         if isinstance(changes.get(key), int) and not isinstance(changes.get(key), bool):
             changes[key] = float(changes[key])
     return attrs.evolve(base or Config(), **changes)

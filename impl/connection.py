@@ -9,10 +9,17 @@ packet on to the session or the registry; they never wait.
 
 Everything sent during one event-loop iteration is collected and written as
 one ``transport.write`` (after a store commit, so nothing is acknowledged
-before it is stored). A client that reads slowly shows up as a write buffer
-above ``write_buffer_limit``: the connection is then ``congested``, its
-session holds QoS 1/2 messages in its queue and drops QoS 0 ones, and a
-single drain waiter resumes it; no writer ever waits for it.
+before it is stored). Back-pressure, in three steps:
+
+- A client that reads slowly shows up as a write buffer above
+  ``write_buffer_limit``: the connection is *congested*. Its session holds
+  QoS 1/2 messages in its (bounded) queue, and a publisher that sent to it
+  pauses after its current batch, not reading its own socket, until the
+  slow reader drains: the publisher is slowed, nothing is lost.
+- A publisher waits at most ``backpressure_timeout``; a reader that did not
+  drain by then is *stalled* and slows nobody until it drains.
+- Beyond ``write_buffer_max`` the connection is *overloaded*: QoS 0
+  messages to it are dropped and counted, so memory stays bounded.
 
 Timers (CONNECT timeout, keep alive) are one ``call_later`` handle per
 connection, re-armed only when it fires, not on every packet.
@@ -116,6 +123,8 @@ class Connection:
         self._out: list[bytes] = []
         self._flush_scheduled = False
         self._congested = False
+        self._stalled = False
+        self._drained: asyncio.Event | None = None
         self._drain_task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         limit = self.config.write_buffer_limit
@@ -149,6 +158,8 @@ class Connection:
                     break
                 now = self.last_activity = loop.time()
                 self.receive(data, now)
+                if self.broker.pressure:
+                    await self._wait_for_slow_readers()
         finally:
             self._cancel_timer()
             if self._drain_task is not None:
@@ -156,6 +167,7 @@ class Connection:
 
     def receive(self, data: bytes, now: float) -> None:
         """Decode one read and handle its packets in order; a bad one closes."""
+        self.broker.pressure.clear()
         try:
             packets = self.decoder.feed(data)
         except ProtocolError as exc:
@@ -283,6 +295,12 @@ class Connection:
             self.broker.connection_closed(self, self.session, now)
         self._flush()
         self.transport.close()
+        self._release_waiting_publishers()
+
+    def _release_waiting_publishers(self) -> None:
+        if self._drained is not None:
+            self._drained.set()
+            self._drained = None
 
     def publish_will(self, now: float) -> None:
         """Publish the will message, with its QoS and retain flag (3.1.2.5)."""
@@ -297,6 +315,28 @@ class Connection:
     def congested(self) -> bool:
         return self._congested
 
+    @property
+    def overloaded(self) -> bool:
+        return (
+            self._congested
+            and self.transport.get_write_buffer_size() > self.config.write_buffer_max
+        )
+
+    async def _wait_for_slow_readers(self) -> None:
+        """Pause this publisher until the congested readers it sent to have drained."""
+        slow = [c for c in self.broker.pressure if c is not self and c._drained is not None]
+        self.broker.pressure.clear()
+        if not slow:
+            return
+        waits = [asyncio.ensure_future(c._drained.wait()) for c in slow if c._drained]
+        _done, pending = await asyncio.wait(waits, timeout=self.config.backpressure_timeout)
+        for waiter in pending:
+            waiter.cancel()
+        for connection in slow:
+            if connection._congested and not connection._stalled:
+                connection._stalled = True
+                log.warning("%s is stalled: publishers no longer wait for it", connection.who)
+
     def send(self, packet: Packet) -> None:
         self.send_frame(encode(packet, self.protocol_level))
 
@@ -304,6 +344,8 @@ class Connection:
         if self.transport.is_closing():
             return
         self._out.append(frame)
+        if self._congested and not self._stalled:
+            self.broker.pressure.add(self)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
@@ -326,6 +368,7 @@ class Connection:
             and self.state is ConnectionState.CONNECTED
         ):
             self._congested = True
+            self._drained = asyncio.Event()
             self._drain_task = self.loop.create_task(self._wait_drained())
 
     async def _wait_drained(self) -> None:
@@ -336,7 +379,8 @@ class Connection:
             return
         finally:
             self._drain_task = None
-        self._congested = False
+            self._release_waiting_publishers()
+        self._congested = self._stalled = False
         if self.session is not None and self.state is ConnectionState.CONNECTED:
             self.session.pump(self.loop.time())
 

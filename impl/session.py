@@ -49,6 +49,11 @@ class PacketSink(Protocol):
         """True while the peer reads slower than we write: hold back what can wait."""
         ...
 
+    @property
+    def overloaded(self) -> bool:
+        """True while so much waits for the peer that QoS 0 messages must be dropped."""
+        ...
+
     def send(self, packet: Packet) -> None: ...
 
     def send_frame(self, frame: bytes) -> None:
@@ -176,7 +181,7 @@ class Session:
         if qos is QoS.AT_MOST_ONCE:
             if connection is None:
                 return  # QoS 0 is not kept for an absent client (3.1.2.4 allows it)
-            if connection.congested:
+            if connection.overloaded:
                 self._drop(message.topic, "the client reads too slowly for QoS 0")
                 return
             if retain:

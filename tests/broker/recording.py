@@ -20,6 +20,7 @@ from mqttref.impl.store import MemoryStore, Store
 class RecordingSink:
     sent: list[Packet] = attrs.field(factory=list)
     congested: bool = False
+    overloaded: bool = False
     closed: str | None = None
 
     def send(self, packet: Packet) -> None:

@@ -189,16 +189,23 @@ def test_retry_interval_0_turns_resending_off() -> None:
     assert sink.take() == []
 
 
-def test_a_congested_connection_drops_qos0_and_holds_qos1_until_drained() -> None:
+def test_a_congested_connection_holds_qos1_until_drained_and_still_gets_qos0() -> None:
     session, sink = make_session()
     sink.congested = True
     session.deliver(message(0, Q0), Q0, 0.0)
     session.deliver(message(1, Q1), Q1, 0.0)
-    assert sink.take() == []
-    assert session.dropped == 1
+    assert payloads(sink.take()) == [b"m0"]
     sink.congested = False
     session.pump(1.0)
     assert payloads(sink.take()) == [b"m1"]
+
+
+def test_an_overloaded_connection_drops_qos0_and_counts_it() -> None:
+    session, sink = make_session()
+    sink.congested = sink.overloaded = True
+    session.deliver(message(0, Q0), Q0, 0.0)
+    assert sink.take() == []
+    assert session.dropped == 1
 
 
 def test_packet_ids_skip_those_in_flight_and_wrap_after_65535() -> None:
