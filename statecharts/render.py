@@ -72,8 +72,8 @@ def to_mermaid(chart: Chart) -> str:
     lines.append(f"    [*] --> {chart.initial}")
     for row in _sorted_rows(chart):
         lines.append(f"    {row.source} --> {row.target} : {_mermaid_label(row)}")
-    for state in chart.final_states:
-        lines.append(f"    {state} --> [*]")
+    for final in chart.final_states:
+        lines.append(f"    {final} --> [*]")
     return "\n".join(lines) + "\n"
 
 
