@@ -7,6 +7,7 @@ tests can restart the broker under a connected client.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import shutil
 import socket
 import subprocess
@@ -53,7 +54,10 @@ class Mosquitto:
             f"listener {self.port} 127.0.0.1",
             f"allow_anonymous {'true' if self.allow_anonymous else 'false'}",
             "persistence false",
-            "log_dest none",
+            f"log_dest file {self.log_path}",
+            "log_type all",
+            # Started as root, mosquitto drops to user "mosquitto", who may not write here.
+            f"user {getpass.getuser()}",
         ]
         config.write_text("\n".join(lines) + "\n")
         self.process = subprocess.Popen(
@@ -62,6 +66,22 @@ class Mosquitto:
             stderr=subprocess.DEVNULL,
         )
         wait_for_port(self.port)
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / f"mosquitto-{self.port}.log"
+
+    def wait_for_log(self, text: str, timeout: float = 10.0) -> None:
+        """Block until mosquitto's log holds ``text`` (e.g. a SUBACK sent to a client id)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.log_path.exists() and text in self.log_path.read_text(errors="replace"):
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"mosquitto never logged {text!r}")
+
+    def wait_for_subscription(self, client_id: str, timeout: float = 10.0) -> None:
+        self.wait_for_log(f"Sending SUBACK to {client_id}", timeout)
 
     def stop(self) -> None:
         if self.process is not None:

@@ -18,6 +18,8 @@ from mqttref.impl.client.command_line import (
     fail,
     run_client_command,
 )
+from mqttref.impl.client.errors import InvalidArgument
+from mqttref.impl.client.validation import check_topic_name
 
 PROG = "mqttref pub"
 
@@ -45,6 +47,10 @@ def register(add_parser: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        check_topic_name(args.topic)  # before connecting: a bad option, not a broker error
+    except InvalidArgument as exc:
+        return fail(PROG, str(exc), EXIT_BAD_OPTION)
     if args.file is not None:
         try:
             args.payload = args.file.read_bytes()

@@ -22,6 +22,7 @@ from mqttref.impl.client.command_line import (
 from mqttref.impl.client.errors import InvalidArgument
 from mqttref.impl.client.events import Message
 from mqttref.impl.client.output_format import OutputFormat
+from mqttref.impl.client.validation import check_topic_filter
 from mqttref.impl.packets import SUBACK_FAILURE
 
 PROG = "mqttref sub"
@@ -64,6 +65,8 @@ def register(add_parser: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         output = OutputFormat(args.format) if args.format is not None else None
+        for topic_filter in args.topic:
+            check_topic_filter(topic_filter)
     except InvalidArgument as exc:
         return fail(PROG, str(exc), EXIT_BAD_OPTION)
     if args.disable_clean_session and not args.id:
