@@ -24,7 +24,7 @@ import logging
 from types import TracebackType
 
 from mqttref.impl.config import Config
-from mqttref.impl.connection import Connection
+from mqttref.impl.connection import READ_SIZE, Connection
 from mqttref.impl.packets import Connect
 from mqttref.impl.registry import Registry
 from mqttref.impl.session import Session
@@ -79,7 +79,7 @@ class Broker:
         self._restore_sessions()
         self.registry.load()
         self._server = await asyncio.start_server(
-            self._accept, self.config.host, self.config.port, limit=1 << 20, backlog=1024
+            self._accept, self.config.host, self.config.port, limit=READ_SIZE, backlog=1024
         )
         self.port = self._server.sockets[0].getsockname()[1]
         self._ticker = asyncio.get_running_loop().create_task(self._tick())

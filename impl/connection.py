@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Final
 from mqttref.impl.admission import connect_return_code, generate_client_id
 from mqttref.impl.codec import Decoder, Role, encode
 from mqttref.impl.errors import ProtocolError, ReasonCode, UnsupportedProtocol
+from mqttref.impl.limits import topic_problem
 from mqttref.impl.message import Message
 from mqttref.impl.packets import (
     ConnAck,
@@ -61,6 +62,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("mqttref.broker")
 
 READ_SIZE: Final = 65_536
+CLOSE_GRACE: Final = 2.0
+"""Seconds a closed connection's unwritten bytes may take to leave before we abort."""
 
 
 class ConnectionState(Enum):
@@ -121,6 +124,7 @@ class Connection:
         self.accepted_at = self.last_activity = self.loop.time()
         self._verbose = log.isEnabledFor(logging.DEBUG)
         self._out: list[bytes] = []
+        self._out_bytes = 0
         self._flush_scheduled = False
         self._congested = False
         self._stalled = False
@@ -160,6 +164,11 @@ class Connection:
                 self.receive(data, now)
                 if self.broker.pressure:
                     await self._wait_for_slow_readers()
+                else:
+                    # A read that finds data waiting does not yield; yield here so
+                    # that this batch's writes go out before the next batch is read
+                    # and no busy publisher starves the other connections.
+                    await asyncio.sleep(0)
         finally:
             self._cancel_timer()
             if self._drain_task is not None:
@@ -218,6 +227,9 @@ class Connection:
             self.send(ConnAck(False, code))
             self.close(f"CONNECT refused with {code.name}", publish_will=False)
             return
+        if packet.will is not None and (problem := topic_problem(packet.will.topic, self.config)):
+            raise ProtocolError(f"will topic with {problem}", ref="§4.7",
+                                reason_code=ReasonCode.TOPIC_NAME_INVALID)
         self.protocol_level = packet.protocol_level
         self.client_id = packet.client_id or generate_client_id()
         self.will = packet.will
@@ -236,11 +248,11 @@ class Connection:
         session.attach(self, now)
 
     def on_publish(self, packet: Publish, now: float) -> None:
-        if packet.topic.count("/") >= self.config.max_topic_levels:
-            raise ProtocolError(
-                f"topic name with more than {self.config.max_topic_levels} levels",
-                ref="§4.7", reason_code=ReasonCode.TOPIC_NAME_INVALID,
-            )
+        """Route an inbound PUBLISH; a topic beyond the broker's limits closes."""
+        problem = topic_problem(packet.topic, self.config)
+        if problem is not None:
+            raise ProtocolError(f"PUBLISH topic with {problem}", ref="§4.7",
+                                reason_code=ReasonCode.TOPIC_NAME_INVALID)
         assert self.session is not None
         message = self.session.on_publish(packet, now)
         if message is not None:
@@ -294,7 +306,11 @@ class Connection:
         if self.session is not None:
             self.broker.connection_closed(self, self.session, now)
         self._flush()
-        self.transport.close()
+        self.transport.close()  # after what is buffered has been written...
+        self.reader.feed_eof()  # ...while our own task stops reading at once
+        if self.transport.get_write_buffer_size():
+            # ...unless the peer never reads it: then drop it after a grace period.
+            self.loop.call_later(CLOSE_GRACE, self.transport.abort)
         self._release_waiting_publishers()
 
     def _release_waiting_publishers(self) -> None:
@@ -319,7 +335,8 @@ class Connection:
     def overloaded(self) -> bool:
         return (
             self._congested
-            and self.transport.get_write_buffer_size() > self.config.write_buffer_max
+            and self.transport.get_write_buffer_size() + self._out_bytes
+            > self.config.write_buffer_max
         )
 
     async def _wait_for_slow_readers(self) -> None:
@@ -344,6 +361,7 @@ class Connection:
         if self.transport.is_closing():
             return
         self._out.append(frame)
+        self._out_bytes += len(frame)
         if self._congested and not self._stalled:
             self.broker.pressure.add(self)
         if not self._flush_scheduled:
@@ -358,6 +376,7 @@ class Connection:
             return
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
+        self._out_bytes = 0
         if self.transport.is_closing():
             return
         self.broker.store.commit()

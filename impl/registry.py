@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable, Iterable
 
 from mqttref.impl.config import Config
+from mqttref.impl.limits import topic_problem
 from mqttref.impl.matching import FilterTree, TopicTree, topic_matches
 from mqttref.impl.message import Message
 from mqttref.impl.packets import SUBACK_FAILURE, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe
@@ -111,14 +112,15 @@ class Registry:
     def subscribe(self, session: Session, topic_filter: str, qos: QoS) -> int:
         """Add or replace one subscription; return the granted QoS or 0x80.
 
-        A filter deeper than ``max_topic_levels`` is refused with 0x80
-        [MQTT-3.9.3-2] rather than closing: the client did nothing illegal.
+        A filter beyond the broker's limits (too deep, control characters) is
+        refused with 0x80 [MQTT-3.9.3-2] rather than closing: the client did
+        nothing illegal.
         Replacing keeps the session in place at every topic server, now at the
         new QoS [MQTT-3.8.4-3].
         """
-        if topic_filter.count("/") >= self.config.max_topic_levels:
-            log.info("client %s: refused filter with more than %d levels",
-                     session.client_id, self.config.max_topic_levels)
+        problem = topic_problem(topic_filter, self.config)
+        if problem is not None:
+            log.info("client %s: refused a filter with %s", session.client_id, problem)
             return SUBACK_FAILURE
         granted = qos
         session.subscriptions[topic_filter] = granted

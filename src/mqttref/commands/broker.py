@@ -70,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         import uvloop  # noqa: PLC0415 - optional speed-up, the broker runs without it
     except ImportError:
         return asyncio.run(serve(config))
-    return uvloop.run(serve(config))  # type: ignore[no-any-return]
+    result: int = uvloop.run(serve(config))
+    return result
 
 
 async def serve(config: Config) -> int:
