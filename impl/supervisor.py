@@ -13,7 +13,9 @@ other client:
 - ``TopicSupervisor`` runs every publish. A crash throws the topic server
   away and has the registry build a new one from the store, with the same
   subscribers and retained message; the message being published when it
-  crashed is lost (and logged), as with a crashed process.
+  crashed is lost (and logged), as with a crashed process. A session that
+  crashes while receiving is not the topic's fault: the others still get
+  the message and only that session's connection is closed.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from mqttref.impl.message import Message
 from mqttref.impl.packets import QoS
+from mqttref.impl.topic import SubscriberFailed
 
 if TYPE_CHECKING:
     from mqttref.impl.connection import Connection
@@ -44,6 +47,8 @@ class TopicSupervisor:
     def publish(self, server: TopicServer, message: Message, now: float) -> None:
         try:
             server.publish(message, now)
+        except SubscriberFailed as failed:
+            self._sessions_failed(server, failed)
         except Exception:
             self._crashed(server, f"publishing {len(message.payload)} bytes at QoS {message.qos}")
 
@@ -54,6 +59,17 @@ class TopicSupervisor:
             server.send_retained(session, granted, now)
         except Exception:
             self._crashed(server, f"sending its retained message to {session.client_id!r}")
+
+    def _sessions_failed(self, server: TopicServer, failed: SubscriberFailed) -> None:
+        """A session that crashed on delivery loses its connection (will and all);
+        the topic server and the other subscribers carry on."""
+        for session, exc in failed.failures:
+            log.error(
+                "session %r crashed receiving a message on %r; closing its connection",
+                session.client_id, server.name, exc_info=exc,
+            )
+            if session.connection is not None:
+                session.connection.close("internal error in its session", publish_will=True)
 
     def _crashed(self, server: TopicServer, doing: str) -> None:
         self.restarts += 1

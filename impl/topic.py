@@ -21,6 +21,19 @@ from mqttref.impl.session import Session
 from mqttref.impl.store.base import Store
 
 
+class SubscriberFailed(Exception):
+    """Delivering to some subscribers raised; the others got the message.
+
+    Raised by ``TopicServer.publish`` after its loop, so that one broken
+    session costs the other subscribers nothing; the topic supervisor closes
+    the failed sessions' connections.
+    """
+
+    def __init__(self, failures: list[tuple[Session, Exception]]) -> None:
+        super().__init__(f"{len(failures)} subscriber(s) failed")
+        self.failures = failures
+
+
 class TopicServer:
     """Subscribers and the retained message of one topic name."""
 
@@ -56,8 +69,15 @@ class TopicServer:
         if message.retain:
             self.set_retained(message)
         qos = message.qos
+        failures: list[tuple[Session, Exception]] | None = None
         for session, granted in self.subscribers.values():
-            session.deliver(message, qos if qos <= granted else granted, now)
+            try:
+                session.deliver(message, qos if qos <= granted else granted, now)
+            except Exception as exc:  # one broken session must not cost the others
+                failures = failures or []
+                failures.append((session, exc))
+        if failures:
+            raise SubscriberFailed(failures)
 
     def set_retained(self, message: Message) -> None:
         """Store, replace [MQTT-3.3.1-5] or, with an empty payload, clear
