@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import sampling
 from brokers import MOSQUITTO, BrokerUnavailable, running
 from report import runs_table, verdict_table, verdicts
 from scenarios import ALIASES, FULL, QUICK, SCENARIOS, Outcome
@@ -54,6 +55,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         action="append",
         default=[],
         help="an extra argument for 'mqttref broker'; repeat for several",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="sample each mqttref broker with py-spy; collapsed stacks and summaries into DIR",
     )
     args = parser.parse_args(argv)
     names: list[str] = []
@@ -93,6 +100,13 @@ def _machine() -> dict[str, Any]:
     return info
 
 
+def _summarize(output: Path) -> None:
+    if output.exists():
+        summary = sampling.summarize(output)
+        output.with_suffix(".summary.txt").write_text(summary + "\n")
+        print(summary, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     size = QUICK if args.quick else FULL
@@ -112,7 +126,16 @@ def main(argv: list[str] | None = None) -> int:
                     with running(broker_name, Path(tmp), extra) as broker:
                         if broker_name == "mqttref":
                             machine["mqttref_uvloop"] = broker.uses_uvloop()
-                        outcome = SCENARIOS[name](broker, size)
+                        sampler = None
+                        if args.profile and broker_name == "mqttref":
+                            args.profile.mkdir(parents=True, exist_ok=True)
+                            sampler = sampling.attach(broker.pid, args.profile / f"{name}.txt")
+                        try:
+                            outcome = SCENARIOS[name](broker, size)
+                        finally:
+                            if sampler is not None:
+                                sampler.stop()
+                                _summarize(sampler.output)
                         status = broker.process.poll()
                     if status is not None:
                         raise ScenarioFailed(f"{broker_name} died during {name} (exit {status})")
