@@ -82,6 +82,13 @@ class BrokerProcess:
         """Whether uvloop's extension module is mapped into the broker process."""
         return "uvloop" in Path(f"/proc/{self.pid}/maps").read_text()
 
+    def warnings(self) -> list[str]:
+        """Warning lines the broker logged so far (mqttref: dropped messages, stalled readers)."""
+        with contextlib.suppress(OSError):
+            text = self.log.read_text(errors="replace")
+            return [line for line in text.splitlines() if "warning" in line.lower()]
+        return []
+
     def log_tail(self, lines: int = 15) -> str:
         with contextlib.suppress(OSError):
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])

@@ -47,6 +47,8 @@ def _extra(outcome: Outcome) -> str:
         )
     if "rss_per_conn_bytes" in f:
         parts.append(f"{_num(f['rss_per_conn_bytes'])} B RSS/conn")
+    if "broker_warnings" in f:
+        parts.append(f"{f['broker_warnings']} warnings logged")
     if "peak_rss_bytes" in f:
         parts.append(f"peak RSS {f['peak_rss_bytes'] / 2**20:,.1f} MiB")
     return "; ".join(parts)

@@ -92,6 +92,9 @@ def _outcome(name: str, broker: BrokerProcess, measured: Measured, unit: str) ->
     ends = [r["t_last"] for r in counted if "t_last" in r]
     wall = (max(ends) if ends else measured.t_end) - measured.t_go
     figures: dict[str, Any] = {"peak_rss_bytes": broker.memory_bytes("VmHWM")}
+    warnings = broker.warnings()
+    if warnings:
+        figures.update(broker_warnings=len(warnings), first_warning=warnings[0])
     figures.update(measured.notes)
     return Outcome(
         scenario=name,
