@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -34,7 +33,7 @@ from mqttref.client import (
     Will,
 )
 from mqttref.impl.packets import Publish, PubRec
-from tests.client.brokers import Mosquitto, free_port, running_mosquitto
+from tests.client.brokers import Broker, free_port
 from tests.client.proxy import DOWN, UP, Proxy
 
 WAIT = 5.0
@@ -62,7 +61,7 @@ async def wait_until(predicate: object, timeout: float = WAIT) -> None:
 
 
 @pytest.mark.parametrize("qos", [0, 1, 2])
-async def test_message_round_trip_at_each_qos(broker: Mosquitto, qos: int) -> None:
+async def test_message_round_trip_at_each_qos(broker: Broker, qos: int) -> None:
     async with (
         Client(broker.host, broker.port, client_id="sub") as sub,
         Client(broker.host, broker.port, client_id="pub") as pub,
@@ -75,7 +74,7 @@ async def test_message_round_trip_at_each_qos(broker: Mosquitto, qos: int) -> No
     assert (message.packet_id is None) == (qos == 0)
 
 
-async def test_delivery_qos_is_the_lower_of_publish_and_subscription(broker: Mosquitto) -> None:
+async def test_delivery_qos_is_the_lower_of_publish_and_subscription(broker: Broker) -> None:
     async with Client(broker.host, broker.port) as client:
         await client.subscribe("d", qos=1)
         messages = client.messages
@@ -83,7 +82,7 @@ async def test_delivery_qos_is_the_lower_of_publish_and_subscription(broker: Mos
         assert (await receive(messages)).qos is QoS.AT_LEAST_ONCE
 
 
-async def test_many_qos2_messages_arrive_once_each_and_in_order(broker: Mosquitto) -> None:
+async def test_many_qos2_messages_arrive_once_each_and_in_order(broker: Broker) -> None:
     async with Client(broker.host, broker.port) as sub, Client(broker.host, broker.port) as pub:
         await sub.subscribe("order", qos=2)
         messages = sub.messages
@@ -94,7 +93,7 @@ async def test_many_qos2_messages_arrive_once_each_and_in_order(broker: Mosquitt
 
 
 async def test_retained_message_reaches_a_later_subscriber_flagged_retain(
-    broker: Mosquitto,
+    broker: Broker,
 ) -> None:
     async with Client(broker.host, broker.port) as client:
         await client.publish("status", b"up", qos=1, retain=True)
@@ -103,9 +102,7 @@ async def test_retained_message_reaches_a_later_subscriber_flagged_retain(
     assert (message.payload, message.retain) == (b"up", True)
 
 
-async def test_will_is_published_when_the_connection_breaks(
-    broker: Mosquitto, proxy: Proxy
-) -> None:
+async def test_will_is_published_when_the_connection_breaks(broker: Broker, proxy: Proxy) -> None:
     will = Will(topic="wills/w1", payload=b"gone", qos=QoS.AT_LEAST_ONCE)
     async with Client(broker.host, broker.port) as watcher:
         await watcher.subscribe("wills/#", qos=1)
@@ -120,7 +117,7 @@ async def test_will_is_published_when_the_connection_breaks(
     assert (message.topic, message.payload) == ("wills/w1", b"gone")
 
 
-async def test_will_is_not_published_after_disconnect(broker: Mosquitto) -> None:
+async def test_will_is_not_published_after_disconnect(broker: Broker) -> None:
     will = Will(topic="wills/w2", payload=b"gone")
     async with Client(broker.host, broker.port) as watcher:
         await watcher.subscribe("wills/#")
@@ -131,7 +128,7 @@ async def test_will_is_not_published_after_disconnect(broker: Mosquitto) -> None
 
 @pytest.mark.parametrize("qos", [1, 2])
 async def test_resumed_session_resends_the_unacknowledged_publish_with_dup(
-    broker: Mosquitto, proxy: Proxy, qos: int
+    broker: Broker, proxy: Proxy, qos: int
 ) -> None:
     async with Client(broker.host, broker.port) as sub:
         await sub.subscribe("dup/t", qos=2)
@@ -163,7 +160,7 @@ async def test_resumed_session_resends_the_unacknowledged_publish_with_dup(
 
 
 async def test_resumed_session_redelivers_an_unacknowledged_qos1_message_with_dup(
-    broker: Mosquitto, proxy: Proxy
+    broker: Broker, proxy: Proxy
 ) -> None:
     async with Client(broker.host, broker.port) as pub:
         client = Client(
@@ -188,7 +185,7 @@ async def test_resumed_session_redelivers_an_unacknowledged_qos1_message_with_du
 
 
 async def test_resumed_session_does_not_deliver_a_qos2_message_twice(
-    broker: Mosquitto, proxy: Proxy
+    broker: Broker, proxy: Proxy
 ) -> None:
     async with Client(broker.host, broker.port) as pub:
         client = Client(
@@ -215,7 +212,7 @@ async def test_resumed_session_does_not_deliver_a_qos2_message_twice(
 
 
 async def test_client_reconnects_after_the_broker_restarts_and_resubscribes(
-    broker: Mosquitto,
+    broker: Broker,
 ) -> None:
     events: list[ConnectionEvent] = []
     client = Client(
@@ -246,7 +243,7 @@ async def test_client_reconnects_after_the_broker_restarts_and_resubscribes(
 
 
 async def test_without_reconnect_a_lost_connection_ends_messages_with_the_error(
-    broker: Mosquitto, proxy: Proxy
+    broker: Broker, proxy: Proxy
 ) -> None:
     client = Client("127.0.0.1", proxy.port)
     await client.connect()
@@ -260,7 +257,7 @@ async def test_without_reconnect_a_lost_connection_ends_messages_with_the_error(
     await client.disconnect()
 
 
-async def test_messages_end_quietly_after_disconnect(broker: Mosquitto) -> None:
+async def test_messages_end_quietly_after_disconnect(broker: Broker) -> None:
     client = Client(broker.host, broker.port)
     await client.connect()
     messages = client.messages
@@ -268,11 +265,10 @@ async def test_messages_end_quietly_after_disconnect(broker: Mosquitto) -> None:
     assert [m async for m in messages] == []
 
 
-async def test_refused_connection_raises_with_the_connack_return_code(tmp_path: Path) -> None:
-    with (
-        running_mosquitto(tmp_path, allow_anonymous=False) as closed_broker,
-        pytest.raises(ConnectionRefused) as caught,
-    ):
+async def test_refused_connection_raises_with_the_connack_return_code(
+    closed_broker: Broker,
+) -> None:
+    with pytest.raises(ConnectionRefused) as caught:
         async with Client(closed_broker.host, closed_broker.port):
             pass
     assert caught.value.return_code == 5
@@ -285,7 +281,7 @@ async def test_unreachable_port_raises_broker_unreachable() -> None:
             pass
 
 
-async def test_missing_pingresp_is_a_timeout(broker: Mosquitto, proxy: Proxy) -> None:
+async def test_missing_pingresp_is_a_timeout(broker: Broker, proxy: Proxy) -> None:
     events: list[ConnectionEvent] = []
     client = Client("127.0.0.1", proxy.port, keepalive=1, timeout=0.3, on_event=events.append)
     await client.connect()
@@ -297,7 +293,7 @@ async def test_missing_pingresp_is_a_timeout(broker: Mosquitto, proxy: Proxy) ->
 
 
 async def test_publish_timeout_raises_when_the_ack_never_comes(
-    broker: Mosquitto, proxy: Proxy
+    broker: Broker, proxy: Proxy
 ) -> None:
     async with Client("127.0.0.1", proxy.port, keepalive=0) as client:
         proxy.held.add(DOWN)
@@ -305,9 +301,7 @@ async def test_publish_timeout_raises_when_the_ack_never_comes(
             await client.publish("t", b"x", qos=1, timeout=0.2)
 
 
-async def test_publish_while_disconnected_raises_by_default(
-    broker: Mosquitto, proxy: Proxy
-) -> None:
+async def test_publish_while_disconnected_raises_by_default(broker: Broker, proxy: Proxy) -> None:
     client = Client("127.0.0.1", proxy.port, reconnect=Backoff(initial=5.0, maximum=5.0))
     await client.connect()
     proxy.cut()
@@ -319,7 +313,7 @@ async def test_publish_while_disconnected_raises_by_default(
 
 @pytest.mark.parametrize("policy", [WhenDisconnected.QUEUE, WhenDisconnected.WAIT])
 async def test_publish_while_disconnected_is_delivered_after_reconnecting(
-    broker: Mosquitto, proxy: Proxy, policy: WhenDisconnected
+    broker: Broker, proxy: Proxy, policy: WhenDisconnected
 ) -> None:
     async with Client(broker.host, broker.port) as sub:
         await sub.subscribe("later", qos=1)
@@ -339,7 +333,7 @@ async def test_publish_while_disconnected_is_delivered_after_reconnecting(
     assert message.payload == b"kept"
 
 
-async def test_queue_policy_is_bounded(broker: Mosquitto, proxy: Proxy) -> None:
+async def test_queue_policy_is_bounded(broker: Broker, proxy: Proxy) -> None:
     client = Client(
         "127.0.0.1",
         proxy.port,
@@ -357,7 +351,7 @@ async def test_queue_policy_is_bounded(broker: Mosquitto, proxy: Proxy) -> None:
     await client.disconnect()
 
 
-async def test_slow_consumer_bounds_the_queue_and_loses_nothing(broker: Mosquitto) -> None:
+async def test_slow_consumer_bounds_the_queue_and_loses_nothing(broker: Broker) -> None:
     async with (
         Client(broker.host, broker.port, max_queued_messages=5) as slow,
         Client(broker.host, broker.port) as pub,
@@ -372,7 +366,7 @@ async def test_slow_consumer_bounds_the_queue_and_loses_nothing(broker: Mosquitt
     assert received == [b"%d" % n for n in range(300)]
 
 
-async def test_bad_arguments_raise_before_anything_is_sent(broker: Mosquitto, proxy: Proxy) -> None:
+async def test_bad_arguments_raise_before_anything_is_sent(broker: Broker, proxy: Proxy) -> None:
     async with Client("127.0.0.1", proxy.port, max_packet_size=100) as client:
         before = len(proxy.client_packets)
         with pytest.raises(InvalidArgument):
@@ -387,7 +381,7 @@ async def test_bad_arguments_raise_before_anything_is_sent(broker: Mosquitto, pr
         assert len(proxy.client_packets) == before
 
 
-async def test_unsubscribe_stops_delivery(broker: Mosquitto) -> None:
+async def test_unsubscribe_stops_delivery(broker: Broker) -> None:
     async with Client(broker.host, broker.port) as client:
         await client.subscribe("u/#", qos=1)
         await client.unsubscribe("u/#")

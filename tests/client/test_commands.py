@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.client.brokers import Mosquitto, free_port, running_mosquitto
+from tests.client.brokers import Broker, free_port
 
 TIMEOUT = 20
 
@@ -32,7 +32,7 @@ def start(command: Sequence[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def start_mqttref_sub(broker: Mosquitto, client_id: str, *args: str) -> subprocess.Popen[bytes]:
+def start_mqttref_sub(broker: Broker, client_id: str, *args: str) -> subprocess.Popen[bytes]:
     process = start(
         [sys.executable, "-m", "mqttref", "sub", "-h", broker.host, "-p", str(broker.port),
          "-i", client_id, *args]
@@ -46,12 +46,12 @@ def finish(process: subprocess.Popen[bytes]) -> tuple[int, bytes, bytes]:
     return process.returncode, out, err
 
 
-def pub(broker: Mosquitto, *args: str, stdin: bytes | None = None) -> None:
+def pub(broker: Broker, *args: str, stdin: bytes | None = None) -> None:
     result = mqttref("pub", "-h", broker.host, "-p", str(broker.port), *args, stdin=stdin)
     assert result.returncode == 0, result.stderr
 
 
-def mosquitto_pub(broker: Mosquitto, *args: str) -> None:
+def mosquitto_pub(broker: Broker, *args: str) -> None:
     subprocess.run(
         ["mosquitto_pub", "-h", broker.host, "-p", str(broker.port), *args],
         check=True,
@@ -60,7 +60,7 @@ def mosquitto_pub(broker: Mosquitto, *args: str) -> None:
 
 
 def test_sub_prints_three_messages_from_mqttref_pub_and_mosquitto_pub_then_exits(
-    broker: Mosquitto,
+    broker: Broker,
 ) -> None:
     """The issue's acceptance check: -C 3 -t 'x/#' -v, QoS 2 included."""
     sub = start_mqttref_sub(broker, "acceptance", "-C", "3", "-t", "x/#", "-v", "-q", "2")
@@ -77,7 +77,7 @@ def test_sub_prints_three_messages_from_mqttref_pub_and_mosquitto_pub_then_exits
 
 
 @pytest.mark.parametrize("qos", ["0", "1", "2"])
-def test_mosquitto_sub_receives_what_mqttref_pub_sends(broker: Mosquitto, qos: str) -> None:
+def test_mosquitto_sub_receives_what_mqttref_pub_sends(broker: Broker, qos: str) -> None:
     sub = start(
         ["mosquitto_sub", "-h", broker.host, "-p", str(broker.port), "-i", "msub",
          "-t", "m/#", "-q", qos, "-C", "1", "-F", "%t %q %p"]
@@ -88,7 +88,7 @@ def test_mosquitto_sub_receives_what_mqttref_pub_sends(broker: Mosquitto, qos: s
     assert (code, out) == (0, f"m/q {qos} hello\n".encode())
 
 
-def test_sub_exits_after_count_messages_even_when_more_arrive(broker: Mosquitto) -> None:
+def test_sub_exits_after_count_messages_even_when_more_arrive(broker: Broker) -> None:
     sub = start_mqttref_sub(broker, "count", "-C", "2", "-t", "c")
     for n in range(5):
         mosquitto_pub(broker, "-t", "c", "-m", str(n), "-q", "1")
@@ -96,7 +96,7 @@ def test_sub_exits_after_count_messages_even_when_more_arrive(broker: Mosquitto)
     assert (code, out) == (0, b"0\n1\n")
 
 
-def test_sub_wait_ends_with_code_27_and_prints_what_came_before(broker: Mosquitto) -> None:
+def test_sub_wait_ends_with_code_27_and_prints_what_came_before(broker: Broker) -> None:
     sub = start_mqttref_sub(broker, "waiter", "-W", "1", "-t", "w")
     mosquitto_pub(broker, "-t", "w", "-m", "early")
     code, out, err = finish(sub)
@@ -104,13 +104,13 @@ def test_sub_wait_ends_with_code_27_and_prints_what_came_before(broker: Mosquitt
     assert err == b"mqttref sub: error: timed out\n"
 
 
-def test_sub_count_reached_before_wait_expires_exits_zero(broker: Mosquitto) -> None:
+def test_sub_count_reached_before_wait_expires_exits_zero(broker: Broker) -> None:
     sub = start_mqttref_sub(broker, "both", "-W", "10", "-C", "1", "-t", "w")
     mosquitto_pub(broker, "-t", "w", "-m", "quick")
     assert finish(sub)[:2] == (0, b"quick\n")
 
 
-def test_sub_format_specifiers(broker: Mosquitto) -> None:
+def test_sub_format_specifiers(broker: Broker) -> None:
     mosquitto_pub(broker, "-t", "f/t", "-m", "AB", "-q", "1", "-r")
     result = mqttref(
         "sub", "-h", broker.host, "-p", str(broker.port), "-t", "f/#", "-q", "1", "-C", "1",
@@ -120,14 +120,14 @@ def test_sub_format_specifiers(broker: Mosquitto) -> None:
     assert result.stdout == b"f/t|AB|1|1|2|4142|4142|%|\t.\n"
 
 
-def test_sub_no_retained_option_skips_stale_messages(broker: Mosquitto) -> None:
+def test_sub_no_retained_option_skips_stale_messages(broker: Broker) -> None:
     mosquitto_pub(broker, "-t", "s", "-m", "stale", "-r")
     sub = start_mqttref_sub(broker, "fresh", "-R", "-C", "1", "-t", "s")
     mosquitto_pub(broker, "-t", "s", "-m", "fresh")
     assert finish(sub)[:2] == (0, b"fresh\n")
 
 
-def test_pub_payload_sources(broker: Mosquitto, tmp_path: Path) -> None:
+def test_pub_payload_sources(broker: Broker, tmp_path: Path) -> None:
     payload_file = tmp_path / "payload.bin"
     payload_file.write_bytes(b"\x00\x01binary")
     sub = start_mqttref_sub(broker, "sources", "-C", "6", "-t", "p/#", "-F", r"%t %x")
@@ -148,7 +148,7 @@ def test_pub_payload_sources(broker: Mosquitto, tmp_path: Path) -> None:
     ]
 
 
-def test_pub_retain_flag_reaches_a_later_subscriber(broker: Mosquitto) -> None:
+def test_pub_retain_flag_reaches_a_later_subscriber(broker: Broker) -> None:
     pub(broker, "-t", "keep", "-m", "kept", "-r", "-q", "1")
     result = mqttref(
         "sub", "-h", broker.host, "-p", str(broker.port), "-t", "keep", "-C", "1", "-F", "%r %p"
@@ -156,7 +156,7 @@ def test_pub_retain_flag_reaches_a_later_subscriber(broker: Mosquitto) -> None:
     assert result.stdout == b"1 kept\n"
 
 
-def test_sub_will_options_set_the_will(broker: Mosquitto) -> None:
+def test_sub_will_options_set_the_will(broker: Broker) -> None:
     watcher = start(
         ["mosquitto_sub", "-h", broker.host, "-p", str(broker.port), "-i", "watch",
          "-t", "last/words", "-C", "1"]
@@ -171,7 +171,7 @@ def test_sub_will_options_set_the_will(broker: Mosquitto) -> None:
     assert finish(watcher)[:2] == (0, b"bye\n")
 
 
-def test_persistent_sub_receives_messages_queued_while_it_was_away(broker: Mosquitto) -> None:
+def test_persistent_sub_receives_messages_queued_while_it_was_away(broker: Broker) -> None:
     first = mqttref(
         "sub", "-h", broker.host, "-p", str(broker.port), "-i", "durable", "-c", "-q", "1",
         "-t", "d", "-W", "1",
@@ -185,9 +185,9 @@ def test_persistent_sub_receives_messages_queued_while_it_was_away(broker: Mosqu
     assert (second.returncode, second.stdout) == (0, b"while away\n")
 
 
-def test_refused_connection_is_one_line_and_exit_4(tmp_path: Path) -> None:
-    with running_mosquitto(tmp_path, allow_anonymous=False) as closed:
-        result = mqttref("pub", "-h", closed.host, "-p", str(closed.port), "-t", "a", "-m", "x")
+def test_refused_connection_is_one_line_and_exit_4(closed_broker: Broker) -> None:
+    host, port = closed_broker.host, str(closed_broker.port)
+    result = mqttref("pub", "-h", host, "-p", port, "-t", "a", "-m", "x")
     assert result.returncode == 4
     assert result.stderr == (
         b"mqttref pub: error: connection refused by the broker: not authorized (return code 5)\n"
@@ -232,7 +232,7 @@ def test_bad_options_are_one_line_and_exit_2(args: list[str], complaint: bytes) 
     assert result.stderr.count(b"\n") == 1
 
 
-def test_minus_h_is_the_host_and_help_is_double_dash(broker: Mosquitto) -> None:
+def test_minus_h_is_the_host_and_help_is_double_dash(broker: Broker) -> None:
     result = mqttref("pub", "--help")
     assert result.returncode == 0
     assert b"-h HOST" in result.stdout
