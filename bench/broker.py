@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import sampling
-from brokers import MOSQUITTO, BrokerUnavailable, running
+from brokers import MOSQUITTO, REPO, BrokerUnavailable, running
 from report import runs_table, verdict_table, verdicts
 from scenarios import ALIASES, FULL, QUICK, SCENARIOS, Outcome
 from workers import ScenarioFailed
@@ -85,12 +85,27 @@ def _raise_fd_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+def _load() -> tuple[float, ...]:
+    """1, 5 and 15 minute load averages: other work on the machine skews latency most."""
+    return tuple(round(value, 2) for value in os.getloadavg())
+
+
+def _git(*args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(REPO), *args], capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip()
+
+
 def _machine() -> dict[str, Any]:
     info: dict[str, Any] = {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "kernel": platform.release(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "load_average": _load(),
+        "mqttref_commit": _git("rev-parse", "--short", "HEAD"),
+        "mqttref_impl_modified": bool(_git("status", "--porcelain", "--", "impl", "src")),
     }
     if MOSQUITTO.exists():
         version = subprocess.run(
@@ -166,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
             "\nmqttref event loop: "
             + ("uvloop" if machine["mqttref_uvloop"] else "asyncio (standard)")
         )
+    machine["load_average_after"] = _load()
+    print(f"load average before {machine['load_average']}, after {machine['load_average_after']}")
     if args.json:
         report = {
             "machine": machine,
