@@ -39,7 +39,10 @@ class Broker:
 
     def __init__(self, config: Config | None = None, *, store: Store | None = None) -> None:
         self.config = config if config is not None else Config()
-        self.store = store if store is not None else open_store(self.config.store)
+        self.store = (
+            store if store is not None
+            else open_store(self.config.store, self.config.data_dir)
+        )
         self.sessions: dict[str, Session] = {}
         self.registry = Registry(self.config, self.store, self.sessions.get)
         self.connections = ConnectionSupervisor()
@@ -74,13 +77,18 @@ class Broker:
     # Lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load the store, then listen. Raises OSError if the port cannot be bound."""
+        """Load the store, then listen. Raises StoreError if the store cannot be opened
+        (nothing on disk changed), OSError if the port cannot be bound."""
         self.store.open()
-        self._restore_sessions()
-        self.registry.load()
-        self._server = await asyncio.start_server(
-            self._accept, self.config.host, self.config.port, limit=READ_SIZE, backlog=1024
-        )
+        try:
+            self._restore_sessions()
+            self.registry.load()
+            self._server = await asyncio.start_server(
+                self._accept, self.config.host, self.config.port, limit=READ_SIZE, backlog=1024
+            )
+        except BaseException:
+            self.store.close()  # release the data directory for the next try
+            raise
         self.port = self._server.sockets[0].getsockname()[1]
         self._ticker = asyncio.get_running_loop().create_task(self._tick())
         log.info("mqttref broker listening on %s:%d", self.config.host, self.port)

@@ -80,8 +80,14 @@ def _store(_instance: object, attribute: attrs.Attribute[str], value: str) -> No
         raise ConfigError(f"{attribute.name}: expected one of {sorted(STORES)}, got {value!r}")
 
 
-STORES = frozenset({"memory"})
-"""Store kinds this build knows; the durability work adds ``sqlite``."""
+def _optional_path(_instance: object, attribute: attrs.Attribute[str | None],
+                   value: str | None) -> None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ConfigError(f"{attribute.name}: expected a directory path, got {value!r}")
+
+
+STORES = frozenset({"memory", "sqlite"})
+"""Store kinds this build knows: ``memory`` (nothing on disk) and ``sqlite`` (``data_dir``)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -143,7 +149,11 @@ class Config:
     A testing aid: passwords stand in the file as written."""
 
     store: str = attrs.field(default="memory", validator=_store)
-    """Where sessions, subscriptions, queues and retained messages are kept."""
+    """Where sessions, subscriptions, queues and retained messages are kept. ``memory``
+    for an embedded broker; ``mqttref broker`` defaults to ``sqlite``."""
+    data_dir: str | None = attrs.field(default=None, validator=_optional_path)
+    """The ``sqlite`` store's directory; None: ``$XDG_DATA_HOME/mqttref`` or
+    ``~/.local/share/mqttref`` (see ``mqttref.impl.store.datadir``)."""
 
     def __attrs_post_init__(self) -> None:
         if self.write_buffer_max < self.write_buffer_limit:

@@ -1,21 +1,37 @@
 """Where the broker keeps what must outlive a connection or a topic server.
 
 ``base.Store`` is the interface; ``memory.MemoryStore`` keeps everything in
-dictionaries (``mqttref broker --memory``); the durability work adds SQLite
-behind the same interface. ``open_store`` picks one by name.
+dictionaries (``mqttref broker --memory``); ``sqlite.SQLiteStore`` keeps it in
+an SQLite database in the data directory (``datadir``), the default of
+``mqttref broker``. ``open_store`` picks one by name.
 """
 
 from __future__ import annotations
 
 from mqttref.impl.errors import ConfigError
 from mqttref.impl.store.base import SessionRecord, Store, StoredInflight
+from mqttref.impl.store.datadir import StoreError, resolve_data_dir
 from mqttref.impl.store.memory import MemoryStore
+from mqttref.impl.store.sqlite import SQLiteStore
 
-__all__ = ["MemoryStore", "SessionRecord", "Store", "StoredInflight", "open_store"]
+__all__ = [
+    "MemoryStore",
+    "SQLiteStore",
+    "SessionRecord",
+    "Store",
+    "StoreError",
+    "StoredInflight",
+    "open_store",
+]
 
 
-def open_store(kind: str) -> Store:
-    """The store named by the configuration's ``store`` key."""
+def open_store(kind: str, data_dir: str | None = None) -> Store:
+    """The store named by the configuration's ``store`` key (``data_dir`` for sqlite).
+
+    Nothing is touched on disk here; ``Store.open()`` does that when the broker starts.
+    """
     if kind == "memory":
         return MemoryStore()
+    if kind == "sqlite":
+        return SQLiteStore(resolve_data_dir(data_dir))
     raise ConfigError(f"store: unknown store kind {kind!r}")

@@ -106,8 +106,14 @@ def closes_without_answer(client: RawClient) -> bool:
 
 @pytest.mark.parametrize(
     "first_packet",
-    [encode(PingReq()), publish_bytes("t"), subscribe_bytes("t"), b"\xe0\x00"],
-    ids=["PINGREQ", "PUBLISH", "SUBSCRIBE", "DISCONNECT"],
+    [
+        encode(PingReq()), publish_bytes("t"), publish_bytes("t", qos=1),
+        subscribe_bytes("t"), b"\xa2\x05\x00\x01\x00\x01t", b"\xe0\x00",
+        b"\x40\x02\x00\x01", b"\x50\x02\x00\x01", b"\x62\x02\x00\x01",
+        b"\x70\x02\x00\x01",
+    ],
+    ids=["PINGREQ", "PUBLISH", "PUBLISH-QoS1", "SUBSCRIBE", "UNSUBSCRIBE", "DISCONNECT",
+         "PUBACK", "PUBREC", "PUBREL", "PUBCOMP"],
 )
 def test_a_packet_before_connect_closes_the_connection(
     broker: BrokerThread, bystander: Bystander, first_packet: bytes

@@ -66,7 +66,7 @@ def test_a_killed_mosquitto_sub_has_its_will_published(broker: BrokerThread) -> 
     victim = sub(broker.port, "-t", "anything", "-i", "victim",
                  "--will-topic", "wills/victim", "--will-payload", "lost", "--will-qos", "1")
     victim.kill()  # no DISCONNECT: the kernel closes the socket
-    victim.wait()
+    victim.communicate()
     assert lines(watcher) == ["wills/victim lost"]
 
 
@@ -93,7 +93,7 @@ def mqttref_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int
     finally:
         if process.poll() is None:
             process.kill()
-            process.wait()
+        process.communicate()
 
 
 def test_the_mqttref_broker_command_serves_mosquitto_clients_and_stops_on_sigterm(
@@ -152,7 +152,7 @@ def test_a_config_file_sets_the_limits(tmp_path: Path) -> None:
     config = tmp_path / "broker.toml"
     config.write_text(f"[broker]\nport = {port}\nmax_keep_alive = 30\n")
     process = subprocess.Popen([str(MQTTREF), "broker", "-c", str(config)],
-                               stderr=subprocess.PIPE, text=True,
+                               stderr=subprocess.DEVNULL,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         wait_for_port(port)

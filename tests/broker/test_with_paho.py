@@ -253,3 +253,14 @@ def test_an_inbound_qos2_duplicate_is_not_delivered_twice(broker: BrokerThread) 
         assert publisher.receive() == PubComp(5)
     assert [m.payload for m in subscriber.expect()] == [b"exactly"]
     assert subscriber.nothing_within(0.5)
+
+
+def test_a_will_with_retain_is_kept_as_the_retained_message(broker: BrokerThread) -> None:
+    from mqttref.impl.packets import Will
+    with RawClient(broker.port) as doomed:
+        doomed.connect("doomed", will=Will("status/doomed", b"offline", QoS.AT_LEAST_ONCE, True))
+    time.sleep(0.2)
+    later = Paho(broker.port, "later").connect()
+    later.subscribe("status/+", 1)
+    [will] = later.expect()
+    assert (will.payload, will.qos, will.retain) == (b"offline", 1, True)

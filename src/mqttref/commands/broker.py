@@ -16,6 +16,7 @@ import attrs
 from mqttref.impl.broker import Broker
 from mqttref.impl.config import Config, load_config
 from mqttref.impl.errors import ConfigError
+from mqttref.impl.store import StoreError
 
 EXIT_BAD_CONFIG = 2
 EXIT_CANNOT_LISTEN = 1
@@ -27,7 +28,9 @@ def register(add_parser: Any) -> None:
         help="run the MQTT broker",
         description=(
             "Run the MQTT 3.1/3.1.1 broker (127.0.0.1:1883 unless told otherwise). "
-            "Limits and timers come from a TOML config file; SIGINT or SIGTERM stop it."
+            "Limits and timers come from a TOML config file; SIGINT or SIGTERM stop it. "
+            "Sessions, queues and retained messages are kept in an SQLite database in the "
+            "data directory, so a restart (even after kill -9) loses nothing."
         ),
     )
     parser.add_argument("-p", "--port", type=int, default=None,
@@ -39,13 +42,19 @@ def register(add_parser: Any) -> None:
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log each connection and each packet type")
     parser.add_argument("--memory", action="store_true",
-                        help="keep all state in memory (the only store in this version)")
+                        help="keep all state in memory: nothing on disk, lost on exit")
+    parser.add_argument("--data-dir", default=None, metavar="DIR",
+                        help="directory for the broker's database (default: mqttref under "
+                        "$XDG_DATA_HOME or ~/.local/share); one broker per directory")
     parser.set_defaults(run=run)
 
 
 def build_config(args: argparse.Namespace) -> Config:
     """The file's settings, then the command line's on top; ConfigError names the key."""
-    config = load_config(args.config) if args.config is not None else Config()
+    if args.memory and args.data_dir is not None:
+        raise ConfigError("--memory and --data-dir: choose one (memory keeps nothing on disk)")
+    base = Config(store="sqlite")  # the command keeps state on disk unless told otherwise
+    config = load_config(args.config, base=base) if args.config is not None else base
     changes: dict[str, Any] = {}
     if args.port is not None:
         changes["port"] = args.port
@@ -53,6 +62,9 @@ def build_config(args: argparse.Namespace) -> Config:
         changes["host"] = args.host
     if args.memory:
         changes["store"] = "memory"
+    if args.data_dir is not None:
+        changes["store"] = "sqlite"
+        changes["data_dir"] = args.data_dir
     return attrs.evolve(config, **changes) if changes else config
 
 
@@ -79,6 +91,9 @@ async def serve(config: Config) -> int:
     broker = Broker(config)
     try:
         await broker.start()
+    except StoreError as exc:
+        print(f"mqttref broker: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
     except OSError as exc:
         print(f"mqttref broker: error: cannot listen on {config.host}:{config.port}: "
               f"{exc.strerror or exc}", file=sys.stderr)

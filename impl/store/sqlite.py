@@ -1,0 +1,441 @@
+"""The SQLite store: the broker's state on disk, so that ``kill -9`` loses nothing.
+
+Theory of operation. The broker tells the store every change as a plain call
+(``queue_append``, ``inflight_set``...) and calls ``commit()`` before any
+acknowledgement leaves for the network, once per batch of packets. This store
+therefore only *records* a call: it keeps the newest operation per row in an
+ordered dictionary, so that a message queued and sent within one batch
+costs one row write (or none), and ``commit()`` writes the whole batch as one
+transaction (``executemany`` per statement): group commit. With WAL
+journaling and ``synchronous=FULL`` a commit is one append to the log and one
+``fsync``, however many acknowledgements it covers.
+
+What is kept on disk is what the broker needs after a restart: persistent
+sessions (clean session 0) with their subscriptions, queues, outbound
+in-flight messages and inbound QoS 2 packet ids awaiting PUBREL, and the
+retained messages. A clean session writes nothing: its subscriptions live in
+an in-memory mirror (which a crashed topic server is rebuilt from, like every
+other subscription), because after a restart there is nothing to give back
+to it [MQTT-3.1.2-6].
+
+The schema carries its version in ``schema_version``; ``MIGRATIONS[n]``
+brings a database from version n to n + 1, each in its own transaction. A
+database from a newer mqttref, a file that is not an SQLite database (or is
+damaged), or an SQLite database of another program is refused at ``open()``
+with a ``StoreError`` before anything is written to it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Final
+
+from mqttref.impl.message import Message, OutboundMessage, OutboundState
+from mqttref.impl.packets import QoS
+from mqttref.impl.store.base import SessionRecord, Store, StoredInflight
+from mqttref.impl.store.datadir import DataDirectory, StoreError
+
+SQLITE_HEADER: Final = b"SQLite format 3\x00"
+APPLICATION_ID: Final = 0x4D515452
+"""``PRAGMA application_id`` of an mqttref database ("MQTR")."""
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    # 0 -> 1: the first schema.
+    (
+        "CREATE TABLE sessions (client_id TEXT PRIMARY KEY) WITHOUT ROWID",
+        "CREATE TABLE subscriptions (client_id TEXT NOT NULL, topic_filter TEXT NOT NULL,"
+        " qos INTEGER NOT NULL, PRIMARY KEY (client_id, topic_filter)) WITHOUT ROWID",
+        "CREATE TABLE queue (client_id TEXT NOT NULL, seq INTEGER NOT NULL,"
+        " topic TEXT NOT NULL, qos INTEGER NOT NULL, payload BLOB NOT NULL,"
+        " retain INTEGER NOT NULL, PRIMARY KEY (client_id, seq))",
+        "CREATE TABLE inflight (client_id TEXT NOT NULL, packet_id INTEGER NOT NULL,"
+        " sent_order INTEGER NOT NULL, state TEXT NOT NULL, topic TEXT NOT NULL,"
+        " qos INTEGER NOT NULL, payload BLOB NOT NULL, retain INTEGER NOT NULL,"
+        " PRIMARY KEY (client_id, packet_id))",
+        "CREATE TABLE awaiting_rel (client_id TEXT NOT NULL, packet_id INTEGER NOT NULL,"
+        " PRIMARY KEY (client_id, packet_id)) WITHOUT ROWID",
+        "CREATE TABLE retained (topic TEXT PRIMARY KEY, payload BLOB NOT NULL,"
+        " qos INTEGER NOT NULL)",
+    ),
+)
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+_INSERT_SESSION = "INSERT OR IGNORE INTO sessions (client_id) VALUES (?)"
+_SET_SUBSCRIPTION = (
+    "INSERT OR REPLACE INTO subscriptions (client_id, topic_filter, qos) VALUES (?, ?, ?)"
+)
+_DELETE_SUBSCRIPTION = "DELETE FROM subscriptions WHERE client_id = ? AND topic_filter = ?"
+_QUEUE_APPEND = (
+    "INSERT OR REPLACE INTO queue (client_id, seq, topic, qos, payload, retain)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+_QUEUE_REMOVE = "DELETE FROM queue WHERE client_id = ? AND seq = ?"
+_INFLIGHT_SET = (
+    "INSERT OR REPLACE INTO inflight"
+    " (client_id, packet_id, sent_order, state, topic, qos, payload, retain)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INFLIGHT_REMOVE = "DELETE FROM inflight WHERE client_id = ? AND packet_id = ?"
+_AWAITING_ADD = "INSERT OR IGNORE INTO awaiting_rel (client_id, packet_id) VALUES (?, ?)"
+_AWAITING_REMOVE = "DELETE FROM awaiting_rel WHERE client_id = ? AND packet_id = ?"
+_SET_RETAINED = "INSERT OR REPLACE INTO retained (topic, payload, qos) VALUES (?, ?, ?)"
+_CLEAR_RETAINED = "DELETE FROM retained WHERE topic = ?"
+_SESSION_TABLES: Final = ("subscriptions", "queue", "inflight", "awaiting_rel", "sessions")
+
+_STATES: Final = {state.name: state for state in OutboundState}
+
+Operation = tuple[str, tuple[Any, ...]]
+
+
+class SQLiteStore(Store):
+    """Everything the broker must not lose, in ``DATA_DIR/mqttref.db``."""
+
+    def __init__(self, directory: Path, *, synchronous: str = "FULL") -> None:
+        self.directory = DataDirectory(directory)
+        self.path = self.directory.database_path
+        self.synchronous = synchronous
+        self._db: sqlite3.Connection | None = None
+        self._pending: dict[tuple[Any, ...], Operation] = {}
+        """Row key -> the newest statement for that row, since the last commit."""
+        self._persistent: set[str] = set()
+        self._subscriptions: dict[str, dict[str, QoS]] = {}
+        """Every session's subscriptions, persistent or clean (the disk has the former)."""
+        self._retained: dict[str, Message] = {}
+        self._sent_order: dict[tuple[str, int], int] = {}
+        """(client id, packet id) -> when first sent; kept while the message is in flight."""
+        self._next_order = 1
+        self.commits = 0
+        """Transactions written since open (for the bench and the tests)."""
+
+    def __repr__(self) -> str:
+        return f"<SQLiteStore {str(self.path)!r}>"
+
+    # Opening and closing --------------------------------------------------------------
+
+    def open(self) -> None:
+        """Lock the directory, check the file, migrate the schema, load the mirrors.
+
+        Every check that can refuse runs before the first write, so a refused
+        file is left exactly as it was.
+        """
+        if self._db is not None:
+            return
+        self.directory.acquire()
+        try:
+            self._inspect()
+            self._db = self._connect()
+            self._migrate()
+            self._load()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Commit what is pending, close the database, release the directory."""
+        db, self._db = self._db, None
+        try:
+            if db is not None:
+                try:
+                    self._commit(db)
+                finally:
+                    db.close()
+        finally:
+            self.directory.release()
+
+    def _inspect(self) -> None:
+        """Refuse a file that is not ours, damaged, or newer, reading it read-only."""
+        path = self.path
+        if not path.exists() or path.stat().st_size == 0:
+            return
+        try:
+            with path.open("rb") as file:
+                header = file.read(len(SQLITE_HEADER))
+        except OSError as exc:
+            raise StoreError(f"database {path}: cannot read it: {exc.strerror}") from exc
+        if header != SQLITE_HEADER:
+            raise StoreError(f"database {path}: not an SQLite database (corrupt?); "
+                             "move it away to start with an empty store")
+        try:
+            db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        except sqlite3.Error as exc:
+            raise StoreError(f"database {path}: cannot open it: {exc}") from exc
+        try:
+            version = _read_version(db, path)
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"database {path}: schema version {version} is newer than this "
+                    f"mqttref's ({SCHEMA_VERSION}); use a newer mqttref or another data directory"
+                )
+            check = [row[0] for row in db.execute("PRAGMA quick_check")]
+            if check != ["ok"]:
+                raise StoreError(f"database {path}: damaged ({'; '.join(map(str, check[:3]))})")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"database {path}: corrupt: {exc}") from exc
+        finally:
+            db.close()
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"database {self.path}: cannot use WAL journaling ({mode})")
+            db.execute(f"PRAGMA synchronous={self.synchronous}")
+        except sqlite3.Error as exc:
+            raise StoreError(f"database {self.path}: cannot open it: {exc}") from exc
+        return db
+
+    def _migrate(self) -> None:
+        db = self._require_db()
+        try:
+            version = _read_version(db, self.path)
+            if version == 0:
+                db.execute("BEGIN IMMEDIATE")
+                db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+                db.execute("DELETE FROM schema_version")
+                db.execute("INSERT INTO schema_version (version) VALUES (0)")
+                db.execute("COMMIT")
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                db.execute("BEGIN IMMEDIATE")
+                for statement in MIGRATIONS[target - 1]:
+                    db.execute(statement)
+                db.execute("UPDATE schema_version SET version = ?", (target,))
+                db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise StoreError(f"database {self.path}: cannot migrate the schema: {exc}") from exc
+
+    def _load(self) -> None:
+        db = self._require_db()
+        try:
+            self._persistent = {row[0] for row in db.execute("SELECT client_id FROM sessions")}
+            for client_id, topic_filter, qos in db.execute(
+                "SELECT client_id, topic_filter, qos FROM subscriptions"
+            ):
+                self._subscriptions.setdefault(client_id, {})[topic_filter] = QoS(qos)
+            for topic, payload, qos in db.execute("SELECT topic, payload, qos FROM retained"):
+                self._retained[topic] = Message(topic, bytes(payload), QoS(qos), True)
+            for client_id, packet_id, order in db.execute(
+                "SELECT client_id, packet_id, sent_order FROM inflight"
+            ):
+                self._sent_order[(client_id, packet_id)] = order
+            self._next_order = max(self._sent_order.values(), default=0) + 1
+        except (sqlite3.Error, ValueError) as exc:
+            raise StoreError(f"database {self.path}: corrupt: {exc}") from exc
+
+    def _require_db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise StoreError(f"database {self.path}: the store is not open")
+        return self._db
+
+    # Group commit ---------------------------------------------------------------------
+
+    def commit(self) -> None:
+        """Write every recorded change as one transaction (a no-op when none)."""
+        if self._pending:
+            self._commit(self._require_db())
+
+    def _commit(self, db: sqlite3.Connection) -> None:
+        try:
+            self._apply(db)
+            if db.in_transaction:
+                db.execute("COMMIT")
+                self.commits += 1
+        except sqlite3.Error as exc:
+            raise StoreError(f"database {self.path}: cannot write: {exc}") from exc
+
+    def _apply(self, db: sqlite3.Connection) -> None:
+        """Run the pending statements inside the open (or a new) transaction."""
+        if not self._pending:
+            return
+        by_statement: dict[str, list[tuple[Any, ...]]] = {}
+        for statement, params in self._pending.values():
+            by_statement.setdefault(statement, []).append(params)
+        self._pending.clear()
+        if not db.in_transaction:
+            db.execute("BEGIN")
+        for statement, rows in by_statement.items():
+            db.executemany(statement, rows)
+
+    def _record(self, key: tuple[Any, ...], statement: str, params: tuple[Any, ...]) -> None:
+        pending = self._pending
+        pending.pop(key, None)  # the newest operation goes last, like a fresh one
+        pending[key] = (statement, params)
+
+    # Persistent sessions ------------------------------------------------------------
+
+    def session_ids(self) -> list[str]:
+        return sorted(self._persistent)
+
+    def create_session(self, client_id: str) -> None:
+        if client_id in self._persistent:
+            return
+        self._persistent.add(client_id)
+        self._record(("session", client_id), _INSERT_SESSION, (client_id,))
+        for topic_filter, qos in self._subscriptions.get(client_id, {}).items():
+            self._record(("sub", client_id, topic_filter), _SET_SUBSCRIPTION,
+                         (client_id, topic_filter, int(qos)))
+
+    def load_session(self, client_id: str) -> SessionRecord | None:
+        if client_id not in self._persistent:
+            return None
+        db = self._require_db()
+        try:
+            self._apply(db)
+            return SessionRecord(
+                client_id=client_id,
+                subscriptions=dict(self._subscriptions.get(client_id, {})),
+                queue=list(self._stored_queue(db, client_id)),
+                inflight=list(self._stored_inflight(db, client_id)),
+                awaiting_rel=frozenset(
+                    row[0] for row in db.execute(
+                        "SELECT packet_id FROM awaiting_rel WHERE client_id = ?", (client_id,)
+                    )
+                ),
+            )
+        except (sqlite3.Error, ValueError, KeyError) as exc:
+            raise StoreError(f"database {self.path}: cannot read session {client_id!r}: "
+                             f"{exc}") from exc
+
+    @staticmethod
+    def _stored_queue(
+        db: sqlite3.Connection, client_id: str
+    ) -> Iterator[tuple[int, OutboundMessage]]:
+        for seq, topic, qos, payload, retain in db.execute(
+            "SELECT seq, topic, qos, payload, retain FROM queue WHERE client_id = ?"
+            " ORDER BY seq", (client_id,)
+        ):
+            yield seq, OutboundMessage(topic, 0, QoS(qos), bytes(payload), bool(retain))
+
+    @staticmethod
+    def _stored_inflight(db: sqlite3.Connection, client_id: str) -> Iterator[StoredInflight]:
+        for packet_id, state, topic, qos, payload, retain in db.execute(
+            "SELECT packet_id, state, topic, qos, payload, retain FROM inflight"
+            " WHERE client_id = ? ORDER BY sent_order", (client_id,)
+        ):
+            message = OutboundMessage(topic, packet_id, QoS(qos), bytes(payload), bool(retain))
+            yield StoredInflight(packet_id, _STATES[state], message)
+
+    def delete_session(self, client_id: str) -> None:
+        """Forget a session: its rows go in the current batch, after what came before."""
+        self._subscriptions.pop(client_id, None)
+        if client_id not in self._persistent:
+            return
+        self._persistent.discard(client_id)
+        for key in [key for key in self._sent_order if key[0] == client_id]:
+            del self._sent_order[key]
+        db = self._require_db()
+        try:
+            self._apply(db)  # keeps the order: earlier changes, then the deletion
+            if not db.in_transaction:
+                db.execute("BEGIN")
+            for table in _SESSION_TABLES:
+                db.execute(f"DELETE FROM {table} WHERE client_id = ?", (client_id,))
+        except sqlite3.Error as exc:
+            raise StoreError(f"database {self.path}: cannot write: {exc}") from exc
+
+    # Subscriptions --------------------------------------------------------------------
+
+    def set_subscription(self, client_id: str, topic_filter: str, qos: QoS) -> None:
+        self._subscriptions.setdefault(client_id, {})[topic_filter] = qos
+        if client_id in self._persistent:
+            self._record(("sub", client_id, topic_filter), _SET_SUBSCRIPTION,
+                         (client_id, topic_filter, int(qos)))
+
+    def delete_subscription(self, client_id: str, topic_filter: str) -> None:
+        filters = self._subscriptions.get(client_id)
+        if filters is not None:
+            filters.pop(topic_filter, None)
+            if not filters:
+                del self._subscriptions[client_id]
+        if client_id in self._persistent:
+            self._record(("sub", client_id, topic_filter), _DELETE_SUBSCRIPTION,
+                         (client_id, topic_filter))
+
+    def subscriptions(self) -> Iterable[tuple[str, str, QoS]]:
+        return [
+            (client_id, topic_filter, qos)
+            for client_id, filters in self._subscriptions.items()
+            for topic_filter, qos in filters.items()
+        ]
+
+    # Queues and in-flight state -------------------------------------------------------
+
+    def queue_append(self, client_id: str, seq: int, message: OutboundMessage) -> None:
+        if client_id in self._persistent:
+            self._record(("queue", client_id, seq), _QUEUE_APPEND, (
+                client_id, seq, message.topic, int(message.qos), message.payload,
+                int(message.retain),
+            ))
+
+    def queue_remove(self, client_id: str, seq: int) -> None:
+        if client_id in self._persistent:
+            key = ("queue", client_id, seq)
+            if self._pending.get(key, ("",))[0] == _QUEUE_APPEND:
+                del self._pending[key]  # queued and sent in one batch: never on disk
+            else:
+                self._record(key, _QUEUE_REMOVE, (client_id, seq))
+
+    def inflight_set(
+        self, client_id: str, packet_id: int, state: OutboundState, message: OutboundMessage
+    ) -> None:
+        if client_id not in self._persistent:
+            return
+        order = self._sent_order.get((client_id, packet_id))
+        if order is None:
+            order = self._sent_order[(client_id, packet_id)] = self._next_order
+            self._next_order += 1
+        self._record(("inflight", client_id, packet_id), _INFLIGHT_SET, (
+            client_id, packet_id, order, state.name, message.topic, int(message.qos),
+            message.payload, int(message.retain),
+        ))
+
+    def inflight_remove(self, client_id: str, packet_id: int) -> None:
+        if client_id in self._persistent:
+            self._sent_order.pop((client_id, packet_id), None)
+            self._record(("inflight", client_id, packet_id), _INFLIGHT_REMOVE,
+                         (client_id, packet_id))
+
+    def awaiting_rel_add(self, client_id: str, packet_id: int) -> None:
+        if client_id in self._persistent:
+            self._record(("rel", client_id, packet_id), _AWAITING_ADD, (client_id, packet_id))
+
+    def awaiting_rel_remove(self, client_id: str, packet_id: int) -> None:
+        if client_id in self._persistent:
+            self._record(("rel", client_id, packet_id), _AWAITING_REMOVE, (client_id, packet_id))
+
+    # Retained messages ------------------------------------------------------------------
+
+    def set_retained(self, topic: str, message: Message | None) -> None:
+        if message is None:
+            self._retained.pop(topic, None)
+            self._record(("retained", topic), _CLEAR_RETAINED, (topic,))
+        else:
+            self._retained[topic] = message
+            self._record(("retained", topic), _SET_RETAINED,
+                         (topic, message.payload, int(message.qos)))
+
+    def get_retained(self, topic: str) -> Message | None:
+        return self._retained.get(topic)
+
+    def retained(self) -> Iterable[Message]:
+        return list(self._retained.values())
+
+
+def _read_version(db: sqlite3.Connection, path: Path) -> int:
+    """The schema version of an open database: 0 when empty; refuses a foreign one."""
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if not tables:
+        return 0
+    application_id = db.execute("PRAGMA application_id").fetchone()[0]
+    if "schema_version" not in tables or application_id != APPLICATION_ID:
+        raise StoreError(f"database {path}: an SQLite database of another program "
+                         "(no mqttref schema_version table); nothing was changed")
+    row = db.execute("SELECT version FROM schema_version").fetchone()
+    if row is None or not isinstance(row[0], int):
+        raise StoreError(f"database {path}: corrupt: no schema version")
+    return int(row[0])
