@@ -1,0 +1,28 @@
+"""The conformance checks, one module per area of the specification.
+
+Importing this package registers every check in ``scenario.REGISTRY``.
+"""
+
+from mqttref.impl.oracle.checks import (
+    connect,
+    malformed,
+    qos,
+    retain,
+    robustness,
+    session,
+    subscriptions,
+    topics,
+    will,
+)
+
+__all__ = [
+    "connect",
+    "malformed",
+    "qos",
+    "retain",
+    "robustness",
+    "session",
+    "subscriptions",
+    "topics",
+    "will",
+]

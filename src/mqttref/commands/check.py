@@ -1,0 +1,86 @@
+"""``mqttref check``: judge an MQTT broker against the specification, statement by statement."""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+
+from mqttref.cli import AddParser
+from mqttref.impl.oracle.probe import Timing
+from mqttref.impl.oracle.report import write_json, write_junit, write_text
+from mqttref.impl.oracle.runner import select
+from mqttref.impl.oracle.target import Unreachable, evaluate
+
+DEFAULT_BUDGET = 150.0
+
+
+def register(add_parser: AddParser) -> None:
+    parser = add_parser(
+        "check",
+        help="judge a broker against the MQTT specification",
+        description="Run the conformance suite (and the model exploration, when available)"
+        " against the broker at HOST:PORT and print a verdict per normative statement."
+        " Exit 0: nothing failed; 1: something failed; 2: bad arguments or broker unreachable.",
+    )
+    parser.add_argument("--broker", required=True, metavar="HOST:PORT")
+    parser.add_argument("--protocol", default="3.1.1", choices=["3.1.1"],
+                        help="protocol version to judge (only 3.1.1 so far)")
+    parser.add_argument("--only", nargs="+", metavar="ID",
+                        help="run only the checks citing these statement ids (or check names)")
+    parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET, metavar="SECONDS",
+                        help=f"time for the whole run (default {DEFAULT_BUDGET:.0f})")
+    parser.add_argument("--seed", type=int, help="seed for random choices (default: random)")
+    parser.add_argument("--json", metavar="FILE", help="write the verdicts as JSON")
+    parser.add_argument("--junit", metavar="FILE", help="write the verdicts as JUnit XML")
+    parser.add_argument("--quiet-window", type=float, default=0.3, metavar="SECONDS",
+                        help="quiescence window: this long without traffic ends a wait")
+    parser.add_argument("--time-multiplier", type=float, default=1.0, metavar="X",
+                        help="scale every wait and bound (for slow machines or brokers)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="also list every check with its outcome and duration")
+    parser.set_defaults(run=run, parser=parser)
+
+
+def _address(parser: argparse.ArgumentParser, text: str) -> tuple[str, int]:
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        parser.error(f"--broker wants HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port_text)
+
+
+def run(args: argparse.Namespace) -> int:
+    parser: argparse.ArgumentParser = args.parser
+    host, port = _address(parser, args.broker)
+    if args.budget <= 0 or args.quiet_window <= 0 or args.time_multiplier <= 0:
+        parser.error("--budget, --quiet-window and --time-multiplier must be positive")
+    if args.only:
+        try:
+            chosen = select(args.only)
+        except ValueError as exc:
+            parser.error(str(exc))
+        if not chosen:
+            parser.error(f"no check covers {' '.join(args.only)}")
+    seed = args.seed if args.seed is not None else random.randrange(2**32)
+    timing = Timing(quiet=args.quiet_window, multiplier=args.time_multiplier)
+    progress = _progress if sys.stderr.isatty() else None
+    try:
+        report = evaluate(host, port, protocol=args.protocol, only=args.only,
+                          budget=args.budget, seed=seed, timing=timing, progress=progress)
+    except Unreachable as exc:
+        print(f"mqttref check: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if progress is not None:
+            sys.stderr.write("\r\x1b[K")
+    write_text(report, sys.stdout, verbose=args.verbose)
+    if args.json:
+        write_json(report, args.json)
+    if args.junit:
+        write_junit(report, args.junit)
+    return 1 if report.failed else 0
+
+
+def _progress(done: int, total: int, name: str) -> None:
+    sys.stderr.write(f"\r\x1b[K[{done + 1}/{total}] {name}")
+    sys.stderr.flush()
