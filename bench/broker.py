@@ -27,7 +27,7 @@ from typing import Any
 
 import sampling
 from brokers import MOSQUITTO, REPO, BrokerUnavailable, running
-from report import runs_table, verdict_table, verdicts
+from report import markdown, runs_table, verdict_table, verdicts
 from scenarios import ALIASES, FULL, QUICK, SCENARIOS, Outcome
 from workers import ScenarioFailed
 
@@ -55,6 +55,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         action="append",
         default=[],
         help="an extra argument for 'mqttref broker'; repeat for several",
+    )
+    parser.add_argument(
+        "--markdown", type=Path, metavar="FILE", help="also write both tables as Markdown"
     )
     parser.add_argument(
         "--profile",
@@ -183,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     machine["load_average_after"] = _load()
     print(f"load average before {machine['load_average']}, after {machine['load_average_after']}")
+    if args.markdown:
+        args.markdown.write_text(markdown(outcomes, found))
     if args.json:
         report = {
             "machine": machine,

@@ -396,6 +396,7 @@ class IdleHolder(Role):
                 except (OSError, BrokerRefused):
                     pass
                 sock.close()
+        opened = time.monotonic()
         ctx.report("held", held)
         ctx.wait_stop(self.deadline_s)
-        return {"delivered": held, "expected": self.total}
+        return {"delivered": held, "expected": self.total, "t_last": opened}

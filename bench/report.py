@@ -154,3 +154,32 @@ def verdict_table(found: list[Verdict]) -> str:
             ]
         )
     return _table(header, rows)
+
+
+def markdown(outcomes: list[Outcome], found: list[Verdict]) -> str:
+    """Both tables as Markdown, for docs/performance.md."""
+    lines = [
+        "| scenario | broker | delivered/expected | wall s | broker CPU s | gen CPU s | per s "
+        "| per broker CPU-s | notes |",
+        "|---|---|--:|--:|--:|--:|--:|--:|---|",
+    ]
+    for o in outcomes:
+        lines.append(
+            f"| {o.scenario} | {o.broker} | {o.delivered:,}/{o.expected:,} | {_num(o.wall_s, 2)} "
+            f"| {_num(o.broker_cpu_s, 2)} | {_num(o.gen_cpu_s, 2)} | {_num(o.rate_wall)} {o.unit} "
+            f"| {_num(o.rate_cpu)} {o.unit} | {_extra(o)} |"
+        )
+    if found:
+        lines += [
+            "",
+            "| scenario | figure | mosquitto | mqttref | mqttref/mosquitto | target | met |",
+            "|---|---|--:|--:|--:|---|---|",
+        ]
+        for v in found:
+            digits = 2 if v.figure.endswith("ms") else 0
+            met = "-" if v.met is None else ("yes" if v.met else "**no**")
+            lines.append(
+                f"| {v.scenario} | {v.figure} | {_num(v.mosquitto, digits)} "
+                f"| {_num(v.mqttref, digits)} | {_num(v.ratio, 2)} | {v.target} | {met} |"
+            )
+    return "\n".join(lines) + "\n"
