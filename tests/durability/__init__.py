@@ -1,0 +1,1 @@
+"""Durability: the SQLite store, the data directory, and no loss across kill -9."""
