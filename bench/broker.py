@@ -27,18 +27,35 @@ from typing import Any
 
 import sampling
 from brokers import MOSQUITTO, REPO, BrokerUnavailable, running
-from report import markdown, runs_table, verdict_table, verdicts
+from report import (
+    SQLITE_VERSUS_MEMORY,
+    durability_verdicts,
+    markdown,
+    runs_table,
+    verdict_table,
+    verdicts,
+)
 from scenarios import ALIASES, FULL, QUICK, SCENARIOS, Outcome
 from workers import ScenarioFailed
 
-BROKERS = ("mosquitto", "mqttref")
+BROKERS = ("mosquitto", "mqttref", "mqttref-sqlite")
+CHOICES = {
+    "both": ["mosquitto", "mqttref"],
+    "all": list(BROKERS),
+    **{name: [name] for name in BROKERS},
+}
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--broker", choices=("mqttref", "mosquitto", "both"), default="both")
+    parser.add_argument(
+        "--broker",
+        choices=list(CHOICES),
+        default="both",
+        help="both = mosquitto and mqttref (in memory); all adds mqttref-sqlite (its disk store)",
+    )
     parser.add_argument(
         "--scenario",
         action="append",
@@ -75,7 +92,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                 )
             names += ALIASES.get(name, [name])
     args.scenarios = list(dict.fromkeys(names))
-    args.brokers = list(BROKERS) if args.broker == "both" else [args.broker]
+    args.brokers = CHOICES[args.broker]
     return args
 
 
@@ -139,15 +156,16 @@ def main(argv: list[str] | None = None) -> int:
             for broker_name in args.brokers:
                 if broker_name in unavailable:
                     continue
-                extra = args.mqttref_arg if broker_name == "mqttref" else []
+                extra = args.mqttref_arg if broker_name.startswith("mqttref") else []
                 try:
                     with running(broker_name, Path(tmp), extra) as broker:
-                        if broker_name == "mqttref":
+                        if broker_name.startswith("mqttref"):
                             machine["mqttref_uvloop"] = broker.uses_uvloop()
                         sampler = None
-                        if args.profile and broker_name == "mqttref":
+                        if args.profile and broker_name.startswith("mqttref"):
                             args.profile.mkdir(parents=True, exist_ok=True)
-                            sampler = sampling.attach(broker.pid, args.profile / f"{name}.txt")
+                            output = args.profile / f"{name}-{broker_name}.txt"
+                            sampler = sampling.attach(broker.pid, output)
                         try:
                             outcome = SCENARIOS[name](broker, size)
                         finally:
@@ -176,9 +194,13 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(runs_table(outcomes))
     found = verdicts(outcomes)
-    if len(args.brokers) > 1 and found:
+    if found:
         print()
         print(verdict_table(found))
+    durable = durability_verdicts(outcomes)
+    if durable:
+        print()
+        print(verdict_table(durable, SQLITE_VERSUS_MEMORY))
     if "mqttref_uvloop" in machine:
         print(
             "\nmqttref event loop: "
@@ -187,13 +209,14 @@ def main(argv: list[str] | None = None) -> int:
     machine["load_average_after"] = _load()
     print(f"load average before {machine['load_average']}, after {machine['load_average_after']}")
     if args.markdown:
-        args.markdown.write_text(markdown(outcomes, found))
+        args.markdown.write_text(markdown(outcomes, found, durable))
     if args.json:
         report = {
             "machine": machine,
             "size": "quick" if args.quick else "full",
             "outcomes": [o.as_json() for o in outcomes],
             "verdicts": [dict(vars(v), ratio=v.ratio) for v in found],
+            "durability": [dict(vars(v), ratio=v.ratio) for v in durable],
             "errors": errors,
         }
         args.json.write_text(json.dumps(report, indent=2) + "\n")

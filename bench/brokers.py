@@ -5,6 +5,9 @@ and allocator state of one scenario never leak into the next. CPU is ``utime + s
 broker's process from ``/proc/PID/stat`` (clock ticks), memory is ``VmRSS``/``VmHWM`` from
 ``/proc/PID/status``: the same counters for both brokers, read from outside.
 
+``mqttref-sqlite`` is mqttref with its SQLite store in a fresh data directory (``--data-dir``)
+instead of ``--memory``.
+
 Both brokers run with their defaults from a generated config file, except for the one setting the
 scenarios depend on: the outgoing in-flight window per client, 100 for both (mosquitto's default is
 20, mqttref's too), matching the publishers' window of 100 in the QoS 1 and QoS 2 scenarios.
@@ -131,10 +134,12 @@ def _command(name: str, port: int, workdir: Path, extra: list[str]) -> list[str]
         conf = workdir / f"mosquitto-{port}.conf"
         conf.write_text(MOSQUITTO_CONF.format(port=port))
         return [str(MOSQUITTO), "-c", str(conf)]
-    if name == "mqttref":
+    if name in ("mqttref", "mqttref-sqlite"):
         conf = workdir / f"mqttref-{port}.toml"
         conf.write_text(MQTTREF_CONF)
-        return [*mqttref_command(), "broker", "-p", str(port), "--memory", "-c", str(conf), *extra]
+        data = workdir / f"data-{port}"
+        store = ["--memory"] if name == "mqttref" else ["--data-dir", str(data)]
+        return [*mqttref_command(), "broker", "-p", str(port), *store, "-c", str(conf), *extra]
     raise ValueError(f"unknown broker {name!r}")
 
 

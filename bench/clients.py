@@ -43,14 +43,14 @@ class BrokerRefused(RuntimeError):
 
 
 def open_client(
-    port: int, client_id: str, keep_alive: int = 0, timeout: float = 10.0
+    port: int, client_id: str, clean_session: bool = True, timeout: float = 10.0
 ) -> socket.socket:
     """Connect one client: TCP connect, CONNECT, and a CONNACK that accepts it."""
     sock = socket.create_connection((HOST, port), timeout=timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
-    sock.sendall(frames.connect_frame(client_id, keep_alive))
+    sock.sendall(frames.connect_frame(client_id, clean_session=clean_session))
     connack = _read_exactly(sock, 4)
     if connack != CONNACK_ACCEPTED:
         raise BrokerRefused(
@@ -95,6 +95,8 @@ class Role:
     port: int
     deadline_s: float
     ends_scenario: bool = True
+    clean_session: bool = True
+    """False: a persistent session (clean session 0), which a disk store must write through."""
     sockets: list[socket.socket] = field(default_factory=list, repr=False)
 
     def setup(self) -> None:
@@ -213,7 +215,7 @@ class WindowPublisher(Role):
     window: int = 100
 
     def setup(self) -> None:
-        self.sockets = [open_client(self.port, self.client_id)]
+        self.sockets = [open_client(self.port, self.client_id, self.clean_session)]
         self.table = frames.publish_table(self.topic, b"x" * self.payload_size, self.qos)
         self.pubrel = frames.ack_table(PubRel)
 
@@ -273,7 +275,7 @@ class AckingSubscriber(Role):
     idle_s: float = 5.0
 
     def setup(self) -> None:
-        sock = open_client(self.port, self.client_id)
+        sock = open_client(self.port, self.client_id, self.clean_session)
         subscribe(sock, self.topic_filter, self.qos)
         self.sockets = [sock]
         self.puback = frames.ack_table(PubAck)

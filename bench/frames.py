@@ -43,13 +43,13 @@ Frame = tuple[int, int, int]
 """(first byte, offset of the variable header, offset just past the frame) in a buffer."""
 
 
-def connect_frame(client_id: str, keep_alive: int = 0) -> bytes:
-    """A clean-session 3.1.1 CONNECT; keep alive 0 turns the broker's timer off [MQTT-3.1.2-24]."""
+def connect_frame(client_id: str, keep_alive: int = 0, clean_session: bool = True) -> bytes:
+    """A 3.1.1 CONNECT; keep alive 0 turns the broker's timer off [MQTT-3.1.2-24]."""
     return encode(
         Connect(
             protocol_level=ProtocolLevel.MQTT_3_1_1,
             client_id=client_id,
-            clean_session=True,
+            clean_session=clean_session,
             keep_alive=keep_alive,
         )
     )

@@ -4,6 +4,8 @@
 (b) fanout: 1 QoS 0 publisher, 50 subscribers.
 (c) qos1: QoS 1 end to end, the publisher keeping 100 unacknowledged, the subscriber acking each.
 (d) qos2: QoS 2 end to end, full handshakes on both sides, 100 in flight.
+(c', d') qos1p, qos2p: the same between persistent sessions (clean session 0), the case a disk
+    store must write through; for the SQLite target ("keep at least half of the in-memory figure").
 (e) storm: 3,000 clients connect and disconnect, 50 at a time (in 4 rounds, for precision).
 (f) idle: 5,000 idle connections; broker RSS growth per connection.
 (g) latency0 / latency1: p50/p99 at a fixed 1,000 msg/s, QoS 0 and QoS 1.
@@ -160,12 +162,21 @@ def fanout(broker: BrokerProcess, size: Size, subscribers: int = 50, processes: 
     return _outcome("fanout", broker, run_roles(roles, broker), "delivery")
 
 
-def _end_to_end(name: str, qos: int, messages: int, broker: BrokerProcess, size: Size) -> Outcome:
+def _end_to_end(
+    name: str,
+    qos: int,
+    messages: int,
+    broker: BrokerProcess,
+    size: Size,
+    *,
+    persistent: bool = False,
+) -> Outcome:
     roles: list[Role] = [
         AckingSubscriber(
             broker.port,
             size.deadline_s,
             client_id=f"{name}-sub",
+            clean_session=not persistent,
             qos=qos,
             expected=messages,
             idle_s=size.idle_s,
@@ -174,6 +185,7 @@ def _end_to_end(name: str, qos: int, messages: int, broker: BrokerProcess, size:
             broker.port,
             size.deadline_s,
             client_id=f"{name}-pub",
+            clean_session=not persistent,
             topic=f"bench/{name}",
             qos=qos,
             count=messages,
@@ -189,6 +201,16 @@ def qos1(broker: BrokerProcess, size: Size) -> Outcome:
 
 def qos2(broker: BrokerProcess, size: Size) -> Outcome:
     return _end_to_end("qos2", 2, size.qos2_messages, broker, size)
+
+
+def qos1p(broker: BrokerProcess, size: Size) -> Outcome:
+    """QoS 1 between persistent sessions: what a disk store has to write through."""
+    return _end_to_end("qos1p", 1, size.qos1_messages, broker, size, persistent=True)
+
+
+def qos2p(broker: BrokerProcess, size: Size) -> Outcome:
+    """QoS 2 between persistent sessions."""
+    return _end_to_end("qos2p", 2, size.qos2_messages, broker, size, persistent=True)
 
 
 def storm(broker: BrokerProcess, size: Size) -> Outcome:
@@ -266,6 +288,8 @@ SCENARIOS: dict[str, Callable[[BrokerProcess, Size], Outcome]] = {
     "fanout": fanout,
     "qos1": qos1,
     "qos2": qos2,
+    "qos1p": qos1p,
+    "qos2p": qos2p,
     "storm": storm,
     "idle": idle,
     "latency0": latency0,
@@ -276,6 +300,7 @@ ALIASES = {
     "b": ["fanout"],
     "c": ["qos1"],
     "d": ["qos2"],
+    "persistent": ["qos1p", "qos2p"],
     "e": ["storm"],
     "f": ["idle"],
     "g": ["latency0", "latency1"],
