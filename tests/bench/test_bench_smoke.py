@@ -56,6 +56,13 @@ def test_quick_fanin_against_mosquitto_delivers_every_message(tmp_path: Path) ->
     assert "8,000/8,000" in done.stdout
 
 
+def test_quick_qos2_and_storm_against_mosquitto_complete_every_handshake(tmp_path: Path) -> None:
+    _, report = _bench(tmp_path, "--broker", "mosquitto", "--scenario", "qos2,storm")
+    by_scenario = {o["scenario"]: o for o in report["outcomes"]}
+    assert by_scenario["qos2"]["delivered"] == by_scenario["qos2"]["expected"] == 1_000
+    assert by_scenario["storm"]["delivered"] == by_scenario["storm"]["expected"] == 300
+
+
 def test_unknown_scenario_is_refused_with_exit_2(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, str(REPO / "bench" / "broker.py"), "--scenario", "nonesuch"],

@@ -7,30 +7,14 @@ than one byte, and leave an incomplete tail for the next read.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
-from pathlib import Path
-from types import ModuleType
 
+import frames
 from hypothesis import given
 from hypothesis import strategies as st
 
 from mqttref.impl.codec import encode
 from mqttref.impl.packets import PubAck, Publish, PubRel, QoS
-
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-frames = _load("frames")
 
 packets = st.one_of(
     st.builds(
