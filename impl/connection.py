@@ -12,10 +12,12 @@ one ``transport.write`` (after a store commit, so nothing is acknowledged
 before it is stored). Back-pressure, in three steps:
 
 - A client that reads slowly shows up as a write buffer above
-  ``write_buffer_limit``: the connection is *congested*. Its session holds
-  QoS 1/2 messages in its (bounded) queue, and a publisher that sent to it
-  pauses after its current batch, not reading its own socket, until the
-  slow reader drains: the publisher is slowed, nothing is lost.
+  ``write_buffer_limit`` (the connection is *congested*), a client that
+  acknowledges slowly as a session queue as long as the in-flight window
+  (*backlogged*). Either way its session holds QoS 1/2 messages in its
+  (bounded) queue, and a publisher that sent to it pauses after its current
+  batch, not reading its own socket, until the slow client catches up: the
+  publisher is slowed, nothing is lost.
 - A publisher waits at most ``backpressure_timeout``; a reader that did not
   drain by then is *stalled* and slows nobody until it drains.
 - Beyond ``write_buffer_max`` the connection is *overloaded*: QoS 0
@@ -128,7 +130,8 @@ class Connection:
         self._flush_scheduled = False
         self._congested = False
         self._stalled = False
-        self._drained: asyncio.Event | None = None
+        self._relief: asyncio.Event | None = None
+        """Set (and dropped) when publishers held back by this connection may go on."""
         self._drain_task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         limit = self.config.write_buffer_limit
@@ -311,12 +314,8 @@ class Connection:
         if self.transport.get_write_buffer_size():
             # ...unless the peer never reads it: then drop it after a grace period.
             self.loop.call_later(CLOSE_GRACE, self.transport.abort)
-        self._release_waiting_publishers()
-
-    def _release_waiting_publishers(self) -> None:
-        if self._drained is not None:
-            self._drained.set()
-            self._drained = None
+        self._congested = False
+        self.release_publishers()
 
     def publish_will(self, now: float) -> None:
         """Publish the will message, with its QoS and retain flag (3.1.2.5)."""
@@ -339,18 +338,36 @@ class Connection:
             > self.config.write_buffer_max
         )
 
+    def hold_publishers(self) -> None:
+        """Ask publishers sending here to pause: the socket or the session is behind."""
+        if self._stalled:
+            return
+        if self._relief is None:
+            self._relief = asyncio.Event()
+        self.broker.pressure.add(self)
+
+    def release_publishers(self) -> None:
+        """Let held publishers go, once the socket has drained (the session asks
+        only when its queue is short again)."""
+        if self._congested:
+            return
+        self._stalled = False
+        if self._relief is not None:
+            self._relief.set()
+            self._relief = None
+
     async def _wait_for_slow_readers(self) -> None:
-        """Pause this publisher until the congested readers it sent to have drained."""
-        slow = [c for c in self.broker.pressure if c is not self and c._drained is not None]
+        """Pause this publisher until the readers it held back have caught up."""
+        slow = [c for c in self.broker.pressure if c is not self and c._relief is not None]
         self.broker.pressure.clear()
         if not slow:
             return
-        waits = [asyncio.ensure_future(c._drained.wait()) for c in slow if c._drained]
+        waits = [asyncio.ensure_future(c._relief.wait()) for c in slow if c._relief]
         _done, pending = await asyncio.wait(waits, timeout=self.config.backpressure_timeout)
         for waiter in pending:
             waiter.cancel()
         for connection in slow:
-            if connection._congested and not connection._stalled:
+            if connection._relief is not None and not connection._stalled:
                 connection._stalled = True
                 log.warning("%s is stalled: publishers no longer wait for it", connection.who)
 
@@ -362,7 +379,7 @@ class Connection:
             return
         self._out.append(frame)
         self._out_bytes += len(frame)
-        if self._congested and not self._stalled:
+        if self._relief is not None and not self._stalled:
             self.broker.pressure.add(self)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -387,7 +404,7 @@ class Connection:
             and self.state is ConnectionState.CONNECTED
         ):
             self._congested = True
-            self._drained = asyncio.Event()
+            self.hold_publishers()
             self._drain_task = self.loop.create_task(self._wait_drained())
 
     async def _wait_drained(self) -> None:
@@ -395,13 +412,16 @@ class Connection:
         try:
             await self.writer.drain()
         except (OSError, RuntimeError):
-            return
+            return  # closed meanwhile; close() released the publishers
         finally:
             self._drain_task = None
-            self._release_waiting_publishers()
-        self._congested = self._stalled = False
-        if self.session is not None and self.state is ConnectionState.CONNECTED:
-            self.session.pump(self.loop.time())
+        self._congested = False
+        session = self.session
+        if session is not None and self.state is ConnectionState.CONNECTED:
+            session.pump(self.loop.time())
+            if session.backlogged:
+                return
+        self.release_publishers()
 
     # Timers ---------------------------------------------------------------------------
 

@@ -56,6 +56,14 @@ class PacketSink(Protocol):
 
     def send(self, packet: Packet) -> None: ...
 
+    def hold_publishers(self) -> None:
+        """This session is behind: publishers sending to it should pause."""
+        ...
+
+    def release_publishers(self) -> None:
+        """This session has caught up."""
+        ...
+
     def send_frame(self, frame: bytes) -> None:
         """Send bytes that are already one encoded packet (a shared QoS 0 frame)."""
         ...
@@ -200,12 +208,19 @@ class Session:
         else:
             self._enqueue(outbound)
 
+    @property
+    def backlogged(self) -> bool:
+        """As many messages wait as the window holds: publishers should slow down."""
+        return len(self.queue) >= self.config.max_inflight
+
     def pump(self, now: float) -> None:
         """Move queued messages into the in-flight window while there is room."""
         connection = self.connection
+        if connection is None:
+            return
         queue = self.queue
         limit = self.config.max_inflight
-        while queue and connection is not None and len(self.inflight) < limit:
+        while queue and len(self.inflight) < limit:
             if connection.congested:
                 return
             seq, outbound = queue.popleft()
@@ -215,6 +230,8 @@ class Session:
                 connection.send(Publish(outbound.topic, outbound.payload, retain=outbound.retain))
             else:
                 self._send_new(outbound, now)
+        if len(queue) <= limit // 2:
+            connection.release_publishers()
 
     def _enqueue(self, outbound: OutboundMessage) -> None:
         if len(self.queue) >= self.config.max_queued:
@@ -225,6 +242,8 @@ class Session:
         self.queue.append((seq, outbound))
         if self.persistent:
             self.store.queue_append(self.client_id, seq, outbound)
+        if self.connection is not None and len(self.queue) >= self.config.max_inflight:
+            self.connection.hold_publishers()
 
     def _drop(self, topic: str, why: str) -> None:
         """The drop policy: the newest message goes, with a count and a log line."""

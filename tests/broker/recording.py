@@ -22,6 +22,8 @@ class RecordingSink:
     congested: bool = False
     overloaded: bool = False
     closed: str | None = None
+    holding: bool = False
+    """Whether the session asked publishers to wait for it."""
 
     def send(self, packet: Packet) -> None:
         self.sent.append(packet)
@@ -29,6 +31,12 @@ class RecordingSink:
     def send_frame(self, frame: bytes) -> None:
         decoder = Decoder(role=Role.CLIENT, protocol_level=ProtocolLevel.MQTT_3_1_1)
         self.sent.extend(decoder.feed(frame))
+
+    def hold_publishers(self) -> None:
+        self.holding = True
+
+    def release_publishers(self) -> None:
+        self.holding = False
 
     def close(self, reason: str, *, publish_will: bool) -> None:
         self.closed = reason

@@ -245,3 +245,15 @@ def test_a_clean_session_stores_nothing() -> None:
     session, _sink = make_session(persistent=False, store=store, connected=False)
     session.deliver(message(1), Q1, 0.0)
     assert store.session_ids() == []
+
+
+def test_a_session_behind_by_a_window_holds_publishers_until_half_caught_up() -> None:
+    session, sink = make_session(config=Config(max_inflight=4))
+    for n in range(8):
+        session.deliver(message(n), Q1, 0.0)
+    assert sink.holding
+    sent = [p for p in sink.take() if isinstance(p, Publish)]
+    session.on_puback(sent[0].packet_id or 0, 1.0)
+    assert sink.holding  # three still queued: not yet half a window
+    session.on_puback(sent[1].packet_id or 0, 1.0)
+    assert not sink.holding

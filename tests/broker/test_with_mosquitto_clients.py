@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -84,16 +85,32 @@ def test_persistent_mosquitto_sub_gets_its_offline_queue(broker: BrokerThread) -
 def mqttref_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
     port = free_port()
     process = subprocess.Popen(
-        [str(MQTTREF), "broker", "-p", str(port), "-v"],
+        [str(MQTTREF), "broker", "-p", str(port), "-v", "--data-dir", str(tmp_path)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        wait_for_port(port)
+        wait_for_broker(process, port)
         yield process, port
     finally:
         if process.poll() is None:
             process.kill()
         process.communicate()
+
+
+def wait_for_broker(process: subprocess.Popen[str], port: int, timeout: float = 30.0) -> None:
+    """Until the broker listens; fail at once, with its message, if it exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            _out, err = process.communicate()
+            raise AssertionError(f"mqttref broker exited with {process.returncode}: {err}")
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+        except OSError:
+            time.sleep(0.05)
+        else:
+            return
+    raise AssertionError(f"mqttref broker does not listen on {port} after {timeout} s")
 
 
 def test_the_mqttref_broker_command_serves_mosquitto_clients_and_stops_on_sigterm(
@@ -151,7 +168,7 @@ def test_a_config_file_sets_the_limits(tmp_path: Path) -> None:
     port = free_port()
     config = tmp_path / "broker.toml"
     config.write_text(f"[broker]\nport = {port}\nmax_keep_alive = 30\n")
-    process = subprocess.Popen([str(MQTTREF), "broker", "-c", str(config)],
+    process = subprocess.Popen([str(MQTTREF), "broker", "-c", str(config), "--memory"],
                                stderr=subprocess.DEVNULL,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:

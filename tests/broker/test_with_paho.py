@@ -115,7 +115,7 @@ def test_a_persistent_session_gets_its_queue_on_reconnect_with_session_present(
     clean = Paho(broker.port, "away", clean_session=True).connect()
     assert clean.session_present is False
     clean.disconnect()
-    assert broker.call(lambda b: "away" not in b.sessions)
+    assert broker.wait_for(lambda b: "away" not in b.sessions)
 
 
 def test_a_new_connection_with_the_same_client_id_takes_over(broker: BrokerThread) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TypeVar
@@ -73,6 +74,18 @@ class BrokerThread:
             return function(self.broker)
 
         return self.run(wrapper(), timeout)
+
+    def wait_for(self, predicate: Callable[[Broker], bool], timeout: float = 5.0) -> bool:
+        """Poll ``predicate(broker)`` on the loop until true; False after ``timeout``.
+
+        For effects of a client's last packet, which the client cannot confirm
+        (a DISCONNECT has no answer)."""
+        deadline = time.monotonic() + timeout
+        while not self.call(predicate):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
 
     def stop(self) -> None:
         if self._started:
