@@ -694,7 +694,8 @@ class BrokerModel(ObservationJudge):
         for client_id, generation, delivery, qos in self.delivered:
             key = (client_id, generation, delivery.message.seq, delivery.channel)
             copies[key] = copies.get(key, 0) + 1
-            if qos == 2 and copies[key] > 1:
+            if qos == 2 and copies[key] > 1 and not delivery.retain:
+                # A retained message is sent afresh on every matching SUBSCRIBE [MQTT-3.8.4-3].
                 broken.append(f"QoS 2 message {delivery.message.seq} reached {client_id} twice")
             order = (client_id, generation, *delivery.order_key)
             if last_seq.get(order, 0) > delivery.message.seq:

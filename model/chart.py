@@ -87,6 +87,13 @@ class Chart:
     def __attrs_post_init__(self) -> None:
         self.validate()
 
+    def __copy__(self) -> Chart:
+        return self
+
+    def __deepcopy__(self, memo: object) -> Chart:
+        """A chart is an immutable declaration: copies of a model share it."""
+        return self
+
     @property
     def state_names(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.states)

@@ -58,7 +58,7 @@ class Flow:
     this side's sends, for the re-send order rule [MQTT-4.6.0-1].
     """
 
-    chart: Chart
+    chart: Chart = attrs.field(repr=lambda chart: chart.name)
     state: str
     packet_id: int
     message: Any = None

@@ -403,16 +403,18 @@ class ObservationJudge:
 
     def _allowed_first_sends(self, session: Session) -> list[Observation]:
         found: list[Observation] = []
-        heads: dict[object, Delivery] = {}
-        for delivery in session.pending:
-            head = heads.get(delivery.order_key)
-            if head is None or (head.message.seq, not head.required) > (
-                delivery.message.seq,
-                not delivery.required,
-            ):
-                heads[delivery.order_key] = delivery
+        # Per ordering key, every delivery up to and including the first required
+        # one may come next: an allowed one may be skipped, a required one not.
+        reachable: list[Delivery] = []
+        blocked: set[object] = set()
+        for delivery in sorted(session.pending, key=lambda d: (d.message.seq, not d.required)):
+            if delivery.order_key in blocked:
+                continue
+            reachable.append(delivery)
+            if delivery.required:
+                blocked.add(delivery.order_key)
         free = (pid for pid in range(1, 65536) if pid not in session.flows.outgoing)
-        for delivery in sorted(heads.values(), key=lambda d: d.message.seq):
+        for delivery in reachable:
             qos = max(delivery.allowed_qos)
             packet_id = next(free) if qos > 0 else None
             found.append(
