@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import sampling
-from brokers import MOSQUITTO, REPO, BrokerUnavailable, running
+from brokers import MOSQUITTO, REPO, BrokerGone, BrokerUnavailable, running
 from report import (
     SQLITE_VERSUS_MEMORY,
     durability_verdicts,
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
                     errors.append({"scenario": name, "broker": broker_name, "error": str(exc)})
                     print(f"! {broker_name} unavailable: {exc}", file=sys.stderr, flush=True)
                     continue
-                except ScenarioFailed as exc:
+                except (ScenarioFailed, BrokerGone) as exc:
                     errors.append({"scenario": name, "broker": broker_name, "error": str(exc)})
                     print(f"! {name} on {broker_name} failed:\n{exc}", file=sys.stderr, flush=True)
                     continue

@@ -57,6 +57,10 @@ class BrokerUnavailable(RuntimeError):
     """The broker could not be started (not installed, no such subcommand, crashed at start)."""
 
 
+class BrokerGone(RuntimeError):
+    """The broker exited while a scenario ran: its counters are gone with it."""
+
+
 @dataclass
 class BrokerProcess:
     name: str
@@ -70,20 +74,35 @@ class BrokerProcess:
 
     def cpu_seconds(self) -> float:
         """utime + stime (fields 14 and 15 of /proc/PID/stat), in seconds."""
-        stat = Path(f"/proc/{self.pid}/stat").read_text()
+        stat = self._proc("stat")
         fields = stat[stat.rindex(")") + 2 :].split()
         return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
     def memory_bytes(self, key: str = "VmRSS") -> int:
         """A ``Vm*`` line of /proc/PID/status (VmRSS: resident now, VmHWM: resident peak)."""
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+        for line in self._proc("status").splitlines():
             if line.startswith(key + ":"):
                 return int(line.split()[1]) * 1024
-        raise KeyError(key)
+        raise self._gone()  # a zombie's status has no memory lines
+
+    def _proc(self, name: str) -> str:
+        if self.process.poll() is not None:
+            raise self._gone()
+        try:
+            return Path(f"/proc/{self.pid}/{name}").read_text()
+        except OSError:
+            raise self._gone() from None
+
+    def _gone(self) -> BrokerGone:
+        self.process.poll()
+        return BrokerGone(
+            f"{self.name} exited (status {self.process.returncode}) during the scenario:\n"
+            + self.log_tail()
+        )
 
     def uses_uvloop(self) -> bool:
         """Whether uvloop's extension module is mapped into the broker process."""
-        return "uvloop" in Path(f"/proc/{self.pid}/maps").read_text()
+        return "uvloop" in self._proc("maps")
 
     def warnings(self) -> list[str]:
         """Warning lines the broker logged so far (mqttref: dropped messages, stalled readers)."""
