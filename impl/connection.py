@@ -224,7 +224,7 @@ class Connection:
             packet, self.config, open_connections=len(self.broker.connections)
         )
         if code is not ConnectReturnCode.ACCEPTED:
-            log.info("refusing CONNECT from %s (client id %r): %s",
+            log.debug("refusing CONNECT from %s (client id %r): %s",
                      self.peer, packet.client_id, code.name)
             # A refused CONNECT has session present 0 [MQTT-3.2.2-4] and closes [MQTT-3.2.2-5].
             self.send(ConnAck(False, code))
@@ -243,7 +243,7 @@ class Connection:
         if self.protocol_level is ProtocolLevel.MQTT_3_1:
             present = False  # 3.1 has no session present flag
         self.send(ConnAck(present, ConnectReturnCode.ACCEPTED))  # first packet [MQTT-3.2.0-1]
-        log.info("%s connected (clean session %d, keep alive %d, session present %d)",
+        log.debug("%s connected (clean session %d, keep alive %d, session present %d)",
                  self.who, packet.clean_session, packet.keep_alive, present)
         self._cancel_timer()
         if self.keep_alive_limit > 0:
@@ -302,7 +302,7 @@ class Connection:
         self.close_reason = reason
         self._cancel_timer()
         now = self.loop.time()
-        log.info("closed %s: %s", self.who, reason)
+        log.debug("closed %s: %s", self.who, reason)
         if publish_will and self.will is not None:
             self.publish_will(now)
         self.will = None
@@ -321,7 +321,7 @@ class Connection:
         """Publish the will message, with its QoS and retain flag (3.1.2.5)."""
         will = self.will
         assert will is not None
-        log.info("publishing the will of %s on %r", self.who, will.topic)
+        log.debug("publishing the will of %s on %r", self.who, will.topic)
         self.broker.registry.publish(Message(will.topic, will.payload, will.qos, will.retain), now)
 
     # Writing --------------------------------------------------------------------------

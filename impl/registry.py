@@ -31,9 +31,10 @@ from mqttref.impl.topic import TopicServer
 
 log = logging.getLogger("mqttref.broker")
 
-MAX_IDLE_TOPIC_SERVERS = 100_000
-"""Topic servers with no subscriber and no retained message are a cache; beyond
-this many topic names the idle ones are dropped (rebuilding one costs a match)."""
+TOPIC_SERVER_SWEEP = 100_000
+"""Topic servers without a retained message are a cache of the filter index: after
+this many more topic names, those are dropped (rebuilding one costs one match), so
+publishers inventing topic names under a ``#`` subscriber cannot exhaust memory."""
 
 
 class Registry:
@@ -48,6 +49,7 @@ class Registry:
         self.filters = FilterTree()
         self.topics: TopicTree[TopicServer] = TopicTree()
         self.supervisor = TopicSupervisor(self.restart_topic)
+        self._sweep_at = TOPIC_SERVER_SWEEP
 
     def load(self) -> None:
         """Make topic servers for the retained messages the store holds."""
@@ -67,8 +69,8 @@ class Registry:
         """The topic server of a name, made on first use with its subscribers."""
         server = self.topics.get(topic_name)
         if server is None:
-            if len(self.topics) >= MAX_IDLE_TOPIC_SERVERS:
-                self._drop_idle_topic_servers()
+            if len(self.topics) >= self._sweep_at:
+                self._sweep_topic_servers()
             server = TopicServer(topic_name, self.store)
             for client_id, qos in self.filters.match(topic_name).items():
                 session = self._session(client_id)
@@ -97,15 +99,23 @@ class Registry:
         self.topics.set(topic_name, server)
         return server
 
-    def _drop_idle_topic_servers(self) -> None:
-        for name in [server.name for server in self.topics.values() if server.idle]:
+    def _sweep_topic_servers(self) -> None:
+        for name in [s.name for s in self.topics.values() if s.retained is None]:
             self.topics.remove(name)
+        self._sweep_at = len(self.topics) + TOPIC_SERVER_SWEEP
 
     # Publishing -----------------------------------------------------------------------
 
     def publish(self, message: Message, now: float) -> None:
-        """Route one message to its topic server, under the topic supervisor."""
-        self.supervisor.publish(self.topic_server(message.topic), message, now)
+        """Route one message to its topic server, under the topic supervisor.
+
+        A topic server left with nothing to hold (no subscriber, no retained
+        message) is not kept: topic names nobody listens to cost no memory.
+        """
+        server = self.topic_server(message.topic)
+        self.supervisor.publish(server, message, now)
+        if server.idle and self.topics.get(server.name) is server:
+            self.topics.remove(server.name)
 
     # Subscriptions --------------------------------------------------------------------
 

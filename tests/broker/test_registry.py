@@ -67,7 +67,9 @@ def test_overlapping_subscriptions_deliver_once_at_the_highest_qos() -> None:
     """[MQTT-3.3.5-1]"""
     world = World()
     session = world.client("a")
+    world.registry.subscribe(world.client("other"), "t/x", Q0)
     world.publish("t/x")  # the topic server exists before the subscriptions
+    assert "t/x" in world.registry.topics
     world.registry.subscribe(session, "t/#", Q0)
     world.registry.subscribe(session, "t/+", Q2)
     world.publish("t/x", qos=Q2)
@@ -168,3 +170,27 @@ def test_a_crashed_topic_server_is_rebuilt_with_subscribers_and_retained(
     assert set(rebuilt.subscribers) == {"a"}
     world.publish("k/1", b"after")
     assert [p.payload for p in world.received("a")] == [b"after"]
+
+
+def test_topic_names_nobody_listens_to_leave_no_topic_server() -> None:
+    world = World()
+    for n in range(100):
+        world.publish(f"nobody/{n}")
+    assert len(world.registry.topics) == 0
+
+
+def test_a_sweep_drops_topic_servers_without_retained_messages_and_delivery_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import mqttref.impl.registry as registry_module
+    monkeypatch.setattr(registry_module, "TOPIC_SERVER_SWEEP", 10)
+    world = World()
+    world.registry._sweep_at = 10
+    world.registry.subscribe(world.client("all"), "#", Q0)
+    world.publish("kept", b"r", retain=True)
+    for n in range(25):
+        world.publish(f"invented/{n}")
+    assert len(world.registry.topics) <= 11
+    assert "kept" in world.registry.topics
+    world.publish("invented/3")
+    assert len(world.received("all")) == 27
