@@ -13,7 +13,10 @@ the lock when the owner dies, even by ``kill -9``, so a stale file never
 blocks a restart.
 
 Every refusal is a ``StoreError`` with one line that names the directory and
-the problem, raised before anything in the directory is written.
+the problem, raised before anything in the directory is written: the lock
+is taken first (creating an empty ``lock`` file if there was none), and the
+pid is written only by ``write_owner()``, once the store has accepted the
+directory.
 """
 
 from __future__ import annotations
@@ -76,7 +79,11 @@ class DataDirectory:
         return self._lock_fd is not None
 
     def acquire(self) -> None:
-        """Create the directory if needed, prove it writable, and take its lock."""
+        """Create the directory if needed, prove it writable, and take its lock.
+
+        The lock file is not changed here: a start that is refused after this
+        (a corrupt database, say) leaves the previous owner's pid in place.
+        """
         if self._lock_fd is not None:
             return
         self._make_directory()
@@ -127,14 +134,19 @@ class DataDirectory:
                                  f"({who} holds {self.lock_path})") from exc
             raise StoreError(f"data directory {self.path}: cannot lock {self.lock_path}: "
                              f"{_why(exc)}") from exc
+        return fd
+
+    def write_owner(self) -> None:
+        """Write our pid into the held lock file, for the message another broker gets."""
+        fd = self._lock_fd
+        if fd is None:
+            raise StoreError(f"data directory {self.path}: not locked")
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         except OSError as exc:
-            os.close(fd)
             raise StoreError(f"data directory {self.path}: cannot write the lock file "
                              f"{self.lock_path}: {_why(exc)}") from exc
-        return fd
 
 
 def _read_owner(fd: int) -> str:

@@ -128,6 +128,7 @@ class SQLiteStore(Store):
             self._db = self._connect()
             self._migrate()
             self._load()
+            self.directory.write_owner()
         except BaseException:
             self.close()
             raise
@@ -157,8 +158,12 @@ class SQLiteStore(Store):
         if header != SQLITE_HEADER:
             raise StoreError(f"database {path}: not an SQLite database (corrupt?); "
                              "move it away to start with an empty store")
+        # Read-only; and with no log to replay, immutable too, so that SQLite does not
+        # even create the -wal and -shm files beside a file it is about to refuse.
+        wal = path.with_name(path.name + "-wal")
+        mode = "mode=ro" if wal.exists() and wal.stat().st_size else "mode=ro&immutable=1"
         try:
-            db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+            db = sqlite3.connect(f"{path.as_uri()}?{mode}", uri=True)
         except sqlite3.Error as exc:
             raise StoreError(f"database {path}: cannot open it: {exc}") from exc
         try:
@@ -191,6 +196,9 @@ class SQLiteStore(Store):
         db = self._require_db()
         try:
             version = _read_version(db, self.path)
+            if version > SCHEMA_VERSION:  # newer, and only in the log that _inspect skipped
+                raise StoreError(f"database {self.path}: schema version {version} is newer "
+                                 f"than this mqttref's ({SCHEMA_VERSION})")
             if version == 0:
                 db.execute("BEGIN IMMEDIATE")
                 db.execute(f"PRAGMA application_id={APPLICATION_ID}")
@@ -236,7 +244,8 @@ class SQLiteStore(Store):
 
     def commit(self) -> None:
         """Write every recorded change as one transaction (a no-op when none)."""
-        if self._pending:
+        db = self._db
+        if self._pending or (db is not None and db.in_transaction):
             self._commit(self._require_db())
 
     def _commit(self, db: sqlite3.Connection) -> None:

@@ -38,6 +38,8 @@ def test_acquiring_creates_the_directory_and_writes_the_owner_pid(tmp_path: Path
     directory.acquire()
     try:
         assert directory.path.is_dir()
+        assert directory.lock_path.read_text() == ""  # the owner is written once accepted
+        directory.write_owner()
         assert directory.lock_path.read_text() == f"{os.getpid()}\n"
     finally:
         directory.release()
@@ -49,7 +51,7 @@ def test_a_second_holder_is_refused_and_the_first_holders_pid_stays(tmp_path: Pa
          "import sys, time\n"
          "from pathlib import Path\n"
          "from mqttref.impl.store.datadir import DataDirectory\n"
-         "d = DataDirectory(Path(sys.argv[1])); d.acquire()\n"
+         "d = DataDirectory(Path(sys.argv[1])); d.acquire(); d.write_owner()\n"
          "print('held', flush=True); time.sleep(60)\n",
          str(tmp_path)],
         stdout=subprocess.PIPE, text=True,

@@ -129,6 +129,14 @@ def test_deleting_a_session_leaves_no_row_behind(store: SQLiteStore) -> None:
         assert rows(store.path, table) == [], table
 
 
+def test_a_deletion_alone_is_committed_by_the_next_commit(store: SQLiteStore) -> None:
+    store.create_session("c")
+    store.commit()
+    store.delete_session("c")
+    store.commit()
+    assert rows(store.path, "sessions") == []
+
+
 def test_a_session_made_persistent_after_subscribing_stores_its_subscriptions(
     store: SQLiteStore,
 ) -> None:

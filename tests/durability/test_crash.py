@@ -1,0 +1,130 @@
+"""No loss across ``kill -9``: the broker as a process, paho as the clients.
+
+A persistent subscriber (clean session 0, fixed client id) subscribes to one
+topic at QoS 1 and one at QoS 2 and disconnects. A publisher sends 2,000
+messages on each, every payload its sequence number, and waits for every
+acknowledgement: from then on the broker promised them all [MQTT-4.3.2-2,
+MQTT-4.3.3-2]. The subscriber reconnects and consumes; at the points that
+Hypothesis chooses the broker is killed with SIGKILL and started again on
+the same data directory. The subscriber reconnects each time with session
+present = 1 [MQTT-3.2.2-2] and in the end holds every QoS 1 message at
+least once (first appearances in publish order, repeats only as DUP=1
+resends [MQTT-4.4.0-1]) and every QoS 2 message exactly once, in order
+[MQTT-4.6.0-2, MQTT-4.6.0-3].
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.durability.processes import BrokerProcess, DurableSubscriber, Received, publish_all
+
+COUNT = 2_000
+Q1_TOPIC = "durable/q1"
+Q2_TOPIC = "durable/q2"
+TOTAL = 2 * COUNT
+CONFIG = "max_queued = 10000\nretry_interval = 0\n"
+"""Room for all 4,000 offline messages; no timed resend, so every repeat comes from a restart."""
+
+EXAMPLES = max(4, settings().max_examples // 100)
+"""A few crash runs (about 6 s each) in dev and ci; more with the thorough profile."""
+
+
+def first_appearances(received: list[Received], topic: str) -> list[int]:
+    seen: set[int] = set()
+    order: list[int] = []
+    for item in received:
+        if item.topic == topic and item.seq not in seen:
+            seen.add(item.seq)
+            order.append(item.seq)
+    return order
+
+
+def check_delivery(received: list[Received]) -> None:
+    q1 = [item for item in received if item.topic == Q1_TOPIC]
+    q2 = [item for item in received if item.topic == Q2_TOPIC]
+    assert first_appearances(received, Q1_TOPIC) == list(range(COUNT)), "QoS 1 lost or reordered"
+    seen: set[int] = set()
+    for item in q1:
+        assert item.qos == 1
+        if item.seq in seen:
+            assert item.dup, f"QoS 1 message {item.seq} repeated without DUP=1"
+        seen.add(item.seq)
+    assert [item.seq for item in q2] == list(range(COUNT)), "QoS 2 not exactly once in order"
+    assert all(item.qos == 2 for item in q2)
+
+
+def run_with_kills(directory: Path, kill_points: list[int]) -> tuple[DurableSubscriber, int]:
+    """The whole scenario; returns the subscriber and how many times the broker was killed."""
+    broker = BrokerProcess(directory / "data", config=CONFIG).start()
+    subscriber = DurableSubscriber(broker.port, "durable-subscriber")
+    try:
+        subscriber.connect()
+        assert subscriber.subscribe((Q1_TOPIC, 1), (Q2_TOPIC, 2)) == [1, 2]
+        subscriber.disconnect()
+        messages = [
+            (topic, str(seq).encode(), qos)
+            for seq in range(COUNT)
+            for topic, qos in ((Q1_TOPIC, 1), (Q2_TOPIC, 2))
+        ]
+        publish_all(broker.port, messages)
+
+        pending = sorted(kill_points)
+        killed = threading.Event()
+        kills = 0
+
+        def maybe_kill(count: int) -> None:
+            # In paho's thread, on the message that reaches the kill point: as
+            # close to "while consuming" as a test can get.
+            if pending and count >= pending[0] and not killed.is_set():
+                pending.pop(0)
+                broker.kill9()
+                killed.set()
+
+        subscriber.on_count = maybe_kill
+        subscriber.connect()
+        while True:
+            done = subscriber.wait_until(
+                lambda: killed.is_set() or _complete(subscriber.received), timeout=60
+            )
+            assert done, f"stalled at {len(subscriber.received)} messages"
+            if not killed.is_set():
+                break
+            kills += 1
+            connacks = len(subscriber.connacks)
+            broker.start()
+            killed.clear()
+            assert subscriber.wait_until(lambda n=connacks: len(subscriber.connacks) > n), (
+                "the subscriber did not reconnect after the restart"
+            )
+        # Anything still arriving now would be a repeat: give it the chance to show.
+        subscriber.wait_until(lambda: False, timeout=0.3)
+        return subscriber, kills
+    finally:
+        subscriber.on_count = None
+        subscriber.disconnect()
+        broker.stop()
+
+
+def _complete(received: list[Received]) -> bool:
+    return len({(item.topic, item.seq) for item in received}) >= TOTAL
+
+
+@pytest.mark.slow
+@settings(max_examples=EXAMPLES)
+@given(kill_points=st.lists(st.integers(1, TOTAL - 1), min_size=1, max_size=2, unique=True))
+def test_a_persistent_subscriber_loses_nothing_when_the_broker_is_killed(
+    kill_points: list[int],
+) -> None:
+    with tempfile.TemporaryDirectory(prefix="mqttref-crash-") as tmp:
+        subscriber, kills = run_with_kills(Path(tmp), kill_points)
+    assert kills == len(kill_points)
+    # First CONNACK: subscribing; second: back for the queue; then one per restart.
+    assert subscriber.connacks == [False, True] + [True] * kills
+    check_delivery(subscriber.received)
