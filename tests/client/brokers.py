@@ -131,7 +131,7 @@ class MqttrefBroker(_BrokerProcess):
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "mqttref", "broker", "-p", str(self.port),
-                 "-c", str(config), "-v"],
+                 "-c", str(config), "-v", "--memory"],
                 stdout=log,
                 stderr=log,
             )  # fmt: skip
