@@ -153,7 +153,7 @@ class Session:
         self.connection = connection
         self.state = SessionState.CONNECTED
         for entry in self.inflight.values():
-            self._resend(entry, now)
+            self.resend(entry, now)
             entry.interval = self.config.retry_interval
             entry.next_retry = now + entry.interval
         self.pump(now)
@@ -190,7 +190,7 @@ class Session:
             if connection is None:
                 return  # QoS 0 is not kept for an absent client (3.1.2.4 allows it)
             if connection.overloaded:
-                self._drop(message.topic, "the client reads too slowly for QoS 0")
+                self.drop(message.topic, "the client reads too slowly for QoS 0")
                 return
             if retain:
                 connection.send(Publish(message.topic, message.payload, retain=True))
@@ -204,9 +204,9 @@ class Session:
             and len(self.inflight) < self.config.max_inflight
             and not connection.congested
         ):
-            self._send_new(outbound, now)
+            self.send_new(outbound, now)
         else:
-            self._enqueue(outbound)
+            self.enqueue(outbound)
 
     @property
     def backlogged(self) -> bool:
@@ -229,13 +229,14 @@ class Session:
             if outbound.qos is QoS.AT_MOST_ONCE:
                 connection.send(Publish(outbound.topic, outbound.payload, retain=outbound.retain))
             else:
-                self._send_new(outbound, now)
+                self.send_new(outbound, now)
         if len(queue) <= limit // 2:
             connection.release_publishers()
 
-    def _enqueue(self, outbound: OutboundMessage) -> None:
+    def enqueue(self, outbound: OutboundMessage) -> None:
+        """Put a message at the back of the queue, or drop it if the queue is full."""
         if len(self.queue) >= self.config.max_queued:
-            self._drop(outbound.topic, f"the queue holds {self.config.max_queued} messages")
+            self.drop(outbound.topic, f"the queue holds {self.config.max_queued} messages")
             return
         seq = self._next_seq
         self._next_seq += 1
@@ -245,7 +246,7 @@ class Session:
         if self.connection is not None and len(self.queue) >= self.config.max_inflight:
             self.connection.hold_publishers()
 
-    def _drop(self, topic: str, why: str) -> None:
+    def drop(self, topic: str, why: str) -> None:
         """The drop policy: the newest message goes, with a count and a log line."""
         self.dropped += 1
         if self.dropped == 1 or self.dropped % 1000 == 0:
@@ -254,7 +255,8 @@ class Session:
                 self.client_id, topic, why, self.dropped,
             )
 
-    def _send_new(self, outbound: OutboundMessage, now: float) -> None:
+    def send_new(self, outbound: OutboundMessage, now: float) -> None:
+        """Send a QoS 1/2 message for the first time: a fresh packet id, DUP=0 [MQTT-3.3.1-1]."""
         packet_id = self._allocate_packet_id()
         outbound = outbound._replace(packet_id=packet_id)
         state = (
@@ -280,7 +282,9 @@ class Session:
         self._next_packet_id = packet_id % MAX_PACKET_ID + 1
         return packet_id
 
-    def _resend(self, entry: Inflight, now: float) -> None:
+    def resend(self, entry: Inflight, now: float) -> None:
+        """Send an unacknowledged message again: PUBLISH with DUP=1 and the same packet
+        id [MQTT-3.3.1-1], or the PUBREL once PUBREC has come [MQTT-4.3.3-1]."""
         connection = self.connection
         assert connection is not None
         out = entry.message
@@ -390,6 +394,6 @@ class Session:
         ceiling = self.config.retry_max_interval
         for entry in self.inflight.values():
             if entry.next_retry <= now:
-                self._resend(entry, now)
+                self.resend(entry, now)
                 entry.interval = min(entry.interval * 2, ceiling)
                 entry.next_retry = now + entry.interval
