@@ -213,6 +213,7 @@ class WindowPublisher(Role):
     qos: int = 1
     count: int = 0
     window: int = 100
+    idle_s: float = 5.0
 
     def setup(self) -> None:
         self.sockets = [open_client(self.port, self.client_id, self.clean_session)]
@@ -229,7 +230,7 @@ class WindowPublisher(Role):
         sent = completed = 0
         out: list[bytes] = []
         rest = b""
-        start = time.monotonic()
+        start = last = time.monotonic()
         while completed < count and time.monotonic() - start < self.deadline_s:
             while len(in_flight) < window and sent < count:
                 next_pid = next_pid % frames.MAX_PACKET_ID + 1
@@ -244,7 +245,10 @@ class WindowPublisher(Role):
             try:
                 data = sock.recv(RECV_SIZE)
             except TimeoutError:
+                if time.monotonic() - last > self.idle_s:
+                    break  # the broker stopped acknowledging: report what completed
                 continue
+            last = time.monotonic()
             if not data:
                 break
             buf = rest + data if rest else data

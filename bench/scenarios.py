@@ -190,6 +190,7 @@ def _end_to_end(
             qos=qos,
             count=messages,
             window=100,
+            idle_s=size.idle_s,
         ),
     ]
     return _outcome(name, broker, run_roles(roles, broker), "msg")
