@@ -9,6 +9,9 @@ type), so every check also exercises the basic flows.
 
 from __future__ import annotations
 
+import re
+from contextvars import ContextVar
+
 from mqttref.impl.oracle.probe import Closed, Deviation, Probe, Received
 from mqttref.impl.packets import (
     ConnAck,
@@ -24,11 +27,28 @@ from mqttref.impl.packets import (
     Subscription,
 )
 
+VERIFIED: ContextVar[set[str]] = ContextVar("verified")
+"""Statement ids named by the requirements that held so far in the running check."""
+
+_CITED = re.compile(r"\[(MQTT-[0-9.-]+)\]")
+
+
+def cited(message: str) -> set[str]:
+    """The statement ids a message cites as ``[MQTT-x.y.z-n]``."""
+    return set(_CITED.findall(message))
+
 
 def require(condition: bool, message: str) -> None:
-    """Raise a ``Deviation`` with ``message`` unless ``condition`` holds."""
+    """Raise a ``Deviation`` with ``message`` unless ``condition`` holds.
+
+    When it holds, the statements the message cites count as verified by the
+    running check even if a later requirement fails.
+    """
     if not condition:
         raise Deviation(message)
+    verified = VERIFIED.get(None)
+    if verified is not None:
+        verified.update(cited(message))
 
 
 async def first_packet_is_connack(probe: Probe) -> ConnAck:

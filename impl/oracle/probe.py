@@ -43,6 +43,15 @@ class Deviation(Exception):
     """The broker did something the specification does not allow."""
 
 
+class Inconclusive(Exception):
+    """The scenario could not reach the situation the statement is about.
+
+    For example, a check of what a server does after refusing a CONNECT cannot
+    judge a server that accepted it (that acceptance is judged by another
+    check). The statements of the check are then NOT RUN, with this reason.
+    """
+
+
 @attrs.frozen
 class Timing:
     """How long the oracle waits; every figure is multiplied by ``multiplier``."""

@@ -23,7 +23,8 @@ import attrs
 
 from mqttref.impl.oracle import checks as _checks  # noqa: F401 - registers the checks
 from mqttref.impl.oracle.exploration import ExplorationOutcome
-from mqttref.impl.oracle.probe import Deviation, Timing
+from mqttref.impl.oracle.flows import VERIFIED, cited
+from mqttref.impl.oracle.probe import Deviation, Inconclusive, Timing
 from mqttref.impl.oracle.scenario import REGISTRY, Check, Context
 from mqttref.impl.oracle.statements import Statement, normalise_id, statements
 
@@ -50,6 +51,20 @@ class CheckResult:
     message: str = ""
     trace: tuple[str, ...] = ()
     seconds: float = 0.0
+    verified: frozenset[str] = frozenset()
+    """Statements whose requirements held before a failure stopped the check."""
+
+    @property
+    def blamed(self) -> tuple[str, ...]:
+        """The statements a failure is evidence against.
+
+        A deviation message that cites some of the check's statements blames
+        those alone (the check stopped there, so its other statements have no
+        verdict from it); one that cites none blames them all.
+        """
+        named_ids = {normalise_id(raw) for raw in cited(self.message)}
+        named = tuple(sid for sid in self.check.ids if sid in named_ids)
+        return named or self.check.ids
 
 
 @attrs.frozen
@@ -84,10 +99,14 @@ async def run_check(check: Check, host: str, port: int, *, timing: Timing, token
     ctx = Context(host, port, timing, token, rng)
     start = time.monotonic()
     outcome, message = Outcome.PASS, ""
+    verified: set[str] = set()
+    VERIFIED.set(verified)
     try:
         await asyncio.wait_for(check.run(ctx), limit)
     except Deviation as exc:
         outcome, message = Outcome.FAIL, str(exc)
+    except Inconclusive as exc:
+        outcome, message = Outcome.NOT_RUN, f"inconclusive: {exc}"
     except TimeoutError:
         outcome, message = Outcome.FAIL, f"the scenario did not finish within {limit:.0f}s"
     except OSError as exc:
@@ -100,7 +119,8 @@ async def run_check(check: Check, host: str, port: int, *, timing: Timing, token
         except (Deviation, OSError, TimeoutError) as exc:
             ctx.trace.note(f"cleanup failed: {exc!r}")
     seconds = time.monotonic() - start
-    return CheckResult(check, outcome, message, tuple(ctx.trace.lines), seconds)
+    held = frozenset(normalise_id(raw) for raw in verified) & set(check.ids)
+    return CheckResult(check, outcome, message, tuple(ctx.trace.lines), seconds, held)
 
 
 async def run_suite(
@@ -154,14 +174,19 @@ def judge(
             continue
         mine = by_id.get(sid, [])
         names = tuple(cited.get(sid, []))
-        failed = tuple(r for r in mine if r.outcome in (Outcome.FAIL, Outcome.ERROR))
-        passed = any(r.outcome is Outcome.PASS for r in mine)
+        bad = [r for r in mine if r.outcome in (Outcome.FAIL, Outcome.ERROR)]
+        failed = tuple(r for r in bad if sid in r.blamed)
+        stopped = [r.check.name for r in bad if sid not in r.blamed and sid not in r.verified]
+        passed = any(r.outcome is Outcome.PASS or (sid in r.verified and sid not in r.blamed)
+                     for r in mine)
         if failed or sid in explored_fail:
             verdict = StatementVerdict(statement, Verdict.FAIL, names, "", failed)
         elif passed or sid in explored:
             verdict = StatementVerdict(statement, Verdict.PASS, names)
         elif names:
             reasons = sorted({r.message for r in mine if r.outcome is Outcome.NOT_RUN})
+            reasons += [f"{name} stopped at a deviation from another statement"
+                        for name in stopped]
             verdict = StatementVerdict(statement, Verdict.NOT_RUN, names,
                                        "; ".join(reasons) or "its checks were not selected")
         elif not statement.testable:

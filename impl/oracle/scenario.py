@@ -128,9 +128,15 @@ class Context:
             f"{name}: a valid CONNECT must be accepted with return code 0 [MQTT-3.1.4-4]",
         )
         if session_present is not None:
+            if session_present:
+                rule = "[MQTT-3.2.2-2] [MQTT-3.1.2-4]"
+            elif clean:
+                rule = "[MQTT-3.2.2-1]"
+            else:
+                rule = "[MQTT-3.2.2-3] [MQTT-3.1.2-6]"
             require(
                 connack.session_present == session_present,
-                f"{name}: CONNACK session present must be {int(session_present)}",
+                f"{name}: CONNACK session present must be {int(session_present)} {rule}",
             )
         return probe
 

@@ -8,7 +8,7 @@ import time
 from mqttref.impl.oracle import raw
 from mqttref.impl.oracle.checks.common import refused_without_connack, still_serving
 from mqttref.impl.oracle.flows import deliveries, first_packet_is_connack, publish, require
-from mqttref.impl.oracle.probe import Received, describe
+from mqttref.impl.oracle.probe import Deviation, Inconclusive, Probe, Received, describe
 from mqttref.impl.oracle.scenario import V311, Context, check
 from mqttref.impl.packets import (
     ConnAck,
@@ -70,11 +70,22 @@ async def connack_accepts_valid_connect(ctx: Context) -> None:
 async def unsupported_protocol_level(ctx: Context) -> None:
     probe = await ctx.open("c1")
     await probe.send(raw.connect(ctx.client_id("lvl"), level=7), "CONNECT 'MQTT' level 7")
-    connack = await first_packet_is_connack(probe)
-    require(connack.return_code == 0x01,
-            f"unsupported level must be refused with 0x01, got 0x{connack.return_code:02X}")
-    require(not connack.session_present, "a refusing CONNACK must have session present 0")
-    await probe.wait_close()
+    try:
+        connack = await first_packet_is_connack(probe)
+    except Deviation as exc:
+        raise Deviation(f"{exc}: a CONNACK 0x01 is required [MQTT-3.1.2-2]") from exc
+    require(connack.return_code == 0x01, "an unsupported level must be refused with 0x01"
+            f" [MQTT-3.1.2-2], got 0x{connack.return_code:02X}")
+    require(not connack.session_present,
+            "a refusing CONNACK must have session present 0 [MQTT-3.2.2-4]")
+    await _closed_after_refusal(probe)
+
+
+async def _closed_after_refusal(probe: Probe) -> None:
+    try:
+        await probe.wait_close()
+    except Deviation as exc:
+        raise Deviation(f"{exc} after a refusing CONNACK [MQTT-3.2.2-5]") from exc
 
 
 @check("MQTT-3.1.2-1", summary="protocol name 'MQTX': never accepted as MQTT 3.1.1")
@@ -102,10 +113,11 @@ async def empty_client_id_persistent_rejected(ctx: Context) -> None:
     probe = await ctx.open("c1")
     await probe.send(Connect(V311, "", False, 60))
     connack = await first_packet_is_connack(probe)
-    require(connack.return_code == 0x02,
-            f"empty id with clean session 0 must get 0x02, got 0x{connack.return_code:02X}")
-    require(not connack.session_present, "a refusing CONNACK must have session present 0")
-    await probe.wait_close()
+    require(connack.return_code == 0x02, "empty id with clean session 0 must get 0x02"
+            f" [MQTT-3.1.3-8] [MQTT-3.1.3-9], got 0x{connack.return_code:02X}")
+    require(not connack.session_present,
+            "a refusing CONNACK must have session present 0 [MQTT-3.2.2-4]")
+    await _closed_after_refusal(probe)
 
 
 @check("MQTT-3.1.4-5", summary="data after a refused CONNECT is not processed")
@@ -115,6 +127,9 @@ async def nothing_processed_after_refused_connect(ctx: Context) -> None:
     probe = await ctx.open("c1")
     data = raw.connect("", flags=0x00) + raw.publish(topic, b"must not be processed")
     await probe.send(data, "CONNECT (empty id, clean 0) + PUBLISH in one write")
+    connack = await first_packet_is_connack(probe)
+    if connack.return_code == 0:
+        raise Inconclusive("the server accepted the CONNECT it must refuse [MQTT-3.1.3-8]")
     await probe.wait_close()
     got = await deliveries(watcher)
     require(not got, f"a PUBLISH after a refused CONNECT was delivered: {got}")

@@ -26,6 +26,7 @@ from mqttref.impl.packets import (
 async def session_present_flag(ctx: Context) -> None:
     cid = ctx.client_id("sp")
     first = await ctx.client("c1", cid, clean=False, session_present=False)
+    await subscribe(first, (ctx.topic("sp"), QoS.AT_LEAST_ONCE))  # state worth storing
     await first.send(Disconnect())
     second = await ctx.client("c2", cid, clean=False, session_present=True)
     await second.send(Disconnect())
@@ -53,11 +54,12 @@ async def persistent_session_queues_messages(ctx: Context) -> None:
     kept = [g for g in got if g[0] != t0]
     queued = [(t1, b"offline qos1", 1, False), (t2, b"offline qos2", 2, False)]
     require(sorted(kept) == sorted(queued),
-            f"the resumed session must deliver the queued QoS 1 and 2 messages; got {got}")
+            "the resumed session must deliver the queued QoS 1 and 2 messages [MQTT-3.1.2-5];"
+            f" got {got}")
     await publish(pub, t1, b"live again", QoS.AT_LEAST_ONCE)
     live = summary(await deliveries(back))
     require(live == [(t1, b"live again", 1, False)],
-            f"the resumed session's subscription must still work; got {live}")
+            f"the resumed session's subscription must still work [MQTT-3.1.2-4]; got {live}")
 
 
 @check("MQTT-3.3.1-1", "MQTT-4.4.0-1", "MQTT-2.3.1-4", "MQTT-4.6.0-1", "MQTT-4.3.2-1",
@@ -82,7 +84,8 @@ async def redelivery_on_reconnect(ctx: Context) -> None:
     before = [(m.payload, m.packet_id) for m in first]
     after = [(m.payload, m.packet_id) for m in again]
     require(after == before,
-            f"resent messages must keep their ids and order: before {before}, after {after}")
+            "resent messages must keep their ids [MQTT-4.4.0-1] and order [MQTT-4.6.0-1]:"
+            f" before {before}, after {after}")
     require(all(m.dup for m in again), "a re-delivered PUBLISH must have DUP=1 [MQTT-3.3.1-1]")
 
 

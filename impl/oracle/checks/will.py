@@ -39,7 +39,7 @@ async def no_will_after_disconnect(ctx: Context) -> None:
     require(not got, f"the will was published after DISCONNECT: {summary(got)}")
 
 
-@check("MQTT-3.1.2-17", "MQTT-3.3.1-8",
+@check("MQTT-3.1.2-17", "MQTT-3.3.1-8", "MQTT-3.3.1-9",
        summary="will retain 1: published as a retained message")
 async def will_published_retained(ctx: Context) -> None:
     topic = ctx.topic("will", "retained")
@@ -50,12 +50,13 @@ async def will_published_retained(ctx: Context) -> None:
     willer.abort()
     live = summary(await deliveries(watcher, at_least=1))
     require(live == [(topic, b"retained will", 1, False)],
-            f"the live subscriber must get the will (RETAIN=0 on a live subscription); got {live}")
+            f"the live subscriber must get the will with RETAIN=0 [MQTT-3.3.1-9]; got {live}")
     late = await ctx.client("late")
     await subscribe(late, (topic, QoS.AT_LEAST_ONCE))
     got = summary(await deliveries(late, at_least=1))
     require(got == [(topic, b"retained will", 1, True)],
-            f"a new subscriber must get the will as the retained message; got {got}")
+            "a new subscriber must get the will as the retained message [MQTT-3.1.2-17]"
+            f" [MQTT-3.3.1-8]; got {got}")
 
 
 @check("MQTT-3.1.2-8", "MQTT-3.8.4-6",
@@ -68,8 +69,10 @@ async def will_qos_respected(ctx: Context) -> None:
     willer.abort()
     got_high = summary(await deliveries(high, at_least=1))
     got_low = summary(await deliveries(low, at_least=1))
-    require(got_high == [(topic, b"qos2 will", 2, False)], f"QoS 2 subscriber got {got_high}")
-    require(got_low == [(topic, b"qos2 will", 0, False)], f"QoS 0 subscriber got {got_low}")
+    require(got_high == [(topic, b"qos2 will", 2, False)],
+            f"the QoS 2 subscriber must get the will at QoS 2 [MQTT-3.1.2-8]; got {got_high}")
+    require(got_low == [(topic, b"qos2 will", 0, False)],
+            f"the QoS 0 subscriber must get it at QoS 0 [MQTT-3.8.4-6]; got {got_low}")
 
 
 @check("MQTT-3.1.2-12", summary="no will flag: nothing published when the connection drops")

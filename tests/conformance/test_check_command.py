@@ -1,0 +1,52 @@
+"""``mqttref check`` argument handling and exit codes (2: bad arguments or unreachable)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conformance.conftest import free_port
+
+
+def mqttref_check(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mqttref", "check", *args],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.mark.parametrize("address", ["localhost", "127.0.0.1:", ":1883", "127.0.0.1:99999",
+                                     "127.0.0.1:port"])
+def test_a_broker_address_that_is_not_host_port_exits_2_with_one_line(address: str) -> None:
+    result = mqttref_check("--broker", address)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "HOST:PORT" in result.stderr
+
+
+def test_an_unreachable_broker_exits_2_with_one_clear_line() -> None:
+    port = free_port()  # nothing listens there
+    result = mqttref_check("--broker", f"127.0.0.1:{port}")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"mqttref check: cannot connect to 127.0.0.1:{port}")
+
+
+def test_only_with_an_unknown_statement_exits_2() -> None:
+    result = mqttref_check("--broker", "127.0.0.1:1", "--only", "MQTT-9.9.9-9")
+    assert result.returncode == 2
+    assert "no check covers MQTT-9.9.9-9" in result.stderr
+
+
+def test_only_with_text_that_is_not_an_id_exits_2() -> None:
+    result = mqttref_check("--broker", "127.0.0.1:1", "--only", "connect-rules")
+    assert result.returncode == 2
+    assert "not a normative statement id" in result.stderr
+
+
+def test_protocol_other_than_311_is_refused_as_a_bad_argument() -> None:
+    result = mqttref_check("--broker", "127.0.0.1:1", "--protocol", "5.0")
+    assert result.returncode == 2
