@@ -268,12 +268,27 @@ class ObservationJudge:
                 else ["MQTT-3.3.2-3", "MQTT-3.10.4-2"]
             )
             raise self._reject(conn, "no such message is due to this client", refs, packet)
-        delivery = min(candidates, key=lambda d: (d.message.seq, not d.required, d.channel))
-        earlier = [
-            d
-            for d in session.pending
-            if d.order_key == delivery.order_key and d.message.seq < delivery.message.seq
-        ]
+
+        # Identical packets can stand for different deliveries (an extra copy of one
+        # message, the required copy of the next): bind the one that keeps order,
+        # preferring a required delivery, then the oldest.
+        def earlier_than(d: Delivery) -> list[Delivery]:
+            return [
+                e
+                for e in session.pending
+                if e.order_key == d.order_key and e.message.seq < d.message.seq
+            ]
+
+        delivery = min(
+            candidates,
+            key=lambda d: (
+                any(e.required for e in earlier_than(d)),
+                not d.required,
+                d.message.seq,
+                d.channel,
+            ),
+        )
+        earlier = earlier_than(delivery)
         if any(d.required for d in earlier):
             raise self._reject(
                 conn,

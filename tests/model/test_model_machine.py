@@ -33,7 +33,16 @@ from mqttref.impl.packets import (
     Unsubscribe,
     Will,
 )
-from mqttref.model import BrokerModel, Closed, Drop, Observation, Send, SendMalformed, TimePasses
+from mqttref.model import (
+    BrokerModel,
+    Closed,
+    Drop,
+    Observation,
+    Open,
+    Send,
+    SendMalformed,
+    TimePasses,
+)
 from mqttref.model.connection import ConnectionState
 from mqttref.model.qos import ReceiverState, SenderState
 
@@ -64,6 +73,12 @@ class ModelMachine(RuleBasedStateMachine):
     def next_id(self, slot: str) -> int:
         self.packet_ids[slot] = self.packet_ids.get(slot, 0) % 65535 + 1
         return self.packet_ids[slot]
+
+    def connected_slots(self) -> list[str]:
+        return [s for s in SLOTS if self.connected(s)]
+
+    def pick(self, data: st.DataObject) -> str:
+        return data.draw(st.sampled_from(self.connected_slots()), label="client")
 
     def settle(self) -> None:
         """Be a server that sends exactly what is owed, until nothing is."""
@@ -112,78 +127,94 @@ class ModelMachine(RuleBasedStateMachine):
         will: tuple[str, QoS, bool] | None,
         keep_alive: int,
     ) -> None:
+        """A new connection (a takeover when the client id is connected elsewhere)."""
         if self.state(slot) not in (None, ConnectionState.CLOSED):
             return
-        packet_will = (
-            None if will is None else Will(will[0], b"will " + slot.encode(), will[1], will[2])
-        )
-        self.model.apply(
-            Send(slot, Connect(ProtocolLevel.MQTT_3_1_1, client_id, clean, keep_alive, packet_will))
-        )
+        packet_will = None if will is None else Will(will[0], b"will " + slot.encode(), *will[1:])
+        connect = Connect(ProtocolLevel.MQTT_3_1_1, client_id, clean, keep_alive, packet_will)
+        self.model.apply(Send(slot, connect))
         self.settle()
 
-    @rule(slot=slots, topic_filter=st.sampled_from(FILTERS), qos=qos)
-    def subscribe(self, slot: str, topic_filter: str, qos: QoS) -> None:
-        if self.connected(slot):
-            self.model.apply(
-                Send(slot, Subscribe(self.next_id(slot), (Subscription(topic_filter, qos),)))
-            )
-            self.settle()
+    @rule(slot=slots)
+    def connect_refused_or_early_packet(self, slot: str) -> None:
+        """An empty client id with CleanSession=0, or a PINGREQ before CONNECT."""
+        if self.state(slot) not in (None, ConnectionState.CLOSED):
+            return
+        if self.packet_ids.get(slot, 0) % 2:
+            self.model.apply(Send(slot, Connect(ProtocolLevel.MQTT_3_1_1, "", False)))
+        else:
+            self.model.apply(Open(slot))
+            self.model.apply(Send(slot, PingReq()))
+        self.next_id(slot)
+        self.settle()
 
-    @rule(slot=slots, topic_filter=st.sampled_from(FILTERS))
-    def unsubscribe(self, slot: str, topic_filter: str) -> None:
-        if self.connected(slot):
-            self.model.apply(Send(slot, Unsubscribe(self.next_id(slot), (topic_filter,))))
-            self.settle()
+    @precondition(lambda self: self.connected_slots())
+    @rule(data=st.data(), topic_filter=st.sampled_from(FILTERS), qos=qos)
+    def subscribe(self, data: st.DataObject, topic_filter: str, qos: QoS) -> None:
+        slot = self.pick(data)
+        packet = Subscribe(self.next_id(slot), (Subscription(topic_filter, qos),))
+        self.model.apply(Send(slot, packet))
+        self.settle()
 
+    @precondition(lambda self: self.connected_slots())
+    @rule(data=st.data(), topic_filter=st.sampled_from(FILTERS))
+    def unsubscribe(self, data: st.DataObject, topic_filter: str) -> None:
+        slot = self.pick(data)
+        self.model.apply(Send(slot, Unsubscribe(self.next_id(slot), (topic_filter,))))
+        self.settle()
+
+    @precondition(lambda self: self.connected_slots())
     @rule(
-        slot=slots,
+        data=st.data(),
         topic=st.sampled_from(TOPICS),
         qos=qos,
         retain=st.booleans(),
         payload=st.sampled_from([b"", b"x", b"y"]),
     )
-    def publish(self, slot: str, topic: str, qos: QoS, retain: bool, payload: bytes) -> None:
-        if self.connected(slot):
-            packet_id = self.next_id(slot) if qos else None
-            self.model.apply(Send(slot, Publish(topic, payload, qos, retain, False, packet_id)))
-            self.settle()
+    def publish(
+        self, data: st.DataObject, topic: str, qos: QoS, retain: bool, payload: bytes
+    ) -> None:
+        slot = self.pick(data)
+        packet_id = self.next_id(slot) if qos else None
+        self.model.apply(Send(slot, Publish(topic, payload, qos, retain, False, packet_id)))
+        self.settle()
 
-    @rule(slot=slots, data=st.data())
-    def client_acknowledges(self, slot: str, data: st.DataObject) -> None:
+    @precondition(lambda self: self.connected_slots())
+    @rule(data=st.data())
+    def client_acknowledges(self, data: st.DataObject) -> None:
         """The client sends PUBACK/PUBREC/PUBCOMP for deliveries, PUBREL for its own QoS 2."""
-        if not self.connected(slot):
-            return
+        slot = self.pick(data)
         session = self.model.sessions[self.model.connections[slot].session_key or ""]
-        acks = []
+        acks: list[PubAck | PubRec | PubComp | PubRel] = []
         for flow in session.flows.outgoing.values():
-            ack = {
-                SenderState.AWAITING_PUBACK: PubAck,
-                SenderState.AWAITING_PUBREC: PubRec,
-                SenderState.AWAITING_PUBCOMP: PubComp,
-            }.get(SenderState(flow.state))
-            if ack is not None:
-                acks.append(ack(flow.packet_id))
+            if flow.state == SenderState.AWAITING_PUBACK:
+                acks.append(PubAck(flow.packet_id))
+            elif flow.state == SenderState.AWAITING_PUBREC:
+                acks.append(PubRec(flow.packet_id))
+            elif flow.state == SenderState.AWAITING_PUBCOMP:
+                acks.append(PubComp(flow.packet_id))
         acks += [
             PubRel(f.packet_id)
             for f in session.flows.incoming.values()
             if f.state == ReceiverState.AWAITING_PUBREL
         ]
         if acks:
-            self.model.apply(Send(slot, data.draw(st.sampled_from(acks))))
+            self.model.apply(Send(slot, data.draw(st.sampled_from(acks), label="ack")))
             self.settle()
 
-    @rule(slot=slots)
-    def ping(self, slot: str) -> None:
-        if self.connected(slot):
-            self.model.apply(Send(slot, PingReq()))
-            self.settle()
-
-    @rule(slot=slots)
-    def disconnect(self, slot: str) -> None:
-        if self.connected(slot):
-            self.model.apply(Send(slot, Disconnect()))
-            self.settle()
+    @precondition(lambda self: self.connected_slots())
+    @rule(data=st.data(), what=st.sampled_from(["ping", "disconnect", "malformed", "connect"]))
+    def client_sends_control_packet(self, data: st.DataObject, what: str) -> None:
+        """PINGREQ, DISCONNECT, a malformed packet or a second CONNECT."""
+        slot = self.pick(data)
+        event = {
+            "ping": Send(slot, PingReq()),
+            "disconnect": Send(slot, Disconnect()),
+            "malformed": SendMalformed(slot),
+            "connect": Send(slot, Connect(ProtocolLevel.MQTT_3_1_1, "again")),
+        }[what]
+        self.model.apply(event)
+        self.settle()
 
     @rule(slot=slots)
     def drop(self, slot: str) -> None:
@@ -191,26 +222,20 @@ class ModelMachine(RuleBasedStateMachine):
             self.model.apply(Drop(slot))
             self.settle()
 
-    @rule(slot=slots)
-    def malformed(self, slot: str) -> None:
-        if self.connected(slot):
-            self.model.apply(SendMalformed(slot))
-            self.settle()
-
     @rule(seconds=st.sampled_from([1.0, 4.0, 9.0]))
     def time_passes(self, seconds: float) -> None:
         self.model.apply(TimePasses(seconds))
         self.settle()
 
-    @precondition(lambda self: any(self.model.connections))
+    @precondition(lambda self: any(self.model.allowed(s) for s in self.model.connections))
     @rule(data=st.data())
     def server_takes_an_allowed_choice(self, data: st.DataObject) -> None:
         """Any allowed packet (retries, extra copies, optional closes) is accepted."""
-        slot = data.draw(st.sampled_from(sorted(self.model.connections)))
-        allowed = self.model.allowed(slot)
-        if allowed:
-            self.model.observe(slot, data.draw(st.sampled_from(allowed)))
-            self.settle()
+        choices = [s for s in sorted(self.model.connections) if self.model.allowed(s)]
+        slot = data.draw(st.sampled_from(choices), label="client")
+        observation = data.draw(st.sampled_from(self.model.allowed(slot)), label="observed")
+        self.model.observe(slot, observation)
+        self.settle()
 
     # ---------------------------------------------------------- invariants
 
