@@ -41,7 +41,7 @@ class Broker:
         self.config = config if config is not None else Config()
         self.store = (
             store if store is not None
-            else open_store(self.config.store, self.config.data_dir)
+            else open_store(self.config.store, self.config.data_dir, self.config.store_sync)
         )
         self.sessions: dict[str, Session] = {}
         self.registry = Registry(self.config, self.store, self.sessions.get)

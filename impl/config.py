@@ -89,6 +89,15 @@ def _optional_path(_instance: object, attribute: attrs.Attribute[str | None],
 STORES = frozenset({"memory", "sqlite"})
 """Store kinds this build knows: ``memory`` (nothing on disk) and ``sqlite`` (``data_dir``)."""
 
+STORE_SYNCS = frozenset({"normal", "full"})
+
+
+def _store_sync(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if value not in STORE_SYNCS:
+        raise ConfigError(
+            f"{attribute.name}: expected one of {sorted(STORE_SYNCS)}, got {value!r}"
+        )
+
 
 @attrs.frozen(kw_only=True)
 class Config:
@@ -154,6 +163,11 @@ class Config:
     data_dir: str | None = attrs.field(default=None, validator=_optional_path)
     """The ``sqlite`` store's directory; None: ``$XDG_DATA_HOME/mqttref`` or
     ``~/.local/share/mqttref`` (see ``mqttref.impl.store.datadir``)."""
+    store_sync: str = attrs.field(default="normal", validator=_store_sync)
+    """``normal``: every group commit is written to the database's log before the
+    acknowledgements go, so a crashed or killed broker (kill -9) loses nothing;
+    ``full``: also fsync each group commit, so a power cut loses nothing either, at
+    the price of one disk flush per batch (see bench/durability.py)."""
 
     def __attrs_post_init__(self) -> None:
         if self.write_buffer_max < self.write_buffer_limit:

@@ -25,13 +25,14 @@ __all__ = [
 ]
 
 
-def open_store(kind: str, data_dir: str | None = None) -> Store:
-    """The store named by the configuration's ``store`` key (``data_dir`` for sqlite).
+def open_store(kind: str, data_dir: str | None = None, sync: str = "normal") -> Store:
+    """The store named by the configuration's ``store`` key (``data_dir`` and
+    ``store_sync`` for sqlite).
 
     Nothing is touched on disk here; ``Store.open()`` does that when the broker starts.
     """
     if kind == "memory":
         return MemoryStore()
     if kind == "sqlite":
-        return SQLiteStore(resolve_data_dir(data_dir))
+        return SQLiteStore(resolve_data_dir(data_dir), synchronous=sync)
     raise ConfigError(f"store: unknown store kind {kind!r}")

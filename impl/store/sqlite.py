@@ -7,8 +7,18 @@ therefore only *records* a call: it keeps the newest operation per row in an
 ordered dictionary, so that a message queued and sent within one batch
 costs one row write (or none), and ``commit()`` writes the whole batch as one
 transaction (``executemany`` per statement): group commit. With WAL
-journaling and ``synchronous=FULL`` a commit is one append to the log and one
-``fsync``, however many acknowledgements it covers.
+journaling a commit is one append to the log, however many acknowledgements
+it covers. What "on disk" means is the ``store_sync`` setting:
+
+- ``normal`` (the default, SQLite's ``synchronous=NORMAL``): the append has
+  been written to the log file when ``commit()`` returns, so the kernel has it
+  and any death of the broker process, ``kill -9`` included, loses nothing;
+  the log is flushed to the device at checkpoints. An operating-system crash
+  or power cut may lose the last batches.
+- ``full`` (``synchronous=FULL``): each commit also waits for ``fsync``, so
+  not even a power cut loses an acknowledged message. One flush per batch
+  (milliseconds on many disks) bounds the throughput; bench/durability.py
+  measures both.
 
 What is kept on disk is what the broker needs after a restart: persistent
 sessions (clean session 0) with their subscriptions, queues, outbound
@@ -27,6 +37,7 @@ with a ``StoreError`` before anything is written to it.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -36,6 +47,8 @@ from mqttref.impl.message import Message, OutboundMessage, OutboundState
 from mqttref.impl.packets import QoS
 from mqttref.impl.store.base import SessionRecord, Store, StoredInflight
 from mqttref.impl.store.datadir import DataDirectory, StoreError
+
+log = logging.getLogger("mqttref.broker")
 
 SQLITE_HEADER: Final = b"SQLite format 3\x00"
 APPLICATION_ID: Final = 0x4D515452
@@ -92,10 +105,12 @@ Operation = tuple[str, tuple[Any, ...]]
 class SQLiteStore(Store):
     """Everything the broker must not lose, in ``DATA_DIR/mqttref.db``."""
 
-    def __init__(self, directory: Path, *, synchronous: str = "FULL") -> None:
+    def __init__(self, directory: Path, *, synchronous: str = "normal") -> None:
         self.directory = DataDirectory(directory)
         self.path = self.directory.database_path
-        self.synchronous = synchronous
+        if synchronous.upper() not in ("NORMAL", "FULL"):
+            raise ValueError(f"synchronous: expected 'normal' or 'full', got {synchronous!r}")
+        self.synchronous = synchronous.upper()
         self._db: sqlite3.Connection | None = None
         self._pending: dict[tuple[Any, ...], Operation] = {}
         """Row key -> the newest statement for that row, since the last commit."""
@@ -142,6 +157,7 @@ class SQLiteStore(Store):
                     self._commit(db)
                 finally:
                     db.close()
+                    log.info("store %s closed after %d transactions", self.path, self.commits)
         finally:
             self.directory.release()
 
