@@ -61,7 +61,7 @@ from mqttref.impl.client.events import (
 )
 from mqttref.impl.client.protocol import ClientOptions, ClientProtocol, ConnectionState
 from mqttref.impl.errors import ClientError
-from mqttref.impl.packets import SUBACK_FAILURE, ProtocolLevel, QoS, Will
+from mqttref.impl.packets import SUBACK_FAILURE, Packet, ProtocolLevel, QoS, Will
 
 READ_SIZE = 65_536
 
@@ -107,7 +107,19 @@ class Client:
         reconnect: Backoff | None = None,
         resubscribe: bool = True,
         on_event: Callable[[ConnectionEvent], None] | None = None,
+        on_packet: Callable[[str, Packet], None] | None = None,
     ) -> None:
+        """Arguments beyond CONNECT's fields:
+
+        ``timeout``: seconds for TCP connect, CONNACK and PINGRESP. ``max_inflight``:
+        outgoing QoS 1/2 messages unacknowledged at once. ``max_queued_messages``:
+        bound of ``messages`` (reading stops when full). ``max_queued_publishes``: bound
+        of ``WhenDisconnected.QUEUE``. ``reconnect``: a ``Backoff`` turns reconnection
+        on. ``resubscribe``: subscribe again when the broker lost the session.
+        ``on_event``: told ``Connected``, ``Disconnected``, ``Reconnecting``,
+        ``Resubscribed``. ``on_packet(direction, packet)``: a trace of every packet
+        "sent" or "received" (debugging, and the model check of the tests).
+        """
         if isinstance(password, str):
             password = password.encode("utf-8")
         if max_queued_messages < 1 or max_queued_publishes < 0:
@@ -129,7 +141,8 @@ class Client:
                 ping_timeout=timeout,
                 max_packet_size=max_packet_size,
                 resubscribe=resubscribe,
-            )
+            ),
+            trace=on_packet,
         )
         self._max_queued_messages = max_queued_messages
         self._max_queued_publishes = max_queued_publishes
@@ -400,11 +413,14 @@ class Client:
             deadline = self._core.get_timer()
             if deadline is None:
                 await self._timer_wakeup.wait()
-            else:
-                delay = deadline - self._now()
-                if delay > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._timer_wakeup.wait(), delay)
+            elif deadline > self._now():
+                # Not asyncio.wait_for: on 3.11 it can swallow a cancellation that
+                # races with the event being set, and this task would never end.
+                alarm = asyncio.get_running_loop().call_at(deadline, self._timer_wakeup.set)
+                try:
+                    await self._timer_wakeup.wait()
+                finally:
+                    alarm.cancel()
             self._core.handle_timer(self._now())
             self._dispatch()
             self._flush()

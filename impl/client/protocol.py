@@ -186,8 +186,12 @@ class OutboundMessage:
 class ClientProtocol:
     """One MQTT client session, driven by the shell; see the module docstring."""
 
-    def __init__(self, options: ClientOptions) -> None:
+    def __init__(
+        self, options: ClientOptions, *, trace: Callable[[str, Packet], None] | None = None
+    ) -> None:
+        """``trace(direction, packet)`` sees every packet "sent" or "received", in order."""
         self.options = options
+        self._trace = trace
         self.state = ConnectionState.DISCONNECTED
         self.session_present = False
         self._now = 0.0
@@ -222,6 +226,9 @@ class ClientProtocol:
     def packets_to_send(self) -> list[Packet]:
         """The packets to write since the last call, in order."""
         packets, self._outbox = self._outbox, []
+        if self._trace is not None:
+            for packet in packets:
+                self._trace("sent", packet)
         return packets
 
     def data_to_send(self) -> bytes:
@@ -308,6 +315,8 @@ class ClientProtocol:
         self._now = now
         if self.state in (ConnectionState.DISCONNECTED, ConnectionState.CLOSING):
             return
+        if self._trace is not None:
+            self._trace("received", packet)
         handler_name = RECEIVE_TABLE.get((self.state, packet.packet_type))
         if handler_name is None:
             ref = "MQTT-3.2.0-1" if self.state is ConnectionState.CONNECTING else "MQTT-4.8.0-1"
