@@ -178,6 +178,7 @@ class ClientAgainstBroker(RuleBasedStateMachine):
     @rule(direction=st.sampled_from([UP, DOWN]))
     def withhold(self, direction: str) -> None:
         """Acknowledgements (and everything else) in one direction stop arriving."""
+
         async def hold() -> None:
             self.proxy.held.add(direction)
 
