@@ -295,7 +295,7 @@ class Connection:
     # Closing --------------------------------------------------------------------------
 
     def close(self, reason: str, *, publish_will: bool) -> None:
-        """Close once: publish the will if asked, release the session, flush, close."""
+        """Close once: release the session, publish the will if asked, flush, close."""
         if self.state is ConnectionState.CLOSED:
             return
         self.state = ConnectionState.CLOSED
@@ -303,11 +303,13 @@ class Connection:
         self._cancel_timer()
         now = self.loop.time()
         log.debug("closed %s: %s", self.who, reason)
+        if self.session is not None:
+            self.broker.connection_closed(self, self.session, now)
+        # The will goes out once the connection is closed [MQTT-3.1.2-8], so after the
+        # session let go of it: never on this connection, even to its own subscription.
         if publish_will and self.will is not None:
             self.publish_will(now)
         self.will = None
-        if self.session is not None:
-            self.broker.connection_closed(self, self.session, now)
         self._flush()
         self.transport.close()  # after what is buffered has been written...
         self.reader.feed_eof()  # ...while our own task stops reading at once
