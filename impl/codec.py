@@ -113,7 +113,7 @@ class Decoder:
         max_packet_size: int = DEFAULT_MAX_PACKET_SIZE,
     ) -> None:
         self.role = role
-        self.protocol_level = protocol_level
+        self.protocol_level = None if protocol_level is None else ProtocolLevel(protocol_level)
         """None until known: a server learns it from CONNECT."""
         self.max_packet_size = max_packet_size
         self._buf = b""

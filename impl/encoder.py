@@ -71,6 +71,8 @@ def _reason(kind: PacketType, code: int, level: ProtocolLevel) -> int:
 
 
 def encode_publish(packet: Publish, level: ProtocolLevel = ProtocolLevel.MQTT_3_1_1) -> bytes:
+    if type(level) is not ProtocolLevel:
+        level = ProtocolLevel(level)
     qos = packet.qos
     packet_id = packet.packet_id
     if qos:
@@ -282,6 +284,8 @@ _ENCODERS: dict[type, Callable[[Any, ProtocolLevel], bytes]] = {
 
 def encode(packet: Packet, protocol_level: ProtocolLevel = ProtocolLevel.MQTT_3_1_1) -> bytes:
     """The bytes of ``packet`` at ``protocol_level`` (CONNECT carries its own level)."""
+    if type(protocol_level) is not ProtocolLevel:  # a plain 5 would fail every `is` test
+        protocol_level = ProtocolLevel(protocol_level)
     return _ENCODERS[type(packet)](packet, protocol_level)
 
 
