@@ -70,11 +70,11 @@ def test_bytes_after_a_valid_connect_give_packets_or_a_protocol_error(
 
 
 @st.composite
-def mutated_streams(draw: st.DrawFn) -> tuple[ProtocolLevel, bytes]:
+def mutated_streams(draw: st.DrawFn, max_packets: int = 4) -> tuple[ProtocolLevel, bytes]:
     """Valid packets with a few bytes overwritten, dropped or inserted: near misses."""
     level = draw(s.protocol_levels())
     wire = bytearray(b"".join(encode(p, level) for p in draw(
-        st.lists(s.packets(level, connect=False), min_size=1, max_size=4))))
+        st.lists(s.packets(level, connect=False), min_size=1, max_size=max_packets))))
     for _ in range(draw(st.integers(1, 4))):
         at = draw(st.integers(0, len(wire) - 1))
         action = draw(st.sampled_from(["set", "drop", "insert"]))

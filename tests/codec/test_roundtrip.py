@@ -52,3 +52,11 @@ def test_a_connection_worth_of_packets_decodes_in_order(
     stream = encode(connect, level) + b"".join(encode(p, level) for p in rest)
     assert Decoder().feed(stream) == [connect, *rest]
 
+
+
+@given(packet=s.publishes(s.V5))
+def test_a_plain_int_protocol_level_means_the_same_as_the_enum(packet: Packet) -> None:
+    """``encode(p, 5)`` and ``Decoder(protocol_level=5)`` must not quietly act as 3.1.1."""
+    wire = encode(packet, 5)  # type: ignore[arg-type]
+    assert wire == encode(packet, ProtocolLevel.MQTT_5)
+    assert Decoder(protocol_level=5).feed(wire) == [packet]  # type: ignore[arg-type]
