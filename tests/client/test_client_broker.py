@@ -25,6 +25,7 @@ from mqttref.client import (
     Message,
     MQTTTimeout,
     NotConnected,
+    ProtocolLevel,
     QoS,
     QueueFull,
     Reconnecting,
@@ -388,3 +389,37 @@ async def test_unsubscribe_stops_delivery(broker: Broker) -> None:
         await client.publish("u/x", b"x", qos=1)
         assert await nothing_arrives(client.messages)
         assert client.subscriptions == {}
+
+
+async def test_mqtt_3_1_client_round_trip(broker: Broker) -> None:
+    async with Client(
+        broker.host, broker.port, client_id="old-timer", protocol=ProtocolLevel.MQTT_3_1
+    ) as client:
+        assert await client.subscribe("v31/#", qos=2) == 2
+        messages = client.messages
+        await client.publish("v31/x", b"MQIsdp", qos=2)
+        message = await receive(messages)
+    assert (message.topic, message.payload, message.qos) == ("v31/x", b"MQIsdp", 2)
+
+
+async def test_subscribe_many_returns_one_code_per_filter(broker: Broker) -> None:
+    async with Client(broker.host, broker.port) as client:
+        codes = await client.subscribe_many([("m/a", 0), ("m/b", 1), ("m/c", 2)])
+        assert codes == (0, 1, 2)
+        assert client.subscriptions == {"m/a": 0, "m/b": 1, "m/c": 2}
+
+
+async def test_the_same_client_object_can_connect_again_and_resume_its_session(
+    broker: Broker,
+) -> None:
+    client = Client(broker.host, broker.port, client_id="again", clean_session=False)
+    await client.connect()
+    await client.subscribe("again/t", qos=1)
+    await client.disconnect()
+    async with Client(broker.host, broker.port) as pub:
+        await pub.publish("again/t", b"queued for you", qos=1)
+    await client.connect()
+    assert client.session_present
+    message = await receive(client.messages)
+    await client.disconnect()
+    assert message.payload == b"queued for you"
