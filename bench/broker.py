@@ -35,7 +35,7 @@ from report import (
     verdict_table,
     verdicts,
 )
-from scenarios import ALIASES, FULL, QUICK, SCENARIOS, Outcome
+from scenarios import ALIASES, FULL, QUICK, SCENARIOS, Outcome, combine
 from workers import ScenarioFailed
 
 BROKERS = ("mosquitto", "mqttref", "mqttref-sqlite")
@@ -74,6 +74,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="an extra argument for 'mqttref broker'; repeat for several",
     )
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run each scenario N times per broker, in turns; rates are totals, latencies medians",
+    )
+    parser.add_argument(
         "--markdown", type=Path, metavar="FILE", help="also write both tables as Markdown"
     )
     parser.add_argument(
@@ -83,6 +90,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="sample each mqttref broker with py-spy; collapsed stacks and summaries into DIR",
     )
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     names: list[str] = []
     for item in args.scenario or [",".join(SCENARIOS)]:
         for name in filter(None, (part.strip() for part in item.split(","))):
@@ -142,9 +151,33 @@ def _summarize(output: Path) -> None:
         print(summary, flush=True)
 
 
+def _run_once(
+    name: str, broker_name: str, args: argparse.Namespace, workdir: Path, machine: dict[str, Any]
+) -> Outcome:
+    """One scenario on a freshly started broker (sampled with py-spy under ``--profile``)."""
+    size = QUICK if args.quick else FULL
+    extra = args.mqttref_arg if broker_name.startswith("mqttref") else []
+    with running(broker_name, workdir, extra) as broker:
+        if broker_name.startswith("mqttref"):
+            machine["mqttref_uvloop"] = broker.uses_uvloop()
+        sampler = None
+        if args.profile and broker_name.startswith("mqttref"):
+            args.profile.mkdir(parents=True, exist_ok=True)
+            sampler = sampling.attach(broker.pid, args.profile / f"{name}-{broker_name}.txt")
+        try:
+            outcome = SCENARIOS[name](broker, size)
+        finally:
+            if sampler is not None:
+                sampler.stop()
+                _summarize(sampler.output)
+        status = broker.process.poll()
+    if status is not None:
+        raise ScenarioFailed(f"{broker_name} died during {name} (exit {status})")
+    return outcome
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    size = QUICK if args.quick else FULL
     machine = _machine()
     machine["fd_limit"] = _raise_fd_limit()
     print(f"# {machine}", flush=True)
@@ -153,44 +186,32 @@ def main(argv: list[str] | None = None) -> int:
     unavailable: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="mqttref-bench-") as tmp:
         for name in args.scenarios:
-            for broker_name in args.brokers:
-                if broker_name in unavailable:
-                    continue
-                extra = args.mqttref_arg if broker_name.startswith("mqttref") else []
-                try:
-                    with running(broker_name, Path(tmp), extra) as broker:
-                        if broker_name.startswith("mqttref"):
-                            machine["mqttref_uvloop"] = broker.uses_uvloop()
-                        sampler = None
-                        if args.profile and broker_name.startswith("mqttref"):
-                            args.profile.mkdir(parents=True, exist_ok=True)
-                            output = args.profile / f"{name}-{broker_name}.txt"
-                            sampler = sampling.attach(broker.pid, output)
-                        try:
-                            outcome = SCENARIOS[name](broker, size)
-                        finally:
-                            if sampler is not None:
-                                sampler.stop()
-                                _summarize(sampler.output)
-                        status = broker.process.poll()
-                    if status is not None:
-                        raise ScenarioFailed(f"{broker_name} died during {name} (exit {status})")
-                except BrokerUnavailable as exc:
-                    unavailable.add(broker_name)
-                    errors.append({"scenario": name, "broker": broker_name, "error": str(exc)})
-                    print(f"! {broker_name} unavailable: {exc}", file=sys.stderr, flush=True)
-                    continue
-                except (ScenarioFailed, BrokerGone) as exc:
-                    errors.append({"scenario": name, "broker": broker_name, "error": str(exc)})
-                    print(f"! {name} on {broker_name} failed:\n{exc}", file=sys.stderr, flush=True)
-                    continue
-                outcomes.append(outcome)
-                print(
-                    f"  {name:9} {broker_name:9} {outcome.delivered:,}/{outcome.expected:,} "
-                    f"in {outcome.wall_s:.2f} s, broker CPU {outcome.broker_cpu_s:.2f} s, "
-                    f"generator CPU {outcome.gen_cpu_s:.2f} s",
-                    flush=True,
-                )
+            runs: dict[str, list[Outcome]] = {broker_name: [] for broker_name in args.brokers}
+            for _ in range(args.repeat):
+                for broker_name in args.brokers:  # taking turns, so noise falls on all
+                    if broker_name in unavailable:
+                        continue
+                    try:
+                        outcome = _run_once(name, broker_name, args, Path(tmp), machine)
+                    except BrokerUnavailable as exc:
+                        unavailable.add(broker_name)
+                        errors.append({"scenario": name, "broker": broker_name, "error": str(exc)})
+                        print(f"! {broker_name} unavailable: {exc}", file=sys.stderr, flush=True)
+                        continue
+                    except (ScenarioFailed, BrokerGone) as exc:
+                        errors.append({"scenario": name, "broker": broker_name, "error": str(exc)})
+                        print(
+                            f"! {name} on {broker_name} failed:\n{exc}", file=sys.stderr, flush=True
+                        )
+                        continue
+                    runs[broker_name].append(outcome)
+                    print(
+                        f"  {name:9} {broker_name:14} {outcome.delivered:,}/{outcome.expected:,} "
+                        f"in {outcome.wall_s:.2f} s, broker CPU {outcome.broker_cpu_s:.2f} s, "
+                        f"generator CPU {outcome.gen_cpu_s:.2f} s",
+                        flush=True,
+                    )
+            outcomes += [combine(done) for done in runs.values() if done]
     print()
     print(runs_table(outcomes))
     found = verdicts(outcomes)
@@ -214,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         report = {
             "machine": machine,
             "size": "quick" if args.quick else "full",
+            "repeat": args.repeat,
             "outcomes": [o.as_json() for o in outcomes],
             "verdicts": [dict(vars(v), ratio=v.ratio) for v in found],
             "durability": [dict(vars(v), ratio=v.ratio) for v in durable],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from scenarios import Outcome
 
@@ -41,16 +42,26 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _ranged(f: dict[str, Any], key: str, digits: int) -> str:
+    text = _num(f[key], digits)
+    if f"{key}_range" in f:
+        low, high = f[f"{key}_range"]
+        text += f" ({_num(low, digits)}-{_num(high, digits)})"
+    return text
+
+
 def _extra(outcome: Outcome) -> str:
     f = outcome.figures
     parts = []
+    if "runs" in f:
+        parts.append(f"{f['runs']} runs, medians (range)")
     if "p99_ms" in f:
         parts.append(
-            f"p50 {_num(f['p50_ms'], 2)} ms, p99 {_num(f['p99_ms'], 2)} ms, "
-            f"max {_num(f['max_ms'], 2)} ms"
+            f"p50 {_ranged(f, 'p50_ms', 2)} ms, p99 {_ranged(f, 'p99_ms', 2)} ms, "
+            f"max {_ranged(f, 'max_ms', 2)} ms"
         )
     if "rss_per_conn_bytes" in f:
-        parts.append(f"{_num(f['rss_per_conn_bytes'])} B RSS/conn")
+        parts.append(f"{_ranged(f, 'rss_per_conn_bytes', 0)} B RSS/conn")
     if "broker_warnings" in f:
         parts.append(f"{f['broker_warnings']} warnings logged")
     if "peak_rss_bytes" in f:

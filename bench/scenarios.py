@@ -17,6 +17,7 @@ wall second and per broker CPU second, the fair figure when generator and broker
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -87,6 +88,43 @@ class Outcome:
         data = asdict(self)
         data.update(lost=self.lost, rate_wall=self.rate_wall, rate_cpu=self.rate_cpu)
         return data
+
+
+MEDIAN_FIGURES = ("p50_ms", "p99_ms", "max_ms", "rss_per_conn_bytes")
+
+
+def combine(runs: list[Outcome]) -> Outcome:
+    """Several runs of one scenario on one broker as one outcome (``--repeat``).
+
+    Counts and seconds are summed, so loss in any run shows and the rates are totals over
+    totals; latencies and RSS per connection are medians, with their range kept beside them.
+    """
+    if len(runs) == 1:
+        return runs[0]
+    figures: dict[str, Any] = {"runs": len(runs)}
+    for key in MEDIAN_FIGURES:
+        values = [run.figures[key] for run in runs if run.figures.get(key) is not None]
+        if values:
+            figures[key] = statistics.median(values)
+            figures[f"{key}_range"] = (min(values), max(values))
+    peaks = [run.figures["peak_rss_bytes"] for run in runs if "peak_rss_bytes" in run.figures]
+    if peaks:
+        figures["peak_rss_bytes"] = max(peaks)
+    warnings = sum(run.figures.get("broker_warnings", 0) for run in runs)
+    if warnings:
+        figures["broker_warnings"] = warnings
+    first = runs[0]
+    return Outcome(
+        scenario=first.scenario,
+        broker=first.broker,
+        delivered=sum(run.delivered for run in runs),
+        expected=sum(run.expected for run in runs),
+        wall_s=sum(run.wall_s for run in runs),
+        broker_cpu_s=sum(run.broker_cpu_s for run in runs),
+        gen_cpu_s=sum(run.gen_cpu_s for run in runs),
+        unit=first.unit,
+        figures=figures,
+    )
 
 
 def _outcome(name: str, broker: BrokerProcess, measured: Measured, unit: str) -> Outcome:

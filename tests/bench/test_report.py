@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 from report import durability_verdicts, markdown, verdict_table, verdicts
-from scenarios import Outcome
+from scenarios import Outcome, combine
 
 
 def _outcome(
@@ -85,3 +85,17 @@ def test_tables_show_the_ratio_and_a_missed_target() -> None:
     assert "NO" in verdict_table(found)
     assert "| storm | conn" not in markdown(outcomes, found, [])
     assert "**no**" in markdown(outcomes, found, [])
+
+
+def test_repeated_runs_sum_counts_and_take_median_latencies() -> None:
+    runs = [
+        _outcome("latency1", "mqttref", 1000, 1.0, p50_ms=0.2, p99_ms=p99, max_ms=9.0)
+        for p99 in (1.0, 5.0, 2.0)
+    ]
+    runs[1].delivered = 990
+    combined = combine(runs)
+    assert (combined.delivered, combined.expected, combined.lost) == (2990, 3000, 10)
+    assert combined.broker_cpu_s == pytest.approx(3.0)
+    assert combined.figures["p99_ms"] == 2.0
+    assert combined.figures["p99_ms_range"] == (1.0, 5.0)
+    assert combined.figures["runs"] == 3
