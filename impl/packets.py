@@ -107,7 +107,9 @@ class Properties:
     shared_subscription_available: int | None = None
 
     def is_empty(self) -> bool:
-        return self == NO_PROPERTIES
+        # Identity first: the codec hands out the one NO_PROPERTIES for every
+        # empty block, and the field-by-field comparison is costly on hot paths.
+        return self is NO_PROPERTIES or self == NO_PROPERTIES
 
 
 NO_PROPERTIES = Properties()
