@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 from collections.abc import AsyncIterator, Callable, Sequence
 from enum import Enum
@@ -64,6 +65,8 @@ from mqttref.impl.errors import ClientError
 from mqttref.impl.packets import SUBACK_FAILURE, Packet, ProtocolLevel, QoS, Will
 
 READ_SIZE = 65_536
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -364,6 +367,10 @@ class Client:
         timer = asyncio.create_task(self._run_timer())
         try:
             error = await self._read(reader)
+        except Exception as exc:
+            # A bug here must fail the waiters, not leave them hanging: log it loudly.
+            logger.exception("client connection failed")
+            error = ClientError(f"internal error in the client: {exc!r}")
         finally:
             timer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -557,7 +564,10 @@ class Client:
 
     def _emit(self, event: ConnectionEvent) -> None:
         if self._on_event is not None:
-            self._on_event(event)
+            try:
+                self._on_event(event)
+            except Exception:  # a failing callback must not break the connection
+                logger.exception("on_event callback failed on %r", event)
 
     @staticmethod
     def _resolve(future: asyncio.Future[Any] | None, value: Any) -> None:
