@@ -30,7 +30,6 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Callable
-from typing import Any
 
 import attrs
 
@@ -49,7 +48,7 @@ from mqttref.impl.packets import (
 )
 from mqttref.model.chart import Transition
 from mqttref.model.connection import CONNECTION, ConnectionEvent, ConnectionState
-from mqttref.model.errors import NoTransition, UsageError, Violation
+from mqttref.model.errors import NoTransition, UsageError
 from mqttref.model.events import (
     ClientEvent,
     Drop,
@@ -65,7 +64,6 @@ from mqttref.model.records import (
     Delivery,
     Expected,
     Message,
-    Obligation,
     RetainedSlot,
     Session,
     Subscription,
@@ -73,6 +71,7 @@ from mqttref.model.records import (
 from mqttref.model.session import SESSION, SessionEvent, SessionState
 from mqttref.model.topic import TOPIC, TopicEvent, TopicState
 from mqttref.model.topics import matches, topic_filter_problem, topic_name_problem
+from mqttref.model.verdicts import Verdicts
 
 C, CE = ConnectionState, ConnectionEvent
 SS, SE = SessionState, SessionEvent
@@ -95,7 +94,7 @@ class _Ctx:
         return self.conn
 
 
-class BrokerModel(ObservationJudge):
+class BrokerModel(ObservationJudge, Verdicts):
     """The model of one MQTT 3.1.1 server and the clients connected to it.
 
     ``max_inflight``: while a session has this many unacknowledged QoS 1/2
@@ -631,89 +630,6 @@ class BrokerModel(ObservationJudge):
                         filters=(subscription.topic_filter,),
                     )
                 )
-
-    # ------------------------------------------------------------ obligations
-
-    def obligations(self, client: str | None = None) -> list[Obligation]:
-        """What the server owes and has not sent (to ``client``, or to all)."""
-        found: list[Obligation] = []
-        for name, conn in sorted(self.connections.items()):
-            if client is None or name == client:
-                found.extend(self._owed_on(conn))
-        return found
-
-    def _owed_on(self, conn: Connection) -> list[Obligation]:
-        client = conn.client
-        if conn.state == C.AWAITING_CONNACK:
-            if conn.may_close:
-                return [Obligation(client, "CONNACK or close", ("MQTT-3.2.2-6",))]
-            return [Obligation(client, "CONNACK", ("MQTT-3.1.4-4", "MQTT-3.2.0-1"))]
-        if conn.state == C.CLOSE_DUE:
-            return [Obligation(client, f"close ({conn.close_cause})", ("MQTT-4.8.0-1",))]
-        if conn.state != C.CONNECTED:
-            return []
-        owed = [
-            Obligation(
-                client,
-                f"{e.kind} {e.packet_id or ''}".strip() + (" or close" if e.or_close else ""),
-                e.refs,
-            )
-            for e in conn.expected
-        ]
-        session = self._attached_session(conn)
-        owed += [
-            Obligation(client, f"{d.packet} {d.packet_id}", d.refs) for d in session.flows.due()
-        ]
-        if session.flows.in_flight() < self.max_inflight:
-            owed += [
-                Obligation(
-                    client,
-                    f"PUBLISH {d.message.topic!r} {d.message.payload!r} "
-                    f"QoS {sorted(d.allowed_qos)} retain={int(d.retain)}",
-                    ("MQTT-4.5.0-1", "MQTT-3.3.1-6") if d.retain else ("MQTT-4.5.0-1",),
-                )
-                for d in session.pending
-                if d.required
-            ]
-        return owed
-
-    def check_quiescent(self) -> list[Violation]:
-        """After quiescence, every obligation still open is a violation."""
-        return [
-            Violation(o.client, f"the server owes {o.what}", refs=o.refs)
-            for o in self.obligations()
-        ]
-
-    # ------------------------------------------------------------- invariants
-
-    def check_invariants(self) -> list[str]:
-        """The model's own invariants (issue 4); an empty list when they hold."""
-        broken: list[str] = []
-        copies: dict[tuple[str, int, int, str], int] = {}
-        last_seq: dict[tuple[Any, ...], int] = {}
-        for client_id, generation, delivery, qos in self.delivered:
-            key = (client_id, generation, delivery.message.seq, delivery.channel)
-            copies[key] = copies.get(key, 0) + 1
-            if qos == 2 and copies[key] > 1 and not delivery.retain:
-                # A retained message is sent afresh on every matching SUBSCRIBE [MQTT-3.8.4-3].
-                broken.append(f"QoS 2 message {delivery.message.seq} reached {client_id} twice")
-            order = (client_id, generation, *delivery.order_key)
-            if last_seq.get(order, 0) > delivery.message.seq:
-                broken.append(f"order of {delivery.order_key} to {client_id} not kept")
-            last_seq[order] = delivery.message.seq
-        delivered_ids = {id(d) for _, _, d, _ in self.delivered}
-        for client_id, generation, delivery in self.owed:
-            session = self.sessions.get(client_id)
-            if session is None or session.generation != generation or not delivery.filters:
-                continue  # discarded by a clean session or unsubscribed: excused
-            if id(delivery) not in delivered_ids and delivery not in session.pending:
-                broken.append(f"accepted message {delivery.message.seq} lost for {client_id}")
-        for session in self.sessions.values():
-            if session.state in (SS.START, SS.CLEAN_DISCONNECTED) and not session.holds_nothing():
-                broken.append(f"clean session {session.client_id} left state behind")
-            if session.clean and session.client is None and not session.holds_nothing():
-                broken.append(f"clean session {session.client_id} outlived its connection")
-        return broken
 
 
 def _nothing(ctx: _Ctx) -> None:

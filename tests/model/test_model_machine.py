@@ -22,11 +22,7 @@ from mqttref.impl.packets import (
     Disconnect,
     PingReq,
     ProtocolLevel,
-    PubAck,
-    PubComp,
     Publish,
-    PubRec,
-    PubRel,
     QoS,
     Subscribe,
     Subscription,
@@ -44,7 +40,7 @@ from mqttref.model import (
     TimePasses,
 )
 from mqttref.model.connection import ConnectionState
-from mqttref.model.qos import ReceiverState, SenderState
+from mqttref.model.session import SessionState
 
 SLOTS = ("s0", "s1", "s2", "s3", "s4")
 CLIENT_IDS = ("A", "B", "C", "D")
@@ -58,7 +54,7 @@ qos = st.sampled_from([QoS.AT_MOST_ONCE, QoS.AT_LEAST_ONCE, QoS.EXACTLY_ONCE])
 class ModelMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.model = BrokerModel(max_inflight=4)
+        self.model = BrokerModel(max_inflight=2)
         self.packet_ids: dict[str, int] = {}
 
     # ------------------------------------------------------------ helpers
@@ -179,28 +175,44 @@ class ModelMachine(RuleBasedStateMachine):
         self.model.apply(Send(slot, Publish(topic, payload, qos, retain, False, packet_id)))
         self.settle()
 
-    @precondition(lambda self: self.connected_slots())
+    @precondition(lambda self: any(self.model.client_acknowledgements(s) for s in SLOTS))
     @rule(data=st.data())
     def client_acknowledges(self, data: st.DataObject) -> None:
         """The client sends PUBACK/PUBREC/PUBCOMP for deliveries, PUBREL for its own QoS 2."""
-        slot = self.pick(data)
-        session = self.model.sessions[self.model.connections[slot].session_key or ""]
-        acks: list[PubAck | PubRec | PubComp | PubRel] = []
-        for flow in session.flows.outgoing.values():
-            if flow.state == SenderState.AWAITING_PUBACK:
-                acks.append(PubAck(flow.packet_id))
-            elif flow.state == SenderState.AWAITING_PUBREC:
-                acks.append(PubRec(flow.packet_id))
-            elif flow.state == SenderState.AWAITING_PUBCOMP:
-                acks.append(PubComp(flow.packet_id))
-        acks += [
-            PubRel(f.packet_id)
-            for f in session.flows.incoming.values()
-            if f.state == ReceiverState.AWAITING_PUBREL
-        ]
-        if acks:
-            self.model.apply(Send(slot, data.draw(st.sampled_from(acks), label="ack")))
+        choices = [s for s in SLOTS if self.model.client_acknowledgements(s)]
+        slot = data.draw(st.sampled_from(choices), label="client")
+        ack = data.draw(st.sampled_from(self.model.client_acknowledgements(slot)), label="ack")
+        self.model.apply(Send(slot, ack))
+        self.settle()
+
+    @rule()
+    def every_accepted_message_arrives_eventually(self) -> None:
+        """Reconnect every offline persistent session and acknowledge everything:
+        each QoS 1/2 message the server accepted for a matching persistent (or
+        connected) subscriber arrives [MQTT-3.1.2-5] [MQTT-4.4.0-1] [MQTT-4.5.0-1]."""
+        for client_id, session in sorted(self.model.sessions.items()):
+            if session.state == SessionState.PERSISTENT_DISCONNECTED:
+                slot = f"resume-{client_id}"
+                if self.state(slot) not in (None, ConnectionState.CLOSED):
+                    continue
+                self.model.apply(Send(slot, Connect(ProtocolLevel.MQTT_3_1_1, client_id, False)))
+        for _ in range(100):
             self.settle()
+            acks = [
+                (s, a)
+                for s in self.model.connections
+                for a in self.model.client_acknowledgements(s)
+            ]
+            if not acks:
+                break
+            for slot, ack in acks:
+                self.model.apply(Send(slot, ack))
+        delivered = {id(d) for _, _, d, _ in self.model.delivered}
+        for client_id, generation, delivery in self.model.owed:
+            session = self.model.sessions[client_id]
+            if session.generation != generation or not delivery.filters:
+                continue  # a clean session discarded it, or the client unsubscribed
+            assert id(delivery) in delivered, (client_id, delivery.message)
 
     @precondition(lambda self: self.connected_slots())
     @rule(data=st.data(), what=st.sampled_from(["ping", "disconnect", "malformed", "connect"]))
@@ -214,6 +226,19 @@ class ModelMachine(RuleBasedStateMachine):
             "connect": Send(slot, Connect(ProtocolLevel.MQTT_3_1_1, "again")),
         }[what]
         self.model.apply(event)
+        self.settle()
+
+    @precondition(lambda self: len(self.connected_slots()) >= 2)
+    @rule(data=st.data(), topic=st.sampled_from(TOPICS), qos=qos)
+    def publish_while_a_subscriber_drops(self, data: st.DataObject, topic: str, qos: QoS) -> None:
+        """A subscriber's connection is lost before the server sent what it owes."""
+        publisher, subscriber = data.draw(
+            st.lists(st.sampled_from(self.connected_slots()), min_size=2, max_size=2, unique=True),
+            label="publisher, subscriber",
+        )
+        packet_id = self.next_id(publisher) if qos else None
+        self.model.apply(Send(publisher, Publish(topic, b"z", qos, False, False, packet_id)))
+        self.model.apply(Drop(subscriber))
         self.settle()
 
     @rule(slot=slots)

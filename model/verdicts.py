@@ -1,0 +1,147 @@
+"""What the server still owes, and the model's invariants about itself.
+
+Theory of operation: obligations are read off the charts' states, never kept
+in a second list: a connection in ``awaiting_connack`` owes a CONNACK, one in
+``close_due`` owes a close, a QoS flow in a ``*_due`` state owes its packet,
+an owed answer (SUBACK, UNSUBACK, PINGRESP) waits in the connection, and a
+required delivery waits in the session. After quiescence, each is a
+violation. The invariants (issue 4) are checked over the log of observed
+deliveries and the sessions' bookkeeping.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mqttref.impl.packets import PubAck, PubComp, PubRec, PubRel
+from mqttref.model.connection import ConnectionState
+from mqttref.model.errors import Violation
+from mqttref.model.qos import ReceiverState, SenderState
+from mqttref.model.records import Connection, Delivery, Obligation, Session
+from mqttref.model.session import SessionState
+
+C, SS = ConnectionState, SessionState
+
+
+class Verdicts:
+    """Mixed into ``BrokerModel``: obligations, quiescence and invariants."""
+
+    connections: dict[str, Connection]
+    sessions: dict[str, Session]
+    delivered: list[tuple[str, int, Delivery, int]]
+    owed: list[tuple[str, int, Delivery]]
+    max_inflight: int
+
+    def _attached_session(self, conn: Connection) -> Session:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ obligations
+
+    def obligations(self, client: str | None = None) -> list[Obligation]:
+        """What the server owes and has not sent (to ``client``, or to all)."""
+        found: list[Obligation] = []
+        for name, conn in sorted(self.connections.items()):
+            if client is None or name == client:
+                found.extend(self._owed_on(conn))
+        return found
+
+    def _owed_on(self, conn: Connection) -> list[Obligation]:
+        client = conn.client
+        if conn.state == C.AWAITING_CONNACK:
+            if conn.may_close:
+                return [Obligation(client, "CONNACK or close", ("MQTT-3.2.2-6",))]
+            return [Obligation(client, "CONNACK", ("MQTT-3.1.4-4", "MQTT-3.2.0-1"))]
+        if conn.state == C.CLOSE_DUE:
+            return [Obligation(client, f"close ({conn.close_cause})", ("MQTT-4.8.0-1",))]
+        if conn.state != C.CONNECTED:
+            return []
+        owed = [
+            Obligation(
+                client,
+                f"{e.kind} {e.packet_id or ''}".strip() + (" or close" if e.or_close else ""),
+                e.refs,
+            )
+            for e in conn.expected
+        ]
+        session = self._attached_session(conn)
+        owed += [
+            Obligation(client, f"{d.packet} {d.packet_id}", d.refs) for d in session.flows.due()
+        ]
+        if session.flows.in_flight() < self.max_inflight:
+            owed += [
+                Obligation(
+                    client,
+                    f"PUBLISH {d.message.topic!r} {d.message.payload!r} "
+                    f"QoS {sorted(d.allowed_qos)} retain={int(d.retain)}",
+                    ("MQTT-4.5.0-1", "MQTT-3.3.1-6") if d.retain else ("MQTT-4.5.0-1",),
+                )
+                for d in session.pending
+                if d.required
+            ]
+        return owed
+
+    def check_quiescent(self) -> list[Violation]:
+        """After quiescence, every obligation still open is a violation."""
+        return [
+            Violation(o.client, f"the server owes {o.what}", refs=o.refs)
+            for o in self.obligations()
+        ]
+
+    # ------------------------------------------------------------- invariants
+
+    def check_invariants(self) -> list[str]:
+        """The model's own invariants (issue 4); an empty list when they hold."""
+        broken: list[str] = []
+        copies: dict[tuple[str, int, int, str], int] = {}
+        last_seq: dict[tuple[Any, ...], int] = {}
+        for client_id, generation, delivery, qos in self.delivered:
+            key = (client_id, generation, delivery.message.seq, delivery.channel)
+            copies[key] = copies.get(key, 0) + 1
+            if delivery.retain:
+                continue  # sent afresh on every matching SUBSCRIBE [MQTT-3.8.4-3]
+            if qos == 2 and copies[key] > 1:
+                broken.append(f"QoS 2 message {delivery.message.seq} reached {client_id} twice")
+            order = (client_id, generation, *delivery.order_key)
+            if last_seq.get(order, 0) > delivery.message.seq:
+                broken.append(f"order of {delivery.order_key} to {client_id} not kept")
+            last_seq[order] = delivery.message.seq
+        delivered_ids = {id(d) for _, _, d, _ in self.delivered}
+        for client_id, generation, delivery in self.owed:
+            session = self.sessions.get(client_id)
+            if session is None or session.generation != generation or not delivery.filters:
+                continue  # discarded by a clean session or unsubscribed: excused
+            if id(delivery) not in delivered_ids and delivery not in session.pending:
+                broken.append(f"accepted message {delivery.message.seq} lost for {client_id}")
+        for session in self.sessions.values():
+            if session.state in (SS.START, SS.CLEAN_DISCONNECTED) and not session.holds_nothing():
+                broken.append(f"clean session {session.client_id} left state behind")
+            if session.clean and session.client is None and not session.holds_nothing():
+                broken.append(f"clean session {session.client_id} outlived its connection")
+        return broken
+
+    def client_acknowledgements(self, client: str) -> list[PubAck | PubRec | PubComp | PubRel]:
+        """Acknowledgements ``client`` can meaningfully send now, with the server's ids.
+
+        PUBACK, PUBREC or PUBCOMP for the deliveries the server has sent (their
+        packet ids were learnt when the PUBLISH or PUBREL was observed), and
+        PUBREL for the client's own QoS 2 messages the server has PUBREC'd. A
+        harness draws from these to acknowledge, or withholds them.
+        """
+        conn = self.connections.get(client)
+        if conn is None or conn.state != C.CONNECTED:
+            return []
+        session = self._attached_session(conn)
+        acks: list[PubAck | PubRec | PubComp | PubRel] = []
+        for flow in sorted(session.flows.outgoing.values(), key=lambda f: f.order):
+            if flow.state == SenderState.AWAITING_PUBACK:
+                acks.append(PubAck(flow.packet_id))
+            elif flow.state == SenderState.AWAITING_PUBREC:
+                acks.append(PubRec(flow.packet_id))
+            elif flow.state == SenderState.AWAITING_PUBCOMP:
+                acks.append(PubComp(flow.packet_id))
+        acks += [
+            PubRel(flow.packet_id)
+            for flow in sorted(session.flows.incoming.values(), key=lambda f: f.packet_id)
+            if flow.state == ReceiverState.AWAITING_PUBREL
+        ]
+        return acks
