@@ -1,0 +1,449 @@
+"""The state machine: several clients drive a real broker, the model judges it.
+
+Theory of operation. Each example talks to one broker (a ``Target`` gives the
+address) through five client slots (``s0``-``s4``, one TCP connection each at
+a time) and four client ids, so that sessions outlive connections and one id
+can take over another's connection. Every rule is one client action (connect,
+subscribe, publish, acknowledge or withhold, ping, disconnect, drop the
+socket, commit a protocol violation, let time pass); after it the driver
+waits for quiescence and judges every packet and close with the model, then
+insists on whatever the model says is still owed (``driver.Driver``).
+
+Names are readable and isolated: topics and filters are written with ``~``
+for the example's unique prefix (``~/a/b`` is ``<prefix>/a/b``, ``$~/a`` a
+``$`` topic of the example), client ids ``c0``-``c3`` become
+``<prefix>-c0``... The machine never learns which broker it talks to.
+
+Nothing here imports pytest: ``mqttref check`` (through
+``tests.stateful.explore``) runs the same machine against other brokers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+from typing import Any, ClassVar
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    initialize,
+    invariant,
+    multiple,
+    precondition,
+    rule,
+)
+
+from mqttref.impl.packets import (
+    Connect,
+    Disconnect,
+    PingReq,
+    ProtocolLevel,
+    Publish,
+    QoS,
+    Subscribe,
+    Subscription,
+    Unsubscribe,
+    Will,
+)
+from mqttref.model import BrokerModel, Send
+from tests.stateful.adapters import ABUSE_NAMES, abuses, encode_client_packet
+from tests.stateful.driver import Disagreement, Driver, Flight
+from tests.stateful.target import Target, target_from_environment
+
+SLOTS = ("s0", "s1", "s2", "s3", "s4")
+CLIENT_IDS = ("c0", "c1", "c2", "c3")
+TOPICS = ("~/a", "~/a/b", "~/b", "$~/a")
+WILDCARD_FILTERS = ("~/+", "~/#", "~/+/b", "+/a", "#", "$~/#")
+PAYLOADS = (b"", b"p", b"q")
+KEEP_ALIVES = ("none", "short", "long")
+"""No keep alive, the target's short one (meant to expire), or a long one."""
+LONG_KEEP_ALIVE = 120
+
+qos_levels = st.sampled_from([QoS.AT_MOST_ONCE, QoS.AT_LEAST_ONCE, QoS.EXACTLY_ONCE])
+wills = st.none() | st.tuples(st.sampled_from(TOPICS), qos_levels, st.booleans())
+ConnectOptions = tuple[bool, str, tuple[str, QoS, bool] | None]
+
+_RUN = secrets.token_hex(2)
+_EXAMPLES = itertools.count()
+
+
+class Coverage:
+    """Statement ids the model's transitions cited, across every example run."""
+
+    refs: ClassVar[set[str]] = set()
+
+
+class BrokerMachine(RuleBasedStateMachine):
+    """Clients against one broker, judged by ``BrokerModel``."""
+
+    target: ClassVar[Target]
+
+    client_ids = Bundle("client_ids")
+    topics = Bundle("topics")
+    flights = Bundle("flights")
+
+    def __init__(self) -> None:
+        super().__init__()
+        host, port = self.target.start_example()
+        self.prefix = f"x{_RUN}{next(_EXAMPLES)}"
+        timing = self.target.timing
+        self.model = BrokerModel(
+            max_inflight=self.target.max_inflight, keep_alive_grace=timing.grace
+        )
+        self.driver = Driver(host, port, timing, self.model)
+        self.last_connect: dict[str, Connect] = {}
+        """Client id (short) -> its last CONNECT, for ``reconnect``."""
+        self.retained_topics: set[str] = set()
+
+    # ------------------------------------------------------------------ names
+
+    def full(self, name: str) -> str:
+        """A topic or filter with the example's prefix in place of ``~``."""
+        return name.replace("~", self.prefix)
+
+    def full_client_id(self, name: str) -> str:
+        return f"{self.prefix}-{name}"
+
+    def connected_slots(self) -> list[str]:
+        return [s for s in SLOTS if self.driver.connected(s)]
+
+    def free_slots(self) -> list[str]:
+        return [s for s in SLOTS if self.driver.free(s)]
+
+    def step_done(self) -> Any:
+        """Settle, then hand the acknowledgements the client now owes to the bundle."""
+        self.driver.settle()
+        Coverage.refs |= self.model.refs_hit
+        return multiple(*self.driver.take_new_flights())
+
+    def prepare(self) -> None:
+        self.driver.poll(0)
+        self.driver.keep_alive_pings()
+
+    # ----------------------------------------------------------- initialisers
+
+    @initialize(target=client_ids)
+    def four_client_ids(self) -> Any:
+        return multiple(*CLIENT_IDS)
+
+    @initialize(target=topics)
+    def topic_names(self) -> Any:
+        return multiple(*TOPICS)
+
+    # ------------------------------------------------------------ connections
+
+    @initialize(
+        target=flights,
+        first=st.tuples(st.booleans(), st.sampled_from(KEEP_ALIVES), wills),
+        second=st.tuples(st.booleans(), st.sampled_from(KEEP_ALIVES), wills),
+    )
+    def two_clients_connect(self, first: ConnectOptions, second: ConnectOptions) -> Any:
+        """Every example starts with c0 on s0 and c1 on s1 connected."""
+        self._connect("s0", "c0", *first)
+        self._connect("s1", "c1", *second)
+        return self.step_done()
+
+    @precondition(lambda self: self.free_slots())
+    @rule(
+        target=flights,
+        data=st.data(),
+        client_id=client_ids,
+        clean=st.booleans(),
+        keep_alive=st.sampled_from(KEEP_ALIVES),
+        will=wills,
+    )
+    def connect(
+        self,
+        data: st.DataObject,
+        client_id: str,
+        clean: bool,
+        keep_alive: str,
+        will: tuple[str, QoS, bool] | None,
+    ) -> Any:
+        """CONNECT on a free slot; CONNACK must come [MQTT-3.2.0-1]."""
+        slot = data.draw(st.sampled_from(self.free_slots()), label="slot")
+        self._connect(slot, client_id, clean, keep_alive, will)
+        return self.step_done()
+
+    def _connect(
+        self,
+        slot: str,
+        client_id: str,
+        clean: bool,
+        keep_alive: str,
+        will: tuple[str, QoS, bool] | None,
+    ) -> None:
+        seconds = {
+            "none": 0,
+            "short": self.target.timing.short_keep_alive,
+            "long": LONG_KEEP_ALIVE,
+        }[keep_alive]
+        packet_will = None
+        if will is not None:
+            topic, qos, retain = will
+            packet_will = Will(self.full(topic), f"will of {client_id}".encode(), qos, retain)
+            if retain:
+                self.retained_topics.add(self.full(topic))
+        packet = Connect(
+            ProtocolLevel.MQTT_3_1_1, self.full_client_id(client_id), clean, seconds, packet_will
+        )
+        self.last_connect[client_id] = packet
+        self.prepare()
+        self.driver.send(slot, packet)
+
+    @precondition(lambda self: self.last_connect and self.free_slots())
+    @rule(target=flights, data=st.data(), clean=st.booleans())
+    def reconnect(self, data: st.DataObject, clean: bool) -> Any:
+        """A client that connected before comes back, persistent or clean."""
+        slot = data.draw(st.sampled_from(self.free_slots()), label="slot")
+        client_id = data.draw(st.sampled_from(sorted(self.last_connect)), label="client_id")
+        packet = self.last_connect[client_id]
+        self.prepare()
+        self.driver.send(
+            slot,
+            Connect(packet.protocol_level, packet.client_id, clean, packet.keep_alive, packet.will),
+        )
+        return self.step_done()
+
+    @precondition(lambda self: self.connected_slots())
+    @rule(target=flights, data=st.data())
+    def disconnect(self, data: st.DataObject) -> Any:
+        """DISCONNECT: the will is discarded [MQTT-3.14.4-3]; the server closes."""
+        slot = data.draw(st.sampled_from(self.connected_slots()), label="slot")
+        self.prepare()
+        if self.driver.connected(slot):
+            self.driver.send(slot, Disconnect())
+            self.driver.drop(slot)  # the client closes after DISCONNECT [MQTT-3.14.4-1]
+        return self.step_done()
+
+    @precondition(lambda self: self.connected_slots())
+    @rule(target=flights, data=st.data())
+    def drop_connection(self, data: st.DataObject) -> Any:
+        """Close the socket without DISCONNECT: the will must go [MQTT-3.1.2-8]."""
+        slot = data.draw(st.sampled_from(self.connected_slots()), label="slot")
+        self.prepare()
+        self.driver.drop(slot)
+        return self.step_done()
+
+    @precondition(lambda self: self.connected_slots())
+    @rule(target=flights, data=st.data())
+    def ping(self, data: st.DataObject) -> Any:
+        slot = data.draw(st.sampled_from(self.connected_slots()), label="slot")
+        self.prepare()
+        if self.driver.connected(slot):
+            self.driver.send(slot, PingReq())
+        return self.step_done()
+
+    @precondition(lambda self: self.connected_slots())
+    @rule(target=flights, seconds=st.sampled_from([0.3, 2.0]))
+    def time_passes(self, seconds: float) -> Any:
+        """Nobody sends anything: keep alives may expire, retries may come."""
+        self.driver.wait(seconds * self.target.timing.multiplier)
+        return self.step_done()
+
+    # --------------------------------------------------------------- messages
+
+    @precondition(lambda self: self.connected_slots())
+    @rule(
+        target=flights,
+        data=st.data(),
+        requests=st.lists(
+            st.tuples(topics | st.sampled_from(WILDCARD_FILTERS), qos_levels),
+            min_size=1,
+            max_size=2,
+        ),
+    )
+    def subscribe(self, data: st.DataObject, requests: list[tuple[str, QoS]]) -> Any:
+        slot = data.draw(st.sampled_from(self.connected_slots()), label="slot")
+        self.prepare()
+        client_id = self.driver.client_id(slot)
+        if self.driver.connected(slot) and client_id is not None:
+            subscriptions = tuple(Subscription(self.full(f), q) for f, q in requests)
+            self.driver.send(
+                slot, Subscribe(self.driver.next_packet_id(client_id), subscriptions)
+            )
+        return self.step_done()
+
+    @precondition(lambda self: self.connected_slots())
+    @rule(target=flights, data=st.data(), topic_filter=topics | st.sampled_from(WILDCARD_FILTERS))
+    def unsubscribe(self, data: st.DataObject, topic_filter: str) -> Any:
+        slot = data.draw(st.sampled_from(self.connected_slots()), label="slot")
+        self.prepare()
+        client_id = self.driver.client_id(slot)
+        if self.driver.connected(slot) and client_id is not None:
+            self.driver.send(
+                slot,
+                Unsubscribe(self.driver.next_packet_id(client_id), (self.full(topic_filter),)),
+            )
+        return self.step_done()
+
+    @precondition(lambda self: self.connected_slots())
+    @rule(
+        target=flights,
+        data=st.data(),
+        topic=topics,
+        qos=qos_levels,
+        retain=st.booleans(),
+        payload=st.sampled_from(PAYLOADS),
+    )
+    def publish(
+        self, data: st.DataObject, topic: str, qos: QoS, retain: bool, payload: bytes
+    ) -> Any:
+        slot = data.draw(st.sampled_from(self.connected_slots()), label="slot")
+        self.prepare()
+        client_id = self.driver.client_id(slot)
+        if self.driver.connected(slot) and client_id is not None:
+            packet_id = self.driver.next_packet_id(client_id) if qos else None
+            if retain:
+                self.retained_topics.add(self.full(topic))
+            self.driver.send(
+                slot, Publish(self.full(topic), payload, qos, retain, False, packet_id)
+            )
+        return self.step_done()
+
+    @rule(target=flights, flight=consumes(flights))
+    def acknowledge(self, flight: Flight) -> Any:
+        """Send one owed PUBACK, PUBREC, PUBREL or PUBCOMP; while its client is
+        away the acknowledgement stays owed (back in the bundle)."""
+        self.prepare()
+        sent = self.driver.acknowledge(flight)
+        owed = self.driver.owed_acks.get(
+            (flight.client_id, flight.direction, flight.packet_id)
+        )
+        result = self.step_done()
+        if not sent and owed == flight.kind:
+            return multiple(*result.values, flight)
+        return result
+
+    @precondition(lambda self: self.connected_slots())
+    @rule(target=flights, data=st.data())
+    def acknowledge_everything(self, data: st.DataObject) -> Any:
+        """A well-behaved client catches up on every acknowledgement it owes."""
+        slot = data.draw(st.sampled_from(self.connected_slots()), label="slot")
+        self.prepare()
+        for flight in self.driver.acks_owed_by(slot):
+            self.driver.acknowledge(flight)
+        return self.step_done()
+
+    # -------------------------------------------------------------- violations
+
+    @precondition(lambda self: self.connected_slots())
+    @rule(target=flights, data=st.data(), name=st.sampled_from(ABUSE_NAMES), topic=topics)
+    def protocol_violation(self, data: st.DataObject, name: str, topic: str) -> Any:
+        """A malformed or forbidden packet: the server must close [MQTT-4.8.0-1]."""
+        slot = data.draw(st.sampled_from(self.connected_slots()), label="slot")
+        self.prepare()
+        client_id = self.driver.client_id(slot)
+        if self.driver.connected(slot) and client_id is not None:
+            abuse = abuses(self.full(topic), client_id)[name]
+            self.driver.act(abuse.event(slot), abuse.data)
+        return self.step_done()
+
+    @precondition(lambda self: self.free_slots() and self.connected_slots())
+    @rule(
+        target=flights,
+        data=st.data(),
+        packet=st.sampled_from(["PINGREQ", "PUBLISH", "SUBSCRIBE", "DISCONNECT"]),
+    )
+    def packet_before_connect(self, data: st.DataObject, packet: str) -> Any:
+        """Anything but CONNECT first: the server must close [MQTT-3.1.0-1] (D2)."""
+        slot = data.draw(st.sampled_from(self.free_slots()), label="slot")
+        first = {
+            "PINGREQ": PingReq(),
+            "PUBLISH": Publish(self.full("~/a"), b"early"),
+            "SUBSCRIBE": Subscribe(1, (Subscription(self.full("~/#"), QoS.AT_MOST_ONCE),)),
+            "DISCONNECT": Disconnect(),
+        }[packet]
+        self.prepare()
+        self.driver.open_without_connect(slot)
+        self.driver.act(Send(slot, first), encode_client_packet(first))
+        return self.step_done()
+
+    # -------------------------------------------------------------- invariants
+
+    @invariant()
+    def model_invariants_hold(self) -> None:
+        """The model's own invariants, over what this broker did (issue 4)."""
+        broken = self.model.check_invariants()
+        if broken:
+            raise self.driver.disagree("; ".join(broken), ())
+
+    def teardown(self) -> None:
+        try:
+            self.driver.close()
+            cleanup(self.driver.host, self.driver.port, self)
+        finally:
+            self.target.end_example()
+
+
+def cleanup(host: str, port: int, machine: BrokerMachine) -> None:
+    """Leave a shared broker as found: no retained message, no persistent session."""
+    import socket
+
+    from mqttref.impl.codec import encode
+
+    level = ProtocolLevel.MQTT_3_1_1
+    try:
+        with socket.create_connection((host, port), timeout=2) as sock:
+            data = encode(Connect(level, f"{machine.prefix}-cleanup", True, 0), level)
+            for topic in sorted(machine.retained_topics):
+                data += encode(Publish(topic, b"", QoS.AT_MOST_ONCE, True), level)
+            sock.sendall(data + encode(Disconnect(), level))
+        for connect in machine.last_connect.values():
+            with socket.create_connection((host, port), timeout=2) as sock:
+                sock.sendall(
+                    encode(Connect(level, connect.client_id, True, 0), level)
+                    + encode(Disconnect(), level)
+                )
+    except OSError:
+        pass  # the broker went away (the in-process one stops right after)
+
+
+# ---------------------------------------------------------------- settings
+
+BUDGETS: dict[str, tuple[int, int]] = {
+    "dev": (10, 25),
+    "ci": (12, 30),
+    "thorough": (400, 60),
+}
+"""Profile -> (max_examples, stateful_step_count) for the exploration test."""
+
+
+def profile_name() -> str:
+    return os.environ.get("MQTTREF_PROFILE", "dev")
+
+
+def machine_settings(profile: str | None = None, **overrides: Any) -> settings:
+    """Settings for the broker machine under a Hypothesis profile (see conftest)."""
+    name = profile or profile_name()
+    max_examples, steps = BUDGETS.get(name, BUDGETS["dev"])
+    values: dict[str, Any] = {
+        "max_examples": max_examples,
+        "stateful_step_count": steps,
+        "deadline": None,
+        "suppress_health_check": list(HealthCheck),
+        "print_blob": True,
+        "derandomize": name == "ci",
+    }
+    values.update(overrides)
+    return settings(**values)
+
+
+def machine_for(target: Target | None = None) -> type[BrokerMachine]:
+    """A ``BrokerMachine`` bound to ``target`` (default: from the environment)."""
+    bound = target if target is not None else target_from_environment()
+    return type("BrokerMachine", (BrokerMachine,), {"target": bound})
+
+
+__all__ = [
+    "BrokerMachine",
+    "Coverage",
+    "Disagreement",
+    "machine_for",
+    "machine_settings",
+]

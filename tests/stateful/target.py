@@ -1,0 +1,166 @@
+"""Which broker the state machine talks to, and how patient it is with it.
+
+The machine only ever sees a ``Target``: an address per example plus the
+``Timing`` and model parameters of that broker. Two kinds exist:
+
+- ``InProcessTarget`` (the default): a fresh mqttref broker per example, on
+  its own event loop in a background thread, with short timers from its
+  ``Config`` (keep-alive factor, retry interval, CONNECT timeout). A fresh
+  broker per example is the strongest isolation there is: no retained message
+  or persistent session can leak into the next example.
+- ``ExternalTarget``: any broker at ``HOST:PORT`` (``MQTTREF_TARGET``), the
+  one ``mqttref check`` explores. Examples share that broker, so the machine
+  uses unique client ids and a topic prefix per example and cleans up after
+  itself; the broker should be dedicated to the run.
+
+``MQTTREF_SLOW`` multiplies every wait (quiescence window and bounded waits)
+for slow or loaded machines.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Protocol
+
+import attrs
+
+from mqttref.impl.config import Config
+
+
+@attrs.frozen
+class Timing:
+    """How long to wait for a broker, in seconds (before ``MQTTREF_SLOW``).
+
+    ``quiet``: the quiescence window: nothing arrived for this long means the
+    broker has said what it had to say about the last action. ``patience``:
+    how long an owed packet (a CONNACK, a PUBACK, a delivery, a will, a close)
+    may take after quiescence before it counts as missing. ``short_keep_alive``:
+    the keep-alive (whole seconds) of clients meant to expire; ``idle_ping``:
+    the fraction of it after which an idle client pings, as client libraries
+    do. ``keep_alive_grace``: seconds past 1.5 x keep-alive after which the
+    model owes the close.
+    """
+
+    quiet: float = 0.04
+    patience: float = 3.0
+    short_keep_alive: int = 1
+    idle_ping: float = 0.4
+    keep_alive_grace: float = 1.0
+    multiplier: float = 1.0
+
+    def scaled(self, multiplier: float) -> Timing:
+        return attrs.evolve(self, multiplier=self.multiplier * multiplier)
+
+    @property
+    def quiet_window(self) -> float:
+        return self.quiet * self.multiplier
+
+    @property
+    def owed_wait(self) -> float:
+        return self.patience * self.multiplier
+
+    @property
+    def grace(self) -> float:
+        return self.keep_alive_grace * self.multiplier
+
+
+class Target(Protocol):
+    """A broker to explore: an address per example, and how to judge it."""
+
+    timing: Timing
+    max_inflight: int
+    """The broker's outbound window per session (the model owes no more)."""
+
+    def start_example(self) -> tuple[str, int]:
+        """The broker's address for the next example (starting one if needed)."""
+        ...
+
+    def end_example(self) -> None:
+        """The example is over: release what ``start_example`` started."""
+        ...
+
+    def describe(self) -> str: ...
+
+
+@attrs.define
+class ExternalTarget:
+    """A broker someone else runs, at ``host:port``."""
+
+    host: str
+    port: int
+    timing: Timing = attrs.field(factory=lambda: Timing(quiet=0.08, patience=4.0))
+    max_inflight: int = 20
+
+    def start_example(self) -> tuple[str, int]:
+        return self.host, self.port
+
+    def end_example(self) -> None:
+        return None
+
+    def describe(self) -> str:
+        return f"the broker at {self.host}:{self.port}"
+
+
+TEST_BROKER_CONFIG = Config(
+    port=0,
+    connect_timeout=2.0,
+    keep_alive_factor=1.5,
+    retry_interval=1.0,
+    retry_max_interval=4.0,
+    max_inflight=20,
+)
+"""The in-process broker's short timers: keep alive closes at 1.5 x, a withheld
+acknowledgement is retried after 1 s (doubling), a silent socket goes after 2 s."""
+
+
+@attrs.define
+class InProcessTarget:
+    """A fresh mqttref broker per example, in a background thread."""
+
+    config: Config = TEST_BROKER_CONFIG
+    timing: Timing = attrs.field(factory=Timing)
+    _running: object | None = None
+
+    @property
+    def max_inflight(self) -> int:
+        return self.config.max_inflight
+
+    def start_example(self) -> tuple[str, int]:
+        from tests.helpers.broker_thread import BrokerThread
+
+        self.end_example()
+        running = BrokerThread(self.config).start()
+        self._running = running
+        return running.host, running.port
+
+    def end_example(self) -> None:
+        running, self._running = self._running, None
+        if running is not None:
+            running.stop()  # type: ignore[attr-defined]
+
+    def describe(self) -> str:
+        return "the in-process mqttref broker"
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    host, _, port = text.strip().rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+def slow_multiplier() -> float:
+    return float(os.environ.get("MQTTREF_SLOW", "1") or 1)
+
+
+def target_from_environment() -> Target:
+    """``MQTTREF_TARGET=HOST:PORT`` for a broker elsewhere, else the in-process one."""
+    address = os.environ.get("MQTTREF_TARGET", "").strip()
+    target: Target
+    if address:
+        host, port = parse_address(address)
+        target = ExternalTarget(host, port)
+    else:
+        target = InProcessTarget()
+    target.timing = target.timing.scaled(slow_multiplier())
+    return target
