@@ -12,6 +12,7 @@ model judges the implementation. Start with ``BrokerModel``::
 
 from mqttref.model.broker import BrokerModel
 from mqttref.model.chart import Chart, Event, State, Transition
+from mqttref.model.client import ClientModel
 from mqttref.model.errors import ChartError, ModelError, NoTransition, UsageError, Violation
 from mqttref.model.events import (
     ClientEvent,
@@ -32,6 +33,7 @@ __all__ = [
     "Chart",
     "ChartError",
     "ClientEvent",
+    "ClientModel",
     "Closed",
     "Drop",
     "Due",
