@@ -134,10 +134,12 @@ class DurableSubscriber:
                                   clean_session=False)
         self.client.reconnect_delay_set(0.25, 0.25)
         self.received: list[Received] = []
+        self.distinct: set[tuple[str, int]] = set()
+        """(topic, sequence number) of every message received at least once."""
         self.connacks: list[bool] = []
         """Session present of every CONNACK, in order."""
         self.on_count: Callable[[int], None] | None = None
-        """Called (in paho's thread) with the number of messages received so far."""
+        """Called (in paho's thread) with the number of distinct messages received so far."""
         self._changed = threading.Condition()
         self._subacks: dict[int, list[int]] = {}
         self.client.on_connect = self._on_connect
@@ -151,13 +153,12 @@ class DurableSubscriber:
 
     def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
         with self._changed:
-            self.received.append(
-                Received(message.topic, int(message.payload), message.qos, bool(message.dup))
-            )
-            count = len(self.received)
+            item = Received(message.topic, int(message.payload), message.qos, bool(message.dup))
+            self.received.append(item)
+            self.distinct.add((item.topic, item.seq))
+            if self.on_count is not None:
+                self.on_count(len(self.distinct))  # before waking the waiters: they see its effect
             self._changed.notify_all()
-        if self.on_count is not None:
-            self.on_count(count)
 
     def _on_subscribe(self, _c: Any, _u: Any, mid: int, codes: Any, _p: Any) -> None:
         with self._changed:

@@ -5,12 +5,12 @@ topic at QoS 1 and one at QoS 2 and disconnects. A publisher sends 2,000
 messages on each, every payload its sequence number, and waits for every
 acknowledgement: from then on the broker promised them all [MQTT-4.3.2-2,
 MQTT-4.3.3-2]. The subscriber reconnects and consumes; at the points that
-Hypothesis chooses the broker is killed with SIGKILL and started again on
-the same data directory. The subscriber reconnects each time with session
-present = 1 [MQTT-3.2.2-2] and in the end holds every QoS 1 message at
-least once (first appearances in publish order, repeats only as DUP=1
-resends [MQTT-4.4.0-1]) and every QoS 2 message exactly once, in order
-[MQTT-4.6.0-2, MQTT-4.6.0-3].
+Hypothesis chooses (counts of distinct messages received) the broker is
+killed with SIGKILL and started again on the same data directory. The
+subscriber reconnects each time with session present = 1 [MQTT-3.2.2-2] and
+in the end holds every QoS 1 message at least once (first appearances in
+publish order, repeats only as DUP=1 resends [MQTT-4.4.0-1]) and every QoS 2
+message exactly once, in order [MQTT-4.6.0-2, MQTT-4.6.0-3].
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ TOTAL = 2 * COUNT
 CONFIG = "max_queued = 10000\nretry_interval = 0\n"
 """Room for all 4,000 offline messages; no timed resend, so every repeat comes from a restart."""
 
-EXAMPLES = max(4, settings().max_examples // 100)
-"""A few crash runs (about 6 s each) in dev and ci; more with the thorough profile."""
+EXAMPLES = max(8, settings().max_examples // 50)
+"""A few crash runs (2-3 s each) in dev and ci; a hundred with the thorough profile."""
 
 
 def first_appearances(received: list[Received], topic: str) -> list[int]:
@@ -79,10 +79,10 @@ def run_with_kills(directory: Path, kill_points: list[int]) -> tuple[DurableSubs
         killed = threading.Event()
         kills = 0
 
-        def maybe_kill(count: int) -> None:
+        def maybe_kill(distinct: int) -> None:
             # In paho's thread, on the message that reaches the kill point: as
             # close to "while consuming" as a test can get.
-            if pending and count >= pending[0] and not killed.is_set():
+            if pending and distinct >= pending[0] and not killed.is_set():
                 pending.pop(0)
                 broker.kill9()
                 killed.set()
@@ -91,15 +91,15 @@ def run_with_kills(directory: Path, kill_points: list[int]) -> tuple[DurableSubs
         subscriber.connect()
         while True:
             done = subscriber.wait_until(
-                lambda: killed.is_set() or _complete(subscriber.received), timeout=60
+                lambda: killed.is_set() or len(subscriber.distinct) >= TOTAL, timeout=60
             )
-            assert done, f"stalled at {len(subscriber.received)} messages"
+            assert done, f"stalled at {len(subscriber.distinct)} distinct messages"
             if not killed.is_set():
                 break
             kills += 1
             connacks = len(subscriber.connacks)
+            killed.clear()  # the next kill can only come from the new process's messages
             broker.start()
-            killed.clear()
             assert subscriber.wait_until(lambda n=connacks: len(subscriber.connacks) > n), (
                 "the subscriber did not reconnect after the restart"
             )
@@ -112,10 +112,6 @@ def run_with_kills(directory: Path, kill_points: list[int]) -> tuple[DurableSubs
         broker.stop()
 
 
-def _complete(received: list[Received]) -> bool:
-    return len({(item.topic, item.seq) for item in received}) >= TOTAL
-
-
 @pytest.mark.slow
 @settings(max_examples=EXAMPLES)
 @given(kill_points=st.lists(st.integers(1, TOTAL - 1), min_size=1, max_size=2, unique=True))
@@ -124,7 +120,9 @@ def test_a_persistent_subscriber_loses_nothing_when_the_broker_is_killed(
 ) -> None:
     with tempfile.TemporaryDirectory(prefix="mqttref-crash-") as tmp:
         subscriber, kills = run_with_kills(Path(tmp), kill_points)
-    assert kills == len(kill_points)
+    # The last kill point may pass unused if the killed broker had sent everything
+    # and kept nothing in flight; the first always kills.
+    assert 1 <= kills <= len(kill_points)
     # First CONNACK: subscribing; second: back for the queue; then one per restart.
     assert subscriber.connacks == [False, True] + [True] * kills
     check_delivery(subscriber.received)
