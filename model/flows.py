@@ -128,15 +128,14 @@ class SideFlows:
             flow = self.outgoing.get(pid)
             if flow is None:
                 chart = QOS1_SENDER if packet.qos == 1 else QOS2_SENDER
+                flow = Flow(chart, chart.initial, pid, message, self.sends + 1)
+                row = self._fire(flow, SenderEvent.SEND_PUBLISH, _publish_guard(packet))
                 self.sends += 1
-                flow = Flow(chart, chart.initial, pid, message, self.sends)
                 self.outgoing[pid] = flow
-            elif (flow.chart is QOS1_SENDER) != (packet.qos == 1):
+                return flow, row
+            if (flow.chart.name == QOS1_SENDER.name) != (packet.qos == 1):
                 raise NoTransition(flow.chart.name, flow.state, "send_publish at another QoS")
-            row = self._fire(flow, SenderEvent.SEND_PUBLISH, _publish_guard(packet))
-            if not packet.dup and flow.message is None:
-                flow.message = message
-            return flow, row
+            return flow, self._fire(flow, SenderEvent.SEND_PUBLISH, _publish_guard(packet))
         if isinstance(packet, PubRel):
             return self._on(self.outgoing, packet.packet_id, SenderEvent.SEND_PUBREL, "qos2_sender")
         if isinstance(packet, PubAck):
@@ -161,17 +160,21 @@ class SideFlows:
             pid = packet.packet_id
             flow = self.incoming.get(pid)
             chart = QOS1_RECEIVER if packet.qos == 1 else QOS2_RECEIVER
-            if flow is None or flow.chart is not chart:
+            if flow is None or flow.chart.name != chart.name:
                 # A QoS 1 id still awaiting its PUBACK is re-used only by a re-send; a
                 # different QoS under a live id starts over (the old one is superseded).
                 flow = Flow(chart, chart.initial, pid, message)
-                self.incoming[pid] = flow
             row = self._fire(flow, ReceiverEvent.RECEIVE_PUBLISH)
+            self.incoming[pid] = flow
             return flow, row
         if isinstance(packet, PubRel):
             pid = packet.packet_id
             if pid not in self.incoming:
-                self.incoming[pid] = Flow(QOS2_RECEIVER, QOS2_RECEIVER.initial, pid)
+                # Any PUBREL is answered with PUBCOMP, even for an id already released.
+                flow = Flow(QOS2_RECEIVER, QOS2_RECEIVER.initial, pid)
+                row = self._fire(flow, ReceiverEvent.RECEIVE_PUBREL)
+                self.incoming[pid] = flow
+                return flow, row
             return self._on(self.incoming, pid, ReceiverEvent.RECEIVE_PUBREL, "qos2_receiver")
         if isinstance(packet, PubAck):
             return self._on(

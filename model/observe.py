@@ -76,7 +76,12 @@ class ObservationJudge:
 
     def observe(self, client: str, observation: Observation) -> None:
         """The server sent ``observation`` to ``client``; raise ``Violation`` if
-        the specification does not allow it here."""
+        the specification does not allow it here.
+
+        A rejected observation leaves the model as it was, so a harness may hold
+        it and try again after observations on other connections (packets on
+        different connections have no order the server promises).
+        """
         conn = self._conn(client)
         if isinstance(observation, Closed):
             self._observe_close(conn, observation)
@@ -185,9 +190,8 @@ class ObservationJudge:
             raise self._reject(
                 conn, "one return code per topic filter", ["MQTT-3.8.4-5", "MQTT-3.9.3-1"], packet
             )
-        for code, allowed, topic_filter in zip(
-            packet.return_codes, expected.codes, expected.filters, strict=True
-        ):
+        answers = list(zip(packet.return_codes, expected.codes, expected.filters, strict=True))
+        for code, allowed, topic_filter in answers:
             if code not in allowed:
                 raise self._reject(
                     conn,
@@ -195,6 +199,7 @@ class ObservationJudge:
                     ["MQTT-3.8.4-6", "MQTT-3.9.3-2"],
                     packet,
                 )
+        for code, _, topic_filter in answers:
             subscription = session.subscriptions.get(topic_filter)
             if subscription is None or subscription.granted is not None:
                 continue

@@ -22,8 +22,11 @@ from mqttref.impl.packets import (
     Disconnect,
     PingReq,
     ProtocolLevel,
+    PubAck,
     Publish,
+    PubRel,
     QoS,
+    SubAck,
     Subscribe,
     Subscription,
     Unsubscribe,
@@ -38,6 +41,7 @@ from mqttref.model import (
     Send,
     SendMalformed,
     TimePasses,
+    Violation,
 )
 from mqttref.model.connection import ConnectionState
 from mqttref.model.session import SessionState
@@ -261,6 +265,39 @@ class ModelMachine(RuleBasedStateMachine):
         observation = data.draw(st.sampled_from(self.model.allowed(slot)), label="observed")
         self.model.observe(slot, observation)
         self.settle()
+
+    @precondition(lambda self: any(self.model.connections))
+    @rule(
+        data=st.data(),
+        bogus=st.sampled_from(
+            [
+                Publish("never/matched", b"?", QoS.AT_MOST_ONCE),
+                Publish("a", b"x", QoS.AT_LEAST_ONCE, False, True, 999),
+                PubRel(999),
+                PubAck(999),
+                SubAck(999, (0,)),
+                Closed(),
+            ]
+        ),
+    )
+    def a_rejected_observation_changes_nothing(
+        self, data: st.DataObject, bogus: Observation
+    ) -> None:
+        slot = data.draw(st.sampled_from(sorted(self.model.connections)), label="client")
+        before = self.snapshot()
+        try:
+            self.model.observe(slot, bogus)
+        except Violation:
+            assert self.snapshot() == before
+        self.settle()
+
+    def snapshot(self) -> tuple[object, ...]:
+        return (
+            [repr(o) for o in self.model.obligations()],
+            {s: [repr(o) for o in self.model.allowed(s)] for s in self.model.connections},
+            len(self.model.delivered),
+            sorted(self.model.refs_hit),
+        )
 
     # ---------------------------------------------------------- invariants
 
