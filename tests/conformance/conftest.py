@@ -1,8 +1,10 @@
-"""Brokers for the conformance tests: mosquitto as a child process, ours in-process."""
+"""Brokers written by others for the conformance tests: mosquitto and aedes, as child processes."""
 
 from __future__ import annotations
 
 import contextlib
+import json
+import shutil
 import socket
 import subprocess
 import time
@@ -46,6 +48,47 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     config = directory / "mosquitto.conf"
     config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
     process = subprocess.Popen([str(MOSQUITTO), "-c", str(config)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+NODE_DIR = Path(__file__).parent / "node"
+
+
+def aedes_version() -> str:
+    package = NODE_DIR / "node_modules" / "aedes" / "package.json"
+    version: str = json.loads(package.read_text("utf-8"))["version"]
+    return version
+
+
+def _install_aedes() -> None:
+    """``npm ci`` in tests/conformance/node when aedes is missing (as scripts/test does
+    for tests/node); skip when node or npm is not there or the install fails."""
+    if (NODE_DIR / "node_modules" / "aedes").exists():
+        return
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node and npm are needed to run aedes")
+    result = subprocess.run(["npm", "ci", "--silent", "--no-audit", "--no-fund"], cwd=NODE_DIR,
+                            capture_output=True, text=True, timeout=300, check=False)
+    if result.returncode != 0:
+        pytest.skip(f"cannot install aedes: {result.stderr.strip()[:200]}")
+
+
+@pytest.fixture(scope="session")
+def aedes() -> Iterator[int]:
+    """aedes (Node.js) on a free loopback port; yields the port."""
+    _install_aedes()
+    port = free_port()
+    process = subprocess.Popen(["node", str(NODE_DIR / "aedes-server.mjs"), str(port)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port)

@@ -1,0 +1,21 @@
+"""The oracle against our own broker (in-process): every check passes."""
+
+from __future__ import annotations
+
+import io
+
+from mqttref.impl.config import Config
+from mqttref.impl.oracle.report import write_text
+from mqttref.impl.oracle.runner import Verdict
+from mqttref.impl.oracle.target import evaluate
+from tests.helpers.broker_thread import BrokerThread
+
+
+def test_mqttref_broker_passes_every_check_of_the_conformance_suite() -> None:
+    with BrokerThread(Config(port=0)) as running:
+        report = evaluate(running.host, running.port, seed=6, budget=170.0)
+    text = io.StringIO()
+    write_text(report, text)
+    assert not report.failed, text.getvalue()
+    assert report.count(Verdict.NOT_RUN) == 0, text.getvalue()
+    assert report.count(Verdict.PASS) == 115

@@ -1,0 +1,131 @@
+"""``mqttref check`` against brokers written by others: the recorded verdicts, nothing else.
+
+``expected/<broker>-<version>.json`` records, per failing statement, the checks
+that fail against that version, and the statements the suite could not reach
+(NOT RUN, with the reason); each failure is a genuine deviation written up in
+``docs/spec/findings.md``. Every other statement must pass (or be not
+testable): a new failure is either a change of the broker or an oracle bug, and
+both need a look.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from tests.conformance.conftest import aedes_version, mosquitto_version
+
+EXPECTED = Path(__file__).parent / "expected"
+FINDINGS = Path(__file__).resolve().parents[2] / "docs" / "spec" / "findings.md"
+
+
+BROKERS = ("mosquitto", "aedes")
+
+
+def _version(broker: str) -> str:
+    return mosquitto_version() if broker == "mosquitto" else aedes_version()
+
+
+def _expected(broker: str) -> dict[str, object]:
+    path = EXPECTED / f"{broker}-{_version(broker)}.json"
+    if not path.exists():
+        pytest.skip(f"no recorded outcome for {broker} {_version(broker)} ({path.name})")
+    recorded: dict[str, object] = json.loads(path.read_text("utf-8"))
+    return recorded
+
+
+@pytest.fixture(scope="module", params=BROKERS)
+def verdicts(request: pytest.FixtureRequest,
+             tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    broker: str = request.param
+    port: int = request.getfixturevalue(broker)
+    out = tmp_path_factory.mktemp("check")
+    result = subprocess.run(
+        [sys.executable, "-m", "mqttref", "check", "--broker", f"127.0.0.1:{port}",
+         "--seed", "11", "--json", str(out / "v.json"), "--junit", str(out / "v.xml")],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    data: dict[str, object] = json.loads((out / "v.json").read_text("utf-8"))
+    data["broker"] = broker
+    data["returncode"] = result.returncode
+    data["stdout"] = result.stdout
+    data["junit"] = ET.parse(out / "v.xml").getroot()
+    return data
+
+
+def _failing(data: dict[str, object]) -> dict[str, list[str]]:
+    statements = data["statements"]
+    assert isinstance(statements, list)
+    return {s["id"]: sorted(f["check"] for f in s["failures"])
+            for s in statements if s["verdict"] == "FAIL"}
+
+
+def _broker(verdicts: dict[str, object]) -> str:
+    broker = verdicts["broker"]
+    assert isinstance(broker, str)
+    return broker
+
+
+def _intermittent(broker: str) -> set[str]:
+    """Statements whose verdict the broker's own races decide (written up in findings.md)."""
+    recorded = _expected(broker).get("intermittent", [])
+    assert isinstance(recorded, list)
+    return set(recorded)
+
+
+def test_the_broker_fails_exactly_the_recorded_statements(verdicts: dict[str, object]) -> None:
+    broker = _broker(verdicts)
+    racy = _intermittent(broker)
+    failing = {sid: checks for sid, checks in _failing(verdicts).items() if sid not in racy}
+    assert failing == _expected(broker)["failing"], verdicts["stdout"]
+
+
+def test_every_other_statement_passes_or_is_recorded_as_not_reached(
+        verdicts: dict[str, object]) -> None:
+    statements = verdicts["statements"]
+    assert isinstance(statements, list)
+    not_run = sorted(s["id"] for s in statements if s["verdict"] == "NOT RUN")
+    assert not_run == _expected(_broker(verdicts))["not_run"], verdicts["stdout"]
+    robustness = verdicts["robustness"]
+    assert isinstance(robustness, list)
+    assert all(r["outcome"] == "PASS" for r in robustness), robustness
+
+
+def test_exit_code_and_summary_line_match_the_verdicts(verdicts: dict[str, object]) -> None:
+    failing = _failing(verdicts)
+    assert verdicts["returncode"] == (1 if failing else 0)
+    summary = verdicts["summary"]
+    assert isinstance(summary, dict)
+    stdout = verdicts["stdout"]
+    assert isinstance(stdout, str)
+    last = stdout.strip().splitlines()[-1]
+    assert last == (f"{summary['checked']} checked, {summary['passed']} passed,"
+                    f" {summary['failed']} failed")
+    assert summary["failed"] == len(failing)
+
+
+def test_junit_report_carries_the_same_failures(verdicts: dict[str, object]) -> None:
+    root = verdicts["junit"]
+    assert isinstance(root, ET.Element)
+    failed = {case.get("name") for case in root.iter("testcase")
+              if case.find("failure") is not None}
+    assert failed == set(_failing(verdicts))
+
+
+@pytest.mark.parametrize("broker", BROKERS)
+def test_every_recorded_deviation_is_written_up_in_findings(broker: str) -> None:
+    text = FINDINGS.read_text("utf-8")
+    section = text.split(f"## {broker} ", 1)[1].split("\n## ", 1)[0]
+    failing = _expected(broker)["failing"]
+    assert isinstance(failing, dict)
+    for statement in _intermittent(broker):
+        assert statement in section, statement
+    for statement, checks in failing.items():
+        assert statement in section, statement
+        for check in checks:
+            assert f"`{check}`" in section, check
