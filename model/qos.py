@@ -96,7 +96,10 @@ SENDER_GUARDS = ("first_send", "dup")
 QOS1_SENDER = Chart(
     name="qos1_sender",
     title="QoS 1 sender",
-    description="At least once (4.3.2), the side that publishes: PUBLISH until PUBACK.",
+    description="At least once (4.3.2), the side that publishes: PUBLISH until PUBACK. "
+    "The `send_publish [dup]` loop is the seed's retry on timeout (allowed at any time, "
+    "so its timing is free); after a lost connection the re-send with DUP=1 and the same "
+    "packet id is owed (`publish_resend_due`).",
     states=_only(
         states_of(SenderState, SENDER_STATES, finals=[S.COMPLETED]),
         {S.PENDING, S.AWAITING_PUBACK, S.PUBLISH_RESEND_DUE, S.COMPLETED},
@@ -144,7 +147,9 @@ QOS2_SENDER = Chart(
     name="qos2_sender",
     title="QoS 2 sender",
     description="Exactly once (4.3.3), the side that publishes: PUBLISH until PUBREC, "
-    "then PUBREL until PUBCOMP; never PUBLISH again once PUBREL is sent.",
+    "then PUBREL until PUBCOMP; never PUBLISH again once PUBREL is sent. The `[dup]` "
+    "loops are the seed's retry on timeout; after a lost connection the PUBLISH or the "
+    "PUBREL is owed again.",
     states=_only(
         states_of(SenderState, SENDER_STATES, finals=[S.COMPLETED]),
         set(SenderState) - {S.AWAITING_PUBACK},
