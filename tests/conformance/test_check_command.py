@@ -50,3 +50,21 @@ def test_only_with_text_that_is_not_an_id_exits_2() -> None:
 def test_protocol_other_than_311_is_refused_as_a_bad_argument() -> None:
     result = mqttref_check("--broker", "127.0.0.1:1", "--protocol", "5.0")
     assert result.returncode == 2
+
+
+def test_only_one_statement_against_mosquitto_prints_its_verdict_and_exits_0(
+        mosquitto: int) -> None:
+    result = mqttref_check("--broker", f"127.0.0.1:{mosquitto}", "--only", "MQTT-3.1.0-2")
+    assert result.returncode == 0, result.stdout
+    assert result.stderr == ""  # no progress display when stderr is not a terminal
+    lines = result.stdout.strip().splitlines()
+    assert any(line.startswith("PASS") and "MQTT-3.1.0-2" in line for line in lines)
+    assert lines[-1] == "1 checked, 1 passed, 0 failed"
+
+
+def test_a_budget_too_small_for_any_check_reports_not_run(mosquitto: int) -> None:
+    result = mqttref_check("--broker", f"127.0.0.1:{mosquitto}", "--budget", "1",
+                           "--only", "MQTT-3.1.0-2")
+    assert result.returncode == 0
+    assert "NOT RUN      MQTT-3.1.0-2   budget exhausted" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "0 checked, 0 passed, 0 failed"

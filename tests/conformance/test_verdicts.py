@@ -1,0 +1,56 @@
+"""How check results become per-statement verdicts (no network: results are built here)."""
+
+from __future__ import annotations
+
+from mqttref.impl.oracle.runner import CheckResult, Outcome, Verdict, judge
+from mqttref.impl.oracle.scenario import REGISTRY
+
+CHECK = REGISTRY["unsupported_protocol_level"]  # cites 3.1.2-2, 3.2.2-4, 3.2.2-5
+
+
+def _verdicts(*results: CheckResult) -> dict[str, Verdict]:
+    return {v.statement.id: v.verdict for v in judge(results, only=[CHECK.name])}
+
+
+def test_a_passing_check_passes_every_statement_it_cites() -> None:
+    verdicts = _verdicts(CheckResult(CHECK, Outcome.PASS))
+    assert verdicts == dict.fromkeys(CHECK.ids, Verdict.PASS)
+
+
+def test_a_failure_citing_no_statement_fails_every_statement_of_the_check() -> None:
+    verdicts = _verdicts(CheckResult(CHECK, Outcome.FAIL, "no CONNACK within 5.0s"))
+    assert verdicts == dict.fromkeys(CHECK.ids, Verdict.FAIL)
+
+
+def test_a_failure_citing_a_statement_fails_that_one_and_leaves_the_rest_unjudged() -> None:
+    result = CheckResult(CHECK, Outcome.FAIL, "still open after a refusing CONNACK [MQTT-3.2.2-5]")
+    verdicts = _verdicts(result)
+    assert verdicts["MQTT-3.2.2-5"] is Verdict.FAIL
+    assert verdicts["MQTT-3.1.2-2"] is Verdict.NOT_RUN
+    assert verdicts["MQTT-3.2.2-4"] is Verdict.NOT_RUN
+
+
+def test_requirements_that_held_before_a_failure_still_count_as_passed() -> None:
+    result = CheckResult(CHECK, Outcome.FAIL, "still open [MQTT-3.2.2-5]",
+                         verified=frozenset({"MQTT-3.1.2-2", "MQTT-3.2.2-4"}))
+    verdicts = _verdicts(result)
+    assert verdicts == {"MQTT-3.1.2-2": Verdict.PASS, "MQTT-3.2.2-4": Verdict.PASS,
+                        "MQTT-3.2.2-5": Verdict.FAIL}
+
+
+def test_an_oracle_error_counts_as_a_failure() -> None:
+    verdicts = _verdicts(CheckResult(CHECK, Outcome.ERROR, "oracle error: KeyError()"))
+    assert set(verdicts.values()) == {Verdict.FAIL}
+
+
+def test_a_check_that_did_not_run_leaves_its_statements_not_run_with_the_reason() -> None:
+    verdicts = judge([CheckResult(CHECK, Outcome.NOT_RUN, "budget exhausted")], only=[CHECK.name])
+    assert {v.verdict for v in verdicts} == {Verdict.NOT_RUN}
+    assert all(v.reason == "budget exhausted" for v in verdicts)
+
+
+def test_statements_nobody_can_observe_are_not_testable_with_their_reason() -> None:
+    verdicts = {v.statement.id: v for v in judge([])}
+    assert verdicts["MQTT-6.0.0-1"].verdict is Verdict.NOT_TESTABLE
+    assert "WebSocket" in verdicts["MQTT-6.0.0-1"].reason
+    assert verdicts["MQTT-3.1.0-2"].verdict is Verdict.NOT_RUN
