@@ -27,7 +27,6 @@ sends nothing on a connection before that connection's CONNACK arrived.
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Callable
 
@@ -57,20 +56,19 @@ from mqttref.model.events import (
     TimePasses,
     describe,
 )
+from mqttref.model.messages import MessageRouting
 from mqttref.model.observe import ObservationJudge
 from mqttref.model.qos import ReceiverState
 from mqttref.model.records import (
     Connection,
     Delivery,
     Expected,
-    Message,
     RetainedSlot,
     Session,
     Subscription,
 )
 from mqttref.model.session import SESSION, SessionEvent, SessionState
-from mqttref.model.topic import TOPIC, TopicEvent, TopicState
-from mqttref.model.topics import matches, topic_filter_problem, topic_name_problem
+from mqttref.model.topics import topic_filter_problem, topic_name_problem
 from mqttref.model.verdicts import Verdicts
 
 C, CE = ConnectionState, ConnectionEvent
@@ -94,7 +92,7 @@ class _Ctx:
         return self.conn
 
 
-class BrokerModel(ObservationJudge, Verdicts):
+class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
     """The model of one MQTT 3.1.1 server and the clients connected to it.
 
     ``max_inflight``: while a session has this many unacknowledged QoS 1/2
@@ -527,109 +525,9 @@ class BrokerModel(ObservationJudge, Verdicts):
             Expected("UNSUBACK", packet.packet_id, ("MQTT-3.10.4-4", "MQTT-3.10.4-5"))
         )
 
-    # -------------------------------------------------------- messages, topics
-
-    def _accept_message(
-        self,
-        origin: str,
-        topic: str,
-        payload: bytes,
-        qos: int,
-        retain: bool,
-        *,
-        required: bool,
-        release_later: bool = False,
-    ) -> list[Delivery]:
-        """The server owns a message: retain it and add it to matching sessions."""
-        self._seq += 1
-        message = Message(self._seq, origin, topic, payload, qos)
-        state = self.topic_states.get(topic, TopicState.NO_RETAINED)
-        event = TopicEvent.PUBLISH_RETAINED if retain else TopicEvent.PUBLISH
-        row = TOPIC.fire(state, event, lambda g: (g == "payload") == bool(payload))
-        self.refs_hit.update(row.refs)
-        certain = required or release_later
-        if certain:
-            self.topic_states[topic] = row.target
-        old = self.retained.get(topic)
-        if row.action == "store_and_forward":
-            if certain:
-                self.retained[topic] = RetainedSlot(message, certain=qos > 0)  # [MQTT-3.3.1-7]
-            else:
-                slot = old or RetainedSlot(None, certain=False)
-                slot.certain = False
-                slot.alternatives.append(message)
-                self.retained[topic] = slot
-        elif row.action == "clear_and_forward" and old is not None:
-            if certain:
-                del self.retained[topic]
-            else:
-                old.certain = False
-                old.alternatives.append(None)
-        return self._forward(message, required=required, release_later=release_later)
-
-    def _forward(self, message: Message, *, required: bool, release_later: bool) -> list[Delivery]:
-        created: list[Delivery] = []
-        for session in self.sessions.values():
-            if session.state not in _LIVE_SESSION:
-                continue
-            subscriptions = [
-                s for f, s in session.subscriptions.items() if matches(f, message.topic)
-            ]
-            if not subscriptions:
-                continue
-            row = self._fire_session(session, SE.MESSAGE, _Ctx())
-            connected = row.action == "deliver"
-            per_filter = {
-                s.topic_filter: frozenset(min(message.qos, g) for g in s.possible_granted())
-                for s in subscriptions
-            }
-            primary_qos = frozenset(max(combo) for combo in itertools.product(*per_filter.values()))
-            owed_offline = min(primary_qos) >= 1  # [MQTT-3.1.2-5]
-            must = connected or owed_offline
-            delivery = Delivery(
-                message,
-                primary_qos,
-                retain=False,  # [MQTT-3.3.1-9]
-                required=required and must,
-                filters=tuple(per_filter),
-                required_on_release=release_later and must,
-            )
-            session.pending.append(delivery)
-            created.append(delivery)
-            if delivery.required:
-                self._owe(delivery)
-            if len(per_filter) > 1:  # one copy per subscription is allowed too
-                for topic_filter, qos in per_filter.items():
-                    extra = Delivery(message, qos, False, False, topic_filter, (topic_filter,))
-                    session.pending.append(extra)
-                    created.append(extra)
-        return created
-
-    def _owe(self, delivery: Delivery) -> None:
-        for session in self.sessions.values():
-            if delivery in session.pending and min(delivery.allowed_qos) >= 1:
-                self.owed.append((session.client_id, session.generation, delivery))
-
-    def _send_retained(self, session: Session, subscription: Subscription) -> None:
-        for topic, slot in sorted(self.retained.items()):
-            if not matches(subscription.topic_filter, topic):
-                continue
-            state = self.topic_states.get(topic, TopicState.NO_RETAINED)
-            row = TOPIC.fire(state, TopicEvent.SUBSCRIBE)
-            self.refs_hit.update(row.refs)
-            for candidate in slot.candidates():
-                session.pending.append(
-                    Delivery(
-                        candidate,
-                        frozenset(min(candidate.qos, g) for g in subscription.possible_granted()),
-                        retain=True,  # [MQTT-3.3.1-8]
-                        required=slot.certain
-                        and candidate is slot.message
-                        and row.action == "send_retained",
-                        channel=f"retained:{subscription.topic_filter}",
-                        filters=(subscription.topic_filter,),
-                    )
-                )
+    def _session_takes_message(self, session: Session) -> bool:
+        row = self._fire_session(session, SE.MESSAGE, _Ctx())
+        return row.action == "deliver"
 
 
 def _nothing(ctx: _Ctx) -> None:

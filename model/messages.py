@@ -1,0 +1,141 @@
+"""Messages the server owns: retaining them and adding them to sessions.
+
+Theory of operation: when the server takes ownership of a message (a client's
+PUBLISH, a will), the topic chart decides what happens to the retained slot,
+then every live session whose subscriptions match gets a ``Delivery``: one
+copy at the highest granted QoS that is required [MQTT-3.3.5-1] (or only
+allowed, for QoS 0 to an offline session or a QoS 2 message before its
+PUBREL), plus an allowed extra copy per matching subscription. A new
+subscription gets the topic's retained message(s) with RETAIN=1.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from mqttref.model.records import Delivery, Message, RetainedSlot, Session, Subscription
+from mqttref.model.session import SessionState
+from mqttref.model.topic import TOPIC, TopicEvent, TopicState
+from mqttref.model.topics import matches
+
+_LIVE_SESSION = (
+    SessionState.CLEAN_SESSION,
+    SessionState.PERSISTENT_SESSION,
+    SessionState.PERSISTENT_DISCONNECTED,
+)
+
+
+class MessageRouting:
+    """Mixed into ``BrokerModel``: retained messages and fan-out."""
+
+    sessions: dict[str, Session]
+    retained: dict[str, RetainedSlot]
+    topic_states: dict[str, str]
+    refs_hit: set[str]
+    owed: list[tuple[str, int, Delivery]]
+    _seq: int
+
+    def _session_takes_message(self, session: Session) -> bool:
+        """Fire the session chart's ``message`` event: True when connected."""
+        raise NotImplementedError
+
+    def _accept_message(
+        self,
+        origin: str,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        *,
+        required: bool,
+        release_later: bool = False,
+    ) -> list[Delivery]:
+        """The server owns a message: retain it and add it to matching sessions."""
+        self._seq += 1
+        message = Message(self._seq, origin, topic, payload, qos)
+        state = self.topic_states.get(topic, TopicState.NO_RETAINED)
+        event = TopicEvent.PUBLISH_RETAINED if retain else TopicEvent.PUBLISH
+        row = TOPIC.fire(state, event, lambda g: (g == "payload") == bool(payload))
+        self.refs_hit.update(row.refs)
+        certain = required or release_later
+        if certain:
+            self.topic_states[topic] = row.target
+        old = self.retained.get(topic)
+        if row.action == "store_and_forward":
+            if certain:
+                self.retained[topic] = RetainedSlot(message, certain=qos > 0)  # [MQTT-3.3.1-7]
+            else:
+                slot = old or RetainedSlot(None, certain=False)
+                slot.certain = False
+                slot.alternatives.append(message)
+                self.retained[topic] = slot
+        elif row.action == "clear_and_forward" and old is not None:
+            if certain:
+                del self.retained[topic]
+            else:
+                old.certain = False
+                old.alternatives.append(None)
+        return self._forward(message, required=required, release_later=release_later)
+
+    def _forward(self, message: Message, *, required: bool, release_later: bool) -> list[Delivery]:
+        created: list[Delivery] = []
+        for session in self.sessions.values():
+            if session.state not in _LIVE_SESSION:
+                continue
+            subscriptions = [
+                s for f, s in session.subscriptions.items() if matches(f, message.topic)
+            ]
+            if not subscriptions:
+                continue
+            connected = self._session_takes_message(session)
+            per_filter = {
+                s.topic_filter: frozenset(min(message.qos, g) for g in s.possible_granted())
+                for s in subscriptions
+            }
+            primary_qos = frozenset(max(combo) for combo in itertools.product(*per_filter.values()))
+            owed_offline = min(primary_qos) >= 1  # [MQTT-3.1.2-5]
+            must = connected or owed_offline
+            delivery = Delivery(
+                message,
+                primary_qos,
+                retain=False,  # [MQTT-3.3.1-9]
+                required=required and must,
+                filters=tuple(per_filter),
+                required_on_release=release_later and must,
+            )
+            session.pending.append(delivery)
+            created.append(delivery)
+            if delivery.required:
+                self._owe(delivery)
+            if len(per_filter) > 1:  # one copy per subscription is allowed too
+                for topic_filter, qos in per_filter.items():
+                    extra = Delivery(message, qos, False, False, topic_filter, (topic_filter,))
+                    session.pending.append(extra)
+                    created.append(extra)
+        return created
+
+    def _owe(self, delivery: Delivery) -> None:
+        for session in self.sessions.values():
+            if delivery in session.pending and min(delivery.allowed_qos) >= 1:
+                self.owed.append((session.client_id, session.generation, delivery))
+
+    def _send_retained(self, session: Session, subscription: Subscription) -> None:
+        for topic, slot in sorted(self.retained.items()):
+            if not matches(subscription.topic_filter, topic):
+                continue
+            state = self.topic_states.get(topic, TopicState.NO_RETAINED)
+            row = TOPIC.fire(state, TopicEvent.SUBSCRIBE)
+            self.refs_hit.update(row.refs)
+            for candidate in slot.candidates():
+                session.pending.append(
+                    Delivery(
+                        candidate,
+                        frozenset(min(candidate.qos, g) for g in subscription.possible_granted()),
+                        retain=True,  # [MQTT-3.3.1-8]
+                        required=slot.certain
+                        and candidate is slot.message
+                        and row.action == "send_retained",
+                        channel=f"retained:{subscription.topic_filter}",
+                        filters=(subscription.topic_filter,),
+                    )
+                )
