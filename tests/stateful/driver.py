@@ -36,6 +36,7 @@ from mqttref.model import (
     ClientEvent,
     Closed,
     Drop,
+    ModelError,
     Observation,
     Open,
     Send,
@@ -70,6 +71,16 @@ class Disagreement(AssertionError):
         lines = [f"  ... {skipped} earlier lines"] if skipped else []
         lines += [f"  {line}" for line in tail]
         super().__init__(f"{verdict}\nTranscript of this example:\n" + "\n".join(lines))
+
+
+class ModelCrash(Exception):
+    """The model itself failed (a ``ModelError`` that is no ``Violation``): a bug
+    of the model, not a verdict on the broker; shown with the transcript."""
+
+    def __init__(self, error: Exception, transcript: list[str]) -> None:
+        self.transcript = list(transcript)
+        tail = "\n".join(f"  {line}" for line in self.transcript[-TRANSCRIPT_TAIL:])
+        super().__init__(f"the model crashed: {error!r}\nTranscript of this example:\n{tail}")
 
 
 @attrs.frozen
@@ -163,7 +174,13 @@ class Driver:
         elapsed = now - self.clock
         if elapsed > 0:
             self.clock = now
-            self.model.apply(TimePasses(elapsed))
+            self.apply(TimePasses(elapsed))
+
+    def apply(self, event: ClientEvent) -> None:
+        try:
+            self.model.apply(event)
+        except ModelError as error:
+            raise ModelCrash(error, self.transcript) from error
 
     def disagree(self, verdict: str, refs: Iterable[str]) -> Disagreement:
         return Disagreement(verdict, refs, self.transcript)
@@ -185,8 +202,8 @@ class Driver:
                 raise UsageError(f"{slot} has no connection")
             self._open(slot, client_id)
         self.tick()
-        self.model.apply(event)
         self.note(describe_event(event))
+        self.apply(event)
         if data:
             self._send(self.links[slot], data)
 
@@ -208,8 +225,8 @@ class Driver:
         if link is None:
             return
         self.tick()
-        self.model.apply(Drop(slot))
         self.note(f"{slot} drops the connection")
+        self.apply(Drop(slot))
         self._close_link(link)
 
     def _open(self, slot: str, client_id: str | None) -> None:
@@ -335,6 +352,8 @@ class Driver:
             self.model.observe(slot, observation)
         except Violation as violation:
             return violation
+        except ModelError as error:
+            raise ModelCrash(error, self.transcript) from error
         client_id = self.client_ids.get(slot)
         if isinstance(observation, ConnAck) and observation.return_code == 0:
             if not observation.session_present and client_id is not None:
@@ -402,7 +421,10 @@ class Driver:
         while True:
             self.tick()
             self._judge_held()
-            violations = self.model.check_quiescent()
+            try:
+                violations = self.model.check_quiescent()
+            except ModelError as error:
+                raise ModelCrash(error, self.transcript) from error
             if not violations and not self.held:
                 return
             remaining = deadline - time.monotonic()

@@ -20,11 +20,15 @@ Nothing here imports pytest: ``mqttref check`` (through
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import secrets
+import time
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
+import attrs
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -36,6 +40,7 @@ from hypothesis.stateful import (
     multiple,
     precondition,
     rule,
+    run_state_machine_as_test,
 )
 
 from mqttref.impl.packets import (
@@ -59,7 +64,6 @@ SLOTS = ("s0", "s1", "s2", "s3", "s4")
 CLIENT_IDS = ("c0", "c1", "c2", "c3")
 TOPICS = ("~/a", "~/a/b", "~/b", "$~/a")
 WILDCARD_FILTERS = ("~/+", "~/#", "~/+/b", "+/a", "#", "$~/#")
-PAYLOADS = (b"", b"p", b"q")
 KEEP_ALIVES = ("none", "short", "long")
 """No keep alive, the target's short one (meant to expire), or a long one."""
 LONG_KEEP_ALIVE = 120
@@ -99,6 +103,7 @@ class BrokerMachine(RuleBasedStateMachine):
         self.last_connect: dict[str, Connect] = {}
         """Client id (short) -> its last CONNECT, for ``reconnect``."""
         self.retained_topics: set[str] = set()
+        self.messages = 0
 
     # ------------------------------------------------------------------ names
 
@@ -240,7 +245,7 @@ class BrokerMachine(RuleBasedStateMachine):
         return self.step_done()
 
     @precondition(lambda self: self.connected_slots())
-    @rule(target=flights, seconds=st.sampled_from([0.3, 2.0]))
+    @rule(target=flights, seconds=st.sampled_from([0.2, 1.6]))
     def time_passes(self, seconds: float) -> Any:
         """Nobody sends anything: keep alives may expire, retries may come."""
         self.driver.wait(seconds * self.target.timing.multiplier)
@@ -289,11 +294,12 @@ class BrokerMachine(RuleBasedStateMachine):
         topic=topics,
         qos=qos_levels,
         retain=st.booleans(),
-        payload=st.sampled_from(PAYLOADS),
+        empty=st.booleans(),
     )
     def publish(
-        self, data: st.DataObject, topic: str, qos: QoS, retain: bool, payload: bytes
+        self, data: st.DataObject, topic: str, qos: QoS, retain: bool, empty: bool
     ) -> Any:
+        """PUBLISH a message (payload ``m<n>``, unique in the example, or empty)."""
         slot = data.draw(st.sampled_from(self.connected_slots()), label="slot")
         self.prepare()
         client_id = self.driver.client_id(slot)
@@ -301,6 +307,8 @@ class BrokerMachine(RuleBasedStateMachine):
             packet_id = self.driver.next_packet_id(client_id) if qos else None
             if retain:
                 self.retained_topics.add(self.full(topic))
+            self.messages += 1
+            payload = b"" if empty else f"m{self.messages}".encode()
             self.driver.send(
                 slot, Publish(self.full(topic), payload, qos, retain, False, packet_id)
             )
@@ -404,6 +412,53 @@ def cleanup(host: str, port: int, machine: BrokerMachine) -> None:
         pass  # the broker went away (the in-process one stops right after)
 
 
+# ---------------------------------------------------------------- running
+
+
+@attrs.frozen
+class Finding:
+    """A disagreement the machine found: the verdict and the program that found it."""
+
+    error: BaseException
+    program: str
+    seconds: float
+
+    @property
+    def verdict(self) -> str:
+        return str(self.error).split("\nTranscript", 1)[0]
+
+    def report(self) -> str:
+        return f"{self.verdict}\n{self.program}\n{self.error}"
+
+
+@contextlib.contextmanager
+def shrinking_limited_to(seconds: float) -> Iterator[None]:
+    """Bound Hypothesis's shrink phase (normally up to 5 minutes) for one search:
+    every shrink step here replays real network traffic."""
+    from hypothesis.internal.conjecture import engine
+
+    saved = engine.MAX_SHRINKING_SECONDS
+    engine.MAX_SHRINKING_SECONDS = seconds  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        engine.MAX_SHRINKING_SECONDS = saved
+
+
+def hunt(
+    machine: type[BrokerMachine], how: settings, *, shrink_seconds: float = 20.0
+) -> Finding | None:
+    """Run the machine until it finds a disagreement (or its budget is spent)."""
+    started = time.monotonic()
+    with shrinking_limited_to(shrink_seconds):
+        try:
+            run_state_machine_as_test(machine, settings=how)
+        except AssertionError as error:
+            program = "\n".join(getattr(error, "__notes__", []))
+            return Finding(error, program, time.monotonic() - started)
+    return None
+
+
 # ---------------------------------------------------------------- settings
 
 BUDGETS: dict[str, tuple[int, int]] = {
@@ -444,6 +499,8 @@ __all__ = [
     "BrokerMachine",
     "Coverage",
     "Disagreement",
+    "Finding",
+    "hunt",
     "machine_for",
     "machine_settings",
 ]

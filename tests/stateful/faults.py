@@ -1,0 +1,348 @@
+"""Faults injected into the real broker, to prove the state machine can fail.
+
+Each fault replaces or wraps one method of the implementation for one test
+run (through ``monkeypatch``; the product code carries no fault switches) so
+that the broker breaks one rule of the specification the way real brokers
+have. They sit in different parts: the session's QoS flows and queue, the
+topic server, the registry, the matching tries, the connection and the broker.
+``test_faults.py`` asserts that the machine finds every one of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import attrs
+
+from mqttref.impl import matching
+from mqttref.impl.broker import Broker
+from mqttref.impl.connection import HANDLERS, Connection, ConnectionState
+from mqttref.impl.message import Message, OutboundState
+from mqttref.impl.packets import PacketType, Publish, QoS
+from mqttref.impl.registry import Registry
+from mqttref.impl.session import Session
+from mqttref.impl.topic import TopicServer
+
+
+class Patcher(Protocol):
+    """What ``pytest.MonkeyPatch`` offers (kept abstract: this module has no pytest)."""
+
+    def setattr(self, target: Any, name: str, value: Any, raising: bool = ...) -> None: ...
+
+    def setitem(self, dic: Any, name: Any, value: Any) -> None: ...
+
+
+@attrs.frozen
+class Fault:
+    name: str
+    part: str
+    breaks: str
+    """The statement the broken broker violates."""
+    inject: Callable[[Patcher], None]
+
+
+def _drop_puback(mp: Patcher) -> None:
+    original = Session.on_publish
+
+    def on_publish(self: Session, packet: Publish, now: float) -> Message | None:
+        if packet.qos == QoS.AT_LEAST_ONCE:
+            return Message(packet.topic, packet.payload, packet.qos, packet.retain)  # no PUBACK
+        return original(self, packet, now)
+
+    mp.setattr(Session, "on_publish", on_publish)
+
+
+def _forget_dup(mp: Patcher) -> None:
+    original = Session.resend
+
+    def resend(self: Session, entry: Any, now: float) -> None:
+        if entry.state is OutboundState.AWAITING_PUBCOMP:
+            original(self, entry, now)
+            return
+        out = entry.message
+        assert self.connection is not None
+        self.connection.send(
+            Publish(out.topic, out.payload, out.qos, out.retain, False, out.packet_id)
+        )
+
+    mp.setattr(Session, "resend", resend)
+
+
+def _qos2_twice(mp: Patcher) -> None:
+    original = TopicServer.publish
+
+    def publish(self: TopicServer, message: Message, now: float) -> None:
+        original(self, message, now)
+        if message.qos == QoS.EXACTLY_ONCE:
+            for session, granted in list(self.subscribers.values()):
+                if granted == QoS.EXACTLY_ONCE:
+                    session.deliver(message, QoS.EXACTLY_ONCE, now)
+
+    mp.setattr(TopicServer, "publish", publish)
+
+
+def _retain_kept_on_forward(mp: Patcher) -> None:
+    original = Session.deliver
+
+    def deliver(
+        self: Session, message: Message, qos: QoS, now: float, *, retain: bool = False
+    ) -> None:
+        original(self, message, qos, now, retain=retain or message.retain)
+
+    mp.setattr(Session, "deliver", deliver)
+
+
+def _no_will_on_keep_alive(mp: Patcher) -> None:
+    def keep_alive_expired(self: Connection, now: float, *, connect: bool) -> None:
+        self.close("keep alive expired", publish_will=False)
+
+    mp.setattr(Connection, "keep_alive_expired", keep_alive_expired)
+
+
+def _lose_offline_queue(mp: Patcher) -> None:
+    original = Session.attach
+
+    def attach(self: Session, connection: Any, now: float) -> None:
+        self.queue.clear()
+        original(self, connection, now)
+
+    mp.setattr(Session, "attach", attach)
+
+
+def _queue_last_in_first_out(mp: Patcher) -> None:
+    original = Session.pump
+
+    def pump(self: Session, now: float) -> None:
+        self.queue.reverse()
+        try:
+            original(self, now)
+        finally:
+            self.queue.reverse()
+
+    mp.setattr(Session, "pump", pump)
+
+
+def _grant_higher_qos(mp: Patcher) -> None:
+    original = Registry.subscribe
+
+    def subscribe(self: Registry, session: Session, topic_filter: str, qos: QoS) -> int:
+        return original(self, session, topic_filter, QoS(min(int(qos) + 1, 2)))
+
+    mp.setattr(Registry, "subscribe", subscribe)
+
+
+def _wildcards_match_dollar_topics(mp: Patcher) -> None:
+    original_match = matching.FilterTree.match
+
+    def match(self: matching.FilterTree, topic_name: str) -> dict[str, QoS]:
+        found = original_match(self, topic_name)
+        if topic_name.startswith("$"):
+            for client_id, qos in original_match(self, "_" + topic_name[1:]).items():
+                found[client_id] = max(qos, found.get(client_id, QoS.AT_MOST_ONCE))
+        return found
+
+    original_subtree = matching.TopicTree._subtree
+
+    def _subtree(start: Any, *, skip_dollar: bool) -> Any:
+        return original_subtree(start, skip_dollar=False)
+
+    mp.setattr(matching.FilterTree, "match", match)
+    mp.setattr(matching.TopicTree, "_subtree", staticmethod(_subtree))
+
+
+def _clean_session_subscriptions_left(mp: Patcher) -> None:
+    mp.setattr(Registry, "remove_session", lambda self, session: None)
+
+
+def _second_connect_ignored(mp: Patcher) -> None:
+    mp.setattr(Connection, "on_second_connect", lambda self, packet, now: None, raising=False)
+    mp.setitem(HANDLERS, (ConnectionState.CONNECTED, PacketType.CONNECT), "on_second_connect")
+
+
+def _malformed_answered(mp: Patcher) -> None:
+    def protocol_violation(self: Connection, exc: Exception) -> None:
+        if self.state is ConnectionState.CONNECTED:
+            return  # carry on as if nothing happened
+        self.close(f"protocol violation: {exc}", publish_will=True)
+
+    mp.setattr(Connection, "protocol_violation", protocol_violation)
+
+
+def _session_present_lost(mp: Patcher) -> None:
+    original = Broker.open_session
+
+    def open_session(
+        self: Broker, connection: Connection, connect: Any, now: float
+    ) -> tuple[Session, bool]:
+        session, _present = original(self, connection, connect, now)
+        return session, False
+
+    mp.setattr(Broker, "open_session", open_session)
+
+
+def _no_pingresp(mp: Patcher) -> None:
+    mp.setattr(Connection, "on_pingreq", lambda self, packet, now: None)
+
+
+def _unsubscribe_ignored(mp: Patcher) -> None:
+    mp.setattr(Registry, "unsubscribe", lambda self, session, topic_filter: False)
+
+
+def _retained_not_sent(mp: Patcher) -> None:
+    mp.setattr(TopicServer, "send_retained", lambda self, session, granted, now: None)
+
+
+def _empty_retained_stored(mp: Patcher) -> None:
+    def set_retained(self: TopicServer, message: Message) -> None:
+        self.retained = Message(message.topic, message.payload, message.qos, True)
+        self.store.set_retained(self.name, self.retained)
+
+    mp.setattr(TopicServer, "set_retained", set_retained)
+
+
+def _overlap_lowest_qos(mp: Patcher) -> None:
+    def granted_on(self: Registry, session: Session, topic_name: str) -> QoS:
+        matching_qos = [
+            qos
+            for topic_filter, qos in session.subscriptions.items()
+            if matching.topic_matches(topic_filter, topic_name)
+        ]
+        return min(matching_qos, default=QoS.AT_MOST_ONCE)
+
+    mp.setattr(Registry, "granted_on", granted_on)
+
+
+def _no_pubcomp(mp: Patcher) -> None:
+    def on_pubrel(self: Session, packet_id: int, now: float) -> None:
+        self.awaiting_rel.discard(packet_id)
+
+    mp.setattr(Session, "on_pubrel", on_pubrel)
+
+
+def _takeover_keeps_old_connection(mp: Patcher) -> None:
+    original = Broker.open_session
+
+    def open_session(
+        self: Broker, connection: Connection, connect: Any, now: float
+    ) -> tuple[Session, bool]:
+        existing = self.sessions.get(connection.client_id or "")
+        if existing is not None and existing.connection is not None:
+            existing.connection = None  # forget the old connection instead of closing it
+        return original(self, connection, connect, now)
+
+    mp.setattr(Broker, "open_session", open_session)
+
+
+def _late_connack(mp: Patcher) -> None:
+    """CONNACK after the resumed session's first messages, not first [MQTT-3.2.0-1]."""
+    original = Connection.on_connect
+
+    def on_connect(self: Connection, packet: Any, now: float) -> None:
+        sent: list[bytes] = []
+        real_send_frame = self.send_frame
+        self.send_frame = sent.append  # type: ignore[method-assign]
+        try:
+            original(self, packet, now)
+        finally:
+            self.send_frame = real_send_frame  # type: ignore[method-assign]
+        for frame in [*sent[1:], *sent[:1]]:
+            real_send_frame(frame)
+
+    mp.setattr(Connection, "on_connect", on_connect)
+
+
+FAULTS: tuple[Fault, ...] = (
+    Fault("drop a PUBACK", "session (QoS 1 receiver)", "MQTT-4.3.2-2", _drop_puback),
+    Fault("forget DUP on redelivery", "session (resend)", "MQTT-3.3.1-1", _forget_dup),
+    Fault("deliver a QoS 2 message twice", "topic server", "MQTT-4.3.3-2", _qos2_twice),
+    Fault(
+        "keep RETAIN=1 on normal forwarding",
+        "session (deliver)",
+        "MQTT-3.3.1-9",
+        _retain_kept_on_forward,
+    ),
+    Fault(
+        "skip the will on keep-alive expiry",
+        "connection (timers)",
+        "MQTT-3.1.2-8",
+        _no_will_on_keep_alive,
+    ),
+    Fault(
+        "lose the offline queue on reconnect",
+        "session (attach)",
+        "MQTT-3.1.2-5",
+        _lose_offline_queue,
+    ),
+    Fault(
+        "reorder queued messages (last in, first out)",
+        "session (queue)",
+        "MQTT-4.6.0-6",
+        _queue_last_in_first_out,
+    ),
+    Fault("grant a higher QoS than requested", "registry", "MQTT-3.8.4-6", _grant_higher_qos),
+    Fault(
+        "match wildcards against $ topics",
+        "matching tries",
+        "MQTT-4.7.2-1",
+        _wildcards_match_dollar_topics,
+    ),
+    Fault(
+        "leave a clean session's subscriptions behind",
+        "registry (session end)",
+        "MQTT-3.1.2-6",
+        _clean_session_subscriptions_left,
+    ),
+    Fault(
+        "ignore a second CONNECT",
+        "connection (dispatch table)",
+        "MQTT-3.1.0-2",
+        _second_connect_ignored,
+    ),
+    Fault(
+        "answer a malformed packet instead of closing",
+        "connection (errors)",
+        "MQTT-4.8.0-1",
+        _malformed_answered,
+    ),
+    Fault(
+        "session present 0 on a resumed session",
+        "broker (sessions)",
+        "MQTT-3.2.2-2",
+        _session_present_lost,
+    ),
+    Fault("no PINGRESP", "connection (handlers)", "MQTT-3.12.4-1", _no_pingresp),
+    Fault(
+        "UNSUBSCRIBE acknowledged but ignored",
+        "registry (unsubscribe)",
+        "MQTT-3.10.4-2",
+        _unsubscribe_ignored,
+    ),
+    Fault(
+        "no retained message on subscribe",
+        "topic server (retained)",
+        "MQTT-3.3.1-6",
+        _retained_not_sent,
+    ),
+    Fault(
+        "store an empty retained message",
+        "topic server (retained)",
+        "MQTT-3.3.1-11",
+        _empty_retained_stored,
+    ),
+    Fault(
+        "overlapping subscriptions deliver at the lowest QoS",
+        "registry (granted QoS)",
+        "MQTT-3.3.5-1",
+        _overlap_lowest_qos,
+    ),
+    Fault("PUBREL never completed", "session (QoS 2 receiver)", "MQTT-4.3.3-2", _no_pubcomp),
+    Fault(
+        "takeover leaves the old connection open",
+        "broker (takeover)",
+        "MQTT-3.1.4-2",
+        _takeover_keeps_old_connection,
+    ),
+    Fault("CONNACK not first", "connection (CONNECT)", "MQTT-3.2.0-1", _late_connack),
+)
+
