@@ -103,7 +103,7 @@ def _check_reason(kind: PacketType, code: int) -> int:
 class Decoder:
     """Incremental decoder for one direction of one connection."""
 
-    __slots__ = ("_buf", "max_packet_size", "protocol_level", "role")
+    __slots__ = ("_need", "_parts", "_size", "max_packet_size", "protocol_level", "role")
 
     def __init__(
         self,
@@ -116,12 +116,17 @@ class Decoder:
         self.protocol_level = None if protocol_level is None else ProtocolLevel(protocol_level)
         """None until known: a server learns it from CONNECT."""
         self.max_packet_size = max_packet_size
-        self._buf = b""
+        # The bytes of an incomplete packet, kept as received: joining them on every
+        # feed would copy a large packet once per socket read, quadratic in its size.
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._need = 0
+        """Length of the incomplete packet once its fixed header is known, else 0."""
 
     @property
     def buffered(self) -> int:
         """Bytes received that do not yet make a whole packet."""
-        return len(self._buf)
+        return self._size
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Packet]:
         """Add received bytes; return every packet they complete, in order.
@@ -130,10 +135,18 @@ class Decoder:
         packets decoded before the bad one; the decoder must then be dropped
         with its connection.
         """
-        buf = self._buf + bytes(data) if self._buf else bytes(data)
+        if self._parts:
+            self._parts.append(bytes(data))
+            self._size += len(data)
+            if self._size < self._need:
+                return []
+            buf = b"".join(self._parts)
+        else:
+            buf = bytes(data)
         out: list[Packet] = []
         pos = 0
         size = len(buf)
+        need = 0
         try:
             while size - pos >= 2:
                 first = buf[pos]
@@ -168,14 +181,18 @@ class Decoder:
                         ref="§3.1.2.11",
                     )
                 if size - pos < total:
+                    need = total
                     break
                 out.append(self._decode(first, buf, index, pos + total))
                 pos += total
         except ProtocolError as exc:
             exc.packets = list(out)
-            self._buf = b""
+            self._parts, self._size, self._need = [], 0, 0
             raise
-        self._buf = buf[pos:] if pos < size else b""
+        if pos < size:
+            self._parts, self._size, self._need = [buf[pos:]], size - pos, need
+        elif self._parts:
+            self._parts, self._size, self._need = [], 0, 0
         return out
 
     def _decode(self, first: int, buf: bytes, start: int, end: int) -> Packet:
