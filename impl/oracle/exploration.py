@@ -20,11 +20,14 @@ exploration is reported as not run and the verdicts come from the suite alone.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Protocol, cast
 
 import attrs
 
-EXPLORER_MODULE = "tests.stateful.explore"
+EXPLORER_MODULE = os.environ.get("MQTTREF_EXPLORER", "tests.stateful.explore")
+"""Where ``explore`` lives; ``MQTTREF_EXPLORER`` names another module (importable from
+the working directory, e.g. the repository root for ``tests.stateful``)."""
 
 
 @attrs.frozen

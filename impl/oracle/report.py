@@ -62,6 +62,8 @@ def write_text(report: Report, out: TextIO, *, verbose: bool = False) -> None:
             out.write(f"{tag} {v.statement.text[:90]}\n")
             for result in v.failures:
                 out.write("\n".join(_failure_lines(result)) + "\n")
+            if v.reason:
+                out.write(f"      {v.reason} (below)\n")
         else:
             out.write(f"{tag} {v.reason}\n")
     robust = report.robustness
@@ -79,6 +81,10 @@ def write_text(report: Report, out: TextIO, *, verbose: bool = False) -> None:
             out.write(f"  {result.outcome.value:<8} {result.seconds:6.2f}s {result.check.name}"
                       f" [{ids}]\n")
     out.write(f"exploration: {report.exploration.note}\n")
+    for failure in report.exploration.failures:
+        out.write(f"  deviation [{' '.join(failure.ids)}]: {failure.message}"
+                  f" (replay with --seed {failure.seed})\n")
+        out.write("".join(f"    {line}\n" for line in failure.trace))
     out.write(f"{report.summary_line()}\n")
 
 
@@ -118,7 +124,12 @@ def to_json(report: Report) -> dict[str, Any]:
         ],
         "robustness": [_result_json(r) for r in report.robustness],
         "checks": [_result_json(r) for r in report.results],
-        "exploration": {"ran": report.exploration.ran, "note": report.exploration.note},
+        "exploration": {
+            "ran": report.exploration.ran,
+            "note": report.exploration.note,
+            "covered": list(report.exploration.covered),
+            "failures": [attrs.asdict(f) for f in report.exploration.failures],
+        },
     }
 
 

@@ -180,7 +180,8 @@ def judge(
         passed = any(r.outcome is Outcome.PASS or (sid in r.verified and sid not in r.blamed)
                      for r in mine)
         if failed or sid in explored_fail:
-            verdict = StatementVerdict(statement, Verdict.FAIL, names, "", failed)
+            reason = "model exploration found a deviation" if sid in explored_fail else ""
+            verdict = StatementVerdict(statement, Verdict.FAIL, names, reason, failed)
         elif passed or sid in explored:
             verdict = StatementVerdict(statement, Verdict.PASS, names)
         elif names:

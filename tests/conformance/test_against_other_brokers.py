@@ -93,12 +93,16 @@ def test_every_other_statement_passes_or_is_recorded_as_not_reached(
     assert not_run == _expected(_broker(verdicts))["not_run"], verdicts["stdout"]
     robustness = verdicts["robustness"]
     assert isinstance(robustness, list)
-    assert all(r["outcome"] == "PASS" for r in robustness), robustness
+    failed = sorted(r["check"] for r in robustness if r["outcome"] != "PASS")
+    assert failed == _expected(_broker(verdicts)).get("robustness_failing", []), robustness
 
 
 def test_exit_code_and_summary_line_match_the_verdicts(verdicts: dict[str, object]) -> None:
     failing = _failing(verdicts)
-    assert verdicts["returncode"] == (1 if failing else 0)
+    robustness = verdicts["robustness"]
+    assert isinstance(robustness, list)
+    broken = any(r["outcome"] != "PASS" for r in robustness)
+    assert verdicts["returncode"] == (1 if failing or broken else 0)
     summary = verdicts["summary"]
     assert isinstance(summary, dict)
     stdout = verdicts["stdout"]
@@ -125,6 +129,10 @@ def test_every_recorded_deviation_is_written_up_in_findings(broker: str) -> None
     assert isinstance(failing, dict)
     for statement in _intermittent(broker):
         assert statement in section, statement
+    robustness = _expected(broker).get("robustness_failing", [])
+    assert isinstance(robustness, list)
+    for check in robustness:
+        assert f"`{check}`" in section, check
     for statement, checks in failing.items():
         assert statement in section, statement
         for check in checks:

@@ -54,3 +54,23 @@ def test_statements_nobody_can_observe_are_not_testable_with_their_reason() -> N
     assert verdicts["MQTT-6.0.0-1"].verdict is Verdict.NOT_TESTABLE
     assert "WebSocket" in verdicts["MQTT-6.0.0-1"].reason
     assert verdicts["MQTT-3.1.0-2"].verdict is Verdict.NOT_RUN
+
+
+def test_model_exploration_verdicts_join_the_suite_verdicts() -> None:
+    from mqttref.impl.oracle.exploration import ExplorationFailure, ExplorationOutcome
+
+    exploration = ExplorationOutcome(
+        ran=True, note="explored", covered=("MQTT-3.1.0-2", "MQTT-4.6.0-6"),
+        failures=(ExplorationFailure(("MQTT-4.6.0-6",), "reordered", ("c1 -> PUBLISH",), 7),),
+    )
+    verdicts = {v.statement.id: v for v in judge([], exploration)}
+    assert verdicts["MQTT-3.1.0-2"].verdict is Verdict.PASS
+    assert verdicts["MQTT-4.6.0-6"].verdict is Verdict.FAIL
+    assert verdicts["MQTT-4.6.0-6"].reason == "model exploration found a deviation"
+
+
+def test_without_a_stateful_explorer_the_exploration_is_reported_not_available() -> None:
+    from mqttref.impl.oracle.exploration import find_explorer, not_available
+
+    assert find_explorer("tests.conformance.no_such_module") is None
+    assert "not available" in not_available("tests.conformance.no_such_module").note

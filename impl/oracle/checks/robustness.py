@@ -8,10 +8,12 @@ reported apart from the per-statement verdicts.
 
 from __future__ import annotations
 
+import asyncio
+
 from mqttref.impl.oracle import raw
 from mqttref.impl.oracle.checks.common import still_serving
-from mqttref.impl.oracle.flows import deliveries, require, summary
-from mqttref.impl.oracle.probe import Closed, Event, Received, describe
+from mqttref.impl.oracle.flows import deliveries, first_packet_is_connack, require, summary
+from mqttref.impl.oracle.probe import Closed, Deviation, Event, Received, describe
 from mqttref.impl.oracle.scenario import Context, check
 from mqttref.impl.packets import PingResp, QoS, SubAck
 
@@ -19,11 +21,51 @@ from mqttref.impl.packets import PingResp, QoS, SubAck
 @check(robustness=True,
        summary="a Remaining Length announcing ~256 MB, never sent: others still served")
 async def huge_remaining_length_announced(ctx: Context) -> None:
+    anonymous = await ctx.open("anon")
+    await anonymous.send(bytes((0x10,)) + raw.varint(268_435_455) + b"\x00\x04MQTT",
+                         "as the first packet: CONNECT announcing 268,435,455 bytes, then 6")
     probe = await ctx.client("big")
     await probe.send(bytes((0x30,)) + raw.varint(268_435_455) + b"\x00\x01a",
                      "PUBLISH announcing 268,435,455 bytes, then 3 bytes")
     await still_serving(ctx)
-    ctx.trace.note(f"the announcing connection is {'closed' if probe.closed else 'open'}")
+    for p in (anonymous, probe):
+        ctx.trace.note(f"{p.name}: the connection is {'closed' if p.closed else 'open'}")
+
+
+@check(robustness=True,
+       summary="client ids holding + and #: accepted or refused with 0x02, others still served")
+async def wildcards_in_client_id(ctx: Context) -> None:
+    probe = await ctx.open("c1")
+    await probe.send(raw.connect(f"mqr{ctx.token}+#"), "CONNECT with client id 'mqr…+#'")
+    connack = await first_packet_is_connack(probe)
+    require(connack.return_code in (0x00, 0x02),
+            f"return code 0x{connack.return_code:02X}: only 0 or 0x02 fit [MQTT-3.1.3-9]")
+    await still_serving(ctx)
+
+
+@check(robustness=True,
+       summary="a subscriber that never reads its socket does not stall other clients")
+async def slow_reader_does_not_block_others(ctx: Context) -> None:
+    topic = ctx.topic("slow")
+    reader, writer = await asyncio.open_connection(ctx.host, ctx.port)
+    try:
+        writer.write(raw.connect(ctx.client_id("slow")) + raw.subscribe(1, (topic, 0)))
+        await writer.drain()
+        ctx.trace.add("slow", "->", "CONNECT + SUBSCRIBE, then never reads again")
+        pub = await ctx.client("pub")
+        await pub.settle()
+        chunk = b"".join(raw.publish(topic, bytes(10_000)) for _ in range(100))
+        for _ in range(8):
+            await pub.send(chunk, "100 QoS 0 PUBLISHes of 10 kB to the slow reader's topic")
+        await still_serving(ctx)
+        try:
+            await pub.settle()
+        except Deviation as exc:
+            raise Deviation(f"{exc}: the publisher is stalled by a subscriber that does not read"
+                            " (BAD-INPUTS.md: a slow reader must not block other clients)") from exc
+    finally:
+        writer.transport.abort()
+        del reader
 
 
 @check(robustness=True,
