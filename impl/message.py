@@ -5,16 +5,47 @@ The broker never changes it; each subscriber gets it at its own granted QoS,
 with its own packet id, wrapped in an ``OutboundMessage``. A QoS 0 frame
 without RETAIN is the same bytes for every MQTT 3.x subscriber, so the
 message caches it: one encode for a fan-out to any number of subscribers.
+
+``publish_frame`` is the broker's hot path for outbound PUBLISH packets: the
+same bytes as ``codec.encode(Publish(...))`` for protocol levels 3 and 4
+(a property test holds them equal), without building a ``Publish`` value
+and re-validating a topic the codec already validated on the way in.
+MQTT 5.0 connections will need the codec's encoder (properties).
 """
 
 from __future__ import annotations
 
+import struct
 from enum import Enum
 from typing import NamedTuple
 
 import attrs
 
 from mqttref.impl.packets import QoS
+
+_U16 = struct.Struct("!H")
+
+
+def publish_frame(
+    topic: str, payload: bytes, qos: int, retain: bool, *, dup: bool = False, packet_id: int = 0
+) -> bytes:
+    """An MQTT 3.x PUBLISH packet (3.3); ``packet_id`` is ignored at QoS 0."""
+    topic_bytes = topic.encode()
+    length = 2 + len(topic_bytes) + len(payload) + (2 if qos else 0)
+    header = bytearray((0x30 | dup << 3 | qos << 1 | retain,))
+    while True:  # Remaining Length as a Variable Byte Integer (2.2.3)
+        byte = length & 0x7F
+        length >>= 7
+        if length:
+            header.append(byte | 0x80)
+        else:
+            header.append(byte)
+            break
+    header += _U16.pack(len(topic_bytes))
+    header += topic_bytes
+    if qos:
+        header += _U16.pack(packet_id)
+    return bytes(header) + payload
 
 
 @attrs.define(slots=True, eq=False)

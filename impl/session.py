@@ -30,9 +30,8 @@ from typing import Protocol
 import attrs
 
 from mqttref.impl.config import Config
-from mqttref.impl.encoder import encode_publish
 from mqttref.impl.errors import ProtocolError, ReasonCode
-from mqttref.impl.message import Message, OutboundMessage, OutboundState
+from mqttref.impl.message import Message, OutboundMessage, OutboundState, publish_frame
 from mqttref.impl.packets import Packet, PubAck, PubComp, Publish, PubRec, PubRel, QoS
 from mqttref.impl.store.base import SessionRecord, Store
 
@@ -92,7 +91,9 @@ def qos0_frame(message: Message) -> bytes:
     """The QoS 0, RETAIN=0 frame of a message, encoded once for all its subscribers."""
     frame = message.qos0_frame
     if frame is None:
-        frame = message.qos0_frame = encode_publish(Publish(message.topic, message.payload))
+        frame = message.qos0_frame = publish_frame(
+            message.topic, message.payload, 0, False
+        )
     return frame
 
 
@@ -193,7 +194,9 @@ class Session:
                 self.drop(message.topic, "the client reads too slowly for QoS 0")
                 return
             if retain:
-                connection.send(Publish(message.topic, message.payload, retain=True))
+                connection.send_frame(
+                    publish_frame(message.topic, message.payload, 0, True)
+                )
             else:
                 connection.send_frame(qos0_frame(message))
             return
@@ -227,7 +230,9 @@ class Session:
             if self.persistent:
                 self.store.queue_remove(self.client_id, seq)
             if outbound.qos is QoS.AT_MOST_ONCE:
-                connection.send(Publish(outbound.topic, outbound.payload, retain=outbound.retain))
+                connection.send_frame(
+                    publish_frame(outbound.topic, outbound.payload, 0, outbound.retain)
+                )
             else:
                 self.send_new(outbound, now)
         if len(queue) <= limit // 2:
@@ -269,9 +274,9 @@ class Session:
         if self.persistent:
             self.store.inflight_set(self.client_id, packet_id, state, outbound)
         assert self.connection is not None
-        self.connection.send(
-            Publish(outbound.topic, outbound.payload, outbound.qos, outbound.retain, False,
-                    packet_id)
+        self.connection.send_frame(
+            publish_frame(outbound.topic, outbound.payload, outbound.qos, outbound.retain,
+                          packet_id=packet_id)
         )
 
     def _allocate_packet_id(self) -> int:
@@ -291,8 +296,9 @@ class Session:
         if entry.state is OutboundState.AWAITING_PUBCOMP:
             connection.send(PubRel(out.packet_id))
         else:
-            connection.send(
-                Publish(out.topic, out.payload, out.qos, out.retain, True, out.packet_id)
+            connection.send_frame(
+                publish_frame(out.topic, out.payload, out.qos, out.retain, dup=True,
+                              packet_id=out.packet_id)
             )
 
     def on_puback(self, packet_id: int, now: float) -> None:

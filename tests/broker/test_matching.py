@@ -114,3 +114,4 @@ def test_a_filter_of_65000_levels_costs_no_recursion() -> None:
     topics.set(deep, "deep")
     assert list(topics.match("/".join(["+"] * 65_000))) == ["deep"]
     assert tree.remove(deep, "c")
+
