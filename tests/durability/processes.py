@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -28,18 +29,41 @@ MQTTREF = Path(sys.executable).with_name("mqttref")
 WAIT = 20.0
 
 
+def _ephemeral_ports() -> range:
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A free port outside the kernel's ephemeral range.
+
+    A broker restarted on its old port must find it free. Inside the ephemeral
+    range the port may meanwhile be the source port of some client's
+    connection, or of a reconnect attempt that connected to itself (TCP
+    simultaneous open, which Linux allows on loopback): the restart then fails
+    with "address in use". Below the range no outgoing connection ever uses it.
+    """
+    ephemeral = _ephemeral_ports()
+    candidates = [port for port in range(20_000, 32_768) if port not in ephemeral]
+    for port in random.sample(candidates, 200):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 32767")
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = WAIT) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"the broker exited with {process.returncode} before listening")
+            raise AssertionError(f"the broker exited with {process.returncode} before listening"
+                                 f" on port {port}")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
             return
         time.sleep(0.02)
@@ -81,7 +105,10 @@ class BrokerProcess:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=log)
         self.starts += 1
-        wait_for_port(self.port, self.process)
+        try:
+            wait_for_port(self.port, self.process)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; its log ends:\n{self.log()[-2000:]}") from None
         return self
 
     def kill9(self) -> None:
@@ -204,3 +231,57 @@ def publish_all(port: int, messages: list[tuple[str, bytes, int]], *, retain: bo
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+class DurablePublisher:
+    """A paho publisher with clean session 0 whose in-flight messages outlive a broker crash.
+
+    paho keeps every unacknowledged QoS 1/2 message of the session and, on
+    reconnecting with clean session 0, sends it again (PUBLISH with DUP=1, or
+    PUBREL once PUBREC came) [MQTT-4.4.0-1]; the broker must then route a
+    QoS 2 message whose PUBREC it sent before the crash no second time.
+    """
+
+    def __init__(self, port: int, client_id: str) -> None:
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                                  clean_session=False)
+        self.client.reconnect_delay_set(0.25, 0.25)
+        self.port = port
+        self.acked = 0
+        self.connacks: list[bool] = []
+        self.on_count: Callable[[int], None] | None = None
+        """Called (in paho's thread) with the number of acknowledged messages so far."""
+        self._changed = threading.Condition()
+        self.client.on_publish = self._on_publish
+        self.client.on_connect = self._on_connect
+
+    def _on_connect(self, _c: Any, _u: Any, flags: Any, _reason: Any, _p: Any) -> None:
+        with self._changed:
+            self.connacks.append(bool(flags.session_present))
+            self._changed.notify_all()
+
+    def _on_publish(self, *_args: Any) -> None:
+        with self._changed:
+            self.acked += 1
+            if self.on_count is not None:
+                self.on_count(self.acked)
+            self._changed.notify_all()
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float = WAIT) -> bool:
+        with self._changed:
+            return self._changed.wait_for(condition, timeout)
+
+    def connect(self) -> None:
+        self.client.connect("127.0.0.1", self.port, keepalive=30)
+        self.client.loop_start()
+        assert self.wait_until(lambda: bool(self.connacks)), "no CONNACK"
+
+    def publish(self, messages: list[tuple[str, bytes, int]]) -> None:
+        """Hand every message to paho, which keeps 20 in flight and queues the rest."""
+        for topic, payload, qos in messages:
+            info = self.client.publish(topic, payload, qos)
+            assert info.rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN), info.rc
+
+    def disconnect(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
