@@ -38,6 +38,7 @@ with a ``StoreError`` before anything is written to it.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -164,6 +165,8 @@ class SQLiteStore(Store):
     def _inspect(self) -> None:
         """Refuse a file that is not ours, damaged, or newer, reading it read-only."""
         path = self.path
+        for existing in (path, *(path.with_name(path.name + end) for end in ("-wal", "-shm"))):
+            _check_writable(existing)
         if not path.exists() or path.stat().st_size == 0:
             return
         try:
@@ -449,6 +452,18 @@ class SQLiteStore(Store):
 
     def retained(self) -> Iterable[Message]:
         return list(self._retained.values())
+
+
+def _check_writable(path: Path) -> None:
+    """Open an existing file for writing and close it again: changes nothing, and
+    SQLite would otherwise open a read-only file read-only and fail at the first commit."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StoreError(f"database {path}: not writable: {exc.strerror}") from exc
+    os.close(fd)
 
 
 def _read_version(db: sqlite3.Connection, path: Path) -> int:

@@ -59,23 +59,40 @@ def made_database(data_dir: Path) -> Path:
     return data_dir / "mqttref.db"
 
 
-def test_a_data_directory_that_is_not_writable_is_refused(tmp_path: Path) -> None:
-    data_dir = tmp_path / "readonly"
-    made_database(data_dir)
-    before = snapshot(data_dir)
-    data_dir.chmod(stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP)
+def run_without_root_override(data_dir: Path) -> subprocess.CompletedProcess[str]:
+    """Start the broker so that file modes apply to it even when the tests run as root."""
     command = [str(MQTTREF), "broker", *start_args(data_dir)]
     if os.geteuid() == 0:
         # root writes through any mode bits; drop that power so the mode bits count.
         setpriv = shutil.which("setpriv")
         assert setpriv is not None, "setpriv (util-linux) is needed to test this as root"
         command = [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner", *command]
+    return subprocess.run(command, check=False, capture_output=True, text=True, timeout=20)
+
+
+def test_a_data_directory_that_is_not_writable_is_refused(tmp_path: Path) -> None:
+    data_dir = tmp_path / "readonly"
+    made_database(data_dir)
+    before = snapshot(data_dir)
+    data_dir.chmod(stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP)
     try:
-        result = subprocess.run(command, check=False, capture_output=True, text=True,
-                                timeout=20)
+        result = run_without_root_override(data_dir)
     finally:
         data_dir.chmod(stat.S_IRWXU)
     assert_refused(result, str(data_dir), "not writable")
+    assert snapshot(data_dir) == before
+
+
+def test_a_database_file_that_is_not_writable_is_refused(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    database = made_database(data_dir)
+    database.chmod(stat.S_IRUSR | stat.S_IRGRP)
+    before = snapshot(data_dir)
+    try:
+        result = run_without_root_override(data_dir)
+    finally:
+        database.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    assert_refused(result, "mqttref.db: not writable")
     assert snapshot(data_dir) == before
 
 
