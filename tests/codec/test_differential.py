@@ -198,8 +198,9 @@ def test_what_mqtt_packet_refuses_we_refuse_too(
     followed by another packet fails there for a reason that is not in the bytes.
     """
     level, stream = case
-    theirs = peer.parse(stream, level)
-    assume(theirs["error"] is not None)
-    assume(not (level is s.V5 and b"\xf0\x00" in stream))  # D1, as bytes
+    if level is s.V5 and b"\xf0\x00" in stream:
+        return  # D1, as bytes
+    if peer.parse(stream, level)["error"] is None:
+        return  # they accept: mqttref may still refuse (it validates more)
     with pytest.raises(ProtocolError):
         decode_all(stream, protocol_level=level)
