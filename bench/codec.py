@@ -6,7 +6,7 @@
 Decoding feeds a ready-made stream to one ``Decoder`` in 64 KiB chunks, as a
 socket read would deliver it; encoding calls ``encode`` once per packet. Each
 figure is the best of several rounds, so that a noisy neighbour slows no
-figure down. The floor of issue 2 is checked on the first line: decoding a
+figure down. The `floor:` line compares with issue 2's floor: decoding a
 stream of 64-byte QoS 0 PUBLISH packets at 300,000 packets/s or more. The
 script prints figures and exits 0 either way: speed is measured here, never
 asserted by a timed test.
