@@ -185,6 +185,9 @@ def read_properties(reader: wire.Reader, kind: Kind) -> Properties:
     for name in ("subscription_identifiers", "user_properties"):
         if name in values:
             values[name] = tuple(values[name])
+    response_topic = values.get("response_topic")
+    if response_topic is not None and ("+" in response_topic or "#" in response_topic):
+        raise ProtocolError("the response topic contains a wildcard", ref="MQTT-3.3.2-14")
     return Properties(**values)
 
 
@@ -192,6 +195,10 @@ def encode_properties(props: Properties, kind: Kind) -> bytes:
     """The property block: length, then properties in identifier order."""
     if props is NO_PROPERTIES or props == NO_PROPERTIES:
         return b"\x00"
+    if props.response_topic is not None and (
+        "+" in props.response_topic or "#" in props.response_topic
+    ):
+        raise EncodeError("the response topic contains a wildcard [MQTT-3.3.2-14]")
     parts: list[bytes] = []
     for spec in SPECS:
         value = getattr(props, spec.name)
