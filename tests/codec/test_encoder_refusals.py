@@ -51,6 +51,8 @@ IMPOSSIBLE: dict[str, tuple[Packet, ProtocolLevel]] = {
         Publish("a", b"", properties=Properties(session_expiry_interval=1)), V5),
     "publish-user-property-u0000": (
         Publish("a", b"", properties=Properties(user_properties=(("k\x00", "v"),))), V5),
+    "publish-response-topic-wildcard": (
+        Publish("a", b"", properties=Properties(response_topic="r/#")), V5),
     "puback-id-0": (PubAck(0), V311),
     "puback-reason-below-5": (PubAck(1, 0x10), V311),
     "puback-reason-not-for-puback": (PubAck(1, 0x92), V5),

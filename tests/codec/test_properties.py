@@ -158,6 +158,16 @@ def test_a_property_value_out_of_its_range_is_a_protocol_error(case: str) -> Non
     assert case.split("=", maxsplit=1)[0] in str(exc)
 
 
+@pytest.mark.parametrize("topic", ["reply/+", "reply/#", "+"])
+def test_a_response_topic_with_a_wildcard_is_a_protocol_error(topic: str) -> None:
+    """"The Response Topic MUST NOT contain wildcard characters" [MQTT-3.3.2-14]."""
+    rejects(publish_with(b"\x08" + string(topic)), ProtocolError, PROTOCOL, "MQTT-3.3.2-14",
+            level=V5)
+    will = string("c") + props(b"\x08" + string(topic)) + string("w") + u16(0)
+    rejects(connect(level=5, flags=0x06, payload=will), ProtocolError, PROTOCOL,
+            "MQTT-3.3.2-14")
+
+
 def test_a_property_length_running_past_the_packet_is_malformed() -> None:
     data = frame(0x30, string("a") + b"\x10" + b"\x01\x01")
     rejects(data, MalformedPacket, MALFORMED, "§2.2.2.1", level=V5)
