@@ -256,6 +256,9 @@ class Decoder:
             reader = wire.Reader(buf, pos, end)
             props = read_properties(reader, PacketType.PUBLISH)
             pos = reader.pos
+            if props.subscription_identifiers and self.role is Role.SERVER:
+                raise ProtocolError("a client's PUBLISH carries a subscription identifier",
+                                    ref="MQTT-3.3.4-6")
             # 5.0: an empty topic name stands for its topic alias (3.3.2.3.4).
             if topic or props.topic_alias is None:
                 validate_topic_name(topic)
