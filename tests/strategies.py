@@ -297,10 +297,14 @@ def publishes(
     qos: st.SearchStrategy[QoS] | None = None,
     topics: st.SearchStrategy[str] | None = None,
     payload: st.SearchStrategy[bytes] | None = None,
+    from_client: bool = False,
 ) -> Publish:
+    """A PUBLISH; ``from_client`` leaves out what only a server may send in it
+    (Subscription Identifiers [MQTT-3.3.4-6])."""
     q = draw(qos if qos is not None else qos_levels())
     topic = draw(topics if topics is not None else topic_names())
-    props = draw(properties("PUBLISH")) if level is V5 else Properties()
+    exclude = frozenset({"subscription_identifiers"}) if from_client else frozenset()
+    props = draw(properties("PUBLISH", exclude=exclude)) if level is V5 else Properties()
     if level is V5 and props.topic_alias is not None and draw(st.booleans()):
         topic = ""  # a 5.0 PUBLISH may name its topic by alias alone (3.3.2.3.4)
     return Publish(
@@ -427,8 +431,11 @@ _SERVER_SENDS = (PacketType.CONNACK, PacketType.PUBLISH, PacketType.PUBACK, Pack
 
 def client_packets(level: ProtocolLevel) -> st.SearchStrategy[Packet]:
     """What a client may send after its CONNECT (2.1.2's direction column)."""
-    return st.one_of([packets_of_type(t, level) for t in _CLIENT_SENDS
-                      if t is not PacketType.AUTH or level is V5])
+    return st.one_of([
+        publishes(level, from_client=True) if t is PacketType.PUBLISH
+        else packets_of_type(t, level)
+        for t in _CLIENT_SENDS if t is not PacketType.AUTH or level is V5
+    ])
 
 
 def server_packets(level: ProtocolLevel) -> st.SearchStrategy[Packet]:

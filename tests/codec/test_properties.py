@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mqttref.impl.codec import encode
+from mqttref.impl.codec import Decoder, Role, encode
 from mqttref.impl.errors import MalformedPacket, ProtocolError, ReasonCode
 from mqttref.impl.packets import Properties, ProtocolLevel, Publish, SubAck
 from tests.strategies import PROPERTY_TABLE
@@ -94,6 +94,14 @@ def test_a_publish_may_carry_several_subscription_identifiers() -> None:
     data = publish_with(b"\x0b\x01", b"\x0b\x80\x01")
     packet = accepts(data, level=V5)[0]
     assert packet.properties.subscription_identifiers == (1, 128)  # type: ignore[union-attr]
+
+
+def test_a_server_refuses_a_subscription_identifier_on_a_client_publish() -> None:
+    """"A PUBLISH packet sent from a Client to a Server MUST NOT contain a Subscription
+    Identifier" [MQTT-3.3.4-6]; a client receives them from the server."""
+    data = publish_with(b"\x0b\x01")
+    rejects(data, ProtocolError, PROTOCOL, "MQTT-3.3.4-6", level=V5, role=Role.SERVER)
+    assert len(Decoder(role=Role.CLIENT, protocol_level=V5).feed(data)) == 1
 
 
 def test_a_subscribe_with_two_subscription_identifiers_is_a_protocol_error() -> None:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mqttref.impl.codec import Decoder, decode_all, encode
+from mqttref.impl.codec import Decoder, Role, decode_all, encode
 from mqttref.impl.packets import Packet, PacketType, ProtocolLevel
 from tests import strategies as s
 
@@ -50,7 +50,17 @@ def test_a_connection_worth_of_packets_decodes_in_order(
     connect = data.draw(s.connects(level))
     rest = data.draw(st.lists(s.client_packets(level), max_size=8))
     stream = encode(connect, level) + b"".join(encode(p, level) for p in rest)
-    assert Decoder().feed(stream) == [connect, *rest]
+    assert Decoder(role=Role.SERVER).feed(stream) == [connect, *rest]
+
+
+@pytest.mark.parametrize("level", s.LEVELS, ids=[lv.name for lv in s.LEVELS])
+@given(data=st.data())
+def test_a_client_decoder_accepts_everything_a_server_may_send(
+    level: ProtocolLevel, data: st.DataObject
+) -> None:
+    sent = data.draw(st.lists(s.server_packets(level), max_size=8))
+    stream = b"".join(encode(p, level) for p in sent)
+    assert Decoder(role=Role.CLIENT, protocol_level=level).feed(stream) == sent
 
 
 
