@@ -54,7 +54,11 @@ from mqttref.impl.packets import (
 )
 from mqttref.impl.properties import WILL, read_properties
 from mqttref.impl.reasons import VALID_REASONS
-from mqttref.impl.topicnames import validate_topic_filter, validate_topic_name
+from mqttref.impl.topicnames import (
+    validate_shared_filter,
+    validate_topic_filter,
+    validate_topic_name,
+)
 
 DEFAULT_MAX_PACKET_SIZE = 1 + 4 + wire.MAX_VARINT
 """The largest packet the protocol can express (2.2.3): no limit of our own."""
@@ -365,6 +369,7 @@ def _decode_subscribe(reader: wire.Reader, level: ProtocolLevel) -> Subscribe:
             if no_local and topic_filter.startswith("$share/"):
                 raise ProtocolError("no local on a shared subscription", ref="MQTT-3.8.3-4")
             validate_topic_filter(topic_filter)
+            validate_shared_filter(topic_filter)
             subscriptions.append(Subscription(topic_filter, _QOS[qos], no_local,
                                               bool(options & 0x08), retain_handling))
         else:
@@ -400,6 +405,8 @@ def _decode_unsubscribe(reader: wire.Reader, level: ProtocolLevel) -> Unsubscrib
     while reader.remaining():
         topic_filter = reader.string("a topic filter")
         validate_topic_filter(topic_filter)
+        if level is _V5:
+            validate_shared_filter(topic_filter)
         filters.append(topic_filter)
     if not filters:
         raise ProtocolError("UNSUBSCRIBE without a topic filter", ref="MQTT-3.10.3-2")

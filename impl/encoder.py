@@ -34,7 +34,11 @@ from mqttref.impl.packets import (
 )
 from mqttref.impl.properties import WILL, encode_properties
 from mqttref.impl.reasons import VALID_REASONS
-from mqttref.impl.topicnames import validate_topic_filter, validate_topic_name
+from mqttref.impl.topicnames import (
+    validate_shared_filter,
+    validate_topic_filter,
+    validate_topic_name,
+)
 
 _V5 = ProtocolLevel.MQTT_5
 
@@ -107,9 +111,11 @@ def _valid_name(topic: str) -> None:
         raise EncodeError(str(exc)) from exc
 
 
-def _valid_filter(topic_filter: str) -> None:
+def _valid_filter(topic_filter: str, level: ProtocolLevel) -> None:
     try:
         validate_topic_filter(topic_filter)
+        if level is _V5:
+            validate_shared_filter(topic_filter)
     except MQTTError as exc:
         raise EncodeError(str(exc)) from exc
 
@@ -186,7 +192,7 @@ def _subscribe(packet: Subscribe, level: ProtocolLevel) -> bytes:
     parts = [wire.u16(_check_packet_id(packet.packet_id)),
              _props(packet, PacketType.SUBSCRIBE, level)]
     for sub in packet.subscriptions:
-        _valid_filter(sub.topic_filter)
+        _valid_filter(sub.topic_filter, level)
         if sub.qos not in (0, 1, 2):
             raise EncodeError(f"QoS {sub.qos}")
         options = int(sub.qos)
@@ -223,7 +229,7 @@ def _unsubscribe(packet: Unsubscribe, level: ProtocolLevel) -> bytes:
     parts = [wire.u16(_check_packet_id(packet.packet_id)),
              _props(packet, PacketType.UNSUBSCRIBE, level)]
     for topic_filter in packet.topic_filters:
-        _valid_filter(topic_filter)
+        _valid_filter(topic_filter, level)
         parts.append(wire.string(topic_filter))
     return _frame(0xA2, b"".join(parts))
 

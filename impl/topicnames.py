@@ -41,3 +41,26 @@ def validate_topic_filter(topic_filter: str) -> None:
             raise TopicFilterInvalid(
                 f"'+' must be a whole level, not in {topic_filter!r}", ref="MQTT-4.7.1-3"
             )
+
+
+SHARED_PREFIX = "$share/"
+
+
+def validate_shared_filter(topic_filter: str) -> None:
+    """An MQTT 5.0 Shared Subscription ``$share/{ShareName}/{filter}`` (4.8.2): a ShareName
+    of at least one character [MQTT-4.8.2-1] without ``/``, ``+``, ``#``, then ``/`` and a
+    valid topic filter [MQTT-4.8.2-2]. Other filters pass unchanged."""
+    if not topic_filter.startswith(SHARED_PREFIX):
+        return
+    rest = topic_filter[len(SHARED_PREFIX) :]
+    slash = rest.find("/")
+    share_name = rest if slash < 0 else rest[:slash]
+    if not share_name:
+        raise TopicFilterInvalid("shared subscription without a ShareName", ref="MQTT-4.8.2-1")
+    if "+" in share_name or "#" in share_name:
+        raise TopicFilterInvalid(f"ShareName {share_name!r} holds a wildcard", ref="MQTT-4.8.2-2")
+    if slash < 0 or slash == len(rest) - 1:
+        raise TopicFilterInvalid(
+            f"shared subscription {topic_filter!r} has no topic filter", ref="MQTT-4.8.2-2"
+        )
+    validate_topic_filter(rest[slash + 1 :])
