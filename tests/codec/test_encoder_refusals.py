@@ -66,6 +66,8 @@ IMPOSSIBLE: dict[str, tuple[Packet, ProtocolLevel]] = {
         Subscribe(1, (Subscription("a", Q0, retain_handling=3),)), V5),
     "subscribe-no-local-on-shared": (
         Subscribe(1, (Subscription("$share/g/a", Q0, no_local=True),)), V5),
+    "subscribe-shared-without-filter": (Subscribe(1, (Subscription("$share/g", Q0),)), V5),
+    "unsubscribe-shared-empty-name": (Unsubscribe(1, ("$share//a",)), V5),
     "subscribe-two-subscription-ids": (
         Subscribe(1, (Subscription("a", Q0),), Properties(subscription_identifiers=(1, 2))), V5),
     "subscribe-subscription-id-0": (

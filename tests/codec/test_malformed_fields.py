@@ -154,6 +154,46 @@ def test_unsubscribe_with_an_invalid_filter_is_refused(topic_filter: str, ref: s
             level=V311)
 
 
+BAD_SHARED = {
+    "$share/": "MQTT-4.8.2-1",
+    "$share//a": "MQTT-4.8.2-1",
+    "$share/g": "MQTT-4.8.2-2",
+    "$share/g/": "MQTT-4.8.2-2",
+    "$share/g+/a": "MQTT-4.8.2-2",
+    "$share/#/a": "MQTT-4.8.2-2",
+}
+
+
+@pytest.mark.parametrize(("topic_filter", "ref"), BAD_SHARED.items(), ids=BAD_SHARED.keys())
+def test_a_malformed_shared_subscription_is_refused_at_5(topic_filter: str, ref: str) -> None:
+    """``$share/{ShareName}/{filter}``: a ShareName of one character or more without
+    wildcards, then a topic filter (4.8.2)."""
+    sub = u16(1) + b"\x00" + string(topic_filter) + b"\x01"
+    rejects(frame(0x82, sub), TopicFilterInvalid, ReasonCode.TOPIC_FILTER_INVALID,
+            exc_ref(topic_filter, ref), level=V5)
+    unsub = u16(1) + b"\x00" + string(topic_filter)
+    rejects(frame(0xA2, unsub), TopicFilterInvalid, ReasonCode.TOPIC_FILTER_INVALID,
+            exc_ref(topic_filter, ref), level=V5)
+
+
+def exc_ref(topic_filter: str, ref: str) -> str:
+    """``$share/g+/a`` and ``$share/#/a`` also break the wildcard rules of 4.7.1, checked
+    first on the whole filter."""
+    return {"$share/g+/a": "MQTT-4.7.1-3", "$share/#/a": "MQTT-4.7.1-2"}.get(topic_filter, ref)
+
+
+@pytest.mark.parametrize("topic_filter", ["$share/g/a", "$share/consumer1/sport/+/#",
+                                          "$share/g//x", "$share/g/#"])
+def test_well_formed_shared_subscriptions_are_accepted_at_5(topic_filter: str) -> None:
+    packets = accepts(frame(0x82, u16(1) + b"\x00" + string(topic_filter) + b"\x01"), level=V5)
+    assert packets[0].subscriptions[0].topic_filter == topic_filter  # type: ignore[union-attr]
+
+
+def test_share_prefixed_filters_are_ordinary_filters_below_5() -> None:
+    """3.1.1 has no shared subscriptions: ``$share/g`` is just a filter there."""
+    assert len(accepts(frame(0x82, u16(1) + string("$share/g") + b"\x00"), level=V311)) == 1
+
+
 @pytest.mark.parametrize("topic_filter", ["#", "+", "+/+", "a/+/b/#", "/", "//", "$SYS/#", "+/"])
 def test_valid_wildcard_filters_are_accepted(topic_filter: str) -> None:
     packets = accepts(frame(0x82, u16(1) + string(topic_filter) + b"\x00"), level=V311)
