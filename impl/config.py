@@ -153,7 +153,7 @@ class Config:
 
     allow_anonymous: bool = attrs.field(default=True, validator=_boolean)
     """False: a CONNECT without a user name is refused with 0x05."""
-    users: Mapping[str, str] = attrs.field(factory=dict, validator=_users)
+    users: Mapping[str, str] = attrs.field(factory=dict, validator=_users, hash=False)
     """User name -> password; when not empty, other names or wrong passwords get 0x04.
     A testing aid: passwords stand in the file as written."""
 

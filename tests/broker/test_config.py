@@ -66,3 +66,8 @@ def test_unreadable_or_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
 def test_timer_tick_is_fine_enough_for_short_test_timers() -> None:
     assert Config(retry_interval=0.2).timer_tick <= 0.05
     assert Config().timer_tick == 1.0
+
+
+def test_configs_are_hashable_values() -> None:
+    assert hash(Config(users={"alice": "pw"})) == hash(Config(users={"alice": "pw"}))
+    assert Config(users={"alice": "pw"}) != Config()
