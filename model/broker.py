@@ -60,6 +60,7 @@ from mqttref.model.messages import MessageRouting
 from mqttref.model.observe import ObservationJudge
 from mqttref.model.qos import ReceiverState
 from mqttref.model.records import (
+    Accepted,
     Connection,
     Delivery,
     Expected,
@@ -256,8 +257,11 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
             conn.session_key = f"<assigned #{self._assigned}>"
         session = self.sessions.get(conn.session_key)
         if session is not None and session.client is not None and session.client != conn.client:
-            # A takeover is coming if the server accepts [MQTT-3.1.4-2].
-            self.connections[session.client].may_close.append("takeover")
+            # A takeover is coming if the server accepts [MQTT-3.1.4-2]: the old
+            # connection may close, and its will may go out, before the CONNACK.
+            old = self.connections[session.client]
+            old.may_close.append("takeover")
+            self._offer_will(old)
         self._fire_connection(conn, CE.CONNECT)
 
     def _connack_codes(self, conn: Connection, packet: Connect) -> frozenset[int]:
@@ -328,12 +332,9 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
             return
         flow, row = taken
         self.refs_hit.update(row.refs)
-        if row.action == "release_onward" and isinstance(flow.message, list):
-            for delivery in flow.message:
-                if delivery.required_on_release:
-                    delivery.required = True
-                    delivery.required_on_release = False
-                    self._owe(delivery)
+        if row.action == "release_onward" and isinstance(flow.message, Accepted):
+            self._release(flow.message)
+            flow.message = None  # released once, even if the PUBREL comes again
 
     def _time_passes(self, seconds: float) -> None:
         if seconds < 0:
@@ -430,7 +431,7 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
             self._fire_session(session, cause, ctx)
             self._fire_session(session, SE.WILL_PUBLISHED, ctx)
             self._detach(session)
-        if will is not None:
+        if will is not None and not conn.will_offered:
             # [MQTT-3.1.2-8]; a will on takeover is the server's choice.
             self._accept_message(
                 f"will:{session.client_id if session else conn.client}",
@@ -440,6 +441,22 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
                 will.retain,
                 required=not optional,
             )
+
+    def _offer_will(self, conn: Connection) -> None:
+        """Publish a will as an allowed (not required) outcome, once."""
+        if conn.will is None or conn.will_offered:
+            return
+        conn.will_optional = conn.will_offered = True
+        session = self.sessions.get(conn.session_key or "")
+        will = conn.will
+        self._accept_message(
+            f"will:{session.client_id if session else conn.client}",
+            will.topic,
+            will.payload,
+            int(will.qos),
+            will.retain,
+            required=False,
+        )
 
     @staticmethod
     def _close_reason(conn: Connection) -> str:
@@ -468,7 +485,7 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
         if row.action != "take_ownership":
             return  # a duplicate of a QoS 2 message: never passed on twice [MQTT-4.3.3-2]
         first = row.source in (ReceiverState.IDLE,)
-        deliveries = self._accept_message(
+        accepted = self._accept_message(
             origin,
             packet.topic,
             packet.payload,
@@ -477,7 +494,8 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
             required=first and packet.qos == 1,
             release_later=packet.qos == 2,
         )
-        flow.message = deliveries
+        if packet.qos == 2:
+            flow.message = accepted
 
     def _subscribe(self, ctx: _Ctx) -> None:
         packet, session, conn = ctx.packet, ctx.session, ctx.connection

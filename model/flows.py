@@ -205,6 +205,7 @@ class SideFlows:
         for table in (self.outgoing, self.incoming):
             for flow in list(table.values()):
                 self._fire(flow, SenderEvent.CONNECTION_LOST)
+                self._settle(table, flow.packet_id)
 
     def due(self) -> list[Due]:
         """What this side must still send, in the order the flows started."""

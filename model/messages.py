@@ -13,7 +13,14 @@ from __future__ import annotations
 
 import itertools
 
-from mqttref.model.records import Delivery, Message, RetainedSlot, Session, Subscription
+from mqttref.model.records import (
+    Accepted,
+    Delivery,
+    Message,
+    RetainedSlot,
+    Session,
+    Subscription,
+)
 from mqttref.model.session import SessionState
 from mqttref.model.topic import TOPIC, TopicEvent, TopicState
 from mqttref.model.topics import matches
@@ -49,7 +56,7 @@ class MessageRouting:
         *,
         required: bool,
         release_later: bool = False,
-    ) -> list[Delivery]:
+    ) -> Accepted:
         """The server owns a message: retain it and add it to matching sessions."""
         self._seq += 1
         message = Message(self._seq, origin, topic, payload, qos)
@@ -57,7 +64,9 @@ class MessageRouting:
         event = TopicEvent.PUBLISH_RETAINED if retain else TopicEvent.PUBLISH
         row = TOPIC.fire(state, event, lambda g: (g == "payload") == bool(payload))
         self.refs_hit.update(row.refs)
-        certain = required or release_later
+        # A QoS 2 message before its PUBREL may or may not be retained yet (the
+        # receiver may store it at PUBLISH or at PUBREL, 4.3.3): uncertain until then.
+        certain = required
         if certain:
             self.topic_states[topic] = row.target
         old = self.retained.get(topic)
@@ -75,12 +84,58 @@ class MessageRouting:
             else:
                 old.certain = False
                 old.alternatives.append(None)
-        return self._forward(message, required=required, release_later=release_later)
+        accepted = Accepted(message, retain, [])
+        accepted.deliveries = self._forward(
+            message, required=required, release_later=release_later, served=accepted.sessions
+        )
+        return accepted
 
-    def _forward(self, message: Message, *, required: bool, release_later: bool) -> list[Delivery]:
+    def _release(self, accepted: Accepted) -> None:
+        """The publisher's PUBREL arrived: the QoS 2 message is now certainly owned.
+
+        Its retained effect happens now at the latest, its deliveries become
+        required, and a subscription made since its PUBLISH may receive it too
+        (a receiver that delivers at PUBREL matches the subscriptions of then).
+        """
+        message = accepted.message
+        if accepted.retain:
+            slot = self.retained.get(message.topic)
+            later = slot is not None and any(m.seq > message.seq for m in slot.candidates())
+            if not later:
+                state = self.topic_states.get(message.topic, TopicState.NO_RETAINED)
+                row = TOPIC.fire(
+                    state,
+                    TopicEvent.PUBLISH_RETAINED,
+                    lambda g: (g == "payload") == bool(message.payload),
+                )
+                self.topic_states[message.topic] = row.target
+                if row.action == "store_and_forward":
+                    self.retained[message.topic] = RetainedSlot(message)
+                else:
+                    self.retained.pop(message.topic, None)
+        for delivery in accepted.deliveries:
+            if delivery.required_on_release:
+                delivery.required = True
+                delivery.required_on_release = False
+                self._owe(delivery)
+        accepted.deliveries += self._forward(
+            message, required=False, release_later=False, served=accepted.sessions
+        )
+
+    def _forward(
+        self,
+        message: Message,
+        *,
+        required: bool,
+        release_later: bool,
+        served: set[str] | None = None,
+    ) -> list[Delivery]:
+        """Add the message to every live session with a matching subscription,
+        skipping (and recording in) ``served``."""
+        served = set() if served is None else served
         created: list[Delivery] = []
         for session in self.sessions.values():
-            if session.state not in _LIVE_SESSION:
+            if session.state not in _LIVE_SESSION or session.client_id in served:
                 continue
             subscriptions = [
                 s for f, s in session.subscriptions.items() if matches(f, message.topic)
@@ -105,6 +160,7 @@ class MessageRouting:
             )
             session.pending.append(delivery)
             created.append(delivery)
+            served.add(session.client_id)
             if delivery.required:
                 self._owe(delivery)
             if len(per_filter) > 1:  # one copy per subscription is allowed too

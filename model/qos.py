@@ -46,6 +46,7 @@ class SenderEvent(StrEnum):
 class ReceiverState(StrEnum):
     IDLE = "idle"
     PUBACK_DUE = "puback_due"
+    AWAITING_RESEND = "awaiting_resend"
     PUBREC_DUE = "pubrec_due"
     AWAITING_PUBREL = "awaiting_pubrel"
     PUBCOMP_DUE = "pubcomp_due"
@@ -207,6 +208,8 @@ QOS2_SENDER = Chart(
 RECEIVER_STATES = {
     R.IDLE: "no message under this packet id",
     R.PUBACK_DUE: "PUBLISH received and owned: a PUBACK must be sent",
+    R.AWAITING_RESEND: "the connection was lost before the PUBACK: the message is owned "
+    "and the sender will re-send it (with DUP=1) on reconnect",
     R.PUBREC_DUE: "PUBLISH received and owned: a PUBREC must be sent",
     R.AWAITING_PUBREL: "PUBREC sent; later PUBLISHes with this id are duplicates",
     R.PUBCOMP_DUE: "PUBREL received: a PUBCOMP must be sent",
@@ -229,7 +232,7 @@ QOS1_RECEIVER = Chart(
     "after the PUBACK the same id is a new message.",
     states=_only(
         states_of(ReceiverState, RECEIVER_STATES, finals=[R.COMPLETED]),
-        {R.IDLE, R.PUBACK_DUE, R.COMPLETED},
+        {R.IDLE, R.PUBACK_DUE, R.AWAITING_RESEND, R.COMPLETED},
     ),
     events=_only(
         events_of(ReceiverEvent, RECEIVER_EVENTS),
@@ -253,7 +256,16 @@ QOS1_RECEIVER = Chart(
             action="take_ownership",
         ),
         Transition(R.PUBACK_DUE, RE.SEND_PUBACK, R.COMPLETED, ("MQTT-4.3.2-2", "MQTT-2.3.1-6")),
-        Transition(R.PUBACK_DUE, RE.CONNECTION_LOST, R.IDLE, ("MQTT-4.4.0-1",)),
+        Transition(R.PUBACK_DUE, RE.CONNECTION_LOST, R.AWAITING_RESEND, ("MQTT-4.4.0-1",)),
+        Transition(R.AWAITING_RESEND, RE.CONNECTION_LOST, R.AWAITING_RESEND, ("MQTT-4.4.0-1",)),
+        Transition(
+            R.AWAITING_RESEND,
+            RE.RECEIVE_PUBLISH,
+            R.PUBACK_DUE,
+            ("MQTT-4.4.0-1", "MQTT-4.3.2-2"),
+            action="take_ownership",
+        ),
+        Transition(R.AWAITING_RESEND, RE.SEND_PUBACK, R.COMPLETED, ("MQTT-4.3.2-2",)),
     ),
 )
 
@@ -264,7 +276,7 @@ QOS2_RECEIVER = Chart(
     "without passing duplicates on, PUBCOMP each PUBREL.",
     states=_only(
         states_of(ReceiverState, RECEIVER_STATES, finals=[R.COMPLETED]),
-        set(ReceiverState) - {R.PUBACK_DUE},
+        set(ReceiverState) - {R.PUBACK_DUE, R.AWAITING_RESEND},
     ),
     events=_only(events_of(ReceiverEvent, RECEIVER_EVENTS), set(ReceiverEvent) - {RE.SEND_PUBACK}),
     initial=R.IDLE,

@@ -65,6 +65,18 @@ class Delivery:
         )
 
 
+@attrs.define(eq=False)
+class Accepted:
+    """A QoS 2 message received from a publisher and awaiting its PUBREL: what
+    the release must make certain (kept on the server's receiver flow)."""
+
+    message: Message
+    retain: bool
+    deliveries: list[Delivery]
+    sessions: set[str] = attrs.field(factory=set)
+    """Client ids of the sessions that got a delivery of it."""
+
+
 @attrs.define
 class Subscription:
     """A subscription; ``granted`` stays None until the SUBACK is observed."""
@@ -133,6 +145,8 @@ class Connection:
     accepted: bool = False
     will: Will | None = None
     will_optional: bool = False
+    will_offered: bool = False
+    """The will was already published as an allowed outcome (a pending takeover)."""
     keep_alive: int = 0
     idle: float = 0.0
     connack_codes: frozenset[int] = frozenset()

@@ -416,3 +416,74 @@ def test_a_close_without_cause_is_a_violation(model: BrokerModel) -> None:
     with pytest.raises(Violation) as caught:
         model.observe("a", Closed())
     assert "close" in str(caught.value)
+
+
+def test_qos2_message_before_pubrel_is_allowed_and_after_pubrel_required(
+    model: BrokerModel,
+) -> None:
+    """4.3.3 Method A or B: onward delivery at PUBLISH or at PUBREL [MQTT-4.3.3-2]."""
+    connect(model, "s")
+    subscribe(model, "s", "q", 1)
+    connect(model, "p")
+    model.apply(Send("p", publish("q", b"m", 2, 1)))
+    model.observe("p", PubRec(1))
+    assert owed(model, "s") == []
+    connect(model, "late")
+    subscribe(model, "late", "q", 0)
+    model.apply(Send("p", PubRel(1)))
+    model.observe("p", PubComp(1))
+    assert owed(model, "s") == ["PUBLISH 'q' b'm' QoS [1] retain=0"]
+    assert owed(model, "late") == []  # subscribed after the PUBLISH: either way is right
+    model.observe("late", publish("q", b"m"))
+
+
+def test_retained_qos2_message_is_certain_only_after_pubrel(model: BrokerModel) -> None:
+    """[MQTT-3.3.1-5] with 4.3.3: the receiver may store the message at PUBLISH or PUBREL."""
+    connect(model, "p")
+    model.apply(Send("p", publish("r", b"old", 1, 1, retain=True)))
+    model.observe("p", PubAck(1))
+    model.apply(Send("p", publish("r", b"new", 2, 2, retain=True)))
+    model.observe("p", PubRec(2))
+    connect(model, "between")
+    subscribe(model, "between", "r", 1)
+    assert owed(model, "between") == []  # old or new, or nothing: each is allowed
+    model.observe("between", publish("r", b"old", 1, 1, retain=True))
+    model.apply(Send("p", PubRel(2)))
+    model.observe("p", PubComp(2))
+    connect(model, "after")
+    subscribe(model, "after", "r", 1)
+    assert owed(model, "after") == ["PUBLISH 'r' b'new' QoS [1] retain=1"]
+    with pytest.raises(Violation):
+        model.observe("after", publish("r", b"old", 1, 1, retain=True))
+
+
+def test_a_puback_lost_with_the_connection_is_not_owed_until_the_resend(
+    model: BrokerModel,
+) -> None:
+    """[MQTT-4.4.0-1]: the client re-sends the PUBLISH; only then is a PUBACK owed."""
+    connect(model, "a", clean=False)
+    model.apply(Send("a", publish("t", b"m", 1, 2)))
+    model.apply(Drop("a"))
+    connect(model, "a", clean=False, session_present=True)
+    assert owed(model, "a") == []
+    model.apply(Drop("a"))
+    connect(model, "a", clean=False, session_present=True)
+    model.apply(Send("a", publish("t", b"m", 1, 2, dup=True)))
+    assert owed(model, "a") == ["PUBACK 2"]
+    model.observe("a", PubAck(2))
+    model.apply(Send("a", Disconnect()))
+    assert model.check_quiescent() == []
+
+
+def test_a_takeover_will_may_arrive_before_the_new_connack(model: BrokerModel) -> None:
+    """[MQTT-3.1.4-2] [MQTT-3.1.2-8]: packets on different connections have no order."""
+    connect(model, "s", client_id="watcher")
+    subscribe(model, "s", "t", 0)
+    connect(model, "old", client_id="x", will=Will("t", b"will of x"))
+    model.apply(Send("new", Connect(ProtocolLevel.MQTT_3_1_1, "x")))
+    model.observe("s", publish("t", b"will of x"))
+    model.observe("old", Closed())
+    model.observe("new", ConnAck(False, 0))
+    with pytest.raises(Violation):
+        model.observe("s", publish("t", b"will of x"))  # published once, not twice
+    assert model.check_quiescent() == []
