@@ -218,9 +218,9 @@ def _value(name: str) -> st.SearchStrategy[Any]:
     return _VALUES[kind]
 
 
-def properties(kind: str, *, exclude: frozenset[str] = frozenset()) -> st.SearchStrategy[
-    Properties
-]:
+def properties(
+    kind: str, *, exclude: frozenset[str] = frozenset()
+) -> st.SearchStrategy[Properties]:
     """A Properties value with only what may stand on ``kind`` (a packet type name or WILL).
 
     ``exclude`` leaves out properties the caller wants to control itself.
