@@ -358,6 +358,8 @@ def _decode_subscribe(reader: wire.Reader, level: ProtocolLevel) -> Subscribe:
         options = reader.u8("the subscription options")
         qos = options & 0x03
         if qos == 3:
+            if level is _V5:  # 3.8.3.1; 5.0's MQTT-3.8.3-4 is about No Local
+                raise ProtocolError("SUBSCRIBE requests Maximum QoS 3", ref="§3.8.3.1")
             raise MalformedPacket("SUBSCRIBE requests QoS 3", ref="MQTT-3.8.3-4")
         if level is _V5:
             if options & 0xC0:
