@@ -101,11 +101,15 @@ def test_subscription_options_with_reserved_bits_are_malformed_at_5(options: int
             MALFORMED, "MQTT-3.8.3-5", level=V5)
 
 
-@pytest.mark.parametrize("level", [V311, V5])
-def test_subscribe_requesting_qos_3_is_malformed(level: ProtocolLevel) -> None:
-    props = b"\x00" if level is V5 else b""
-    rejects(frame(0x82, u16(1) + props + string("a") + b"\x03"), MalformedPacket, MALFORMED,
-            "MQTT-3.8.3-4", level=level)
+def test_subscribe_requesting_qos_3_is_malformed_at_3_1_1() -> None:
+    rejects(frame(0x82, u16(1) + string("a") + b"\x03"), MalformedPacket, MALFORMED,
+            "MQTT-3.8.3-4", level=V311)
+
+
+def test_subscribe_requesting_maximum_qos_3_is_a_protocol_error_at_5() -> None:
+    """5.0 3.8.3.1: "It is a Protocol Error if the Maximum QoS field has the value 3"."""
+    rejects(frame(0x82, u16(1) + b"\x00" + string("a") + b"\x03"), ProtocolError, PROTOCOL,
+            "§3.8.3.1", level=V5)
 
 
 def test_subscribe_with_retain_handling_3_is_a_protocol_error() -> None:
