@@ -31,6 +31,7 @@ class Verdicts:
     delivered: list[tuple[str, int, Delivery, int]]
     owed: list[tuple[str, int, Delivery]]
     max_inflight: int
+    keep_alive_grace: float
 
     def _attached_session(self, conn: Connection) -> Session:
         raise NotImplementedError
@@ -118,6 +119,18 @@ class Verdicts:
             if session.clean and session.client is None and not session.holds_nothing():
                 broken.append(f"clean session {session.client_id} outlived its connection")
         return broken
+
+    def next_deadline(self) -> float | None:
+        """Seconds of silence after which the next keep-alive close becomes owed
+        (aioquic's ``get_timer``): a harness that waits this long (and says so
+        with ``TimePasses``) will find a close in ``obligations()``. None when no
+        connection has a keep-alive [MQTT-3.1.2-24]."""
+        waits = [
+            1.5 * conn.keep_alive + self.keep_alive_grace - conn.idle
+            for conn in self.connections.values()
+            if conn.state == C.CONNECTED and conn.keep_alive > 0
+        ]
+        return max(0.0, min(waits)) if waits else None
 
     def client_acknowledgements(self, client: str) -> list[PubAck | PubRec | PubComp | PubRel]:
         """Acknowledgements ``client`` can meaningfully send now, with the server's ids.

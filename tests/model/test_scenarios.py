@@ -487,3 +487,18 @@ def test_a_takeover_will_may_arrive_before_the_new_connack(model: BrokerModel) -
     with pytest.raises(Violation):
         model.observe("s", publish("t", b"will of x"))  # published once, not twice
     assert model.check_quiescent() == []
+
+
+def test_next_deadline_says_when_a_keep_alive_close_becomes_owed(model: BrokerModel) -> None:
+    """[MQTT-3.1.2-24]: 1.5 x keep-alive (plus the model's grace) after the last packet."""
+    assert model.next_deadline() is None
+    connect(model, "k", keep_alive=4)
+    assert model.next_deadline() == 7.0
+    model.apply(TimePasses(3))
+    assert model.next_deadline() == 4.0
+    model.apply(Send("k", PingReq()))
+    model.observe("k", PingResp())
+    assert model.next_deadline() == 7.0
+    model.apply(TimePasses(7))
+    assert model.next_deadline() is None  # the connection is now owed a close
+    assert owed(model) == ["close (keep-alive)"]
