@@ -20,6 +20,15 @@ and 1.5x, a QoS 0 PUBLISH with DUP=1, an invalid topic filter), and a retained
 slot may hold alternatives. Re-sends (DUP=1) of unacknowledged messages are
 always allowed, so the timing of retries is free.
 
+Packets on different connections have no order the server promises, so a
+rejected observation leaves the model unchanged (a harness may hold it and
+retry), and a takeover's will may be observed before the new CONNACK.
+
+Layout: this module holds the chart engine and the client events;
+``observe.py`` judges observations and lists ``allowed`` ones; ``messages.py``
+routes owned messages (retained slots, fan-out); ``verdicts.py`` lists
+obligations and checks the invariants; ``records.py`` holds the bookkeeping.
+
 Assumption about the harness: it waits for quiescence after each event and
 observes everything that arrived before applying the next event, and it
 sends nothing on a connection before that connection's CONNACK arrived.
