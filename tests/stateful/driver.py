@@ -114,7 +114,18 @@ class Link:
 class Driver:
     """Sockets to one broker, judged by one model."""
 
-    def __init__(self, host: str, port: int, timing: Timing, model: BrokerModel) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        timing: Timing,
+        model: BrokerModel,
+        *,
+        discard_model_crashes: bool = False,
+    ) -> None:
+        self.discard_model_crashes = discard_model_crashes
+        """Fault hunts set it: an example the model cannot judge is discarded
+        (``hypothesis.reject``) instead of ending the hunt."""
         self.host = host
         self.port = port
         self.timing = timing
@@ -180,7 +191,14 @@ class Driver:
         try:
             self.model.apply(event)
         except ModelError as error:
-            raise ModelCrash(error, self.transcript) from error
+            raise self.crash(error) from error
+
+    def crash(self, error: ModelError) -> Exception:
+        if self.discard_model_crashes:
+            from hypothesis import reject
+
+            reject()
+        return ModelCrash(error, self.transcript)
 
     def disagree(self, verdict: str, refs: Iterable[str]) -> Disagreement:
         return Disagreement(verdict, refs, self.transcript)
@@ -353,7 +371,7 @@ class Driver:
         except Violation as violation:
             return violation
         except ModelError as error:
-            raise ModelCrash(error, self.transcript) from error
+            raise self.crash(error) from error
         client_id = self.client_ids.get(slot)
         if isinstance(observation, ConnAck) and observation.return_code == 0:
             if not observation.session_present and client_id is not None:
@@ -424,7 +442,7 @@ class Driver:
             try:
                 violations = self.model.check_quiescent()
             except ModelError as error:
-                raise ModelCrash(error, self.transcript) from error
+                raise self.crash(error) from error
             if not violations and not self.held:
                 return
             remaining = deadline - time.monotonic()

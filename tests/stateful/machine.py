@@ -86,6 +86,7 @@ class BrokerMachine(RuleBasedStateMachine):
     """Clients against one broker, judged by ``BrokerModel``."""
 
     target: ClassVar[Target]
+    discard_model_crashes: ClassVar[bool] = False
 
     client_ids = Bundle("client_ids")
     topics = Bundle("topics")
@@ -99,7 +100,9 @@ class BrokerMachine(RuleBasedStateMachine):
         self.model = BrokerModel(
             max_inflight=self.target.max_inflight, keep_alive_grace=timing.grace
         )
-        self.driver = Driver(host, port, timing, self.model)
+        self.driver = Driver(
+            host, port, timing, self.model, discard_model_crashes=self.discard_model_crashes
+        )
         self.last_connect: dict[str, Connect] = {}
         """Client id (short) -> its last CONNECT, for ``reconnect``."""
         self.retained_topics: set[str] = set()
@@ -489,10 +492,16 @@ def machine_settings(profile: str | None = None, **overrides: Any) -> settings:
     return settings(**values)
 
 
-def machine_for(target: Target | None = None) -> type[BrokerMachine]:
+def machine_for(
+    target: Target | None = None, *, discard_model_crashes: bool = False
+) -> type[BrokerMachine]:
     """A ``BrokerMachine`` bound to ``target`` (default: from the environment)."""
     bound = target if target is not None else target_from_environment()
-    return type("BrokerMachine", (BrokerMachine,), {"target": bound})
+    return type(
+        "BrokerMachine",
+        (BrokerMachine,),
+        {"target": bound, "discard_model_crashes": discard_model_crashes},
+    )
 
 
 __all__ = [

@@ -1,0 +1,102 @@
+"""The model exploration for ``mqttref check``: the state machine against any broker.
+
+``mqttref.impl.oracle.exploration`` imports this module and calls
+``explore(host, port, budget=..., seed=...)``. It runs the same
+``BrokerMachine`` as ``tests/stateful`` against the broker at ``host:port``
+in rounds of a few examples, each round with its own seed (``seed``,
+``seed + 1``...), until the budget is spent, and reports the statement ids
+the model's transitions covered and every disagreement: its statement ids,
+the model's verdict, the rule sequence and transcript, and the seed of the
+round that replays it (``explore(..., seed=that)``).
+"""
+
+from __future__ import annotations
+
+import time
+
+from hypothesis import Phase
+from hypothesis import seed as use_seed
+from hypothesis.stateful import get_state_machine_test
+
+from mqttref.impl.oracle.exploration import ExplorationFailure, ExplorationOutcome
+from tests.stateful.driver import Disagreement, ModelCrash
+from tests.stateful.machine import (
+    Coverage,
+    machine_for,
+    machine_settings,
+    shrinking_limited_to,
+)
+from tests.stateful.target import ExternalTarget, slow_multiplier
+
+EXAMPLES_PER_ROUND = 4
+STEPS = 25
+MIN_ROUND_SECONDS = 8.0
+"""A round is not started with less budget left than this."""
+
+
+def explore(host: str, port: int, *, budget: float, seed: int) -> ExplorationOutcome:
+    started = time.monotonic()
+    target = ExternalTarget(host, port)
+    target.timing = target.timing.scaled(slow_multiplier())
+    machine = machine_for(target)
+    covered_before = set(Coverage.refs)
+    Coverage.refs.clear()
+    failures: list[ExplorationFailure] = []
+    notes: list[str] = []
+    verdicts: set[str] = set()
+    rounds = 0
+    try:
+        while budget - (time.monotonic() - started) >= MIN_ROUND_SECONDS:
+            round_seed = seed + rounds
+            rounds += 1
+            remaining = budget - (time.monotonic() - started)
+            how = machine_settings(
+                "ci",
+                max_examples=EXAMPLES_PER_ROUND,
+                stateful_step_count=STEPS,
+                derandomize=False,
+                database=None,
+                phases=[Phase.generate, Phase.shrink],
+            )
+            test = use_seed(round_seed)(get_state_machine_test(machine, settings=how))
+            try:
+                with shrinking_limited_to(max(1.0, min(30.0, remaining / 3))):
+                    test()
+            except Disagreement as error:
+                verdict = str(error).split("\nTranscript", 1)[0]
+                if verdict.splitlines()[0] in verdicts:
+                    continue
+                verdicts.add(verdict.splitlines()[0])
+                program = [n for note in getattr(error, "__notes__", []) for n in note.splitlines()]
+                failures.append(
+                    ExplorationFailure(
+                        ids=error.refs,
+                        message=verdict,
+                        trace=(*program, "transcript:", *error.transcript),
+                        seed=round_seed,
+                    )
+                )
+            except ModelCrash as crash:
+                notes.append(f"seed {round_seed}: {str(crash).splitlines()[0]}")
+    except OSError as error:
+        return ExplorationOutcome(
+            ran=False,
+            note=f"model exploration could not reach {host}:{port}: {error}",
+            seconds=time.monotonic() - started,
+        )
+    finally:
+        covered = tuple(sorted(Coverage.refs))
+        Coverage.refs |= covered_before
+    note = (
+        f"{rounds} rounds of {EXAMPLES_PER_ROUND} examples x {STEPS} steps "
+        f"(seeds {seed}..{seed + max(rounds - 1, 0)})"
+    )
+    if notes:
+        note += "; the model could not judge: " + "; ".join(notes)
+    return ExplorationOutcome(
+        ran=True,
+        note=note,
+        covered=covered,
+        failures=tuple(failures),
+        seconds=time.monotonic() - started,
+    )
