@@ -284,17 +284,21 @@ class ObservationJudge:
                 if e.order_key == d.order_key and e.message.seq < d.message.seq
             ]
 
+        def overtaken(d: Delivery) -> bool:
+            """A later message of the same key was already sent [MQTT-4.6.0-6]."""
+            return session.last_sent.get(d.order_key, 0) > d.message.seq
+
         delivery = min(
             candidates,
             key=lambda d: (
-                any(e.required for e in earlier_than(d)),
+                overtaken(d) or any(e.required for e in earlier_than(d)),
                 not d.required,
                 d.message.seq,
                 d.channel,
             ),
         )
         earlier = earlier_than(delivery)
-        if any(d.required for d in earlier):
+        if overtaken(delivery) or any(d.required for d in earlier):
             raise self._reject(
                 conn,
                 "a message overtook an earlier one of the same publisher, topic and QoS",
@@ -310,6 +314,8 @@ class ObservationJudge:
         self.refs_hit.update(
             ("MQTT-4.5.0-1", "MQTT-3.3.1-9" if not packet.retain else "MQTT-3.3.1-8")
         )
+        if not delivery.retain:
+            session.last_sent[delivery.order_key] = delivery.message.seq
         self.delivered.append((session.client_id, session.generation, delivery, int(packet.qos)))
 
     def _observe_resend(self, conn: Connection, session: Session, packet: Publish) -> None:
@@ -430,6 +436,8 @@ class ObservationJudge:
         for delivery in sorted(session.pending, key=lambda d: (d.message.seq, not d.required)):
             if delivery.order_key in blocked:
                 continue
+            if session.last_sent.get(delivery.order_key, 0) > delivery.message.seq:
+                continue  # a later message of its key went first: it can no longer come
             reachable.append(delivery)
             if delivery.required:
                 blocked.add(delivery.order_key)

@@ -104,6 +104,8 @@ class Session:
     flows: SideFlows = attrs.field(factory=SideFlows)
     client: str | None = None
     """The connection slot currently attached, if any."""
+    last_sent: dict[tuple[str, str, int, str, bool], int] = attrs.field(factory=dict)
+    """The newest message sent per ordering key, for [MQTT-4.6.0-6]."""
 
     def holds_nothing(self) -> bool:
         return not (
@@ -115,6 +117,7 @@ class Session:
         self.subscriptions.clear()
         self.pending.clear()
         self.flows.clear()
+        self.last_sent.clear()
         self.generation += 1
 
 

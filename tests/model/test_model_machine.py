@@ -20,6 +20,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from mqttref.impl.packets import (
     Connect,
     Disconnect,
+    Packet,
     PingReq,
     ProtocolLevel,
     PubAck,
@@ -45,6 +46,7 @@ from mqttref.model import (
 )
 from mqttref.model.connection import ConnectionState
 from mqttref.model.session import SessionState
+from tests import strategies
 
 SLOTS = ("s0", "s1", "s2", "s3", "s4")
 CLIENT_IDS = ("A", "B", "C", "D")
@@ -298,6 +300,25 @@ class ModelMachine(RuleBasedStateMachine):
             len(self.model.delivered),
             sorted(self.model.refs_hit),
         )
+
+    @precondition(lambda self: any(self.model.connections))
+    @rule(data=st.data(), packet=strategies.packets(ProtocolLevel.MQTT_3_1_1))
+    def the_server_sends_any_packet(self, data: st.DataObject, packet: Packet) -> None:
+        """Whatever a server sends is judged: accepted, or a ``Violation``; never a crash."""
+        slot = data.draw(st.sampled_from(sorted(self.model.connections)), label="client")
+        before = self.snapshot()
+        try:
+            self.model.observe(slot, packet)
+        except Violation:
+            assert self.snapshot() == before
+        self.settle()
+
+    @precondition(lambda self: self.connected_slots())
+    @rule(data=st.data(), packet=strategies.client_packets(ProtocolLevel.MQTT_3_1_1))
+    def a_client_sends_any_packet(self, data: st.DataObject, packet: Packet) -> None:
+        """Any well-typed client packet is an event the model can take."""
+        self.model.apply(Send(self.pick(data), packet))
+        self.settle()
 
     # ---------------------------------------------------------- invariants
 
