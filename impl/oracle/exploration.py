@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from typing import Protocol, cast
 
 import attrs
@@ -52,19 +53,41 @@ class Explorer(Protocol):
         ...
 
 
-def find_explorer(module_name: str = EXPLORER_MODULE) -> Explorer | None:
-    """The ``explore`` function of ``module_name``, or None when it is not importable."""
+def load_explorer(module_name: str = EXPLORER_MODULE) -> Explorer | str:
+    """The ``explore`` function of ``module_name``, or why it cannot be had.
+
+    The module is looked up on ``sys.path`` and then from the working directory,
+    so that ``mqttref check`` run from the repository root finds ``tests.stateful``
+    (a console script does not put the working directory on ``sys.path``).
+    """
     try:
         module = importlib.import_module(module_name)
-    except ImportError:
-        return None
+    except ImportError as first:
+        cwd = os.getcwd()
+        if cwd in sys.path:
+            return f"{module_name} is not importable ({first})"
+        sys.path.append(cwd)
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            sys.path.remove(cwd)
+            return f"{module_name} is not importable ({exc})"
     explore = getattr(module, "explore", None)
-    return cast(Explorer, explore) if callable(explore) else None
+    if not callable(explore):
+        return f"{module_name} has no explore() function"
+    return cast(Explorer, explore)
 
 
-def not_available(module_name: str = EXPLORER_MODULE) -> ExplorationOutcome:
+def find_explorer(module_name: str = EXPLORER_MODULE) -> Explorer | None:
+    """The ``explore`` function of ``module_name``, or None when it is not importable."""
+    found = load_explorer(module_name)
+    return None if isinstance(found, str) else found
+
+
+def not_available(module_name: str = EXPLORER_MODULE, reason: str = "") -> ExplorationOutcome:
+    why = reason or f"{module_name}.explore is not importable"
     return ExplorationOutcome(
         ran=False,
-        note=f"model exploration not available: {module_name}.explore is not importable"
-        " (the stateful tests of issue 5 provide it)",
+        note=f"model exploration not available: {why} (the stateful tests of issue 5"
+        " provide it; run from the repository root)",
     )

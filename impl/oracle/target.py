@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from mqttref.impl.oracle.exploration import (
     ExplorationOutcome,
-    find_explorer,
+    load_explorer,
     not_available,
 )
 from mqttref.impl.oracle.flows import first_packet_is_connack
@@ -65,17 +65,22 @@ def evaluate(
     results = asyncio.run(run_suite(host, port, select(only), budget=budget, timing=timing,
                                     seed=seed, progress=progress))
     remaining = budget - (time.monotonic() - start)
-    exploration = _explore(host, port, remaining, seed) if explore and not only else \
-        ExplorationOutcome(False, "model exploration not run (--only selects suite checks)")
+    if only:
+        exploration = ExplorationOutcome(False, "model exploration not run (--only selects"
+                                         " suite checks)")
+    elif not explore:
+        exploration = ExplorationOutcome(False, "model exploration not run (--no-exploration)")
+    else:
+        exploration = _explore(host, port, remaining, seed)
     verdicts = judge(results, exploration, only, protocol)
     return Report(f"{host}:{port}", protocol, seed, time.monotonic() - start, tuple(verdicts),
                   tuple(results), exploration)
 
 
 def _explore(host: str, port: int, remaining: float, seed: int) -> ExplorationOutcome:
-    explorer = find_explorer()
-    if explorer is None:
-        return not_available()
+    explorer = load_explorer()
+    if isinstance(explorer, str):
+        return not_available(reason=explorer)
     if remaining < MIN_EXPLORATION:
         return ExplorationOutcome(False, f"model exploration not run: {remaining:.0f}s of budget"
                                   " left after the suite")

@@ -37,6 +37,8 @@ def register(add_parser: AddParser) -> None:
                         help="quiescence window: this long without traffic ends a wait")
     parser.add_argument("--time-multiplier", type=float, default=1.0, metavar="X",
                         help="scale every wait and bound (for slow machines or brokers)")
+    parser.add_argument("--no-exploration", action="store_true",
+                        help="run the conformance suite only, not the model exploration")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="also list every check with its outcome and duration")
     parser.set_defaults(run=run, parser=parser)
@@ -66,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     progress = _progress if sys.stderr.isatty() else None
     try:
         report = evaluate(host, port, protocol=args.protocol, only=args.only,
-                          budget=args.budget, seed=seed, timing=timing, progress=progress)
+                          budget=args.budget, seed=seed, timing=timing, progress=progress,
+                          explore=not args.no_exploration)
     except Unreachable as exc:
         print(f"mqttref check: {exc}", file=sys.stderr)
         return 2
