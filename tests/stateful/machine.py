@@ -149,11 +149,26 @@ class BrokerMachine(RuleBasedStateMachine):
         target=flights,
         first=st.tuples(st.booleans(), st.sampled_from(KEEP_ALIVES), wills),
         second=st.tuples(st.booleans(), st.sampled_from(KEEP_ALIVES), wills),
+        listens=st.none() | st.tuples(st.sampled_from(TOPICS + WILDCARD_FILTERS), qos_levels),
     )
-    def two_clients_connect(self, first: ConnectOptions, second: ConnectOptions) -> Any:
-        """Every example starts with c0 on s0 and c1 on s1 connected."""
+    def two_clients_connect(
+        self,
+        first: ConnectOptions,
+        second: ConnectOptions,
+        listens: tuple[str, QoS] | None,
+    ) -> Any:
+        """Every example starts with c0 on s0 and c1 on s1 connected, c0 perhaps
+        subscribed (most interesting sequences need a listener)."""
         self._connect("s0", "c0", *first)
         self._connect("s1", "c1", *second)
+        self.driver.settle()
+        if listens is not None and self.driver.connected("s0"):
+            topic_filter, qos = listens
+            self.driver.send(
+                "s0",
+                Subscribe(self.driver.next_packet_id(self.full_client_id("c0")),
+                          (Subscription(self.full(topic_filter), qos),)),
+            )
         return self.step_done()
 
     @precondition(lambda self: self.free_slots())
@@ -248,7 +263,7 @@ class BrokerMachine(RuleBasedStateMachine):
         return self.step_done()
 
     @precondition(lambda self: self.connected_slots())
-    @rule(target=flights, seconds=st.sampled_from([0.2, 1.6]))
+    @rule(target=flights, seconds=st.sampled_from([0.2, 0.2, 1.6]))
     def time_passes(self, seconds: float) -> Any:
         """Nobody sends anything: keep alives may expire, retries may come."""
         self.driver.wait(seconds * self.target.timing.multiplier)
@@ -278,16 +293,62 @@ class BrokerMachine(RuleBasedStateMachine):
         return self.step_done()
 
     @precondition(lambda self: self.connected_slots())
-    @rule(target=flights, data=st.data(), topic_filter=topics | st.sampled_from(WILDCARD_FILTERS))
-    def unsubscribe(self, data: st.DataObject, topic_filter: str) -> Any:
+    @rule(target=flights, data=st.data(), known=st.booleans())
+    def unsubscribe(self, data: st.DataObject, known: bool) -> Any:
+        """UNSUBSCRIBE one of the session's filters (or, with ``known=False``, any)."""
         slot = data.draw(st.sampled_from(self.connected_slots()), label="slot")
+        subscribed = sorted(self.subscriptions_of(slot))
+        if known and subscribed:
+            topic_filter = data.draw(st.sampled_from(subscribed), label="filter")
+        else:
+            names = (*TOPICS, *WILDCARD_FILTERS)
+            topic_filter = self.full(data.draw(st.sampled_from(names), label="filter"))
         self.prepare()
         client_id = self.driver.client_id(slot)
         if self.driver.connected(slot) and client_id is not None:
             self.driver.send(
-                slot,
-                Unsubscribe(self.driver.next_packet_id(client_id), (self.full(topic_filter),)),
+                slot, Unsubscribe(self.driver.next_packet_id(client_id), (topic_filter,))
             )
+        return self.step_done()
+
+    def subscriptions_of(self, slot: str) -> list[str]:
+        conn = self.model.connections.get(slot)
+        session = self.model.sessions.get(conn.session_key or "") if conn else None
+        return list(session.subscriptions) if session is not None else []
+
+    @precondition(lambda self: self.connected_slots())
+    @rule(
+        target=flights,
+        data=st.data(),
+        topic=topics,
+        qos=qos_levels,
+        count=st.integers(min_value=2, max_value=3),
+    )
+    def publish_burst(self, data: st.DataObject, topic: str, qos: QoS, count: int) -> Any:
+        """Several messages on one topic at once, without waiting in between: their
+        order must hold for every subscriber [MQTT-4.6.0-6], online or queued."""
+        slot = data.draw(st.sampled_from(self.connected_slots()), label="slot")
+        self.prepare()
+        client_id = self.driver.client_id(slot)
+        for _ in range(count):
+            if not (self.driver.connected(slot) and client_id is not None):
+                break
+            packet_id = self.driver.next_packet_id(client_id) if qos else None
+            self.messages += 1
+            payload = f"m{self.messages}".encode()
+            self.driver.send(slot, Publish(self.full(topic), payload, qos, False, False, packet_id))
+        return self.step_done()
+
+    @precondition(lambda self: self.connected_slots())
+    @rule(target=flights, data=st.data(), clean=st.booleans())
+    def connect_again(self, data: st.DataObject, clean: bool) -> Any:
+        """A second CONNECT on a connected slot: the server must close (D1)
+        [MQTT-3.1.0-2] and act on nothing in it."""
+        slot = data.draw(st.sampled_from(self.connected_slots()), label="slot")
+        self.prepare()
+        client_id = self.driver.client_id(slot)
+        if self.driver.connected(slot) and client_id is not None:
+            self.driver.send(slot, Connect(ProtocolLevel.MQTT_3_1_1, client_id, clean, 0))
         return self.step_done()
 
     @precondition(lambda self: self.connected_slots())
@@ -469,7 +530,8 @@ BUDGETS: dict[str, tuple[int, int]] = {
     "ci": (12, 30),
     "thorough": (400, 60),
 }
-"""Profile -> (max_examples, stateful_step_count) for the exploration test."""
+"""Profile -> (max_examples, stateful_step_count) for the exploration test;
+``MQTTREF_STATEFUL_EXAMPLES`` overrides the number of examples."""
 
 
 def profile_name() -> str:
@@ -480,6 +542,7 @@ def machine_settings(profile: str | None = None, **overrides: Any) -> settings:
     """Settings for the broker machine under a Hypothesis profile (see conftest)."""
     name = profile or profile_name()
     max_examples, steps = BUDGETS.get(name, BUDGETS["dev"])
+    max_examples = int(os.environ.get("MQTTREF_STATEFUL_EXAMPLES", max_examples))
     values: dict[str, Any] = {
         "max_examples": max_examples,
         "stateful_step_count": steps,

@@ -41,7 +41,7 @@ class Timing:
     model owes the close.
     """
 
-    quiet: float = 0.04
+    quiet: float = 0.03
     patience: float = 3.0
     short_keep_alive: int = 1
     idle_ping: float = 0.4

@@ -1,15 +1,14 @@
 """Where the model disagreed with a broker that follows the specification.
 
 Each test is the smallest scenario the state machine reduced a disagreement
-to, played against the model alone. They are marked ``xfail(strict=True)``:
-the model is wrong here (the reason says why), and the marker turns into a
-failure the day the model is fixed, so that the test is then unmarked.
-The checks of the state machine were not weakened for them.
+to, played against the model alone. While the model was wrong they were
+marked ``xfail(strict=True)`` with the reason; the model's authors fixed both
+(the PUBACK crash and the cross-connection order of a takeover's will), so
+they now stand as regression tests. The machine's checks were never
+weakened for them.
 """
 
 from __future__ import annotations
-
-import pytest
 
 from mqttref.impl.packets import (
     ConnAck,
@@ -34,11 +33,6 @@ def connect(model: BrokerModel, slot: str, client_id: str, *, clean: bool = True
     model.observe(slot, ConnAck(present, 0))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="model bug: SideFlows.connection_lost fires CONNECTION_LOST on a QoS 1 receiver "
-    "flow, whose chart has no such row (NoTransition instead of forgetting the PUBACK)",
-)
 def test_a_puback_lost_with_the_connection_leaves_the_session_usable() -> None:
     """A persistent client publishes QoS 1 and loses its connection before the
     PUBACK; it comes back and disconnects. Nothing here is an error: the server
@@ -48,17 +42,11 @@ def test_a_puback_lost_with_the_connection_leaves_the_session_usable() -> None:
     model.apply(Send("s0", Publish("t", b"", QoS.AT_LEAST_ONCE, False, False, 2)))
     model.apply(Drop("s0"))
     connect(model, "s1", "c1", clean=False, present=True)
-    model.apply(Send("s1", Disconnect()))  # raises NoTransition today
+    model.apply(Send("s1", Disconnect()))  # raised NoTransition (SideFlows.connection_lost
+    # fired CONNECTION_LOST on a QoS 1 receiver flow, whose chart has no such row)
     assert model.check_quiescent() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="model too strict: it lets a takeover publish the old connection's will only "
-    "once the new connection's CONNACK was observed, but packets on different "
-    "connections have no order: mqttref closes the old connection and "
-    "route its will before writing the CONNACK [MQTT-3.1.4-2] [MQTT-3.1.2-8]",
-)
 def test_a_will_caused_by_a_takeover_may_reach_a_subscriber_before_the_new_connack() -> None:
     model = BrokerModel()
     connect(model, "s0", "c0")
@@ -66,5 +54,8 @@ def test_a_will_caused_by_a_takeover_may_reach_a_subscriber_before_the_new_conna
     model.observe("s0", SubAck(1, (0,)))
     connect(model, "s1", "c1", will=Will("t", b"will of c1"))
     model.apply(Send("s2", Connect(V311, "c1", True, 0)))  # takes over s1
-    model.observe("s0", Publish("t", b"will of c1"))  # rejected today: "no such message"
+    # The model used to allow the will only after the new CONNACK was observed; but
+    # packets on different connections have no order, and mqttref closes the old
+    # connection and routes its will before writing the CONNACK [MQTT-3.1.4-2].
+    model.observe("s0", Publish("t", b"will of c1"))
     model.observe("s2", ConnAck(False, 0))
