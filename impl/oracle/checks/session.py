@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from mqttref.impl.oracle.flows import (
     deliveries,
+    first_packet_is_connack,
     publish,
     require,
     subscribe,
     summary,
 )
-from mqttref.impl.oracle.scenario import Context, check
+from mqttref.impl.oracle.probe import describe
+from mqttref.impl.oracle.scenario import V311, Context, check
 from mqttref.impl.packets import (
+    Connect,
     Disconnect,
     PubComp,
     Publish,
@@ -148,3 +151,32 @@ async def session_lasts_with_connection(ctx: Context) -> None:
         got = summary(await deliveries(sub))
         require(got == [(topic, f"n{n}".encode(), 1, False)], f"delivery {n}: got {got}")
     await subscribe(sub, (ctx.topic("other"), QoS.AT_MOST_ONCE))
+
+
+@check("MQTT-3.1.2-4", "MQTT-3.2.2-2",
+       summary="a persistent session outlives a close for a protocol violation (second CONNECT,"
+       " QoS 3 PUBLISH)")
+async def session_survives_violation_close(ctx: Context) -> None:
+    topic = ctx.topic("violation", "session")
+    pub = await ctx.client("pub")
+    for how in ("a second CONNECT", "a PUBLISH with QoS bits 11"):
+        cid = ctx.client_id("pv")
+        first = await ctx.subscriber("c1", (topic, QoS.AT_LEAST_ONCE), client_id=cid,
+                                     clean=False)
+        if how == "a second CONNECT":
+            await first.send(Connect(V311, cid, False, 60), "second CONNECT, clean session 0")
+        else:
+            await first.send(bytes((0x36, 0x03, 0x00, 0x01, 0x61)), "PUBLISH with QoS bits 11")
+        await first.wait_close()
+        back = await ctx.open("c2")
+        await back.send(Connect(V311, cid, False, 60))
+        connack = await first_packet_is_connack(back)
+        require(connack.return_code == 0 and connack.session_present,
+                f"after the server closed the connection for {how}, the session stored for"
+                f" {cid!r} must remain: CONNACK session present must be 1 [MQTT-3.1.2-4]"
+                f" [MQTT-3.2.2-2]; got {describe(connack)}")
+        await publish(pub, topic, how.encode(), QoS.AT_LEAST_ONCE)
+        got = summary(await deliveries(back, at_least=1))
+        require(got == [(topic, how.encode(), 1, False)],
+                f"the stored subscription must still deliver [MQTT-3.1.2-4]; got {got}")
+        await back.send(Disconnect())
