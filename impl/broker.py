@@ -28,7 +28,7 @@ from mqttref.impl.connection import READ_SIZE, Connection
 from mqttref.impl.packets import Connect
 from mqttref.impl.registry import Registry
 from mqttref.impl.session import Session
-from mqttref.impl.store import Store, open_store
+from mqttref.impl.store import Store, StoreError, open_store
 from mqttref.impl.supervisor import ConnectionSupervisor
 
 log = logging.getLogger("mqttref.broker")
@@ -52,6 +52,10 @@ class Broker:
         self._ticker: asyncio.Task[None] | None = None
         self.port: int = self.config.port
         """The listening port; the real one after ``start()`` when configured as 0."""
+        self.failure: StoreError | None = None
+        """Why the broker stopped by itself (the store could not write), if it did."""
+        self.stopped = asyncio.Event()
+        """Set when ``stop()`` has finished, whoever called it."""
 
     @property
     def host(self) -> str:
@@ -104,9 +108,23 @@ class Broker:
             self._ticker = None
         await self.connections.stop_all()
         await server.wait_closed()
-        self.store.commit()
+        if self.failure is None:
+            self.store.commit()
         self.store.close()
         log.info("mqttref broker stopped")
+        self.stopped.set()
+
+    def store_failed(self, exc: StoreError) -> None:
+        """The store cannot write (disk full, I/O error): stop at once (fail-stop).
+
+        Nothing more is acknowledged; what was acknowledged is on disk. A broker
+        restarted on the directory gives it back, and clients resend the rest.
+        """
+        if self.failure is not None:
+            return
+        self.failure = exc
+        log.critical("stopping: %s", exc)
+        asyncio.get_running_loop().create_task(self.stop())
 
     def _restore_sessions(self) -> None:
         for client_id in self.store.session_ids():

@@ -56,6 +56,7 @@ from mqttref.impl.packets import (
     Unsubscribe,
     Will,
 )
+from mqttref.impl.store import StoreError
 
 if TYPE_CHECKING:
     from mqttref.impl.broker import Broker
@@ -398,7 +399,11 @@ class Connection:
         self._out_bytes = 0
         if self.transport.is_closing():
             return
-        self.broker.store.commit()
+        try:
+            self.broker.store.commit()
+        except StoreError as exc:  # not on disk: acknowledge nothing, stop the broker
+            self.broker.store_failed(exc)
+            return
         self.transport.write(data)
         if (
             self.transport.get_write_buffer_size() > self.config.write_buffer_limit

@@ -124,6 +124,9 @@ class SQLiteStore(Store):
         self._next_order = 1
         self.commits = 0
         """Transactions written since open (for the bench and the tests)."""
+        self.failed: StoreError | None = None
+        """Set by the first write that failed (disk full, I/O error): from then on every
+        commit fails too, so no later change is ever acknowledged without the lost ones."""
 
     def __repr__(self) -> str:
         return f"<SQLiteStore {str(self.path)!r}>"
@@ -150,12 +153,13 @@ class SQLiteStore(Store):
             raise
 
     def close(self) -> None:
-        """Commit what is pending, close the database, release the directory."""
+        """Commit what is pending (unless a write failed), close, release the directory."""
         db, self._db = self._db, None
         try:
             if db is not None:
                 try:
-                    self._commit(db)
+                    if self.failed is None:
+                        self._commit(db)
                 finally:
                     db.close()
                     log.info("store %s closed after %d transactions", self.path, self.commits)
@@ -263,6 +267,8 @@ class SQLiteStore(Store):
 
     def commit(self) -> None:
         """Write every recorded change as one transaction (a no-op when none)."""
+        if self.failed is not None:
+            raise self.failed
         db = self._db
         if self._pending or (db is not None and db.in_transaction):
             self._commit(self._require_db())
@@ -274,7 +280,19 @@ class SQLiteStore(Store):
                 db.execute("COMMIT")
                 self.commits += 1
         except sqlite3.Error as exc:
-            raise StoreError(f"database {self.path}: cannot write: {exc}") from exc
+            raise self._fail(db, exc) from exc
+
+    def _fail(self, db: sqlite3.Connection, exc: sqlite3.Error) -> StoreError:
+        """Give up writing for good: what is on disk stays the last good commit."""
+        self._pending.clear()
+        if db.in_transaction:
+            try:
+                db.execute("ROLLBACK")
+            except sqlite3.Error:
+                log.debug("rollback after a failed write failed too", exc_info=True)
+        if self.failed is None:
+            self.failed = StoreError(f"database {self.path}: cannot write: {exc}")
+        return self.failed
 
     def _apply(self, db: sqlite3.Connection) -> None:
         """Run the pending statements inside the open (or a new) transaction."""
@@ -357,6 +375,8 @@ class SQLiteStore(Store):
         for key in [key for key in self._sent_order if key[0] == client_id]:
             del self._sent_order[key]
         db = self._require_db()
+        if self.failed is not None:
+            return
         try:
             self._apply(db)  # keeps the order: earlier changes, then the deletion
             if not db.in_transaction:
@@ -364,7 +384,9 @@ class SQLiteStore(Store):
             for table in _SESSION_TABLES:
                 db.execute(f"DELETE FROM {table} WHERE client_id = ?", (client_id,))
         except sqlite3.Error as exc:
-            raise StoreError(f"database {self.path}: cannot write: {exc}") from exc
+            # Not raised here, in the middle of the broker's bookkeeping: the next
+            # commit raises it, before anything is acknowledged.
+            self._fail(db, exc)
 
     # Subscriptions --------------------------------------------------------------------
 

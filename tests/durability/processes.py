@@ -214,7 +214,7 @@ class DurableSubscriber:
 
 
 def publish_all(port: int, messages: list[tuple[str, bytes, int]], *, retain: bool = False,
-                client_id: str = "durability-publisher") -> None:
+                client_id: str = "durability-publisher", timeout: float = WAIT) -> None:
     """Publish with paho and wait until every QoS 1/2 message is acknowledged."""
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
     client.max_inflight_messages_set(100)
@@ -227,7 +227,7 @@ def publish_all(port: int, messages: list[tuple[str, bytes, int]], *, retain: bo
             info = client.publish(topic, payload, qos, retain)
             assert info.rc == mqtt.MQTT_ERR_SUCCESS
         for _ in messages:
-            assert acked.acquire(timeout=WAIT), "a publish was never acknowledged"
+            assert acked.acquire(timeout=timeout), "a publish was never acknowledged"
     finally:
         client.disconnect()
         client.loop_stop()

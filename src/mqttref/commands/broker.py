@@ -20,6 +20,8 @@ from mqttref.impl.store import StoreError
 
 EXIT_BAD_CONFIG = 2
 EXIT_CANNOT_LISTEN = 1
+EXIT_STORE_FAILED = 1
+"""The store could not write while running (disk full...): the broker stopped itself."""
 
 
 def register(add_parser: Any) -> None:
@@ -87,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def serve(config: Config) -> int:
-    """Run until a signal arrives; then stop cleanly (connections closed, store flushed)."""
+    """Run until a signal arrives, or the store fails; then stop (connections closed,
+    store flushed)."""
     broker = Broker(config)
     try:
         await broker.start()
@@ -103,8 +106,14 @@ async def serve(config: Config) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):  # not on Windows
             loop.add_signal_handler(signum, stop.set)
+    waits = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(broker.stopped.wait())}
     try:
-        await stop.wait()
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        for wait in waits:
+            wait.cancel()
         await broker.stop()
+    if broker.failure is not None:
+        print(f"mqttref broker: error: {broker.failure}", file=sys.stderr)
+        return EXIT_STORE_FAILED
     return 0
