@@ -62,7 +62,14 @@ from mqttref.impl.client.events import (
 )
 from mqttref.impl.client.protocol import ClientOptions, ClientProtocol, ConnectionState
 from mqttref.impl.errors import ClientError
-from mqttref.impl.packets import SUBACK_FAILURE, Packet, ProtocolLevel, QoS, Will
+from mqttref.impl.packets import (
+    SUBACK_FAILURE,
+    ConnectReturnCode,
+    Packet,
+    ProtocolLevel,
+    QoS,
+    Will,
+)
 
 READ_SIZE = 65_536
 
@@ -441,7 +448,7 @@ class Client:
                 return
             self._emit(Disconnected(error))
             backoff = self._backoff
-            if backoff is None or isinstance(error, ConnectionRefused):
+            if backoff is None:
                 self._finish(error)
                 return
             if not await self._reconnect(backoff, error):
@@ -456,10 +463,14 @@ class Client:
             await asyncio.sleep(delay)
             try:
                 await self._open()
+            except ConnectionRefused as exc:
+                error = exc
+                if exc.return_code != ConnectReturnCode.SERVER_UNAVAILABLE:
+                    break  # refused for who we are: trying again cannot help
             except ClientError as exc:
                 error = exc
-                continue
-            return True
+            else:
+                return True
         self._finish(error)
         return False
 

@@ -423,3 +423,17 @@ async def test_the_same_client_object_can_connect_again_and_resume_its_session(
     message = await receive(client.messages)
     await client.disconnect()
     assert message.payload == b"queued for you"
+
+
+async def test_reconnection_stops_when_the_broker_refuses_the_client(broker: Broker) -> None:
+    events: list[ConnectionEvent] = []
+    client = Client(broker.host, broker.port, reconnect=FAST_RECONNECT, on_event=events.append)
+    await client.connect()
+    messages = client.messages
+    broker.allow_anonymous = False
+    await asyncio.to_thread(broker.restart)
+    with pytest.raises(ConnectionRefused) as caught:
+        await receive(messages)
+    await client.disconnect()
+    assert caught.value.return_code == 5
+    assert sum(isinstance(e, Reconnecting) for e in events) >= 1
