@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import time
 from collections.abc import Callable, Sequence
 
 from mqttref.impl.oracle.exploration import (
     ExplorationOutcome,
+    Explorer,
     load_explorer,
     not_available,
 )
@@ -20,6 +22,9 @@ from mqttref.impl.packets import Connect, Disconnect
 
 MIN_EXPLORATION = 10.0
 """Seconds the exploration needs at least to be worth starting."""
+
+EXPLORATION_GRACE = 20.0
+"""Seconds past its budget after which a running exploration is stopped."""
 
 
 class Unreachable(Exception):
@@ -84,4 +89,39 @@ def _explore(host: str, port: int, remaining: float, seed: int) -> ExplorationOu
     if remaining < MIN_EXPLORATION:
         return ExplorationOutcome(False, f"model exploration not run: {remaining:.0f}s of budget"
                                   " left after the suite")
-    return explorer(host, port, budget=remaining, seed=seed)
+    return _within_budget(explorer, host, port, remaining, seed)
+
+
+def _run_explorer(explorer: Explorer, results: multiprocessing.SimpleQueue[ExplorationOutcome],
+                  host: str, port: int, *, budget: float, seed: int) -> None:
+    results.put(explorer(host, port, budget=budget, seed=seed))
+
+
+def _within_budget(explorer: Explorer, host: str, port: int, budget: float,
+                   seed: int) -> ExplorationOutcome:
+    """Run the explorer in a child process and stop it at the budget plus a grace.
+
+    The explorer is asked to keep to ``budget``, but shrinking a failing program can
+    take longer than any estimate; ``--budget`` is a promise of the command, so the
+    child is ended when it runs over, and the report says so.
+    """
+    context = multiprocessing.get_context("fork")
+    results: multiprocessing.SimpleQueue[ExplorationOutcome] = context.SimpleQueue()
+    child = context.Process(target=_run_explorer, args=(explorer, results, host, port),
+                            kwargs={"budget": budget, "seed": seed}, daemon=True)
+    started = time.monotonic()
+    child.start()
+    child.join(budget + EXPLORATION_GRACE)
+    if child.is_alive():
+        child.terminate()
+        child.join(5)
+        return ExplorationOutcome(
+            ran=False,
+            note=f"model exploration stopped after {time.monotonic() - started:.0f}s: it ran"
+            f" over its budget of {budget:.0f}s (its verdicts are lost; rerun with a larger"
+            " --budget or --no-exploration)",
+        )
+    if results.empty():
+        return ExplorationOutcome(False, f"model exploration ended without a result (exit code"
+                                  f" {child.exitcode})")
+    return results.get()
