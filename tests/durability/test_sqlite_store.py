@@ -348,3 +348,53 @@ def test_after_a_reopen_the_sqlite_store_holds_what_the_memory_store_holds(
         )
     finally:
         reopened.close()
+
+
+def test_an_older_database_is_migrated_in_place_keeping_its_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mqttref.impl.store import sqlite as module
+
+    old = SQLiteStore(tmp_path)
+    old.open()
+    old.create_session("c")
+    old.queue_append("c", 1, out("t", b"kept"))
+    old.close()
+    # The next release adds a migration; this build's database is then the older one.
+    added = ("CREATE INDEX queue_by_topic ON queue (topic)",
+             "ALTER TABLE retained ADD COLUMN stored_at INTEGER NOT NULL DEFAULT 0")
+    monkeypatch.setattr(module, "MIGRATIONS", (*module.MIGRATIONS, added))
+    monkeypatch.setattr(module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    new = SQLiteStore(tmp_path)
+    new.open()
+    try:
+        record = new.load_session("c")
+        assert record is not None
+        assert record.queue == [(1, out("t", b"kept"))]
+        assert rows(new.path, "schema_version") == [(SCHEMA_VERSION + 1,)]
+        with contextlib.closing(sqlite3.connect(new.path)) as db:
+            indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+            columns = [row[1] for row in db.execute("PRAGMA table_info(retained)")]
+        assert "queue_by_topic" in indexes
+        assert columns[-1] == "stored_at"
+    finally:
+        new.close()
+
+
+def test_a_failed_migration_leaves_the_database_at_its_old_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mqttref.impl.store import sqlite as module
+
+    old = SQLiteStore(tmp_path)
+    old.open()
+    old.close()
+    broken = ("CREATE TABLE extra (x INTEGER)", "THIS IS NOT SQL")
+    monkeypatch.setattr(module, "MIGRATIONS", (*module.MIGRATIONS, broken))
+    monkeypatch.setattr(module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    with pytest.raises(StoreError, match="cannot migrate the schema"):
+        SQLiteStore(tmp_path).open()
+    assert rows(old.path, "schema_version") == [(SCHEMA_VERSION,)]
+    with contextlib.closing(sqlite3.connect(old.path)) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    assert "extra" not in tables  # the whole migration rolled back
