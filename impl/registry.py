@@ -66,16 +66,17 @@ class Registry:
     # Topic servers ----------------------------------------------------------------
 
     def topic_server(self, topic_name: str) -> TopicServer:
-        """The topic server of a name, made on first use with its subscribers."""
+        """The topic server of a name, made on first use with its subscribers: the
+        filter index says who, ``granted_on`` at what QoS."""
         server = self.topics.get(topic_name)
         if server is None:
             if len(self.topics) >= self._sweep_at:
                 self._sweep_topic_servers()
             server = TopicServer(topic_name, self.store)
-            for client_id, qos in self.filters.match(topic_name).items():
+            for client_id in self.filters.match(topic_name):
                 session = self._session(client_id)
                 if session is not None:
-                    server.subscribe(session, qos)
+                    server.subscribe(session, self.granted_on(session, topic_name))
             self.topics.set(topic_name, server)
         return server
 
@@ -180,7 +181,8 @@ class Registry:
             self.unsubscribe(session, topic_filter)
 
     def granted_on(self, session: Session, topic_name: str) -> QoS:
-        """The highest QoS among the session's filters that match a topic name."""
+        """The highest QoS among the session's filters that match a topic name: the one
+        place that decides at what QoS overlapping subscriptions deliver [MQTT-3.3.5-1]."""
         best = QoS.AT_MOST_ONCE
         for topic_filter, qos in session.subscriptions.items():
             if qos > best and topic_matches(topic_filter, topic_name):
@@ -188,13 +190,8 @@ class Registry:
         return best
 
     def _resubscribe(self, session: Session, server: TopicServer) -> None:
-        matching = [
-            qos
-            for topic_filter, qos in session.subscriptions.items()
-            if topic_matches(topic_filter, server.name)
-        ]
-        if matching:
-            server.subscribe(session, max(matching))
+        if any(topic_matches(f, server.name) for f in session.subscriptions):
+            server.subscribe(session, self.granted_on(session, server.name))
         else:
             server.unsubscribe(session.client_id)
             if server.idle:
