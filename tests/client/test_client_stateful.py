@@ -1,4 +1,4 @@
-"""Hypothesis drives the real client against a real broker; the model's QoS charts judge it.
+"""Hypothesis drives the real client against a real broker; the model's client rules judge it.
 
 The client under test connects through a TCP proxy that the machine can gag
 (withhold one direction) or cut, keeps a persistent session, reconnects on
@@ -6,15 +6,17 @@ its own, and subscribes to ``st/#`` at QoS 2, so its own messages and those
 of a second client come back to it: both directions of QoS 0, 1 and 2 are
 exercised across connection losses.
 
-The judge: every packet the client sends or receives (its ``on_packet``
-trace, in the client's own order) is fed to ``mqttref.model.flows.SideFlows``,
-the model's QoS 1/2 sender and receiver charts for one side. A packet the
-charts have no row for (a re-send without DUP, a PUBREL before PUBREC, a
-PUBLISH after PUBREL, a second PUBACK) is a failure. After ``settle`` the
-client must owe nothing (``due()`` is empty) and the messages must add up:
-every QoS 1 message arrived at least once, every QoS 2 message exactly once,
-every ``publish()`` of QoS 1/2 returned, and ``messages`` never held more
-than its bound.
+The judge is ``mqttref.model.client.ClientModel``: the model's QoS 1/2 sender
+and receiver charts for one side plus the client's share of the connection
+rules (CONNECT first and once per connection [MQTT-3.1.0-1/2], nothing after
+DISCONNECT [MQTT-3.14.4-1], unused packet ids [MQTT-2.3.1-2], re-sends with
+DUP=1 under the original id [MQTT-4.4.0-1], acknowledgements in arrival order
+[MQTT-4.6.0-2/3]). Every packet the client sends or receives (its
+``on_packet`` trace, in the client's own order) goes to the model; a packet
+the rules forbid is a failure. After ``settle`` the client must owe nothing
+(``obligations()`` is empty) and the messages must add up: every QoS 1
+message arrived at least once, every QoS 2 message exactly once, every
+``publish()`` returned, and ``messages`` never held more than its bound.
 
 Asyncio rules cannot be ``async``: one event loop runs in a thread per
 machine and each rule submits a coroutine to it (ORACLE.md's pattern).
@@ -52,11 +54,12 @@ from mqttref.client import (
     ConnectionEvent,
     Disconnected,
     Message,
+    Reconnecting,
     WhenDisconnected,
 )
 from mqttref.impl.packets import Packet
-from mqttref.model.errors import NoTransition
-from mqttref.model.flows import SideFlows
+from mqttref.model.client import ClientModel
+from mqttref.model.qos import ReceiverState
 from tests.client.brokers import Broker, Mosquitto, MqttrefBroker, mosquitto_available
 from tests.client.proxy import DOWN, UP, Proxy
 
@@ -79,7 +82,7 @@ class ClientAgainstBroker(RuleBasedStateMachine):
         self.broker.start()
         self.proxy = Proxy(self.broker.port)
         self.run(self.proxy.start())
-        self.flows = SideFlows()
+        self.model = ClientModel(name="client under test")
         self.violations: list[str] = []
         self.trace: list[str] = []
         self.connections = 0
@@ -109,24 +112,39 @@ class ClientAgainstBroker(RuleBasedStateMachine):
         return asyncio.run_coroutine_threadsafe(wrapper(), self.loop)
 
     def on_packet(self, direction: str, packet: Packet) -> None:
-        """The judge: the model's QoS charts must have a row for every packet."""
+        """The judge: the model's client rules must allow every packet."""
         self.trace.append(f"{direction} {packet!r}")
         try:
             if direction == "sent":
-                self.flows.sent(packet)
+                self.model.sent(packet)
             else:
-                self.flows.received(packet)
-        except NoTransition as exc:
-            self.violations.append(f"{direction} {packet!r}: {exc}")
+                self.model.received(packet)
+        except Exception as exc:
+            self.violations.append(f"{direction} {packet!r}: {exc!r}")
 
     def on_event(self, event: ConnectionEvent) -> None:
         self.trace.append(repr(event))
-        if isinstance(event, Disconnected):
-            self.flows.connection_lost()
-        elif isinstance(event, Connected):
-            self.connections += 1
-            if self.connections > 1 and not event.session_present:
-                self.violations.append("the broker lost the persistent session")
+        try:
+            if isinstance(event, Disconnected):
+                self.connection_lost()
+            elif isinstance(event, Reconnecting) and (
+                self.model.connecting or self.model.connected
+            ):
+                self.connection_lost()  # the previous attempt died before or after its CONNACK
+            elif isinstance(event, Connected):
+                self.connections += 1
+                if self.connections > 1 and not event.session_present:
+                    self.violations.append("the broker lost the persistent session")
+        except Exception as exc:  # the client logs and swallows callback errors: keep them
+            self.violations.append(f"{event!r}: {exc!r}")
+
+    def connection_lost(self) -> None:
+        # A QoS 1 flow back in ``idle`` holds no message: it is the same as no flow,
+        # and the chart has no second connection_lost row for it.
+        incoming = self.model.flows.incoming
+        for packet_id in [i for i, f in incoming.items() if f.state == ReceiverState.IDLE]:
+            del incoming[packet_id]
+        self.model.connection_lost()
 
     async def consume(self) -> None:
         assert self.client is not None
@@ -224,7 +242,7 @@ class ClientAgainstBroker(RuleBasedStateMachine):
             deadline = self.loop.time() + STEP_TIMEOUT
             while self.loop.time() < deadline:
                 missing = self.missing()
-                if not missing and not self.flows.due():
+                if not missing and not self.model.obligations():
                     await asyncio.sleep(0.2)  # duplicates still on their way may arrive
                     return
                 await asyncio.sleep(0.02)
@@ -244,7 +262,8 @@ class ClientAgainstBroker(RuleBasedStateMachine):
         for message in self.received:
             assert message.payload in self.expected, f"unexpected message {message!r}"
             assert message.qos == self.expected[message.payload]
-        assert not self.flows.due(), f"the client still owes {self.flows.due()}"
+        owed = self.model.obligations()
+        assert not owed, f"the client still owes {owed}"
 
     # -- invariants -------------------------------------------------------------------
 
@@ -260,7 +279,7 @@ class ClientAgainstBroker(RuleBasedStateMachine):
 
     @invariant()
     def outgoing_flows_stay_within_the_window(self) -> None:
-        assert self.flows.in_flight() <= MAX_INFLIGHT
+        assert self.model.flows.in_flight() <= MAX_INFLIGHT
 
     def teardown(self) -> None:
         try:
