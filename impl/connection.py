@@ -168,10 +168,10 @@ class Connection:
                 self.receive(data, now)
                 if self.broker.pressure:
                     await self._wait_for_slow_readers()
-                else:
-                    # A read that finds data waiting does not yield; yield here so
-                    # that this batch's writes go out before the next batch is read
-                    # and no busy publisher starves the other connections.
+                elif len(data) == READ_SIZE:
+                    # A full read may leave more waiting, and a read that finds data
+                    # waiting does not yield: yield here so that this batch's writes go
+                    # out first and no busy publisher starves the other connections.
                     await asyncio.sleep(0)
         finally:
             self._cancel_timer()
