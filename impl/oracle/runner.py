@@ -182,7 +182,7 @@ def judge(
         if failed or sid in explored_fail:
             reason = "model exploration found a deviation" if sid in explored_fail else ""
             verdict = StatementVerdict(statement, Verdict.FAIL, names, reason, failed)
-        elif passed or sid in explored:
+        elif passed or (sid in explored and statement.testable):
             verdict = StatementVerdict(statement, Verdict.PASS, names)
         elif names:
             reasons = sorted({r.message for r in mine if r.outcome is Outcome.NOT_RUN})

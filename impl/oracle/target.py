@@ -94,7 +94,13 @@ def _explore(host: str, port: int, remaining: float, seed: int) -> ExplorationOu
 
 def _run_explorer(explorer: Explorer, results: multiprocessing.SimpleQueue[ExplorationOutcome],
                   host: str, port: int, *, budget: float, seed: int) -> None:
-    results.put(explorer(host, port, budget=budget, seed=seed))
+    try:
+        outcome = explorer(host, port, budget=budget, seed=seed)
+    except Exception as exc:  # noqa: BLE001 - an explorer bug is reported, not a verdict
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        outcome = ExplorationOutcome(
+            False, f"model exploration failed with {type(exc).__name__}: {first[:300]}")
+    results.put(outcome)
 
 
 def _within_budget(explorer: Explorer, host: str, port: int, budget: float,

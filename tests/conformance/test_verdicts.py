@@ -74,3 +74,11 @@ def test_without_a_stateful_explorer_the_exploration_is_reported_not_available()
 
     assert find_explorer("tests.conformance.no_such_module") is None
     assert "not available" in not_available("tests.conformance.no_such_module").note
+
+
+def test_exploration_coverage_of_a_client_side_statement_is_no_verdict_on_the_server() -> None:
+    from mqttref.impl.oracle.exploration import ExplorationOutcome
+
+    exploration = ExplorationOutcome(ran=True, note="explored", covered=("MQTT-2.3.1-2",))
+    verdicts = {v.statement.id: v for v in judge([], exploration)}
+    assert verdicts["MQTT-2.3.1-2"].verdict is Verdict.NOT_TESTABLE
