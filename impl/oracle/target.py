@@ -96,7 +96,7 @@ def _run_explorer(explorer: Explorer, results: multiprocessing.SimpleQueue[Explo
                   host: str, port: int, *, budget: float, seed: int) -> None:
     try:
         outcome = explorer(host, port, budget=budget, seed=seed)
-    except Exception as exc:  # noqa: BLE001 - an explorer bug is reported, not a verdict
+    except Exception as exc:  # an explorer bug is reported, not a verdict
         first = str(exc).splitlines()[0] if str(exc) else ""
         outcome = ExplorationOutcome(
             False, f"model exploration failed with {type(exc).__name__}: {first[:300]}")
