@@ -246,9 +246,7 @@ class Connection:
         self.send(ConnAck(present, ConnectReturnCode.ACCEPTED))  # first packet [MQTT-3.2.0-1]
         log.debug("%s connected (clean session %d, keep alive %d, session present %d)",
                  self.who, packet.clean_session, packet.keep_alive, present)
-        self._cancel_timer()
-        if self.keep_alive_limit > 0:
-            self._arm_timer(self.keep_alive_limit)
+        self._keep_alive_timer(now)
         session.attach(self, now)
 
     def on_publish(self, packet: Publish, now: float) -> None:
@@ -440,6 +438,17 @@ class Connection:
             self._timer.cancel()
             self._timer = None
 
+    def _keep_alive_timer(self, now: float) -> None:
+        """After CONNECT, one timer serves keep alive: the CONNECT timer is kept when
+        it fires first anyway (it re-arms for what is left), replaced otherwise."""
+        limit = self.keep_alive_limit
+        timer = self._timer
+        if timer is not None and (limit <= 0 or timer.when() <= now + limit):
+            return
+        self._cancel_timer()
+        if limit > 0:
+            self._arm_timer(limit)
+
     def _on_timer(self) -> None:
         self._timer = None
         now = self.loop.time()
@@ -448,7 +457,7 @@ class Connection:
             if remaining <= 0:
                 self.keep_alive_expired(now, connect=True)
                 return
-        elif self.state is ConnectionState.CONNECTED:
+        elif self.state is ConnectionState.CONNECTED and self.keep_alive_limit > 0:
             remaining = self.last_activity + self.keep_alive_limit - now
             if remaining <= 0:
                 self.keep_alive_expired(now, connect=False)

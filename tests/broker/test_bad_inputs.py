@@ -460,3 +460,17 @@ def test_client_ids_with_wildcards_are_plain_names(broker: BrokerThread) -> None
         hash_.send(Publish("ids/plus", b"to plus"))
         assert plus.receive() == Publish("ids/plus", b"to plus")
         assert hash_.receive_all(quiet=0.3) == []
+
+
+def test_after_connect_the_connect_timeout_gives_way_to_keep_alive(
+    start_broker: Callable[..., BrokerThread],
+) -> None:
+    broker = start_broker(connect_timeout=0.3)
+    with RawClient(broker.port) as forever, RawClient(broker.port) as short:
+        assert forever.connect("no-keep-alive", keep_alive=0) == ConnAck(False, 0)
+        assert short.connect("keep-alive-1", keep_alive=1) == ConnAck(False, 0)
+        started = time.monotonic()
+        assert short.receive(5) == CLOSED
+        assert 1.3 <= time.monotonic() - started <= 3.0  # 1.5 x 1 s, not the 0.3 s
+        forever.send(PingReq())
+        assert forever.receive() == PingResp()
