@@ -55,17 +55,29 @@ def first_appearances(received: list[Received], topic: str) -> list[int]:
     return order
 
 
+def where_it_differs(got: list[int]) -> str:
+    """The first place a sequence is not 0, 1, 2...: enough to debug a failure from CI."""
+    for index, seq in enumerate(got):
+        if seq != index:
+            return f"at position {index}: ...{got[max(0, index - 3):index + 4]}..."
+    return f"{len(got)} of {COUNT}"
+
+
 def check_delivery(received: list[Received]) -> None:
     q1 = [item for item in received if item.topic == Q1_TOPIC]
     q2 = [item for item in received if item.topic == Q2_TOPIC]
-    assert first_appearances(received, Q1_TOPIC) == list(range(COUNT)), "QoS 1 lost or reordered"
+    firsts = first_appearances(received, Q1_TOPIC)
+    assert firsts == list(range(COUNT)), f"QoS 1 lost or reordered {where_it_differs(firsts)}"
     seen: set[int] = set()
     for item in q1:
         assert item.qos == 1
         if item.seq in seen:
             assert item.dup, f"QoS 1 message {item.seq} repeated without DUP=1"
         seen.add(item.seq)
-    assert [item.seq for item in q2] == list(range(COUNT)), "QoS 2 not exactly once in order"
+    q2_seqs = [item.seq for item in q2]
+    assert q2_seqs == list(range(COUNT)), (
+        f"QoS 2 not exactly once in order {where_it_differs(q2_seqs)}"
+    )
     assert all(item.qos == 2 for item in q2)
 
 
@@ -115,6 +127,8 @@ def run_with_kills(directory: Path, kill_points: list[int]) -> tuple[DurableSubs
         # Anything still arriving now would be a repeat: give it the chance to show.
         subscriber.wait_until(lambda: False, timeout=0.3)
         return subscriber, kills
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nthe broker's log ends:\n{broker.log()[-3000:]}") from None
     finally:
         subscriber.on_count = None
         subscriber.disconnect()
@@ -179,6 +193,8 @@ def run_publisher_kills(directory: Path, kill_points: list[int]) -> tuple[
         )
         subscriber.wait_until(lambda: False, timeout=0.3)
         return subscriber, publisher, kills
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nthe broker's log ends:\n{broker.log()[-3000:]}") from None
     finally:
         publisher.on_count = None
         publisher.disconnect()
@@ -201,6 +217,7 @@ def test_a_persistent_publisher_loses_nothing_and_qos2_stays_exactly_once(
     assert publisher.connacks == [False] + [True] * kills
     assert subscriber.connacks == [False] + [True] * kills
     received = subscriber.received
-    assert first_appearances(received, Q1_TOPIC) == list(range(COUNT)), "QoS 1 lost or reordered"
+    firsts = first_appearances(received, Q1_TOPIC)
+    assert firsts == list(range(COUNT)), f"QoS 1 lost or reordered {where_it_differs(firsts)}"
     q2 = [item.seq for item in received if item.topic == Q2_TOPIC]
-    assert q2 == list(range(COUNT)), "QoS 2 not exactly once in order"
+    assert q2 == list(range(COUNT)), f"QoS 2 not exactly once in order {where_it_differs(q2)}"
