@@ -17,7 +17,10 @@ from mqttref.impl.packets import (
     Connect,
     Disconnect,
     ProtocolLevel,
+    PubComp,
     Publish,
+    PubRec,
+    PubRel,
     QoS,
     SubAck,
     Subscribe,
@@ -89,4 +92,26 @@ def test_one_copy_of_a_will_that_was_optional_then_required_is_enough() -> None:
     model.apply(SendMalformed("s0"))  # c3's will is owed to c0 now
     model.observe("s2", Publish("x/a", b"will of c3"))
     model.observe("s0", Closed())
+    assert model.check_quiescent() == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="model bug: a SUBSCRIBE naming one filter twice is two SUBSCRIBEs in a row "
+    "[MQTT-3.8.4-4], the second replacing the first and re-sending the retained message "
+    "[MQTT-3.8.4-3]; the model narrows both retained copies to the first granted QoS",
+)
+def test_one_filter_twice_in_a_subscribe_sends_the_retained_message_for_each() -> None:
+    model = BrokerModel()
+    connect(model, "s0", "c0")
+    model.apply(Send("s0", Publish("t", b"kept", QoS.EXACTLY_ONCE, True, False, 1)))
+    model.observe("s0", PubRec(1))
+    model.apply(Send("s0", PubRel(1)))
+    model.observe("s0", PubComp(1))
+    connect(model, "s1", "c1")
+    model.apply(Send("s1", Subscribe(1, (Subscription("t", QoS.AT_LEAST_ONCE),
+                                         Subscription("t", QoS.EXACTLY_ONCE)))))
+    model.observe("s1", SubAck(1, (1, 2)))
+    model.observe("s1", Publish("t", b"kept", QoS.AT_LEAST_ONCE, True, False, 1))
+    model.observe("s1", Publish("t", b"kept", QoS.EXACTLY_ONCE, True, False, 2))
     assert model.check_quiescent() == []
