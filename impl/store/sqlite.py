@@ -151,6 +151,8 @@ class SQLiteStore(Store):
         except BaseException:
             self.close()
             raise
+        log.info("store %s: %d persistent sessions, %d retained messages (synchronous=%s)",
+                 self.path, len(self._persistent), len(self._retained), self.synchronous)
 
     def close(self) -> None:
         """Commit what is pending (unless a write failed), close, release the directory."""
