@@ -543,7 +543,7 @@ def hunt(
 
 BUDGETS: dict[str, tuple[int, int]] = {
     "dev": (10, 25),
-    "ci": (12, 30),
+    "ci": (40, 30),
     "thorough": (400, 60),
 }
 """Profile -> (max_examples, stateful_step_count) for the exploration test;
