@@ -152,6 +152,9 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
         self.refs_hit.update(row.refs)
         if row.target == C.CLOSE_DUE and not conn.close_cause:
             conn.close_cause = event
+        if row.target == C.CLOSE_DUE and row.source != C.CLOSE_DUE:
+            # The close is certain: so is the will, which may arrive before it.
+            self._will(conn, owed=True)
         if row.action:
             self._connection_actions[row.action](_Ctx(conn, None, packet))
         return row
@@ -269,14 +272,14 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
             # A takeover is coming if the server accepts [MQTT-3.1.4-2]: the old
             # connection may close, and its will may go out, before the CONNACK.
             old = self.connections[session.client]
-            old.may_close.append("takeover")
-            self._offer_will(old)
+            old.will_optional = True
+            self._allow_close(old, "takeover")
         self._fire_connection(conn, CE.CONNECT)
 
     def _connack_codes(self, conn: Connection, packet: Connect) -> frozenset[int]:
         level = int(packet.protocol_level)
         if level == 5:
-            conn.may_close.append("unsupported protocol level")
+            self._allow_close(conn, "unsupported protocol level")
             return frozenset({0x01})  # [MQTT-3.1.2-2]
         codes = {0x00} if level == 4 else {0x00, 0x01}
         if packet.client_id == "":
@@ -335,7 +338,7 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
         except NoTransition:
             # An acknowledgement for a packet id the server is not waiting on: the
             # specification names no server action; closing is allowed.
-            conn.may_close.append("acknowledgement for an unknown packet id")
+            self._allow_close(conn, "acknowledgement for an unknown packet id")
             return
         if taken is None:
             return
@@ -353,7 +356,7 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
                 continue
             conn.idle += seconds
             if conn.idle > conn.keep_alive and "keep-alive" not in conn.may_close:
-                conn.may_close.append("keep-alive")
+                self._allow_close(conn, "keep-alive")
             if conn.idle >= 1.5 * conn.keep_alive + self.keep_alive_grace:
                 conn.close_cause = "keep-alive"
                 self._fire_connection(conn, CE.KEEP_ALIVE_EXPIRED)
@@ -429,7 +432,6 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
         """The network connection closed without DISCONNECT: the last will."""
         conn = ctx.connection
         will, optional = conn.will, conn.will_optional
-        conn.will = None
         session = self.sessions.get(conn.session_key or "")
         if session is not None and session.client == conn.client:
             cause = {
@@ -440,32 +442,36 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
             self._fire_session(session, cause, ctx)
             self._fire_session(session, SE.WILL_PUBLISHED, ctx)
             self._detach(session)
-        if will is not None and not conn.will_offered:
-            # [MQTT-3.1.2-8]; a will on takeover is the server's choice.
-            self._accept_message(
+        if will is not None:
+            self._will(conn, owed=not optional)  # [MQTT-3.1.2-8]
+        conn.will = None
+
+    def _allow_close(self, conn: Connection, reason: str) -> None:
+        """The server may close ``conn`` now; if it does, its will goes out, and
+        the will may reach other clients before the close is observed."""
+        conn.may_close.append(reason)
+        self._will(conn, owed=False)
+
+    def _will(self, conn: Connection, *, owed: bool) -> None:
+        """Publish the will as an allowed outcome (once), and make it owed when
+        the close is certain (unless a takeover caused it: then it stays allowed)."""
+        if conn.will is None or not conn.accepted:
+            return
+        if conn.will_published is None:
+            session = self.sessions.get(conn.session_key or "")
+            will = conn.will
+            conn.will_published = self._accept_message(
                 f"will:{session.client_id if session else conn.client}",
                 will.topic,
                 will.payload,
                 int(will.qos),
                 will.retain,
-                required=not optional,
+                required=False,
+                release_later=True,
             )
-
-    def _offer_will(self, conn: Connection) -> None:
-        """Publish a will as an allowed (not required) outcome, once."""
-        if conn.will is None or conn.will_offered:
-            return
-        conn.will_optional = conn.will_offered = True
-        session = self.sessions.get(conn.session_key or "")
-        will = conn.will
-        self._accept_message(
-            f"will:{session.client_id if session else conn.client}",
-            will.topic,
-            will.payload,
-            int(will.qos),
-            will.retain,
-            required=False,
-        )
+        if owed and not conn.will_optional and not conn.will_owed:
+            conn.will_owed = True
+            self._release(conn.will_published)
 
     @staticmethod
     def _close_reason(conn: Connection) -> str:
@@ -482,7 +488,7 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
         if packet.qos == 0:
             if packet.dup:
                 # DUP must be 0 at QoS 0 [MQTT-3.3.1-2]; no server action is named.
-                ctx.connection.may_close.append("DUP=1 on QoS 0")
+                self._allow_close(ctx.connection, "DUP=1 on QoS 0")
             self._accept_message(
                 origin, packet.topic, packet.payload, 0, packet.retain, required=not packet.dup
             )
@@ -517,7 +523,7 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
             if topic_filter_problem(topic_filter):
                 codes.append(frozenset({0x80}))
                 or_close = True
-                conn.may_close.append("invalid topic filter")
+                self._allow_close(conn, "invalid topic filter")
                 continue
             codes.append(frozenset(range(qos + 1)) | {0x80})  # [MQTT-3.8.4-6] [MQTT-3.9.3-2]
             subscription = Subscription(topic_filter, qos)

@@ -107,6 +107,9 @@ class SideFlows:
     sends: int = 0
 
     def _fire(self, flow: Flow, event: str, holds: Any = None) -> Transition:
+        if event not in flow.chart.event_names:
+            # e.g. a PUBREC for a QoS 1 message: that flow has no such packet at all.
+            raise NoTransition(flow.chart.name, flow.state, event)
         row = flow.chart.fire(flow.state, event, holds)
         flow.state = row.target
         return row

@@ -148,8 +148,11 @@ class Connection:
     accepted: bool = False
     will: Will | None = None
     will_optional: bool = False
-    will_offered: bool = False
-    """The will was already published as an allowed outcome (a pending takeover)."""
+    """A takeover closes this connection: its will is allowed, not required."""
+    will_published: Accepted | None = None
+    """The will, once published as an allowed outcome (a close became possible)."""
+    will_owed: bool = False
+    """The will's publication became certain (the close is due or happened)."""
     keep_alive: int = 0
     idle: float = 0.0
     connack_codes: frozenset[int] = frozenset()

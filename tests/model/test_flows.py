@@ -89,3 +89,14 @@ def test_qos1_receiver_owes_puback_until_sent() -> None:
     assert [d.packet for d in side.due()] == ["PUBACK"]
     side.sent(PubAck(9))
     assert side.due() == []
+
+
+def test_an_acknowledgement_of_the_other_qos_is_a_protocol_error() -> None:
+    """[MQTT-4.3.2-1] [MQTT-4.3.3-1]: PUBREC answers QoS 2 only, PUBACK QoS 1 only."""
+    side = SideFlows()
+    side.sent(pub(1, 1))
+    with pytest.raises(NoTransition):
+        side.received(PubRec(1))
+    side.received(pub(2, 2))
+    with pytest.raises(NoTransition):
+        side.sent(PubAck(2))

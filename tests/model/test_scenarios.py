@@ -502,3 +502,29 @@ def test_next_deadline_says_when_a_keep_alive_close_becomes_owed(model: BrokerMo
     model.apply(TimePasses(7))
     assert model.next_deadline() is None  # the connection is now owed a close
     assert owed(model) == ["close (keep-alive)"]
+
+
+def test_a_will_may_arrive_before_the_close_it_follows(model: BrokerModel) -> None:
+    """[MQTT-3.1.2-8] [MQTT-4.8.0-1]: once the close is due, the will is owed, and a
+    third client may see it before the closed client sees its close."""
+    connect(model, "s")
+    subscribe(model, "s", "w", 0)
+    connect(model, "v", will=Will("w", b"bye"))
+    model.apply(SendMalformed("v"))
+    assert owed(model) == ["PUBLISH 'w' b'bye' QoS [0] retain=0", "close (violation)"]
+    model.observe("s", publish("w", b"bye"))
+    model.observe("v", Closed())
+    assert model.check_quiescent() == []
+
+
+def test_a_will_may_go_out_while_a_keep_alive_close_is_only_allowed(model: BrokerModel) -> None:
+    """[MQTT-3.1.2-24]: between 1 and 1.5 x keep-alive the server may close; if it
+    does, its will may reach others first."""
+    connect(model, "s")
+    subscribe(model, "s", "w", 0)
+    connect(model, "k", keep_alive=2, will=Will("w", b"late"))
+    model.apply(TimePasses(2.5))
+    assert owed(model) == []
+    model.observe("s", publish("w", b"late"))
+    model.observe("k", Closed())
+    assert model.check_quiescent() == []
