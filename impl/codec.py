@@ -80,6 +80,15 @@ _REQUIRED_FLAGS = {
 }
 
 
+_FAST_ACKS: dict[int, type[PubAck | PubRec | PubRel | PubComp]] = {
+    int(ptype): cls for ptype, cls in _ACK_TYPES.items()
+}
+_FAST_ACK_FLAGS: dict[int, int] = {
+    kind: _REQUIRED_FLAGS.get(PacketType(kind), (0, ""))[0] for kind in _FAST_ACKS
+}
+"""The acknowledgements' type numbers (plain ints: no Enum lookup) and required flags."""
+
+
 class Role(Enum):
     """Which end of the connection decodes: each refuses the packets only it sends."""
 
@@ -204,6 +213,12 @@ class Decoder:
         flags = first & 0x0F
         if kind == PacketType.PUBLISH:
             return self._publish(flags, buf, start, end)
+        if end - start == 2 and flags == _FAST_ACK_FLAGS.get(kind):
+            # The other hot path: a two-byte PUBACK, PUBREC, PUBREL or PUBCOMP, valid in
+            # either direction at every level; a packet id of 0 takes the general path.
+            packet_id = buf[start] << 8 | buf[start + 1]
+            if packet_id:
+                return _FAST_ACKS[kind](packet_id)
         if kind == 0:
             raise MalformedPacket("packet type 0 is reserved", ref="§2.2.1")
         ptype = PacketType(kind)
