@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 
+from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -327,5 +328,6 @@ class ModelMachine(RuleBasedStateMachine):
         assert self.model.check_invariants() == []
 
 
-ModelMachine.TestCase.settings = ModelMachine.TestCase.settings  # profile from conftest
+# The profile (conftest.py) sets the number of examples; runs are cheap, so longer ones.
+ModelMachine.TestCase.settings = settings(stateful_step_count=60)
 TestModelMachine = ModelMachine.TestCase
