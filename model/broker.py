@@ -517,16 +517,19 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
         assert isinstance(packet, Subscribe)
         assert session is not None
         codes: list[frozenset[int]] = []
+        made: list[Subscription | None] = []
         or_close = False
-        for request in packet.subscriptions:
+        for request in packet.subscriptions:  # one after the other [MQTT-3.8.4-4]
             topic_filter, qos = request.topic_filter, int(request.qos)
             if topic_filter_problem(topic_filter):
                 codes.append(frozenset({0x80}))
+                made.append(None)
                 or_close = True
                 self._allow_close(conn, "invalid topic filter")
                 continue
             codes.append(frozenset(range(qos + 1)) | {0x80})  # [MQTT-3.8.4-6] [MQTT-3.9.3-2]
             subscription = Subscription(topic_filter, qos)
+            made.append(subscription)
             session.subscriptions[topic_filter] = subscription  # replaces [MQTT-3.8.4-3]
             self._send_retained(session, subscription)
         conn.expected.append(
@@ -537,6 +540,7 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
                 tuple(codes),
                 tuple(s.topic_filter for s in packet.subscriptions),
                 or_close,
+                tuple(made),
             )
         )
 

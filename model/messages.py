@@ -193,5 +193,6 @@ class MessageRouting:
                         and row.action == "send_retained",
                         channel=f"retained:{subscription.topic_filter}",
                         filters=(subscription.topic_filter,),
+                        subscription=subscription,
                     )
                 )

@@ -199,25 +199,31 @@ class ObservationJudge:
                     ["MQTT-3.8.4-6", "MQTT-3.9.3-2"],
                     packet,
                 )
-        for code, _, topic_filter in answers:
-            subscription = session.subscriptions.get(topic_filter)
+        made = expected.subscriptions or tuple(
+            session.subscriptions.get(f) for f in expected.filters
+        )
+        for code, subscription in zip(packet.return_codes, made, strict=True):
             if subscription is None or subscription.granted is not None:
                 continue
             if code == 0x80:
                 self._refused(session, subscription)
-            else:
-                subscription.granted = code
-                for delivery in session.pending:
-                    if delivery.retain and delivery.filters == (topic_filter,):
-                        delivery.allowed_qos = frozenset({min(delivery.message.qos, code)})
+                continue
+            subscription.granted = code
+            for delivery in session.pending:
+                if delivery.subscription is subscription:
+                    delivery.allowed_qos = frozenset({min(delivery.message.qos, code)})
 
     @staticmethod
     def _refused(session: Session, subscription: Subscription) -> None:
         """A refused subscription (0x80) does not exist: nothing is owed for it."""
-        del session.subscriptions[subscription.topic_filter]
+        current = session.subscriptions.get(subscription.topic_filter) is subscription
+        if current:
+            del session.subscriptions[subscription.topic_filter]
         kept = []
         for delivery in session.pending:
-            if subscription.topic_filter in delivery.filters:
+            if delivery.subscription is subscription:
+                continue  # its retained message
+            if current and subscription.topic_filter in delivery.filters:
                 delivery.filters = tuple(
                     f for f in delivery.filters if f != subscription.topic_filter
                 )

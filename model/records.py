@@ -53,6 +53,8 @@ class Delivery:
     channel: str = PRIMARY
     filters: tuple[str, ...] = ()
     required_on_release: bool = False
+    subscription: Subscription | None = None
+    """For a retained message sent on SUBSCRIBE: the subscription it answers."""
 
     @property
     def order_key(self) -> tuple[str, str, int, str, bool]:
@@ -135,6 +137,9 @@ class Expected:
     codes: tuple[frozenset[int], ...] = ()
     filters: tuple[str, ...] = ()
     or_close: bool = False
+    subscriptions: tuple[Subscription | None, ...] = ()
+    """For a SUBACK: the subscription each filter made (None: an invalid filter).
+    One filter may appear twice: two subscriptions in a row [MQTT-3.8.4-4]."""
 
 
 @attrs.define

@@ -152,10 +152,14 @@ class ModelMachine(RuleBasedStateMachine):
         self.settle()
 
     @precondition(lambda self: self.connected_slots())
-    @rule(data=st.data(), topic_filter=st.sampled_from(FILTERS), qos=qos)
-    def subscribe(self, data: st.DataObject, topic_filter: str, qos: QoS) -> None:
+    @rule(
+        data=st.data(),
+        requests=st.lists(st.tuples(st.sampled_from(FILTERS), qos), min_size=1, max_size=3),
+    )
+    def subscribe(self, data: st.DataObject, requests: list[tuple[str, QoS]]) -> None:
+        """One SUBSCRIBE, possibly naming a filter twice (two in a row [MQTT-3.8.4-4])."""
         slot = self.pick(data)
-        packet = Subscribe(self.next_id(slot), (Subscription(topic_filter, qos),))
+        packet = Subscribe(self.next_id(slot), tuple(Subscription(f, q) for f, q in requests))
         self.model.apply(Send(slot, packet))
         self.settle()
 

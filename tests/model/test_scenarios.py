@@ -528,3 +528,32 @@ def test_a_will_may_go_out_while_a_keep_alive_close_is_only_allowed(model: Broke
     model.observe("s", publish("w", b"late"))
     model.observe("k", Closed())
     assert model.check_quiescent() == []
+
+
+def test_one_filter_twice_in_a_subscribe_is_two_subscriptions_in_a_row(
+    model: BrokerModel,
+) -> None:
+    """[MQTT-3.8.4-4] [MQTT-3.8.4-3]: the second replaces the first and the retained
+    message is sent for each, at each one's granted QoS."""
+    connect(model, "p")
+    model.apply(Send("p", publish("t", b"kept", 2, 1, retain=True)))
+    model.observe("p", PubRec(1))
+    model.apply(Send("p", PubRel(1)))
+    model.observe("p", PubComp(1))
+    connect(model, "s")
+    model.apply(
+        Send(
+            "s",
+            Subscribe(
+                1, (Subscription("t", QoS.AT_LEAST_ONCE), Subscription("t", QoS.EXACTLY_ONCE))
+            ),
+        )
+    )
+    model.observe("s", SubAck(1, (1, 2)))
+    model.observe("s", publish("t", b"kept", 1, 1, retain=True))
+    model.observe("s", publish("t", b"kept", 2, 2, retain=True))
+    model.apply(Send("s", PubAck(1)))
+    model.apply(Send("s", PubRec(2)))
+    model.observe("s", PubRel(2))
+    model.apply(Send("s", PubComp(2)))
+    assert model.check_quiescent() == []
