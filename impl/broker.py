@@ -24,7 +24,7 @@ import logging
 from types import TracebackType
 
 from mqttref.impl.config import Config
-from mqttref.impl.connection import READ_SIZE, Connection
+from mqttref.impl.connection import Connection
 from mqttref.impl.packets import Connect
 from mqttref.impl.registry import Registry
 from mqttref.impl.session import Session
@@ -87,8 +87,8 @@ class Broker:
         try:
             self._restore_sessions()
             self.registry.load()
-            self._server = await asyncio.start_server(
-                self._accept, self.config.host, self.config.port, limit=READ_SIZE, backlog=1024
+            self._server = await asyncio.get_running_loop().create_server(
+                self._accept, self.config.host, self.config.port, backlog=1024
             )
         except BaseException:
             self.store.close()  # release the data directory for the next try
@@ -135,11 +135,9 @@ class Broker:
             self.sessions[client_id] = session
             self.registry.add_stored_subscriptions(session)
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """The task of one socket (asyncio makes one per accepted connection)."""
-        connection = Connection(self, reader, writer)
-        log.debug("accepted a connection from %s", connection.peer)
-        await self.connections.supervise(connection)
+    def _accept(self) -> Connection:
+        """The protocol object of one accepted socket (the event loop calls it)."""
+        return Connection(self)
 
     async def _tick(self) -> None:
         """Resend unacknowledged messages whose retry time has come."""

@@ -1,11 +1,22 @@
-"""The connection: one asyncio task per socket, bytes in and bytes out.
+"""The connection: one protocol object per socket, bytes in and bytes out.
 
-Theory of operation. The task reads whatever the socket has (up to 64 KiB),
-feeds it to the sans-IO decoder, and hands every whole packet of that read to
-``handle_packet``, which looks up (state, packet type) in ``HANDLERS``: a
-packet with no entry there is a protocol error that closes the connection
-(CONNECT first [MQTT-3.1.0-1], never twice [MQTT-3.1.0-2]). Handlers pass the
-packet on to the session or the registry; they never wait.
+Theory of operation. A ``Connection`` is the ``asyncio.BufferedProtocol`` of
+one accepted socket, and does network I/O and encode/decode, nothing else: the
+event loop hands it each read (``buffer_updated``), which it feeds to the
+sans-IO decoder, and every whole packet of that read goes to
+``handle_packet``, which looks up the handler for the packet in the table of
+the connection's state (``HANDLERS``): a packet with no entry there is a
+protocol error that closes the connection (CONNECT first [MQTT-3.1.0-1],
+never twice [MQTT-3.1.0-2]). Handlers pass the packet on to the session or
+the registry; they never wait.
+
+Why a protocol and not a task per socket (as the seed's design has it): a
+task per connection needs asyncio's stream objects (a ``StreamReader`` that
+copies every read, a ``StreamWriter``, their protocol) and a coroutine
+stack; for a client that connects, sends three packets and goes, they cost
+more CPU than the MQTT work, and about 3 KB of memory per idle connection.
+The loop calling the protocol does the same job directly. The supervisor
+still owns every connection and contains its crashes (it runs each read).
 
 Everything sent during one event-loop iteration is collected and written as
 one ``transport.write`` (after a store commit, so nothing is acknowledged
@@ -23,8 +34,11 @@ before it is stored). Back-pressure, in three steps:
 - Beyond ``write_buffer_max`` the connection is *overloaded*: QoS 0
   messages to it are dropped and counted, so memory stays bounded.
 
-Timers (CONNECT timeout, keep alive) are one ``call_later`` handle per
-connection, re-armed only when it fires, not on every packet.
+A paused publisher stops reading its socket (``pause_reading``), so TCP
+slows the client down. The transport tells us about a slow reader
+(``pause_writing`` / ``resume_writing``). Timers (CONNECT timeout, keep
+alive) are one ``call_later`` handle per connection, re-armed only when it
+fires, not on every packet.
 """
 
 from __future__ import annotations
@@ -32,7 +46,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from mqttref.impl.admission import connect_return_code, generate_client_id
 from mqttref.impl.codec import Decoder, Role, encode
@@ -64,9 +78,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mqttref.broker")
 
-READ_SIZE: Final = 65_536
 CLOSE_GRACE: Final = 2.0
 """Seconds a closed connection's unwritten bytes may take to leave before we abort."""
+
+
+_CONNACK_ACCEPTED: Final = {
+    present: encode(ConnAck(present, ConnectReturnCode.ACCEPTED)) for present in (False, True)
+}
+"""CONNACK accepting a connection, by session present: the same four bytes every time."""
 
 
 class ConnectionState(Enum):
@@ -102,20 +121,46 @@ def _unexpected(state: ConnectionState, packet_type: PacketType) -> ProtocolErro
                          ref="MQTT-4.8.0-1")
 
 
-class Connection:
-    """One client's network connection, from accept to close."""
+class Connection(asyncio.BufferedProtocol):
+    """One client's network connection, from accept to close (one object per socket)."""
 
-    def __init__(
-        self, broker: Broker, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    transport: asyncio.Transport
+    """Set by ``connection_made``, before any other call."""
+
+    __slots__ = (
+        "_congested",
+        "_flush_scheduled",
+        "_held",
+        "_holding",
+        "_out",
+        "_out_bytes",
+        "_peer",
+        "_stalled",
+        "_timer",
+        "_verbose",
+        "_wait_timer",
+        "_waiting_on",
+        "accepted_at",
+        "broker",
+        "client_id",
+        "close_reason",
+        "config",
+        "decoder",
+        "keep_alive_limit",
+        "last_activity",
+        "loop",
+        "protocol_level",
+        "session",
+        "state",
+        "transport",
+        "will",
+    )
+
+    def __init__(self, broker: Broker) -> None:
         self.broker = broker
         self.config = broker.config
-        self.reader = reader
-        self.writer = writer
-        self.transport = writer.transport
         self.loop = asyncio.get_running_loop()
-        peer: Any = writer.get_extra_info("peername")
-        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self._peer: str | None = None
         self.state = ConnectionState.AWAITING_CONNECT
         self.decoder = Decoder(role=Role.SERVER, max_packet_size=self.config.max_packet_size)
         self.protocol_level = ProtocolLevel.MQTT_3_1_1
@@ -124,22 +169,32 @@ class Connection:
         self.will: Will | None = None
         self.keep_alive_limit = 0.0
         self.close_reason: str | None = None
-        self.accepted_at = self.last_activity = self.loop.time()
+        self.accepted_at = self.last_activity = 0.0
         self._verbose = log.isEnabledFor(logging.DEBUG)
         self._out: list[bytes] = []
         self._out_bytes = 0
         self._flush_scheduled = False
         self._congested = False
         self._stalled = False
-        self._relief: asyncio.Event | None = None
-        """Set (and dropped) when publishers held back by this connection may go on."""
-        self._drain_task: asyncio.Task[None] | None = None
+        self._holding = False
+        """True while publishers sending here should pause (until ``release_publishers``)."""
+        self._held: list[Connection] | None = None
+        """Publishers paused until this connection catches up."""
+        self._waiting_on: set[Connection] | None = None
+        """The slow connections this one (a publisher) is paused for."""
+        self._wait_timer: asyncio.TimerHandle | None = None
         self._timer: asyncio.TimerHandle | None = None
-        limit = self.config.write_buffer_limit
-        self.transport.set_write_buffer_limits(high=limit, low=limit // 4)
 
     def __repr__(self) -> str:
         return f"<Connection {self.peer} {self.client_id!r} {self.state.value}>"
+
+    @property
+    def peer(self) -> str:
+        """The client's address, looked up when first needed (logging, errors)."""
+        if self._peer is None:
+            peer: Any = self.transport.get_extra_info("peername")
+            self._peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        return self._peer
 
     @property
     def who(self) -> str:
@@ -148,38 +203,65 @@ class Connection:
             return self.peer
         return f"client {self.client_id!r} ({self.peer})"
 
-    # The task ---------------------------------------------------------------------
+    # The protocol: the event loop calls these -------------------------------------
 
-    async def run(self) -> None:
-        """Read until the connection closes (the task the supervisor watches)."""
-        self._arm_timer(self.config.connect_timeout)
-        reader = self.reader
-        loop = self.loop
-        try:
-            while self.state is not ConnectionState.CLOSED:
-                try:
-                    data = await reader.read(READ_SIZE)
-                except OSError:
-                    data = b""
-                if not data:
-                    self.close("the network connection was lost", publish_will=True)
-                    break
-                now = self.last_activity = loop.time()
-                self.receive(data, now)
-                if self.broker.pressure:
-                    await self._wait_for_slow_readers()
-                elif len(data) == READ_SIZE:
-                    # A full read may leave more waiting, and a read that finds data
-                    # waiting does not yield: yield here so that this batch's writes go
-                    # out first and no busy publisher starves the other connections.
-                    await asyncio.sleep(0)
-        finally:
-            self._cancel_timer()
-            if self._drain_task is not None:
-                self._drain_task.cancel()
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Accepted: the supervisor adopts it; the CONNECT timer starts."""
+        self.transport = transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        self.accepted_at = self.last_activity = now = self.loop.time()
+        limit = self.config.write_buffer_limit
+        transport.set_write_buffer_limits(high=limit, low=limit // 4)
+        self._timer = self.loop.call_at(now + self.config.connect_timeout, self._on_timer)
+        self.broker.connections.adopt(self)
+        if self._verbose:
+            log.debug("accepted a connection from %s", self.peer)
 
-    def receive(self, data: bytes, now: float) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        """Where the loop puts the next read: the supervisor's one ``READ_SIZE`` buffer,
+        shared by all connections (reads are one at a time, and copied out at once)."""
+        return self.broker.connections.read_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """One read (at most ``READ_SIZE``, so that a paused publisher stops after a
+        bounded batch): decoded and handled within the supervisor's containment."""
+        if self.state is ConnectionState.CLOSED:
+            return
+        supervisor = self.broker.connections
+        data = bytes(supervisor.read_buffer[:nbytes])
+        self.last_activity = self.loop.time()
+        supervisor.received(self, data)
+        if self.broker.pressure:
+            self._wait_for_slow_readers()
+
+    def eof_received(self) -> bool:
+        self.close("the network connection was lost", publish_will=True)
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.close("the network connection was lost", publish_will=True)
+        self.broker.connections.release(self)
+
+    def pause_writing(self) -> None:
+        """The transport's buffer passed ``write_buffer_limit``: the reader is slow."""
+        if self.state is ConnectionState.CONNECTED:
+            self._congested = True
+            self.hold_publishers()
+
+    def resume_writing(self) -> None:
+        """The reader caught up: send what waited, then let publishers go."""
+        if not self._congested:
+            return
+        self._congested = False
+        session = self.session
+        if session is not None and self.state is ConnectionState.CONNECTED:
+            session.pump(self.loop.time())
+            if session.backlogged:
+                return
+        self.release_publishers()
+
+    def receive(self, data: bytes) -> None:
         """Decode one read and handle its packets in order; a bad one closes."""
+        now = self.last_activity
         self.broker.pressure.clear()
         try:
             packets = self.decoder.feed(data)
@@ -243,9 +325,10 @@ class Connection:
         self.session = session
         if self.protocol_level is ProtocolLevel.MQTT_3_1:
             present = False  # 3.1 has no session present flag
-        self.send(ConnAck(present, ConnectReturnCode.ACCEPTED))  # first packet [MQTT-3.2.0-1]
-        log.debug("%s connected (clean session %d, keep alive %d, session present %d)",
-                 self.who, packet.clean_session, packet.keep_alive, present)
+        self.send_frame(_CONNACK_ACCEPTED[present])  # the first packet [MQTT-3.2.0-1]
+        if self._verbose:
+            log.debug("%s connected (clean session %d, keep alive %d, session present %d)",
+                      self.who, packet.clean_session, packet.keep_alive, present)
         self._keep_alive_timer(now)
         session.attach(self, now)
 
@@ -301,7 +384,8 @@ class Connection:
         self.close_reason = reason
         self._cancel_timer()
         now = self.loop.time()
-        log.debug("closed %s: %s", self.who, reason)
+        if self._verbose:
+            log.debug("closed %s: %s", self.who, reason)
         if self.session is not None:
             self.broker.connection_closed(self, self.session, now)
         # The will goes out once the connection is closed [MQTT-3.1.2-8], so after the
@@ -310,11 +394,12 @@ class Connection:
             self.publish_will(now)
         self.will = None
         self._flush()
-        self.transport.close()  # after what is buffered has been written...
-        self.reader.feed_eof()  # ...while our own task stops reading at once
-        if self.transport.get_write_buffer_size():
+        self._stop_waiting_for_slow_readers()
+        transport = self.transport
+        transport.close()  # after what is buffered has been written (we read no more)...
+        if transport.get_write_buffer_size():
             # ...unless the peer never reads it: then drop it after a grace period.
-            self.loop.call_later(CLOSE_GRACE, self.transport.abort)
+            self.loop.call_later(CLOSE_GRACE, transport.abort)
         self._congested = False
         self.release_publishers()
 
@@ -343,8 +428,7 @@ class Connection:
         """Ask publishers sending here to pause: the socket or the session is behind."""
         if self._stalled:
             return
-        if self._relief is None:
-            self._relief = asyncio.Event()
+        self._holding = True
         self.broker.pressure.add(self)
 
     def release_publishers(self) -> None:
@@ -353,24 +437,57 @@ class Connection:
         if self._congested:
             return
         self._stalled = False
-        if self._relief is not None:
-            self._relief.set()
-            self._relief = None
+        if self._holding:
+            self._holding = False
+            held, self._held = self._held, None
+            for publisher in held or ():
+                publisher._relieved(self)
 
-    async def _wait_for_slow_readers(self) -> None:
-        """Pause this publisher until the readers it held back have caught up."""
-        slow = [c for c in self.broker.pressure if c is not self and c._relief is not None]
-        self.broker.pressure.clear()
-        if not slow:
+    def _wait_for_slow_readers(self) -> None:
+        """Pause this publisher (stop reading its socket) until the readers it held
+        back have caught up, or ``backpressure_timeout`` has passed."""
+        pressure = self.broker.pressure
+        slow = {c for c in pressure if c is not self and c._holding}
+        pressure.clear()
+        if not slow or self.state is ConnectionState.CLOSED or self._waiting_on is not None:
             return
-        waits = [asyncio.ensure_future(c._relief.wait()) for c in slow if c._relief]
-        _done, pending = await asyncio.wait(waits, timeout=self.config.backpressure_timeout)
-        for waiter in pending:
-            waiter.cancel()
+        self._waiting_on = slow
         for connection in slow:
-            if connection._relief is not None and not connection._stalled:
+            if connection._held is None:
+                connection._held = []
+            connection._held.append(self)
+        self.transport.pause_reading()
+        self._wait_timer = self.loop.call_later(
+            self.config.backpressure_timeout, self._slow_readers_timed_out
+        )
+
+    def _relieved(self, slow: Connection) -> None:
+        """A reader this publisher waited for caught up; go on when all have."""
+        waiting = self._waiting_on
+        if waiting is None:
+            return
+        waiting.discard(slow)
+        if not waiting:
+            self._stop_waiting_for_slow_readers()
+            if self.state is not ConnectionState.CLOSED:
+                self.transport.resume_reading()
+
+    def _slow_readers_timed_out(self) -> None:
+        """Readers that did not drain in time are *stalled*: they slow nobody now."""
+        self._wait_timer = None
+        for connection in self._waiting_on or ():
+            if connection._holding and not connection._stalled:
                 connection._stalled = True
                 log.warning("%s is stalled: publishers no longer wait for it", connection.who)
+        self._stop_waiting_for_slow_readers()
+        if self.state is not ConnectionState.CLOSED:
+            self.transport.resume_reading()
+
+    def _stop_waiting_for_slow_readers(self) -> None:
+        self._waiting_on = None
+        if self._wait_timer is not None:
+            self._wait_timer.cancel()
+            self._wait_timer = None
 
     def send(self, packet: Packet) -> None:
         self.send_frame(encode(packet, self.protocol_level))
@@ -380,7 +497,7 @@ class Connection:
             return
         self._out.append(frame)
         self._out_bytes += len(frame)
-        if self._relief is not None and not self._stalled:
+        if self._holding and not self._stalled:
             self.broker.pressure.add(self)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -402,31 +519,7 @@ class Connection:
         except StoreError as exc:  # not on disk: acknowledge nothing, stop the broker
             self.broker.store_failed(exc)
             return
-        self.transport.write(data)
-        if (
-            self.transport.get_write_buffer_size() > self.config.write_buffer_limit
-            and self._drain_task is None
-            and self.state is ConnectionState.CONNECTED
-        ):
-            self._congested = True
-            self.hold_publishers()
-            self._drain_task = self.loop.create_task(self._wait_drained())
-
-    async def _wait_drained(self) -> None:
-        """Resume a congested connection once its reader caught up."""
-        try:
-            await self.writer.drain()
-        except (OSError, RuntimeError):
-            return  # closed meanwhile; close() released the publishers
-        finally:
-            self._drain_task = None
-        self._congested = False
-        session = self.session
-        if session is not None and self.state is ConnectionState.CONNECTED:
-            session.pump(self.loop.time())
-            if session.backlogged:
-                return
-        self.release_publishers()
+        self.transport.write(data)  # may call pause_writing: the reader is slow
 
     # Timers ---------------------------------------------------------------------------
 

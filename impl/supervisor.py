@@ -7,9 +7,9 @@ closing); anything else escaping a connection or a topic server is a bug,
 which is logged with its context and traceback and kept away from every
 other client:
 
-- ``ConnectionSupervisor`` runs each connection's task. A crash closes that
-  connection (its will is published, its persistent session kept) and
-  nothing else.
+- ``ConnectionSupervisor`` runs each read of each connection (one protocol
+  object per socket, no task). A crash closes that connection (its will is
+  published, its persistent session kept) and nothing else.
 - ``TopicSupervisor`` runs every publish. A crash throws the topic server
   away and has the registry build a new one from the store, with the same
   subscribers and retained message; the message being published when it
@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from mqttref.impl.topic import TopicServer
 
 log = logging.getLogger("mqttref.broker")
+
+READ_SIZE = 65_536
+"""Bytes per read: also the most a publisher sends before back-pressure can pause it."""
 
 
 class TopicSupervisor:
@@ -82,27 +85,36 @@ class TopicSupervisor:
 
 
 class ConnectionSupervisor:
-    """Runs one task per connection; a crash closes that connection only."""
+    """Owns every open connection; a crash while handling a read closes that one only.
+
+    There is no task per connection to watch (each is an ``asyncio.Protocol``
+    the event loop calls): the supervisor adopts a connection when it is made,
+    runs each of its reads (``received``) inside its containment, and lets it
+    go when the socket is gone.
+    """
 
     def __init__(self) -> None:
         self.connections: set[Connection] = set()
-        self.tasks: set[asyncio.Task[None]] = set()
         self.crashes = 0
+        self.read_buffer = memoryview(bytearray(READ_SIZE))
+        """Every connection's reads land here and are copied out at once (one at a time)."""
+        self._all_gone: asyncio.Event | None = None
 
     def __len__(self) -> int:
         return len(self.connections)
 
-    async def supervise(self, connection: Connection) -> None:
-        """Run one connection in the current task (asyncio's task for its socket)."""
-        task = asyncio.current_task()
-        assert task is not None
+    def adopt(self, connection: Connection) -> None:
         self.connections.add(connection)
-        self.tasks.add(task)
+
+    def release(self, connection: Connection) -> None:
+        self.connections.discard(connection)
+        if not self.connections and self._all_gone is not None:
+            self._all_gone.set()
+
+    def received(self, connection: Connection, data: bytes) -> None:
+        """Handle one read of a connection; anything but a protocol error is a crash."""
         try:
-            await connection.run()
-        except asyncio.CancelledError:
-            connection.close("the broker is stopping", publish_will=False)
-            raise
+            connection.receive(data)
         except Exception:
             self.crashes += 1
             log.exception(
@@ -110,18 +122,19 @@ class ConnectionSupervisor:
                 connection.peer, connection.client_id, connection.state.value,
             )
             connection.close("internal error", publish_will=True)
-        finally:
-            self.connections.discard(connection)
-            self.tasks.discard(task)
 
     async def stop_all(self) -> None:
         """Close every connection (no wills: the broker, not the clients, is leaving)."""
         for connection in list(self.connections):
             connection.close("the broker is stopping", publish_will=False)
-        tasks = list(self.tasks)
-        if tasks:
-            _done, pending = await asyncio.wait(tasks, timeout=2.0)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=1.0)
+        if not self.connections:
+            return
+        self._all_gone = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._all_gone.wait(), timeout=2.0)
+        except TimeoutError:
+            for connection in list(self.connections):
+                connection.transport.abort()
+            await asyncio.sleep(0)
+        finally:
+            self._all_gone = None
