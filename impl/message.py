@@ -48,6 +48,17 @@ def publish_frame(
     return bytes(header) + payload
 
 
+_ACK = struct.Struct("!BBH")
+PUBACK, PUBREC, PUBREL, PUBCOMP = 0x40, 0x50, 0x62, 0x70
+"""First bytes of the acknowledgements (PUBREL's reserved flags are 0010 [MQTT-3.6.1-1])."""
+
+
+def ack_frame(first: int, packet_id: int) -> bytes:
+    """A PUBACK, PUBREC, PUBREL or PUBCOMP of MQTT 3.x: always four bytes, so
+    packed directly (``codec.encode`` of the packet gives the same bytes)."""
+    return _ACK.pack(first, 2, packet_id)
+
+
 @attrs.define(slots=True, eq=False)
 class Message:
     """One application message; identity matters (a retained message is one object)."""

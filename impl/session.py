@@ -31,8 +31,18 @@ import attrs
 
 from mqttref.impl.config import Config
 from mqttref.impl.errors import ProtocolError, ReasonCode
-from mqttref.impl.message import Message, OutboundMessage, OutboundState, publish_frame
-from mqttref.impl.packets import Packet, PubAck, PubComp, Publish, PubRec, PubRel, QoS
+from mqttref.impl.message import (
+    PUBACK,
+    PUBCOMP,
+    PUBREC,
+    PUBREL,
+    Message,
+    OutboundMessage,
+    OutboundState,
+    ack_frame,
+    publish_frame,
+)
+from mqttref.impl.packets import Packet, Publish, QoS
 from mqttref.impl.store.base import SessionRecord, Store
 
 log = logging.getLogger("mqttref.broker")
@@ -100,6 +110,22 @@ def qos0_frame(message: Message) -> bytes:
 class Session:
     """One client's session (3.1.2.4), persistent or clean."""
 
+    __slots__ = (
+        "_next_packet_id",
+        "_next_seq",
+        "_queue",
+        "awaiting_rel",
+        "client_id",
+        "config",
+        "connection",
+        "dropped",
+        "inflight",
+        "persistent",
+        "state",
+        "store",
+        "subscriptions",
+    )
+
     def __init__(
         self, client_id: str, *, persistent: bool, config: Config, store: Store
     ) -> None:
@@ -112,8 +138,8 @@ class Session:
         self.connection: PacketSink | None = None
         self.subscriptions: dict[str, QoS] = {}
         """Topic filter -> granted QoS; kept in step by the registry."""
-        self.queue: deque[tuple[int, OutboundMessage]] = deque()
-        """Messages waiting for the in-flight window or for the client, oldest first."""
+        self._queue: deque[tuple[int, OutboundMessage]] | None = None
+        """See ``queue``; None until first used (an empty deque takes 760 bytes)."""
         self.inflight: dict[int, Inflight] = {}
         """Packet id -> outbound message, in the order first sent."""
         self.awaiting_rel: set[int] = set()
@@ -128,12 +154,19 @@ class Session:
     def __repr__(self) -> str:
         return f"<Session {self.client_id!r} {self.state.value}>"
 
+    @property
+    def queue(self) -> deque[tuple[int, OutboundMessage]]:
+        """Messages waiting for the in-flight window or for the client, oldest first."""
+        if self._queue is None:
+            self._queue = deque()
+        return self._queue
+
     @classmethod
     def restore(cls, record: SessionRecord, *, config: Config, store: Store) -> Session:
         """A persistent session as the store kept it (after a broker restart)."""
         session = cls(record.client_id, persistent=True, config=config, store=store)
         session.subscriptions = dict(record.subscriptions)
-        session.queue = deque(record.queue)
+        session._queue = deque(record.queue) if record.queue else None
         if record.queue:
             session._next_seq = record.queue[-1][0] + 1
         for item in record.inflight:
@@ -167,7 +200,7 @@ class Session:
     def discard(self) -> None:
         """The session ends for good (clean session, or replaced by a clean one)."""
         self.detach()
-        self.queue.clear()
+        self._queue = None
         self.inflight.clear()
         self.awaiting_rel.clear()
         if self.persistent:
@@ -203,7 +236,7 @@ class Session:
         outbound = OutboundMessage(message.topic, 0, qos, message.payload, retain)
         if (
             connection is not None
-            and not self.queue
+            and not self._queue
             and len(self.inflight) < self.config.max_inflight
             and not connection.congested
         ):
@@ -214,15 +247,20 @@ class Session:
     @property
     def backlogged(self) -> bool:
         """As many messages wait as the window holds: publishers should slow down."""
-        return len(self.queue) >= self.config.max_inflight
+        return self._queue is not None and len(self._queue) >= self.config.max_inflight
 
     def pump(self, now: float) -> None:
         """Move queued messages into the in-flight window while there is room."""
         connection = self.connection
         if connection is None:
             return
-        queue = self.queue
+        queue = self._queue
         limit = self.config.max_inflight
+        if not queue:
+            if queue is not None:
+                self._queue = None  # give back the deque's first block
+            connection.release_publishers()
+            return
         while queue and len(self.inflight) < limit:
             if connection.congested:
                 return
@@ -263,10 +301,11 @@ class Session:
     def send_new(self, outbound: OutboundMessage, now: float) -> None:
         """Send a QoS 1/2 message for the first time: a fresh packet id, DUP=0 [MQTT-3.3.1-1]."""
         packet_id = self._allocate_packet_id()
-        outbound = outbound._replace(packet_id=packet_id)
+        topic, _, qos, payload, retain = outbound
+        outbound = OutboundMessage(topic, packet_id, qos, payload, retain)  # _replace: 3x dearer
         state = (
             OutboundState.AWAITING_PUBACK
-            if outbound.qos is QoS.AT_LEAST_ONCE
+            if qos is QoS.AT_LEAST_ONCE
             else OutboundState.AWAITING_PUBREC
         )
         interval = self.config.retry_interval
@@ -275,8 +314,7 @@ class Session:
             self.store.inflight_set(self.client_id, packet_id, state, outbound)
         assert self.connection is not None
         self.connection.send_frame(
-            publish_frame(outbound.topic, outbound.payload, outbound.qos, outbound.retain,
-                          packet_id=packet_id)
+            publish_frame(topic, payload, qos, retain, packet_id=packet_id)
         )
 
     def _allocate_packet_id(self) -> int:
@@ -294,7 +332,7 @@ class Session:
         assert connection is not None
         out = entry.message
         if entry.state is OutboundState.AWAITING_PUBCOMP:
-            connection.send(PubRel(out.packet_id))
+            connection.send_frame(ack_frame(PUBREL, out.packet_id))
         else:
             connection.send_frame(
                 publish_frame(out.topic, out.payload, out.qos, out.retain, dup=True,
@@ -327,7 +365,7 @@ class Session:
                     self.client_id, packet_id, OutboundState.AWAITING_PUBCOMP, entry.message
                 )
         assert self.connection is not None
-        self.connection.send(PubRel(packet_id))  # also answers a duplicate PUBREC
+        self.connection.send_frame(ack_frame(PUBREL, packet_id))  # also answers a duplicate PUBREC
 
     def on_pubcomp(self, packet_id: int, now: float) -> None:
         """QoS 2 delivery complete; the packet id is free again."""
@@ -359,10 +397,10 @@ class Session:
         packet_id = packet.packet_id
         assert packet_id is not None  # the codec guarantees it [MQTT-2.3.1-5]
         if qos is QoS.AT_LEAST_ONCE:
-            connection.send(PubAck(packet_id))
+            connection.send_frame(ack_frame(PUBACK, packet_id))
             return message
         if packet_id in self.awaiting_rel:
-            connection.send(PubRec(packet_id))
+            connection.send_frame(ack_frame(PUBREC, packet_id))
             return None
         if len(self.awaiting_rel) >= self.config.max_awaiting_rel:
             raise ProtocolError(
@@ -373,7 +411,7 @@ class Session:
         self.awaiting_rel.add(packet_id)
         if self.persistent:
             self.store.awaiting_rel_add(self.client_id, packet_id)
-        connection.send(PubRec(packet_id))
+        connection.send_frame(ack_frame(PUBREC, packet_id))
         return message
 
     def on_pubrel(self, packet_id: int, now: float) -> None:
@@ -383,7 +421,7 @@ class Session:
             if self.persistent:
                 self.store.awaiting_rel_remove(self.client_id, packet_id)
         assert self.connection is not None
-        self.connection.send(PubComp(packet_id))
+        self.connection.send_frame(ack_frame(PUBCOMP, packet_id))
 
     # Timers -------------------------------------------------------------------------
 
