@@ -339,6 +339,7 @@ FAULTS: tuple[Fault, ...] = (
         "topic server (retained)",
         "MQTT-3.3.1-11",
         _empty_retained_stored,
+        "thorough",
     ),
     Fault(
         "overlapping subscriptions deliver at the lowest QoS",

@@ -151,26 +151,27 @@ class BrokerMachine(RuleBasedStateMachine):
         target=flights,
         first=st.tuples(clean_flags, st.sampled_from(KEEP_ALIVES), wills),
         second=st.tuples(clean_flags, st.sampled_from(KEEP_ALIVES), wills),
-        listens=st.none() | st.tuples(st.sampled_from(TOPICS + WILDCARD_FILTERS), qos_levels),
+        listens=st.tuples(st.sampled_from(TOPICS + WILDCARD_FILTERS), qos_levels),
+        also=st.none() | st.tuples(st.sampled_from(TOPICS + WILDCARD_FILTERS), qos_levels),
     )
     def two_clients_connect(
         self,
         first: ConnectOptions,
         second: ConnectOptions,
-        listens: tuple[str, QoS] | None,
+        listens: tuple[str, QoS],
+        also: tuple[str, QoS] | None,
     ) -> Any:
-        """Every example starts with c0 on s0 and c1 on s1 connected, c0 perhaps
-        subscribed (most interesting sequences need a listener)."""
+        """Every example starts with c0 on s0 and c1 on s1 connected, c0 subscribed
+        and c1 perhaps (most interesting sequences need a listener)."""
         self._connect("s0", "c0", *first)
         self._connect("s1", "c1", *second)
         self.driver.settle()
-        if listens is not None and self.driver.connected("s0"):
-            topic_filter, qos = listens
-            self.driver.send(
-                "s0",
-                Subscribe(self.driver.next_packet_id(self.full_client_id("c0")),
-                          (Subscription(self.full(topic_filter), qos),)),
-            )
+        for slot, client_id, request in (("s0", "c0", listens), ("s1", "c1", also)):
+            if request is not None and self.driver.connected(slot):
+                topic_filter, qos = request
+                packet_id = self.driver.next_packet_id(self.full_client_id(client_id))
+                subscription = Subscription(self.full(topic_filter), qos)
+                self.driver.send(slot, Subscribe(packet_id, (subscription,)))
         return self.step_done()
 
     @precondition(lambda self: self.free_slots())

@@ -2,14 +2,20 @@
 
 The target is the in-process mqttref broker unless ``MQTTREF_TARGET=HOST:PORT``
 names another; the budget comes from ``MQTTREF_PROFILE`` (``machine.BUDGETS``).
+A failure prints the model's verdict, the transcript of client actions and
+packets, the shrunk rule sequence and a ``@reproduce_failure`` blob; shrinking
+replays real traffic, so it stops after ``MQTTREF_SHRINK_SECONDS`` (60).
 """
 
 from __future__ import annotations
 
+import os
+
 from hypothesis.stateful import run_state_machine_as_test
 
-from tests.stateful.machine import machine_for, machine_settings
+from tests.stateful.machine import machine_for, machine_settings, shrinking_limited_to
 
 
 def test_every_observation_is_one_the_model_allows_and_nothing_owed_goes_missing() -> None:
-    run_state_machine_as_test(machine_for(), settings=machine_settings())
+    with shrinking_limited_to(float(os.environ.get("MQTTREF_SHRINK_SECONDS", "60"))):
+        run_state_machine_as_test(machine_for(), settings=machine_settings())
