@@ -160,11 +160,14 @@ def run_publisher_kills(directory: Path, kill_points: list[int]) -> tuple[
     publisher = DurablePublisher(broker.port, "durable-publisher")
     pending = sorted(kill_points)
     killed = threading.Event()
+    armed = threading.Event()
+    """Set while both clients are connected to the current broker process."""
     kills = 0
 
     def maybe_kill(acked: int) -> None:
-        if pending and acked >= pending[0] and not killed.is_set():
+        if armed.is_set() and pending and acked >= pending[0]:
             pending.pop(0)
+            armed.clear()
             broker.kill9()
             killed.set()
 
@@ -173,6 +176,7 @@ def run_publisher_kills(directory: Path, kill_points: list[int]) -> tuple[
         assert subscriber.subscribe((Q1_TOPIC, 1), (Q2_TOPIC, 2)) == [1, 2]
         publisher.on_count = maybe_kill
         publisher.connect()
+        armed.set()
         publisher.publish([
             (topic, str(seq).encode(), qos)
             for seq in range(COUNT)
@@ -187,7 +191,15 @@ def run_publisher_kills(directory: Path, kill_points: list[int]) -> tuple[
                 break
             kills += 1
             killed.clear()
+            reconnects = (len(publisher.connacks), len(subscriber.connacks))
             broker.start()
+            assert publisher.wait_until(lambda n=reconnects[0]: len(publisher.connacks) > n), (
+                "the publisher did not reconnect after the restart"
+            )
+            assert subscriber.wait_until(lambda n=reconnects[1]: len(subscriber.connacks) > n), (
+                "the subscriber did not reconnect after the restart"
+            )
+            armed.set()
         assert subscriber.wait_until(lambda: len(subscriber.distinct) >= TOTAL, timeout=60), (
             f"the subscriber holds {len(subscriber.distinct)} of {TOTAL}"
         )
