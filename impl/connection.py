@@ -93,6 +93,10 @@ class ConnectionState(Enum):
     CONNECTED = "connected"
     CLOSED = "closed"
 
+    # Members are singletons: hash by identity in C, not Enum's Python-level
+    # hash of the name (HANDLERS is looked up with the state for every packet).
+    __hash__ = object.__hash__
+
 
 _C = ConnectionState
 HANDLERS: Final[dict[tuple[ConnectionState, PacketType], str]] = {
@@ -128,6 +132,7 @@ class Connection(asyncio.BufferedProtocol):
     """Set by ``connection_made``, before any other call."""
 
     __slots__ = (
+        "_checked_topic",
         "_congested",
         "_flush_scheduled",
         "_held",
@@ -184,6 +189,8 @@ class Connection(asyncio.BufferedProtocol):
         """The slow connections this one (a publisher) is paused for."""
         self._wait_timer: asyncio.TimerHandle | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._checked_topic = ""
+        """The last PUBLISH topic found within the broker's limits (``topic_problem``)."""
 
     def __repr__(self) -> str:
         return f"<Connection {self.peer} {self.client_id!r} {self.state.value}>"
@@ -334,10 +341,13 @@ class Connection(asyncio.BufferedProtocol):
 
     def on_publish(self, packet: Publish, now: float) -> None:
         """Route an inbound PUBLISH; a topic beyond the broker's limits closes."""
-        problem = topic_problem(packet.topic, self.config)
-        if problem is not None:
-            raise ProtocolError(f"PUBLISH topic with {problem}", ref="§4.7",
-                                reason_code=ReasonCode.TOPIC_NAME_INVALID)
+        topic = packet.topic
+        if topic != self._checked_topic:  # a publisher tends to repeat its topic
+            problem = topic_problem(topic, self.config)
+            if problem is not None:
+                raise ProtocolError(f"PUBLISH topic with {problem}", ref="§4.7",
+                                    reason_code=ReasonCode.TOPIC_NAME_INVALID)
+            self._checked_topic = topic
         assert self.session is not None
         message = self.session.on_publish(packet, now)
         if message is not None:

@@ -24,6 +24,8 @@ import attrs
 from mqttref.impl.packets import QoS
 
 _U16 = struct.Struct("!H")
+_HEAD_1 = struct.Struct("!BBH")
+_HEAD_2 = struct.Struct("!BBBH")
 
 
 def publish_frame(
@@ -31,21 +33,29 @@ def publish_frame(
 ) -> bytes:
     """An MQTT 3.x PUBLISH packet (3.3); ``packet_id`` is ignored at QoS 0."""
     topic_bytes = topic.encode()
-    length = 2 + len(topic_bytes) + len(payload) + (2 if qos else 0)
-    header = bytearray((0x30 | dup << 3 | qos << 1 | retain,))
-    while True:  # Remaining Length as a Variable Byte Integer (2.2.3)
-        byte = length & 0x7F
-        length >>= 7
-        if length:
-            header.append(byte | 0x80)
-        else:
-            header.append(byte)
-            break
-    header += _U16.pack(len(topic_bytes))
-    header += topic_bytes
+    topic_length = len(topic_bytes)
+    length = 2 + topic_length + len(payload) + (2 if qos else 0)
+    first = 0x30 | dup << 3 | qos << 1 | retain
+    # Remaining Length as a Variable Byte Integer (2.2.3): one or two bytes packed
+    # with the topic's length prefix, the general loop beyond.
+    if length < 0x80:
+        head = _HEAD_1.pack(first, length, topic_length)
+    elif length < 0x4000:
+        head = _HEAD_2.pack(first, length & 0x7F | 0x80, length >> 7, topic_length)
+    else:
+        header = bytearray((first,))
+        while True:
+            byte = length & 0x7F
+            length >>= 7
+            if length:
+                header.append(byte | 0x80)
+            else:
+                header.append(byte)
+                break
+        head = bytes(header) + _U16.pack(topic_length)
     if qos:
-        header += _U16.pack(packet_id)
-    return bytes(header) + payload
+        return b"".join((head, topic_bytes, _U16.pack(packet_id), payload))
+    return b"".join((head, topic_bytes, payload))
 
 
 _ACK = struct.Struct("!BBH")
