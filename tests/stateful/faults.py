@@ -239,19 +239,26 @@ def _takeover_keeps_old_connection(mp: Patcher) -> None:
 
 def _late_connack(mp: Patcher) -> None:
     """CONNACK after the resumed session's first messages, not first [MQTT-3.2.0-1]."""
-    original = Connection.on_connect
+    original_on_connect = Connection.on_connect
+    original_send_frame = Connection.send_frame
+    held: dict[int, list[bytes]] = {}
+
+    def send_frame(self: Connection, frame: bytes) -> None:
+        frames = held.get(id(self))
+        if frames is not None and not frames and frame[0] == 0x20:
+            frames.append(frame)  # hold the CONNACK back
+            return
+        original_send_frame(self, frame)
 
     def on_connect(self: Connection, packet: Any, now: float) -> None:
-        sent: list[bytes] = []
-        real_send_frame = self.send_frame
-        self.send_frame = sent.append  # type: ignore[method-assign]
+        held[id(self)] = []
         try:
-            original(self, packet, now)
+            original_on_connect(self, packet, now)
         finally:
-            self.send_frame = real_send_frame  # type: ignore[method-assign]
-        for frame in [*sent[1:], *sent[:1]]:
-            real_send_frame(frame)
+            for frame in held.pop(id(self)):
+                original_send_frame(self, frame)
 
+    mp.setattr(Connection, "send_frame", send_frame)
     mp.setattr(Connection, "on_connect", on_connect)
 
 
