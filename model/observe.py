@@ -93,6 +93,8 @@ class ObservationJudge:
                 )
             self._observe_connack(conn, observation)
             return
+        if conn.accepted and conn.state == C.CLOSED and self._late_answer(conn, observation):
+            return
         if not conn.accepted or conn.state == C.CLOSED:
             raise self._reject(
                 conn,
@@ -120,6 +122,18 @@ class ObservationJudge:
                 ["MQTT-3.2.0-1"],
                 observation,
             )
+
+    @staticmethod
+    def _late_answer(conn: Connection, observation: Observation) -> bool:
+        """An answer the server owed when the client closed (DISCONNECT or a drop)
+        may still be on its way: the server wrote it before reading the close."""
+        kind = {SubAck: "SUBACK", UnsubAck: "UNSUBACK", PingResp: "PINGRESP"}.get(type(observation))
+        packet_id = getattr(observation, "packet_id", None)
+        for expected in conn.expected:
+            if expected.kind == kind and expected.packet_id == packet_id:
+                conn.expected.remove(expected)
+                return True
+        return False
 
     def _observe_close(self, conn: Connection, observation: Closed) -> None:
         try:

@@ -557,3 +557,17 @@ def test_one_filter_twice_in_a_subscribe_is_two_subscriptions_in_a_row(
     model.observe("s", PubRel(2))
     model.apply(Send("s", PubComp(2)))
     assert model.check_quiescent() == []
+
+
+def test_an_answer_owed_before_the_client_disconnected_may_still_arrive(
+    model: BrokerModel,
+) -> None:
+    """[MQTT-3.12.4-1]: the server may have written the PINGRESP before it read the
+    DISCONNECT; a second one is still a violation."""
+    connect(model, "a")
+    model.apply(Send("a", PingReq()))
+    model.apply(Send("a", Disconnect()))
+    assert owed(model) == []
+    model.observe("a", PingResp())
+    with pytest.raises(Violation):
+        model.observe("a", PingResp())
