@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
 from mqttref.impl.config import Config
 from mqttref.impl.oracle.report import write_text
 from mqttref.impl.oracle.runner import Verdict
 from mqttref.impl.oracle.target import evaluate
 from tests.helpers.broker_thread import BrokerThread
+
+pytestmark = pytest.mark.slow
 
 
 def test_mqttref_broker_passes_every_check_of_the_conformance_suite() -> None:

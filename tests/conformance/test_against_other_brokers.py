@@ -23,6 +23,8 @@ import pytest
 
 from tests.conformance.conftest import aedes_version, mosquitto_version
 
+pytestmark = [pytest.mark.external, pytest.mark.slow]
+
 EXPECTED = Path(__file__).parent / "expected"
 FINDINGS = Path(__file__).resolve().parents[2] / "docs" / "spec" / "findings.md"
 
