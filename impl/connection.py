@@ -239,6 +239,21 @@ class Connection(asyncio.BufferedProtocol):
         supervisor.received(self, data)
         if self.broker.pressure:
             self._wait_for_slow_readers()
+        if (
+            nbytes == len(supervisor.read_buffer)
+            and self._waiting_on is None
+            and not self.transport.is_closing()  # not closed while handling the read
+        ):
+            # A full read may leave more waiting, and the loop would read it at once
+            # (libuv reads a ready socket up to 32 times in a row): yield first, so
+            # that this batch's writes go out (and can congest, holding publishers
+            # back) before the next read, and no busy publisher starves the others.
+            self.transport.pause_reading()
+            self.loop.call_soon(self._resume_after_yield)
+
+    def _resume_after_yield(self) -> None:
+        if self._waiting_on is None and self.state is not ConnectionState.CLOSED:
+            self.transport.resume_reading()
 
     def eof_received(self) -> bool:
         self.close("the network connection was lost", publish_will=True)
