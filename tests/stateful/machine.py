@@ -287,9 +287,6 @@ class BrokerMachine(RuleBasedStateMachine):
             st.tuples(topics | st.sampled_from(WILDCARD_FILTERS), qos_levels),
             min_size=1,
             max_size=2,
-            # One filter twice in a SUBSCRIBE is left out until the model handles it
-            # (test_model_disagreements: one_filter_twice_in_a_subscribe...).
-            unique_by=lambda request: request[0],
         ),
     )
     def subscribe(self, data: st.DataObject, requests: list[tuple[str, QoS]]) -> Any:

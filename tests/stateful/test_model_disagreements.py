@@ -2,9 +2,10 @@
 
 Each test is the smallest scenario the state machine reduced a disagreement
 to, played against the model alone. While the model was wrong they were
-marked ``xfail(strict=True)`` with the reason; the model's authors fixed both
-(the PUBACK crash and the cross-connection order of a takeover's will), so
-those now stand as regression tests; the ones still marked are open. The
+marked ``xfail(strict=True)`` with the reason; the model's authors fixed four
+of them (the PUBACK crash, the cross-connection order of a takeover's will,
+an optional and a required identical will, one filter twice in a SUBSCRIBE),
+which now stand as regression tests; the one still marked is open. The
 machine's checks were never weakened for them.
 """
 
@@ -66,12 +67,6 @@ def test_a_will_caused_by_a_takeover_may_reach_a_subscriber_before_the_new_conna
     model.observe("s2", ConnAck(False, 0))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="model bug: of two indistinguishable deliveries (same topic, payload, QoS), an "
-    "optional earlier one and a required later one, the model pairs the one PUBLISH that "
-    "arrives with the optional one and still owes the required one",
-)
 def test_one_copy_of_a_will_that_was_optional_then_required_is_enough() -> None:
     """c3's will is published twice: first on a takeover while subscriber c0 is
     offline (QoS 0 to an offline session: may be dropped), then, c0 being back,
@@ -95,12 +90,6 @@ def test_one_copy_of_a_will_that_was_optional_then_required_is_enough() -> None:
     assert model.check_quiescent() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="model bug: a SUBSCRIBE naming one filter twice is two SUBSCRIBEs in a row "
-    "[MQTT-3.8.4-4], the second replacing the first and re-sending the retained message "
-    "[MQTT-3.8.4-3]; the model narrows both retained copies to the first granted QoS",
-)
 def test_one_filter_twice_in_a_subscribe_sends_the_retained_message_for_each() -> None:
     model = BrokerModel()
     connect(model, "s0", "c0")
@@ -119,9 +108,10 @@ def test_one_filter_twice_in_a_subscribe_sends_the_retained_message_for_each() -
 
 @pytest.mark.xfail(
     strict=True,
-    reason="model bug (the same as above, with empty payloads, which no harness can make "
-    "unique): a QoS 2 message released after the subscription may or may not be routed; "
-    "the next identical message is owed, and its one copy is paired with the first",
+    reason="model bug (like the identical wills above, but with empty payloads, which no "
+    "harness can make unique): a QoS 2 message released after the subscription may or "
+    "may not be routed; the next identical message is owed, and its one copy is paired "
+    "with the first",
 )
 def test_one_copy_of_two_identical_empty_messages_is_enough_when_only_the_second_is_owed() -> None:
     """Found by the thorough profile: c0 publishes an empty QoS 2 message to b with
