@@ -1,4 +1,4 @@
-"""Real brokers for the client tests: mosquitto started on a free loopback port.
+"""Real brokers for the client tests: mosquitto (tests.helpers.peers) and `mqttref broker`.
 
 A ``RunningBroker`` knows how to stop and start again on the same port, so
 tests can restart the broker under a connected client.
@@ -7,9 +7,7 @@ tests can restart the broker under a connected client.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,98 +17,20 @@ from pathlib import Path
 import attrs
 import pytest
 
-MOSQUITTO = "/usr/sbin/mosquitto"
+from tests.helpers.peers import (
+    MosquittoProcess,
+    free_port,
+    mosquitto_installed,
+    stop_process,
+    wait_for_port,
+)
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.02)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
-
-
-class _BrokerProcess:
-    """Stop and restart on the same port, for a broker running as a child process."""
-
-    process: subprocess.Popen[bytes] | None
-
-    def start(self) -> None:
-        raise NotImplementedError
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            self.process = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
+Mosquitto = MosquittoProcess
+"""mosquitto with its log on (the tests wait for its SUBACKs), restartable on its port."""
 
 
 @attrs.define
-class Mosquitto(_BrokerProcess):
-    """A mosquitto process with a generated configuration file."""
-
-    directory: Path
-    port: int = attrs.field(factory=free_port)
-    allow_anonymous: bool = True
-    process: subprocess.Popen[bytes] | None = None
-
-    name = "mosquitto"
-    host = "127.0.0.1"
-
-    def start(self) -> None:
-        config = self.directory / f"mosquitto-{self.port}.conf"
-        lines = [
-            f"listener {self.port} 127.0.0.1",
-            f"allow_anonymous {'true' if self.allow_anonymous else 'false'}",
-            "persistence false",
-            f"log_dest file {self.log_path}",
-            "log_type all",
-            # Started as root, mosquitto drops to user "mosquitto", who may not write here.
-            f"user {getpass.getuser()}",
-        ]
-        config.write_text("\n".join(lines) + "\n")
-        self.process = subprocess.Popen(
-            [MOSQUITTO, "-c", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for_port(self.port)
-
-    @property
-    def log_path(self) -> Path:
-        return self.directory / f"mosquitto-{self.port}.log"
-
-    def wait_for_log(self, text: str, timeout: float = 10.0) -> None:
-        """Block until mosquitto's log holds ``text`` (e.g. a SUBACK sent to a client id)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.log_path.exists() and text in self.log_path.read_text(errors="replace"):
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"mosquitto never logged {text!r}")
-
-    def wait_for_subscription(self, client_id: str, timeout: float = 10.0) -> None:
-        self.wait_for_log(f"Sending SUBACK to {client_id}", timeout)
-
-
-@attrs.define
-class MqttrefBroker(_BrokerProcess):
+class MqttrefBroker:
     """``mqttref broker`` as its own process, configured by a generated TOML file."""
 
     directory: Path
@@ -136,6 +56,15 @@ class MqttrefBroker(_BrokerProcess):
                 stderr=log,
             )  # fmt: skip
         wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+            self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
 
     def wait_for_subscription(self, client_id: str, timeout: float = 10.0) -> None:
         """The broker logs a SUBSCRIBE as it reads it; its SUBACK follows at once."""
@@ -173,7 +102,7 @@ def running_broker(kind: str, directory: Path, *, allow_anonymous: bool = True) 
 
 
 def mosquitto_available() -> bool:
-    return Path(MOSQUITTO).exists() and shutil.which("mosquitto_pub") is not None
+    return mosquitto_installed() and shutil.which("mosquitto_pub") is not None
 
 
 @contextlib.contextmanager
