@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.client.brokers import free_port, wait_for_port
 from tests.helpers.broker_thread import BrokerThread
+from tests.helpers.peers import free_port, wait_for_port
 
 pytestmark = pytest.mark.skipif(
     shutil.which("mosquitto_sub") is None, reason="mosquitto-clients is not installed"
