@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,49 +22,10 @@ from typing import Any
 import attrs
 import paho.mqtt.client as mqtt
 
+from tests.helpers.peers import restartable_port, stop_process, wait_for_port
+
 MQTTREF = Path(sys.executable).with_name("mqttref")
 WAIT = 20.0
-
-
-def _ephemeral_ports() -> range:
-    try:
-        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
-    except (OSError, ValueError):
-        low, high = 32768, 60999
-    return range(low, high + 1)
-
-
-def free_port() -> int:
-    """A free port outside the kernel's ephemeral range.
-
-    A broker restarted on its old port must find it free. Inside the ephemeral
-    range the port may meanwhile be the source port of some client's
-    connection, or of a reconnect attempt that connected to itself (TCP
-    simultaneous open, which Linux allows on loopback): the restart then fails
-    with "address in use". Below the range no outgoing connection ever uses it.
-    """
-    ephemeral = _ephemeral_ports()
-    candidates = [port for port in range(20_000, 32_768) if port not in ephemeral]
-    for port in random.sample(candidates, 200):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port between 20000 and 32767")
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the broker exited with {process.returncode} before listening"
-                                 f" on port {port}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
 def run_broker(*args: str, timeout: float = WAIT) -> subprocess.CompletedProcess[str]:
@@ -83,7 +41,8 @@ class BrokerProcess:
     data_dir: Path
     config: str = ""
     """TOML text for ``-c``; empty for none."""
-    port: int = attrs.field(factory=free_port)
+    port: int = attrs.field(factory=restartable_port)
+    """Below the ephemeral range, so a restart finds it free (see ``restartable_port``)."""
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
@@ -106,7 +65,7 @@ class BrokerProcess:
             self.process = subprocess.Popen(command, stdout=log, stderr=log)
         self.starts += 1
         try:
-            wait_for_port(self.port, self.process)
+            wait_for_port(self.port, WAIT, process=self.process)
         except AssertionError as exc:
             raise AssertionError(f"{exc}; its log ends:\n{self.log()[-2000:]}") from None
         return self
@@ -123,14 +82,7 @@ class BrokerProcess:
         process, self.process = self.process, None
         if process is None:
             return None
-        if process.poll() is None:
-            process.terminate()
-            try:
-                return process.wait(WAIT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        return process.returncode
+        return stop_process(process, WAIT)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -21,11 +21,11 @@ import pytest
 from mqttref.impl.store.sqlite import SCHEMA_VERSION
 from tests.durability.processes import (
     MQTTREF,
+    WAIT,
     BrokerProcess,
-    free_port,
     run_broker,
-    wait_for_port,
 )
+from tests.helpers.peers import restartable_port, wait_for_port
 
 Snapshot = dict[str, tuple[bytes, int]]
 
@@ -49,7 +49,7 @@ def assert_refused(result: subprocess.CompletedProcess[str], *needles: str) -> N
 
 
 def start_args(data_dir: Path) -> list[str]:
-    return ["-p", str(free_port()), "--data-dir", str(data_dir)]
+    return ["-p", str(restartable_port()), "--data-dir", str(data_dir)]
 
 
 def made_database(data_dir: Path) -> Path:
@@ -169,11 +169,11 @@ def test_the_memory_store_writes_nothing_anywhere(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
     env = {**os.environ, "HOME": str(home), "XDG_DATA_HOME": str(tmp_path / "xdg")}
-    broker_port = free_port()
+    broker_port = restartable_port()
     process = subprocess.Popen([str(MQTTREF), "broker", "-p", str(broker_port), "--memory"],
                                env=env, stderr=subprocess.DEVNULL)
     try:
-        wait_for_port(broker_port, process)
+        wait_for_port(broker_port, WAIT, process=process)
         time.sleep(0.1)
     finally:
         process.terminate()
@@ -184,11 +184,11 @@ def test_the_memory_store_writes_nothing_anywhere(tmp_path: Path) -> None:
 
 def test_without_options_the_broker_keeps_its_state_under_xdg_data_home(tmp_path: Path) -> None:
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg")}
-    port = free_port()
+    port = restartable_port()
     process = subprocess.Popen([str(MQTTREF), "broker", "-p", str(port)], env=env,
                                stderr=subprocess.DEVNULL)
     try:
-        wait_for_port(port, process)
+        wait_for_port(port, WAIT, process=process)
         assert (tmp_path / "xdg" / "mqttref" / "mqttref.db").exists()
         assert (tmp_path / "xdg" / "mqttref" / "lock").read_text() == f"{process.pid}\n"
     finally:

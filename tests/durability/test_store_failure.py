@@ -23,11 +23,10 @@ from tests.durability.processes import (
     WAIT,
     BrokerProcess,
     DurableSubscriber,
-    free_port,
     publish_all,
-    wait_for_port,
 )
 from tests.helpers.broker_thread import BrokerThread
+from tests.helpers.peers import restartable_port, wait_for_port
 from tests.helpers.raw_client import CLOSED, RawClient
 
 Q1 = QoS.AT_LEAST_ONCE
@@ -74,7 +73,7 @@ def test_a_full_disk_stops_the_command_with_one_line_and_exit_1(tmp_path: Path) 
     """RLIMIT_FSIZE makes writes past the limit fail with EFBIG, as a full disk would."""
     data_dir = tmp_path / "data"
     BrokerProcess(data_dir).start().stop()  # create the database without a limit
-    port = free_port()
+    port = restartable_port()
     prlimit = shutil.which("prlimit")
     assert prlimit is not None, "prlimit (util-linux) is needed for this test"
     process = subprocess.Popen(
@@ -84,7 +83,7 @@ def test_a_full_disk_stops_the_command_with_one_line_and_exit_1(tmp_path: Path) 
     )
     acknowledged = 0
     try:
-        wait_for_port(port, process)
+        wait_for_port(port, WAIT, process=process)
         subscriber = DurableSubscriber(port, "offline")
         subscriber.connect()
         subscriber.subscribe(("big", 1))
@@ -107,7 +106,7 @@ def test_a_full_disk_stops_the_command_with_one_line_and_exit_1(tmp_path: Path) 
     assert "mqttref.db: cannot write" in errors[0]
     assert 0 < acknowledged < 100
     # Everything acknowledged before the failure is there after a restart.
-    broker = BrokerProcess(data_dir, port=free_port()).start()
+    broker = BrokerProcess(data_dir, port=restartable_port()).start()
     try:
         subscriber = DurableSubscriber(broker.port, "offline")
         received: list[bytes] = []

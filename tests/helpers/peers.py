@@ -61,7 +61,8 @@ def restartable_port() -> int:
 
 
 def wait_for_port(port: int, timeout: float = 10.0, *,
-                  process: subprocess.Popen[bytes] | None = None) -> None:
+                  process: subprocess.Popen[bytes] | subprocess.Popen[str] | None = None,
+                  ) -> None:
     """Block until something accepts connections on 127.0.0.1:``port``.
 
     With ``process``, fail at once if that process exits first, rather than
@@ -77,7 +78,8 @@ def wait_for_port(port: int, timeout: float = 10.0, *,
     raise AssertionError(f"nothing listens on {HOST}:{port} after {timeout} s")
 
 
-def stop_process(process: subprocess.Popen[bytes], timeout: float = 5.0) -> int:
+def stop_process(process: subprocess.Popen[bytes] | subprocess.Popen[str],
+                 timeout: float = 5.0) -> int:
     """SIGTERM, wait up to ``timeout``, then SIGKILL; the exit status."""
     if process.poll() is None:
         process.terminate()
