@@ -2,34 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-MOSQUITTO = Path("/usr/sbin/mosquitto")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.02)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+from tests.helpers.peers import (
+    MOSQUITTO,
+    MosquittoProcess,
+    free_port,
+    mosquitto_installed,
+    stop_process,
+    wait_for_port,
+)
 
 
 def mosquitto_version() -> str:
@@ -41,24 +29,11 @@ def mosquitto_version() -> str:
 @pytest.fixture(scope="session")
 def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """A mosquitto on a free loopback port with a generated config; yields the port."""
-    if not MOSQUITTO.exists():
+    if not mosquitto_installed():
         pytest.skip("mosquitto is not installed")
-    directory = tmp_path_factory.mktemp("mosquitto")
-    port = free_port()
-    config = directory / "mosquitto.conf"
-    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    process = subprocess.Popen([str(MOSQUITTO), "-c", str(config)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(port)
-        yield port
-    finally:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    # No log: the conformance runs do not read it, and log_type all would write every packet.
+    with MosquittoProcess(tmp_path_factory.mktemp("mosquitto"), log=False) as running:
+        yield running.port
 
 
 NODE_DIR = Path(__file__).parent / "node"
@@ -94,9 +69,4 @@ def aedes() -> Iterator[int]:
         wait_for_port(port)
         yield port
     finally:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)

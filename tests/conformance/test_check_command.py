@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.conformance.conftest import free_port
+from tests.helpers.peers import free_port
 
 
 def mqttref_check(*args: str) -> subprocess.CompletedProcess[str]:
