@@ -13,15 +13,16 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Self
 
 import attrs
 import pytest
 
 from tests.helpers.peers import (
+    ChildPeer,
     MosquittoProcess,
     free_port,
     mosquitto_installed,
-    stop_process,
     wait_for_port,
 )
 
@@ -30,7 +31,7 @@ Mosquitto = MosquittoProcess
 
 
 @attrs.define
-class MqttrefBroker:
+class MqttrefBroker(ChildPeer):
     """``mqttref broker`` as its own process, configured by a generated TOML file."""
 
     directory: Path
@@ -45,7 +46,7 @@ class MqttrefBroker:
     def log_path(self) -> Path:
         return self.directory / f"mqttref-{self.port}.log"
 
-    def start(self) -> None:
+    def start(self) -> Self:
         config = self.directory / f"mqttref-{self.port}.toml"
         config.write_text(f"allow_anonymous = {'true' if self.allow_anonymous else 'false'}\n")
         with self.log_path.open("ab") as log:
@@ -56,15 +57,7 @@ class MqttrefBroker:
                 stderr=log,
             )  # fmt: skip
         wait_for_port(self.port)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            stop_process(self.process)
-            self.process = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
+        return self
 
     def wait_for_subscription(self, client_id: str, timeout: float = 10.0) -> None:
         """The broker logs a SUBSCRIBE as it reads it; its SUBACK follows at once."""

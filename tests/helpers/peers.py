@@ -16,6 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import attrs
 
@@ -91,12 +92,43 @@ def stop_process(process: subprocess.Popen[bytes] | subprocess.Popen[str],
     return process.returncode
 
 
+class ChildPeer:
+    """``stop``, ``restart`` (on the same port) and ``with`` for a peer that ``start`` launches
+    as one child process; subclasses (attrs classes) hold ``process``."""
+
+    process: subprocess.Popen[bytes] | None
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+            self.process = None
+
+    def restart(self) -> None:
+        """Stop, then start again on the same port (clients see the peer go and return)."""
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
 def mosquitto_installed() -> bool:
     return MOSQUITTO.exists()
 
 
 @attrs.define
-class MosquittoProcess:
+class MosquittoProcess(ChildPeer):
     """mosquitto with a generated configuration, restartable on the same port.
 
     The configuration: ``listener PORT 127.0.0.1``, ``allow_anonymous``,
@@ -121,7 +153,7 @@ class MosquittoProcess:
     def log_path(self) -> Path:
         return self.directory / f"mosquitto-{self.port}.log"
 
-    def start(self) -> MosquittoProcess:
+    def start(self) -> Self:
         lines = [
             f"listener {self.port} 127.0.0.1",
             f"allow_anonymous {'true' if self.allow_anonymous else 'false'}",
@@ -143,16 +175,6 @@ class MosquittoProcess:
         wait_for_port(self.port)
         return self
 
-    def stop(self) -> None:
-        if self.process is not None:
-            stop_process(self.process)
-            self.process = None
-
-    def restart(self) -> None:
-        """Stop, then start again on the same port (clients see the broker go and return)."""
-        self.stop()
-        self.start()
-
     def wait_for_log(self, text: str, timeout: float = 10.0) -> None:
         """Block until mosquitto's log holds ``text`` (e.g. a SUBACK sent to a client id)."""
         deadline = time.monotonic() + timeout
@@ -164,15 +186,3 @@ class MosquittoProcess:
 
     def wait_for_subscription(self, client_id: str, timeout: float = 10.0) -> None:
         self.wait_for_log(f"Sending SUBACK to {client_id}", timeout)
-
-    def __enter__(self) -> MosquittoProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
