@@ -21,8 +21,8 @@ import pytest
 from tests.helpers.peers import (
     ChildPeer,
     MosquittoProcess,
-    free_port,
     mosquitto_installed,
+    restartable_port,
     wait_for_port,
 )
 
@@ -35,7 +35,7 @@ class MqttrefBroker(ChildPeer):
     """``mqttref broker`` as its own process, configured by a generated TOML file."""
 
     directory: Path
-    port: int = attrs.field(factory=free_port)
+    port: int = attrs.field(factory=restartable_port)
     allow_anonymous: bool = True
     process: subprocess.Popen[bytes] | None = None
 

@@ -137,7 +137,7 @@ class MosquittoProcess(ChildPeer):
     """
 
     directory: Path
-    port: int = attrs.field(factory=free_port)
+    port: int = attrs.field(factory=restartable_port)
     allow_anonymous: bool = True
     log: bool = True
     process: subprocess.Popen[bytes] | None = None
