@@ -34,8 +34,9 @@ from mqttref.client import (
     Will,
 )
 from mqttref.impl.packets import Publish, PubRec
-from tests.client.brokers import Broker, free_port
+from tests.client.brokers import Broker
 from tests.client.proxy import DOWN, UP, Proxy
+from tests.helpers.peers import free_port
 
 WAIT = 5.0
 FAST_RECONNECT = Backoff(initial=0.05, maximum=0.2)

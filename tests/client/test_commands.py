@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.client.brokers import Broker, free_port
+from tests.client.brokers import Broker
+from tests.helpers.peers import free_port
 
 TIMEOUT = 20
 
