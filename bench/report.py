@@ -69,7 +69,8 @@ def _extra(outcome: Outcome) -> str:
     return "; ".join(parts)
 
 
-def runs_table(outcomes: Iterable[Outcome]) -> str:
+def _runs_rows(outcomes: Iterable[Outcome]) -> tuple[list[str], list[list[str]]]:
+    """The header and rows of the per-run table, shared by text and Markdown."""
     header = [
         "scenario",
         "broker",
@@ -95,6 +96,11 @@ def runs_table(outcomes: Iterable[Outcome]) -> str:
         ]
         for o in outcomes
     ]
+    return header, rows
+
+
+def runs_table(outcomes: Iterable[Outcome]) -> str:
+    header, rows = _runs_rows(outcomes)
     return _table(header, rows)
 
 
@@ -201,31 +207,7 @@ def _markdown_table(header: list[str], rows: list[list[str]], right: int) -> lis
 
 def markdown(outcomes: list[Outcome], found: list[Verdict], durable: list[Verdict]) -> str:
     """The tables as Markdown, for docs/performance.md."""
-    header = [
-        "scenario",
-        "broker",
-        "delivered/expected",
-        "wall s",
-        "broker CPU s",
-        "gen CPU s",
-        "per s",
-        "per broker CPU-s",
-        "notes",
-    ]
-    rows = [
-        [
-            o.scenario,
-            o.broker,
-            f"{o.delivered:,}/{o.expected:,}",
-            _num(o.wall_s, 2),
-            _num(o.broker_cpu_s, 2),
-            _num(o.gen_cpu_s, 2),
-            f"{_num(o.rate_wall)} {o.unit}",
-            f"{_num(o.rate_cpu)} {o.unit}",
-            _extra(o),
-        ]
-        for o in outcomes
-    ]
+    header, rows = _runs_rows(outcomes)
     lines = _markdown_table(header, rows, 6)
     for table, names in ((found, VERSUS_MOSQUITTO), (durable, SQLITE_VERSUS_MEMORY)):
         if table:
