@@ -96,8 +96,9 @@ def generate(model_transitions: Mapping[str, Sequence[str]], protocol: str = "3.
         " observe a server's conformance to it; *checks* are the `mqttref check` scenarios"
         " that verify it (`mqttref check --only ID` runs them); *model* lists the"
         " statechart transitions of the executable model that cite it. At run time,"
-        " `mqttref check` also runs the model exploration of `tests/stateful` against the"
-        " target (from the repository root, in the budget the suite leaves); statements its"
+        " `mqttref check` also runs the model exploration (the state machine of"
+        " `mqttref.impl.oracle.stateful`, which `tests/stateful` runs against the mqttref"
+        " broker) against the target in the budget the suite leaves; statements its"
         " transitions cover get verdicts from it too.",
     ]
     current = None

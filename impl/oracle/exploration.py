@@ -1,11 +1,14 @@
-"""The hook for part 2 of ``mqttref check``: the model exploration of ``tests/stateful``.
+"""The hook for part 2 of ``mqttref check``: the model exploration.
 
-The conformance suite plays fixed scenarios. The stateful tests (issue 5) drive
-many clients through random rule sequences and judge every observation with the
-executable model. ``mqttref check`` runs that exploration against the target in
-the budget the suite leaves, *when it is available*: it imports
-``EXPLORER_MODULE`` and calls its ``explore`` function, which must have the
-signature of ``Explorer``:
+The conformance suite plays fixed scenarios. The exploration
+(``mqttref.impl.oracle.stateful``, the same state machine that ``tests/stateful``
+runs against the mqttref broker) drives many clients through random rule
+sequences and judges every observation with the executable model. It needs
+Hypothesis, an optional dependency (``pip install 'mqttref[check]'``): without
+it ``mqttref check`` reports the exploration as not run, with that reason, and
+the verdicts come from the suite alone.
+
+An explorer has the signature of ``Explorer``:
 
     def explore(host: str, port: int, *, budget: float, seed: int) -> ExplorationOutcome
 
@@ -13,22 +16,19 @@ It drives the broker at ``host:port`` for at most ``budget`` seconds and returns
 the statement ids the model transitions it exercised cite (``covered``) and, for
 each disagreement between broker and model, an ``ExplorationFailure`` with the
 ids of the violated statements, the readable minimal sequence of client actions
-and packets, and the seed that replays it. Until that module exists, the
-exploration is reported as not run and the verdicts come from the suite alone.
+and packets, and the seed that replays it.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-import sys
 from typing import Protocol, cast
 
 import attrs
 
-EXPLORER_MODULE = os.environ.get("MQTTREF_EXPLORER", "tests.stateful.explore")
-"""Where ``explore`` lives; ``MQTTREF_EXPLORER`` names another module (importable from
-the working directory, e.g. the repository root for ``tests.stateful``)."""
+EXPLORER_MODULE = os.environ.get("MQTTREF_EXPLORER", "mqttref.impl.oracle.stateful.explore")
+"""Where ``explore`` lives; ``MQTTREF_EXPLORER`` names another importable module."""
 
 
 @attrs.frozen
@@ -54,24 +54,13 @@ class Explorer(Protocol):
 
 
 def load_explorer(module_name: str = EXPLORER_MODULE) -> Explorer | str:
-    """The ``explore`` function of ``module_name``, or why it cannot be had.
-
-    The module is looked up on ``sys.path`` and then from the working directory,
-    so that ``mqttref check`` run from the repository root finds ``tests.stateful``
-    (a console script does not put the working directory on ``sys.path``).
-    """
+    """The ``explore`` function of ``module_name``, or why it cannot be had."""
     try:
         module = importlib.import_module(module_name)
-    except ImportError as first:
-        cwd = os.getcwd()
-        if cwd in sys.path:
-            return f"{module_name} is not importable ({first})"
-        sys.path.append(cwd)
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            sys.path.remove(cwd)
-            return f"{module_name} is not importable ({exc})"
+    except ImportError as exc:
+        if exc.name == "hypothesis":
+            return "it needs Hypothesis: pip install 'mqttref[check]'"
+        return f"{module_name} is not importable ({exc})"
     explore = getattr(module, "explore", None)
     if not callable(explore):
         return f"{module_name} has no explore() function"
@@ -86,8 +75,4 @@ def find_explorer(module_name: str = EXPLORER_MODULE) -> Explorer | None:
 
 def not_available(module_name: str = EXPLORER_MODULE, reason: str = "") -> ExplorationOutcome:
     why = reason or f"{module_name}.explore is not importable"
-    return ExplorationOutcome(
-        ran=False,
-        note=f"model exploration not available: {why} (the stateful tests of issue 5"
-        " provide it; run from the repository root)",
-    )
+    return ExplorationOutcome(ran=False, note=f"model exploration not run: {why}")

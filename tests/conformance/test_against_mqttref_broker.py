@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -25,12 +30,22 @@ def test_mqttref_broker_passes_every_check_of_the_conformance_suite() -> None:
     assert report.count(Verdict.PASS) == 115
 
 
-def test_mqttref_check_with_the_model_exploration_passes_the_mqttref_broker() -> None:
-    """Suite plus the exploration of tests/stateful (through the hook), within the budget."""
+def test_mqttref_check_with_the_model_exploration_passes_the_mqttref_broker(
+    tmp_path: Path,
+) -> None:
+    """Suite plus model exploration, run as a user would: the installed command, from a
+    directory that is not the repository (the explorer ships in the package)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     with BrokerThread(Config(port=0)) as running:
-        report = evaluate(running.host, running.port, seed=8, budget=75.0)
-    text = io.StringIO()
-    write_text(report, text)
-    assert report.exploration.ran, report.exploration.note
-    assert report.exploration.covered
-    assert not report.failed, text.getvalue()
+        done = subprocess.run(
+            [sys.executable, "-m", "mqttref", "check", "--broker",
+             f"{running.host}:{running.port}", "--seed", "8", "--budget", "75",
+             "--json", str(tmp_path / "v.json")],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240, check=False,
+        )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads((tmp_path / "v.json").read_text("utf-8"))
+    exploration = report["exploration"]
+    assert exploration["ran"], exploration["note"]
+    assert exploration["covered"]
+    assert not exploration["failures"]

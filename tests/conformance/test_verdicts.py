@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from mqttref.impl.oracle.runner import CheckResult, Outcome, Verdict, judge
 from mqttref.impl.oracle.scenario import REGISTRY
 
@@ -69,11 +71,40 @@ def test_model_exploration_verdicts_join_the_suite_verdicts() -> None:
     assert verdicts["MQTT-4.6.0-6"].reason == "model exploration found a deviation"
 
 
-def test_without_a_stateful_explorer_the_exploration_is_reported_not_available() -> None:
+def test_without_a_stateful_explorer_the_exploration_is_reported_not_run() -> None:
     from mqttref.impl.oracle.exploration import find_explorer, not_available
 
     assert find_explorer("tests.conformance.no_such_module") is None
-    assert "not available" in not_available("tests.conformance.no_such_module").note
+    assert "not run" in not_available("tests.conformance.no_such_module").note
+
+
+def test_the_explorer_ships_in_the_package_and_is_found_by_default() -> None:
+    from mqttref.impl.oracle.exploration import EXPLORER_MODULE, find_explorer
+
+    assert EXPLORER_MODULE.startswith("mqttref.")
+    assert find_explorer() is not None
+
+
+def test_without_hypothesis_the_exploration_says_which_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import builtins
+    import sys
+
+    from mqttref.impl.oracle import exploration
+
+    real_import = builtins.__import__
+
+    def no_hypothesis(name: str, *args: object, **kwargs: object) -> object:
+        if name == "hypothesis" or name.startswith("hypothesis."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name="hypothesis")
+        return real_import(name, *args, **kwargs)
+
+    for name in [m for m in sys.modules if m.startswith("mqttref.impl.oracle.stateful")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(builtins, "__import__", no_hypothesis)
+    found = exploration.load_explorer("mqttref.impl.oracle.stateful.explore")
+    assert found == "it needs Hypothesis: pip install 'mqttref[check]'"
 
 
 def test_exploration_coverage_of_a_client_side_statement_is_no_verdict_on_the_server() -> None:

@@ -17,10 +17,11 @@ import sys
 import pytest
 from hypothesis import Phase
 
-from tests.stateful.driver import Disagreement
+from mqttref.impl.oracle.stateful.driver import Disagreement
+from mqttref.impl.oracle.stateful.machine import hunt, machine_for, machine_settings
+from mqttref.impl.oracle.stateful.target import slow_multiplier
 from tests.stateful.faults import FAULTS
-from tests.stateful.machine import hunt, machine_for, machine_settings
-from tests.stateful.target import InProcessTarget, slow_multiplier
+from tests.stateful.inprocess import InProcessTarget
 
 NO_FAULT = "none"
 """The control run: the same hunt against the unbroken broker must find nothing,

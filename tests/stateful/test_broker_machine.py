@@ -13,9 +13,15 @@ import os
 
 from hypothesis.stateful import run_state_machine_as_test
 
-from tests.stateful.machine import machine_for, machine_settings, shrinking_limited_to
+from mqttref.impl.oracle.stateful.machine import (
+    machine_for,
+    machine_settings,
+    shrinking_limited_to,
+)
+from tests.stateful.inprocess import target_from_environment
 
 
 def test_every_observation_is_one_the_model_allows_and_nothing_owed_goes_missing() -> None:
     with shrinking_limited_to(float(os.environ.get("MQTTREF_SHRINK_SECONDS", "60"))):
-        run_state_machine_as_test(machine_for(), settings=machine_settings())
+        machine = machine_for(target_from_environment())
+        run_state_machine_as_test(machine, settings=machine_settings())

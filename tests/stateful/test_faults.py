@@ -26,9 +26,9 @@ from typing import Any
 
 import pytest
 
+from mqttref.impl.oracle.stateful.machine import profile_name
 from tests.stateful.faults import FAULTS
 from tests.stateful.hunt import NO_FAULT
-from tests.stateful.machine import profile_name
 
 CI_EXAMPLES = 150
 THOROUGH_EXAMPLES = 500

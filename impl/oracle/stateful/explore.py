@@ -2,12 +2,12 @@
 
 ``mqttref.impl.oracle.exploration`` imports this module and calls
 ``explore(host, port, budget=..., seed=...)``. It runs the same
-``BrokerMachine`` as ``tests/stateful`` against the broker at ``host:port``
-in rounds of a few examples, each round with its own seed (``seed``,
-``seed + 1``...), until the budget is spent, and reports the statement ids
-the model's transitions covered and every disagreement: its statement ids,
-the model's verdict, the rule sequence and transcript, and the seed of the
-round that replays it (``explore(..., seed=that)``).
+``BrokerMachine`` that ``tests/stateful`` runs against the mqttref broker,
+here against the broker at ``host:port``, in rounds of a few examples, each
+round with its own seed (``seed``, ``seed + 1``...), until the budget is
+spent, and reports the statement ids the model's transitions covered and
+every disagreement: its statement ids, the model's verdict, the rule sequence
+and transcript, and the seed of the round that replays it (``explore(..., seed=that)``).
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ from hypothesis import seed as use_seed
 from hypothesis.stateful import get_state_machine_test
 
 from mqttref.impl.oracle.exploration import ExplorationFailure, ExplorationOutcome
-from tests.stateful.driver import Disagreement, ModelCrash
-from tests.stateful.machine import (
+from mqttref.impl.oracle.stateful.driver import Disagreement, ModelCrash
+from mqttref.impl.oracle.stateful.machine import (
     Coverage,
     machine_for,
     machine_settings,
     shrinking_limited_to,
 )
-from tests.stateful.target import ExternalTarget, slow_multiplier
+from mqttref.impl.oracle.stateful.target import ExternalTarget, slow_multiplier
 
 EXAMPLES_PER_ROUND = 4
 STEPS = 25

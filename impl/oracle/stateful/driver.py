@@ -29,7 +29,17 @@ import time
 from collections.abc import Iterable
 
 import attrs
+from hypothesis import reject
 
+from mqttref.impl.oracle.stateful.adapters import ServerStream as _ServerStream
+from mqttref.impl.oracle.stateful.adapters import (
+    acknowledgement,
+    acknowledgement_owed,
+    describe_event,
+    describe_packet,
+    encode_client_packet,
+)
+from mqttref.impl.oracle.stateful.target import Timing
 from mqttref.impl.packets import ConnAck, Connect, Packet, PingReq, Publish, PubRec, PubRel
 from mqttref.model import (
     BrokerModel,
@@ -46,15 +56,6 @@ from mqttref.model import (
     describe,
 )
 from mqttref.model.connection import ConnectionState
-from tests.stateful.adapters import ServerStream as _ServerStream
-from tests.stateful.adapters import (
-    acknowledgement,
-    acknowledgement_owed,
-    describe_event,
-    describe_packet,
-    encode_client_packet,
-)
-from tests.stateful.target import Timing
 
 TRANSCRIPT_TAIL = 80
 
@@ -195,8 +196,6 @@ class Driver:
 
     def crash(self, error: ModelError) -> Exception:
         if self.discard_model_crashes:
-            from hypothesis import reject
-
             reject()
         return ModelCrash(error, self.transcript)
 

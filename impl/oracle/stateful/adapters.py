@@ -169,9 +169,10 @@ ABUSE_NAMES: tuple[str, ...] = tuple(abuses("t", "c"))
 
 def acknowledgement(kind: str, packet_id: int) -> Packet:
     """The client's acknowledgement packet named by ``kind``."""
-    return {"PUBACK": PubAck, "PUBREC": PubRec, "PUBREL": PubRel, "PUBCOMP": PubComp}[kind](
-        packet_id
-    )
+    kinds: dict[str, type[PubAck | PubRec | PubRel | PubComp]] = {
+        "PUBACK": PubAck, "PUBREC": PubRec, "PUBREL": PubRel, "PUBCOMP": PubComp,
+    }
+    return kinds[kind](packet_id)
 
 
 def acknowledgement_owed(observation: Packet) -> str | None:

@@ -15,7 +15,7 @@ for the example's unique prefix (``~/a/b`` is ``<prefix>/a/b``, ``$~/a`` a
 ``<prefix>-c0``... The machine never learns which broker it talks to.
 
 Nothing here imports pytest: ``mqttref check`` (through
-``tests.stateful.explore``) runs the same machine against other brokers.
+``mqttref.impl.oracle.stateful.explore``) runs the same machine against other brokers.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import contextlib
 import itertools
 import os
 import secrets
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any, ClassVar
@@ -31,6 +32,7 @@ from typing import Any, ClassVar
 import attrs
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+from hypothesis.internal.conjecture import engine
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
@@ -43,9 +45,14 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from mqttref.impl.codec import encode
+from mqttref.impl.oracle.stateful.adapters import ABUSE_NAMES, abuses, encode_client_packet
+from mqttref.impl.oracle.stateful.driver import Disagreement, Driver, Flight
+from mqttref.impl.oracle.stateful.target import Target
 from mqttref.impl.packets import (
     Connect,
     Disconnect,
+    Packet,
     PingReq,
     ProtocolLevel,
     Publish,
@@ -56,9 +63,6 @@ from mqttref.impl.packets import (
     Will,
 )
 from mqttref.model import BrokerModel, Send
-from tests.stateful.adapters import ABUSE_NAMES, abuses, encode_client_packet
-from tests.stateful.driver import Disagreement, Driver, Flight
-from tests.stateful.target import Target, target_from_environment
 
 SLOTS = ("s0", "s1", "s2", "s3", "s4")
 CLIENT_IDS = ("c0", "c1", "c2", "c3")
@@ -433,12 +437,13 @@ class BrokerMachine(RuleBasedStateMachine):
     def packet_before_connect(self, data: st.DataObject, packet: str) -> Any:
         """Anything but CONNECT first: the server must close [MQTT-3.1.0-1] (D2)."""
         slot = data.draw(st.sampled_from(self.free_slots()), label="slot")
-        first = {
+        firsts: dict[str, Packet] = {
             "PINGREQ": PingReq(),
             "PUBLISH": Publish(self.full("~/a"), b"early"),
             "SUBSCRIBE": Subscribe(1, (Subscription(self.full("~/#"), QoS.AT_MOST_ONCE),)),
             "DISCONNECT": Disconnect(),
-        }[packet]
+        }
+        first = firsts[packet]
         self.prepare()
         self.driver.open_without_connect(slot)
         self.driver.act(Send(slot, first), encode_client_packet(first))
@@ -463,10 +468,6 @@ class BrokerMachine(RuleBasedStateMachine):
 
 def cleanup(host: str, port: int, machine: BrokerMachine) -> None:
     """Leave a shared broker as found: no retained message, no persistent session."""
-    import socket
-
-    from mqttref.impl.codec import encode
-
     level = ProtocolLevel.MQTT_3_1_1
     try:
         with socket.create_connection((host, port), timeout=2) as sock:
@@ -507,8 +508,6 @@ class Finding:
 def shrinking_limited_to(seconds: float) -> Iterator[None]:
     """Bound Hypothesis's shrink phase (normally up to 5 minutes) for one search:
     every shrink step here replays real network traffic."""
-    from hypothesis.internal.conjecture import engine
-
     saved = engine.MAX_SHRINKING_SECONDS
     engine.MAX_SHRINKING_SECONDS = seconds  # type: ignore[assignment]
     try:
@@ -569,15 +568,12 @@ def machine_settings(profile: str | None = None, **overrides: Any) -> settings:
     return settings(**values)
 
 
-def machine_for(
-    target: Target | None = None, *, discard_model_crashes: bool = False
-) -> type[BrokerMachine]:
-    """A ``BrokerMachine`` bound to ``target`` (default: from the environment)."""
-    bound = target if target is not None else target_from_environment()
+def machine_for(target: Target, *, discard_model_crashes: bool = False) -> type[BrokerMachine]:
+    """A ``BrokerMachine`` bound to ``target``."""
     return type(
         "BrokerMachine",
         (BrokerMachine,),
-        {"target": bound, "discard_model_crashes": discard_model_crashes},
+        {"target": target, "discard_model_crashes": discard_model_crashes},
     )
 
 

@@ -1,17 +1,12 @@
 """Which broker the state machine talks to, and how patient it is with it.
 
 The machine only ever sees a ``Target``: an address per example plus the
-``Timing`` and model parameters of that broker. Two kinds exist:
-
-- ``InProcessTarget`` (the default): a fresh mqttref broker per example, on
-  its own event loop in a background thread, with short timers from its
-  ``Config`` (keep-alive factor, retry interval, CONNECT timeout). A fresh
-  broker per example is the strongest isolation there is: no retained message
-  or persistent session can leak into the next example.
-- ``ExternalTarget``: any broker at ``HOST:PORT`` (``MQTTREF_TARGET``), the
-  one ``mqttref check`` explores. Examples share that broker, so the machine
-  uses unique client ids and a topic prefix per example and cleans up after
-  itself; the broker should be dedicated to the run.
+``Timing`` and model parameters of that broker. ``ExternalTarget`` is any
+broker at ``HOST:PORT``, the one ``mqttref check`` explores. Examples share
+that broker, so the machine uses unique client ids and a topic prefix per
+example and cleans up after itself; the broker should be dedicated to the run.
+(``tests/stateful`` adds ``InProcessTarget``: a fresh mqttref broker per
+example, with short timers.)
 
 ``MQTTREF_SLOW`` multiplies every wait (quiescence window and bounded waits)
 for slow or loaded machines.
@@ -23,8 +18,6 @@ import os
 from typing import Protocol
 
 import attrs
-
-from mqttref.impl.config import Config
 
 
 @attrs.frozen
@@ -101,47 +94,6 @@ class ExternalTarget:
         return f"the broker at {self.host}:{self.port}"
 
 
-TEST_BROKER_CONFIG = Config(
-    port=0,
-    connect_timeout=2.0,
-    keep_alive_factor=1.5,
-    retry_interval=1.0,
-    retry_max_interval=4.0,
-    max_inflight=20,
-)
-"""The in-process broker's short timers: keep alive closes at 1.5 x, a withheld
-acknowledgement is retried after 1 s (doubling), a silent socket goes after 2 s."""
-
-
-@attrs.define
-class InProcessTarget:
-    """A fresh mqttref broker per example, in a background thread."""
-
-    config: Config = TEST_BROKER_CONFIG
-    timing: Timing = attrs.field(factory=Timing)
-    _running: object | None = None
-
-    @property
-    def max_inflight(self) -> int:
-        return self.config.max_inflight
-
-    def start_example(self) -> tuple[str, int]:
-        from tests.helpers.broker_thread import BrokerThread
-
-        self.end_example()
-        running = BrokerThread(self.config).start()
-        self._running = running
-        return running.host, running.port
-
-    def end_example(self) -> None:
-        running, self._running = self._running, None
-        if running is not None:
-            running.stop()  # type: ignore[attr-defined]
-
-    def describe(self) -> str:
-        return "the in-process mqttref broker"
-
-
 def parse_address(text: str) -> tuple[str, int]:
     host, _, port = text.strip().rpartition(":")
     if not host or not port.isdigit():
@@ -151,16 +103,3 @@ def parse_address(text: str) -> tuple[str, int]:
 
 def slow_multiplier() -> float:
     return float(os.environ.get("MQTTREF_SLOW", "1") or 1)
-
-
-def target_from_environment() -> Target:
-    """``MQTTREF_TARGET=HOST:PORT`` for a broker elsewhere, else the in-process one."""
-    address = os.environ.get("MQTTREF_TARGET", "").strip()
-    target: Target
-    if address:
-        host, port = parse_address(address)
-        target = ExternalTarget(host, port)
-    else:
-        target = InProcessTarget()
-    target.timing = target.timing.scaled(slow_multiplier())
-    return target
