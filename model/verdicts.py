@@ -74,7 +74,7 @@ class Verdicts:
                     client,
                     f"PUBLISH {d.message.topic!r} {d.message.payload!r} "
                     f"QoS {sorted(d.allowed_qos)} retain={int(d.retain)}",
-                    ("MQTT-4.5.0-1", "MQTT-3.3.1-6") if d.retain else ("MQTT-4.5.0-1",),
+                    _delivery_refs(d),
                 )
                 for d in session.pending
                 if d.required
@@ -158,3 +158,12 @@ class Verdicts:
             if flow.state == ReceiverState.AWAITING_PUBREL
         ]
         return acks
+
+
+def _delivery_refs(delivery: Delivery) -> tuple[str, ...]:
+    """Why a delivery is owed: a will is owed under [MQTT-3.1.2-8] first of all."""
+    refs: tuple[str, ...] = ()
+    if delivery.message.origin.startswith("will:"):
+        refs = ("MQTT-3.1.2-8",)
+    refs += ("MQTT-4.5.0-1",)
+    return (*refs, "MQTT-3.3.1-6") if delivery.retain else refs

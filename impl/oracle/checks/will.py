@@ -5,8 +5,8 @@ from __future__ import annotations
 from mqttref.impl.oracle.checks.connect import KEEP_ALIVE_BOUND
 from mqttref.impl.oracle.flows import deliveries, require, subscribe, summary
 from mqttref.impl.oracle.probe import Probe
-from mqttref.impl.oracle.scenario import Context, check
-from mqttref.impl.packets import Disconnect, QoS, Will
+from mqttref.impl.oracle.scenario import V311, Context, check
+from mqttref.impl.packets import Connect, Disconnect, QoS, Will
 
 
 async def _willer(ctx: Context, topic: str, payload: bytes, *, qos: QoS = QoS.AT_LEAST_ONCE,
@@ -105,3 +105,19 @@ async def will_on_protocol_violation(ctx: Context) -> None:
     await willer.wait_close()
     got = summary(await deliveries(watcher, at_least=1))
     require(got == [(topic, b"violated", 1, False)], f"expected the will; got {got}")
+
+
+@check("MQTT-3.1.2-8",
+       summary="a close for a second CONNECT (a protocol violation) publishes the will")
+async def will_on_second_connect(ctx: Context) -> None:
+    """Found by the model exploration against mosquitto 2.0.11; kept here so that it
+    reproduces on every run. The second CONNECT is a protocol violation [MQTT-3.1.0-2],
+    and a close for one is among the closes that publish the will (3.1.2.5)."""
+    topic = ctx.topic("will", "second-connect")
+    watcher = await ctx.subscriber("watch", (topic, QoS.AT_LEAST_ONCE))
+    cid = ctx.client_id("willer")
+    willer = await ctx.client("willer", cid, will=Will(topic, b"twice", QoS.AT_LEAST_ONCE, False))
+    await willer.send(Connect(V311, cid, True, 60), "second CONNECT")
+    await willer.wait_close()
+    got = summary(await deliveries(watcher, at_least=1))
+    require(got == [(topic, b"twice", 1, False)], f"expected the will; got {got}")
