@@ -426,7 +426,10 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
         session.flows.connection_lost()
         for delivery in session.pending:
             if min(delivery.allowed_qos) == 0:
-                delivery.required = False  # QoS 0 for an offline client may be dropped
+                # QoS 0 for an offline client may be dropped [MQTT-3.1.2-5], also when
+                # it is a will released later (its close came after this one).
+                delivery.required = False
+                delivery.required_on_release = False
 
     def _connection_ended(self, ctx: _Ctx) -> None:
         """The network connection closed without DISCONNECT: the last will."""

@@ -63,11 +63,23 @@ from mqttref.impl.packets import (
     Will,
 )
 from mqttref.model import BrokerModel, Send
+from mqttref.model.records import Session
+from mqttref.model.topics import matches
 
 SLOTS = ("s0", "s1", "s2", "s3", "s4")
 CLIENT_IDS = ("c0", "c1", "c2", "c3")
 TOPICS = ("~/a", "~/a/b", "~/b", "$~/a")
 WILDCARD_FILTERS = ("~/+", "~/#", "~/+/b", "+/a", "#", "$~/#")
+OVERLAPPING = (
+    ("~/a", "~/+"),
+    ("~/a", "~/#"),
+    ("~/a", "+/a"),
+    ("~/a/b", "~/+/b"),
+    ("~/a/b", "~/#"),
+    ("~/b", "~/+"),
+    ("$~/a", "$~/#"),
+)
+"""A topic and a wildcard filter that matches it: two subscriptions that overlap."""
 KEEP_ALIVES = ("none", "short", "long")
 """No keep alive, the target's short one (meant to expire), or a long one."""
 LONG_KEEP_ALIVE = 120
@@ -234,15 +246,8 @@ class BrokerMachine(RuleBasedStateMachine):
         """A client that connected before comes back, persistent or clean."""
         slot = data.draw(st.sampled_from(self.free_slots()), label="slot")
         client_id = data.draw(st.sampled_from(sorted(self.last_connect)), label="client_id")
-        packet = self.last_connect[client_id]
-        will = packet.will
-        if will is not None:
-            self.messages += 1
-            will = attrs.evolve(will, payload=f"will of {client_id} #{self.messages}".encode())
         self.prepare()
-        self.driver.send(
-            slot, Connect(packet.protocol_level, packet.client_id, clean, packet.keep_alive, will)
-        )
+        self._come_back(slot, client_id, clean=clean)
         return self.step_done()
 
     @precondition(lambda self: self.connected_slots())
@@ -323,10 +328,32 @@ class BrokerMachine(RuleBasedStateMachine):
             )
         return self.step_done()
 
-    def subscriptions_of(self, slot: str) -> list[str]:
+    def session_of(self, slot: str) -> Session | None:
         conn = self.model.connections.get(slot)
-        session = self.model.sessions.get(conn.session_key or "") if conn else None
+        return self.model.sessions.get(conn.session_key or "") if conn else None
+
+    def subscriptions_of(self, slot: str) -> list[str]:
+        session = self.session_of(slot)
         return list(session.subscriptions) if session is not None else []
+
+    def listeners(self) -> list[str]:
+        """Connected slots whose session subscribes to something."""
+        return [s for s in self.connected_slots() if self.subscriptions_of(s)]
+
+    def persistent_listeners(self) -> list[str]:
+        """Listeners whose session outlives the connection (clean session 0)."""
+        return [
+            s for s in self.listeners() if (session := self.session_of(s)) and not session.clean
+        ]
+
+    def topics_heard_by(self, slot: str) -> list[str]:
+        """The topic names (short) that some subscription of ``slot``'s session matches."""
+        filters = self.subscriptions_of(slot)
+        return [t for t in TOPICS if any(matches(f, self.full(t)) for f in filters)]
+
+    def short_client_id(self, slot: str) -> str | None:
+        full = self.driver.client_id(slot)
+        return next((c for c in CLIENT_IDS if self.full_client_id(c) == full), None)
 
     @precondition(lambda self: self.connected_slots())
     @rule(
@@ -341,15 +368,124 @@ class BrokerMachine(RuleBasedStateMachine):
         order must hold for every subscriber [MQTT-4.6.0-6], online or queued."""
         slot = data.draw(st.sampled_from(self.connected_slots()), label="slot")
         self.prepare()
-        client_id = self.driver.client_id(slot)
         for _ in range(count):
-            if not (self.driver.connected(slot) and client_id is not None):
-                break
-            packet_id = self.driver.next_packet_id(client_id) if qos else None
-            self.messages += 1
-            payload = f"m{self.messages}".encode()
-            self.driver.send(slot, Publish(self.full(topic), payload, qos, False, False, packet_id))
+            self._publish(slot, topic, qos)
         return self.step_done()
+
+    # -------------------------------------------------------------- scenarios
+    # Three client stories that the single-action rules reach only rarely by
+    # chance, though brokers get each of them wrong: each is a few actions in a
+    # row, judged after every one like any other rule.
+
+    @precondition(lambda self: self.connected_slots())
+    @rule(
+        target=flights,
+        data=st.data(),
+        pair=st.sampled_from(OVERLAPPING),
+        levels=st.lists(qos_levels, min_size=2, max_size=2, unique=True),
+        qos=qos_levels,
+    )
+    def overlapping_subscriptions(
+        self, data: st.DataObject, pair: tuple[str, str], levels: list[QoS], qos: QoS
+    ) -> Any:
+        """SUBSCRIBE to a topic and to a wildcard that matches it, at different QoS,
+        then PUBLISH on that topic: the message comes at the higher of the two QoS
+        (capped at its own) [MQTT-3.3.5-1]."""
+        slot = data.draw(st.sampled_from(self.connected_slots()), label="slot")
+        self.prepare()
+        client_id = self.driver.client_id(slot)
+        if self.driver.connected(slot) and client_id is not None:
+            topic, wildcard = pair
+            subscriptions = (
+                Subscription(self.full(topic), levels[0]),
+                Subscription(self.full(wildcard), levels[1]),
+            )
+            self.driver.send(slot, Subscribe(self.driver.next_packet_id(client_id), subscriptions))
+            self.driver.settle()
+            self._publish(slot, topic, qos)
+        return self.step_done()
+
+    @precondition(lambda self: len(self.connected_slots()) >= 2 and self.persistent_listeners())
+    @rule(
+        target=flights,
+        data=st.data(),
+        graceful=st.booleans(),
+        qos=qos_levels,
+        count=st.integers(min_value=1, max_value=3),
+    )
+    def away_while_others_publish(
+        self, data: st.DataObject, graceful: bool, qos: QoS, count: int
+    ) -> Any:
+        """A persistent subscriber goes away (DISCONNECT or a dropped socket), another
+        client publishes what it subscribes to, and it comes back with clean session 0:
+        the messages queued meanwhile come [MQTT-3.1.2-5], in order [MQTT-4.6.0-6], and
+        those it had not acknowledged come again with DUP set [MQTT-4.4.0-1]."""
+        slot = data.draw(st.sampled_from(self.persistent_listeners()), label="slot")
+        others = [s for s in self.connected_slots() if s != slot]
+        publisher = data.draw(st.sampled_from(others), label="publisher")
+        heard = self.topics_heard_by(slot)
+        short = self.short_client_id(slot)
+        if not heard or short is None or short not in self.last_connect:
+            return self.step_done()
+        topic = data.draw(st.sampled_from(heard), label="topic")
+        self.prepare()
+        if graceful:
+            self.driver.send(slot, Disconnect())
+        self.driver.drop(slot)
+        self.driver.settle()
+        for _ in range(count):
+            self._publish(publisher, topic, qos)
+        self.driver.settle()
+        if self.driver.free(slot):
+            self._come_back(slot, short, clean=False)
+        return self.step_done()
+
+    @precondition(lambda self: self.free_slots() and self.listeners())
+    @rule(
+        target=flights,
+        data=st.data(),
+        client_id=client_ids,
+        clean=clean_flags,
+        qos=qos_levels,
+        retain=st.booleans(),
+    )
+    def falls_silent_with_a_will(
+        self, data: st.DataObject, client_id: str, clean: bool, qos: QoS, retain: bool
+    ) -> Any:
+        """A client with a will on a topic somebody listens to, and a short keep alive,
+        stops talking: the server closes it after 1.5 times the keep alive
+        [MQTT-3.1.2-24] and publishes the will [MQTT-3.1.2-8]."""
+        listener = data.draw(st.sampled_from(self.listeners()), label="listener")
+        heard = self.topics_heard_by(listener)
+        if not heard:
+            return self.step_done()
+        topic = data.draw(st.sampled_from(heard), label="will topic")
+        slot = data.draw(st.sampled_from(self.free_slots()), label="slot")
+        self._connect(slot, client_id, clean, "short", (topic, qos, retain))
+        self.driver.settle()
+        self.driver.wait(1.6 * self.target.timing.multiplier)
+        return self.step_done()
+
+    def _publish(self, slot: str, topic: str, qos: QoS) -> None:
+        """One PUBLISH (payload ``m<n>``, unique in the example) from ``slot``."""
+        client_id = self.driver.client_id(slot)
+        if not (self.driver.connected(slot) and client_id is not None):
+            return
+        packet_id = self.driver.next_packet_id(client_id) if qos else None
+        self.messages += 1
+        payload = f"m{self.messages}".encode()
+        self.driver.send(slot, Publish(self.full(topic), payload, qos, False, False, packet_id))
+
+    def _come_back(self, slot: str, client_id: str, *, clean: bool) -> None:
+        """CONNECT again as ``client_id`` did last time (a fresh will payload)."""
+        packet = self.last_connect[client_id]
+        will = packet.will
+        if will is not None:
+            self.messages += 1
+            will = attrs.evolve(will, payload=f"will of {client_id} #{self.messages}".encode())
+        self.driver.send(
+            slot, Connect(packet.protocol_level, packet.client_id, clean, packet.keep_alive, will)
+        )
 
     @precondition(lambda self: self.connected_slots())
     @rule(target=flights, data=st.data(), clean=st.booleans())
