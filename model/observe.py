@@ -34,7 +34,7 @@ from mqttref.model.connection import ConnectionEvent, ConnectionState
 from mqttref.model.errors import NoTransition, Violation
 from mqttref.model.events import Closed, Observation, describe
 from mqttref.model.qos import SenderState
-from mqttref.model.records import Connection, Delivery, Expected, Session, Subscription
+from mqttref.model.records import PRIMARY, Connection, Delivery, Expected, Session, Subscription
 from mqttref.model.session import SessionState
 from mqttref.model.topics import matches
 
@@ -314,6 +314,7 @@ class ObservationJudge:
                 overtaken(d) or any(e.required for e in earlier_than(d)),
                 not d.required,
                 d.message.seq,
+                d.channel != PRIMARY,  # the owed copy first; "$..." sorts before "*"
                 d.channel,
             ),
         )

@@ -2,10 +2,11 @@
 
 Each test is the smallest scenario the state machine reduced a disagreement
 to, played against the model alone. While the model was wrong they were
-marked ``xfail(strict=True)`` with the reason; the model's authors fixed five
+marked ``xfail(strict=True)`` with the reason; the model's authors fixed six
 of them (the PUBACK crash, the cross-connection order of a takeover's will,
 an optional and a required identical will, one filter twice in a SUBSCRIBE,
-a QoS 0 will owed to a session that went offline before the will's close),
+a QoS 0 will owed to a session that went offline before the will's close,
+the one copy of a message on a ``$`` topic bound to an extra channel),
 which now stand as regression tests; the one still marked is open. The
 machine's checks were never weakened for them.
 """
@@ -68,6 +69,28 @@ def test_a_qos_0_will_is_not_owed_to_a_session_that_went_offline_before_the_clos
     model.apply(Drop("s0"))
     model.observe("s1", Closed())
     connect(model, "s2", "c0", clean=False, present=True)
+    assert model.check_quiescent() == []
+
+
+def test_one_copy_for_overlapping_subscriptions_on_a_dollar_topic_is_the_owed_copy() -> None:
+    """Two overlapping subscriptions on a ``$`` topic, a QoS 2 message sent before the
+    publisher's PUBREL: the one copy at QoS 2 is the copy owed under [MQTT-3.3.5-1].
+    The model bound it to an extra per-subscription copy (channels sorted by name, and
+    ``$...`` sorts before the primary's ``*``), then owed another copy on PUBREL
+    (found by the control hunt of ``test_faults``)."""
+    model = BrokerModel()
+    connect(model, "s0", "c0")
+    model.apply(Send("s0", Subscribe(1, (Subscription("$t/a", QoS.EXACTLY_ONCE),
+                                         Subscription("$t/#", QoS.EXACTLY_ONCE)))))
+    model.observe("s0", SubAck(1, (2, 2)))
+    model.apply(Send("s0", Publish("$t/a", b"m", QoS.EXACTLY_ONCE, False, False, 7)))
+    model.observe("s0", PubRec(7))
+    model.observe("s0", Publish("$t/a", b"m", QoS.EXACTLY_ONCE, False, False, 1))
+    model.apply(Send("s0", PubRel(7)))
+    model.observe("s0", PubComp(7))
+    model.apply(Send("s0", PubRec(1)))
+    model.observe("s0", PubRel(1))
+    model.apply(Send("s0", PubComp(1)))
     assert model.check_quiescent() == []
 
 
