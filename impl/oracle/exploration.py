@@ -10,19 +10,24 @@ the verdicts come from the suite alone.
 
 An explorer has the signature of ``Explorer``:
 
-    def explore(host: str, port: int, *, budget: float, seed: int) -> ExplorationOutcome
+    def explore(host: str, port: int, *, budget: float, seed: int,
+                partial: Callable[[ExplorationOutcome], None] | None = None,
+                ) -> ExplorationOutcome
 
 It drives the broker at ``host:port`` for at most ``budget`` seconds and returns
 the statement ids the model transitions it exercised cite (``covered``) and, for
 each disagreement between broker and model, an ``ExplorationFailure`` with the
 ids of the violated statements, the readable minimal sequence of client actions
-and packets, and the seed that replays it.
+and packets, and the seed that replays it. It hands ``partial`` the outcome so far
+whenever it has one (after each round), so that a caller that has to stop it at
+the budget keeps what it found.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Callable
 from typing import Protocol, cast
 
 import attrs
@@ -49,8 +54,15 @@ class ExplorationOutcome:
 
 
 class Explorer(Protocol):
-    def __call__(self, host: str, port: int, *, budget: float, seed: int) -> ExplorationOutcome:
-        ...
+    def __call__(
+        self,
+        host: str,
+        port: int,
+        *,
+        budget: float,
+        seed: int,
+        partial: Callable[[ExplorationOutcome], None] | None = None,
+    ) -> ExplorationOutcome: ...
 
 
 def load_explorer(module_name: str = EXPLORER_MODULE) -> Explorer | str:

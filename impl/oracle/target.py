@@ -7,6 +7,8 @@ import multiprocessing
 import time
 from collections.abc import Callable, Sequence
 
+import attrs
+
 from mqttref.impl.oracle.exploration import (
     ExplorationOutcome,
     Explorer,
@@ -95,7 +97,7 @@ def _explore(host: str, port: int, remaining: float, seed: int) -> ExplorationOu
 def _run_explorer(explorer: Explorer, results: multiprocessing.SimpleQueue[ExplorationOutcome],
                   host: str, port: int, *, budget: float, seed: int) -> None:
     try:
-        outcome = explorer(host, port, budget=budget, seed=seed)
+        outcome = explorer(host, port, budget=budget, seed=seed, partial=results.put)
     except Exception as exc:  # an explorer bug is reported, not a verdict
         first = str(exc).splitlines()[0] if str(exc) else ""
         outcome = ExplorationOutcome(
@@ -109,7 +111,8 @@ def _within_budget(explorer: Explorer, host: str, port: int, budget: float,
 
     The explorer is asked to keep to ``budget``, but shrinking a failing program can
     take longer than any estimate; ``--budget`` is a promise of the command, so the
-    child is ended when it runs over, and the report says so.
+    child is ended when it runs over. What its finished rounds found (each handed
+    over as it ends) is kept, and the report says the last round was cut short.
     """
     context = multiprocessing.get_context("fork")
     results: multiprocessing.SimpleQueue[ExplorationOutcome] = context.SimpleQueue()
@@ -117,17 +120,30 @@ def _within_budget(explorer: Explorer, host: str, port: int, budget: float,
                             kwargs={"budget": budget, "seed": seed}, daemon=True)
     started = time.monotonic()
     child.start()
-    child.join(budget + EXPLORATION_GRACE)
-    if child.is_alive():
+    last: ExplorationOutcome | None = None
+    deadline = started + budget + EXPLORATION_GRACE
+    while child.is_alive() and time.monotonic() < deadline:
+        child.join(min(0.5, max(0.0, deadline - time.monotonic())))
+        while not results.empty():
+            last = results.get()
+    stopped = child.is_alive()
+    if stopped:
         child.terminate()
         child.join(5)
+    while not results.empty():
+        last = results.get()
+    if not stopped:
+        if last is None:
+            return ExplorationOutcome(False, f"model exploration ended without a result"
+                                      f" (exit code {child.exitcode})")
+        return last
+    cut = (f"model exploration stopped after {time.monotonic() - started:.0f}s, over its"
+           f" budget of {budget:.0f}s")
+    if last is None:
         return ExplorationOutcome(
             ran=False,
-            note=f"model exploration stopped after {time.monotonic() - started:.0f}s: it ran"
-            f" over its budget of {budget:.0f}s (its verdicts are lost; rerun with a larger"
-            " --budget or --no-exploration)",
+            note=f"{cut}, before its first round ended (rerun with a larger --budget or"
+            " --no-exploration)",
         )
-    if results.empty():
-        return ExplorationOutcome(False, f"model exploration ended without a result (exit code"
-                                  f" {child.exitcode})")
-    return results.get()
+    return attrs.evolve(last, note=f"{last.note}; {cut}: the round in progress is lost",
+                        seconds=time.monotonic() - started)

@@ -113,3 +113,35 @@ def test_exploration_coverage_of_a_client_side_statement_is_no_verdict_on_the_se
     exploration = ExplorationOutcome(ran=True, note="explored", covered=("MQTT-2.3.1-2",))
     verdicts = {v.statement.id: v for v in judge([], exploration)}
     assert verdicts["MQTT-2.3.1-2"].verdict is Verdict.NOT_TESTABLE
+
+
+def test_an_exploration_stopped_at_the_budget_keeps_what_its_finished_rounds_found(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+    from collections.abc import Callable
+
+    from mqttref.impl.oracle import target
+    from mqttref.impl.oracle.exploration import ExplorationFailure, ExplorationOutcome
+
+    found = ExplorationOutcome(
+        ran=True, note="1 rounds", covered=("MQTT-3.1.0-2",),
+        failures=(ExplorationFailure(("MQTT-3.1.2-8",), "no will", ("s1 -> CONNECT",), 6),),
+    )
+
+    def overrunning(host: str, port: int, *, budget: float, seed: int,
+                    partial: Callable[[ExplorationOutcome], None] | None = None,
+                    ) -> ExplorationOutcome:
+        assert partial is not None
+        partial(found)
+        time.sleep(60)  # a round that never ends
+        return found
+
+    monkeypatch.setattr(target, "EXPLORATION_GRACE", 0.5)
+    started = time.monotonic()
+    outcome = target._within_budget(overrunning, "127.0.0.1", 1, 0.5, 0)
+    assert time.monotonic() - started < 10
+    assert outcome.ran
+    assert outcome.failures == found.failures
+    assert outcome.covered == found.covered
+    assert "the round in progress is lost" in outcome.note

@@ -13,6 +13,7 @@ and transcript, and the seed of the round that replays it (``explore(..., seed=t
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from hypothesis import Phase
 from hypothesis import seed as use_seed
@@ -45,7 +46,16 @@ def _disagreements(group: BaseExceptionGroup[BaseException]) -> list[Disagreemen
     return found
 
 
-def explore(host: str, port: int, *, budget: float, seed: int) -> ExplorationOutcome:
+def explore(
+    host: str,
+    port: int,
+    *,
+    budget: float,
+    seed: int,
+    partial: Callable[[ExplorationOutcome], None] | None = None,
+) -> ExplorationOutcome:
+    """Explore in rounds until ``budget`` is spent; ``partial`` gets the outcome so far
+    after every round, so that a caller that must stop this one keeps its verdicts."""
     started = time.monotonic()
     target = ExternalTarget(host, port)
     target.timing = target.timing.scaled(slow_multiplier())
@@ -56,11 +66,32 @@ def explore(host: str, port: int, *, budget: float, seed: int) -> ExplorationOut
     notes: list[str] = []
     verdicts: set[str] = set()
     rounds = 0
+    longest = 0.0
+
+    def outcome() -> ExplorationOutcome:
+        note = (
+            f"{rounds} rounds of {EXAMPLES_PER_ROUND} examples x {STEPS} steps "
+            f"(seeds {seed}..{seed + max(rounds - 1, 0)})"
+        )
+        if notes:
+            note += "; " + "; ".join(notes)
+        return ExplorationOutcome(
+            ran=True,
+            note=note,
+            covered=tuple(sorted(Coverage.refs)),
+            failures=tuple(failures),
+            seconds=time.monotonic() - started,
+        )
+
     try:
-        while budget - (time.monotonic() - started) >= MIN_ROUND_SECONDS:
+        # A round is not started unless the longest one so far still fits: on a
+        # loaded machine rounds grow, and the budget is the command's promise.
+        while (remaining := budget - (time.monotonic() - started)) >= max(
+            MIN_ROUND_SECONDS, longest
+        ):
             round_seed = seed + rounds
             rounds += 1
-            remaining = budget - (time.monotonic() - started)
+            round_started = time.monotonic()
             how = machine_settings(
                 "ci",
                 max_examples=EXAMPLES_PER_ROUND,
@@ -75,18 +106,19 @@ def explore(host: str, port: int, *, budget: float, seed: int) -> ExplorationOut
                     test()
             except Disagreement as error:
                 verdict = str(error).split("\nTranscript", 1)[0]
-                if verdict.splitlines()[0] in verdicts:
-                    continue
-                verdicts.add(verdict.splitlines()[0])
-                program = [n for note in getattr(error, "__notes__", []) for n in note.splitlines()]
-                failures.append(
-                    ExplorationFailure(
-                        ids=error.refs,
-                        message=verdict,
-                        trace=(*program, "transcript:", *error.transcript),
-                        seed=round_seed,
+                if verdict.splitlines()[0] not in verdicts:
+                    verdicts.add(verdict.splitlines()[0])
+                    program = [
+                        n for note in getattr(error, "__notes__", []) for n in note.splitlines()
+                    ]
+                    failures.append(
+                        ExplorationFailure(
+                            ids=error.refs,
+                            message=verdict,
+                            trace=(*program, "transcript:", *error.transcript),
+                            seed=round_seed,
+                        )
                     )
-                )
             except ModelCrash as crash:
                 notes.append(f"seed {round_seed}: the model could not judge: "
                              f"{str(crash).splitlines()[0]}")
@@ -100,6 +132,9 @@ def explore(host: str, port: int, *, budget: float, seed: int) -> ExplorationOut
                 first = str(seen[0]).splitlines()[0]
                 notes.append(f"seed {round_seed}: observed once but did not replay "
                              f"(inconclusive): {first}")
+            longest = max(longest, time.monotonic() - round_started)
+            if partial is not None:
+                partial(outcome())
     except OSError as error:
         return ExplorationOutcome(
             ran=False,
@@ -107,18 +142,6 @@ def explore(host: str, port: int, *, budget: float, seed: int) -> ExplorationOut
             seconds=time.monotonic() - started,
         )
     finally:
-        covered = tuple(sorted(Coverage.refs))
+        final = outcome()
         Coverage.refs |= covered_before
-    note = (
-        f"{rounds} rounds of {EXAMPLES_PER_ROUND} examples x {STEPS} steps "
-        f"(seeds {seed}..{seed + max(rounds - 1, 0)})"
-    )
-    if notes:
-        note += "; " + "; ".join(notes)
-    return ExplorationOutcome(
-        ran=True,
-        note=note,
-        covered=covered,
-        failures=tuple(failures),
-        seconds=time.monotonic() - started,
-    )
+    return final
