@@ -133,6 +133,8 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
         self.owed: list[tuple[str, int, Delivery]] = []
         """Required QoS 1/2 deliveries (for the eventual-delivery invariant)."""
         self._seq = 0
+        self._released_at: dict[int, int] = {}
+        """Message seq -> the newest seq accepted when its publication became certain."""
         self._assigned = 0
 
     # ----------------------------------------------------------- chart engine

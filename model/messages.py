@@ -32,6 +32,10 @@ _LIVE_SESSION = (
 )
 
 
+_PENDING = -1
+"""In ``_released_at``: accepted as an allowed outcome, not (yet) certain."""
+
+
 class MessageRouting:
     """Mixed into ``BrokerModel``: retained messages and fan-out."""
 
@@ -41,6 +45,7 @@ class MessageRouting:
     refs_hit: set[str]
     owed: list[tuple[str, int, Delivery]]
     _seq: int
+    _released_at: dict[int, int]
 
     def _session_takes_message(self, session: Session) -> bool:
         """Fire the session chart's ``message`` event: True when connected."""
@@ -69,6 +74,8 @@ class MessageRouting:
         certain = required
         if certain:
             self.topic_states[topic] = row.target
+        else:
+            self._released_at[message.seq] = _PENDING
         old = self.retained.get(topic)
         if row.action == "store_and_forward":
             if certain:
@@ -98,6 +105,7 @@ class MessageRouting:
         (a receiver that delivers at PUBREL matches the subscriptions of then).
         """
         message = accepted.message
+        self._released_at[message.seq] = self._seq
         if accepted.retain:
             slot = self.retained.get(message.topic)
             later = slot is not None and any(m.seq > message.seq for m in slot.candidates())
@@ -109,8 +117,25 @@ class MessageRouting:
                     lambda g: (g == "payload") == bool(message.payload),
                 )
                 self.topic_states[message.topic] = row.target
+                # Another uncertain message that is still pending, or was released
+                # after this one was accepted (two wills whose closes were possible at
+                # once), may have been published after this one: the server's order
+                # of the two is not observable, so either may be the retained one.
+                overlapping: list[Message | None] = [
+                    m
+                    for m in (slot.candidates() if slot is not None else [])
+                    if m.seq != message.seq
+                    and (released := self._released_at.get(m.seq)) is not None
+                    and (released == _PENDING or released >= message.seq)
+                ]
                 if row.action == "store_and_forward":
-                    self.retained[message.topic] = RetainedSlot(message)
+                    self.retained[message.topic] = RetainedSlot(
+                        message, certain=not overlapping, alternatives=overlapping
+                    )
+                elif overlapping:
+                    self.retained[message.topic] = RetainedSlot(
+                        None, certain=False, alternatives=overlapping
+                    )
                 else:
                     self.retained.pop(message.topic, None)
         for delivery in accepted.deliveries:

@@ -2,11 +2,12 @@
 
 Each test is the smallest scenario the state machine reduced a disagreement
 to, played against the model alone. While the model was wrong they were
-marked ``xfail(strict=True)`` with the reason; the model's authors fixed six
+marked ``xfail(strict=True)`` with the reason; the model's authors fixed seven
 of them (the PUBACK crash, the cross-connection order of a takeover's will,
 an optional and a required identical will, one filter twice in a SUBSCRIBE,
 a QoS 0 will owed to a session that went offline before the will's close,
-the one copy of a message on a ``$`` topic bound to an extra channel),
+the one copy of a message on a ``$`` topic bound to an extra channel,
+the retained message after two retained wills whose closes overlapped),
 which now stand as regression tests; the one still marked is open. The
 machine's checks were never weakened for them.
 """
@@ -30,7 +31,7 @@ from mqttref.impl.packets import (
     Subscription,
     Will,
 )
-from mqttref.model import BrokerModel, Closed, Drop, Send, SendMalformed
+from mqttref.model import BrokerModel, Closed, Drop, Send, SendMalformed, TimePasses
 
 V311 = ProtocolLevel.MQTT_3_1_1
 
@@ -92,6 +93,30 @@ def test_one_copy_for_overlapping_subscriptions_on_a_dollar_topic_is_the_owed_co
     model.observe("s0", PubRel(1))
     model.apply(Send("s0", PubComp(1)))
     assert model.check_quiescent() == []
+
+
+@pytest.mark.parametrize("first_close", ["s0", "s1"])
+def test_either_of_two_retained_wills_with_overlapping_closes_may_be_the_retained_one(
+    first_close: str,
+) -> None:
+    """Two clients with retained wills on one topic expire together: the server may
+    publish the wills in either order, whatever order the two closes are read in on
+    the client side. The model kept the will whose close became possible last (found
+    by the control hunt of ``test_faults`` after ``falls_silent_with_a_will``)."""
+    model = BrokerModel(keep_alive_grace=1.0)
+    for slot, client_id, payload in (("s0", "a", b"A"), ("s1", "b", b"B")):
+        will = Will("t", payload, QoS.AT_LEAST_ONCE, True)
+        model.apply(Send(slot, Connect(V311, client_id, True, 1, will)))
+        model.observe(slot, ConnAck(False, 0))
+    model.apply(TimePasses(1.6))
+    second_close = "s1" if first_close == "s0" else "s0"
+    model.observe(first_close, Closed())
+    model.observe(second_close, Closed())
+    connect(model, "s2", "watcher")
+    model.apply(Send("s2", Subscribe(1, (Subscription("t", QoS.AT_LEAST_ONCE),))))
+    model.observe("s2", SubAck(1, (1,)))
+    allowed = {o.payload for o in model.allowed("s2") if isinstance(o, Publish) and o.retain}
+    assert allowed == {b"A", b"B"}
 
 
 def test_a_will_caused_by_a_takeover_may_reach_a_subscriber_before_the_new_connack() -> None:
