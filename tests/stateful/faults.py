@@ -40,9 +40,6 @@ class Fault:
     breaks: str
     """The statement the broken broker violates."""
     inject: Callable[[Patcher], None]
-    budget: str = "ci"
-    """``ci``: the machine must find it within the ci budget; ``thorough``: it needs
-    the longer sequences of the thorough profile (hunted only there)."""
 
 
 def _drop_puback(mp: Patcher) -> None:
@@ -265,7 +262,7 @@ def _late_connack(mp: Patcher) -> None:
 FAULTS: tuple[Fault, ...] = (
     Fault("drop a PUBACK", "session (QoS 1 receiver)", "MQTT-4.3.2-2", _drop_puback),
     Fault(
-        "forget DUP on redelivery", "session (resend)", "MQTT-3.3.1-1", _forget_dup, "thorough"
+        "forget DUP on redelivery", "session (resend)", "MQTT-3.3.1-1", _forget_dup,
     ),
     Fault("deliver a QoS 2 message twice", "topic server", "MQTT-4.3.3-2", _qos2_twice),
     Fault(
@@ -279,21 +276,18 @@ FAULTS: tuple[Fault, ...] = (
         "connection (timers)",
         "MQTT-3.1.2-8",
         _no_will_on_keep_alive,
-        "thorough",
     ),
     Fault(
         "lose the offline queue on reconnect",
         "session (attach)",
         "MQTT-3.1.2-5",
         _lose_offline_queue,
-        "thorough",
     ),
     Fault(
         "reorder queued messages (last in, first out)",
         "session (queue)",
         "MQTT-4.6.0-6",
         _queue_last_in_first_out,
-        "thorough",
     ),
     Fault("grant a higher QoS than requested", "registry", "MQTT-3.8.4-6", _grant_higher_qos),
     Fault(
@@ -301,14 +295,12 @@ FAULTS: tuple[Fault, ...] = (
         "matching tries",
         "MQTT-4.7.2-1",
         _wildcards_match_dollar_topics,
-        "thorough",
     ),
     Fault(
         "leave a clean session's subscriptions behind",
         "registry (session end)",
         "MQTT-3.1.2-6",
         _clean_session_subscriptions_left,
-        "thorough",
     ),
     Fault(
         "ignore a second CONNECT",
@@ -346,14 +338,12 @@ FAULTS: tuple[Fault, ...] = (
         "topic server (retained)",
         "MQTT-3.3.1-11",
         _empty_retained_stored,
-        "thorough",
     ),
     Fault(
         "overlapping subscriptions deliver at the lowest QoS",
         "registry (granted QoS)",
         "MQTT-3.3.5-1",
         _overlap_lowest_qos,
-        "thorough",
     ),
     Fault("PUBREL never completed", "session (QoS 2 receiver)", "MQTT-4.3.3-2", _no_pubcomp),
     Fault(
