@@ -137,7 +137,6 @@ class Driver:
         self.transcript: list[str] = []
         self.owed_acks: dict[tuple[str, str, int], str] = {}
         """(client id, direction, packet id) -> the acknowledgement the client owes."""
-        self.new_flights: list[Flight] = []
         self.packet_ids: dict[str, int] = {}
         self.client_ids: dict[str, str | None] = {}
         """Slot -> the client id of its current (or last) connection."""
@@ -170,10 +169,6 @@ class Driver:
         packet_id = self.packet_ids.get(client_id, 0) % 65535 + 1
         self.packet_ids[client_id] = packet_id
         return packet_id
-
-    def take_new_flights(self) -> list[Flight]:
-        flights, self.new_flights = self.new_flights, []
-        return flights
 
     # -------------------------------------------------------------- recording
 
@@ -298,6 +293,15 @@ class Driver:
         self.send(slot, acknowledgement(flight.kind, flight.packet_id))
         return True
 
+    def owed_by_connected(self) -> list[Flight]:
+        """The acknowledgements that clients connected now owe (and may withhold)."""
+        connected = {self.client_id(s) for s in self.links if self.connected(s)}
+        return [
+            Flight(c, d, p, kind)
+            for (c, d, p), kind in sorted(self.owed_acks.items())
+            if c in connected
+        ]
+
     def acks_owed_by(self, slot: str) -> list[Flight]:
         client_id = self.client_id(slot)
         return [
@@ -410,9 +414,7 @@ class Driver:
             return
         direction = "out" if kind == "PUBREL" else "in"
         key = (client_id, direction, packet_id)
-        if self.owed_acks.get(key) != kind:
-            self.owed_acks[key] = kind
-            self.new_flights.append(Flight(client_id, direction, packet_id, kind))
+        self.owed_acks[key] = kind
 
     def _forget_acks(self, client_id: str) -> None:
         for key in [k for k in self.owed_acks if k[0] == client_id]:

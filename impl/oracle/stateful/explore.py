@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from hypothesis import Phase
 from hypothesis import seed as use_seed
+from hypothesis.errors import Flaky
 from hypothesis.stateful import get_state_machine_test
 
 from mqttref.impl.oracle.exploration import ExplorationFailure, ExplorationOutcome
@@ -132,6 +133,12 @@ def explore(
                 first = str(seen[0]).splitlines()[0]
                 notes.append(f"seed {round_seed}: observed once but did not replay "
                              f"(inconclusive): {first}")
+            except Flaky as flaky:
+                # The broker answered a replayed program differently (its timing
+                # decided something the program depends on): no verdict from it.
+                first = str(flaky).splitlines()[0] if str(flaky) else ""
+                notes.append(f"seed {round_seed}: the broker's answers did not replay"
+                             f" (inconclusive): {type(flaky).__name__}: {first[:120]}")
             longest = max(longest, time.monotonic() - round_started)
             if partial is not None:
                 partial(outcome())
