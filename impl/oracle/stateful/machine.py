@@ -170,7 +170,8 @@ class BrokerMachine(RuleBasedStateMachine):
         Hypothesis replays and shrinks by the choices an example made, and insists
         that a replay draws the same kinds of choices: ``sampled_from`` a list whose
         length depends on the broker's timing would break that (FlakyStrategyDefinition).
-        So the choice is an integer from a fixed range, mapped onto the options."""
+        So the choice is an integer from a fixed range, mapped onto the options, and a
+        rule makes all its choices before it looks at whether it can go on."""
         return data.draw(
             st.integers(0, CHOICES - 1).map(lambda i: options[i % len(options)]), label=label
         )
@@ -440,10 +441,10 @@ class BrokerMachine(RuleBasedStateMachine):
         others = [s for s in self.connected_slots() if s != slot]
         publisher = self.choose(data, others, "publisher")
         heard = self.topics_heard_by(slot)
+        topic = self.choose(data, heard or [""], "topic")  # drawn always: see ``choose``
         short = self.short_client_id(slot)
         if not heard or short is None or short not in self.last_connect:
             return self.step_done()
-        topic = self.choose(data, heard, "topic")
         self.prepare()
         if graceful:
             self.driver.send(slot, Disconnect())
@@ -472,10 +473,10 @@ class BrokerMachine(RuleBasedStateMachine):
         [MQTT-3.1.2-24] and publishes the will [MQTT-3.1.2-8]."""
         listener = self.choose(data, self.listeners(), "listener")
         heard = self.topics_heard_by(listener)
+        topic = self.choose(data, heard or [""], "will topic")  # drawn always: see ``choose``
+        slot = self.choose(data, self.free_slots(), "slot")
         if not heard:
             return self.step_done()
-        topic = self.choose(data, heard, "will topic")
-        slot = self.choose(data, self.free_slots(), "slot")
         self._connect(slot, client_id, clean, "short", (topic, qos, retain))
         self.driver.settle()
         self.driver.wait(1.6 * self.target.timing.multiplier)
