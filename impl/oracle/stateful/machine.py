@@ -360,10 +360,12 @@ class BrokerMachine(RuleBasedStateMachine):
         """Connected slots whose session subscribes to something."""
         return [s for s in self.connected_slots() if self.subscriptions_of(s)]
 
-    def persistent_listeners(self) -> list[str]:
-        """Listeners whose session outlives the connection (clean session 0)."""
+    def persistent_slots(self) -> list[str]:
+        """Connected slots whose session outlives the connection (clean session 0)."""
         return [
-            s for s in self.listeners() if (session := self.session_of(s)) and not session.clean
+            s
+            for s in self.connected_slots()
+            if (session := self.session_of(s)) is not None and not session.clean
         ]
 
     def topics_heard_by(self, slot: str) -> list[str]:
@@ -423,30 +425,42 @@ class BrokerMachine(RuleBasedStateMachine):
             self._publish(slot, topic, qos)
         return self.step_done()
 
-    @precondition(lambda self: len(self.connected_slots()) >= 2 and self.persistent_listeners())
+    @precondition(lambda self: len(self.connected_slots()) >= 2 and self.persistent_slots())
     @rule(
         data=st.data(),
+        topic=topics,
+        granted=st.sampled_from([QoS.AT_LEAST_ONCE, QoS.EXACTLY_ONCE]),
         graceful=st.booleans(),
         qos=qos_levels,
-        count=st.integers(min_value=1, max_value=3),
+        count=st.integers(min_value=2, max_value=3),
     )
     def away_while_others_publish(
-        self, data: st.DataObject, graceful: bool, qos: QoS, count: int
+        self,
+        data: st.DataObject,
+        *,
+        topic: str,
+        granted: QoS,
+        graceful: bool,
+        qos: QoS,
+        count: int,
     ) -> Any:
-        """A persistent subscriber goes away (DISCONNECT or a dropped socket), another
-        client publishes what it subscribes to, and it comes back with clean session 0:
-        the messages queued meanwhile come [MQTT-3.1.2-5], in order [MQTT-4.6.0-6], and
-        those it had not acknowledged come again with DUP set [MQTT-4.4.0-1]."""
-        slot = self.choose(data, self.persistent_listeners(), "slot")
+        """A client with a persistent session subscribes to a topic, goes away
+        (DISCONNECT or a dropped socket), another client publishes on that topic, and
+        it comes back with clean session 0: the messages queued meanwhile come
+        [MQTT-3.1.2-5], in order [MQTT-4.6.0-6], and those it had not acknowledged
+        come again with DUP set [MQTT-4.4.0-1]."""
+        slot = self.choose(data, self.persistent_slots(), "slot")
         others = [s for s in self.connected_slots() if s != slot]
         publisher = self.choose(data, others, "publisher")
-        heard = self.topics_heard_by(slot)
-        topic = self.choose(data, heard or [""], "topic")  # drawn always: see ``choose``
         short = self.short_client_id(slot)
-        if not heard or short is None or short not in self.last_connect:
+        client_id = self.driver.client_id(slot)
+        if short is None or short not in self.last_connect or client_id is None:
             return self.step_done()
         self.prepare()
-        if graceful:
+        subscription = Subscription(self.full(topic), granted)
+        self.driver.send(slot, Subscribe(self.driver.next_packet_id(client_id), (subscription,)))
+        self.driver.settle()
+        if graceful and self.driver.connected(slot):
             self.driver.send(slot, Disconnect())
         self.driver.drop(slot)
         self.driver.settle()
