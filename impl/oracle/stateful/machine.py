@@ -5,9 +5,10 @@ address) through five client slots (``s0``-``s4``, one TCP connection each at
 a time) and four client ids, so that sessions outlive connections and one id
 can take over another's connection. Most rules are one client action (connect,
 subscribe, publish, acknowledge or withhold, ping, leave with or without
-DISCONNECT, commit a protocol violation, let time pass); three are short client
+DISCONNECT, commit a protocol violation, let time pass); four are short client
 stories that single actions reach only by chance (``overlapping_subscriptions``,
-``away_while_others_publish``, ``falls_silent_with_a_will``). After every action
+``away_while_others_publish``, ``falls_silent_with_a_will``,
+``retained_round_trip``). After every action
 the driver waits for quiescence and judges every packet and close with the
 model, then insists on whatever the model says is still owed (``driver.Driver``).
 
@@ -394,7 +395,7 @@ class BrokerMachine(RuleBasedStateMachine):
         return self.step_done()
 
     # -------------------------------------------------------------- scenarios
-    # Three client stories that the single-action rules reach only rarely by
+    # Client stories that the single-action rules reach only rarely by
     # chance, though brokers get each of them wrong: each is a few actions in a
     # row, judged after every one like any other rule.
 
@@ -496,15 +497,56 @@ class BrokerMachine(RuleBasedStateMachine):
         self.driver.wait(1.6 * self.target.timing.multiplier)
         return self.step_done()
 
-    def _publish(self, slot: str, topic: str, qos: QoS) -> None:
-        """One PUBLISH (payload ``m<n>``, unique in the example) from ``slot``."""
+    @precondition(lambda self: self.connected_slots())
+    @rule(
+        data=st.data(),
+        topic=topics,
+        qos=qos_levels,
+        granted=qos_levels,
+        wildcard=st.booleans(),
+    )
+    def retained_round_trip(
+        self, data: st.DataObject, topic: str, qos: QoS, granted: QoS, wildcard: bool
+    ) -> Any:
+        """PUBLISH a retained message and SUBSCRIBE to its topic: it comes with RETAIN=1
+        [MQTT-3.3.1-6]. PUBLISH an empty retained message on the topic: the subscriber
+        gets it with RETAIN=0 [MQTT-3.3.1-9], and it clears the topic, so a second
+        SUBSCRIBE brings no retained message [MQTT-3.3.1-10] [MQTT-3.3.1-11]."""
+        slot = self.choose(data, self.connected_slots(), "slot")
+        topic_filter = topic
+        if wildcard:
+            topic_filter = "$~/#" if topic.startswith("$") else "~/#"
+        self.prepare()
+        self._publish(slot, topic, qos, retain=True)
+        self.driver.settle()
+        self._subscribe(slot, topic_filter, granted)
+        self._publish(slot, topic, qos, retain=True, empty=True)
+        self.driver.settle()
+        self._subscribe(slot, topic_filter, granted)
+        return self.step_done()
+
+    def _publish(
+        self, slot: str, topic: str, qos: QoS, *, retain: bool = False, empty: bool = False
+    ) -> None:
+        """One PUBLISH (payload ``m<n>``, unique in the example, or empty) from ``slot``."""
         client_id = self.driver.client_id(slot)
         if not (self.driver.connected(slot) and client_id is not None):
             return
         packet_id = self.driver.next_packet_id(client_id) if qos else None
+        if retain:
+            self.retained_topics.add(self.full(topic))
         self.messages += 1
-        payload = f"m{self.messages}".encode()
-        self.driver.send(slot, Publish(self.full(topic), payload, qos, False, False, packet_id))
+        payload = b"" if empty else f"m{self.messages}".encode()
+        self.driver.send(slot, Publish(self.full(topic), payload, qos, retain, False, packet_id))
+
+    def _subscribe(self, slot: str, topic_filter: str, qos: QoS) -> None:
+        client_id = self.driver.client_id(slot)
+        if self.driver.connected(slot) and client_id is not None:
+            subscription = Subscription(self.full(topic_filter), qos)
+            self.driver.send(
+                slot, Subscribe(self.driver.next_packet_id(client_id), (subscription,))
+            )
+            self.driver.settle()
 
     def _come_back(self, slot: str, client_id: str, *, clean: bool) -> None:
         """CONNECT again as ``client_id`` did last time (a fresh will payload)."""
@@ -531,16 +573,7 @@ class BrokerMachine(RuleBasedStateMachine):
         """PUBLISH a message (payload ``m<n>``, unique in the example, or empty)."""
         slot = self.choose(data, self.connected_slots(), "slot")
         self.prepare()
-        client_id = self.driver.client_id(slot)
-        if self.driver.connected(slot) and client_id is not None:
-            packet_id = self.driver.next_packet_id(client_id) if qos else None
-            if retain:
-                self.retained_topics.add(self.full(topic))
-            self.messages += 1
-            payload = b"" if empty else f"m{self.messages}".encode()
-            self.driver.send(
-                slot, Publish(self.full(topic), payload, qos, retain, False, packet_id)
-            )
+        self._publish(slot, topic, qos, retain=retain, empty=empty)
         return self.step_done()
 
     @precondition(lambda self: self.driver.owed_by_connected())
