@@ -286,6 +286,7 @@ class ObservationJudge:
             and d.retain == packet.retain
         ]
         if not candidates:
+            self._reject_wrong_flags(conn, session, packet)
             subscribed = any(matches(f, packet.topic) for f in session.subscriptions)
             refs = (
                 ["MQTT-4.5.0-1", "MQTT-3.3.5-1", "MQTT-3.8.4-6", "MQTT-3.3.1-9", "MQTT-3.3.1-8"]
@@ -338,6 +339,30 @@ class ObservationJudge:
         if not delivery.retain:
             session.last_sent[delivery.order_key] = delivery.message.seq
         self.delivered.append((session.client_id, session.generation, delivery, int(packet.qos)))
+
+    def _reject_wrong_flags(self, conn: Connection, session: Session, packet: Publish) -> None:
+        """The message is due, but not at this QoS or with this RETAIN flag: name the
+        one statement that says which, not every statement a delivery depends on."""
+        same = [
+            d
+            for d in session.pending
+            if d.message.topic == packet.topic and d.message.payload == packet.payload
+        ]
+        if any(d.retain == packet.retain for d in same):
+            overlapping = sum(1 for f in session.subscriptions if matches(f, packet.topic)) > 1
+            raise self._reject(
+                conn,
+                "this message is due at another QoS",
+                ["MQTT-3.3.5-1"] if overlapping else ["MQTT-3.8.4-6"],
+                packet,
+            )
+        if any(int(packet.qos) in d.allowed_qos for d in same):
+            raise self._reject(
+                conn,
+                "this message is due with the other RETAIN flag",
+                ["MQTT-3.3.1-9"] if packet.retain else ["MQTT-3.3.1-8"],
+                packet,
+            )
 
     def _observe_resend(self, conn: Connection, session: Session, packet: Publish) -> None:
         assert packet.packet_id is not None
