@@ -134,6 +134,8 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
         """Required QoS 1/2 deliveries (for the eventual-delivery invariant)."""
         self._seq = 0
         self._released_at: dict[int, int] = {}
+        self._retained_changed: dict[str, int] = {}
+        """Topic -> seq of the last message that certainly set or cleared its retained one."""
         """Message seq -> the newest seq accepted when its publication became certain."""
         self._assigned = 0
 

@@ -46,6 +46,7 @@ class MessageRouting:
     owed: list[tuple[str, int, Delivery]]
     _seq: int
     _released_at: dict[int, int]
+    _retained_changed: dict[str, int]
 
     def _session_takes_message(self, session: Session) -> bool:
         """Fire the session chart's ``message`` event: True when connected."""
@@ -74,6 +75,8 @@ class MessageRouting:
         certain = required
         if certain:
             self.topic_states[topic] = row.target
+            if retain:
+                self._retained_changed[topic] = message.seq
         else:
             self._released_at[message.seq] = _PENDING
         old = self.retained.get(topic)
@@ -109,7 +112,15 @@ class MessageRouting:
         if accepted.retain:
             slot = self.retained.get(message.topic)
             later = slot is not None and any(m.seq > message.seq for m in slot.candidates())
-            if not later:
+            if self._retained_changed.get(message.topic, 0) > message.seq:
+                # A later retained message (or clear) took effect for certain: a server
+                # that stored this one at PUBLISH has overwritten it, one that stores at
+                # PUBREL (4.3.3) retains it now. Either may be the retained message.
+                slot = slot or RetainedSlot(None, certain=False)
+                slot.certain = False
+                slot.alternatives.append(message)
+                self.retained[message.topic] = slot
+            elif not later:
                 state = self.topic_states.get(message.topic, TopicState.NO_RETAINED)
                 row = TOPIC.fire(
                     state,

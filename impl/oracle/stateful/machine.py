@@ -509,7 +509,7 @@ class BrokerMachine(RuleBasedStateMachine):
         self, data: st.DataObject, topic: str, qos: QoS, granted: QoS, wildcard: bool
     ) -> Any:
         """PUBLISH a retained message and SUBSCRIBE to its topic: it comes with RETAIN=1
-        [MQTT-3.3.1-6]. PUBLISH an empty retained message on the topic: the subscriber
+        [MQTT-3.3.1-6]. PUBLISH an empty retained message (QoS 0) on the topic: the subscriber
         gets it with RETAIN=0 [MQTT-3.3.1-9], and it clears the topic, so a second
         SUBSCRIBE brings no retained message [MQTT-3.3.1-10] [MQTT-3.3.1-11]."""
         slot = self.choose(data, self.connected_slots(), "slot")
@@ -520,7 +520,10 @@ class BrokerMachine(RuleBasedStateMachine):
         self._publish(slot, topic, qos, retain=True)
         self.driver.settle()
         self._subscribe(slot, topic_filter, granted)
-        self._publish(slot, topic, qos, retain=True, empty=True)
+        # Cleared at QoS 0: empty payloads cannot be told apart, and identical empty
+        # QoS 2 messages are where the model is still weak (the strict xfail of
+        # test_model_disagreements.py); the plain ``publish`` rule covers the others.
+        self._publish(slot, topic, QoS.AT_MOST_ONCE, retain=True, empty=True)
         self.driver.settle()
         self._subscribe(slot, topic_filter, granted)
         return self.step_done()
