@@ -2,12 +2,13 @@
 
 Each test is the smallest scenario the state machine reduced a disagreement
 to, played against the model alone. While the model was wrong they were
-marked ``xfail(strict=True)`` with the reason; the model's authors fixed seven
+marked ``xfail(strict=True)`` with the reason; the model's authors fixed eight
 of them (the PUBACK crash, the cross-connection order of a takeover's will,
 an optional and a required identical will, one filter twice in a SUBSCRIBE,
 a QoS 0 will owed to a session that went offline before the will's close,
 the one copy of a message on a ``$`` topic bound to an extra channel,
-the retained message after two retained wills whose closes overlapped),
+the retained message after two retained wills whose closes overlapped,
+a QoS 2 retained message released after a later clear),
 which now stand as regression tests; the one still marked is open. The
 machine's checks were never weakened for them.
 """
@@ -117,6 +118,26 @@ def test_either_of_two_retained_wills_with_overlapping_closes_may_be_the_retaine
     model.observe("s2", SubAck(1, (1,)))
     allowed = {o.payload for o in model.allowed("s2") if isinstance(o, Publish) and o.retain}
     assert allowed == {b"A", b"B"}
+
+
+def test_a_qos_2_retained_message_released_after_a_later_clear_may_or_may_not_stay() -> None:
+    """A QoS 2 retained message, then (before its PUBREL) an empty QoS 0 retained
+    message clears the topic, then the PUBREL: a server that stored the first at
+    PUBLISH has lost it to the clear, one that stores at PUBREL (4.3.3) keeps it.
+    The model required it (found by the ``ci`` exploration in a fresh-clone CI run)."""
+    model = BrokerModel()
+    connect(model, "s0", "c0")
+    model.apply(Send("s0", Publish("t", b"m", QoS.EXACTLY_ONCE, True, False, 1)))
+    model.observe("s0", PubRec(1))
+    model.apply(Send("s0", Publish("t", b"", QoS.AT_MOST_ONCE, True)))
+    model.apply(Send("s0", PubRel(1)))
+    model.observe("s0", PubComp(1))
+    connect(model, "s1", "c1")
+    model.apply(Send("s1", Subscribe(1, (Subscription("t", QoS.AT_LEAST_ONCE),))))
+    model.observe("s1", SubAck(1, (1,)))
+    assert model.check_quiescent() == []  # nothing retained is owed ...
+    allowed = {o.payload for o in model.allowed("s1") if isinstance(o, Publish) and o.retain}
+    assert allowed == {b"m"}  # ... and the released message may come
 
 
 def test_a_will_caused_by_a_takeover_may_reach_a_subscriber_before_the_new_connack() -> None:
