@@ -25,6 +25,7 @@ import attrs
 
 from mqttref.impl.codec import Decoder, Role, encode
 from mqttref.impl.errors import MQTTError
+from mqttref.impl.oracle.evidence import Deviation, Inconclusive, NotApplicable, observe
 from mqttref.impl.packets import (
     ConnAck,
     Connect,
@@ -38,18 +39,8 @@ from mqttref.impl.packets import (
 
 P = TypeVar("P", bound=Packet)
 
-
-class Deviation(Exception):
-    """The broker did something the specification does not allow."""
-
-
-class Inconclusive(Exception):
-    """The scenario could not reach the situation the statement is about.
-
-    For example, a check of what a server does after refusing a CONNECT cannot
-    judge a server that accepted it (that acceptance is judged by another
-    check). The statements of the check are then NOT RUN, with this reason.
-    """
+__all__ = ["Closed", "Deviation", "Event", "Garbled", "Inconclusive", "NotApplicable", "Probe",
+           "Received", "Timing", "Trace", "describe"]
 
 
 @attrs.frozen
@@ -61,6 +52,22 @@ class Timing:
     reply: float = 5.0
     """Upper bound for a reply the specification requires (CONNACK, SUBACK, a close)."""
     multiplier: float = 1.0
+    margin: float = 0.5
+    """The one measurement margin added to a deadline the specification itself
+    states (one and a half times the keep alive [MQTT-3.1.2-24]): network and
+    scheduling delay between the broker's act and our observation of it."""
+    obligation: float = 3.0
+    """How long the oracle waits for something owed with no deadline in the spec
+    (a re-send on reconnect, a queued message): absence is reported as "not
+    within N s", never judged after a bare quiescence window."""
+
+    def spec_deadline(self, seconds: float) -> float:
+        """A deadline the specification states, plus the measurement margin."""
+        return seconds + self.margin * self.multiplier
+
+    @property
+    def obligation_bound(self) -> float:
+        return self.obligation * self.multiplier
 
     @property
     def window(self) -> float:
@@ -241,26 +248,35 @@ class Probe:
         except TimeoutError:
             return None
 
-    async def expect(self, kind: type[P], what: str = "") -> P:
-        """The oldest pending packet of ``kind``, or wait for one; others stay pending."""
+    async def expect(self, kind: type[P], why: str = "") -> P:
+        """The oldest pending packet of ``kind``, or wait for one; others stay pending.
+
+        ``why`` says which statement requires the packet (``"PUBACK for a QoS 1
+        PUBLISH [MQTT-3.3.4-1]"``): its arrival is evidence for that statement,
+        and its absence is a deviation blamed on it. Without a citation the wait
+        is a step of the scenario whose failure no statement can be blamed for.
+        """
         for index, packet in enumerate(self.pending):
             if isinstance(packet, kind):
                 del self.pending[index]
+                observe(f"{self.name}: {why}" if why else "")
                 return packet
         deadline = time.monotonic() + self.timing.reply_bound
-        label = what or kind.__name__.upper()
+        label = why or kind.__name__.upper()
+        others: list[str] = []
         while True:
             remaining = deadline - time.monotonic()
             event = await self.next_event(max(remaining, 0.0))
             if event is None:
-                raise Deviation(
-                    f"{self.name}: expected {label}, nothing arrived within "
-                    f"{self.timing.reply_bound:.1f}s"
-                )
+                instead = f"; only {', '.join(others)} arrived" if others else ", nothing arrived"
+                raise Deviation(f"{self.name}: expected {label} within "
+                                f"{self.timing.reply_bound:.1f}s{instead}")
             if isinstance(event, Received):
                 if isinstance(event.packet, kind):
+                    observe(f"{self.name}: {why}" if why else "")
                     return event.packet
                 self.pending.append(event.packet)
+                others.append(describe(event.packet))
                 continue
             if isinstance(event, Closed):
                 raise Deviation(f"{self.name}: expected {label}, the server closed the connection")
@@ -289,11 +305,13 @@ class Probe:
         await self.expect(PingResp)
         return await self.quiet()
 
-    async def wait_close(self, bound: float | None = None) -> list[Packet]:
+    async def wait_close(self, bound: float | None = None, why: str = "") -> list[Packet]:
         """Wait for the server to close; return the packets that came first.
 
         Raises ``Deviation`` when the connection is still open after ``bound``
-        seconds (default: the reply bound).
+        seconds (default: the reply bound). ``why`` cites the statement that
+        requires the close: the close is evidence for it, its absence a
+        deviation from it.
         """
         limit = self.timing.reply_bound if bound is None else bound
         deadline = time.monotonic() + limit
@@ -303,13 +321,16 @@ class Probe:
             event = await self.next_event(max(remaining, 0.0))
             if event is None:
                 got = ", ".join(describe(p) for p in seen) or "nothing"
+                reason = f" ({why})" if why else ""
                 raise Deviation(
-                    f"{self.name}: the server must close the connection; it is still open "
-                    f"after {limit:.1f}s (received: {got})"
+                    f"{self.name}: the server must close the connection{reason}; it is still"
+                    f" open after {limit:.1f}s (received: {got})"
                 )
             if isinstance(event, Received):
                 seen.append(event.packet)
             elif isinstance(event, Closed):
+                if why:
+                    observe(f"{self.name}: closed: {why}")
                 return seen
             else:
                 raise Deviation(f"{self.name}: server sent malformed bytes: {event.error}")

@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 import attrs
 
+from mqttref.impl.oracle.capabilities import BrokerProfile
 from mqttref.impl.oracle.exploration import ExplorationOutcome
 from mqttref.impl.oracle.runner import CheckResult, Outcome, StatementVerdict, Verdict
 
@@ -26,6 +27,9 @@ class Report:
     verdicts: tuple[StatementVerdict, ...]
     results: tuple[CheckResult, ...]
     exploration: ExplorationOutcome
+    profile: BrokerProfile = BrokerProfile()
+    full_run_seconds: float | None = None
+    """When the budget cut the suite short: how long a run of every check would take."""
 
     def count(self, verdict: Verdict) -> int:
         return sum(v.verdict is verdict for v in self.verdicts)
@@ -35,18 +39,29 @@ class Report:
         return tuple(r for r in self.results if not r.check.ids)
 
     @property
+    def oracle_errors(self) -> tuple[CheckResult, ...]:
+        """Checks the oracle could not run to a verdict because of its own bug."""
+        return tuple(r for r in self.results if r.outcome is Outcome.ERROR)
+
+    @property
     def failed(self) -> bool:
-        bad = (Outcome.FAIL, Outcome.ERROR)
-        return self.count(Verdict.FAIL) > 0 or any(r.outcome in bad for r in self.robustness)
+        return self.count(Verdict.FAIL) > 0 or any(r.outcome is Outcome.FAIL
+                                                    for r in self.robustness)
 
     def summary_line(self) -> str:
         passed, failed = self.count(Verdict.PASS), self.count(Verdict.FAIL)
         return f"{passed + failed} checked, {passed} passed, {failed} failed"
 
 
-def _failure_lines(result: CheckResult) -> list[str]:
+def _failure_lines(result: CheckResult, sid: str | None = None) -> list[str]:
+    """The findings of ``result`` (those blaming ``sid`` when given), then its trace."""
     label = "oracle error in" if result.outcome is Outcome.ERROR else "check"
-    lines = [f"      {label} {result.check.name}: {result.message}"]
+    findings = [f for f in result.findings if sid is None or sid in f.ids]
+    if findings:
+        lines = [f"      {label} {result.check.name}"
+                 f"{f' [{f.scenario}]' if f.scenario else ''}: {f.message}" for f in findings]
+    else:
+        lines = [f"      {label} {result.check.name}: {result.message}"]
     lines += [f"        {line}" for line in result.trace]
     return lines
 
@@ -54,14 +69,20 @@ def _failure_lines(result: CheckResult) -> list[str]:
 def write_text(report: Report, out: TextIO, *, verbose: bool = False) -> None:
     out.write(f"mqttref check: MQTT {report.protocol} broker at {report.target}"
               f" (seed {report.seed})\n")
+    out.write("broker profile:\n")
+    out.write("".join(f"  {line}\n" for line in report.profile.lines()))
     for v in report.verdicts:
-        tag = f"{v.verdict.value:<12} {v.statement.id:<14}"
+        tag = f"{v.verdict.value:<14} {v.statement.id:<14}"
         if v.verdict is Verdict.PASS:
-            out.write(f"{tag} {', '.join(v.checks) or 'model exploration'}\n")
+            seen = sorted({e.check for e in v.evidence})
+            out.write(f"{tag} observed in {', '.join(seen)}\n")
+            if verbose:
+                out.write("".join(f"      {e.check}: {e.observation.text}\n"
+                                  for e in v.evidence[:3]))
         elif v.verdict is Verdict.FAIL:
             out.write(f"{tag} {v.statement.text[:90]}\n")
             for result in v.failures:
-                out.write("\n".join(_failure_lines(result)) + "\n")
+                out.write("\n".join(_failure_lines(result, v.statement.id)) + "\n")
             if v.reason:
                 out.write(f"      {v.reason} (below)\n")
         else:
@@ -74,6 +95,12 @@ def write_text(report: Report, out: TextIO, *, verbose: bool = False) -> None:
             out.write(f"{result.outcome.value:<12} {result.check.name}\n")
             if result.outcome in (Outcome.FAIL, Outcome.ERROR):
                 out.write("\n".join(_failure_lines(result)) + "\n")
+    for result in report.oracle_errors:
+        out.write(f"oracle error (no statement blamed) in {result.check.name}:"
+                  f" {result.message}\n")
+    if report.full_run_seconds is not None:
+        out.write(f"the budget cut the suite short: a run of every check needs about"
+                  f" {report.full_run_seconds:.0f}s (use --budget)\n")
     if verbose:
         out.write("checks:\n")
         for result in report.results:
@@ -95,6 +122,9 @@ def _result_json(result: CheckResult) -> dict[str, Any]:
         "outcome": result.outcome.value,
         "message": result.message,
         "seconds": round(result.seconds, 3),
+        "findings": [attrs.asdict(f) for f in result.findings],
+        "choices": [attrs.asdict(c) for c in result.choices],
+        "inconclusive": list(result.inconclusive),
         "trace": list(result.trace),
     }
 
@@ -109,15 +139,21 @@ def to_json(report: Report) -> dict[str, Any]:
             "checked": report.count(Verdict.PASS) + report.count(Verdict.FAIL),
             "passed": report.count(Verdict.PASS),
             "failed": report.count(Verdict.FAIL),
+            "not_applicable": report.count(Verdict.NOT_APPLICABLE),
             "not_testable": report.count(Verdict.NOT_TESTABLE),
             "not_run": report.count(Verdict.NOT_RUN),
+            "oracle_errors": len(report.oracle_errors),
         },
+        "profile": {**attrs.asdict(report.profile), "choices": report.profile.choices()},
+        "full_run_seconds": report.full_run_seconds,
         "statements": [
             {
                 "id": v.statement.id,
                 "verdict": v.verdict.value,
                 "checks": list(v.checks),
                 "reason": v.reason,
+                "evidence": [{"check": e.check, "observation": e.observation.text,
+                              "scenario": e.observation.scenario} for e in v.evidence],
                 "failures": [_result_json(r) for r in v.failures],
             }
             for v in report.verdicts
@@ -144,15 +180,16 @@ def _testcase(suite: ET.Element, classname: str, name: str, seconds: float) -> E
                          time=f"{seconds:.3f}")
 
 
-def _failure_text(results: Sequence[CheckResult]) -> str:
-    return "\n".join(line for r in results for line in _failure_lines(r))
+def _failure_text(results: Sequence[CheckResult], sid: str | None = None) -> str:
+    return "\n".join(line for r in results for line in _failure_lines(r, sid))
 
 
 def write_junit(report: Report, path: str) -> None:
     suite = ET.Element("testsuite", name="mqttref-check", tests=str(len(report.verdicts)),
                        failures=str(report.count(Verdict.FAIL)),
                        skipped=str(report.count(Verdict.NOT_RUN)
-                                   + report.count(Verdict.NOT_TESTABLE)),
+                                   + report.count(Verdict.NOT_TESTABLE)
+                                   + report.count(Verdict.NOT_APPLICABLE)),
                        time=f"{report.seconds:.3f}")
     classname = f"MQTT {report.protocol} at {report.target}"
     for v in report.verdicts:
@@ -161,7 +198,7 @@ def write_junit(report: Report, path: str) -> None:
         if v.verdict is Verdict.FAIL:
             failure = ET.SubElement(case, "failure",
                                     message="; ".join(r.message for r in v.failures)[:500])
-            failure.text = _failure_text(v.failures)
+            failure.text = _failure_text(v.failures, v.statement.id)
         elif v.verdict is not Verdict.PASS:
             ET.SubElement(case, "skipped", message=f"{v.verdict.value}: {v.reason}")
     for result in report.robustness:

@@ -15,12 +15,21 @@ ended with a clean-session connect.
 
 from __future__ import annotations
 
+import contextlib
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import attrs
 
+from mqttref.impl.oracle.capabilities import BrokerProfile
+from mqttref.impl.oracle.evidence import (
+    LEDGER,
+    Deviation,
+    Inconclusive,
+    Ledger,
+    NotApplicable,
+)
 from mqttref.impl.oracle.flows import first_packet_is_connack, require, subscribe
 from mqttref.impl.oracle.probe import Probe, Timing, Trace
 from mqttref.impl.oracle.statements import normalise_id, statements
@@ -67,6 +76,11 @@ def check(*ids: str, summary: str, robustness: bool = False) -> Callable[[F], F]
         unknown = [sid for sid in normalised if sid not in known]
         if unknown or not (normalised or robustness):
             raise ValueError(f"check {fn.__name__} cites unknown statements {unknown}")
+        unjudgeable = [sid for sid in normalised
+                       if not (known[sid].testable and known[sid].server_side)]
+        if unjudgeable:
+            raise ValueError(f"check {fn.__name__} lists statements no client can judge a"
+                             f" server on: {unjudgeable}")
         if fn.__name__ in REGISTRY:
             raise ValueError(f"two checks named {fn.__name__}")
         group = fn.__module__.rsplit(".", 1)[-1]
@@ -79,8 +93,12 @@ def check(*ids: str, summary: str, robustness: bool = False) -> Callable[[F], F]
 class Context:
     """What a check needs: an address, timing, a trace, and isolation."""
 
-    def __init__(self, host: str, port: int, timing: Timing, token: str, rng: random.Random):
+    def __init__(self, host: str, port: int, timing: Timing, token: str, rng: random.Random,
+                 profile: BrokerProfile | None = None, ledger: Ledger | None = None):
         self.host = host
+        self.profile = profile or BrokerProfile()
+        """What the broker chose where the spec lets it (learned once per run)."""
+        self.ledger = ledger or Ledger()
         self.port = port
         self.timing = timing
         self.token = token
@@ -90,6 +108,32 @@ class Context:
         self.retained: set[str] = set()
         self.persistent: set[str] = set()
         self._ids = 0
+
+    @contextlib.asynccontextmanager
+    async def scenario(self, name: str) -> AsyncIterator[None]:
+        """Run one scenario of a check and judge it on its own.
+
+        A deviation, a legal choice or an inconclusive end is recorded in the
+        ledger and ends this scenario only: the check goes on with the next one,
+        so a failure of one statement cannot hide the verdicts of the others.
+        Each scenario opens its own clients.
+        """
+        ledger = LEDGER.get(self.ledger)
+        previous, ledger.scenario = ledger.scenario, name
+        self.trace.note(f"scenario: {name}")
+        try:
+            yield
+        except Deviation as exc:
+            ledger.deviated(exc)
+            self.trace.note(f"scenario {name!r} deviated: {exc}")
+        except NotApplicable as exc:
+            ledger.chose(exc)
+            self.trace.note(f"scenario {name!r} not applicable: {exc.choice}")
+        except Inconclusive as exc:
+            ledger.inconclusive.append(f"{name}: {exc}")
+            self.trace.note(f"scenario {name!r} inconclusive: {exc}")
+        finally:
+            ledger.scenario = previous
 
     def topic(self, *levels: str) -> str:
         """A topic under this run's prefix: ``mqttref-check/<token>/<levels>``."""
@@ -123,6 +167,9 @@ class Context:
         probe = await self.open(name)
         await probe.send(Connect(V311, cid, clean, keep_alive, will))
         connack = await first_packet_is_connack(probe)
+        if connack.return_code in (0x03, 0x04, 0x05):
+            raise NotApplicable(f"refuses a valid CONNECT with return code"
+                                f" 0x{connack.return_code:02X} (allowed by Table 3.1 of section 3.2.2.3)")
         require(
             connack.return_code == 0,
             f"{name}: a valid CONNECT must be accepted with return code 0 [MQTT-3.1.4-4]",
@@ -144,7 +191,12 @@ class Context:
         self, name: str, *filters: tuple[str, QoS], client_id: str | None = None,
         clean: bool = True,
     ) -> Probe:
-        """A connected client subscribed to ``filters``, all granted as requested."""
+        """A connected client subscribed to ``filters``, all granted as requested.
+
+        A lower grant or a refusal is the broker's right: the check is then NOT
+        APPLICABLE with that choice (``flows.subscribe``). Checks that can go on
+        at what was granted subscribe with ``exact=False`` instead.
+        """
         probe = await self.client(name, client_id, clean=clean)
         await subscribe(probe, *filters)
         return probe

@@ -84,6 +84,33 @@ def statements(protocol: str = "3.1.1") -> Mapping[str, Statement]:
     return dict(sorted(table.items(), key=lambda item: item[1].sort_key))
 
 
+_CITED = re.compile(r"\[(MQTT-[0-9.-]+)\]")
+
+
+def cited(message: str) -> tuple[str, ...]:
+    """The statement ids a message cites as ``[MQTT-x.y.z-n]``, normalised, in order."""
+    found: list[str] = []
+    for raw in _CITED.findall(message):
+        try:
+            sid = normalise_id(raw)
+        except ValueError:
+            continue
+        if sid not in found:
+            found.append(sid)
+    return tuple(found)
+
+
+def judgeable(ids: tuple[str, ...] | set[str], protocol: str = "3.1.1") -> tuple[str, ...]:
+    """Those of ``ids`` a client can judge the server on: known, server-side, testable.
+
+    A statement that binds only the client, or that no client can observe, can
+    never be FAIL (nor PASS) for a server, whatever a check's message cites.
+    """
+    table = statements(protocol)
+    return tuple(sid for sid in ids
+                 if sid in table and table[sid].server_side and table[sid].testable)
+
+
 def lookup(raw: str, protocol: str = "3.1.1") -> Statement:
     """The statement named by ``raw`` in any spelling; ``KeyError`` if unknown."""
     return statements(protocol)[normalise_id(raw)]

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
+from mqttref.impl.oracle.capabilities import BrokerProfile, learn_profile
 from mqttref.impl.oracle.exploration import (
     ExplorationOutcome,
     Explorer,
@@ -18,7 +19,7 @@ from mqttref.impl.oracle.exploration import (
 from mqttref.impl.oracle.flows import first_packet_is_connack
 from mqttref.impl.oracle.probe import Deviation, Probe, Timing, Trace
 from mqttref.impl.oracle.report import Report
-from mqttref.impl.oracle.runner import judge, run_suite, select
+from mqttref.impl.oracle.runner import CheckResult, Outcome, judge, run_suite, select
 from mqttref.impl.oracle.scenario import V311
 from mqttref.impl.packets import Connect, Disconnect
 
@@ -64,14 +65,24 @@ def evaluate(
     timing: Timing | None = None,
     progress: Callable[[int, int, str], None] | None = None,
     explore: bool = True,
+    probe_profile: bool = True,
 ) -> Report:
-    """Run the suite, then the exploration with what is left of ``budget``."""
+    """Learn the broker profile, run the whole suite, then explore with what is left.
+
+    The suite is the statement-by-statement part, so it runs to its end before
+    the exploration takes any of the budget; when the budget cannot hold even
+    the suite, the report says how long a full run needs.
+    """
     timing = timing or Timing()
     start = time.monotonic()
     asyncio.run(ensure_reachable(host, port, timing))
-    results = asyncio.run(run_suite(host, port, select(only), budget=budget, timing=timing,
-                                    seed=seed, progress=progress))
+    profile = asyncio.run(learn_profile(host, port, timing)) if probe_profile else BrokerProfile()
+    chosen = select(only)
+    results = asyncio.run(run_suite(host, port, chosen, budget=budget - (time.monotonic() - start),
+                                    timing=timing, seed=seed, progress=progress,
+                                    profile=profile))
     remaining = budget - (time.monotonic() - start)
+    full_run = _full_run_estimate(results, time.monotonic() - start)
     if only:
         exploration = ExplorationOutcome(False, "model exploration not run (--only selects"
                                          " suite checks)")
@@ -81,7 +92,17 @@ def evaluate(
         exploration = _explore(host, port, remaining, seed)
     verdicts = judge(results, exploration, only, protocol)
     return Report(f"{host}:{port}", protocol, seed, time.monotonic() - start, tuple(verdicts),
-                  tuple(results), exploration)
+                  tuple(results), exploration, profile, full_run)
+
+
+def _full_run_estimate(results: Sequence[CheckResult], elapsed: float) -> float | None:
+    """Seconds a run of every selected check would take, when the budget cut some."""
+    cut = [r for r in results if r.outcome is Outcome.NOT_RUN and r.message == "budget exhausted"]
+    ran = [r for r in results if r not in cut]
+    if not cut or not ran:
+        return None
+    per_check = sum(r.seconds for r in ran) / len(ran)
+    return elapsed + per_check * len(cut)
 
 
 def _explore(host: str, port: int, remaining: float, seed: int) -> ExplorationOutcome:

@@ -84,25 +84,25 @@ async def publish_surrogate_topic(ctx: Context) -> None:
                      "PUBLISH topic bytes ... ED A0 80")
 
 
-@check("MQTT-3.8.3-1", "MQTT-1.5.3-1", summary="SUBSCRIBE filter with ill-formed UTF-8: closed")
+@check("MQTT-1.5.3-1", summary="SUBSCRIBE filter with ill-formed UTF-8: closed")
 async def subscribe_ill_formed_filter(ctx: Context) -> None:
     await _violation(ctx, raw.subscribe(1, (b"mqttref-check/\xff", 0)),
                      "SUBSCRIBE filter bytes ... FF")
 
 
-@check("MQTT-3.10.3-1", "MQTT-1.5.3-1",
+@check("MQTT-1.5.3-1",
        summary="UNSUBSCRIBE filter with ill-formed UTF-8: closed")
 async def unsubscribe_ill_formed_filter(ctx: Context) -> None:
     await _violation(ctx, raw.unsubscribe(1, b"mqttref-check/\xff"),
                      "UNSUBSCRIBE filter bytes ... FF")
 
 
-@check("MQTT-3.8.3-3", "MQTT-4.8.0-1", summary="SUBSCRIBE without any filter: closed")
+@check("MQTT-4.8.0-1", summary="SUBSCRIBE without any filter: closed")
 async def subscribe_without_payload(ctx: Context) -> None:
     await _violation(ctx, raw.subscribe(1), "SUBSCRIBE with no topic filter")
 
 
-@check("MQTT-3.10.3-2", "MQTT-4.8.0-1", summary="UNSUBSCRIBE without any filter: closed")
+@check("MQTT-4.8.0-1", summary="UNSUBSCRIBE without any filter: closed")
 async def unsubscribe_without_payload(ctx: Context) -> None:
     await _violation(ctx, raw.unsubscribe(1), "UNSUBSCRIBE with no topic filter")
 
