@@ -15,7 +15,6 @@ every choice it made. Probing never judges: a probe that goes wrong records
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 
 import attrs
@@ -109,7 +108,8 @@ class BrokerProfile:
             f"maximum QoS granted: {self.max_qos}",
             f"QoS 2 PUBLISH accepted: {'yes' if self.qos2_publish else 'no (closes)'}",
             f"wildcard filters: {'granted' if self.wildcards else 'refused'}",
-            f"empty client id (clean session 1): {'accepted' if self.empty_client_id else 'refused'}",
+            "empty client id (clean session 1): "
+            + ("accepted" if self.empty_client_id else "refused"),
             f"filter characters taken: {', '.join(taken) or 'none of those probed'}",
             f"long filters ({LONG_TOPIC_LEVELS} levels, {LONG_TOPIC_BYTES} bytes):"
             f" {'granted' if self.long_topics else 'refused'}",
@@ -259,5 +259,5 @@ async def learn_profile(host: str, port: int, timing: Timing) -> BrokerProfile:
             probed=True,
             notes=tuple(prober.notes),
         )
-    except (OSError, TimeoutError, asyncio.TimeoutError) as exc:
+    except (OSError, TimeoutError) as exc:
         return BrokerProfile(probed=False, notes=(f"probing failed: {exc!r}",))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from mqttref.impl.oracle.evidence import NotApplicable, observe
 from mqttref.impl.oracle.probe import Closed, Deviation, Probe, Received
-from mqttref.impl.oracle.statements import cited
 from mqttref.impl.packets import (
     ConnAck,
     Packet,
@@ -25,6 +24,7 @@ from mqttref.impl.packets import (
     Subscribe,
     Subscription,
 )
+
 
 def require(condition: bool, message: str) -> None:
     """Raise a ``Deviation`` with ``message`` unless ``condition`` holds.
@@ -77,10 +77,10 @@ async def subscribe(probe: Probe, *filters: tuple[str, QoS], exact: bool = True)
     """SUBSCRIBE and check the SUBACK's shape; return it.
 
     The SUBACK must carry the SUBSCRIBE's id [MQTT-3.8.4-2] and one return code
-    per filter [MQTT-3.8.4-5], each 0, 1, 2 or 0x80 [MQTT-3.9.3-2]. A lower grant or a refusal is the server's right: with
-    ``exact`` (a check that needs what it asks for) it makes the check NOT
-    APPLICABLE, naming the choice; without, the caller goes on at what was
-    granted.
+    per filter [MQTT-3.8.4-5], each 0, 1, 2 or 0x80 [MQTT-3.9.3-2]. A lower
+    grant or a refusal is the server's right: with ``exact`` (a check that
+    needs what it asks for) it makes the check NOT APPLICABLE, naming the
+    choice; without, the caller goes on at what was granted.
     """
     packet_id = probe.new_packet_id()
     subs = tuple(Subscription(f, q) for f, q in filters)

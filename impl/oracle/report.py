@@ -27,7 +27,7 @@ class Report:
     verdicts: tuple[StatementVerdict, ...]
     results: tuple[CheckResult, ...]
     exploration: ExplorationOutcome
-    profile: BrokerProfile = BrokerProfile()
+    profile: BrokerProfile = attrs.field(factory=BrokerProfile)
     full_run_seconds: float | None = None
     """When the budget cut the suite short: how long a run of every check would take."""
 

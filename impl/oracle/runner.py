@@ -137,7 +137,7 @@ async def run_check(check: Check, host: str, port: int, *, timing: Timing, token
     rng = random.Random(seed ^ zlib.crc32(check.name.encode()))
     ledger = Ledger()
     LEDGER.set(ledger)
-    ctx = Context(host, port, timing, token, rng, profile, ledger)
+    ctx = Context(host, port, timing, token, rng, profile=profile, ledger=ledger)
     start = time.monotonic()
     error = ""
     try:
@@ -261,9 +261,7 @@ def _unobserved(statement: Statement, names: tuple[str, ...],
     reasons: list[str] = []
     for r in mine:
         cited_here = [f for f in r.findings if f.ids]
-        if r.outcome is Outcome.NOT_RUN:
-            reasons.append(f"{r.check.name}: {r.message}")
-        elif r.outcome is Outcome.ERROR:
+        if r.outcome in (Outcome.NOT_RUN, Outcome.ERROR):
             reasons.append(f"{r.check.name}: {r.message}")
         elif cited_here:
             own = [i for f in cited_here for i in f.ids if i in r.check.ids]

@@ -94,7 +94,7 @@ class Context:
     """What a check needs: an address, timing, a trace, and isolation."""
 
     def __init__(self, host: str, port: int, timing: Timing, token: str, rng: random.Random,
-                 profile: BrokerProfile | None = None, ledger: Ledger | None = None):
+                 *, profile: BrokerProfile | None = None, ledger: Ledger | None = None):
         self.host = host
         self.profile = profile or BrokerProfile()
         """What the broker chose where the spec lets it (learned once per run)."""
@@ -169,7 +169,8 @@ class Context:
         connack = await first_packet_is_connack(probe)
         if connack.return_code in (0x03, 0x04, 0x05):
             raise NotApplicable(f"refuses a valid CONNECT with return code"
-                                f" 0x{connack.return_code:02X} (allowed by Table 3.1 of section 3.2.2.3)")
+                                f" 0x{connack.return_code:02X} (allowed by Table 3.1,"
+                                " section 3.2.2.3)")
         require(
             connack.return_code == 0,
             f"{name}: a valid CONNECT must be accepted with return code 0 [MQTT-3.1.4-4]",

@@ -84,7 +84,7 @@ def statements(protocol: str = "3.1.1") -> Mapping[str, Statement]:
     return dict(sorted(table.items(), key=lambda item: item[1].sort_key))
 
 
-_CITED = re.compile(r"\[(MQTT-[0-9.-]+)\]")
+_CITED = re.compile(r"\[(MQTT-[0-9.-]+)\]", re.IGNORECASE)
 
 
 def cited(message: str) -> tuple[str, ...]:
