@@ -25,7 +25,7 @@ def connect_return_code(
     if connect.protocol_level is ProtocolLevel.MQTT_5:
         # This broker speaks 3.1 and 3.1.1; a 3.1.1 server answers 0x01 [MQTT-3.1.2-2].
         return ConnectReturnCode.UNACCEPTABLE_PROTOCOL_VERSION
-    if not client_id_acceptable(connect):
+    if not client_id_acceptable(connect, config):
         return ConnectReturnCode.IDENTIFIER_REJECTED
     if connect.keep_alive > config.max_keep_alive:
         # 3.1.1 cannot tell the client another keep alive; mosquitto refuses with 0x02.
@@ -40,13 +40,20 @@ def connect_return_code(
     return ConnectReturnCode.ACCEPTED
 
 
-def client_id_acceptable(connect: Connect) -> bool:
+def client_id_acceptable(connect: Connect, config: Config) -> bool:
     """Client id rules: 3.1 wants 1-23 characters; 3.1.1 accepts an empty id only
     with clean session 1 [MQTT-3.1.3-7, MQTT-3.1.3-8] and any length otherwise
-    [MQTT-3.1.3-5 allows more than 23]."""
+    [MQTT-3.1.3-5 allows more than 23].
+
+    Accepting an empty id at all is the server's choice: it MAY allow it, and then
+    assigns a unique one [MQTT-3.1.3-6]; ``allow_zero_length_clientid = false``
+    rejects it, which is answered 0x02 and closed [MQTT-3.1.3-9] (mosquitto's option).
+    """
     if connect.protocol_level is ProtocolLevel.MQTT_3_1:
         return 1 <= len(connect.client_id) <= MQTT_3_1_MAX_CLIENT_ID
-    return bool(connect.client_id) or connect.clean_session
+    if connect.client_id:
+        return True
+    return connect.clean_session and config.allow_zero_length_clientid
 
 
 def _password_matches(config: Config, username: str, password: bytes | None) -> bool:

@@ -68,6 +68,18 @@ def _boolean(_instance: object, attribute: attrs.Attribute[bool], value: bool) -
         raise ConfigError(f"{attribute.name}: expected true or false, got {value!r}")
 
 
+def _qos(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value not in (0, 1, 2):
+        raise ConfigError(f"{attribute.name}: must be 0, 1 or 2, got {value!r}")
+
+
+def _characters(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not isinstance(value, str):
+        raise ConfigError(f"{attribute.name}: expected a string of characters, got {value!r}")
+    if "\x00" in value:
+        raise ConfigError(f"{attribute.name}: U+0000 can never be in a topic filter")
+
+
 def _users(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
@@ -117,8 +129,9 @@ class Config:
     """Outbound QoS 1/2 messages unacknowledged at once per session (mosquitto: 20)."""
     max_queued: int = attrs.field(default=1000, validator=_positive_int(10_000_000))
     """Messages waiting per session beyond the in-flight window, online or offline
-    (mosquitto: 1000). Drop policy: the newest message, the one that would exceed
-    the limit, is dropped, logged and counted in ``Session.dropped``."""
+    (mosquitto's ``max_queued_messages``, 1000 in 2.0). Drop policy: the newest message,
+    the one that would exceed the limit, is dropped, logged and counted in
+    ``Session.dropped``. QoS 0 messages count too when ``queue_qos0_messages`` is on."""
     max_awaiting_rel: int = attrs.field(default=1000, validator=_positive_int(MAX_PACKET_ID))
     """Inbound QoS 2 messages awaiting PUBREL per session; one more closes the
     connection (CVE-2023-28366)."""
@@ -128,7 +141,12 @@ class Config:
     """A CONNECT asking for a longer keep alive is refused with 0x02, as mosquitto
     does for 3.1.1 clients, which cannot be told another value (CVE-2020-13849)."""
     max_topic_levels: int = attrs.field(default=200, validator=_positive_int(65_535))
-    """Levels in a topic name or filter (mosquitto: 200; CVE-2019-11779)."""
+    """Levels in a topic name or filter (mosquitto: 200; CVE-2019-11779). A deeper
+    filter is refused with SUBACK 0x80; a deeper PUBLISH topic or will topic closes
+    the connection (3.1.1 has no other way to refuse a PUBLISH)."""
+    max_topic_length: int = attrs.field(default=65_535, validator=_positive_int(65_535))
+    """Bytes (UTF-8) in a topic name or filter; 65535, the most a UTF-8 string can
+    carry (1.5.3), is no limit of the broker's own. Beyond it: as ``max_topic_levels``."""
     write_buffer_limit: int = attrs.field(default=262_144, validator=_positive_int(1 << 40))
     """Bytes waiting to be written to one client beyond which it is *congested*: its
     QoS 1/2 messages wait in its session queue, and a publisher sending to it pauses
@@ -151,6 +169,34 @@ class Config:
     retry_max_interval: float = attrs.field(default=300.0, validator=_positive_number)
     """The doubling resend interval never exceeds this."""
 
+    max_qos: int = attrs.field(default=2, validator=_qos)
+    """The highest QoS a SUBACK grants: min(requested, max_qos). The Server might grant a
+    lower maximum QoS than requested [MQTT-3.8.4-6]; messages then go out at the lower of
+    their QoS and the granted one. Unlike mosquitto's ``max_qos``, a 3.1.1 client that
+    publishes above it is not disconnected (3.1.1 tells it nothing of the limit, and no
+    statement allows closing): its PUBLISH is acknowledged and routed as usual."""
+    refuse_wildcard_subscriptions: bool = attrs.field(default=False, validator=_boolean)
+    """True: a filter holding ``+`` or ``#`` is refused with SUBACK 0x80 (a server that
+    does not support wildcards MUST refuse them [MQTT-3.8.3-2]); the other filters of the
+    same SUBSCRIBE are granted as usual."""
+    refuse_filter_characters: str = attrs.field(default="", validator=_characters)
+    """A filter containing any of these characters (e.g. ``" "``) is refused with
+    SUBACK 0x80: a SUBACK return code may say the subscription failed [MQTT-3.8.4-5]
+    (3.9.3: 0x80 Failure); the other filters of the same SUBSCRIBE are granted."""
+    queue_qos0_messages: bool = attrs.field(default=False, validator=_boolean)
+    """True: QoS 0 messages for a disconnected persistent session wait in its queue
+    (counted against ``max_queued``), as mosquitto's option; False (the default, also
+    mosquitto's): they are not kept. 3.1.2.4 lists them as optional session state."""
+
+    allow_zero_length_clientid: bool = attrs.field(default=True, validator=_boolean)
+    """False: a CONNECT with an empty client id is refused with CONNACK 0x02 and closed
+    [MQTT-3.1.3-9]; True (mosquitto's default): with clean session 1 it gets a unique
+    id [MQTT-3.1.3-6]."""
+    reject_control_characters: bool = attrs.field(default=False, validator=_boolean)
+    """True: a packet with a UTF-8 string (client id, will topic, user name, topic name,
+    topic filter) holding U+0001-U+001F, U+007F-U+009F or a Unicode non-character closes
+    the connection, before CONNACK without one: the receiver MAY close (1.5.3). False:
+    only topic names and filters are checked for control characters (``limits``)."""
     allow_anonymous: bool = attrs.field(default=True, validator=_boolean)
     """False: a CONNECT without a user name is refused with 0x05."""
     users: Mapping[str, str] = attrs.field(factory=dict, validator=_users, hash=False)

@@ -50,8 +50,8 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 from mqttref.impl.admission import connect_return_code, generate_client_id
 from mqttref.impl.codec import Decoder, Role, encode
-from mqttref.impl.errors import ProtocolError, ReasonCode, UnsupportedProtocol
-from mqttref.impl.limits import topic_problem
+from mqttref.impl.errors import LimitExceeded, ProtocolError, ReasonCode, UnsupportedProtocol
+from mqttref.impl.limits import strings_problem, topic_problem
 from mqttref.impl.message import Message
 from mqttref.impl.packets import (
     ConnAck,
@@ -318,13 +318,19 @@ class Connection(asyncio.BufferedProtocol):
         if isinstance(exc, UnsupportedProtocol) and self.state is ConnectionState.AWAITING_CONNECT:
             # An unknown protocol level is answered with 0x01, then closed [MQTT-3.1.2-2].
             self.send(ConnAck(False, ConnectReturnCode.UNACCEPTABLE_PROTOCOL_VERSION))
-        log.warning("closing %s: protocol violation: %s", self.who, exc)
-        self.close(f"protocol violation: {exc.detail}", publish_will=True)
+        kind = "refused" if isinstance(exc, LimitExceeded) else "protocol violation"
+        log.warning("closing %s: %s: %s", self.who, kind, exc)
+        self.close(f"{kind}: {exc.detail}", publish_will=True)
 
     # Handlers -------------------------------------------------------------------------
 
     def on_connect(self, packet: Connect, now: float) -> None:
-        """Accept or refuse a CONNECT; on accept, attach the session after CONNACK."""
+        """Accept or refuse a CONNECT; on accept, attach the session after CONNACK.
+
+        With ``reject_control_characters``, a string 1.5.3 discourages closes the
+        connection first, without CONNACK (the MAY of 1.5.3)."""
+        if self.config.reject_control_characters and (problem := strings_problem(packet)):
+            raise LimitExceeded(f"CONNECT {problem}", ref="§1.5.3")
         code = connect_return_code(
             packet, self.config, open_connections=len(self.broker.connections)
         )
@@ -336,7 +342,7 @@ class Connection(asyncio.BufferedProtocol):
             self.close(f"CONNECT refused with {code.name}", publish_will=False)
             return
         if packet.will is not None and (problem := topic_problem(packet.will.topic, self.config)):
-            raise ProtocolError(f"will topic with {problem}", ref="§4.7",
+            raise LimitExceeded(f"will topic with {problem}", ref="§4.7",
                                 reason_code=ReasonCode.TOPIC_NAME_INVALID)
         self.protocol_level = packet.protocol_level
         self.client_id = packet.client_id or generate_client_id()
@@ -355,12 +361,14 @@ class Connection(asyncio.BufferedProtocol):
         session.attach(self, now)
 
     def on_publish(self, packet: Publish, now: float) -> None:
-        """Route an inbound PUBLISH; a topic beyond the broker's limits closes."""
+        """Route an inbound PUBLISH; a topic beyond the broker's limits closes (3.1.1
+        has no other way to refuse a PUBLISH). Any QoS is accepted, whatever
+        ``max_qos``: that bounds only what SUBACK grants."""
         topic = packet.topic
         if topic != self._checked_topic:  # a publisher tends to repeat its topic
             problem = topic_problem(topic, self.config)
             if problem is not None:
-                raise ProtocolError(f"PUBLISH topic with {problem}", ref="§4.7",
+                raise LimitExceeded(f"PUBLISH topic with {problem}", ref="§4.7",
                                     reason_code=ReasonCode.TOPIC_NAME_INVALID)
             self._checked_topic = topic
         assert self.session is not None
@@ -385,10 +393,16 @@ class Connection(asyncio.BufferedProtocol):
         self.session.on_pubcomp(packet.packet_id, now)
 
     def on_subscribe(self, packet: Subscribe, now: float) -> None:
+        """Subscribe through the registry, which refuses filters beyond the limits with
+        0x80; with ``reject_control_characters`` a discouraged code point closes (1.5.3)."""
+        if self.config.reject_control_characters and (problem := strings_problem(packet)):
+            raise LimitExceeded(f"SUBSCRIBE {problem}", ref="§1.5.3")
         assert self.session is not None
         self.broker.registry.on_subscribe(self.session, packet, now)
 
     def on_unsubscribe(self, packet: Unsubscribe, now: float) -> None:
+        if self.config.reject_control_characters and (problem := strings_problem(packet)):
+            raise LimitExceeded(f"UNSUBSCRIBE {problem}", ref="§1.5.3")
         assert self.session is not None
         self.broker.registry.on_unsubscribe(self.session, packet, now)
 

@@ -110,6 +110,14 @@ class TopicFilterInvalid(MalformedPacket):
     default_reason = ReasonCode.TOPIC_FILTER_INVALID
 
 
+class LimitExceeded(ProtocolError):
+    """Nothing the specification forbids, but beyond what this broker is configured to
+    accept (a topic too long or too deep, a character 1.5.3 discourages): the broker
+    closes the connection because 3.1.1 has no other way to refuse the packet."""
+
+    default_reason = ReasonCode.IMPLEMENTATION_SPECIFIC_ERROR
+
+
 class UnsupportedProtocol(ProtocolError):
     """A CONNECT naming a protocol level we do not speak (3.1.1 return code 0x01)."""
 

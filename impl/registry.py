@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable, Iterable
 
 from mqttref.impl.config import Config
-from mqttref.impl.limits import topic_problem
+from mqttref.impl.limits import filter_problem, granted_qos
 from mqttref.impl.matching import FilterTree, TopicTree, topic_matches
 from mqttref.impl.message import Message
 from mqttref.impl.packets import SUBACK_FAILURE, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe
@@ -123,17 +123,20 @@ class Registry:
     def subscribe(self, session: Session, topic_filter: str, qos: QoS) -> int:
         """Add or replace one subscription; return the granted QoS or 0x80.
 
-        A filter beyond the broker's limits (too deep, control characters) is
-        refused with 0x80 [MQTT-3.9.3-2] rather than closing: the client did
-        nothing illegal.
+        A filter beyond the broker's limits (too long, too deep, control
+        characters) or one the configuration refuses (wildcards, chosen
+        characters) gets 0x80 [MQTT-3.8.4-5, MQTT-3.8.3-2] rather than a close:
+        the client did nothing illegal (``limits.filter_problem``). The grant is
+        at most ``max_qos`` [MQTT-3.8.4-6].
         Replacing keeps the session in place at every topic server, now at the
         new QoS [MQTT-3.8.4-3].
         """
-        problem = topic_problem(topic_filter, self.config)
+        problem = filter_problem(topic_filter, self.config)
         if problem is not None:
-            log.info("client %s: refused a filter with %s", session.client_id, problem)
+            log.info("client %s: refused the filter %r: %s",
+                     session.client_id, topic_filter[:200], problem)
             return SUBACK_FAILURE
-        granted = qos
+        granted = granted_qos(qos, self.config)
         session.subscriptions[topic_filter] = granted
         self.filters.add(topic_filter, session.client_id, granted)
         self.store.set_subscription(session.client_id, topic_filter, granted)

@@ -12,7 +12,9 @@ Outbound, a message at QoS 1 or 2 enters the in-flight window (at most
 ``max_inflight``) with a fresh packet id and walks the states of
 ``OutboundState``; beyond the window, or while the client is away or its
 socket is congested, it waits in the queue (at most ``max_queued``; the
-newest message is dropped beyond that, logged and counted). Inbound, QoS 2
+newest message is dropped beyond that, logged and counted). A QoS 0 message
+for an absent client is not kept, unless ``queue_qos0_messages`` puts it in the
+queue of a persistent session (3.1.2.4 makes it optional). Inbound, QoS 2
 packet ids live in ``awaiting_rel`` from PUBLISH to PUBREL so a duplicate is
 acknowledged but not delivered again (4.3.3, method A).
 
@@ -222,7 +224,11 @@ class Session:
         connection = self.connection
         if qos is QoS.AT_MOST_ONCE:
             if connection is None:
-                return  # QoS 0 is not kept for an absent client (3.1.2.4 allows it)
+                # QoS 0 messages are optional session state (3.1.2.4): kept for an
+                # absent persistent client only with ``queue_qos0_messages``.
+                if self.persistent and self.config.queue_qos0_messages:
+                    self.enqueue(OutboundMessage(message.topic, 0, qos, message.payload, retain))
+                return
             if connection.overloaded:
                 self.drop(message.topic, "the client reads too slowly for QoS 0")
                 return
