@@ -48,7 +48,52 @@ def register(add_parser: Any) -> None:
     parser.add_argument("--data-dir", default=None, metavar="DIR",
                         help="directory for the broker's database (default: mqttref under "
                         "$XDG_DATA_HOME or ~/.local/share); one broker per directory")
+    choices = parser.add_argument_group(
+        "choices the specification leaves to a server",
+        "mosquitto.conf's names where mosquitto has the option; they override the config "
+        "file (see docs/broker.md)",
+    )
+    for key, kind, text in CHOICE_OPTIONS:
+        flag = "--" + key.replace("_", "-")
+        if kind is bool:
+            choices.add_argument(flag, dest=key, action=argparse.BooleanOptionalAction,
+                                 default=None, help=text)
+        else:
+            choices.add_argument(flag, dest=key, default=None,
+                                 metavar="N" if kind is int else "CHARS", help=text)
     parser.set_defaults(run=run)
+
+
+CHOICE_OPTIONS: tuple[tuple[str, type, str], ...] = (
+    ("max_qos", int, "highest QoS a SUBACK grants: 0, 1 or 2 (default 2)"),
+    ("refuse_wildcard_subscriptions", bool,
+     "refuse filters holding + or # with SUBACK 0x80 (default: granted)"),
+    ("refuse_filter_characters", str,
+     "refuse filters holding any of these characters with SUBACK 0x80 (default: none)"),
+    ("allow_zero_length_clientid", bool,
+     "give a client with an empty client id one of its own; --no-...: CONNACK 0x02 "
+     "(default: allowed)"),
+    ("reject_control_characters", bool,
+     "close a connection whose packet has a UTF-8 string with a control character or a "
+     "non-character (default: only topics are checked)"),
+    ("max_topic_length", int, "bytes in a topic name or filter (default 65535)"),
+    ("max_topic_levels", int, "levels in a topic name or filter (default 200)"),
+    ("max_queued", int, "messages waiting per session (mosquitto: max_queued_messages; "
+     "default 1000)"),
+    ("queue_qos0_messages", bool,
+     "queue QoS 0 messages for an absent persistent session (default: not kept)"),
+)
+"""Config keys the command line sets too: (key, value type, help)."""
+
+
+def _option_value(key: str, kind: type, text: str | bool) -> object:
+    """An option's value as the Config field wants it; a bad integer names the key."""
+    if kind is int:
+        try:
+            return int(str(text), 10)
+        except ValueError:
+            raise ConfigError(f"{key}: expected an integer, got {text!r}") from None
+    return text
 
 
 def build_config(args: argparse.Namespace) -> Config:
@@ -67,6 +112,10 @@ def build_config(args: argparse.Namespace) -> Config:
     if args.data_dir is not None:
         changes["store"] = "sqlite"
         changes["data_dir"] = args.data_dir
+    for key, kind, _ in CHOICE_OPTIONS:
+        value = getattr(args, key, None)
+        if value is not None:
+            changes[key] = _option_value(key, kind, value)
     return attrs.evolve(config, **changes) if changes else config
 
 
