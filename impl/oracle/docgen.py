@@ -28,6 +28,48 @@ _CHAPTERS = {
 }
 
 
+VERDICT_RULES = (
+    "## How a verdict is earned",
+    "",
+    "Every check writes down what it observed; verdicts come from those observations, never"
+    " from a check's outcome as a whole (`impl/oracle/evidence.py`, `impl/oracle/runner.py`).",
+    "",
+    "- **PASS**: in this run, an observation showed the broker meeting this statement: a"
+    " requirement that cites it held. The JSON report keeps, for each PASS, the check and the"
+    " observation (`evidence`). A check that runs to its end without observing a statement it"
+    " lists gives no PASS for it (NOT RUN, \"an oracle gap\").",
+    "- **FAIL**: an observation contradicts the statement. The blame goes to the statements that"
+    " the failing step cites, and to nothing else, whether or not the check lists them. A"
+    " check's statements cut off by the failure are NOT RUN \"after the failure of MQTT-x\";"
+    " when the failing step was a setup step citing another statement (the broker did not"
+    " answer QoS 2 with PUBREC, say), they are NOT RUN \"blocked by MQTT-x\". A deviation that"
+    " cites no statement is an oracle gap, never a FAIL.",
+    "- **NOT APPLICABLE**: the broker made a choice the specification allows (a lower granted QoS"
+    " [MQTT-3.8.4-6], a 0x80 refusal [MQTT-3.8.4-5], refusing wildcards [MQTT-3.8.3-2], closing on"
+    " a PUBLISH it does not authorize [MQTT-3.3.5-2], refusing empty client ids, a MAY-close of"
+    " section 1.5.3) that left the statement without a scenario to judge it. The report names"
+    " the choice. Where a check can go on at what was granted, it does.",
+    "- **NOT TESTABLE**: no client can observe the server's conformance, or the statement binds"
+    " the client only. Such a statement can never be FAIL, and no check may list it: the"
+    " server's reaction to a client that breaks a client rule is judged by the reaction rules"
+    " (MQTT-1.5.3-1, MQTT-2.2.2-2, MQTT-3.1.4-1, MQTT-4.8.0-1).",
+    "- **NOT RUN**: none of the above, with the reason (budget, inconclusive scenario, blocked,"
+    " not selected).",
+    "",
+    "Each scenario of a check runs and is judged on its own (`Context.scenario`): a deviation in"
+    " one does not stop the others. Before the checks, a capability probe learns the broker's"
+    " choices (the \"broker profile\" of the report: maximum granted QoS, QoS 2 PUBLISH accepted,"
+    " wildcards, empty client ids, filter characters, long filters, QoS 0 queued offline), and"
+    " checks adapt to it. Timing follows the specification's own numbers plus one stated"
+    " measurement margin (`Timing.margin`, 0.5 s, scaled by `--time-multiplier`); obligations"
+    " with no deadline in the specification (a re-send, a queued message) are waited for"
+    " `Timing.obligation` (3 s, scaled) and reported as \"not within N s\". The model"
+    " exploration's findings are FAILs of the statements they cite; the transitions it fires"
+    " are no evidence. The oracle's power, fault by fault: [oracle-power.md](oracle-power.md).",
+)
+"""The rules of the verdicts, as the document states them (enforced by the runner)."""
+
+
 def checks_by_statement() -> dict[str, list[Check]]:
     table: dict[str, list[Check]] = {}
     for check in REGISTRY.values():
@@ -65,7 +107,6 @@ def generate(model_transitions: Mapping[str, Sequence[str]], protocol: str = "3.
     table = checks_by_statement()
     covered, testable, uncovered = coverage(protocol)
     all_statements = list(statements(protocol).values())
-    client_checked = [s for s in all_statements if not s.server_side and s.id in table]
     robustness = sorted(c.name for c in REGISTRY.values() if not c.ids)
     lines = [
         f"# MQTT {protocol} conformance matrix",
@@ -82,14 +123,12 @@ def generate(model_transitions: Mapping[str, Sequence[str]], protocol: str = "3.
         f" testable from a client: {testable}.",
         f"- **Covered by at least one check: {covered} / {testable} server-side testable"
         f" statements ({100 * covered / testable:.0f}%).**",
-        f"- Client-side statements also checked, through the server's required reaction"
-        f" to a client that breaks them: {len(client_checked)}"
-        f" ({', '.join(s.id for s in client_checked)}).",
         f"- Checks: {len(REGISTRY)}, of which {len(robustness)} robustness checks for known"
         f" attacks that no statement names ({', '.join(f'`{n}`' for n in robustness)}).",
     ]
     if uncovered:
         lines.append(f"- Not yet covered: {', '.join(uncovered)}.")
+    lines += ["", *VERDICT_RULES]
     lines += [
         "",
         "Columns: *binds* is whom the statement obliges; *testable* is whether a client can"
@@ -98,8 +137,7 @@ def generate(model_transitions: Mapping[str, Sequence[str]], protocol: str = "3.
         " statechart transitions of the executable model that cite it. At run time,"
         " `mqttref check` also runs the model exploration (the state machine of"
         " `mqttref.impl.oracle.stateful`, which `tests/stateful` runs against the mqttref"
-        " broker) against the target in the budget the suite leaves; statements its"
-        " transitions cover get verdicts from it too.",
+        " broker) against the target in the budget the suite leaves.",
     ]
     current = None
     for statement in all_statements:

@@ -1,0 +1,208 @@
+"""The oracle's power, statement by statement: ``python -m tests.stateful.power``.
+
+A verdict is worth something only if a broken broker gets it. Each fault of
+``faults.FAULTS`` breaks the in-process mqttref broker in one known way and
+declares the statements it breaks; ``mqttref check`` (the suite, and the model
+exploration unless ``--no-exploration``) then runs against that broker, in a
+process of its own because a fault patches classes for a whole process. For
+each fault the run must FAIL every declared statement (recall) and PASS none
+of them; every other FAIL it gives is a false alarm unless the fault declares
+it as a cascade, and the share of FAILs that are declared is its precision.
+
+``scripts/oracle-power`` runs every fault and writes ``docs/spec/oracle-power.md``;
+``tests/stateful/test_power.py`` runs a fixed sample in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from mqttref.impl.config import Config
+from mqttref.impl.oracle.runner import Verdict
+from mqttref.impl.oracle.statements import statements
+from mqttref.impl.oracle.target import evaluate
+from tests.helpers.broker_thread import BrokerThread
+from tests.stateful.faults import FAULTS, Fault
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "spec" / "oracle-power.md"
+
+
+def declared(fault: Fault) -> tuple[str, ...]:
+    """The statements ``fault`` declares it breaks."""
+    breaks: Any = fault.breaks
+    return (breaks,) if isinstance(breaks, str) else tuple(breaks)
+
+
+@attrs.frozen
+class PowerRow:
+    fault: str
+    declared: tuple[str, ...]
+    failed: tuple[str, ...]
+    passed_broken: tuple[str, ...]
+    """Declared statements the run PASSed: the oracle missed the fault there."""
+    seconds: float
+    error: str = ""
+
+    @property
+    def missed(self) -> tuple[str, ...]:
+        return tuple(sid for sid in self.declared if sid not in self.failed)
+
+    @property
+    def false_alarms(self) -> tuple[str, ...]:
+        return tuple(sid for sid in self.failed if sid not in self.declared)
+
+
+def run_one(name: str, *, seed: int, budget: float, explore: bool) -> PowerRow:
+    """Inject fault ``name`` into an in-process broker and judge it (this process)."""
+    fault = next(f for f in FAULTS if f.name == name)
+    logging.disable(logging.CRITICAL)
+    patch = pytest.MonkeyPatch()
+    fault.inject(patch)
+    start = time.monotonic()
+    try:
+        with BrokerThread(Config(port=0)) as running:
+            report = evaluate(running.host, running.port, seed=seed, budget=budget,
+                              explore=explore)
+    finally:
+        patch.undo()
+    verdicts = {v.statement.id: v.verdict for v in report.verdicts}
+    broken = declared(fault)
+    return PowerRow(
+        fault=name,
+        declared=broken,
+        failed=tuple(sid for sid, v in verdicts.items() if v is Verdict.FAIL),
+        passed_broken=tuple(sid for sid in broken if verdicts.get(sid) is Verdict.PASS),
+        seconds=round(time.monotonic() - start, 1),
+    )
+
+
+def run_in_child(name: str, *, seed: int, budget: float, explore: bool) -> PowerRow:
+    command = [sys.executable, "-m", "tests.stateful.power", "--one", name, "--seed", str(seed),
+               "--budget", str(budget)]
+    if not explore:
+        command.append("--no-exploration")
+    start = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True, check=False,
+                          timeout=budget * 3 + 120)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        fault = next(f for f in FAULTS if f.name == name)
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        return PowerRow(name, declared(fault), (), (), round(time.monotonic() - start, 1),
+                        error=f"exit {done.returncode}: {' | '.join(tail)}")
+    data = json.loads(lines[-1])
+    return PowerRow(data["fault"], tuple(data["declared"]), tuple(data["failed"]),
+                    tuple(data["passed_broken"]), data["seconds"])
+
+
+def run_many(names: Sequence[str], *, seed: int, budget: float, explore: bool,
+             jobs: int) -> list[PowerRow]:
+    """Each fault in its own process, ``jobs`` at a time (they mostly wait on sockets)."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(run_in_child, name, seed=seed, budget=budget, explore=explore)
+                   for name in names]
+        return [future.result() for future in futures]
+
+
+def figures(rows: Sequence[PowerRow]) -> dict[str, float]:
+    declared_total = sum(len(r.declared) for r in rows)
+    caught = sum(len(r.declared) - len(r.missed) for r in rows)
+    fails = sum(len(r.failed) for r in rows)
+    right = sum(len(r.failed) - len(r.false_alarms) for r in rows)
+    return {
+        "recall": caught / declared_total if declared_total else 0.0,
+        "precision": right / fails if fails else 1.0,
+        "passed_broken": float(sum(len(r.passed_broken) for r in rows)),
+    }
+
+
+def covered_statements(faults: Sequence[Fault] = FAULTS) -> tuple[list[str], list[str]]:
+    """(statements some fault declares, testable server statements none does)."""
+    table = statements()
+    judgeable = [sid for sid, s in table.items() if s.testable and s.server_side]
+    declared_ids = {sid for fault in faults for sid in declared(fault)}
+    return sorted(declared_ids & set(judgeable)), [s for s in judgeable if s not in declared_ids]
+
+
+def write_doc(rows: Sequence[PowerRow], *, seed: int, budget: float, explore: bool,
+              path: Path = DOC) -> None:
+    numbers = figures(rows)
+    covered, uncovered = covered_statements()
+    lines = [
+        "# The oracle's power, statement by statement",
+        "",
+        "Generated by `scripts/oracle-power` (`python -m tests.stateful.power`); do not edit.",
+        "Each fault of `tests/stateful/faults.py` breaks the in-process mqttref broker in one way",
+        "and declares the statements it breaks; `mqttref check`"
+        f" ({'suite and model exploration' if explore else 'suite only'}, budget {budget:.0f} s,"
+        f" seed {seed}) runs against it.",
+        "",
+        "- **Recall**: the share of declared statements the run FAILs:"
+        f" **{numbers['recall']:.0%}**.",
+        "- **Precision**: the share of FAIL verdicts that are declared statements:"
+        f" **{numbers['precision']:.0%}**.",
+        f"- **PASS on a broken statement**: **{int(numbers['passed_broken'])}**.",
+        f"- **Statements with a fault**: {len(covered)} of {len(covered) + len(uncovered)}"
+        " testable server statements.",
+        f"- Time: {sum(r.seconds for r in rows):.0f} s of runs for {len(rows)} faults.",
+        "",
+        "| fault | declared | FAIL, declared | FAIL, not declared | missed | PASS on broken | s |",
+        "|---|---|---|---|---|---|--:|",
+    ]
+    for row in rows:
+        hit = [sid for sid in row.failed if sid in row.declared]
+        cells = [row.fault, " ".join(row.declared), " ".join(hit) or "-",
+                 " ".join(row.false_alarms) or "-",
+                 " ".join(row.missed) or "-", " ".join(row.passed_broken) or "-",
+                 f"{row.seconds:.0f}"]
+        if row.error:
+            cells[2] = f"run failed: {row.error}"
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    lines += ["", "## Testable server statements that no fault breaks yet", "",
+              " ".join(uncovered) or "none", ""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.stateful.power")
+    parser.add_argument("--one", help="run this one fault in this process and print JSON")
+    parser.add_argument("--fault", action="append", help="limit to these faults")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--budget", type=float, default=135.0)
+    parser.add_argument("--no-exploration", action="store_true")
+    parser.add_argument("--jobs", type=int, default=3)
+    parser.add_argument("--doc", action="store_true", help=f"write {DOC.name}")
+    args = parser.parse_args(argv)
+    explore = not args.no_exploration
+    if args.one:
+        row = run_one(args.one, seed=args.seed, budget=args.budget, explore=explore)
+        print(json.dumps(attrs.asdict(row)))
+        return 0
+    names = args.fault or [f.name for f in FAULTS]
+    rows = run_many(names, seed=args.seed, budget=args.budget, explore=explore, jobs=args.jobs)
+    for row in rows:
+        status = "ok" if not (row.missed or row.passed_broken or row.error) else "MISSED"
+        print(f"{status:6} {row.fault}: declared {' '.join(row.declared)}; FAIL"
+              f" {' '.join(row.failed) or '-'}; {row.seconds:.0f}s {row.error}")
+    numbers = figures(rows)
+    print(f"recall {numbers['recall']:.0%}, precision {numbers['precision']:.0%},"
+          f" PASS on broken {int(numbers['passed_broken'])}")
+    if args.doc:
+        write_doc(rows, seed=args.seed, budget=args.budget, explore=explore)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
