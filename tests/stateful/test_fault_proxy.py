@@ -13,6 +13,7 @@ from mqttref.impl.packets import (
     PingReq,
     PingResp,
     ProtocolLevel,
+    QoS,
     SubAck,
     Subscribe,
     Subscription,
@@ -41,10 +42,11 @@ def _exchange(port: int, *packets: Packet, want: int) -> list[Packet] | None:
 def test_the_identity_proxy_carries_a_whole_exchange_unchanged() -> None:
     with BrokerThread(Config(port=0)) as running, FaultProxy(running.port, forward) as proxy:
         got = _exchange(proxy.port, Connect(V311, "p1", True, 60),
-                        Subscribe(7, (Subscription("a/+", 1),)), PingReq(), want=3)
+                        Subscribe(7, (Subscription("a/+", QoS.AT_LEAST_ONCE),)), PingReq(), want=3)
     assert got is not None
     assert [type(p) for p in got] == [ConnAck, SubAck, PingResp]
-    assert isinstance(got[1], SubAck) and got[1].packet_id == 7
+    assert isinstance(got[1], SubAck)
+    assert got[1].packet_id == 7
 
 
 def test_a_rewrite_replaces_frames_of_one_direction() -> None:
@@ -54,13 +56,13 @@ def test_a_rewrite_replaces_frames_of_one_direction() -> None:
         return [frame]
 
     with BrokerThread(Config(port=0)) as running, \
-            FaultProxy(running.port, reserved_code) as proxy:
-        with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as sock:
-            sock.sendall(encode(Connect(V311, "p2", True, 60), V311))
-            sock.sendall(encode(Subscribe(9, (Subscription("a", 1),)), V311))
-            data = b""
-            while len(data) < 4 + 5:
-                data += sock.recv(65536)
+            FaultProxy(running.port, reserved_code) as proxy, \
+            socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as sock:
+        sock.sendall(encode(Connect(V311, "p2", True, 60), V311))
+        sock.sendall(encode(Subscribe(9, (Subscription("a", QoS.AT_LEAST_ONCE),)), V311))
+        data = b""
+        while len(data) < 4 + 5:
+            data += sock.recv(65536)
     assert data[4:] == bytes((0x90, 3, 0, 9, 3))
 
 
