@@ -29,6 +29,10 @@ import attrs
 CLOSE = b"<close>"
 """Returned among a rewrite's frames: close both sides of this connection here."""
 
+KEEP_CLIENT_OPEN = "keep_client_open"
+"""Set ``link.state[KEEP_CLIENT_OPEN] = True`` and a close by the broker is not passed on:
+the client's side stays open (a broker that fails to close)."""
+
 
 class Direction(enum.Enum):
     UP = "client->broker"
@@ -152,6 +156,14 @@ class FaultProxy:
         tasks = [asyncio.create_task(pump(Direction.UP, client_r, broker_w)),
                  asyncio.create_task(pump(Direction.DOWN, broker_r, client_w))]
         await done.wait()
+        if link.state.get(KEEP_CLIENT_OPEN) and not tasks[0].done():
+            broker_w.transport.abort()
+            tasks[0].cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await tasks[0]
+            with contextlib.suppress(Exception):
+                while await client_r.read(65536):  # hold the client's side until it closes
+                    pass
         for writer in (client_w, broker_w):
             writer.transport.abort()
             self._writers.discard(writer)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 
+import pytest
+
 from mqttref.impl.codec import Decoder, Role, encode
 from mqttref.impl.config import Config
 from mqttref.impl.packets import (
@@ -19,7 +21,15 @@ from mqttref.impl.packets import (
     Subscription,
 )
 from tests.helpers.broker_thread import BrokerThread
-from tests.stateful.fault_proxy import CLOSE, Direction, FaultProxy, Link, forward, packet_type
+from tests.stateful.fault_proxy import (
+    CLOSE,
+    KEEP_CLIENT_OPEN,
+    Direction,
+    FaultProxy,
+    Link,
+    forward,
+    packet_type,
+)
 
 V311 = ProtocolLevel.MQTT_3_1_1
 
@@ -74,3 +84,17 @@ def test_close_ends_both_sides_of_the_connection() -> None:
             FaultProxy(running.port, close_on_pingreq) as proxy:
         assert _exchange(proxy.port, Connect(V311, "p3", True, 60), PingReq(), want=2) is None
         assert running.wait_for(lambda broker: not broker.connections, timeout=5)
+
+
+def test_a_link_kept_open_hides_the_brokers_close_from_the_client() -> None:
+    def keep_open(_direction: Direction, frame: bytes, link: Link) -> list[bytes]:
+        link.state[KEEP_CLIENT_OPEN] = True
+        return [frame]
+
+    with BrokerThread(Config(port=0)) as running, FaultProxy(running.port, keep_open) as proxy, \
+            socket.create_connection(("127.0.0.1", proxy.port), timeout=1) as sock:
+        sock.sendall(encode(Connect(V311, "p4", True, 60), V311))
+        sock.sendall(bytes((0xC1, 0)))  # PINGREQ with bad flags: the broker closes
+        assert sock.recv(4)[:1] == b"\x20"
+        with pytest.raises(TimeoutError):
+            sock.recv(1)
