@@ -14,12 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.peers import requires_peer
+
 REPO = Path(__file__).resolve().parents[2]
 MOSQUITTO = Path("/usr/sbin/mosquitto")
 
 pytestmark = [
     pytest.mark.external,
-    pytest.mark.skipif(not MOSQUITTO.exists(), reason="mosquitto is not installed"),
+    requires_peer("mosquitto", MOSQUITTO.exists(), "the benchmark runs mosquitto beside mqttref"),
 ]
 
 

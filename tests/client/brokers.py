@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Self
 
 import attrs
-import pytest
 
 from tests.helpers.peers import (
     ChildPeer,
     MosquittoProcess,
     mosquitto_installed,
+    require_peer,
     restartable_port,
     wait_for_port,
 )
@@ -82,8 +82,7 @@ def running_broker(kind: str, directory: Path, *, allow_anonymous: bool = True) 
     """A started broker of ``kind`` ("mosquitto" or "mqttref"), stopped on exit."""
     broker: Broker
     if kind == "mosquitto":
-        if not mosquitto_available():
-            pytest.skip("mosquitto is not installed")
+        require_peer("mosquitto", mosquitto_available(), "this test runs against mosquitto")
         broker = Mosquitto(directory, allow_anonymous=allow_anonymous)
     else:
         broker = MqttrefBroker(directory, allow_anonymous=allow_anonymous)

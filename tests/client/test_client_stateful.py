@@ -36,7 +36,6 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TypeVar
 
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -62,6 +61,7 @@ from mqttref.model.client import ClientModel
 from mqttref.model.qos import ReceiverState
 from tests.client.brokers import Broker, Mosquitto, MqttrefBroker, mosquitto_available
 from tests.client.proxy import DOWN, UP, Proxy
+from tests.helpers.peers import requires_peer
 
 T = TypeVar("T")
 STEP_TIMEOUT = 15.0
@@ -320,7 +320,7 @@ class ClientAgainstMqttref(ClientAgainstBroker):
     broker_class = MqttrefBroker
 
 
-TestClientAgainstMosquitto = pytest.mark.skipif(
-    not mosquitto_available(), reason="mosquitto is not installed"
+TestClientAgainstMosquitto = requires_peer(
+    "mosquitto", mosquitto_available(), "the client is tested against mosquitto"
 )(ClientAgainstMosquitto.TestCase)
 TestClientAgainstMqttref = ClientAgainstMqttref.TestCase

@@ -39,13 +39,14 @@ from mqttref.impl.packets import (
     PubRel,
 )
 from tests import strategies as s
+from tests.helpers.peers import requires_peer
 
 from .node_peer import NODE_DIR, NodePeer, from_theirs, normalised, to_theirs
 from .test_arbitrary_bytes import mutated_streams
 
 pytestmark = [
     pytest.mark.external,
-    pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed"),
+    requires_peer("node", shutil.which("node") is not None, "Node.js runs mqtt-packet"),
 ]
 
 CASES = [(level, ptype) for level in s.LEVELS for ptype in s.packet_types(level)]

@@ -15,6 +15,7 @@ from tests.helpers.peers import (
     MosquittoProcess,
     free_port,
     mosquitto_installed,
+    require_peer,
     stop_process,
     wait_for_port,
 )
@@ -29,8 +30,7 @@ def mosquitto_version() -> str:
 @pytest.fixture(scope="session")
 def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """A mosquitto on a free loopback port with a generated config; yields the port."""
-    if not mosquitto_installed():
-        pytest.skip("mosquitto is not installed")
+    require_peer("mosquitto", mosquitto_installed(), f"the conformance check runs on {MOSQUITTO}")
     # No log: the conformance runs do not read it, and log_type all would write every packet.
     with MosquittoProcess(tmp_path_factory.mktemp("mosquitto"), log=False) as running:
         yield running.port
@@ -47,15 +47,16 @@ def aedes_version() -> str:
 
 def _install_aedes() -> None:
     """``npm ci`` in tests/conformance/node when aedes is missing (as scripts/test does
-    for tests/node); skip when node or npm is not there or the install fails."""
+    for tests/node); skip (fail with MQTTREF_REQUIRE_PEERS=1) when node or npm is not
+    there or the install fails."""
+    require_peer("node", shutil.which("node") is not None, "Node.js runs aedes")
     if (NODE_DIR / "node_modules" / "aedes").exists():
         return
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node and npm are needed to run aedes")
+    require_peer("npm", shutil.which("npm") is not None, "npm installs aedes")
     result = subprocess.run(["npm", "ci", "--silent", "--no-audit", "--no-fund"], cwd=NODE_DIR,
                             capture_output=True, text=True, timeout=300, check=False)
-    if result.returncode != 0:
-        pytest.skip(f"cannot install aedes: {result.stderr.strip()[:200]}")
+    require_peer("aedes", result.returncode == 0,
+                 f"npm ci in {NODE_DIR} failed: {result.stderr.strip()[:200]}")
 
 
 @pytest.fixture(scope="session")

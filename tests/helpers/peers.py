@@ -4,12 +4,20 @@ Several test folders start brokers written by others (or ``mqttref broker``
 itself) as child processes; the port picking, the wait for the listener, the
 terminate-then-kill stop and mosquitto's generated configuration live here
 once, so a fix to one (a race, a timeout) reaches every folder.
+
+A test that needs a peer (mosquitto, mosquitto_pub/sub, node, npm, aedes,
+Graphviz ``dot``) says so with ``require_peer`` (inside a test or fixture) or
+the ``requires_peer`` mark (on a test, a class or a module): without the peer
+it is skipped, unless ``MQTTREF_REQUIRE_PEERS=1`` is set (as ``.ci/run`` does),
+in which case it fails naming the missing peer, so that CI never passes by
+skipping what it was meant to run.
 """
 
 from __future__ import annotations
 
 import contextlib
 import getpass
+import os
 import random
 import socket
 import subprocess
@@ -19,9 +27,37 @@ from types import TracebackType
 from typing import Self
 
 import attrs
+import pytest
 
 MOSQUITTO = Path("/usr/sbin/mosquitto")
 HOST = "127.0.0.1"
+REQUIRE_PEERS = "MQTTREF_REQUIRE_PEERS"
+
+
+def peers_required() -> bool:
+    """Whether a missing peer fails its test rather than skips it: ``MQTTREF_REQUIRE_PEERS=1``."""
+    return os.environ.get(REQUIRE_PEERS, "") == "1"
+
+
+def missing_peer_message(name: str, why: str) -> str:
+    return f"{name} is missing: {why}"
+
+
+def require_peer(name: str, available: bool, why: str) -> None:
+    """Return when the peer ``name`` is ``available``; otherwise skip the test, or fail it
+    when ``MQTTREF_REQUIRE_PEERS=1`` (CI, where every peer must be installed)."""
+    if available:
+        return
+    message = missing_peer_message(name, why)
+    if peers_required():
+        pytest.fail(f"{message} ({REQUIRE_PEERS}=1: CI must run this test)", pytrace=False)
+    pytest.skip(message)
+
+
+def requires_peer(name: str, available: bool, why: str) -> pytest.MarkDecorator:
+    """``require_peer`` as a mark, for a test function, a test class or ``pytestmark``;
+    tests/conftest.py applies it before each marked test runs."""
+    return pytest.mark.requires_peer(name=name, available=available, why=why)
 
 
 def free_port() -> int:

@@ -23,6 +23,7 @@ from mqttref.statecharts.render import (
     to_mermaid,
     write_charts,
 )
+from tests.helpers.peers import requires_peer
 
 SPEC = Path(__file__).resolve().parents[2] / "docs" / "spec"
 NAMES = [c.name for c in CHARTS]
@@ -122,7 +123,7 @@ def test_a_stale_drawing_is_found(tmp_path: Path) -> None:
     assert stale[2].startswith(f"{third}.md is missing")
 
 
-@pytest.mark.skipif(not dot_available(), reason="SVG comparison needs Graphviz 'dot'")
+@requires_peer("Graphviz 'dot'", dot_available(), "the SVG comparison draws with it")
 @pytest.mark.parametrize("name", NAMES)
 def test_committed_svg_matches_when_graphviz_is_the_same_version(name: str, tmp_path: Path) -> None:
     committed = (SPEC / f"{name}.svg").read_text(encoding="utf-8")
@@ -154,7 +155,7 @@ def test_generation_is_deterministic_and_sorted() -> None:
         assert edges == sorted(edges, key=lambda e: tuple(e.split(" --> ")[0:1]))
 
 
-@pytest.mark.skipif(not dot_available(), reason="needs Graphviz 'dot'")
+@requires_peer("Graphviz 'dot'", dot_available(), "mqttref charts draws SVG with it")
 def test_charts_command_writes_svg_and_mermaid_for_every_chart(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
