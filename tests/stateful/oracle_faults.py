@@ -22,6 +22,7 @@ from typing import Any
 import attrs
 
 from tests.stateful import faults as hunted
+from tests.stateful import wire_faults
 from tests.stateful.fault_proxy import Rewrite
 from tests.stateful.faults import Patcher
 
@@ -48,7 +49,13 @@ HUNTED: tuple[OracleFault, ...] = tuple(
     for f in hunted.FAULTS
 )
 
-WIRE: tuple[OracleFault, ...] = ()
+WIRE: tuple[OracleFault, ...] = tuple(
+    OracleFault(name, part, breaks, rewrite=rewrite,
+                cascades=wire_faults.CASCADES.get(name, {}))
+    for part, table in (("wire: what the broker sends or accepts", wire_faults.SENDING),
+                        ("wire: a violation the broker never sees", wire_faults.SWALLOWING))
+    for name, (breaks, rewrite) in table.items()
+)
 """Faults made by rewriting frames in a proxy in front of the unbroken broker."""
 
 PATCHED: tuple[OracleFault, ...] = ()
