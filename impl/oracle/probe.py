@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from typing import TypeVar
 
 import attrs
@@ -33,8 +34,14 @@ from mqttref.impl.packets import (
     PingReq,
     PingResp,
     ProtocolLevel,
+    PubAck,
+    PubComp,
     Publish,
+    PubRec,
+    PubRel,
+    SubAck,
     Subscribe,
+    UnsubAck,
 )
 
 P = TypeVar("P", bound=Packet)
@@ -137,6 +144,80 @@ def describe(packet: Packet) -> str:
     return f"{packet.packet_type.name} {inner}".rstrip()
 
 
+class _Framer:
+    """Splits the server's bytes into whole frames (fixed header and Remaining Length).
+
+    A frame whose Remaining Length is malformed is handed on whole, for the
+    decoder to refuse.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self._buffer += data
+        out: list[bytes] = []
+        while len(self._buffer) >= 2:
+            index, length, shift = 1, 0, 0
+            while index < len(self._buffer) and index <= 4:
+                byte = self._buffer[index]
+                length |= (byte & 0x7F) << shift
+                shift += 7
+                index += 1
+                if not byte & 0x80:
+                    break
+            else:
+                if index > 4:  # no end within four bytes: let the decoder say so
+                    out.append(bytes(self._buffer))
+                    self._buffer.clear()
+                return out
+            if self._buffer[index - 1] & 0x80 or len(self._buffer) < index + length:
+                return out
+            out.append(bytes(self._buffer[: index + length]))
+            del self._buffer[: index + length]
+        return out
+
+
+_ECHOES: dict[int, Callable[[int], Packet]] = {
+    0x40: PubAck, 0x50: PubRec, 0x62: PubRel, 0x70: PubComp, 0xB0: UnsubAck,
+}
+
+
+def _echoed_zero_id(frame: bytes) -> Packet | None:
+    """An acknowledgement echoing packet id 0, decoded as it is.
+
+    Packet id 0 breaks the rule of the client that sent it [MQTT-2.3.1-1];
+    the server that echoes it obeys its own rule of answering with the same id
+    [MQTT-2.3.1-6] [MQTT-3.8.4-2]. The strict codec refuses id 0 on any packet,
+    which would report the echo as malformed bytes and hide what the check is
+    about: whether the server closed on the client's violation.
+    """
+    if len(frame) < 4 or frame[2:4] != b"\x00\x00":
+        return None
+    if frame[0] == 0x90 and len(frame) > 4:
+        return SubAck(0, tuple(frame[4:]))
+    kind = _ECHOES.get(frame[0])
+    if kind is None or frame[1] != 2:
+        return None
+    return kind(0)
+
+
+def _as_sent_by_server(error: str) -> str:
+    """The codec's refusal, with the rule the *server* broke as the sender.
+
+    The codec cites receiver rules (invalid flags received: [MQTT-2.2.2-2]);
+    bytes from the server that it refuses show the server breaking the
+    matching sender rule.
+    """
+    if "reserved flags" in error:
+        error += " [MQTT-2.2.2-1]"
+    if "topic name" in error and ("UTF-8" in error or "U+0000" in error):
+        error += " [MQTT-3.3.2-1]"
+    if "topic name contains U+0000" in error:
+        error += " [MQTT-4.7.3-2]"
+    return error
+
+
 class Trace:
     """What every client of one check sent and received, with times."""
 
@@ -186,6 +267,7 @@ class Probe:
 
     async def _read(self) -> None:
         decoder = Decoder(role=Role.CLIENT, protocol_level=ProtocolLevel.MQTT_3_1_1)
+        frames = _Framer()
         while True:
             try:
                 data = await self._reader.read(65536)
@@ -195,18 +277,23 @@ class Probe:
             if not data:
                 self._finish(Closed("FIN"))
                 return
-            try:
-                packets = decoder.feed(data)
-            except MQTTError as exc:
-                for packet in getattr(exc, "packets", []):
+            for frame in frames.feed(data):
+                echo = _echoed_zero_id(frame)
+                if echo is not None:
+                    self._arrive(echo)
+                    continue
+                try:
+                    packets = decoder.feed(frame)
+                except MQTTError as exc:
+                    for packet in getattr(exc, "packets", []):
+                        self._arrive(packet)
+                    error = _as_sent_by_server(f"{exc} [{getattr(exc, 'ref', '')}]")
+                    self.trace.add(self.name, "<-", f"MALFORMED from server: {error}")
+                    self._events.put_nowait(Garbled(error))
+                    self._drop()
+                    return
+                for packet in packets:
                     self._arrive(packet)
-                ref = getattr(exc, "ref", "")
-                self.trace.add(self.name, "<-", f"MALFORMED from server: {exc} [{ref}]")
-                self._events.put_nowait(Garbled(f"{exc} [{ref}]"))
-                self._drop()
-                return
-            for packet in packets:
-                self._arrive(packet)
 
     def _arrive(self, packet: Packet) -> None:
         self.trace.add(self.name, "<-", describe(packet))
