@@ -349,6 +349,66 @@ def _second_connect(direction: Direction, frame: bytes, link: Link) -> Frames:
     return [frame]
 
 
+def _pingresp_bad_flags(frame: bytes, _link: Link) -> Frames:
+    return [bytes((frame[0] | 0x01,)) + frame[1:]]
+
+
+def _publish_id_zero(frame: bytes, _link: Link) -> Frames:
+    first, topic, packet_id, payload = publish_parts(frame)
+    if packet_id is None:
+        return [frame]
+    return [publish_frame(first, topic, 0, payload)]
+
+
+def _topic_ill_formed(frame: bytes, _link: Link) -> Frames:
+    first, topic, packet_id, payload = publish_parts(frame)
+    return [publish_frame(first, topic + b"\xff", packet_id, payload)]
+
+
+def _identifier_refused_as_unauthorized(frame: bytes, _link: Link) -> Frames:
+    first, body = split(frame)
+    if body[1] != 0x02:
+        return [frame]
+    return [join(first, body[:1] + b"\x05")]
+
+
+def _drop_empty_live(frame: bytes, _link: Link) -> Frames:
+    _first, _topic, _packet_id, payload = publish_parts(frame)
+    return [] if not payload and not frame[0] & 0x01 else [frame]
+
+
+def _dup_propagated() -> Rewrite:
+    """A message published with DUP=1 reaches subscribers with DUP=1 (links share a memory)."""
+    published: set[tuple[bytes, bytes]] = set()
+
+    def rewrite(direction: Direction, frame: bytes, _link: Link) -> Frames:
+        if packet_type(frame) != PUBLISH:
+            return [frame]
+        first, topic, packet_id, payload = publish_parts(frame)
+        if direction is Direction.UP:
+            if first & 0x08:
+                published.add((topic, payload))
+            return [frame]
+        if packet_id is not None and (topic, payload) in published:
+            return [publish_frame(first | 0x08, topic, packet_id, payload)]
+        return [frame]
+
+    return rewrite
+
+
+def _connect_malformed(frame: bytes) -> bool:
+    """A CONNECT whose flags break section 3.1.2 (reserved, will or password flags)."""
+    if packet_type(frame) != CONNECT:
+        return False
+    _first, body = split(frame)
+    if len(body) < 8 or body[:6] != b"\x00\x04MQTT":
+        return False
+    flags = body[7]
+    will, will_qos, will_retain = flags & 0x04, (flags >> 3) & 3, flags & 0x20
+    return bool(flags & 0x01 or (not will and (will_qos or will_retain)) or will_qos == 3
+                or (flags & 0x40 and not flags & 0x80))
+
+
 SENDING: dict[str, tuple[tuple[str, ...], Rewrite]] = {
     "SUBACK with another packet id": (("MQTT-3.8.4-2", "MQTT-2.3.1-7"), down(SUBACK, _other_id)),
     "SUBACK with a reserved return code": (("MQTT-3.9.3-2",), down(SUBACK, _suback_reserved_code)),
@@ -390,6 +450,15 @@ SENDING: dict[str, tuple[tuple[str, ...], Rewrite]] = {
                                                       _connect_field(_empty_id_clean)),
     "23-byte client ids refused": (("MQTT-3.1.3-5",), _refuse_23_byte_ids),
     "BOM stripped from topics": (("MQTT-1.5.3-3",), _strip_bom),
+    "PINGRESP with reserved flags set": (("MQTT-2.2.2-1",), down(PINGRESP, _pingresp_bad_flags)),
+    "QoS 1 delivered with packet id 0": (("MQTT-2.3.1-1",), down(PUBLISH, _publish_id_zero)),
+    "delivered under a topic name that is not UTF-8": (("MQTT-3.3.2-1",),
+                                                       down(PUBLISH, _topic_ill_formed)),
+    "client id refused with 0x05, not 0x02": (("MQTT-3.1.3-8", "MQTT-3.1.3-9"),
+                                              down(CONNACK, _identifier_refused_as_unauthorized)),
+    "empty message not forwarded to live subscribers": (("MQTT-3.3.1-10",),
+                                                        down(PUBLISH, _drop_empty_live)),
+    "DUP propagated to subscribers": (("MQTT-3.3.1-3",), _dup_propagated()),
 }
 """Faults in what the broker sends or accepts: name -> (statements broken, rewrite)."""
 
@@ -415,6 +484,7 @@ SWALLOWING: dict[str, tuple[tuple[str, ...], Rewrite]] = {
     "server-only and reserved packet types ignored": (("MQTT-4.8.0-1",),
                                                       swallow_up(_server_only_or_reserved)),
     "second CONNECT swallowed": (("MQTT-3.1.0-2",), _second_connect),
+    "malformed CONNECT flags ignored": (("MQTT-3.1.4-1",), swallow_up(_connect_malformed)),
 }
 """Faults where the broker never sees (so never closes on) a violation: name -> (broken,
 rewrite)."""
