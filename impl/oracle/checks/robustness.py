@@ -91,8 +91,14 @@ async def slow_reader_does_not_block_others(ctx: Context) -> None:
         pub = await ctx.client("pub")
         await pub.settle()
         chunk = b"".join(raw.publish(topic, bytes(10_000)) for _ in range(100))
-        for _ in range(8):
-            await pub.send(chunk, "100 QoS 0 PUBLISHes of 10 kB to the slow reader's topic")
+        bound = ctx.timing.reply_bound
+        try:
+            await asyncio.wait_for(_send_all(pub, chunk, 8), bound)
+        except TimeoutError:
+            raise Deviation(f"pub: the server did not take 8 MB of QoS 0 PUBLISHes within"
+                            f" {bound:.1f}s: the publisher is stalled by a subscriber that does"
+                            " not read (BAD-INPUTS.md: a slow reader must not block other"
+                            " clients)") from None
         await others_served(ctx)
         try:
             await pub.settle()
@@ -102,6 +108,11 @@ async def slow_reader_does_not_block_others(ctx: Context) -> None:
     finally:
         writer.transport.abort()
         del reader
+
+
+async def _send_all(probe: Probe, chunk: bytes, times: int) -> None:
+    for _ in range(times):
+        await probe.send(chunk, "100 QoS 0 PUBLISHes of 10 kB to the slow reader's topic")
 
 
 @check(robustness=True,
