@@ -74,7 +74,7 @@ async def _close(probe: Probe, why: str, bound: float | None = None) -> list[Pac
     try:
         return await probe.wait_close(bound)
     except Deviation as exc:
-        raise Deviation(f"{exc} {why}") from None
+        raise Deviation(f"{exc}: {why}") from None
 
 
 def _answers(seen: list[Packet]) -> str:
@@ -126,7 +126,7 @@ async def _before_connect(ctx: Context, kind: str, data: bytes) -> None:
     silent one is closed too, the close is no evidence.
     """
     idle = await ctx.open("idle")
-    probe = await ctx.open(kind.lower()[:6])
+    probe = await ctx.open(f"{kind.lower()[:3]}1st")
     await probe.send(data, f"{kind} as the first packet, before any CONNECT")
     why = f"a {kind} before CONNECT is a protocol violation [MQTT-4.8.0-1]"
     seen = await _close(probe, why)
