@@ -243,7 +243,8 @@ async def qos1_flow(ctx: Context) -> None:
     carrying its packet id [MQTT-2.3.1-6]; after that PUBACK a PUBLISH with the same
     id is a new message, whatever its DUP flag [MQTT-4.3.2-2] (the second is sent
     with DUP=1 to show it). As sender to a QoS 1 subscriber, its first delivery has
-    DUP 0 [MQTT-4.3.2-1] and a non-zero packet id [MQTT-2.3.1-1]."""
+    DUP 0 [MQTT-4.3.2-1] and a non-zero packet id [MQTT-2.3.1-1]; for the second, a
+    DUP=1 would be the incoming flag propagated [MQTT-3.3.1-3]."""
     topic = ctx.topic("qos1")
     sub = await ctx.client("sub")
     (granted,) = await _granted(sub, (topic, QoS.AT_LEAST_ONCE))
@@ -264,11 +265,12 @@ async def qos1_flow(ctx: Context) -> None:
         deliveries.append(copies[0])
     if granted == 0:
         raise NotApplicable(granted_text(1, 0, topic), "MQTT-4.3.2-1", "MQTT-2.3.1-1")
-    for message in deliveries:
+    for message, rule in zip(deliveries, ("[MQTT-4.3.2-1]", "(its DUP=1 when published is not"
+                                          " propagated) [MQTT-3.3.1-3]"), strict=True):
         require(message.qos == 1, f"sub: granted QoS 1, a QoS 1 message must arrive at QoS 1"
                 f" [MQTT-3.8.4-6]; got {describe(message)}")
-        require(not message.dup, f"sub: the server's first sending of a QoS 1 message must have"
-                f" DUP 0 [MQTT-4.3.2-1]; got {describe(message)}")
+        require(not message.dup, "sub: the server's first sending of a QoS 1 message must have"
+                f" DUP 0 {rule}; got {describe(message)}")
         require(bool(message.packet_id), "sub: a QoS 1 PUBLISH from the server carries a non-zero"
                 f" packet identifier [MQTT-2.3.1-1]; got {describe(message)}")
 
