@@ -148,12 +148,11 @@ async def _violation(ctx: Context, data: bytes, note: str, why: str, *,
 # -- a server as the sender of a topic name it must have refused -------------------------
 
 
-async def _watcher(ctx: Context, area: str) -> Probe | None:
-    """A subscriber to ``P/<area>/#``, or None when the broker refuses wildcard filters."""
+async def _watcher(ctx: Context, topic_filter: str) -> Probe | None:
+    """A subscriber to a wildcard filter, or None when the broker refuses wildcard filters."""
     if not ctx.profile.wildcards:
         return None
     probe = await ctx.client("watch")
-    topic_filter = ctx.topic(area, "#")
     await probe.send(Subscribe(probe.new_packet_id(), (Subscription(topic_filter, QoS(0)),)))
     # The SUBACK's shape is not what this check judges; a refusal is a legal choice.
     suback = await probe.expect(SubAck, "SUBACK for SUBSCRIBE [MQTT-3.8.4-1]")
@@ -165,23 +164,23 @@ async def _watcher(ctx: Context, area: str) -> Probe | None:
 
 
 async def _not_forwarded(ctx: Context, area: str, data: bytes, note: str,
-                         sender: tuple[str, ...]) -> None:
+                         sender: tuple[str, ...], *, topic_filter: str = "") -> None:
     """A PUBLISH with a topic name the sender rules forbid is never sent on by the server.
 
-    A subscriber to ``P/<area>/#`` watches while a client sends ``data`` (whose
-    topic name lies under ``P/<area>/``), then another client publishes a
+    A subscriber to ``topic_filter`` (by default ``P/<area>/#``) watches while a
+    client sends ``data`` (whose topic name it matches), then another client publishes a
     control message there. The control is owed to the subscriber
     [MQTT-4.5.0-1]; the forbidden topic name must not reach it before: the
     server would then send it, breaking the ``sender`` rules itself. The
     probe's strict codec refuses such a topic name, citing one of them.
     """
     cites = " ".join(f"[{sid}]" for sid in sender)
-    watcher = await _watcher(ctx, area)
+    watcher = await _watcher(ctx, topic_filter or ctx.topic(area, "#"))
     if watcher is None:
         raise NotApplicable("refuses wildcard filters (allowed [MQTT-3.8.3-2]): no subscription"
-                            f" can receive a PUBLISH whose topic name has {note}", *sender)
+                            f" can receive a PUBLISH with {note}", *sender)
     bad = await ctx.client("bad")
-    await bad.send(data, f"PUBLISH whose topic name has {note}")
+    await bad.send(data, f"PUBLISH with {note}")
     await bad.send(PingReq(), "is the PUBLISH processed?")
     ctx.trace.note(f"bad: {await _answered_or_closed(bad)} (the close is judged by another"
                    " scenario)")
@@ -203,13 +202,13 @@ async def _not_forwarded(ctx: Context, area: str, data: bytes, note: str,
                 require(True, "watch: the control message arrived [MQTT-4.5.0-1]")
                 break
             ctx.trace.note(f"watch: {describe(packet)} arrived before the control message"
-                           " (a copy the server altered is not judged here)")
+                           " (not judged: a copy the server altered, or another message)")
             continue
         if any(f"[{sid}]" in event.error for sid in sender):
-            raise Deviation(f"watch: the server sent the subscriber a topic name with {note}"
+            raise Deviation(f"watch: the server sent the subscriber {note}"
                             f" {cites} (the codec refuses it: {event.error})")
         raise Deviation(f"watch: the server sent bytes the codec refuses: {event.error}")
-    require(True, f"watch: no topic name with {note} reached the subscriber before the control"
+    require(True, f"watch: no PUBLISH with {note} reached the subscriber before the control"
                   f" message published after it {cites}")
 
 
@@ -253,19 +252,27 @@ async def publish_wildcard_topic_name(ctx: Context) -> None:
             await _violation(ctx, raw.publish(ctx.topic("w", wildcard), b"wild"),
                              f"PUBLISH to P/w/{wildcard}", "[MQTT-4.8.0-1]")
         async with ctx.scenario(f"{wildcard} in a topic name: never sent on"):
-            await _not_forwarded(ctx, f"w{ord(wildcard)}",
-                                 raw.publish(ctx.topic(f"w{ord(wildcard)}", wildcard), b"wild"),
-                                 f"the wildcard {wildcard!r}", ("MQTT-3.3.2-2", "MQTT-4.7.1-1"))
+            area = f"w{ord(wildcard)}"
+            await _not_forwarded(ctx, area, raw.publish(ctx.topic(area, wildcard), b"wild"),
+                                 f"a topic name holding {wildcard!r}",
+                                 ("MQTT-3.3.2-2", "MQTT-4.7.1-1"))
 
 
-@check("MQTT-4.8.0-1", summary="PUBLISH with a zero-length topic name: closed")
+@check("MQTT-4.8.0-1", "MQTT-4.7.3-1",
+       summary="PUBLISH with a zero-length topic name: closed, never sent on")
 async def publish_empty_topic(ctx: Context) -> None:
-    """A topic name must be at least one character long (a client's rule, MQTT-4.7.3-1).
+    """A topic name must be at least one character long [MQTT-4.7.3-1].
 
-    Breaking it is a protocol violation: the server closes [MQTT-4.8.0-1].
+    From a client, an empty one is a protocol violation: the server closes
+    [MQTT-4.8.0-1]. A server that sent it on (to a subscriber of ``#``, the
+    one filter that can match it) would break the rule itself [MQTT-4.7.3-1].
     """
-    await _violation(ctx, raw.publish(b"", b"no topic"), "PUBLISH with an empty topic name",
-                     "[MQTT-4.8.0-1]")
+    async with ctx.scenario("closed"):
+        await _violation(ctx, raw.publish(b"", b"no topic"), "PUBLISH with an empty topic name",
+                         "[MQTT-4.8.0-1]")
+    async with ctx.scenario("never sent on"):
+        await _not_forwarded(ctx, "empty", raw.publish(b"", b"no topic"),
+                             "an empty topic name", ("MQTT-4.7.3-1",), topic_filter="#")
 
 
 @check("MQTT-1.5.3-2", "MQTT-4.7.3-2", summary="PUBLISH with U+0000 in the topic name: closed,"
@@ -281,7 +288,7 @@ async def publish_null_in_topic(ctx: Context) -> None:
                          "PUBLISH topic with U+0000", "[MQTT-1.5.3-2]")
     async with ctx.scenario("never sent on"):
         await _not_forwarded(ctx, "nul", raw.publish(ctx.topic("nul", "a\x00b"), b"x"),
-                             "U+0000", ("MQTT-4.7.3-2", "MQTT-1.5.3-2"))
+                             "a topic name holding U+0000", ("MQTT-4.7.3-2", "MQTT-1.5.3-2"))
 
 
 @check("MQTT-1.5.3-1", "MQTT-3.3.2-1",
@@ -297,7 +304,8 @@ async def publish_ill_formed_topic(ctx: Context) -> None:
                          "PUBLISH topic bytes ... C3 28", "[MQTT-1.5.3-1]")
     async with ctx.scenario("never sent on"):
         await _not_forwarded(ctx, "utf", raw.publish(ctx.topic("utf").encode() + b"/\xc3\x28"),
-                             "the ill-formed UTF-8 bytes C3 28", ("MQTT-3.3.2-1", "MQTT-1.5.3-1"))
+                             "a topic name holding the ill-formed UTF-8 bytes C3 28",
+                             ("MQTT-3.3.2-1", "MQTT-1.5.3-1"))
 
 
 @check("MQTT-1.5.3-1", summary="PUBLISH topic holding an encoded surrogate (U+D800): closed")
