@@ -25,9 +25,12 @@ that topic name to a subscriber, so those checks watch with a subscriber and
 judge the server as the sender (with a control message that must arrive, so
 that "nothing forbidden arrived" is an observation).
 
-A close is observed as such only when the connection was open and a valid
-packet of the same kind would not have closed it: every bad packet here has a
-valid twin that the server must answer instead.
+A close is evidence because nothing else in the scenario closes the
+connection: it was accepted just before, and a valid packet in the bad one's
+place would be answered (a SUBACK, a PUBCOMP, a PINGRESP...), not closed on.
+An acknowledgement that echoes a packet id 0 is decoded, not refused
+(``_EchoProbe``): the echo rules ask for the same id, and only the close is
+judged.
 """
 
 from __future__ import annotations
