@@ -375,7 +375,7 @@ async def redelivery_on_reconnect(ctx: Context) -> None:
         require(copy.dup, f"sub2: the re-sent {payload!r} must have DUP=1 [MQTT-3.3.1-1]")
         require(copy.packet_id == packet_id,
                 f"sub2: {payload!r} must be re-sent with its original packet id {packet_id}, not"
-                f" {copy.packet_id} [MQTT-4.4.0-1]")
+                f" {copy.packet_id} [MQTT-4.4.0-1] [MQTT-2.3.1-4]")
     order = [m.payload for m in again if m.payload in dict(original)]
     order = [p for n, p in enumerate(order) if p not in order[:n]]
     require(order == [p for p, _ in original],
