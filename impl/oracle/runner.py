@@ -176,7 +176,8 @@ def _result(check: Check, ledger: Ledger, error: str, trace: tuple[str, ...],
         message = f"a deviation that cites no statement (an oracle gap): {findings[0].message}"
     elif ledger.choices:
         outcome, message = Outcome.NOT_APPLICABLE, ledger.choices[0].choice
-    elif ledger.inconclusive and not ledger.observations:
+    elif ledger.inconclusive and (robustness or not ledger.observations):
+        # A robustness check's outcome is its verdict: one that hung is no PASS.
         outcome, message = Outcome.NOT_RUN, f"inconclusive: {ledger.inconclusive[0]}"
     else:
         outcome, message = Outcome.PASS, ""

@@ -225,3 +225,13 @@ def test_an_exploration_stopped_at_the_budget_keeps_what_its_finished_rounds_fou
     assert outcome.failures == found.failures
     assert outcome.covered == found.covered
     assert "the round in progress is lost" in outcome.note
+
+
+def test_a_robustness_check_that_ends_inconclusive_is_not_a_pass() -> None:
+    from mqttref.impl.oracle.evidence import Ledger
+    from mqttref.impl.oracle.runner import _result
+
+    robust = next(c for c in REGISTRY.values() if not c.ids)
+    ledger = Ledger(observations=[Observation(("MQTT-3.12.4-1",), "PINGRESP [MQTT-3.12.4-1]")],
+                    inconclusive=["the scenario did not finish within 30s"])
+    assert _result(robust, ledger, "", (), 1.0).outcome is Outcome.NOT_RUN

@@ -28,8 +28,8 @@ that "nothing forbidden arrived" is an observation).
 A close is evidence because nothing else in the scenario closes the
 connection: it was accepted just before, and a valid packet in the bad one's
 place would be answered (a SUBACK, a PUBCOMP, a PINGRESP...), not closed on.
-An acknowledgement that echoes a packet id 0 is decoded, not refused
-(``_EchoProbe``): the echo rules ask for the same id, and only the close is
+An acknowledgement that echoes a packet id 0 is decoded, not refused (the
+probe does so): the echo rules ask for the same id, and only the close is
 judged.
 """
 
@@ -37,14 +37,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, cast
 
-import attrs
-
-from mqttref.impl.codec import Decoder, Role, decode_all
-from mqttref.impl.errors import MQTTError
 from mqttref.impl.oracle import raw
-from mqttref.impl.oracle.flows import first_packet_is_connack, granted_text, publish, require
+from mqttref.impl.oracle.flows import granted_text, publish, require
 from mqttref.impl.oracle.probe import (
     Closed,
     Deviation,
@@ -56,7 +51,6 @@ from mqttref.impl.oracle.probe import (
 )
 from mqttref.impl.oracle.scenario import Context, check
 from mqttref.impl.packets import (
-    Connect,
     Packet,
     PingReq,
     PingResp,
@@ -502,121 +496,6 @@ async def reserved_packet_types(ctx: Context) -> None:
 
 # -- packet identifier 0 -----------------------------------------------------------------
 
-_ACKS = frozenset((0x40, 0x50, 0x62, 0x70, 0x90, 0xB0))
-"""First bytes of PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK: they echo a packet id."""
-
-
-def _frames(buffer: bytes) -> tuple[list[bytes], bytes]:
-    """Whole packets at the start of ``buffer`` and the incomplete rest.
-
-    A Remaining Length of more than four bytes is handed on whole: the strict
-    decoder refuses it with its own citation.
-    """
-    out: list[bytes] = []
-    pos = 0
-    while len(buffer) - pos >= 2:
-        length, shift, index = 0, 0, pos + 1
-        while True:
-            if index >= len(buffer):
-                return out, buffer[pos:]
-            byte = buffer[index]
-            index += 1
-            length |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                break
-            if index - pos > 4:
-                out.append(buffer[pos:])
-                return out, b""
-            shift += 7
-        end = index + length
-        if end > len(buffer):
-            return out, buffer[pos:]
-        out.append(buffer[pos:end])
-        pos = end
-    return out, buffer[pos:]
-
-
-def _echo_of_zero(frame: bytes) -> Packet | None:
-    """An acknowledgement carrying packet id 0, decoded; None for any other packet.
-
-    The codec refuses id 0 everywhere as MQTT-2.3.1-1, but that rule names
-    SUBSCRIBE, UNSUBSCRIBE and PUBLISH only; an acknowledgement echoes the id it
-    answers [MQTT-3.8.4-2] [MQTT-2.3.1-6], 0 included.
-    """
-    if frame[0] not in _ACKS:
-        return None
-    header = 2
-    while frame[header - 1] & 0x80:
-        header += 1
-    if frame[header:header + 2] != b"\x00\x00":
-        return None
-    try:
-        packets = decode_all(frame[:header] + b"\x00\x01" + frame[header + 2:],
-                             role=Role.CLIENT, protocol_level=V311)
-    except MQTTError:
-        return None
-    if len(packets) != 1:
-        return None
-    echo: Packet = attrs.evolve(cast(Any, packets[0]), packet_id=0)
-    return echo
-
-
-class _EchoProbe(Probe):
-    """A probe that decodes an acknowledgement echoing packet id 0 instead of refusing it.
-
-    The shared probe decodes with the strict codec, which refuses id 0 in any
-    packet citing MQTT-2.3.1-1, then drops the connection: a server that
-    answers a SUBSCRIBE with id 0 by a SUBACK with id 0 would be reported as
-    sending malformed bytes, and whether it then closes could not be seen.
-    Every other packet still goes through the strict codec.
-    """
-
-    async def _read(self) -> None:
-        decoder = Decoder(role=Role.CLIENT, protocol_level=V311)
-        buffer = b""
-        while True:
-            try:
-                data = await self._reader.read(65536)
-            except (ConnectionResetError, BrokenPipeError):
-                self._finish(Closed("RST"))
-                return
-            if not data:
-                self._finish(Closed("FIN"))
-                return
-            frames, buffer = _frames(buffer + data)
-            for frame in frames:
-                echo = _echo_of_zero(frame)
-                if echo is not None:
-                    self._arrive(echo)
-                    continue
-                try:
-                    packets = decoder.feed(frame)
-                except MQTTError as exc:
-                    for packet in getattr(exc, "packets", []):
-                        self._arrive(packet)
-                    ref = getattr(exc, "ref", "")
-                    self.trace.add(self.name, "<-", f"MALFORMED from server: {exc} [{ref}]")
-                    self._events.put_nowait(Garbled(f"{exc} [{ref}]"))
-                    self._drop()
-                    return
-                for packet in packets:
-                    self._arrive(packet)
-
-
-async def _echo_client(ctx: Context, name: str) -> Probe:
-    """Like ``Context.client``, on an ``_EchoProbe``."""
-    probe = await _EchoProbe.open(name, ctx.host, ctx.port, ctx.trace, ctx.timing)
-    ctx.probes.append(probe)
-    await probe.send(Connect(V311, ctx.client_id(name), True, 60))
-    connack = await first_packet_is_connack(probe)
-    if connack.return_code in (0x03, 0x04, 0x05):
-        raise NotApplicable(f"refuses a valid CONNECT with return code"
-                            f" 0x{connack.return_code:02X} (allowed by Table 3.1 of section"
-                            " 3.2.2.3)")
-    require(connack.return_code == 0,
-            f"{name}: a valid CONNECT must be accepted with return code 0 [MQTT-3.1.4-4]")
-    return probe
-
 
 @check("MQTT-4.8.0-1", summary="QoS 1 PUBLISH, SUBSCRIBE and UNSUBSCRIBE with packet id 0: closed")
 async def packet_id_zero(ctx: Context) -> None:
@@ -626,7 +505,7 @@ async def packet_id_zero(ctx: Context) -> None:
 
     An acknowledgement echoing id 0 first is no deviation of the server's own
     sending rules (the echo rules ask for the same id); only the close is
-    judged, so those acknowledgements are decoded, not refused (``_EchoProbe``).
+    judged, and the probe decodes such echoes rather than refusing them.
     """
     cases = {
         "PUBLISH QoS 1 with packet id 0":
@@ -634,7 +513,7 @@ async def packet_id_zero(ctx: Context) -> None:
         "SUBSCRIBE with packet id 0": raw.subscribe(0, (ctx.topic("id0", "s"), 0)),
         "UNSUBSCRIBE with packet id 0": raw.unsubscribe(0, ctx.topic("id0", "u")),
     }
-    probes = [await _echo_client(ctx, note.split()[0].lower()[:6]) for note in cases]
+    probes = [await ctx.client(note.split()[0].lower()[:6]) for note in cases]
     for probe, (note, data) in zip(probes, cases.items(), strict=True):
         await probe.send(data, note)
     bound = ctx.timing.reply_bound
