@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -210,7 +211,9 @@ def _as_sent_by_server(error: str) -> str:
     matching sender rule.
     """
     if "reserved flags" in error:
-        error += " [MQTT-2.2.2-1]"
+        # The codec cites the receiver's duty to close (2.2.2-2, 3.6.1-1...); the
+        # server as sender broke the table itself.
+        error = re.sub(r"\s*\[MQTT-[0-9.-]+\]", "", error) + " [MQTT-2.2.2-1]"
     if "topic name" in error and ("UTF-8" in error or "U+0000" in error):
         error += " [MQTT-3.3.2-1]"
     if "topic name contains U+0000" in error:

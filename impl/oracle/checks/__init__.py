@@ -5,6 +5,7 @@ Importing this package registers every check in ``scenario.REGISTRY``.
 
 from mqttref.impl.oracle.checks import (
     connect,
+    fixed_header,
     malformed,
     qos,
     retain,
@@ -17,6 +18,7 @@ from mqttref.impl.oracle.checks import (
 
 __all__ = [
     "connect",
+    "fixed_header",
     "malformed",
     "qos",
     "retain",
