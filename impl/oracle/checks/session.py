@@ -88,8 +88,8 @@ async def _owed(probe: Probe, wanted: Iterable[bytes], why: str, *,
                 ack: bool = True) -> list[Publish]:
     """The PUBLISHes that arrive until one with each payload of ``wanted`` has come.
 
-    For deliveries the specification owes without a deadline: each is waited for
-    up to ``Timing.obligation_bound``; one still missing then is a deviation from
+    For deliveries the specification owes without a deadline: they are waited for
+    up to ``Timing.obligation_bound`` in all; one still missing then is a deviation from
     the statements ``why`` cites ("not within N s"); all arriving is an
     observation of them. Everything else that arrives until a quiescence window
     passes is returned too, acknowledged as it arrives unless ``ack`` is false;
