@@ -49,12 +49,6 @@ from mqttref.impl.packets import (
     Will,
 )
 
-KEEP_ALIVE_BOUND = 1.5 * 1 + 7.0
-"""Kept for ``will.py`` (which imports it); the checks of this module no longer use it.
-A lenient bound for a keep alive of 1 s: 1.5 times it plus 7 s. The specification's
-own deadline is one and a half times the keep alive [MQTT-3.1.2-24], which
-``Timing.spec_deadline`` turns into a bound with the one measurement margin."""
-
 KEEP_ALIVES = (2, 3, 4)
 """Keep alives of the silent clients of ``keep_alive_expiry_closes``: deadlines of 3, 4.5
 and 6 s, spread so that a server that only sweeps now and then cannot meet them all."""

@@ -20,7 +20,7 @@ from mqttref.impl.oracle.checks.session import (
     _owed,
     _subscribed,
 )
-from mqttref.impl.oracle.evidence import Deviation, Inconclusive, NotApplicable, observe
+from mqttref.impl.oracle.evidence import Deviation, Inconclusive, NotApplicable
 from mqttref.impl.oracle.flows import first_packet_is_connack, publish, require, summary
 from mqttref.impl.oracle.probe import Probe
 from mqttref.impl.oracle.scenario import V311, Context, check
@@ -195,41 +195,30 @@ async def no_will_without_flag(ctx: Context) -> None:
             f" [MQTT-3.1.2-12]; got {summary(got)}")
 
 
-@check("MQTT-3.1.2-8", "MQTT-3.1.2-24",
+@check("MQTT-3.1.2-8",
        summary="keep alive expiry counts as a network failure: the will is published")
 async def will_on_keep_alive_expiry(ctx: Context) -> None:
-    """With keep alive 1 s and no packet from the client, the server must
-    disconnect within one and a half times the keep alive [MQTT-3.1.2-24] (plus
-    the one measurement margin), as if the network had failed, so the will is
-    published [MQTT-3.1.2-8]. The will is judged on its own scenario, after the
-    close, however late it came."""
+    """With keep alive 1 s and no packet from the client, the server disconnects
+    it as if the network had failed (3.1.2.10), so the will is published
+    [MQTT-3.1.2-8]. How soon the close must come [MQTT-3.1.2-24] is judged by
+    ``keep_alive_expiry_closes`` alone, whose scenario is built so that a broker
+    that sweeps its timers late is late on every run; here the close is only
+    the precondition of the will, waited for however late it comes."""
     topic = ctx.topic("will", "keepalive")
     watcher, _ = await _subscribed(ctx, "watch", (topic, QoS.AT_LEAST_ONCE))
     before = time.monotonic()
     willer = await _willer(ctx, "willer", topic, b"timed out", keep_alive=1)
-    start, deadline = time.monotonic(), ctx.timing.spec_deadline(1.5)
-    async with ctx.scenario("the idle connection is closed in time"):
-        try:
-            await willer.wait_close(deadline)
-        except Deviation:
-            raise Deviation(f"willer: silent with keep alive 1 s and still connected after"
-                            f" {deadline:.1f} s: the server must disconnect it within one and a"
-                            " half times the keep alive (plus the margin) [MQTT-3.1.2-24]"
-                            ) from None
-        if time.monotonic() - before < 1.0:
-            raise Inconclusive("the server closed the connection before the keep alive itself"
-                               " had passed: not a keep-alive close")
-        observe(f"willer: silent with keep alive 1 s: disconnected after"
-                f" {time.monotonic() - start:.2f} s, within one and a half times the keep alive"
-                " [MQTT-3.1.2-24]")
-    async with ctx.scenario("the will after the keep-alive close"):
-        if willer.closed is None:
-            with contextlib.suppress(Deviation):
-                await willer.wait_close(ctx.timing.bound(10.0))
-        if willer.closed is None:
-            raise Inconclusive("the server did not close the idle connection: no will is owed")
-        await _owed(watcher, [b"timed out"], "a keep-alive close is a network failure: the will"
-                    " must be published [MQTT-3.1.2-8]")
+    with contextlib.suppress(Deviation):
+        await willer.wait_close(ctx.timing.bound(15.0))
+    if willer.closed is None:
+        raise Inconclusive("the server did not close the idle connection within 15 s: no will"
+                           " is owed yet (the close itself is judged by"
+                           " keep_alive_expiry_closes)")
+    if time.monotonic() - before < 1.0:
+        raise Inconclusive("the server closed the connection before the keep alive itself had"
+                           " passed: not a keep-alive close")
+    await _owed(watcher, [b"timed out"], "a keep-alive close is a network failure: the will"
+                " must be published [MQTT-3.1.2-8]")
 
 
 @check("MQTT-3.1.2-8", "MQTT-4.8.0-1",
