@@ -14,10 +14,10 @@ from __future__ import annotations
 from typing import Any
 
 from mqttref.impl.packets import PubAck, PubComp, PubRec, PubRel
-from mqttref.model.connection import ConnectionState
+from mqttref.model.connection import CONNECTION, ConnectionEvent, ConnectionState
 from mqttref.model.errors import Violation
 from mqttref.model.qos import ReceiverState, SenderState
-from mqttref.model.records import Connection, Delivery, Obligation, Session
+from mqttref.model.records import PRIMARY, Connection, Delivery, Obligation, Session
 from mqttref.model.session import SessionState
 
 C, SS = ConnectionState, SessionState
@@ -53,7 +53,9 @@ class Verdicts:
                 return [Obligation(client, "CONNACK or close", ("MQTT-3.2.2-6",))]
             return [Obligation(client, "CONNACK", ("MQTT-3.1.4-4", "MQTT-3.2.0-1"))]
         if conn.state == C.CLOSE_DUE:
-            return [Obligation(client, f"close ({conn.close_cause})", ("MQTT-4.8.0-1",))]
+            return [
+                Obligation(client, f"close ({conn.close_cause})", _close_refs(conn.close_cause))
+            ]
         if conn.state != C.CONNECTED:
             return []
         owed = [
@@ -161,9 +163,34 @@ class Verdicts:
 
 
 def _delivery_refs(delivery: Delivery) -> tuple[str, ...]:
-    """Why a delivery is owed: a will is owed under [MQTT-3.1.2-8] first of all."""
+    """Why a delivery is owed: a will is owed under [MQTT-3.1.2-8] first of all; the
+    one copy owed for overlapping subscriptions, at their highest QoS, [MQTT-3.3.5-1]."""
     refs: tuple[str, ...] = ()
     if delivery.message.origin.startswith("will:"):
         refs = ("MQTT-3.1.2-8",)
     refs += ("MQTT-4.5.0-1",)
+    if delivery.channel == PRIMARY and len(delivery.filters) > 1:
+        refs += ("MQTT-3.3.5-1",)
     return (*refs, "MQTT-3.3.1-6") if delivery.retain else refs
+
+
+_CLOSE_CAUSE_EVENTS = {
+    "takeover": ConnectionEvent.TAKEN_OVER,
+    "keep-alive": ConnectionEvent.KEEP_ALIVE_EXPIRED,
+}
+"""Close causes the model names itself; every other cause is the chart event's name."""
+
+
+def _close_refs(cause: str) -> tuple[str, ...]:
+    """Why a close is owed: the statements of the connection chart's transitions into
+    ``close_due`` on the cause's event (a takeover [MQTT-3.1.4-2], keep alive
+    [MQTT-3.1.2-24], a second CONNECT [MQTT-3.1.0-2], a protocol violation
+    [MQTT-4.8.0-1], ...); [MQTT-4.8.0-1] for a cause the chart does not name."""
+    event = _CLOSE_CAUSE_EVENTS.get(cause, cause)
+    refs = [
+        ref
+        for row in CONNECTION.transitions
+        if row.event == event and row.target == C.CLOSE_DUE and row.source != C.CLOSE_DUE
+        for ref in row.refs
+    ]
+    return tuple(dict.fromkeys(refs)) or ("MQTT-4.8.0-1",)
