@@ -138,6 +138,9 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
         """Topic -> seq of the last message that certainly set or cleared its retained one."""
         """Message seq -> the newest seq accepted when its publication became certain."""
         self._assigned = 0
+        self.published: dict[tuple[str, bytes], int] = {}
+        """(topic, payload) -> the highest QoS of a message with that content the server
+        took ownership of: what identifies a PUBLISH no session is owed."""
 
     # ----------------------------------------------------------- chart engine
 
@@ -538,6 +541,7 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
             subscription = Subscription(topic_filter, qos)
             made.append(subscription)
             session.subscriptions[topic_filter] = subscription  # replaces [MQTT-3.8.4-3]
+            session.discarded.pop(topic_filter, None)  # now a live subscription again
             self._send_retained(session, subscription)
         conn.expected.append(
             Expected(

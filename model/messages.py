@@ -44,6 +44,7 @@ class MessageRouting:
     topic_states: dict[str, str]
     refs_hit: set[str]
     owed: list[tuple[str, int, Delivery]]
+    published: dict[tuple[str, bytes], int]
     _seq: int
     _released_at: dict[int, int]
     _retained_changed: dict[str, int]
@@ -66,6 +67,7 @@ class MessageRouting:
         """The server owns a message: retain it and add it to matching sessions."""
         self._seq += 1
         message = Message(self._seq, origin, topic, payload, qos)
+        self.published[topic, payload] = max(qos, self.published.get((topic, payload), 0))
         state = self.topic_states.get(topic, TopicState.NO_RETAINED)
         event = TopicEvent.PUBLISH_RETAINED if retain else TopicEvent.PUBLISH
         row = TOPIC.fire(state, event, lambda g: (g == "payload") == bool(payload))

@@ -6,9 +6,12 @@ owed answers of the connection (SUBACK, UNSUBACK, PINGRESP with the right
 packet id and allowed codes), the session's QoS flows (PUBACK, PUBREC,
 PUBREL, PUBCOMP, re-sent PUBLISH) and the session's pending deliveries (a
 first PUBLISH must match one, respecting order per publisher, topic and QoS).
-Packet ids the server chooses are learned here: the first PUBLISH matching a
-delivery binds its packet id, so later PUBREL and the client's acks refer to
-it. ``allowed(client)`` lists concrete packets the server may send next (with
+A PUBLISH is identified by its content (topic and payload) among the messages
+in flight and pending, never by its packet id, which is what [MQTT-2.3.1-4]
+puts under test; its packet id and DUP flag are then judged against the
+message it carries. Packet ids the server chooses are learned here: the first
+PUBLISH matching a delivery binds its packet id, so later PUBREL and the
+client's acks refer to it. ``allowed(client)`` lists concrete packets the server may send next (with
 the lowest free packet id where the server chooses one).
 """
 
@@ -33,6 +36,7 @@ from mqttref.model.chart import Transition
 from mqttref.model.connection import ConnectionEvent, ConnectionState
 from mqttref.model.errors import NoTransition, Violation
 from mqttref.model.events import Closed, Observation, describe
+from mqttref.model.flows import Flow
 from mqttref.model.qos import SenderState
 from mqttref.model.records import PRIMARY, Connection, Delivery, Expected, Session, Subscription
 from mqttref.model.session import SessionState
@@ -49,6 +53,7 @@ class ObservationJudge:
     delivered: list[tuple[str, int, Delivery, int]]
     refs_hit: set[str]
     max_inflight: int
+    published: dict[tuple[str, bytes], int]
 
     def _fire_connection(
         self, conn: Connection, event: str, packet: Packet | None = None
@@ -260,16 +265,14 @@ class ObservationJudge:
             self.refs_hit.update(taken[1].refs)
 
     def _observe_publish(self, conn: Connection, session: Session, packet: Publish) -> None:
-        if packet.qos > 0 and packet.packet_id in session.flows.outgoing:
-            self._observe_resend(conn, session, packet)
+        """A PUBLISH is identified by its content (topic and payload) among the
+        messages in flight and pending for this session, then its packet id and DUP
+        flag are judged against that message: the packet id cannot identify it,
+        since keeping the id of a re-send is itself under test [MQTT-2.3.1-4]."""
+        flow = session.flows.outgoing.get(packet.packet_id or 0) if packet.qos > 0 else None
+        if flow is not None and packet.dup and self._carries(flow, packet):
+            self._observe_resend(conn, session, flow, packet)
             return
-        if packet.dup:
-            raise self._reject(
-                conn,
-                "DUP=1 on a PUBLISH that is no re-send",
-                ["MQTT-3.3.1-2"] if packet.qos == 0 else ["MQTT-3.3.1-3"],
-                packet,
-            )
         if (packet.qos == 0) != (packet.packet_id is None) or packet.packet_id == 0:
             raise self._reject(
                 conn,
@@ -277,6 +280,89 @@ class ObservationJudge:
                 ["MQTT-2.3.1-1", "MQTT-2.3.1-5"],
                 packet,
             )
+        if packet.dup or flow is not None:
+            self._misidentified(conn, session, flow, packet)
+        self._observe_first_send(conn, session, packet)
+
+    @staticmethod
+    def _carries(flow: Flow, packet: Publish) -> bool:
+        """The flow's message has the packet's topic and payload."""
+        delivery = flow.message
+        return (
+            isinstance(delivery, Delivery)
+            and delivery.message.topic == packet.topic
+            and delivery.message.payload == packet.payload
+        )
+
+    def _misidentified(
+        self, conn: Connection, session: Session, flow: Flow | None, packet: Publish
+    ) -> None:
+        """A PUBLISH that is neither a re-send under its message's packet id with
+        DUP=1 nor a first send under an unused id with DUP=0: raise naming what it
+        breaks for the message its content identifies; return when the content
+        identifies nothing in flight or pending (the caller judges it as not due).
+
+        Each reading of the packet is listed with the statements it breaks: a re-send
+        of a message in flight [MQTT-2.3.1-4] (its id; on reconnect [MQTT-4.4.0-1]),
+        [MQTT-3.3.1-1] (its DUP flag), [MQTT-4.3.3-1] (a PUBLISH after PUBREL); or the
+        first send of a pending message not in flight [MQTT-3.3.1-3] / [MQTT-3.3.1-2]
+        (DUP=1 that is no re-send), [MQTT-4.3.2-1] / [MQTT-4.3.3-1] (an id still in
+        use). The
+        readings breaking the fewest statements win; when they tie, the content cannot
+        tell the messages apart and their statements are all named.
+        """
+        readings: list[tuple[str, list[str]]] = []
+        in_flight: set[int] = set()
+        if packet.qos > 0:
+            for other in sorted(session.flows.outgoing.values(), key=lambda f: f.order):
+                if not self._carries(other, packet):
+                    continue
+                in_flight.add(other.message.message.seq)
+                refs: list[str] = []
+                if other is not flow:
+                    refs.append("MQTT-2.3.1-4")
+                    if other.state == SenderState.PUBLISH_RESEND_DUE:
+                        refs.append("MQTT-4.4.0-1")
+                if not packet.dup:
+                    refs.append("MQTT-3.3.1-1")
+                if other.state == SenderState.AWAITING_PUBCOMP:
+                    refs.append("MQTT-4.3.3-1")
+                what = (
+                    "a re-delivery must set DUP"
+                    if other is flow
+                    else "a re-send must keep the packet id of the message in flight"
+                )
+                readings.append((what, refs))
+        # A pending copy of a message in flight (an extra copy for overlapping
+        # subscriptions) is that same message, not a new one.
+        if any(
+            d.message.topic == packet.topic
+            and d.message.payload == packet.payload
+            and d.message.seq not in in_flight
+            for d in session.pending
+        ):
+            refs = []
+            if packet.dup:
+                refs.append("MQTT-3.3.1-2" if packet.qos == 0 else "MQTT-3.3.1-3")
+            if flow is not None:
+                refs.append("MQTT-4.3.2-1" if packet.qos == 1 else "MQTT-4.3.3-1")
+            what = (
+                "DUP=1 on a PUBLISH that is no re-send"
+                if flow is None
+                else "a new message under a packet id still in use"
+            )
+            readings.append((what, refs))
+        if not readings:
+            return
+        fewest = min(len(refs) for _, refs in readings)
+        best = [(what, refs) for what, refs in readings if len(refs) == fewest]
+        named: list[str] = []
+        for _, refs in best:
+            named += [r for r in refs if r not in named]
+        message = " or ".join(dict.fromkeys(what for what, _ in best))
+        raise self._reject(conn, message, sorted(named), packet)
+
+    def _observe_first_send(self, conn: Connection, session: Session, packet: Publish) -> None:
         candidates = [
             d
             for d in session.pending
@@ -286,6 +372,7 @@ class ObservationJudge:
             and d.retain == packet.retain
         ]
         if not candidates:
+            self._reject_discarded(conn, session, packet)
             self._reject_wrong_flags(conn, session, packet)
             subscribed = any(matches(f, packet.topic) for f in session.subscriptions)
             refs = (
@@ -340,6 +427,37 @@ class ObservationJudge:
             session.last_sent[delivery.order_key] = delivery.message.seq
         self.delivered.append((session.client_id, session.generation, delivery, int(packet.qos)))
 
+    def _reject_discarded(self, conn: Connection, session: Session, packet: Publish) -> None:
+        """A message the server took ownership of that only a subscription discarded
+        with an earlier session of this client id explains (RETAIN=0, a QoS that
+        subscription and the message allow, no current subscription giving it): the
+        server kept state it must discard [MQTT-3.1.2-6]. A pending copy differing
+        only in RETAIN is a flag error instead."""
+        published = self.published.get((packet.topic, packet.payload))
+        if packet.retain or published is None or packet.qos > published:
+            return
+        stale = [
+            s
+            for f, s in session.discarded.items()
+            if f not in session.subscriptions and matches(f, packet.topic)
+        ]
+        if not any(packet.qos <= max(s.possible_granted()) for s in stale):
+            return
+        if any(
+            d.message.topic == packet.topic
+            and d.message.payload == packet.payload
+            and d.retain
+            and int(packet.qos) in d.allowed_qos
+            for d in session.pending
+        ):
+            return
+        raise self._reject(
+            conn,
+            "this message is due only to a subscription the clean session discarded",
+            ["MQTT-3.1.2-6"],
+            packet,
+        )
+
     def _reject_wrong_flags(self, conn: Connection, session: Session, packet: Publish) -> None:
         """The message is due, but not at this QoS or with this RETAIN flag: name the
         one statement that says which, not every statement a delivery depends on."""
@@ -364,23 +482,11 @@ class ObservationJudge:
                 packet,
             )
 
-    def _observe_resend(self, conn: Connection, session: Session, packet: Publish) -> None:
-        assert packet.packet_id is not None
-        flow = session.flows.outgoing[packet.packet_id]
-        delivery = flow.message
-        if not packet.dup:
-            raise self._reject(
-                conn,
-                "a new PUBLISH under a packet id still in use",
-                ["MQTT-2.3.1-4", "MQTT-3.3.1-1"],
-                packet,
-            )
-        if isinstance(delivery, Delivery) and (
-            delivery.message.topic != packet.topic or delivery.message.payload != packet.payload
-        ):
-            raise self._reject(
-                conn, "a re-send must repeat the message", ["MQTT-2.3.1-3", "MQTT-4.4.0-1"], packet
-            )
+    def _observe_resend(
+        self, conn: Connection, session: Session, flow: Flow, packet: Publish
+    ) -> None:
+        """DUP=1 with the packet id of the message in flight it repeats: a retry
+        (allowed any time) or the re-send owed on reconnect, in order [MQTT-4.6.0-1]."""
         if flow.state == SenderState.PUBLISH_RESEND_DUE:
             first_due = min(
                 (
@@ -397,10 +503,13 @@ class ObservationJudge:
         try:
             taken = session.flows.sent(packet)
         except NoTransition as error:
+            # After PUBREL the PUBLISH must not be re-sent at all [MQTT-4.3.3-1]; its DUP
+            # flag is right. Another QoS under the message's id is no re-send of it.
+            past_pubrel = flow.state == SenderState.AWAITING_PUBCOMP
             raise self._reject(
                 conn,
                 f"no re-send of PUBLISH allowed in state {error.state}",
-                ["MQTT-4.3.3-1", "MQTT-3.3.1-1"],
+                ["MQTT-4.3.3-1"] if past_pubrel else ["MQTT-4.3.3-1", "MQTT-3.3.1-1"],
                 packet,
             ) from None
         if taken is not None:

@@ -108,6 +108,10 @@ class Session:
     """The connection slot currently attached, if any."""
     last_sent: dict[tuple[str, str, int, str, bool], int] = attrs.field(factory=dict)
     """The newest message sent per ordering key, for [MQTT-4.6.0-6]."""
+    discarded: dict[str, Subscription] = attrs.field(factory=dict)
+    """Subscriptions an earlier session of this client id had when it was discarded
+    [MQTT-3.1.2-6] and that were not made again since: a message only they match is
+    the server reusing state it must not reuse."""
 
     def holds_nothing(self) -> bool:
         return not (
@@ -115,7 +119,8 @@ class Session:
         )
 
     def discard(self) -> None:
-        """Drop all session state [MQTT-3.1.2-6]."""
+        """Drop all session state [MQTT-3.1.2-6], remembering the subscriptions dropped."""
+        self.discarded.update(self.subscriptions)
         self.subscriptions.clear()
         self.pending.clear()
         self.flows.clear()

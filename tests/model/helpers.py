@@ -51,6 +51,12 @@ def subscribe(
 
 
 def publish(
-    topic: str, payload: bytes, qos: int = 0, packet_id: int | None = None, **flags: bool
+    topic: str,
+    payload: bytes,
+    qos: int = 0,
+    packet_id: int | None = None,
+    *,
+    retain: bool = False,
+    dup: bool = False,
 ) -> Publish:
-    return Publish(topic, payload, QoS(qos), packet_id=packet_id, **flags)
+    return Publish(topic, payload, QoS(qos), retain, dup, packet_id)

@@ -32,7 +32,11 @@ def test_every_state_event_pair_fires_a_row_or_is_a_protocol_error(
             chart.fire(state, event, lambda guard: True)
         return
     for row in rows:
-        chosen = chart.fire(state, event, lambda guard, row=row: guard == row.guard)
+
+        def holds(guard: str, row: Transition = row) -> bool:
+            return guard == row.guard
+
+        chosen = chart.fire(state, event, holds)
         assert chosen is row
         assert chosen.target in chart.state_names
 

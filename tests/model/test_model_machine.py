@@ -36,6 +36,7 @@ from mqttref.impl.packets import (
 )
 from mqttref.model import (
     BrokerModel,
+    ClientEvent,
     Closed,
     Drop,
     Observation,
@@ -230,13 +231,13 @@ class ModelMachine(RuleBasedStateMachine):
     def client_sends_control_packet(self, data: st.DataObject, what: str) -> None:
         """PINGREQ, DISCONNECT, a malformed packet or a second CONNECT."""
         slot = self.pick(data)
-        event = {
+        events: dict[str, ClientEvent] = {
             "ping": Send(slot, PingReq()),
             "disconnect": Send(slot, Disconnect()),
             "malformed": SendMalformed(slot),
             "connect": Send(slot, Connect(ProtocolLevel.MQTT_3_1_1, "again")),
-        }[what]
-        self.model.apply(event)
+        }
+        self.model.apply(events[what])
         self.settle()
 
     @precondition(lambda self: len(self.connected_slots()) >= 2)

@@ -128,8 +128,9 @@ def test_persistent_session_resumes_with_dup_redelivery_and_queued_messages(
         model.observe("sub", ConnAck(False, 0))
     model.observe("sub", ConnAck(True, 0))
     assert owed(model, "sub") == ["PUBLISH (DUP=1) 4", "PUBLISH 't' b'2' QoS [1] retain=0"]
-    with pytest.raises(Violation, match="packet id still in use"):
+    with pytest.raises(Violation, match="re-delivery must set DUP") as caught:
         model.observe("sub", publish("t", b"1", 1, 4))  # DUP must be set
+    assert caught.value.refs == ("MQTT-3.3.1-1",)
     model.observe("sub", publish("t", b"1", 1, 4, dup=True))
     model.observe("sub", publish("t", b"2", 1, 5))
     model.apply(Send("sub", PubAck(4)))
