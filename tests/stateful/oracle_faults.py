@@ -22,7 +22,7 @@ from typing import Any
 import attrs
 
 from tests.stateful import faults as hunted
-from tests.stateful import wire_faults
+from tests.stateful import patch_faults, wire_faults
 from tests.stateful.fault_proxy import Rewrite
 from tests.stateful.faults import Patcher
 
@@ -58,7 +58,11 @@ WIRE: tuple[OracleFault, ...] = tuple(
 )
 """Faults made by rewriting frames in a proxy in front of the unbroken broker."""
 
-PATCHED: tuple[OracleFault, ...] = ()
+PATCHED: tuple[OracleFault, ...] = tuple(
+    OracleFault(name, "broker patch", breaks, inject=inject,
+                cascades=patch_faults.CASCADES.get(name, {}))
+    for name, (breaks, inject) in patch_faults.PATCHED.items()
+)
 """Further monkeypatches of the in-process broker, not hunted by the state machine."""
 
 ORACLE_FAULTS: tuple[OracleFault, ...] = HUNTED + WIRE + PATCHED
