@@ -36,6 +36,16 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         yield running.port
 
 
+@pytest.fixture(scope="session")
+def mosquitto_max_qos_1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """mosquitto configured with ``max_qos 1``: it grants QoS 1 for QoS 2 requests and
+    closes the connection of a client that publishes at QoS 2 (its legal choices)."""
+    require_peer("mosquitto", mosquitto_installed(), f"the conformance check runs on {MOSQUITTO}")
+    with MosquittoProcess(tmp_path_factory.mktemp("mosquitto-q1"), log=False,
+                          options=("max_qos 1",)) as running:
+        yield running.port
+
+
 NODE_DIR = Path(__file__).parent / "node"
 
 

@@ -40,11 +40,13 @@ EXPECTED = Path(__file__).parent / "expected"
 FINDINGS = Path(__file__).resolve().parents[2] / "docs" / "spec" / "findings.md"
 
 
-BROKERS = ("mosquitto", "aedes")
+BROKERS = ("mosquitto", "mosquitto_max_qos_1", "aedes")
+"""The brokers judged, each a fixture of conftest.py: plain mosquitto, mosquitto making the
+legal choices of ``max_qos 1`` (grants at most QoS 1, closes QoS 2 publishers), and aedes."""
 
 
 def _version(broker: str) -> str:
-    return mosquitto_version() if broker == "mosquitto" else aedes_version()
+    return aedes_version() if broker == "aedes" else mosquitto_version()
 
 
 def _installed_version(broker: str) -> str | None:
@@ -169,6 +171,15 @@ def test_every_other_statement_passes_or_is_recorded_as_not_reached(
     not_run = sorted(s["id"] for s in statements if s["verdict"] == "NOT RUN")
     _compare_with_recording(broker, "statements not run", not_run,
                             _expected(broker)["not_run"], verdicts["stdout"])
+    not_applicable = {s["id"]: s["reason"] for s in statements
+                      if s["verdict"] == "NOT APPLICABLE"}
+    recorded = _expected(broker).get("not_applicable", {})
+    assert isinstance(recorded, dict)
+    _compare_with_recording(broker, "statements not applicable", sorted(not_applicable),
+                            sorted(recorded), verdicts["stdout"])
+    summary = verdicts["summary"]
+    assert isinstance(summary, dict)
+    assert summary["oracle_errors"] == 0, verdicts["stdout"]
     robustness = verdicts["robustness"]
     assert isinstance(robustness, list)
     failed = sorted(r["check"] for r in robustness if r["outcome"] != "PASS")
@@ -201,6 +212,20 @@ def test_junit_report_carries_the_same_failures(verdicts: dict[str, object]) -> 
     assert isinstance(robustness, list)
     broken = {r["check"] for r in robustness if r["outcome"] != "PASS"}
     assert failed == set(_failing(verdicts)) | broken
+
+
+def test_a_legal_choice_of_mosquitto_fails_no_statement_plain_mosquitto_passes() -> None:
+    """``max_qos 1`` makes mosquitto grant QoS 1 for QoS 2 requests [MQTT-3.8.4-6] and close
+    the connection of a QoS 2 publisher, which a server that does not authorize a PUBLISH
+    may do [MQTT-3.3.5-2]: neither may turn a statement plain mosquitto passes into a FAIL."""
+    plain = set(_expected("mosquitto")["failing"])  # type: ignore[call-overload]
+    choosing = set(_expected("mosquitto_max_qos_1")["failing"])  # type: ignore[call-overload]
+    assert choosing <= plain
+    applicable = _expected("mosquitto_max_qos_1").get("not_applicable", {})
+    assert isinstance(applicable, dict)
+    reasons = " ".join(applicable.values())
+    assert "grants QoS 1 for a QoS 2 request" in reasons
+    assert "does not authorize that PUBLISH (allowed [MQTT-3.3.5-2])" in reasons
 
 
 @pytest.mark.parametrize("broker", BROKERS)

@@ -176,6 +176,8 @@ class MosquittoProcess(ChildPeer):
     port: int = attrs.field(factory=restartable_port)
     allow_anonymous: bool = True
     log: bool = True
+    options: tuple[str, ...] = ()
+    """More configuration lines, e.g. ``("max_qos 1",)``."""
     process: subprocess.Popen[bytes] | None = None
 
     name = "mosquitto"
@@ -194,6 +196,7 @@ class MosquittoProcess(ChildPeer):
             f"listener {self.port} 127.0.0.1",
             f"allow_anonymous {'true' if self.allow_anonymous else 'false'}",
             "persistence false",
+            *self.options,
         ]
         if self.log:
             lines += [
