@@ -5,12 +5,14 @@ run (through ``monkeypatch``; the product code carries no fault switches) so
 that the broker breaks one rule of the specification the way real brokers
 have. They sit in different parts: the session's QoS flows and queue, the
 topic server, the registry, the matching tries, the connection and the broker.
-``test_faults.py`` asserts that the machine finds every one of them.
+Each declares the statements it breaks (``breaks``, read off the fault and the
+specification, and its consequences in ``cascades``); ``test_faults.py`` asserts
+that the machine finds every one of them with a verdict naming one of those.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import attrs
@@ -37,9 +39,18 @@ class Patcher(Protocol):
 class Fault:
     name: str
     part: str
-    breaks: str
-    """The statement the broken broker violates."""
+    breaks: tuple[str, ...]
+    """The normative statements (ids of impl/oracle/statements-3.1.1.json) the broken
+    broker violates directly. A hunt's finding counts only when the model's verdict
+    names one of them (or of ``cascades``)."""
     inject: Callable[[Patcher], None]
+    cascades: Mapping[str, str] = attrs.field(factory=dict)
+    """Statements the broken broker also violates as a consequence: id -> why."""
+
+    @property
+    def declared(self) -> frozenset[str]:
+        """Every statement the fault declares: what a finding must name one of."""
+        return frozenset(self.breaks) | frozenset(self.cascades)
 
 
 def _drop_puback(mp: Patcher) -> None:
@@ -260,98 +271,152 @@ def _late_connack(mp: Patcher) -> None:
 
 
 FAULTS: tuple[Fault, ...] = (
-    Fault("drop a PUBACK", "session (QoS 1 receiver)", "MQTT-4.3.2-2", _drop_puback),
     Fault(
-        "forget DUP on redelivery", "session (resend)", "MQTT-3.3.1-1", _forget_dup,
+        "drop a PUBACK",
+        "session (QoS 1 receiver)",
+        # No PUBACK for a QoS 1 PUBLISH: the QoS 1 receiver's answer, as Table 3.4 wants.
+        breaks=("MQTT-4.3.2-2", "MQTT-3.3.4-1"),
+        inject=_drop_puback,
     ),
-    Fault("deliver a QoS 2 message twice", "topic server", "MQTT-4.3.3-2", _qos2_twice),
+    Fault(
+        "forget DUP on redelivery",
+        "session (resend)",
+        breaks=("MQTT-3.3.1-1",),  # a re-delivery with DUP=0
+        inject=_forget_dup,
+    ),
+    Fault(
+        "deliver a QoS 2 message twice",
+        "topic server",
+        # The QoS 2 receiver must not cause duplicates to reach onward recipients; a
+        # subscriber may get a duplicate only of a QoS 1 message granted at QoS 0.
+        breaks=("MQTT-4.3.3-2", "MQTT-3.8.4-6"),
+        inject=_qos2_twice,
+    ),
     Fault(
         "keep RETAIN=1 on normal forwarding",
         "session (deliver)",
-        "MQTT-3.3.1-9",
-        _retain_kept_on_forward,
+        breaks=("MQTT-3.3.1-9",),
+        inject=_retain_kept_on_forward,
     ),
     Fault(
         "skip the will on keep-alive expiry",
         "connection (timers)",
-        "MQTT-3.1.2-8",
-        _no_will_on_keep_alive,
+        breaks=("MQTT-3.1.2-8",),  # the will is published on every close but DISCONNECT
+        inject=_no_will_on_keep_alive,
     ),
     Fault(
         "lose the offline queue on reconnect",
         "session (attach)",
-        "MQTT-3.1.2-5",
-        _lose_offline_queue,
+        # The QoS 1 and 2 messages stored for the disconnected session, and the session
+        # state it resumes from, are dropped.
+        breaks=("MQTT-3.1.2-5", "MQTT-3.1.2-4"),
+        inject=_lose_offline_queue,
+        cascades={
+            "MQTT-4.5.0-1": "the messages the server took ownership of are gone from the"
+            " matching session's state when its client resumes, so they are never delivered",
+        },
     ),
     Fault(
         "reorder queued messages (last in, first out)",
         "session (queue)",
-        "MQTT-4.6.0-6",
-        _queue_last_in_first_out,
+        breaks=("MQTT-4.6.0-6",),  # same publisher, topic and QoS: in the order received
+        inject=_queue_last_in_first_out,
     ),
-    Fault("grant a higher QoS than requested", "registry", "MQTT-3.8.4-6", _grant_higher_qos),
+    Fault(
+        "grant a higher QoS than requested",
+        "registry",
+        # Granted above the request, and messages sent above it.
+        breaks=("MQTT-3.8.4-6",),
+        inject=_grant_higher_qos,
+    ),
     Fault(
         "match wildcards against $ topics",
         "matching tries",
-        "MQTT-4.7.2-1",
-        _wildcards_match_dollar_topics,
+        # "#" and "+/..." match "$..." names: not the matching process of 4.7.
+        breaks=("MQTT-4.7.2-1", "MQTT-3.3.2-3"),
+        inject=_wildcards_match_dollar_topics,
     ),
     Fault(
         "leave a clean session's subscriptions behind",
         "registry (session end)",
-        "MQTT-3.1.2-6",
-        _clean_session_subscriptions_left,
+        breaks=("MQTT-3.1.2-6",),  # a clean session's state is reused by the next one
+        inject=_clean_session_subscriptions_left,
+        cascades={
+            "MQTT-3.3.2-3": "the subscriptions left behind send the next session messages"
+            " whose topic matches none of that session's subscriptions",
+        },
     ),
     Fault(
         "ignore a second CONNECT",
         "connection (dispatch table)",
-        "MQTT-3.1.0-2",
-        _second_connect_ignored,
+        # A second CONNECT is a protocol violation: the server must close the connection.
+        breaks=("MQTT-3.1.0-2", "MQTT-4.8.0-1"),
+        inject=_second_connect_ignored,
     ),
     Fault(
         "answer a malformed packet instead of closing",
         "connection (errors)",
-        "MQTT-4.8.0-1",
-        _malformed_answered,
+        # Every protocol violation on a connected connection, a second CONNECT included
+        # (the broker handles it as one), leaves the connection open.
+        breaks=("MQTT-4.8.0-1", "MQTT-3.1.0-2"),
+        inject=_malformed_answered,
     ),
     Fault(
         "session present 0 on a resumed session",
         "broker (sessions)",
-        "MQTT-3.2.2-2",
-        _session_present_lost,
+        breaks=("MQTT-3.2.2-2",),
+        inject=_session_present_lost,
     ),
-    Fault("no PINGRESP", "connection (handlers)", "MQTT-3.12.4-1", _no_pingresp),
+    Fault(
+        "no PINGRESP",
+        "connection (handlers)",
+        breaks=("MQTT-3.12.4-1",),
+        inject=_no_pingresp,
+    ),
     Fault(
         "UNSUBSCRIBE acknowledged but ignored",
         "registry (unsubscribe)",
-        "MQTT-3.10.4-2",
-        _unsubscribe_ignored,
+        # The subscription is not deleted, and messages keep being added for it. The
+        # registry drops an ending clean session's subscriptions through the same
+        # ``unsubscribe``: those stay too, and serve the next session of the client id.
+        breaks=("MQTT-3.10.4-1", "MQTT-3.10.4-2", "MQTT-3.1.2-6"),
+        inject=_unsubscribe_ignored,
     ),
     Fault(
         "no retained message on subscribe",
         "topic server (retained)",
-        "MQTT-3.3.1-6",
-        _retained_not_sent,
+        breaks=("MQTT-3.3.1-6",),
+        inject=_retained_not_sent,
     ),
     Fault(
         "store an empty retained message",
         "topic server (retained)",
-        "MQTT-3.3.1-11",
-        _empty_retained_stored,
+        # A zero-byte retained message is stored, and future subscribers receive it.
+        breaks=("MQTT-3.3.1-11", "MQTT-3.3.1-10"),
+        inject=_empty_retained_stored,
     ),
     Fault(
         "overlapping subscriptions deliver at the lowest QoS",
         "registry (granted QoS)",
-        "MQTT-3.3.5-1",
-        _overlap_lowest_qos,
+        breaks=("MQTT-3.3.5-1",),  # the maximum QoS of all matching subscriptions
+        inject=_overlap_lowest_qos,
     ),
-    Fault("PUBREL never completed", "session (QoS 2 receiver)", "MQTT-4.3.3-2", _no_pubcomp),
+    Fault(
+        "PUBREL never completed",
+        "session (QoS 2 receiver)",
+        breaks=("MQTT-4.3.3-2",),  # the QoS 2 receiver answers PUBREL with PUBCOMP
+        inject=_no_pubcomp,
+    ),
     Fault(
         "takeover leaves the old connection open",
         "broker (takeover)",
-        "MQTT-3.1.4-2",
-        _takeover_keeps_old_connection,
+        breaks=("MQTT-3.1.4-2",),  # the existing client must be disconnected
+        inject=_takeover_keeps_old_connection,
     ),
-    Fault("CONNACK not first", "connection (CONNECT)", "MQTT-3.2.0-1", _late_connack),
+    Fault(
+        "CONNACK not first",
+        "connection (CONNECT)",
+        breaks=("MQTT-3.2.0-1",),
+        inject=_late_connack,
+    ),
 )
-

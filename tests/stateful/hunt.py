@@ -3,8 +3,16 @@
 A fault is injected by patching classes of the implementation, which holds for
 a whole process, so each hunt gets its own; ``test_faults`` runs several at a
 time (they spend their time waiting on sockets, not computing). Prints one
-JSON object: whether the machine found the fault, in how long, the model's
-verdict, the rule sequence that found it and the transcript.
+JSON object: whether the machine found a disagreement, in how long, the
+model's verdict, the statement ids it names (``refs``), the statements the
+fault declares (``declared``: its breaks and cascades) and whether the two
+meet (``names_declared``), the rule sequence that found it and the transcript.
+
+Exit status: 0 when the hunt ran to its end (found or not); 1 when the control
+hunt made the model itself crash (``model_crash`` in the JSON: a bug of the
+model, which the control hunt reports rather than discards); anything else
+(an import error, an exception of the machine) is a crash with a traceback.
+Either way ``test_faults`` fails on a non-zero exit.
 """
 
 from __future__ import annotations
@@ -17,15 +25,21 @@ import sys
 import pytest
 from hypothesis import Phase
 
-from mqttref.impl.oracle.stateful.driver import Disagreement
+from mqttref.impl.oracle.stateful.driver import Disagreement, ModelCrash
 from mqttref.impl.oracle.stateful.machine import hunt, machine_for, machine_settings
 from mqttref.impl.oracle.stateful.target import slow_multiplier
-from tests.stateful.faults import FAULTS
+from tests.stateful.faults import FAULTS, Fault
 from tests.stateful.inprocess import InProcessTarget
 
 NO_FAULT = "none"
 """The control run: the same hunt against the unbroken broker must find nothing,
 or the findings above could be the machine's (or the model's) own faults."""
+MODEL_CRASHED = 1
+"""Exit status of a control hunt in which the model itself raised."""
+
+
+def fault_named(name: str) -> Fault | None:
+    return next((fault for fault in FAULTS if fault.name == name), None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,15 +53,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shrink", type=float, default=15.0, help="seconds of shrinking")
     args = parser.parse_args(argv)
     logging.disable(logging.CRITICAL)  # the broken broker's own complaints are noise here
+    fault = fault_named(args.fault)
     patch = pytest.MonkeyPatch()
-    for fault in FAULTS:
-        if fault.name == args.fault:
-            fault.inject(patch)
+    if fault is not None:
+        fault.inject(patch)
     target = InProcessTarget()
     target.timing = target.timing.scaled(slow_multiplier())
+    # A broken broker may lead the model where it cannot judge (an example it then
+    # discards); against the unbroken broker a model crash is a bug of the model.
+    discard_model_crashes = fault is not None
+    result: dict[str, object] = {
+        "fault": args.fault,
+        "found": False,
+        "declared": sorted(fault.declared) if fault is not None else [],
+    }
     try:
         finding = hunt(
-            machine_for(target, discard_model_crashes=True),
+            machine_for(target, discard_model_crashes=discard_model_crashes),
             machine_settings(
                 "ci",
                 max_examples=args.examples,
@@ -58,21 +80,37 @@ def main(argv: list[str] | None = None) -> int:
             ),
             shrink_seconds=args.shrink,
         )
+    except (ModelCrash, ExceptionGroup) as raised:
+        crashes = [raised] if isinstance(raised, ModelCrash) else [
+            e for e in raised.exceptions if isinstance(e, ModelCrash)
+        ]
+        if not crashes:
+            raise
+        crash = crashes[0]
+        result.update(model_crash=str(crash), transcript=crash.transcript)
+        _print(result)
+        return MODEL_CRASHED
     finally:
         patch.undo()
-    result: dict[str, object] = {"fault": args.fault, "found": finding is not None}
     if finding is not None:
         error = finding.error
+        refs = list(error.refs) if isinstance(error, Disagreement) else []
         result.update(
+            found=True,
             seconds=round(finding.seconds, 1),
             verdict=finding.verdict,
-            refs=list(getattr(error, "refs", ())),
+            refs=refs,
+            names_declared=bool(fault is not None and set(refs) & fault.declared),
             program=finding.program,
             transcript=error.transcript if isinstance(error, Disagreement) else [str(error)],
         )
+    _print(result)
+    return 0
+
+
+def _print(result: dict[str, object]) -> None:
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
-    return 0
 
 
 if __name__ == "__main__":

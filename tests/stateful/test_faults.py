@@ -1,18 +1,21 @@
 """Proof that the state machine can fail: it finds every injected broker fault.
 
 Each fault (``faults.py``) breaks the in-process mqttref broker in one place,
-through ``monkeypatch``; a hunt (``hunt.py``, one process per fault, several
-at a time) lets the state machine explore with a bounded, derandomized budget
-and reports what it found. A control hunt against the unbroken broker, with
-the same budget, must find nothing: so a finding is the fault's doing, not
-the machine's or the model's. Every finding prints the model's verdict and
-the rule sequence that found it (run with ``-s`` to read them).
+through ``monkeypatch``, and declares the statements that breaks; a hunt
+(``hunt.py``, one process per fault, several at a time) lets the state machine
+explore with a bounded, derandomized budget and reports what it found. A
+control hunt against the unbroken broker, with the same budget, must find
+nothing, and the model must not crash in it: so a finding is the fault's
+doing, not the machine's or the model's. Every finding prints the model's
+verdict and the rule sequence that found it (run with ``-s`` to read them).
 
-Every fault must be found within ``CI_EXAMPLES`` examples (the ``ci``
-budget; the hunts are derandomized, so a run replays the same programs).
-Under ``MQTTREF_PROFILE=thorough`` a longer control hunt must find nothing
-too. Faults always target the in-process broker, whatever
-``MQTTREF_TARGET`` says.
+A hunt passes only by finding its fault: every fault must be found within
+``CI_EXAMPLES`` examples (the ``ci`` budget; the hunts are derandomized, so a
+run replays the same programs) by a disagreement whose verdict names at least
+one statement the fault declares. A hunt that exits non-zero (a crash, an
+import error, the model raising) fails the test, whatever it printed. Under
+``MQTTREF_PROFILE=thorough`` a longer control hunt must find nothing too.
+Faults always target the in-process broker, whatever ``MQTTREF_TARGET`` says.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from typing import Any
 import pytest
 
 from mqttref.impl.oracle.stateful.machine import profile_name
-from tests.stateful.faults import FAULTS
+from mqttref.impl.oracle.statements import statements
+from tests.stateful.faults import FAULTS, Fault
 from tests.stateful.hunt import NO_FAULT
 
 CI_EXAMPLES = 150
@@ -38,9 +42,13 @@ SHRINK_SECONDS = 10.0
 HUNTERS = 7
 """Hunts at a time: they mostly wait for quiescence windows, so several share a core."""
 ROOT = Path(__file__).resolve().parents[2]
+FAULT_COUNT = 21
+"""Exactly the faults of faults.FAULTS: one dropped or added must be noticed."""
 
 
 def run_hunt(name: str, examples: int) -> dict[str, Any]:
+    """One hunt's JSON report, with its exit status (``returncode``) and, when it
+    exited non-zero or printed no report, the end of its output (``error``)."""
     command = [
         sys.executable, "-m", "tests.stateful.hunt", name,
         "--examples", str(examples), "--steps", str(STEPS), "--shrink", str(SHRINK_SECONDS),
@@ -50,18 +58,34 @@ def run_hunt(name: str, examples: int) -> dict[str, Any]:
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=3600, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    result: dict[str, Any] = {"fault": name, "found": False}
+    if lines:
+        result.update(json.loads(lines[-1]))
+    result["returncode"] = done.returncode
     if done.returncode != 0 or not lines:
-        return {"fault": name, "found": False, "error": done.stderr[-3000:]}
-    result: dict[str, Any] = json.loads(lines[-1])
+        result["error"] = (done.stderr[-3000:] or done.stdout[-3000:]).strip() or "(no output)"
     return result
 
 
+def crashed(result: dict[str, Any]) -> bool:
+    return result.get("returncode", 0) != 0 or "error" in result
+
+
+def names_declared(result: dict[str, Any], fault: Fault) -> bool:
+    """Whether the finding's verdict names a statement the fault declares."""
+    return bool(result["found"]) and bool(set(result.get("refs", [])) & fault.declared)
+
+
 def describe(result: dict[str, Any]) -> str:
+    head = f"=== {result['fault']}"
+    if crashed(result):
+        crash = result.get("model_crash") or result.get("error", "")
+        return f"{head}: the hunt exited with {result.get('returncode')}\n{crash}"
     if not result["found"]:
-        return f"=== {result['fault']}: nothing found {result.get('error', '')}"
+        return f"{head}: nothing found"
     return (
-        f"=== {result['fault']}: found in {result['seconds']}s\n{result['verdict']}\n"
-        f"{result['program']}"
+        f"{head}: found in {result['seconds']}s, naming {result.get('refs', [])}"
+        f" (declared: {result.get('declared', [])})\n{result['verdict']}\n{result['program']}"
     )
 
 
@@ -73,20 +97,127 @@ def hunt_all(names: list[str], examples: int) -> dict[str, dict[str, Any]]:
     return {result["fault"]: result for result in results}
 
 
+def problems(results: dict[str, dict[str, Any]], examples: int) -> list[str]:
+    """Everything wrong with a set of hunt results; empty when they prove the machine."""
+    found: list[str] = []
+    for name, result in results.items():
+        if crashed(result):
+            found.append(f"the hunt {name!r} crashed (exit {result.get('returncode')}):\n"
+                         + describe(result))
+    control = results.get(NO_FAULT)
+    if control is not None and not crashed(control) and control["found"]:
+        found.append("the control hunt found a disagreement in the unbroken broker:\n"
+                     + describe(control))
+    for fault in FAULTS:
+        hunted = results.get(fault.name)
+        if hunted is None or crashed(hunted):
+            continue
+        result = hunted
+        if not result["found"]:
+            found.append(f"the state machine missed {fault.name!r} within {examples} examples")
+        elif not names_declared(result, fault):
+            found.append(
+                f"the finding for {fault.name!r} names {result.get('refs', [])}, none of the"
+                f" statements the fault declares {sorted(fault.declared)}:\n" + describe(result)
+            )
+    return found
+
+
 def check(results: dict[str, dict[str, Any]], examples: int) -> None:
-    control = results.pop(NO_FAULT)
-    assert not control["found"], (
-        "the control hunt found a disagreement in the unbroken broker:\n" + describe(control)
-    )
-    missed = [name for name, result in results.items() if not result["found"]]
-    assert not missed, f"the state machine missed {missed} within {examples} examples"
+    wrong = problems(results, examples)
+    assert not wrong, "\n\n".join(wrong)
+
+
+# ------------------------------------------------------------------ fast checks
+
+
+def test_there_are_exactly_the_expected_faults_each_named_once() -> None:
+    names = [fault.name for fault in FAULTS]
+    assert len(names) == FAULT_COUNT
+    assert len(set(names)) == FAULT_COUNT
+    assert NO_FAULT not in names
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=lambda fault: fault.name)
+def test_every_fault_declares_known_server_statements(fault: Fault) -> None:
+    """A fault of the broker breaks statements that bind the server and that a client
+    can observe; each is an id of impl/oracle/statements-3.1.1.json, written as such."""
+    table = statements()
+    assert fault.breaks, f"{fault.name!r} declares no statement it breaks"
+    assert isinstance(fault.breaks, tuple)
+    for sid in fault.declared:
+        assert sid in table, f"{fault.name!r} declares {sid!r}, no statement of MQTT 3.1.1"
+        assert table[sid].server_side, f"{sid} binds only the client"
+        assert table[sid].testable, f"{sid} is not observable by a client"
+    for sid, why in fault.cascades.items():
+        assert sid not in fault.breaks, f"{sid} is both broken and a cascade"
+        assert why.strip(), f"the cascade {sid} of {fault.name!r} gives no reason"
+
+
+def _result(name: str, **fields: Any) -> dict[str, Any]:
+    return {"fault": name, "found": False, "returncode": 0, **fields}
+
+
+def _found(name: str, refs: list[str]) -> dict[str, Any]:
+    return _result(name, found=True, seconds=1.0, verdict="v", program="p", refs=refs)
+
+
+def _all_found() -> dict[str, dict[str, Any]]:
+    results = {NO_FAULT: _result(NO_FAULT)}
+    for fault in FAULTS:
+        results[fault.name] = _found(fault.name, [fault.breaks[0]])
+    return results
+
+
+def test_the_judgement_passes_only_findings_that_name_a_declared_statement() -> None:
+    results = _all_found()
+    assert problems(results, 1) == []
+    first, second, third = FAULTS[:3]
+    results[first.name] = _found(first.name, ["MQTT-9.9.9-9"])
+    results[second.name] = _result(second.name)
+    results[third.name] = _found(third.name, [])  # an assertion of the machine: no ids
+    wrong = problems(results, 1)
+    assert len(wrong) == 3
+    assert f"the finding for {first.name!r} names ['MQTT-9.9.9-9']" in wrong[0]
+    assert f"missed {second.name!r}" in wrong[1]
+    assert f"the finding for {third.name!r} names []" in wrong[2]
+
+
+def test_a_crashed_hunt_fails_even_when_it_reported_a_finding() -> None:
+    results = _all_found()
+    fault = FAULTS[0]
+    results[fault.name] = {**results[fault.name], "returncode": 1, "error": "Traceback ..."}
+    results[NO_FAULT] = _result(NO_FAULT, returncode=1, model_crash="the model crashed: ...")
+    wrong = problems(results, 1)
+    assert len(wrong) == 2
+    assert wrong[0].startswith(f"the hunt {NO_FAULT!r} crashed (exit 1)")
+    assert "the model crashed" in wrong[0]
+    assert wrong[1].startswith(f"the hunt {fault.name!r} crashed (exit 1)")
+
+
+def test_a_control_finding_fails() -> None:
+    results = _all_found()
+    results[NO_FAULT] = _found(NO_FAULT, ["MQTT-4.8.0-1"])
+    assert problems(results, 1)[0].startswith("the control hunt found a disagreement")
+
+
+def test_a_hunt_that_cannot_start_is_a_crash() -> None:
+    """A hunt process that fails before its report (here: an unknown fault name, which
+    argparse refuses with exit 2) counts as crashed, not as "nothing found"."""
+    result = run_hunt("no such fault", examples=1)
+    assert crashed(result)
+    assert result["returncode"] == 2
+    assert "invalid choice" in result["error"]
+
+
+# ------------------------------------------------------------------ the hunts
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_the_state_machine_finds_every_fault_and_nothing_in_the_unbroken_broker() -> None:
     names = [fault.name for fault in FAULTS]
-    assert len(names) >= 12
+    assert len(names) == FAULT_COUNT
     check(hunt_all([NO_FAULT, *names], CI_EXAMPLES), CI_EXAMPLES)
 
 
