@@ -141,6 +141,9 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
         self.published: dict[tuple[str, bytes], int] = {}
         """(topic, payload) -> the highest QoS of a message with that content the server
         took ownership of: what identifies a PUBLISH no session is owed."""
+        self.emptied_retained: set[str] = set()
+        """Topics a zero-byte RETAIN=1 message was published to (possibly): a server
+        that stored it sends it to a new subscription [MQTT-3.3.1-10] [MQTT-3.3.1-11]."""
 
     # ----------------------------------------------------------- chart engine
 

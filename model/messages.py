@@ -45,6 +45,7 @@ class MessageRouting:
     refs_hit: set[str]
     owed: list[tuple[str, int, Delivery]]
     published: dict[tuple[str, bytes], int]
+    emptied_retained: set[str]
     _seq: int
     _released_at: dict[int, int]
     _retained_changed: dict[str, int]
@@ -68,6 +69,8 @@ class MessageRouting:
         self._seq += 1
         message = Message(self._seq, origin, topic, payload, qos)
         self.published[topic, payload] = max(qos, self.published.get((topic, payload), 0))
+        if retain and not payload:
+            self.emptied_retained.add(topic)
         state = self.topic_states.get(topic, TopicState.NO_RETAINED)
         event = TopicEvent.PUBLISH_RETAINED if retain else TopicEvent.PUBLISH
         row = TOPIC.fire(state, event, lambda g: (g == "payload") == bool(payload))

@@ -5,7 +5,9 @@ checked against the connection chart (may the server send this now?), the
 owed answers of the connection (SUBACK, UNSUBACK, PINGRESP with the right
 packet id and allowed codes), the session's QoS flows (PUBACK, PUBREC,
 PUBREL, PUBCOMP, re-sent PUBLISH) and the session's pending deliveries (a
-first PUBLISH must match one, respecting order per publisher, topic and QoS).
+first PUBLISH must match one, respecting order per publisher, topic and QoS;
+an allowed message a later one overtook is remembered, so that its late
+arrival is named as out of order [MQTT-4.6.0-6] rather than as not due).
 A PUBLISH is identified by its content (topic and payload) among the messages
 in flight and pending, never by its packet id, which is what [MQTT-2.3.1-4]
 puts under test; its packet id and DUP flag are then judged against the
@@ -54,6 +56,7 @@ class ObservationJudge:
     refs_hit: set[str]
     max_inflight: int
     published: dict[tuple[str, bytes], int]
+    emptied_retained: set[str]
 
     def _fire_connection(
         self, conn: Connection, event: str, packet: Packet | None = None
@@ -372,9 +375,11 @@ class ObservationJudge:
             and d.retain == packet.retain
         ]
         if not candidates:
+            self._reject_overtaken(conn, session, packet)
             self._reject_discarded(conn, session, packet)
             self._reject_wrong_flags(conn, session, packet)
             subscribed = any(matches(f, packet.topic) for f in session.subscriptions)
+            self._reject_stored_empty(conn, packet, subscribed=subscribed)
             refs = (
                 ["MQTT-4.5.0-1", "MQTT-3.3.5-1", "MQTT-3.8.4-6", "MQTT-3.3.1-9", "MQTT-3.3.1-8"]
                 if subscribed
@@ -416,6 +421,9 @@ class ObservationJudge:
             )
         for skipped in [*earlier, delivery]:
             session.pending.remove(skipped)
+        if not delivery.retain:
+            # Alternatives of one retained slot are no sequence; forwarded messages are.
+            session.overtaken += earlier
         if packet.qos > 0:
             taken = session.flows.sent(packet, message=delivery)
             if taken is not None:
@@ -426,6 +434,44 @@ class ObservationJudge:
         if not delivery.retain:
             session.last_sent[delivery.order_key] = delivery.message.seq
         self.delivered.append((session.client_id, session.generation, delivery, int(packet.qos)))
+
+    def _reject_overtaken(self, conn: Connection, session: Session, packet: Publish) -> None:
+        """A message that was allowed, and dropped when a later message of its
+        publisher, topic and QoS was sent first, arrives after all: it is out of
+        order [MQTT-4.6.0-6]. (Never arriving is fine: it was only allowed.)"""
+        if any(
+            d.message.topic == packet.topic
+            and d.message.payload == packet.payload
+            and int(packet.qos) in d.allowed_qos
+            and d.retain == packet.retain
+            for d in session.overtaken
+        ):
+            raise self._reject(
+                conn,
+                "a message overtook an earlier one of the same publisher, topic and QoS,"
+                " which arrived after it",
+                ["MQTT-4.6.0-6"],
+                packet,
+            )
+
+    def _reject_stored_empty(self, conn: Connection, packet: Publish, *, subscribed: bool) -> None:
+        """A zero-byte PUBLISH with RETAIN=1 that nothing pending explains, on a
+        topic a zero-byte retained message was published to, reaching a matching
+        subscription: the server stored that message and sent it as the retained one.
+        It must have removed the retained message so that future subscribers get none
+        [MQTT-3.3.1-10], and never store a zero-byte one [MQTT-3.3.1-11]."""
+        if (
+            packet.retain
+            and not packet.payload
+            and subscribed
+            and packet.topic in self.emptied_retained
+        ):
+            raise self._reject(
+                conn,
+                "a zero-byte retained message was stored and sent to a new subscription",
+                ["MQTT-3.3.1-10", "MQTT-3.3.1-11"],
+                packet,
+            )
 
     def _reject_discarded(self, conn: Connection, session: Session, packet: Publish) -> None:
         """A message the server took ownership of that only a subscription discarded

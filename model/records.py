@@ -108,6 +108,10 @@ class Session:
     """The connection slot currently attached, if any."""
     last_sent: dict[tuple[str, str, int, str, bool], int] = attrs.field(factory=dict)
     """The newest message sent per ordering key, for [MQTT-4.6.0-6]."""
+    overtaken: list[Delivery] = attrs.field(factory=list)
+    """Allowed deliveries dropped because a later message of their ordering key was
+    sent first: they may never come, and if one comes it is out of order
+    [MQTT-4.6.0-6] (remembered only to name that statement, never owed)."""
     discarded: dict[str, Subscription] = attrs.field(factory=dict)
     """Subscriptions an earlier session of this client id had when it was discarded
     [MQTT-3.1.2-6] and that were not made again since: a message only they match is
@@ -125,6 +129,7 @@ class Session:
         self.pending.clear()
         self.flows.clear()
         self.last_sent.clear()
+        self.overtaken.clear()
         self.generation += 1
 
 
