@@ -367,7 +367,9 @@ async def takeover_closes_existing(ctx: Context) -> None:
     With clean session 1 the old subscription is gone [MQTT-3.1.2-6] [MQTT-3.1.4-3]: a
     message to it is not delivered while one to the new session's own subscription is.
     With clean session 0 the session the client id identifies goes on [MQTT-3.1.3-2]:
-    session present 1 and the old subscription delivers."""
+    session present 1 and the old subscription delivers. The flag having shown that
+    the session was found by its client id, a subscription that no longer delivers
+    was lost from the resumed session [MQTT-3.1.2-4] [MQTT-4.1.0-1]."""
     async with ctx.scenario("takeover with clean session 1"):
         cid = ctx.client_id("tko")
         stale, fresh = ctx.topic("takeover", "old"), ctx.topic("takeover", "new")
@@ -392,9 +394,14 @@ async def takeover_closes_existing(ctx: Context) -> None:
         await old.wait_close(why="the same client id connected again [MQTT-3.1.4-2]")
         pub = await ctx.client("pub")
         await publish(pub, topic, b"to the resumed session", QoS.AT_LEAST_ONCE)
+        # Session present 1 (judged above) showed the server found the session by the
+        # client id; a subscription missing now was lost from that session.
         await _arrivals(new, b"to the resumed session",
-                        "the session the client id identifies goes on, its subscription"
-                        " included [MQTT-3.1.3-2] [MQTT-3.1.4-3] [MQTT-3.1.2-4]")
+                        "the resumed session goes on with the state it had, its subscription"
+                        " included [MQTT-3.1.2-4] [MQTT-4.1.0-1]")
+        observe("new: the session the client id identifies went on after the takeover: CONNACK"
+                " session present 1 and its subscription delivered to the new connection"
+                " [MQTT-3.1.3-2] [MQTT-3.1.4-3]")
 
 
 async def _close_time(probe: Probe, until: float) -> float | None:

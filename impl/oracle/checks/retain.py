@@ -2,11 +2,18 @@
 
 A retained message owed to a new subscription has no deadline in the
 specification: it is waited for up to ``Timing.obligation_bound``. That a message
-is *not* retained is judged only on a new subscription whose SUBSCRIBE also names
-a control topic holding a retained message: the control must arrive, and the
-message under test would have come with it. Subscriptions take the QoS granted
-(a lower grant is the server's right [MQTT-3.8.4-6]), and a delivery is expected
-at the minimum of the message's QoS and the grant.
+is *not* retained is judged only on a new client that, after subscribing to the
+topic under test, subscribes in a SUBSCRIBE of its own to a control topic whose
+retained message another newcomer was already seen to receive: the control must
+arrive, and the message under test would have come before it. A control that was
+seen stored and does not arrive is the new subscription not being sent it
+[MQTT-3.3.1-6]; a first newcomer missing a retained message cannot tell "not
+stored" [MQTT-3.3.1-5] from "not sent" [MQTT-3.3.1-6] and cites both. Each filter
+is subscribed on its own, so that a server handling only the first filter of a
+SUBSCRIBE [MQTT-3.8.4-4] cannot look like one that lost a retained message.
+Subscriptions take the QoS granted (a lower grant is the server's right
+[MQTT-3.8.4-6]), and a delivery is expected at the minimum of the message's QoS
+and the grant.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ from mqttref.impl.packets import Publish, QoS
 CONTROL = b"control"
 
 SENT_TO_NEW = "a new subscription must be sent the retained message of each matching topic"
+CONTROL_SENT = (f"{SENT_TO_NEW}: the control topic's retained message, already seen stored (another"
+                " new subscriber received it) [MQTT-3.3.1-6]")
 
 
 async def _retain(ctx: Context, pub: Probe, topic: str, payload: bytes,
@@ -38,10 +47,30 @@ async def _retain(ctx: Context, pub: Probe, topic: str, payload: bytes,
 
 
 async def _control(ctx: Context, pub: Probe, label: str) -> str:
-    """A topic holding a retained message that every newcomer below must receive."""
+    """A topic holding a retained message that every newcomer below must receive.
+
+    A first newcomer subscribed to it alone must receive it [MQTT-3.3.1-5]
+    [MQTT-3.3.1-6]: from then on the message is known to be stored, and a later
+    newcomer that misses it was not sent it [MQTT-3.3.1-6].
+    """
     topic = ctx.topic("retain", label, "control")
     await _retain(ctx, pub, topic, CONTROL)
+    await _newcomer(ctx, "seer", topic, owed=[CONTROL])
     return topic
+
+
+async def _controlled(ctx: Context, name: str, topic_filter: str, control: str
+                      ) -> list[Publish]:
+    """What a new client gets that subscribes to ``topic_filter``, then to ``control``.
+
+    Two SUBSCRIBEs: the filter under test first, the control (set up by
+    ``_control``, so seen stored) in a SUBSCRIBE of its own, whose retained
+    message must arrive [MQTT-3.3.1-6]. What the filter under test matches
+    would have arrived before it.
+    """
+    probe, _ = await _subscribed(ctx, name, (topic_filter, QoS.AT_LEAST_ONCE))
+    await _grant(probe, (control, QoS.AT_LEAST_ONCE))
+    return await _owed(probe, [CONTROL], CONTROL_SENT)
 
 
 async def _newcomer(ctx: Context, name: str, *filters: str, owed: list[bytes],
@@ -181,7 +210,7 @@ async def retained_replace_and_clear(ctx: Context) -> None:
         require(all(not m.retain for m in _copies(live, b"")),
                 "sub: it goes to the established subscription with RETAIN=0 [MQTT-3.3.1-9];"
                 f" got {summary(live)}")
-        got, _ = await _newcomer(ctx, "new2", topic, control, owed=[CONTROL])
+        got = await _controlled(ctx, "new2", topic, control)
         left = [m for m in got if m.topic == topic]
         require(not left,
                 "new2: the empty retained PUBLISH must remove the retained message, and future"
@@ -191,7 +220,7 @@ async def retained_replace_and_clear(ctx: Context) -> None:
         pub = await ctx.client("pub")
         control = await _control(ctx, pub, "empty")
         await _retain(ctx, pub, topic, b"")
-        got, _ = await _newcomer(ctx, "new3", topic, control, owed=[CONTROL])
+        got = await _controlled(ctx, "new3", topic, control)
         left = [m for m in got if m.topic == topic]
         require(not left, "new3: a zero-byte retained message must not be stored"
                 f" [MQTT-3.3.1-11]; got {summary(left)}")
@@ -208,7 +237,7 @@ async def qos0_retained_replaces(ctx: Context) -> None:
     await _retain(ctx, pub, topic, b"qos1 value")
     await _retain(ctx, pub, topic, b"qos0 value", QoS.AT_MOST_ONCE)
     await _ping(pub)
-    got, _ = await _newcomer(ctx, "new", topic, control, owed=[CONTROL])
+    got = await _controlled(ctx, "new", topic, control)
     require(not _copies(got, b"qos1 value"),
             "new: a QoS 0 retained message must discard the one retained before it"
             f" [MQTT-3.3.1-7]; got {summary(got)}")
@@ -242,7 +271,7 @@ async def non_retained_keeps_retained(ctx: Context) -> None:
         pub = await ctx.client("pub")
         control = await _control(ctx, pub, "never")
         await publish(pub, topic, b"plain", QoS.AT_LEAST_ONCE)
-        got, _ = await _newcomer(ctx, "new", topic, control, owed=[CONTROL])
+        got = await _controlled(ctx, "new", topic, control)
         require(not _copies(got, b"plain"),
                 f"new: a RETAIN=0 message must not be stored [MQTT-3.3.1-12]; got {summary(got)}")
 
@@ -283,7 +312,10 @@ async def resubscribe_resends_retained(ctx: Context) -> None:
 async def retained_outlives_session(ctx: Context) -> None:
     """Retained messages are not session state: they must not be deleted when the
     publisher's session ends [MQTT-3.1.2-7], whether it was a clean session ending
-    with its connection or a persistent one discarded by a clean-session connect."""
+    with its connection or a persistent one discarded by a clean-session connect.
+    A first newcomer receives the message while the session lasts [MQTT-3.3.1-5]
+    [MQTT-3.3.1-6]: only a message seen retained then and missing after the session
+    ended was deleted with it."""
     for label, clean in (("clean session publisher", True),
                          ("persistent session publisher, session discarded", False)):
         async with ctx.scenario(label):
@@ -291,6 +323,7 @@ async def retained_outlives_session(ctx: Context) -> None:
             cid = ctx.client_id("rp")
             pub, _ = await _connect(ctx, "pub", cid, clean=clean)
             await _retain(ctx, pub, topic, b"survivor")
+            await _newcomer(ctx, "before", topic, owed=[b"survivor"])
             await _hang_up(pub)
             # Reusing the client id with clean session 1 ends whatever session was left.
             end, _ = await _connect(ctx, "end", cid, clean=True)
@@ -305,8 +338,8 @@ async def retained_outlives_session(ctx: Context) -> None:
 async def retained_only_to_matching_filters(ctx: Context) -> None:
     """A new subscription is sent the retained messages of the topics it matches
     [MQTT-3.3.1-6], and only those: a PUBLISH's topic must match the subscription's
-    filter [MQTT-3.3.2-3]. Each newcomer also subscribes to a control topic, whose
-    retained message must arrive."""
+    filter [MQTT-3.3.2-3]. Each newcomer then subscribes, in a SUBSCRIBE of its own,
+    to a control topic whose retained message must arrive."""
     filters = (("a sibling topic", "sib", ("match", "b"), False),
                ("'+' one level deeper", "deeper", ("match", "a", "+"), True),
                ("'+' on another level", "other", ("+", "b"), True))
@@ -319,8 +352,7 @@ async def retained_only_to_matching_filters(ctx: Context) -> None:
             control = await _control(ctx, pub, key)
             await _retain(ctx, pub, topic, b"only a")
             topic_filter = ctx.topic("retain", key, *levels)
-            got, _ = await _newcomer(ctx, "new", topic_filter, control, owed=[CONTROL],
-                                     why=f"{SENT_TO_NEW} [MQTT-3.3.1-6]")
+            got = await _controlled(ctx, "new", topic_filter, control)
             require(all(m.topic == control for m in got),
                     f"new: {topic!r} does not match the filter {topic_filter!r}: only the control"
                     f" topic's message may be sent [MQTT-3.3.2-3]; got {summary(got)}")

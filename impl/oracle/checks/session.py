@@ -95,6 +95,21 @@ async def _owed(probe: Probe, wanted: Iterable[bytes], why: str, *,
     passes is returned too, acknowledged as it arrives unless ``ack`` is false;
     packets other than PUBLISH stay pending.
     """
+    got, missing, closed = await _awaited(probe, wanted, ack=ack)
+    if missing:
+        raise Deviation(_missing_text(probe, why, missing, closed, got))
+    observe(f"{probe.name}: {why}")
+    return got
+
+
+async def _awaited(probe: Probe, wanted: Iterable[bytes], *,
+                   ack: bool = True) -> tuple[list[Publish], list[bytes], bool]:
+    """``_owed`` without the verdict: (what arrived, the payloads still missing,
+    whether the server closed the connection).
+
+    For a step that must know whether a delivery came before it can say which
+    statement its absence contradicts (the caller judges, citing that one).
+    """
     missing = list(wanted)
     got: list[Publish] = []
 
@@ -108,13 +123,16 @@ async def _owed(probe: Probe, wanted: Iterable[bytes], why: str, *,
     packets, closed = await _collect(probe, lambda _: not missing, on_publish=take)
     others: list[Packet] = [p for p in packets if not isinstance(p, Publish)]
     probe.pending = others + probe.pending
-    if missing:
-        bound = probe.timing.obligation_bound
-        how = "the server closed the connection first" if closed else f"not within {bound:.1f} s"
-        raise Deviation(f"{probe.name}: {why}: {', '.join(repr(p) for p in missing)} {how}"
-                        f" (received {summary(got)})")
-    observe(f"{probe.name}: {why}")
-    return got
+    return got, missing, closed
+
+
+def _missing_text(probe: Probe, why: str, missing: Iterable[bytes], closed: bool,
+                  got: list[Publish]) -> str:
+    """How ``_owed`` reports owed payloads that did not come ("not within N s")."""
+    bound = probe.timing.obligation_bound
+    how = "the server closed the connection first" if closed else f"not within {bound:.1f} s"
+    return (f"{probe.name}: {why}: {', '.join(repr(p) for p in missing)} {how}"
+            f" (received {summary(got)})")
 
 
 def _copies(messages: list[Publish], payload: bytes) -> list[Publish]:
@@ -336,13 +354,16 @@ async def _hold(probe: Probe, payloads: list[bytes], keep: int, *,
 
 
 @check("MQTT-3.3.1-1", "MQTT-4.4.0-1", "MQTT-2.3.1-4", "MQTT-4.6.0-1", "MQTT-4.3.2-1",
+       "MQTT-4.1.0-1",
        summary="unacknowledged QoS 1 messages resent on reconnect: same ids, DUP=1, same order")
 async def redelivery_on_reconnect(ctx: Context) -> None:
     """Eight QoS 1 messages in flight to a persistent session; the first five are
     acknowledged, the last three not, and the connection drops. On reconnect the
     three must be re-sent, told apart by payload, with DUP=1 [MQTT-3.3.1-1], their
     original packet ids [MQTT-4.4.0-1] (ids a fresh counter would not give them) and
-    in their original order [MQTT-4.6.0-1]."""
+    in their original order [MQTT-4.6.0-1]. Messages sent and not yet acknowledged
+    are session state (3.1.2.4), kept for the whole session [MQTT-4.1.0-1]: one
+    that is not re-sent was lost with the connection."""
     cid = ctx.client_id("rd")
     topic = ctx.topic("redeliver")
     sub, (granted,) = await _subscribed(ctx, "sub", (topic, QoS.AT_LEAST_ONCE), client_id=cid,
@@ -368,7 +389,8 @@ async def redelivery_on_reconnect(ctx: Context) -> None:
     sub.abort()
     back = await ctx.client("sub2", cid, clean=False, session_present=True)
     again = await _owed(back, [p for p, _ in original],
-                        "unacknowledged QoS 1 PUBLISHes must be re-sent when the session resumes"
+                        "unacknowledged QoS 1 PUBLISHes are session state, kept while the session"
+                        " lasts [MQTT-4.1.0-1], and must be re-sent when it resumes"
                         " [MQTT-4.4.0-1]")
     for payload, packet_id in original:
         copy = _copies(again, payload)[0]
@@ -383,14 +405,15 @@ async def redelivery_on_reconnect(ctx: Context) -> None:
             f" originally {[p for p, _ in original]}, re-sent {order}")
 
 
-@check("MQTT-4.4.0-1", "MQTT-4.3.3-1",
+@check("MQTT-4.4.0-1", "MQTT-4.3.3-1", "MQTT-4.1.0-1",
        summary="QoS 2 after PUBREC: PUBREL (not the PUBLISH) resent on reconnect, same id")
 async def pubrel_resent_on_reconnect(ctx: Context) -> None:
     """Five QoS 2 messages in flight to a persistent session; three complete, the
     last two get PUBREC (so the server sends PUBREL) but no PUBCOMP. On reconnect
     the server must re-send those two PUBRELs with their original ids
     [MQTT-4.4.0-1] (ids a fresh counter would not give) and must not re-send the
-    two PUBLISHes [MQTT-4.3.3-1]."""
+    two PUBLISHes [MQTT-4.3.3-1]. A QoS 2 message not completely acknowledged is
+    session state (3.1.2.4), kept for the whole session [MQTT-4.1.0-1]."""
     if ctx.profile.max_qos < 2:
         raise NotApplicable(f"grants at most QoS {ctx.profile.max_qos} (allowed [MQTT-3.8.4-6]):"
                             " it never sends QoS 2 PUBLISHes, so there is no PUBREL to re-send")
@@ -417,10 +440,15 @@ async def pubrel_resent_on_reconnect(ctx: Context) -> None:
     if not all_released(packets):
         bound = ctx.timing.obligation_bound
         how = "the server closed the connection first" if closed else f"not within {bound:.1f} s"
-        raise Deviation(f"sub2: the unacknowledged PUBRELs must be re-sent with their original"
-                        f" ids {ids} [MQTT-4.4.0-1]: {how}; PUBREL ids received: {rels}")
-    observe(f"sub2: the unacknowledged PUBRELs were re-sent with their original ids {ids}"
-            " [MQTT-4.4.0-1]")
+        if len(set(rels)) >= len(ids):  # re-sent, but not under the ids they had
+            raise Deviation(f"sub2: the unacknowledged PUBRELs must be re-sent with their"
+                            f" original ids {ids} [MQTT-4.4.0-1]; PUBREL ids received: {rels}")
+        raise Deviation(f"sub2: the QoS 2 messages not completely acknowledged are session state,"
+                        f" kept while the session lasts [MQTT-4.1.0-1]: their PUBRELs must be"
+                        f" re-sent with their original ids {ids} [MQTT-4.4.0-1]: {how}; PUBREL"
+                        f" ids received: {rels}")
+    observe(f"sub2: the unacknowledged PUBRELs, session state [MQTT-4.1.0-1], were re-sent with"
+            f" their original ids {ids} [MQTT-4.4.0-1]")
     resent = [p for p in packets if isinstance(p, Publish) and p.payload in
               {m.payload for m in held}]
     require(not resent,
@@ -506,7 +534,13 @@ async def session_survives_violation_close(ctx: Context) -> None:
     """The session belongs to the client id, not to the connection: it must be
     stored after the server closes the connection for a protocol violation
     [MQTT-3.1.2-4]. The close itself is required by another statement, which is
-    blamed when it does not happen."""
+    blamed when it does not happen.
+
+    The session present flag is judged only after the stored subscription showed
+    whether the session is still there: a message to it that arrives means the
+    session was kept, so session present 0 is then a false flag [MQTT-3.2.2-2]; a
+    message that does not arrive means the session was lost [MQTT-3.1.2-4], and a
+    session present 0 that says so is truthful, not a second deviation."""
     cases: tuple[tuple[str, str, str], ...] = (
         ("a second CONNECT", "second", "[MQTT-3.1.0-2]"),
         ("a PUBLISH with QoS bits 11", "qos3", "[MQTT-3.3.1-4]"),
@@ -524,12 +558,19 @@ async def session_survives_violation_close(ctx: Context) -> None:
             await first.wait_close(why=f"{how} is a protocol violation the server must close the"
                                    f" connection for {rule}")
             back, ack = await _connect(ctx, "c2", cid, clean=False)
-            require(ack.session_present,
-                    f"c2: after the server closed the connection for {how}, the session stored"
-                    f" for {cid!r} must remain [MQTT-3.1.2-4]: CONNACK session present must be 1"
-                    " [MQTT-3.2.2-2]")
             pub = await ctx.client("pub")
-            await publish(pub, topic, how.encode(), QoS.AT_LEAST_ONCE)
-            await _owed(back, [how.encode()],
-                        "the stored session's subscription must still deliver [MQTT-3.1.2-4]")
+            payload = how.encode()
+            await publish(pub, topic, payload, QoS.AT_LEAST_ONCE)
+            got, missing, closed = await _awaited(back, [payload])
+            flag = int(ack.session_present)
+            if missing:
+                raise Deviation(_missing_text(
+                    back, f"after the server closed the connection for {how}, the session"
+                    f" stored for {cid!r} must remain, its subscription to {topic!r} included"
+                    f" [MQTT-3.1.2-4] (CONNACK session present {flag})", missing, closed, got))
+            observe(f"c2: after the server closed the connection for {how}, the stored"
+                    " session's subscription still delivers [MQTT-3.1.2-4]")
+            require(ack.session_present,
+                    f"c2: the session stored for {cid!r} was resumed (its subscription still"
+                    " delivers): CONNACK session present must be 1 [MQTT-3.2.2-2]")
             await _hang_up(back)

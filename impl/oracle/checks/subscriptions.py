@@ -137,7 +137,12 @@ async def unsubscribe_flow(ctx: Context) -> None:
     are answered by an UNSUBACK [MQTT-3.10.4-5] with the id [MQTT-3.10.4-4]
     [MQTT-2.3.1-7]. Then one UNSUBSCRIBE naming two filters exactly gets one UNSUBACK
     and deletes both [MQTT-3.10.4-6]; nothing more is added for them
-    [MQTT-3.10.4-2], shown against a witness and a still-subscribed control."""
+    [MQTT-3.10.4-2], shown against a witness and a still-subscribed control.
+
+    Each filter is subscribed in a SUBSCRIBE of its own, and each subscription
+    (the subscriber's and the witness's) first delivers a message [MQTT-4.5.0-1]:
+    only a subscription seen delivering before the UNSUBSCRIBE and not after it was
+    deleted by it [MQTT-3.10.4-1]."""
     base = ctx.topic("unsub")
     plus, exact, control = base + "/+", base + "/k/a", base + "/z/ctl"
     probes = {plus: base + "/c", exact: base + "/k/a"}
@@ -145,10 +150,13 @@ async def unsubscribe_flow(ctx: Context) -> None:
         ctx.trace.note("the broker refuses wildcard filters: the '+' subscription is left out")
         del probes[plus]
     sub = await ctx.client("sub")
-    await _granted(sub, *((f, QoS.AT_LEAST_ONCE) for f in (*probes, control)))
+    for topic_filter in (*probes, control):
+        await _granted(sub, (topic_filter, QoS.AT_LEAST_ONCE))
     witness = await ctx.client("witness")
-    await _granted(witness, *((t, QoS.AT_MOST_ONCE) for t in probes.values()))
+    for topic in probes.values():
+        await _granted(witness, (topic, QoS.AT_MOST_ONCE))
     pub = await ctx.client("pub")
+    await _delivering(ctx, pub, {"sub": sub, "witness": witness}, probes)
     none_match = (base + "/#", base + "/c", base + "/k/A", base + "/k/a/")
     uid = _far_id(ctx)
     await sub.send(Unsubscribe(uid, none_match), "no filter equals a subscription's")
@@ -163,11 +171,30 @@ async def unsubscribe_flow(ctx: Context) -> None:
     got = {m.payload for m in await _arrivals(sub, _has(*payloads), bound)}
     lost = sorted(t for p, t in payloads.items() if p not in got)
     _arrived(not lost, "sub", f"after an UNSUBSCRIBE of {list(none_match)}, none equal to a"
-             f" filter of {list(probes)}, the messages to {sorted(payloads.values())}"
+             f" filter of {list(probes)}, the messages to {sorted(payloads.values())}, whose"
+             " subscriptions delivered before it,"
              + (f" ({lost} missing)" if lost else ""), bound,
              "(only filters equal character by character are deleted) [MQTT-3.10.4-1]")
     await _witnessed(ctx, witness, payloads)
     await _unsubscribe_both(ctx, sub, pub, witness, probes=probes, control=control)
+
+
+async def _delivering(ctx: Context, pub: Probe, probes: dict[str, Probe],
+                      topics: dict[str, str]) -> None:
+    """A message to each topic of ``topics`` (filter -> topic) reaches every probe.
+
+    Shows each subscription working before the check changes it: a message
+    matching a subscription must be added to its session [MQTT-4.5.0-1].
+    """
+    bound = ctx.timing.obligation_bound
+    payloads = {f"before {n}".encode(): t for n, t in enumerate(topics.values())}
+    for payload, topic in payloads.items():
+        await publish(pub, topic, payload, QoS.AT_LEAST_ONCE)
+    for name, probe in probes.items():
+        got = {m.payload for m in await _arrivals(probe, _has(*payloads), bound)}
+        lost = sorted(t for p, t in payloads.items() if p not in got)
+        _arrived(not lost, name, f"the messages to {sorted(payloads.values())}, which it"
+                 " subscribes to" + (f" ({lost} missing)" if lost else ""), bound)
 
 
 async def _witnessed(ctx: Context, witness: Probe, payloads: dict[bytes, str]) -> None:
@@ -210,21 +237,26 @@ async def _unsubscribe_both(ctx: Context, sub: Probe, pub: Probe, witness: Probe
 async def wildcard_subscription_support(ctx: Context) -> None:
     """"If the Server chooses not to support topic filters that contain wildcard
     characters it MUST reject any Subscription request whose filter contains them"
-    [MQTT-3.8.3-2]. Three wildcard filters and a plain one in one SUBSCRIBE: a
-    server that grants the wildcard filters and matches by them supports them (the
-    statement is NOT APPLICABLE); one that refuses every wildcard filter while it
-    grants the plain one meets it; one that grants a wildcard filter but does not
-    match by it neither supports it nor rejected it."""
+    [MQTT-3.8.3-2]. Three wildcard filters, then a plain one, each in a SUBSCRIBE of
+    its own (so that a server handling only the first filter of a SUBSCRIBE
+    [MQTT-3.8.4-4] cannot look like one that grants wildcards without matching by
+    them): a server that grants the wildcard filters and matches by them supports
+    them (the statement is NOT APPLICABLE); one that refuses every wildcard filter
+    while it grants the plain one meets it; one that grants a wildcard filter but
+    does not match by it, while the plain filter delivers, neither supports it nor
+    rejected it."""
     probe = await ctx.client("c1")
     plain = ctx.topic("wplain")
     wild = {ctx.topic("wp", "+"): ctx.topic("wp", "x"), ctx.topic("wh", "#"):
             ctx.topic("wh", "y", "z"), ctx.topic("+", "wm"): ctx.topic("q", "wm")}
-    filters = [(plain, QoS.AT_MOST_ONCE), *((f, QoS.AT_MOST_ONCE) for f in wild)]
-    codes = (await subscribe(probe, *filters, exact=False)).return_codes
-    if codes[0] == 0x80:
+    by_filter: dict[str, int] = {}
+    for topic_filter in wild:
+        suback = await subscribe(probe, (topic_filter, QoS.AT_MOST_ONCE), exact=False)
+        by_filter[topic_filter] = suback.return_codes[0]
+    plain_code = (await subscribe(probe, (plain, QoS.AT_MOST_ONCE), exact=False)).return_codes[0]
+    if plain_code == 0x80:
         raise Inconclusive(f"the plain filter {plain!r} was refused too: the refusals say"
                            " nothing about wildcards")
-    by_filter = dict(zip(wild, codes[1:], strict=True))
     granted = [f for f, c in by_filter.items() if c != 0x80]
     if not granted:
         observe(f"c1: every wildcard filter {list(wild)} refused with 0x80 while the plain one"

@@ -15,12 +15,15 @@ import contextlib
 import time
 
 from mqttref.impl.oracle.checks.session import (
+    _awaited,
     _copies,
+    _grant,
     _hang_up,
+    _missing_text,
     _owed,
     _subscribed,
 )
-from mqttref.impl.oracle.evidence import Deviation, Inconclusive, NotApplicable
+from mqttref.impl.oracle.evidence import Deviation, Inconclusive, NotApplicable, observe
 from mqttref.impl.oracle.flows import first_packet_is_connack, publish, require, summary
 from mqttref.impl.oracle.probe import Probe
 from mqttref.impl.oracle.scenario import V311, Context, check
@@ -94,10 +97,13 @@ async def will_published_on_abrupt_close(ctx: Context) -> None:
     require(all(m.qos == min(1, granted) for m in got),
             f"watch: a QoS 1 will to a subscription granted QoS {granted} arrives at QoS"
             f" {min(1, granted)} [MQTT-3.8.4-6]; got {summary(got)}")
-    new, _ = await _subscribed(ctx, "new", (topic, QoS.AT_LEAST_ONCE),
-                               (retained, QoS.AT_LEAST_ONCE))
-    later = await _owed(new, [b"retained control"], "a new subscription must be sent the"
-                        " retained message of each matching topic [MQTT-3.3.1-6]")
+    # Two SUBSCRIBEs: the will's topic, then the control on its own, so that a server
+    # handling only the first filter of a SUBSCRIBE [MQTT-3.8.4-4] is not blamed here.
+    new, _ = await _subscribed(ctx, "new", (topic, QoS.AT_LEAST_ONCE))
+    await _grant(new, (retained, QoS.AT_LEAST_ONCE))
+    later = await _owed(new, [b"retained control"], "a retained message must be stored"
+                        " [MQTT-3.3.1-5] and a new subscription sent the retained message of"
+                        " each matching topic [MQTT-3.3.1-6]")
     require(not _copies(later, b"gone"),
             "new: a will with Will Retain 0 must be published as a non-retained message"
             f" [MQTT-3.1.2-16]; a new subscription got {summary(later)}")
@@ -156,14 +162,30 @@ async def will_published_retained(ctx: Context) -> None:
 async def will_qos_respected(ctx: Context) -> None:
     """A QoS 2 will goes out at the minimum of QoS 2 and each subscription's grant
     [MQTT-3.8.4-6]: at QoS 2 to a QoS 2 grant, at QoS 1 to a server's QoS 1 grant
-    (it may grant less [MQTT-3.8.4-6]) and at QoS 0 to a QoS 0 subscription."""
+    (it may grant less [MQTT-3.8.4-6]) and at QoS 0 to a QoS 0 subscription.
+
+    The will was published [MQTT-3.1.2-8] when at least one subscriber got it; a
+    subscriber then missing its copy is a message not added to the session of
+    every client with a matching subscription [MQTT-4.5.0-1]."""
     topic = ctx.topic("will", "qos")
     high, (g_high,) = await _subscribed(ctx, "high", (topic, QoS.EXACTLY_ONCE))
     low, (g_low,) = await _subscribed(ctx, "low", (topic, QoS.AT_MOST_ONCE))
     willer = await _willer(ctx, "willer", topic, b"qos2 will", qos=QoS.EXACTLY_ONCE)
     willer.abort()
-    for probe, granted in ((high, g_high), (low, g_low)):
-        got = _copies(await _owed(probe, [b"qos2 will"], PUBLISHED), b"qos2 will")
+    waits = [(probe, granted, *await _awaited(probe, [b"qos2 will"]))
+             for probe, granted in ((high, g_high), (low, g_low))]
+    if all(missing for _, _, _, missing, _ in waits):
+        probe, _, got_all, missing, closed = waits[0]
+        raise Deviation(_missing_text(probe, PUBLISHED, missing, closed, got_all))
+    for probe, _, got_all, missing, closed in waits:
+        if missing:
+            raise Deviation(_missing_text(
+                probe, "the will was published (another subscriber received it): it must be"
+                " added to the session of each client with a matching subscription"
+                " [MQTT-4.5.0-1]", missing, closed, got_all))
+    observe(f"high, low: {PUBLISHED}")
+    for probe, granted, got_all, _, _ in waits:
+        got = _copies(got_all, b"qos2 will")
         due = min(2, granted)
         require(all(m.qos == due for m in got),
                 f"{probe.name}: a QoS 2 will to a subscription granted QoS {granted} must arrive"
