@@ -367,9 +367,11 @@ async def takeover_closes_existing(ctx: Context) -> None:
     With clean session 1 the old subscription is gone [MQTT-3.1.2-6] [MQTT-3.1.4-3]: a
     message to it is not delivered while one to the new session's own subscription is.
     With clean session 0 the session the client id identifies goes on [MQTT-3.1.3-2]:
-    session present 1 and the old subscription delivers. The flag having shown that
-    the session was found by its client id, a subscription that no longer delivers
-    was lost from the resumed session [MQTT-3.1.2-4] [MQTT-4.1.0-1]."""
+    session present 1 and the old subscription delivers. The subscription is judged
+    before the flag: with session present 1 (the session was found by its client id)
+    one that no longer delivers was lost from the resumed session [MQTT-3.1.2-4]
+    [MQTT-4.1.0-1]; with session present 0 the session is gone [MQTT-3.1.2-4]; one
+    that delivers makes session present 0 the flag's fault [MQTT-3.2.2-2]."""
     async with ctx.scenario("takeover with clean session 1"):
         cid = ctx.client_id("tko")
         stale, fresh = ctx.topic("takeover", "old"), ctx.topic("takeover", "new")
@@ -390,18 +392,29 @@ async def takeover_closes_existing(ctx: Context) -> None:
         cid = ctx.client_id("tkp")
         topic = ctx.topic("takeover", "kept")
         old = await ctx.subscriber("old", (topic, QoS.AT_MOST_ONCE), client_id=cid, clean=False)
-        new = await ctx.client("new", cid, clean=False, session_present=True)
+        new = await ctx.open("new")
+        await new.send(Connect(V311, cid, False, 60))
+        ack = await first_packet_is_connack(new)
+        if ack.return_code in (0x03, 0x04, 0x05):
+            raise NotApplicable(f"refuses a valid CONNECT with return code"
+                                f" 0x{ack.return_code:02X} (allowed by Table 3.1, section 3.2.2.3)")
+        require(ack.return_code == 0,
+                "new: a valid CONNECT must be accepted with return code 0 [MQTT-3.1.4-4]")
         await old.wait_close(why="the same client id connected again [MQTT-3.1.4-2]")
         pub = await ctx.client("pub")
         await publish(pub, topic, b"to the resumed session", QoS.AT_LEAST_ONCE)
-        # Session present 1 (judged above) showed the server found the session by the
-        # client id; a subscription missing now was lost from that session.
-        await _arrivals(new, b"to the resumed session",
-                        "the resumed session goes on with the state it had, its subscription"
-                        " included [MQTT-3.1.2-4] [MQTT-4.1.0-1]")
-        observe("new: the session the client id identifies went on after the takeover: CONNACK"
-                " session present 1 and its subscription delivered to the new connection"
-                " [MQTT-3.1.3-2] [MQTT-3.1.4-3]")
+        if ack.session_present:  # found by the client id: the subscription was lost from it
+            lost = ("session present 1, and the resumed session must go on with its state, its"
+                    " subscription included [MQTT-3.1.2-4] [MQTT-4.1.0-1]")
+        else:  # the session is gone, as the flag says
+            lost = ("the session the client id identifies must be stored and resumed"
+                    " [MQTT-3.1.2-4]: session present 0, and its subscription does not deliver")
+        await _arrivals(new, b"to the resumed session", lost)
+        observe("new: the session the client id identifies went on after the takeover, its"
+                " subscription delivering to the new connection [MQTT-3.1.3-2] [MQTT-3.1.4-3]"
+                " [MQTT-3.1.2-4]")
+        require(ack.session_present, "new: the session was resumed (its subscription delivers):"
+                " CONNACK session present must be 1 [MQTT-3.2.2-2]")
 
 
 async def _close_time(probe: Probe, until: float) -> float | None:

@@ -197,33 +197,84 @@ async def _ping(probe: Probe) -> None:
 # --- checks ---------------------------------------------------------------------------
 
 
+def _resumed_text(name: str, ack: ConnAck, what: str) -> str:
+    """Why a resumed session's state missing ``what`` is a deviation, and from what.
+
+    The flag says which: with session present 1 the server resumed a session that
+    lost that state [MQTT-3.1.2-4] [MQTT-4.1.0-1]; with session present 0 it
+    (truthfully) had no session stored for the client id [MQTT-3.1.2-4].
+    """
+    if ack.session_present:
+        return (f"{name}: session present 1, and the resumed session must go on with its state"
+                f" ({what}) [MQTT-3.1.2-4] [MQTT-4.1.0-1]")
+    return (f"{name}: the session (clean session 0) must be stored after the connection ended"
+            f" and resumed [MQTT-3.1.2-4]: session present 0, and {what}")
+
+
+def _present_after_state(name: str, ack: ConnAck, seen: str) -> None:
+    """Session present judged once the session's state was seen kept (``seen``)."""
+    require(ack.session_present,
+            f"{name}: the server had the session stored ({seen}): CONNACK session present must"
+            " be 1 [MQTT-3.2.2-2]")
+
+
 @check("MQTT-3.2.2-2", "MQTT-3.2.2-3", "MQTT-3.2.2-1", "MQTT-3.1.2-4", "MQTT-3.1.2-6",
        "MQTT-3.1.4-3",
        summary="session present: 0 for a new session, 1 when resumed, 0 after clean session 1")
 async def session_present_flag(ctx: Context) -> None:
     """One client id through four connections: new (0), resumed (1), clean (0), and
-    clean session 0 again after the clean one discarded the session (0)."""
+    clean session 0 again after the clean one discarded the session (0).
+
+    Each flag of a session that may or may not exist is judged after the session's
+    subscriptions showed whether it does: a message to them that arrives means the
+    session was kept, one that does not means it is gone. Only then is a flag that
+    says otherwise the flag's fault [MQTT-3.2.2-2] [MQTT-3.2.2-3], and a flag that
+    tells the truth about a lost or leftover session is not blamed."""
     cid = ctx.client_id("sp")
+    topic, topic3, control = ctx.topic("sp"), ctx.topic("sp", "c3"), ctx.topic("sp", "control")
     first, ack = await _connect(ctx, "c1", cid, clean=False)
     require(not ack.session_present,
             "c1: clean session 0 with a client id that has no session creates a new one"
             " [MQTT-3.1.2-4] [MQTT-3.1.4-3]: CONNACK session present must be 0 [MQTT-3.2.2-3]")
-    await _grant(first, (ctx.topic("sp"), QoS.AT_LEAST_ONCE))  # state worth storing
+    await _grant(first, (topic, QoS.AT_LEAST_ONCE))  # state worth storing
     await _hang_up(first)
     second, ack = await _connect(ctx, "c2", cid, clean=False)
-    require(ack.session_present,
-            "c2: c1's session (clean session 0) must be stored after it disconnected and resumed"
-            " [MQTT-3.1.2-4] [MQTT-3.1.4-3]: CONNACK session present must be 1 [MQTT-3.2.2-2]")
+    pub = await ctx.client("pub")
+    await publish(pub, topic, b"to the stored session", QoS.AT_LEAST_ONCE)
+    got, missing, closed = await _awaited(second, [b"to the stored session"])
+    if missing:
+        raise Deviation(_missing_text(second, _resumed_text(
+            "c2", ack, "c1's subscription does not deliver"), missing, closed, got))
+    observe("c2: c1's session (clean session 0) was stored after it disconnected and resumed:"
+            " its subscription delivers [MQTT-3.1.2-4] [MQTT-3.1.4-3]")
+    _present_after_state("c2", ack, "c1's subscription delivers")
     await _hang_up(second)
     third, ack = await _connect(ctx, "c3", cid, clean=True)
     require(not ack.session_present,
             "c3: clean session 1 is accepted with session present 0 [MQTT-3.2.2-1]")
+    await _grant(third, (topic3, QoS.AT_LEAST_ONCE))
     await _hang_up(third)
     fourth, ack = await _connect(ctx, "c4", cid, clean=False)
-    require(not ack.session_present,
+    await _grant(fourth, (control, QoS.AT_LEAST_ONCE))
+    for t, payload in ((topic, b"to c1's session"), (topic3, b"to c3's session"),
+                       (control, b"control")):
+        await publish(pub, t, payload, QoS.AT_LEAST_ONCE)
+    got = await _owed(fourth, [b"control"], "a message matching the new session's subscription"
+                      " must be delivered [MQTT-4.5.0-1]")
+    stale = [m for m in got if m.topic in (topic, topic3)]
+    require(not stale,
             "c4: c3's clean session 1 discarded the stored session, and its own ended with its"
-            " connection [MQTT-3.1.2-6] [MQTT-3.1.4-3]: session present must be 0 [MQTT-3.2.2-3]")
+            f" connection [MQTT-3.1.2-6]: neither one's subscription may deliver; got"
+            f" {summary(stale)}")
+    require(not ack.session_present,
+            "c4: no session was left for the client id (neither c1's nor c3's subscription"
+            " delivers): session present must be 0 [MQTT-3.2.2-3]")
     await _hang_up(fourth)
+
+
+QUEUED = ("the QoS 1 and 2 messages published while the persistent session was offline must be"
+          " stored in it [MQTT-3.1.2-5] [MQTT-4.5.0-1] and delivered when it resumes"
+          " [MQTT-3.1.2-4]")
 
 
 @check("MQTT-3.1.2-4", "MQTT-3.1.2-5", "MQTT-4.1.0-1", "MQTT-3.1.3-2", "MQTT-4.5.0-1",
@@ -233,18 +284,27 @@ async def persistent_session_queues_messages(ctx: Context) -> None:
     client id gets back its own session's queued QoS 1 and 2 messages [MQTT-3.1.2-5]
     [MQTT-3.1.3-2], at the QoS granted. Queueing QoS 0 is optional (3.1.2.4): the
     QoS 0 message, and a message whose delivery a QoS 0 grant makes QoS 0, may or
-    may not come and are not judged."""
+    may not come and are not judged.
+
+    Each subscription first delivers a message while its client is connected
+    [MQTT-4.5.0-1], so that a message missing after the session went offline was
+    lost by the session, not by a subscription that never worked (a server that
+    handles only the first filter of a SUBSCRIBE [MQTT-3.8.4-4] is blamed
+    elsewhere). Session present is judged once the session's state showed whether
+    the session was kept."""
     cid, other = ctx.client_id("ps"), ctx.client_id("po")
     t1, t2, t0 = ctx.topic("ps", "q1"), ctx.topic("ps", "q2"), ctx.topic("ps", "q0")
     tb = ctx.topic("ps", "other")
+    pub = await ctx.client("pub")
     sub, (g1, g2, _) = await _subscribed(
         ctx, "sub", (t1, QoS.AT_LEAST_ONCE), (t2, QoS.EXACTLY_ONCE), (t0, QoS.AT_MOST_ONCE),
         client_id=cid, clean=False)
+    await _live(sub, pub, {t1: b"live q1", t2: b"live q2"})
     await _hang_up(sub)
     sub_b, (g_b,) = await _subscribed(ctx, "subB", (tb, QoS.AT_LEAST_ONCE), client_id=other,
                                       clean=False)
+    await _live(sub_b, pub, {tb: b"live b"})
     await _hang_up(sub_b)
-    pub = await ctx.client("pub")
     await publish(pub, t1, b"offline qos1", QoS.AT_LEAST_ONCE)
     sent: list[tuple[bytes, int, int]] = [(b"offline qos1", 1, g1)]
     if ctx.profile.qos2_publish:
@@ -262,43 +322,68 @@ async def persistent_session_queues_messages(ctx: Context) -> None:
     choice = ("grants QoS 0 for the QoS 1 and 2 requests (allowed [MQTT-3.8.4-6]): what an"
               " offline session is owed would be QoS 0 deliveries, which a server may queue or"
               " not (3.1.2.4)")
-    back = await ctx.client("sub2", cid, clean=False, session_present=True)
+    back, ack = await _connect(ctx, "sub2", cid, clean=False)
+    got = await _queued(back, ack, [p for p, _, _ in owed])
+    for payload, published, granted in owed:
+        due = min(published, granted)
+        require(all(m.qos == due for m in _copies(got, payload)),
+                f"sub2: {payload!r} published at QoS {published} to a subscription granted"
+                f" QoS {granted} must arrive at QoS {due} [MQTT-3.8.4-6]; got {summary(got)}")
     if owed:
-        got = await _owed(back, [p for p, _, _ in owed],
-                          "the QoS 1 and 2 messages published while the persistent session was"
-                          " offline must be stored in it [MQTT-3.1.2-5] [MQTT-4.5.0-1] and"
-                          " delivered when it resumes")
-        for payload, published, granted in owed:
-            due = min(published, granted)
-            require(all(m.qos == due for m in _copies(got, payload)),
-                    f"sub2: {payload!r} published at QoS {published} to a subscription granted"
-                    f" QoS {granted} must arrive at QoS {due} [MQTT-3.8.4-6]; got {summary(got)}")
         require(not _copies(got, b"for session B"),
                 "the state of another client id's session must not reach this client: state is"
                 f" identified by the client id [MQTT-3.1.3-2]; got {summary(got)}")
-    else:
-        got = await _owed(back, [], "")
     optional = ["b'offline qos0'", *unowed]
     came = [m.payload for m in got]
     ctx.trace.note(f"QoS 0 deliveries owed to the offline session (optional, 3.1.2.4; the profile"
                    f" says QoS 0 is queued: {ctx.profile.queues_qos0_offline}):"
                    f" {', '.join(optional)}; arrived: {came}")
     await publish(pub, t1, b"live again", QoS.AT_LEAST_ONCE)
-    await _owed(back, [b"live again"],
-                "the resumed session keeps the subscriptions it had [MQTT-3.1.2-4] for the whole"
-                " session [MQTT-4.1.0-1]")
+    again, missing, closed = await _awaited(back, [b"live again"])
+    if missing:
+        raise Deviation(_missing_text(back, _resumed_text(
+            "sub2", ack, "its subscription does not deliver"), missing, closed, again))
+    observe("sub2: the resumed session keeps the subscriptions it had [MQTT-3.1.2-4] for the"
+            " whole session [MQTT-4.1.0-1]")
+    _present_after_state("sub2", ack, "its subscription delivers")
     if g_b < 1:
         raise NotApplicable(choice, "MQTT-3.1.3-2", *(() if owed else ("MQTT-3.1.2-5",
                                                                        "MQTT-4.5.0-1")))
-    back_b = await ctx.client("subB2", other, clean=False, session_present=True)
-    got_b = await _owed(back_b, [b"for session B"],
-                        "session B's queued message must be delivered to its own client id"
-                        " [MQTT-3.1.3-2] [MQTT-3.1.2-5]")
+    back_b, ack_b = await _connect(ctx, "subB2", other, clean=False)
+    got_b = await _queued(back_b, ack_b, [b"for session B"])
+    observe("subB2: session B's queued message was delivered to its own client id"
+            " [MQTT-3.1.3-2]")
     require(not any(m.payload.startswith(b"offline") for m in got_b),
             "the other client id's messages must not reach session B [MQTT-3.1.3-2]; got"
             f" {summary(got_b)}")
+    _present_after_state("subB2", ack_b, "its queued message arrived")
     if not owed:
         raise NotApplicable(choice, "MQTT-3.1.2-5", "MQTT-4.5.0-1")
+
+
+async def _live(probe: Probe, pub: Probe, messages: dict[str, bytes]) -> None:
+    """Each subscription of ``probe`` delivers one message while it is connected."""
+    for topic, payload in messages.items():
+        await publish(pub, topic, payload, QoS.AT_LEAST_ONCE)
+    await _owed(probe, list(messages.values()), "a message matching a subscription of the"
+                " connected session must be delivered [MQTT-4.5.0-1]")
+
+
+async def _queued(probe: Probe, ack: ConnAck, payloads: list[bytes]) -> list[Publish]:
+    """The messages queued for a session that went offline, on its resumption.
+
+    All arriving is evidence of the queue [MQTT-3.1.2-5]; one missing is blamed
+    on the queue with session present 1, on the session's loss with 0
+    (``_resumed_text``).
+    """
+    got, missing, closed = await _awaited(probe, payloads)
+    if missing:
+        why = (QUEUED if ack.session_present
+               else _resumed_text(probe.name, ack, "the messages queued for it do not arrive"))
+        raise Deviation(_missing_text(probe, why, missing, closed, got))
+    if payloads:
+        observe(f"{probe.name}: {QUEUED}")
+    return got
 
 
 async def _hold(probe: Probe, payloads: list[bytes], keep: int, *,
@@ -387,11 +472,17 @@ async def redelivery_on_reconnect(ctx: Context) -> None:
     if [i for _, i in original] == list(range(1, len(held) + 1)):
         ctx.trace.note("the held messages carry ids 1..n: a fresh counter would give the same")
     sub.abort()
-    back = await ctx.client("sub2", cid, clean=False, session_present=True)
-    again = await _owed(back, [p for p, _ in original],
-                        "unacknowledged QoS 1 PUBLISHes are session state, kept while the session"
-                        " lasts [MQTT-4.1.0-1], and must be re-sent when it resumes"
-                        " [MQTT-4.4.0-1]")
+    back, ack = await _connect(ctx, "sub2", cid, clean=False)
+    again, missing, closed = await _awaited(back, [p for p, _ in original])
+    if missing:
+        why = ("unacknowledged QoS 1 PUBLISHes are session state, kept while the session lasts"
+               " [MQTT-4.1.0-1], and must be re-sent when it resumes [MQTT-4.4.0-1]"
+               if ack.session_present
+               else _resumed_text("sub2", ack, "its unacknowledged PUBLISHes are not re-sent"))
+        raise Deviation(_missing_text(back, why, missing, closed, again))
+    observe("sub2: the unacknowledged QoS 1 PUBLISHes, session state [MQTT-4.1.0-1], were"
+            " re-sent when the session resumed [MQTT-4.4.0-1]")
+    _present_after_state("sub2", ack, "its unacknowledged PUBLISHes were re-sent")
     for payload, packet_id in original:
         copy = _copies(again, payload)[0]
         require(copy.dup, f"sub2: the re-sent {payload!r} must have DUP=1 [MQTT-3.3.1-1]")
@@ -430,7 +521,7 @@ async def pubrel_resent_on_reconnect(ctx: Context) -> None:
             f" {[(m.payload, int(m.qos), int(m.dup)) for m in together]}")
     ids = [m.packet_id for m in held if m.packet_id is not None]
     sub.abort()
-    back = await ctx.client("sub2", cid, clean=False, session_present=True)
+    back, ack = await _connect(ctx, "sub2", cid, clean=False)
 
     def all_released(packets: list[Packet]) -> bool:
         return set(ids) <= {p.packet_id for p in packets if isinstance(p, PubRel)}
@@ -443,12 +534,17 @@ async def pubrel_resent_on_reconnect(ctx: Context) -> None:
         if len(set(rels)) >= len(ids):  # re-sent, but not under the ids they had
             raise Deviation(f"sub2: the unacknowledged PUBRELs must be re-sent with their"
                             f" original ids {ids} [MQTT-4.4.0-1]; PUBREL ids received: {rels}")
+        if not ack.session_present:
+            raise Deviation(_resumed_text("sub2", ack, f"the PUBRELs {ids} it had not completed"
+                                          f" are not re-sent: {how}; PUBREL ids received:"
+                                          f" {rels}"))
         raise Deviation(f"sub2: the QoS 2 messages not completely acknowledged are session state,"
                         f" kept while the session lasts [MQTT-4.1.0-1]: their PUBRELs must be"
                         f" re-sent with their original ids {ids} [MQTT-4.4.0-1]: {how}; PUBREL"
                         f" ids received: {rels}")
     observe(f"sub2: the unacknowledged PUBRELs, session state [MQTT-4.1.0-1], were re-sent with"
             f" their original ids {ids} [MQTT-4.4.0-1]")
+    _present_after_state("sub2", ack, "its unacknowledged PUBRELs were re-sent")
     resent = [p for p in packets if isinstance(p, Publish) and p.payload in
               {m.payload for m in held}]
     require(not resent,
