@@ -66,9 +66,6 @@ def granted_text(requested: int, code: int, topic_filter: str) -> str:
     """How a reader checks a legal refusal or downgrade against the spec."""
     if code == 0x80:
         return f"refuses the filter {topic_filter!r} with 0x80 (allowed [MQTT-3.8.4-5])"
-    if code > requested:
-        return (f"grants QoS {code} for a QoS {requested} request on {topic_filter!r}"
-                " (the spec names only lower grants; not judged)")
     return (f"grants QoS {code} for a QoS {requested} request on {topic_filter!r}"
             " (allowed [MQTT-3.8.4-6])")
 
@@ -98,6 +95,11 @@ async def subscribe(probe: Probe, *filters: tuple[str, QoS], exact: bool = True)
     require(all(code in (0, 1, 2, 0x80) for code in codes),
             f"{probe.name}: SUBACK return codes {codes} must be 0, 1, 2 or 0x80 [MQTT-3.9.3-2]")
     for code, (topic_filter, qos) in zip(codes, filters, strict=True):
+        require(code == 0x80 or code <= qos,
+                f"{probe.name}: SUBACK grants QoS {code} for a QoS {int(qos)} request on"
+                f" {topic_filter!r}: the requested QoS is the maximum the server can send at"
+                " (3.8.3.1), and the server may grant a lower one, never a higher"
+                " [MQTT-3.8.4-6]")
         if exact and code != qos:
             raise NotApplicable(granted_text(int(qos), code, topic_filter))
     return suback
@@ -134,11 +136,13 @@ async def publish(
 
 async def _publish_flow(probe: Probe, qos: QoS, packet_id: int | None) -> None:
     if qos == QoS.AT_LEAST_ONCE:
-        ack = await probe.expect(PubAck, "PUBACK for a QoS 1 PUBLISH [MQTT-3.3.4-1]")
+        ack = await probe.expect(PubAck, "PUBACK for a QoS 1 PUBLISH [MQTT-3.3.4-1]"
+                                 " [MQTT-4.3.2-2]")
         require(ack.packet_id == packet_id,
                 f"{probe.name}: PUBACK id {ack.packet_id} != PUBLISH id {packet_id} [MQTT-2.3.1-6]")
     elif qos == QoS.EXACTLY_ONCE:
-        rec = await probe.expect(PubRec, "PUBREC for a QoS 2 PUBLISH [MQTT-3.3.4-1]")
+        rec = await probe.expect(PubRec, "PUBREC for a QoS 2 PUBLISH [MQTT-3.3.4-1]"
+                                 " [MQTT-4.3.3-2]")
         require(rec.packet_id == packet_id,
                 f"{probe.name}: PUBREC id {rec.packet_id} != PUBLISH id {packet_id} [MQTT-2.3.1-6]")
         assert packet_id is not None

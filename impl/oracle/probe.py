@@ -218,6 +218,8 @@ def _as_sent_by_server(error: str) -> str:
         error += " [MQTT-3.3.2-1]"
     if "topic name contains U+0000" in error:
         error += " [MQTT-4.7.3-2]"
+    if "DUP set at QoS 0" in error:
+        error += " [MQTT-4.3.1-1]"
     return error
 
 
@@ -370,7 +372,9 @@ class Probe:
                 continue
             if isinstance(event, Closed):
                 raise Deviation(f"{self.name}: expected {label}, the server closed the connection")
-            raise Deviation(f"{self.name}: expected {label}, got malformed bytes: {event.error}")
+            # Blame what the malformed bytes break, not the packet we were waiting for.
+            uncited = re.sub(r"\s*\[MQTT-[0-9.-]+\]", "", label)
+            raise Deviation(f"{self.name}: expected {uncited}, got malformed bytes: {event.error}")
 
     async def quiet(self) -> list[Packet]:
         """Everything that arrives until nothing has arrived for a quiescence window.

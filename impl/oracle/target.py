@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 import attrs
 
 from mqttref.impl.oracle.capabilities import BrokerProfile, learn_profile
+from mqttref.impl.oracle.evidence import Finding
 from mqttref.impl.oracle.exploration import (
     ExplorationOutcome,
     Explorer,
@@ -20,7 +21,7 @@ from mqttref.impl.oracle.flows import first_packet_is_connack
 from mqttref.impl.oracle.probe import Deviation, Probe, Timing, Trace
 from mqttref.impl.oracle.report import Report
 from mqttref.impl.oracle.runner import CheckResult, Outcome, judge, run_suite, select
-from mqttref.impl.oracle.scenario import V311
+from mqttref.impl.oracle.scenario import REGISTRY, V311
 from mqttref.impl.packets import Connect, Disconnect
 
 MIN_EXPLORATION = 10.0
@@ -34,6 +35,15 @@ class Unreachable(Exception):
     """The target does not accept TCP connections or does not answer CONNECT."""
 
 
+class Silent(Exception):
+    """The target takes the TCP connection and a valid CONNECT, and answers nothing.
+
+    That is an observation against [MQTT-3.1.4-4] (a valid CONNECT is acknowledged),
+    and every other check would need the CONNACK first: the run reports that FAIL
+    and blocks the rest, instead of refusing to judge.
+    """
+
+
 async def ensure_reachable(host: str, port: int, timing: Timing) -> None:
     """Connect once and get a CONNACK, or raise ``Unreachable`` with one clear line."""
     try:
@@ -44,7 +54,12 @@ async def ensure_reachable(host: str, port: int, timing: Timing) -> None:
         await probe.send(Connect(V311, "mqttrefhello", True, 60))
         connack = await first_packet_is_connack(probe)
         await probe.send(Disconnect())
-    except (Deviation, OSError) as exc:
+    except Deviation as exc:
+        if probe.closed is None and "no CONNACK within" in str(exc):
+            raise Silent(str(exc)) from exc
+        raise Unreachable(f"{host}:{port} does not answer CONNECT like an MQTT broker: {exc}") \
+            from exc
+    except OSError as exc:
         raise Unreachable(f"{host}:{port} does not answer CONNECT like an MQTT broker: {exc}") \
             from exc
     finally:
@@ -75,7 +90,11 @@ def evaluate(
     """
     timing = timing or Timing()
     start = time.monotonic()
-    asyncio.run(ensure_reachable(host, port, timing))
+    try:
+        asyncio.run(ensure_reachable(host, port, timing))
+    except Silent as silent:
+        return _silent_report(host, port, protocol, seed, start=start, only=only,
+                              message=str(silent))
     profile = asyncio.run(learn_profile(host, port, timing)) if probe_profile else BrokerProfile()
     chosen = select(only)
     results = asyncio.run(run_suite(host, port, chosen, budget=budget - (time.monotonic() - start),
@@ -93,6 +112,28 @@ def evaluate(
     verdicts = judge(results, exploration, only, protocol)
     return Report(f"{host}:{port}", protocol, seed, time.monotonic() - start, tuple(verdicts),
                   tuple(results), exploration, profile, full_run)
+
+
+def _silent_report(host: str, port: int, protocol: str, seed: int, *, start: float,
+                   only: Sequence[str] | None, message: str) -> Report:
+    """A broker that never answers a valid CONNECT: that FAIL, and every check blocked by it."""
+    finding = Finding(("MQTT-3.1.4-4",), f"{message} (if {host}:{port} is no MQTT broker,"
+                      " check the address)")
+    results = []
+    for check in select(only):
+        if "MQTT-3.1.4-4" in check.ids:
+            results.append(CheckResult(check, Outcome.FAIL, finding.message, findings=(finding,)))
+        else:
+            results.append(CheckResult(check, Outcome.NOT_RUN,
+                                       "blocked by MQTT-3.1.4-4: no CONNACK to a valid CONNECT"))
+    if not any(r.findings for r in results):
+        results.append(CheckResult(REGISTRY["connack_accepts_valid_connect"], Outcome.FAIL,
+                                   finding.message, findings=(finding,)))
+    exploration = ExplorationOutcome(False, "model exploration not run: the broker answers no"
+                                     " CONNECT")
+    verdicts = judge(results, exploration, only, protocol)
+    return Report(f"{host}:{port}", protocol, seed, time.monotonic() - start, tuple(verdicts),
+                  tuple(results), exploration)
 
 
 def _full_run_estimate(results: Sequence[CheckResult], elapsed: float) -> float | None:

@@ -235,3 +235,21 @@ def test_a_robustness_check_that_ends_inconclusive_is_not_a_pass() -> None:
     ledger = Ledger(observations=[Observation(("MQTT-3.12.4-1",), "PINGRESP [MQTT-3.12.4-1]")],
                     inconclusive=["the scenario did not finish within 30s"])
     assert _result(robust, ledger, "", (), 1.0).outcome is Outcome.NOT_RUN
+
+
+def test_a_broker_that_never_answers_connect_fails_3_1_4_4_and_blocks_the_rest() -> None:
+    import socket
+
+    from mqttref.impl.oracle.probe import Timing
+    from mqttref.impl.oracle.target import evaluate
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # takes connections, never reads or answers
+        port = silent.getsockname()[1]
+        report = evaluate("127.0.0.1", port, timing=Timing(reply=0.5), explore=False)
+    verdicts = {v.statement.id: v for v in report.verdicts}
+    assert verdicts["MQTT-3.1.4-4"].verdict is Verdict.FAIL
+    assert report.count(Verdict.FAIL) == 1
+    assert report.count(Verdict.PASS) == 0
+    assert "blocked by MQTT-3.1.4-4" in verdicts["MQTT-3.8.4-1"].reason

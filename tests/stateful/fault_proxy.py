@@ -29,6 +29,13 @@ import attrs
 CLOSE = b"<close>"
 """Returned among a rewrite's frames: close both sides of this connection here."""
 
+HELD_DOWN = "held_down"
+"""A rewrite may keep frames for the client in ``link.state[HELD_DOWN]`` (a list) to
+send later with another frame; whatever is still held 0.2 s after the last frame is
+sent then, so a held frame is late, never lost."""
+
+HOLD_SECONDS = 0.2
+
 KEEP_CLIENT_OPEN = "keep_client_open"
 """Set ``link.state[KEEP_CLIENT_OPEN] = True`` and a close by the broker is not passed on:
 the client's side stays open (a broker that fails to close)."""
@@ -123,6 +130,16 @@ class FaultProxy:
         self._writers |= {client_w, broker_w}
         done = asyncio.Event()
 
+        async def flush_later() -> None:
+            await asyncio.sleep(HOLD_SECONDS)
+            held: list[bytes] = link.state.get(HELD_DOWN, [])
+            if held and not done.is_set():
+                link.state[HELD_DOWN] = []
+                for frame in held:
+                    client_w.write(frame)
+
+        flushes: list[asyncio.Task[None]] = []
+
         async def pump(direction: Direction, reader: asyncio.StreamReader,
                        writer: asyncio.StreamWriter) -> None:
             buffer = bytearray()
@@ -147,6 +164,8 @@ class FaultProxy:
                             and all(b & 0x80 for b in buffer[1:5]):
                         writer.write(bytes(buffer))  # a malformed length: pass it through
                         buffer.clear()
+                    if link.state.get(HELD_DOWN):
+                        flushes.append(asyncio.create_task(flush_later()))
                     await writer.drain()
             except (ConnectionError, OSError):
                 pass
@@ -167,7 +186,7 @@ class FaultProxy:
         for writer in (client_w, broker_w):
             writer.transport.abort()
             self._writers.discard(writer)
-        for task in tasks:
+        for task in tasks + flushes:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task

@@ -319,7 +319,8 @@ async def qos2_exactly_once(ctx: Context) -> None:
     once, new = _copies(got, b"once"), _copies(got, b"new")
     _arrived(bool(once), "sub", "the QoS 2 message", bound)
     require(len(once) == 1, "sub: a PUBLISH re-sent before PUBREL must not cause a duplicate"
-            f" delivery [MQTT-4.3.3-2]; got {summary(once)}")
+            " delivery [MQTT-4.3.3-2], and a subscriber gets duplicate copies only of a QoS 1"
+            f" message granted at QoS 0 [MQTT-3.8.4-6]; got {summary(once)}")
     _arrived(bool(new), "sub", f"a QoS 2 PUBLISH with id {pid} after the PUBCOMP for that id",
              bound, "(a new publication) [MQTT-4.3.3-2]")
 

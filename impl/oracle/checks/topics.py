@@ -137,7 +137,8 @@ async def dollar_topics_not_matched_by_wildcards(ctx: Context) -> None:
                  f"the message to {normal!r}, which the filter {topic_filter!r} matches", bound)
         leaked = sorted({m.topic for m in got if m.topic.startswith("$")})
         require(not leaked, f"{probe.name}: the filter {topic_filter!r} starts with a wildcard"
-                f" and must not match topics beginning with '$' [MQTT-4.7.2-1]; got {leaked}")
+                f" and must not match topics beginning with '$' [MQTT-4.7.2-1], so a topic name"
+                f" sent to it does not match its filter [MQTT-3.3.2-3]; got {leaked}")
 
 
 @check("MQTT-4.7.3-4", "MQTT-1.5.3-3",
