@@ -177,7 +177,7 @@ class Context:
         )
         if session_present is not None:
             if session_present:
-                rule = "[MQTT-3.2.2-2] [MQTT-3.1.2-4]"
+                rule = "[MQTT-3.2.2-2]"
             elif clean:
                 rule = "[MQTT-3.2.2-1]"
             else:

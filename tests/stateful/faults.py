@@ -344,6 +344,8 @@ FAULTS: tuple[Fault, ...] = (
         cascades={
             "MQTT-3.3.2-3": "the subscriptions left behind send the next session messages"
             " whose topic matches none of that session's subscriptions",
+            "MQTT-3.1.4-3": "the clean-session processing 3.1.4-3 requires on CONNECT is the"
+            " discarding of 3.1.2.4 that the fault skips",
         },
     ),
     Fault(
@@ -382,12 +384,22 @@ FAULTS: tuple[Fault, ...] = (
         # ``unsubscribe``: those stay too, and serve the next session of the client id.
         breaks=("MQTT-3.10.4-1", "MQTT-3.10.4-2", "MQTT-3.1.2-6"),
         inject=_unsubscribe_ignored,
+        cascades={
+            "MQTT-3.1.4-3": "an ending clean session keeps its subscriptions, so the next"
+            " CONNECT's clean-session processing is not done",
+        },
     ),
     Fault(
         "no retained message on subscribe",
         "topic server (retained)",
         breaks=("MQTT-3.3.1-6",),
         inject=_retained_not_sent,
+        cascades={
+            "MQTT-3.3.1-5": "no client can tell a retained message not stored from one stored"
+            " and never sent to new subscriptions",
+            "MQTT-3.1.2-17": "a retained will is observed as retained only by a new"
+            " subscription, which is never sent it",
+        },
     ),
     Fault(
         "store an empty retained message",

@@ -511,5 +511,14 @@ SWALLOWING: dict[str, tuple[tuple[str, ...], Rewrite]] = {
 """Faults where the broker never sees (so never closes on) a violation: name -> (broken,
 rewrite)."""
 
-CASCADES: dict[str, dict[str, str]] = {}
+CASCADES: dict[str, dict[str, str]] = {
+    "one packet id for every QoS 1 delivery": {
+        "MQTT-2.3.1-4": "a server's new PUBLISH needs an unused id by the conditions of"
+                        " 2.3.1-2/-3 that 2.3.1-4 applies to it"},
+    "no re-send on reconnect": {
+        "MQTT-4.1.0-1": "the unacknowledged messages are session state; one not re-sent on"
+                        " resume cannot be told from one the session lost"},
+    "re-send under another packet id": {
+        "MQTT-4.4.0-1": "4.4.0-1 requires the re-send to use the original packet id"},
+}
 """Fault name -> statements it breaks as a consequence, each with the reason."""

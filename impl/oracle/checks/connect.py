@@ -261,7 +261,8 @@ async def empty_client_id_persistent_rejected(ctx: Context) -> None:
     await probe.send(Connect(V311, "", False, 60), "empty client id, clean session 0")
     connack = await first_packet_is_connack(probe, "0x02 for an empty id [MQTT-3.1.3-8]")
     require(connack.return_code == 0x02, "c1: an empty id with clean session 0 must be refused"
-            f" with 0x02 [MQTT-3.1.3-8], got 0x{connack.return_code:02X}")
+            " with 0x02 [MQTT-3.1.3-8], the code of a rejected client id [MQTT-3.1.3-9], got"
+            f" 0x{connack.return_code:02X}")
     require(not connack.session_present,
             "c1: a refusing CONNACK must have session present 0 [MQTT-3.2.2-4]")
     await probe.wait_close(why="after CONNACK 0x02 [MQTT-3.1.3-8] [MQTT-3.1.3-9] [MQTT-3.2.2-5]")

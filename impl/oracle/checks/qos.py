@@ -614,7 +614,7 @@ async def _unsubscribe_mid_qos1(ctx: Context) -> None:
         again, _has(b"started", b"unacknowledged control"), bound)}
     _arrived(b"unacknowledged control" in resent, "sub1b",
              f"the unacknowledged QoS 1 PUBLISH on {control!r}, re-sent as the session resumed",
-             bound, "[MQTT-4.4.0-1]")
+             bound, "[MQTT-4.4.0-1] [MQTT-4.1.0-1]")
     _arrived(b"started" in resent, "sub1b",
              f"the unacknowledged QoS 1 PUBLISH on {topic!r}, whose subscription was deleted"
              " after its delivery started, re-sent as the session resumed", bound,

@@ -468,7 +468,7 @@ async def redelivery_on_reconnect(ctx: Context) -> None:
     ids = [m.packet_id for m in together]
     require(len(set(ids)) == len(ids),
             f"{len(ids)} unacknowledged PUBLISHes in flight at once must have distinct ids"
-            f" [MQTT-2.3.1-4]: {ids}")
+            f" [MQTT-4.3.2-1] [MQTT-2.3.1-4]: {ids}")
     original = [(m.payload, m.packet_id) for m in held]
     if [i for _, i in original] == list(range(1, len(held) + 1)):
         ctx.trace.note("the held messages carry ids 1..n: a fresh counter would give the same")
