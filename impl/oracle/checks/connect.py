@@ -260,6 +260,8 @@ async def empty_client_id_persistent_rejected(ctx: Context) -> None:
     probe = await ctx.open("c1")
     await probe.send(Connect(V311, "", False, 60), "empty client id, clean session 0")
     connack = await first_packet_is_connack(probe, "0x02 for an empty id [MQTT-3.1.3-8]")
+    require(connack.return_code != 0, "c1: an empty id with clean session 0 must be refused"
+            " with 0x02 [MQTT-3.1.3-8], got 0x00")
     require(connack.return_code == 0x02, "c1: an empty id with clean session 0 must be refused"
             " with 0x02 [MQTT-3.1.3-8], the code of a rejected client id [MQTT-3.1.3-9], got"
             f" 0x{connack.return_code:02X}")
