@@ -431,5 +431,9 @@ FAULTS: tuple[Fault, ...] = (
         "connection (CONNECT)",
         breaks=("MQTT-3.2.0-1",),
         inject=_late_connack,
+        cascades={
+            "MQTT-3.1.3-8": "the CONNACK held back is lost when a refusal closes the"
+            " connection, so an empty id with clean session 0 gets no 0x02",
+        },
     ),
 )

@@ -520,5 +520,11 @@ CASCADES: dict[str, dict[str, str]] = {
                         " resume cannot be told from one the session lost"},
     "re-send under another packet id": {
         "MQTT-4.4.0-1": "4.4.0-1 requires the re-send to use the original packet id"},
+    "open after a refusing CONNACK": {
+        "MQTT-3.1.2-2": "its refusal is 0x01 'and then disconnect the Client'",
+        "MQTT-3.1.3-8": "its refusal is 0x02 'and then close the Network Connection'",
+        "MQTT-3.1.3-9": "its refusal is 0x02 'and then close the Network Connection'"},
+    "malformed CONNECT flags ignored": {
+        "MQTT-3.1.2-3": "a reserved flag set must be validated and the client disconnected"},
 }
 """Fault name -> statements it breaks as a consequence, each with the reason."""
