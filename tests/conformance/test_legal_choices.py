@@ -5,13 +5,14 @@ mqttref broker behave legally but unlike the default one: a lower maximum QoS,
 0x80 for some filters, no empty client ids, closes on control characters,
 short topics, QoS 0 kept or not for offline clients. ``mqttref check`` must
 judge each with 0 FAIL, learn the choice in its broker profile, and name it.
-The runs share one process and go four at a time: they wait on sockets.
+Each runs in a process of its own, three at a time: they mostly wait on sockets.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import io
+import multiprocessing
 from collections.abc import Callable
 
 import pytest
@@ -47,7 +48,11 @@ def _judge(name: str) -> Report:
 
 @pytest.fixture(scope="module")
 def reports() -> dict[str, Report]:
-    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+    """Each configuration judged in a process of its own, three at a time: in one process
+    the brokers' and the oracle's event loops would share one interpreter lock, and a
+    stalled loop would eat the one timing margin the keep-alive check allows."""
+    context = multiprocessing.get_context("fork")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=3, mp_context=context) as pool:
         futures = {name: pool.submit(_judge, name) for name in PROFILE_SHOWS}
         return {name: future.result() for name, future in futures.items()}
 
@@ -75,7 +80,6 @@ def test_a_statement_a_choice_makes_untestable_is_not_applicable_with_the_choice
     reports: dict[str, Report],
 ) -> None:
     report = reports["max_qos_1"]
-    not_applicable = [v for v in report.verdicts if v.verdict is Verdict.NOT_APPLICABLE]
-    assert not_applicable, _text(report)
-    assert all("QoS" in v.reason or "0x80" in v.reason or "allowed" in v.reason
-               for v in not_applicable), _text(report)
+    reasons = {v.statement.id: v.reason for v in report.verdicts
+               if v.verdict is Verdict.NOT_APPLICABLE}
+    assert "grants QoS 1 for a QoS 2 request" in reasons.get("MQTT-4.3.3-1", ""), _text(report)
