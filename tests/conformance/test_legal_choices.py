@@ -24,7 +24,7 @@ from mqttref.impl.oracle.target import evaluate
 from tests.helpers.broker_thread import BrokerThread
 from tests.helpers.legal_choices import DESCRIPTIONS, legal_config
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 PROFILE_SHOWS: dict[str, Callable[[BrokerProfile], bool]] = {
     "max_qos_1": lambda p: p.max_qos == 1,

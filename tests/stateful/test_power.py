@@ -16,7 +16,9 @@ from tests.stateful.oracle_faults import ORACLE_FAULTS
 from tests.stateful.power import PowerRow, run_many
 from tests.stateful.power import covered_statements as _covered
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+"""The sample's fixture runs every fault (about six minutes on 2 cores): past the
+default per-test timeout, which counts the fixture's setup."""
 
 SAMPLE = (
     "CONNACK not first",
@@ -24,15 +26,11 @@ SAMPLE = (
     "no PINGRESP",
     "ignore a second CONNECT",
     "skip the will on keep-alive expiry",
-    "overlapping subscriptions deliver at the lowest QoS",
     "SUBACK with another packet id",
     "SUBACK with a reserved return code",
     "no UNSUBACK",
-    "PUBACK with another packet id",
     "QoS 0 delivered with DUP=1",
-    "DUP propagated to subscribers",
     "open after a refusing CONNACK",
-    "protocol name MQTX accepted",
     "PINGREQ with bad flags ignored",
     "U+0000 in a topic ignored",
     "packets before CONNECT ignored",
