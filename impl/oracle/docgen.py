@@ -65,7 +65,7 @@ VERDICT_RULES = (
     " with no deadline in the specification (a re-send, a queued message) are waited for"
     " `Timing.obligation` (3 s, scaled) and reported as \"not within N s\". The model"
     " exploration's findings are FAILs of the statements they cite; the transitions it fires"
-    " are no evidence. The oracle's power, fault by fault: [oracle-power.md](oracle-power.md).",
+    " are no evidence. The oracle's power, fault by fault: `scripts/oracle-power`.",
 )
 """The rules of the verdicts, as the document states them (enforced by the runner)."""
 
