@@ -49,6 +49,8 @@ class PowerRow:
     """Declared statements the run PASSed: the oracle missed the fault there."""
     seconds: float
     error: str = ""
+    passed: tuple[str, ...] = ()
+    """Every statement the run PASSed, so that a row outlives a change of declarations."""
 
     @property
     def missed(self) -> tuple[str, ...]:
@@ -87,6 +89,7 @@ def run_one(name: str, *, seed: int, budget: float, explore: bool) -> PowerRow:
         failed=tuple(sid for sid, v in verdicts.items() if v is Verdict.FAIL),
         passed_broken=tuple(sid for sid in fault.breaks if verdicts.get(sid) is Verdict.PASS),
         seconds=round(time.monotonic() - start, 1),
+        passed=tuple(sid for sid, v in verdicts.items() if v is Verdict.PASS),
     )
 
 
@@ -107,16 +110,50 @@ def run_in_child(name: str, *, seed: int, budget: float, explore: bool) -> Power
                         error=f"exit {done.returncode}: {' | '.join(tail)}")
     data = json.loads(lines[-1])
     return PowerRow(data["fault"], tuple(data["declared"]), tuple(data["cascades"]),
-                    tuple(data["failed"]), tuple(data["passed_broken"]), data["seconds"])
+                    tuple(data["failed"]), tuple(data["passed_broken"]), data["seconds"],
+                    passed=tuple(data["passed"]))
 
 
 def run_many(names: Sequence[str], *, seed: int, budget: float, explore: bool,
-             jobs: int) -> list[PowerRow]:
-    """Each fault in its own process, ``jobs`` at a time (they mostly wait on sockets)."""
+             jobs: int, results: Path | None = None) -> list[PowerRow]:
+    """Each fault in its own process, ``jobs`` at a time (they mostly wait on sockets).
+
+    Each row is printed, and appended to ``results`` (JSON lines), as it ends: a
+    matrix takes most of an hour, and a rerun of a few faults can then be merged
+    into it (``--merge``) instead of running the whole matrix again.
+    """
+    rows: dict[str, PowerRow] = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(run_in_child, name, seed=seed, budget=budget, explore=explore)
-                   for name in names]
-        return [future.result() for future in futures]
+        futures = {pool.submit(run_in_child, name, seed=seed, budget=budget, explore=explore): name
+                   for name in names}
+        for future in concurrent.futures.as_completed(futures):
+            row = future.result()
+            rows[row.fault] = row
+            print(row_line(row), flush=True)
+            if results is not None:
+                with results.open("a", encoding="utf-8") as out:
+                    out.write(json.dumps(attrs.asdict(row)) + "\n")
+    return [rows[name] for name in names]
+
+
+def row_line(row: PowerRow) -> str:
+    status = "ok" if not (row.missed or row.passed_broken or row.error) else "MISSED"
+    alarms = f"; false alarm {' '.join(row.false_alarms)}" if row.false_alarms else ""
+    return (f"{status:6} {row.fault}: declared {' '.join(row.declared)}; FAIL"
+            f" {' '.join(row.failed) or '-'}{alarms}; {row.seconds:.0f}s {row.error}")
+
+
+def load_rows(path: Path) -> dict[str, PowerRow]:
+    """The newest row of each fault in a results file, with current declarations."""
+    rows: dict[str, PowerRow] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        data = json.loads(line)
+        fault = by_name(data["fault"])
+        rows[fault.name] = PowerRow(
+            fault.name, fault.breaks, tuple(fault.cascades), tuple(data["failed"]),
+            tuple(sid for sid in fault.breaks if sid in data.get("passed", data["passed_broken"])),
+            data["seconds"], data.get("error", ""), tuple(data.get("passed", ())))
+    return rows
 
 
 def figures(rows: Sequence[PowerRow]) -> dict[str, float]:
@@ -192,18 +229,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-exploration", action="store_true")
     parser.add_argument("--jobs", type=int, default=3)
     parser.add_argument("--doc", action="store_true", help=f"write {DOC.name}")
+    parser.add_argument("--results", type=Path, help="append each row to this JSON-lines file")
+    parser.add_argument("--merge", type=Path,
+                        help="take rows from this results file (the newest of each fault) for"
+                             " the faults not run now")
     args = parser.parse_args(argv)
     explore = not args.no_exploration
     if args.one:
         row = run_one(args.one, seed=args.seed, budget=args.budget, explore=explore)
         print(json.dumps(attrs.asdict(row)))
         return 0
-    names = args.fault or [f.name for f in ORACLE_FAULTS]
-    rows = run_many(names, seed=args.seed, budget=args.budget, explore=explore, jobs=args.jobs)
-    for row in rows:
-        status = "ok" if not (row.missed or row.passed_broken or row.error) else "MISSED"
-        print(f"{status:6} {row.fault}: declared {' '.join(row.declared)}; FAIL"
-              f" {' '.join(row.failed) or '-'}; {row.seconds:.0f}s {row.error}")
+    every = [f.name for f in ORACLE_FAULTS]
+    earlier = load_rows(args.merge) if args.merge else {}
+    names = args.fault or [name for name in every if name not in earlier]
+    ran = run_many(names, seed=args.seed, budget=args.budget, explore=explore, jobs=args.jobs,
+                   results=args.results)
+    merged = {**earlier, **{row.fault: row for row in ran}}
+    rows = [merged[name] for name in every if name in merged]
+    if earlier:
+        for row in rows:
+            print(row_line(row))
     numbers = figures(rows)
     print(f"recall {numbers['recall']:.0%}, precision {numbers['precision']:.0%},"
           f" PASS on broken {int(numbers['passed_broken'])}")
