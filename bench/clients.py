@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import frames
 
-from mqttref.impl.packets import PubAck, PubComp, PubRec, PubRel
+from mqttref.impl.codec.packets import PubAck, PubComp, PubRec, PubRel
 
 HOST = "127.0.0.1"
 RECV_SIZE = 1 << 20

@@ -19,8 +19,8 @@ import sys
 import time
 from collections.abc import Callable
 
-from mqttref.impl.codec import Decoder, encode
-from mqttref.impl.packets import (
+from mqttref.impl.codec.codec import Decoder, encode
+from mqttref.impl.codec.packets import (
     Connect,
     Packet,
     Properties,

@@ -1,8 +1,8 @@
 """Pre-encoded MQTT packets and a fixed-header scanner: the load generator's only wire code.
 
 The generator must not be the bottleneck, so nothing is encoded in its hot loops. Every packet it
-sends is encoded once, up front, with ``mqttref.impl.codec.encode`` (the project's codec, so the
-bytes are what the specification says); packets that differ only in their packet identifier come
+sends is encoded once, up front, with ``mqttref.impl.codec.codec.encode`` (the project's codec, so
+the bytes are what the specification says); packets that differ only in their packet identifier come
 from a table built by patching the two identifier bytes of one encoded template, and the table is
 checked against ``encode`` so a patching mistake fails at start-up rather than skewing figures.
 
@@ -13,8 +13,8 @@ packet identifier or the latency scenario needs the timestamp in the payload.
 
 from __future__ import annotations
 
-from mqttref.impl.codec import encode
-from mqttref.impl.packets import (
+from mqttref.impl.codec.codec import encode
+from mqttref.impl.codec.packets import (
     Connect,
     Disconnect,
     ProtocolLevel,

@@ -16,7 +16,7 @@ from typing import Any
 import frames
 from clients import RECV_SIZE, Context, Role, open_client, subscribe
 
-from mqttref.impl.packets import PubAck
+from mqttref.impl.codec.packets import PubAck
 
 STAMP = 8
 """Bytes of big-endian nanoseconds at the start of each payload."""

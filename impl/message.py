@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import attrs
 
-from mqttref.impl.packets import QoS
+from mqttref.impl.codec.packets import QoS
 
 _U16 = struct.Struct("!H")
 _HEAD_1 = struct.Struct("!BBH")

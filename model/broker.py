@@ -41,7 +41,7 @@ from collections.abc import Callable
 
 import attrs
 
-from mqttref.impl.packets import (
+from mqttref.impl.codec.packets import (
     ConnAck,
     Connect,
     Disconnect,

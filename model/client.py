@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import attrs
 
-from mqttref.impl.packets import (
+from mqttref.impl.codec.packets import (
     ConnAck,
     Connect,
     Disconnect,

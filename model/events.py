@@ -2,7 +2,7 @@
 
 Events are what a test does on the wire, named by *client*: the harness's
 name for one network connection slot (one socket at a time). Packets are the
-shared packet types of ``mqttref.impl.packets`` (types only: the model never
+shared packet types of ``mqttref.impl.codec.packets`` (types only: the model never
 calls the codec). Observations are packets the server sent to a client, or
 ``Closed``: the server closed that client's network connection (a TCP FIN and
 a TCP RST are the same observation).
@@ -15,7 +15,7 @@ from typing import TypeAlias
 
 import attrs
 
-from mqttref.impl.packets import Packet
+from mqttref.impl.codec.packets import Packet
 
 
 @attrs.frozen

@@ -19,7 +19,7 @@ from typing import Any
 
 import attrs
 
-from mqttref.impl.packets import Packet, PubAck, PubComp, Publish, PubRec, PubRel
+from mqttref.impl.codec.packets import Packet, PubAck, PubComp, Publish, PubRec, PubRel
 from mqttref.model.chart import Chart, Transition
 from mqttref.model.errors import NoTransition
 from mqttref.model.qos import (

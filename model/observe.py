@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mqttref.impl.packets import (
+from mqttref.impl.codec.packets import (
     ConnAck,
     Packet,
     PingResp,

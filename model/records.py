@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import attrs
 
-from mqttref.impl.packets import Connect, Will
+from mqttref.impl.codec.packets import Connect, Will
 from mqttref.model.connection import ConnectionState
 from mqttref.model.flows import SideFlows
 from mqttref.model.session import SessionState

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mqttref.impl.packets import PubAck, PubComp, PubRec, PubRel
+from mqttref.impl.codec.packets import PubAck, PubComp, PubRec, PubRel
 from mqttref.model.connection import CONNECTION, ConnectionEvent, ConnectionState
 from mqttref.model.errors import Violation
 from mqttref.model.qos import ReceiverState, SenderState

@@ -19,7 +19,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from mqttref.impl.packets import (
+from mqttref.impl.codec.packets import (
     SUBACK_FAILURE,
     Auth,
     ConnAck,

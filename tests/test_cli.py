@@ -96,7 +96,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
     src = tmp_path_factory.mktemp("src")
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, src / name)
-    for name in ("src", "impl", "model", "statecharts"):
+    for name in ("src", "impl", "model", "oracle", "statecharts"):
         shutil.copytree(ROOT / name, src / name, symlinks=True,
                         ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     out = tmp_path_factory.mktemp("wheel")
@@ -118,13 +118,14 @@ def test_the_wheel_installs_only_the_mqttref_package(wheel: zipfile.ZipFile) -> 
     assert top_level == ["mqttref"]
 
 
-def test_the_wheel_carries_the_model_impl_and_statecharts_under_mqttref(
+def test_the_wheel_carries_the_model_impl_oracle_and_statecharts_under_mqttref(
     wheel: zipfile.ZipFile,
 ) -> None:
     names = set(wheel.namelist())
-    for package in ("impl", "model", "statecharts"):
+    for package in ("impl", "impl/codec", "impl/broker", "model", "oracle", "statecharts"):
         assert f"mqttref/{package}/__init__.py" in names
-    assert "mqttref/impl/codec.py" in names
+    assert "mqttref/impl/codec/codec.py" in names
+    assert "mqttref/oracle/statements-3.1.1.json" in names
     assert "mqttref/py.typed" in names
 
 

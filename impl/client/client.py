@@ -61,8 +61,8 @@ from mqttref.impl.client.events import (
     UnsubscribeCompleted,
 )
 from mqttref.impl.client.protocol import ClientOptions, ClientProtocol, ConnectionState
-from mqttref.impl.errors import ClientError
-from mqttref.impl.packets import (
+from mqttref.impl.codec.errors import ClientError
+from mqttref.impl.codec.packets import (
     SUBACK_FAILURE,
     ConnectReturnCode,
     Packet,

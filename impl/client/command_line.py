@@ -31,8 +31,8 @@ from mqttref.impl.client.errors import (
     InvalidArgument,
     SubscriptionRefused,
 )
-from mqttref.impl.errors import ClientError
-from mqttref.impl.packets import ProtocolLevel, QoS, Will
+from mqttref.impl.codec.errors import ClientError
+from mqttref.impl.codec.packets import ProtocolLevel, QoS, Will
 
 EXIT_OK = 0
 EXIT_CONNECTION_LOST = 1

@@ -9,8 +9,8 @@ that cannot be sent" (``InvalidArgument``, raised before any byte is written).
 
 from __future__ import annotations
 
-from mqttref.impl.errors import ClientError, ProtocolError
-from mqttref.impl.packets import ConnectReturnCode
+from mqttref.impl.codec.errors import ClientError, ProtocolError
+from mqttref.impl.codec.packets import ConnectReturnCode
 
 RETURN_CODE_REASONS: dict[int, str] = {
     ConnectReturnCode.UNACCEPTABLE_PROTOCOL_VERSION: "unacceptable protocol version",

@@ -10,8 +10,8 @@ from typing import TypeAlias
 
 import attrs
 
-from mqttref.impl.errors import ClientError
-from mqttref.impl.packets import QoS
+from mqttref.impl.codec.errors import ClientError
+from mqttref.impl.codec.packets import QoS
 
 
 @attrs.frozen

@@ -6,7 +6,7 @@ import attrs
 
 from mqttref.impl.client import validation
 from mqttref.impl.client.errors import InvalidArgument
-from mqttref.impl.packets import ProtocolLevel, Will
+from mqttref.impl.codec.packets import ProtocolLevel, Will
 
 
 @attrs.frozen

@@ -62,9 +62,9 @@ from mqttref.impl.client.events import (
     UnsubscribeCompleted,
 )
 from mqttref.impl.client.options import ClientOptions
-from mqttref.impl.codec import Decoder, Role, encode
-from mqttref.impl.errors import ClientError, ProtocolError
-from mqttref.impl.packets import (
+from mqttref.impl.codec.codec import Decoder, Role, encode
+from mqttref.impl.codec.errors import ClientError, ProtocolError
+from mqttref.impl.codec.packets import (
     SUBACK_FAILURE,
     ConnAck,
     Connect,

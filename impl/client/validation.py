@@ -9,9 +9,9 @@ every other message in flight.
 from __future__ import annotations
 
 from mqttref.impl.client.errors import InvalidArgument, PayloadTooLarge
-from mqttref.impl.errors import TopicFilterInvalid, TopicNameInvalid
-from mqttref.impl.packets import ProtocolLevel, QoS
-from mqttref.impl.topicnames import validate_topic_filter, validate_topic_name
+from mqttref.impl.codec.errors import TopicFilterInvalid, TopicNameInvalid
+from mqttref.impl.codec.packets import ProtocolLevel, QoS
+from mqttref.impl.codec.topicnames import validate_topic_filter, validate_topic_name
 
 MAX_REMAINING_LENGTH = 268_435_455
 """The largest Remaining Length four bytes can encode (2.2.3)."""

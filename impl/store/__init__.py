@@ -8,7 +8,7 @@ an SQLite database in the data directory (``datadir``), the default of
 
 from __future__ import annotations
 
-from mqttref.impl.errors import ConfigError
+from mqttref.impl.codec.errors import ConfigError
 from mqttref.impl.store.base import SessionRecord, Store, StoredInflight
 from mqttref.impl.store.datadir import StoreError, resolve_data_dir
 from mqttref.impl.store.memory import MemoryStore

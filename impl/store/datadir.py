@@ -29,7 +29,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from mqttref.impl.errors import MQTTError
+from mqttref.impl.codec.errors import MQTTError
 
 APP_NAME = "mqttref"
 LOCK_NAME = "lock"

@@ -6,8 +6,8 @@ from collections.abc import Iterable
 
 import attrs
 
+from mqttref.impl.codec.packets import QoS
 from mqttref.impl.message import Message, OutboundMessage, OutboundState
-from mqttref.impl.packets import QoS
 from mqttref.impl.store.base import SessionRecord, Store, StoredInflight
 
 

@@ -44,8 +44,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
+from mqttref.impl.codec.packets import QoS
 from mqttref.impl.message import Message, OutboundMessage, OutboundState
-from mqttref.impl.packets import QoS
 from mqttref.impl.store.base import SessionRecord, Store, StoredInflight
 from mqttref.impl.store.datadir import DataDirectory, StoreError
 

@@ -28,8 +28,8 @@ from mqttref.impl.client.events import (
     Reconnecting,
     Resubscribed,
 )
-from mqttref.impl.errors import ClientError
-from mqttref.impl.packets import ProtocolLevel, QoS, Will
+from mqttref.impl.codec.errors import ClientError
+from mqttref.impl.codec.packets import ProtocolLevel, QoS, Will
 
 __all__ = [
     "Backoff",

@@ -13,8 +13,8 @@ import frames
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mqttref.impl.codec import encode
-from mqttref.impl.packets import PubAck, Publish, PubRel, QoS
+from mqttref.impl.codec.codec import encode
+from mqttref.impl.codec.packets import PubAck, Publish, PubRel, QoS
 
 packets = st.one_of(
     st.builds(

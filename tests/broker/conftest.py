@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from mqttref.impl.config import Config
+from mqttref.impl.broker.config import Config
 from tests.helpers.broker_thread import BrokerThread
 
 TEST_CONFIG = Config(port=0, connect_timeout=2.0)

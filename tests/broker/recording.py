@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import attrs
 
-from mqttref.impl.codec import Decoder, Role
-from mqttref.impl.config import Config
-from mqttref.impl.packets import Packet, ProtocolLevel
-from mqttref.impl.session import Session
+from mqttref.impl.broker.config import Config
+from mqttref.impl.broker.session import Session
+from mqttref.impl.codec.codec import Decoder, Role
+from mqttref.impl.codec.packets import Packet, ProtocolLevel
 from mqttref.impl.store import MemoryStore, Store
 
 

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mqttref.impl.codec import encode
+from mqttref.impl.codec.codec import encode
+from mqttref.impl.codec.packets import ProtocolLevel, PubAck, PubComp, PubRec, PubRel
 from mqttref.impl.message import PUBACK, PUBCOMP, PUBREC, PUBREL, ack_frame
-from mqttref.impl.packets import ProtocolLevel, PubAck, PubComp, PubRec, PubRel
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mqttref.impl.admission import connect_return_code
-from mqttref.impl.config import Config
-from mqttref.impl.packets import Connect, ConnectReturnCode, ProtocolLevel
+from mqttref.impl.broker.admission import connect_return_code
+from mqttref.impl.broker.config import Config
+from mqttref.impl.codec.packets import Connect, ConnectReturnCode, ProtocolLevel
 
 V31, V311, V5 = ProtocolLevel.MQTT_3_1, ProtocolLevel.MQTT_3_1_1, ProtocolLevel.MQTT_5
 R = ConnectReturnCode

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from mqttref.impl.codec import encode
-from mqttref.impl.packets import (
+from mqttref.impl.codec.codec import encode
+from mqttref.impl.codec.packets import (
     SUBACK_FAILURE,
     ConnAck,
     Connect,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mqttref.impl.config import Config, config_from_mapping, load_config
-from mqttref.impl.errors import ConfigError
+from mqttref.impl.broker.config import Config, config_from_mapping, load_config
+from mqttref.impl.codec.errors import ConfigError
 
 
 def test_defaults_follow_mosquitto_and_bad_inputs() -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from mqttref.impl.broker import Broker
-from mqttref.impl.codec import Decoder, Role, encode
-from mqttref.impl.config import Config
-from mqttref.impl.packets import (
+from mqttref.impl.broker.broker import Broker
+from mqttref.impl.broker.config import Config
+from mqttref.impl.codec.codec import Decoder, Role, encode
+from mqttref.impl.codec.packets import (
     ConnAck,
     Connect,
     ConnectReturnCode,

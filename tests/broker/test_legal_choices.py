@@ -18,11 +18,16 @@ import attrs
 import pytest
 
 from mqttref.commands import broker as broker_command
-from mqttref.impl.admission import connect_return_code
-from mqttref.impl.config import Config, config_from_mapping, load_config
-from mqttref.impl.errors import ConfigError
-from mqttref.impl.limits import discouraged_code_point, filter_problem, granted_qos, topic_problem
-from mqttref.impl.packets import (
+from mqttref.impl.broker.admission import connect_return_code
+from mqttref.impl.broker.config import Config, config_from_mapping, load_config
+from mqttref.impl.broker.limits import (
+    discouraged_code_point,
+    filter_problem,
+    granted_qos,
+    topic_problem,
+)
+from mqttref.impl.codec.errors import ConfigError
+from mqttref.impl.codec.packets import (
     SUBACK_FAILURE,
     ConnAck,
     Connect,

@@ -1,6 +1,6 @@
 """Topic matching: the indexed tries agree with a plain level-by-level match.
 
-``naive_matches`` below is written independently of ``mqttref.impl.matching``
+``naive_matches`` below is written independently of ``mqttref.impl.broker.matching``
 from section 4.7 of the specification, so the tries and ``topic_matches`` are
 both judged by it.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mqttref.impl.matching import FilterTree, TopicTree, topic_matches
-from mqttref.impl.packets import QoS
+from mqttref.impl.broker.matching import FilterTree, TopicTree, topic_matches
+from mqttref.impl.codec.packets import QoS
 
 
 def naive_matches(topic_filter: str, topic_name: str) -> bool:

@@ -6,13 +6,13 @@ import logging
 
 import pytest
 
-from mqttref.impl.config import Config
+from mqttref.impl.broker.config import Config
+from mqttref.impl.broker.registry import Registry
+from mqttref.impl.broker.session import Session
+from mqttref.impl.broker.topic import TopicServer
+from mqttref.impl.codec.packets import SUBACK_FAILURE, Publish, QoS
 from mqttref.impl.message import Message
-from mqttref.impl.packets import SUBACK_FAILURE, Publish, QoS
-from mqttref.impl.registry import Registry
-from mqttref.impl.session import Session
 from mqttref.impl.store import MemoryStore
-from mqttref.impl.topic import TopicServer
 from tests.broker.recording import RecordingSink
 
 Q0, Q1, Q2 = QoS.AT_MOST_ONCE, QoS.AT_LEAST_ONCE, QoS.EXACTLY_ONCE
@@ -182,7 +182,7 @@ def test_topic_names_nobody_listens_to_leave_no_topic_server() -> None:
 def test_a_sweep_drops_topic_servers_without_retained_messages_and_delivery_goes_on(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import mqttref.impl.registry as registry_module
+    import mqttref.impl.broker.registry as registry_module
     monkeypatch.setattr(registry_module, "TOPIC_SERVER_SWEEP", 10)
     world = World()
     world.registry._sweep_at = 10

@@ -12,7 +12,7 @@ from __future__ import annotations
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from mqttref.impl.packets import Publish, QoS
+from mqttref.impl.codec.packets import Publish, QoS
 from tests.broker.test_matching import naive_matches
 from tests.broker.test_registry import World
 

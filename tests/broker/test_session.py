@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from mqttref.impl.config import Config
-from mqttref.impl.errors import ProtocolError
+from mqttref.impl.broker.config import Config
+from mqttref.impl.broker.session import Session
+from mqttref.impl.codec.errors import ProtocolError
+from mqttref.impl.codec.packets import PubAck, PubComp, Publish, PubRec, PubRel, QoS
 from mqttref.impl.message import Message, OutboundState
-from mqttref.impl.packets import PubAck, PubComp, Publish, PubRec, PubRel, QoS
-from mqttref.impl.session import Session
 from mqttref.impl.store import MemoryStore
 from tests.broker.recording import RecordingSink, make_session
 

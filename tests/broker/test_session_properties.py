@@ -12,10 +12,10 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mqttref.impl.config import Config
+from mqttref.impl.broker.config import Config
+from mqttref.impl.broker.session import Session
+from mqttref.impl.codec.packets import Publish, PubRel, QoS
 from mqttref.impl.message import Message, OutboundState
-from mqttref.impl.packets import Publish, PubRel, QoS
-from mqttref.impl.session import Session
 from tests.broker.recording import RecordingSink, make_session
 
 operations = st.lists(

@@ -10,11 +10,11 @@ import logging
 
 import pytest
 
-from mqttref.impl.connection import Connection
+from mqttref.impl.broker.session import Session
+from mqttref.impl.broker.topic import TopicServer
+from mqttref.impl.broker.transport import Connection
+from mqttref.impl.codec.packets import PingReq, QoS, Will
 from mqttref.impl.message import Message
-from mqttref.impl.packets import PingReq, QoS, Will
-from mqttref.impl.session import Session
-from mqttref.impl.topic import TopicServer
 from tests.broker.paho_client import Paho
 from tests.helpers.broker_thread import BrokerThread
 from tests.helpers.raw_client import CLOSED, RawClient

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from mqttref.impl.packets import Publish, PubRel, QoS
+from mqttref.impl.codec.packets import Publish, PubRel, QoS
 from tests.broker.paho_client import Paho
 from tests.helpers.broker_thread import BrokerThread
 from tests.helpers.raw_client import CLOSED, RawClient
@@ -78,7 +78,7 @@ def test_the_will_is_published_when_the_connection_is_lost(broker: BrokerThread)
     watcher = Paho(broker.port, "watcher").connect()
     watcher.subscribe("wills/#", 1)
     with RawClient(broker.port) as doomed:
-        from mqttref.impl.packets import Will
+        from mqttref.impl.codec.packets import Will
         doomed.connect("doomed", will=Will("wills/doomed", b"gone", QoS.AT_LEAST_ONCE))
     [will] = watcher.expect()
     assert (will.topic, will.payload, will.qos) == ("wills/doomed", b"gone", 1)
@@ -138,7 +138,7 @@ def test_a_silent_client_is_closed_after_one_and_a_half_keep_alives(
     broker = start_broker(keep_alive_factor=1.5)
     watcher = Paho(broker.port, "watcher").connect()
     watcher.subscribe("wills/#", 0)
-    from mqttref.impl.packets import Will
+    from mqttref.impl.codec.packets import Will
     with RawClient(broker.port) as silent:
         silent.connect("silent", keep_alive=1, will=Will("wills/silent", b"timed out"))
         started = time.monotonic()
@@ -149,7 +149,7 @@ def test_a_silent_client_is_closed_after_one_and_a_half_keep_alives(
 
 
 def test_pingreq_keeps_a_client_alive(start_broker: Callable[..., BrokerThread]) -> None:
-    from mqttref.impl.packets import PingReq, PingResp
+    from mqttref.impl.codec.packets import PingReq, PingResp
     broker = start_broker()
     with RawClient(broker.port) as client:
         client.connect("pinger", keep_alive=1)
@@ -199,7 +199,7 @@ def test_mqtt_3_1_clients_are_served(broker: BrokerThread) -> None:
 
 def test_unacknowledged_messages_are_resent_with_dup_on_reconnect(broker: BrokerThread) -> None:
     """[MQTT-4.4.0-1]: PUBLISH again with DUP=1, PUBREL again."""
-    from mqttref.impl.packets import PubRec
+    from mqttref.impl.codec.packets import PubRec
     with RawClient(broker.port) as first:
         first.connect("forgetful", clean_session=False)
         first.subscribe("d/#", QoS.EXACTLY_ONCE)
@@ -239,7 +239,7 @@ def test_unacknowledged_messages_are_resent_while_connected_after_the_retry_inte
 
 def test_an_inbound_qos2_duplicate_is_not_delivered_twice(broker: BrokerThread) -> None:
     """[MQTT-4.3.3-2]: a PUBLISH whose id awaits PUBREL is acknowledged, not routed."""
-    from mqttref.impl.packets import PubComp, PubRec
+    from mqttref.impl.codec.packets import PubComp, PubRec
     subscriber = Paho(broker.port, "sub").connect()
     subscriber.subscribe("once", 2)
     with RawClient(broker.port) as publisher:
@@ -256,7 +256,7 @@ def test_an_inbound_qos2_duplicate_is_not_delivered_twice(broker: BrokerThread) 
 
 
 def test_a_will_with_retain_is_kept_as_the_retained_message(broker: BrokerThread) -> None:
-    from mqttref.impl.packets import Will
+    from mqttref.impl.codec.packets import Will
     with RawClient(broker.port) as doomed:
         doomed.connect("doomed", will=Will("status/doomed", b"offline", QoS.AT_LEAST_ONCE, True))
     time.sleep(0.2)

@@ -12,9 +12,9 @@ import asyncio
 import contextlib
 from typing import Any
 
-from mqttref.impl.codec import Decoder, Role
-from mqttref.impl.errors import ProtocolError
-from mqttref.impl.packets import Packet
+from mqttref.impl.codec.codec import Decoder, Role
+from mqttref.impl.codec.errors import ProtocolError
+from mqttref.impl.codec.packets import Packet
 
 UP = "client->broker"
 DOWN = "broker->client"

@@ -33,7 +33,7 @@ from mqttref.client import (
     WhenDisconnected,
     Will,
 )
-from mqttref.impl.packets import Publish, PubRec
+from mqttref.impl.codec.packets import Publish, PubRec
 from tests.client.brokers import Broker
 from tests.client.proxy import DOWN, UP, Proxy
 from tests.helpers.peers import free_port

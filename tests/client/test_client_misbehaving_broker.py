@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from mqttref.client import Client, ConnectionClosed, MQTTTimeout, ProtocolViolation
-from mqttref.impl.codec import encode
-from mqttref.impl.packets import ConnAck, Publish
+from mqttref.impl.codec.codec import encode
+from mqttref.impl.codec.packets import ConnAck, Publish
 
 Serve = Callable[[bytes | None, bool], Awaitable[int]]
 """``serve(answer, close)``: a port where CONNECT gets ``answer``, then a close or silence."""

@@ -56,7 +56,7 @@ from mqttref.client import (
     Reconnecting,
     WhenDisconnected,
 )
-from mqttref.impl.packets import Packet
+from mqttref.impl.codec.packets import Packet
 from mqttref.model.client import ClientModel
 from mqttref.model.qos import ReceiverState
 from tests.client.brokers import Broker, Mosquitto, MqttrefBroker, mosquitto_available

@@ -35,8 +35,8 @@ from mqttref.impl.client.protocol import (
     ClientProtocol,
     ConnectionState,
 )
-from mqttref.impl.codec import encode
-from mqttref.impl.packets import (
+from mqttref.impl.codec.codec import encode
+from mqttref.impl.codec.packets import (
     ConnAck,
     Connect,
     Disconnect,

@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from mqttref.impl.packets import (
+from mqttref.impl.codec.packets import (
     Auth,
     ConnAck,
     Connect,

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mqttref.impl.codec import Decoder, Role, encode
-from mqttref.impl.errors import ProtocolError
-from mqttref.impl.packets import Packet, ProtocolLevel
+from mqttref.impl.codec.codec import Decoder, Role, encode
+from mqttref.impl.codec.errors import ProtocolError
+from mqttref.impl.codec.packets import Packet, ProtocolLevel
 from tests import strategies as s
 
 ROLES = [None, Role.SERVER, Role.CLIENT]

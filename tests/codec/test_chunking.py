@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mqttref.impl.codec import Decoder, encode
-from mqttref.impl.packets import Packet, ProtocolLevel, Publish
+from mqttref.impl.codec.codec import Decoder, encode
+from mqttref.impl.codec.packets import Packet, ProtocolLevel, Publish
 from tests import strategies as s
 
 

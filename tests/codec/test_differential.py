@@ -21,9 +21,9 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from mqttref.impl.codec import decode_all, encode
-from mqttref.impl.errors import ProtocolError
-from mqttref.impl.packets import (
+from mqttref.impl.codec.codec import decode_all, encode
+from mqttref.impl.codec.errors import ProtocolError
+from mqttref.impl.codec.packets import (
     Auth,
     Connect,
     Disconnect,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mqttref.impl.codec import encode
-from mqttref.impl.errors import EncodeError
-from mqttref.impl.packets import (
+from mqttref.impl.codec.codec import encode
+from mqttref.impl.codec.errors import EncodeError
+from mqttref.impl.codec.packets import (
     Auth,
     ConnAck,
     Connect,

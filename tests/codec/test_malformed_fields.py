@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mqttref.impl.errors import (
+from mqttref.impl.codec.errors import (
     MalformedPacket,
     ProtocolError,
     ReasonCode,
@@ -12,7 +12,7 @@ from mqttref.impl.errors import (
     TopicNameInvalid,
     UnsupportedProtocol,
 )
-from mqttref.impl.packets import Connect, ProtocolLevel, Publish
+from mqttref.impl.codec.packets import Connect, ProtocolLevel, Publish
 
 from .wirebytes import accepts, connect, frame, raw_string, rejects, string, u16
 

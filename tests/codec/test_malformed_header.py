@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from mqttref.impl.codec import Decoder, Role, encode
-from mqttref.impl.errors import (
+from mqttref.impl.codec.codec import Decoder, Role, encode
+from mqttref.impl.codec.errors import (
     MalformedPacket,
     PacketTooLarge,
     ProtocolError,
     ReasonCode,
 )
-from mqttref.impl.packets import (
+from mqttref.impl.codec.packets import (
     PacketType,
     PingReq,
     ProtocolLevel,

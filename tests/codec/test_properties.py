@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mqttref.impl.codec import Decoder, Role, encode
-from mqttref.impl.errors import MalformedPacket, ProtocolError, ReasonCode
-from mqttref.impl.packets import Properties, ProtocolLevel, Publish, SubAck
+from mqttref.impl.codec.codec import Decoder, Role, encode
+from mqttref.impl.codec.errors import MalformedPacket, ProtocolError, ReasonCode
+from mqttref.impl.codec.packets import Properties, ProtocolLevel, Publish, SubAck
 from tests.strategies import PROPERTY_TABLE
 
 from .wirebytes import accepts, connect, frame, props, rejects, string, u16

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mqttref.impl.codec import Decoder, Role, decode_all, encode
-from mqttref.impl.packets import Packet, PacketType, ProtocolLevel
+from mqttref.impl.codec.codec import Decoder, Role, decode_all, encode
+from mqttref.impl.codec.packets import Packet, PacketType, ProtocolLevel
 from tests import strategies as s
 
 CASES = [(level, ptype) for level in s.LEVELS for ptype in s.packet_types(level)]

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from mqttref.impl.packets import PacketType
-from mqttref.impl.properties import SPECS, WILL
-from mqttref.impl.reasons import VALID_REASONS
+from mqttref.impl.codec.packets import PacketType
+from mqttref.impl.codec.properties import SPECS, WILL
+from mqttref.impl.codec.reasons import VALID_REASONS
 from tests import strategies as s
 
 IMPL_TYPES = {"byte": "BYTE", "u16": "U16", "u32": "U32", "varint": "VARINT",

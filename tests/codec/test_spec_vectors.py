@@ -6,8 +6,8 @@ figure numbers are those of the specification documents.
 
 from __future__ import annotations
 
-from mqttref.impl.codec import decode_all, encode
-from mqttref.impl.packets import (
+from mqttref.impl.codec.codec import decode_all, encode
+from mqttref.impl.codec.packets import (
     ConnAck,
     Connect,
     Disconnect,

@@ -1,6 +1,6 @@
 """Hand-built MQTT bytes for the malformed-input tests.
 
-These helpers are written independently of ``mqttref.impl.wire`` so that a
+These helpers are written independently of ``mqttref.impl.codec.wire`` so that a
 test that builds a deliberately broken packet does not go through the code
 under test.
 """
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from mqttref.impl.codec import Decoder, Role
-from mqttref.impl.errors import ProtocolError, ReasonCode
-from mqttref.impl.packets import Packet, ProtocolLevel
+from mqttref.impl.codec.codec import Decoder, Role
+from mqttref.impl.codec.errors import ProtocolError, ReasonCode
+from mqttref.impl.codec.packets import Packet, ProtocolLevel
 
 
 def vbi(value: int) -> bytes:

@@ -7,10 +7,10 @@ import random
 
 import pytest
 
-from mqttref.impl.oracle.evidence import LEDGER, Deviation, Ledger, NotApplicable
-from mqttref.impl.oracle.flows import require
-from mqttref.impl.oracle.probe import Timing
-from mqttref.impl.oracle.scenario import Context
+from mqttref.oracle.evidence import LEDGER, Deviation, Ledger, NotApplicable
+from mqttref.oracle.flows import require
+from mqttref.oracle.probe import Timing
+from mqttref.oracle.scenario import Context
 
 
 def _context() -> Context:
@@ -69,7 +69,7 @@ def test_the_spec_deadline_adds_one_stated_margin_scaled_for_slow_machines() -> 
 
 
 def test_the_probe_frames_the_servers_bytes_whatever_the_chunking() -> None:
-    from mqttref.impl.oracle.probe import _Framer
+    from mqttref.oracle.probe import _Framer
 
     stream = bytes((0x90, 3, 0, 9, 1, 0xD0, 0)) + bytes((0x30, 0x80, 0x01)) + b"\x00\x01t" + \
         b"p" * 125
@@ -80,8 +80,8 @@ def test_the_probe_frames_the_servers_bytes_whatever_the_chunking() -> None:
 
 
 def test_an_acknowledgement_echoing_packet_id_0_is_decoded_not_refused() -> None:
-    from mqttref.impl.oracle.probe import _echoed_zero_id
-    from mqttref.impl.packets import PubAck, SubAck
+    from mqttref.impl.codec.packets import PubAck, SubAck
+    from mqttref.oracle.probe import _echoed_zero_id
 
     assert _echoed_zero_id(bytes((0x90, 3, 0, 0, 0x80))) == SubAck(0, (0x80,))
     assert _echoed_zero_id(bytes((0x40, 2, 0, 0))) == PubAck(0)
@@ -89,8 +89,8 @@ def test_an_acknowledgement_echoing_packet_id_0_is_decoded_not_refused() -> None
 
 
 def test_bytes_the_codec_refuses_are_blamed_on_the_rule_the_server_broke_as_sender() -> None:
-    from mqttref.impl.oracle.probe import _as_sent_by_server
-    from mqttref.impl.oracle.statements import cited
+    from mqttref.oracle.probe import _as_sent_by_server
+    from mqttref.oracle.statements import cited
 
     assert cited(_as_sent_by_server("reserved flags 0x1 on PINGRESP [MQTT-2.2.2-2]")) == (
         "MQTT-2.2.2-1",)

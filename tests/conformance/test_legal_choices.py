@@ -17,10 +17,10 @@ from collections.abc import Callable
 
 import pytest
 
-from mqttref.impl.oracle.capabilities import BrokerProfile
-from mqttref.impl.oracle.report import Report, write_text
-from mqttref.impl.oracle.runner import Verdict
-from mqttref.impl.oracle.target import evaluate
+from mqttref.oracle.capabilities import BrokerProfile
+from mqttref.oracle.report import Report, write_text
+from mqttref.oracle.runner import Verdict
+from mqttref.oracle.target import evaluate
 from tests.helpers.broker_thread import BrokerThread
 from tests.helpers.legal_choices import DESCRIPTIONS, legal_config
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mqttref.impl.oracle.docgen import checks_by_statement, coverage
-from mqttref.impl.oracle.scenario import REGISTRY
-from mqttref.impl.oracle.statements import lookup, normalise_id, statements
+from mqttref.oracle.docgen import checks_by_statement, coverage
+from mqttref.oracle.scenario import REGISTRY
+from mqttref.oracle.statements import lookup, normalise_id, statements
 
 
 def test_appendix_b_has_141_statements_with_unique_normalised_ids() -> None:

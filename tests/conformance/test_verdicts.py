@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from mqttref.impl.oracle.evidence import Choice, Finding, Observation
-from mqttref.impl.oracle.runner import CheckResult, Outcome, StatementVerdict, Verdict, judge
-from mqttref.impl.oracle.scenario import REGISTRY
-from mqttref.impl.oracle.statements import cited, judgeable
+from mqttref.oracle.evidence import Choice, Finding, Observation
+from mqttref.oracle.runner import CheckResult, Outcome, StatementVerdict, Verdict, judge
+from mqttref.oracle.scenario import REGISTRY
+from mqttref.oracle.statements import cited, judgeable
 
 CHECK = REGISTRY["unsupported_protocol_level"]  # lists 3.1.2-2, 3.2.2-4, 3.2.2-5
 
@@ -128,7 +128,7 @@ def test_a_client_only_statement_is_never_fail_whatever_a_message_cites() -> Non
 
 
 def test_no_check_may_list_a_statement_a_client_cannot_judge_a_server_on() -> None:
-    from mqttref.impl.oracle.scenario import check
+    from mqttref.oracle.scenario import check
 
     with pytest.raises(ValueError, match="no client can judge"):
         check("MQTT-3.1.0-1", summary="binds the client")(_a_check)
@@ -139,7 +139,7 @@ async def _a_check(ctx: object) -> None:
 
 
 def test_model_exploration_findings_fail_their_statements_and_coverage_is_no_evidence() -> None:
-    from mqttref.impl.oracle.exploration import ExplorationFailure, ExplorationOutcome
+    from mqttref.oracle.exploration import ExplorationFailure, ExplorationOutcome
 
     exploration = ExplorationOutcome(
         ran=True, note="explored", covered=("MQTT-3.1.0-2", "MQTT-4.6.0-6"),
@@ -152,14 +152,14 @@ def test_model_exploration_findings_fail_their_statements_and_coverage_is_no_evi
 
 
 def test_without_a_stateful_explorer_the_exploration_is_reported_not_run() -> None:
-    from mqttref.impl.oracle.exploration import find_explorer, not_available
+    from mqttref.oracle.exploration import find_explorer, not_available
 
     assert find_explorer("tests.conformance.no_such_module") is None
     assert "not run" in not_available("tests.conformance.no_such_module").note
 
 
 def test_the_explorer_ships_in_the_package_and_is_found_by_default() -> None:
-    from mqttref.impl.oracle.exploration import EXPLORER_MODULE, find_explorer
+    from mqttref.oracle.exploration import EXPLORER_MODULE, find_explorer
 
     assert EXPLORER_MODULE.startswith("mqttref.")
     assert find_explorer() is not None
@@ -171,7 +171,7 @@ def test_without_hypothesis_the_exploration_says_which_extra_to_install(
     import builtins
     import sys
 
-    from mqttref.impl.oracle import exploration
+    from mqttref.oracle import exploration
 
     real_import = builtins.__import__
 
@@ -180,15 +180,15 @@ def test_without_hypothesis_the_exploration_says_which_extra_to_install(
             raise ModuleNotFoundError(f"No module named {name!r}", name="hypothesis")
         return real_import(name, *args, **kwargs)
 
-    for name in [m for m in sys.modules if m.startswith("mqttref.impl.oracle.stateful")]:
+    for name in [m for m in sys.modules if m.startswith("mqttref.oracle.stateful")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setattr(builtins, "__import__", no_hypothesis)
-    found = exploration.load_explorer("mqttref.impl.oracle.stateful.explore")
+    found = exploration.load_explorer("mqttref.oracle.stateful.explore")
     assert found == "it needs Hypothesis: pip install 'mqttref[check]'"
 
 
 def test_exploration_coverage_of_a_client_side_statement_is_no_verdict_on_the_server() -> None:
-    from mqttref.impl.oracle.exploration import ExplorationOutcome
+    from mqttref.oracle.exploration import ExplorationOutcome
 
     exploration = ExplorationOutcome(ran=True, note="explored", covered=("MQTT-2.3.1-2",))
     verdicts = {v.statement.id: v for v in judge([], exploration)}
@@ -201,8 +201,8 @@ def test_an_exploration_stopped_at_the_budget_keeps_what_its_finished_rounds_fou
     import time
     from collections.abc import Callable
 
-    from mqttref.impl.oracle import target
-    from mqttref.impl.oracle.exploration import ExplorationFailure, ExplorationOutcome
+    from mqttref.oracle import target
+    from mqttref.oracle.exploration import ExplorationFailure, ExplorationOutcome
 
     found = ExplorationOutcome(
         ran=True, note="1 rounds", covered=("MQTT-3.1.0-2",),
@@ -228,8 +228,8 @@ def test_an_exploration_stopped_at_the_budget_keeps_what_its_finished_rounds_fou
 
 
 def test_a_robustness_check_that_ends_inconclusive_is_not_a_pass() -> None:
-    from mqttref.impl.oracle.evidence import Ledger
-    from mqttref.impl.oracle.runner import _result
+    from mqttref.oracle.evidence import Ledger
+    from mqttref.oracle.runner import _result
 
     robust = next(c for c in REGISTRY.values() if not c.ids)
     ledger = Ledger(observations=[Observation(("MQTT-3.12.4-1",), "PINGRESP [MQTT-3.12.4-1]")],
@@ -240,8 +240,8 @@ def test_a_robustness_check_that_ends_inconclusive_is_not_a_pass() -> None:
 def test_a_broker_that_never_answers_connect_fails_3_1_4_4_and_blocks_the_rest() -> None:
     import socket
 
-    from mqttref.impl.oracle.probe import Timing
-    from mqttref.impl.oracle.target import evaluate
+    from mqttref.oracle.probe import Timing
+    from mqttref.oracle.target import evaluate
 
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))

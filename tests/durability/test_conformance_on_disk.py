@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from mqttref.impl.config import Config
-from mqttref.impl.oracle.report import write_text
-from mqttref.impl.oracle.runner import Verdict
-from mqttref.impl.oracle.target import evaluate
+from mqttref.impl.broker.config import Config
+from mqttref.oracle.report import write_text
+from mqttref.oracle.runner import Verdict
+from mqttref.oracle.target import evaluate
 from tests.helpers.broker_thread import BrokerThread
 
 

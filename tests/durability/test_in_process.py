@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from mqttref.impl.broker import Broker
-from mqttref.impl.config import Config
+from mqttref.impl.broker.broker import Broker
+from mqttref.impl.broker.config import Config
+from mqttref.impl.broker.topic import TopicServer
+from mqttref.impl.codec.packets import PubAck, PubComp, Publish, PubRec, PubRel, QoS
 from mqttref.impl.message import Message
-from mqttref.impl.packets import PubAck, PubComp, Publish, PubRec, PubRel, QoS
-from mqttref.impl.topic import TopicServer
 from tests.helpers.broker_thread import BrokerThread
 from tests.helpers.raw_client import RawClient
 

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mqttref.impl.codec.packets import QoS
 from mqttref.impl.message import Message, OutboundMessage, OutboundState
-from mqttref.impl.packets import QoS
 from mqttref.impl.store import MemoryStore, SQLiteStore, Store, StoreError
 from mqttref.impl.store.sqlite import SCHEMA_VERSION
 

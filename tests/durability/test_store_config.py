@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from mqttref.commands import broker as command
-from mqttref.impl.config import Config, config_from_mapping
-from mqttref.impl.errors import ConfigError
+from mqttref.impl.broker.config import Config, config_from_mapping
+from mqttref.impl.codec.errors import ConfigError
 from mqttref.impl.store import MemoryStore, SQLiteStore, open_store
 
 

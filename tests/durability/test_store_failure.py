@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from mqttref.impl.config import Config
-from mqttref.impl.packets import PubAck, Publish, QoS
+from mqttref.impl.broker.config import Config
+from mqttref.impl.codec.packets import PubAck, Publish, QoS
 from mqttref.impl.store import SQLiteStore
 from tests.durability.processes import (
     MQTTREF,

@@ -24,8 +24,8 @@ from typing import TypeVar
 
 import attrs
 
-from mqttref.impl.broker import Broker
-from mqttref.impl.config import Config
+from mqttref.impl.broker.broker import Broker
+from mqttref.impl.broker.config import Config
 
 T = TypeVar("T")
 

@@ -5,14 +5,14 @@ broker that behaves legally but not like the default one.
 ``LEGAL_CHOICES[name]`` is the ``Config`` overrides of that configuration,
 ``DESCRIPTIONS[name]`` one line saying the choice; ``legal_config(name, port=0)``
 builds the ``Config``. The keys are described in docs/broker.md (Configuration
-keys) and ``mqttref.impl.config.Config``; each is also a ``mqttref broker`` option.
+keys) and ``mqttref.impl.broker.config.Config``; each is also a ``mqttref broker`` option.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from mqttref.impl.config import Config
+from mqttref.impl.broker.config import Config
 
 LEGAL_CHOICES: dict[str, dict[str, object]] = {
     "max_qos_1": {"max_qos": 1},

@@ -11,8 +11,8 @@ from __future__ import annotations
 import socket
 import time
 
-from mqttref.impl.codec import Decoder, Role, encode
-from mqttref.impl.packets import (
+from mqttref.impl.codec.codec import Decoder, Role, encode
+from mqttref.impl.codec.packets import (
     ConnAck,
     Connect,
     Packet,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mqttref.impl.packets import (
+from mqttref.impl.codec.packets import (
     ConnAck,
     Connect,
     ProtocolLevel,

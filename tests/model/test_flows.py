@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mqttref.impl.packets import PubAck, PubComp, Publish, PubRec, PubRel, QoS
+from mqttref.impl.codec.packets import PubAck, PubComp, Publish, PubRec, PubRel, QoS
 from mqttref.model.errors import NoTransition
 from mqttref.model.flows import SideFlows
 

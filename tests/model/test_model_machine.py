@@ -18,7 +18,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from mqttref.impl.packets import (
+from mqttref.impl.codec.packets import (
     Connect,
     Disconnect,
     Packet,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from mqttref.impl.packets import Disconnect, PubAck, PubRec
+from mqttref.impl.codec.packets import Disconnect, PubAck, PubRec
 from mqttref.model import BrokerModel, Drop, Send, Violation
 from tests.model.helpers import connect, publish, subscribe
 

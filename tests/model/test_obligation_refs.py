@@ -9,7 +9,7 @@ breaking [MQTT-3.1.4-2], not a protocol-violation rule.
 
 from __future__ import annotations
 
-from mqttref.impl.packets import ConnAck, Connect, ProtocolLevel, PubAck, QoS, Will
+from mqttref.impl.codec.packets import ConnAck, Connect, ProtocolLevel, PubAck, QoS, Will
 from mqttref.model import BrokerModel, Send, TimePasses
 from tests.model.helpers import connect, publish, subscribe
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from mqttref.impl.packets import (
+from mqttref.impl.codec.packets import (
     ConnAck,
     Connect,
     Disconnect,

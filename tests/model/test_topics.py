@@ -1,7 +1,7 @@
 """The model's own topic matching, against the examples of section 4.7.
 
 Each example is checked against the model (``mqttref.model.topics``) and the
-broker (``mqttref.impl.matching``), which share no code; the property tests in
+broker (``mqttref.impl.broker.matching``), which share no code; the property tests in
 ``test_topics_agree_with_impl.py`` compare the two on generated topics.
 """
 
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mqttref.impl.matching import topic_matches
+from mqttref.impl.broker.matching import topic_matches
 from mqttref.model.topics import matches, topic_filter_problem, topic_name_problem
 
 Matcher = Callable[[str, str], bool]

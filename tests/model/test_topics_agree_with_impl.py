@@ -1,7 +1,7 @@
 """The model's topic matcher and the broker's agree on every generated topic and filter.
 
 ``mqttref.model.topics`` (a regular expression per filter, section 4.7 read
-directly) and ``mqttref.impl.matching`` (tries of levels walked with a stack)
+directly) and ``mqttref.impl.broker.matching`` (tries of levels walked with a stack)
 share no code, so a disagreement means one of them misreads the specification.
 The broker is compared three ways: its one-filter ``topic_matches``, its
 subscription index ``FilterTree`` (name -> subscribers) and its topic index
@@ -13,8 +13,8 @@ from __future__ import annotations
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from mqttref.impl.matching import FilterTree, TopicTree, topic_matches
-from mqttref.impl.packets import QoS
+from mqttref.impl.broker.matching import FilterTree, TopicTree, topic_matches
+from mqttref.impl.codec.packets import QoS
 from mqttref.model.topics import matches, topic_filter_problem, topic_name_problem
 from tests.strategies import topic_filters, topic_names
 

@@ -17,14 +17,14 @@ from typing import Any, Protocol
 
 import attrs
 
-from mqttref.impl import matching
-from mqttref.impl.broker import Broker
-from mqttref.impl.connection import HANDLERS, Connection, ConnectionState
+from mqttref.impl.broker import matching
+from mqttref.impl.broker.broker import Broker
+from mqttref.impl.broker.registry import Registry
+from mqttref.impl.broker.session import Session
+from mqttref.impl.broker.topic import TopicServer
+from mqttref.impl.broker.transport import HANDLERS, Connection, ConnectionState
+from mqttref.impl.codec.packets import PacketType, Publish, QoS
 from mqttref.impl.message import Message, OutboundState
-from mqttref.impl.packets import PacketType, Publish, QoS
-from mqttref.impl.registry import Registry
-from mqttref.impl.session import Session
-from mqttref.impl.topic import TopicServer
 
 
 class Patcher(Protocol):
@@ -40,7 +40,7 @@ class Fault:
     name: str
     part: str
     breaks: tuple[str, ...]
-    """The normative statements (ids of impl/oracle/statements-3.1.1.json) the broken
+    """The normative statements (ids of oracle/statements-3.1.1.json) the broken
     broker violates directly. A hunt's finding counts only when the model's verdict
     names one of them (or of ``cascades``)."""
     inject: Callable[[Patcher], None]

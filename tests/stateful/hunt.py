@@ -25,9 +25,9 @@ import sys
 import pytest
 from hypothesis import Phase
 
-from mqttref.impl.oracle.stateful.driver import Disagreement, ModelCrash
-from mqttref.impl.oracle.stateful.machine import hunt, machine_for, machine_settings
-from mqttref.impl.oracle.stateful.target import slow_multiplier
+from mqttref.oracle.stateful.driver import Disagreement, ModelCrash
+from mqttref.oracle.stateful.machine import hunt, machine_for, machine_settings
+from mqttref.oracle.stateful.target import slow_multiplier
 from tests.stateful.faults import FAULTS, Fault
 from tests.stateful.inprocess import InProcessTarget
 

@@ -14,8 +14,8 @@ import os
 
 import attrs
 
-from mqttref.impl.config import Config
-from mqttref.impl.oracle.stateful.target import (
+from mqttref.impl.broker.config import Config
+from mqttref.oracle.stateful.target import (
     ExternalTarget,
     Target,
     Timing,

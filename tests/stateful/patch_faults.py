@@ -18,15 +18,17 @@ from typing import Any
 
 import attrs
 
-from mqttref.impl import connection as connection_module
-from mqttref.impl import limits, matching
-from mqttref.impl import registry as registry_module
-from mqttref.impl.broker import Broker
-from mqttref.impl.config import Config
-from mqttref.impl.connection import Connection, ConnectionState
-from mqttref.impl.errors import ProtocolError
-from mqttref.impl.message import Message
-from mqttref.impl.packets import (
+from mqttref.impl.broker import limits, matching
+from mqttref.impl.broker import registry as registry_module
+from mqttref.impl.broker import transport as connection_module
+from mqttref.impl.broker.broker import Broker
+from mqttref.impl.broker.config import Config
+from mqttref.impl.broker.registry import Registry
+from mqttref.impl.broker.session import Session
+from mqttref.impl.broker.topic import TopicServer
+from mqttref.impl.broker.transport import Connection, ConnectionState
+from mqttref.impl.codec.errors import ProtocolError
+from mqttref.impl.codec.packets import (
     SUBACK_FAILURE,
     Connect,
     Publish,
@@ -37,9 +39,7 @@ from mqttref.impl.packets import (
     Unsubscribe,
     Will,
 )
-from mqttref.impl.registry import Registry
-from mqttref.impl.session import Session
-from mqttref.impl.topic import TopicServer
+from mqttref.impl.message import Message
 from tests.stateful.faults import Patcher
 
 Inject = Callable[[Patcher], None]

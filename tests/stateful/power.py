@@ -28,10 +28,10 @@ from pathlib import Path
 import attrs
 import pytest
 
-from mqttref.impl.config import Config
-from mqttref.impl.oracle.runner import Verdict
-from mqttref.impl.oracle.statements import statements
-from mqttref.impl.oracle.target import evaluate
+from mqttref.impl.broker.config import Config
+from mqttref.oracle.runner import Verdict
+from mqttref.oracle.statements import statements
+from mqttref.oracle.target import evaluate
 from tests.helpers.broker_thread import BrokerThread
 from tests.stateful.fault_proxy import FaultProxy
 from tests.stateful.oracle_faults import ORACLE_FAULTS, OracleFault, by_name

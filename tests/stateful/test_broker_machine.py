@@ -13,7 +13,7 @@ import os
 
 from hypothesis.stateful import run_state_machine_as_test
 
-from mqttref.impl.oracle.stateful.machine import (
+from mqttref.oracle.stateful.machine import (
     machine_for,
     machine_settings,
     shrinking_limited_to,

@@ -21,12 +21,12 @@ import pytest
 from hypothesis.errors import FlakyFailure, FlakyStrategyDefinition
 from hypothesis.stateful import RuleBasedStateMachine, rule
 
-from mqttref.impl.oracle.exploration import ExplorationOutcome
-from mqttref.impl.oracle.stateful import explore as explore_module
-from mqttref.impl.oracle.stateful.driver import Disagreement, ModelCrash
-from mqttref.impl.oracle.stateful.explore import Findings, explore, judge_round
-from mqttref.impl.oracle.stateful.machine import _RUN
 from mqttref.model.errors import ModelError
+from mqttref.oracle.exploration import ExplorationOutcome
+from mqttref.oracle.stateful import explore as explore_module
+from mqttref.oracle.stateful.driver import Disagreement, ModelCrash
+from mqttref.oracle.stateful.explore import Findings, explore, judge_round
+from mqttref.oracle.stateful.machine import _RUN
 
 SEED = 41
 

@@ -6,9 +6,9 @@ import socket
 
 import pytest
 
-from mqttref.impl.codec import Decoder, Role, encode
-from mqttref.impl.config import Config
-from mqttref.impl.packets import (
+from mqttref.impl.broker.config import Config
+from mqttref.impl.codec.codec import Decoder, Role, encode
+from mqttref.impl.codec.packets import (
     ConnAck,
     Connect,
     Packet,

@@ -30,8 +30,8 @@ from typing import Any
 
 import pytest
 
-from mqttref.impl.oracle.stateful.machine import profile_name
-from mqttref.impl.oracle.statements import statements
+from mqttref.oracle.stateful.machine import profile_name
+from mqttref.oracle.statements import statements
 from tests.stateful.faults import FAULTS, Fault
 from tests.stateful.hunt import NO_FAULT
 
@@ -141,7 +141,7 @@ def test_there_are_exactly_the_expected_faults_each_named_once() -> None:
 @pytest.mark.parametrize("fault", FAULTS, ids=lambda fault: fault.name)
 def test_every_fault_declares_known_server_statements(fault: Fault) -> None:
     """A fault of the broker breaks statements that bind the server and that a client
-    can observe; each is an id of impl/oracle/statements-3.1.1.json, written as such."""
+    can observe; each is an id of oracle/statements-3.1.1.json, written as such."""
     table = statements()
     assert fault.breaks, f"{fault.name!r} declares no statement it breaks"
     assert isinstance(fault.breaks, tuple)

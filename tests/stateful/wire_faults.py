@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mqttref.impl.oracle import raw
+from mqttref.oracle import raw
 from tests.stateful.fault_proxy import (
     HELD_DOWN,
     KEEP_CLIENT_OPEN,

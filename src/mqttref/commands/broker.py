@@ -13,9 +13,9 @@ from typing import Any
 
 import attrs
 
-from mqttref.impl.broker import Broker
-from mqttref.impl.config import Config, load_config
-from mqttref.impl.errors import ConfigError
+from mqttref.impl.broker.broker import Broker
+from mqttref.impl.broker.config import Config, load_config
+from mqttref.impl.codec.errors import ConfigError
 from mqttref.impl.store import StoreError
 
 EXIT_BAD_CONFIG = 2
@@ -40,7 +40,7 @@ def register(add_parser: Any) -> None:
     parser.add_argument("--host", default=None,
                         help="address to listen on (default 127.0.0.1, local only)")
     parser.add_argument("-c", "--config", type=Path, default=None,
-                        help="TOML file with limits and options (see mqttref.impl.config)")
+                        help="TOML file with limits and options (see mqttref.impl.broker.config)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log each connection and each packet type")
     parser.add_argument("--memory", action="store_true",

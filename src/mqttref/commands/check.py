@@ -7,10 +7,10 @@ import random
 import sys
 
 from mqttref.cli import AddParser
-from mqttref.impl.oracle.probe import Timing
-from mqttref.impl.oracle.report import write_json, write_junit, write_text
-from mqttref.impl.oracle.runner import select
-from mqttref.impl.oracle.target import Unreachable, evaluate
+from mqttref.oracle.probe import Timing
+from mqttref.oracle.report import write_json, write_junit, write_text
+from mqttref.oracle.runner import select
+from mqttref.oracle.target import Unreachable, evaluate
 
 DEFAULT_BUDGET = 135.0
 """Seconds for a whole run; with the exploration's grace (20 s) a run stays under 3 minutes."""

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 from mqttref.cli import AddParser
-from mqttref.impl.oracle.docgen import generate
-from mqttref.impl.oracle.statements import normalise_id
 from mqttref.model.charts import CHARTS
+from mqttref.oracle.docgen import generate
+from mqttref.oracle.statements import normalise_id
 
 DEFAULT_PATH = Path("docs/spec/conformance.md")
 

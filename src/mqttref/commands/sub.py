@@ -23,7 +23,7 @@ from mqttref.impl.client.errors import InvalidArgument
 from mqttref.impl.client.events import Message
 from mqttref.impl.client.output_format import OutputFormat
 from mqttref.impl.client.validation import check_topic_filter
-from mqttref.impl.packets import SUBACK_FAILURE
+from mqttref.impl.codec.packets import SUBACK_FAILURE
 
 PROG = "mqttref sub"
 

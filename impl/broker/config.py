@@ -1,0 +1,267 @@
+"""The broker's configuration: limits and timers, with sane defaults.
+
+Every limit that protects the broker from one client (see BAD-INPUTS.md) is
+here with a default in the spirit of mosquitto's, and every timer the tests
+need to shorten (keep alive grace, retry, CONNECT timeout) is a field, so
+that no test has to patch the code to make time pass faster.
+
+A TOML file (``mqttref broker -c FILE``) sets the same fields by name, at the
+top level or under a ``[broker]`` table. An unknown key or a value of the
+wrong type or range raises ``ConfigError`` naming the key, which the command
+turns into one line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from mqttref.impl.codec.errors import ConfigError
+
+MAX_REMAINING_LENGTH = 268_435_455
+"""The largest Remaining Length the variable byte integer can carry (2.2.3)."""
+
+MAX_PACKET_ID = 65_535
+
+
+def _positive_int(maximum: int) -> Any:
+    def check(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{attribute.name}: expected an integer, got {value!r}")
+        if not 1 <= value <= maximum:
+            raise ConfigError(f"{attribute.name}: must be between 1 and {maximum}, got {value}")
+
+    return check
+
+
+def _non_negative_number(
+    _instance: object, attribute: attrs.Attribute[float], value: float
+) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{attribute.name}: expected a number of seconds, got {value!r}")
+    if not 0 <= value < 1e9:
+        raise ConfigError(f"{attribute.name}: must be 0 or more seconds, got {value}")
+
+
+def _positive_number(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    _non_negative_number(_instance, attribute, value)
+    if value == 0:
+        raise ConfigError(f"{attribute.name}: must be more than 0, got {value}")
+
+
+def _port(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+        raise ConfigError(f"{attribute.name}: expected a TCP port 0-65535, got {value!r}")
+
+
+def _string(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{attribute.name}: expected a non-empty string, got {value!r}")
+
+
+def _boolean(_instance: object, attribute: attrs.Attribute[bool], value: bool) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{attribute.name}: expected true or false, got {value!r}")
+
+
+def _qos(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value not in (0, 1, 2):
+        raise ConfigError(f"{attribute.name}: must be 0, 1 or 2, got {value!r}")
+
+
+def _characters(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not isinstance(value, str):
+        raise ConfigError(f"{attribute.name}: expected a string of characters, got {value!r}")
+    if "\x00" in value:
+        raise ConfigError(f"{attribute.name}: U+0000 can never be in a topic filter")
+
+
+def _users(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ConfigError(f"{attribute.name}: expected a table of user name = password strings")
+
+
+def _store(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if value not in STORES:
+        raise ConfigError(f"{attribute.name}: expected one of {sorted(STORES)}, got {value!r}")
+
+
+def _optional_path(_instance: object, attribute: attrs.Attribute[str | None],
+                   value: str | None) -> None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ConfigError(f"{attribute.name}: expected a directory path, got {value!r}")
+
+
+STORES = frozenset({"memory", "sqlite"})
+"""Store kinds this build knows: ``memory`` (nothing on disk) and ``sqlite`` (``data_dir``)."""
+
+STORE_SYNCS = frozenset({"normal", "full"})
+
+
+def _store_sync(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if value not in STORE_SYNCS:
+        raise ConfigError(
+            f"{attribute.name}: expected one of {sorted(STORE_SYNCS)}, got {value!r}"
+        )
+
+
+@attrs.frozen(kw_only=True)
+class Config:
+    """Everything the broker can be told, with the defaults it runs with."""
+
+    host: str = attrs.field(default="127.0.0.1", validator=_string)
+    """Listen address; loopback only by default, like mosquitto 2.0's local-only mode."""
+    port: int = attrs.field(default=1883, validator=_port)
+    """0 picks a free port (``Broker.port`` tells which)."""
+
+    max_packet_size: int = attrs.field(
+        default=1_048_576, validator=_positive_int(MAX_REMAINING_LENGTH + 5)
+    )
+    """Largest packet accepted, in bytes; a larger one closes the connection before
+    its body is buffered (CVE-2017-7651)."""
+    max_inflight: int = attrs.field(default=20, validator=_positive_int(MAX_PACKET_ID))
+    """Outbound QoS 1/2 messages unacknowledged at once per session (mosquitto: 20)."""
+    max_queued: int = attrs.field(default=1000, validator=_positive_int(10_000_000))
+    """Messages waiting per session beyond the in-flight window, online or offline
+    (mosquitto's ``max_queued_messages``, 1000 in 2.0). Drop policy: the newest message,
+    the one that would exceed the limit, is dropped, logged and counted in
+    ``Session.dropped``. QoS 0 messages count too when ``queue_qos0_messages`` is on."""
+    max_awaiting_rel: int = attrs.field(default=1000, validator=_positive_int(MAX_PACKET_ID))
+    """Inbound QoS 2 messages awaiting PUBREL per session; one more closes the
+    connection (CVE-2023-28366)."""
+    max_connections: int = attrs.field(default=10_000, validator=_positive_int(10_000_000))
+    """Open network connections; one more is answered CONNACK 0x03 and closed."""
+    max_keep_alive: int = attrs.field(default=65_535, validator=_positive_int(65_535))
+    """A CONNECT asking for a longer keep alive is refused with 0x02, as mosquitto
+    does for 3.1.1 clients, which cannot be told another value (CVE-2020-13849)."""
+    max_topic_levels: int = attrs.field(default=200, validator=_positive_int(65_535))
+    """Levels in a topic name or filter (mosquitto: 200; CVE-2019-11779). A deeper
+    filter is refused with SUBACK 0x80; a deeper PUBLISH topic or will topic closes
+    the connection (3.1.1 has no other way to refuse a PUBLISH)."""
+    max_topic_length: int = attrs.field(default=65_535, validator=_positive_int(65_535))
+    """Bytes (UTF-8) in a topic name or filter; 65535, the most a UTF-8 string can
+    carry (1.5.3), is no limit of the broker's own. Beyond it: as ``max_topic_levels``."""
+    write_buffer_limit: int = attrs.field(default=262_144, validator=_positive_int(1 << 40))
+    """Bytes waiting to be written to one client beyond which it is *congested*: its
+    QoS 1/2 messages wait in its session queue, and a publisher sending to it pauses
+    after its current batch until it drains (at most ``backpressure_timeout``)."""
+    write_buffer_max: int = attrs.field(default=4_194_304, validator=_positive_int(1 << 40))
+    """Bytes waiting for one client beyond which QoS 0 messages to it are dropped and
+    counted: a reader that never drains costs bounded memory (BAD-INPUTS.md)."""
+    backpressure_timeout: float = attrs.field(default=1.0, validator=_non_negative_number)
+    """Longest a publisher waits for a congested subscriber; one that does not drain
+    in that time is *stalled* and slows nobody until it drains."""
+
+    connect_timeout: float = attrs.field(default=10.0, validator=_positive_number)
+    """Seconds a new connection may take to send CONNECT before it is closed."""
+    keep_alive_factor: float = attrs.field(default=1.5, validator=_positive_number)
+    """The connection is closed after this many keep-alive periods of silence
+    [MQTT-3.1.2-24]; tests shorten time by lowering it."""
+    retry_interval: float = attrs.field(default=20.0, validator=_non_negative_number)
+    """First resend of an unacknowledged QoS 1/2 message while connected, doubling
+    on each try; 0 turns resending off (messages still resend on reconnect)."""
+    retry_max_interval: float = attrs.field(default=300.0, validator=_positive_number)
+    """The doubling resend interval never exceeds this."""
+
+    max_qos: int = attrs.field(default=2, validator=_qos)
+    """The highest QoS a SUBACK grants: min(requested, max_qos). The Server might grant a
+    lower maximum QoS than requested [MQTT-3.8.4-6]; messages then go out at the lower of
+    their QoS and the granted one. Unlike mosquitto's ``max_qos``, a 3.1.1 client that
+    publishes above it is not disconnected (3.1.1 tells it nothing of the limit, and no
+    statement allows closing): its PUBLISH is acknowledged and routed as usual."""
+    refuse_wildcard_subscriptions: bool = attrs.field(default=False, validator=_boolean)
+    """True: a filter holding ``+`` or ``#`` is refused with SUBACK 0x80 (a server that
+    does not support wildcards MUST refuse them [MQTT-3.8.3-2]); the other filters of the
+    same SUBSCRIBE are granted as usual."""
+    refuse_filter_characters: str = attrs.field(default="", validator=_characters)
+    """A filter containing any of these characters (e.g. ``" "``) is refused with
+    SUBACK 0x80: a SUBACK return code may say the subscription failed [MQTT-3.8.4-5]
+    (3.9.3: 0x80 Failure); the other filters of the same SUBSCRIBE are granted."""
+    queue_qos0_messages: bool = attrs.field(default=False, validator=_boolean)
+    """True: QoS 0 messages for a disconnected persistent session wait in its queue
+    (counted against ``max_queued``), as mosquitto's option; False (the default, also
+    mosquitto's): they are not kept. 3.1.2.4 lists them as optional session state."""
+
+    allow_zero_length_clientid: bool = attrs.field(default=True, validator=_boolean)
+    """False: a CONNECT with an empty client id is refused with CONNACK 0x02 and closed
+    [MQTT-3.1.3-9]; True (mosquitto's default): with clean session 1 it gets a unique
+    id [MQTT-3.1.3-6]."""
+    reject_control_characters: bool = attrs.field(default=False, validator=_boolean)
+    """True: a packet with a UTF-8 string (client id, will topic, user name, topic name,
+    topic filter) holding U+0001-U+001F, U+007F-U+009F or a Unicode non-character closes
+    the connection, before CONNACK without one: the receiver MAY close (1.5.3). False:
+    only topic names and filters are checked for control characters (``limits``)."""
+    allow_anonymous: bool = attrs.field(default=True, validator=_boolean)
+    """False: a CONNECT without a user name is refused with 0x05."""
+    users: Mapping[str, str] = attrs.field(factory=dict, validator=_users, hash=False)
+    """User name -> password; when not empty, other names or wrong passwords get 0x04.
+    A testing aid: passwords stand in the file as written."""
+
+    store: str = attrs.field(default="memory", validator=_store)
+    """Where sessions, subscriptions, queues and retained messages are kept. ``memory``
+    for an embedded broker; ``mqttref broker`` defaults to ``sqlite``."""
+    data_dir: str | None = attrs.field(default=None, validator=_optional_path)
+    """The ``sqlite`` store's directory; None: ``$XDG_DATA_HOME/mqttref`` or
+    ``~/.local/share/mqttref`` (see ``mqttref.impl.store.datadir``)."""
+    store_sync: str = attrs.field(default="normal", validator=_store_sync)
+    """``normal``: every group commit is written to the database's log before the
+    acknowledgements go, so a crashed or killed broker (kill -9) loses nothing;
+    ``full``: also fsync each group commit, so a power cut loses nothing either, at
+    the price of one disk flush per batch (see bench/durability.py)."""
+
+    def __attrs_post_init__(self) -> None:
+        if self.write_buffer_max < self.write_buffer_limit:
+            raise ConfigError(
+                f"write_buffer_max: must be at least write_buffer_limit "
+                f"({self.write_buffer_limit}), got {self.write_buffer_max}"
+            )
+
+    @property
+    def timer_tick(self) -> float:
+        """How often the broker looks for expired timers: fine enough for short test timers."""
+        candidates = [1.0, self.connect_timeout / 4]
+        if self.retry_interval > 0:
+            candidates.append(self.retry_interval / 4)
+        return max(0.01, min(candidates))
+
+
+CONFIG_KEYS = frozenset(field.name for field in attrs.fields(Config))
+FLOAT_KEYS = frozenset(
+    field.name for field in attrs.fields(Config) if field.type in (float, "float")
+)
+
+
+def config_from_mapping(values: Mapping[str, Any], *, base: Config | None = None) -> Config:
+    """Build a Config from ``key = value`` pairs, naming the key of any problem."""
+    table = values.get("broker", values)
+    if "broker" in values and len(values) > 1:
+        other = sorted(set(values) - {"broker"})[0]
+        raise ConfigError(f"{other}: unknown key (keys go at the top level or under [broker])")
+    if not isinstance(table, Mapping):
+        raise ConfigError("broker: expected a table")
+    for key in table:
+        if key not in CONFIG_KEYS:
+            raise ConfigError(f"{key}: unknown key (known: {', '.join(sorted(CONFIG_KEYS))})")
+    changes = dict(table)
+    for key in FLOAT_KEYS:
+        if isinstance(changes.get(key), int) and not isinstance(changes.get(key), bool):
+            changes[key] = float(changes[key])
+    return attrs.evolve(base or Config(), **changes)
+
+
+def load_config(path: Path, *, base: Config | None = None) -> Config:
+    """Read a TOML file; an unreadable file or bad TOML is a ConfigError too."""
+    try:
+        with path.open("rb") as file:
+            values = tomllib.load(file)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return config_from_mapping(values, base=base)

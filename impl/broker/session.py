@@ -1,0 +1,449 @@
+"""The session: one per client id, plain data and synchronous logic.
+
+Theory of operation. A session holds what MQTT says outlives a network
+connection (3.1.2.4): the client's subscriptions with their granted QoS, the
+messages waiting to be sent (the queue), the QoS 1 and QoS 2 messages in
+flight in both directions, and the connection it currently delivers to, if
+any. It does no I/O: it hands packets to a ``PacketSink`` (the connection)
+and takes the time as ``now``, so every flow can be driven by a unit test
+with a recording sink and a made-up clock.
+
+Outbound, a message at QoS 1 or 2 enters the in-flight window (at most
+``max_inflight``) with a fresh packet id and walks the states of
+``OutboundState``; beyond the window, or while the client is away or its
+socket is congested, it waits in the queue (at most ``max_queued``; the
+newest message is dropped beyond that, logged and counted). A QoS 0 message
+for an absent client is not kept, unless ``queue_qos0_messages`` puts it in the
+queue of a persistent session (3.1.2.4 makes it optional). Inbound, QoS 2
+packet ids live in ``awaiting_rel`` from PUBLISH to PUBREL so a duplicate is
+acknowledged but not delivered again (4.3.3, method A).
+
+A persistent session (clean session 0) tells the store every change, so a
+broker with a disk store can give it back after a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from enum import Enum
+from typing import Protocol
+
+import attrs
+
+from mqttref.impl.broker.config import Config
+from mqttref.impl.codec.errors import ProtocolError, ReasonCode
+from mqttref.impl.codec.packets import Packet, Publish, QoS
+from mqttref.impl.message import (
+    PUBACK,
+    PUBCOMP,
+    PUBREC,
+    PUBREL,
+    Message,
+    OutboundMessage,
+    OutboundState,
+    ack_frame,
+    publish_frame,
+)
+from mqttref.impl.store.base import SessionRecord, Store
+
+log = logging.getLogger("mqttref.broker")
+
+MAX_PACKET_ID = 65_535
+
+
+class PacketSink(Protocol):
+    """Where a session's packets go: the connection, or a recorder in a unit test."""
+
+    @property
+    def congested(self) -> bool:
+        """True while the peer reads slower than we write: hold back what can wait."""
+        ...
+
+    @property
+    def overloaded(self) -> bool:
+        """True while so much waits for the peer that QoS 0 messages must be dropped."""
+        ...
+
+    def send(self, packet: Packet) -> None: ...
+
+    def hold_publishers(self) -> None:
+        """This session is behind: publishers sending to it should pause."""
+        ...
+
+    def release_publishers(self) -> None:
+        """This session has caught up."""
+        ...
+
+    def send_frame(self, frame: bytes) -> None:
+        """Send bytes that are already one encoded packet (a shared QoS 0 frame)."""
+        ...
+
+    def close(self, reason: str, *, publish_will: bool) -> None:
+        """End the network connection (a takeover closes the old one [MQTT-3.1.4-2])."""
+        ...
+
+
+class SessionState(Enum):
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+
+
+@attrs.define(slots=True)
+class Inflight:
+    """One outbound QoS 1/2 message between its PUBLISH and its last acknowledgement."""
+
+    message: OutboundMessage
+    state: OutboundState
+    next_retry: float
+    interval: float
+
+
+def qos0_frame(message: Message) -> bytes:
+    """The QoS 0, RETAIN=0 frame of a message, encoded once for all its subscribers."""
+    frame = message.qos0_frame
+    if frame is None:
+        frame = message.qos0_frame = publish_frame(
+            message.topic, message.payload, 0, False
+        )
+    return frame
+
+
+class Session:
+    """One client's session (3.1.2.4), persistent or clean."""
+
+    __slots__ = (
+        "_next_packet_id",
+        "_next_seq",
+        "_queue",
+        "awaiting_rel",
+        "client_id",
+        "config",
+        "connection",
+        "dropped",
+        "inflight",
+        "persistent",
+        "state",
+        "store",
+        "subscriptions",
+    )
+
+    def __init__(
+        self, client_id: str, *, persistent: bool, config: Config, store: Store
+    ) -> None:
+        self.client_id = client_id
+        self.persistent = persistent
+        """Clean session 0: outlives its connection and is stored."""
+        self.config = config
+        self.store = store
+        self.state = SessionState.DISCONNECTED
+        self.connection: PacketSink | None = None
+        self.subscriptions: dict[str, QoS] = {}
+        """Topic filter -> granted QoS; kept in step by the registry."""
+        self._queue: deque[tuple[int, OutboundMessage]] | None = None
+        """See ``queue``; None until first used (an empty deque takes 760 bytes)."""
+        self.inflight: dict[int, Inflight] = {}
+        """Packet id -> outbound message, in the order first sent."""
+        self.awaiting_rel: set[int] = set()
+        """Inbound QoS 2 packet ids delivered onwards and awaiting PUBREL."""
+        self.dropped = 0
+        """Messages dropped by the queue limit or by a congested QoS 0 path."""
+        self._next_packet_id = 1
+        self._next_seq = 1
+        if persistent:
+            store.create_session(client_id)
+
+    def __repr__(self) -> str:
+        return f"<Session {self.client_id!r} {self.state.value}>"
+
+    @property
+    def queue(self) -> deque[tuple[int, OutboundMessage]]:
+        """Messages waiting for the in-flight window or for the client, oldest first."""
+        if self._queue is None:
+            self._queue = deque()
+        return self._queue
+
+    @classmethod
+    def restore(cls, record: SessionRecord, *, config: Config, store: Store) -> Session:
+        """A persistent session as the store kept it (after a broker restart)."""
+        session = cls(record.client_id, persistent=True, config=config, store=store)
+        session.subscriptions = dict(record.subscriptions)
+        session._queue = deque(record.queue) if record.queue else None
+        if record.queue:
+            session._next_seq = record.queue[-1][0] + 1
+        for item in record.inflight:
+            session.inflight[item.packet_id] = Inflight(
+                item.message, item.state, 0.0, config.retry_interval
+            )
+        session.awaiting_rel = set(record.awaiting_rel)
+        return session
+
+    # Connection lifecycle -------------------------------------------------------
+
+    def attach(self, connection: PacketSink, now: float) -> None:
+        """Deliver to a new connection: resend what is in flight, then the queue.
+
+        Unacknowledged PUBLISH packets go again with DUP=1 and PUBRELs go again,
+        in their original order [MQTT-4.4.0-1].
+        """
+        self.connection = connection
+        self.state = SessionState.CONNECTED
+        for entry in self.inflight.values():
+            self.resend(entry, now)
+            entry.interval = self.config.retry_interval
+            entry.next_retry = now + entry.interval
+        self.pump(now)
+
+    def detach(self) -> None:
+        """The connection ended; a persistent session keeps everything for the next one."""
+        self.connection = None
+        self.state = SessionState.DISCONNECTED
+
+    def discard(self) -> None:
+        """The session ends for good (clean session, or replaced by a clean one)."""
+        self.detach()
+        self._queue = None
+        self.inflight.clear()
+        self.awaiting_rel.clear()
+        if self.persistent:
+            self.store.delete_session(self.client_id)
+
+    # Outbound ---------------------------------------------------------------------
+
+    def send(self, packet: Packet) -> None:
+        """Send a packet that is no message (SUBACK, UNSUBACK...) to the connection."""
+        if self.connection is not None:
+            self.connection.send(packet)
+
+    def deliver(self, message: Message, qos: QoS, now: float, *, retain: bool = False) -> None:
+        """Send one message at an already downgraded QoS, or queue it.
+
+        ``retain`` is True only for a retained message sent because of a new
+        subscription [MQTT-3.3.1-8]; normal forwarding clears it [MQTT-3.3.1-9].
+        """
+        connection = self.connection
+        if qos is QoS.AT_MOST_ONCE:
+            if connection is None:
+                # QoS 0 messages are optional session state (3.1.2.4): kept for an
+                # absent persistent client only with ``queue_qos0_messages``.
+                if self.persistent and self.config.queue_qos0_messages:
+                    self.enqueue(OutboundMessage(message.topic, 0, qos, message.payload, retain))
+                return
+            if connection.overloaded:
+                self.drop(message.topic, "the client reads too slowly for QoS 0")
+                return
+            if retain:
+                connection.send_frame(
+                    publish_frame(message.topic, message.payload, 0, True)
+                )
+            else:
+                connection.send_frame(qos0_frame(message))
+            return
+        outbound = OutboundMessage(message.topic, 0, qos, message.payload, retain)
+        if (
+            connection is not None
+            and not self._queue
+            and len(self.inflight) < self.config.max_inflight
+            and not connection.congested
+        ):
+            self.send_new(outbound, now)
+        else:
+            self.enqueue(outbound)
+
+    @property
+    def backlogged(self) -> bool:
+        """As many messages wait as the window holds: publishers should slow down."""
+        return self._queue is not None and len(self._queue) >= self.config.max_inflight
+
+    def pump(self, now: float) -> None:
+        """Move queued messages into the in-flight window while there is room."""
+        connection = self.connection
+        if connection is None:
+            return
+        queue = self._queue
+        limit = self.config.max_inflight
+        if not queue:
+            if queue is not None:
+                self._queue = None  # give back the deque's first block
+            connection.release_publishers()
+            return
+        while queue and len(self.inflight) < limit:
+            if connection.congested:
+                return
+            seq, outbound = queue.popleft()
+            if self.persistent:
+                self.store.queue_remove(self.client_id, seq)
+            if outbound.qos is QoS.AT_MOST_ONCE:
+                connection.send_frame(
+                    publish_frame(outbound.topic, outbound.payload, 0, outbound.retain)
+                )
+            else:
+                self.send_new(outbound, now)
+        if len(queue) <= limit // 2:
+            connection.release_publishers()
+
+    def enqueue(self, outbound: OutboundMessage) -> None:
+        """Put a message at the back of the queue, or drop it if the queue is full."""
+        if len(self.queue) >= self.config.max_queued:
+            self.drop(outbound.topic, f"the queue holds {self.config.max_queued} messages")
+            return
+        seq = self._next_seq
+        self._next_seq += 1
+        self.queue.append((seq, outbound))
+        if self.persistent:
+            self.store.queue_append(self.client_id, seq, outbound)
+        if self.connection is not None and len(self.queue) >= self.config.max_inflight:
+            self.connection.hold_publishers()
+
+    def drop(self, topic: str, why: str) -> None:
+        """The drop policy: the newest message goes, with a count and a log line."""
+        self.dropped += 1
+        if self.dropped == 1 or self.dropped % 1000 == 0:
+            log.warning(
+                "client %s: dropped a message on %r (%s); %d dropped so far",
+                self.client_id, topic, why, self.dropped,
+            )
+
+    def send_new(self, outbound: OutboundMessage, now: float) -> None:
+        """Send a QoS 1/2 message for the first time: a fresh packet id, DUP=0 [MQTT-3.3.1-1]."""
+        packet_id = self._allocate_packet_id()
+        topic, _, qos, payload, retain = outbound
+        outbound = OutboundMessage(topic, packet_id, qos, payload, retain)  # _replace: 3x dearer
+        state = (
+            OutboundState.AWAITING_PUBACK
+            if qos is QoS.AT_LEAST_ONCE
+            else OutboundState.AWAITING_PUBREC
+        )
+        interval = self.config.retry_interval
+        self.inflight[packet_id] = Inflight(outbound, state, now + interval, interval)
+        if self.persistent:
+            self.store.inflight_set(self.client_id, packet_id, state, outbound)
+        assert self.connection is not None
+        self.connection.send_frame(
+            publish_frame(topic, payload, qos, retain, packet_id=packet_id)
+        )
+
+    def _allocate_packet_id(self) -> int:
+        """The next packet id not in use by an outbound flow [MQTT-2.3.1-2]."""
+        packet_id = self._next_packet_id
+        while packet_id in self.inflight:
+            packet_id = packet_id % MAX_PACKET_ID + 1
+        self._next_packet_id = packet_id % MAX_PACKET_ID + 1
+        return packet_id
+
+    def resend(self, entry: Inflight, now: float) -> None:
+        """Send an unacknowledged message again: PUBLISH with DUP=1 and the same packet
+        id [MQTT-3.3.1-1], or the PUBREL once PUBREC has come [MQTT-4.3.3-1]."""
+        connection = self.connection
+        assert connection is not None
+        out = entry.message
+        if entry.state is OutboundState.AWAITING_PUBCOMP:
+            connection.send_frame(ack_frame(PUBREL, out.packet_id))
+        else:
+            connection.send_frame(
+                publish_frame(out.topic, out.payload, out.qos, out.retain, dup=True,
+                              packet_id=out.packet_id)
+            )
+
+    def on_puback(self, packet_id: int, now: float) -> None:
+        """A QoS 1 delivery is complete (4.3.2); its packet id is free again."""
+        entry = self.inflight.get(packet_id)
+        if entry is None or entry.state is not OutboundState.AWAITING_PUBACK:
+            log.debug("client %s: PUBACK for unknown packet id %d", self.client_id, packet_id)
+            return
+        del self.inflight[packet_id]
+        if self.persistent:
+            self.store.inflight_remove(self.client_id, packet_id)
+        self.pump(now)
+
+    def on_pubrec(self, packet_id: int, now: float) -> None:
+        """QoS 2, step two: the message has arrived; release it with PUBREL (4.3.3)."""
+        entry = self.inflight.get(packet_id)
+        if entry is None or entry.state is OutboundState.AWAITING_PUBACK:
+            log.debug("client %s: PUBREC for unknown packet id %d", self.client_id, packet_id)
+            return
+        if entry.state is OutboundState.AWAITING_PUBREC:
+            entry.state = OutboundState.AWAITING_PUBCOMP
+            entry.interval = self.config.retry_interval
+            entry.next_retry = now + entry.interval
+            if self.persistent:
+                self.store.inflight_set(
+                    self.client_id, packet_id, OutboundState.AWAITING_PUBCOMP, entry.message
+                )
+        assert self.connection is not None
+        self.connection.send_frame(ack_frame(PUBREL, packet_id))  # also answers a duplicate PUBREC
+
+    def on_pubcomp(self, packet_id: int, now: float) -> None:
+        """QoS 2 delivery complete; the packet id is free again."""
+        entry = self.inflight.get(packet_id)
+        if entry is None or entry.state is not OutboundState.AWAITING_PUBCOMP:
+            log.debug("client %s: PUBCOMP for unknown packet id %d", self.client_id, packet_id)
+            return
+        del self.inflight[packet_id]
+        if self.persistent:
+            self.store.inflight_remove(self.client_id, packet_id)
+        self.pump(now)
+
+    # Inbound ------------------------------------------------------------------------
+
+    def on_publish(self, packet: Publish, now: float) -> Message | None:
+        """Acknowledge an inbound PUBLISH; return the message to route, or None.
+
+        QoS 1 is routed and answered with PUBACK [MQTT-4.3.2-2]. QoS 2 is routed
+        once, when its packet id is first seen, and answered with PUBREC; a
+        duplicate whose id still awaits PUBREL is answered but not routed again
+        [MQTT-4.3.3-2].
+        """
+        connection = self.connection
+        assert connection is not None
+        message = Message(packet.topic, packet.payload, packet.qos, packet.retain)
+        qos = packet.qos
+        if qos is QoS.AT_MOST_ONCE:
+            return message
+        packet_id = packet.packet_id
+        assert packet_id is not None  # the codec guarantees it [MQTT-2.3.1-5]
+        if qos is QoS.AT_LEAST_ONCE:
+            connection.send_frame(ack_frame(PUBACK, packet_id))
+            return message
+        if packet_id in self.awaiting_rel:
+            connection.send_frame(ack_frame(PUBREC, packet_id))
+            return None
+        if len(self.awaiting_rel) >= self.config.max_awaiting_rel:
+            raise ProtocolError(
+                f"more than {self.config.max_awaiting_rel} QoS 2 messages awaiting PUBREL",
+                ref="§4.3.3",
+                reason_code=ReasonCode.RECEIVE_MAXIMUM_EXCEEDED,
+            )
+        self.awaiting_rel.add(packet_id)
+        if self.persistent:
+            self.store.awaiting_rel_add(self.client_id, packet_id)
+        connection.send_frame(ack_frame(PUBREC, packet_id))
+        return message
+
+    def on_pubrel(self, packet_id: int, now: float) -> None:
+        """QoS 2 release: forget the packet id and complete with PUBCOMP [MQTT-4.3.3-2]."""
+        if packet_id in self.awaiting_rel:
+            self.awaiting_rel.discard(packet_id)
+            if self.persistent:
+                self.store.awaiting_rel_remove(self.client_id, packet_id)
+        assert self.connection is not None
+        self.connection.send_frame(ack_frame(PUBCOMP, packet_id))
+
+    # Timers -------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        """When ``handle_timer`` has something to do, or None."""
+        if self.config.retry_interval <= 0 or self.connection is None or not self.inflight:
+            return None
+        return min(entry.next_retry for entry in self.inflight.values())
+
+    def handle_timer(self, now: float) -> None:
+        """Resend in-flight messages whose retry time has come, doubling the interval."""
+        if self.config.retry_interval <= 0 or self.connection is None:
+            return
+        ceiling = self.config.retry_max_interval
+        for entry in self.inflight.values():
+            if entry.next_retry <= now:
+                self.resend(entry, now)
+                entry.interval = min(entry.interval * 2, ceiling)
+                entry.next_retry = now + entry.interval

@@ -1,0 +1,98 @@
+"""The topic server: one per topic name, its subscribers and its retained message.
+
+Theory of operation. A publish to a topic name goes to that name's topic
+server, which sets, replaces or clears the retained message and hands the
+message to each subscribed session at the lower of the message's QoS and the
+session's granted QoS [MQTT-3.8.4-6]. Each session appears once, at the
+highest QoS of all its filters that match this name, so overlapping
+subscriptions deliver one copy [MQTT-3.3.5-1]; the registry keeps that
+number right as subscriptions come and go.
+
+A topic server holds nothing that is not also in the registry and the
+store, so when one crashes the topic supervisor throws it away and the
+registry builds a new one.
+"""
+
+from __future__ import annotations
+
+from mqttref.impl.broker.session import Session
+from mqttref.impl.codec.packets import QoS
+from mqttref.impl.message import Message
+from mqttref.impl.store.base import Store
+
+
+class SubscriberFailed(Exception):
+    """Delivering to some subscribers raised; the others got the message.
+
+    Raised by ``TopicServer.publish`` after its loop, so that one broken
+    session costs the other subscribers nothing; the topic supervisor closes
+    the failed sessions' connections.
+    """
+
+    def __init__(self, failures: list[tuple[Session, Exception]]) -> None:
+        super().__init__(f"{len(failures)} subscriber(s) failed")
+        self.failures = failures
+
+
+class TopicServer:
+    """Subscribers and the retained message of one topic name."""
+
+    __slots__ = ("name", "retained", "store", "subscribers")
+
+    def __init__(self, name: str, store: Store) -> None:
+        self.name = name
+        self.store = store
+        self.subscribers: dict[str, tuple[Session, QoS]] = {}
+        """Client id -> (session, highest granted QoS over its matching filters)."""
+        self.retained: Message | None = None
+
+    def __repr__(self) -> str:
+        return f"<TopicServer {self.name!r} {len(self.subscribers)} subscribers>"
+
+    @property
+    def idle(self) -> bool:
+        """Nothing here that the registry could not rebuild for free."""
+        return not self.subscribers and self.retained is None
+
+    def subscribe(self, session: Session, granted_qos: QoS) -> None:
+        self.subscribers[session.client_id] = (session, granted_qos)
+
+    def unsubscribe(self, client_id: str) -> None:
+        self.subscribers.pop(client_id, None)
+
+    def publish(self, message: Message, now: float) -> None:
+        """Retain if asked, then hand the message to every subscriber.
+
+        Forwarded copies carry RETAIN=0 [MQTT-3.3.1-9], even an empty retained
+        message that clears the topic, which subscribers still receive (D8).
+        """
+        if message.retain:
+            self.set_retained(message)
+        qos = message.qos
+        failures: list[tuple[Session, Exception]] | None = None
+        for session, granted in self.subscribers.values():
+            try:
+                session.deliver(message, qos if qos <= granted else granted, now)
+            except Exception as exc:  # one broken session must not cost the others
+                failures = failures or []
+                failures.append((session, exc))
+        if failures:
+            raise SubscriberFailed(failures)
+
+    def set_retained(self, message: Message) -> None:
+        """Store, replace [MQTT-3.3.1-5] or, with an empty payload, clear
+        [MQTT-3.3.1-10] the retained message; an empty one is never stored
+        [MQTT-3.3.1-11]."""
+        if message.payload:
+            self.retained = Message(message.topic, message.payload, message.qos, True)
+            self.store.set_retained(self.name, self.retained)
+        else:
+            self.retained = None
+            self.store.set_retained(self.name, None)
+
+    def send_retained(self, session: Session, granted_qos: QoS, now: float) -> None:
+        """A new subscription receives the retained message with RETAIN=1 [MQTT-3.3.1-6]."""
+        retained = self.retained
+        if retained is not None:
+            qos = retained.qos if retained.qos <= granted_qos else granted_qos
+            session.deliver(retained, qos, now, retain=True)

@@ -1,0 +1,465 @@
+"""A raw MQTT client connection for the oracle: send anything, observe everything.
+
+A ``Probe`` owns one TCP connection to the broker under test. It sends packets
+built with the shared codec or raw bytes (for malformed input), and a reader
+task turns whatever comes back into ``Event``s: a decoded packet, the close of
+the connection (FIN and RST alike, since a close is a close [ORACLE D12]), or
+bytes the codec refuses (a server that sends a malformed packet is judged by
+the codec's strict rules, which cite their statement).
+
+Waiting never uses a blind sleep: a probe waits for an event with a generous
+bound, or for *quiescence* (nothing arrives for a window), and every bound is
+scaled by ``Timing.multiplier`` so a loaded machine can be given more room.
+Every send and every arrival is written to the shared ``Trace``, which is what a
+failing verdict prints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import attrs
+
+from mqttref.impl.codec.codec import Decoder, Role, encode
+from mqttref.impl.codec.errors import MQTTError
+from mqttref.impl.codec.packets import (
+    ConnAck,
+    Connect,
+    Packet,
+    PingReq,
+    PingResp,
+    ProtocolLevel,
+    PubAck,
+    PubComp,
+    Publish,
+    PubRec,
+    PubRel,
+    SubAck,
+    Subscribe,
+    UnsubAck,
+)
+from mqttref.oracle.evidence import Deviation, Inconclusive, NotApplicable, observe
+
+P = TypeVar("P", bound=Packet)
+
+__all__ = ["Closed", "Deviation", "Event", "Garbled", "Inconclusive", "NotApplicable", "Probe",
+           "Received", "Timing", "Trace", "describe"]
+
+
+@attrs.frozen
+class Timing:
+    """How long the oracle waits; every figure is multiplied by ``multiplier``."""
+
+    quiet: float = 0.3
+    """Quiescence window: this long without an arrival means nothing more is coming."""
+    reply: float = 5.0
+    """Upper bound for a reply the specification requires (CONNACK, SUBACK, a close)."""
+    multiplier: float = 1.0
+    margin: float = 0.5
+    """The one measurement margin added to a deadline the specification itself
+    states (one and a half times the keep alive [MQTT-3.1.2-24]): network and
+    scheduling delay between the broker's act and our observation of it."""
+    obligation: float = 3.0
+    """How long the oracle waits for something owed with no deadline in the spec
+    (a re-send on reconnect, a queued message): absence is reported as "not
+    within N s", never judged after a bare quiescence window."""
+
+    def spec_deadline(self, seconds: float) -> float:
+        """A deadline the specification states, plus the measurement margin."""
+        return seconds + self.margin * self.multiplier
+
+    @property
+    def obligation_bound(self) -> float:
+        return self.obligation * self.multiplier
+
+    @property
+    def window(self) -> float:
+        return self.quiet * self.multiplier
+
+    @property
+    def reply_bound(self) -> float:
+        return self.reply * self.multiplier
+
+    def bound(self, seconds: float) -> float:
+        return seconds * self.multiplier
+
+
+@attrs.frozen
+class Received:
+    packet: Packet
+
+
+@attrs.frozen
+class Closed:
+    how: str
+    """``FIN`` or ``RST``: reported, never judged."""
+
+
+@attrs.frozen
+class Garbled:
+    """Bytes from the server that the strict codec refused."""
+
+    error: str
+
+
+Event = Received | Closed | Garbled
+
+
+def describe(packet: Packet) -> str:
+    """A short readable form of a packet for traces."""
+    if isinstance(packet, Publish):
+        payload = packet.payload if len(packet.payload) <= 24 else packet.payload[:24] + b"..."
+        pid = f" id={packet.packet_id}" if packet.packet_id is not None else ""
+        return (
+            f"PUBLISH {packet.topic!r} qos={int(packet.qos)} retain={int(packet.retain)}"
+            f" dup={int(packet.dup)}{pid} payload={payload!r}"
+        )
+    if isinstance(packet, Connect):
+        will = ""
+        if packet.will is not None:
+            w = packet.will
+            will = f" will={w.topic!r}/qos={int(w.qos)}/retain={int(w.retain)}"
+        return (
+            f"CONNECT id={packet.client_id!r} clean={int(packet.clean_session)}"
+            f" keepalive={packet.keep_alive}{will}"
+        )
+    if isinstance(packet, Subscribe):
+        pairs = ", ".join(f"{sub.topic_filter!r} qos={int(sub.qos)}"
+                          for sub in packet.subscriptions)
+        return f"SUBSCRIBE id={packet.packet_id} [{pairs}]"
+    if isinstance(packet, ConnAck):
+        present = int(packet.session_present)
+        return f"CONNACK rc=0x{packet.return_code:02X} session_present={present}"
+    fields = attrs.asdict(packet, recurse=False)
+    fields.pop("properties", None)
+    if not fields.get("reason_codes", True):
+        fields.pop("reason_codes")
+    if fields.get("reason_code") == 0:
+        fields.pop("reason_code")
+    inner = " ".join(f"{key}={value!r}" for key, value in fields.items())
+    return f"{packet.packet_type.name} {inner}".rstrip()
+
+
+class _Framer:
+    """Splits the server's bytes into whole frames (fixed header and Remaining Length).
+
+    A frame whose Remaining Length is malformed is handed on whole, for the
+    decoder to refuse.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self._buffer += data
+        out: list[bytes] = []
+        while len(self._buffer) >= 2:
+            index, length, shift = 1, 0, 0
+            while index < len(self._buffer) and index <= 4:
+                byte = self._buffer[index]
+                length |= (byte & 0x7F) << shift
+                shift += 7
+                index += 1
+                if not byte & 0x80:
+                    break
+            else:
+                if index > 4:  # no end within four bytes: let the decoder say so
+                    out.append(bytes(self._buffer))
+                    self._buffer.clear()
+                return out
+            if self._buffer[index - 1] & 0x80 or len(self._buffer) < index + length:
+                return out
+            out.append(bytes(self._buffer[: index + length]))
+            del self._buffer[: index + length]
+        return out
+
+
+_ECHOES: dict[int, Callable[[int], Packet]] = {
+    0x40: PubAck, 0x50: PubRec, 0x62: PubRel, 0x70: PubComp, 0xB0: UnsubAck,
+}
+
+
+def _echoed_zero_id(frame: bytes) -> Packet | None:
+    """An acknowledgement echoing packet id 0, decoded as it is.
+
+    Packet id 0 breaks the rule of the client that sent it [MQTT-2.3.1-1];
+    the server that echoes it obeys its own rule of answering with the same id
+    [MQTT-2.3.1-6] [MQTT-3.8.4-2]. The strict codec refuses id 0 on any packet,
+    which would report the echo as malformed bytes and hide what the check is
+    about: whether the server closed on the client's violation.
+    """
+    if len(frame) < 4 or frame[2:4] != b"\x00\x00":
+        return None
+    if frame[0] == 0x90 and len(frame) > 4:
+        return SubAck(0, tuple(frame[4:]))
+    kind = _ECHOES.get(frame[0])
+    if kind is None or frame[1] != 2:
+        return None
+    return kind(0)
+
+
+def _as_sent_by_server(error: str) -> str:
+    """The codec's refusal, with the rule the *server* broke as the sender.
+
+    The codec cites receiver rules (invalid flags received: [MQTT-2.2.2-2]);
+    bytes from the server that it refuses show the server breaking the
+    matching sender rule.
+    """
+    if "reserved flags" in error:
+        # The codec cites the receiver's duty to close (2.2.2-2, 3.6.1-1...); the
+        # server as sender broke the table itself.
+        error = re.sub(r"\s*\[MQTT-[0-9.-]+\]", "", error) + " [MQTT-2.2.2-1]"
+    if "topic name" in error and ("UTF-8" in error or "U+0000" in error):
+        error += " [MQTT-3.3.2-1]"
+    if "topic name contains U+0000" in error:
+        error += " [MQTT-4.7.3-2]"
+    if "DUP set at QoS 0" in error:
+        error += " [MQTT-4.3.1-1]"
+    return error
+
+
+class Trace:
+    """What every client of one check sent and received, with times."""
+
+    def __init__(self) -> None:
+        self._start = time.monotonic()
+        self.lines: list[str] = []
+
+    def add(self, actor: str, arrow: str, text: str) -> None:
+        elapsed = time.monotonic() - self._start
+        self.lines.append(f"{elapsed:7.3f}s {actor:>6} {arrow} {text}")
+
+    def note(self, text: str) -> None:
+        self.add("oracle", "::", text)
+
+
+class Probe:
+    """One client connection to the broker under test."""
+
+    def __init__(
+        self,
+        name: str,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        trace: Trace,
+        timing: Timing,
+    ) -> None:
+        self.name = name
+        self._reader = reader
+        self._writer = writer
+        self.trace = trace
+        self.timing = timing
+        self._events: asyncio.Queue[Event] = asyncio.Queue()
+        self.closed: Closed | None = None
+        self.pending: list[Packet] = []
+        """Packets received while waiting for something else, oldest first."""
+        self._aborted = False
+        self._last_packet_id = 0
+        self._task = asyncio.create_task(self._read())
+
+    @classmethod
+    async def open(cls, name: str, host: str, port: int, trace: Trace, timing: Timing) -> Probe:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port), timing.reply_bound
+        )
+        trace.add(name, "..", "TCP connected")
+        return cls(name, reader, writer, trace, timing)
+
+    async def _read(self) -> None:
+        decoder = Decoder(role=Role.CLIENT, protocol_level=ProtocolLevel.MQTT_3_1_1)
+        frames = _Framer()
+        while True:
+            try:
+                data = await self._reader.read(65536)
+            except (ConnectionResetError, BrokenPipeError):
+                self._finish(Closed("RST"))
+                return
+            if not data:
+                self._finish(Closed("FIN"))
+                return
+            for frame in frames.feed(data):
+                echo = _echoed_zero_id(frame)
+                if echo is not None:
+                    self._arrive(echo)
+                    continue
+                try:
+                    packets = decoder.feed(frame)
+                except MQTTError as exc:
+                    for packet in getattr(exc, "packets", []):
+                        self._arrive(packet)
+                    error = _as_sent_by_server(f"{exc} [{getattr(exc, 'ref', '')}]")
+                    self.trace.add(self.name, "<-", f"MALFORMED from server: {error}")
+                    self._events.put_nowait(Garbled(error))
+                    self._drop()
+                    return
+                for packet in packets:
+                    self._arrive(packet)
+
+    def _arrive(self, packet: Packet) -> None:
+        self.trace.add(self.name, "<-", describe(packet))
+        self._events.put_nowait(Received(packet))
+
+    def _finish(self, closed: Closed) -> None:
+        self.closed = closed
+        if self._aborted:
+            return
+        self.trace.add(self.name, "<-", f"connection closed by server ({closed.how})")
+        self._events.put_nowait(closed)
+
+    def new_packet_id(self) -> int:
+        """A packet id not used before on this connection (wraps after 65535)."""
+        self._last_packet_id = self._last_packet_id % 65535 + 1
+        return self._last_packet_id
+
+    async def send(self, packet: Packet | bytes, note: str | None = None) -> None:
+        """Send a packet (encoded with the codec) or raw bytes, described by ``note``."""
+        if isinstance(packet, bytes):
+            data = packet
+            text = note or f"raw bytes {packet[:32].hex(' ')}"
+        else:
+            data = encode(packet)
+            text = describe(packet) + (f"  ({note})" if note else "")
+        self.trace.add(self.name, "->", text)
+        if self._writer.is_closing():
+            return
+        self._writer.write(data)
+        with contextlib.suppress(ConnectionError):
+            await self._writer.drain()
+
+    async def next_event(self, timeout: float) -> Event | None:
+        """The next event, or None when nothing arrives within ``timeout`` seconds."""
+        if self.closed is not None and self._events.empty():
+            return self.closed
+        try:
+            return await asyncio.wait_for(self._events.get(), timeout)
+        except TimeoutError:
+            return None
+
+    async def expect(self, kind: type[P], why: str = "") -> P:
+        """The oldest pending packet of ``kind``, or wait for one; others stay pending.
+
+        ``why`` says which statement requires the packet (``"PUBACK for a QoS 1
+        PUBLISH [MQTT-3.3.4-1]"``): its arrival is evidence for that statement,
+        and its absence is a deviation blamed on it. Without a citation the wait
+        is a step of the scenario whose failure no statement can be blamed for.
+        """
+        for index, packet in enumerate(self.pending):
+            if isinstance(packet, kind):
+                del self.pending[index]
+                observe(f"{self.name}: {why}" if why else "")
+                return packet
+        deadline = time.monotonic() + self.timing.reply_bound
+        label = why or kind.__name__.upper()
+        others: list[str] = []
+        while True:
+            remaining = deadline - time.monotonic()
+            event = await self.next_event(max(remaining, 0.0))
+            if event is None:
+                instead = f"; only {', '.join(others)} arrived" if others else ", nothing arrived"
+                raise Deviation(f"{self.name}: expected {label} within "
+                                f"{self.timing.reply_bound:.1f}s{instead}")
+            if isinstance(event, Received):
+                if isinstance(event.packet, kind):
+                    observe(f"{self.name}: {why}" if why else "")
+                    return event.packet
+                self.pending.append(event.packet)
+                others.append(describe(event.packet))
+                continue
+            if isinstance(event, Closed):
+                raise Deviation(f"{self.name}: expected {label}, the server closed the connection")
+            # Blame what the malformed bytes break, not the packet we were waiting for.
+            uncited = re.sub(r"\s*\[MQTT-[0-9.-]+\]", "", label)
+            raise Deviation(f"{self.name}: expected {uncited}, got malformed bytes: {event.error}")
+
+    async def quiet(self) -> list[Packet]:
+        """Everything that arrives until nothing has arrived for a quiescence window.
+
+        Returns ``pending`` packets first. A close or malformed bytes end the wait.
+        """
+        out, self.pending = self.pending, []
+        while True:
+            event = await self.next_event(self.timing.window)
+            if event is None:
+                return out
+            if isinstance(event, Received):
+                out.append(event.packet)
+                continue
+            if isinstance(event, Garbled):
+                raise Deviation(f"{self.name}: server sent malformed bytes: {event.error}")
+            return out
+
+    async def settle(self) -> list[Packet]:
+        """A PINGREQ round trip, then quiescence: the broker has caught up with us."""
+        await self.send(PingReq())
+        await self.expect(PingResp)
+        return await self.quiet()
+
+    async def wait_close(self, bound: float | None = None, why: str = "") -> list[Packet]:
+        """Wait for the server to close; return the packets that came first.
+
+        Raises ``Deviation`` when the connection is still open after ``bound``
+        seconds (default: the reply bound). ``why`` cites the statement that
+        requires the close: the close is evidence for it, its absence a
+        deviation from it.
+        """
+        limit = self.timing.reply_bound if bound is None else bound
+        deadline = time.monotonic() + limit
+        seen, self.pending = self.pending, []
+        while True:
+            remaining = deadline - time.monotonic()
+            event = await self.next_event(max(remaining, 0.0))
+            if event is None:
+                got = ", ".join(describe(p) for p in seen) or "nothing"
+                reason = f" ({why})" if why else ""
+                raise Deviation(
+                    f"{self.name}: the server must close the connection{reason}; it is still"
+                    f" open after {limit:.1f}s (received: {got})"
+                )
+            if isinstance(event, Received):
+                seen.append(event.packet)
+            elif isinstance(event, Closed):
+                if why:
+                    observe(f"{self.name}: closed: {why}")
+                return seen
+            else:
+                raise Deviation(f"{self.name}: server sent malformed bytes: {event.error}")
+
+    async def is_open(self) -> bool:
+        """Whether the connection still answers a PINGREQ (packets meanwhile go to pending)."""
+        if self.closed is not None:
+            return False
+        await self.send(PingReq(), note="is the connection still open?")
+        deadline = time.monotonic() + self.timing.reply_bound
+        while True:
+            event = await self.next_event(max(deadline - time.monotonic(), 0.0))
+            if event is None:
+                raise Deviation(f"{self.name}: PINGREQ not answered within the reply bound")
+            if isinstance(event, Received):
+                if isinstance(event.packet, PingResp):
+                    return True
+                self.pending.append(event.packet)
+                continue
+            return False
+
+    def abort(self) -> None:
+        """Drop the TCP connection without DISCONNECT (an abrupt close for wills)."""
+        if not self._writer.is_closing():
+            self.trace.add(self.name, "->", "drops the TCP connection (no DISCONNECT)")
+        self._drop()
+
+    def _drop(self) -> None:
+        self._aborted = True
+        if not self._writer.is_closing():
+            self._writer.transport.abort()
+
+    async def close(self) -> None:
+        """Release the connection at the end of a check (silently)."""
+        self._drop()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._task

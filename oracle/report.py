@@ -1,0 +1,212 @@
+"""The verdicts as text for people, JSON for programs and JUnit XML for CI.
+
+All three are written from the same ``Report`` so they cannot disagree. The
+text ends with the one summary line ``N checked, P passed, F failed``.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+import attrs
+
+from mqttref.oracle.capabilities import BrokerProfile
+from mqttref.oracle.exploration import ExplorationOutcome
+from mqttref.oracle.runner import CheckResult, Outcome, StatementVerdict, Verdict
+
+
+@attrs.frozen
+class Report:
+    target: str
+    protocol: str
+    seed: int
+    seconds: float
+    verdicts: tuple[StatementVerdict, ...]
+    results: tuple[CheckResult, ...]
+    exploration: ExplorationOutcome
+    profile: BrokerProfile = attrs.field(factory=BrokerProfile)
+    full_run_seconds: float | None = None
+    """When the budget cut the suite short: how long a run of every check would take."""
+
+    def count(self, verdict: Verdict) -> int:
+        return sum(v.verdict is verdict for v in self.verdicts)
+
+    @property
+    def robustness(self) -> tuple[CheckResult, ...]:
+        return tuple(r for r in self.results if not r.check.ids)
+
+    @property
+    def oracle_errors(self) -> tuple[CheckResult, ...]:
+        """Checks the oracle could not run to a verdict because of its own bug."""
+        return tuple(r for r in self.results if r.outcome is Outcome.ERROR)
+
+    @property
+    def failed(self) -> bool:
+        return self.count(Verdict.FAIL) > 0 or any(r.outcome is Outcome.FAIL
+                                                    for r in self.robustness)
+
+    def summary_line(self) -> str:
+        passed, failed = self.count(Verdict.PASS), self.count(Verdict.FAIL)
+        return f"{passed + failed} checked, {passed} passed, {failed} failed"
+
+
+def _failure_lines(result: CheckResult, sid: str | None = None) -> list[str]:
+    """The findings of ``result`` (those blaming ``sid`` when given), then its trace."""
+    label = "oracle error in" if result.outcome is Outcome.ERROR else "check"
+    findings = [f for f in result.findings if sid is None or sid in f.ids]
+    if findings:
+        lines = [f"      {label} {result.check.name}"
+                 f"{f' [{f.scenario}]' if f.scenario else ''}: {f.message}" for f in findings]
+    else:
+        lines = [f"      {label} {result.check.name}: {result.message}"]
+    lines += [f"        {line}" for line in result.trace]
+    return lines
+
+
+def write_text(report: Report, out: TextIO, *, verbose: bool = False) -> None:
+    out.write(f"mqttref check: MQTT {report.protocol} broker at {report.target}"
+              f" (seed {report.seed})\n")
+    out.write("broker profile:\n")
+    out.write("".join(f"  {line}\n" for line in report.profile.lines()))
+    for v in report.verdicts:
+        tag = f"{v.verdict.value:<14} {v.statement.id:<14}"
+        if v.verdict is Verdict.PASS:
+            seen = sorted({e.check for e in v.evidence})
+            out.write(f"{tag} observed in {', '.join(seen)}\n")
+            if verbose:
+                out.write("".join(f"      {e.check}: {e.observation.text}\n"
+                                  for e in v.evidence[:3]))
+        elif v.verdict is Verdict.FAIL:
+            out.write(f"{tag} {v.statement.text[:90]}\n")
+            for result in v.failures:
+                out.write("\n".join(_failure_lines(result, v.statement.id)) + "\n")
+            if v.reason:
+                out.write(f"      {v.reason} (below)\n")
+        else:
+            out.write(f"{tag} {v.reason}\n")
+    robust = report.robustness
+    if robust:
+        out.write("robustness (no normative statement; either outcome allowed where the spec"
+                  " is silent):\n")
+        for result in robust:
+            out.write(f"{result.outcome.value:<12} {result.check.name}\n")
+            if result.outcome in (Outcome.FAIL, Outcome.ERROR):
+                out.write("\n".join(_failure_lines(result)) + "\n")
+    for result in report.oracle_errors:
+        out.write(f"oracle error (no statement blamed) in {result.check.name}:"
+                  f" {result.message}\n")
+    if report.full_run_seconds is not None:
+        out.write(f"the budget cut the suite short: a run of every check needs about"
+                  f" {report.full_run_seconds:.0f}s (use --budget)\n")
+    if verbose:
+        out.write("checks:\n")
+        for result in report.results:
+            ids = " ".join(result.check.ids) or "robustness"
+            out.write(f"  {result.outcome.value:<8} {result.seconds:6.2f}s {result.check.name}"
+                      f" [{ids}]\n")
+    out.write(f"exploration: {report.exploration.note}\n")
+    for failure in report.exploration.failures:
+        out.write(f"  deviation [{' '.join(failure.ids)}]: {failure.message}"
+                  f" (replay with --seed {failure.seed})\n")
+        out.write("".join(f"    {line}\n" for line in failure.trace))
+    out.write(f"{report.summary_line()}\n")
+
+
+def _result_json(result: CheckResult) -> dict[str, Any]:
+    return {
+        "check": result.check.name,
+        "ids": list(result.check.ids),
+        "outcome": result.outcome.value,
+        "message": result.message,
+        "seconds": round(result.seconds, 3),
+        "findings": [attrs.asdict(f) for f in result.findings],
+        "choices": [attrs.asdict(c) for c in result.choices],
+        "inconclusive": list(result.inconclusive),
+        "trace": list(result.trace),
+    }
+
+
+def to_json(report: Report) -> dict[str, Any]:
+    return {
+        "target": report.target,
+        "protocol": report.protocol,
+        "seed": report.seed,
+        "seconds": round(report.seconds, 3),
+        "summary": {
+            "checked": report.count(Verdict.PASS) + report.count(Verdict.FAIL),
+            "passed": report.count(Verdict.PASS),
+            "failed": report.count(Verdict.FAIL),
+            "not_applicable": report.count(Verdict.NOT_APPLICABLE),
+            "not_testable": report.count(Verdict.NOT_TESTABLE),
+            "not_run": report.count(Verdict.NOT_RUN),
+            "oracle_errors": len(report.oracle_errors),
+        },
+        "profile": {**attrs.asdict(report.profile), "choices": report.profile.choices()},
+        "full_run_seconds": report.full_run_seconds,
+        "statements": [
+            {
+                "id": v.statement.id,
+                "verdict": v.verdict.value,
+                "checks": list(v.checks),
+                "reason": v.reason,
+                "evidence": [{"check": e.check, "observation": e.observation.text,
+                              "scenario": e.observation.scenario} for e in v.evidence],
+                "failures": [_result_json(r) for r in v.failures],
+            }
+            for v in report.verdicts
+        ],
+        "robustness": [_result_json(r) for r in report.robustness],
+        "checks": [_result_json(r) for r in report.results],
+        "exploration": {
+            "ran": report.exploration.ran,
+            "note": report.exploration.note,
+            "covered": list(report.exploration.covered),
+            "failures": [attrs.asdict(f) for f in report.exploration.failures],
+        },
+    }
+
+
+def write_json(report: Report, path: str) -> None:
+    with open(path, "w", encoding="utf-8") as out:
+        json.dump(to_json(report), out, indent=1, ensure_ascii=False)
+        out.write("\n")
+
+
+def _testcase(suite: ET.Element, classname: str, name: str, seconds: float) -> ET.Element:
+    return ET.SubElement(suite, "testcase", classname=classname, name=name,
+                         time=f"{seconds:.3f}")
+
+
+def _failure_text(results: Sequence[CheckResult], sid: str | None = None) -> str:
+    return "\n".join(line for r in results for line in _failure_lines(r, sid))
+
+
+def write_junit(report: Report, path: str) -> None:
+    suite = ET.Element("testsuite", name="mqttref-check", tests=str(len(report.verdicts)),
+                       failures=str(report.count(Verdict.FAIL)),
+                       skipped=str(report.count(Verdict.NOT_RUN)
+                                   + report.count(Verdict.NOT_TESTABLE)
+                                   + report.count(Verdict.NOT_APPLICABLE)),
+                       time=f"{report.seconds:.3f}")
+    classname = f"MQTT {report.protocol} at {report.target}"
+    for v in report.verdicts:
+        seconds = sum(r.seconds for r in v.failures)
+        case = _testcase(suite, classname, v.statement.id, seconds)
+        if v.verdict is Verdict.FAIL:
+            failure = ET.SubElement(case, "failure",
+                                    message="; ".join(r.message for r in v.failures)[:500])
+            failure.text = _failure_text(v.failures, v.statement.id)
+        elif v.verdict is not Verdict.PASS:
+            ET.SubElement(case, "skipped", message=f"{v.verdict.value}: {v.reason}")
+    for result in report.robustness:
+        case = _testcase(suite, f"{classname} robustness", result.check.name, result.seconds)
+        if result.outcome in (Outcome.FAIL, Outcome.ERROR):
+            failure = ET.SubElement(case, "failure", message=result.message[:500])
+            failure.text = _failure_text([result])
+        elif result.outcome is Outcome.NOT_RUN:
+            ET.SubElement(case, "skipped", message=result.message)
+    ET.indent(suite)
+    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)

@@ -1,0 +1,474 @@
+"""The driver: real sockets on one side, the model on the other.
+
+Theory of operation. Each client *slot* (``s0``, ``s1``...) is one TCP
+connection at a time. Every action goes the same way: first everything that
+already arrived is observed, then the model is told the event (so that its
+keep-alive clock restarts no later than the broker's), then the bytes go out.
+``settle`` then reads every socket until nothing arrives for the quiescence
+window, judging each packet and each close with ``model.observe`` the moment
+it is decoded; after quiescence, whatever the model still says the broker
+owes (``check_quiescent``) may take up to ``Timing.owed_wait`` more before it
+counts as missing. Nothing here sleeps blindly: every wait is a ``select`` on
+the sockets that ends early when the broker speaks.
+
+Time is the real clock: before every event and observation the model is told
+how much time passed since the last one (``TimePasses``), so keep-alive
+expiry and retries are judged against the time the broker really had.
+
+A disagreement raises ``Disagreement`` with the model's verdict (statement
+ids, what was allowed, what arrived) and the transcript of the example:
+every client action and every packet received, with timestamps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import selectors
+import socket
+import time
+from collections.abc import Iterable
+
+import attrs
+from hypothesis import reject
+
+from mqttref.impl.codec.packets import ConnAck, Connect, Packet, PingReq, Publish, PubRec, PubRel
+from mqttref.model import (
+    BrokerModel,
+    ClientEvent,
+    Closed,
+    Drop,
+    ModelError,
+    Observation,
+    Open,
+    Send,
+    TimePasses,
+    UsageError,
+    Violation,
+    describe,
+)
+from mqttref.model.connection import ConnectionState
+from mqttref.oracle.stateful.adapters import ServerStream as _ServerStream
+from mqttref.oracle.stateful.adapters import (
+    acknowledgement,
+    acknowledgement_owed,
+    describe_event,
+    describe_packet,
+    encode_client_packet,
+)
+from mqttref.oracle.stateful.target import Timing
+
+TRANSCRIPT_TAIL = 80
+
+
+class Disagreement(AssertionError):
+    """The broker did what the model forbids, or did not do what it requires."""
+
+    def __init__(self, verdict: str, refs: Iterable[str], transcript: list[str]) -> None:
+        self.verdict = verdict
+        self.refs = tuple(refs)
+        self.transcript = list(transcript)
+        tail = self.transcript[-TRANSCRIPT_TAIL:]
+        skipped = len(self.transcript) - len(tail)
+        lines = [f"  ... {skipped} earlier lines"] if skipped else []
+        lines += [f"  {line}" for line in tail]
+        super().__init__(f"{verdict}\nTranscript of this example:\n" + "\n".join(lines))
+
+
+class ModelCrash(Exception):
+    """The model itself failed (a ``ModelError`` that is no ``Violation``): a bug
+    of the model, not a verdict on the broker; shown with the transcript."""
+
+    def __init__(self, error: Exception, transcript: list[str]) -> None:
+        self.transcript = list(transcript)
+        tail = "\n".join(f"  {line}" for line in self.transcript[-TRANSCRIPT_TAIL:])
+        super().__init__(f"the model crashed: {error!r}\nTranscript of this example:\n{tail}")
+
+
+@attrs.frozen
+class Flight:
+    """An acknowledgement the client owes and may send or withhold.
+
+    ``direction`` is ``in`` for a message the server sent (the client acks with
+    PUBACK, PUBREC, PUBCOMP) and ``out`` for the client's own QoS 2 message
+    (the client releases it with PUBREL): the two packet id spaces are separate.
+    """
+
+    client_id: str
+    direction: str
+    packet_id: int
+    kind: str
+
+    def __repr__(self) -> str:
+        return f"Flight({self.kind} {self.client_id} #{self.packet_id})"
+
+
+@attrs.define(eq=False)
+class Link:
+    """One slot's open TCP connection."""
+
+    slot: str
+    sock: socket.socket
+    client_id: str | None
+    stream: _ServerStream = attrs.field(factory=_ServerStream)
+
+
+class Driver:
+    """Sockets to one broker, judged by one model."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        timing: Timing,
+        model: BrokerModel,
+        *,
+        discard_model_crashes: bool = False,
+    ) -> None:
+        self.discard_model_crashes = discard_model_crashes
+        """Fault hunts set it: an example the model cannot judge is discarded
+        (``hypothesis.reject``) instead of ending the hunt."""
+        self.host = host
+        self.port = port
+        self.timing = timing
+        self.model = model
+        self.links: dict[str, Link] = {}
+        self.selector = selectors.DefaultSelector()
+        self.started = self.clock = time.monotonic()
+        self.transcript: list[str] = []
+        self.owed_acks: dict[tuple[str, str, int], str] = {}
+        """(client id, direction, packet id) -> the acknowledgement the client owes."""
+        self.packet_ids: dict[str, int] = {}
+        self.client_ids: dict[str, str | None] = {}
+        """Slot -> the client id of its current (or last) connection."""
+        self.held: list[tuple[str, Observation, Violation | None]] = []
+        """Observations the model rejected so far, waiting for other connections."""
+
+    # ------------------------------------------------------------------ state
+
+    def state(self, slot: str) -> str | None:
+        conn = self.model.connections.get(slot)
+        return None if conn is None else str(conn.state)
+
+    def connected(self, slot: str) -> bool:
+        return slot in self.links and self.state(slot) == ConnectionState.CONNECTED
+
+    def free(self, slot: str) -> bool:
+        return slot not in self.links
+
+    def client_id(self, slot: str) -> str | None:
+        link = self.links.get(slot)
+        return None if link is None else link.client_id
+
+    def slot_of(self, client_id: str) -> str | None:
+        for slot, link in sorted(self.links.items()):
+            if link.client_id == client_id and self.connected(slot):
+                return slot
+        return None
+
+    def next_packet_id(self, client_id: str) -> int:
+        packet_id = self.packet_ids.get(client_id, 0) % 65535 + 1
+        self.packet_ids[client_id] = packet_id
+        return packet_id
+
+    # -------------------------------------------------------------- recording
+
+    def note(self, line: str) -> None:
+        self.transcript.append(f"{time.monotonic() - self.started:7.3f}s  {line}")
+
+    def tick(self) -> None:
+        """Tell the model how much real time passed since it last heard."""
+        now = time.monotonic()
+        elapsed = now - self.clock
+        if elapsed > 0:
+            self.clock = now
+            self.apply(TimePasses(elapsed))
+
+    def apply(self, event: ClientEvent) -> None:
+        try:
+            self.model.apply(event)
+        except ModelError as error:
+            raise self.crash(error) from error
+
+    def crash(self, error: ModelError) -> Exception:
+        if self.discard_model_crashes:
+            reject()
+        return ModelCrash(error, self.transcript)
+
+    def disagree(self, verdict: str, refs: Iterable[str]) -> Disagreement:
+        return Disagreement(verdict, refs, self.transcript)
+
+    # ---------------------------------------------------------------- actions
+
+    def act(self, event: ClientEvent, data: bytes, *, client_id: str | None = None) -> None:
+        """Observe what is waiting, tell the model ``event``, send ``data``."""
+        assert not isinstance(event, TimePasses)
+        slot = event.client
+        self.poll(0)
+        if self.held:
+            self.settle()  # no action while an observation waits to be explained
+        opening = isinstance(event, Open) or (
+            isinstance(event, Send) and isinstance(event.packet, Connect)
+        )
+        if slot not in self.links:
+            if not opening:
+                raise UsageError(f"{slot} has no connection")
+            self._open(slot, client_id)
+        self.tick()
+        self.note(describe_event(event))
+        self.apply(event)
+        if data:
+            self._send(self.links[slot], data)
+
+    def send(self, slot: str, packet: Packet) -> None:
+        """A well-formed packet from a slot."""
+        client_id = packet.client_id if isinstance(packet, Connect) else None
+        self.act(Send(slot, packet), encode_client_packet(packet), client_id=client_id)
+        self._sent(slot, packet)
+
+    def open_without_connect(self, slot: str) -> None:
+        self.act(Open(slot), b"")
+
+    def drop(self, slot: str) -> None:
+        """The client closes its socket without DISCONNECT."""
+        self.poll(0)
+        if self.held:
+            self.settle()
+        link = self.links.get(slot)
+        if link is None:
+            return
+        self.tick()
+        self.note(f"{slot} drops the connection")
+        self.apply(Drop(slot))
+        self._close_link(link)
+
+    def _open(self, slot: str, client_id: str | None) -> None:
+        sock = socket.create_connection((self.host, self.port), timeout=self.timing.owed_wait)
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        link = Link(slot, sock, client_id)
+        self.client_ids[slot] = client_id
+        self.links[slot] = link
+        self.selector.register(sock, selectors.EVENT_READ, link)
+
+    def _send(self, link: Link, data: bytes) -> None:
+        link.sock.setblocking(True)
+        link.sock.settimeout(self.timing.owed_wait)
+        try:
+            link.sock.sendall(data)
+        except OSError as exc:
+            # The broker closed first; the read side will report the close.
+            self.note(f"{link.slot}: send failed ({exc.__class__.__name__})")
+        finally:
+            link.sock.setblocking(False)
+
+    def _sent(self, slot: str, packet: Packet) -> None:
+        """Keep the client's acknowledgement ledger in step with what it sent."""
+        link = self.links.get(slot)
+        if link is None or link.client_id is None:
+            return
+        kind = type(packet).__name__.upper()
+        for key, owed in list(self.owed_acks.items()):
+            same_id = key[2] == getattr(packet, "packet_id", None)
+            if key[0] == link.client_id and owed == kind and same_id:
+                del self.owed_acks[key]
+
+    def keep_alive_pings(self) -> None:
+        """Ping for every connected client idle for ``idle_ping`` of its keep alive,
+        as client libraries do, so that only ``wait`` lets a keep alive expire."""
+        for slot in sorted(self.links):
+            conn = self.model.connections.get(slot)
+            if conn is None or not self.connected(slot) or conn.keep_alive == 0:
+                continue
+            self.tick()
+            if conn.idle >= self.timing.idle_ping * conn.keep_alive:
+                self.send(slot, PingReq())
+
+    def acknowledge(self, flight: Flight) -> bool:
+        """Send an owed acknowledgement; False when it is no longer owed or the
+        client is not connected now."""
+        key = (flight.client_id, flight.direction, flight.packet_id)
+        slot = self.slot_of(flight.client_id)
+        if slot is None or self.owed_acks.get(key) != flight.kind:
+            return False
+        self.send(slot, acknowledgement(flight.kind, flight.packet_id))
+        return True
+
+    def owed_by_connected(self) -> list[Flight]:
+        """The acknowledgements that clients connected now owe (and may withhold)."""
+        connected = {self.client_id(s) for s in self.links if self.connected(s)}
+        return [
+            Flight(c, d, p, kind)
+            for (c, d, p), kind in sorted(self.owed_acks.items())
+            if c in connected
+        ]
+
+    def acks_owed_by(self, slot: str) -> list[Flight]:
+        client_id = self.client_id(slot)
+        return [
+            Flight(c, d, p, kind)
+            for (c, d, p), kind in sorted(self.owed_acks.items())
+            if c == client_id
+        ]
+
+    # ----------------------------------------------------------- observations
+
+    def poll(self, timeout: float) -> bool:
+        """Read whatever arrives within ``timeout``; True if anything did."""
+        if not self.links:
+            if timeout > 0:
+                time.sleep(timeout)  # no socket to wait on: time passes all the same
+            return False
+        arrived = False
+        for key, _mask in self.selector.select(timeout):
+            link = key.data
+            assert isinstance(link, Link)
+            arrived = self._receive(link) or arrived
+        return arrived
+
+    def _receive(self, link: Link) -> bool:
+        try:
+            data = link.sock.recv(65536)
+        except BlockingIOError:
+            return False
+        except OSError:
+            data = b""  # a reset is a close too (ORACLE.md D12)
+        if not data:
+            self._observe(link, Closed())
+            self._close_link(link)
+            return True
+        for packet in link.stream.feed(data):
+            self._observe(link, packet)
+        return True
+
+    def _observe(self, link: Link, observation: Observation) -> None:
+        """Judge one observation, or hold it while another connection may explain it.
+
+        Packets on different connections have no order the broker promises, and
+        reading them is a race of ``select``: a will that a takeover causes can
+        reach a third client before the CONNACK of the connection that took over.
+        So an observation the model rejects is *held* (with everything after it
+        on the same connection) and judged again after every other observation;
+        if it is still rejected when the broker has gone quiet, it is a verdict.
+        Order within one connection is never changed.
+        """
+        self.tick()
+        self.note(f"{link.slot} <- {describe_packet(observation)}")
+        if self.model.connections.get(link.slot) is None:
+            raise self.disagree(
+                f"{link.slot}: the server sent {describe(observation)} before any CONNECT",
+                ["MQTT-3.1.0-1"],
+            )
+        if any(slot == link.slot for slot, _, _ in self.held):
+            self.held.append((link.slot, observation, None))
+            return
+        violation = self._judge(link.slot, observation)
+        if violation is not None:
+            self.note(f"{link.slot}    (held: the model does not allow it yet)")
+            self.held.append((link.slot, observation, violation))
+            return
+        self._judge_held()
+
+    def _judge(self, slot: str, observation: Observation) -> Violation | None:
+        try:
+            self.model.observe(slot, observation)
+        except Violation as violation:
+            return violation
+        except ModelError as error:
+            raise self.crash(error) from error
+        client_id = self.client_ids.get(slot)
+        if isinstance(observation, ConnAck) and observation.return_code == 0:
+            if not observation.session_present and client_id is not None:
+                self._forget_acks(client_id)
+        elif isinstance(observation, (Publish, PubRec, PubRel)):
+            self._owe_ack(slot, client_id, observation)
+        return None
+
+    def _judge_held(self) -> None:
+        """Judge held observations again, per connection in arrival order."""
+        progress = True
+        while progress and self.held:
+            progress = False
+            for slot in dict.fromkeys(slot for slot, _, _ in self.held):
+                index = next(i for i, (s, _, _) in enumerate(self.held) if s == slot)
+                _, observation, _ = self.held[index]
+                violation = self._judge(slot, observation)
+                if violation is None:
+                    del self.held[index]
+                    self.note(f"{slot}    (held {describe_packet(observation)} now allowed)")
+                    progress = True
+                    break
+                self.held[index] = (slot, observation, violation)
+
+    def _held_verdict(self) -> Disagreement | None:
+        self._judge_held()
+        for slot, observation, violation in self.held:
+            if violation is not None:
+                return self.disagree(str(violation), violation.refs)
+            self.note(f"{slot}    (held {describe_packet(observation)})")
+        return None
+
+    def _owe_ack(self, slot: str, client_id: str | None, packet: Packet) -> None:
+        kind = acknowledgement_owed(packet)
+        packet_id = getattr(packet, "packet_id", None)
+        if kind is None or client_id is None or packet_id is None:
+            return
+        direction = "out" if kind == "PUBREL" else "in"
+        key = (client_id, direction, packet_id)
+        self.owed_acks[key] = kind
+
+    def _forget_acks(self, client_id: str) -> None:
+        for key in [k for k in self.owed_acks if k[0] == client_id]:
+            del self.owed_acks[key]
+
+    def _close_link(self, link: Link) -> None:
+        if self.links.get(link.slot) is link:
+            del self.links[link.slot]
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(link.sock)
+        link.sock.close()
+
+    # --------------------------------------------------------------- settling
+
+    def settle(self) -> None:
+        """Quiescence, then every obligation met and every held observation
+        explained within ``owed_wait``."""
+        started = time.monotonic()
+        limit = started + self.timing.owed_wait
+        while self.poll(self.timing.quiet_window) and time.monotonic() < limit:
+            pass
+        deadline = time.monotonic() + self.timing.owed_wait
+        while True:
+            self.tick()
+            self._judge_held()
+            try:
+                violations = self.model.check_quiescent()
+            except ModelError as error:
+                raise self.crash(error) from error
+            if not violations and not self.held:
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                verdict = self._held_verdict()
+                if verdict is not None:
+                    raise verdict
+                first = violations[0]
+                others = "".join(f"\n  also: {v}" for v in violations[1:])
+                raise self.disagree(
+                    f"after {self.timing.owed_wait:.1f}s: {first}{others}",
+                    [r for v in violations for r in v.refs],
+                )
+            self.poll(min(self.timing.quiet_window, remaining))
+
+    def wait(self, seconds: float) -> None:
+        """Let ``seconds`` of real time pass while observing everything."""
+        self.note(f"time passes: {seconds:g}s")
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            self.poll(remaining)
+        self.tick()
+
+    def close(self) -> None:
+        for link in list(self.links.values()):
+            self._close_link(link)
+        self.selector.close()
+

@@ -1,0 +1,211 @@
+"""One oracle run against one target: reachability, the suite, the exploration, the report."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import time
+from collections.abc import Callable, Sequence
+
+import attrs
+
+from mqttref.impl.codec.packets import Connect, Disconnect
+from mqttref.oracle.capabilities import BrokerProfile, learn_profile
+from mqttref.oracle.evidence import Finding
+from mqttref.oracle.exploration import (
+    ExplorationOutcome,
+    Explorer,
+    load_explorer,
+    not_available,
+)
+from mqttref.oracle.flows import first_packet_is_connack
+from mqttref.oracle.probe import Deviation, Probe, Timing, Trace
+from mqttref.oracle.report import Report
+from mqttref.oracle.runner import CheckResult, Outcome, judge, run_suite, select
+from mqttref.oracle.scenario import REGISTRY, V311
+
+MIN_EXPLORATION = 10.0
+"""Seconds the exploration needs at least to be worth starting."""
+
+EXPLORATION_GRACE = 20.0
+"""Seconds past its budget after which a running exploration is stopped."""
+
+
+class Unreachable(Exception):
+    """The target does not accept TCP connections or does not answer CONNECT."""
+
+
+class Silent(Exception):
+    """The target takes the TCP connection and a valid CONNECT, and answers nothing.
+
+    That is an observation against [MQTT-3.1.4-4] (a valid CONNECT is acknowledged),
+    and every other check would need the CONNACK first: the run reports that FAIL
+    and blocks the rest, instead of refusing to judge.
+    """
+
+
+async def ensure_reachable(host: str, port: int, timing: Timing) -> None:
+    """Connect once and get a CONNACK, or raise ``Unreachable`` with one clear line."""
+    try:
+        probe = await Probe.open("hello", host, port, Trace(), timing)
+    except (OSError, TimeoutError) as exc:
+        raise Unreachable(f"cannot connect to {host}:{port}: {exc or type(exc).__name__}") from exc
+    try:
+        await probe.send(Connect(V311, "mqttrefhello", True, 60))
+        connack = await first_packet_is_connack(probe)
+        await probe.send(Disconnect())
+    except Deviation as exc:
+        if probe.closed is None and "no CONNACK within" in str(exc):
+            raise Silent(str(exc)) from exc
+        raise Unreachable(f"{host}:{port} does not answer CONNECT like an MQTT broker: {exc}") \
+            from exc
+    except OSError as exc:
+        raise Unreachable(f"{host}:{port} does not answer CONNECT like an MQTT broker: {exc}") \
+            from exc
+    finally:
+        await probe.close()
+    if connack.return_code != 0:
+        raise Unreachable(f"{host}:{port} refuses a plain CONNECT (return code"
+                          f" 0x{connack.return_code:02X}); the oracle needs anonymous access")
+
+
+def evaluate(
+    host: str,
+    port: int,
+    *,
+    protocol: str = "3.1.1",
+    only: Sequence[str] | None = None,
+    budget: float = 150.0,
+    seed: int = 0,
+    timing: Timing | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+    explore: bool = True,
+    probe_profile: bool = True,
+) -> Report:
+    """Learn the broker profile, run the whole suite, then explore with what is left.
+
+    The suite is the statement-by-statement part, so it runs to its end before
+    the exploration takes any of the budget; when the budget cannot hold even
+    the suite, the report says how long a full run needs.
+    """
+    timing = timing or Timing()
+    start = time.monotonic()
+    try:
+        asyncio.run(ensure_reachable(host, port, timing))
+    except Silent as silent:
+        return _silent_report(host, port, protocol, seed, start=start, only=only,
+                              message=str(silent))
+    profile = asyncio.run(learn_profile(host, port, timing)) if probe_profile else BrokerProfile()
+    chosen = select(only)
+    results = asyncio.run(run_suite(host, port, chosen, budget=budget - (time.monotonic() - start),
+                                    timing=timing, seed=seed, progress=progress,
+                                    profile=profile))
+    remaining = budget - (time.monotonic() - start)
+    full_run = _full_run_estimate(results, time.monotonic() - start)
+    if only:
+        exploration = ExplorationOutcome(False, "model exploration not run (--only selects"
+                                         " suite checks)")
+    elif not explore:
+        exploration = ExplorationOutcome(False, "model exploration not run (--no-exploration)")
+    else:
+        exploration = _explore(host, port, remaining, seed)
+    verdicts = judge(results, exploration, only, protocol)
+    return Report(f"{host}:{port}", protocol, seed, time.monotonic() - start, tuple(verdicts),
+                  tuple(results), exploration, profile, full_run)
+
+
+def _silent_report(host: str, port: int, protocol: str, seed: int, *, start: float,
+                   only: Sequence[str] | None, message: str) -> Report:
+    """A broker that never answers a valid CONNECT: that FAIL, and every check blocked by it."""
+    finding = Finding(("MQTT-3.1.4-4",), f"{message} (if {host}:{port} is no MQTT broker,"
+                      " check the address)")
+    results = []
+    for check in select(only):
+        if "MQTT-3.1.4-4" in check.ids:
+            results.append(CheckResult(check, Outcome.FAIL, finding.message, findings=(finding,)))
+        else:
+            results.append(CheckResult(check, Outcome.NOT_RUN,
+                                       "blocked by MQTT-3.1.4-4: no CONNACK to a valid CONNECT"))
+    if not any(r.findings for r in results):
+        results.append(CheckResult(REGISTRY["connack_accepts_valid_connect"], Outcome.FAIL,
+                                   finding.message, findings=(finding,)))
+    exploration = ExplorationOutcome(False, "model exploration not run: the broker answers no"
+                                     " CONNECT")
+    verdicts = judge(results, exploration, only, protocol)
+    return Report(f"{host}:{port}", protocol, seed, time.monotonic() - start, tuple(verdicts),
+                  tuple(results), exploration)
+
+
+def _full_run_estimate(results: Sequence[CheckResult], elapsed: float) -> float | None:
+    """Seconds a run of every selected check would take, when the budget cut some."""
+    cut = [r for r in results if r.outcome is Outcome.NOT_RUN and r.message == "budget exhausted"]
+    ran = [r for r in results if r not in cut]
+    if not cut or not ran:
+        return None
+    per_check = sum(r.seconds for r in ran) / len(ran)
+    return elapsed + per_check * len(cut)
+
+
+def _explore(host: str, port: int, remaining: float, seed: int) -> ExplorationOutcome:
+    explorer = load_explorer()
+    if isinstance(explorer, str):
+        return not_available(reason=explorer)
+    if remaining < MIN_EXPLORATION:
+        return ExplorationOutcome(False, f"model exploration not run: {remaining:.0f}s of budget"
+                                  " left after the suite")
+    return _within_budget(explorer, host, port, remaining, seed)
+
+
+def _run_explorer(explorer: Explorer, results: multiprocessing.SimpleQueue[ExplorationOutcome],
+                  host: str, port: int, *, budget: float, seed: int) -> None:
+    try:
+        outcome = explorer(host, port, budget=budget, seed=seed, partial=results.put)
+    except Exception as exc:  # an explorer bug is reported, not a verdict
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        outcome = ExplorationOutcome(
+            False, f"model exploration failed with {type(exc).__name__}: {first[:300]}")
+    results.put(outcome)
+
+
+def _within_budget(explorer: Explorer, host: str, port: int, budget: float,
+                   seed: int) -> ExplorationOutcome:
+    """Run the explorer in a child process and stop it at the budget plus a grace.
+
+    The explorer is asked to keep to ``budget``, but shrinking a failing program can
+    take longer than any estimate; ``--budget`` is a promise of the command, so the
+    child is ended when it runs over. What its finished rounds found (each handed
+    over as it ends) is kept, and the report says the last round was cut short.
+    """
+    context = multiprocessing.get_context("fork")
+    results: multiprocessing.SimpleQueue[ExplorationOutcome] = context.SimpleQueue()
+    child = context.Process(target=_run_explorer, args=(explorer, results, host, port),
+                            kwargs={"budget": budget, "seed": seed}, daemon=True)
+    started = time.monotonic()
+    child.start()
+    last: ExplorationOutcome | None = None
+    deadline = started + budget + EXPLORATION_GRACE
+    while child.is_alive() and time.monotonic() < deadline:
+        child.join(min(0.5, max(0.0, deadline - time.monotonic())))
+        while not results.empty():
+            last = results.get()
+    stopped = child.is_alive()
+    if stopped:
+        child.terminate()
+        child.join(5)
+    while not results.empty():
+        last = results.get()
+    if not stopped:
+        if last is None:
+            return ExplorationOutcome(False, f"model exploration ended without a result"
+                                      f" (exit code {child.exitcode})")
+        return last
+    cut = (f"model exploration stopped after {time.monotonic() - started:.0f}s, over its"
+           f" budget of {budget:.0f}s")
+    if last is None:
+        return ExplorationOutcome(
+            ran=False,
+            note=f"{cut}, before its first round ended (rerun with a larger --budget or"
+            " --no-exploration)",
+        )
+    return attrs.evolve(last, note=f"{last.note}; {cut}: the round in progress is lost",
+                        seconds=time.monotonic() - started)
