@@ -1,6 +1,7 @@
 """The model exploration: a Hypothesis state machine drives a broker, the model judges.
 
-``machine`` holds the rules, ``driver`` the sockets and the judging, ``adapters``
+``machine`` holds the rules, ``stories`` the client stories mixed into them,
+``settings`` how long a hunt runs, ``driver`` the sockets and the judging, ``adapters``
 the translation between packets and the model's events, ``target`` the broker
 under test (in-process or at HOST:PORT), ``explore`` the entry point of
 ``mqttref check``. ``tests/stateful`` runs the same machine against the mqttref

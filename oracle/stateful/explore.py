@@ -41,13 +41,8 @@ from hypothesis.stateful import get_state_machine_test
 
 from mqttref.oracle.exploration import ExplorationFailure, ExplorationOutcome
 from mqttref.oracle.stateful.driver import Disagreement
-from mqttref.oracle.stateful.machine import (
-    _RUN,
-    Coverage,
-    machine_for,
-    machine_settings,
-    shrinking_limited_to,
-)
+from mqttref.oracle.stateful.machine import _RUN, Coverage, machine_for
+from mqttref.oracle.stateful.settings import machine_settings, shrinking_limited_to
 from mqttref.oracle.stateful.target import ExternalTarget, slow_multiplier
 
 EXAMPLES_PER_ROUND = 4

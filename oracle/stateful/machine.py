@@ -6,9 +6,9 @@ a time) and four client ids, so that sessions outlive connections and one id
 can take over another's connection. Most rules are one client action (connect,
 subscribe, publish, acknowledge or withhold, ping, leave with or without
 DISCONNECT, commit a protocol violation, let time pass); four are short client
-stories that single actions reach only by chance (``overlapping_subscriptions``,
-``away_while_others_publish``, ``falls_silent_with_a_will``,
-``retained_round_trip``). After every action
+stories that single actions reach only by chance (``stories.ClientStories``:
+``overlapping_subscriptions``, ``away_while_others_publish``,
+``falls_silent_with_a_will``, ``retained_round_trip``). After every action
 the driver waits for quiescence and judges every packet and close with the
 model, then insists on whatever the model says is still owed (``driver.Driver``).
 
@@ -27,7 +27,8 @@ broker's timing cannot promise (Hypothesis stops with FlakyStrategyDefinition).
 Names are readable and isolated: topics and filters are written with ``~``
 for the example's unique prefix (``~/a/b`` is ``<prefix>/a/b``, ``$~/a`` a
 ``$`` topic of the example), client ids ``c0``-``c3`` become
-``<prefix>-c0``... The machine never learns which broker it talks to.
+``<prefix>-c0``... The machine never learns which broker it talks to. How long
+it runs (budgets, the shrink limit) is ``settings``'.
 
 Nothing here imports pytest: ``mqttref check`` (through
 ``mqttref.oracle.stateful.explore``) runs the same machine against other brokers.
@@ -35,21 +36,17 @@ Nothing here imports pytest: ``mqttref check`` (through
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import os
 import secrets
 import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar, TypeVar
 
 import attrs
-from hypothesis import HealthCheck, settings
+from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.internal.conjecture import engine
 from hypothesis.stateful import (
-    Bundle,
     RuleBasedStateMachine,
     initialize,
     invariant,
@@ -75,25 +72,23 @@ from mqttref.impl.codec.packets import (
 )
 from mqttref.model import BrokerModel, Send
 from mqttref.model.records import Session
-from mqttref.model.topics import matches
 from mqttref.oracle.stateful.adapters import ABUSE_NAMES, abuses, encode_client_packet
 from mqttref.oracle.stateful.driver import Disagreement, Driver
+from mqttref.oracle.stateful.settings import shrinking_limited_to
+from mqttref.oracle.stateful.stories import (
+    CLIENT_IDS,
+    TOPICS,
+    WILDCARD_FILTERS,
+    ClientStories,
+    StoryMachine,
+    clean_flags,
+    client_ids,
+    qos_levels,
+    topics,
+)
 from mqttref.oracle.stateful.target import Target
 
 SLOTS = ("s0", "s1", "s2", "s3", "s4")
-CLIENT_IDS = ("c0", "c1", "c2", "c3")
-TOPICS = ("~/a", "~/a/b", "~/b", "$~/a")
-WILDCARD_FILTERS = ("~/+", "~/#", "~/+/b", "+/a", "#", "$~/#")
-OVERLAPPING = (
-    ("~/a", "~/+"),
-    ("~/a", "~/#"),
-    ("~/a", "+/a"),
-    ("~/a/b", "~/+/b"),
-    ("~/a/b", "~/#"),
-    ("~/b", "~/+"),
-    ("$~/a", "$~/#"),
-)
-"""A topic and a wildcard filter that matches it: two subscriptions that overlap."""
 KEEP_ALIVES = ("none", "short", "long")
 """No keep alive, the target's short one (meant to expire), or a long one."""
 LONG_KEEP_ALIVE = 120
@@ -104,10 +99,7 @@ SECOND_CONNECTS = ("second CONNECT, clean session 0", "second CONNECT, clean ses
 VIOLATIONS = (*ABUSE_NAMES, *SECOND_CONNECTS)
 """Every way the machine breaks the protocol on a connected slot: one rule for all."""
 
-qos_levels = st.sampled_from([QoS.AT_MOST_ONCE, QoS.AT_LEAST_ONCE, QoS.EXACTLY_ONCE])
 wills = st.none() | st.tuples(st.sampled_from(TOPICS), qos_levels, st.booleans())
-clean_flags = st.sampled_from([False, False, True])
-"""Clean session 0 twice as often: persistent sessions are where brokers go wrong."""
 ConnectOptions = tuple[bool, str, tuple[str, QoS, bool] | None]
 
 _RUN = secrets.token_hex(2)
@@ -120,14 +112,12 @@ class Coverage:
     refs: ClassVar[set[str]] = set()
 
 
-class BrokerMachine(RuleBasedStateMachine):
-    """Clients against one broker, judged by ``BrokerModel``."""
+class BrokerMachine(ClientStories, RuleBasedStateMachine):
+    """Clients against one broker, judged by ``BrokerModel``; the client stories
+    (``ClientStories``) are rules of it too."""
 
     target: ClassVar[Target]
     discard_model_crashes: ClassVar[bool] = False
-
-    client_ids = Bundle("client_ids")
-    topics = Bundle("topics")
 
     def __init__(self) -> None:
         super().__init__()
@@ -208,8 +198,8 @@ class BrokerMachine(RuleBasedStateMachine):
     ) -> Any:
         """Every example starts with c0 on s0 and c1 on s1 connected, c0 subscribed
         and c1 perhaps (most interesting sequences need a listener)."""
-        self._connect("s0", "c0", *first)
-        self._connect("s1", "c1", *second)
+        self.send_connect("s0", "c0", *first)
+        self.send_connect("s1", "c1", *second)
         self.driver.settle()
         for slot, client_id, request in (("s0", "c0", listens), ("s1", "c1", also)):
             if request is not None and self.driver.connected(slot):
@@ -237,10 +227,10 @@ class BrokerMachine(RuleBasedStateMachine):
     ) -> Any:
         """CONNECT on a free slot; CONNACK must come [MQTT-3.2.0-1]."""
         slot = self.choose(data, self.free_slots(), "slot")
-        self._connect(slot, client_id, clean, keep_alive, will)
+        self.send_connect(slot, client_id, clean, keep_alive, will)
         return self.step_done()
 
-    def _connect(
+    def send_connect(
         self,
         slot: str,
         client_id: str,
@@ -275,7 +265,7 @@ class BrokerMachine(RuleBasedStateMachine):
         slot = self.choose(data, self.free_slots(), "slot")
         client_id = self.choose(data, sorted(self.last_connect), "client_id")
         self.prepare()
-        self._come_back(slot, client_id, clean=clean)
+        self.come_back(slot, client_id, clean=clean)
         return self.step_done()
 
     @precondition(lambda self: self.connected_slots())
@@ -357,27 +347,6 @@ class BrokerMachine(RuleBasedStateMachine):
         session = self.session_of(slot)
         return list(session.subscriptions) if session is not None else []
 
-    def listeners(self) -> list[str]:
-        """Connected slots whose session subscribes to something."""
-        return [s for s in self.connected_slots() if self.subscriptions_of(s)]
-
-    def persistent_slots(self) -> list[str]:
-        """Connected slots whose session outlives the connection (clean session 0)."""
-        return [
-            s
-            for s in self.connected_slots()
-            if (session := self.session_of(s)) is not None and not session.clean
-        ]
-
-    def topics_heard_by(self, slot: str) -> list[str]:
-        """The topic names (short) that some subscription of ``slot``'s session matches."""
-        filters = self.subscriptions_of(slot)
-        return [t for t in TOPICS if any(matches(f, self.full(t)) for f in filters)]
-
-    def short_client_id(self, slot: str) -> str | None:
-        full = self.driver.client_id(slot)
-        return next((c for c in CLIENT_IDS if self.full_client_id(c) == full), None)
-
     @precondition(lambda self: self.connected_slots())
     @rule(
         data=st.data(),
@@ -391,144 +360,10 @@ class BrokerMachine(RuleBasedStateMachine):
         slot = self.choose(data, self.connected_slots(), "slot")
         self.prepare()
         for _ in range(count):
-            self._publish(slot, topic, qos)
+            self.send_publish(slot, topic, qos)
         return self.step_done()
 
-    # -------------------------------------------------------------- scenarios
-    # Client stories that the single-action rules reach only rarely by
-    # chance, though brokers get each of them wrong: each is a few actions in a
-    # row, judged after every one like any other rule.
-
-    @precondition(lambda self: self.connected_slots())
-    @rule(
-        data=st.data(),
-        pair=st.sampled_from(OVERLAPPING),
-        levels=st.lists(qos_levels, min_size=2, max_size=2, unique=True),
-        qos=qos_levels,
-    )
-    def overlapping_subscriptions(
-        self, data: st.DataObject, pair: tuple[str, str], levels: list[QoS], qos: QoS
-    ) -> Any:
-        """SUBSCRIBE to a topic and to a wildcard that matches it, at different QoS,
-        then PUBLISH on that topic: the message comes at the higher of the two QoS
-        (capped at its own) [MQTT-3.3.5-1]."""
-        slot = self.choose(data, self.connected_slots(), "slot")
-        self.prepare()
-        client_id = self.driver.client_id(slot)
-        if self.driver.connected(slot) and client_id is not None:
-            topic, wildcard = pair
-            subscriptions = (
-                Subscription(self.full(topic), levels[0]),
-                Subscription(self.full(wildcard), levels[1]),
-            )
-            self.driver.send(slot, Subscribe(self.driver.next_packet_id(client_id), subscriptions))
-            self.driver.settle()
-            self._publish(slot, topic, qos)
-        return self.step_done()
-
-    @precondition(lambda self: len(self.connected_slots()) >= 2 and self.persistent_slots())
-    @rule(
-        data=st.data(),
-        topic=topics,
-        granted=st.sampled_from([QoS.AT_LEAST_ONCE, QoS.EXACTLY_ONCE]),
-        graceful=st.booleans(),
-        qos=qos_levels,
-        count=st.integers(min_value=2, max_value=3),
-    )
-    def away_while_others_publish(
-        self,
-        data: st.DataObject,
-        *,
-        topic: str,
-        granted: QoS,
-        graceful: bool,
-        qos: QoS,
-        count: int,
-    ) -> Any:
-        """A client with a persistent session subscribes to a topic, goes away
-        (DISCONNECT or a dropped socket), another client publishes on that topic, and
-        it comes back with clean session 0: the messages queued meanwhile come
-        [MQTT-3.1.2-5], in order [MQTT-4.6.0-6], and those it had not acknowledged
-        come again with DUP set [MQTT-4.4.0-1]."""
-        slot = self.choose(data, self.persistent_slots(), "slot")
-        others = [s for s in self.connected_slots() if s != slot]
-        publisher = self.choose(data, others, "publisher")
-        short = self.short_client_id(slot)
-        client_id = self.driver.client_id(slot)
-        if short is None or short not in self.last_connect or client_id is None:
-            return self.step_done()
-        self.prepare()
-        subscription = Subscription(self.full(topic), granted)
-        self.driver.send(slot, Subscribe(self.driver.next_packet_id(client_id), (subscription,)))
-        self.driver.settle()
-        if graceful and self.driver.connected(slot):
-            self.driver.send(slot, Disconnect())
-        self.driver.drop(slot)
-        self.driver.settle()
-        for _ in range(count):
-            self._publish(publisher, topic, qos)
-        self.driver.settle()
-        if self.driver.free(slot):
-            self._come_back(slot, short, clean=False)
-        return self.step_done()
-
-    @precondition(lambda self: self.free_slots() and self.listeners())
-    @rule(
-        data=st.data(),
-        client_id=client_ids,
-        clean=clean_flags,
-        qos=qos_levels,
-        retain=st.booleans(),
-    )
-    def falls_silent_with_a_will(
-        self, data: st.DataObject, client_id: str, clean: bool, qos: QoS, retain: bool
-    ) -> Any:
-        """A client with a will on a topic somebody listens to, and a short keep alive,
-        stops talking: the server closes it after 1.5 times the keep alive
-        [MQTT-3.1.2-24] and publishes the will [MQTT-3.1.2-8]."""
-        listener = self.choose(data, self.listeners(), "listener")
-        heard = self.topics_heard_by(listener)
-        topic = self.choose(data, heard or [""], "will topic")  # drawn always: see ``choose``
-        slot = self.choose(data, self.free_slots(), "slot")
-        if not heard:
-            return self.step_done()
-        self._connect(slot, client_id, clean, "short", (topic, qos, retain))
-        self.driver.settle()
-        self.driver.wait(1.6 * self.target.timing.multiplier)
-        return self.step_done()
-
-    @precondition(lambda self: self.connected_slots())
-    @rule(
-        data=st.data(),
-        topic=topics,
-        qos=qos_levels,
-        granted=qos_levels,
-        wildcard=st.booleans(),
-    )
-    def retained_round_trip(
-        self, data: st.DataObject, topic: str, qos: QoS, granted: QoS, wildcard: bool
-    ) -> Any:
-        """PUBLISH a retained message and SUBSCRIBE to its topic: it comes with RETAIN=1
-        [MQTT-3.3.1-6]. PUBLISH an empty retained message (QoS 0) on the topic: the subscriber
-        gets it with RETAIN=0 [MQTT-3.3.1-9], and it clears the topic, so a second
-        SUBSCRIBE brings no retained message [MQTT-3.3.1-10] [MQTT-3.3.1-11]."""
-        slot = self.choose(data, self.connected_slots(), "slot")
-        topic_filter = topic
-        if wildcard:
-            topic_filter = "$~/#" if topic.startswith("$") else "~/#"
-        self.prepare()
-        self._publish(slot, topic, qos, retain=True)
-        self.driver.settle()
-        self._subscribe(slot, topic_filter, granted)
-        # Cleared at QoS 0: empty payloads cannot be told apart, and identical empty
-        # QoS 2 messages are where the model is still weak (the strict xfail of
-        # test_model_disagreements.py); the plain ``publish`` rule covers the others.
-        self._publish(slot, topic, QoS.AT_MOST_ONCE, retain=True, empty=True)
-        self.driver.settle()
-        self._subscribe(slot, topic_filter, granted)
-        return self.step_done()
-
-    def _publish(
+    def send_publish(
         self, slot: str, topic: str, qos: QoS, *, retain: bool = False, empty: bool = False
     ) -> None:
         """One PUBLISH (payload ``m<n>``, unique in the example, or empty) from ``slot``."""
@@ -542,16 +377,7 @@ class BrokerMachine(RuleBasedStateMachine):
         payload = b"" if empty else f"m{self.messages}".encode()
         self.driver.send(slot, Publish(self.full(topic), payload, qos, retain, False, packet_id))
 
-    def _subscribe(self, slot: str, topic_filter: str, qos: QoS) -> None:
-        client_id = self.driver.client_id(slot)
-        if self.driver.connected(slot) and client_id is not None:
-            subscription = Subscription(self.full(topic_filter), qos)
-            self.driver.send(
-                slot, Subscribe(self.driver.next_packet_id(client_id), (subscription,))
-            )
-            self.driver.settle()
-
-    def _come_back(self, slot: str, client_id: str, *, clean: bool) -> None:
+    def come_back(self, slot: str, client_id: str, *, clean: bool) -> None:
         """CONNECT again as ``client_id`` did last time (a fresh will payload)."""
         packet = self.last_connect[client_id]
         will = packet.will
@@ -576,7 +402,7 @@ class BrokerMachine(RuleBasedStateMachine):
         """PUBLISH a message (payload ``m<n>``, unique in the example, or empty)."""
         slot = self.choose(data, self.connected_slots(), "slot")
         self.prepare()
-        self._publish(slot, topic, qos, retain=retain, empty=empty)
+        self.send_publish(slot, topic, qos, retain=retain, empty=empty)
         return self.step_done()
 
     @precondition(lambda self: self.driver.owed_by_connected())
@@ -655,6 +481,10 @@ class BrokerMachine(RuleBasedStateMachine):
             self.target.end_example()
 
 
+_TELLS_STORIES: type[StoryMachine] = BrokerMachine
+"""The stories know the machine only as a ``StoryMachine``: mypy checks that it is one."""
+
+
 def cleanup(host: str, port: int, machine: BrokerMachine) -> None:
     """Leave a shared broker as found: no retained message, no persistent session."""
     level = ProtocolLevel.MQTT_3_1_1
@@ -674,6 +504,15 @@ def cleanup(host: str, port: int, machine: BrokerMachine) -> None:
         pass  # the broker went away (the in-process one stops right after)
 
 
+def machine_for(target: Target, *, discard_model_crashes: bool = False) -> type[BrokerMachine]:
+    """A ``BrokerMachine`` bound to ``target``."""
+    return type(
+        "BrokerMachine",
+        (BrokerMachine,),
+        {"target": target, "discard_model_crashes": discard_model_crashes},
+    )
+
+
 # ---------------------------------------------------------------- running
 
 
@@ -691,18 +530,6 @@ class Finding:
 
     def report(self) -> str:
         return f"{self.verdict}\n{self.program}\n{self.error}"
-
-
-@contextlib.contextmanager
-def shrinking_limited_to(seconds: float) -> Iterator[None]:
-    """Bound Hypothesis's shrink phase (normally up to 5 minutes) for one search:
-    every shrink step here replays real network traffic."""
-    saved = engine.MAX_SHRINKING_SECONDS
-    engine.MAX_SHRINKING_SECONDS = seconds  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        engine.MAX_SHRINKING_SECONDS = saved
 
 
 def hunt(
@@ -725,47 +552,6 @@ def hunt(
     return None
 
 
-# ---------------------------------------------------------------- settings
-
-BUDGETS: dict[str, tuple[int, int]] = {
-    "dev": (10, 25),
-    "ci": (40, 30),
-    "thorough": (400, 60),
-}
-"""Profile -> (max_examples, stateful_step_count) for the exploration test;
-``MQTTREF_STATEFUL_EXAMPLES`` overrides the number of examples."""
-
-
-def profile_name() -> str:
-    return os.environ.get("MQTTREF_PROFILE", "dev")
-
-
-def machine_settings(profile: str | None = None, **overrides: Any) -> settings:
-    """Settings for the broker machine under a Hypothesis profile (see conftest)."""
-    name = profile or profile_name()
-    max_examples, steps = BUDGETS.get(name, BUDGETS["dev"])
-    max_examples = int(os.environ.get("MQTTREF_STATEFUL_EXAMPLES", max_examples))
-    values: dict[str, Any] = {
-        "max_examples": max_examples,
-        "stateful_step_count": steps,
-        "deadline": None,
-        "suppress_health_check": list(HealthCheck),
-        "print_blob": True,
-        "derandomize": name == "ci",
-    }
-    values.update(overrides)
-    return settings(**values)
-
-
-def machine_for(target: Target, *, discard_model_crashes: bool = False) -> type[BrokerMachine]:
-    """A ``BrokerMachine`` bound to ``target``."""
-    return type(
-        "BrokerMachine",
-        (BrokerMachine,),
-        {"target": target, "discard_model_crashes": discard_model_crashes},
-    )
-
-
 __all__ = [
     "BrokerMachine",
     "Coverage",
@@ -773,5 +559,4 @@ __all__ = [
     "Finding",
     "hunt",
     "machine_for",
-    "machine_settings",
 ]

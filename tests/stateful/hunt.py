@@ -26,7 +26,8 @@ import pytest
 from hypothesis import Phase
 
 from mqttref.oracle.stateful.driver import Disagreement, ModelCrash
-from mqttref.oracle.stateful.machine import hunt, machine_for, machine_settings
+from mqttref.oracle.stateful.machine import hunt, machine_for
+from mqttref.oracle.stateful.settings import machine_settings
 from mqttref.oracle.stateful.target import slow_multiplier
 from tests.stateful.faults import FAULTS, Fault
 from tests.stateful.inprocess import InProcessTarget

@@ -13,11 +13,8 @@ import os
 
 from hypothesis.stateful import run_state_machine_as_test
 
-from mqttref.oracle.stateful.machine import (
-    machine_for,
-    machine_settings,
-    shrinking_limited_to,
-)
+from mqttref.oracle.stateful.machine import machine_for
+from mqttref.oracle.stateful.settings import machine_settings, shrinking_limited_to
 from tests.stateful.inprocess import target_from_environment
 
 

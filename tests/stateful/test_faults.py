@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from mqttref.oracle.stateful.machine import profile_name
+from mqttref.oracle.stateful.settings import profile_name
 from mqttref.oracle.statements import statements
 from tests.stateful.faults import FAULTS, Fault
 from tests.stateful.hunt import NO_FAULT
