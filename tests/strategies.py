@@ -121,10 +121,10 @@ REASON_CODES: dict[str, frozenset[int]] = {
 # --------------------------------------------------------------------------------------
 
 _CHARS = st.characters(
-    exclude_categories=("Cs",),  # surrogates cannot be UTF-8 [MQTT-1.5.3-1]
+    exclude_categories=["Cs"],  # surrogates cannot be UTF-8 [MQTT-1.5.3-1]
     exclude_characters="\x00",  # U+0000 [MQTT-1.5.3-2]
 )
-_LEVEL_CHARS = st.characters(exclude_categories=("Cs",), exclude_characters="\x00+#/")
+_LEVEL_CHARS = st.characters(exclude_categories=["Cs"], exclude_characters="\x00+#/")
 _WORDS = st.sampled_from(["a", "b", "sport", "tennis", "player1", "$SYS", "ünï", "\ufeff",
                           "x y", "𪛔", "room-1"])  # fmt: skip
 

@@ -198,12 +198,13 @@ def normalised(packet: Packet) -> Packet:
         changes["properties"] = fix(packet.properties)
     if isinstance(packet, Connect) and packet.will is not None:
         changes["will"] = attrs.evolve(packet.will, properties=fix(packet.will.properties))
-    return attrs.evolve(packet, **changes) if changes else packet  # type: ignore[arg-type]
+    return attrs.evolve(packet, **changes) if changes else packet
 
 
 # ------------------------------------------------------------------ packets
 
-_ACK_NAMES: dict[type, str] = {PubAck: "puback", PubRec: "pubrec", PubRel: "pubrel",
+_Ack = PubAck | PubRec | PubRel | PubComp
+_ACK_NAMES: dict[type[_Ack], str] = {PubAck: "puback", PubRec: "pubrec", PubRel: "pubrel",
                                PubComp: "pubcomp"}  # fmt: skip
 _ACK_TYPES = {name: cls for cls, name in _ACK_NAMES.items()}
 

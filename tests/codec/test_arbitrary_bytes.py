@@ -16,16 +16,16 @@ from hypothesis import strategies as st
 
 from mqttref.impl.codec.codec import Decoder, Role, encode
 from mqttref.impl.codec.errors import ProtocolError
-from mqttref.impl.codec.packets import Packet, ProtocolLevel
+from mqttref.impl.codec.packets import ProtocolLevel
 from tests import strategies as s
 
 ROLES = [None, Role.SERVER, Role.CLIENT]
 LEVELS = [None, *s.LEVELS]
 
 
-def feed_all(decoder: Decoder, chunks: list[bytes]) -> tuple[list[Packet], ProtocolError | None]:
+def feed_all(decoder: Decoder, chunks: list[bytes]) -> tuple[list[object], ProtocolError | None]:
     """Feed until the first error, as a connection would, and report what came out."""
-    out: list[Packet] = []
+    out: list[object] = []  # ProtocolError.packets is a list[object]
     fed = 0
     for chunk in chunks:
         fed += len(chunk)

@@ -12,6 +12,7 @@ from mqttref.impl.codec.errors import (
     ReasonCode,
 )
 from mqttref.impl.codec.packets import (
+    Packet,
     PacketType,
     PingReq,
     ProtocolLevel,
@@ -186,7 +187,9 @@ def test_the_size_limit_counts_the_whole_packet_including_the_fixed_header() -> 
 
 
 def test_the_error_carries_the_packets_decoded_before_the_bad_one() -> None:
-    good = [Publish("a", b"1"), PingReq(), Publish("b", b"2", QoS.AT_LEAST_ONCE, packet_id=7)]
+    good: list[Packet] = [
+        Publish("a", b"1"), PingReq(), Publish("b", b"2", QoS.AT_LEAST_ONCE, packet_id=7)
+    ]
     stream = b"".join(encode(p) for p in good) + b"\x36\x00"
     with pytest.raises(MalformedPacket) as info:
         Decoder(protocol_level=V311).feed(stream)
