@@ -10,11 +10,12 @@ In-process use (tests, embedding)::
 or ``async with Broker(config) as broker: ...``. ``mqttref broker`` runs the
 same object until SIGINT or SIGTERM.
 
-The broker owns the sessions by client id and the two decisions that span
-connections: which session a CONNECT gets (new, resumed, or taken over from
-another connection [MQTT-3.1.4-2]), and what happens to it when its
-connection ends (a clean session ends too [MQTT-3.1.2-6]; a persistent one
-waits).
+The broker is the asyncio shell around sans-IO parts: the session table
+(sessions by client id, the registry, the store: ``sessions.py``), one
+protocol core per connection (``protocol.py``) behind its socket edge
+(``transport.py``), the outbox that commits the store before anything is
+written (``outbox.py``), and the supervisors. It listens, starts and stops,
+and ticks the sessions' retry timers.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ import logging
 from types import TracebackType
 
 from mqttref.impl.broker.config import Config
-from mqttref.impl.broker.registry import Registry
-from mqttref.impl.broker.session import Session
+from mqttref.impl.broker.outbox import Outbox
+from mqttref.impl.broker.ports import BrokerPorts
+from mqttref.impl.broker.pressure import Pressure
+from mqttref.impl.broker.sessions import SessionTable
 from mqttref.impl.broker.supervisor import ConnectionSupervisor
-from mqttref.impl.broker.transport import Connection
-from mqttref.impl.codec.packets import Connect
+from mqttref.impl.broker.transport import SocketEdge
 from mqttref.impl.store import Store, StoreError, open_store
 
 log = logging.getLogger("mqttref.broker")
@@ -43,11 +45,16 @@ class Broker:
             store if store is not None
             else open_store(self.config.store, self.config.data_dir, self.config.store_sync)
         )
-        self.sessions: dict[str, Session] = {}
-        self.registry = Registry(self.config, self.store, self.sessions.get)
+        self.table = SessionTable(self.config, self.store)
+        self.sessions = self.table.sessions
+        """Client id -> session (the table's own dict)."""
+        self.registry = self.table.registry
         self.connections = ConnectionSupervisor()
-        self.pressure: set[Connection] = set()
-        """Congested connections the current batch of packets sent to (back-pressure)."""
+        self.outbox = Outbox(self.store, self.store_failed)
+        self.ports = BrokerPorts(
+            config=self.config, sessions=self.table, router=self.registry,
+            pressure=Pressure(), connections=self.connections,
+        )
         self._server: asyncio.Server | None = None
         self._ticker: asyncio.Task[None] | None = None
         self.port: int = self.config.port
@@ -64,7 +71,7 @@ class Broker:
     @property
     def dropped(self) -> int:
         """Messages dropped by every session's limits since start."""
-        return sum(session.dropped for session in self.sessions.values())
+        return self.table.dropped
 
     async def __aenter__(self) -> Broker:
         await self.start()
@@ -85,8 +92,7 @@ class Broker:
         (nothing on disk changed), OSError if the port cannot be bound."""
         self.store.open()
         try:
-            self._restore_sessions()
-            self.registry.load()
+            self.table.restore()
             self._server = await asyncio.get_running_loop().create_server(
                 self._accept, self.config.host, self.config.port, backlog=1024
             )
@@ -126,18 +132,9 @@ class Broker:
         log.critical("stopping: %s", exc)
         asyncio.get_running_loop().create_task(self.stop())
 
-    def _restore_sessions(self) -> None:
-        for client_id in self.store.session_ids():
-            record = self.store.load_session(client_id)
-            if record is None:
-                continue
-            session = Session.restore(record, config=self.config, store=self.store)
-            self.sessions[client_id] = session
-            self.registry.add_stored_subscriptions(session)
-
-    def _accept(self) -> Connection:
+    def _accept(self) -> SocketEdge:
         """The protocol object of one accepted socket (the event loop calls it)."""
-        return Connection(self)
+        return SocketEdge(self.ports, self.connections, self.outbox)
 
     async def _tick(self) -> None:
         """Resend unacknowledged messages whose retry time has come."""
@@ -145,56 +142,4 @@ class Broker:
         tick = self.config.timer_tick
         while True:
             await asyncio.sleep(tick)
-            now = loop.time()
-            for session in list(self.sessions.values()):
-                if session.inflight and session.connection is not None:
-                    try:
-                        session.handle_timer(now)
-                    except Exception:
-                        log.exception("session %r crashed in its retry timer", session.client_id)
-
-    # Sessions -------------------------------------------------------------------------
-
-    def open_session(
-        self, connection: Connection, connect: Connect, now: float
-    ) -> tuple[Session, bool]:
-        """The session for an accepted CONNECT, and whether it was already there.
-
-        Another connection with the same client id is closed first, will and all,
-        as mosquitto does [MQTT-3.1.4-2]. Clean session 1 discards any previous
-        session [MQTT-3.1.2-6]; clean session 0 resumes it [MQTT-3.1.2-4].
-        """
-        client_id = connection.client_id
-        assert client_id is not None
-        existing = self.sessions.get(client_id)
-        if existing is not None and existing.connection is not None:
-            existing.connection.close(
-                "taken over by a new connection with the same client id", publish_will=True
-            )
-            existing = self.sessions.get(client_id)
-        if existing is not None and (connect.clean_session or not existing.persistent):
-            self.end_session(existing)
-            existing = None
-        if existing is not None:
-            return existing, True
-        session = Session(
-            client_id, persistent=not connect.clean_session, config=self.config, store=self.store
-        )
-        self.sessions[client_id] = session
-        return session, False
-
-    def connection_closed(self, connection: Connection, session: Session, now: float) -> None:
-        """A connection ended: its clean session ends with it, a persistent one waits."""
-        if session.connection is not connection:
-            return  # already taken over by another connection
-        if session.persistent:
-            session.detach()
-        else:
-            self.end_session(session)
-
-    def end_session(self, session: Session) -> None:
-        """Forget a session: its subscriptions, queue and stored state."""
-        self.registry.remove_session(session)
-        session.discard()
-        if self.sessions.get(session.client_id) is session:
-            del self.sessions[session.client_id]
+            self.table.retry(loop.time())

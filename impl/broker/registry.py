@@ -23,8 +23,7 @@ from mqttref.impl.broker.config import Config
 from mqttref.impl.broker.limits import filter_problem, granted_qos
 from mqttref.impl.broker.matching import FilterTree, TopicTree, topic_matches
 from mqttref.impl.broker.session import Session
-from mqttref.impl.broker.supervisor import TopicSupervisor
-from mqttref.impl.broker.topic import TopicServer
+from mqttref.impl.broker.topic import TopicServer, TopicSupervisor
 from mqttref.impl.codec.packets import SUBACK_FAILURE, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe
 from mqttref.impl.message import Message
 from mqttref.impl.store.base import Store

@@ -33,18 +33,10 @@ import attrs
 
 from mqttref.impl.broker.config import Config
 from mqttref.impl.codec.errors import ProtocolError, ReasonCode
-from mqttref.impl.codec.packets import Packet, Publish, QoS
-from mqttref.impl.message import (
-    PUBACK,
-    PUBCOMP,
-    PUBREC,
-    PUBREL,
-    Message,
-    OutboundMessage,
-    OutboundState,
-    ack_frame,
-    publish_frame,
-)
+from mqttref.impl.codec.frames import PUBACK, PUBCOMP, PUBREC, PUBREL, ack_frame, publish_frame
+from mqttref.impl.codec.packets import Packet, PacketType, Publish, QoS
+from mqttref.impl.flow import FIRST_OUTBOUND_STATE, OUTBOUND_TABLE, OutboundState
+from mqttref.impl.message import Message, OutboundMessage
 from mqttref.impl.store.base import SessionRecord, Store
 
 log = logging.getLogger("mqttref.broker")
@@ -79,7 +71,7 @@ class PacketSink(Protocol):
         """Send bytes that are already one encoded packet (a shared QoS 0 frame)."""
         ...
 
-    def close(self, reason: str, *, publish_will: bool) -> None:
+    def close(self, reason: str, *, publish_will: bool, now: float | None = None) -> None:
         """End the network connection (a takeover closes the old one [MQTT-3.1.4-2])."""
         ...
 
@@ -309,11 +301,7 @@ class Session:
         packet_id = self._allocate_packet_id()
         topic, _, qos, payload, retain = outbound
         outbound = OutboundMessage(topic, packet_id, qos, payload, retain)  # _replace: 3x dearer
-        state = (
-            OutboundState.AWAITING_PUBACK
-            if qos is QoS.AT_LEAST_ONCE
-            else OutboundState.AWAITING_PUBREC
-        )
+        state = FIRST_OUTBOUND_STATE[qos]
         interval = self.config.retry_interval
         self.inflight[packet_id] = Inflight(outbound, state, now + interval, interval)
         if self.persistent:
@@ -345,44 +333,41 @@ class Session:
                               packet_id=out.packet_id)
             )
 
-    def on_puback(self, packet_id: int, now: float) -> None:
-        """A QoS 1 delivery is complete (4.3.2); its packet id is free again."""
+    def on_ack(self, kind: PacketType, packet_id: int, now: float) -> None:
+        """PUBACK, PUBREC or PUBCOMP for an outbound message: its next state by
+        ``OUTBOUND_TABLE`` (4.3.2, 4.3.3). At the end of its flow the packet id is
+        free again; after PUBREC comes PUBREL (a duplicate PUBREC gets it again).
+        An acknowledgement the flow does not expect is a late duplicate from
+        before a resumed session: ignored."""
         entry = self.inflight.get(packet_id)
-        if entry is None or entry.state is not OutboundState.AWAITING_PUBACK:
-            log.debug("client %s: PUBACK for unknown packet id %d", self.client_id, packet_id)
+        if entry is None or (entry.state, kind) not in OUTBOUND_TABLE:
+            log.debug("client %s: %s for unknown packet id %d", self.client_id, kind.name,
+                      packet_id)
             return
-        del self.inflight[packet_id]
-        if self.persistent:
-            self.store.inflight_remove(self.client_id, packet_id)
-        self.pump(now)
-
-    def on_pubrec(self, packet_id: int, now: float) -> None:
-        """QoS 2, step two: the message has arrived; release it with PUBREL (4.3.3)."""
-        entry = self.inflight.get(packet_id)
-        if entry is None or entry.state is OutboundState.AWAITING_PUBACK:
-            log.debug("client %s: PUBREC for unknown packet id %d", self.client_id, packet_id)
+        target = OUTBOUND_TABLE[entry.state, kind]
+        if target is None:
+            del self.inflight[packet_id]
+            if self.persistent:
+                self.store.inflight_remove(self.client_id, packet_id)
+            self.pump(now)
             return
-        if entry.state is OutboundState.AWAITING_PUBREC:
-            entry.state = OutboundState.AWAITING_PUBCOMP
+        if target is not entry.state:
+            entry.state = target
             entry.interval = self.config.retry_interval
             entry.next_retry = now + entry.interval
             if self.persistent:
-                self.store.inflight_set(
-                    self.client_id, packet_id, OutboundState.AWAITING_PUBCOMP, entry.message
-                )
+                self.store.inflight_set(self.client_id, packet_id, target, entry.message)
         assert self.connection is not None
-        self.connection.send_frame(ack_frame(PUBREL, packet_id))  # also answers a duplicate PUBREC
+        self.connection.send_frame(ack_frame(PUBREL, packet_id))
+
+    def on_puback(self, packet_id: int, now: float) -> None:
+        self.on_ack(PacketType.PUBACK, packet_id, now)
+
+    def on_pubrec(self, packet_id: int, now: float) -> None:
+        self.on_ack(PacketType.PUBREC, packet_id, now)
 
     def on_pubcomp(self, packet_id: int, now: float) -> None:
-        """QoS 2 delivery complete; the packet id is free again."""
-        entry = self.inflight.get(packet_id)
-        if entry is None or entry.state is not OutboundState.AWAITING_PUBCOMP:
-            log.debug("client %s: PUBCOMP for unknown packet id %d", self.client_id, packet_id)
-            return
-        del self.inflight[packet_id]
-        if self.persistent:
-            self.store.inflight_remove(self.client_id, packet_id)
-        self.pump(now)
+        self.on_ack(PacketType.PUBCOMP, packet_id, now)
 
     # Inbound ------------------------------------------------------------------------
 

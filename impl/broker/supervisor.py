@@ -7,32 +7,21 @@ closing); anything else escaping a connection or a topic server is a bug,
 which is logged with its context and traceback and kept away from every
 other client:
 
-- ``ConnectionSupervisor`` runs each read of each connection (one protocol
-  object per socket, no task). A crash closes that connection (its will is
+- ``ConnectionSupervisor`` runs each read and each timer of each connection's
+  protocol core (one per socket, no task). A crash closes that connection (its will is
   published, its persistent session kept) and nothing else.
-- ``TopicSupervisor`` runs every publish. A crash throws the topic server
-  away and has the registry build a new one from the store, with the same
-  subscribers and retained message; the message being published when it
-  crashed is lost (and logged), as with a crashed process. A session that
-  crashes while receiving is not the topic's fault: the others still get
-  the message and only that session's connection is closed.
+- ``TopicSupervisor`` (in ``topic.py``, beside the topic server it
+  watches) runs every publish, and has a crashed topic server rebuilt from
+  the registry.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from mqttref.impl.broker.topic import SubscriberFailed
-from mqttref.impl.codec.packets import QoS
-from mqttref.impl.message import Message
-
-if TYPE_CHECKING:
-    from mqttref.impl.broker.session import Session
-    from mqttref.impl.broker.topic import TopicServer
-    from mqttref.impl.broker.transport import Connection
+from mqttref.impl.broker.protocol import Connection
 
 log = logging.getLogger("mqttref.broker")
 
@@ -40,61 +29,25 @@ READ_SIZE = 65_536
 """Bytes per read: also the most a publisher sends before back-pressure can pause it."""
 
 
-class TopicSupervisor:
-    """Contains topic server crashes and restarts the server from the registry."""
+class Abortable(Protocol):
+    """A connection's network edge, as the supervisor sees it at shutdown."""
 
-    def __init__(self, restart: Callable[[str], TopicServer]) -> None:
-        self._restart = restart
-        self.restarts = 0
-
-    def publish(self, server: TopicServer, message: Message, now: float) -> None:
-        try:
-            server.publish(message, now)
-        except SubscriberFailed as failed:
-            self._sessions_failed(server, failed)
-        except Exception:
-            self._crashed(server, f"publishing {len(message.payload)} bytes at QoS {message.qos}")
-
-    def send_retained(
-        self, server: TopicServer, session: Session, granted: QoS, now: float
-    ) -> None:
-        try:
-            server.send_retained(session, granted, now)
-        except Exception:
-            self._crashed(server, f"sending its retained message to {session.client_id!r}")
-
-    def _sessions_failed(self, server: TopicServer, failed: SubscriberFailed) -> None:
-        """A session that crashed on delivery loses its connection (will and all);
-        the topic server and the other subscribers carry on."""
-        for session, exc in failed.failures:
-            log.error(
-                "session %r crashed receiving a message on %r; closing its connection",
-                session.client_id, server.name, exc_info=exc,
-            )
-            if session.connection is not None:
-                session.connection.close("internal error in its session", publish_will=True)
-
-    def _crashed(self, server: TopicServer, doing: str) -> None:
-        self.restarts += 1
-        log.exception(
-            "topic server %r crashed %s; the message is lost, the server is rebuilt "
-            "from the registry (restart %d)",
-            server.name, doing, self.restarts,
-        )
-        self._restart(server.name)
+    def abort(self) -> None: ...
 
 
 class ConnectionSupervisor:
     """Owns every open connection; a crash while handling a read closes that one only.
 
-    There is no task per connection to watch (each is an ``asyncio.Protocol``
-    the event loop calls): the supervisor adopts a connection when it is made,
-    runs each of its reads (``received``) inside its containment, and lets it
-    go when the socket is gone.
+    There is no task per connection to watch (each socket is an
+    ``asyncio.Protocol`` the event loop calls, feeding a sans-IO core): the
+    supervisor adopts a connection's core when it is made, runs each of its
+    reads and timers inside its containment, and lets it go when the socket is
+    gone.
     """
 
     def __init__(self) -> None:
-        self.connections: set[Connection] = set()
+        self.connections: dict[Connection, Abortable] = {}
+        """Each open connection's core, with its edge (aborted if it will not close)."""
         self.crashes = 0
         self.read_buffer = memoryview(bytearray(READ_SIZE))
         """Every connection's reads land here and are copied out at once (one at a time)."""
@@ -103,25 +56,35 @@ class ConnectionSupervisor:
     def __len__(self) -> int:
         return len(self.connections)
 
-    def adopt(self, connection: Connection) -> None:
-        self.connections.add(connection)
+    def adopt(self, connection: Connection, edge: Abortable) -> None:
+        self.connections[connection] = edge
 
     def release(self, connection: Connection) -> None:
-        self.connections.discard(connection)
+        self.connections.pop(connection, None)
         if not self.connections and self._all_gone is not None:
             self._all_gone.set()
 
-    def received(self, connection: Connection, data: bytes) -> None:
+    def received(self, connection: Connection, data: bytes, now: float) -> None:
         """Handle one read of a connection; anything but a protocol error is a crash."""
         try:
-            connection.receive(data)
+            connection.receive(data, now)
         except Exception:
-            self.crashes += 1
-            log.exception(
-                "connection %s crashed (client %r, %s); closed it, other clients unaffected",
-                connection.peer, connection.client_id, connection.state.value,
-            )
-            connection.close("internal error", publish_will=True)
+            self._crashed(connection, now)
+
+    def timer(self, connection: Connection, now: float) -> None:
+        """Run a connection's timer; a crash there closes that connection only."""
+        try:
+            connection.timer(now)
+        except Exception:
+            self._crashed(connection, now)
+
+    def _crashed(self, connection: Connection, now: float) -> None:
+        self.crashes += 1
+        log.exception(
+            "connection %s crashed (client %r, %s); closed it, other clients unaffected",
+            connection.peer, connection.client_id, connection.state.value,
+        )
+        connection.close("internal error", publish_will=True, now=now)
 
     async def stop_all(self) -> None:
         """Close every connection (no wills: the broker, not the clients, is leaving)."""
@@ -133,8 +96,8 @@ class ConnectionSupervisor:
         try:
             await asyncio.wait_for(self._all_gone.wait(), timeout=2.0)
         except TimeoutError:
-            for connection in list(self.connections):
-                connection.transport.abort()
+            for edge in list(self.connections.values()):
+                edge.abort()
             await asyncio.sleep(0)
         finally:
             self._all_gone = None

@@ -9,16 +9,25 @@ subscriptions deliver one copy [MQTT-3.3.5-1]; the registry keeps that
 number right as subscriptions come and go.
 
 A topic server holds nothing that is not also in the registry and the
-store, so when one crashes the topic supervisor throws it away and the
-registry builds a new one.
+store, so when one crashes the topic supervisor (below, with the server it
+watches) throws it away and the registry builds a new one. Every publish
+runs under it: a crash costs the message being published (logged, as with a
+crashed process), never the subscribers or the retained message. A session
+that crashes while receiving is not the topic's fault: the others still get
+the message and only that session's connection is closed.
 """
 
 from __future__ import annotations
+
+import logging
+from collections.abc import Callable
 
 from mqttref.impl.broker.session import Session
 from mqttref.impl.codec.packets import QoS
 from mqttref.impl.message import Message
 from mqttref.impl.store.base import Store
+
+log = logging.getLogger("mqttref.broker")
 
 
 class SubscriberFailed(Exception):
@@ -96,3 +105,47 @@ class TopicServer:
         if retained is not None:
             qos = retained.qos if retained.qos <= granted_qos else granted_qos
             session.deliver(retained, qos, now, retain=True)
+
+
+class TopicSupervisor:
+    """Contains topic server crashes and restarts the server from the registry."""
+
+    def __init__(self, restart: Callable[[str], TopicServer]) -> None:
+        self._restart = restart
+        self.restarts = 0
+
+    def publish(self, server: TopicServer, message: Message, now: float) -> None:
+        try:
+            server.publish(message, now)
+        except SubscriberFailed as failed:
+            self._sessions_failed(server, failed)
+        except Exception:
+            self._crashed(server, f"publishing {len(message.payload)} bytes at QoS {message.qos}")
+
+    def send_retained(
+        self, server: TopicServer, session: Session, granted: QoS, now: float
+    ) -> None:
+        try:
+            server.send_retained(session, granted, now)
+        except Exception:
+            self._crashed(server, f"sending its retained message to {session.client_id!r}")
+
+    def _sessions_failed(self, server: TopicServer, failed: SubscriberFailed) -> None:
+        """A session that crashed on delivery loses its connection (will and all);
+        the topic server and the other subscribers carry on."""
+        for session, exc in failed.failures:
+            log.error(
+                "session %r crashed receiving a message on %r; closing its connection",
+                session.client_id, server.name, exc_info=exc,
+            )
+            if session.connection is not None:
+                session.connection.close("internal error in its session", publish_will=True)
+
+    def _crashed(self, server: TopicServer, doing: str) -> None:
+        self.restarts += 1
+        log.exception(
+            "topic server %r crashed %s; the message is lost, the server is rebuilt "
+            "from the registry (restart %d)",
+            server.name, doing, self.restarts,
+        )
+        self._restart(server.name)

@@ -239,7 +239,7 @@ class Client:
                     await task
         self._supervisor = None
         self._connection_task = None
-        if self._core.state is not ConnectionState.DISCONNECTED:
+        if self._core.state is not ConnectionState.CLOSED:
             self._core.connection_lost(self._now())
         self._finish(ConnectionClosed("the client disconnected", by_peer=False))
 

@@ -18,7 +18,8 @@ Two tables drive it, in the manner of h11:
   handler of that packet. A pair missing from the table is a protocol error
   and closes the connection: a PUBLISH before CONNACK [MQTT-3.2.0-1], a second
   CONNACK, a server-only packet.
-* ``OUTBOUND_TABLE`` maps (state of one outgoing QoS 1/2 message, received
+* ``OUTBOUND_TABLE`` (``impl/flow.py``, shared with the broker) maps (state of one
+  outgoing QoS 1/2 message, received
   acknowledgement) to the message's next state, ``None`` when its flow is
   complete. PUBACK for a QoS 2 message or PUBCOMP before PUBREC is a protocol
   error.
@@ -37,7 +38,6 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from collections.abc import Callable, Sequence
-from enum import Enum
 
 import attrs
 
@@ -84,28 +84,12 @@ from mqttref.impl.codec.packets import (
     UnsubAck,
     Unsubscribe,
 )
-
-
-class ConnectionState(Enum):
-    """Where the current network connection stands."""
-
-    DISCONNECTED = "disconnected"
-    """No network connection."""
-    CONNECTING = "connecting"
-    """CONNECT sent, waiting for CONNACK."""
-    CONNECTED = "connected"
-    """CONNACK accepted the connection."""
-    CLOSING = "closing"
-    """DISCONNECT sent or a close requested: nothing more is sent [MQTT-3.14.4-2]."""
-
-
-class OutboundState(Enum):
-    """Where one outgoing QoS 1/2 message stands (4.3.2, 4.3.3)."""
-
-    AWAITING_PUBACK = "awaiting PUBACK"
-    AWAITING_PUBREC = "awaiting PUBREC"
-    AWAITING_PUBCOMP = "awaiting PUBCOMP"
-
+from mqttref.impl.flow import (
+    FIRST_OUTBOUND_STATE,
+    OUTBOUND_TABLE,
+    ConnectionState,
+    OutboundState,
+)
 
 RECEIVE_TABLE: dict[tuple[ConnectionState, PacketType], str] = {
     (ConnectionState.CONNECTING, PacketType.CONNACK): "_on_connack",
@@ -119,21 +103,6 @@ RECEIVE_TABLE: dict[tuple[ConnectionState, PacketType], str] = {
     (ConnectionState.CONNECTED, PacketType.PINGRESP): "_on_pingresp",
 }
 """Which packet the client accepts in which connection state; anything else closes."""
-
-OUTBOUND_TABLE: dict[tuple[OutboundState, PacketType], OutboundState | None] = {
-    (OutboundState.AWAITING_PUBACK, PacketType.PUBACK): None,
-    (OutboundState.AWAITING_PUBREC, PacketType.PUBREC): OutboundState.AWAITING_PUBCOMP,
-    # A PUBREC again (the broker resumed the session before our PUBREL): PUBREL again.
-    (OutboundState.AWAITING_PUBCOMP, PacketType.PUBREC): OutboundState.AWAITING_PUBCOMP,
-    (OutboundState.AWAITING_PUBCOMP, PacketType.PUBCOMP): None,
-}
-"""The sender's side of QoS 1 (4.3.2) and QoS 2 (4.3.3): state x ack -> next state."""
-
-FIRST_OUTBOUND_STATE: dict[QoS, OutboundState] = {
-    QoS.AT_LEAST_ONCE: OutboundState.AWAITING_PUBACK,
-    QoS.EXACTLY_ONCE: OutboundState.AWAITING_PUBREC,
-}
-
 
 @attrs.define
 class OutboundMessage:
@@ -154,7 +123,7 @@ class ClientProtocol:
         """``trace(direction, packet)`` sees every packet "sent" or "received", in order."""
         self.options = options
         self._trace = trace
-        self.state = ConnectionState.DISCONNECTED
+        self.state = ConnectionState.CLOSED
         self.session_present = False
         self._now = 0.0
         self._outbox: list[Packet] = []
@@ -227,7 +196,7 @@ class ClientProtocol:
     def connection_made(self, now: float) -> None:
         """A network connection is open: send CONNECT [MQTT-3.1.0-1]."""
         self._now = now
-        if self.state is not ConnectionState.DISCONNECTED:
+        if self.state is not ConnectionState.CLOSED:
             raise ClientError(f"connection_made while {self.state.value}")
         self._decoder = self._new_decoder()
         if self.options.clean_session:
@@ -250,7 +219,7 @@ class ClientProtocol:
     def connection_lost(self, now: float) -> None:
         """The network connection is gone; the session stays for the next one."""
         self._now = now
-        self.state = ConnectionState.DISCONNECTED
+        self.state = ConnectionState.CLOSED
         self._outbox.clear()
         self._unacknowledged.clear()
         self._ping_sent_at = None
@@ -260,7 +229,7 @@ class ClientProtocol:
     def receive_data(self, data: bytes, now: float) -> None:
         """Bytes from the broker; a decoding error closes after the whole packets before it."""
         self._now = now
-        if self.state in (ConnectionState.DISCONNECTED, ConnectionState.CLOSING):
+        if self.state in (ConnectionState.CLOSED, ConnectionState.CLOSING):
             return
         try:
             packets = self._decoder.feed(data)
@@ -275,7 +244,7 @@ class ClientProtocol:
     def receive_packet(self, packet: Packet, now: float) -> None:
         """One decoded packet from the broker, dispatched through ``RECEIVE_TABLE``."""
         self._now = now
-        if self.state in (ConnectionState.DISCONNECTED, ConnectionState.CLOSING):
+        if self.state in (ConnectionState.CLOSED, ConnectionState.CLOSING):
             return
         if self._trace is not None:
             self._trace("received", packet)

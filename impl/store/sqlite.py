@@ -45,7 +45,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from mqttref.impl.codec.packets import QoS
-from mqttref.impl.message import Message, OutboundMessage, OutboundState
+from mqttref.impl.flow import OutboundState
+from mqttref.impl.message import Message, OutboundMessage
 from mqttref.impl.store.base import SessionRecord, Store, StoredInflight
 from mqttref.impl.store.datadir import DataDirectory, StoreError
 

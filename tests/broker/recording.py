@@ -38,7 +38,7 @@ class RecordingSink:
     def release_publishers(self) -> None:
         self.holding = False
 
-    def close(self, reason: str, *, publish_will: bool) -> None:
+    def close(self, reason: str, *, publish_will: bool, now: float | None = None) -> None:
         self.closed = reason
 
     def take(self) -> list[Packet]:

@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mqttref.impl.codec.codec import encode
+from mqttref.impl.codec.frames import PUBACK, PUBCOMP, PUBREC, PUBREL, ack_frame
 from mqttref.impl.codec.packets import ProtocolLevel, PubAck, PubComp, PubRec, PubRel
-from mqttref.impl.message import PUBACK, PUBCOMP, PUBREC, PUBREL, ack_frame
 
 
 @pytest.mark.parametrize(

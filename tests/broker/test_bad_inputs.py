@@ -425,7 +425,7 @@ def test_a_slow_reader_neither_blocks_others_nor_grows_memory_without_bound(
     assert dropped > 0  # QoS 0 beyond write_buffer_max was dropped, not buffered
     assert queued == 0
     buffered = broker.call(
-        lambda b: [c.transport.get_write_buffer_size() for c in b.connections.connections
+        lambda b: [c.reading.write_buffer_size() for c in b.connections.connections
                    if c.client_id == "slow"])
     assert buffered
     assert buffered[0] <= 256 * 1024 + 20_000

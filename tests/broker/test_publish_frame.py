@@ -6,8 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mqttref.impl.codec.codec import encode
+from mqttref.impl.codec.frames import publish_frame
 from mqttref.impl.codec.packets import ProtocolLevel, Publish, QoS
-from mqttref.impl.message import publish_frame
 
 topics = st.text(min_size=1, max_size=300).filter(
     lambda t: not set(t) & {"+", "#", "\x00"} and len(t.encode()) < 65536

@@ -7,8 +7,9 @@ import pytest
 from mqttref.impl.broker.config import Config
 from mqttref.impl.broker.session import Session
 from mqttref.impl.codec.errors import ProtocolError
-from mqttref.impl.codec.packets import PubAck, PubComp, Publish, PubRec, PubRel, QoS
-from mqttref.impl.message import Message, OutboundState
+from mqttref.impl.codec.packets import Packet, PubAck, PubComp, Publish, PubRec, PubRel, QoS
+from mqttref.impl.flow import OutboundState
+from mqttref.impl.message import Message
 from mqttref.impl.store import MemoryStore
 from tests.broker.recording import RecordingSink, make_session
 
@@ -19,7 +20,7 @@ def message(n: int, qos: QoS = Q1, topic: str = "t") -> Message:
     return Message(topic, f"m{n}".encode(), qos)
 
 
-def payloads(packets: list[object]) -> list[bytes]:
+def payloads(packets: list[Packet]) -> list[bytes]:
     return [p.payload for p in packets if isinstance(p, Publish)]
 
 
@@ -146,7 +147,8 @@ def test_reconnect_resends_unacknowledged_publishes_with_dup_and_pubrels() -> No
     session.deliver(message(2, Q2), Q2, 0.0)
     session.deliver(message(3, Q2), Q2, 0.0)
     sent = sink.take()
-    pids = [p.packet_id for p in sent if isinstance(p, Publish)]
+    pids = [p.packet_id for p in sent if isinstance(p, Publish) and p.packet_id is not None]
+    assert len(pids) == 3
     session.on_pubrec(pids[2], 0.5)  # the third now awaits PUBCOMP
     session.detach()
     again = RecordingSink()

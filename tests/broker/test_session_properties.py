@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from mqttref.impl.broker.config import Config
 from mqttref.impl.broker.session import Session
 from mqttref.impl.codec.packets import Publish, PubRel, QoS
-from mqttref.impl.message import Message, OutboundState
+from mqttref.impl.flow import OutboundState
+from mqttref.impl.message import Message
 from tests.broker.recording import RecordingSink, make_session
 
 operations = st.lists(

@@ -10,9 +10,9 @@ import logging
 
 import pytest
 
+from mqttref.impl.broker.protocol import Connection
 from mqttref.impl.broker.session import Session
 from mqttref.impl.broker.topic import TopicServer
-from mqttref.impl.broker.transport import Connection
 from mqttref.impl.codec.packets import PingReq, QoS, Will
 from mqttref.impl.message import Message
 from tests.broker.paho_client import Paho

@@ -17,7 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mqttref.impl.codec.packets import QoS
-from mqttref.impl.message import Message, OutboundMessage, OutboundState
+from mqttref.impl.flow import OutboundState
+from mqttref.impl.message import Message, OutboundMessage
 from mqttref.impl.store import MemoryStore, SQLiteStore, Store, StoreError
 from mqttref.impl.store.sqlite import SCHEMA_VERSION
 

@@ -18,13 +18,14 @@ from typing import Any, Protocol
 import attrs
 
 from mqttref.impl.broker import matching
-from mqttref.impl.broker.broker import Broker
+from mqttref.impl.broker.protocol import HANDLERS, Connection
 from mqttref.impl.broker.registry import Registry
-from mqttref.impl.broker.session import Session
+from mqttref.impl.broker.session import PacketSink, Session
+from mqttref.impl.broker.sessions import SessionTable
 from mqttref.impl.broker.topic import TopicServer
-from mqttref.impl.broker.transport import HANDLERS, Connection, ConnectionState
 from mqttref.impl.codec.packets import PacketType, Publish, QoS
-from mqttref.impl.message import Message, OutboundState
+from mqttref.impl.flow import ConnectionState, OutboundState
+from mqttref.impl.message import Message
 
 
 class Patcher(Protocol):
@@ -106,7 +107,7 @@ def _retain_kept_on_forward(mp: Patcher) -> None:
 
 def _no_will_on_keep_alive(mp: Patcher) -> None:
     def keep_alive_expired(self: Connection, now: float, *, connect: bool) -> None:
-        self.close("keep alive expired", publish_will=False)
+        self.close("keep alive expired", publish_will=False, now=now)
 
     mp.setattr(Connection, "keep_alive_expired", keep_alive_expired)
 
@@ -181,15 +182,15 @@ def _malformed_answered(mp: Patcher) -> None:
 
 
 def _session_present_lost(mp: Patcher) -> None:
-    original = Broker.open_session
+    original = SessionTable.open_session
 
     def open_session(
-        self: Broker, connection: Connection, connect: Any, now: float
+        self: SessionTable, connection: PacketSink, client_id: str, connect: Any, now: float
     ) -> tuple[Session, bool]:
-        session, _present = original(self, connection, connect, now)
+        session, _present = original(self, connection, client_id, connect, now)
         return session, False
 
-    mp.setattr(Broker, "open_session", open_session)
+    mp.setattr(SessionTable, "open_session", open_session)
 
 
 def _no_pingresp(mp: Patcher) -> None:
@@ -232,17 +233,17 @@ def _no_pubcomp(mp: Patcher) -> None:
 
 
 def _takeover_keeps_old_connection(mp: Patcher) -> None:
-    original = Broker.open_session
+    original = SessionTable.open_session
 
     def open_session(
-        self: Broker, connection: Connection, connect: Any, now: float
+        self: SessionTable, connection: PacketSink, client_id: str, connect: Any, now: float
     ) -> tuple[Session, bool]:
-        existing = self.sessions.get(connection.client_id or "")
+        existing = self.sessions.get(client_id)
         if existing is not None and existing.connection is not None:
             existing.connection = None  # forget the old connection instead of closing it
-        return original(self, connection, connect, now)
+        return original(self, connection, client_id, connect, now)
 
-    mp.setattr(Broker, "open_session", open_session)
+    mp.setattr(SessionTable, "open_session", open_session)
 
 
 def _late_connack(mp: Patcher) -> None:

@@ -19,14 +19,14 @@ from typing import Any
 import attrs
 
 from mqttref.impl.broker import limits, matching
+from mqttref.impl.broker import protocol as protocol_module
 from mqttref.impl.broker import registry as registry_module
-from mqttref.impl.broker import transport as connection_module
-from mqttref.impl.broker.broker import Broker
 from mqttref.impl.broker.config import Config
+from mqttref.impl.broker.protocol import Connection
 from mqttref.impl.broker.registry import Registry
-from mqttref.impl.broker.session import Session
+from mqttref.impl.broker.session import PacketSink, Session
+from mqttref.impl.broker.sessions import SessionTable
 from mqttref.impl.broker.topic import TopicServer
-from mqttref.impl.broker.transport import Connection, ConnectionState
 from mqttref.impl.codec.errors import ProtocolError
 from mqttref.impl.codec.packets import (
     SUBACK_FAILURE,
@@ -39,6 +39,7 @@ from mqttref.impl.codec.packets import (
     Unsubscribe,
     Will,
 )
+from mqttref.impl.flow import ConnectionState
 from mqttref.impl.message import Message
 from tests.stateful.faults import Patcher
 
@@ -52,32 +53,32 @@ def _subscriptions_forgotten_on_resume(mp: Patcher) -> None:
     """A resumed persistent session keeps its queue but not its subscriptions (as if
     they belonged to the connection): session present 1, queued messages delivered,
     then nothing more."""
-    original = Broker.open_session
+    original = SessionTable.open_session
 
-    def open_session(self: Broker, connection: Connection, connect: Connect,
-                     now: float) -> tuple[Session, bool]:
-        session, present = original(self, connection, connect, now)
+    def open_session(self: SessionTable, connection: PacketSink, client_id: str,
+                     connect: Connect, now: float) -> tuple[Session, bool]:
+        session, present = original(self, connection, client_id, connect, now)
         if present:
             self.registry.remove_session(session)
         return session, present
 
-    mp.setattr(Broker, "open_session", open_session)
+    mp.setattr(SessionTable, "open_session", open_session)
 
 
 def _session_discarded_on_violation_close(mp: Patcher) -> None:
     """A close for a protocol violation ends even a persistent session (mosquitto 2.0.11
     does so on a second CONNECT: docs/spec/findings.md, M6)."""
-    original = Broker.connection_closed
+    original = SessionTable.connection_closed
 
-    def connection_closed(self: Broker, connection: Connection, session: Session,
+    def connection_closed(self: SessionTable, connection: PacketSink, session: Session,
                           now: float) -> None:
-        reason = connection.close_reason or ""
+        reason = getattr(connection, "close_reason", None) or ""
         if session.connection is connection and reason.startswith("protocol violation"):
             self.end_session(session)
             return
         original(self, connection, session, now)
 
-    mp.setattr(Broker, "connection_closed", connection_closed)
+    mp.setattr(SessionTable, "connection_closed", connection_closed)
 
 
 def _inflight_dropped_offline(mp: Patcher) -> None:
@@ -111,25 +112,25 @@ def _session_key_truncated(mp: Patcher) -> None:
 def _one_assigned_client_id(mp: Patcher) -> None:
     """Every client that sends an empty client id is assigned the same one, so a second
     such client takes the first one's session over."""
-    mp.setattr(connection_module, "generate_client_id", lambda: "mqttref-anonymous")
+    mp.setattr(protocol_module, "generate_client_id", lambda: "mqttref-anonymous")
 
 
 def _clean_session_ignored_on_takeover(mp: Patcher) -> None:
     """A takeover hands the connected session to the new connection as it is: clean
     session 1 is not processed when the client id is still connected (session present
     is computed from the flag alone, so it still says 0)."""
-    original = Broker.open_session
+    original = SessionTable.open_session
 
-    def open_session(self: Broker, connection: Connection, connect: Connect,
-                     now: float) -> tuple[Session, bool]:
-        existing = self.sessions.get(connection.client_id or "")
+    def open_session(self: SessionTable, connection: PacketSink, client_id: str,
+                     connect: Connect, now: float) -> tuple[Session, bool]:
+        existing = self.sessions.get(client_id)
         if connect.clean_session and existing is not None and existing.connection is not None:
-            existing.connection.close("taken over", publish_will=True)
+            existing.connection.close("taken over", publish_will=True, now=now)
             if self.sessions.get(existing.client_id) is existing:
                 return existing, False
-        return original(self, connection, connect, now)
+        return original(self, connection, client_id, connect, now)
 
-    mp.setattr(Broker, "open_session", open_session)
+    mp.setattr(SessionTable, "open_session", open_session)
 
 
 def _data_after_refused_connect(mp: Patcher) -> None:
@@ -141,7 +142,7 @@ def _data_after_refused_connect(mp: Patcher) -> None:
             if self.state is ConnectionState.CLOSED:
                 refused = (self.close_reason or "").startswith("CONNECT refused")
                 if refused and isinstance(packet, Publish):
-                    self.broker.registry.publish(
+                    self.ports.router.publish(
                         Message(packet.topic, packet.payload, packet.qos, packet.retain), now)
                     continue
                 return
@@ -178,18 +179,19 @@ def _will_published_twice(mp: Patcher) -> None:
     original_lost = Connection.connection_lost
     published: dict[int, Will] = {}
 
-    def close(self: Connection, reason: str, *, publish_will: bool) -> None:
+    def close(self: Connection, reason: str, *, publish_will: bool,
+              now: float | None = None) -> None:
         will = self.will if publish_will and self.state is not ConnectionState.CLOSED else None
-        original_close(self, reason, publish_will=publish_will)
+        original_close(self, reason, publish_will=publish_will, now=now)
         if will is not None:
             published[id(self)] = will
 
-    def connection_lost(self: Connection, exc: Exception | None) -> None:
-        original_lost(self, exc)
+    def connection_lost(self: Connection, now: float) -> None:
+        original_lost(self, now)
         will = published.pop(id(self), None)
         if will is not None:
-            self.broker.registry.publish(
-                Message(will.topic, will.payload, will.qos, will.retain), self.loop.time())
+            self.ports.router.publish(
+                Message(will.topic, will.payload, will.qos, will.retain), now)
 
     mp.setattr(Connection, "close", close)
     mp.setattr(Connection, "connection_lost", connection_lost)
@@ -221,7 +223,7 @@ def _will_retain(value: bool) -> Inject:
         def publish_will(self: Connection, now: float) -> None:
             will = self.will
             assert will is not None
-            self.broker.registry.publish(Message(will.topic, will.payload, will.qos, value), now)
+            self.ports.router.publish(Message(will.topic, will.payload, will.qos, value), now)
 
         mp.setattr(Connection, "publish_will", publish_will)
 
@@ -232,18 +234,28 @@ def _will_after_disconnect(mp: Patcher) -> None:
     """DISCONNECT closes like a lost connection: the will is published."""
 
     def on_disconnect(self: Connection, packet: Any, now: float) -> None:
-        self.close("the client disconnected", publish_will=True)
+        self.close("the client disconnected", publish_will=True, now=now)
 
     mp.setattr(Connection, "on_disconnect", on_disconnect)
 
 
 def _keep_alive_ignored(mp: Patcher) -> None:
     """No keep-alive timer after CONNECT: a silent client is never disconnected."""
+    original = Connection.get_timer
 
-    def _keep_alive_timer(self: Connection, now: float) -> None:
-        self._cancel_timer()
+    def get_timer(self: Connection) -> float | None:
+        if self.state is ConnectionState.CONNECTED:
+            return None
+        return original(self)
 
-    mp.setattr(Connection, "_keep_alive_timer", _keep_alive_timer)
+    mp.setattr(Connection, "get_timer", get_timer)
+    original_expired = Connection.keep_alive_expired
+
+    def keep_alive_expired(self: Connection, now: float, *, connect: bool) -> None:
+        if connect:
+            original_expired(self, now, connect=connect)
+
+    mp.setattr(Connection, "keep_alive_expired", keep_alive_expired)
 
 
 # --- retained messages ------------------------------------------------------------------
@@ -253,7 +265,7 @@ def _retained_deleted_with_session(mp: Patcher) -> None:
     """Retained messages are filed under the session of the client that published them
     and deleted with it when that session ends."""
     original_publish = Connection.on_publish
-    original_end = Broker.end_session
+    original_end = SessionTable.end_session
     retained_by: dict[str, set[str]] = {}
 
     def on_publish(self: Connection, packet: Publish, now: float) -> None:
@@ -261,13 +273,13 @@ def _retained_deleted_with_session(mp: Patcher) -> None:
         if packet.retain and packet.payload and self.client_id is not None:
             retained_by.setdefault(self.client_id, set()).add(packet.topic)
 
-    def end_session(self: Broker, session: Session) -> None:
+    def end_session(self: SessionTable, session: Session) -> None:
         for topic in sorted(retained_by.pop(session.client_id, set())):
             self.registry.topic_server(topic).set_retained(Message(topic, b"", QoS(0), True))
         original_end(self, session)
 
     mp.setattr(Connection, "on_publish", on_publish)
-    mp.setattr(Broker, "end_session", end_session)
+    mp.setattr(SessionTable, "end_session", end_session)
 
 
 def _retained_qos12_not_stored(mp: Patcher) -> None:

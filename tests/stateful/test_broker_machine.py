@@ -1,7 +1,7 @@
 """The broker, explored by the state machine and judged by the model.
 
 The target is the in-process mqttref broker unless ``MQTTREF_TARGET=HOST:PORT``
-names another; the budget comes from ``MQTTREF_PROFILE`` (``machine.BUDGETS``).
+names another; the budget comes from ``MQTTREF_PROFILE`` (``settings.BUDGETS``).
 A failure prints the model's verdict, the transcript of client actions and
 packets, the shrunk rule sequence and a ``@reproduce_failure`` blob; shrinking
 replays real traffic, so it stops after ``MQTTREF_SHRINK_SECONDS`` (60).

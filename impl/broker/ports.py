@@ -1,0 +1,70 @@
+"""The narrow ports between a connection's protocol core and the rest of the broker.
+
+The core (``protocol.py``) never sees the ``Broker``: it reaches the session
+table, the router and its own network edge through these small interfaces,
+the way a ``Session`` reaches its connection through ``PacketSink``. Each is
+what one collaborator must offer, no more, so a test can drive the core with
+the real session table and registry and a recording edge, and no event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sized
+from typing import Protocol
+
+import attrs
+
+from mqttref.impl.broker.config import Config
+from mqttref.impl.broker.pressure import Pressure, ReadControl
+from mqttref.impl.broker.session import PacketSink, Session
+from mqttref.impl.codec.packets import Connect, Subscribe, Unsubscribe
+from mqttref.impl.message import Message
+
+
+class SessionPort(Protocol):
+    """Which session a connection gets, and what its end means (``sessions.py``)."""
+
+    def open_session(
+        self, connection: PacketSink, client_id: str, connect: Connect, now: float
+    ) -> tuple[Session, bool]:
+        """The session for an accepted CONNECT, and whether it was already there."""
+        ...
+
+    def connection_closed(self, connection: PacketSink, session: Session, now: float) -> None:
+        """The connection of ``session`` ended."""
+        ...
+
+
+class RouterPort(Protocol):
+    """Where messages and subscriptions go (the registry)."""
+
+    def publish(self, message: Message, now: float) -> None: ...
+
+    def on_subscribe(self, session: Session, packet: Subscribe, now: float) -> None: ...
+
+    def on_unsubscribe(self, session: Session, packet: Unsubscribe, now: float) -> None: ...
+
+
+class Edge(ReadControl, Protocol):
+    """What the core asks of its network edge (``transport.py``, or a test's recorder)."""
+
+    def output_ready(self) -> None:
+        """Bytes wait in the core's ``data_to_send``: write them soon, after the store
+        has committed what they acknowledge."""
+        ...
+
+    def close_after_writing(self) -> None:
+        """Write what waits (store committed first), then close the network connection."""
+        ...
+
+
+@attrs.frozen
+class BrokerPorts:
+    """Everything of the broker that a connection's core may use."""
+
+    config: Config
+    sessions: SessionPort
+    router: RouterPort
+    pressure: Pressure
+    connections: Sized
+    """The open connections, counted for ``max_connections`` (3.2.2.3, 0x03)."""

@@ -1,0 +1,423 @@
+"""The server's protocol core: one sans-IO object per network connection.
+
+Theory of operation. A ``Connection`` is told what happened and when, and
+says what to do; it has no socket, no event loop and no clock of its own, in
+the manner of h11, h2 and aioquic:
+
+- Input: ``receive(data, now)`` (bytes as they arrived), ``timer(now)`` (the
+  deadline of ``get_timer`` has come), ``connection_lost(now)``, and from the
+  edge ``writing_paused`` / ``writing_resumed(now)`` (back-pressure).
+- Output: the bytes to write (``data_to_send``, announced through the edge's
+  ``output_ready``), the next deadline (``get_timer``), and effects through
+  the narrow ports of ``ports.py``: route this message, open or close this
+  session, publish this will (``RouterPort``, ``SessionPort``), close the
+  network connection (``Edge``). The store commit that must precede every
+  acknowledgement is the edge's and the outbox's business, not the core's.
+
+Every whole packet goes to ``handle_packet``, which looks up the handler of
+(connection state, packet type) in ``HANDLERS``: a pair missing there is a
+protocol error that closes the connection (CONNECT first [MQTT-3.1.0-1],
+never twice [MQTT-3.1.0-2], nothing a client does not send [MQTT-4.8.0-1]).
+Handlers pass the packet on to the session or the router; they never wait.
+
+The core is also its session's ``PacketSink`` (sessions of other clients
+deliver into it) and inherits the back-pressure bookkeeping of
+``pressure.Valve``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+from mqttref.impl.broker.admission import connect_return_code, generate_client_id
+from mqttref.impl.broker.limits import strings_problem, topic_problem
+from mqttref.impl.broker.ports import BrokerPorts, Edge
+from mqttref.impl.broker.pressure import Valve
+from mqttref.impl.broker.session import Session
+from mqttref.impl.codec.codec import Decoder, Role, encode
+from mqttref.impl.codec.errors import (
+    LimitExceeded,
+    ProtocolError,
+    ReasonCode,
+    UnsupportedProtocol,
+)
+from mqttref.impl.codec.packets import (
+    ConnAck,
+    Connect,
+    ConnectReturnCode,
+    Packet,
+    PacketType,
+    PingResp,
+    ProtocolLevel,
+    PubAck,
+    PubComp,
+    Publish,
+    PubRec,
+    PubRel,
+    Subscribe,
+    Unsubscribe,
+    Will,
+)
+from mqttref.impl.flow import ConnectionState
+from mqttref.impl.message import Message
+
+log = logging.getLogger("mqttref.broker")
+
+
+_CONNACK_ACCEPTED: Final = {
+    present: encode(ConnAck(present, ConnectReturnCode.ACCEPTED)) for present in (False, True)
+}
+"""CONNACK accepting a connection, by session present: the same four bytes every time."""
+
+
+_C = ConnectionState
+HANDLERS: Final[dict[tuple[ConnectionState, PacketType], str]] = {
+    (_C.CONNECTING, PacketType.CONNECT): "on_connect",
+    (_C.CONNECTED, PacketType.PUBLISH): "on_publish",
+    (_C.CONNECTED, PacketType.PUBACK): "on_ack",
+    (_C.CONNECTED, PacketType.PUBREC): "on_ack",
+    (_C.CONNECTED, PacketType.PUBREL): "on_pubrel",
+    (_C.CONNECTED, PacketType.PUBCOMP): "on_ack",
+    (_C.CONNECTED, PacketType.SUBSCRIBE): "on_subscribe",
+    (_C.CONNECTED, PacketType.UNSUBSCRIBE): "on_unsubscribe",
+    (_C.CONNECTED, PacketType.PINGREQ): "on_pingreq",
+    (_C.CONNECTED, PacketType.DISCONNECT): "on_disconnect",
+}
+"""(state, packet type) -> handler method. A missing pair closes the connection."""
+
+
+def unexpected(state: ConnectionState, packet_type: PacketType) -> ProtocolError:
+    """The protocol error of a (state, packet type) pair ``HANDLERS`` does not have."""
+    if state is ConnectionState.CONNECTING:
+        return ProtocolError(f"{packet_type.name} before CONNECT", ref="MQTT-3.1.0-1")
+    if packet_type is PacketType.CONNECT:
+        return ProtocolError("a second CONNECT", ref="MQTT-3.1.0-2")
+    return ProtocolError(f"{packet_type.name} is not a packet a client sends",
+                         ref="MQTT-4.8.0-1")
+
+
+class Connection(Valve):
+    """One client's network connection, from accept to close, without the network."""
+
+    __slots__ = (
+        "_checked_topic",
+        "_edge",
+        "_now",
+        "_out",
+        "_out_bytes",
+        "_shut",
+        "_verbose",
+        "accepted_at",
+        "client_id",
+        "close_reason",
+        "config",
+        "decoder",
+        "keep_alive_limit",
+        "last_activity",
+        "peer",
+        "ports",
+        "pressure",
+        "protocol_level",
+        "reading",
+        "session",
+        "state",
+        "will",
+    )
+
+    def __init__(self, ports: BrokerPorts, edge: Edge, now: float, *, peer: str = "?") -> None:
+        super().__init__()
+        self.ports = ports
+        self.config = config = ports.config
+        self.pressure = ports.pressure
+        self._edge = self.reading = edge
+        self.peer = peer
+        """The client's address, for log lines and errors."""
+        self.state = ConnectionState.CONNECTING
+        self.decoder = Decoder(role=Role.SERVER, max_packet_size=config.max_packet_size)
+        self.protocol_level = ProtocolLevel.MQTT_3_1_1
+        self.client_id: str | None = None
+        self.session: Session | None = None
+        self.will: Will | None = None
+        self.keep_alive_limit = 0.0
+        self.close_reason: str | None = None
+        self.accepted_at = self.last_activity = self._now = now
+        self._verbose = log.isEnabledFor(logging.DEBUG)
+        self._out: list[bytes] = []
+        self._out_bytes = 0
+        self._shut = False
+        """The edge was told to close: nothing more is written."""
+        self._checked_topic = ""
+        """The last PUBLISH topic found within the broker's limits (``topic_problem``)."""
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.peer} {self.client_id!r} {self.state.value}>"
+
+    @property
+    def who(self) -> str:
+        """How log lines name this connection."""
+        if self.client_id is None:
+            return self.peer
+        return f"client {self.client_id!r} ({self.peer})"
+
+    @property
+    def is_closed(self) -> bool:
+        return self.state is ConnectionState.CLOSED
+
+    # Input ----------------------------------------------------------------------------
+
+    def receive(self, data: bytes, now: float) -> None:
+        """Decode one read and handle its packets in order; a bad one closes. The
+        publishers of this read then wait for the slow readers they sent to."""
+        if self.state is ConnectionState.CLOSED:
+            return
+        self.last_activity = self._now = now
+        pressure = self.pressure
+        pressure.touched.clear()
+        try:
+            packets = self.decoder.feed(data)
+        except ProtocolError as exc:
+            self._handle_batch(list(getattr(exc, "packets", [])), now)
+            if not self.is_closed:  # the packets before the bad one may have closed it
+                self.protocol_violation(exc)
+        else:
+            self._handle_batch(packets, now)
+        if pressure.touched:
+            self.wait_for_slow_readers(now)
+
+    def timer(self, now: float) -> None:
+        """The deadline of ``get_timer`` may have come: keep alive, CONNECT timeout,
+        or the end of a publisher's wait for slow readers."""
+        self._now = now
+        self.wait_expired(now)
+        if self.state is ConnectionState.CONNECTING:
+            if now >= self.accepted_at + self.config.connect_timeout:
+                self.keep_alive_expired(now, connect=True)
+        elif (
+            self.state is ConnectionState.CONNECTED
+            and self.keep_alive_limit > 0
+            and now >= self.last_activity + self.keep_alive_limit
+        ):
+            self.keep_alive_expired(now, connect=False)
+
+    def connection_lost(self, now: float) -> None:
+        """The network connection is gone without DISCONNECT: the will goes out."""
+        self._now = now
+        self.close("the network connection was lost", publish_will=True, now=now)
+
+    def writing_paused(self) -> None:
+        """The edge's buffer passed ``write_buffer_limit``: the reader is slow."""
+        if self.state is ConnectionState.CONNECTED:
+            self._set_congested(True)
+            self.hold_publishers()
+
+    def writing_resumed(self, now: float) -> None:
+        """The reader caught up: send what waited, then let publishers go."""
+        if not self.congested:
+            return
+        self._set_congested(False)
+        session = self.session
+        if session is not None and self.state is ConnectionState.CONNECTED:
+            session.pump(now)
+            if session.backlogged:
+                return
+        self.release_publishers()
+
+    # Output ---------------------------------------------------------------------------
+
+    def data_to_send(self) -> bytes:
+        """The bytes to write since the last call, in order."""
+        out = self._out
+        if not out:
+            return b""
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        self._out_bytes = 0
+        return data
+
+    def get_timer(self) -> float | None:
+        """The next instant ``timer`` has work to do, or None."""
+        if self.state is ConnectionState.CONNECTING:
+            deadline: float | None = self.accepted_at + self.config.connect_timeout
+        elif self.state is ConnectionState.CONNECTED and self.keep_alive_limit > 0:
+            deadline = self.last_activity + self.keep_alive_limit
+        else:
+            deadline = None
+        wait = self._wait_deadline
+        if wait is not None and (deadline is None or wait < deadline):
+            return wait
+        return deadline
+
+    # The session's packet sink --------------------------------------------------------
+
+    def send(self, packet: Packet) -> None:
+        self.send_frame(encode(packet, self.protocol_level))
+
+    def send_frame(self, frame: bytes) -> None:
+        if self._shut:
+            return
+        out = self._out
+        out.append(frame)
+        self._out_bytes += len(frame)
+        if self._holding:
+            self._sent_while_holding()
+        if len(out) == 1:
+            self._edge.output_ready()
+
+    # Dispatch -------------------------------------------------------------------------
+
+    def _handle_batch(self, packets: list[Packet], now: float) -> None:
+        for packet in packets:
+            if self.state is ConnectionState.CLOSED:
+                return
+            try:
+                self.handle_packet(packet, now)
+            except ProtocolError as exc:
+                self.protocol_violation(exc)
+                return
+
+    def handle_packet(self, packet: Packet, now: float) -> None:
+        """Dispatch one packet by (state, type); a missing pair is a protocol error."""
+        name = HANDLERS.get((self.state, packet.packet_type))
+        if self._verbose:
+            log.debug("%s -> %s", self.who, packet.packet_type.name)
+        if name is None:
+            raise unexpected(self.state, packet.packet_type)
+        getattr(self, name)(packet, now)
+
+    def protocol_violation(self, exc: ProtocolError) -> None:
+        """Close for a broken rule: one log line, will published [MQTT-4.8.0-1]."""
+        if isinstance(exc, UnsupportedProtocol) and self.state is ConnectionState.CONNECTING:
+            # An unknown protocol level is answered with 0x01, then closed [MQTT-3.1.2-2].
+            self.send(ConnAck(False, ConnectReturnCode.UNACCEPTABLE_PROTOCOL_VERSION))
+        kind = "refused" if isinstance(exc, LimitExceeded) else "protocol violation"
+        log.warning("closing %s: %s: %s", self.who, kind, exc)
+        self.close(f"{kind}: {exc.detail}", publish_will=True)
+
+    # Handlers -------------------------------------------------------------------------
+
+    def on_connect(self, packet: Connect, now: float) -> None:
+        """Accept or refuse a CONNECT; on accept, attach the session after CONNACK.
+
+        With ``reject_control_characters``, a string 1.5.3 discourages closes the
+        connection first, without CONNACK (the MAY of 1.5.3)."""
+        config = self.config
+        if config.reject_control_characters and (problem := strings_problem(packet)):
+            raise LimitExceeded(f"CONNECT {problem}", ref="§1.5.3")
+        code = connect_return_code(
+            packet, config, open_connections=len(self.ports.connections)
+        )
+        if code is not ConnectReturnCode.ACCEPTED:
+            log.debug("refusing CONNECT from %s (client id %r): %s",
+                      self.peer, packet.client_id, code.name)
+            # A refused CONNECT has session present 0 [MQTT-3.2.2-4] and closes [MQTT-3.2.2-5].
+            self.send(ConnAck(False, code))
+            self.close(f"CONNECT refused with {code.name}", publish_will=False)
+            return
+        if packet.will is not None and (problem := topic_problem(packet.will.topic, config)):
+            raise LimitExceeded(f"will topic with {problem}", ref="§4.7",
+                                reason_code=ReasonCode.TOPIC_NAME_INVALID)
+        self.protocol_level = packet.protocol_level
+        self.client_id = client_id = packet.client_id or generate_client_id()
+        self.will = packet.will
+        self.state = ConnectionState.CONNECTED
+        self.keep_alive_limit = packet.keep_alive * config.keep_alive_factor
+        session, present = self.ports.sessions.open_session(self, client_id, packet, now)
+        self.session = session
+        if self.protocol_level is ProtocolLevel.MQTT_3_1:
+            present = False  # 3.1 has no session present flag
+        self.send_frame(_CONNACK_ACCEPTED[present])  # the first packet [MQTT-3.2.0-1]
+        if self._verbose:
+            log.debug("%s connected (clean session %d, keep alive %d, session present %d)",
+                      self.who, packet.clean_session, packet.keep_alive, present)
+        session.attach(self, now)
+
+    def on_publish(self, packet: Publish, now: float) -> None:
+        """Route an inbound PUBLISH; a topic beyond the broker's limits closes (3.1.1
+        has no other way to refuse a PUBLISH). Any QoS is accepted, whatever
+        ``max_qos``: that bounds only what SUBACK grants."""
+        topic = packet.topic
+        if topic != self._checked_topic:  # a publisher tends to repeat its topic
+            problem = topic_problem(topic, self.config)
+            if problem is not None:
+                raise LimitExceeded(f"PUBLISH topic with {problem}", ref="§4.7",
+                                    reason_code=ReasonCode.TOPIC_NAME_INVALID)
+            self._checked_topic = topic
+        assert self.session is not None
+        message = self.session.on_publish(packet, now)
+        if message is not None:
+            self.ports.router.publish(message, now)
+
+    def on_ack(self, packet: PubAck | PubRec | PubComp, now: float) -> None:
+        """PUBACK, PUBREC or PUBCOMP: the session's outbound flow moves on (4.3)."""
+        assert self.session is not None
+        self.session.on_ack(packet.packet_type, packet.packet_id, now)
+
+    def on_pubrel(self, packet: PubRel, now: float) -> None:
+        assert self.session is not None
+        self.session.on_pubrel(packet.packet_id, now)
+
+    def on_subscribe(self, packet: Subscribe, now: float) -> None:
+        """Subscribe through the router, which refuses filters beyond the limits with
+        0x80; with ``reject_control_characters`` a discouraged code point closes (1.5.3)."""
+        if self.config.reject_control_characters and (problem := strings_problem(packet)):
+            raise LimitExceeded(f"SUBSCRIBE {problem}", ref="§1.5.3")
+        assert self.session is not None
+        self.ports.router.on_subscribe(self.session, packet, now)
+
+    def on_unsubscribe(self, packet: Unsubscribe, now: float) -> None:
+        if self.config.reject_control_characters and (problem := strings_problem(packet)):
+            raise LimitExceeded(f"UNSUBSCRIBE {problem}", ref="§1.5.3")
+        assert self.session is not None
+        self.ports.router.on_unsubscribe(self.session, packet, now)
+
+    def on_pingreq(self, packet: Packet, now: float) -> None:
+        self.send(PingResp())  # [MQTT-3.12.4-1]
+
+    def on_disconnect(self, packet: Packet, now: float) -> None:
+        """A clean close: the will is discarded [MQTT-3.14.4-3]."""
+        self.close("the client disconnected", publish_will=False)
+
+    # Closing --------------------------------------------------------------------------
+
+    def close(self, reason: str, *, publish_will: bool, now: float | None = None) -> None:
+        """Close once: release the session, publish the will if asked, have the edge
+        write what waits and close. ``now`` defaults to the last time the core was told."""
+        if self.state is ConnectionState.CLOSED:
+            return
+        if now is None:
+            now = self._now
+        self.state = ConnectionState.CLOSED
+        self.close_reason = reason
+        if self._verbose:
+            log.debug("closed %s: %s", self.who, reason)
+        if self.session is not None:
+            self.ports.sessions.connection_closed(self, self.session, now)
+        # The will goes out once the connection is closed [MQTT-3.1.2-8], so after the
+        # session let go of it: never on this connection, even to its own subscription.
+        if publish_will and self.will is not None:
+            self.publish_will(now)
+        self.will = None
+        self.stop_waiting()
+        self._edge.close_after_writing()  # takes what waits in data_to_send
+        self._shut = True
+        self._set_congested(False)
+        self.release_publishers()
+
+    def publish_will(self, now: float) -> None:
+        """Publish the will message, with its QoS and retain flag (3.1.2.5)."""
+        will = self.will
+        assert will is not None
+        log.debug("publishing the will of %s on %r", self.who, will.topic)
+        self.ports.router.publish(Message(will.topic, will.payload, will.qos, will.retain), now)
+
+    def keep_alive_expired(self, now: float, *, connect: bool) -> None:
+        """Silence for too long: close, with the will after CONNECT [MQTT-3.1.2-24]."""
+        if connect:
+            log.warning("closing %s: no CONNECT within %.3g s", self.who,
+                        self.config.connect_timeout)
+            self.close("CONNECT timeout", publish_will=False, now=now)
+        else:
+            log.warning("closing %s: keep alive expired (%.3g s without a packet)",
+                        self.who, self.keep_alive_limit)
+            self.close("keep alive expired", publish_will=True, now=now)
