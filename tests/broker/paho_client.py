@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 WAIT = 5.0
 
@@ -21,13 +22,13 @@ class Paho:
         *,
         clean_session: bool = True,
         keepalive: int = 60,
-        protocol: int = mqtt.MQTTv311,
+        protocol: MQTTProtocolVersion = mqtt.MQTTv311,
         will: tuple[str, bytes, int, bool] | None = None,
     ) -> None:
         self.port = port
         self.keepalive = keepalive
         self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
+            CallbackAPIVersion.VERSION2,
             client_id=client_id,
             clean_session=clean_session,
             protocol=protocol,
@@ -75,6 +76,7 @@ class Paho:
     def subscribe(self, topic_filter: str, qos: int = 0) -> list[int]:
         result, mid = self.client.subscribe(topic_filter, qos)
         assert result == mqtt.MQTT_ERR_SUCCESS
+        assert mid is not None
         with self._suback_event:
             assert self._suback_event.wait_for(lambda: mid in self._subacks, WAIT), "no SUBACK"
             return self._subacks.pop(mid)

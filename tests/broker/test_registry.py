@@ -149,7 +149,7 @@ def test_a_crashed_topic_server_is_rebuilt_with_subscribers_and_retained(
     world.publish("k/1", b"kept", Q1, retain=True)
     world.received("a")
     original = TopicServer.publish
-    crashed = []
+    crashed: list[TopicServer] = []
 
     def crashing(self: TopicServer, message: Message, now: float) -> None:
         if not crashed:

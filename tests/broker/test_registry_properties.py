@@ -33,7 +33,7 @@ steps = st.lists(
 )
 
 
-@settings(max_examples=max(300, settings.default.max_examples))
+@settings(max_examples=max(300, settings().max_examples))
 @given(steps)
 @example(  # unsubscribing one of two overlapping filters keeps the other's delivery
     [
