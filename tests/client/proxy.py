@@ -66,7 +66,8 @@ class Proxy:
         except asyncio.CancelledError:
             pass
         finally:
-            self._tasks.discard(me)  # type: ignore[arg-type]
+            if me is not None:
+                self._tasks.discard(me)
 
     async def _forward(
         self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter

@@ -303,7 +303,7 @@ class ClientAgainstBroker(RuleBasedStateMachine):
 STATEFUL_SETTINGS = settings(
     # Each example starts a broker and runs real sockets: a sixth of the profile's count
     # (8 in dev, 16 in ci, 833 in thorough).
-    max_examples=max(8, settings.default.max_examples // 6),
+    max_examples=max(8, settings().max_examples // 6),
     stateful_step_count=25,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
