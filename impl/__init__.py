@@ -1,4 +1,6 @@
-"""The product: a sans-IO MQTT core (codec, sessions, topics) and its asyncio shell.
+"""The product: a sans-IO MQTT codec, broker core and client core, and their asyncio shells.
 
-Nothing here imports ``mqttref.model``: the model must stay an independent oracle.
+Nothing here imports ``mqttref.model`` or ``mqttref.oracle``: the model must stay an
+independent judge, and the oracle judges this broker as it judges anyone's
+(``tests/test_architecture.py`` holds both).
 """
