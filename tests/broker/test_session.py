@@ -8,7 +8,8 @@ from mqttref.impl.broker.config import Config
 from mqttref.impl.broker.session import Session
 from mqttref.impl.codec.errors import ProtocolError
 from mqttref.impl.codec.packets import Packet, PubAck, PubComp, Publish, PubRec, PubRel, QoS
-from mqttref.impl.message import Message, OutboundState
+from mqttref.impl.flow import OutboundState
+from mqttref.impl.message import Message
 from mqttref.impl.store import MemoryStore
 from tests.broker.recording import RecordingSink, make_session
 
