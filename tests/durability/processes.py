@@ -21,6 +21,7 @@ from typing import Any
 
 import attrs
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.helpers.peers import restartable_port, stop_process, wait_for_port
 
@@ -109,9 +110,11 @@ class DurableSubscriber:
 
     def __init__(self, port: int, client_id: str) -> None:
         self.port = port
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                                   clean_session=False)
-        self.client.reconnect_delay_set(0.25, 0.25)
+        # paho annotates the delays int, yet only adds them to its clock and sleeps on them:
+        # a quarter second is honoured, and the stubs are what is wrong.
+        self.client.reconnect_delay_set(0.25, 0.25)  # type: ignore[arg-type]
         self.received: list[Received] = []
         self.distinct: set[tuple[str, int]] = set()
         """(topic, sequence number) of every message received at least once."""
@@ -157,6 +160,7 @@ class DurableSubscriber:
     def subscribe(self, *filters: tuple[str, int]) -> list[int]:
         result, mid = self.client.subscribe(list(filters))
         assert result == mqtt.MQTT_ERR_SUCCESS
+        assert mid is not None
         assert self.wait_until(lambda: mid in self._subacks), "no SUBACK"
         return self._subacks.pop(mid)
 
@@ -168,7 +172,7 @@ class DurableSubscriber:
 def publish_all(port: int, messages: list[tuple[str, bytes, int]], *, retain: bool = False,
                 client_id: str = "durability-publisher", timeout: float = WAIT) -> None:
     """Publish with paho and wait until every QoS 1/2 message is acknowledged."""
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
     client.max_inflight_messages_set(100)
     acked = threading.Semaphore(0)
     client.on_publish = lambda *_args: acked.release()
@@ -195,9 +199,11 @@ class DurablePublisher:
     """
 
     def __init__(self, port: int, client_id: str) -> None:
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                                   clean_session=False)
-        self.client.reconnect_delay_set(0.25, 0.25)
+        # paho annotates the delays int, yet only adds them to its clock and sleeps on them:
+        # a quarter second is honoured, and the stubs are what is wrong.
+        self.client.reconnect_delay_set(0.25, 0.25)  # type: ignore[arg-type]
         self.port = port
         self.acked = 0
         self.connacks: list[bool] = []

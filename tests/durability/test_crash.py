@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,11 @@ PUBREL at once: beyond the default limit of 1,000 the broker would rightly close
 
 EXAMPLES = max(8, settings().max_examples // 50)
 """A few crash runs (2-3 s each) in dev and ci; a hundred with the thorough profile."""
+
+
+def reconnected(client: DurableSubscriber | DurablePublisher, before: int) -> Callable[[], bool]:
+    """A wait condition bound to the CONNACK count of now, not to a variable the loop reassigns."""
+    return lambda: len(client.connacks) > before
 
 
 def first_appearances(received: list[Received], topic: str) -> list[int]:
@@ -121,7 +127,7 @@ def run_with_kills(directory: Path, kill_points: list[int]) -> tuple[DurableSubs
             connacks = len(subscriber.connacks)
             killed.clear()  # the next kill can only come from the new process's messages
             broker.start()
-            assert subscriber.wait_until(lambda n=connacks: len(subscriber.connacks) > n), (
+            assert subscriber.wait_until(reconnected(subscriber, connacks)), (
                 "the subscriber did not reconnect after the restart"
             )
         # Anything still arriving now would be a repeat: give it the chance to show.
@@ -193,10 +199,10 @@ def run_publisher_kills(directory: Path, kill_points: list[int]) -> tuple[
             killed.clear()
             reconnects = (len(publisher.connacks), len(subscriber.connacks))
             broker.start()
-            assert publisher.wait_until(lambda n=reconnects[0]: len(publisher.connacks) > n), (
+            assert publisher.wait_until(reconnected(publisher, reconnects[0])), (
                 "the publisher did not reconnect after the restart"
             )
-            assert subscriber.wait_until(lambda n=reconnects[1]: len(subscriber.connacks) > n), (
+            assert subscriber.wait_until(reconnected(subscriber, reconnects[1])), (
                 "the subscriber did not reconnect after the restart"
             )
             armed.set()

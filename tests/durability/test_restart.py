@@ -14,6 +14,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.durability.processes import WAIT, BrokerProcess, DurableSubscriber, publish_all
 
@@ -35,7 +36,7 @@ def broker(tmp_path: Path) -> Any:
 def receive_one(port: int, topic_filter: str, qos: int) -> mqtt.MQTTMessage:
     """Subscribe with a new clean client and return the first message (a retained one)."""
     messages: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="retained-reader")
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="retained-reader")
     client.on_message = lambda _c, _u, message: messages.put(message)
     client.on_connect = lambda c, *_args: c.subscribe(topic_filter, qos)
     client.connect("127.0.0.1", port)
@@ -110,7 +111,7 @@ def test_an_offline_queue_survives_a_kill(broker: BrokerProcess) -> None:
 
 def test_a_clean_session_leaves_no_row_behind_even_when_killed(broker: BrokerProcess) -> None:
     database = broker.data_dir / "mqttref.db"
-    clean = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="clean-one",
+    clean = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="clean-one",
                         clean_session=True)
     subscribed: queue.Queue[int] = queue.Queue()
     clean.on_subscribe = lambda _c, _u, mid, _codes, _p: subscribed.put(mid)
@@ -141,7 +142,7 @@ def test_a_persistent_session_replaced_by_a_clean_one_leaves_no_row(
     publish_all(broker.port, [("t/1", b"1", 1)])
     assert rows(database, "sessions") == [("changes-its-mind",)]
     assert len(rows(database, "queue")) == 1
-    clean = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="changes-its-mind",
+    clean = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="changes-its-mind",
                         clean_session=True)
     clean.connect("127.0.0.1", broker.port)
     clean.loop_start()

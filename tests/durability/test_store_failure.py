@@ -109,7 +109,7 @@ def test_a_full_disk_stops_the_command_with_one_line_and_exit_1(tmp_path: Path) 
     broker = BrokerProcess(data_dir, port=restartable_port()).start()
     try:
         subscriber = DurableSubscriber(broker.port, "offline")
-        received: list[bytes] = []
+        received: list[bytes | bytearray] = []  # paho's MQTTMessage.payload
         subscriber.client.on_message = lambda _c, _u, m: received.append(m.payload)
         subscriber.connect()
         subscriber.wait_until(lambda: False, timeout=1.0)
