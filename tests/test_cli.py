@@ -6,6 +6,7 @@ put next to the interpreter running the tests (``.venv/bin/mqttref``).
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import subprocess
 import sys
@@ -29,8 +30,11 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 def available_subcommands() -> list[str]:
     """Subcommands whose module exists today (the cli offers one once it lands)."""
     parser = build_parser()
-    actions = [a for a in parser._actions if a.dest == "command"]  # argparse: no public accessor
-    return sorted(actions[0].choices) if actions else []  # type: ignore[attr-defined]
+    actions = [  # argparse: no public accessor
+        a for a in parser._actions
+        if a.dest == "command" and isinstance(a, argparse._SubParsersAction)
+    ]
+    return sorted(actions[0].choices) if actions else []
 
 
 def test_the_console_script_is_installed() -> None:

@@ -170,15 +170,23 @@ def test_without_hypothesis_the_exploration_says_which_extra_to_install(
 ) -> None:
     import builtins
     import sys
+    from collections.abc import Mapping, Sequence
+    from types import ModuleType
 
     from mqttref.oracle import exploration
 
     real_import = builtins.__import__
 
-    def no_hypothesis(name: str, *args: object, **kwargs: object) -> object:
+    def no_hypothesis(
+        name: str,
+        globals: Mapping[str, object] | None = None,
+        locals: Mapping[str, object] | None = None,
+        fromlist: Sequence[str] | None = (),
+        level: int = 0,
+    ) -> ModuleType:
         if name == "hypothesis" or name.startswith("hypothesis."):
             raise ModuleNotFoundError(f"No module named {name!r}", name="hypothesis")
-        return real_import(name, *args, **kwargs)
+        return real_import(name, globals, locals, fromlist, level)
 
     for name in [m for m in sys.modules if m.startswith("mqttref.oracle.stateful")]:
         monkeypatch.delitem(sys.modules, name)

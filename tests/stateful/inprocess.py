@@ -42,11 +42,16 @@ class InProcessTarget:
 
     config: Config = TEST_BROKER_CONFIG
     timing: Timing = attrs.field(factory=Timing)
-    _running: object | None = None
+    _running: BrokerThread | None = None
 
     @property
     def max_inflight(self) -> int:
         return self.config.max_inflight
+
+    @max_inflight.setter
+    def max_inflight(self, value: int) -> None:
+        # Target declares the window a settable attribute; the next broker gets the new one.
+        self.config = attrs.evolve(self.config, max_inflight=value)
 
     def start_example(self) -> tuple[str, int]:
         self.end_example()
@@ -57,7 +62,7 @@ class InProcessTarget:
     def end_example(self) -> None:
         running, self._running = self._running, None
         if running is not None:
-            running.stop()  # type: ignore[attr-defined]
+            running.stop()
 
     def describe(self) -> str:
         return "the in-process mqttref broker"
