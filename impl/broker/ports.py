@@ -48,6 +48,11 @@ class RouterPort(Protocol):
 class Edge(ReadControl, Protocol):
     """What the core asks of its network edge (``transport.py``, or a test's recorder)."""
 
+    @property
+    def peer(self) -> str:
+        """The client's address, for log lines."""
+        ...
+
     def output_ready(self) -> None:
         """Bytes wait in the core's ``data_to_send``: write them soon, after the store
         has committed what they acknowledge."""

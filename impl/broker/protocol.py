@@ -115,7 +115,6 @@ class Connection(Valve):
         "decoder",
         "keep_alive_limit",
         "last_activity",
-        "peer",
         "ports",
         "pressure",
         "protocol_level",
@@ -125,14 +124,12 @@ class Connection(Valve):
         "will",
     )
 
-    def __init__(self, ports: BrokerPorts, edge: Edge, now: float, *, peer: str = "?") -> None:
+    def __init__(self, ports: BrokerPorts, edge: Edge, now: float) -> None:
         super().__init__()
         self.ports = ports
         self.config = config = ports.config
         self.pressure = ports.pressure
         self._edge = self.reading = edge
-        self.peer = peer
-        """The client's address, for log lines and errors."""
         self.state = ConnectionState.CONNECTING
         self.decoder = Decoder(role=Role.SERVER, max_packet_size=config.max_packet_size)
         self.protocol_level = ProtocolLevel.MQTT_3_1_1
@@ -152,6 +149,11 @@ class Connection(Valve):
 
     def __repr__(self) -> str:
         return f"<Connection {self.peer} {self.client_id!r} {self.state.value}>"
+
+    @property
+    def peer(self) -> str:
+        """The client's address, for log lines and errors (the edge looks it up)."""
+        return self._edge.peer
 
     @property
     def who(self) -> str:

@@ -43,7 +43,7 @@ class SocketEdge(asyncio.BufferedProtocol):
     transport: asyncio.Transport
     """Both set by ``connection_made``, before any other call."""
 
-    __slots__ = ("_closed", "_timer", "core", "loop", "outbox", "ports", "supervisor",
+    __slots__ = ("_closed", "_peer", "_timer", "core", "loop", "outbox", "ports", "supervisor",
                  "transport")
 
     def __init__(self, ports: BrokerPorts, supervisor: ConnectionSupervisor,
@@ -54,6 +54,7 @@ class SocketEdge(asyncio.BufferedProtocol):
         self.loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
+        self._peer: str | None = None
 
     def __repr__(self) -> str:
         core = getattr(self, "core", None)
@@ -66,12 +67,20 @@ class SocketEdge(asyncio.BufferedProtocol):
         self.transport = transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
         limit = self.ports.config.write_buffer_limit
         transport.set_write_buffer_limits(high=limit, low=limit // 4)
-        peer: Any = transport.get_extra_info("peername")
-        name = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        self.core = core = Connection(self.ports, self, self.loop.time(), peer=name)
+        self.core = core = Connection(self.ports, self, self.loop.time())
         self.supervisor.adopt(core, self)
         self._arm_timer()
-        log.debug("accepted a connection from %s", name)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("accepted a connection from %s", self.peer)
+
+    @property
+    def peer(self) -> str:
+        """The client's address, looked up when first needed (logging, errors): a
+        connection storm should not pay for it."""
+        if self._peer is None:
+            peer: Any = self.transport.get_extra_info("peername")
+            self._peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        return self._peer
 
     def get_buffer(self, sizehint: int) -> memoryview:
         """Where the loop puts the next read: the supervisor's one ``READ_SIZE`` buffer,

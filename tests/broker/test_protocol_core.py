@@ -59,6 +59,7 @@ class RecordingEdge:
     closed: bool = False
     reading: bool = True
     buffered: int = 0
+    peer: str = "test"
 
     def output_ready(self) -> None:
         self.ready += 1
@@ -119,7 +120,7 @@ class World:
 
     def accept(self, now: float = 0.0) -> Client:
         edge = RecordingEdge()
-        client = Client(Connection(self.ports, edge, now, peer="test"), edge)
+        client = Client(Connection(self.ports, edge, now), edge)
         self.open.append(client.core)
         return client
 
