@@ -61,8 +61,11 @@ class Target(Protocol):
     """A broker to explore: an address per example, and how to judge it."""
 
     timing: Timing
-    max_inflight: int
-    """The broker's outbound window per session (the model owes no more)."""
+
+    @property
+    def max_inflight(self) -> int:
+        """The broker's outbound window per session (the model owes no more)."""
+        ...
 
     def start_example(self) -> tuple[str, int]:
         """The broker's address for the next example (starting one if needed)."""

@@ -48,11 +48,6 @@ class InProcessTarget:
     def max_inflight(self) -> int:
         return self.config.max_inflight
 
-    @max_inflight.setter
-    def max_inflight(self, value: int) -> None:
-        # Target declares the window a settable attribute; the next broker gets the new one.
-        self.config = attrs.evolve(self.config, max_inflight=value)
-
     def start_example(self) -> tuple[str, int]:
         self.end_example()
         running = BrokerThread(self.config).start()
