@@ -203,6 +203,31 @@ def _echoed_zero_id(frame: bytes) -> Packet | None:
     return kind(0)
 
 
+def _payloads_in(data: bytes) -> list[bytes]:
+    """The payloads of the PUBLISH packets in raw bytes a check sends (those the strict
+    codec reads before anything malformed)."""
+    try:
+        packets = Decoder(role=Role.SERVER).feed(data)
+    except MQTTError as exc:
+        packets = list(getattr(exc, "packets", []))
+    return [p.payload for p in packets if isinstance(p, Publish)]
+
+
+def _carries_a_packet_id(packet: Packet, published: set[bytes]) -> str | None:
+    """Why a QoS 0 PUBLISH is malformed, when its payload is a published one after two
+    more bytes: a packet identifier the sender must not put in a QoS 0 PUBLISH
+    [MQTT-2.3.1-5], which a receiver can only read as payload. Blamed on that rule,
+    not on the rule of whatever check was waiting for the message."""
+    if not isinstance(packet, Publish) or packet.qos != 0:
+        return None
+    payload = packet.payload
+    if payload in published or len(payload) <= 2 or payload[2:] not in published:
+        return None
+    return (f"a QoS 0 PUBLISH on {packet.topic!r} carries two bytes {payload[:2].hex()} before"
+            " a payload this check published: a packet identifier, which a QoS 0 PUBLISH must"
+            " not contain [MQTT-2.3.1-5]")
+
+
 def _as_sent_by_server(error: str) -> str:
     """The codec's refusal, with the rule the *server* broke as the sender.
 
@@ -229,6 +254,9 @@ class Trace:
     def __init__(self) -> None:
         self._start = time.monotonic()
         self.lines: list[str] = []
+        self.published: set[bytes] = set()
+        """Every payload the check's clients published or gave as a will: what a
+        delivery may carry, so that one carrying two more bytes is recognised."""
 
     def add(self, actor: str, arrow: str, text: str) -> None:
         elapsed = time.monotonic() - self._start
@@ -298,6 +326,12 @@ class Probe:
                     self._drop()
                     return
                 for packet in packets:
+                    carried = _carries_a_packet_id(packet, self.trace.published)
+                    if carried is not None:
+                        self.trace.add(self.name, "<-", f"MALFORMED from server: {carried}")
+                        self._events.put_nowait(Garbled(carried))
+                        self._drop()
+                        return
                     self._arrive(packet)
 
     def _arrive(self, packet: Packet) -> None:
@@ -321,9 +355,14 @@ class Probe:
         if isinstance(packet, bytes):
             data = packet
             text = note or f"raw bytes {packet[:32].hex(' ')}"
+            self.trace.published.update(_payloads_in(data))
         else:
             data = encode(packet)
             text = describe(packet) + (f"  ({note})" if note else "")
+            if isinstance(packet, Publish):
+                self.trace.published.add(packet.payload)
+            elif isinstance(packet, Connect) and packet.will is not None:
+                self.trace.published.add(packet.will.payload)
         self.trace.add(self.name, "->", text)
         if self._writer.is_closing():
             return
