@@ -557,6 +557,20 @@ async def pubrel_resent_on_reconnect(ctx: Context) -> None:
         await acknowledge(back, message)
 
 
+async def _stale_after_control(pub: Probe, probe: Probe, stale: tuple[str, bytes],
+                               control: tuple[str, bytes]) -> list[Publish]:
+    """What ``probe`` got from the ``stale`` topic: a message is published there, then
+    one on ``control`` (granted to ``probe`` first), and the absence is judged once the
+    control message has arrived."""
+    await _grant(probe, (control[0], QoS.AT_LEAST_ONCE))
+    await publish(pub, stale[0], stale[1], QoS.AT_LEAST_ONCE)
+    await publish(pub, control[0], control[1], QoS.AT_LEAST_ONCE)
+    got = await _owed(probe, [control[1]],
+                      "a message matching the new session's subscription must be delivered"
+                      " [MQTT-4.5.0-1]")
+    return [m for m in got if m.topic == stale[0]]
+
+
 @check("MQTT-3.1.2-6", "MQTT-3.1.4-3",
        summary="clean session 1 discards the stored session: no subscription, no queue")
 async def clean_session_discards_state(ctx: Context) -> None:
@@ -575,13 +589,8 @@ async def clean_session_discards_state(ctx: Context) -> None:
     cleaner, ack = await _connect(ctx, "clean", cid, clean=True)
     require(not ack.session_present,
             "clean: clean session 1 is accepted with session present 0 [MQTT-3.2.2-1]")
-    await _grant(cleaner, (control, QoS.AT_LEAST_ONCE))
-    await publish(pub, topic, b"after clean", QoS.AT_LEAST_ONCE)
-    await publish(pub, control, b"control", QoS.AT_LEAST_ONCE)
-    got = await _owed(cleaner, [b"control"],
-                      "a message matching the new session's subscription must be delivered"
-                      " [MQTT-4.5.0-1]")
-    stale = [m for m in got if m.topic == topic]
+    stale = await _stale_after_control(pub, cleaner, (topic, b"after clean"),
+                                       (control, b"control"))
     require(not stale,
             "clean session 1 must discard the previous session [MQTT-3.1.2-6] [MQTT-3.1.4-3]:"
             f" neither its queue nor its subscription may deliver; got {summary(stale)}")
@@ -590,13 +599,8 @@ async def clean_session_discards_state(ctx: Context) -> None:
     require(not ack.session_present,
             "later: the clean session ended with its connection and its state must not be"
             " reused [MQTT-3.1.2-6]: session present must be 0 [MQTT-3.2.2-3]")
-    await _grant(later, (later_control, QoS.AT_LEAST_ONCE))
-    await publish(pub, control, b"for the clean session", QoS.AT_LEAST_ONCE)
-    await publish(pub, later_control, b"control 2", QoS.AT_LEAST_ONCE)
-    got = await _owed(later, [b"control 2"],
-                      "a message matching the new session's subscription must be delivered"
-                      " [MQTT-4.5.0-1]")
-    stale = [m for m in got if m.topic == control]
+    stale = await _stale_after_control(pub, later, (control, b"for the clean session"),
+                                       (later_control, b"control 2"))
     require(not stale,
             "the clean session's subscription must not be reused by a later session"
             f" [MQTT-3.1.2-6]; got {summary(stale)}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import time
 
-from mqttref.impl.codec.packets import Connect, QoS, Will
+from mqttref.impl.codec.packets import Connect, Publish, QoS, Will
 from mqttref.oracle.checks.session import (
     _awaited,
     _copies,
@@ -71,6 +71,17 @@ async def _control_will(ctx: Context, topic: str) -> None:
     control.abort()
 
 
+async def _dropped_then_control(ctx: Context, watcher: Probe, topic: str, name: str,
+                                client_id: str) -> list[Publish]:
+    """A connection of ``client_id`` without a will (its persistent session resumed) is
+    dropped, then a control will on ``topic`` is published: what ``watcher`` got, once
+    the control will arrived, so that a silence before it is evidence."""
+    dropped = await ctx.client(name, client_id, clean=False)
+    dropped.abort()
+    await _control_will(ctx, topic)
+    return await _owed(watcher, [CONTROL_WILL], PUBLISHED)
+
+
 @check("MQTT-3.1.2-8", "MQTT-3.1.2-16", "MQTT-3.1.2-10", "MQTT-3.3.1-9",
        summary="abrupt close: the will is published once, as a non-retained message")
 async def will_published_on_abrupt_close(ctx: Context) -> None:
@@ -107,10 +118,7 @@ async def will_published_on_abrupt_close(ctx: Context) -> None:
     require(not _copies(later, b"gone"),
             "new: a will with Will Retain 0 must be published as a non-retained message"
             f" [MQTT-3.1.2-16]; a new subscription got {summary(later)}")
-    again = await ctx.client("again", cid, clean=False)
-    again.abort()
-    await _control_will(ctx, topic)
-    rest = await _owed(watcher, [CONTROL_WILL], PUBLISHED)
+    rest = await _dropped_then_control(ctx, watcher, topic, "again", cid)
     require(not _copies(rest, b"gone"),
             "watch: a published will must be removed from the stored session [MQTT-3.1.2-10];"
             f" after the session was resumed without a will and dropped, got {summary(rest)}")
@@ -208,10 +216,7 @@ async def no_will_without_flag(ctx: Context) -> None:
     require(not _copies(got, b"old will"),
             "watch: on DISCONNECT the will must be discarded without publishing it"
             f" [MQTT-3.14.4-3]; got {summary(got)}")
-    plain = await ctx.client("plain", cid, clean=False)
-    plain.abort()
-    await _control_will(ctx, topic)
-    got = await _owed(watcher, [CONTROL_WILL], PUBLISHED)
+    got = await _dropped_then_control(ctx, watcher, topic, "plain", cid)
     require(not _copies(got, b"old will"),
             "watch: a connection with the Will Flag 0 must publish no will when it ends"
             f" [MQTT-3.1.2-12]; got {summary(got)}")
