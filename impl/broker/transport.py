@@ -135,7 +135,7 @@ class SocketEdge(asyncio.BufferedProtocol):
     def write_pending(self) -> None:
         """The outbox committed the store: write what the core has (one write)."""
         data = self.core.data_to_send()
-        if data and not self._closed:
+        if data and not self._closed and not self.transport.is_closing():
             self.transport.write(data)  # may call pause_writing: the reader is slow
 
     def close_after_writing(self) -> None:
@@ -145,10 +145,10 @@ class SocketEdge(asyncio.BufferedProtocol):
             return
         self._cancel_timer()
         data = self.core.data_to_send()
-        if data and self.outbox.commit():
-            self.transport.write(data)
-        self._closed = True
         transport = self.transport
+        if data and not transport.is_closing() and self.outbox.commit():
+            transport.write(data)
+        self._closed = True
         transport.close()  # after what is buffered has been written (we read no more)...
         if transport.get_write_buffer_size():
             self.loop.call_later(CLOSE_GRACE, transport.abort)
