@@ -215,10 +215,12 @@ class ObservationJudge:
         answers = list(zip(packet.return_codes, expected.codes, expected.filters, strict=True))
         for code, allowed, topic_filter in answers:
             if code not in allowed:
+                # A reserved code breaks 3.9.3-2; a grant above the request, 3.8.4-6.
+                reserved = code not in (0x00, 0x01, 0x02, 0x80)
                 raise self._reject(
                     conn,
                     f"return code 0x{code:02X} for {topic_filter!r} not allowed",
-                    ["MQTT-3.8.4-6", "MQTT-3.9.3-2"],
+                    ["MQTT-3.9.3-2"] if reserved else ["MQTT-3.8.4-6"],
                     packet,
                 )
         made = expected.subscriptions or tuple(
@@ -380,6 +382,7 @@ class ObservationJudge:
             self._reject_wrong_flags(conn, session, packet)
             subscribed = any(matches(f, packet.topic) for f in session.subscriptions)
             self._reject_stored_empty(conn, packet, subscribed=subscribed)
+            self._reject_duplicate(conn, session, packet)
             refs = (
                 ["MQTT-4.5.0-1", "MQTT-3.3.5-1", "MQTT-3.8.4-6", "MQTT-3.3.1-9", "MQTT-3.3.1-8"]
                 if subscribed
@@ -472,6 +475,29 @@ class ObservationJudge:
                 ["MQTT-3.3.1-10", "MQTT-3.3.1-11"],
                 packet,
             )
+
+    def _reject_duplicate(self, conn: Connection, session: Session, packet: Publish) -> None:
+        """A new QoS 2 PUBLISH (DUP=0) of a message published at QoS 2 that this session
+        already got at QoS 2, with no copy of it still owed: a duplicate the server
+        caused, which the QoS 2 flow rules out [MQTT-4.3.3-2]."""
+        if packet.qos != 2 or packet.dup:
+            return
+        if not any(
+            client_id == session.client_id
+            and generation == session.generation
+            and qos == 2
+            and delivery.message.qos == 2
+            and delivery.message.topic == packet.topic
+            and delivery.message.payload == packet.payload
+            for client_id, generation, delivery, qos in self.delivered
+        ):
+            return
+        raise self._reject(
+            conn,
+            "a second delivery of a QoS 2 message this client already got",
+            ["MQTT-4.3.3-2"],
+            packet,
+        )
 
     def _reject_discarded(self, conn: Connection, session: Session, packet: Publish) -> None:
         """A message the server took ownership of that only a subscription discarded

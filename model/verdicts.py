@@ -163,12 +163,12 @@ class Verdicts:
 
 
 def _delivery_refs(delivery: Delivery) -> tuple[str, ...]:
-    """Why a delivery is owed: a will is owed under [MQTT-3.1.2-8] first of all; the
-    one copy owed for overlapping subscriptions, at their highest QoS, [MQTT-3.3.5-1]."""
-    refs: tuple[str, ...] = ()
-    if delivery.message.origin.startswith("will:"):
-        refs = ("MQTT-3.1.2-8",)
-    refs += ("MQTT-4.5.0-1",)
+    """Why a delivery is owed: a will under [MQTT-3.1.2-8] (a will that never comes
+    cannot be told from one never published, so 4.5.0-1 is not blamed for it), any
+    other message under [MQTT-4.5.0-1]; the one copy owed for overlapping
+    subscriptions, at their highest QoS, [MQTT-3.3.5-1]."""
+    will = delivery.message.origin.startswith("will:")
+    refs: tuple[str, ...] = ("MQTT-3.1.2-8",) if will else ("MQTT-4.5.0-1",)
     if delivery.channel == PRIMARY and len(delivery.filters) > 1:
         refs += ("MQTT-3.3.5-1",)
     return (*refs, "MQTT-3.3.1-6") if delivery.retain else refs

@@ -9,8 +9,22 @@ breaking [MQTT-3.1.4-2], not a protocol-violation rule.
 
 from __future__ import annotations
 
-from mqttref.impl.codec.packets import ConnAck, Connect, ProtocolLevel, PubAck, QoS, Will
-from mqttref.model import BrokerModel, Send, TimePasses
+import pytest
+
+from mqttref.impl.codec.packets import (
+    ConnAck,
+    Connect,
+    ProtocolLevel,
+    PubAck,
+    Publish,
+    PubRec,
+    QoS,
+    SubAck,
+    Subscribe,
+    Subscription,
+    Will,
+)
+from mqttref.model import BrokerModel, Send, TimePasses, Violation
 from tests.model.helpers import connect, publish, subscribe
 
 
@@ -64,7 +78,9 @@ def test_the_copy_owed_for_overlapping_subscriptions_names_the_overlap_rule() ->
     ]
 
 
-def test_a_will_owed_through_overlapping_subscriptions_names_both_rules() -> None:
+def test_a_will_owed_through_overlapping_subscriptions_names_the_will_and_overlap_rules(
+) -> None:
+    """Not [MQTT-4.5.0-1]: a will that never comes may never have been published."""
     model = BrokerModel()
     connect(model, "a")
     subscribe(model, "a", "w/#", 1)
@@ -72,5 +88,36 @@ def test_a_will_owed_through_overlapping_subscriptions_names_both_rules() -> Non
     connect(model, "k", keep_alive=1, will=Will("w/k", b"gone", qos=QoS.AT_LEAST_ONCE))
     model.apply(TimePasses(1.5 + model.keep_alive_grace + 0.1))
     assert owed_refs(model, "a") == [
-        ("PUBLISH 'w/k' b'gone' QoS [1] retain=0", ("MQTT-3.1.2-8", "MQTT-4.5.0-1", "MQTT-3.3.5-1"))
+        ("PUBLISH 'w/k' b'gone' QoS [1] retain=0", ("MQTT-3.1.2-8", "MQTT-3.3.5-1"))
     ]
+
+
+def test_a_grant_above_the_request_names_the_downgrade_rule_not_the_reserved_codes() -> None:
+    model = BrokerModel()
+    connect(model, "a")
+    model.apply(Send("a", Subscribe(1, (Subscription("t", QoS.AT_MOST_ONCE),))))
+    with pytest.raises(Violation) as raised:
+        model.observe("a", SubAck(1, (QoS.AT_LEAST_ONCE,)))
+    assert raised.value.refs == ("MQTT-3.8.4-6",)
+
+
+def test_a_reserved_return_code_names_the_reserved_codes_rule() -> None:
+    model = BrokerModel()
+    connect(model, "a")
+    model.apply(Send("a", Subscribe(1, (Subscription("t", QoS.AT_MOST_ONCE),))))
+    with pytest.raises(Violation) as raised:
+        model.observe("a", SubAck(1, (0x03,)))
+    assert raised.value.refs == ("MQTT-3.9.3-2",)
+
+
+def test_a_second_delivery_of_a_qos2_message_names_exactly_once() -> None:
+    model = BrokerModel()
+    connect(model, "a")
+    subscribe(model, "a", "t", 2)
+    connect(model, "p")
+    model.apply(Send("p", publish("t", b"m", 2, 1)))
+    model.observe("p", PubRec(1))
+    model.observe("a", Publish("t", b"m", QoS.EXACTLY_ONCE, packet_id=5))
+    with pytest.raises(Violation) as raised:
+        model.observe("a", Publish("t", b"m", QoS.EXACTLY_ONCE, packet_id=6))
+    assert raised.value.refs == ("MQTT-4.3.3-2",)
