@@ -544,6 +544,7 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
             subscription = Subscription(topic_filter, qos)
             made.append(subscription)
             session.subscriptions[topic_filter] = subscription  # replaces [MQTT-3.8.4-3]
+            session.unsubscribed.pop(topic_filter, None)
             session.discarded.pop(topic_filter, None)  # now a live subscription again
             self._send_retained(session, subscription)
         conn.expected.append(
@@ -565,8 +566,10 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
         for topic_filter in packet.topic_filters:
             # Compared character by character [MQTT-3.10.4-1]; no new messages after
             # [MQTT-3.10.4-2]; queued ones may still come, started ones must [MQTT-3.10.4-3].
-            if session.subscriptions.pop(topic_filter, None) is None:
+            removed = session.subscriptions.pop(topic_filter, None)
+            if removed is None:
                 continue
+            session.unsubscribed[topic_filter] = removed
             for delivery in session.pending:
                 if topic_filter in delivery.filters:
                     delivery.filters = tuple(f for f in delivery.filters if f != topic_filter)

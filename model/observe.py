@@ -47,6 +47,15 @@ from mqttref.model.topics import matches
 C, CE = ConnectionState, ConnectionEvent
 
 
+_FLOW_PACKET_REFS: dict[type, list[str]] = {
+    PubAck: ["MQTT-2.3.1-6", "MQTT-4.3.2-2"],  # the QoS 1 receiver's answer
+    PubRec: ["MQTT-2.3.1-6", "MQTT-4.3.3-2"],  # the QoS 2 receiver's first answer
+    PubRel: ["MQTT-2.3.1-6", "MQTT-4.3.3-1"],  # the QoS 2 sender's release
+    PubComp: ["MQTT-4.3.3-2"],  # the QoS 2 receiver's last answer (2.3.1-6 names no PUBCOMP)
+}
+"""What a flow packet the server sends with no flow to answer breaks, by its type."""
+
+
 class ObservationJudge:
     """Mixed into ``BrokerModel``: ``observe`` and ``allowed``."""
 
@@ -209,9 +218,7 @@ class ObservationJudge:
         self, conn: Connection, session: Session, expected: Expected, packet: SubAck
     ) -> None:
         if len(packet.return_codes) != len(expected.codes):
-            raise self._reject(
-                conn, "one return code per topic filter", ["MQTT-3.8.4-5", "MQTT-3.9.3-1"], packet
-            )
+            raise self._reject(conn, "one return code per topic filter", ["MQTT-3.8.4-5"], packet)
         answers = list(zip(packet.return_codes, expected.codes, expected.filters, strict=True))
         for code, allowed, topic_filter in answers:
             if code not in allowed:
@@ -261,9 +268,8 @@ class ObservationJudge:
             taken = session.flows.sent(packet)
         except NoTransition as error:
             raise self._reject(
-                conn,
-                f"no QoS flow allows this ({error.state})",
-                ["MQTT-2.3.1-6", "MQTT-4.3.2-2", "MQTT-4.3.3-1", "MQTT-4.3.3-2"],
+                conn, f"no QoS flow allows this ({error.state})",
+                list(_FLOW_PACKET_REFS[type(packet)]),
                 packet,
             ) from None
         if taken is not None:
@@ -383,10 +389,12 @@ class ObservationJudge:
             subscribed = any(matches(f, packet.topic) for f in session.subscriptions)
             self._reject_stored_empty(conn, packet, subscribed=subscribed)
             self._reject_duplicate(conn, session, packet)
+            self._reject_packet_id_in_qos0(conn, packet)
+            unsubscribed = any(matches(f, packet.topic) for f in session.unsubscribed)
             refs = (
                 ["MQTT-4.5.0-1", "MQTT-3.3.5-1", "MQTT-3.8.4-6", "MQTT-3.3.1-9", "MQTT-3.3.1-8"]
                 if subscribed
-                else ["MQTT-3.3.2-3", "MQTT-3.10.4-2"]
+                else ["MQTT-3.3.2-3", "MQTT-3.10.4-2"] if unsubscribed else ["MQTT-3.3.2-3"]
             )
             raise self._reject(conn, "no such message is due to this client", refs, packet)
 
@@ -475,6 +483,19 @@ class ObservationJudge:
                 ["MQTT-3.3.1-10", "MQTT-3.3.1-11"],
                 packet,
             )
+
+    def _reject_packet_id_in_qos0(self, conn: Connection, packet: Publish) -> None:
+        """A QoS 0 PUBLISH whose payload is a published one after two more bytes: a
+        packet identifier, which a QoS 0 PUBLISH must not contain [MQTT-2.3.1-5] and
+        which a receiver can only read as payload."""
+        payload = packet.payload
+        if packet.qos != 0 or len(payload) < 2 or (packet.topic, payload) in self.published:
+            return
+        if (packet.topic, payload[2:]) not in self.published:
+            return
+        raise self._reject(
+            conn, "a packet identifier in a QoS 0 PUBLISH", ["MQTT-2.3.1-5"], packet
+        )
 
     def _reject_duplicate(self, conn: Connection, session: Session, packet: Publish) -> None:
         """A new QoS 2 PUBLISH (DUP=0) of a message published at QoS 2 that this session

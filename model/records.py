@@ -112,6 +112,9 @@ class Session:
     """Allowed deliveries dropped because a later message of their ordering key was
     sent first: they may never come, and if one comes it is out of order
     [MQTT-4.6.0-6] (remembered only to name that statement, never owed)."""
+    unsubscribed: dict[str, Subscription] = attrs.field(factory=dict)
+    """Subscriptions this session's client removed with UNSUBSCRIBE: a message only
+    they match breaks [MQTT-3.10.4-2] rather than the matching rule alone."""
     discarded: dict[str, Subscription] = attrs.field(factory=dict)
     """Subscriptions an earlier session of this client id had when it was discarded
     [MQTT-3.1.2-6] and that were not made again since: a message only they match is
@@ -126,6 +129,7 @@ class Session:
         """Drop all session state [MQTT-3.1.2-6], remembering the subscriptions dropped."""
         self.discarded.update(self.subscriptions)
         self.subscriptions.clear()
+        self.unsubscribed.clear()
         self.pending.clear()
         self.flows.clear()
         self.last_sent.clear()

@@ -163,15 +163,20 @@ class Verdicts:
 
 
 def _delivery_refs(delivery: Delivery) -> tuple[str, ...]:
-    """Why a delivery is owed: a will under [MQTT-3.1.2-8] (a will that never comes
-    cannot be told from one never published, so 4.5.0-1 is not blamed for it), any
-    other message under [MQTT-4.5.0-1]; the one copy owed for overlapping
-    subscriptions, at their highest QoS, [MQTT-3.3.5-1]."""
+    """Why a delivery is owed, by the rule that owes it: a will under [MQTT-3.1.2-8] (a
+    will that never comes cannot be told from one never published, so 4.5.0-1 is not
+    blamed for it), the one copy owed for overlapping subscriptions at their highest
+    QoS under [MQTT-3.3.5-1], a retained message for a new subscription under
+    [MQTT-3.3.1-6], any other message under [MQTT-4.5.0-1]."""
+    if delivery.retain:
+        # A retained message owed to a new subscription [MQTT-3.3.1-6]: it was stored,
+        # not routed on arrival, so 4.5.0-1 says nothing of it.
+        return ("MQTT-3.3.1-6",)
     will = delivery.message.origin.startswith("will:")
-    refs: tuple[str, ...] = ("MQTT-3.1.2-8",) if will else ("MQTT-4.5.0-1",)
     if delivery.channel == PRIMARY and len(delivery.filters) > 1:
-        refs += ("MQTT-3.3.5-1",)
-    return (*refs, "MQTT-3.3.1-6") if delivery.retain else refs
+        # The copy owed at the highest QoS of overlapping subscriptions [MQTT-3.3.5-1].
+        return ("MQTT-3.1.2-8", "MQTT-3.3.5-1") if will else ("MQTT-3.3.5-1",)
+    return ("MQTT-3.1.2-8",) if will else ("MQTT-4.5.0-1",)
 
 
 _CLOSE_CAUSE_EVENTS = {
