@@ -204,9 +204,8 @@ def write_doc(rows: Sequence[PowerRow], *, seed: int, budget: float, explore: bo
         "A false alarm is a FAIL on a statement the fault neither breaks nor declares as a"
         " cascade. Most come from the model exploration, whose verdicts name every statement"
         " a disagreement could break when the model cannot tell which; the suite's checks name"
-        " one. The exploration can only add FAILs: a statement the suite FAILs stays FAIL, so"
-        " recall and PASS on a broken statement are the suite's, and precision is what the"
-        " exploration costs.",
+        " one. The exploration can only add FAILs: it can raise recall and lower precision,"
+        " never turn a FAIL into a PASS.",
         "",
         "| fault | declared | FAIL, declared | FAIL, cascade | FAIL, false alarm | missed"
         " | PASS on broken | s |",
