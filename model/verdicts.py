@@ -76,12 +76,22 @@ class Verdicts:
                     client,
                     f"PUBLISH {d.message.topic!r} {d.message.payload!r} "
                     f"QoS {sorted(d.allowed_qos)} retain={int(d.retain)}",
-                    _delivery_refs(d),
+                    _delivery_refs(d, copied=self._got_a_copy(session, d)),
                 )
                 for d in session.pending
                 if d.required
             ]
         return owed
+
+    def _got_a_copy(self, session: Session, delivery: Delivery) -> bool:
+        """Whether the session got another copy of the message ``delivery`` carries
+        (an optional one, or one at a lower QoS)."""
+        return any(
+            client_id == session.client_id
+            and generation == session.generation
+            and other.message.seq == delivery.message.seq
+            for client_id, generation, other, _ in self.delivered
+        )
 
     def check_quiescent(self) -> list[Violation]:
         """After quiescence, every obligation still open is a violation."""
@@ -162,21 +172,25 @@ class Verdicts:
         return acks
 
 
-def _delivery_refs(delivery: Delivery) -> tuple[str, ...]:
-    """Why a delivery is owed, by the rule that owes it: a will under [MQTT-3.1.2-8] (a
-    will that never comes cannot be told from one never published, so 4.5.0-1 is not
-    blamed for it), the one copy owed for overlapping subscriptions at their highest
-    QoS under [MQTT-3.3.5-1], a retained message for a new subscription under
-    [MQTT-3.3.1-6], any other message under [MQTT-4.5.0-1]."""
+def _delivery_refs(delivery: Delivery, *, copied: bool = False) -> tuple[str, ...]:
+    """Why a delivery is owed, by the rules the observation can contradict.
+
+    A retained message owed to a new subscription: [MQTT-3.3.1-6] (it was stored, not
+    routed on arrival). The copy owed at the highest QoS of overlapping subscriptions:
+    [MQTT-3.3.5-1], and [MQTT-4.5.0-1] too unless another copy of the message came
+    (then the message was routed, only not at the QoS owed). A will of which no copy
+    came: [MQTT-3.1.2-8] and [MQTT-4.5.0-1], since a will never published cannot be
+    told from one published and lost. Any other message: [MQTT-4.5.0-1].
+    """
     if delivery.retain:
-        # A retained message owed to a new subscription [MQTT-3.3.1-6]: it was stored,
-        # not routed on arrival, so 4.5.0-1 says nothing of it.
         return ("MQTT-3.3.1-6",)
-    will = delivery.message.origin.startswith("will:")
+    refs: tuple[str, ...] = ()
+    if not copied:
+        will = delivery.message.origin.startswith("will:")
+        refs = ("MQTT-3.1.2-8", "MQTT-4.5.0-1") if will else ("MQTT-4.5.0-1",)
     if delivery.channel == PRIMARY and len(delivery.filters) > 1:
-        # The copy owed at the highest QoS of overlapping subscriptions [MQTT-3.3.5-1].
-        return ("MQTT-3.1.2-8", "MQTT-3.3.5-1") if will else ("MQTT-3.3.5-1",)
-    return ("MQTT-3.1.2-8",) if will else ("MQTT-4.5.0-1",)
+        refs += ("MQTT-3.3.5-1",)
+    return refs or ("MQTT-4.5.0-1",)
 
 
 _CLOSE_CAUSE_EVENTS = {

@@ -104,17 +104,23 @@ def run_with_kills(directory: Path, kill_points: list[int]) -> tuple[DurableSubs
 
         pending = sorted(kill_points)
         killed = threading.Event()
+        armed = threading.Event()
+        """Set while the current broker process is up: a message the restarted process
+        sends before ``start()`` has seen it listen must not kill it (a race that made
+        ``start()`` report a process killed before listening)."""
         kills = 0
 
         def maybe_kill(distinct: int) -> None:
             # In paho's thread, on the message that reaches the kill point: as
             # close to "while consuming" as a test can get.
-            if pending and distinct >= pending[0] and not killed.is_set():
+            if armed.is_set() and pending and distinct >= pending[0]:
                 pending.pop(0)
+                armed.clear()
                 broker.kill9()
                 killed.set()
 
         subscriber.on_count = maybe_kill
+        armed.set()
         subscriber.connect()
         while True:
             done = subscriber.wait_until(
@@ -125,8 +131,9 @@ def run_with_kills(directory: Path, kill_points: list[int]) -> tuple[DurableSubs
                 break
             kills += 1
             connacks = len(subscriber.connacks)
-            killed.clear()  # the next kill can only come from the new process's messages
+            killed.clear()
             broker.start()
+            armed.set()  # the next kill comes from the new process's messages
             assert subscriber.wait_until(reconnected(subscriber, connacks)), (
                 "the subscriber did not reconnect after the restart"
             )

@@ -73,14 +73,15 @@ def test_the_copy_owed_for_overlapping_subscriptions_names_the_overlap_rule() ->
     model.apply(Send("p", publish("u", b"n", 1, 2)))
     model.observe("p", PubAck(2))
     assert owed_refs(model, "a") == [
-        ("PUBLISH 't/x' b'm' QoS [1] retain=0", ("MQTT-3.3.5-1",)),
+        ("PUBLISH 't/x' b'm' QoS [1] retain=0", ("MQTT-4.5.0-1", "MQTT-3.3.5-1")),
         ("PUBLISH 'u' b'n' QoS [1] retain=0", ("MQTT-4.5.0-1",)),
     ]
 
 
-def test_a_will_owed_through_overlapping_subscriptions_names_the_will_and_overlap_rules(
+def test_a_will_owed_through_overlapping_subscriptions_names_every_rule_it_may_break(
 ) -> None:
-    """Not [MQTT-4.5.0-1]: a will that never comes may never have been published."""
+    """No copy came: never published [MQTT-3.1.2-8], or published and lost
+    [MQTT-4.5.0-1], and owed at the highest QoS [MQTT-3.3.5-1]."""
     model = BrokerModel()
     connect(model, "a")
     subscribe(model, "a", "w/#", 1)
@@ -88,7 +89,7 @@ def test_a_will_owed_through_overlapping_subscriptions_names_the_will_and_overla
     connect(model, "k", keep_alive=1, will=Will("w/k", b"gone", qos=QoS.AT_LEAST_ONCE))
     model.apply(TimePasses(1.5 + model.keep_alive_grace + 0.1))
     assert owed_refs(model, "a") == [
-        ("PUBLISH 'w/k' b'gone' QoS [1] retain=0", ("MQTT-3.1.2-8", "MQTT-3.3.5-1"))
+        ("PUBLISH 'w/k' b'gone' QoS [1] retain=0", ("MQTT-3.1.2-8", "MQTT-4.5.0-1", "MQTT-3.3.5-1"))
     ]
 
 
@@ -142,3 +143,17 @@ def test_a_qos0_delivery_with_two_more_bytes_names_the_packet_id_rule() -> None:
     with pytest.raises(Violation) as raised:
         model.observe("a", Publish("t", b"\x00\x07zero"))
     assert raised.value.refs == ("MQTT-2.3.1-5",)
+
+
+def test_the_overlap_copy_owed_after_a_lower_copy_came_names_the_overlap_rule_alone() -> None:
+    """A copy at the lower QoS came: the message was routed [MQTT-4.5.0-1] held, only
+    the copy at the highest QoS is missing [MQTT-3.3.5-1]."""
+    model = BrokerModel()
+    connect(model, "a")
+    subscribe(model, "a", "t/#", 1)
+    subscribe(model, "a", "t/+", 0, packet_id=2)
+    connect(model, "p")
+    model.apply(Send("p", publish("t/x", b"m", 1, 1)))
+    model.observe("p", PubAck(1))
+    model.observe("a", Publish("t/x", b"m"))  # the QoS 0 copy for "t/+"
+    assert owed_refs(model, "a") == [("PUBLISH 't/x' b'm' QoS [1] retain=0", ("MQTT-3.3.5-1",))]

@@ -307,6 +307,10 @@ FAULTS: tuple[Fault, ...] = (
         "connection (timers)",
         breaks=("MQTT-3.1.2-8",),  # the will is published on every close but DISCONNECT
         inject=_no_will_on_keep_alive,
+        cascades={
+            "MQTT-4.5.0-1": "a will that never comes cannot be told from one published and"
+            " then lost on its way to the subscription: the model names both",
+        },
     ),
     Fault(
         "lose the offline queue on reconnect",
