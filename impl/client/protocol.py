@@ -104,9 +104,12 @@ RECEIVE_TABLE: dict[tuple[ConnectionState, PacketType], str] = {
 }
 """Which packet the client accepts in which connection state; anything else closes."""
 
+
 @attrs.define
-class OutboundMessage:
-    """One PUBLISH of the application, from ``publish`` until its flow completes."""
+class ApplicationPublish:
+    """One PUBLISH of the application, from ``publish`` until its flow completes: the
+    application's request with its handle, walking the outbound flow of
+    ``impl/flow.py`` that the broker's copies to subscribers walk too."""
 
     handle: int
     publish: Publish
@@ -131,9 +134,9 @@ class ClientProtocol:
         self._decoder = self._new_decoder()
         self._handles = itertools.count(1)
         self._next_packet_id = 1
-        self._inflight: dict[int, OutboundMessage] = {}
+        self._inflight: dict[int, ApplicationPublish] = {}
         """Packet id -> sent message awaiting its acknowledgement, in sending order."""
-        self._queued: deque[OutboundMessage] = deque()
+        self._queued: deque[ApplicationPublish] = deque()
         self._requests: dict[int, Subscribe | Unsubscribe] = {}
         self._resubscribe_ids: set[int] = set()
         self._subscriptions: dict[str, QoS] = {}
@@ -299,7 +302,7 @@ class ClientProtocol:
         validation.check_topic_name(topic)
         validation.check_payload(topic, payload, level, self.options.max_packet_size)
         publish = Publish(topic=topic, payload=bytes(payload), qos=level, retain=retain)
-        message = OutboundMessage(handle=next(self._handles), publish=publish)
+        message = ApplicationPublish(handle=next(self._handles), publish=publish)
         self._queued.append(message)
         self._send_queued()
         return message.handle
@@ -563,9 +566,9 @@ __all__ = [
     "FIRST_OUTBOUND_STATE",
     "OUTBOUND_TABLE",
     "RECEIVE_TABLE",
+    "ApplicationPublish",
     "ClientOptions",
     "ClientProtocol",
     "ConnectionState",
-    "OutboundMessage",
     "OutboundState",
 ]
