@@ -329,13 +329,18 @@ def test_explore_reports_two_faults_of_a_broken_broker_found_in_one_round(
     for fault in FAULTS:
         if fault.name in {"grant a higher QoS than requested", "no PINGRESP"}:
             fault.inject(monkeypatch)
-    with BrokerThread(TEST_BROKER_CONFIG) as running:
-        outcome = explore(running.host, running.port, budget=20.0, seed=0)
+    # On a loaded machine a round can fail to replay (the broker's timing decided it):
+    # that round is inconclusive by design, and the next seed is tried, up to three.
+    for seed in range(3):
+        with BrokerThread(TEST_BROKER_CONFIG) as running:
+            outcome = explore(running.host, running.port, budget=20.0, seed=seed)
+        if outcome.failures or "did not replay" not in outcome.note:
+            break
 
     assert outcome.ran
     assert outcome.note.startswith("1 rounds")
     found_ids = {ref for failure in outcome.failures for ref in failure.ids}
     assert {"MQTT-3.8.4-6", "MQTT-3.12.4-1"} <= found_ids, outcome
-    assert {failure.seed for failure in outcome.failures} == {0}
+    assert {failure.seed for failure in outcome.failures} == {seed}
     for failure in outcome.failures:
         assert any(line.startswith("state.") for line in failure.trace)
