@@ -137,9 +137,9 @@ class Broker:
         return SocketEdge(self.ports, self.connections, self.outbox)
 
     async def _tick(self) -> None:
-        """Resend unacknowledged messages whose retry time has come."""
+        """The session table's periodic work: retries, and what expires."""
         loop = asyncio.get_running_loop()
         tick = self.config.timer_tick
         while True:
             await asyncio.sleep(tick)
-            self.table.retry(loop.time())
+            self.table.tick(loop.time())

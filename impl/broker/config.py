@@ -132,11 +132,48 @@ class Config:
     (mosquitto's ``max_queued_messages``, 1000 in 2.0). Drop policy: the newest message,
     the one that would exceed the limit, is dropped, logged and counted in
     ``Session.dropped``. QoS 0 messages count too when ``queue_qos0_messages`` is on."""
+    max_queued_bytes: int = attrs.field(default=33_554_432, validator=_positive_int(1 << 40))
+    """Bytes of payload and topic waiting per session beyond the in-flight window, online or
+    offline (mosquitto's ``max_queued_bytes``; 32 MiB here, where mosquitto has no limit):
+    memory is bounded in bytes, not only in messages. Beyond it the same drop policy as
+    ``max_queued`` applies: QoS 0 messages and the newest QoS 1/2 message for that session
+    are dropped, logged (rate-limited) and counted."""
+    memory_high_water: int = attrs.field(default=536_870_912, validator=_positive_int(1 << 42))
+    """Bytes queued in all sessions together beyond which the broker protects itself: a
+    publisher whose batch met the mark pauses (at most ``backpressure_timeout``) and a
+    message that would be queued beyond it is dropped; the log names the largest
+    consumers. Far above one session's share (16 x ``max_queued_bytes``), so one client
+    never reaches it alone."""
+    stall_timeout: float = attrs.field(default=0.0, validator=_non_negative_number)
+    """Seconds a subscriber may go without taking anything (no acknowledgement while its
+    window is full, no drain while its socket is congested) before it is disconnected;
+    0 (the default, as mosquitto) never disconnects it: its queue bounds what it costs."""
     max_awaiting_rel: int = attrs.field(default=1000, validator=_positive_int(MAX_PACKET_ID))
     """Inbound QoS 2 messages awaiting PUBREL per session; one more closes the
     connection (CVE-2023-28366)."""
     max_connections: int = attrs.field(default=10_000, validator=_positive_int(10_000_000))
-    """Open network connections; one more is answered CONNACK 0x03 and closed."""
+    """Connected clients (sockets that sent an accepted CONNECT); one more is answered
+    CONNACK 0x03 and closed. Sockets that have not sent CONNECT count against
+    ``max_pending_connections`` instead, so silent sockets cannot lock clients out."""
+    max_pending_connections: int = attrs.field(default=512, validator=_positive_int(10_000_000))
+    """Sockets open without a CONNECT yet. Accepting one more closes the oldest of them:
+    a flood of silent sockets churns among itself and leaves room for a client that
+    sends its CONNECT promptly (the CONNECT timeout still closes each silent one)."""
+    max_pending_per_address: int = attrs.field(default=128, validator=_positive_int(10_000_000))
+    """Sockets without a CONNECT yet from one IP address; one more closes that address's
+    oldest, so one host cannot fill ``max_pending_connections`` for everyone."""
+    max_client_id_length: int = attrs.field(default=1024, validator=_positive_int(65_535))
+    """Longest client id accepted, in UTF-8 bytes; a longer one is refused with CONNACK
+    0x02 [MQTT-3.1.3-5: a server MAY allow more than 23 bytes]. mosquitto accepts up to
+    65,535; 1024 covers every scheme in use (cloud brokers stop at 128) and bounds what
+    one id costs in memory, logs and the store."""
+    persistent_client_expiration: float = attrs.field(
+        default=0.0, validator=_non_negative_number
+    )
+    """Seconds a persistent session (clean session 0) may stay disconnected before it is
+    deleted, subscriptions and queue with it, as mosquitto's option of that name; 0 (the
+    default, as mosquitto) keeps it forever. The deadline is wall-clock time kept in the
+    store, so a session expires across broker restarts too."""
     max_keep_alive: int = attrs.field(default=65_535, validator=_positive_int(65_535))
     """A CONNECT asking for a longer keep alive is refused with 0x02, as mosquitto
     does for 3.1.1 clients, which cannot be told another value (CVE-2020-13849)."""
@@ -149,14 +186,14 @@ class Config:
     carry (1.5.3), is no limit of the broker's own. Beyond it: as ``max_topic_levels``."""
     write_buffer_limit: int = attrs.field(default=262_144, validator=_positive_int(1 << 40))
     """Bytes waiting to be written to one client beyond which it is *congested*: its
-    QoS 1/2 messages wait in its session queue, and a publisher sending to it pauses
-    after its current batch until it drains (at most ``backpressure_timeout``)."""
+    QoS 1/2 messages wait in its session queue (within ``max_queued`` and
+    ``max_queued_bytes``) until it drains. Its publishers do not wait for it."""
     write_buffer_max: int = attrs.field(default=4_194_304, validator=_positive_int(1 << 40))
     """Bytes waiting for one client beyond which QoS 0 messages to it are dropped and
     counted: a reader that never drains costs bounded memory (BAD-INPUTS.md)."""
     backpressure_timeout: float = attrs.field(default=1.0, validator=_non_negative_number)
-    """Longest a publisher waits for a congested subscriber; one that does not drain
-    in that time is *stalled* and slows nobody until it drains."""
+    """Longest a publisher pauses when its batch met ``memory_high_water``. No publisher
+    ever waits for one slow subscriber: that subscriber's own queue absorbs it."""
 
     connect_timeout: float = attrs.field(default=10.0, validator=_positive_number)
     """Seconds a new connection may take to send CONNECT before it is closed."""

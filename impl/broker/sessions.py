@@ -84,6 +84,10 @@ class SessionTable:
         if self.sessions.get(session.client_id) is session:
             del self.sessions[session.client_id]
 
+    def tick(self, now: float) -> None:
+        """The broker's periodic work over all sessions."""
+        self.retry(now)
+
     def retry(self, now: float) -> None:
         """Resend unacknowledged messages whose retry time has come (the broker's tick)."""
         for session in list(self.sessions.values()):
