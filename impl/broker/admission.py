@@ -42,8 +42,8 @@ def connect_return_code(
 
 def client_id_acceptable(connect: Connect, config: Config) -> bool:
     """Client id rules: 3.1 wants 1-23 characters; 3.1.1 accepts an empty id only
-    with clean session 1 [MQTT-3.1.3-7, MQTT-3.1.3-8] and any length otherwise
-    [MQTT-3.1.3-5 allows more than 23].
+    with clean session 1 [MQTT-3.1.3-7, MQTT-3.1.3-8], and up to ``max_client_id_length``
+    UTF-8 bytes otherwise [MQTT-3.1.3-5 allows more than 23].
 
     Accepting an empty id at all is the server's choice: it MAY allow it, and then
     assigns a unique one [MQTT-3.1.3-6]; ``allow_zero_length_clientid = false``
@@ -52,7 +52,9 @@ def client_id_acceptable(connect: Connect, config: Config) -> bool:
     if connect.protocol_level is ProtocolLevel.MQTT_3_1:
         return 1 <= len(connect.client_id) <= MQTT_3_1_MAX_CLIENT_ID
     if connect.client_id:
-        return True
+        # More than 23 bytes is the server's choice [MQTT-3.1.3-5]; ``max_client_id_length``
+        # bounds what one id costs in memory, the store and the log.
+        return len(connect.client_id.encode("utf-8")) <= config.max_client_id_length
     return connect.clean_session and config.allow_zero_length_clientid
 
 

@@ -27,7 +27,6 @@ from types import TracebackType
 from mqttref.impl.broker.config import Config
 from mqttref.impl.broker.outbox import Outbox
 from mqttref.impl.broker.ports import BrokerPorts
-from mqttref.impl.broker.pressure import Pressure
 from mqttref.impl.broker.sessions import SessionTable
 from mqttref.impl.broker.supervisor import ConnectionSupervisor
 from mqttref.impl.broker.transport import SocketEdge
@@ -49,11 +48,11 @@ class Broker:
         self.sessions = self.table.sessions
         """Client id -> session (the table's own dict)."""
         self.registry = self.table.registry
-        self.connections = ConnectionSupervisor()
+        self.connections = ConnectionSupervisor(self.config)
         self.outbox = Outbox(self.store, self.store_failed)
         self.ports = BrokerPorts(
             config=self.config, sessions=self.table, router=self.registry,
-            pressure=Pressure(), connections=self.connections,
+            memory=self.table.memory, connections=self.connections,
         )
         self._server: asyncio.Server | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -142,4 +141,6 @@ class Broker:
         tick = self.config.timer_tick
         while True:
             await asyncio.sleep(tick)
-            self.table.tick(loop.time())
+            now = loop.time()
+            self.table.tick(now)
+            self.connections.sweep(now)

@@ -9,13 +9,13 @@ the real session table and registry and a recording edge, and no event loop.
 
 from __future__ import annotations
 
-from collections.abc import Sized
+from collections.abc import Hashable
 from typing import Protocol
 
 import attrs
 
 from mqttref.impl.broker.config import Config
-from mqttref.impl.broker.pressure import Pressure, ReadControl
+from mqttref.impl.broker.pressure import Memory, ReadControl
 from mqttref.impl.broker.session import PacketSink, Session
 from mqttref.impl.codec.packets import Connect, Subscribe, Unsubscribe
 from mqttref.impl.message import Message
@@ -63,6 +63,20 @@ class Edge(ReadControl, Protocol):
         ...
 
 
+class ConnectionsPort(Protocol):
+    """The broker's count of connections (the connection supervisor)."""
+
+    @property
+    def connected(self) -> int:
+        """Connections whose CONNECT was accepted, counted for ``max_connections``."""
+        ...
+
+    def admit(self, connection: Hashable) -> None:
+        """``connection`` sent an accepted CONNECT: it counts against
+        ``max_connections`` from now on, no longer against the pending caps."""
+        ...
+
+
 @attrs.frozen
 class BrokerPorts:
     """Everything of the broker that a connection's core may use."""
@@ -70,6 +84,7 @@ class BrokerPorts:
     config: Config
     sessions: SessionPort
     router: RouterPort
-    pressure: Pressure
-    connections: Sized
-    """The open connections, counted for ``max_connections`` (3.2.2.3, 0x03)."""
+    memory: Memory
+    """The bytes queued in all sessions, against ``memory_high_water``."""
+    connections: ConnectionsPort
+    """The connections, counted for ``max_connections`` (3.2.2.3, 0x03)."""

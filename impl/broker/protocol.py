@@ -21,8 +21,8 @@ never twice [MQTT-3.1.0-2], nothing a client does not send [MQTT-4.8.0-1]).
 Handlers pass the packet on to the session or the router; they never wait.
 
 The core is also its session's ``PacketSink`` (sessions of other clients
-deliver into it) and inherits the back-pressure bookkeeping of
-``pressure.Valve``.
+deliver into it) and inherits its own flow control from ``pressure.Valve``:
+no client's slowness ever pauses this one.
 """
 
 from __future__ import annotations
@@ -115,8 +115,8 @@ class Connection(Valve):
         "decoder",
         "keep_alive_limit",
         "last_activity",
+        "memory",
         "ports",
-        "pressure",
         "protocol_level",
         "reading",
         "session",
@@ -128,7 +128,7 @@ class Connection(Valve):
         super().__init__()
         self.ports = ports
         self.config = config = ports.config
-        self.pressure = ports.pressure
+        self.memory = ports.memory
         self._edge = self.reading = edge
         self.state = ConnectionState.CONNECTING
         self.decoder = Decoder(role=Role.SERVER, max_packet_size=config.max_packet_size)
@@ -169,13 +169,13 @@ class Connection(Valve):
     # Input ----------------------------------------------------------------------------
 
     def receive(self, data: bytes, now: float) -> None:
-        """Decode one read and handle its packets in order; a bad one closes. The
-        publishers of this read then wait for the slow readers they sent to."""
+        """Decode one read and handle its packets in order; a bad one closes. A
+        batch that met the broker's memory mark then pauses this publisher."""
         if self.state is ConnectionState.CLOSED:
             return
         self.last_activity = self._now = now
-        pressure = self.pressure
-        pressure.touched.clear()
+        memory = self.memory
+        memory.tripped = False
         try:
             packets = self.decoder.feed(data)
         except ProtocolError as exc:
@@ -184,12 +184,12 @@ class Connection(Valve):
                 self.protocol_violation(exc)
         else:
             self._handle_batch(packets, now)
-        if pressure.touched:
-            self.wait_for_slow_readers(now)
+        if memory.tripped:
+            self.end_of_batch(now)
 
     def timer(self, now: float) -> None:
         """The deadline of ``get_timer`` may have come: keep alive, CONNECT timeout,
-        or the end of a publisher's wait for slow readers."""
+        or the end of a pause at the memory mark."""
         self._now = now
         self.wait_expired(now)
         if self.state is ConnectionState.CONNECTING:
@@ -200,7 +200,12 @@ class Connection(Valve):
             and self.keep_alive_limit > 0
             and now >= self.last_activity + self.keep_alive_limit
         ):
-            self.keep_alive_expired(now, connect=False)
+            if self._self_paused:
+                # We stopped reading it (it does not take our answers): its packets
+                # wait in the network, so silence is ours, not its.
+                self.last_activity = now
+            else:
+                self.keep_alive_expired(now, connect=False)
 
     def connection_lost(self, now: float) -> None:
         """The network connection is gone without DISCONNECT: the will goes out."""
@@ -208,34 +213,56 @@ class Connection(Valve):
         self.close("the network connection was lost", publish_will=True, now=now)
 
     def writing_paused(self) -> None:
-        """The edge's buffer passed ``write_buffer_limit``: the reader is slow."""
+        """The edge's buffer passed ``write_buffer_limit``: the reader is slow, and
+        what can wait waits in its session queue."""
         if self.state is ConnectionState.CONNECTED:
-            self._set_congested(True)
-            self.hold_publishers()
+            self._writing_paused()
 
     def writing_resumed(self, now: float) -> None:
-        """The reader caught up: send what waited, then let publishers go."""
-        if not self.congested:
+        """The reader caught up: it took what waited, so send it more."""
+        if not self._congested:
             return
-        self._set_congested(False)
+        self._now = now
+        self._writing_resumed()
         session = self.session
         if session is not None and self.state is ConnectionState.CONNECTED:
+            if session.behind_since is not None:
+                session.behind_since = now  # it drains: not stalled
             session.pump(now)
-            if session.backlogged:
-                return
-        self.release_publishers()
 
     # Output ---------------------------------------------------------------------------
 
     def data_to_send(self) -> bytes:
-        """The bytes to write since the last call, in order."""
+        """The bytes to write since the last call, in order.
+
+        A session queue that stopped draining because a batch's worth of bytes
+        waited here (``Valve.congested``) refills the next batch now: a long
+        queue is encoded a bounded batch per write, not all in one go."""
         out = self._out
         if not out:
             return b""
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
         self._out_bytes = 0
+        session = self.session
+        if (
+            session is not None
+            and session.queued_bytes
+            and self.state is ConnectionState.CONNECTED
+            and not self._congested
+        ):
+            self._refill()
         return data
+
+    def _refill(self) -> None:
+        """Pump the session queue outside any read: a crash closes this connection only,
+        as the supervisor would (the caller is the outbox, writing for every client)."""
+        assert self.session is not None
+        try:
+            self.session.pump(self._now)
+        except Exception:
+            log.exception("%s crashed draining its queue; closed it", self.who)
+            self.close("internal error", publish_will=True)
 
     def get_timer(self) -> float | None:
         """The next instant ``timer`` has work to do, or None."""
@@ -250,6 +277,12 @@ class Connection(Valve):
             return wait
         return deadline
 
+    def stalled(self, now: float) -> bool:
+        """Whether its session has waited ``stall_timeout`` for it to take anything."""
+        session = self.session
+        return (self.state is ConnectionState.CONNECTED and session is not None
+                and session.stalled(now))
+
     # The session's packet sink --------------------------------------------------------
 
     def send(self, packet: Packet) -> None:
@@ -261,8 +294,6 @@ class Connection(Valve):
         out = self._out
         out.append(frame)
         self._out_bytes += len(frame)
-        if self._holding:
-            self._sent_while_holding()
         if len(out) == 1:
             self._edge.output_ready()
 
@@ -306,9 +337,8 @@ class Connection(Valve):
         config = self.config
         if config.reject_control_characters and (problem := strings_problem(packet)):
             raise LimitExceeded(f"CONNECT {problem}", ref="§1.5.3")
-        code = connect_return_code(
-            packet, config, open_connections=len(self.ports.connections)
-        )
+        connections = self.ports.connections
+        code = connect_return_code(packet, config, open_connections=connections.connected + 1)
         if code is not ConnectReturnCode.ACCEPTED:
             log.debug("refusing CONNECT from %s (client id %r): %s",
                       self.peer, packet.client_id, code.name)
@@ -319,6 +349,7 @@ class Connection(Valve):
         if packet.will is not None and (problem := topic_problem(packet.will.topic, config)):
             raise LimitExceeded(f"will topic with {problem}", ref="§4.7",
                                 reason_code=ReasonCode.TOPIC_NAME_INVALID)
+        connections.admit(self)
         self.protocol_level = packet.protocol_level
         self.client_id = client_id = packet.client_id or generate_client_id()
         self.will = packet.will
@@ -403,8 +434,6 @@ class Connection(Valve):
         self.stop_waiting()
         self._edge.close_after_writing()  # takes what waits in data_to_send
         self._shut = True
-        self._set_congested(False)
-        self.release_publishers()
 
     def publish_will(self, now: float) -> None:
         """Publish the will message, with its QoS and retain flag (3.1.2.5)."""

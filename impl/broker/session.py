@@ -11,8 +11,10 @@ with a recording sink and a made-up clock.
 Outbound, a message at QoS 1 or 2 enters the in-flight window (at most
 ``max_inflight``) with a fresh packet id and walks the states of
 ``OutboundState``; beyond the window, or while the client is away or its
-socket is congested, it waits in the queue (at most ``max_queued``; the
-newest message is dropped beyond that, logged and counted). A QoS 0 message
+socket is congested, it waits in the queue (at most ``max_queued`` messages
+and ``max_queued_bytes``, and within the broker-wide ``memory_high_water``;
+the newest message is dropped beyond them, logged and counted: a slow client
+costs only itself, see ``pressure.py``). A QoS 0 message
 for an absent client is not kept, unless ``queue_qos0_messages`` puts it in the
 queue of a persistent session (3.1.2.4 makes it optional). Inbound, QoS 2
 packet ids live in ``awaiting_rel`` from PUBLISH to PUBREL so a duplicate is
@@ -32,6 +34,7 @@ from typing import Protocol
 import attrs
 
 from mqttref.impl.broker.config import Config
+from mqttref.impl.broker.pressure import Memory
 from mqttref.impl.codec.errors import ProtocolError, ReasonCode
 from mqttref.impl.codec.frames import PUBACK, PUBCOMP, PUBREC, PUBREL, ack_frame, publish_frame
 from mqttref.impl.codec.packets import Packet, PacketType, Publish, QoS
@@ -42,6 +45,10 @@ from mqttref.impl.store.base import SessionRecord, Store
 log = logging.getLogger("mqttref.broker")
 
 MAX_PACKET_ID = 65_535
+
+QUEUED_OVERHEAD = 120
+"""Bytes a queued message costs beyond its topic and payload (its tuple, its object, the
+deque slot), counted against ``max_queued_bytes`` so that empty messages count too."""
 
 
 class PacketSink(Protocol):
@@ -58,14 +65,6 @@ class PacketSink(Protocol):
         ...
 
     def send(self, packet: Packet) -> None: ...
-
-    def hold_publishers(self) -> None:
-        """This session is behind: publishers sending to it should pause."""
-        ...
-
-    def release_publishers(self) -> None:
-        """This session has caught up."""
-        ...
 
     def send_frame(self, frame: bytes) -> None:
         """Send bytes that are already one encoded packet (a shared QoS 0 frame)."""
@@ -91,6 +90,11 @@ class Inflight:
     interval: float
 
 
+def queued_size(outbound: OutboundMessage) -> int:
+    """What a queued message counts against ``max_queued_bytes`` and ``memory_high_water``."""
+    return len(outbound.payload) + len(outbound.topic) + QUEUED_OVERHEAD
+
+
 def qos0_frame(message: Message) -> bytes:
     """The QoS 0, RETAIN=0 frame of a message, encoded once for all its subscribers."""
     frame = message.qos0_frame
@@ -109,19 +113,23 @@ class Session:
         "_next_seq",
         "_queue",
         "awaiting_rel",
+        "behind_since",
         "client_id",
         "config",
         "connection",
         "dropped",
         "inflight",
+        "memory",
         "persistent",
+        "queued_bytes",
         "state",
         "store",
         "subscriptions",
     )
 
     def __init__(
-        self, client_id: str, *, persistent: bool, config: Config, store: Store
+        self, client_id: str, *, persistent: bool, config: Config, store: Store,
+        memory: Memory | None = None,
     ) -> None:
         self.client_id = client_id
         self.persistent = persistent
@@ -138,8 +146,15 @@ class Session:
         """Packet id -> outbound message, in the order first sent."""
         self.awaiting_rel: set[int] = set()
         """Inbound QoS 2 packet ids delivered onwards and awaiting PUBREL."""
+        self.memory = memory if memory is not None else Memory(config.memory_high_water)
+        """The broker-wide count of queued bytes (the session table's, shared by all)."""
+        self.queued_bytes = 0
+        """Bytes of the messages in ``queue`` (``queued_size``), against ``max_queued_bytes``."""
+        self.behind_since: float | None = None
+        """Since when messages have waited in the queue of a connected client without it
+        taking any (an acknowledgement or a drained socket restarts the clock)."""
         self.dropped = 0
-        """Messages dropped by the queue limit or by a congested QoS 0 path."""
+        """Messages dropped by the queue limits or by an overloaded QoS 0 path."""
         self._next_packet_id = 1
         self._next_seq = 1
         if persistent:
@@ -156,13 +171,18 @@ class Session:
         return self._queue
 
     @classmethod
-    def restore(cls, record: SessionRecord, *, config: Config, store: Store) -> Session:
+    def restore(cls, record: SessionRecord, *, config: Config, store: Store,
+                memory: Memory | None = None) -> Session:
         """A persistent session as the store kept it (after a broker restart)."""
-        session = cls(record.client_id, persistent=True, config=config, store=store)
+        session = cls(record.client_id, persistent=True, config=config, store=store,
+                      memory=memory)
         session.subscriptions = dict(record.subscriptions)
         session._queue = deque(record.queue) if record.queue else None
         if record.queue:
             session._next_seq = record.queue[-1][0] + 1
+            session.queued_bytes = sum(queued_size(out) for _seq, out in record.queue)
+            session.memory.force(session.queued_bytes)
+            session.memory.consumers.add(session)
         for item in record.inflight:
             session.inflight[item.packet_id] = Inflight(
                 item.message, item.state, 0.0, config.retry_interval
@@ -190,10 +210,12 @@ class Session:
         """The connection ended; a persistent session keeps everything for the next one."""
         self.connection = None
         self.state = SessionState.DISCONNECTED
+        self.behind_since = None
 
     def discard(self) -> None:
         """The session ends for good (clean session, or replaced by a clean one)."""
         self.detach()
+        self._release_queue()
         self._queue = None
         self.inflight.clear()
         self.awaiting_rel.clear()
@@ -219,7 +241,8 @@ class Session:
                 # QoS 0 messages are optional session state (3.1.2.4): kept for an
                 # absent persistent client only with ``queue_qos0_messages``.
                 if self.persistent and self.config.queue_qos0_messages:
-                    self.enqueue(OutboundMessage(message.topic, 0, qos, message.payload, retain))
+                    self.enqueue(OutboundMessage(message.topic, 0, qos, message.payload, retain),
+                                 now)
                 return
             if connection.overloaded:
                 self.drop(message.topic, "the client reads too slowly for QoS 0")
@@ -240,29 +263,32 @@ class Session:
         ):
             self.send_new(outbound, now)
         else:
-            self.enqueue(outbound)
-
-    @property
-    def backlogged(self) -> bool:
-        """As many messages wait as the window holds: publishers should slow down."""
-        return self._queue is not None and len(self._queue) >= self.config.max_inflight
+            self.enqueue(outbound, now)
 
     def pump(self, now: float) -> None:
-        """Move queued messages into the in-flight window while there is room."""
+        """Move queued messages into the in-flight window while there is room, and
+        while the connection takes them: a congested connection, or one with a
+        batch's worth of bytes waiting, gets the rest after it has drained
+        (``Connection.data_to_send`` pumps again), so a long queue is encoded a
+        bounded batch at a time."""
         connection = self.connection
         if connection is None:
             return
         queue = self._queue
-        limit = self.config.max_inflight
         if not queue:
             if queue is not None:
                 self._queue = None  # give back the deque's first block
-            connection.release_publishers()
+            self.behind_since = None
             return
+        limit = self.config.max_inflight
+        memory = self.memory
         while queue and len(self.inflight) < limit:
             if connection.congested:
                 return
             seq, outbound = queue.popleft()
+            size = queued_size(outbound)
+            self.queued_bytes -= size
+            memory.release(size)
             if self.persistent:
                 self.store.queue_remove(self.client_id, seq)
             if outbound.qos is QoS.AT_MOST_ONCE:
@@ -271,21 +297,52 @@ class Session:
                 )
             else:
                 self.send_new(outbound, now)
-        if len(queue) <= limit // 2:
-            connection.release_publishers()
+        if not queue:
+            memory.consumers.discard(self)
+            self.behind_since = None
 
-    def enqueue(self, outbound: OutboundMessage) -> None:
-        """Put a message at the back of the queue, or drop it if the queue is full."""
-        if len(self.queue) >= self.config.max_queued:
-            self.drop(outbound.topic, f"the queue holds {self.config.max_queued} messages")
+    def enqueue(self, outbound: OutboundMessage, now: float) -> None:
+        """Put a message at the back of the queue, or drop it (the newest goes) when
+        the queue holds ``max_queued`` messages or ``max_queued_bytes``, or when all
+        queues together hold ``memory_high_water``."""
+        config = self.config
+        queue = self.queue
+        size = queued_size(outbound)
+        if len(queue) >= config.max_queued:
+            self.drop(outbound.topic, f"the queue holds {config.max_queued} messages "
+                                      "(max_queued)")
             return
+        if self.queued_bytes + size > config.max_queued_bytes:
+            self.drop(outbound.topic, f"the queue holds {self.queued_bytes:,} bytes "
+                                      "(max_queued_bytes)")
+            return
+        if not self.memory.reserve(size):
+            self.drop(outbound.topic, "all queues together hold memory_high_water")
+            return
+        if not queue:
+            self.memory.consumers.add(self)
+            if self.connection is not None:
+                self.behind_since = now
+        self.queued_bytes += size
         seq = self._next_seq
         self._next_seq += 1
-        self.queue.append((seq, outbound))
+        queue.append((seq, outbound))
         if self.persistent:
             self.store.queue_append(self.client_id, seq, outbound)
-        if self.connection is not None and len(self.queue) >= self.config.max_inflight:
-            self.connection.hold_publishers()
+
+    def _release_queue(self) -> None:
+        """The queue is thrown away: its bytes no longer count."""
+        if self.queued_bytes:
+            self.memory.release(self.queued_bytes)
+            self.queued_bytes = 0
+        self.memory.consumers.discard(self)
+
+    def stalled(self, now: float) -> bool:
+        """Messages have waited ``stall_timeout`` for this connected client, and it took
+        none of them (0: never). The broker may then close its connection."""
+        timeout = self.config.stall_timeout
+        since = self.behind_since
+        return timeout > 0 and since is not None and now >= since + timeout
 
     def drop(self, topic: str, why: str) -> None:
         """The drop policy: the newest message goes, with a count and a log line."""
@@ -340,6 +397,8 @@ class Session:
         An acknowledgement the flow does not expect is a late duplicate from
         before a resumed session: ignored."""
         entry = self.inflight.get(packet_id)
+        if self.behind_since is not None:
+            self.behind_since = now  # it takes its messages: not stalled
         if entry is None or (entry.state, kind) not in OUTBOUND_TABLE:
             log.debug("client %s: %s for unknown packet id %d", self.client_id, kind.name,
                       packet_id)

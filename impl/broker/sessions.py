@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 
 from mqttref.impl.broker.config import Config
+from mqttref.impl.broker.pressure import Memory
 from mqttref.impl.broker.registry import Registry
 from mqttref.impl.broker.session import PacketSink, Session
 from mqttref.impl.codec.packets import Connect
@@ -28,6 +29,8 @@ class SessionTable:
         self.config = config
         self.store = store
         self.sessions: dict[str, Session] = {}
+        self.memory = Memory(config.memory_high_water)
+        """The bytes queued in all sessions together, against ``memory_high_water``."""
         self.registry = Registry(config, store, self.sessions.get)
 
     def restore(self) -> None:
@@ -36,7 +39,8 @@ class SessionTable:
             record = self.store.load_session(client_id)
             if record is None:
                 continue
-            session = Session.restore(record, config=self.config, store=self.store)
+            session = Session.restore(record, config=self.config, store=self.store,
+                                      memory=self.memory)
             self.sessions[client_id] = session
             self.registry.add_stored_subscriptions(session)
         self.registry.load()
@@ -63,7 +67,8 @@ class SessionTable:
         if existing is not None:
             return existing, True
         session = Session(
-            client_id, persistent=not connect.clean_session, config=self.config, store=self.store
+            client_id, persistent=not connect.clean_session, config=self.config, store=self.store,
+            memory=self.memory,
         )
         self.sessions[client_id] = session
         return session, False

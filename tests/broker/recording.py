@@ -22,8 +22,6 @@ class RecordingSink:
     congested: bool = False
     overloaded: bool = False
     closed: str | None = None
-    holding: bool = False
-    """Whether the session asked publishers to wait for it."""
 
     def send(self, packet: Packet) -> None:
         self.sent.append(packet)
@@ -31,12 +29,6 @@ class RecordingSink:
     def send_frame(self, frame: bytes) -> None:
         decoder = Decoder(role=Role.CLIENT, protocol_level=ProtocolLevel.MQTT_3_1_1)
         self.sent.extend(decoder.feed(frame))
-
-    def hold_publishers(self) -> None:
-        self.holding = True
-
-    def release_publishers(self) -> None:
-        self.holding = False
 
     def close(self, reason: str, *, publish_will: bool, now: float | None = None) -> None:
         self.closed = reason

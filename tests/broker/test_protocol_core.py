@@ -16,9 +16,9 @@ import pytest
 
 from mqttref.impl.broker.config import Config
 from mqttref.impl.broker.ports import BrokerPorts
-from mqttref.impl.broker.pressure import Pressure
 from mqttref.impl.broker.protocol import HANDLERS, Connection, unexpected
 from mqttref.impl.broker.sessions import SessionTable
+from mqttref.impl.broker.supervisor import ConnectionSupervisor
 from mqttref.impl.codec.codec import Decoder, Role, encode
 from mqttref.impl.codec.errors import ProtocolError
 from mqttref.impl.codec.packets import (
@@ -59,7 +59,11 @@ class RecordingEdge:
     closed: bool = False
     reading: bool = True
     buffered: int = 0
-    peer: str = "test"
+    peer: str = "10.0.0.1:1234"
+    aborted: bool = False
+
+    def abort(self) -> None:
+        self.aborted = True
 
     def output_ready(self) -> None:
         self.ready += 1
@@ -110,18 +114,19 @@ class World:
     config: Config = attrs.field(factory=lambda: Config(port=0))
     table: SessionTable = attrs.field(init=False)
     ports: BrokerPorts = attrs.field(init=False)
-    open: list[Connection] = attrs.field(factory=list)
+    supervisor: ConnectionSupervisor = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self.table = SessionTable(self.config, MemoryStore())
+        self.supervisor = ConnectionSupervisor(self.config)
         self.ports = BrokerPorts(config=self.config, sessions=self.table,
-                                 router=self.table.registry, pressure=Pressure(),
-                                 connections=self.open)
+                                 router=self.table.registry, memory=self.table.memory,
+                                 connections=self.supervisor)
 
-    def accept(self, now: float = 0.0) -> Client:
-        edge = RecordingEdge()
+    def accept(self, now: float = 0.0, peer: str = "10.0.0.1:1234") -> Client:
+        edge = RecordingEdge(peer=peer)
         client = Client(Connection(self.ports, edge, now), edge)
-        self.open.append(client.core)
+        self.supervisor.adopt(client.core, edge)
         return client
 
     def connect(self, client_id: str, now: float = 0.0, **fields: object) -> Client:
@@ -287,35 +292,190 @@ def test_a_lost_connection_publishes_the_will(world: World) -> None:
     assert watcher.received() == [Publish("wills/l", b"lost")]
 
 
-# --- back-pressure ------------------------------------------------------------------------
+# --- isolation: one slow client costs only itself ------------------------------------------
 
 
-def test_a_publisher_feeding_a_congested_reader_pauses_until_it_drains(world: World) -> None:
+def published(packets: list[Packet]) -> list[bytes]:
+    return [p.payload for p in packets if isinstance(p, Publish)]
+
+
+def test_a_publisher_never_waits_for_a_congested_subscriber(world: World) -> None:
     slow = world.connect("slow")
-    subscribe(slow, "t", Q0)
-    slow.core.writing_paused()  # the edge's buffer is full
+    subscribe(slow, "t", Q1)
+    slow.received()
+    slow.core.writing_paused()  # its socket's buffer is full
     pub = world.connect("pub")
-    pub.send(Publish("t", b"m"), now=1.0)
-    assert not pub.reading()
+    pub.send(Publish("t", b"m", Q1, packet_id=1), now=1.0)
+    assert pub.reading()
+    assert pub.received() == [PubAck(1)]
+    assert world.table.sessions["slow"].queued_bytes > 0  # the message waits for it...
+    slow.core.writing_resumed(2.0)
+    assert published(slow.received()) == [b"m"]  # ...and goes once it drains
+
+
+def test_a_subscriber_that_never_acknowledges_does_not_slow_a_publisher() -> None:
+    world = World(Config(port=0, max_inflight=5, max_queued=10))
+    greedy = world.connect("greedy")
+    subscribe(greedy, "#", Q1)
+    good = world.connect("good")
+    subscribe(good, "t", Q1)
+    pub = world.connect("pub")
+    for n in range(1, 51):
+        pub.send(Publish("t", b"%d" % n, Q1, packet_id=n), now=float(n))
+        assert pub.reading()
+        assert pub.received() == [PubAck(n)]
+        for packet in good.received():
+            if isinstance(packet, Publish) and packet.packet_id is not None:
+                good.send(PubAck(packet.packet_id), now=float(n))
+    session = world.table.sessions["greedy"]
+    assert len(session.inflight) == 5
+    assert len(session.queue) == 10
+    assert session.dropped == 35  # the newest go: its own loss, counted
+    assert world.table.sessions["good"].dropped == 0
+
+
+def test_a_session_queue_is_bounded_in_bytes_as_well_as_in_messages() -> None:
+    world = World(Config(port=0, max_inflight=1, max_queued_bytes=5_000))
+    greedy = world.connect("greedy")
+    subscribe(greedy, "t", Q1)
+    pub = world.connect("pub")
+    for n in range(1, 11):
+        pub.send(Publish("t", b"x" * 1_000, Q1, packet_id=n), now=1.0)
+    session = world.table.sessions["greedy"]
+    assert len(session.inflight) == 1
+    assert 0 < session.queued_bytes <= 5_000
+    assert len(session.queue) + session.dropped == 9
+    assert session.dropped >= 4
+
+
+def test_the_memory_mark_pauses_a_publisher_until_the_queues_drain() -> None:
+    world = World(Config(port=0, max_inflight=1, memory_high_water=10_000))
+    slow = [world.connect(f"slow{n}") for n in range(3)]
+    for client in slow:
+        subscribe(client, "t", Q1)
+        client.received()
+    pub = world.connect("pub")
+    n = 0
+    while pub.reading():
+        n += 1
+        pub.send(Publish("t", b"x" * 1_000, Q1, packet_id=n), now=1.0)
+        assert n < 100
+    assert world.table.memory.queued_bytes <= 10_000
     assert pub.core.get_timer() == 1.0 + world.config.backpressure_timeout
-    slow.core.writing_resumed(1.5)
+    for client in slow:  # the readers take their messages: the queues drain
+        for _ in range(n):
+            for packet in client.received():
+                if isinstance(packet, Publish) and packet.packet_id is not None:
+                    client.send(PubAck(packet.packet_id), now=1.5)
+    assert world.table.memory.queued_bytes <= world.table.memory.low_water
     assert pub.reading()
 
 
-def test_a_publisher_stops_waiting_after_the_backpressure_timeout(world: World) -> None:
+def test_the_pause_at_the_memory_mark_lasts_at_most_the_backpressure_timeout() -> None:
+    world = World(Config(port=0, max_inflight=1, memory_high_water=3_000))
     slow = world.connect("slow")
-    subscribe(slow, "t", Q0)
-    slow.core.writing_paused()
+    subscribe(slow, "t", Q1)
     pub = world.connect("pub")
-    pub.send(Publish("t", b"m"), now=1.0)
+    for n in range(1, 6):
+        pub.send(Publish("t", b"x" * 1_000, Q1, packet_id=n), now=1.0)
     assert not pub.reading()
     pub.core.timer(1.0 + world.config.backpressure_timeout)
     assert pub.reading()
     # The wait is over: the next deadline is keep alive's (the default CONNECT has 60 s).
     assert pub.core.get_timer() == 1.0 + 60 * world.config.keep_alive_factor
-    # ...and the stalled reader slows nobody now.
-    pub.send(Publish("t", b"n"), now=2.0)
+
+
+def test_a_client_that_does_not_read_our_answers_is_not_read_either(world: World) -> None:
+    pub = world.connect("pub", keep_alive=10)
+    pub.edge.buffered = world.config.write_buffer_max + 1
+    pub.core.writing_paused()
+    assert not pub.reading()  # its own flow control: TCP now slows it
+    pub.core.timer(100.0)
+    assert not pub.closed()  # its silence is ours: keep alive does not expire
+    pub.edge.buffered = 0
+    pub.core.writing_resumed(101.0)
     assert pub.reading()
+
+
+def test_a_long_queue_is_encoded_a_batch_at_a_time() -> None:
+    world = World(Config(port=0, write_buffer_limit=10_000, max_inflight=100))
+    pub = world.connect("pub")
+    reader = world.connect("reader", clean_session=False)
+    subscribe(reader, "t", Q1)
+    reader.core.connection_lost(1.0)
+    for n in range(1, 51):
+        pub.send(Publish("t", b"x" * 1_000, Q1, packet_id=n), now=1.0)
+    reader = world.accept(2.0)
+    reader.send(Connect(V311, "reader", clean_session=False), now=2.0)
+    batches = []
+    while data := reader.core.data_to_send():
+        batches.append(len(data))
+    assert max(batches) < 10_000 + 1_100  # at most one message beyond the limit
+    assert sum(batches) > 50_000  # and all 50 went out, batch by batch
+
+
+def test_a_subscriber_that_takes_nothing_for_the_stall_timeout_is_closed() -> None:
+    world = World(Config(port=0, max_inflight=1, stall_timeout=5.0))
+    stuck = world.connect("stuck")
+    subscribe(stuck, "t", Q1)
+    busy = world.connect("busy")
+    subscribe(busy, "t", Q1)
+    pub = world.connect("pub")
+    for n in range(1, 4):
+        pub.send(Publish("t", b"m", Q1, packet_id=n), now=1.0)
+    for now in (2.0, 4.0, 6.5):
+        for packet in busy.received():  # slow but steady: it acknowledges
+            if isinstance(packet, Publish) and packet.packet_id is not None:
+                busy.send(PubAck(packet.packet_id), now=now)
+        world.supervisor.sweep(now)
+    assert stuck.closed()
+    assert stuck.core.close_reason == "stalled"
+    assert not busy.closed()
+    assert not pub.closed()
+
+
+def test_without_a_stall_timeout_a_stuck_subscriber_stays(world: World) -> None:
+    stuck = world.connect("stuck")
+    subscribe(stuck, "t", Q1)
+    stuck.core.writing_paused()
+    pub = world.connect("pub")
+    pub.send(Publish("t", b"m", Q1, packet_id=1), now=1.0)
+    world.supervisor.sweep(10_000.0)
+    assert not stuck.closed()
+
+
+# --- the listener's caps -------------------------------------------------------------------
+
+
+def test_sockets_without_connect_beyond_the_pending_cap_close_the_oldest() -> None:
+    world = World(Config(port=0, max_pending_connections=3, max_pending_per_address=100))
+    silent = [world.accept(peer=f"10.0.0.{n}:1") for n in range(3)]
+    newest = world.accept(peer="10.0.0.9:1")
+    assert silent[0].closed()
+    assert not silent[1].closed()
+    assert not newest.closed()
+    newest.send(Connect(V311, "good"), now=0.5)
+    assert newest.received() == [ConnAck(False, ConnectReturnCode.ACCEPTED)]
+
+
+def test_one_address_cannot_take_every_pending_slot() -> None:
+    world = World(Config(port=0, max_pending_connections=100, max_pending_per_address=2))
+    a = [world.accept(peer=f"10.0.0.1:{n}") for n in range(3)]
+    b = world.accept(peer="10.0.0.2:1")
+    assert [c.closed() for c in a] == [True, False, False]
+    assert not b.closed()
+
+
+def test_max_connections_counts_connected_clients_not_silent_sockets() -> None:
+    world = World(Config(port=0, max_connections=2, max_pending_connections=100))
+    for n in range(10):
+        world.accept(peer=f"10.0.0.{n}:1")  # silent
+    world.connect("a")
+    world.connect("b")
+    third = world.accept()
+    third.send(Connect(V311, "c"), now=0.0)
+    assert third.received() == [ConnAck(False, ConnectReturnCode.SERVER_UNAVAILABLE)]
+    assert world.supervisor.connected == 2
 
 
 # --- the dispatch table, pair by pair ------------------------------------------------------

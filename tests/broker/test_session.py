@@ -249,13 +249,23 @@ def test_a_clean_session_stores_nothing() -> None:
     assert store.session_ids() == []
 
 
-def test_a_session_behind_by_a_window_holds_publishers_until_half_caught_up() -> None:
-    session, sink = make_session(config=Config(max_inflight=4))
+def test_a_session_is_stalled_only_after_stall_timeout_without_an_acknowledgement() -> None:
+    session, sink = make_session(config=Config(max_inflight=4, stall_timeout=10.0))
     for n in range(8):
         session.deliver(message(n), Q1, 0.0)
-    assert sink.holding
     sent = [p for p in sink.take() if isinstance(p, Publish)]
-    session.on_puback(sent[0].packet_id or 0, 1.0)
-    assert sink.holding  # three still queued: not yet half a window
-    session.on_puback(sent[1].packet_id or 0, 1.0)
-    assert not sink.holding
+    assert not session.stalled(9.9)
+    session.on_puback(sent[0].packet_id or 0, 9.0)  # it takes one: the clock restarts
+    assert not session.stalled(18.9)
+    assert session.stalled(19.0)
+
+
+def test_queued_bytes_are_counted_in_the_session_and_the_broker_and_released() -> None:
+    session, _sink = make_session(config=Config(max_inflight=1))
+    for n in range(3):
+        session.deliver(message(n), Q1, 0.0)
+    assert session.queued_bytes > 0
+    assert session.memory.queued_bytes == session.queued_bytes
+    session.discard()
+    assert session.queued_bytes == 0
+    assert session.memory.queued_bytes == 0
