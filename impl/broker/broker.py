@@ -30,6 +30,7 @@ from mqttref.impl.broker.ports import BrokerPorts
 from mqttref.impl.broker.sessions import SessionTable
 from mqttref.impl.broker.supervisor import ConnectionSupervisor
 from mqttref.impl.broker.transport import SocketEdge
+from mqttref.impl.logtext import LoopHandler, broker_log, install_loop_handler
 from mqttref.impl.store import Store, StoreError, open_store
 
 log = logging.getLogger("mqttref.broker")
@@ -56,6 +57,10 @@ class Broker:
         )
         self._server: asyncio.Server | None = None
         self._ticker: asyncio.Task[None] | None = None
+        self._loop_handler: tuple[
+            asyncio.AbstractEventLoop, LoopHandler | None, LoopHandler
+        ] | None = None
+        """The loop, its exception handler before ours (restored by ``stop``), ours."""
         self.port: int = self.config.port
         """The listening port; the real one after ``start()`` when configured as 0."""
         self.failure: StoreError | None = None
@@ -99,7 +104,11 @@ class Broker:
             self.store.close()  # release the data directory for the next try
             raise
         self.port = self._server.sockets[0].getsockname()[1]
-        self._ticker = asyncio.get_running_loop().create_task(self._tick())
+        loop = asyncio.get_running_loop()
+        # The loop's own errors (out of descriptors on accept, each retry) are rate-limited.
+        previous = loop.get_exception_handler()
+        self._loop_handler = (loop, previous, install_loop_handler(loop, broker_log))
+        self._ticker = loop.create_task(self._tick())
         log.info("mqttref broker listening on %s:%d", self.config.host, self.port)
 
     async def stop(self) -> None:
@@ -116,6 +125,12 @@ class Broker:
         if self.failure is None:
             self.store.commit()
         self.store.close()
+        broker_log.flush(everything=True)  # what was suppressed is counted in the log
+        if self._loop_handler is not None:
+            loop, previous, handler = self._loop_handler
+            self._loop_handler = None
+            if loop.get_exception_handler() is handler:
+                loop.set_exception_handler(previous)
         log.info("mqttref broker stopped")
         self.stopped.set()
 
@@ -144,3 +159,4 @@ class Broker:
             now = loop.time()
             self.table.tick(now)
             self.connections.sweep(now)
+            broker_log.flush()  # the counts of bursts that ended

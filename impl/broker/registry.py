@@ -16,7 +16,6 @@ topic server and asks ``restart_topic`` for a new one built from the store.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable
 
 from mqttref.impl.broker.config import Config
@@ -25,10 +24,9 @@ from mqttref.impl.broker.matching import FilterTree, TopicTree, topic_matches
 from mqttref.impl.broker.session import Session
 from mqttref.impl.broker.topic import TopicServer, TopicSupervisor
 from mqttref.impl.codec.packets import SUBACK_FAILURE, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe
+from mqttref.impl.logtext import broker_log, clip
 from mqttref.impl.message import Message
 from mqttref.impl.store.base import Store
-
-log = logging.getLogger("mqttref.broker")
 
 TOPIC_SERVER_SWEEP = 100_000
 """Topic servers without a retained message are a cache of the filter index: after
@@ -132,8 +130,8 @@ class Registry:
         """
         problem = filter_problem(topic_filter, self.config)
         if problem is not None:
-            log.info("client %s: refused the filter %r: %s",
-                     session.client_id, topic_filter[:200], problem)
+            broker_log.info("refused filter", "client %s: refused the filter %s: %s",
+                            clip(session.client_id), clip(topic_filter), problem)
             return SUBACK_FAILURE
         granted = granted_qos(qos, self.config)
         session.subscriptions[topic_filter] = granted

@@ -19,15 +19,13 @@ the message and only that session's connection is closed.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 from mqttref.impl.broker.session import Session
 from mqttref.impl.codec.packets import QoS
+from mqttref.impl.logtext import broker_log, clip
 from mqttref.impl.message import Message
 from mqttref.impl.store.base import Store
-
-log = logging.getLogger("mqttref.broker")
 
 
 class SubscriberFailed(Exception):
@@ -128,24 +126,24 @@ class TopicSupervisor:
         try:
             server.send_retained(session, granted, now)
         except Exception:
-            self._crashed(server, f"sending its retained message to {session.client_id!r}")
+            self._crashed(server, f"sending its retained message to {clip(session.client_id)}")
 
     def _sessions_failed(self, server: TopicServer, failed: SubscriberFailed) -> None:
         """A session that crashed on delivery loses its connection (will and all);
         the topic server and the other subscribers carry on."""
         for session, exc in failed.failures:
-            log.error(
-                "session %r crashed receiving a message on %r; closing its connection",
-                session.client_id, server.name, exc_info=exc,
+            broker_log.error(
+                "session crash", "session %s crashed receiving a message on %s; closing its "
+                "connection", clip(session.client_id), clip(server.name), exc_info=exc,
             )
             if session.connection is not None:
                 session.connection.close("internal error in its session", publish_will=True)
 
     def _crashed(self, server: TopicServer, doing: str) -> None:
         self.restarts += 1
-        log.exception(
-            "topic server %r crashed %s; the message is lost, the server is rebuilt "
-            "from the registry (restart %d)",
-            server.name, doing, self.restarts,
+        broker_log.error(
+            "topic server crash", "topic server %s crashed %s; the message is lost, the "
+            "server is rebuilt from the registry (restart %d)",
+            clip(server.name), doing, self.restarts, exc_info=True,
         )
         self._restart(server.name)

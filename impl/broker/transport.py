@@ -29,6 +29,7 @@ from mqttref.impl.broker.outbox import Outbox
 from mqttref.impl.broker.ports import BrokerPorts
 from mqttref.impl.broker.protocol import Connection
 from mqttref.impl.broker.supervisor import ConnectionSupervisor
+from mqttref.impl.logtext import clip
 
 log = logging.getLogger("mqttref.broker")
 
@@ -57,8 +58,13 @@ class SocketEdge(asyncio.BufferedProtocol):
         self._peer: str | None = None
 
     def __repr__(self) -> str:
+        """Short, whatever the client id: asyncio's own error lines show the protocol."""
         core = getattr(self, "core", None)
-        return f"<SocketEdge {core!r}>"
+        if core is None:
+            return "<SocketEdge>"
+        client_id = core.client_id
+        named = f" {clip(client_id)}" if client_id is not None else ""
+        return f"<SocketEdge {core.peer}{named} {core.state.value}>"
 
     # The event loop calls these ---------------------------------------------------
 

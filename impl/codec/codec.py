@@ -59,6 +59,7 @@ from mqttref.impl.codec.topicnames import (
     validate_topic_filter,
     validate_topic_name,
 )
+from mqttref.impl.logtext import clip
 
 DEFAULT_MAX_PACKET_SIZE = 1 + 4 + wire.MAX_VARINT
 """The largest packet the protocol can express (2.2.3): no limit of our own."""
@@ -297,7 +298,7 @@ def _decode_connect(reader: wire.Reader) -> Connect:
             raise UnsupportedProtocol(f"protocol level {level_byte} for 'MQIsdp'",
                                       ref="MQTT-3.1.2-2")
     else:
-        raise MalformedPacket(f"protocol name {name!r}", ref="MQTT-3.1.2-1")
+        raise MalformedPacket(f"protocol name {clip(name)}", ref="MQTT-3.1.2-1")
     level = _LEVELS[level_byte]
     flags = reader.u8("the connect flags")
     if flags & 0x01:

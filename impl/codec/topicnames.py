@@ -7,6 +7,7 @@ only decides whether a string may stand in a PUBLISH or a SUBSCRIBE at all.
 from __future__ import annotations
 
 from mqttref.impl.codec.errors import TopicFilterInvalid, TopicNameInvalid
+from mqttref.impl.logtext import clip
 
 MAX_TOPIC_BYTES = 65535
 
@@ -16,7 +17,7 @@ def validate_topic_name(topic: str) -> None:
     if not topic:
         raise TopicNameInvalid("topic name is empty", ref="MQTT-4.7.3-1")
     if "+" in topic or "#" in topic:
-        raise TopicNameInvalid(f"topic name {topic!r} contains a wildcard", ref="MQTT-3.3.2-2")
+        raise TopicNameInvalid(f"topic name {clip(topic)} contains a wildcard", ref="MQTT-3.3.2-2")
     if "\x00" in topic:
         raise TopicNameInvalid("topic name contains U+0000", ref="MQTT-4.7.3-2")
 
@@ -35,11 +36,11 @@ def validate_topic_filter(topic_filter: str) -> None:
     for index, level in enumerate(levels):
         if "#" in level and (level != "#" or index != last):
             raise TopicFilterInvalid(
-                f"'#' must be the whole last level, not in {topic_filter!r}", ref="MQTT-4.7.1-2"
+                f"'#' must be the whole last level, not in {clip(topic_filter)}", ref="MQTT-4.7.1-2"
             )
         if "+" in level and level != "+":
             raise TopicFilterInvalid(
-                f"'+' must be a whole level, not in {topic_filter!r}", ref="MQTT-4.7.1-3"
+                f"'+' must be a whole level, not in {clip(topic_filter)}", ref="MQTT-4.7.1-3"
             )
 
 
@@ -58,9 +59,10 @@ def validate_shared_filter(topic_filter: str) -> None:
     if not share_name:
         raise TopicFilterInvalid("shared subscription without a ShareName", ref="MQTT-4.8.2-1")
     if "+" in share_name or "#" in share_name:
-        raise TopicFilterInvalid(f"ShareName {share_name!r} holds a wildcard", ref="MQTT-4.8.2-2")
+        raise TopicFilterInvalid(f"ShareName {clip(share_name)} holds a wildcard",
+                                 ref="MQTT-4.8.2-2")
     if slash < 0 or slash == len(rest) - 1:
         raise TopicFilterInvalid(
-            f"shared subscription {topic_filter!r} has no topic filter", ref="MQTT-4.8.2-2"
+            f"shared subscription {clip(topic_filter)} has no topic filter", ref="MQTT-4.8.2-2"
         )
     validate_topic_filter(rest[slash + 1 :])

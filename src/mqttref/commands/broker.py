@@ -16,9 +16,14 @@ import attrs
 from mqttref.impl.broker.broker import Broker
 from mqttref.impl.broker.config import Config, load_config
 from mqttref.impl.codec.errors import ConfigError
+from mqttref.impl.logtext import BoundedFormatter
 from mqttref.impl.store import StoreError
 
 EXIT_BAD_CONFIG = 2
+MAX_LOG_LINE = 2000
+"""Characters of one log line at most (issue 20: a line stays under 2 KB)."""
+MAX_LOG_TRACEBACK = 8000
+"""Characters of a logged traceback at most."""
 EXIT_CANNOT_LISTEN = 1
 EXIT_STORE_FAILED = 1
 """The store could not write while running (disk full...): the broker stopped itself."""
@@ -125,16 +130,24 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"mqttref broker: error: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
-    )
+    configure_logging(verbose=args.verbose)
     try:
         import uvloop  # noqa: PLC0415 - optional speed-up, the broker runs without it
     except ImportError:
         return asyncio.run(serve(config))
     result: int = uvloop.run(serve(config))
     return result
+
+
+def configure_logging(*, verbose: bool) -> None:
+    """Log to stderr, one line per record: no record can exceed ``MAX_LOG_LINE``
+    characters (a traceback ``MAX_LOG_TRACEBACK``), whatever a log call forgot to
+    ``clip``; the cut is noted in the line."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(BoundedFormatter("%(asctime)s %(levelname)s %(message)s",
+                                          max_line=MAX_LOG_LINE,
+                                          max_traceback=MAX_LOG_TRACEBACK))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
 
 
 async def serve(config: Config) -> int:
