@@ -155,13 +155,15 @@ class Config:
     """Connected clients (sockets that sent an accepted CONNECT); one more is answered
     CONNACK 0x03 and closed. Sockets that have not sent CONNECT count against
     ``max_pending_connections`` instead, so silent sockets cannot lock clients out."""
-    max_pending_connections: int = attrs.field(default=512, validator=_positive_int(10_000_000))
-    """Sockets open without a CONNECT yet. Accepting one more closes the oldest of them:
-    a flood of silent sockets churns among itself and leaves room for a client that
-    sends its CONNECT promptly (the CONNECT timeout still closes each silent one)."""
-    max_pending_per_address: int = attrs.field(default=128, validator=_positive_int(10_000_000))
+    max_pending_connections: int = attrs.field(default=4096, validator=_positive_int(10_000_000))
+    """Sockets open without a CONNECT yet (each costs about 1-2 KB until ``connect_timeout``
+    closes it). Accepting one more closes the oldest of them: a flood of silent sockets
+    churns among itself and leaves room for a client that sends its CONNECT promptly."""
+    max_pending_per_address: int = attrs.field(default=2048, validator=_positive_int(10_000_000))
     """Sockets without a CONNECT yet from one IP address; one more closes that address's
-    oldest, so one host cannot fill ``max_pending_connections`` for everyone."""
+    oldest, so one host cannot fill ``max_pending_connections`` for everyone. High by
+    default because many clients behind one NAT reconnect at once after a restart;
+    lower it on a listener that faces the internet."""
     max_client_id_length: int = attrs.field(default=1024, validator=_positive_int(65_535))
     """Longest client id accepted, in UTF-8 bytes; a longer one is refused with CONNACK
     0x02 [MQTT-3.1.3-5: a server MAY allow more than 23 bytes]. mosquitto accepts up to
