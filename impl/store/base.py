@@ -10,6 +10,10 @@ the SQLite store a broker that is killed). Rules the implementations follow:
   when it ends, so a clean session leaves nothing behind.
 - Sessions, queues and in-flight state are stored for persistent sessions
   (clean session = 0) only.
+- Each persistent session remembers when its connection last left it
+  (``session_disconnected``, wall-clock time so that it means the same after a
+  restart) and, once 5.0 sessions exist, its own expiry interval; the session
+  table decides from these when it expires.
 - Calls only record; ``commit()`` makes everything recorded so far durable.
   The broker calls it before acknowledgements (PUBACK, PUBREC, SUBACK...)
   leave for the network, once per batch of packets, so a disk store can
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable
+from typing import Final
 
 import attrs
 
@@ -38,6 +43,24 @@ class StoredInflight:
 
 
 @attrs.frozen
+class SessionExpiry:
+    """What decides when a persistent session expires (issue 20; mosquitto's
+    ``persistent_client_expiration``, MQTT 5.0's Session Expiry Interval)."""
+
+    disconnected_at: float | None = None
+    """Wall-clock time (``time.time()``) its connection last left it; None while a
+    connection holds it, or when no disconnection was recorded (a broker killed
+    while the client was connected)."""
+    expiry_interval: float | None = None
+    """Seconds it may stay disconnected; None takes the broker's
+    ``persistent_client_expiration`` (every 3.1.1 session). A number is the
+    session's own interval, as 5.0 clients give it (``math.inf``: never)."""
+
+
+NEVER_DISCONNECTED: Final = SessionExpiry()
+
+
+@attrs.frozen
 class SessionRecord:
     """Everything stored about one persistent session, as a reconnect needs it."""
 
@@ -49,6 +72,7 @@ class SessionRecord:
     """In the order they were first sent."""
     awaiting_rel: frozenset[int] = frozenset()
     """Inbound QoS 2 packet ids delivered and awaiting PUBREL."""
+    expiry: SessionExpiry = NEVER_DISCONNECTED
 
 
 class Store(abc.ABC):
@@ -81,6 +105,22 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def delete_session(self, client_id: str) -> None:
         """Forget a session with its subscriptions, queue and in-flight state."""
+
+    @abc.abstractmethod
+    def session_expiry(self, client_id: str) -> SessionExpiry | None:
+        """When a stored persistent session was left, without loading its queue
+        (an expired one is deleted unread when the broker starts); None if none."""
+
+    @abc.abstractmethod
+    def session_disconnected(
+        self, client_id: str, at: float, expiry_interval: float | None = None
+    ) -> None:
+        """A persistent session's connection left it at wall-clock time ``at``;
+        ``expiry_interval`` is its own interval (see ``SessionExpiry``)."""
+
+    @abc.abstractmethod
+    def session_connected(self, client_id: str) -> None:
+        """A connection took a persistent session again: no deadline while it holds it."""
 
     # Subscriptions (every session while it exists) ----------------------------
 

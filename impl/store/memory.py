@@ -9,7 +9,13 @@ import attrs
 from mqttref.impl.codec.packets import QoS
 from mqttref.impl.flow import OutboundState
 from mqttref.impl.message import Message, OutboundMessage
-from mqttref.impl.store.base import SessionRecord, Store, StoredInflight
+from mqttref.impl.store.base import (
+    NEVER_DISCONNECTED,
+    SessionExpiry,
+    SessionRecord,
+    Store,
+    StoredInflight,
+)
 
 
 @attrs.define
@@ -17,6 +23,7 @@ class _MemorySession:
     queue: dict[int, OutboundMessage] = attrs.field(factory=dict)
     inflight: dict[int, StoredInflight] = attrs.field(factory=dict)
     awaiting_rel: set[int] = attrs.field(factory=set)
+    expiry: SessionExpiry = NEVER_DISCONNECTED
 
 
 class MemoryStore(Store):
@@ -46,11 +53,28 @@ class MemoryStore(Store):
             queue=sorted(stored.queue.items()),
             inflight=list(stored.inflight.values()),
             awaiting_rel=frozenset(stored.awaiting_rel),
+            expiry=stored.expiry,
         )
 
     def delete_session(self, client_id: str) -> None:
         self._sessions.pop(client_id, None)
         self._subscriptions.pop(client_id, None)
+
+    def session_expiry(self, client_id: str) -> SessionExpiry | None:
+        stored = self._sessions.get(client_id)
+        return None if stored is None else stored.expiry
+
+    def session_disconnected(
+        self, client_id: str, at: float, expiry_interval: float | None = None
+    ) -> None:
+        stored = self._sessions.get(client_id)
+        if stored is not None:
+            stored.expiry = SessionExpiry(at, expiry_interval)
+
+    def session_connected(self, client_id: str) -> None:
+        stored = self._sessions.get(client_id)
+        if stored is not None and stored.expiry.disconnected_at is not None:
+            stored.expiry = SessionExpiry(None, stored.expiry.expiry_interval)
 
     def set_subscription(self, client_id: str, topic_filter: str, qos: QoS) -> None:
         self._subscriptions.setdefault(client_id, {})[topic_filter] = qos

@@ -28,6 +28,14 @@ an in-memory mirror (which a crashed topic server is rebuilt from, like every
 other subscription), because after a restart there is nothing to give back
 to it [MQTT-3.1.2-6].
 
+Sessions are keyed by a small integer (``sessions.session``, the rowid); every
+other row of a session (subscriptions, queue, in-flight, awaiting PUBREL)
+names that key, never the client id, so a client id (up to 65,535 bytes) is
+stored once per session however much it queues. The store maps client ids to
+keys with an in-memory mirror loaded at ``open()``; the interface stays keyed
+by client id. Each session row also keeps when its connection last left it
+(``disconnected_at``, wall-clock) and its own expiry interval, if it has one.
+
 The schema carries its version in ``schema_version``; ``MIGRATIONS[n]``
 brings a database from version n to n + 1, each in its own transaction. A
 database from a newer mqttref, a file that is not an SQLite database (or is
@@ -47,7 +55,13 @@ from typing import Any, Final
 from mqttref.impl.codec.packets import QoS
 from mqttref.impl.flow import OutboundState
 from mqttref.impl.message import Message, OutboundMessage
-from mqttref.impl.store.base import SessionRecord, Store, StoredInflight
+from mqttref.impl.store.base import (
+    NEVER_DISCONNECTED,
+    SessionExpiry,
+    SessionRecord,
+    Store,
+    StoredInflight,
+)
 from mqttref.impl.store.datadir import DataDirectory, StoreError
 
 log = logging.getLogger("mqttref.broker")
@@ -74,27 +88,62 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE TABLE retained (topic TEXT PRIMARY KEY, payload BLOB NOT NULL,"
         " qos INTEGER NOT NULL)",
     ),
+    # 1 -> 2: an integer session key instead of the client id in every row (issue 20:
+    # ten sessions with 60 KB ids made a 248 MB file), and what expiry needs. Rows
+    # of a client id without a session row (none are written) are left behind.
+    (
+        "CREATE TABLE sessions_2 (session INTEGER PRIMARY KEY, client_id TEXT NOT NULL,"
+        " disconnected_at REAL, expiry_interval REAL)",
+        "INSERT INTO sessions_2 (client_id) SELECT client_id FROM sessions",
+        "CREATE TABLE subscriptions_2 (session INTEGER NOT NULL, topic_filter TEXT NOT NULL,"
+        " qos INTEGER NOT NULL, PRIMARY KEY (session, topic_filter)) WITHOUT ROWID",
+        "INSERT INTO subscriptions_2 (session, topic_filter, qos)"
+        " SELECT s.session, t.topic_filter, t.qos FROM subscriptions t"
+        " JOIN sessions_2 s ON s.client_id = t.client_id",
+        "CREATE TABLE queue_2 (session INTEGER NOT NULL, seq INTEGER NOT NULL,"
+        " topic TEXT NOT NULL, qos INTEGER NOT NULL, payload BLOB NOT NULL,"
+        " retain INTEGER NOT NULL, PRIMARY KEY (session, seq))",
+        "INSERT INTO queue_2 (session, seq, topic, qos, payload, retain)"
+        " SELECT s.session, t.seq, t.topic, t.qos, t.payload, t.retain FROM queue t"
+        " JOIN sessions_2 s ON s.client_id = t.client_id",
+        "CREATE TABLE inflight_2 (session INTEGER NOT NULL, packet_id INTEGER NOT NULL,"
+        " sent_order INTEGER NOT NULL, state TEXT NOT NULL, topic TEXT NOT NULL,"
+        " qos INTEGER NOT NULL, payload BLOB NOT NULL, retain INTEGER NOT NULL,"
+        " PRIMARY KEY (session, packet_id))",
+        "INSERT INTO inflight_2 (session, packet_id, sent_order, state, topic, qos, payload,"
+        " retain) SELECT s.session, t.packet_id, t.sent_order, t.state, t.topic, t.qos,"
+        " t.payload, t.retain FROM inflight t JOIN sessions_2 s ON s.client_id = t.client_id",
+        "CREATE TABLE awaiting_rel_2 (session INTEGER NOT NULL, packet_id INTEGER NOT NULL,"
+        " PRIMARY KEY (session, packet_id)) WITHOUT ROWID",
+        "INSERT INTO awaiting_rel_2 (session, packet_id) SELECT s.session, t.packet_id"
+        " FROM awaiting_rel t JOIN sessions_2 s ON s.client_id = t.client_id",
+        *(f"DROP TABLE {table}"
+          for table in ("subscriptions", "queue", "inflight", "awaiting_rel", "sessions")),
+        *(f"ALTER TABLE {table}_2 RENAME TO {table}"
+          for table in ("sessions", "subscriptions", "queue", "inflight", "awaiting_rel")),
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
-_INSERT_SESSION = "INSERT OR IGNORE INTO sessions (client_id) VALUES (?)"
+_INSERT_SESSION = "INSERT INTO sessions (session, client_id) VALUES (?, ?)"
+_SET_EXPIRY = "UPDATE sessions SET disconnected_at = ?, expiry_interval = ? WHERE session = ?"
 _SET_SUBSCRIPTION = (
-    "INSERT OR REPLACE INTO subscriptions (client_id, topic_filter, qos) VALUES (?, ?, ?)"
+    "INSERT OR REPLACE INTO subscriptions (session, topic_filter, qos) VALUES (?, ?, ?)"
 )
-_DELETE_SUBSCRIPTION = "DELETE FROM subscriptions WHERE client_id = ? AND topic_filter = ?"
+_DELETE_SUBSCRIPTION = "DELETE FROM subscriptions WHERE session = ? AND topic_filter = ?"
 _QUEUE_APPEND = (
-    "INSERT OR REPLACE INTO queue (client_id, seq, topic, qos, payload, retain)"
+    "INSERT OR REPLACE INTO queue (session, seq, topic, qos, payload, retain)"
     " VALUES (?, ?, ?, ?, ?, ?)"
 )
-_QUEUE_REMOVE = "DELETE FROM queue WHERE client_id = ? AND seq = ?"
+_QUEUE_REMOVE = "DELETE FROM queue WHERE session = ? AND seq = ?"
 _INFLIGHT_SET = (
     "INSERT OR REPLACE INTO inflight"
-    " (client_id, packet_id, sent_order, state, topic, qos, payload, retain)"
+    " (session, packet_id, sent_order, state, topic, qos, payload, retain)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_INFLIGHT_REMOVE = "DELETE FROM inflight WHERE client_id = ? AND packet_id = ?"
-_AWAITING_ADD = "INSERT OR IGNORE INTO awaiting_rel (client_id, packet_id) VALUES (?, ?)"
-_AWAITING_REMOVE = "DELETE FROM awaiting_rel WHERE client_id = ? AND packet_id = ?"
+_INFLIGHT_REMOVE = "DELETE FROM inflight WHERE session = ? AND packet_id = ?"
+_AWAITING_ADD = "INSERT OR IGNORE INTO awaiting_rel (session, packet_id) VALUES (?, ?)"
+_AWAITING_REMOVE = "DELETE FROM awaiting_rel WHERE session = ? AND packet_id = ?"
 _SET_RETAINED = "INSERT OR REPLACE INTO retained (topic, payload, qos) VALUES (?, ?, ?)"
 _CLEAR_RETAINED = "DELETE FROM retained WHERE topic = ?"
 _SESSION_TABLES: Final = ("subscriptions", "queue", "inflight", "awaiting_rel", "sessions")
@@ -116,12 +165,16 @@ class SQLiteStore(Store):
         self._db: sqlite3.Connection | None = None
         self._pending: dict[tuple[Any, ...], Operation] = {}
         """Row key -> the newest statement for that row, since the last commit."""
-        self._persistent: set[str] = set()
+        self._keys: dict[str, int] = {}
+        """Client id -> session key, for every persistent session."""
+        self._next_key = 1
+        self._expiry: dict[str, SessionExpiry] = {}
+        """Sessions whose expiry is not ``NEVER_DISCONNECTED`` (connected sessions are not here)."""
         self._subscriptions: dict[str, dict[str, QoS]] = {}
         """Every session's subscriptions, persistent or clean (the disk has the former)."""
         self._retained: dict[str, Message] = {}
-        self._sent_order: dict[tuple[str, int], int] = {}
-        """(client id, packet id) -> when first sent; kept while the message is in flight."""
+        self._sent_order: dict[int, dict[int, int]] = {}
+        """Session key -> packet id -> when first sent; kept while the message is in flight."""
         self._next_order = 1
         self.commits = 0
         """Transactions written since open (for the bench and the tests)."""
@@ -153,7 +206,7 @@ class SQLiteStore(Store):
             self.close()
             raise
         log.info("store %s: %d persistent sessions, %d retained messages (synchronous=%s)",
-                 self.path, len(self._persistent), len(self._retained), self.synchronous)
+                 self.path, len(self._keys), len(self._retained), self.synchronous)
 
     def close(self) -> None:
         """Commit what is pending (unless a write failed), close, release the directory."""
@@ -238,27 +291,51 @@ class SQLiteStore(Store):
                     db.execute(statement)
                 db.execute("UPDATE schema_version SET version = ?", (target,))
                 db.execute("COMMIT")
+            if 0 < version < SCHEMA_VERSION:
+                self._compact(db)
         except sqlite3.Error as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise StoreError(f"database {self.path}: cannot migrate the schema: {exc}") from exc
 
+    def _compact(self, db: sqlite3.Connection) -> None:
+        """Give back to the file system what a migration freed (the 1 -> 2 step turns a
+        file bloated by long client ids into free pages; SQLite keeps them otherwise)."""
+        free = db.execute("PRAGMA freelist_count").fetchone()[0]
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        if free * 4 > pages:
+            before = self.path.stat().st_size
+            db.execute("VACUUM")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            log.info("store %s: compacted after the schema migration, %d -> %d bytes",
+                     self.path, before, self.path.stat().st_size)
+
     def _load(self) -> None:
         db = self._require_db()
         try:
-            self._persistent = {row[0] for row in db.execute("SELECT client_id FROM sessions")}
-            for client_id, topic_filter, qos in db.execute(
-                "SELECT client_id, topic_filter, qos FROM subscriptions"
+            names: dict[int, str] = {}
+            for key, client_id, disconnected_at, interval in db.execute(
+                "SELECT session, client_id, disconnected_at, expiry_interval FROM sessions"
             ):
-                self._subscriptions.setdefault(client_id, {})[topic_filter] = QoS(qos)
+                names[key] = client_id
+                self._keys[client_id] = key
+                if disconnected_at is not None or interval is not None:
+                    self._expiry[client_id] = SessionExpiry(disconnected_at, interval)
+            self._next_key = max(names, default=0) + 1
+            for key, topic_filter, qos in db.execute(
+                "SELECT session, topic_filter, qos FROM subscriptions"
+            ):
+                self._subscriptions.setdefault(names[key], {})[topic_filter] = QoS(qos)
             for topic, payload, qos in db.execute("SELECT topic, payload, qos FROM retained"):
                 self._retained[topic] = Message(topic, bytes(payload), QoS(qos), True)
-            for client_id, packet_id, order in db.execute(
-                "SELECT client_id, packet_id, sent_order FROM inflight"
+            next_order = 1
+            for key, packet_id, order in db.execute(
+                "SELECT session, packet_id, sent_order FROM inflight"
             ):
-                self._sent_order[(client_id, packet_id)] = order
-            self._next_order = max(self._sent_order.values(), default=0) + 1
-        except (sqlite3.Error, ValueError) as exc:
+                self._sent_order.setdefault(key, {})[packet_id] = order
+                next_order = max(next_order, order + 1)
+            self._next_order = next_order
+        except (sqlite3.Error, ValueError, KeyError) as exc:
             raise StoreError(f"database {self.path}: corrupt: {exc}") from exc
 
     def _require_db(self) -> sqlite3.Connection:
@@ -318,19 +395,21 @@ class SQLiteStore(Store):
     # Persistent sessions ------------------------------------------------------------
 
     def session_ids(self) -> list[str]:
-        return sorted(self._persistent)
+        return sorted(self._keys)
 
     def create_session(self, client_id: str) -> None:
-        if client_id in self._persistent:
+        if client_id in self._keys:
             return
-        self._persistent.add(client_id)
-        self._record(("session", client_id), _INSERT_SESSION, (client_id,))
+        key = self._keys[client_id] = self._next_key
+        self._next_key += 1
+        self._record(("session", key), _INSERT_SESSION, (key, client_id))
         for topic_filter, qos in self._subscriptions.get(client_id, {}).items():
-            self._record(("sub", client_id, topic_filter), _SET_SUBSCRIPTION,
-                         (client_id, topic_filter, int(qos)))
+            self._record(("sub", key, topic_filter), _SET_SUBSCRIPTION,
+                         (key, topic_filter, int(qos)))
 
     def load_session(self, client_id: str) -> SessionRecord | None:
-        if client_id not in self._persistent:
+        key = self._keys.get(client_id)
+        if key is None:
             return None
         db = self._require_db()
         try:
@@ -338,33 +417,32 @@ class SQLiteStore(Store):
             return SessionRecord(
                 client_id=client_id,
                 subscriptions=dict(self._subscriptions.get(client_id, {})),
-                queue=list(self._stored_queue(db, client_id)),
-                inflight=list(self._stored_inflight(db, client_id)),
+                queue=list(self._stored_queue(db, key)),
+                inflight=list(self._stored_inflight(db, key)),
                 awaiting_rel=frozenset(
                     row[0] for row in db.execute(
-                        "SELECT packet_id FROM awaiting_rel WHERE client_id = ?", (client_id,)
+                        "SELECT packet_id FROM awaiting_rel WHERE session = ?", (key,)
                     )
                 ),
+                expiry=self._expiry.get(client_id, NEVER_DISCONNECTED),
             )
         except (sqlite3.Error, ValueError, KeyError) as exc:
-            raise StoreError(f"database {self.path}: cannot read session {client_id!r}: "
-                             f"{exc}") from exc
+            raise StoreError(f"database {self.path}: cannot read session "
+                             f"{client_id[:100]!r}: {exc}") from exc
 
     @staticmethod
-    def _stored_queue(
-        db: sqlite3.Connection, client_id: str
-    ) -> Iterator[tuple[int, OutboundMessage]]:
+    def _stored_queue(db: sqlite3.Connection, key: int) -> Iterator[tuple[int, OutboundMessage]]:
         for seq, topic, qos, payload, retain in db.execute(
-            "SELECT seq, topic, qos, payload, retain FROM queue WHERE client_id = ?"
-            " ORDER BY seq", (client_id,)
+            "SELECT seq, topic, qos, payload, retain FROM queue WHERE session = ? ORDER BY seq",
+            (key,),
         ):
             yield seq, OutboundMessage(topic, 0, QoS(qos), bytes(payload), bool(retain))
 
     @staticmethod
-    def _stored_inflight(db: sqlite3.Connection, client_id: str) -> Iterator[StoredInflight]:
+    def _stored_inflight(db: sqlite3.Connection, key: int) -> Iterator[StoredInflight]:
         for packet_id, state, topic, qos, payload, retain in db.execute(
             "SELECT packet_id, state, topic, qos, payload, retain FROM inflight"
-            " WHERE client_id = ? ORDER BY sent_order", (client_id,)
+            " WHERE session = ? ORDER BY sent_order", (key,)
         ):
             message = OutboundMessage(topic, packet_id, QoS(qos), bytes(payload), bool(retain))
             yield StoredInflight(packet_id, _STATES[state], message)
@@ -372,11 +450,11 @@ class SQLiteStore(Store):
     def delete_session(self, client_id: str) -> None:
         """Forget a session: its rows go in the current batch, after what came before."""
         self._subscriptions.pop(client_id, None)
-        if client_id not in self._persistent:
+        key = self._keys.pop(client_id, None)
+        if key is None:
             return
-        self._persistent.discard(client_id)
-        for key in [key for key in self._sent_order if key[0] == client_id]:
-            del self._sent_order[key]
+        self._expiry.pop(client_id, None)
+        self._sent_order.pop(key, None)
         db = self._require_db()
         if self.failed is not None:
             return
@@ -385,19 +463,46 @@ class SQLiteStore(Store):
             if not db.in_transaction:
                 db.execute("BEGIN")
             for table in _SESSION_TABLES:
-                db.execute(f"DELETE FROM {table} WHERE client_id = ?", (client_id,))
+                db.execute(f"DELETE FROM {table} WHERE session = ?", (key,))
         except sqlite3.Error as exc:
             # Not raised here, in the middle of the broker's bookkeeping: the next
             # commit raises it, before anything is acknowledged.
             self._fail(db, exc)
 
+    def session_expiry(self, client_id: str) -> SessionExpiry | None:
+        if client_id not in self._keys:
+            return None
+        return self._expiry.get(client_id, NEVER_DISCONNECTED)
+
+    def session_disconnected(
+        self, client_id: str, at: float, expiry_interval: float | None = None
+    ) -> None:
+        key = self._keys.get(client_id)
+        if key is not None:
+            self._set_expiry(client_id, key, SessionExpiry(at, expiry_interval))
+
+    def session_connected(self, client_id: str) -> None:
+        key = self._keys.get(client_id)
+        expiry = self._expiry.get(client_id)
+        if key is not None and expiry is not None and expiry.disconnected_at is not None:
+            self._set_expiry(client_id, key, SessionExpiry(None, expiry.expiry_interval))
+
+    def _set_expiry(self, client_id: str, key: int, expiry: SessionExpiry) -> None:
+        if expiry == NEVER_DISCONNECTED:
+            self._expiry.pop(client_id, None)
+        else:
+            self._expiry[client_id] = expiry
+        self._record(("expiry", key), _SET_EXPIRY,
+                     (expiry.disconnected_at, expiry.expiry_interval, key))
+
     # Subscriptions --------------------------------------------------------------------
 
     def set_subscription(self, client_id: str, topic_filter: str, qos: QoS) -> None:
         self._subscriptions.setdefault(client_id, {})[topic_filter] = qos
-        if client_id in self._persistent:
-            self._record(("sub", client_id, topic_filter), _SET_SUBSCRIPTION,
-                         (client_id, topic_filter, int(qos)))
+        key = self._keys.get(client_id)
+        if key is not None:
+            self._record(("sub", key, topic_filter), _SET_SUBSCRIPTION,
+                         (key, topic_filter, int(qos)))
 
     def delete_subscription(self, client_id: str, topic_filter: str) -> None:
         filters = self._subscriptions.get(client_id)
@@ -405,9 +510,9 @@ class SQLiteStore(Store):
             filters.pop(topic_filter, None)
             if not filters:
                 del self._subscriptions[client_id]
-        if client_id in self._persistent:
-            self._record(("sub", client_id, topic_filter), _DELETE_SUBSCRIPTION,
-                         (client_id, topic_filter))
+        key = self._keys.get(client_id)
+        if key is not None:
+            self._record(("sub", key, topic_filter), _DELETE_SUBSCRIPTION, (key, topic_filter))
 
     def subscriptions(self) -> Iterable[tuple[str, str, QoS]]:
         return [
@@ -419,47 +524,57 @@ class SQLiteStore(Store):
     # Queues and in-flight state -------------------------------------------------------
 
     def queue_append(self, client_id: str, seq: int, message: OutboundMessage) -> None:
-        if client_id in self._persistent:
-            self._record(("queue", client_id, seq), _QUEUE_APPEND, (
-                client_id, seq, message.topic, int(message.qos), message.payload,
+        key = self._keys.get(client_id)
+        if key is not None:
+            self._record(("queue", key, seq), _QUEUE_APPEND, (
+                key, seq, message.topic, int(message.qos), message.payload,
                 int(message.retain),
             ))
 
     def queue_remove(self, client_id: str, seq: int) -> None:
-        if client_id in self._persistent:
-            key = ("queue", client_id, seq)
-            if self._pending.get(key, ("",))[0] == _QUEUE_APPEND:
-                del self._pending[key]  # queued and sent in one batch: never on disk
+        key = self._keys.get(client_id)
+        if key is not None:
+            row = ("queue", key, seq)
+            if self._pending.get(row, ("",))[0] == _QUEUE_APPEND:
+                del self._pending[row]  # queued and sent in one batch: never on disk
             else:
-                self._record(key, _QUEUE_REMOVE, (client_id, seq))
+                self._record(row, _QUEUE_REMOVE, (key, seq))
 
     def inflight_set(
         self, client_id: str, packet_id: int, state: OutboundState, message: OutboundMessage
     ) -> None:
-        if client_id not in self._persistent:
+        key = self._keys.get(client_id)
+        if key is None:
             return
-        order = self._sent_order.get((client_id, packet_id))
+        orders = self._sent_order.setdefault(key, {})
+        order = orders.get(packet_id)
         if order is None:
-            order = self._sent_order[(client_id, packet_id)] = self._next_order
+            order = orders[packet_id] = self._next_order
             self._next_order += 1
-        self._record(("inflight", client_id, packet_id), _INFLIGHT_SET, (
-            client_id, packet_id, order, state.name, message.topic, int(message.qos),
+        self._record(("inflight", key, packet_id), _INFLIGHT_SET, (
+            key, packet_id, order, state.name, message.topic, int(message.qos),
             message.payload, int(message.retain),
         ))
 
     def inflight_remove(self, client_id: str, packet_id: int) -> None:
-        if client_id in self._persistent:
-            self._sent_order.pop((client_id, packet_id), None)
-            self._record(("inflight", client_id, packet_id), _INFLIGHT_REMOVE,
-                         (client_id, packet_id))
+        key = self._keys.get(client_id)
+        if key is not None:
+            orders = self._sent_order.get(key)
+            if orders is not None:
+                orders.pop(packet_id, None)
+                if not orders:
+                    del self._sent_order[key]
+            self._record(("inflight", key, packet_id), _INFLIGHT_REMOVE, (key, packet_id))
 
     def awaiting_rel_add(self, client_id: str, packet_id: int) -> None:
-        if client_id in self._persistent:
-            self._record(("rel", client_id, packet_id), _AWAITING_ADD, (client_id, packet_id))
+        key = self._keys.get(client_id)
+        if key is not None:
+            self._record(("rel", key, packet_id), _AWAITING_ADD, (key, packet_id))
 
     def awaiting_rel_remove(self, client_id: str, packet_id: int) -> None:
-        if client_id in self._persistent:
-            self._record(("rel", client_id, packet_id), _AWAITING_REMOVE, (client_id, packet_id))
+        key = self._keys.get(client_id)
+        if key is not None:
+            self._record(("rel", key, packet_id), _AWAITING_REMOVE, (key, packet_id))
 
     # Retained messages ------------------------------------------------------------------
 

@@ -125,7 +125,7 @@ def test_deleting_a_session_leaves_no_row_behind(store: SQLiteStore) -> None:
     store.delete_session("c")
     store.create_session("d")  # a change after the deletion lands after it
     store.commit()
-    assert rows(store.path, "sessions") == [("d",)]
+    assert [row[1] for row in rows(store.path, "sessions")] == ["d"]
     for table in ("subscriptions", "queue", "inflight", "awaiting_rel"):
         assert rows(store.path, table) == [], table
 
@@ -144,7 +144,8 @@ def test_a_session_made_persistent_after_subscribing_stores_its_subscriptions(
     store.set_subscription("c", "t", Q2)
     store.create_session("c")
     store.commit()
-    assert rows(store.path, "subscriptions") == [("c", "t", 2)]
+    assert rows(store.path, "sessions") == [(1, "c", None, None)]
+    assert rows(store.path, "subscriptions") == [(1, "t", 2)]  # by the session's key
 
 
 def test_retained_messages_are_set_replaced_and_cleared_on_disk(store: SQLiteStore) -> None:
@@ -282,6 +283,9 @@ _OPS = st.lists(
         st.tuples(st.just("rel+"), st.sampled_from("ab"), st.integers(1, 4)),
         st.tuples(st.just("rel-"), st.sampled_from("ab"), st.integers(1, 4)),
         st.tuples(st.just("retain"), st.sampled_from(["r1", "r2"]), st.binary(max_size=3)),
+        st.tuples(st.just("left"), st.sampled_from("abc"), st.sampled_from([1.5, 2.0]),
+                  st.sampled_from([None, 30.0])),
+        st.tuples(st.just("back"), st.sampled_from("abc")),
         st.tuples(st.just("commit")),
     ),
     max_size=40,
@@ -302,6 +306,12 @@ def _apply(store: Store, op: tuple[object, ...], persistent: set[str]) -> None:
         store.delete_subscription(str(args[0]), str(args[1]))
     elif kind == "commit":
         store.commit()
+    elif kind == "left":
+        interval = args[2]
+        assert interval is None or isinstance(interval, float)
+        store.session_disconnected(str(args[0]), float(str(args[1])), interval)
+    elif kind == "back":
+        store.session_connected(str(args[0]))
     elif kind == "retain":
         payload = args[1]
         assert isinstance(payload, bytes)
