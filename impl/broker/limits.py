@@ -28,6 +28,7 @@ import re
 from mqttref.impl.broker.config import Config
 from mqttref.impl.codec.packets import Connect, QoS, Subscribe, Unsubscribe
 from mqttref.impl.codec.topicnames import MAX_TOPIC_BYTES
+from mqttref.impl.logtext import clip
 
 _CONTROL = re.compile("[\x01-\x1f\x7f-\x9f]")
 """The control characters of 1.5.3 (U+0000 is the codec's: a malformed packet)."""
@@ -113,5 +114,5 @@ def strings_problem(packet: Connect | Subscribe | Unsubscribe) -> str | None:
         if value:
             code_point = discouraged_code_point(value)
             if code_point is not None:
-                return f"{what} {value!r} holds {code_point} (1.5.3)"
+                return f"{what} {clip(value)} holds {code_point} (1.5.3)"
     return None

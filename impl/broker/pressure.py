@@ -35,6 +35,7 @@ import logging
 from typing import Protocol
 
 from mqttref.impl.broker.config import Config
+from mqttref.impl.logtext import clip
 
 log = logging.getLogger("mqttref.broker")
 
@@ -120,7 +121,7 @@ class Memory:
             return
         self._logged_at = now
         largest = sorted(self.consumers, key=lambda c: c.queued_bytes, reverse=True)
-        names = ", ".join(f"{c.client_id[:64]!r} {c.queued_bytes:,} B"
+        names = ", ".join(f"{clip(c.client_id, 64)} {c.queued_bytes:,} B"
                           for c in largest[:TOP_CONSUMERS])
         log.warning(
             "memory_high_water reached: %s bytes queued in %d sessions (largest: %s); "

@@ -60,6 +60,7 @@ from mqttref.impl.codec.packets import (
     Will,
 )
 from mqttref.impl.flow import ConnectionState
+from mqttref.impl.logtext import broker_log, clip, clip_text
 from mqttref.impl.message import Message
 
 log = logging.getLogger("mqttref.broker")
@@ -148,7 +149,7 @@ class Connection(Valve):
         """The last PUBLISH topic found within the broker's limits (``topic_problem``)."""
 
     def __repr__(self) -> str:
-        return f"<Connection {self.peer} {self.client_id!r} {self.state.value}>"
+        return f"<Connection {self.peer} {clip(self.client_id)} {self.state.value}>"
 
     @property
     def peer(self) -> str:
@@ -160,7 +161,7 @@ class Connection(Valve):
         """How log lines name this connection."""
         if self.client_id is None:
             return self.peer
-        return f"client {self.client_id!r} ({self.peer})"
+        return f"client {clip(self.client_id)} ({self.peer})"
 
     @property
     def is_closed(self) -> bool:
@@ -261,7 +262,8 @@ class Connection(Valve):
         try:
             self.session.pump(self._now)
         except Exception:
-            log.exception("%s crashed draining its queue; closed it", self.who)
+            broker_log.error("connection crash", "%s crashed draining its queue; closed it",
+                             self.who, exc_info=True)
             self.close("internal error", publish_will=True)
 
     def get_timer(self) -> float | None:
@@ -324,7 +326,7 @@ class Connection(Valve):
             # An unknown protocol level is answered with 0x01, then closed [MQTT-3.1.2-2].
             self.send(ConnAck(False, ConnectReturnCode.UNACCEPTABLE_PROTOCOL_VERSION))
         kind = "refused" if isinstance(exc, LimitExceeded) else "protocol violation"
-        log.warning("closing %s: %s: %s", self.who, kind, exc)
+        broker_log.warning(kind, "closing %s: %s: %s", self.who, kind, clip_text(exc))
         self.close(f"{kind}: {exc.detail}", publish_will=True)
 
     # Handlers -------------------------------------------------------------------------
@@ -340,8 +342,8 @@ class Connection(Valve):
         connections = self.ports.connections
         code = connect_return_code(packet, config, open_connections=connections.connected + 1)
         if code is not ConnectReturnCode.ACCEPTED:
-            log.debug("refusing CONNECT from %s (client id %r): %s",
-                      self.peer, packet.client_id, code.name)
+            log.debug("refusing CONNECT from %s (client id %s): %s",
+                      self.peer, clip(packet.client_id), code.name)
             # A refused CONNECT has session present 0 [MQTT-3.2.2-4] and closes [MQTT-3.2.2-5].
             self.send(ConnAck(False, code))
             self.close(f"CONNECT refused with {code.name}", publish_will=False)
@@ -423,7 +425,7 @@ class Connection(Valve):
         self.state = ConnectionState.CLOSED
         self.close_reason = reason
         if self._verbose:
-            log.debug("closed %s: %s", self.who, reason)
+            log.debug("closed %s: %s", self.who, clip_text(reason))
         if self.session is not None:
             self.ports.sessions.connection_closed(self, self.session, now)
         # The will goes out once the connection is closed [MQTT-3.1.2-8], so after the
@@ -439,16 +441,17 @@ class Connection(Valve):
         """Publish the will message, with its QoS and retain flag (3.1.2.5)."""
         will = self.will
         assert will is not None
-        log.debug("publishing the will of %s on %r", self.who, will.topic)
+        log.debug("publishing the will of %s on %s", self.who, clip(will.topic))
         self.ports.router.publish(Message(will.topic, will.payload, will.qos, will.retain), now)
 
     def keep_alive_expired(self, now: float, *, connect: bool) -> None:
         """Silence for too long: close, with the will after CONNECT [MQTT-3.1.2-24]."""
         if connect:
-            log.warning("closing %s: no CONNECT within %.3g s", self.who,
-                        self.config.connect_timeout)
+            broker_log.warning("connect timeout", "closing %s: no CONNECT within %.3g s",
+                               self.who, self.config.connect_timeout)
             self.close("CONNECT timeout", publish_will=False, now=now)
         else:
-            log.warning("closing %s: keep alive expired (%.3g s without a packet)",
-                        self.who, self.keep_alive_limit)
+            broker_log.warning("keep alive expired",
+                               "closing %s: keep alive expired (%.3g s without a packet)",
+                               self.who, self.keep_alive_limit)
             self.close("keep alive expired", publish_will=True, now=now)

@@ -39,6 +39,7 @@ from mqttref.impl.codec.errors import ProtocolError, ReasonCode
 from mqttref.impl.codec.frames import PUBACK, PUBCOMP, PUBREC, PUBREL, ack_frame, publish_frame
 from mqttref.impl.codec.packets import Packet, PacketType, Publish, QoS
 from mqttref.impl.flow import FIRST_OUTBOUND_STATE, OUTBOUND_TABLE, OutboundState
+from mqttref.impl.logtext import broker_log, clip
 from mqttref.impl.message import Message, OutboundMessage
 from mqttref.impl.store.base import SessionRecord, Store
 
@@ -161,7 +162,7 @@ class Session:
             store.create_session(client_id)
 
     def __repr__(self) -> str:
-        return f"<Session {self.client_id!r} {self.state.value}>"
+        return f"<Session {clip(self.client_id)} {self.state.value}>"
 
     @property
     def queue(self) -> deque[tuple[int, OutboundMessage]]:
@@ -348,9 +349,9 @@ class Session:
         """The drop policy: the newest message goes, with a count and a log line."""
         self.dropped += 1
         if self.dropped == 1 or self.dropped % 1000 == 0:
-            log.warning(
-                "client %s: dropped a message on %r (%s); %d dropped so far",
-                self.client_id, topic, why, self.dropped,
+            broker_log.warning(
+                "dropped messages", "client %s: dropped a message on %s (%s); %d dropped so far",
+                clip(self.client_id), clip(topic), why, self.dropped,
             )
 
     def send_new(self, outbound: OutboundMessage, now: float) -> None:
@@ -400,7 +401,7 @@ class Session:
         if self.behind_since is not None:
             self.behind_since = now  # it takes its messages: not stalled
         if entry is None or (entry.state, kind) not in OUTBOUND_TABLE:
-            log.debug("client %s: %s for unknown packet id %d", self.client_id, kind.name,
+            log.debug("client %s: %s for unknown packet id %d", clip(self.client_id), kind.name,
                       packet_id)
             return
         target = OUTBOUND_TABLE[entry.state, kind]

@@ -29,6 +29,7 @@ from typing import Protocol
 
 from mqttref.impl.broker.config import Config
 from mqttref.impl.broker.protocol import Connection
+from mqttref.impl.logtext import broker_log, clip
 
 log = logging.getLogger("mqttref.broker")
 
@@ -138,8 +139,9 @@ class ConnectionSupervisor:
         if self.config.stall_timeout <= 0:
             return
         for connection in [c for c in self.connections if c.stalled(now)]:
-            log.warning("closing %s: it took nothing for %.3g s while %d messages waited "
-                        "for it (stall_timeout)", connection.who, self.config.stall_timeout,
+            broker_log.warning("stalled", "closing %s: it took nothing for %.3g s while %d "
+                               "messages waited for it (stall_timeout)", connection.who,
+                               self.config.stall_timeout,
                         len(connection.session.queue) if connection.session else 0)
             try:
                 connection.close("stalled", publish_will=True, now=now)
@@ -162,9 +164,10 @@ class ConnectionSupervisor:
 
     def _crashed(self, connection: Connection, now: float) -> None:
         self.crashes += 1
-        log.exception(
-            "connection %s crashed (client %r, %s); closed it, other clients unaffected",
-            connection.peer, connection.client_id, connection.state.value,
+        broker_log.error(
+            "connection crash",
+            "connection %s crashed (client %s, %s); closed it, other clients unaffected",
+            connection.peer, clip(connection.client_id), connection.state.value, exc_info=True,
         )
         connection.close("internal error", publish_will=True, now=now)
 
