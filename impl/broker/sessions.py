@@ -5,40 +5,82 @@ connection [MQTT-3.1.4-2]) and what happens to it when its connection ends (a
 clean session ends too [MQTT-3.1.2-6]; a persistent one waits) are the two
 choices no single connection can make. They are plain logic over the sessions,
 the registry and the store, so the table is the ``SessionPort`` of every
-connection's core, with no event loop.
+connection's core, with no event loop. The third is when a persistent session
+nobody comes back for expires (``persistent_client_expiration``; see
+``impl/broker/expiry.py``): at start-up for what expired while the broker was
+down, on the tick for the rest, and at a CONNECT that arrives after the deadline
+but before the tick.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 from mqttref.impl.broker.config import Config
+from mqttref.impl.broker.expiry import Deadlines, expiry_deadline
 from mqttref.impl.broker.pressure import Memory
 from mqttref.impl.broker.registry import Registry
 from mqttref.impl.broker.session import PacketSink, Session
 from mqttref.impl.codec.packets import Connect
-from mqttref.impl.store.base import Store
+from mqttref.impl.logtext import broker_log, clip
+from mqttref.impl.store.base import SessionExpiry, Store
 
 log = logging.getLogger("mqttref.broker")
+
+EXPIRIES_PER_TICK = 1000
+"""Sessions expired per tick at most: a burst of deadlines (a storm of clients that
+left together) is spread over ticks instead of stalling the loop in store writes."""
 
 
 class SessionTable:
     """The broker's sessions, its registry of subscriptions, and their store."""
 
-    def __init__(self, config: Config, store: Store) -> None:
+    def __init__(
+        self, config: Config, store: Store, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self.config = config
         self.store = store
+        self.clock = clock
+        """Wall-clock time, for session expiry only: the store keeps the time a session
+        was left, which must mean the same after a restart (the loop's clock does not)."""
         self.sessions: dict[str, Session] = {}
+        self.deadlines = Deadlines()
+        """When each disconnected persistent session expires (those that do)."""
+        self.expiry_intervals: dict[str, float] = {}
+        """A session's own expiry interval, where it has one (MQTT 5.0's Session Expiry
+        Interval); the others take ``persistent_client_expiration``."""
         self.memory = Memory(config.memory_high_water)
         """The bytes queued in all sessions together, against ``memory_high_water``."""
         self.registry = Registry(config, store, self.sessions.get)
 
     def restore(self) -> None:
-        """Load the persistent sessions and retained messages the store holds."""
+        """Load the persistent sessions and retained messages the store holds.
+
+        A session that expired while the broker was down is deleted unread. One
+        the store thinks connected (the broker was killed) counts as left now.
+        """
+        now = self.clock()
         for client_id in self.store.session_ids():
+            expiry = self.store.session_expiry(client_id)
+            if expiry is None:
+                continue
+            if expiry.disconnected_at is None:
+                expiry = SessionExpiry(now, expiry.expiry_interval)
+                self.store.session_disconnected(client_id, now, expiry.expiry_interval)
+            deadline = expiry_deadline(expiry, self.config.persistent_client_expiration)
+            if deadline is not None and deadline <= now:
+                self.store.delete_session(client_id)
+                self._log_expired(client_id, expiry, now)
+                continue
             record = self.store.load_session(client_id)
             if record is None:
                 continue
+            if expiry.expiry_interval is not None:
+                self.expiry_intervals[client_id] = expiry.expiry_interval
+            if deadline is not None:
+                self.deadlines.set(client_id, deadline)
             session = Session.restore(record, config=self.config, store=self.store,
                                       memory=self.memory)
             self.sessions[client_id] = session
@@ -61,10 +103,14 @@ class SessionTable:
                 now=now,
             )
             existing = self.sessions.get(client_id)
-        if existing is not None and (connect.clean_session or not existing.persistent):
+        if existing is not None and (
+            connect.clean_session or not existing.persistent or self._expired(existing)
+        ):
             self.end_session(existing)
             existing = None
         if existing is not None:
+            self.deadlines.clear(client_id)
+            self.store.session_connected(client_id)
             return existing, True
         session = Session(
             client_id, persistent=not connect.clean_session, config=self.config, store=self.store,
@@ -79,8 +125,26 @@ class SessionTable:
             return  # already taken over by another connection
         if session.persistent:
             session.detach()
+            self._disconnected(session.client_id, self.clock())
         else:
             self.end_session(session)
+
+    def _disconnected(self, client_id: str, at: float) -> None:
+        """Record when a persistent session was left, and when it expires then."""
+        expiry = SessionExpiry(at, self.expiry_intervals.get(client_id))
+        self.store.session_disconnected(client_id, at, expiry.expiry_interval)
+        deadline = expiry_deadline(expiry, self.config.persistent_client_expiration)
+        if deadline is not None:
+            self.deadlines.set(client_id, deadline)
+
+    def _expired(self, session: Session) -> bool:
+        """Past its deadline, though the tick has not come round to it yet."""
+        deadline = self.deadlines.get(session.client_id)
+        if deadline is None or deadline > self.clock():
+            return False
+        self._log_expired(session.client_id, self.store.session_expiry(session.client_id),
+                          self.clock())
+        return True
 
     def end_session(self, session: Session) -> None:
         """Forget a session: its subscriptions, queue and stored state."""
@@ -88,10 +152,30 @@ class SessionTable:
         session.discard()
         if self.sessions.get(session.client_id) is session:
             del self.sessions[session.client_id]
+            self.deadlines.clear(session.client_id)
+            self.expiry_intervals.pop(session.client_id, None)
 
     def tick(self, now: float) -> None:
         """The broker's periodic work over all sessions."""
+        if self.deadlines:
+            self.expire(self.clock())
         self.retry(now)
+
+    def expire(self, wall_now: float) -> None:
+        """End the disconnected persistent sessions whose deadline has passed."""
+        for client_id in self.deadlines.due(wall_now, EXPIRIES_PER_TICK):
+            session = self.sessions.get(client_id)
+            if session is None or not session.persistent or session.connection is not None:
+                continue  # the deadline went stale without being cleared (defensive)
+            self._log_expired(client_id, self.store.session_expiry(client_id), wall_now)
+            self.end_session(session)
+
+    def _log_expired(self, client_id: str, expiry: SessionExpiry | None, now: float) -> None:
+        """One line per expiry, rate-limited like every repeated line: clients that
+        connect once and leave would otherwise log more than they ever sent."""
+        left = expiry.disconnected_at if expiry is not None else None
+        broker_log.info("session expired", "session %s expired after %.1f s disconnected",
+                        clip(client_id), now - left if left is not None else float("nan"))
 
     def retry(self, now: float) -> None:
         """Resend unacknowledged messages whose retry time has come (the broker's tick)."""
@@ -100,7 +184,8 @@ class SessionTable:
                 try:
                     session.handle_timer(now)
                 except Exception:
-                    log.exception("session %r crashed in its retry timer", session.client_id)
+                    broker_log.error("session crash", "session %s crashed in its retry timer",
+                                     clip(session.client_id), exc_info=True)
 
     @property
     def dropped(self) -> int:
