@@ -19,6 +19,10 @@ R = ConnectReturnCode
         (Connect(V311, "", clean_session=True), Config(), R.ACCEPTED),
         (Connect(V311, "", clean_session=False), Config(), R.IDENTIFIER_REJECTED),
         (Connect(V311, "x" * 100), Config(), R.ACCEPTED),
+        (Connect(V311, "x" * 1024), Config(), R.ACCEPTED),
+        (Connect(V311, "x" * 1025), Config(), R.IDENTIFIER_REJECTED),  # max_client_id_length
+        (Connect(V311, "é" * 513), Config(), R.IDENTIFIER_REJECTED),  # 1026 UTF-8 bytes
+        (Connect(V311, "x" * 65_535), Config(max_client_id_length=65_535), R.ACCEPTED),
         (Connect(V31, "x" * 23), Config(), R.ACCEPTED),
         (Connect(V31, "x" * 24), Config(), R.IDENTIFIER_REJECTED),
         (Connect(V31, ""), Config(), R.IDENTIFIER_REJECTED),
