@@ -348,7 +348,9 @@ def test_a_session_queue_is_bounded_in_bytes_as_well_as_in_messages() -> None:
     assert session.dropped >= 4
 
 
-def test_the_memory_mark_pauses_a_publisher_until_the_queues_drain() -> None:
+def test_the_memory_mark_pauses_a_publisher_until_the_queues_drain(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     world = World(Config(port=0, max_inflight=1, memory_high_water=10_000))
     slow = [world.connect(f"slow{n}") for n in range(3)]
     for client in slow:
@@ -362,6 +364,9 @@ def test_the_memory_mark_pauses_a_publisher_until_the_queues_drain() -> None:
         assert n < 100
     assert world.table.memory.queued_bytes <= 10_000
     assert pub.core.get_timer() == 1.0 + world.config.backpressure_timeout
+    # The log says so, naming the largest queues.
+    assert "memory_high_water reached" in caplog.text
+    assert "'slow0'" in caplog.text
     for client in slow:  # the readers take their messages: the queues drain
         for _ in range(n):
             for packet in client.received():
