@@ -132,7 +132,9 @@ class Decoder:
         self.max_packet_size = max_packet_size
         # The bytes of an incomplete packet, kept as received: joining them on every
         # feed would copy a large packet once per socket read, quadratic in its size.
-        self._parts: list[bytes] = []
+        # None while there are none: most reads end on a packet boundary, and an idle
+        # connection should not hold an empty list (56 bytes) for nothing.
+        self._parts: list[bytes] | None = None
         self._size = 0
         self._need = 0
         """Length of the incomplete packet once its fixed header is known, else 0."""
@@ -149,12 +151,13 @@ class Decoder:
         packets decoded before the bad one; the decoder must then be dropped
         with its connection.
         """
-        if self._parts:
-            self._parts.append(bytes(data))
+        parts = self._parts
+        if parts:
+            parts.append(bytes(data))
             self._size += len(data)
             if self._size < self._need:
                 return []
-            buf = b"".join(self._parts)
+            buf = b"".join(parts)
         else:
             buf = bytes(data)
         out: list[Packet] = []
@@ -201,12 +204,12 @@ class Decoder:
                 pos += total
         except ProtocolError as exc:
             exc.packets = list(out)
-            self._parts, self._size, self._need = [], 0, 0
+            self._parts, self._size, self._need = None, 0, 0
             raise
         if pos < size:
             self._parts, self._size, self._need = [buf[pos:]], size - pos, need
-        elif self._parts:
-            self._parts, self._size, self._need = [], 0, 0
+        elif parts:
+            self._parts, self._size, self._need = None, 0, 0
         return out
 
     def _decode(self, first: int, buf: bytes, start: int, end: int) -> Packet:
