@@ -36,6 +36,7 @@ from mqttref.impl.broker.ports import BrokerPorts
 from mqttref.impl.broker.protocol import Connection
 from mqttref.impl.broker.supervisor import ConnectionSupervisor
 from mqttref.impl.broker.timers import Bucket, TimerWheel, wheel_of
+from mqttref.impl.flow import ConnectionState
 from mqttref.impl.logtext import clip
 
 log = logging.getLogger("mqttref.broker")
@@ -44,28 +45,42 @@ CLOSE_GRACE: Final = 2.0
 """Seconds a closed connection's unwritten bytes may take to leave before we abort."""
 
 
-class _ReadInto:
-    """``get_buffer`` of every connection of one supervisor."""
+class Shared:
+    """What all the connections of one broker on one loop share: its supervisor, its
+    outbox, the loop's timer wheel, and the read buffer (this object is every
+    connection's ``get_buffer``). One reference per connection, not four."""
 
-    __slots__ = ("buffer",)
+    __slots__ = ("__weakref__", "outbox", "supervisor", "wheel")
 
-    def __init__(self, buffer: memoryview) -> None:
-        self.buffer = buffer
+    def __init__(self, supervisor: ConnectionSupervisor, outbox: Outbox,
+                 wheel: TimerWheel) -> None:
+        self.supervisor = supervisor
+        self.outbox = outbox
+        self.wheel = wheel
 
     def __call__(self, sizehint: int) -> memoryview:
-        return self.buffer
+        """``get_buffer``: the supervisor's one ``READ_SIZE`` buffer, for every
+        connection (reads are one at a time, and copied out at once)."""
+        return self.supervisor.read_buffer
 
 
-_READ_INTO: weakref.WeakKeyDictionary[ConnectionSupervisor, _ReadInto] = (
-    weakref.WeakKeyDictionary()
-)
+_SHARED: weakref.WeakValueDictionary[int, Shared] = weakref.WeakValueDictionary()
+"""By ``id`` of the supervisor: an entry lives as long as connections use it (and
+with it the supervisor, so the id cannot be reused meanwhile)."""
 
 
-def _read_into(supervisor: ConnectionSupervisor) -> _ReadInto:
-    read_into = _READ_INTO.get(supervisor)
-    if read_into is None:  # one per supervisor: a race at worst makes a second one
-        read_into = _READ_INTO[supervisor] = _ReadInto(supervisor.read_buffer)
-    return read_into
+def shared(supervisor: ConnectionSupervisor, outbox: Outbox) -> Shared:
+    """The ``Shared`` of this supervisor and outbox on the running loop."""
+    wheel = wheel_of(asyncio.get_running_loop())
+    found = _SHARED.get(id(supervisor))
+    if (
+        found is None
+        or found.supervisor is not supervisor
+        or found.outbox is not outbox
+        or found.wheel is not wheel
+    ):
+        found = _SHARED[id(supervisor)] = Shared(supervisor, outbox, wheel)
+    return found
 
 
 class SocketEdge(asyncio.BufferedProtocol):
@@ -74,26 +89,12 @@ class SocketEdge(asyncio.BufferedProtocol):
     transport: asyncio.Transport
     """Set by ``connection_made``, before any other call."""
 
-    # An attribute where the base class has a method (same call, no binding): mypy
-    # reads any such override as an incompatible assignment.
-    get_buffer: Callable[[int], memoryview]  # type: ignore[assignment]
-    """Where the loop puts the next read: the supervisor's one ``READ_SIZE`` buffer,
-    shared by all connections (reads are one at a time, and copied out at once).
-
-    An attribute holding one callable per supervisor (``_read_into``), not a
-    method: the loop keeps ``protocol.get_buffer`` for the connection's life,
-    and a bound method would be one more object (64 bytes) per connection."""
-
-    __slots__ = ("_closed", "_peer", "core", "get_buffer", "outbox", "supervisor",
-                 "timer_bucket", "transport", "wheel")
+    __slots__ = ("_closed", "_peer", "core", "shared", "timer_bucket", "transport")
 
     def __init__(self, ports: BrokerPorts, supervisor: ConnectionSupervisor,
                  outbox: Outbox) -> None:
-        self.supervisor = supervisor
-        self.outbox = outbox
-        self.get_buffer = _read_into(supervisor)
-        self.wheel: TimerWheel = wheel_of(loop := asyncio.get_running_loop())
-        self.core = Connection(ports, self, loop.time())
+        self.shared = shared(supervisor, outbox)
+        self.core = Connection(ports, self, self.shared.wheel.loop.time())
         """Made with the edge (the loop makes the protocol as it accepts), so that the
         edge need not keep ``ports`` for ``connection_made``."""
         self.timer_bucket: Bucket | None = None
@@ -118,19 +119,33 @@ class SocketEdge(asyncio.BufferedProtocol):
         core = self.core
         limit = core.config.write_buffer_limit
         transport.set_write_buffer_limits(high=limit, low=limit // 4)
-        self.supervisor.adopt(core, self)
+        self.shared.supervisor.adopt(core, self)
         self._arm_timer()
         if log.isEnabledFor(logging.DEBUG):
             log.debug("accepted a connection from %s", self.peer)
 
     @property
+    def get_buffer(self) -> Callable[[int], memoryview]:
+        """Where the loop puts the next read (``Shared.__call__``). Not a method: the
+        loop keeps ``protocol.get_buffer`` for the connection's life, and a bound
+        method would be one more object (64 bytes) per connection."""
+        return self.shared
+
+    @property
     def peer(self) -> str:
         """The client's address, looked up when first needed (logging, errors): a
-        connection storm should not pay for it."""
-        if self._peer is None:
-            peer: Any = self.transport.get_extra_info("peername")
-            self._peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        return self._peer
+        connection storm should not pay for it.
+
+        Kept only until the CONNECT is accepted (the supervisor's pending caps and
+        the errors of a new socket ask for it): a connected client is looked up again
+        for the few log lines that name it, and an idle one holds no string (64 bytes)."""
+        peer = self._peer
+        if peer is None:
+            info: Any = self.transport.get_extra_info("peername")
+            peer = f"{info[0]}:{info[1]}" if isinstance(info, tuple) else str(info)
+            if self.core.state is not ConnectionState.CONNECTED:
+                self._peer = peer
+        return peer
 
     def buffer_updated(self, nbytes: int) -> None:
         """One read (at most ``READ_SIZE``, so that a paused publisher stops after a
@@ -138,44 +153,47 @@ class SocketEdge(asyncio.BufferedProtocol):
         core = self.core
         if core.is_closed:
             return
-        supervisor = self.supervisor
-        supervisor.received(core, bytes(supervisor.read_buffer[:nbytes]), self.wheel.loop.time())
+        shared = self.shared
+        supervisor = shared.supervisor
+        supervisor.received(core, bytes(supervisor.read_buffer[:nbytes]), shared.wheel.loop.time())
+        if self._peer is not None and core.state is ConnectionState.CONNECTED:
+            self._peer = None  # see ``peer``
         bucket = self.timer_bucket
         deadline = core.get_timer()
         if deadline is not None and (bucket is None or deadline < bucket.when):
-            self.wheel.arm(self, deadline)
+            shared.wheel.arm(self, deadline)
         if nbytes == len(supervisor.read_buffer) and not core.waiting and not self._closed:
             # A full read may leave more waiting, and the loop would read it at once
             # (libuv reads a ready socket up to 32 times in a row): yield first, so
             # that this batch's writes go out (and can congest, holding publishers
             # back) before the next read, and no busy publisher starves the others.
             self.transport.pause_reading()
-            self.wheel.loop.call_soon(self._resume_after_yield)
+            self.shared.wheel.loop.call_soon(self._resume_after_yield)
 
     def _resume_after_yield(self) -> None:
         if not self.core.waiting and not self._closed:
             self.transport.resume_reading()
 
     def eof_received(self) -> bool:
-        self.core.connection_lost(self.wheel.loop.time())
+        self.core.connection_lost(self.shared.wheel.loop.time())
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.core.connection_lost(self.wheel.loop.time())
+        self.core.connection_lost(self.shared.wheel.loop.time())
         self._cancel_timer()
-        self.supervisor.release(self.core)
+        self.shared.supervisor.release(self.core)
 
     def pause_writing(self) -> None:
         """The transport's buffer passed ``write_buffer_limit``: the reader is slow."""
         self.core.writing_paused()
 
     def resume_writing(self) -> None:
-        self.core.writing_resumed(self.wheel.loop.time())
+        self.core.writing_resumed(self.shared.wheel.loop.time())
 
     # What the core asks of the network (ports.Edge) ----------------------------------
 
     def output_ready(self) -> None:
-        self.outbox.add(self)
+        self.shared.outbox.add(self)
 
     def write_pending(self) -> None:
         """The outbox committed the store: write what the core has (one write)."""
@@ -191,12 +209,12 @@ class SocketEdge(asyncio.BufferedProtocol):
         self._cancel_timer()
         data = self.core.data_to_send()
         transport = self.transport
-        if data and not transport.is_closing() and self.outbox.commit():
+        if data and not transport.is_closing() and self.shared.outbox.commit():
             transport.write(data)
         self._closed = True
         transport.close()  # after what is buffered has been written (we read no more)...
         if transport.get_write_buffer_size():
-            self.wheel.loop.call_later(CLOSE_GRACE, transport.abort)
+            self.shared.wheel.loop.call_later(CLOSE_GRACE, transport.abort)
 
     def abort(self) -> None:
         self.transport.abort()
@@ -217,16 +235,16 @@ class SocketEdge(asyncio.BufferedProtocol):
     def _arm_timer(self) -> None:
         deadline = self.core.get_timer()
         if deadline is None:
-            self.wheel.cancel(self)
+            self.shared.wheel.cancel(self)
         else:
-            self.wheel.arm(self, deadline)
+            self.shared.wheel.arm(self, deadline)
 
     def _cancel_timer(self) -> None:
-        self.wheel.cancel(self)
+        self.shared.wheel.cancel(self)
 
     def timer_due(self, now: float) -> None:
         """The wheel's call at (or just after) the core's deadline."""
         core = self.core
-        self.supervisor.timer(core, now)
+        self.shared.supervisor.timer(core, now)
         if not core.is_closed:
             self._arm_timer()
