@@ -114,10 +114,23 @@ def _check_reason(kind: PacketType, code: int) -> int:
     return code
 
 
+class _Partial:
+    """The bytes of an incomplete packet, kept as received: joining them on every
+    feed would copy a large packet once per socket read, quadratic in its size."""
+
+    __slots__ = ("need", "parts", "size")
+
+    def __init__(self, parts: list[bytes], size: int, need: int) -> None:
+        self.parts = parts
+        self.size = size
+        self.need = need
+        """Length of the incomplete packet once its fixed header is known, else 0."""
+
+
 class Decoder:
     """Incremental decoder for one direction of one connection."""
 
-    __slots__ = ("_need", "_parts", "_size", "max_packet_size", "protocol_level", "role")
+    __slots__ = ("_partial", "max_packet_size", "protocol_level", "role")
 
     def __init__(
         self,
@@ -130,19 +143,15 @@ class Decoder:
         self.protocol_level = None if protocol_level is None else ProtocolLevel(protocol_level)
         """None until known: a server learns it from CONNECT."""
         self.max_packet_size = max_packet_size
-        # The bytes of an incomplete packet, kept as received: joining them on every
-        # feed would copy a large packet once per socket read, quadratic in its size.
-        # None while there are none: most reads end on a packet boundary, and an idle
-        # connection should not hold an empty list (56 bytes) for nothing.
-        self._parts: list[bytes] | None = None
-        self._size = 0
-        self._need = 0
-        """Length of the incomplete packet once its fixed header is known, else 0."""
+        self._partial: _Partial | None = None
+        """None while no packet is incomplete: most reads end on a packet boundary,
+        and an idle connection should not hold a list and two counts for nothing."""
 
     @property
     def buffered(self) -> int:
         """Bytes received that do not yet make a whole packet."""
-        return self._size
+        partial = self._partial
+        return 0 if partial is None else partial.size
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Packet]:
         """Add received bytes; return every packet they complete, in order.
@@ -151,13 +160,13 @@ class Decoder:
         packets decoded before the bad one; the decoder must then be dropped
         with its connection.
         """
-        parts = self._parts
-        if parts:
-            parts.append(bytes(data))
-            self._size += len(data)
-            if self._size < self._need:
+        partial = self._partial
+        if partial is not None:
+            partial.parts.append(bytes(data))
+            partial.size += len(data)
+            if partial.size < partial.need:
                 return []
-            buf = b"".join(parts)
+            buf = b"".join(partial.parts)
         else:
             buf = bytes(data)
         out: list[Packet] = []
@@ -204,12 +213,12 @@ class Decoder:
                 pos += total
         except ProtocolError as exc:
             exc.packets = list(out)
-            self._parts, self._size, self._need = None, 0, 0
+            self._partial = None
             raise
         if pos < size:
-            self._parts, self._size, self._need = [buf[pos:]], size - pos, need
-        elif parts:
-            self._parts, self._size, self._need = None, 0, 0
+            self._partial = _Partial([buf[pos:]], size - pos, need)
+        elif partial is not None:
+            self._partial = None
         return out
 
     def _decode(self, first: int, buf: bytes, start: int, end: int) -> Packet:
