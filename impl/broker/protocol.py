@@ -141,7 +141,9 @@ class Connection(Valve):
         self.close_reason: str | None = None
         self.accepted_at = self.last_activity = self._now = now
         self._verbose = log.isEnabledFor(logging.DEBUG)
-        self._out: list[bytes] = []
+        self._out: list[bytes] | None = None
+        """What waits for ``data_to_send``; None when nothing does (an idle connection
+        should not keep an empty list, 56 bytes)."""
         self._out_bytes = 0
         self._shut = False
         """The edge was told to close: nothing more is written."""
@@ -243,7 +245,7 @@ class Connection(Valve):
         if not out:
             return b""
         data = out[0] if len(out) == 1 else b"".join(out)
-        out.clear()
+        self._out = None
         self._out_bytes = 0
         session = self.session
         if (
@@ -294,10 +296,12 @@ class Connection(Valve):
         if self._shut:
             return
         out = self._out
-        out.append(frame)
         self._out_bytes += len(frame)
-        if len(out) == 1:
+        if out is None:
+            self._out = [frame]
             self._edge.output_ready()
+        else:
+            out.append(frame)
 
     # Dispatch -------------------------------------------------------------------------
 
@@ -356,7 +360,11 @@ class Connection(Valve):
         self.client_id = client_id = packet.client_id or generate_client_id()
         self.will = packet.will
         self.state = ConnectionState.CONNECTED
-        self.keep_alive_limit = packet.keep_alive * config.keep_alive_factor
+        # Keep alive 0 keeps the shared 0.0, not a float of its own (24 bytes).
+        self.keep_alive_limit = (
+            packet.keep_alive * config.keep_alive_factor if packet.keep_alive else 0.0
+        )
+        self.accepted_at = now  # no longer needed as such: share last_activity's float
         session, present = self.ports.sessions.open_session(self, client_id, packet, now)
         self.session = session
         if self.protocol_level is ProtocolLevel.MQTT_3_1:
