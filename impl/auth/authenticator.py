@@ -86,17 +86,19 @@ AuthenticatorFactory: TypeAlias = Callable[[], Authenticator]
 
 
 class ClientAuthenticator(Protocol):
-    """One method's client side; ``start`` begins a new exchange each time it is called
-    (CONNECT, then every re-authentication)."""
+    """One method's client side, the shape ``mqttref.impl.client.options.Authenticator``
+    declares (tests/auth check that ``ScramSha256Client`` fits it). ``initial_data``
+    begins a new exchange each time it is called: CONNECT, then every re-authentication.
+    """
 
     @property
     def method(self) -> str: ...
 
-    def start(self) -> bytes | None:
+    def initial_data(self) -> bytes | None:
         """Authentication Data for CONNECT or AUTH 0x19."""
         ...
 
-    def step(self, data: bytes | None) -> bytes | None:
+    def challenge(self, data: bytes | None) -> bytes | None:
         """The answer (AUTH 0x18) to the server's AUTH 0x18 carrying ``data``."""
         ...
 

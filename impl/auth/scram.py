@@ -381,8 +381,8 @@ class ScramSha256Server:
 
 @attrs.define
 class ScramSha256Client:
-    """``ClientAuthenticator`` for SCRAM-SHA-256; ``start`` begins a fresh exchange, so
-    one object serves CONNECT and every re-authentication."""
+    """``ClientAuthenticator`` for SCRAM-SHA-256; ``initial_data`` begins a fresh
+    exchange, so one object serves CONNECT and every re-authentication."""
 
     user_name: str
     password: str
@@ -390,12 +390,12 @@ class ScramSha256Client:
     method: str = METHOD
     _scram: ScramClient | None = None
 
-    def start(self) -> bytes:
+    def initial_data(self) -> bytes:
         self._scram = ScramClient(self.user_name, self.password,
                                   min_iterations=self.min_iterations)
         return self._scram.first()
 
-    def step(self, data: bytes | None) -> bytes:
+    def challenge(self, data: bytes | None) -> bytes:
         return self._exchange().final(data)
 
     def finish(self, data: bytes | None) -> None:

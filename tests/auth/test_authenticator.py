@@ -46,12 +46,12 @@ def authenticate(
     """CONNECT (or AUTH 0x19), AUTH 0x18 until the server answers Success or Failure."""
     step: Step | None
     if reauth:
-        step = connection.auth(REAUTH, SCRAM_SHA_256, client.start())
+        step = connection.auth(REAUTH, SCRAM_SHA_256, client.initial_data())
     else:
-        step = connection.connect(SCRAM_SHA_256, None, client.start())
+        step = connection.connect(SCRAM_SHA_256, None, client.initial_data())
     assert step is not None
     while isinstance(step, Continue):
-        step = connection.auth(CONTINUE, SCRAM_SHA_256, client.step(step.data))
+        step = connection.auth(CONTINUE, SCRAM_SHA_256, client.challenge(step.data))
     if isinstance(step, Success):
         client.finish(step.data)
     return step
@@ -71,9 +71,9 @@ def connected(user: str = "alice", password: str = "wonderland") -> ConnectionAu
 def test_scram_over_connect_and_auth_succeeds_and_names_the_identity() -> None:
     connection = ConnectionAuth(registry())
     client = ScramSha256Client("alice", "wonderland")
-    first = connection.connect(SCRAM_SHA_256, None, client.start())
+    first = connection.connect(SCRAM_SHA_256, None, client.initial_data())
     assert isinstance(first, Continue)  # AUTH 0x18 carrying server-first [MQTT-4.12.0-2]
-    last = connection.auth(CONTINUE, SCRAM_SHA_256, client.step(first.data))
+    last = connection.auth(CONTINUE, SCRAM_SHA_256, client.challenge(first.data))
     assert isinstance(last, Success)  # CONNACK 0x00 carrying server-final
     assert last.data is not None
     assert last.data.startswith(b"v=")
@@ -129,7 +129,7 @@ def test_auth_on_a_connection_without_a_method_is_a_protocol_error() -> None:
 
 def test_auth_naming_another_method_mid_exchange_is_a_protocol_error() -> None:
     connection = ConnectionAuth(registry())
-    connection.connect(SCRAM_SHA_256, None, ScramSha256Client("alice", "w").start())
+    connection.connect(SCRAM_SHA_256, None, ScramSha256Client("alice", "w").initial_data())
     with pytest.raises(AuthError) as caught:
         connection.auth(CONTINUE, "SCRAM-SHA-1", b"c=biws")
     assert caught.value.reason_code == ReasonCode.PROTOCOL_ERROR
@@ -138,11 +138,11 @@ def test_auth_naming_another_method_mid_exchange_is_a_protocol_error() -> None:
 def test_reauthentication_succeeds_with_auth_0x00_data() -> None:
     connection = connected()
     client = ScramSha256Client("alice", "wonderland")
-    first = connection.auth(REAUTH, SCRAM_SHA_256, client.start())
+    first = connection.auth(REAUTH, SCRAM_SHA_256, client.initial_data())
     assert isinstance(first, Continue)
     assert reauthenticating(connection)
     assert connection.authenticated
-    last = connection.auth(CONTINUE, SCRAM_SHA_256, client.step(first.data))
+    last = connection.auth(CONTINUE, SCRAM_SHA_256, client.challenge(first.data))
     assert isinstance(last, Success)
     client.finish(last.data)
     assert not reauthenticating(connection)
@@ -173,14 +173,14 @@ def test_reauthentication_as_another_user_is_refused() -> None:
 
 def test_reauthentication_before_connack_is_a_protocol_error() -> None:
     connection = ConnectionAuth(registry())
-    connection.connect(SCRAM_SHA_256, None, ScramSha256Client("alice", "w").start())
+    connection.connect(SCRAM_SHA_256, None, ScramSha256Client("alice", "w").initial_data())
     with pytest.raises(AuthError):
-        connection.auth(REAUTH, SCRAM_SHA_256, ScramSha256Client("alice", "w").start())
+        connection.auth(REAUTH, SCRAM_SHA_256, ScramSha256Client("alice", "w").initial_data())
 
 
 def test_reauthentication_while_one_runs_is_a_protocol_error() -> None:
     connection = connected()
-    connection.auth(REAUTH, SCRAM_SHA_256, ScramSha256Client("alice", "wonderland").start())
+    connection.auth(REAUTH, SCRAM_SHA_256, ScramSha256Client("alice", "wonderland").initial_data())
     with pytest.raises(AuthError):
         connection.auth(REAUTH, SCRAM_SHA_256, b"n,,n=alice,r=y")
 
@@ -204,9 +204,9 @@ def test_continue_after_success_is_a_protocol_error() -> None:
 def test_connect_user_name_must_match_the_scram_user() -> None:
     connection = ConnectionAuth(registry())
     client = ScramSha256Client("alice", "wonderland")
-    first = connection.connect(SCRAM_SHA_256, "bob", client.start())
+    first = connection.connect(SCRAM_SHA_256, "bob", client.initial_data())
     assert isinstance(first, Continue)
-    step = connection.auth(CONTINUE, SCRAM_SHA_256, client.step(first.data))
+    step = connection.auth(CONTINUE, SCRAM_SHA_256, client.challenge(first.data))
     assert isinstance(step, Failure)
     assert step.reason_code == ReasonCode.BAD_USER_NAME_OR_PASSWORD
 
@@ -294,6 +294,14 @@ def test_an_authenticators_auth_error_becomes_a_failure_step() -> None:
     exchange.start(None, None)
     assert exchange.step(b"x") == Failure(ReasonCode.BANNED, None, "no")
     assert exchange.state is ExchangeState.FAILED
+
+
+def test_the_scram_client_is_what_the_mqttref_client_takes_as_its_authenticator() -> None:
+    # Checked by mypy --strict: the client core's Protocol, structurally.
+    from mqttref.impl.client.options import Authenticator as ClientCoreAuthenticator
+
+    authenticator: ClientCoreAuthenticator = ScramSha256Client("alice", "wonderland")
+    assert authenticator.method == "SCRAM-SHA-256"
 
 
 def test_registry_lists_its_methods_and_knows_no_others() -> None:
