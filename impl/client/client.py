@@ -20,6 +20,10 @@ Publishing while disconnected follows ``when_disconnected``: ``RAISE``
 (``NotConnected``), ``WAIT`` (until the connection is back, subject to the
 caller's timeout) or ``QUEUE`` (hand the message to the session, bounded by
 ``max_queued_publishes``, and return at once).
+
+MQTT 5.0 (``protocol=5``): the core does the protocol; the shell adds the
+request/response helper (``request``), whose responses are told apart by
+their correlation data and never reach ``messages``.
 """
 
 from __future__ import annotations
@@ -28,10 +32,13 @@ import asyncio
 import contextlib
 import logging
 import random
+import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from enum import Enum
 from types import TracebackType
 from typing import Any, Self, TypeVar
+
+import attrs
 
 from mqttref.impl.client import validation
 from mqttref.impl.client.backoff import Backoff
@@ -44,6 +51,7 @@ from mqttref.impl.client.errors import (
     NotConnected,
     QueueFull,
     SubscriptionRefused,
+    UnsubscribeRefused,
 )
 from mqttref.impl.client.events import (
     CloseConnection,
@@ -60,14 +68,19 @@ from mqttref.impl.client.events import (
     SubscribeCompleted,
     UnsubscribeCompleted,
 )
+from mqttref.impl.client.mqtt5 import ServerLimits
+from mqttref.impl.client.options import Authenticator
 from mqttref.impl.client.protocol import ClientOptions, ClientProtocol, ConnectionState
-from mqttref.impl.codec.errors import ClientError
+from mqttref.impl.codec.errors import ClientError, ReasonCode
 from mqttref.impl.codec.packets import (
+    NO_PROPERTIES,
     SUBACK_FAILURE,
     ConnectReturnCode,
     Packet,
+    Properties,
     ProtocolLevel,
     QoS,
+    Subscription,
     Will,
 )
 
@@ -76,6 +89,19 @@ READ_SIZE = 65_536
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+RETRYABLE_REFUSALS = frozenset(
+    {
+        ConnectReturnCode.SERVER_UNAVAILABLE,
+        ReasonCode.SERVER_UNAVAILABLE,
+        ReasonCode.SERVER_BUSY,
+        ReasonCode.QUOTA_EXCEEDED,
+        ReasonCode.CONNECTION_RATE_EXCEEDED,
+    }
+)
+"""Refusals about the server's state, not about who we are: worth another attempt."""
+
+RequestResult = tuple[tuple[int, ...], Properties]
 
 
 class WhenDisconnected(Enum):
@@ -94,7 +120,7 @@ _END = _EndOfMessages()
 
 
 class Client:
-    """An MQTT 3.1/3.1.1 client for asyncio, used as ``async with Client(...) as client``."""
+    """An MQTT 3.1/3.1.1/5.0 client for asyncio, used as ``async with Client(...) as client``."""
 
     def __init__(
         self,
@@ -107,7 +133,7 @@ class Client:
         will: Will | None = None,
         username: str | None = None,
         password: str | bytes | None = None,
-        protocol: ProtocolLevel = ProtocolLevel.MQTT_3_1_1,
+        protocol: ProtocolLevel | int | str = ProtocolLevel.MQTT_3_1_1,
         timeout: float = 10.0,
         max_inflight: int = 20,
         max_queued_messages: int = 1000,
@@ -118,6 +144,15 @@ class Client:
         resubscribe: bool = True,
         on_event: Callable[[ConnectionEvent], None] | None = None,
         on_packet: Callable[[str, Packet], None] | None = None,
+        clean_start: bool | None = None,
+        session_expiry_interval: int | None = None,
+        receive_maximum: int | None = None,
+        topic_alias_maximum: int = 16,
+        auto_topic_alias: bool = True,
+        request_response_information: bool = False,
+        request_problem_information: bool | None = None,
+        user_properties: Sequence[tuple[str, str]] = (),
+        authenticator: Authenticator | None = None,
     ) -> None:
         """Arguments beyond CONNECT's fields:
 
@@ -129,6 +164,16 @@ class Client:
         ``on_event``: told ``Connected``, ``Disconnected``, ``Reconnecting``,
         ``Resubscribed``. ``on_packet(direction, packet)``: a trace of every packet
         "sent" or "received" (debugging, and the model check of the tests).
+
+        ``protocol``: 5 (or ``"5"``, ``"5.0"``, ``"mqttv5"``), 4 (``"3.1.1"``,
+        ``"mqttv311"``, the default) or 3 (``"3.1"``, ``"mqttv31"``). At 5.0 only:
+        ``clean_start`` (defaults to ``clean_session``), ``session_expiry_interval``,
+        ``receive_maximum``, ``topic_alias_maximum`` (aliases the server may use
+        towards us), ``auto_topic_alias`` (alias repeated topics within the server's
+        maximum; on by default, since it only shortens packets),
+        ``request_response_information``, ``request_problem_information``,
+        ``user_properties`` of CONNECT, and an ``authenticator`` for enhanced
+        authentication (AUTH). ``max_packet_size`` is sent as Maximum Packet Size.
         """
         if isinstance(password, str):
             password = password.encode("utf-8")
@@ -137,6 +182,11 @@ class Client:
         self.hostname = hostname
         self.port = port
         self.timeout = timeout
+        level = validation.check_protocol(protocol)
+        if clean_start is not None:
+            if level is not ProtocolLevel.MQTT_5:
+                raise InvalidArgument("clean_start is MQTT 5.0's: use clean_session below 5.0")
+            clean_session = clean_start
         self._core = ClientProtocol(
             ClientOptions(
                 client_id=client_id,
@@ -145,12 +195,20 @@ class Client:
                 will=will,
                 username=username,
                 password=password,
-                protocol_level=protocol,
+                protocol_level=level,
                 max_inflight=max_inflight,
                 connect_timeout=timeout,
                 ping_timeout=timeout,
                 max_packet_size=max_packet_size,
                 resubscribe=resubscribe,
+                session_expiry_interval=session_expiry_interval,
+                receive_maximum=receive_maximum,
+                topic_alias_maximum=topic_alias_maximum if level is ProtocolLevel.MQTT_5 else 0,
+                auto_topic_alias=auto_topic_alias,
+                request_response_information=request_response_information,
+                request_problem_information=request_problem_information,
+                user_properties=tuple(user_properties),
+                authenticator=authenticator,
             ),
             trace=on_packet,
         )
@@ -164,8 +222,12 @@ class Client:
         self._queue_has_room = asyncio.Event()
         self._queue_has_room.set()
         self._connected = asyncio.Event()
-        self._publish_waiters: dict[int, asyncio.Future[None]] = {}
-        self._request_waiters: dict[int, asyncio.Future[tuple[int, ...]]] = {}
+        self._publish_waiters: dict[int, asyncio.Future[int]] = {}
+        self._request_waiters: dict[int, asyncio.Future[RequestResult]] = {}
+        self._responses: dict[bytes, asyncio.Future[Message]] = {}
+        """Correlation data of a pending ``request`` -> where its response goes."""
+        self._response_topics: set[str] = set()
+        self._response_base = f"mqttref/response/{uuid.uuid4().hex}"
         self._connack: asyncio.Future[bool] | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._drain_lock = asyncio.Lock()
@@ -209,6 +271,30 @@ class Client:
         """Topic filters the broker granted, with their QoS."""
         return self._core.subscriptions
 
+    @property
+    def protocol_level(self) -> ProtocolLevel:
+        return self._core.options.protocol_level
+
+    @property
+    def connack_properties(self) -> Properties:
+        """The properties of the last 5.0 CONNACK (empty below 5.0)."""
+        return self._core.connack_properties
+
+    @property
+    def server_limits(self) -> ServerLimits:
+        """What the last 5.0 CONNACK allows: Receive Maximum, Maximum QoS, ..."""
+        return self._core.limits
+
+    @property
+    def client_id(self) -> str:
+        """Ours, or the one a 5.0 server assigned (3.2.2.3.7)."""
+        return self._core.assigned_client_id or self._core.options.client_id
+
+    @property
+    def keepalive(self) -> int:
+        """The keep alive in force: ours, or a 5.0 server's Server Keep Alive."""
+        return self._core.keep_alive
+
     async def connect(self) -> None:
         """Open the connection; raises ``ConnectionRefused``, ``BrokerUnreachable``, ..."""
         if self._supervisor is not None:
@@ -220,14 +306,33 @@ class Client:
         await self._open()
         self._supervisor = asyncio.create_task(self._supervise())
 
-    async def disconnect(self) -> None:
-        """Send DISCONNECT (the will is discarded [MQTT-3.14.4-3]) and close."""
+    async def disconnect(
+        self,
+        reason_code: int = ReasonCode.SUCCESS,
+        *,
+        with_will: bool = False,
+        session_expiry_interval: int | None = None,
+        reason_string: str | None = None,
+    ) -> None:
+        """Send DISCONNECT (the will is discarded [MQTT-3.14.4-3]) and close.
+
+        At 5.0: ``with_will`` sends reason 0x04, which asks the broker to publish the
+        will (3.14.2.1); ``session_expiry_interval`` replaces CONNECT's (3.14.2.2.2).
+        """
         if self._closed_by_user:
             return
-        self._closed_by_user = True
+        if with_will:
+            reason_code = ReasonCode.DISCONNECT_WITH_WILL
         writer = self._writer
         if writer is not None and self.is_connected:
-            self._core.disconnect(self._now())
+            self._core.disconnect(
+                self._now(),
+                reason_code,
+                session_expiry_interval=session_expiry_interval,
+                reason_string=reason_string,
+            )
+        self._closed_by_user = True
+        if writer is not None:
             self._flush()
             with contextlib.suppress(OSError, TimeoutError):
                 await asyncio.wait_for(self._drain(), self.timeout)
@@ -257,16 +362,52 @@ class Client:
         retain: bool = False,
         *,
         timeout: float | None = None,
-    ) -> None:
+        properties: Properties | None = None,
+        content_type: str | None = None,
+        response_topic: str | None = None,
+        correlation_data: bytes | None = None,
+        message_expiry_interval: int | None = None,
+        payload_format_indicator: int | None = None,
+        user_properties: Sequence[tuple[str, str]] = (),
+    ) -> int:
         """Publish and return once the QoS flow is complete (sent, PUBACK or PUBCOMP).
 
-        Arguments are checked before anything is sent (``InvalidArgument``).
-        With ``WhenDisconnected.QUEUE`` and no connection, returns once queued.
+        Returns the reason code of the acknowledgement: 0, or at 5.0 0x10 when the
+        broker had no matching subscriber. A 5.0 refusal (0x80 or more) raises
+        ``PublishRefused`` with the code and the Reason String. Arguments are
+        checked before anything is sent (``InvalidArgument``; ``NotSupportedByServer``
+        or ``PayloadTooLarge`` for what the server's CONNACK rules out). The 5.0
+        PUBLISH properties come as ``properties`` or as the named arguments.
+        With ``WhenDisconnected.QUEUE`` and no connection, returns 0 once queued.
         """
         data = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
         level = validation.check_qos(qos)
         validation.check_topic_name(topic)
         validation.check_payload(topic, data, level, self._core.options.max_packet_size)
+        base = properties or NO_PROPERTIES
+        props = Properties(
+            **{
+                **attrs.asdict(base, recurse=False),
+                "content_type": content_type or base.content_type,
+                "response_topic": response_topic or base.response_topic,
+                "correlation_data": (
+                    base.correlation_data if correlation_data is None else correlation_data
+                ),
+                "message_expiry_interval": (
+                    base.message_expiry_interval
+                    if message_expiry_interval is None
+                    else message_expiry_interval
+                ),
+                "payload_format_indicator": (
+                    base.payload_format_indicator
+                    if payload_format_indicator is None
+                    else payload_format_indicator
+                ),
+                "user_properties": base.user_properties + tuple(user_properties),
+            }
+        )
+        if props == NO_PROPERTIES:
+            props = NO_PROPERTIES
         self._raise_if_finished()
         if not self.is_connected:
             if self._when_disconnected is WhenDisconnected.RAISE:
@@ -274,40 +415,142 @@ class Client:
             if self._when_disconnected is WhenDisconnected.QUEUE:
                 if self._core.queued_count >= self._max_queued_publishes:
                     raise QueueFull(f"{self._max_queued_publishes} messages already queued")
-                self._core.publish(topic, data, level, retain, self._now())
-                return
+                self._core.publish(topic, data, level, retain, self._now(), properties=props)
+                return 0
             await self._wait_for_connection(timeout)
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        handle = self._core.publish(topic, data, level, retain, self._now())
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        handle = self._core.publish(topic, data, level, retain, self._now(), properties=props)
         self._publish_waiters[handle] = future
         self._dispatch()
         self._flush()
         with contextlib.suppress(OSError):
             await self._drain()  # the socket's buffer pushes back on a fast publisher
-        await self._await(future, timeout, f"publish to {topic!r}")
+        return await self._await(future, timeout, f"publish to {topic!r}")
 
     async def subscribe(
-        self, topic_filter: str, qos: int = 0, *, timeout: float | None = None
+        self,
+        topic_filter: str,
+        qos: int = 0,
+        *,
+        timeout: float | None = None,
+        no_local: bool = False,
+        retain_as_published: bool = False,
+        retain_handling: int = 0,
+        subscription_identifier: int | None = None,
+        user_properties: Sequence[tuple[str, str]] = (),
     ) -> QoS:
-        """Subscribe to one filter; returns the granted QoS or raises ``SubscriptionRefused``."""
-        (code,) = await self.subscribe_many([(topic_filter, qos)], timeout=timeout)
-        if code == SUBACK_FAILURE:
-            raise SubscriptionRefused(topic_filter)
+        """Subscribe to one filter; returns the granted QoS or raises ``SubscriptionRefused``
+        (with the 5.0 reason code and Reason String). The keyword options are 5.0's
+        (3.8.3.1); ``$share/{group}/{filter}`` is a shared subscription (4.8.2)."""
+        subscription = Subscription(
+            topic_filter,
+            validation.check_qos(qos),
+            no_local=no_local,
+            retain_as_published=retain_as_published,
+            retain_handling=retain_handling,
+        )
+        codes, properties = await self._subscribe(
+            [subscription], timeout, subscription_identifier, user_properties
+        )
+        (code,) = codes
+        if code >= SUBACK_FAILURE:
+            raise SubscriptionRefused(topic_filter, code, properties.reason_string)
         return QoS(code)
 
     async def subscribe_many(
-        self, subscriptions: Sequence[tuple[str, int]], *, timeout: float | None = None
+        self,
+        subscriptions: Sequence[tuple[str, int] | Subscription],
+        *,
+        timeout: float | None = None,
+        subscription_identifier: int | None = None,
+        user_properties: Sequence[tuple[str, str]] = (),
     ) -> tuple[int, ...]:
-        """One SUBSCRIBE for several filters; returns the SUBACK codes (0x80: refused)."""
+        """One SUBSCRIBE for several filters; returns the SUBACK codes (0x80 and above:
+        refused). A ``Subscription`` item carries 5.0 subscription options."""
+        codes, _ = await self._subscribe(
+            subscriptions, timeout, subscription_identifier, user_properties
+        )
+        return codes
+
+    async def _subscribe(
+        self,
+        subscriptions: Sequence[tuple[str, int] | Subscription],
+        timeout: float | None,
+        subscription_identifier: int | None,
+        user_properties: Sequence[tuple[str, str]],
+    ) -> RequestResult:
         self._check_can_request()
-        packet_id = self._core.subscribe(subscriptions, self._now())
+        packet_id = self._core.subscribe(
+            subscriptions,
+            self._now(),
+            subscription_identifier=subscription_identifier,
+            user_properties=user_properties,
+        )
         return await self._await_request(packet_id, timeout, "SUBACK")
 
-    async def unsubscribe(self, *topic_filters: str, timeout: float | None = None) -> None:
-        """Unsubscribe from the filters; returns on UNSUBACK."""
+    async def unsubscribe(
+        self,
+        *topic_filters: str,
+        timeout: float | None = None,
+        user_properties: Sequence[tuple[str, str]] = (),
+    ) -> tuple[int, ...]:
+        """Unsubscribe from the filters; returns on UNSUBACK with its 5.0 reason codes
+        (0x11: there was no such subscription; empty below 5.0). A 5.0 refusal
+        (0x80 or more) raises ``UnsubscribeRefused``."""
         self._check_can_request()
-        packet_id = self._core.unsubscribe(topic_filters, self._now())
-        await self._await_request(packet_id, timeout, "UNSUBACK")
+        packet_id = self._core.unsubscribe(
+            topic_filters, self._now(), user_properties=user_properties
+        )
+        codes, properties = await self._await_request(packet_id, timeout, "UNSUBACK")
+        for topic_filter, code in zip(topic_filters, codes, strict=False):
+            if code >= 0x80:
+                raise UnsubscribeRefused(topic_filter, code, properties.reason_string, codes)
+        return codes
+
+    async def request(
+        self,
+        topic: str,
+        payload: bytes | str = b"",
+        *,
+        response_topic: str | None = None,
+        qos: int = 1,
+        timeout: float = 10.0,
+        user_properties: Sequence[tuple[str, str]] = (),
+    ) -> Message:
+        """Send a 5.0 request and return its response (4.10): the PUBLISH carries a
+        Response Topic and fresh Correlation Data; the client subscribes to the
+        response topic (once) and returns the first message there with the same
+        correlation data. Without ``response_topic`` a topic of this client's own is used.
+        """
+        if self.protocol_level is not ProtocolLevel.MQTT_5:
+            raise InvalidArgument("request/response needs MQTT 5.0 (Client(protocol=5))")
+        if response_topic is None:
+            response_topic = self._response_base
+        validation.check_topic_name(response_topic)
+        if response_topic not in self._response_topics:
+            await self.subscribe(response_topic, qos, timeout=timeout)
+            self._response_topics.add(response_topic)
+        correlation = uuid.uuid4().bytes
+        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self._responses[correlation] = future
+        try:
+            await self.publish(
+                topic,
+                payload,
+                qos,
+                timeout=timeout,
+                response_topic=response_topic,
+                correlation_data=correlation,
+                user_properties=user_properties,
+            )
+            return await self._await(future, timeout, f"the response to {topic!r}")
+        finally:
+            self._responses.pop(correlation, None)
+
+    async def reauthenticate(self) -> None:
+        """Start a 5.0 re-authentication with the client's authenticator (4.12.1)."""
+        self._core.reauthenticate(self._now())
+        self._flush()
 
     @property
     def messages(self) -> AsyncIterator[Message]:
@@ -401,13 +644,25 @@ class Client:
                 return ConnectionClosed("the broker closed the connection")
             self._core.receive_data(data, self._now())
             for message in self._dispatch():
-                await self._deliver(message)
+                if not self._is_response(message):
+                    await self._deliver(message)
                 self._core.acknowledge(message, self._now())
             self._flush()
             if self._close_error is not None:
                 return self._close_error
             with contextlib.suppress(OSError):
                 await self._drain()
+
+    def _is_response(self, message: Message) -> bool:
+        """Hand a response to its pending ``request``, by its correlation data."""
+        correlation = message.properties.correlation_data
+        if correlation is None or not self._responses:
+            return False
+        future = self._responses.get(correlation)
+        if future is None:
+            return False
+        self._resolve(future, message)
+        return True
 
     async def _deliver(self, message: Message) -> None:
         """Queue a message for the application, waiting (not reading) while the queue is full."""
@@ -465,7 +720,7 @@ class Client:
                 await self._open()
             except ConnectionRefused as exc:
                 error = exc
-                if exc.return_code != ConnectReturnCode.SERVER_UNAVAILABLE:
+                if exc.return_code not in RETRYABLE_REFUSALS:
                     break  # refused for who we are: trying again cannot help
             except ClientError as exc:
                 error = exc
@@ -483,20 +738,25 @@ class Client:
             match event:
                 case MessageReceived(message=message):
                     messages.append(message)
-                case PublishCompleted(handle=handle):
-                    self._resolve(self._publish_waiters.pop(handle, None), None)
+                case PublishCompleted(handle=handle, reason_code=code):
+                    self._resolve(self._publish_waiters.pop(handle, None), code)
                 case PublishFailed(handle=handle, error=error):
                     self._fail(self._publish_waiters.pop(handle, None), error)
                 case SubscribeCompleted(packet_id=packet_id, return_codes=codes):
-                    self._resolve(self._request_waiters.pop(packet_id, None), codes)
-                case UnsubscribeCompleted(packet_id=packet_id):
-                    self._resolve(self._request_waiters.pop(packet_id, None), ())
+                    result = (codes, event.properties)
+                    self._resolve(self._request_waiters.pop(packet_id, None), result)
+                case UnsubscribeCompleted(packet_id=packet_id, reason_codes=codes):
+                    result = (codes, event.properties)
+                    self._resolve(self._request_waiters.pop(packet_id, None), result)
                 case Connected():
                     self._connected.set()
                     self._resolve(self._connack, event.session_present)
                     self._emit(event)
                 case ConnectRefused(return_code=code):
-                    self._close_with(ConnectionRefused(code))
+                    refusal = ConnectionRefused(
+                        code, reason_string=event.properties.reason_string, mqtt5=event.mqtt5
+                    )
+                    self._close_with(refusal)
                 case CloseConnection(error=error):
                     self._close_with(error)
                 case Resubscribed():
@@ -507,6 +767,7 @@ class Client:
         if self._close_error is None:
             self._close_error = error
         self._fail(self._connack, error)
+        self._flush()  # a 5.0 DISCONNECT telling the server why, if the core sent one
         self._close_transport()
 
     def _close_transport(self) -> None:
@@ -532,6 +793,7 @@ class Client:
         waiters: list[asyncio.Future[Any]] = [
             *self._publish_waiters.values(),
             *self._request_waiters.values(),
+            *self._responses.values(),
         ]
         for future in waiters:
             self._fail(future, error)
@@ -561,8 +823,8 @@ class Client:
 
     async def _await_request(
         self, packet_id: int, timeout: float | None, what: str
-    ) -> tuple[int, ...]:
-        future: asyncio.Future[tuple[int, ...]] = asyncio.get_running_loop().create_future()
+    ) -> RequestResult:
+        future: asyncio.Future[RequestResult] = asyncio.get_running_loop().create_future()
         self._request_waiters[packet_id] = future
         self._flush()
         return await self._await(future, timeout, what)

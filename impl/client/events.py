@@ -11,7 +11,7 @@ from typing import TypeAlias
 import attrs
 
 from mqttref.impl.codec.errors import ClientError
-from mqttref.impl.codec.packets import QoS
+from mqttref.impl.codec.packets import NO_PROPERTIES, Properties, QoS
 
 
 @attrs.frozen
@@ -20,6 +20,9 @@ class Message:
 
     ``packet_id`` is the broker's identifier for QoS 1/2 deliveries (mosquitto's
     "mid"), ``None`` at QoS 0; ``dup`` is the DUP flag of the PUBLISH that carried it.
+    ``properties`` are the 5.0 PUBLISH properties (empty below 5.0), with the
+    subscription identifiers of the matching subscriptions; ``topic`` is already
+    resolved from a topic alias, and ``properties.topic_alias`` says which one came.
     """
 
     topic: str
@@ -28,13 +31,20 @@ class Message:
     retain: bool = False
     dup: bool = False
     packet_id: int | None = None
+    properties: Properties = NO_PROPERTIES
 
 
 @attrs.frozen
 class Connected:
-    """CONNACK accepted the connection; ``session_present`` as the broker said."""
+    """CONNACK accepted the connection; ``session_present`` as the broker said.
+
+    At 5.0, ``reason_code`` (0x00) and the CONNACK ``properties``: the server's
+    limits, an assigned client identifier, a server keep alive.
+    """
 
     session_present: bool
+    reason_code: int = 0
+    properties: Properties = NO_PROPERTIES
 
 
 @attrs.frozen
@@ -42,6 +52,8 @@ class ConnectRefused:
     """CONNACK carried a refusing return code; the connection is closing."""
 
     return_code: int
+    properties: Properties = NO_PROPERTIES
+    mqtt5: bool = False
 
 
 @attrs.frozen
@@ -53,9 +65,15 @@ class MessageReceived:
 
 @attrs.frozen
 class PublishCompleted:
-    """The flow of the publish ``handle`` is finished (sent, PUBACK or PUBCOMP)."""
+    """The flow of the publish ``handle`` is finished (sent, PUBACK or PUBCOMP).
+
+    ``reason_code`` is the 5.0 code of the acknowledgement: 0x00, or 0x10 when the
+    broker had no matching subscriber (a success, reported) [MQTT-3.4.2.1].
+    """
 
     handle: int
+    reason_code: int = 0
+    properties: Properties = NO_PROPERTIES
 
 
 @attrs.frozen
@@ -72,11 +90,16 @@ class SubscribeCompleted:
 
     packet_id: int
     return_codes: tuple[int, ...]
+    properties: Properties = NO_PROPERTIES
 
 
 @attrs.frozen
 class UnsubscribeCompleted:
+    """UNSUBACK for the UNSUBSCRIBE ``packet_id``; 5.0 gives one reason code per filter."""
+
     packet_id: int
+    reason_codes: tuple[int, ...] = ()
+    properties: Properties = NO_PROPERTIES
 
 
 @attrs.frozen

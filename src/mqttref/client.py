@@ -8,17 +8,22 @@ the names users need.
 from mqttref.impl.client.backoff import Backoff
 from mqttref.impl.client.client import Client, WhenDisconnected
 from mqttref.impl.client.errors import (
+    AuthenticationFailed,
     BrokerUnreachable,
     ConnectionClosed,
     ConnectionRefused,
     InvalidArgument,
     MQTTTimeout,
     NotConnected,
+    NotSupportedByServer,
     PayloadTooLarge,
     ProtocolViolation,
+    PublishRefused,
     QueueFull,
+    ServerDisconnected,
     SessionDiscarded,
     SubscriptionRefused,
+    UnsubscribeRefused,
 )
 from mqttref.impl.client.events import (
     Connected,
@@ -28,10 +33,14 @@ from mqttref.impl.client.events import (
     Reconnecting,
     Resubscribed,
 )
-from mqttref.impl.codec.errors import ClientError
-from mqttref.impl.codec.packets import ProtocolLevel, QoS, Will
+from mqttref.impl.client.mqtt5 import ServerLimits
+from mqttref.impl.client.options import Authenticator
+from mqttref.impl.codec.errors import ClientError, ReasonCode
+from mqttref.impl.codec.packets import Properties, ProtocolLevel, QoS, Subscription, Will
 
 __all__ = [
+    "AuthenticationFailed",
+    "Authenticator",
     "Backoff",
     "BrokerUnreachable",
     "Client",
@@ -45,15 +54,23 @@ __all__ = [
     "MQTTTimeout",
     "Message",
     "NotConnected",
+    "NotSupportedByServer",
     "PayloadTooLarge",
+    "Properties",
     "ProtocolLevel",
     "ProtocolViolation",
+    "PublishRefused",
     "QoS",
     "QueueFull",
+    "ReasonCode",
     "Reconnecting",
     "Resubscribed",
+    "ServerDisconnected",
+    "ServerLimits",
     "SessionDiscarded",
+    "Subscription",
     "SubscriptionRefused",
+    "UnsubscribeRefused",
     "WhenDisconnected",
     "Will",
 ]
