@@ -1,6 +1,8 @@
 """The application message as the broker carries it between sessions.
 
-A ``Message`` is what a publisher sent: topic, payload, QoS and retain flag.
+A ``Message`` is what a publisher sent: topic, payload, QoS and retain flag,
+and at MQTT 5.0 its properties, passed on unchanged to 5.0 subscribers (3.3.2.3)
+and dropped for 3.x ones, with its expiry as an instant on the broker's clock.
 The broker never changes it; each subscriber gets it at its own granted QoS,
 with its own packet id, wrapped in an ``OutboundMessage``. A QoS 0 frame
 without RETAIN is the same bytes for every MQTT 3.x subscriber, so the
@@ -14,7 +16,7 @@ from typing import NamedTuple
 
 import attrs
 
-from mqttref.impl.codec.packets import QoS
+from mqttref.impl.codec.packets import NO_PROPERTIES, Properties, QoS
 
 
 @attrs.define(slots=True, eq=False)
@@ -27,6 +29,14 @@ class Message:
     retain: bool = False
     qos0_frame: bytes | None = attrs.field(default=None, repr=False)
     """The encoded QoS 0, RETAIN=0 PUBLISH of this message, filled on first use."""
+    properties: Properties = attrs.field(default=NO_PROPERTIES, repr=False)
+    """The MQTT 5.0 properties a subscriber gets, as the publisher sent them (without
+    its topic alias, which belongs to one connection [MQTT-3.3.2-7])."""
+    expires_at: float | None = None
+    """When its Message Expiry Interval ends, on the broker's monotonic clock; None: never."""
+    origin: str | None = attrs.field(default=None, repr=False)
+    """The client id of its publisher, for No Local [MQTT-3.8.3-3]; None for a will or a
+    message from a 3.x client, whose subscriptions have no such option."""
 
     def same_as(self, other: Message) -> bool:
         """Equal content (for tests and the store), ignoring the frame cache."""
@@ -50,3 +60,7 @@ class OutboundMessage(NamedTuple):
     qos: QoS
     payload: bytes
     retain: bool = False
+    properties: Properties = NO_PROPERTIES
+    """The message's MQTT 5.0 properties (sent to 5.0 clients only)."""
+    expires_at: float | None = None
+    """When the message expires (``Message.expires_at``): an expired one is not sent."""

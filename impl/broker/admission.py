@@ -3,16 +3,28 @@
 Pure functions over the decoded CONNECT and the configuration, so every
 return code is a one-line unit test. The codec has already refused what is
 malformed (protocol name, reserved flag, will flags); what remains here is
-what the specification answers with a CONNACK instead of a silent close.
+what the specification answers with a CONNACK instead of a silent close, and
+at MQTT 5.0 the terms of the connection that CONNACK states (``Terms``).
 """
 
 from __future__ import annotations
 
 import hmac
+import math
 import secrets
+from typing import Final
 
-from mqttref.impl.broker.config import Config
-from mqttref.impl.codec.packets import Connect, ConnectReturnCode, ProtocolLevel
+import attrs
+
+from mqttref.impl.broker.config import MAX_REMAINING_LENGTH, Config
+from mqttref.impl.codec.errors import ReasonCode
+from mqttref.impl.codec.packets import (
+    NO_PROPERTIES,
+    Connect,
+    ConnectReturnCode,
+    Properties,
+    ProtocolLevel,
+)
 
 MQTT_3_1_MAX_CLIENT_ID = 23
 """MQTT 3.1 (protocol level 3) allows client ids of 1 to 23 characters."""
@@ -21,13 +33,11 @@ MQTT_3_1_MAX_CLIENT_ID = 23
 def connect_return_code(
     connect: Connect, config: Config, *, open_connections: int
 ) -> ConnectReturnCode:
-    """The CONNACK return code for a well-formed CONNECT (3.2.2.3)."""
-    if connect.protocol_level is ProtocolLevel.MQTT_5:
-        # This broker speaks 3.1 and 3.1.1; a 3.1.1 server answers 0x01 [MQTT-3.1.2-2].
-        return ConnectReturnCode.UNACCEPTABLE_PROTOCOL_VERSION
+    """The CONNACK return code for a well-formed CONNECT (3.2.2.3); at 5.0, see
+    ``connect_reason``."""
     if not client_id_acceptable(connect, config):
         return ConnectReturnCode.IDENTIFIER_REJECTED
-    if connect.keep_alive > config.max_keep_alive:
+    if connect.keep_alive > config.max_keep_alive and connect.protocol_level < ProtocolLevel.MQTT_5:
         # 3.1.1 cannot tell the client another keep alive; mosquitto refuses with 0x02.
         return ConnectReturnCode.IDENTIFIER_REJECTED
     if open_connections > config.max_connections:
@@ -38,6 +48,92 @@ def connect_return_code(
     elif config.users and not _password_matches(config, connect.username, connect.password):
         return ConnectReturnCode.BAD_USER_NAME_OR_PASSWORD
     return ConnectReturnCode.ACCEPTED
+
+
+V5_REASONS: Final = {
+    ConnectReturnCode.ACCEPTED: ReasonCode.SUCCESS,
+    ConnectReturnCode.UNACCEPTABLE_PROTOCOL_VERSION: ReasonCode.UNSUPPORTED_PROTOCOL_VERSION,
+    ConnectReturnCode.IDENTIFIER_REJECTED: ReasonCode.CLIENT_IDENTIFIER_NOT_VALID,
+    ConnectReturnCode.SERVER_UNAVAILABLE: ReasonCode.SERVER_UNAVAILABLE,
+    ConnectReturnCode.BAD_USER_NAME_OR_PASSWORD: ReasonCode.BAD_USER_NAME_OR_PASSWORD,
+    ConnectReturnCode.NOT_AUTHORIZED: ReasonCode.NOT_AUTHORIZED,
+}
+"""The MQTT 5.0 CONNACK reason code for each refusal 3.1.1 also has (3.2.2.2)."""
+
+
+def connect_reason(connect: Connect, config: Config, *, open_connections: int) -> ReasonCode:
+    """The CONNACK reason code of an MQTT 5.0 CONNECT (3.2.2.2). An Authentication
+    Method the broker does not support is refused with 0x8C (4.12)."""
+    code = V5_REASONS[connect_return_code(connect, config, open_connections=open_connections)]
+    if code is ReasonCode.SUCCESS and connect.properties.authentication_method is not None:
+        return ReasonCode.BAD_AUTHENTICATION_METHOD
+    return code
+
+
+NEVER_EXPIRES: Final = 0xFFFF_FFFF
+"""A Session Expiry Interval of 4294967295 means the session does not expire (3.1.2.11.2)."""
+
+
+@attrs.frozen
+class Terms:
+    """What an MQTT 5.0 CONNACK states, and the limits it sets on this connection."""
+
+    keep_alive: int
+    """The keep alive in force: the client's, or the Server Keep Alive [MQTT-3.2.2-21]."""
+    session_expiry_interval: int
+    """Seconds, as granted: the client's, at most ``max_session_expiry_interval``."""
+    receive_maximum: int
+    """The client's: QoS 1/2 PUBLISHes in flight towards it at once [MQTT-3.3.4-9]."""
+    maximum_packet_size: int
+    """The client's: no larger packet may go to it [MQTT-3.1.2-24]."""
+    problem_information: bool
+    """False: no Reason String or User Property except on PUBLISH, CONNACK and
+    DISCONNECT [MQTT-3.1.2-29]."""
+    connack: Properties
+    """The CONNACK's properties."""
+
+    @property
+    def expiry_seconds(self) -> float:
+        """The granted interval as seconds, ``math.inf`` for never."""
+        interval = self.session_expiry_interval
+        return math.inf if interval == NEVER_EXPIRES else float(interval)
+
+
+def connect_terms(connect: Connect, config: Config, *, assigned_id: str | None) -> Terms:
+    """The terms of an accepted MQTT 5.0 CONNECT: the client's requests bounded by the
+    configuration, and the CONNACK properties that say what the broker chose.
+
+    Only what differs from the specification's defaults is stated: an absent
+    Receive Maximum means 65,535, an absent Maximum QoS means 2 (3.2.2.3)."""
+    props = connect.properties
+    keep_alive = connect.keep_alive
+    server_keep_alive = None
+    if keep_alive > config.max_keep_alive or (keep_alive == 0 and config.max_keep_alive < 65_535):
+        keep_alive = server_keep_alive = config.max_keep_alive
+    requested = props.session_expiry_interval or 0
+    granted = min(requested, config.max_session_expiry_interval)
+    max_packet = min(config.max_packet_size, MAX_REMAINING_LENGTH + 5)
+    connack = Properties(
+        session_expiry_interval=granted if granted != requested else None,
+        assigned_client_identifier=assigned_id,
+        server_keep_alive=server_keep_alive,
+        receive_maximum=config.max_awaiting_rel if config.max_awaiting_rel < 65_535 else None,
+        maximum_qos=config.max_qos if config.max_qos < 2 else None,
+        retain_available=None if config.retain_available else 0,
+        maximum_packet_size=max_packet,
+        topic_alias_maximum=config.topic_alias_maximum or None,
+        wildcard_subscription_available=0 if config.refuse_wildcard_subscriptions else None,
+        subscription_identifier_available=0,
+        shared_subscription_available=0,
+    )
+    return Terms(
+        keep_alive=keep_alive,
+        session_expiry_interval=granted,
+        receive_maximum=props.receive_maximum or 65_535,
+        maximum_packet_size=props.maximum_packet_size or MAX_REMAINING_LENGTH + 5,
+        problem_information=props.request_problem_information != 0,
+        connack=connack if connack != NO_PROPERTIES else NO_PROPERTIES,
+    )
 
 
 def client_id_acceptable(connect: Connect, config: Config) -> bool:

@@ -38,6 +38,16 @@ def _positive_int(maximum: int) -> Any:
     return check
 
 
+def _non_negative_int(maximum: int) -> Any:
+    def check(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{attribute.name}: expected an integer, got {value!r}")
+        if not 0 <= value <= maximum:
+            raise ConfigError(f"{attribute.name}: must be between 0 and {maximum}, got {value}")
+
+    return check
+
+
 def _non_negative_number(
     _instance: object, attribute: attrs.Attribute[float], value: float
 ) -> None:
@@ -150,7 +160,8 @@ class Config:
     0 (the default, as mosquitto) never disconnects it: its queue bounds what it costs."""
     max_awaiting_rel: int = attrs.field(default=1000, validator=_positive_int(MAX_PACKET_ID))
     """Inbound QoS 2 messages awaiting PUBREL per session; one more closes the
-    connection (CVE-2023-28366)."""
+    connection (CVE-2023-28366). MQTT 5.0 clients are told it as the broker's Receive
+    Maximum (3.2.2.3.3), and one more is DISCONNECT 0x93 [MQTT-3.3.4-9]."""
     max_connections: int = attrs.field(default=10_000, validator=_positive_int(10_000_000))
     """Connected clients (sockets that sent an accepted CONNECT); one more is answered
     CONNACK 0x03 and closed. Sockets that have not sent CONNECT count against
@@ -226,6 +237,20 @@ class Config:
     """True: QoS 0 messages for a disconnected persistent session wait in its queue
     (counted against ``max_queued``), as mosquitto's option; False (the default, also
     mosquitto's): they are not kept. 3.1.2.4 lists them as optional session state."""
+
+    retain_available: bool = attrs.field(default=True, validator=_boolean)
+    """False: the broker keeps no retained messages. MQTT 5.0 clients are told so in
+    CONNACK (Retain Available 0) and one that publishes with RETAIN 1 is disconnected
+    with 0x9A [MQTT-3.2.2-14]; 3.1.1 has no such choice, so this applies to 5.0 only."""
+    topic_alias_maximum: int = attrs.field(default=10, validator=_non_negative_int(65_535))
+    """Topic aliases an MQTT 5.0 client may use towards the broker (CONNACK Topic Alias
+    Maximum, 3.2.2.3.8); 0 accepts none. mosquitto's ``max_topic_alias`` and default."""
+    max_session_expiry_interval: int = attrs.field(
+        default=0xFFFF_FFFF, validator=_non_negative_int(0xFFFF_FFFF)
+    )
+    """The longest Session Expiry Interval an MQTT 5.0 client gets, in seconds; a longer
+    request is lowered and CONNACK says so (3.2.2.3.2). 4294967295 (the default) lets a
+    session never expire."""
 
     allow_zero_length_clientid: bool = attrs.field(default=True, validator=_boolean)
     """False: a CONNECT with an empty client id is refused with CONNACK 0x02 and closed

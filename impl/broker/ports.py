@@ -34,11 +34,17 @@ class SessionPort(Protocol):
         """The connection of ``session`` ended."""
         ...
 
+    def set_expiry(self, session: Session, seconds: float) -> None:
+        """A 5.0 client changed its Session Expiry Interval on DISCONNECT (3.14.2.2.2)."""
+        ...
+
 
 class RouterPort(Protocol):
     """Where messages and subscriptions go (the registry)."""
 
-    def publish(self, message: Message, now: float) -> None: ...
+    def publish(self, message: Message, now: float) -> int:
+        """Route a message; how many sessions it went to (0: nobody subscribed)."""
+        ...
 
     def on_subscribe(self, session: Session, packet: Subscribe, now: float) -> None: ...
 

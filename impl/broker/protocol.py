@@ -23,6 +23,14 @@ Handlers pass the packet on to the session or the router; they never wait.
 The core is also its session's ``PacketSink`` (sessions of other clients
 deliver into it) and inherits its own flow control from ``pressure.Valve``:
 no client's slowness ever pauses this one.
+
+MQTT 5.0 shares the table and the handlers; what differs is held in ``terms``
+(``admission.Terms``, None below 5.0): the CONNACK states the broker's limits
+and choices, inbound topic aliases are resolved here [MQTT-3.3.2-12], the
+acknowledgement of a PUBLISH says whether anyone subscribed, and every close
+the broker starts after CONNACK is a DISCONNECT with its reason code first
+[MQTT-3.14.2-1] (0x8D keep alive, 0x8E taken over, 0x81/0x82/0x9x for the
+client's errors, 0x8B shutting down).
 """
 
 from __future__ import annotations
@@ -30,7 +38,15 @@ from __future__ import annotations
 import logging
 from typing import Final
 
-from mqttref.impl.broker.admission import connect_return_code, generate_client_id
+import attrs
+
+from mqttref.impl.broker.admission import (
+    Terms,
+    connect_reason,
+    connect_return_code,
+    connect_terms,
+    generate_client_id,
+)
 from mqttref.impl.broker.limits import strings_problem, topic_problem
 from mqttref.impl.broker.ports import BrokerPorts, Edge
 from mqttref.impl.broker.pressure import Valve
@@ -43,12 +59,15 @@ from mqttref.impl.codec.errors import (
     UnsupportedProtocol,
 )
 from mqttref.impl.codec.packets import (
+    NO_PROPERTIES,
     ConnAck,
     Connect,
     ConnectReturnCode,
+    Disconnect,
     Packet,
     PacketType,
     PingResp,
+    Properties,
     ProtocolLevel,
     PubAck,
     PubComp,
@@ -94,6 +113,8 @@ def unexpected(state: ConnectionState, packet_type: PacketType) -> ProtocolError
         return ProtocolError(f"{packet_type.name} before CONNECT", ref="MQTT-3.1.0-1")
     if packet_type is PacketType.CONNECT:
         return ProtocolError("a second CONNECT", ref="MQTT-3.1.0-2")
+    if packet_type is PacketType.AUTH:
+        return ProtocolError("AUTH without an Authentication Method in CONNECT", ref="§4.12")
     return ProtocolError(f"{packet_type.name} is not a packet a client sends",
                          ref="MQTT-4.8.0-1")
 
@@ -102,6 +123,7 @@ class Connection(Valve):
     """One client's network connection, from accept to close, without the network."""
 
     __slots__ = (
+        "_aliases",
         "_checked_topic",
         "_edge",
         "_now",
@@ -122,6 +144,7 @@ class Connection(Valve):
         "reading",
         "session",
         "state",
+        "terms",
         "will",
     )
 
@@ -149,6 +172,10 @@ class Connection(Valve):
         """The edge was told to close: nothing more is written."""
         self._checked_topic = ""
         """The last PUBLISH topic found within the broker's limits (``topic_problem``)."""
+        self.terms: Terms | None = None
+        """At MQTT 5.0, what CONNACK stated and the client asked for; None below."""
+        self._aliases: dict[int, str] | None = None
+        """The client's topic aliases (5.0), made on first use [MQTT-3.3.2-12]."""
 
     def __repr__(self) -> str:
         return f"<Connection {self.peer} {clip(self.client_id)} {self.state.value}>"
@@ -168,6 +195,20 @@ class Connection(Valve):
     @property
     def is_closed(self) -> bool:
         return self.state is ConnectionState.CLOSED
+
+    @property
+    def v5(self) -> bool:
+        return self.terms is not None
+
+    @property
+    def receive_maximum(self) -> int:
+        terms = self.terms
+        return 65_535 if terms is None else terms.receive_maximum
+
+    @property
+    def maximum_packet_size(self) -> int:
+        terms = self.terms
+        return self.config.max_packet_size if terms is None else terms.maximum_packet_size
 
     # Input ----------------------------------------------------------------------------
 
@@ -213,7 +254,7 @@ class Connection(Valve):
     def connection_lost(self, now: float) -> None:
         """The network connection is gone without DISCONNECT: the will goes out."""
         self._now = now
-        self.close("the network connection was lost", publish_will=True, now=now)
+        self.close("the network connection was lost", publish_will=True, now=now, by_client=True)
 
     def writing_paused(self) -> None:
         """The edge's buffer passed ``write_buffer_limit``: the reader is slow, and
@@ -331,7 +372,7 @@ class Connection(Valve):
             self.send(ConnAck(False, ConnectReturnCode.UNACCEPTABLE_PROTOCOL_VERSION))
         kind = "refused" if isinstance(exc, LimitExceeded) else "protocol violation"
         broker_log.warning(kind, "closing %s: %s: %s", self.who, kind, clip_text(exc))
-        self.close(f"{kind}: {exc.detail}", publish_will=True)
+        self.close(f"{kind}: {exc.detail}", publish_will=True, reason_code=exc.reason_code)
 
     # Handlers -------------------------------------------------------------------------
 
@@ -344,6 +385,9 @@ class Connection(Valve):
         if config.reject_control_characters and (problem := strings_problem(packet)):
             raise LimitExceeded(f"CONNECT {problem}", ref="§1.5.3")
         connections = self.ports.connections
+        if packet.protocol_level is ProtocolLevel.MQTT_5:
+            self._on_connect_v5(packet, now)
+            return
         code = connect_return_code(packet, config, open_connections=connections.connected + 1)
         if code is not ConnectReturnCode.ACCEPTED:
             log.debug("refusing CONNECT from %s (client id %s): %s",
@@ -375,10 +419,49 @@ class Connection(Valve):
                       self.who, packet.clean_session, packet.keep_alive, present)
         session.attach(self, now)
 
+    def _on_connect_v5(self, packet: Connect, now: float) -> None:
+        """An MQTT 5.0 CONNECT: refused with its reason code in CONNACK, or accepted with
+        the terms CONNACK states (3.2.2.3): limits, Assigned Client Identifier
+        [MQTT-3.2.2-16], Server Keep Alive [MQTT-3.2.2-21], granted session expiry."""
+        config = self.config
+        connections = self.ports.connections
+        code = connect_reason(packet, config, open_connections=connections.connected + 1)
+        if code is not ReasonCode.SUCCESS:
+            log.debug("refusing CONNECT from %s (client id %s): %s",
+                      self.peer, clip(packet.client_id), code.name)
+            self.protocol_level = ProtocolLevel.MQTT_5
+            self.send(ConnAck(False, code))  # session present 0 [MQTT-3.2.2-6]
+            self.close(f"CONNECT refused with {code.name}", publish_will=False)
+            return
+        if packet.will is not None and (problem := topic_problem(packet.will.topic, config)):
+            raise LimitExceeded(f"will topic with {problem}", ref="§4.7",
+                                reason_code=ReasonCode.TOPIC_NAME_INVALID)
+        connections.admit(self)
+        self.protocol_level = ProtocolLevel.MQTT_5
+        assigned = None if packet.client_id else generate_client_id()
+        self.client_id = client_id = packet.client_id or assigned or ""
+        self.terms = terms = connect_terms(packet, config, assigned_id=assigned)
+        self.will = packet.will
+        self.state = ConnectionState.CONNECTED
+        self.keep_alive_limit = (
+            terms.keep_alive * config.keep_alive_factor if terms.keep_alive else 0.0
+        )
+        self.accepted_at = now
+        session, present = self.ports.sessions.open_session(self, client_id, packet, now)
+        self.session = session
+        self.send(ConnAck(present, ReasonCode.SUCCESS, properties=terms.connack))
+        if self._verbose:
+            log.debug("%s connected at 5.0 (clean start %d, keep alive %d, session present %d)",
+                      self.who, packet.clean_session, terms.keep_alive, present)
+        session.attach(self, now)
+
     def on_publish(self, packet: Publish, now: float) -> None:
         """Route an inbound PUBLISH; a topic beyond the broker's limits closes (3.1.1
         has no other way to refuse a PUBLISH). Any QoS is accepted, whatever
         ``max_qos``: that bounds only what SUBACK grants."""
+        if self.terms is not None:
+            self._on_publish_v5(packet, now)
+            return
         topic = packet.topic
         if topic != self._checked_topic:  # a publisher tends to repeat its topic
             problem = topic_problem(topic, self.config)
@@ -391,10 +474,65 @@ class Connection(Valve):
         if message is not None:
             self.ports.router.publish(message, now)
 
+    def _on_publish_v5(self, packet: Publish, now: float) -> None:
+        """An MQTT 5.0 PUBLISH: its topic alias resolved or set [MQTT-3.3.2-12], the
+        broker's stated limits enforced (Maximum QoS [MQTT-3.2.2-11], Retain Available
+        [MQTT-3.2.2-14]), routed, then acknowledged with 0x10 if nobody subscribed."""
+        config = self.config
+        properties = packet.properties
+        topic = packet.topic
+        if properties is not NO_PROPERTIES:
+            if properties.subscription_identifiers:
+                raise ProtocolError("a PUBLISH from a client with a Subscription Identifier",
+                                    ref="MQTT-3.3.4-6")
+            alias = properties.topic_alias
+            if alias is not None:
+                if not 0 < alias <= config.topic_alias_maximum:
+                    raise ProtocolError(
+                        f"topic alias {alias} outside 1-{config.topic_alias_maximum}",
+                        ref="MQTT-3.3.2-9" if alias else "MQTT-3.3.2-8",
+                        reason_code=ReasonCode.TOPIC_ALIAS_INVALID)
+                aliases = self._aliases
+                if aliases is None:
+                    aliases = self._aliases = {}
+                if topic:
+                    aliases[alias] = topic
+                else:
+                    known = aliases.get(alias)
+                    if known is None:
+                        raise ProtocolError(f"topic alias {alias} was never set",
+                                            ref="§3.3.2.3.4")
+                    topic = known
+                    packet = attrs.evolve(packet, topic=topic)
+        if not topic:
+            raise ProtocolError("a PUBLISH with neither topic name nor topic alias",
+                                ref="§3.3.2.3.4")
+        if packet.qos > config.max_qos:
+            raise ProtocolError(f"QoS {packet.qos} above the Maximum QoS of {config.max_qos}",
+                                ref="MQTT-3.2.2-11", reason_code=ReasonCode.QOS_NOT_SUPPORTED)
+        if packet.retain and not config.retain_available:
+            raise ProtocolError("RETAIN 1 where Retain Available is 0", ref="MQTT-3.2.2-14",
+                                reason_code=ReasonCode.RETAIN_NOT_SUPPORTED)
+        if topic != self._checked_topic:
+            problem = topic_problem(topic, config)
+            if problem is not None:
+                raise LimitExceeded(f"PUBLISH topic with {problem}", ref="§4.7",
+                                    reason_code=ReasonCode.TOPIC_NAME_INVALID)
+            self._checked_topic = topic
+        session = self.session
+        assert session is not None
+        message = session.on_publish(packet, now, defer_ack=True)
+        if message is None:
+            return  # a duplicate QoS 2 PUBLISH, answered already
+        message.origin = self.client_id
+        matched = self.ports.router.publish(message, now)
+        if packet.qos:
+            session.acknowledge(packet, matched)
+
     def on_ack(self, packet: PubAck | PubRec | PubComp, now: float) -> None:
         """PUBACK, PUBREC or PUBCOMP: the session's outbound flow moves on (4.3)."""
         assert self.session is not None
-        self.session.on_ack(packet.packet_type, packet.packet_id, now)
+        self.session.on_ack(packet.packet_type, packet.packet_id, now, packet.reason_code)
 
     def on_pubrel(self, packet: PubRel, now: float) -> None:
         assert self.session is not None
@@ -405,6 +543,11 @@ class Connection(Valve):
         0x80; with ``reject_control_characters`` a discouraged code point closes (1.5.3)."""
         if self.config.reject_control_characters and (problem := strings_problem(packet)):
             raise LimitExceeded(f"SUBSCRIBE {problem}", ref="§1.5.3")
+        if self.terms is not None and packet.properties.subscription_identifiers:
+            # CONNACK said Subscription Identifier Available 0 (3.2.2.3.12).
+            raise ProtocolError("a Subscription Identifier, which this broker does not support",
+                                ref="§3.8.2.1.2",
+                                reason_code=ReasonCode.SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED)
         assert self.session is not None
         self.ports.router.on_subscribe(self.session, packet, now)
 
@@ -417,19 +560,47 @@ class Connection(Valve):
     def on_pingreq(self, packet: Packet, now: float) -> None:
         self.send(PingResp())  # [MQTT-3.12.4-1]
 
-    def on_disconnect(self, packet: Packet, now: float) -> None:
-        """A clean close: the will is discarded [MQTT-3.14.4-3]."""
-        self.close("the client disconnected", publish_will=False)
+    def on_disconnect(self, packet: Disconnect, now: float) -> None:
+        """A clean close: the will is discarded [MQTT-3.14.4-3], unless a 5.0 client says
+        0x04 (or any reason but 0x00) to have it published. A 5.0 DISCONNECT may set a
+        new Session Expiry Interval, but not from 0 to more [MQTT-3.14.2-2]."""
+        terms = self.terms
+        if terms is not None:
+            interval = packet.properties.session_expiry_interval
+            if interval is not None:
+                if terms.session_expiry_interval == 0 and interval:
+                    raise ProtocolError("DISCONNECT sets a Session Expiry Interval where "
+                                        "CONNECT had 0", ref="MQTT-3.14.2-2")
+                self.terms = terms = attrs.evolve(terms, session_expiry_interval=min(
+                    interval, self.config.max_session_expiry_interval))
+                assert self.session is not None
+                assert self.client_id is not None
+                self.ports.sessions.set_expiry(self.session, terms.expiry_seconds)
+            if packet.reason_code != ReasonCode.SUCCESS:
+                self.close(f"the client disconnected with 0x{packet.reason_code:02X}",
+                           publish_will=True, by_client=True)
+                return
+        self.close("the client disconnected", publish_will=False, by_client=True)
 
     # Closing --------------------------------------------------------------------------
 
-    def close(self, reason: str, *, publish_will: bool, now: float | None = None) -> None:
+    def close(self, reason: str, *, publish_will: bool, now: float | None = None,
+              reason_code: int | None = None, by_client: bool = False) -> None:
         """Close once: release the session, publish the will if asked, have the edge
-        write what waits and close. ``now`` defaults to the last time the core was told."""
+        write what waits and close. ``now`` defaults to the last time the core was told.
+
+        At MQTT 5.0, after CONNACK, a close the broker starts goes with DISCONNECT and
+        ``reason_code`` [MQTT-3.14.2-1] (0x80 when the caller names none), with the
+        reason as Reason String, which DISCONNECT may carry whatever Request Problem
+        Information said [MQTT-3.1.2-29]. ``by_client``: the client closed (its
+        DISCONNECT, or the network), so nothing more is sent."""
         if self.state is ConnectionState.CLOSED:
             return
         if now is None:
             now = self._now
+        if self.terms is not None and self.state is ConnectionState.CONNECTED and not by_client:
+            code = ReasonCode.UNSPECIFIED_ERROR if reason_code is None else reason_code
+            self.send(Disconnect(code, Properties(reason_string=clip_text(reason, 200))))
         self.state = ConnectionState.CLOSED
         self.close_reason = reason
         if self._verbose:
@@ -462,4 +633,5 @@ class Connection(Valve):
             broker_log.warning("keep alive expired",
                                "closing %s: keep alive expired (%.3g s without a packet)",
                                self.who, self.keep_alive_limit)
-            self.close("keep alive expired", publish_will=True, now=now)
+            self.close("keep alive expired", publish_will=True, now=now,
+                       reason_code=ReasonCode.KEEP_ALIVE_TIMEOUT)

@@ -23,6 +23,7 @@ from mqttref.impl.broker.limits import filter_problem, granted_qos
 from mqttref.impl.broker.matching import FilterTree, TopicTree, topic_matches
 from mqttref.impl.broker.session import Session
 from mqttref.impl.broker.topic import TopicServer, TopicSupervisor
+from mqttref.impl.codec.errors import ReasonCode
 from mqttref.impl.codec.packets import SUBACK_FAILURE, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe
 from mqttref.impl.logtext import broker_log, clip
 from mqttref.impl.message import Message
@@ -104,16 +105,18 @@ class Registry:
 
     # Publishing -----------------------------------------------------------------------
 
-    def publish(self, message: Message, now: float) -> None:
-        """Route one message to its topic server, under the topic supervisor.
+    def publish(self, message: Message, now: float) -> int:
+        """Route one message to its topic server, under the topic supervisor; return how
+        many sessions it went to.
 
         A topic server left with nothing to hold (no subscriber, no retained
         message) is not kept: topic names nobody listens to cost no memory.
         """
         server = self.topic_server(message.topic)
-        self.supervisor.publish(server, message, now)
+        matched = self.supervisor.publish(server, message, now)
         if server.idle and self.topics.get(server.name) is server:
             self.topics.remove(server.name)
+        return matched
 
     # Subscriptions --------------------------------------------------------------------
 
@@ -143,21 +146,42 @@ class Registry:
 
     def on_subscribe(self, session: Session, packet: Subscribe, now: float) -> None:
         """Answer a SUBSCRIBE: SUBACK with one return code per filter, in order
-        [MQTT-3.8.4-1, MQTT-3.9.3-1], then the matching retained messages."""
-        codes = tuple(
-            self.subscribe(session, sub.topic_filter, sub.qos) for sub in packet.subscriptions
-        )
-        session.send(SubAck(packet.packet_id, codes))
-        for sub, code in zip(packet.subscriptions, codes, strict=True):
-            if code != SUBACK_FAILURE:
-                self.send_retained(session, sub.topic_filter, QoS(code), now)
+        [MQTT-3.8.4-1, MQTT-3.9.3-1], then the matching retained messages.
+
+        At 5.0 each subscription's options count: Retain Handling 1 sends retained
+        messages only for a new subscription, 2 never [MQTT-3.3.1-10, -11]; No Local
+        and Retain As Published are kept in the session. A shared subscription is
+        refused with 0x9E, as CONNACK said (Shared Subscription Available 0)."""
+        codes: list[int] = []
+        fresh: list[bool] = []
+        for sub in packet.subscriptions:
+            fresh.append(sub.topic_filter not in session.subscriptions)
+            if session.v5 and sub.topic_filter.startswith("$share/"):
+                codes.append(ReasonCode.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED)
+                continue
+            code = self.subscribe(session, sub.topic_filter, sub.qos)
+            codes.append(code)
+            if session.v5 and code != SUBACK_FAILURE:
+                session.set_options(sub.topic_filter, no_local=sub.no_local,
+                                    retain_as_published=sub.retain_as_published)
+        session.send(SubAck(packet.packet_id, tuple(codes)))
+        for sub, code, new in zip(packet.subscriptions, codes, fresh, strict=True):
+            if code >= SUBACK_FAILURE or sub.retain_handling == 2:
+                continue
+            if sub.retain_handling == 1 and not new:
+                continue
+            self.send_retained(session, sub.topic_filter, QoS(code), now)
 
     def on_unsubscribe(self, session: Session, packet: Unsubscribe, now: float) -> None:
         """Answer an UNSUBSCRIBE with UNSUBACK, even for filters never subscribed
-        [MQTT-3.10.4-4, MQTT-3.10.4-5]."""
-        for topic_filter in packet.topic_filters:
-            self.unsubscribe(session, topic_filter)
-        session.send(UnsubAck(packet.packet_id))
+        [MQTT-3.10.4-4, MQTT-3.10.4-5]; at 5.0 with 0x11 for those (3.11.3)."""
+        removed = [self.unsubscribe(session, f) for f in packet.topic_filters]
+        if session.v5:
+            codes = tuple(ReasonCode.SUCCESS if gone else ReasonCode.NO_SUBSCRIPTION_EXISTED
+                          for gone in removed)
+            session.send(UnsubAck(packet.packet_id, codes))
+        else:
+            session.send(UnsubAck(packet.packet_id))
 
     def send_retained(self, session: Session, topic_filter: str, granted: QoS, now: float) -> None:
         """Send the retained messages matching a new subscription [MQTT-3.3.1-6]."""
@@ -169,6 +193,7 @@ class Registry:
         of its filters still matches, at that filter's QoS. False if it had none."""
         if session.subscriptions.pop(topic_filter, None) is None:
             return False
+        session.set_options(topic_filter, no_local=False, retain_as_published=False)
         self.filters.remove(topic_filter, session.client_id)
         self.store.delete_subscription(session.client_id, topic_filter)
         for server in list(self.topics.match(topic_filter)):

@@ -22,11 +22,20 @@ acknowledged but not delivered again (4.3.3, method A).
 
 A persistent session (clean session 0) tells the store every change, so a
 broker with a disk store can give it back after a restart.
+
+At MQTT 5.0 the connection sets the terms (3.2.2.3, read at ``attach``): the
+in-flight window is at most the client's Receive Maximum [MQTT-3.3.4-9], a
+PUBLISH carries the message's properties with the expiry interval that remains
+(3.3.2.3.3), a packet larger than the client's Maximum Packet Size is not sent
+but counted as sent and dropped [MQTT-3.1.2-25], an expired message leaves the
+queue unsent [MQTT-3.3.2-5], and acknowledgements carry reason codes (0x10 no
+matching subscribers, 0x92 packet identifier not found).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections import deque
 from enum import Enum
 from typing import Protocol
@@ -34,10 +43,22 @@ from typing import Protocol
 import attrs
 
 from mqttref.impl.broker.config import Config
+from mqttref.impl.broker.matching import topic_matches
 from mqttref.impl.broker.pressure import Memory
 from mqttref.impl.codec.errors import ProtocolError, ReasonCode
 from mqttref.impl.codec.frames import PUBACK, PUBCOMP, PUBREC, PUBREL, ack_frame, publish_frame
-from mqttref.impl.codec.packets import Packet, PacketType, Publish, QoS
+from mqttref.impl.codec.packets import (
+    NO_PROPERTIES,
+    Packet,
+    PacketType,
+    PubAck,
+    PubComp,
+    Publish,
+    PubRec,
+    PubRel,
+    QoS,
+)
+from mqttref.impl.codec.properties import encode_properties
 from mqttref.impl.flow import FIRST_OUTBOUND_STATE, OUTBOUND_TABLE, OutboundState
 from mqttref.impl.logtext import broker_log, clip
 from mqttref.impl.message import Message, OutboundMessage
@@ -56,6 +77,21 @@ class PacketSink(Protocol):
     """Where a session's packets go: the connection, or a recorder in a unit test."""
 
     @property
+    def v5(self) -> bool:
+        """The client speaks MQTT 5.0: properties and reason codes."""
+        ...
+
+    @property
+    def receive_maximum(self) -> int:
+        """The client's Receive Maximum (65,535 below 5.0: no limit of its own)."""
+        ...
+
+    @property
+    def maximum_packet_size(self) -> int:
+        """The largest packet the client accepts (3.1.2.11.4)."""
+        ...
+
+    @property
     def congested(self) -> bool:
         """True while the peer reads slower than we write: hold back what can wait."""
         ...
@@ -71,8 +107,10 @@ class PacketSink(Protocol):
         """Send bytes that are already one encoded packet (a shared QoS 0 frame)."""
         ...
 
-    def close(self, reason: str, *, publish_will: bool, now: float | None = None) -> None:
-        """End the network connection (a takeover closes the old one [MQTT-3.1.4-2])."""
+    def close(self, reason: str, *, publish_will: bool, now: float | None = None,
+              reason_code: int | None = None) -> None:
+        """End the network connection (a takeover closes the old one [MQTT-3.1.4-2]);
+        ``reason_code`` goes in the DISCONNECT a 5.0 client is sent first."""
         ...
 
 
@@ -113,19 +151,24 @@ class Session:
         "_awaiting_rel",
         "_next_packet_id",
         "_next_seq",
+        "_no_local",
         "_queue",
+        "_retain_as_published",
         "behind_since",
         "client_id",
         "config",
         "connection",
         "dropped",
         "inflight",
+        "max_packet",
         "memory",
         "persistent",
         "queued_bytes",
         "state",
         "store",
         "subscriptions",
+        "v5",
+        "window",
     )
 
     def __init__(
@@ -156,6 +199,17 @@ class Session:
         taking any (an acknowledgement or a drained socket restarts the clock)."""
         self.dropped = 0
         """Messages dropped by the queue limits or by an overloaded QoS 0 path."""
+        self.v5 = False
+        """The connection attached last speaks MQTT 5.0."""
+        self._no_local: set[str] | None = None
+        """5.0 filters subscribed with No Local: none of its own messages [MQTT-3.8.3-3]."""
+        self._retain_as_published: set[str] | None = None
+        """5.0 filters subscribed with Retain As Published [MQTT-3.3.1-12]."""
+        self.window = config.max_inflight
+        """QoS 1/2 messages in flight at most: ``max_inflight``, and at 5.0 at most the
+        client's Receive Maximum."""
+        self.max_packet = 0
+        """The client's Maximum Packet Size at 5.0 (0 below: no limit but the codec's)."""
         self._next_packet_id = 1
         self._next_seq = 1
         if persistent:
@@ -212,6 +266,9 @@ class Session:
         """
         self.connection = connection
         self.state = SessionState.CONNECTED
+        self.v5 = v5 = connection.v5
+        self.window = min(self.config.max_inflight, connection.receive_maximum)
+        self.max_packet = connection.maximum_packet_size if v5 else 0
         for entry in self.inflight.values():
             self.resend(entry, now)
             entry.interval = self.config.retry_interval
@@ -241,36 +298,78 @@ class Session:
         if self.connection is not None:
             self.connection.send(packet)
 
+    def set_options(self, topic_filter: str, *, no_local: bool,
+                    retain_as_published: bool) -> None:
+        """Record a 5.0 subscription's No Local and Retain As Published options."""
+        for option, wanted in (("_no_local", no_local),
+                               ("_retain_as_published", retain_as_published)):
+            filters: set[str] | None = getattr(self, option)
+            if wanted:
+                if filters is None:
+                    filters = set()
+                    setattr(self, option, filters)
+                filters.add(topic_filter)
+            elif filters:
+                filters.discard(topic_filter)
+                if not filters:
+                    setattr(self, option, None)
+
+    def _by_options(self, message: Message) -> bool | None:
+        """What the 5.0 options say of one message: None to skip it (its own message,
+        and every filter it matches has No Local [MQTT-3.8.3-3]); else whether to keep
+        its RETAIN flag (a matching filter has Retain As Published [MQTT-3.3.1-12])."""
+        topic = message.topic
+        no_local = self._no_local
+        if no_local and message.origin == self.client_id and all(
+            f in no_local for f in self.subscriptions if topic_matches(f, topic)
+        ):
+            return None
+        rap = self._retain_as_published
+        return bool(message.retain and rap and any(topic_matches(f, topic) for f in rap))
+
     def deliver(self, message: Message, qos: QoS, now: float, *, retain: bool = False) -> None:
         """Send one message at an already downgraded QoS, or queue it.
 
         ``retain`` is True only for a retained message sent because of a new
-        subscription [MQTT-3.3.1-8]; normal forwarding clears it [MQTT-3.3.1-9].
+        subscription [MQTT-3.3.1-8]; normal forwarding clears it [MQTT-3.3.1-9],
+        unless a 5.0 subscription asked for Retain As Published.
         """
+        if self._no_local is not None or self._retain_as_published is not None:
+            keep = self._by_options(message)
+            if keep is None:
+                return
+            retain = retain or keep
         connection = self.connection
         if qos is QoS.AT_MOST_ONCE:
             if connection is None:
                 # QoS 0 messages are optional session state (3.1.2.4): kept for an
                 # absent persistent client only with ``queue_qos0_messages``.
                 if self.persistent and self.config.queue_qos0_messages:
-                    self.enqueue(OutboundMessage(message.topic, 0, qos, message.payload, retain),
-                                 now)
+                    self.enqueue(OutboundMessage(message.topic, 0, qos, message.payload, retain,
+                                                 message.properties, message.expires_at), now)
                 return
             if connection.overloaded:
                 self.drop(message.topic, "the client reads too slowly for QoS 0")
                 return
-            if retain:
+            if self.v5:
+                frame = self.publish_frame(OutboundMessage(
+                    message.topic, 0, qos, message.payload, retain, message.properties,
+                    message.expires_at), now)
+                if frame is not None:
+                    connection.send_frame(frame)
+            elif retain:
                 connection.send_frame(
                     publish_frame(message.topic, message.payload, 0, True)
                 )
             else:
                 connection.send_frame(qos0_frame(message))
             return
-        outbound = OutboundMessage(message.topic, 0, qos, message.payload, retain)
+        outbound = OutboundMessage(message.topic, 0, qos, message.payload, retain,
+                                   message.properties, message.expires_at)
         if (
             connection is not None
             and not self._queue
-            and len(self.inflight) < self.config.max_inflight
+            and len(self.inflight) < self.window
             and not connection.congested
         ):
             self.send_new(outbound, now)
@@ -292,7 +391,7 @@ class Session:
                 self._queue = None  # give back the deque's first block
             self.behind_since = None
             return
-        limit = self.config.max_inflight
+        limit = self.window
         memory = self.memory
         while queue and len(self.inflight) < limit:
             if connection.congested:
@@ -303,10 +402,13 @@ class Session:
             memory.release(size)
             if self.persistent:
                 self.store.queue_remove(self.client_id, seq)
+            expires_at = outbound.expires_at
+            if expires_at is not None and expires_at <= now:
+                continue  # it expired waiting: not forwarded [MQTT-3.3.2-5]
             if outbound.qos is QoS.AT_MOST_ONCE:
-                connection.send_frame(
-                    publish_frame(outbound.topic, outbound.payload, 0, outbound.retain)
-                )
+                frame = self.publish_frame(outbound, now)
+                if frame is not None:
+                    connection.send_frame(frame)
             else:
                 self.send_new(outbound, now)
         if not queue:
@@ -368,17 +470,44 @@ class Session:
     def send_new(self, outbound: OutboundMessage, now: float) -> None:
         """Send a QoS 1/2 message for the first time: a fresh packet id, DUP=0 [MQTT-3.3.1-1]."""
         packet_id = self._allocate_packet_id()
-        topic, _, qos, payload, retain = outbound
-        outbound = OutboundMessage(topic, packet_id, qos, payload, retain)  # _replace: 3x dearer
+        topic, _, qos, payload, retain, properties, expires_at = outbound
+        outbound = OutboundMessage(topic, packet_id, qos, payload, retain, properties,
+                                   expires_at)  # _replace: 3x dearer
+        if self.v5:
+            frame = self.publish_frame(outbound, now)
+            if frame is None:
+                return  # too large for the client: as if sent and acknowledged
+        else:
+            frame = publish_frame(topic, payload, qos, retain, packet_id=packet_id)
         state = FIRST_OUTBOUND_STATE[qos]
         interval = self.config.retry_interval
         self.inflight[packet_id] = Inflight(outbound, state, now + interval, interval)
         if self.persistent:
             self.store.inflight_set(self.client_id, packet_id, state, outbound)
         assert self.connection is not None
-        self.connection.send_frame(
-            publish_frame(topic, payload, qos, retain, packet_id=packet_id)
-        )
+        self.connection.send_frame(frame)
+
+    def publish_frame(self, out: OutboundMessage, now: float, *, dup: bool = False) -> bytes | None:
+        """The PUBLISH of ``out`` for this session's client; None (counted as dropped) when
+        it is larger than the client's Maximum Packet Size [MQTT-3.1.2-25]. At 5.0 it
+        carries the message's properties, its expiry interval lowered by the time it
+        waited here [MQTT-3.3.2-6]."""
+        if not self.v5:
+            return publish_frame(out.topic, out.payload, out.qos, out.retain, dup=dup,
+                                 packet_id=out.packet_id)
+        properties = out.properties
+        if out.expires_at is not None:
+            remaining = max(1, math.ceil(out.expires_at - now))
+            properties = attrs.evolve(properties, message_expiry_interval=remaining)
+        block = (b"\x00" if properties is NO_PROPERTIES
+                 else encode_properties(properties, PacketType.PUBLISH))
+        frame = publish_frame(out.topic, out.payload, out.qos, out.retain, dup=dup,
+                              packet_id=out.packet_id, properties=block)
+        if len(frame) > self.max_packet:
+            self.drop(out.topic, f"{len(frame):,} bytes exceed the client's Maximum Packet "
+                                 f"Size of {self.max_packet:,} [MQTT-3.1.2-25]")
+            return None
+        return frame
 
     def _allocate_packet_id(self) -> int:
         """The next packet id not in use by an outbound flow [MQTT-2.3.1-2]."""
@@ -397,23 +526,32 @@ class Session:
         if entry.state is OutboundState.AWAITING_PUBCOMP:
             connection.send_frame(ack_frame(PUBREL, out.packet_id))
         else:
-            connection.send_frame(
-                publish_frame(out.topic, out.payload, out.qos, out.retain, dup=True,
-                              packet_id=out.packet_id)
-            )
+            frame = self.publish_frame(out, now, dup=True)
+            if frame is not None:
+                connection.send_frame(frame)
 
-    def on_ack(self, kind: PacketType, packet_id: int, now: float) -> None:
+    def on_ack(self, kind: PacketType, packet_id: int, now: float, reason_code: int = 0) -> None:
         """PUBACK, PUBREC or PUBCOMP for an outbound message: its next state by
         ``OUTBOUND_TABLE`` (4.3.2, 4.3.3). At the end of its flow the packet id is
         free again; after PUBREC comes PUBREL (a duplicate PUBREC gets it again).
         An acknowledgement the flow does not expect is a late duplicate from
-        before a resumed session: ignored."""
+        before a resumed session: ignored, except that at 5.0 a PUBREC for an
+        unknown id is answered PUBREL 0x92 (3.6.2.1). A 5.0 PUBREC with a reason
+        code of 0x80 or more ends the flow there [MQTT-4.3.3-4]."""
         entry = self.inflight.get(packet_id)
         if self.behind_since is not None:
             self.behind_since = now  # it takes its messages: not stalled
         if entry is None or (entry.state, kind) not in OUTBOUND_TABLE:
             log.debug("client %s: %s for unknown packet id %d", clip(self.client_id), kind.name,
                       packet_id)
+            if self.v5 and entry is None and kind is PacketType.PUBREC:
+                self.send(PubRel(packet_id, ReasonCode.PACKET_IDENTIFIER_NOT_FOUND))
+            return
+        if reason_code >= 0x80 and kind is PacketType.PUBREC:
+            del self.inflight[packet_id]
+            if self.persistent:
+                self.store.inflight_remove(self.client_id, packet_id)
+            self.pump(now)
             return
         target = OUTBOUND_TABLE[entry.state, kind]
         if target is None:
@@ -442,24 +580,36 @@ class Session:
 
     # Inbound ------------------------------------------------------------------------
 
-    def on_publish(self, packet: Publish, now: float) -> Message | None:
+    def on_publish(self, packet: Publish, now: float, *, defer_ack: bool = False
+                   ) -> Message | None:
         """Acknowledge an inbound PUBLISH; return the message to route, or None.
 
         QoS 1 is routed and answered with PUBACK [MQTT-4.3.2-2]. QoS 2 is routed
         once, when its packet id is first seen, and answered with PUBREC; a
         duplicate whose id still awaits PUBREL is answered but not routed again
-        [MQTT-4.3.3-2].
+        [MQTT-4.3.3-2]. With ``defer_ack`` (MQTT 5.0, whose acknowledgement says
+        whether anyone subscribed) the caller routes first and then calls
+        ``acknowledge``; a duplicate is still answered here.
         """
         connection = self.connection
         assert connection is not None
-        message = Message(packet.topic, packet.payload, packet.qos, packet.retain)
+        properties = packet.properties
+        expires_at = None
+        if properties is not NO_PROPERTIES:
+            if properties.topic_alias is not None:
+                properties = attrs.evolve(properties, topic_alias=None)
+            if properties.message_expiry_interval is not None:
+                expires_at = now + properties.message_expiry_interval
+        message = Message(packet.topic, packet.payload, packet.qos, packet.retain,
+                          properties=properties, expires_at=expires_at)
         qos = packet.qos
         if qos is QoS.AT_MOST_ONCE:
             return message
         packet_id = packet.packet_id
         assert packet_id is not None  # the codec guarantees it [MQTT-2.3.1-5]
         if qos is QoS.AT_LEAST_ONCE:
-            connection.send_frame(ack_frame(PUBACK, packet_id))
+            if not defer_ack:
+                connection.send_frame(ack_frame(PUBACK, packet_id))
             return message
         if packet_id in self.awaiting_rel:
             connection.send_frame(ack_frame(PUBREC, packet_id))
@@ -473,16 +623,34 @@ class Session:
         self.awaiting_rel.add(packet_id)
         if self.persistent:
             self.store.awaiting_rel_add(self.client_id, packet_id)
-        connection.send_frame(ack_frame(PUBREC, packet_id))
+        if not defer_ack:
+            connection.send_frame(ack_frame(PUBREC, packet_id))
         return message
 
+    def acknowledge(self, packet: Publish, matched: int) -> None:
+        """The deferred PUBACK or PUBREC of a routed 5.0 PUBLISH: 0x10 when nobody was
+        subscribed (3.4.2.1: the Server MAY say so), else 0x00 in four bytes."""
+        assert self.connection is not None
+        assert packet.packet_id is not None
+        if matched:
+            first = PUBACK if packet.qos is QoS.AT_LEAST_ONCE else PUBREC
+            self.connection.send_frame(ack_frame(first, packet.packet_id))
+        elif packet.qos is QoS.AT_LEAST_ONCE:
+            self.send(PubAck(packet.packet_id, ReasonCode.NO_MATCHING_SUBSCRIBERS))
+        else:
+            self.send(PubRec(packet.packet_id, ReasonCode.NO_MATCHING_SUBSCRIBERS))
+
     def on_pubrel(self, packet_id: int, now: float) -> None:
-        """QoS 2 release: forget the packet id and complete with PUBCOMP [MQTT-4.3.3-2]."""
+        """QoS 2 release: forget the packet id and complete with PUBCOMP [MQTT-4.3.3-2];
+        at 5.0 an id not awaiting PUBREL gets PUBCOMP 0x92 (3.7.2.1)."""
+        assert self.connection is not None
         if packet_id in self.awaiting_rel:
             self.awaiting_rel.discard(packet_id)
             if self.persistent:
                 self.store.awaiting_rel_remove(self.client_id, packet_id)
-        assert self.connection is not None
+        elif self.v5:
+            self.send(PubComp(packet_id, ReasonCode.PACKET_IDENTIFIER_NOT_FOUND))
+            return
         self.connection.send_frame(ack_frame(PUBCOMP, packet_id))
 
     # Timers -------------------------------------------------------------------------

@@ -15,15 +15,18 @@ but before the tick.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 
+from mqttref.impl.broker.admission import NEVER_EXPIRES
 from mqttref.impl.broker.config import Config
 from mqttref.impl.broker.expiry import Deadlines, expiry_deadline
 from mqttref.impl.broker.pressure import Memory
 from mqttref.impl.broker.registry import Registry
 from mqttref.impl.broker.session import PacketSink, Session
-from mqttref.impl.codec.packets import Connect
+from mqttref.impl.codec.errors import ReasonCode
+from mqttref.impl.codec.packets import Connect, ProtocolLevel
 from mqttref.impl.logtext import broker_log, clip
 from mqttref.impl.store.base import SessionExpiry, Store
 
@@ -93,16 +96,27 @@ class SessionTable:
         """The session for an accepted CONNECT, and whether it was already there.
 
         Another connection with the same client id is closed first, will and all,
-        as mosquitto does [MQTT-3.1.4-2]. Clean session 1 discards any previous
-        session [MQTT-3.1.2-6]; clean session 0 resumes it [MQTT-3.1.2-4].
+        as mosquitto does [MQTT-3.1.4-2] (a 5.0 one with DISCONNECT 0x8E). Clean
+        session 1 discards any previous session [MQTT-3.1.2-6]; clean session 0
+        resumes it [MQTT-3.1.2-4]. At 5.0 the flag is Clean Start [MQTT-3.1.2-4],
+        and the session outlives the connection only with a Session Expiry Interval
+        above 0 [MQTT-3.1.2-23], as long as it says.
         """
         existing = self.sessions.get(client_id)
         if existing is not None and existing.connection is not None:
             existing.connection.close(
                 "taken over by a new connection with the same client id", publish_will=True,
-                now=now,
+                now=now, reason_code=ReasonCode.SESSION_TAKEN_OVER,
             )
             existing = self.sessions.get(client_id)
+        interval = None
+        if connect.protocol_level is ProtocolLevel.MQTT_5:
+            requested = connect.properties.session_expiry_interval or 0
+            granted = min(requested, self.config.max_session_expiry_interval)
+            interval = math.inf if granted == NEVER_EXPIRES else float(granted)
+            persistent = interval > 0
+        else:
+            persistent = not connect.clean_session
         if existing is not None and (
             connect.clean_session or not existing.persistent or self._expired(existing)
         ):
@@ -110,14 +124,38 @@ class SessionTable:
             existing = None
         if existing is not None:
             self.deadlines.clear(client_id)
-            self.store.session_connected(client_id)
+            if persistent:
+                self.store.session_connected(client_id)
+                self._set_interval(client_id, interval)
+            else:  # resumed, but now to end with this connection: nothing more is stored
+                self.store.delete_session(client_id)
+                existing.persistent = False
             return existing, True
         session = Session(
-            client_id, persistent=not connect.clean_session, config=self.config, store=self.store,
+            client_id, persistent=persistent, config=self.config, store=self.store,
             memory=self.memory,
         )
         self.sessions[client_id] = session
+        if persistent:
+            self._set_interval(client_id, interval)
         return session, False
+
+    def _set_interval(self, client_id: str, interval: float | None) -> None:
+        """A 5.0 session's own expiry interval; a 3.x one takes the configured one."""
+        if interval is None:
+            self.expiry_intervals.pop(client_id, None)
+        else:
+            self.expiry_intervals[client_id] = interval
+
+    def set_expiry(self, session: Session, seconds: float) -> None:
+        """A 5.0 DISCONNECT's new Session Expiry Interval: 0 ends the session with this
+        connection (3.14.2.2.2), more keeps it that long."""
+        if session.persistent:
+            if seconds > 0:
+                self._set_interval(session.client_id, seconds)
+            else:
+                self.store.delete_session(session.client_id)
+                session.persistent = False
 
     def connection_closed(self, connection: PacketSink, session: Session, now: float) -> None:
         """A connection ended: its clean session ends with it, a persistent one waits."""

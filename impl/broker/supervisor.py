@@ -29,6 +29,7 @@ from typing import Protocol
 
 from mqttref.impl.broker.config import Config
 from mqttref.impl.broker.protocol import Connection
+from mqttref.impl.codec.errors import ReasonCode
 from mqttref.impl.logtext import broker_log, clip
 
 log = logging.getLogger("mqttref.broker")
@@ -144,7 +145,8 @@ class ConnectionSupervisor:
                                self.config.stall_timeout,
                         len(connection.session.queue) if connection.session else 0)
             try:
-                connection.close("stalled", publish_will=True, now=now)
+                connection.close("stalled", publish_will=True, now=now,
+                                 reason_code=ReasonCode.QUOTA_EXCEEDED)
             except Exception:
                 self._crashed(connection, now)
 
@@ -174,7 +176,8 @@ class ConnectionSupervisor:
     async def stop_all(self) -> None:
         """Close every connection (no wills: the broker, not the clients, is leaving)."""
         for connection in list(self.connections):
-            connection.close("the broker is stopping", publish_will=False)
+            connection.close("the broker is stopping", publish_will=False,
+                             reason_code=ReasonCode.SERVER_SHUTTING_DOWN)
         if not self.connections:
             return
         self._all_gone = asyncio.Event()

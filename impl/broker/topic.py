@@ -67,8 +67,8 @@ class TopicServer:
     def unsubscribe(self, client_id: str) -> None:
         self.subscribers.pop(client_id, None)
 
-    def publish(self, message: Message, now: float) -> None:
-        """Retain if asked, then hand the message to every subscriber.
+    def publish(self, message: Message, now: float) -> int:
+        """Retain if asked, then hand the message to every subscriber; how many.
 
         Forwarded copies carry RETAIN=0 [MQTT-3.3.1-9], even an empty retained
         message that clears the topic, which subscribers still receive (D8).
@@ -85,6 +85,7 @@ class TopicServer:
                 failures.append((session, exc))
         if failures:
             raise SubscriberFailed(failures)
+        return len(self.subscribers)
 
     def set_retained(self, message: Message) -> None:
         """Store, replace [MQTT-3.3.1-5] or, with an empty payload, clear
@@ -112,13 +113,16 @@ class TopicSupervisor:
         self._restart = restart
         self.restarts = 0
 
-    def publish(self, server: TopicServer, message: Message, now: float) -> None:
+    def publish(self, server: TopicServer, message: Message, now: float) -> int:
+        """Publish under containment; how many subscribers it went to."""
         try:
-            server.publish(message, now)
+            return server.publish(message, now)
         except SubscriberFailed as failed:
             self._sessions_failed(server, failed)
+            return len(server.subscribers)
         except Exception:
             self._crashed(server, f"publishing {len(message.payload)} bytes at QoS {message.qos}")
+            return 0
 
     def send_retained(
         self, server: TopicServer, session: Session, granted: QoS, now: float

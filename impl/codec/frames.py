@@ -4,7 +4,8 @@
 protocol levels 3 and 4 (a property test holds them equal), without building a
 ``Publish`` value and re-validating a topic the codec already validated on the
 way in; ``ack_frame`` packs the four bytes of a PUBACK, PUBREC, PUBREL or
-PUBCOMP. MQTT 5.0 connections will need the codec's encoder (properties).
+PUBCOMP. At MQTT 5.0 a PUBLISH also carries its property block (``properties``,
+already encoded, ``b"\x00"`` for none), after the packet id (3.3.2.3).
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ _HEAD_2 = struct.Struct("!BBBH")
 
 
 def publish_frame(
-    topic: str, payload: bytes, qos: int, retain: bool, *, dup: bool = False, packet_id: int = 0
+    topic: str, payload: bytes, qos: int, retain: bool, *, dup: bool = False, packet_id: int = 0,
+    properties: bytes = b"",
 ) -> bytes:
-    """An MQTT 3.x PUBLISH packet (3.3); ``packet_id`` is ignored at QoS 0."""
+    """A PUBLISH packet (3.3); ``packet_id`` is ignored at QoS 0. ``properties`` is the
+    encoded property block of an MQTT 5.0 PUBLISH, empty below 5.0."""
     topic_bytes = topic.encode()
     topic_length = len(topic_bytes)
-    length = 2 + topic_length + len(payload) + (2 if qos else 0)
+    length = 2 + topic_length + len(payload) + (2 if qos else 0) + len(properties)
     first = 0x30 | dup << 3 | qos << 1 | retain
     # Remaining Length as a Variable Byte Integer (2.2.3): one or two bytes packed
     # with the topic's length prefix, the general loop beyond.
@@ -42,8 +45,8 @@ def publish_frame(
                 break
         head = bytes(header) + _U16.pack(topic_length)
     if qos:
-        return b"".join((head, topic_bytes, _U16.pack(packet_id), payload))
-    return b"".join((head, topic_bytes, payload))
+        return b"".join((head, topic_bytes, _U16.pack(packet_id), properties, payload))
+    return b"".join((head, topic_bytes, properties, payload))
 
 
 _ACK = struct.Struct("!BBH")

@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 
 from mqttref.impl.codec import wire
-from mqttref.impl.codec.errors import EncodeError, MalformedPacket, ProtocolError
+from mqttref.impl.codec.errors import EncodeError, MalformedPacket, ProtocolError, ReasonCode
 from mqttref.impl.codec.packets import NO_PROPERTIES, PacketType, Properties
 
 WILL = "WILL"
@@ -169,6 +169,9 @@ def read_properties(reader: wire.Reader, kind: Kind) -> Properties:
             )
         value = _READERS[spec.type](block)
         if spec.valid is not None and not spec.valid(value):
+            if spec.name == "topic_alias":  # 0 is never an alias: Topic Alias invalid
+                raise ProtocolError("a Topic Alias of 0", ref="MQTT-3.3.2-8",
+                                    reason_code=ReasonCode.TOPIC_ALIAS_INVALID)
             raise ProtocolError(f"property {spec.name} has the invalid value {value}",
                                 ref="§3 property definitions")
         if spec.repeatable:

@@ -22,15 +22,20 @@ class RecordingSink:
     congested: bool = False
     overloaded: bool = False
     closed: str | None = None
+    v5: bool = False
+    receive_maximum: int = 65_535
+    maximum_packet_size: int = 268_435_460
 
     def send(self, packet: Packet) -> None:
         self.sent.append(packet)
 
     def send_frame(self, frame: bytes) -> None:
-        decoder = Decoder(role=Role.CLIENT, protocol_level=ProtocolLevel.MQTT_3_1_1)
+        level = ProtocolLevel.MQTT_5 if self.v5 else ProtocolLevel.MQTT_3_1_1
+        decoder = Decoder(role=Role.CLIENT, protocol_level=level)
         self.sent.extend(decoder.feed(frame))
 
-    def close(self, reason: str, *, publish_will: bool, now: float | None = None) -> None:
+    def close(self, reason: str, *, publish_will: bool, now: float | None = None,
+              reason_code: int | None = None) -> None:
         self.closed = reason
 
     def take(self) -> list[Packet]:

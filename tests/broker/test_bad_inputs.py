@@ -260,11 +260,13 @@ def test_an_unknown_protocol_level_is_refused_with_0x01(
     assert bystander.still_served()
 
 
-def test_an_mqtt5_connect_is_refused_with_0x01_by_this_3_1_1_broker(
+def test_a_connect_of_an_unknown_protocol_level_is_refused_with_0x01(
     broker: BrokerThread,
 ) -> None:
+    """[MQTT-3.1.2-2]: levels 3, 4 and 5 are spoken; level 6 gets 0x01 and the close."""
+    body = string("MQTT") + bytes([6, 0x02]) + b"\x00\x3c" + string("six")
     with RawClient(broker.port) as client:
-        client.send_bytes(encode(Connect(ProtocolLevel.MQTT_5, "five"), ProtocolLevel.MQTT_5))
+        client.send_bytes(frame(0x10, body))
         assert client.receive_all() == [
             ConnAck(False, ConnectReturnCode.UNACCEPTABLE_PROTOCOL_VERSION), CLOSED]
 

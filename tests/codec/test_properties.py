@@ -145,7 +145,6 @@ def test_an_unknown_property_identifier_is_malformed(ident: int) -> None:
 
 OUT_OF_RANGE = {
     "payload_format_indicator=2": publish_with(b"\x01\x02"),
-    "topic_alias=0": publish_with(b"\x23\x00\x00"),
     "subscription_identifier=0": publish_with(b"\x0b\x00"),
     "maximum_qos=2": connack_with(b"\x24\x02"),
     "retain_available=2": connack_with(b"\x25\x02"),
@@ -164,6 +163,14 @@ def test_a_property_value_out_of_its_range_is_a_protocol_error(case: str) -> Non
     exc = rejects(OUT_OF_RANGE[case], ProtocolError, PROTOCOL, "§3 property definitions",
                   level=V5)
     assert case.split("=", maxsplit=1)[0] in str(exc)
+
+
+def test_a_topic_alias_of_0_is_topic_alias_invalid() -> None:
+    """[MQTT-3.3.2-8]: 0 is never an alias; the receiver answers 0x94 (3.3.2.3.4)."""
+    exc = rejects(publish_with(b"\x23\x00\x00"), ProtocolError, ReasonCode.TOPIC_ALIAS_INVALID,
+                  "MQTT-3.3.2-8",
+                  level=V5)
+    assert "Topic Alias of 0" in str(exc)
 
 
 @pytest.mark.parametrize("topic", ["reply/+", "reply/#", "+"])
