@@ -62,12 +62,14 @@ V5_REASONS: Final = {
 
 
 def connect_reason(connect: Connect, config: Config, *, open_connections: int) -> ReasonCode:
-    """The CONNACK reason code of an MQTT 5.0 CONNECT (3.2.2.2). An Authentication
-    Method the broker does not support is refused with 0x8C (4.12)."""
-    code = V5_REASONS[connect_return_code(connect, config, open_connections=open_connections)]
-    if code is ReasonCode.SUCCESS and connect.properties.authentication_method is not None:
-        return ReasonCode.BAD_AUTHENTICATION_METHOD
-    return code
+    """The CONNACK reason code of an MQTT 5.0 CONNECT (3.2.2.2), before enhanced
+    authentication: a CONNECT naming an Authentication Method is judged by its
+    exchange (4.12), not by its user name and password."""
+    if connect.properties.authentication_method is not None:
+        connect = attrs.evolve(connect, username=None, password=None)
+        if not config.allow_anonymous:
+            config = attrs.evolve(config, allow_anonymous=True)
+    return V5_REASONS[connect_return_code(connect, config, open_connections=open_connections)]
 
 
 NEVER_EXPIRES: Final = 0xFFFF_FFFF

@@ -24,6 +24,7 @@ import asyncio
 import logging
 from types import TracebackType
 
+from mqttref.impl.broker.authentication import authenticators_for
 from mqttref.impl.broker.config import Config
 from mqttref.impl.broker.outbox import Outbox
 from mqttref.impl.broker.ports import BrokerPorts
@@ -54,6 +55,7 @@ class Broker:
         self.ports = BrokerPorts(
             config=self.config, sessions=self.table, router=self.registry,
             memory=self.table.memory, connections=self.connections,
+            authenticators=authenticators_for(self.config),
         )
         self._server: asyncio.Server | None = None
         self._ticker: asyncio.Task[None] | None = None

@@ -265,7 +265,12 @@ class Config:
     """False: a CONNECT without a user name is refused with 0x05."""
     users: Mapping[str, str] = attrs.field(factory=dict, validator=_users, hash=False)
     """User name -> password; when not empty, other names or wrong passwords get 0x04.
-    A testing aid: passwords stand in the file as written."""
+    A testing aid: passwords stand in the file as written. MQTT 5.0 clients may also
+    prove them with SCRAM-SHA-256 enhanced authentication (4.12)."""
+    scram_users: Mapping[str, str] = attrs.field(factory=dict, validator=_users, hash=False)
+    """User name -> SCRAM-SHA-256 verifier (``SCRAM-SHA-256$4096:salt$StoredKey:ServerKey``,
+    as ``mqttref.impl.auth.ScramCredentials.to_string`` writes it): users who can log in
+    with SCRAM-SHA-256 enhanced authentication, no password kept."""
 
     store: str = attrs.field(default="memory", validator=_store)
     """Where sessions, subscriptions, queues and retained messages are kept. ``memory``

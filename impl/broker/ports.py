@@ -14,6 +14,7 @@ from typing import Protocol
 
 import attrs
 
+from mqttref.impl.auth import AuthenticatorRegistry
 from mqttref.impl.broker.config import Config
 from mqttref.impl.broker.pressure import Memory, ReadControl
 from mqttref.impl.broker.session import PacketSink, Session
@@ -94,3 +95,5 @@ class BrokerPorts:
     """The bytes queued in all sessions, against ``memory_high_water``."""
     connections: ConnectionsPort
     """The connections, counted for ``max_connections`` (3.2.2.3, 0x03)."""
+    authenticators: AuthenticatorRegistry = attrs.field(factory=AuthenticatorRegistry)
+    """The enhanced authentication methods offered (4.12); none by default."""

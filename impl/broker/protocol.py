@@ -40,6 +40,7 @@ from typing import Final
 
 import attrs
 
+from mqttref.impl.auth import ConnectionAuth, Continue, Step, Success
 from mqttref.impl.broker.admission import (
     Terms,
     connect_reason,
@@ -60,6 +61,7 @@ from mqttref.impl.codec.errors import (
 )
 from mqttref.impl.codec.packets import (
     NO_PROPERTIES,
+    Auth,
     ConnAck,
     Connect,
     ConnectReturnCode,
@@ -78,6 +80,7 @@ from mqttref.impl.codec.packets import (
     Unsubscribe,
     Will,
 )
+from mqttref.impl.codec.reasons import VALID_REASONS
 from mqttref.impl.flow import ConnectionState
 from mqttref.impl.logtext import broker_log, clip, clip_text
 from mqttref.impl.message import Message
@@ -103,6 +106,8 @@ HANDLERS: Final[dict[tuple[ConnectionState, PacketType], str]] = {
     (_C.CONNECTED, PacketType.UNSUBSCRIBE): "on_unsubscribe",
     (_C.CONNECTED, PacketType.PINGREQ): "on_pingreq",
     (_C.CONNECTED, PacketType.DISCONNECT): "on_disconnect",
+    (_C.CONNECTING, PacketType.AUTH): "on_auth",
+    (_C.CONNECTED, PacketType.AUTH): "on_auth",
 }
 """(state, packet type) -> handler method. A missing pair closes the connection."""
 
@@ -113,8 +118,6 @@ def unexpected(state: ConnectionState, packet_type: PacketType) -> ProtocolError
         return ProtocolError(f"{packet_type.name} before CONNECT", ref="MQTT-3.1.0-1")
     if packet_type is PacketType.CONNECT:
         return ProtocolError("a second CONNECT", ref="MQTT-3.1.0-2")
-    if packet_type is PacketType.AUTH:
-        return ProtocolError("AUTH without an Authentication Method in CONNECT", ref="§4.12")
     return ProtocolError(f"{packet_type.name} is not a packet a client sends",
                          ref="MQTT-4.8.0-1")
 
@@ -124,6 +127,7 @@ class Connection(Valve):
 
     __slots__ = (
         "_aliases",
+        "_auth",
         "_checked_topic",
         "_edge",
         "_now",
@@ -176,6 +180,9 @@ class Connection(Valve):
         """At MQTT 5.0, what CONNACK stated and the client asked for; None below."""
         self._aliases: dict[int, str] | None = None
         """The client's topic aliases (5.0), made on first use [MQTT-3.3.2-12]."""
+        self._auth: tuple[ConnectionAuth, Connect | None] | None = None
+        """Enhanced authentication (5.0, 4.12), when CONNECT named a method: the exchange,
+        and the CONNECT it answers until CONNACK (None once accepted)."""
 
     def __repr__(self) -> str:
         return f"<Connection {self.peer} {clip(self.client_id)} {self.state.value}>"
@@ -370,6 +377,13 @@ class Connection(Valve):
         if isinstance(exc, UnsupportedProtocol) and self.state is ConnectionState.CONNECTING:
             # An unknown protocol level is answered with 0x01, then closed [MQTT-3.1.2-2].
             self.send(ConnAck(False, ConnectReturnCode.UNACCEPTABLE_PROTOCOL_VERSION))
+        if (self.protocol_level is ProtocolLevel.MQTT_5
+                and self.state is ConnectionState.CONNECTING):
+            # A 5.0 CONNECT (or its AUTH exchange) broke a rule: CONNACK may say which
+            # before the close (3.2.2.2), where CONNACK has that reason code.
+            code = exc.reason_code
+            allowed = VALID_REASONS[PacketType.CONNACK]
+            self.send(ConnAck(False, code if code in allowed else ReasonCode.UNSPECIFIED_ERROR))
         kind = "refused" if isinstance(exc, LimitExceeded) else "protocol violation"
         broker_log.warning(kind, "closing %s: %s: %s", self.who, kind, clip_text(exc))
         self.close(f"{kind}: {exc.detail}", publish_will=True, reason_code=exc.reason_code)
@@ -425,22 +439,84 @@ class Connection(Valve):
         [MQTT-3.2.2-16], Server Keep Alive [MQTT-3.2.2-21], granted session expiry."""
         config = self.config
         connections = self.ports.connections
+        self.protocol_level = ProtocolLevel.MQTT_5
+        if self._auth is not None:
+            raise ProtocolError("a second CONNECT", ref="MQTT-3.1.0-2")
         code = connect_reason(packet, config, open_connections=connections.connected + 1)
         if code is not ReasonCode.SUCCESS:
-            log.debug("refusing CONNECT from %s (client id %s): %s",
-                      self.peer, clip(packet.client_id), code.name)
-            self.protocol_level = ProtocolLevel.MQTT_5
-            self.send(ConnAck(False, code))  # session present 0 [MQTT-3.2.2-6]
-            self.close(f"CONNECT refused with {code.name}", publish_will=False)
+            self._refuse_v5(packet, code)
             return
         if packet.will is not None and (problem := topic_problem(packet.will.topic, config)):
             raise LimitExceeded(f"will topic with {problem}", ref="§4.7",
                                 reason_code=ReasonCode.TOPIC_NAME_INVALID)
+        props = packet.properties
+        if props.authentication_method is not None:
+            auth = ConnectionAuth(self.ports.authenticators)
+            self._auth = (auth, packet)
+            step = auth.connect(props.authentication_method, packet.username,
+                                props.authentication_data)
+            assert step is not None
+            self._auth_step(step, now)
+            return
+        self._accept_v5(packet, now)
+
+    def _refuse_v5(self, packet: Connect, code: int, properties: Properties = NO_PROPERTIES
+                   ) -> None:
+        log.debug("refusing CONNECT from %s (client id %s): 0x%02X",
+                  self.peer, clip(packet.client_id), code)
+        self.send(ConnAck(False, code, properties=properties))  # present 0 [MQTT-3.2.2-6]
+        self.close(f"CONNECT refused with 0x{code:02X}", publish_will=False)
+
+    def on_auth(self, packet: Auth, now: float) -> None:
+        """An AUTH packet (4.12): the next step of the exchange CONNECT began, or a
+        re-authentication (0x19) once connected. Without a method in CONNECT it is a
+        protocol error [MQTT-4.12.0-7] (``ConnectionAuth.auth`` raises it)."""
+        if self._auth is None:
+            raise ProtocolError("AUTH on a connection whose CONNECT named no method",
+                                ref="MQTT-4.12.0-7")
+        props = packet.properties
+        step = self._auth[0].auth(packet.reason_code, props.authentication_method,
+                                  props.authentication_data)
+        self._auth_step(step, now)
+
+    def _auth_step(self, step: Step, now: float) -> None:
+        """Send what one step of the exchange says: AUTH 0x18 to go on; at the end
+        CONNACK (accepted with the final data, or refused), or after a
+        re-authentication AUTH 0x00, or DISCONNECT with the failure [MQTT-4.12.1-2]."""
+        assert self._auth is not None
+        auth, pending = self._auth
+        method = auth.method
+        if isinstance(step, Continue):
+            self.send(Auth(ReasonCode.CONTINUE_AUTHENTICATION, Properties(
+                authentication_method=method, authentication_data=step.data)))
+        elif isinstance(step, Success):
+            final = Properties(authentication_method=method, authentication_data=step.data)
+            if pending is None:
+                self.send(Auth(ReasonCode.SUCCESS, final))
+            else:
+                self._auth = (auth, None)
+                self._accept_v5(pending, now, auth=final)
+        elif pending is not None:
+            reason = Properties(reason_string=step.reason or None)
+            self._refuse_v5(pending, step.reason_code, reason)
+        else:
+            self.close(f"re-authentication failed: {step.reason}", publish_will=True,
+                       reason_code=step.reason_code)
+
+    def _accept_v5(self, packet: Connect, now: float, *, auth: Properties | None = None
+                   ) -> None:
+        """Accept a 5.0 CONNECT (after its enhanced authentication, if any)."""
+        config = self.config
+        connections = self.ports.connections
         connections.admit(self)
         self.protocol_level = ProtocolLevel.MQTT_5
         assigned = None if packet.client_id else generate_client_id()
         self.client_id = client_id = packet.client_id or assigned or ""
         self.terms = terms = connect_terms(packet, config, assigned_id=assigned)
+        if auth is not None:
+            terms = attrs.evolve(terms, connack=attrs.evolve(
+                terms.connack, authentication_method=auth.authentication_method,
+                authentication_data=auth.authentication_data))
         self.will = packet.will
         self.state = ConnectionState.CONNECTED
         self.keep_alive_limit = (
