@@ -10,7 +10,7 @@ script can test:
 2     a bad option (argparse's convention)
 3     the broker cannot be reached (no listener, unknown host)
 4     the broker refused the connection (CONNACK return code != 0)
-5     a subscription was refused (SUBACK 0x80)
+5     a subscription was refused (SUBACK 0x80, or 5.0 reason code >= 0x80)
 27    ``sub -W``: time ran out before ``-C`` messages (as mosquitto_sub)
 ====  ===========================================================
 """
@@ -31,8 +31,10 @@ from mqttref.impl.client.errors import (
     InvalidArgument,
     SubscriptionRefused,
 )
+from mqttref.impl.client.properties_option import parse_properties
+from mqttref.impl.client.validation import MAX_REMAINING_LENGTH
 from mqttref.impl.codec.errors import ClientError
-from mqttref.impl.codec.packets import ProtocolLevel, QoS, Will
+from mqttref.impl.codec.packets import NO_PROPERTIES, Properties, ProtocolLevel, QoS, Will
 
 EXIT_OK = 0
 EXIT_CONNECTION_LOST = 1
@@ -53,7 +55,28 @@ PROTOCOL_VERSIONS = {
     "31": ProtocolLevel.MQTT_3_1,
     "mqttv311": ProtocolLevel.MQTT_3_1_1,
     "311": ProtocolLevel.MQTT_3_1_1,
+    "mqttv5": ProtocolLevel.MQTT_5,
+    "5": ProtocolLevel.MQTT_5,
 }
+"""``-V`` as mosquitto 2.0 spells it."""
+
+NEVER_EXPIRES = 0xFFFF_FFFF
+"""Session Expiry Interval 4,294,967,295: the session does not expire (3.1.2.11.2)."""
+
+
+def session_expiry_argument(text: str) -> int:
+    """``-x``: seconds, or -1, 4294967295 or ∞ for never (mosquitto's spellings)."""
+    if text in ("-1", "∞"):
+        return NEVER_EXPIRES
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("session-expiry-interval not a number.") from None
+    if not 0 <= value <= NEVER_EXPIRES:
+        raise argparse.ArgumentTypeError(
+            f"session-expiry-interval must be 0..4294967295 or -1, not {text!r}"
+        )
+    return value
 
 
 def qos_argument(text: str) -> int:
@@ -98,8 +121,28 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
         "-V",
         "--protocol-version",
         choices=sorted(PROTOCOL_VERSIONS),
-        default="mqttv311",
-        help="mqttv31 or mqttv311 (default)",
+        default=None,
+        help="mqttv5 (or 5), mqttv311 (or 311; the default, unless -D asks for 5) or mqttv31",
+    )
+    parser.add_argument(
+        "-D",
+        "--property",
+        dest="properties",
+        action="append",
+        nargs="+",
+        default=[],
+        metavar="COMMAND PROPERTY VALUE",
+        help="an MQTT v5 property, e.g. '-D publish user-property key value' or "
+        "'-D connect session-expiry-interval 60' (repeatable; implies -V mqttv5)",
+    )
+    parser.add_argument(
+        "-x",
+        dest="session_expiry",
+        type=session_expiry_argument,
+        default=None,
+        metavar="SECONDS",
+        help="MQTT v5 session expiry interval (-1 or 4294967295: never); "
+        "defaults to -1 with -c, 0 without",
     )
     parser.add_argument("--will-topic", help="topic of the will message")
     parser.add_argument("--will-payload", default="", help="payload of the will message")
@@ -112,8 +155,31 @@ def default_client_id(prefix: str) -> str:
     return f"{prefix}-{os.getpid()}"[:23]
 
 
+def protocol_properties(args: argparse.Namespace) -> dict[str, Properties]:
+    """Settle ``-V``, ``-D`` and ``-x`` together; store the level as ``args.level``.
+
+    ``-D`` makes the client an MQTT v5 one, as in mosquitto; with an explicit
+    ``-V`` below 5 it (and ``-x``) is an error instead of being ignored.
+    """
+    properties = parse_properties(args.properties)
+    if args.protocol_version is None:
+        five = bool(args.properties)
+        args.level = ProtocolLevel.MQTT_5 if five else ProtocolLevel.MQTT_3_1_1
+    else:
+        args.level = PROTOCOL_VERSIONS[args.protocol_version]
+    if args.level is not ProtocolLevel.MQTT_5:
+        if args.properties:
+            raise InvalidArgument("-D properties need MQTT v5 (-V mqttv5)")
+        if args.session_expiry is not None:
+            raise InvalidArgument("-x applies to MQTT v5 clients only (-V mqttv5)")
+    args.parsed_properties = properties
+    return properties
+
+
 def build_client(args: argparse.Namespace, *, prefix: str, clean_session: bool = True) -> Client:
     """A ``Client`` from the parsed options; raises ``InvalidArgument`` for bad values."""
+    properties = protocol_properties(args)
+    five = args.level is ProtocolLevel.MQTT_5
     will = None
     if args.will_topic is not None:
         will = Will(
@@ -121,11 +187,42 @@ def build_client(args: argparse.Namespace, *, prefix: str, clean_session: bool =
             payload=args.will_payload.encode("utf-8"),
             qos=QoS(args.will_qos),
             retain=args.will_retain,
+            properties=properties.get("will", NO_PROPERTIES),
         )
     elif args.will_retain or args.will_payload:
         raise InvalidArgument("--will-payload and --will-retain need --will-topic")
     if args.password is not None and args.username is None:
         raise InvalidArgument("-P needs -u (MQTT sends no password without a user name)")
+    connect = properties.get("connect", NO_PROPERTIES)
+    session_expiry = args.session_expiry
+    if session_expiry is None:
+        session_expiry = connect.session_expiry_interval
+    if five and session_expiry is None and not clean_session:
+        session_expiry = NEVER_EXPIRES  # mosquitto: -c means -x -1 at v5
+    if session_expiry == NEVER_EXPIRES and not args.id:
+        raise InvalidArgument(
+            "You must provide a client id if you are using an infinite session expiry interval."
+        )
+    extra: dict[str, Any] = {}
+    if five:
+        extra = {
+            "session_expiry_interval": session_expiry,
+            "receive_maximum": connect.receive_maximum,
+            "request_response_information": bool(connect.request_response_information),
+            "request_problem_information": (
+                None
+                if connect.request_problem_information is None
+                else bool(connect.request_problem_information)
+            ),
+            "user_properties": connect.user_properties,
+        }
+        if connect.topic_alias_maximum is not None:
+            extra["topic_alias_maximum"] = connect.topic_alias_maximum
+        if connect.maximum_packet_size is not None:
+            # Ours bounds the Remaining Length; the property counts the whole packet.
+            extra["max_packet_size"] = min(
+                max(connect.maximum_packet_size - 5, 1), MAX_REMAINING_LENGTH
+            )
     return Client(
         args.host,
         args.port,
@@ -135,7 +232,17 @@ def build_client(args: argparse.Namespace, *, prefix: str, clean_session: bool =
         will=will,
         username=args.username,
         password=args.password,
-        protocol=PROTOCOL_VERSIONS[args.protocol_version],
+        protocol=args.level,
+        **extra,
+    )
+
+
+async def disconnect(client: Client, args: argparse.Namespace) -> None:
+    """DISCONNECT with the ``-D disconnect`` properties (session expiry, reason string)."""
+    props = args.parsed_properties.get("disconnect", NO_PROPERTIES)
+    await client.disconnect(
+        session_expiry_interval=props.session_expiry_interval,
+        reason_string=props.reason_string,
     )
 
 

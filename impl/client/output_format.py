@@ -3,7 +3,11 @@
 Supported: ``%t`` topic, ``%p`` payload, ``%q`` QoS, ``%r`` retain flag (0/1),
 ``%m`` message id (the packet id, 0 at QoS 0), ``%l`` payload length, ``%x``
 and ``%X`` payload as lower/upper case hex, ``%U`` Unix time with
-nanoseconds, ``%I`` ISO 8601 local time, ``%%`` a percent sign; escapes
+nanoseconds, ``%I`` ISO 8601 local time, ``%%`` a percent sign; the MQTT v5
+properties ``%A`` topic alias, ``%C`` content type, ``%D`` correlation data,
+``%E`` message expiry interval, ``%F`` payload format indicator, ``%P`` user
+properties as ``key:value`` separated by spaces, ``%R`` response topic, ``%S``
+subscription identifiers (each empty when absent); escapes
 ``\\n``, ``\\t``, ``\\r``, ``\\a``, ``\\e``, ``\\v``, ``\\0`` and ``\\\\``.
 Anything else is reported as a bad format before connecting.
 """
@@ -37,7 +41,28 @@ def _iso_time(_: Message) -> bytes:
     return datetime.datetime.now().astimezone().isoformat(timespec="seconds").encode()
 
 
+def _number(value: int | None) -> bytes:
+    return b"" if value is None else str(value).encode()
+
+
+def _text(value: str | None) -> bytes:
+    return b"" if value is None else value.encode("utf-8")
+
+
+def _user_properties(message: Message) -> bytes:
+    pairs = message.properties.user_properties
+    return " ".join(f"{key}:{value}" for key, value in pairs).encode("utf-8")
+
+
 _SPECIFIERS: dict[str, Callable[[Message], bytes]] = {
+    "A": lambda m: _number(m.properties.topic_alias),
+    "C": lambda m: _text(m.properties.content_type),
+    "D": lambda m: m.properties.correlation_data or b"",
+    "E": lambda m: _number(m.properties.message_expiry_interval),
+    "F": lambda m: _number(m.properties.payload_format_indicator),
+    "P": _user_properties,
+    "R": lambda m: _text(m.properties.response_topic),
+    "S": lambda m: ",".join(map(str, m.properties.subscription_identifiers)).encode(),
     "t": lambda m: m.topic.encode("utf-8"),
     "p": lambda m: m.payload,
     "q": lambda m: str(int(m.qos)).encode(),

@@ -15,6 +15,7 @@ from mqttref.impl.client.command_line import (
     EXIT_OK,
     add_connection_options,
     build_client,
+    disconnect,
     fail,
     run_client_command,
 )
@@ -78,10 +79,14 @@ async def _stdin_lines() -> AsyncIterator[bytes]:
 
 async def publish(args: argparse.Namespace) -> int:
     client = build_client(args, prefix="mqttref-pub")
+    properties = args.parsed_properties.get("publish")
     async with client:
         if args.stdin_line:
             async for line in _stdin_lines():
-                await client.publish(args.topic, line, args.qos, args.retain)
+                await client.publish(args.topic, line, args.qos, args.retain, properties=properties)
         else:
-            await client.publish(args.topic, args.payload, args.qos, args.retain)
+            await client.publish(
+                args.topic, args.payload, args.qos, args.retain, properties=properties
+            )
+        await disconnect(client, args)
     return EXIT_OK

@@ -15,6 +15,7 @@ from mqttref.impl.client.command_line import (
     EXIT_TIMED_OUT,
     add_connection_options,
     build_client,
+    disconnect,
     fail,
     non_negative_int,
     run_client_command,
@@ -23,7 +24,7 @@ from mqttref.impl.client.errors import InvalidArgument
 from mqttref.impl.client.events import Message
 from mqttref.impl.client.output_format import OutputFormat
 from mqttref.impl.client.validation import check_topic_filter
-from mqttref.impl.codec.packets import SUBACK_FAILURE
+from mqttref.impl.codec.packets import NO_PROPERTIES, SUBACK_FAILURE, QoS, Subscription
 
 PROG = "mqttref sub"
 
@@ -58,6 +59,23 @@ def register(add_parser: Any) -> None:
     parser.add_argument("-N", action="store_true", dest="no_newline", help="no newline after")
     parser.add_argument(
         "-R", action="store_true", dest="no_retained", help="do not print retained messages"
+    )
+    # MQTT v5 subscription options, which mosquitto_sub 2.0 has no flag for (3.8.3.1).
+    parser.add_argument(
+        "--no-local", action="store_true", help="v5: do not receive this client's own messages"
+    )
+    parser.add_argument(
+        "--retain-as-published",
+        action="store_true",
+        help="v5: keep the retain flag as the publisher set it",
+    )
+    parser.add_argument(
+        "--retain-handling",
+        type=int,
+        choices=(0, 1, 2),
+        default=0,
+        help="v5: send retained messages on subscribe: 0 always, 1 only for a new "
+        "subscription, 2 never",
     )
     parser.set_defaults(run=run)
 
@@ -96,9 +114,30 @@ async def subscribe(args: argparse.Namespace, output: OutputFormat | None) -> in
 async def _subscribe(args: argparse.Namespace, output: OutputFormat | None) -> int:
     client = build_client(args, prefix="mqttref-sub", clean_session=not args.disable_clean_session)
     stdout = sys.stdout.buffer
+    options = args.no_local or args.retain_as_published or args.retain_handling
+    if options and client.protocol_level != 5:
+        raise InvalidArgument(
+            "--no-local, --retain-as-published and --retain-handling need MQTT v5 (-V mqttv5)"
+        )
+    subscribe_properties = args.parsed_properties.get("subscribe", NO_PROPERTIES)
+    identifiers = subscribe_properties.subscription_identifiers
+    subscriptions = [
+        Subscription(
+            topic,
+            QoS(args.qos),
+            no_local=args.no_local,
+            retain_as_published=args.retain_as_published,
+            retain_handling=args.retain_handling,
+        )
+        for topic in args.topic
+    ]
     async with client:
-        codes = await client.subscribe_many([(topic, args.qos) for topic in args.topic])
-        refused = [t for t, code in zip(args.topic, codes, strict=True) if code == SUBACK_FAILURE]
+        codes = await client.subscribe_many(
+            subscriptions,
+            subscription_identifier=identifiers[0] if identifiers else None,
+            user_properties=subscribe_properties.user_properties,
+        )
+        refused = [t for t, code in zip(args.topic, codes, strict=True) if code >= SUBACK_FAILURE]
         if len(refused) == len(codes):
             return fail(PROG, "the broker refused every subscription", EXIT_SUBSCRIPTION_REFUSED)
         for topic in refused:
@@ -112,4 +151,5 @@ async def _subscribe(args: argparse.Namespace, output: OutputFormat | None) -> i
             received += 1
             if args.count and received >= args.count:
                 break
+        await disconnect(client, args)
     return EXIT_OK
