@@ -35,6 +35,11 @@ class SessionPort(Protocol):
         """The connection of ``session`` ended."""
         ...
 
+    def delay_will(self, client_id: str, will: Message, at: float, now: float) -> None:
+        """Publish ``will`` at ``at``, or when the session of ``client_id`` ends if that
+        comes first; not at all if a connection resumes the session before."""
+        ...
+
     def set_expiry(self, session: Session, seconds: float) -> None:
         """A 5.0 client changed its Session Expiry Interval on DISCONNECT (3.14.2.2.2)."""
         ...

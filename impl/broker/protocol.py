@@ -693,11 +693,29 @@ class Connection(Valve):
         self._shut = True
 
     def publish_will(self, now: float) -> None:
-        """Publish the will message, with its QoS and retain flag (3.1.2.5)."""
+        """Publish the will message, with its QoS and retain flag (3.1.2.5), and at 5.0
+        its properties (3.1.3.2). A 5.0 Will Delay Interval hands it to the session
+        table, which publishes it when the delay ends or the session does, whichever
+        comes first, and never if the client comes back to the session first
+        [MQTT-3.1.3-9]."""
         will = self.will
         assert will is not None
+        properties = will.properties
+        delay = properties.will_delay_interval or 0
+        expires_at = None
+        if properties is not NO_PROPERTIES:
+            if properties.message_expiry_interval is not None:
+                expires_at = now + properties.message_expiry_interval
+            properties = attrs.evolve(properties, will_delay_interval=None)
+            if properties == NO_PROPERTIES:
+                properties = NO_PROPERTIES
+        message = Message(will.topic, will.payload, will.qos, will.retain,
+                          properties=properties, expires_at=expires_at)
+        if delay and self.client_id is not None:
+            self.ports.sessions.delay_will(self.client_id, message, now + delay, now)
+            return
         log.debug("publishing the will of %s on %s", self.who, clip(will.topic))
-        self.ports.router.publish(Message(will.topic, will.payload, will.qos, will.retain), now)
+        self.ports.router.publish(message, now)
 
     def keep_alive_expired(self, now: float, *, connect: bool) -> None:
         """Silence for too long: close, with the will after CONNECT [MQTT-3.1.2-24]."""

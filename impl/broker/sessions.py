@@ -28,6 +28,7 @@ from mqttref.impl.broker.session import PacketSink, Session
 from mqttref.impl.codec.errors import ReasonCode
 from mqttref.impl.codec.packets import Connect, ProtocolLevel
 from mqttref.impl.logtext import broker_log, clip
+from mqttref.impl.message import Message
 from mqttref.impl.store.base import SessionExpiry, Store
 
 log = logging.getLogger("mqttref.broker")
@@ -54,6 +55,10 @@ class SessionTable:
         self.expiry_intervals: dict[str, float] = {}
         """A session's own expiry interval, where it has one (MQTT 5.0's Session Expiry
         Interval); the others take ``persistent_client_expiration``."""
+        self.delayed_wills: dict[str, tuple[float, Message]] = {}
+        """5.0 wills waiting for their Will Delay Interval, by client id (3.1.3.2.2)."""
+        self._now = 0.0
+        """The loop time last seen (a will published when its session ends needs one)."""
         self.memory = Memory(config.memory_high_water)
         """The bytes queued in all sessions together, against ``memory_high_water``."""
         self.registry = Registry(config, store, self.sessions.get)
@@ -102,6 +107,7 @@ class SessionTable:
         and the session outlives the connection only with a Session Expiry Interval
         above 0 [MQTT-3.1.2-23], as long as it says.
         """
+        self._now = now
         existing = self.sessions.get(client_id)
         if existing is not None and existing.connection is not None:
             existing.connection.close(
@@ -124,6 +130,8 @@ class SessionTable:
             existing = None
         if existing is not None:
             self.deadlines.clear(client_id)
+            # Back before the delay ended: the will is not sent [MQTT-3.1.3-9].
+            self.delayed_wills.pop(client_id, None)
             if persistent:
                 self.store.session_connected(client_id)
                 self._set_interval(client_id, interval)
@@ -185,16 +193,38 @@ class SessionTable:
         return True
 
     def end_session(self, session: Session) -> None:
-        """Forget a session: its subscriptions, queue and stored state."""
+        """Forget a session: its subscriptions, queue and stored state. A will waiting
+        for its delay goes out now: the session ended first (3.1.3.2.2)."""
         self.registry.remove_session(session)
         session.discard()
         if self.sessions.get(session.client_id) is session:
             del self.sessions[session.client_id]
             self.deadlines.clear(session.client_id)
             self.expiry_intervals.pop(session.client_id, None)
+            pending = self.delayed_wills.pop(session.client_id, None)
+            if pending is not None:
+                self.registry.publish(pending[1], self._now)
+
+    def delay_will(self, client_id: str, will: Message, at: float, now: float) -> None:
+        """Hold a 5.0 will until ``at`` (its Will Delay Interval), or until its session
+        ends; a session already gone publishes it at once."""
+        self._now = now
+        if client_id not in self.sessions:
+            self.registry.publish(will, now)
+        else:
+            self.delayed_wills[client_id] = (at, will)
+
+    def _publish_due_wills(self, now: float) -> None:
+        due = [cid for cid, (at, _will) in self.delayed_wills.items() if at <= now]
+        for client_id in due:
+            _at, will = self.delayed_wills.pop(client_id)
+            self.registry.publish(will, now)
 
     def tick(self, now: float) -> None:
         """The broker's periodic work over all sessions."""
+        self._now = now
+        if self.delayed_wills:
+            self._publish_due_wills(now)
         if self.deadlines:
             self.expire(self.clock())
         self.retry(now)

@@ -420,3 +420,56 @@ def test_a_311_client_is_never_sent_disconnect(world: World) -> None:
     old.core.timer(100.0)
     assert old.closed()
     assert old.received() == []  # 3.1.1 has no server DISCONNECT
+
+
+# --- will delay and will properties ---------------------------------------------------------
+
+
+def will_watcher(world: World) -> Client5:
+    watcher, _ = connect5(world, "watcher")
+    subscribe5(watcher, Subscription("wills/#", Q0))
+    return watcher
+
+
+def wills(watcher: Client5) -> list[Publish]:
+    return [p for p in watcher.received() if isinstance(p, Publish)]
+
+
+def test_a_will_carries_its_properties_but_not_its_delay(world: World) -> None:
+    watcher = will_watcher(world)
+    props = Properties(content_type="text/plain", user_properties=(("why", "lost"),))
+    client, _ = connect5(world, "w", will=Will("wills/w", b"gone", properties=props))
+    client.core.connection_lost(1.0)
+    [will] = wills(watcher)
+    assert will.properties == props  # 3.1.3.2: passed on as PUBLISH properties
+
+
+def test_a_delayed_will_waits_for_its_delay(world: World) -> None:
+    watcher = will_watcher(world)
+    session = Properties(session_expiry_interval=600)
+    client, _ = connect5(world, "w", properties=session, will=Will(
+        "wills/w", b"gone", properties=Properties(will_delay_interval=10)))
+    client.core.connection_lost(1.0)
+    world.table.tick(5.0)
+    assert wills(watcher) == []
+    world.table.tick(11.0)
+    assert [w.payload for w in wills(watcher)] == [b"gone"]
+
+
+def test_coming_back_before_the_delay_cancels_the_will(world: World) -> None:
+    watcher = will_watcher(world)
+    session = Properties(session_expiry_interval=600)
+    client, _ = connect5(world, "w", properties=session, will=Will(
+        "wills/w", b"gone", properties=Properties(will_delay_interval=10)))
+    client.core.connection_lost(1.0)
+    connect5(world, "w", 2.0, clean_session=False, properties=session)
+    world.table.tick(20.0)
+    assert wills(watcher) == []  # [MQTT-3.1.3-9]
+
+
+def test_a_session_that_ends_before_the_delay_publishes_the_will_then(world: World) -> None:
+    watcher = will_watcher(world)
+    client, _ = connect5(world, "w", will=Will(  # Session Expiry 0: ends with the connection
+        "wills/w", b"gone", properties=Properties(will_delay_interval=100)))
+    client.core.connection_lost(1.0)
+    assert [w.payload for w in wills(watcher)] == [b"gone"]
