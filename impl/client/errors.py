@@ -160,8 +160,7 @@ class PublishRefused(ClientError):
         self.reason_code = reason_code
         self.reason_string = reason_string
         super().__init__(
-            f"the broker refused the message to {topic!r}: "
-            f"{_explained(reason_code, reason_string)}"
+            f"the broker refused the message to {topic!r}: {_explained(reason_code, reason_string)}"
         )
 
 

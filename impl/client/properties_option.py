@@ -78,8 +78,7 @@ def parse_properties(options: Sequence[Sequence[str]]) -> dict[str, Properties]:
     for option in options:
         if len(option) < 3:
             raise InvalidArgument(
-                "-D argument given but not enough arguments specified "
-                "(-D COMMAND PROPERTY VALUE)"
+                "-D argument given but not enough arguments specified (-D COMMAND PROPERTY VALUE)"
             )
         command, name, *values = option
         command = command.lower()
@@ -88,8 +87,7 @@ def parse_properties(options: Sequence[Sequence[str]]) -> dict[str, Properties]:
             if command in _MOSQUITTO_ONLY:
                 raise InvalidArgument(f"-D {command} properties are not supported.")
             raise InvalidArgument(
-                f"Invalid command {command!r} given in -D argument "
-                f"(one of {', '.join(COMMANDS)})."
+                f"Invalid command {command!r} given in -D argument (one of {', '.join(COMMANDS)})."
             )
         spec = _NAMES.get(name)
         if spec is None:

@@ -102,7 +102,11 @@ def check_utf8_payload(payload: bytes, properties: Properties) -> None:
 
 
 def check_subscription_options(
-    topic_filter: str, level: ProtocolLevel, *, no_local: bool, retain_handling: int,
+    topic_filter: str,
+    level: ProtocolLevel,
+    *,
+    no_local: bool,
+    retain_handling: int,
     retain_as_published: bool,
 ) -> None:
     """5.0 subscription options (3.8.3.1) and shared subscriptions (4.8.2)."""

@@ -105,7 +105,7 @@ class ClientAgainstBroker(RuleBasedStateMachine):
 
         return asyncio.run_coroutine_threadsafe(wrapper(), self.loop).result(timeout)
 
-    def submit(self, coroutine: Awaitable[None]) -> Future[None]:
+    def submit(self, coroutine: Awaitable[object]) -> Future[None]:
         async def wrapper() -> None:
             await coroutine
 

@@ -85,11 +85,12 @@ def test_sub_no_local_and_a_persistent_v5_session_with_x(broker: Mosquitto) -> N
     [
         (["-D", "foo", "bar", "baz"], "Invalid command 'foo' given in -D argument"),
         (["-D", "publish", "bogus", "1"], "Invalid property name 'bogus'"),
-        (["-D", "connect", "content-type", "x"],
-         "content-type property not allowed for connect"),
+        (["-D", "connect", "content-type", "x"], "content-type property not allowed for connect"),
         (["-D", "publish", "topic-alias", "3"], "topic-alias property not supported for publish"),
-        (["-D", "publish", "message-expiry-interval", "99999999999"],
-         "Property value (99999999999) out of range for property message-expiry-interval."),
+        (
+            ["-D", "publish", "message-expiry-interval", "99999999999"],
+            "Property value (99999999999) out of range for property message-expiry-interval.",
+        ),
         (["-D", "connect", "receive-maximum", "0"], "Property value (0) out of range"),
         (["-D", "publish"], "not enough arguments"),
         (["-D", "publish", "user-property", "only-a-name"], "a name and a value"),
@@ -100,9 +101,7 @@ def test_sub_no_local_and_a_persistent_v5_session_with_x(broker: Mosquitto) -> N
         (["-V", "mqttv4"], "invalid choice: 'mqttv4'"),
     ],
 )
-def test_bad_v5_options_fail_before_connecting_with_code_2(
-    args: list[str], message: str
-) -> None:
+def test_bad_v5_options_fail_before_connecting_with_code_2(args: list[str], message: str) -> None:
     result = mqttref("pub", "-p", "1", "-t", "t", "-m", "x", *args)
     assert result.returncode == 2
     assert message in result.stderr.decode()
