@@ -9,18 +9,26 @@ an SQLite database in the data directory (``datadir``), the default of
 from __future__ import annotations
 
 from mqttref.impl.codec.errors import ConfigError
-from mqttref.impl.store.base import SessionRecord, Store, StoredInflight
+from mqttref.impl.store.base import (
+    NO_OPTIONS,
+    SessionRecord,
+    Store,
+    StoredInflight,
+    SubscriptionOptions,
+)
 from mqttref.impl.store.datadir import StoreError, resolve_data_dir
 from mqttref.impl.store.memory import MemoryStore
 from mqttref.impl.store.sqlite import SQLiteStore
 
 __all__ = [
+    "NO_OPTIONS",
     "MemoryStore",
     "SQLiteStore",
     "SessionRecord",
     "Store",
     "StoreError",
     "StoredInflight",
+    "SubscriptionOptions",
     "open_store",
 ]
 

@@ -14,6 +14,12 @@ the SQLite store a broker that is killed). Rules the implementations follow:
   (``session_disconnected``, wall-clock time so that it means the same after a
   restart) and, once 5.0 sessions exist, its own expiry interval; the session
   table decides from these when it expires.
+- At MQTT 5.0 a queued or in-flight message keeps its properties and its expiry,
+  and a subscription its options (``SubscriptionOptions``). Expiry instants
+  cross the interface as the broker holds them, on its monotonic loop clock
+  (``OutboundMessage.expires_at``); a store that outlives the process keeps
+  them as wall-clock deadlines and converts at its own boundary, so a message
+  whose interval ended while the broker was down is expired when it returns.
 - Calls only record; ``commit()`` makes everything recorded so far durable.
   The broker calls it before acknowledgements (PUBACK, PUBREC, SUBACK...)
   leave for the network, once per batch of packets, so a disk store can
@@ -40,6 +46,24 @@ class StoredInflight:
     packet_id: int
     state: OutboundState
     message: OutboundMessage
+
+
+@attrs.frozen
+class SubscriptionOptions:
+    """What a 5.0 subscription keeps beyond its granted QoS (3.8.3.1, 3.8.2.1.2).
+
+    Retain Handling is not kept: it only decides what a SUBSCRIBE sends at once."""
+
+    no_local: bool = False
+    """Not the client's own messages [MQTT-3.8.3-3]."""
+    retain_as_published: bool = False
+    """Forwarded messages keep their RETAIN flag [MQTT-3.3.1-12]."""
+    identifier: int | None = None
+    """The Subscription Identifier sent with matching messages [MQTT-3.3.4-3]; None: none."""
+
+
+NO_OPTIONS: Final = SubscriptionOptions()
+"""Every 3.x subscription, and a 5.0 one that asked for nothing."""
 
 
 @attrs.frozen
@@ -73,6 +97,24 @@ class SessionRecord:
     awaiting_rel: frozenset[int] = frozenset()
     """Inbound QoS 2 packet ids delivered and awaiting PUBREL."""
     expiry: SessionExpiry = NEVER_DISCONNECTED
+    options: dict[str, SubscriptionOptions] = attrs.field(factory=dict)
+    """The 5.0 options of those subscriptions that have any (not ``NO_OPTIONS``)."""
+
+
+def keep_options(
+    by_client: dict[str, dict[str, SubscriptionOptions]], client_id: str, topic_filter: str,
+    options: SubscriptionOptions,
+) -> None:
+    """Keep a subscription's options where they differ from ``NO_OPTIONS``, else nowhere
+    (a 3.x session costs no dictionary)."""
+    if options is not NO_OPTIONS and options != NO_OPTIONS:
+        by_client.setdefault(client_id, {})[topic_filter] = options
+        return
+    filters = by_client.get(client_id)
+    if filters is not None:
+        filters.pop(topic_filter, None)
+        if not filters:
+            del by_client[client_id]
 
 
 class Store(abc.ABC):
@@ -125,7 +167,11 @@ class Store(abc.ABC):
     # Subscriptions (every session while it exists) ----------------------------
 
     @abc.abstractmethod
-    def set_subscription(self, client_id: str, topic_filter: str, qos: QoS) -> None: ...
+    def set_subscription(
+        self, client_id: str, topic_filter: str, qos: QoS,
+        options: SubscriptionOptions = NO_OPTIONS,
+    ) -> None:
+        """Add or replace a subscription, with its options (replacing resets them)."""
 
     @abc.abstractmethod
     def delete_subscription(self, client_id: str, topic_filter: str) -> None: ...
@@ -137,7 +183,8 @@ class Store(abc.ABC):
     # Queues and in-flight state (persistent sessions) --------------------------
 
     @abc.abstractmethod
-    def queue_append(self, client_id: str, seq: int, message: OutboundMessage) -> None: ...
+    def queue_append(self, client_id: str, seq: int, message: OutboundMessage) -> None:
+        """Record a waiting message, its properties and expiry included."""
 
     @abc.abstractmethod
     def queue_remove(self, client_id: str, seq: int) -> None: ...

@@ -11,10 +11,13 @@ from mqttref.impl.flow import OutboundState
 from mqttref.impl.message import Message, OutboundMessage
 from mqttref.impl.store.base import (
     NEVER_DISCONNECTED,
+    NO_OPTIONS,
     SessionExpiry,
     SessionRecord,
     Store,
     StoredInflight,
+    SubscriptionOptions,
+    keep_options,
 )
 
 
@@ -32,6 +35,8 @@ class MemoryStore(Store):
     def __init__(self) -> None:
         self._sessions: dict[str, _MemorySession] = {}
         self._subscriptions: dict[str, dict[str, QoS]] = {}
+        self._options: dict[str, dict[str, SubscriptionOptions]] = {}
+        """The options of the subscriptions that have any (most have none)."""
         self._retained: dict[str, Message] = {}
 
     def commit(self) -> None:
@@ -54,11 +59,13 @@ class MemoryStore(Store):
             inflight=list(stored.inflight.values()),
             awaiting_rel=frozenset(stored.awaiting_rel),
             expiry=stored.expiry,
+            options=dict(self._options.get(client_id, {})),
         )
 
     def delete_session(self, client_id: str) -> None:
         self._sessions.pop(client_id, None)
         self._subscriptions.pop(client_id, None)
+        self._options.pop(client_id, None)
 
     def session_expiry(self, client_id: str) -> SessionExpiry | None:
         stored = self._sessions.get(client_id)
@@ -76,8 +83,12 @@ class MemoryStore(Store):
         if stored is not None and stored.expiry.disconnected_at is not None:
             stored.expiry = SessionExpiry(None, stored.expiry.expiry_interval)
 
-    def set_subscription(self, client_id: str, topic_filter: str, qos: QoS) -> None:
+    def set_subscription(
+        self, client_id: str, topic_filter: str, qos: QoS,
+        options: SubscriptionOptions = NO_OPTIONS,
+    ) -> None:
         self._subscriptions.setdefault(client_id, {})[topic_filter] = qos
+        keep_options(self._options, client_id, topic_filter, options)
 
     def delete_subscription(self, client_id: str, topic_filter: str) -> None:
         filters = self._subscriptions.get(client_id)
@@ -85,6 +96,7 @@ class MemoryStore(Store):
             filters.pop(topic_filter, None)
             if not filters:
                 del self._subscriptions[client_id]
+        keep_options(self._options, client_id, topic_filter, NO_OPTIONS)
 
     def subscriptions(self) -> Iterable[tuple[str, str, QoS]]:
         for client_id, filters in self._subscriptions.items():
@@ -126,3 +138,4 @@ class MemoryStore(Store):
 
     def _session(self, client_id: str) -> _MemorySession:
         return self._sessions.setdefault(client_id, _MemorySession())
+

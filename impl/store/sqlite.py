@@ -36,6 +36,16 @@ keys with an in-memory mirror loaded at ``open()``; the interface stays keyed
 by client id. Each session row also keeps when its connection last left it
 (``disconnected_at``, wall-clock) and its own expiry interval, if it has one.
 
+MQTT 5.0 state (schema 3): a queued or in-flight message, and a retained one,
+keeps its properties as the codec encodes a PUBLISH's property block (NULL for
+none) and its expiry as a wall-clock deadline (``expires_at``, NULL for
+never); a subscription keeps No Local, Retain As Published and its
+Subscription Identifier. The broker holds a message's expiry on its event
+loop's monotonic clock, which means nothing after a restart, so this store
+converts at its boundary: ``loop_clock`` to ``wall_clock`` when it records a
+message, back when it loads one. A message whose deadline passed while the
+broker was down comes back already expired, and the session drops it unsent.
+
 The schema carries its version in ``schema_version``; ``MIGRATIONS[n]``
 brings a database from version n to n + 1, each in its own transaction. A
 database from a newer mqttref, a file that is not an SQLite database (or is
@@ -48,19 +58,26 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
-from mqttref.impl.codec.packets import QoS
+from mqttref.impl.codec import wire
+from mqttref.impl.codec.errors import ProtocolError
+from mqttref.impl.codec.packets import NO_PROPERTIES, PacketType, Properties, QoS
+from mqttref.impl.codec.properties import encode_properties, read_properties
 from mqttref.impl.flow import OutboundState
 from mqttref.impl.message import Message, OutboundMessage
 from mqttref.impl.store.base import (
     NEVER_DISCONNECTED,
+    NO_OPTIONS,
     SessionExpiry,
     SessionRecord,
     Store,
     StoredInflight,
+    SubscriptionOptions,
+    keep_options,
 )
 from mqttref.impl.store.datadir import DataDirectory, StoreError
 
@@ -122,29 +139,46 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         *(f"ALTER TABLE {table}_2 RENAME TO {table}"
           for table in ("sessions", "subscriptions", "queue", "inflight", "awaiting_rel")),
     ),
+    # 2 -> 3: MQTT 5.0 session state (issue 15). Messages keep their properties (the
+    # PUBLISH property block) and their expiry (a wall-clock deadline); subscriptions
+    # their options. Every existing row is a 3.x one: no properties, no expiry, no options.
+    (
+        *(f"ALTER TABLE {table} ADD COLUMN {column}"
+          for table in ("queue", "inflight", "retained")
+          for column in ("properties BLOB", "expires_at REAL")),
+        "ALTER TABLE subscriptions ADD COLUMN no_local INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE subscriptions ADD COLUMN retain_as_published INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE subscriptions ADD COLUMN identifier INTEGER",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 _INSERT_SESSION = "INSERT INTO sessions (session, client_id) VALUES (?, ?)"
 _SET_EXPIRY = "UPDATE sessions SET disconnected_at = ?, expiry_interval = ? WHERE session = ?"
 _SET_SUBSCRIPTION = (
-    "INSERT OR REPLACE INTO subscriptions (session, topic_filter, qos) VALUES (?, ?, ?)"
+    "INSERT OR REPLACE INTO subscriptions"
+    " (session, topic_filter, qos, no_local, retain_as_published, identifier)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
 )
 _DELETE_SUBSCRIPTION = "DELETE FROM subscriptions WHERE session = ? AND topic_filter = ?"
 _QUEUE_APPEND = (
-    "INSERT OR REPLACE INTO queue (session, seq, topic, qos, payload, retain)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT OR REPLACE INTO queue"
+    " (session, seq, topic, qos, payload, retain, properties, expires_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _QUEUE_REMOVE = "DELETE FROM queue WHERE session = ? AND seq = ?"
 _INFLIGHT_SET = (
     "INSERT OR REPLACE INTO inflight"
-    " (session, packet_id, sent_order, state, topic, qos, payload, retain)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " (session, packet_id, sent_order, state, topic, qos, payload, retain, properties,"
+    " expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INFLIGHT_REMOVE = "DELETE FROM inflight WHERE session = ? AND packet_id = ?"
 _AWAITING_ADD = "INSERT OR IGNORE INTO awaiting_rel (session, packet_id) VALUES (?, ?)"
 _AWAITING_REMOVE = "DELETE FROM awaiting_rel WHERE session = ? AND packet_id = ?"
-_SET_RETAINED = "INSERT OR REPLACE INTO retained (topic, payload, qos) VALUES (?, ?, ?)"
+_SET_RETAINED = (
+    "INSERT OR REPLACE INTO retained (topic, payload, qos, properties, expires_at)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
 _CLEAR_RETAINED = "DELETE FROM retained WHERE topic = ?"
 _SESSION_TABLES: Final = ("subscriptions", "queue", "inflight", "awaiting_rel", "sessions")
 
@@ -156,12 +190,21 @@ Operation = tuple[str, tuple[Any, ...]]
 class SQLiteStore(Store):
     """Everything the broker must not lose, in ``DATA_DIR/mqttref.db``."""
 
-    def __init__(self, directory: Path, *, synchronous: str = "normal") -> None:
+    def __init__(
+        self, directory: Path, *, synchronous: str = "normal",
+        wall_clock: Callable[[], float] = time.time,
+        loop_clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.directory = DataDirectory(directory)
         self.path = self.directory.database_path
         if synchronous.upper() not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous: expected 'normal' or 'full', got {synchronous!r}")
         self.synchronous = synchronous.upper()
+        self.wall_clock = wall_clock
+        """What message deadlines are kept in: it means the same after a restart."""
+        self.loop_clock = loop_clock
+        """The broker's clock, in which ``expires_at`` arrives and is given back: its
+        event loop's ``time()``, which is ``time.monotonic()`` under asyncio and uvloop."""
         self._db: sqlite3.Connection | None = None
         self._pending: dict[tuple[Any, ...], Operation] = {}
         """Row key -> the newest statement for that row, since the last commit."""
@@ -172,6 +215,8 @@ class SQLiteStore(Store):
         """Sessions whose expiry is not ``NEVER_DISCONNECTED`` (connected sessions are not here)."""
         self._subscriptions: dict[str, dict[str, QoS]] = {}
         """Every session's subscriptions, persistent or clean (the disk has the former)."""
+        self._options: dict[str, dict[str, SubscriptionOptions]] = {}
+        """The options of those subscriptions that have any (``keep_options``)."""
         self._retained: dict[str, Message] = {}
         self._sent_order: dict[int, dict[int, int]] = {}
         """Session key -> packet id -> when first sent; kept while the message is in flight."""
@@ -322,12 +367,21 @@ class SQLiteStore(Store):
                 if disconnected_at is not None or interval is not None:
                     self._expiry[client_id] = SessionExpiry(disconnected_at, interval)
             self._next_key = max(names, default=0) + 1
-            for key, topic_filter, qos in db.execute(
-                "SELECT session, topic_filter, qos FROM subscriptions"
+            for key, topic_filter, qos, no_local, rap, identifier in db.execute(
+                "SELECT session, topic_filter, qos, no_local, retain_as_published, identifier"
+                " FROM subscriptions"
             ):
                 self._subscriptions.setdefault(names[key], {})[topic_filter] = QoS(qos)
-            for topic, payload, qos in db.execute("SELECT topic, payload, qos FROM retained"):
-                self._retained[topic] = Message(topic, bytes(payload), QoS(qos), True)
+                keep_options(self._options, names[key], topic_filter,
+                             SubscriptionOptions(bool(no_local), bool(rap), identifier))
+            to_loop = self.loop_clock() - self.wall_clock()
+            for topic, payload, qos, properties, expires_at in db.execute(
+                "SELECT topic, payload, qos, properties, expires_at FROM retained"
+            ):
+                self._retained[topic] = Message(
+                    topic, bytes(payload), QoS(qos), True, properties=_properties(properties),
+                    expires_at=None if expires_at is None else expires_at + to_loop,
+                )
             next_order = 1
             for key, packet_id, order in db.execute(
                 "SELECT session, packet_id, sent_order FROM inflight"
@@ -335,7 +389,7 @@ class SQLiteStore(Store):
                 self._sent_order.setdefault(key, {})[packet_id] = order
                 next_order = max(next_order, order + 1)
             self._next_order = next_order
-        except (sqlite3.Error, ValueError, KeyError) as exc:
+        except (sqlite3.Error, ValueError, KeyError, ProtocolError) as exc:
             raise StoreError(f"database {self.path}: corrupt: {exc}") from exc
 
     def _require_db(self) -> sqlite3.Connection:
@@ -403,9 +457,10 @@ class SQLiteStore(Store):
         key = self._keys[client_id] = self._next_key
         self._next_key += 1
         self._record(("session", key), _INSERT_SESSION, (key, client_id))
+        options = self._options.get(client_id, {})
         for topic_filter, qos in self._subscriptions.get(client_id, {}).items():
-            self._record(("sub", key, topic_filter), _SET_SUBSCRIPTION,
-                         (key, topic_filter, int(qos)))
+            self._record_subscription(key, topic_filter, qos,
+                                      options.get(topic_filter, NO_OPTIONS))
 
     def load_session(self, client_id: str) -> SessionRecord | None:
         key = self._keys.get(client_id)
@@ -414,42 +469,56 @@ class SQLiteStore(Store):
         db = self._require_db()
         try:
             self._apply(db)
+            to_loop = self.loop_clock() - self.wall_clock()
             return SessionRecord(
                 client_id=client_id,
                 subscriptions=dict(self._subscriptions.get(client_id, {})),
-                queue=list(self._stored_queue(db, key)),
-                inflight=list(self._stored_inflight(db, key)),
+                queue=list(self._stored_queue(db, key, to_loop)),
+                inflight=list(self._stored_inflight(db, key, to_loop)),
                 awaiting_rel=frozenset(
                     row[0] for row in db.execute(
                         "SELECT packet_id FROM awaiting_rel WHERE session = ?", (key,)
                     )
                 ),
                 expiry=self._expiry.get(client_id, NEVER_DISCONNECTED),
+                options=dict(self._options.get(client_id, {})),
             )
-        except (sqlite3.Error, ValueError, KeyError) as exc:
+        except (sqlite3.Error, ValueError, KeyError, ProtocolError) as exc:
             raise StoreError(f"database {self.path}: cannot read session "
                              f"{client_id[:100]!r}: {exc}") from exc
 
     @staticmethod
-    def _stored_queue(db: sqlite3.Connection, key: int) -> Iterator[tuple[int, OutboundMessage]]:
-        for seq, topic, qos, payload, retain in db.execute(
-            "SELECT seq, topic, qos, payload, retain FROM queue WHERE session = ? ORDER BY seq",
-            (key,),
+    def _stored_queue(
+        db: sqlite3.Connection, key: int, to_loop: float
+    ) -> Iterator[tuple[int, OutboundMessage]]:
+        """The queue in order; ``to_loop`` turns a wall-clock deadline into a loop-clock one."""
+        for seq, topic, qos, payload, retain, properties, expires_at in db.execute(
+            "SELECT seq, topic, qos, payload, retain, properties, expires_at FROM queue"
+            " WHERE session = ? ORDER BY seq", (key,),
         ):
-            yield seq, OutboundMessage(topic, 0, QoS(qos), bytes(payload), bool(retain))
+            yield seq, OutboundMessage(
+                topic, 0, QoS(qos), bytes(payload), bool(retain), _properties(properties),
+                None if expires_at is None else expires_at + to_loop,
+            )
 
     @staticmethod
-    def _stored_inflight(db: sqlite3.Connection, key: int) -> Iterator[StoredInflight]:
-        for packet_id, state, topic, qos, payload, retain in db.execute(
-            "SELECT packet_id, state, topic, qos, payload, retain FROM inflight"
-            " WHERE session = ? ORDER BY sent_order", (key,)
+    def _stored_inflight(
+        db: sqlite3.Connection, key: int, to_loop: float
+    ) -> Iterator[StoredInflight]:
+        for packet_id, state, topic, qos, payload, retain, properties, expires_at in db.execute(
+            "SELECT packet_id, state, topic, qos, payload, retain, properties, expires_at"
+            " FROM inflight WHERE session = ? ORDER BY sent_order", (key,)
         ):
-            message = OutboundMessage(topic, packet_id, QoS(qos), bytes(payload), bool(retain))
+            message = OutboundMessage(
+                topic, packet_id, QoS(qos), bytes(payload), bool(retain),
+                _properties(properties), None if expires_at is None else expires_at + to_loop,
+            )
             yield StoredInflight(packet_id, _STATES[state], message)
 
     def delete_session(self, client_id: str) -> None:
         """Forget a session: its rows go in the current batch, after what came before."""
         self._subscriptions.pop(client_id, None)
+        self._options.pop(client_id, None)
         key = self._keys.pop(client_id, None)
         if key is None:
             return
@@ -497,12 +566,23 @@ class SQLiteStore(Store):
 
     # Subscriptions --------------------------------------------------------------------
 
-    def set_subscription(self, client_id: str, topic_filter: str, qos: QoS) -> None:
+    def set_subscription(
+        self, client_id: str, topic_filter: str, qos: QoS,
+        options: SubscriptionOptions = NO_OPTIONS,
+    ) -> None:
         self._subscriptions.setdefault(client_id, {})[topic_filter] = qos
+        keep_options(self._options, client_id, topic_filter, options)
         key = self._keys.get(client_id)
         if key is not None:
-            self._record(("sub", key, topic_filter), _SET_SUBSCRIPTION,
-                         (key, topic_filter, int(qos)))
+            self._record_subscription(key, topic_filter, qos, options)
+
+    def _record_subscription(
+        self, key: int, topic_filter: str, qos: QoS, options: SubscriptionOptions
+    ) -> None:
+        self._record(("sub", key, topic_filter), _SET_SUBSCRIPTION, (
+            key, topic_filter, int(qos), int(options.no_local),
+            int(options.retain_as_published), options.identifier,
+        ))
 
     def delete_subscription(self, client_id: str, topic_filter: str) -> None:
         filters = self._subscriptions.get(client_id)
@@ -510,6 +590,7 @@ class SQLiteStore(Store):
             filters.pop(topic_filter, None)
             if not filters:
                 del self._subscriptions[client_id]
+        keep_options(self._options, client_id, topic_filter, NO_OPTIONS)
         key = self._keys.get(client_id)
         if key is not None:
             self._record(("sub", key, topic_filter), _DELETE_SUBSCRIPTION, (key, topic_filter))
@@ -528,7 +609,8 @@ class SQLiteStore(Store):
         if key is not None:
             self._record(("queue", key, seq), _QUEUE_APPEND, (
                 key, seq, message.topic, int(message.qos), message.payload,
-                int(message.retain),
+                int(message.retain), _property_block(message.properties),
+                self._wall_deadline(message.expires_at),
             ))
 
     def queue_remove(self, client_id: str, seq: int) -> None:
@@ -553,7 +635,8 @@ class SQLiteStore(Store):
             self._next_order += 1
         self._record(("inflight", key, packet_id), _INFLIGHT_SET, (
             key, packet_id, order, state.name, message.topic, int(message.qos),
-            message.payload, int(message.retain),
+            message.payload, int(message.retain), _property_block(message.properties),
+            self._wall_deadline(message.expires_at),
         ))
 
     def inflight_remove(self, client_id: str, packet_id: int) -> None:
@@ -584,14 +667,37 @@ class SQLiteStore(Store):
             self._record(("retained", topic), _CLEAR_RETAINED, (topic,))
         else:
             self._retained[topic] = message
-            self._record(("retained", topic), _SET_RETAINED,
-                         (topic, message.payload, int(message.qos)))
+            self._record(("retained", topic), _SET_RETAINED, (
+                topic, message.payload, int(message.qos), _property_block(message.properties),
+                self._wall_deadline(message.expires_at),
+            ))
 
     def get_retained(self, topic: str) -> Message | None:
         return self._retained.get(topic)
 
     def retained(self) -> Iterable[Message]:
         return list(self._retained.values())
+
+    def _wall_deadline(self, expires_at: float | None) -> float | None:
+        """A message's deadline on the wall clock, to be kept across a restart."""
+        if expires_at is None:
+            return None
+        return expires_at - self.loop_clock() + self.wall_clock()
+
+
+def _property_block(properties: Properties) -> bytes | None:
+    """A message's properties as a PUBLISH carries them; None (NULL) for none."""
+    if properties is NO_PROPERTIES:
+        return None
+    block = encode_properties(properties, PacketType.PUBLISH)
+    return None if block == b"\x00" else block
+
+
+def _properties(block: bytes | None) -> Properties:
+    """The properties a stored property block holds (a 3.x row's NULL holds none)."""
+    if not block:
+        return NO_PROPERTIES
+    return read_properties(wire.Reader(bytes(block)), PacketType.PUBLISH)
 
 
 def _check_writable(path: Path) -> None:

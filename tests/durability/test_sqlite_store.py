@@ -16,10 +16,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mqttref.impl.codec.packets import QoS
+from mqttref.impl.codec.packets import NO_PROPERTIES, Properties, QoS
 from mqttref.impl.flow import OutboundState
 from mqttref.impl.message import Message, OutboundMessage
 from mqttref.impl.store import MemoryStore, SQLiteStore, Store, StoreError
+from mqttref.impl.store.base import NO_OPTIONS, SubscriptionOptions
 from mqttref.impl.store.sqlite import SCHEMA_VERSION
 
 Q1, Q2 = QoS.AT_LEAST_ONCE, QoS.EXACTLY_ONCE
@@ -40,7 +41,8 @@ def store(tmp_path: Path) -> Iterator[SQLiteStore]:
 def reopen(store: SQLiteStore) -> SQLiteStore:
     store.commit()
     store.close()
-    again = SQLiteStore(store.directory.path)
+    again = SQLiteStore(store.directory.path, wall_clock=store.wall_clock,
+                        loop_clock=store.loop_clock)
     again.open()
     return again
 
@@ -145,7 +147,7 @@ def test_a_session_made_persistent_after_subscribing_stores_its_subscriptions(
     store.create_session("c")
     store.commit()
     assert rows(store.path, "sessions") == [(1, "c", None, None)]
-    assert rows(store.path, "subscriptions") == [(1, "t", 2)]  # by the session's key
+    assert rows(store.path, "subscriptions") == [(1, "t", 2, 0, 0, None)]  # by the session's key
 
 
 def test_retained_messages_are_set_replaced_and_cleared_on_disk(store: SQLiteStore) -> None:
@@ -273,7 +275,9 @@ _OPS = st.lists(
         st.tuples(st.just("create"), st.sampled_from("ab")),
         st.tuples(st.just("delete"), st.sampled_from("ab")),
         st.tuples(st.just("sub"), st.sampled_from("abc"), st.sampled_from(["x", "y/#"]),
-                  st.sampled_from([QoS.AT_MOST_ONCE, Q1, Q2])),
+                  st.sampled_from([QoS.AT_MOST_ONCE, Q1, Q2]),
+                  st.sampled_from([NO_OPTIONS, SubscriptionOptions(no_local=True),
+                                   SubscriptionOptions(False, True, 3)])),
         st.tuples(st.just("unsub"), st.sampled_from("abc"), st.sampled_from(["x", "y/#"])),
         st.tuples(st.just("append"), st.sampled_from("ab"), st.integers(1, 4)),
         st.tuples(st.just("pop"), st.sampled_from("ab"), st.integers(1, 4)),
@@ -301,7 +305,9 @@ def _apply(store: Store, op: tuple[object, ...], persistent: set[str]) -> None:
         persistent.discard(str(args[0]))
         store.delete_session(str(args[0]))
     elif kind == "sub":
-        store.set_subscription(str(args[0]), str(args[1]), QoS(int(str(args[2]))))
+        options = args[3]
+        assert isinstance(options, SubscriptionOptions)
+        store.set_subscription(str(args[0]), str(args[1]), QoS(int(str(args[2]))), options)
     elif kind == "unsub":
         store.delete_subscription(str(args[0]), str(args[1]))
     elif kind == "commit":
@@ -315,18 +321,21 @@ def _apply(store: Store, op: tuple[object, ...], persistent: set[str]) -> None:
     elif kind == "retain":
         payload = args[1]
         assert isinstance(payload, bytes)
-        store.set_retained(str(args[0]), Message(str(args[0]), payload, Q1, True)
-                           if payload else None)
+        store.set_retained(str(args[0]), Message(
+            str(args[0]), payload, Q1, True, properties=_properties(len(payload)),
+            expires_at=_expiry(len(payload))) if payload else None)
     elif str(args[0]) in persistent:  # the broker tells these for persistent sessions only
         client, number = str(args[0]), int(str(args[1]))
         if kind == "append":
-            store.queue_append(client, number, out("q", b"%d" % number))
+            store.queue_append(client, number, OutboundMessage(
+                "q", 0, Q1, b"%d" % number, False, _properties(number), _expiry(number)))
         elif kind == "pop":
             store.queue_remove(client, number)
         elif kind == "inflight":
             state = args[2]
             assert isinstance(state, OutboundState)
-            store.inflight_set(client, number, state, out("i", b"%d" % number, Q2, number))
+            store.inflight_set(client, number, state, OutboundMessage(
+                "i", number, Q2, b"%d" % number, False, _properties(number), _expiry(number)))
         elif kind == "acked":
             store.inflight_remove(client, number)
         elif kind == "rel+":
@@ -335,12 +344,25 @@ def _apply(store: Store, op: tuple[object, ...], persistent: set[str]) -> None:
             store.awaiting_rel_remove(client, number)
 
 
+def _properties(number: int) -> Properties:
+    """Some messages with 5.0 properties, some without."""
+    if number % 2:
+        return NO_PROPERTIES
+    return Properties(content_type="n", user_properties=(("n", str(number)), ("m", "")))
+
+
+def _expiry(number: int) -> float | None:
+    """Some messages expire (whole seconds: the clock conversion below is exact), some not."""
+    return None if number % 3 else float(100 * number)
+
+
 @given(ops=_OPS)
 def test_after_a_reopen_the_sqlite_store_holds_what_the_memory_store_holds(
     tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[object, ...]]
 ) -> None:
     directory = tmp_path_factory.mktemp("agree")
-    memory, disk = MemoryStore(), SQLiteStore(directory)
+    memory = MemoryStore()
+    disk = SQLiteStore(directory, wall_clock=lambda: 1_700_000_000.0, loop_clock=lambda: 5.0)
     disk.open()
     persistent: set[str] = set()
     for op in ops:
@@ -354,9 +376,9 @@ def test_after_a_reopen_the_sqlite_store_holds_what_the_memory_store_holds(
         on_disk = sorted((c, f, q) for c, f, q in reopened.subscriptions())
         kept = sorted((c, f, q) for c, f, q in memory.subscriptions() if c in persistent)
         assert on_disk == kept
-        assert sorted((m.topic, m.payload) for m in reopened.retained()) == sorted(
-            (m.topic, m.payload) for m in memory.retained()
-        )
+        assert sorted(
+            (m.topic, m.payload, m.properties, m.expires_at) for m in reopened.retained()
+        ) == sorted((m.topic, m.payload, m.properties, m.expires_at) for m in memory.retained())
     finally:
         reopened.close()
 
