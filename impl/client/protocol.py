@@ -55,6 +55,7 @@ import attrs
 
 from mqttref.impl.client import validation
 from mqttref.impl.client.errors import (
+    AuthenticationFailed,
     InvalidArgument,
     MQTTTimeout,
     NotSupportedByServer,
@@ -713,6 +714,8 @@ class ClientProtocol:
                 )
         except ClientError as exc:
             self._close_5(exc, ReasonCode.NOT_AUTHORIZED)
+        except ProtocolError as exc:  # the method's own error (impl/auth's AuthError)
+            self._close_5(AuthenticationFailed(str(exc)), ReasonCode.NOT_AUTHORIZED)
 
     # -- MQTT 5.0 helpers -----------------------------------------------------
 
@@ -724,6 +727,9 @@ class ClientProtocol:
                 authenticator.finish(properties.authentication_data)
             except ClientError as exc:
                 self._close_5(exc, ReasonCode.NOT_AUTHORIZED)
+                return False
+            except ProtocolError as exc:  # e.g. the server's SCRAM signature is wrong
+                self._close_5(AuthenticationFailed(str(exc)), ReasonCode.NOT_AUTHORIZED)
                 return False
         self.connack_properties = properties
         self.limits = ServerLimits.from_connack(properties)
