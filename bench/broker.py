@@ -3,17 +3,21 @@
     .venv/bin/python bench/broker.py                     # every scenario, both brokers
     .venv/bin/python bench/broker.py --quick --broker mosquitto --scenario fanin
     .venv/bin/python bench/broker.py --scenario qos1,qos2 --json /tmp/bench.json
+    .venv/bin/python bench/broker.py --scenario qos1 --protocol both   # MQTT 3.1.1 and 5.0
 
 Each scenario starts a fresh broker on a free loopback port (mosquitto from a generated config,
 mqttref as ``mqttref broker -p PORT --memory``), runs the generator processes against it, stops it,
 then does the same with the other broker. The first table lists every run; the second puts the
-per-broker-CPU-second figures side by side with the ratios and issue 9's targets. See
+per-broker-CPU-second figures side by side with the ratios and issue 9's targets. With
+``--protocol both`` every scenario runs with its clients at MQTT 3.1.1 and at 5.0 in turns, and a
+last table gives each broker's 5.0/3.1.1 ratio and issue 15's target for QoS 1. See
 docs/performance.md for what the figures mean and a recorded run.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -28,8 +32,10 @@ from typing import Any
 import sampling
 from brokers import MOSQUITTO, REPO, BrokerGone, BrokerUnavailable, running
 from report import (
+    FIVE_VERSUS_THREE,
     SQLITE_VERSUS_MEMORY,
     durability_verdicts,
+    level_verdicts,
     markdown,
     runs_table,
     verdict_table,
@@ -44,6 +50,7 @@ CHOICES = {
     "all": list(BROKERS),
     **{name: [name] for name in BROKERS},
 }
+PROTOCOLS = {"4": [4], "5": [5], "both": [4, 5]}
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -65,6 +72,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--quick", action="store_true", help="small counts: a smoke run, not figures"
+    )
+    parser.add_argument(
+        "--protocol",
+        choices=list(PROTOCOLS),
+        default="4",
+        help="the level the generator's clients speak: 4 = MQTT 3.1.1, 5 = MQTT 5.0 (empty "
+        "property blocks), both = each scenario at 4 and at 5, with the 5/4 ratios",
     )
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     parser.add_argument(
@@ -102,6 +116,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
             names += ALIASES.get(name, [name])
     args.scenarios = list(dict.fromkeys(names))
     args.brokers = CHOICES[args.broker]
+    args.levels = PROTOCOLS[args.protocol]
     return args
 
 
@@ -152,10 +167,16 @@ def _summarize(output: Path) -> None:
 
 
 def _run_once(
-    name: str, broker_name: str, args: argparse.Namespace, workdir: Path, machine: dict[str, Any]
+    name: str,
+    broker_name: str,
+    args: argparse.Namespace,
+    workdir: Path,
+    machine: dict[str, Any],
+    *,
+    level: int,
 ) -> Outcome:
     """One scenario on a freshly started broker (sampled with py-spy under ``--profile``)."""
-    size = QUICK if args.quick else FULL
+    size = dataclasses.replace(QUICK if args.quick else FULL, level=level)
     extra = args.mqttref_arg if broker_name.startswith("mqttref") else []
     with running(broker_name, workdir, extra) as broker:
         if broker_name.startswith("mqttref"):
@@ -163,7 +184,8 @@ def _run_once(
         sampler = None
         if args.profile and broker_name.startswith("mqttref"):
             args.profile.mkdir(parents=True, exist_ok=True)
-            sampler = sampling.attach(broker.pid, args.profile / f"{name}-{broker_name}.txt")
+            stem = f"{name}-{broker_name}" + ("-v5" if level == 5 else "")
+            sampler = sampling.attach(broker.pid, args.profile / f"{stem}.txt")
         try:
             outcome = SCENARIOS[name](broker, size)
         finally:
@@ -186,27 +208,34 @@ def main(argv: list[str] | None = None) -> int:
     unavailable: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="mqttref-bench-") as tmp:
         for name in args.scenarios:
-            runs: dict[str, list[Outcome]] = {broker_name: [] for broker_name in args.brokers}
+            turns = [(level, b) for level in args.levels for b in args.brokers]
+            runs: dict[tuple[int, str], list[Outcome]] = {turn: [] for turn in turns}
             for _ in range(args.repeat):
-                for broker_name in args.brokers:  # taking turns, so noise falls on all
+                for level, broker_name in turns:  # taking turns, so noise falls on all
                     if broker_name in unavailable:
                         continue
+                    where = {"scenario": name, "broker": broker_name, "level": str(level)}
                     try:
-                        outcome = _run_once(name, broker_name, args, Path(tmp), machine)
+                        outcome = _run_once(
+                            name, broker_name, args, Path(tmp), machine, level=level
+                        )
                     except BrokerUnavailable as exc:
                         unavailable.add(broker_name)
-                        errors.append({"scenario": name, "broker": broker_name, "error": str(exc)})
+                        errors.append({**where, "error": str(exc)})
                         print(f"! {broker_name} unavailable: {exc}", file=sys.stderr, flush=True)
                         continue
                     except (ScenarioFailed, BrokerGone) as exc:
-                        errors.append({"scenario": name, "broker": broker_name, "error": str(exc)})
+                        errors.append({**where, "error": str(exc)})
                         print(
-                            f"! {name} on {broker_name} failed:\n{exc}", file=sys.stderr, flush=True
+                            f"! {name} on {broker_name} at level {level} failed:\n{exc}",
+                            file=sys.stderr,
+                            flush=True,
                         )
                         continue
-                    runs[broker_name].append(outcome)
+                    runs[level, broker_name].append(outcome)
                     print(
-                        f"  {name:9} {broker_name:14} {outcome.delivered:,}/{outcome.expected:,} "
+                        f"  {name:9} {broker_name:14} v{level} "
+                        f"{outcome.delivered:,}/{outcome.expected:,} "
                         f"in {outcome.wall_s:.2f} s, broker CPU {outcome.broker_cpu_s:.2f} s, "
                         f"generator CPU {outcome.gen_cpu_s:.2f} s",
                         flush=True,
@@ -222,6 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     if durable:
         print()
         print(verdict_table(durable, SQLITE_VERSUS_MEMORY))
+    levels = level_verdicts(outcomes)
+    if levels:
+        print()
+        print(verdict_table(levels, FIVE_VERSUS_THREE))
     if "mqttref_uvloop" in machine:
         print(
             "\nmqttref event loop: "
@@ -230,15 +263,17 @@ def main(argv: list[str] | None = None) -> int:
     machine["load_average_after"] = _load()
     print(f"load average before {machine['load_average']}, after {machine['load_average_after']}")
     if args.markdown:
-        args.markdown.write_text(markdown(outcomes, found, durable))
+        args.markdown.write_text(markdown(outcomes, found, durable, levels))
     if args.json:
         report = {
             "machine": machine,
             "size": "quick" if args.quick else "full",
             "repeat": args.repeat,
+            "levels": args.levels,
             "outcomes": [o.as_json() for o in outcomes],
             "verdicts": [dict(vars(v), ratio=v.ratio) for v in found],
             "durability": [dict(vars(v), ratio=v.ratio) for v in durable],
+            "levels_5_vs_4": [dict(vars(v), ratio=v.ratio) for v in levels],
             "errors": errors,
         }
         args.json.write_text(json.dumps(report, indent=2) + "\n")

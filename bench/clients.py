@@ -20,12 +20,12 @@ from typing import Any, Protocol
 
 import frames
 
-from mqttref.impl.codec.packets import PubAck, PubComp, PubRec, PubRel
+from mqttref.impl.codec.codec import Decoder
+from mqttref.impl.codec.packets import ConnAck, ProtocolLevel, PubAck, PubComp, PubRec, PubRel
 
 HOST = "127.0.0.1"
 RECV_SIZE = 1 << 20
 SOCKET_BUFFER = 1 << 21
-CONNACK_ACCEPTED = b"\x20\x02\x00\x00"
 
 
 class Context(Protocol):
@@ -43,28 +43,58 @@ class BrokerRefused(RuntimeError):
 
 
 def open_client(
-    port: int, client_id: str, clean_session: bool = True, timeout: float = 10.0
+    port: int,
+    client_id: str,
+    clean_session: bool = True,
+    timeout: float = 10.0,
+    *,
+    level: int = 4,
+    in_flight: int = 0,
 ) -> socket.socket:
-    """Connect one client: TCP connect, CONNECT, and a CONNACK that accepts it."""
+    """Connect one client: TCP connect, CONNECT, and a CONNACK that accepts it.
+
+    ``in_flight``: how many QoS 1/2 PUBLISH the client will keep unacknowledged. A 5.0 broker
+    states its Receive Maximum in CONNACK and may close a client that sends more [MQTT-3.3.4-9];
+    a broker that allows fewer than the scenario's window cannot run it, so it is refused here.
+    """
     sock = socket.create_connection((HOST, port), timeout=timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
-    sock.sendall(frames.connect_frame(client_id, clean_session=clean_session))
-    connack = _read_exactly(sock, 4)
-    if connack != CONNACK_ACCEPTED:
-        raise BrokerRefused(
-            f"{client_id}: CONNACK {connack.hex()} instead of {CONNACK_ACCEPTED.hex()}"
-        )
+    sock.sendall(frames.connect_frame(client_id, clean_session=clean_session, level=level))
+    connack = read_frame(sock)
+    if not frames.connack_accepted(connack):
+        raise BrokerRefused(f"{client_id}: CONNACK {connack.hex()} does not accept it")
+    if level == 5 and in_flight:
+        [packet] = Decoder(protocol_level=ProtocolLevel.MQTT_5).feed(connack)
+        assert isinstance(packet, ConnAck)  # connack_accepted read its type
+        receive_maximum = packet.properties.receive_maximum or 65_535
+        if receive_maximum < in_flight:
+            raise BrokerRefused(
+                f"{client_id}: the broker's Receive Maximum {receive_maximum} is below the "
+                f"scenario's {in_flight} in flight"
+            )
     return sock
 
 
-def subscribe(sock: socket.socket, topic_filter: str, qos: int) -> None:
-    """Subscribe and wait for the SUBACK granting exactly ``qos``."""
-    sock.sendall(frames.subscribe_frame(topic_filter, qos))
-    suback = _read_exactly(sock, 5)
-    if suback[0] >> 4 != frames.SUBACK or suback[4] != qos:
+def subscribe(sock: socket.socket, topic_filter: str, qos: int, level: int = 4) -> None:
+    """Subscribe and wait for the SUBACK granting exactly ``qos`` (its last byte at either level:
+    5.0 puts an empty property block before the reason codes [MQTT-3.9.2.1])."""
+    sock.sendall(frames.subscribe_frame(topic_filter, qos, level=level))
+    suback = read_frame(sock)
+    if suback[0] >> 4 != frames.SUBACK or suback[-1] != qos:
         raise BrokerRefused(f"SUBSCRIBE {topic_filter} at QoS {qos} answered by {suback.hex()}")
+
+
+def read_frame(sock: socket.socket) -> bytes:
+    """One whole frame, read by its fixed header: set-up and the storm only, never a hot loop."""
+    data = _read_exactly(sock, 2)
+    while data[-1] & 0x80 and len(data) < 5:
+        data += _read_exactly(sock, 1)
+    length = 0
+    for shift, byte in enumerate(data[1:]):
+        length |= (byte & 0x7F) << (7 * shift)
+    return data + _read_exactly(sock, length)
 
 
 def _read_exactly(sock: socket.socket, size: int) -> bytes:
@@ -97,6 +127,8 @@ class Role:
     ends_scenario: bool = True
     clean_session: bool = True
     """False: a persistent session (clean session 0), which a disk store must write through."""
+    level: int = 4
+    """The protocol level every packet of the role is encoded at: 4 (3.1.1) or 5 (5.0)."""
     sockets: list[socket.socket] = field(default_factory=list, repr=False)
 
     def setup(self) -> None:
@@ -126,8 +158,8 @@ class Qos0Publisher(Role):
     batch: int = 500
 
     def setup(self) -> None:
-        self.sockets = [open_client(self.port, self.client_id)]
-        self.frame = frames.publish_frame(self.topic, b"x" * self.payload_size)
+        self.sockets = [open_client(self.port, self.client_id, level=self.level)]
+        self.frame = frames.publish_frame(self.topic, b"x" * self.payload_size, level=self.level)
 
     def run(self, ctx: Context) -> dict[str, Any]:
         sock = self.sockets[0]
@@ -159,8 +191,8 @@ class CountingSubscriber(Role):
 
     def setup(self) -> None:
         for index in range(self.clients):
-            sock = open_client(self.port, f"{self.client_prefix}-{index}")
-            subscribe(sock, self.topic_filter, 0)
+            sock = open_client(self.port, f"{self.client_prefix}-{index}", level=self.level)
+            subscribe(sock, self.topic_filter, 0, self.level)
             sock.setblocking(False)
             self.sockets.append(sock)
 
@@ -216,9 +248,18 @@ class WindowPublisher(Role):
     idle_s: float = 5.0
 
     def setup(self) -> None:
-        self.sockets = [open_client(self.port, self.client_id, self.clean_session)]
-        self.table = frames.publish_table(self.topic, b"x" * self.payload_size, self.qos)
-        self.pubrel = frames.ack_table(PubRel)
+        self.sockets = [
+            open_client(
+                self.port,
+                self.client_id,
+                self.clean_session,
+                level=self.level,
+                in_flight=self.window,
+            )
+        ]
+        payload = b"x" * self.payload_size
+        self.table = frames.publish_table(self.topic, payload, self.qos, self.level)
+        self.pubrel = frames.ack_table(PubRel, self.level)
 
     def run(self, ctx: Context) -> dict[str, Any]:
         sock = self.sockets[0]
@@ -279,12 +320,12 @@ class AckingSubscriber(Role):
     idle_s: float = 5.0
 
     def setup(self) -> None:
-        sock = open_client(self.port, self.client_id, self.clean_session)
-        subscribe(sock, self.topic_filter, self.qos)
+        sock = open_client(self.port, self.client_id, self.clean_session, level=self.level)
+        subscribe(sock, self.topic_filter, self.qos, self.level)
         self.sockets = [sock]
-        self.puback = frames.ack_table(PubAck)
-        self.pubrec = frames.ack_table(PubRec)
-        self.pubcomp = frames.ack_table(PubComp)
+        self.puback = frames.ack_table(PubAck, self.level)
+        self.pubrec = frames.ack_table(PubRec, self.level)
+        self.pubcomp = frames.ack_table(PubComp, self.level)
 
     def run(self, ctx: Context) -> dict[str, Any]:
         sock = self.sockets[0]
@@ -339,7 +380,9 @@ class ConnectionStorm(Role):
 
     def setup(self) -> None:
         ids = range(self.clients or self.total)
-        per_client = [frames.connect_frame(f"{self.client_prefix}-{i}") for i in ids]
+        per_client = [
+            frames.connect_frame(f"{self.client_prefix}-{i}", level=self.level) for i in ids
+        ]
         self.connects = [per_client[i % len(per_client)] for i in range(self.total)]
 
     def run(self, ctx: Context) -> dict[str, Any]:
@@ -358,7 +401,7 @@ class ConnectionStorm(Role):
                     failed += 1
             for sock in batch:
                 try:
-                    if _read_exactly(sock, 4) == CONNACK_ACCEPTED:
+                    if frames.connack_accepted(read_frame(sock)):
                         accepted += 1
                         sock.sendall(frames.DISCONNECT)
                     else:
@@ -378,7 +421,8 @@ class IdleHolder(Role):
 
     def setup(self) -> None:
         self.connects = [
-            frames.connect_frame(f"{self.client_prefix}-{i}") for i in range(self.total)
+            frames.connect_frame(f"{self.client_prefix}-{i}", level=self.level)
+            for i in range(self.total)
         ]
 
     def run(self, ctx: Context) -> dict[str, Any]:
@@ -395,7 +439,7 @@ class IdleHolder(Role):
                     pass
             for sock in batch:
                 try:
-                    if _read_exactly(sock, 4) == CONNACK_ACCEPTED:
+                    if frames.connack_accepted(read_frame(sock)):
                         self.sockets.append(sock)
                         held += 1
                         continue

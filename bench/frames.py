@@ -6,6 +6,11 @@ the bytes are what the specification says); packets that differ only in their pa
 from a table built by patching the two identifier bytes of one encoded template, and the table is
 checked against ``encode`` so a patching mistake fails at start-up rather than skewing figures.
 
+Every builder takes the protocol ``level``: 4 (MQTT 3.1.1, the default) or 5 (MQTT 5.0, with empty
+property blocks). At 5.0 a PUBLISH carries one more byte, its property length (0), between the
+packet identifier and the payload [MQTT-3.3.2.3]; acknowledgements with reason code 0x00 and no
+properties keep their 3.1.1 shape [MQTT-3.4.2.1], and so does DISCONNECT [MQTT-3.14.2.1].
+
 What the generator receives is split into frames by reading only the fixed header (type byte and
 remaining length, [MQTT-2.2]); bodies are looked into only where an acknowledgement needs the
 packet identifier or the latency scenario needs the timestamp in the payload.
@@ -15,8 +20,10 @@ from __future__ import annotations
 
 from mqttref.impl.codec.codec import encode
 from mqttref.impl.codec.packets import (
+    NO_PROPERTIES,
     Connect,
     Disconnect,
+    Properties,
     ProtocolLevel,
     PubAck,
     PubComp,
@@ -38,56 +45,90 @@ SUBACK = 9
 
 MAX_PACKET_ID = 0xFFFF
 DISCONNECT = encode(Disconnect())
+"""The same two bytes at both levels: reason 0x00 and no properties may be left out at 5.0."""
+LEVELS = (4, 5)
+NEVER_EXPIRES = 0xFFFFFFFF
 
 Frame = tuple[int, int, int]
 """(first byte, offset of the variable header, offset just past the frame) in a buffer."""
 
 
-def connect_frame(client_id: str, keep_alive: int = 0, clean_session: bool = True) -> bytes:
-    """A 3.1.1 CONNECT; keep alive 0 turns the broker's timer off [MQTT-3.1.2-24]."""
+def connect_frame(
+    client_id: str, keep_alive: int = 0, clean_session: bool = True, level: int = 4
+) -> bytes:
+    """A CONNECT; keep alive 0 turns the broker's timer off [MQTT-3.1.2-24].
+
+    At 5.0 ``clean_session`` is Clean Start, and with no properties the Session Expiry Interval
+    is 0: the session ends with the connection [MQTT-3.1.2-23], as 3.1.1's clean session 1 does.
+    A 3.1.1 persistent session (clean session 0) outlives the connection forever, so at 5.0 it
+    takes the one property that says so, Session Expiry Interval 0xFFFFFFFF (5.0, 3.1.2.11.2):
+    without it a broker could forget the persistent scenarios' sessions and store nothing.
+    """
+    properties = NO_PROPERTIES
+    if level == 5 and not clean_session:
+        properties = Properties(session_expiry_interval=NEVER_EXPIRES)
     return encode(
         Connect(
-            protocol_level=ProtocolLevel.MQTT_3_1_1,
+            protocol_level=ProtocolLevel(level),
             client_id=client_id,
             clean_session=clean_session,
             keep_alive=keep_alive,
-        )
+            properties=properties,
+        ),
+        ProtocolLevel(level),
     )
 
 
-def subscribe_frame(topic_filter: str, qos: int, packet_id: int = 1) -> bytes:
+def subscribe_frame(topic_filter: str, qos: int, packet_id: int = 1, level: int = 4) -> bytes:
     return encode(
-        Subscribe(packet_id=packet_id, subscriptions=(Subscription(topic_filter, QoS(qos)),))
+        Subscribe(packet_id=packet_id, subscriptions=(Subscription(topic_filter, QoS(qos)),)),
+        ProtocolLevel(level),
     )
 
 
-def publish_frame(topic: str, payload: bytes, qos: int = 0, packet_id: int | None = None) -> bytes:
-    return encode(Publish(topic=topic, payload=payload, qos=QoS(qos), packet_id=packet_id))
+def publish_frame(
+    topic: str, payload: bytes, qos: int = 0, packet_id: int | None = None, level: int = 4
+) -> bytes:
+    return encode(
+        Publish(topic=topic, payload=payload, qos=QoS(qos), packet_id=packet_id),
+        ProtocolLevel(level),
+    )
 
 
-def publish_table(topic: str, payload: bytes, qos: int) -> list[bytes]:
+def publish_table(topic: str, payload: bytes, qos: int, level: int = 4) -> list[bytes]:
     """PUBLISH frames indexed by packet identifier (index 0 unused): ``table[pid]``."""
-    template = publish_frame(topic, payload, qos, packet_id=0x0102)
-    at = template.index(b"\x01\x02", len(template) - len(payload) - 2)
+    template = publish_frame(topic, payload, qos, packet_id=0x0102, level=level)
+    properties = 1 if level == 5 else 0  # the empty property block's length byte
+    at = template.index(b"\x01\x02", len(template) - len(payload) - properties - 2)
     head, tail = template[:at], template[at + 2 :]
     table = [b""] + [head + pid.to_bytes(2, "big") + tail for pid in range(1, MAX_PACKET_ID + 1)]
     for pid in (1, 255, 256, 4660, MAX_PACKET_ID):
-        if table[pid] != publish_frame(topic, payload, qos, packet_id=pid):
+        if table[pid] != publish_frame(topic, payload, qos, packet_id=pid, level=level):
             raise AssertionError(f"patched PUBLISH for packet id {pid} differs from encode()")
     return table
 
 
-def ack_table(kind: type[PubAck | PubRec | PubRel | PubComp]) -> list[bytes]:
+def ack_table(kind: type[PubAck | PubRec | PubRel | PubComp], level: int = 4) -> list[bytes]:
     """Acknowledgement frames of one kind indexed by packet identifier (index 0 unused)."""
-    template = encode(kind(packet_id=1))
-    head = template[:2]
-    table = [b""] + [head + pid.to_bytes(2, "big") for pid in range(1, MAX_PACKET_ID + 1)]
+    template = encode(kind(packet_id=1), ProtocolLevel(level))
+    head, tail = template[:2], template[4:]
+    table = [b""] + [head + pid.to_bytes(2, "big") + tail for pid in range(1, MAX_PACKET_ID + 1)]
     for pid in (1, 300, MAX_PACKET_ID):
-        if table[pid] != encode(kind(packet_id=pid)):
+        if table[pid] != encode(kind(packet_id=pid), ProtocolLevel(level)):
             raise AssertionError(
                 f"patched {kind.__name__} for packet id {pid} differs from encode()"
             )
     return table
+
+
+def connack_accepted(frame: bytes) -> bool:
+    """Whether a whole CONNACK frame accepts the connection, at either level: no session present
+    and return code (3.1.1) or reason code (5.0) 0x00 [MQTT-3.2.2.3]; 5.0 properties follow."""
+    found, _ = split(frame, 0)
+    if len(found) != 1 or found[0][0] >> 4 != CONNACK:
+        return False
+    body = found[0][1]
+    return frame[body : body + 2] == b"\x00\x00"
 
 
 def count_publishes(buf: bytes, pos: int) -> tuple[int, int]:
@@ -164,7 +205,20 @@ def publish_packet_id(buf: bytes, body: int) -> int:
     return (buf[at] << 8) | buf[at + 1]
 
 
-def publish_payload_offset(buf: bytes, first: int, body: int) -> int:
-    """Where the payload of a PUBLISH starts: after the topic and, at QoS > 0, the packet id."""
+def publish_payload_offset(buf: bytes, first: int, body: int, level: int = 4) -> int:
+    """Where the payload of a PUBLISH starts: after the topic, at QoS > 0 the packet id, and at
+    5.0 the property block, a variable byte integer length and that many bytes [MQTT-3.3.2.3]."""
     at = body + 2 + ((buf[body] << 8) | buf[body + 1])
-    return at + 2 if first & 0x06 else at
+    if first & 0x06:
+        at += 2
+    if level == 5:
+        length = shift = 0
+        while True:
+            byte = buf[at]
+            at += 1
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        at += length
+    return at

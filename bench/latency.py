@@ -35,14 +35,14 @@ class PacedPublisher(Role):
     ends_scenario: bool = False
 
     def setup(self) -> None:
-        self.sockets = [open_client(self.port, self.client_id)]
+        self.sockets = [open_client(self.port, self.client_id, level=self.level)]
         zeros = b"\0" * self.payload_size
         if self.qos:
-            self.heads = [
-                f[: -self.payload_size] for f in frames.publish_table(self.topic, zeros, self.qos)
-            ]
+            table = frames.publish_table(self.topic, zeros, self.qos, self.level)
+            self.heads = [f[: -self.payload_size] for f in table]
         else:
-            self.heads = [frames.publish_frame(self.topic, zeros)[: -self.payload_size]]
+            frame = frames.publish_frame(self.topic, zeros, level=self.level)
+            self.heads = [frame[: -self.payload_size]]
         self.padding = zeros[STAMP:]
 
     def run(self, ctx: Context) -> dict[str, Any]:
@@ -90,10 +90,10 @@ class StampReader(Role):
     warmup: int = 50
 
     def setup(self) -> None:
-        sock = open_client(self.port, self.client_id)
-        subscribe(sock, self.topic_filter, self.qos)
+        sock = open_client(self.port, self.client_id, level=self.level)
+        subscribe(sock, self.topic_filter, self.qos, self.level)
         self.sockets = [sock]
-        self.puback = frames.ack_table(PubAck)
+        self.puback = frames.ack_table(PubAck, self.level)
 
     def run(self, ctx: Context) -> dict[str, Any]:
         sock = self.sockets[0]
@@ -120,7 +120,7 @@ class StampReader(Role):
                 if first >> 4 != frames.PUBLISH:
                     continue
                 delivered += 1
-                at = frames.publish_payload_offset(buf, first, body)
+                at = frames.publish_payload_offset(buf, first, body, self.level)
                 latencies.append(now - int.from_bytes(buf[at : at + STAMP], "big"))
                 if first & 0x06:
                     out.append(self.puback[frames.publish_packet_id(buf, body)])

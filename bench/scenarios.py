@@ -42,7 +42,8 @@ SETTLE_S = 1.0
 
 @dataclass(frozen=True)
 class Size:
-    """How big a run is: ``full`` for figures, ``quick`` for a smoke run."""
+    """How big a run is: ``full`` for figures, ``quick`` for a smoke run; and the protocol level
+    every client of the run speaks (``dataclasses.replace(size, level=5)``: MQTT 5.0)."""
 
     fanin_each: int
     fanout_messages: int
@@ -54,6 +55,7 @@ class Size:
     latency_s: float
     deadline_s: float
     idle_s: float
+    level: int = 4
 
 
 FULL = Size(50_000, 4_000, 50_000, 30_000, 3_000, 4, 5_000, 10.0, 120.0, 5.0)
@@ -71,6 +73,8 @@ class Outcome:
     gen_cpu_s: float
     unit: str
     figures: dict[str, Any] = field(default_factory=dict)
+    level: int = 4
+    """The protocol level the generator's clients spoke: 4 (MQTT 3.1.1) or 5 (MQTT 5.0)."""
 
     @property
     def lost(self) -> int:
@@ -124,10 +128,13 @@ def combine(runs: list[Outcome]) -> Outcome:
         gen_cpu_s=sum(run.gen_cpu_s for run in runs),
         unit=first.unit,
         figures=figures,
+        level=first.level,
     )
 
 
-def _outcome(name: str, broker: BrokerProcess, measured: Measured, unit: str) -> Outcome:
+def _outcome(
+    name: str, broker: BrokerProcess, size: Size, measured: Measured, unit: str
+) -> Outcome:
     counted = [r for r in measured.results if "delivered" in r]
     ends = [r["t_last"] for r in counted if "t_last" in r]
     wall = (max(ends) if ends else measured.t_end) - measured.t_go
@@ -146,6 +153,7 @@ def _outcome(name: str, broker: BrokerProcess, measured: Measured, unit: str) ->
         gen_cpu_s=sum(r.get("gen_cpu_s", 0.0) for r in measured.results),
         unit=unit,
         figures=figures,
+        level=size.level,
     )
 
 
@@ -154,6 +162,7 @@ def fanin(broker: BrokerProcess, size: Size) -> Outcome:
         CountingSubscriber(
             broker.port,
             size.deadline_s,
+            level=size.level,
             client_prefix="fanin-sub",
             expected_each=4 * size.fanin_each,
             idle_s=size.idle_s,
@@ -163,6 +172,7 @@ def fanin(broker: BrokerProcess, size: Size) -> Outcome:
         Qos0Publisher(
             broker.port,
             size.deadline_s,
+            level=size.level,
             ends_scenario=False,
             client_id=f"fanin-pub-{i}",
             topic=f"bench/{i}",
@@ -170,7 +180,7 @@ def fanin(broker: BrokerProcess, size: Size) -> Outcome:
         )
         for i in range(4)
     ]
-    return _outcome("fanin", broker, run_roles(roles, broker), "msg")
+    return _outcome("fanin", broker, size, run_roles(roles, broker), "msg")
 
 
 def fanout(broker: BrokerProcess, size: Size, subscribers: int = 50, processes: int = 2) -> Outcome:
@@ -179,6 +189,7 @@ def fanout(broker: BrokerProcess, size: Size, subscribers: int = 50, processes: 
         CountingSubscriber(
             broker.port,
             size.deadline_s,
+            level=size.level,
             client_prefix=f"fanout-sub-{p}",
             clients=per_process,
             expected_each=size.fanout_messages,
@@ -190,6 +201,7 @@ def fanout(broker: BrokerProcess, size: Size, subscribers: int = 50, processes: 
         Qos0Publisher(
             broker.port,
             size.deadline_s,
+            level=size.level,
             ends_scenario=False,
             client_id="fanout-pub",
             topic="bench/fanout",
@@ -197,7 +209,7 @@ def fanout(broker: BrokerProcess, size: Size, subscribers: int = 50, processes: 
             batch=100,
         )
     )
-    return _outcome("fanout", broker, run_roles(roles, broker), "delivery")
+    return _outcome("fanout", broker, size, run_roles(roles, broker), "delivery")
 
 
 def _end_to_end(
@@ -213,6 +225,7 @@ def _end_to_end(
         AckingSubscriber(
             broker.port,
             size.deadline_s,
+            level=size.level,
             client_id=f"{name}-sub",
             clean_session=not persistent,
             qos=qos,
@@ -222,6 +235,7 @@ def _end_to_end(
         WindowPublisher(
             broker.port,
             size.deadline_s,
+            level=size.level,
             client_id=f"{name}-pub",
             clean_session=not persistent,
             topic=f"bench/{name}",
@@ -231,7 +245,7 @@ def _end_to_end(
             idle_s=size.idle_s,
         ),
     ]
-    return _outcome(name, broker, run_roles(roles, broker), "msg")
+    return _outcome(name, broker, size, run_roles(roles, broker), "msg")
 
 
 def qos1(broker: BrokerProcess, size: Size) -> Outcome:
@@ -258,15 +272,18 @@ def storm(broker: BrokerProcess, size: Size) -> Outcome:
     role = ConnectionStorm(
         broker.port,
         size.deadline_s,
+        level=size.level,
         clients=size.storm_clients,
         total=size.storm_clients * size.storm_rounds,
         concurrency=50,
     )
-    return _outcome("storm", broker, run_roles([role], broker), "conn")
+    return _outcome("storm", broker, size, run_roles([role], broker), "conn")
 
 
 def idle(broker: BrokerProcess, size: Size) -> Outcome:
-    warm = ConnectionStorm(broker.port, size.deadline_s, client_prefix="warm", total=50)
+    warm = ConnectionStorm(
+        broker.port, size.deadline_s, level=size.level, client_prefix="warm", total=50
+    )
     run_roles([warm], broker)
     before = broker.memory_bytes()
 
@@ -282,8 +299,8 @@ def idle(broker: BrokerProcess, size: Size) -> Outcome:
             notes["rss_per_conn_bytes"] = (after - before) / held
         stop.set()
 
-    holder = IdleHolder(broker.port, size.deadline_s, total=size.idle_connections)
-    return _outcome("idle", broker, run_roles([holder], broker, on_report=on_held), "conn")
+    holder = IdleHolder(broker.port, size.deadline_s, level=size.level, total=size.idle_connections)
+    return _outcome("idle", broker, size, run_roles([holder], broker, on_report=on_held), "conn")
 
 
 def _latency(name: str, qos: int, broker: BrokerProcess, size: Size) -> Outcome:
@@ -293,6 +310,7 @@ def _latency(name: str, qos: int, broker: BrokerProcess, size: Size) -> Outcome:
         StampReader(
             broker.port,
             size.deadline_s,
+            level=size.level,
             client_id=f"{name}-sub",
             qos=qos,
             expected=total,
@@ -301,6 +319,7 @@ def _latency(name: str, qos: int, broker: BrokerProcess, size: Size) -> Outcome:
         PacedPublisher(
             broker.port,
             size.deadline_s,
+            level=size.level,
             client_id=f"{name}-pub",
             topic=f"bench/{name}",
             qos=qos,
@@ -311,7 +330,7 @@ def _latency(name: str, qos: int, broker: BrokerProcess, size: Size) -> Outcome:
     measured = run_roles(roles, broker)
     for key in ("p50_ms", "p99_ms", "max_ms"):
         measured.notes[key] = measured.results[0][key]
-    return _outcome(name, broker, measured, "msg")
+    return _outcome(name, broker, size, measured, "msg")
 
 
 def latency0(broker: BrokerProcess, size: Size) -> Outcome:
