@@ -76,10 +76,12 @@ from mqttref.impl.codec.packets import (
     Publish,
     PubRec,
     PubRel,
+    QoS,
     Subscribe,
     Unsubscribe,
     Will,
 )
+from mqttref.impl.codec.frames import PUBACK, PUBREC, ack_frame
 from mqttref.impl.codec.reasons import VALID_REASONS
 from mqttref.impl.flow import ConnectionState
 from mqttref.impl.logtext import broker_log, clip, clip_text
@@ -603,7 +605,12 @@ class Connection(Valve):
         message.origin = self.client_id
         matched = self.ports.router.publish(message, now)
         if packet.qos:
-            session.acknowledge(packet, matched)
+            if matched:  # the four bytes of a plain PUBACK or PUBREC (reason 0x00)
+                assert packet.packet_id is not None
+                first = PUBACK if packet.qos is QoS.AT_LEAST_ONCE else PUBREC
+                self.send_frame(ack_frame(first, packet.packet_id))
+            else:
+                session.acknowledge(packet, matched)
 
     def on_ack(self, packet: PubAck | PubRec | PubComp, now: float) -> None:
         """PUBACK, PUBREC or PUBCOMP: the session's outbound flow moves on (4.3)."""

@@ -474,7 +474,14 @@ class Session:
         outbound = OutboundMessage(topic, packet_id, qos, payload, retain, properties,
                                    expires_at)  # _replace: 3x dearer
         if self.v5:
-            frame = self.publish_frame(outbound, now)
+            frame: bytes | None
+            if properties is NO_PROPERTIES and expires_at is None:  # the hot path
+                frame = publish_frame(topic, payload, qos, retain, packet_id=packet_id,
+                                      properties=b"\x00")
+                if len(frame) > self.max_packet:
+                    frame = self.publish_frame(outbound, now)  # counts the drop
+            else:
+                frame = self.publish_frame(outbound, now)
             if frame is None:
                 return  # too large for the client: as if sent and acknowledged
         else:

@@ -284,7 +284,11 @@ class Decoder:
                 raise MalformedPacket("PUBLISH with packet identifier 0", ref="MQTT-2.3.1-1")
             pos += 2
         props = NO_PROPERTIES
-        if self.protocol_level is _V5:
+        if self.protocol_level is _V5 and pos < end and buf[pos] == 0:
+            pos += 1  # the commonest block: no properties (a hot path, as at 3.1.1)
+            if not topic or "+" in topic or "#" in topic:
+                validate_topic_name(topic)
+        elif self.protocol_level is _V5:
             reader = wire.Reader(buf, pos, end)
             props = read_properties(reader, PacketType.PUBLISH)
             pos = reader.pos
