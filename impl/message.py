@@ -64,3 +64,7 @@ class OutboundMessage(NamedTuple):
     """The message's MQTT 5.0 properties (sent to 5.0 clients only)."""
     expires_at: float | None = None
     """When the message expires (``Message.expires_at``): an expired one is not sent."""
+    share: str | None = None
+    """The shared subscription (``$share/{ShareName}/{filter}``) it came through, if any:
+    should this session end before the message is acknowledged, it goes to another
+    member of that group (4.8.2). Memory only; a store keeps None."""

@@ -125,8 +125,8 @@ def connect_terms(connect: Connect, config: Config, *, assigned_id: str | None) 
         maximum_packet_size=max_packet,
         topic_alias_maximum=config.topic_alias_maximum or None,
         wildcard_subscription_available=0 if config.refuse_wildcard_subscriptions else None,
-        subscription_identifier_available=0,
-        shared_subscription_available=0,
+        subscription_identifier_available=None if config.subscription_identifiers else 0,
+        shared_subscription_available=None if config.shared_subscriptions else 0,
     )
     return Terms(
         keep_alive=keep_alive,

@@ -251,6 +251,14 @@ class Config:
     """The longest Session Expiry Interval an MQTT 5.0 client gets, in seconds; a longer
     request is lowered and CONNACK says so (3.2.2.3.2). 4294967295 (the default) lets a
     session never expire."""
+    shared_subscriptions: bool = attrs.field(default=True, validator=_boolean)
+    """True: ``$share/{ShareName}/{filter}`` is a shared subscription (4.8.2) at every
+    level, as in mosquitto. False: CONNACK says Shared Subscription Available 0 and a
+    5.0 client's ``$share/...`` filter gets SUBACK 0x9E; below 5.0 it is an ordinary filter."""
+    subscription_identifiers: bool = attrs.field(default=True, validator=_boolean)
+    """True: a 5.0 SUBSCRIBE may carry a Subscription Identifier, which the messages it
+    matches carry back [MQTT-3.3.4-3]. False: CONNACK says Subscription Identifier
+    Available 0 and a SUBSCRIBE with one is DISCONNECT 0xA1 (3.8.2.1.2)."""
 
     allow_zero_length_clientid: bool = attrs.field(default=True, validator=_boolean)
     """False: a CONNECT with an empty client id is refused with CONNACK 0x02 and closed

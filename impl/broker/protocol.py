@@ -626,8 +626,10 @@ class Connection(Valve):
         0x80; with ``reject_control_characters`` a discouraged code point closes (1.5.3)."""
         if self.config.reject_control_characters and (problem := strings_problem(packet)):
             raise LimitExceeded(f"SUBSCRIBE {problem}", ref="§1.5.3")
-        if self.terms is not None and packet.properties.subscription_identifiers:
-            # CONNACK said Subscription Identifier Available 0 (3.2.2.3.12).
+        if (self.terms is not None and packet.properties.subscription_identifiers
+                and not self.config.subscription_identifiers):
+            # CONNACK said Subscription Identifier Available 0 (3.2.2.3.12); otherwise
+            # the router keeps the identifier with each of the packet's subscriptions.
             raise ProtocolError("a Subscription Identifier, which this broker does not support",
                                 ref="§3.8.2.1.2",
                                 reason_code=ReasonCode.SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED)

@@ -12,22 +12,32 @@ server, which is also where its retained messages come from.
 
 Every publish goes through the topic supervisor, which contains a crashing
 topic server and asks ``restart_topic`` for a new one built from the store.
+
+MQTT 5.0 adds two things a subscription carries. A Subscription Identifier
+(3.8.2.1.2) is kept here by client id and filter, and a topic server holds, beside
+each subscriber's QoS, the identifiers of all its filters matching that name, so
+one copy carries them all [MQTT-3.3.4-4, MQTT-3.3.4-5]. A shared subscription
+``$share/{ShareName}/{filter}`` (4.8.2, ``shared.py``) stays in the session's
+subscriptions and the store under that whole string, but is neither in the filter
+index nor at any topic server: its group gets each matching message after the
+topic server, for one member.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from mqttref.impl.broker.config import Config
 from mqttref.impl.broker.limits import filter_problem, granted_qos
 from mqttref.impl.broker.matching import FilterTree, TopicTree, topic_matches
 from mqttref.impl.broker.session import Session
+from mqttref.impl.broker.shared import SHARED_PREFIX, Member, SharedGroups, parse_shared
 from mqttref.impl.broker.topic import TopicServer, TopicSupervisor
 from mqttref.impl.codec.errors import ReasonCode
 from mqttref.impl.codec.packets import SUBACK_FAILURE, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe
 from mqttref.impl.logtext import broker_log, clip
 from mqttref.impl.message import Message
-from mqttref.impl.store.base import Store
+from mqttref.impl.store.base import NO_OPTIONS, Store, SubscriptionOptions
 
 TOPIC_SERVER_SWEEP = 100_000
 """Topic servers without a retained message are a cache of the filter index: after
@@ -48,18 +58,34 @@ class Registry:
         self.topics: TopicTree[TopicServer] = TopicTree()
         self.supervisor = TopicSupervisor(self.restart_topic)
         self._sweep_at = TOPIC_SERVER_SWEEP
+        self.shared = SharedGroups(self.supervisor.session_failed)
+        """Shared subscription groups (4.8.2), by their ``$share/...`` filter."""
+        self.identifiers: dict[str, dict[str, int]] = {}
+        """Client id -> filter -> Subscription Identifier, for those that have one."""
 
     def load(self) -> None:
         """Make topic servers for the retained messages the store holds."""
         for message in self.store.retained():
             self.topic_server(message.topic).retained = message
 
-    def add_stored_subscriptions(self, session: Session) -> None:
-        """Index a restored persistent session's subscriptions (broker start)."""
+    def add_stored_subscriptions(
+        self, session: Session, options: Mapping[str, SubscriptionOptions] | None = None,
+    ) -> None:
+        """Index a restored persistent session's subscriptions (broker start), with the
+        options the store kept (``SessionRecord.options``: identifiers, Retain As
+        Published); a ``$share/...`` filter joins its group again."""
+        options = options or {}
+        client_id = session.client_id
+        for topic_filter, option in options.items():
+            if option.identifier is not None and topic_filter in session.subscriptions:
+                self.identifiers.setdefault(client_id, {})[topic_filter] = option.identifier
         for topic_filter, qos in session.subscriptions.items():
-            self.filters.add(topic_filter, session.client_id, qos)
+            if self._shared(topic_filter):
+                self._join(session, topic_filter, qos, options.get(topic_filter, NO_OPTIONS))
+                continue
+            self.filters.add(topic_filter, client_id, qos)
             for server in self.topics.match(topic_filter):
-                server.subscribe(session, self.granted_on(session, server.name))
+                self._place(session, server)
 
     # Topic servers ----------------------------------------------------------------
 
@@ -74,7 +100,7 @@ class Registry:
             for client_id in self.filters.match(topic_name):
                 session = self._session(client_id)
                 if session is not None:
-                    server.subscribe(session, self.granted_on(session, topic_name))
+                    self._place(session, server)
             self.topics.set(topic_name, server)
         return server
 
@@ -88,12 +114,14 @@ class Registry:
         server = TopicServer(topic_name, self.store)
         best: dict[str, QoS] = {}
         for client_id, topic_filter, qos in self.store.subscriptions():
+            if self._shared(topic_filter):
+                continue  # groups are not a topic server's (shared.py)
             if topic_matches(topic_filter, topic_name) and qos >= best.get(client_id, -1):
                 best[client_id] = qos
         for client_id, qos in best.items():
             session = self._session(client_id)
             if session is not None:
-                server.subscribe(session, qos)
+                server.subscribe(session, qos, self.identifiers_on(session, topic_name))
         server.retained = self.store.get_retained(topic_name)
         self.topics.set(topic_name, server)
         return server
@@ -116,11 +144,14 @@ class Registry:
         matched = self.supervisor.publish(server, message, now)
         if server.idle and self.topics.get(server.name) is server:
             self.topics.remove(server.name)
+        if self.shared:
+            matched += self.shared.publish(message, now)
         return matched
 
     # Subscriptions --------------------------------------------------------------------
 
-    def subscribe(self, session: Session, topic_filter: str, qos: QoS) -> int:
+    def subscribe(self, session: Session, topic_filter: str, qos: QoS,
+                  options: SubscriptionOptions = NO_OPTIONS) -> int:
         """Add or replace one subscription; return the granted QoS or 0x80.
 
         A filter beyond the broker's limits (too long, too deep, control
@@ -129,19 +160,29 @@ class Registry:
         the client did nothing illegal (``limits.filter_problem``). The grant is
         at most ``max_qos`` [MQTT-3.8.4-6].
         Replacing keeps the session in place at every topic server, now at the
-        new QoS [MQTT-3.8.4-3].
+        new QoS and with the new Subscription Identifier, or none [MQTT-3.8.4-3].
+        A ``$share/...`` filter joins its group instead (4.8.2); below 5.0, where the
+        codec does not check the ShareName, a malformed one gets 0x80.
         """
+        shared = self._shared(topic_filter)
         problem = filter_problem(topic_filter, self.config)
+        if problem is None and shared and parse_shared(topic_filter) is None:
+            problem = "a shared subscription needs $share/{ShareName}/{filter} [MQTT-4.8.2-2]"
         if problem is not None:
             broker_log.info("refused filter", "client %s: refused the filter %s: %s",
                             clip(session.client_id), clip(topic_filter), problem)
             return SUBACK_FAILURE
         granted = granted_qos(qos, self.config)
+        client_id = session.client_id
         session.subscriptions[topic_filter] = granted
-        self.filters.add(topic_filter, session.client_id, granted)
-        self.store.set_subscription(session.client_id, topic_filter, granted)
+        self._set_identifier(client_id, topic_filter, options.identifier)
+        self.store.set_subscription(client_id, topic_filter, granted, options)
+        if shared:
+            self._join(session, topic_filter, granted, options)
+            return granted
+        self.filters.add(topic_filter, client_id, granted)
         for server in self.topics.match(topic_filter):
-            server.subscribe(session, self.granted_on(session, server.name))
+            self._place(session, server)
         return granted
 
     def on_subscribe(self, session: Session, packet: Subscribe, now: float) -> None:
@@ -150,18 +191,25 @@ class Registry:
 
         At 5.0 each subscription's options count: Retain Handling 1 sends retained
         messages only for a new subscription, 2 never [MQTT-3.3.1-10, -11]; No Local
-        and Retain As Published are kept in the session. A shared subscription is
-        refused with 0x9E, as CONNACK said (Shared Subscription Available 0)."""
+        and Retain As Published are kept in the session. The packet's Subscription
+        Identifier goes with each of its subscriptions (3.8.2.1.2), and with the
+        retained messages each sends. A shared subscription gets no retained messages
+        (4.8.2); with ``shared_subscriptions`` off a 5.0 client's is refused with 0x9E,
+        as CONNACK said (Shared Subscription Available 0)."""
         codes: list[int] = []
         fresh: list[bool] = []
+        ids = packet.properties.subscription_identifiers
+        identifier = ids[0] if ids else None
         for sub in packet.subscriptions:
             fresh.append(sub.topic_filter not in session.subscriptions)
-            if session.v5 and sub.topic_filter.startswith("$share/"):
+            if (session.v5 and not self.config.shared_subscriptions
+                    and sub.topic_filter.startswith(SHARED_PREFIX)):
                 codes.append(ReasonCode.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED)
                 continue
-            code = self.subscribe(session, sub.topic_filter, sub.qos)
+            code = self.subscribe(session, sub.topic_filter, sub.qos, SubscriptionOptions(
+                sub.no_local, sub.retain_as_published, identifier) if session.v5 else NO_OPTIONS)
             codes.append(code)
-            if session.v5 and code != SUBACK_FAILURE:
+            if session.v5 and code != SUBACK_FAILURE and not self._shared(sub.topic_filter):
                 session.set_options(sub.topic_filter, no_local=sub.no_local,
                                     retain_as_published=sub.retain_as_published)
         session.send(SubAck(packet.packet_id, tuple(codes)))
@@ -170,7 +218,9 @@ class Registry:
                 continue
             if sub.retain_handling == 1 and not new:
                 continue
-            self.send_retained(session, sub.topic_filter, QoS(code), now)
+            if self._shared(sub.topic_filter):
+                continue  # a shared subscription gets no retained messages (4.8.2)
+            self.send_retained(session, sub.topic_filter, QoS(code), now, identifier)
 
     def on_unsubscribe(self, session: Session, packet: Unsubscribe, now: float) -> None:
         """Answer an UNSUBSCRIBE with UNSUBACK, even for filters never subscribed
@@ -183,44 +233,97 @@ class Registry:
         else:
             session.send(UnsubAck(packet.packet_id))
 
-    def send_retained(self, session: Session, topic_filter: str, granted: QoS, now: float) -> None:
-        """Send the retained messages matching a new subscription [MQTT-3.3.1-6]."""
+    def send_retained(self, session: Session, topic_filter: str, granted: QoS, now: float,
+                      identifier: int | None = None) -> None:
+        """Send the retained messages matching a new subscription [MQTT-3.3.1-6], with
+        its Subscription Identifier [MQTT-3.3.4-3]."""
+        identifiers = () if identifier is None else (identifier,)
         for server in list(self.topics.match(topic_filter)):
-            self.supervisor.send_retained(server, session, granted, now)
+            self.supervisor.send_retained(server, session, granted, now, identifiers)
 
     def unsubscribe(self, session: Session, topic_filter: str) -> bool:
         """Remove one subscription; the session stays at topic servers that another
         of its filters still matches, at that filter's QoS. False if it had none."""
         if session.subscriptions.pop(topic_filter, None) is None:
             return False
+        client_id = session.client_id
+        self._set_identifier(client_id, topic_filter, None)
+        self.store.delete_subscription(client_id, topic_filter)
+        if self._shared(topic_filter):
+            self.shared.leave(topic_filter, client_id)
+            return True
         session.set_options(topic_filter, no_local=False, retain_as_published=False)
-        self.filters.remove(topic_filter, session.client_id)
-        self.store.delete_subscription(session.client_id, topic_filter)
+        self.filters.remove(topic_filter, client_id)
         for server in list(self.topics.match(topic_filter)):
             self._resubscribe(session, server)
         return True
 
-    def remove_session(self, session: Session) -> None:
-        """Drop every subscription of a session that ends [MQTT-3.1.2-6]."""
+    def remove_session(self, session: Session, now: float = 0.0) -> None:
+        """Drop every subscription of a session that ends [MQTT-3.1.2-6], first handing
+        the shared subscription messages it still holds to other members (4.8.2).
+        ``now`` is the clock of message expiry, for those."""
+        self.shared.hand_over(session, now)
         for topic_filter in list(session.subscriptions):
             self.unsubscribe(session, topic_filter)
 
     def granted_on(self, session: Session, topic_name: str) -> QoS:
         """The highest QoS among the session's filters that match a topic name: the one
-        place that decides at what QoS overlapping subscriptions deliver [MQTT-3.3.5-1]."""
+        place that decides at what QoS overlapping subscriptions deliver [MQTT-3.3.5-1].
+        Its shared subscriptions deliver apart, so they do not count."""
         best = QoS.AT_MOST_ONCE
         for topic_filter, qos in session.subscriptions.items():
-            if qos > best and topic_matches(topic_filter, topic_name):
+            if qos > best and topic_matches(topic_filter, topic_name) and not self._shared(
+                    topic_filter):
                 best = qos
         return best
 
+    def identifiers_on(self, session: Session, topic_name: str) -> tuple[int, ...]:
+        """The Subscription Identifiers of the session's filters that match a topic name:
+        one copy carries them all [MQTT-3.3.4-4, MQTT-3.3.4-5]."""
+        by_filter = self.identifiers.get(session.client_id)
+        if not by_filter:
+            return ()
+        return tuple(identifier for topic_filter, identifier in by_filter.items()
+                     if topic_matches(topic_filter, topic_name)
+                     and not self._shared(topic_filter))
+
+    def _place(self, session: Session, server: TopicServer) -> None:
+        """Subscribe a session at a topic server as its filters say: QoS and identifiers."""
+        name = server.name
+        server.subscribe(session, self.granted_on(session, name),
+                         self.identifiers_on(session, name))
+
     def _resubscribe(self, session: Session, server: TopicServer) -> None:
-        if any(topic_matches(f, server.name) for f in session.subscriptions):
-            server.subscribe(session, self.granted_on(session, server.name))
+        if any(topic_matches(f, server.name) and not self._shared(f)
+               for f in session.subscriptions):
+            self._place(session, server)
         else:
             server.unsubscribe(session.client_id)
             if server.idle:
                 self.topics.remove(server.name)
+
+    def _shared(self, topic_filter: str) -> bool:
+        """A shared subscription's filter (4.8.2), when the broker has them."""
+        return topic_filter.startswith(SHARED_PREFIX) and self.config.shared_subscriptions
+
+    def _join(self, session: Session, topic_filter: str, granted: QoS,
+              options: SubscriptionOptions) -> None:
+        parsed = parse_shared(topic_filter)
+        if parsed is None:
+            return  # stored by a broker that took it for an ordinary filter
+        self.shared.join(topic_filter, parsed[1], Member(
+            session, granted, options.identifier, options.retain_as_published))
+
+    def _set_identifier(self, client_id: str, topic_filter: str, identifier: int | None) -> None:
+        by_filter = self.identifiers.get(client_id)
+        if identifier is not None:
+            if by_filter is None:
+                by_filter = self.identifiers[client_id] = {}
+            by_filter[topic_filter] = identifier
+        elif by_filter is not None:
+            by_filter.pop(topic_filter, None)
+            if not by_filter:
+                del self.identifiers[client_id]
 
     def subscriptions(self) -> Iterable[tuple[str, str, QoS]]:
         """Every subscription, as the store holds it."""

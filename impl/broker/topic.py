@@ -6,7 +6,9 @@ message to each subscribed session at the lower of the message's QoS and the
 session's granted QoS [MQTT-3.8.4-6]. Each session appears once, at the
 highest QoS of all its filters that match this name, so overlapping
 subscriptions deliver one copy [MQTT-3.3.5-1]; the registry keeps that
-number right as subscriptions come and go.
+number right as subscriptions come and go, and with it, for a session that gave
+its filters MQTT 5.0 Subscription Identifiers, the identifiers of those matching
+this name, which that one copy carries [MQTT-3.3.4-4, MQTT-3.3.4-5].
 
 A topic server holds nothing that is not also in the registry and the
 store, so when one crashes the topic supervisor (below, with the server it
@@ -44,13 +46,16 @@ class SubscriberFailed(Exception):
 class TopicServer:
     """Subscribers and the retained message of one topic name."""
 
-    __slots__ = ("name", "retained", "store", "subscribers")
+    __slots__ = ("identifiers", "name", "retained", "store", "subscribers")
 
     def __init__(self, name: str, store: Store) -> None:
         self.name = name
         self.store = store
         self.subscribers: dict[str, tuple[Session, QoS]] = {}
         """Client id -> (session, highest granted QoS over its matching filters)."""
+        self.identifiers: dict[str, tuple[int, ...]] | None = None
+        """Client id -> Subscription Identifiers of its matching filters, for the
+        subscribers that have any; None while none has (the common case costs nothing)."""
         self.retained: Message | None = None
 
     def __repr__(self) -> str:
@@ -61,11 +66,28 @@ class TopicServer:
         """Nothing here that the registry could not rebuild for free."""
         return not self.subscribers and self.retained is None
 
-    def subscribe(self, session: Session, granted_qos: QoS) -> None:
-        self.subscribers[session.client_id] = (session, granted_qos)
+    def subscribe(self, session: Session, granted_qos: QoS,
+                  identifiers: tuple[int, ...] = ()) -> None:
+        client_id = session.client_id
+        self.subscribers[client_id] = (session, granted_qos)
+        if identifiers:
+            if self.identifiers is None:
+                self.identifiers = {}
+            self.identifiers[client_id] = identifiers
+        elif self.identifiers is not None:
+            self._forget_identifiers(client_id)
 
     def unsubscribe(self, client_id: str) -> None:
         self.subscribers.pop(client_id, None)
+        if self.identifiers is not None:
+            self._forget_identifiers(client_id)
+
+    def _forget_identifiers(self, client_id: str) -> None:
+        identifiers = self.identifiers
+        assert identifiers is not None
+        identifiers.pop(client_id, None)
+        if not identifiers:
+            self.identifiers = None
 
     def publish(self, message: Message, now: float) -> int:
         """Retain if asked, then hand the message to every subscriber; how many.
@@ -77,12 +99,22 @@ class TopicServer:
             self.set_retained(message)
         qos = message.qos
         failures: list[tuple[Session, Exception]] | None = None
-        for session, granted in self.subscribers.values():
-            try:
-                session.deliver(message, qos if qos <= granted else granted, now)
-            except Exception as exc:  # one broken session must not cost the others
-                failures = failures or []
-                failures.append((session, exc))
+        identifiers = self.identifiers
+        if identifiers is None:
+            for session, granted in self.subscribers.values():
+                try:
+                    session.deliver(message, qos if qos <= granted else granted, now)
+                except Exception as exc:  # one broken session must not cost the others
+                    failures = failures or []
+                    failures.append((session, exc))
+        else:
+            for client_id, (session, granted) in self.subscribers.items():
+                try:
+                    session.deliver(message, qos if qos <= granted else granted, now,
+                                    identifiers=identifiers.get(client_id, ()))
+                except Exception as exc:  # one broken session must not cost the others
+                    failures = failures or []
+                    failures.append((session, exc))
         if failures:
             raise SubscriberFailed(failures)
         return len(self.subscribers)
@@ -98,12 +130,14 @@ class TopicServer:
             self.retained = None
             self.store.set_retained(self.name, None)
 
-    def send_retained(self, session: Session, granted_qos: QoS, now: float) -> None:
-        """A new subscription receives the retained message with RETAIN=1 [MQTT-3.3.1-6]."""
+    def send_retained(self, session: Session, granted_qos: QoS, now: float,
+                      identifiers: tuple[int, ...] = ()) -> None:
+        """A new subscription receives the retained message with RETAIN=1 [MQTT-3.3.1-6],
+        and with its Subscription Identifier, if it has one [MQTT-3.3.4-3]."""
         retained = self.retained
         if retained is not None:
             qos = retained.qos if retained.qos <= granted_qos else granted_qos
-            session.deliver(retained, qos, now, retain=True)
+            session.deliver(retained, qos, now, retain=True, identifiers=identifiers)
 
 
 class TopicSupervisor:
@@ -125,10 +159,11 @@ class TopicSupervisor:
             return 0
 
     def send_retained(
-        self, server: TopicServer, session: Session, granted: QoS, now: float
+        self, server: TopicServer, session: Session, granted: QoS, now: float,
+        identifiers: tuple[int, ...] = (),
     ) -> None:
         try:
-            server.send_retained(session, granted, now)
+            server.send_retained(session, granted, now, identifiers)
         except Exception:
             self._crashed(server, f"sending its retained message to {clip(session.client_id)}")
 
@@ -136,12 +171,16 @@ class TopicSupervisor:
         """A session that crashed on delivery loses its connection (will and all);
         the topic server and the other subscribers carry on."""
         for session, exc in failed.failures:
-            broker_log.error(
-                "session crash", "session %s crashed receiving a message on %s; closing its "
-                "connection", clip(session.client_id), clip(server.name), exc_info=exc,
-            )
-            if session.connection is not None:
-                session.connection.close("internal error in its session", publish_will=True)
+            self.session_failed(session, exc, server.name)
+
+    def session_failed(self, session: Session, exc: Exception, topic: str = "") -> None:
+        """One session raised while receiving: it loses its connection, will and all."""
+        broker_log.error(
+            "session crash", "session %s crashed receiving a message on %s; closing its "
+            "connection", clip(session.client_id), clip(topic), exc_info=exc,
+        )
+        if session.connection is not None:
+            session.connection.close("internal error in its session", publish_will=True)
 
     def _crashed(self, server: TopicServer, doing: str) -> None:
         self.restarts += 1
