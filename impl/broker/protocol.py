@@ -59,6 +59,7 @@ from mqttref.impl.codec.errors import (
     ReasonCode,
     UnsupportedProtocol,
 )
+from mqttref.impl.codec.frames import PUBACK, PUBREC, ack_frame
 from mqttref.impl.codec.packets import (
     NO_PROPERTIES,
     Auth,
@@ -81,7 +82,6 @@ from mqttref.impl.codec.packets import (
     Unsubscribe,
     Will,
 )
-from mqttref.impl.codec.frames import PUBACK, PUBREC, ack_frame
 from mqttref.impl.codec.reasons import VALID_REASONS
 from mqttref.impl.flow import ConnectionState
 from mqttref.impl.logtext import broker_log, clip, clip_text

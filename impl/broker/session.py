@@ -243,6 +243,9 @@ class Session:
         session = cls(record.client_id, persistent=True, config=config, store=store,
                       memory=memory)
         session.subscriptions = dict(record.subscriptions)
+        for topic_filter, options in record.options.items():
+            session.set_options(topic_filter, no_local=options.no_local,
+                                retain_as_published=options.retain_as_published)
         session._queue = deque(record.queue) if record.queue else None
         if record.queue:
             session._next_seq = record.queue[-1][0] + 1
@@ -327,14 +330,23 @@ class Session:
         rap = self._retain_as_published
         return bool(message.retain and rap and any(topic_matches(f, topic) for f in rap))
 
-    def deliver(self, message: Message, qos: QoS, now: float, *, retain: bool = False) -> None:
+    def deliver(self, message: Message, qos: QoS, now: float, *, retain: bool = False,
+                identifiers: tuple[int, ...] = (), share: str | None = None) -> None:
         """Send one message at an already downgraded QoS, or queue it.
 
         ``retain`` is True only for a retained message sent because of a new
         subscription [MQTT-3.3.1-8]; normal forwarding clears it [MQTT-3.3.1-9],
         unless a 5.0 subscription asked for Retain As Published.
+        ``identifiers``: the Subscription Identifiers of the subscriptions it matched,
+        which its PUBLISH carries [MQTT-3.3.4-3]. ``share``: it came through that shared
+        subscription, whose options the registry applied (4.8.2); remembered so that
+        another member gets it should this session end first.
         """
-        if self._no_local is not None or self._retain_as_published is not None:
+        properties = message.properties
+        if identifiers:
+            properties = attrs.evolve(properties, subscription_identifiers=identifiers)
+        if share is None and (self._no_local is not None
+                              or self._retain_as_published is not None):
             keep = self._by_options(message)
             if keep is None:
                 return
@@ -346,14 +358,14 @@ class Session:
                 # absent persistent client only with ``queue_qos0_messages``.
                 if self.persistent and self.config.queue_qos0_messages:
                     self.enqueue(OutboundMessage(message.topic, 0, qos, message.payload, retain,
-                                                 message.properties, message.expires_at), now)
+                                                 properties, message.expires_at), now)
                 return
             if connection.overloaded:
                 self.drop(message.topic, "the client reads too slowly for QoS 0")
                 return
             if self.v5:
                 frame = self.publish_frame(OutboundMessage(
-                    message.topic, 0, qos, message.payload, retain, message.properties,
+                    message.topic, 0, qos, message.payload, retain, properties,
                     message.expires_at), now)
                 if frame is not None:
                     connection.send_frame(frame)
@@ -365,7 +377,7 @@ class Session:
                 connection.send_frame(qos0_frame(message))
             return
         outbound = OutboundMessage(message.topic, 0, qos, message.payload, retain,
-                                   message.properties, message.expires_at)
+                                   properties, message.expires_at, share)
         if (
             connection is not None
             and not self._queue
@@ -470,9 +482,9 @@ class Session:
     def send_new(self, outbound: OutboundMessage, now: float) -> None:
         """Send a QoS 1/2 message for the first time: a fresh packet id, DUP=0 [MQTT-3.3.1-1]."""
         packet_id = self._allocate_packet_id()
-        topic, _, qos, payload, retain, properties, expires_at = outbound
+        topic, _, qos, payload, retain, properties, expires_at, share = outbound
         outbound = OutboundMessage(topic, packet_id, qos, payload, retain, properties,
-                                   expires_at)  # _replace: 3x dearer
+                                   expires_at, share)  # _replace: 3x dearer
         if self.v5:
             frame: bytes | None
             if properties is NO_PROPERTIES and expires_at is None:  # the hot path

@@ -92,7 +92,7 @@ class SessionTable:
             session = Session.restore(record, config=self.config, store=self.store,
                                       memory=self.memory)
             self.sessions[client_id] = session
-            self.registry.add_stored_subscriptions(session)
+            self.registry.add_stored_subscriptions(session, record.options)
         self.registry.load()
 
     def open_session(
@@ -167,6 +167,7 @@ class SessionTable:
 
     def connection_closed(self, connection: PacketSink, session: Session, now: float) -> None:
         """A connection ended: its clean session ends with it, a persistent one waits."""
+        self._now = now
         if session.connection is not connection:
             return  # already taken over by another connection
         if session.persistent:
@@ -195,7 +196,7 @@ class SessionTable:
     def end_session(self, session: Session) -> None:
         """Forget a session: its subscriptions, queue and stored state. A will waiting
         for its delay goes out now: the session ended first (3.1.3.2.2)."""
-        self.registry.remove_session(session)
+        self.registry.remove_session(session, self._now)
         session.discard()
         if self.sessions.get(session.client_id) is session:
             del self.sessions[session.client_id]

@@ -108,8 +108,8 @@ def test_connack_states_the_brokers_limits_and_choices(world: World) -> None:
     assert props.maximum_packet_size == world.config.max_packet_size  # 3.2.2.3.6
     assert props.topic_alias_maximum == world.config.topic_alias_maximum  # 3.2.2.3.8
     assert props.receive_maximum == world.config.max_awaiting_rel  # 3.2.2.3.3
-    assert props.subscription_identifier_available == 0  # not yet supported
-    assert props.shared_subscription_available == 0
+    assert props.subscription_identifier_available is None  # available: the default
+    assert props.shared_subscription_available is None
     assert props.maximum_qos is None
     assert props.retain_available is None
 
@@ -369,19 +369,6 @@ def test_retain_handling_decides_when_retained_messages_are_sent(
     assert len([p for p in sub.received() if isinstance(p, Publish)]) == first
     sub.send(Subscribe(2, (Subscription("t", Q0, retain_handling=handling),)), now=2.0)
     assert len([p for p in sub.received() if isinstance(p, Publish)]) == again
-
-
-def test_a_shared_subscription_is_refused_with_0x9e(world: World) -> None:
-    client, _ = connect5(world, "c")
-    suback = subscribe5(client, Subscription("$share/g/t", Q1), Subscription("t", Q1))
-    assert suback.return_codes == (R.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED, 1)
-
-
-def test_a_subscription_identifier_is_disconnect_0xa1(world: World) -> None:
-    client, _ = connect5(world, "c")
-    client.send(Subscribe(1, (Subscription("t", Q1),),
-                          properties=Properties(subscription_identifiers=(5,))), now=1.0)
-    assert disconnect_of(client.received()).reason_code == R.SUBSCRIPTION_IDENTIFIERS_NOT_SUPPORTED
 
 
 def test_unsuback_says_0x11_for_a_filter_never_subscribed(world: World) -> None:
