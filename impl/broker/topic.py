@@ -122,9 +122,13 @@ class TopicServer:
     def set_retained(self, message: Message) -> None:
         """Store, replace [MQTT-3.3.1-5] or, with an empty payload, clear
         [MQTT-3.3.1-10] the retained message; an empty one is never stored
-        [MQTT-3.3.1-11]."""
+        [MQTT-3.3.1-11]. A 5.0 message keeps its properties and its expiry: a
+        retained message whose Message Expiry Interval has passed is no longer sent
+        (3.3.2.3.3)."""
         if message.payload:
-            self.retained = Message(message.topic, message.payload, message.qos, True)
+            self.retained = Message(message.topic, message.payload, message.qos, True,
+                                    properties=message.properties,
+                                    expires_at=message.expires_at)
             self.store.set_retained(self.name, self.retained)
         else:
             self.retained = None
@@ -135,6 +139,10 @@ class TopicServer:
         """A new subscription receives the retained message with RETAIN=1 [MQTT-3.3.1-6],
         and with its Subscription Identifier, if it has one [MQTT-3.3.4-3]."""
         retained = self.retained
+        if retained is not None and retained.expires_at is not None and retained.expires_at <= now:
+            self.retained = None  # expired: it leaves the retained store
+            self.store.set_retained(self.name, None)
+            return
         if retained is not None:
             qos = retained.qos if retained.qos <= granted_qos else granted_qos
             session.deliver(retained, qos, now, retain=True, identifiers=identifiers)

@@ -460,3 +460,22 @@ def test_a_session_that_ends_before_the_delay_publishes_the_will_then(world: Wor
         "wills/w", b"gone", properties=Properties(will_delay_interval=100)))
     client.core.connection_lost(1.0)
     assert [w.payload for w in wills(watcher)] == [b"gone"]
+
+
+def test_a_retained_message_keeps_its_properties_and_leaves_once_expired(
+    world: World,
+) -> None:
+    pub, _ = connect5(world, "pub")
+    props = Properties(content_type="text/plain", message_expiry_interval=10)
+    pub.send(Publish("r", b"kept", retain=True, properties=props), now=0.0)
+    early, _ = connect5(world, "early", 4.0)
+    early.send(Subscribe(1, (Subscription("r", Q0),)), now=4.0)
+    [got] = [p for p in early.received() if isinstance(p, Publish)]
+    assert got.retain
+    assert got.properties.content_type == "text/plain"
+    assert got.properties.message_expiry_interval == 6  # what remains [MQTT-3.3.2-6]
+    late, _ = connect5(world, "late", 11.0)
+    late.send(Subscribe(1, (Subscription("r", Q0),)), now=11.0)
+    assert [p for p in late.received() if isinstance(p, Publish)] == []
+    assert world.table.registry.topics.get("r") is None or (
+        world.table.registry.topics.get("r").retained is None)  # type: ignore[union-attr]
