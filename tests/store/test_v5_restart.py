@@ -135,3 +135,30 @@ def test_a_5_0_session_keeps_properties_expiry_and_no_local_across_a_restart(
             other.publish(1, "t/other", b"theirs", Properties())
         after = subscriber.next_publish()
         assert (after.topic, after.payload) == ("t/other", b"theirs")
+
+
+def test_a_5_0_session_whose_expiry_passes_while_the_broker_is_down_is_gone(
+    tmp_path: Path,
+) -> None:
+    """The stored session carries its own Session Expiry Interval and when it was left,
+    so a short one expires across the restart while a long one is resumed."""
+    with BrokerThread(sqlite_config(tmp_path)) as first:
+        for client_id, interval in (("brief", 1), ("lasting", 600)):
+            with Client5(first.port) as client:
+                client.send5(Connect(V5, client_id, False, properties=Properties(
+                    session_expiry_interval=interval)))
+                connack = client.receive()
+                assert isinstance(connack, ConnAck)
+                client.send5(Subscribe(1, (Subscription("t", Q1),)))
+                assert client.receive() == SubAck(1, (Q1,))
+                client.send5(Disconnect())
+        left_at = time.monotonic()
+    time.sleep(max(0.0, left_at + 1.3 - time.monotonic()))
+    with BrokerThread(sqlite_config(tmp_path)) as second:
+        for client_id, present in (("brief", False), ("lasting", True)):
+            with Client5(second.port) as client:
+                client.send5(Connect(V5, client_id, False, properties=Properties(
+                    session_expiry_interval=600)))
+                connack = client.receive()
+                assert isinstance(connack, ConnAck)
+                assert connack.session_present is present, client_id
