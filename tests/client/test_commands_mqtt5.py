@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.client.brokers import Mosquitto, running_broker
+from tests.client.brokers import BROKER_KINDS, Broker, running_broker
 from tests.client.test_commands import (
     _kill_leftover_processes,  # noqa: F401 (the autouse fixture, for this module too)
     finish,
@@ -20,14 +20,14 @@ from tests.client.test_commands import (
 )
 
 
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    with running_broker("mosquitto", tmp_path) as running:
-        assert isinstance(running, Mosquitto)
+@pytest.fixture(params=BROKER_KINDS)
+def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Broker]:
+    """mosquitto 2.0 and the mqttref broker, each at level 5."""
+    with running_broker(request.param, tmp_path) as running:
         yield running
 
 
-def test_mosquitto_sub_sees_the_properties_mqttref_pub_sets(broker: Mosquitto) -> None:
+def test_mosquitto_sub_sees_the_properties_mqttref_pub_sets(broker: Broker) -> None:
     sub = start(
         ["mosquitto_sub", "-h", broker.host, "-p", str(broker.port), "-i", "msub5",
          "-V", "mqttv5", "-t", "v5/#", "-q", "1", "-C", "1", "-F", "%t %p|%C|%R|%D|%P|%F"]
@@ -47,7 +47,7 @@ def test_mosquitto_sub_sees_the_properties_mqttref_pub_sets(broker: Mosquitto) -
     assert out == b"v5/t hi|text/plain|v5/reply|xyz|b:2 a:1|1\n"
 
 
-def test_mqttref_sub_prints_the_properties_mosquitto_pub_sets(broker: Mosquitto) -> None:
+def test_mqttref_sub_prints_the_properties_mosquitto_pub_sets(broker: Broker) -> None:
     sub = start_mqttref_sub(broker, "rsub5", "-V", "5", "-t", "v5/#", "-C", "1", "-q", "2",
                             "-D", "subscribe", "subscription-identifier", "5",
                             "-F", "%t %p|%C|%P|%S|%E")  # fmt: skip
@@ -62,7 +62,7 @@ def test_mqttref_sub_prints_the_properties_mosquitto_pub_sets(broker: Mosquitto)
     assert 0 < int(expiry) <= 30
 
 
-def test_sub_retain_handling_2_skips_the_retained_message(broker: Mosquitto) -> None:
+def test_sub_retain_handling_2_skips_the_retained_message(broker: Broker) -> None:
     mosquitto_pub(broker, "-t", "rh", "-m", "old", "-r")
     sub = start_mqttref_sub(broker, "rh2", "-V", "mqttv5", "-t", "rh", "-C", "1",
                             "--retain-handling", "2")  # fmt: skip
@@ -70,7 +70,7 @@ def test_sub_retain_handling_2_skips_the_retained_message(broker: Mosquitto) -> 
     assert finish(sub)[:2] == (0, b"new\n")
 
 
-def test_sub_no_local_and_a_persistent_v5_session_with_x(broker: Mosquitto) -> None:
+def test_sub_no_local_and_a_persistent_v5_session_with_x(broker: Broker) -> None:
     args = ("-V", "mqttv5", "-c", "-x", "60", "-q", "1", "-t", "px", "-C", "1", "--no-local")
     first = start_mqttref_sub(broker, "px", *args)
     mosquitto_pub(broker, "-t", "px", "-m", "one", "-q", "1")
