@@ -88,6 +88,8 @@ class Terms:
     """The client's: QoS 1/2 PUBLISHes in flight towards it at once [MQTT-3.3.4-9]."""
     maximum_packet_size: int
     """The client's: no larger packet may go to it [MQTT-3.1.2-24]."""
+    topic_alias_maximum: int
+    """The client's: aliases the broker may give the topics it sends (0: none) (3.1.2.11.5)."""
     problem_information: bool
     """False: no Reason String or User Property except on PUBLISH, CONNACK and
     DISCONNECT [MQTT-3.1.2-29]."""
@@ -133,6 +135,7 @@ def connect_terms(connect: Connect, config: Config, *, assigned_id: str | None) 
         session_expiry_interval=granted,
         receive_maximum=props.receive_maximum or 65_535,
         maximum_packet_size=props.maximum_packet_size or MAX_REMAINING_LENGTH + 5,
+        topic_alias_maximum=props.topic_alias_maximum or 0,
         problem_information=props.request_problem_information != 0,
         connack=connack if connack != NO_PROPERTIES else NO_PROPERTIES,
     )

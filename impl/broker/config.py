@@ -245,6 +245,11 @@ class Config:
     topic_alias_maximum: int = attrs.field(default=10, validator=_non_negative_int(65_535))
     """Topic aliases an MQTT 5.0 client may use towards the broker (CONNACK Topic Alias
     Maximum, 3.2.2.3.8); 0 accepts none. mosquitto's ``max_topic_alias`` and default."""
+    send_topic_aliases: bool = attrs.field(default=False, validator=_boolean)
+    """True: the broker gives topics it sends a 5.0 client Topic Aliases, up to the client's
+    Topic Alias Maximum (3.3.2.3.4), so a repeated topic costs two bytes; False (the
+    default, as mosquitto): every PUBLISH carries its topic name. Aliases live as long as
+    the network connection [MQTT-3.3.2-7]."""
     max_session_expiry_interval: int = attrs.field(
         default=0xFFFF_FFFF, validator=_non_negative_int(0xFFFF_FFFF)
     )

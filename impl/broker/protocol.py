@@ -215,6 +215,13 @@ class Connection(Valve):
         return 65_535 if terms is None else terms.receive_maximum
 
     @property
+    def topic_alias_maximum(self) -> int:
+        terms = self.terms
+        if terms is None or not self.config.send_topic_aliases:
+            return 0
+        return terms.topic_alias_maximum
+
+    @property
     def maximum_packet_size(self) -> int:
         terms = self.terms
         return self.config.max_packet_size if terms is None else terms.maximum_packet_size

@@ -92,6 +92,11 @@ class PacketSink(Protocol):
         ...
 
     @property
+    def topic_alias_maximum(self) -> int:
+        """Topic aliases the broker may use towards the client (0: none)."""
+        ...
+
+    @property
     def congested(self) -> bool:
         """True while the peer reads slower than we write: hold back what can wait."""
         ...
@@ -148,6 +153,7 @@ class Session:
     """One client's session (3.1.2.4), persistent or clean."""
 
     __slots__ = (
+        "_aliases",
         "_awaiting_rel",
         "_next_packet_id",
         "_next_seq",
@@ -210,6 +216,9 @@ class Session:
         client's Receive Maximum."""
         self.max_packet = 0
         """The client's Maximum Packet Size at 5.0 (0 below: no limit but the codec's)."""
+        self._aliases: dict[str, int] | None = None
+        """Topic -> the alias this connection's client knows it by (``send_topic_aliases``),
+        None when the broker gives it none; new with each connection [MQTT-3.3.2-7]."""
         self._next_packet_id = 1
         self._next_seq = 1
         if persistent:
@@ -272,6 +281,7 @@ class Session:
         self.v5 = v5 = connection.v5
         self.window = min(self.config.max_inflight, connection.receive_maximum)
         self.max_packet = connection.maximum_packet_size if v5 else 0
+        self._aliases = {} if v5 and connection.topic_alias_maximum else None
         for entry in self.inflight.values():
             self.resend(entry, now)
             entry.interval = self.config.retry_interval
@@ -487,7 +497,7 @@ class Session:
                                    expires_at, share)  # _replace: 3x dearer
         if self.v5:
             frame: bytes | None
-            if properties is NO_PROPERTIES and expires_at is None:  # the hot path
+            if properties is NO_PROPERTIES and expires_at is None and self._aliases is None:
                 frame = publish_frame(topic, payload, qos, retain, packet_id=packet_id,
                                       properties=b"\x00")
                 if len(frame) > self.max_packet:
@@ -518,14 +528,30 @@ class Session:
         if out.expires_at is not None:
             remaining = max(1, math.ceil(out.expires_at - now))
             properties = attrs.evolve(properties, message_expiry_interval=remaining)
+        topic = out.topic
+        aliases = self._aliases
+        new_alias = None
+        if aliases is not None:
+            alias = aliases.get(topic)
+            if alias is not None:  # known to the client: the alias alone [MQTT-3.3.2-12]
+                properties = attrs.evolve(properties, topic_alias=alias)
+                topic = ""
+            else:
+                assert self.connection is not None
+                if len(aliases) < self.connection.topic_alias_maximum:
+                    new_alias = len(aliases) + 1  # topic and alias: the client learns it
+                    properties = attrs.evolve(properties, topic_alias=new_alias)
         block = (b"\x00" if properties is NO_PROPERTIES
                  else encode_properties(properties, PacketType.PUBLISH))
-        frame = publish_frame(out.topic, out.payload, out.qos, out.retain, dup=dup,
+        frame = publish_frame(topic, out.payload, out.qos, out.retain, dup=dup,
                               packet_id=out.packet_id, properties=block)
         if len(frame) > self.max_packet:
             self.drop(out.topic, f"{len(frame):,} bytes exceed the client's Maximum Packet "
                                  f"Size of {self.max_packet:,} [MQTT-3.1.2-25]")
             return None
+        if new_alias is not None:
+            assert aliases is not None
+            aliases[out.topic] = new_alias
         return frame
 
     def _allocate_packet_id(self) -> int:

@@ -25,6 +25,7 @@ class RecordingSink:
     v5: bool = False
     receive_maximum: int = 65_535
     maximum_packet_size: int = 268_435_460
+    topic_alias_maximum: int = 0
 
     def send(self, packet: Packet) -> None:
         self.sent.append(packet)

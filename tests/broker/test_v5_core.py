@@ -479,3 +479,28 @@ def test_a_retained_message_keeps_its_properties_and_leaves_once_expired(
     assert [p for p in late.received() if isinstance(p, Publish)] == []
     assert world.table.registry.topics.get("r") is None or (
         world.table.registry.topics.get("r").retained is None)  # type: ignore[union-attr]
+
+
+def test_with_send_topic_aliases_a_repeated_topic_goes_as_its_alias() -> None:
+    world = World(Config(port=0, send_topic_aliases=True))
+    sub, _ = connect5(world, "sub", properties=Properties(topic_alias_maximum=1))
+    subscribe5(sub, Subscription("a/#", Q1))
+    pub, _ = connect5(world, "pub")
+    for n, topic in enumerate(("a/long/topic", "a/long/topic", "a/other"), start=1):
+        pub.send(Publish(topic, b"%d" % n, Q1, packet_id=n), now=1.0)
+    got = [p for p in sub.received() if isinstance(p, Publish)]
+    assert [(p.topic, p.properties.topic_alias) for p in got] == [
+        ("a/long/topic", 1),  # the client learns the alias with the topic
+        ("", 1),  # then the alias alone [MQTT-3.3.2-12]
+        ("a/other", None),  # its maximum of 1 is used up: the topic in full
+    ]
+
+
+def test_without_the_clients_topic_alias_maximum_no_alias_is_sent() -> None:
+    world = World(Config(port=0, send_topic_aliases=True))
+    sub, _ = connect5(world, "sub")  # Topic Alias Maximum absent: 0 [MQTT-3.2.2-17]
+    subscribe5(sub, Subscription("t", Q0))
+    pub, _ = connect5(world, "pub")
+    pub.send(Publish("t", b"1"), Publish("t", b"2"), now=1.0)
+    assert [(p.topic, p.properties.topic_alias) for p in sub.received()
+            if isinstance(p, Publish)] == [("t", None), ("t", None)]

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -240,3 +241,22 @@ def test_a_5_0_client_is_sent_disconnect_0x8b_when_the_broker_stops() -> None:
             assert client.receive() == CLOSED
     finally:
         broker.stop()
+
+
+def test_mqttjs_5_resolves_the_topic_aliases_the_broker_sends(
+    start_broker: Callable[..., BrokerThread],
+) -> None:
+    """With ``send_topic_aliases`` the broker gives a repeated topic an alias within the
+    client's Topic Alias Maximum; MQTT.js, written by others, reads it back whole."""
+    node = shutil.which("node")
+    require_peer("node", node is not None, "Node.js, for MQTT.js")
+    require_peer("mqtt (npm)", (NODE_DIR / "node_modules" / "mqtt").is_dir(),
+                 "run npm ci in tests/node")
+    assert node is not None
+    broker = start_broker(send_topic_aliases=True)
+    run = subprocess.run([node, str(NODE_DIR / "mqttjs_v5_aliases.mjs"), str(broker.port)],
+                         capture_output=True, text=True, timeout=30, check=False)
+    result = json.loads(run.stdout or "{}")
+    assert "error" not in result, result
+    assert [(m["topic"], m["payload"], m["alias"]) for m in result["received"]] == [
+        ("alias/a/long/topic", f"m{n}", 1) for n in (1, 2, 3)]
