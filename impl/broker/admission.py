@@ -117,6 +117,10 @@ def connect_terms(connect: Connect, config: Config, *, assigned_id: str | None) 
     requested = props.session_expiry_interval or 0
     granted = min(requested, config.max_session_expiry_interval)
     max_packet = min(config.max_packet_size, MAX_REMAINING_LENGTH + 5)
+    response = None
+    if props.request_response_information == 1 and config.response_information:
+        response = config.response_information.replace(
+            "%c", assigned_id or connect.client_id)
     connack = Properties(
         session_expiry_interval=granted if granted != requested else None,
         assigned_client_identifier=assigned_id,
@@ -128,6 +132,7 @@ def connect_terms(connect: Connect, config: Config, *, assigned_id: str | None) 
         topic_alias_maximum=config.topic_alias_maximum or None,
         wildcard_subscription_available=0 if config.refuse_wildcard_subscriptions else None,
         subscription_identifier_available=None if config.subscription_identifiers else 0,
+        response_information=response,
         shared_subscription_available=None if config.shared_subscriptions else 0,
     )
     return Terms(

@@ -245,6 +245,11 @@ class Config:
     topic_alias_maximum: int = attrs.field(default=10, validator=_non_negative_int(65_535))
     """Topic aliases an MQTT 5.0 client may use towards the broker (CONNACK Topic Alias
     Maximum, 3.2.2.3.8); 0 accepts none. mosquitto's ``max_topic_alias`` and default."""
+    response_information: str = attrs.field(default="", validator=_characters)
+    """What CONNACK's Response Information says to a 5.0 client that asks for it (Request
+    Response Information 1): a topic prefix for its responses, ``%c`` standing for its
+    client id (e.g. ``reply/%c/``). Empty (the default): none is sent, as the Server MAY
+    choose (3.2.2.3.15); none is ever sent to a client that did not ask [MQTT-3.1.2-28]."""
     send_topic_aliases: bool = attrs.field(default=False, validator=_boolean)
     """True: the broker gives topics it sends a 5.0 client Topic Aliases, up to the client's
     Topic Alias Maximum (3.3.2.3.4), so a repeated topic costs two bytes; False (the

@@ -504,3 +504,12 @@ def test_without_the_clients_topic_alias_maximum_no_alias_is_sent() -> None:
     pub.send(Publish("t", b"1"), Publish("t", b"2"), now=1.0)
     assert [(p.topic, p.properties.topic_alias) for p in sub.received()
             if isinstance(p, Publish)] == [("t", None), ("t", None)]
+
+
+def test_response_information_goes_only_to_a_client_that_asks() -> None:
+    world = World(Config(port=0, response_information="reply/%c/"))
+    _asks, connack = connect5(world, "asks",
+                              properties=Properties(request_response_information=1))
+    assert connack.properties.response_information == "reply/asks/"
+    _silent, connack = connect5(world, "silent")
+    assert connack.properties.response_information is None  # [MQTT-3.1.2-28]
