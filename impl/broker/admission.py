@@ -65,6 +65,11 @@ def connect_reason(connect: Connect, config: Config, *, open_connections: int) -
     """The CONNACK reason code of an MQTT 5.0 CONNECT (3.2.2.2), before enhanced
     authentication: a CONNECT naming an Authentication Method is judged by its
     exchange (4.12), not by its user name and password."""
+    will = connect.will
+    if will is not None and will.qos > config.max_qos:
+        return ReasonCode.QOS_NOT_SUPPORTED  # [MQTT-3.2.2-12]
+    if will is not None and will.retain and not config.retain_available:
+        return ReasonCode.RETAIN_NOT_SUPPORTED  # [MQTT-3.2.2-13]
     if connect.properties.authentication_method is not None:
         connect = attrs.evolve(connect, username=None, password=None)
         if not config.allow_anonymous:

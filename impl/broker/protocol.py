@@ -473,7 +473,11 @@ class Connection(Valve):
                    ) -> None:
         log.debug("refusing CONNECT from %s (client id %s): 0x%02X",
                   self.peer, clip(packet.client_id), code)
-        self.send(ConnAck(False, code, properties=properties))  # present 0 [MQTT-3.2.2-6]
+        frame = encode(ConnAck(False, code, properties=properties), ProtocolLevel.MQTT_5)
+        limit = packet.properties.maximum_packet_size
+        if limit is not None and len(frame) > limit:  # [MQTT-3.2.2-19]: no Reason String
+            frame = encode(ConnAck(False, code), ProtocolLevel.MQTT_5)
+        self.send_frame(frame)  # session present 0 [MQTT-3.2.2-6]
         self.close(f"CONNECT refused with 0x{code:02X}", publish_will=False)
 
     def on_auth(self, packet: Auth, now: float) -> None:
@@ -508,9 +512,9 @@ class Connection(Valve):
         elif pending is not None:
             reason = Properties(reason_string=step.reason or None)
             self._refuse_v5(pending, step.reason_code, reason)
-        else:
+        else:  # DISCONNECT has no 0x86 or 0x8C: a failed re-authentication is 0x87
             self.close(f"re-authentication failed: {step.reason}", publish_will=True,
-                       reason_code=step.reason_code)
+                       reason_code=ReasonCode.NOT_AUTHORIZED)
 
     def _accept_v5(self, packet: Connect, now: float, *, auth: Properties | None = None
                    ) -> None:
@@ -690,9 +694,16 @@ class Connection(Valve):
             return
         if now is None:
             now = self._now
-        if self.terms is not None and self.state is ConnectionState.CONNECTED and not by_client:
+        terms = self.terms
+        if terms is not None and self.state is ConnectionState.CONNECTED and not by_client:
             code = ReasonCode.UNSPECIFIED_ERROR if reason_code is None else reason_code
-            self.send(Disconnect(code, Properties(reason_string=clip_text(reason, 200))))
+            if code not in VALID_REASONS[PacketType.DISCONNECT]:
+                code = ReasonCode.UNSPECIFIED_ERROR  # e.g. a CONNACK-only code [MQTT-3.14.2-1]
+            disconnect = Disconnect(code, Properties(reason_string=clip_text(reason, 200)))
+            frame = encode(disconnect, ProtocolLevel.MQTT_5)
+            if len(frame) > terms.maximum_packet_size:  # [MQTT-3.1.2-24]: no Reason String
+                frame = encode(Disconnect(code), ProtocolLevel.MQTT_5)
+            self.send_frame(frame)
         self.state = ConnectionState.CLOSED
         self.close_reason = reason
         if self._verbose:

@@ -274,7 +274,8 @@ class Session:
         """Deliver to a new connection: resend what is in flight, then the queue.
 
         Unacknowledged PUBLISH packets go again with DUP=1 and PUBRELs go again,
-        in their original order [MQTT-4.4.0-1].
+        in their original order [MQTT-4.4.0-1], as many as the client's Receive
+        Maximum allows; the rest follow as acknowledgements make room [MQTT-3.3.4-9].
         """
         self.connection = connection
         self.state = SessionState.CONNECTED
@@ -282,11 +283,25 @@ class Session:
         self.window = min(self.config.max_inflight, connection.receive_maximum)
         self.max_packet = connection.maximum_packet_size if v5 else 0
         self._aliases = {} if v5 and connection.topic_alias_maximum else None
-        for entry in self.inflight.values():
-            self.resend(entry, now)
+        sent = 0
+        for entry in list(self.inflight.values()):
+            if sent >= self.window:
+                entry.next_retry = math.inf  # held back until an acknowledgement
+                continue
+            sent += 1
             entry.interval = self.config.retry_interval
             entry.next_retry = now + entry.interval
+            self.resend(entry, now)
         self.pump(now)
+
+    def _resend_held(self, now: float) -> None:
+        """An acknowledgement made room: resend the oldest message ``attach`` held back."""
+        for entry in self.inflight.values():
+            if entry.next_retry == math.inf:
+                entry.interval = self.config.retry_interval
+                entry.next_retry = now + entry.interval
+                self.resend(entry, now)  # may drop it (too large): the loop ends here
+                return
 
     def detach(self) -> None:
         """The connection ended; a persistent session keeps everything for the next one."""
@@ -574,6 +589,10 @@ class Session:
             frame = self.publish_frame(out, now, dup=True)
             if frame is not None:
                 connection.send_frame(frame)
+            else:  # too large for this connection's client: as if sent and acknowledged
+                self.inflight.pop(out.packet_id, None)  # [MQTT-3.1.2-25]
+                if self.persistent:
+                    self.store.inflight_remove(self.client_id, out.packet_id)
 
     def on_ack(self, kind: PacketType, packet_id: int, now: float, reason_code: int = 0) -> None:
         """PUBACK, PUBREC or PUBCOMP for an outbound message: its next state by
@@ -596,6 +615,7 @@ class Session:
             del self.inflight[packet_id]
             if self.persistent:
                 self.store.inflight_remove(self.client_id, packet_id)
+            self._resend_held(now)
             self.pump(now)
             return
         target = OUTBOUND_TABLE[entry.state, kind]
@@ -603,6 +623,7 @@ class Session:
             del self.inflight[packet_id]
             if self.persistent:
                 self.store.inflight_remove(self.client_id, packet_id)
+            self._resend_held(now)
             self.pump(now)
             return
         if target is not entry.state:
@@ -701,17 +722,20 @@ class Session:
     # Timers -------------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
-        """When ``handle_timer`` has something to do, or None."""
-        if self.config.retry_interval <= 0 or self.connection is None or not self.inflight:
+        """When ``handle_timer`` has something to do, or None. A 5.0 session resends only
+        when its client reconnects [MQTT-4.4.0-1]."""
+        if (self.config.retry_interval <= 0 or self.connection is None or not self.inflight
+                or self.v5):
             return None
         return min(entry.next_retry for entry in self.inflight.values())
 
     def handle_timer(self, now: float) -> None:
-        """Resend in-flight messages whose retry time has come, doubling the interval."""
-        if self.config.retry_interval <= 0 or self.connection is None:
+        """Resend in-flight messages whose retry time has come, doubling the interval
+        (3.x only: at 5.0 a message is sent again only on reconnection [MQTT-4.4.0-1])."""
+        if self.config.retry_interval <= 0 or self.connection is None or self.v5:
             return
         ceiling = self.config.retry_max_interval
-        for entry in self.inflight.values():
+        for entry in list(self.inflight.values()):
             if entry.next_retry <= now:
                 self.resend(entry, now)
                 entry.interval = min(entry.interval * 2, ceiling)

@@ -166,15 +166,16 @@ class SharedGroups:
     def hand_over(self, session: Session, now: float) -> int:
         """Give the group messages a session that ends still holds to other members.
 
-        In flight and not yet received (PUBLISH unanswered) or queued, at QoS 1 or 2:
-        the session's client may never have seen them, and 4.8.2 says they SHOULD go
-        to another member. A QoS 2 message already answered with PUBREC has arrived
-        and stays with it. Returns how many were handed over."""
+        QoS 1 in flight and not yet acknowledged, or queued and never sent at QoS 1 or
+        2: the session's client may never have seen them, and they SHOULD go to another
+        member (4.8.2). A QoS 2 message once sent is not: its delivery is that client's
+        to complete [MQTT-4.8.2-4] and no other client may get it [MQTT-4.8.2-5].
+        Returns how many were handed over."""
         if not self.groups:
             return 0
         waiting = [entry.message for entry in session.inflight.values()
                    if entry.message.share is not None
-                   and entry.state is not OutboundState.AWAITING_PUBCOMP]
+                   and entry.state is OutboundState.AWAITING_PUBACK]
         waiting.extend(out for _seq, out in session.queue if out.share is not None and out.qos)
         handed = 0
         for out in waiting:
