@@ -15,7 +15,6 @@ from mqttref.impl.codec.packets import (
     ConnAck,
     Connect,
     Disconnect,
-    Packet,
     Properties,
     ProtocolLevel,
     PubAck,
@@ -125,7 +124,7 @@ def test_the_brokers_disconnect_fits_the_clients_maximum_packet_size() -> None:
     world = World(Config(port=0, topic_alias_maximum=2))
     client, _ = connect5(world, "small", properties=Properties(maximum_packet_size=20))
     client.send(Publish("t", b"x", properties=Properties(topic_alias=9)), now=1.0)
-    disconnects: list[Packet] = [p for p in client.received() if isinstance(p, Disconnect)]
+    disconnects = [p for p in client.received() if isinstance(p, Disconnect)]
     assert len(disconnects) == 1
     assert len(encode(disconnects[0], V5)) <= 20  # the Reason String left out [MQTT-3.1.2-24]
     assert disconnects[0].reason_code == R.TOPIC_ALIAS_INVALID
