@@ -214,8 +214,9 @@ class Config:
     """The connection is closed after this many keep-alive periods of silence
     [MQTT-3.1.2-24]; tests shorten time by lowering it."""
     retry_interval: float = attrs.field(default=20.0, validator=_non_negative_number)
-    """First resend of an unacknowledged QoS 1/2 message while connected, doubling
-    on each try; 0 turns resending off (messages still resend on reconnect)."""
+    """First resend of an unacknowledged QoS 1/2 message while a 3.x client stays
+    connected, doubling on each try; 0 turns resending off (messages still resend on
+    reconnect). MQTT 5.0 forbids resending but on reconnection [MQTT-4.4.0-1]."""
     retry_max_interval: float = attrs.field(default=300.0, validator=_positive_number)
     """The doubling resend interval never exceeds this."""
 
