@@ -459,6 +459,9 @@ class Connection(Valve):
             raise LimitExceeded(f"will topic with {problem}", ref="§4.7",
                                 reason_code=ReasonCode.TOPIC_NAME_INVALID)
         props = packet.properties
+        if props.authentication_data is not None and props.authentication_method is None:
+            raise ProtocolError("Authentication Data without an Authentication Method",
+                                ref="§3.1.2.11.10")
         if props.authentication_method is not None:
             auth = ConnectionAuth(self.ports.authenticators)
             self._auth = (auth, packet)

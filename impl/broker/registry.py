@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 
 from mqttref.impl.broker.config import Config
-from mqttref.impl.broker.limits import filter_problem, granted_qos
+from mqttref.impl.broker.limits import filter_problem, granted_qos, topic_problem
 from mqttref.impl.broker.matching import FilterTree, TopicTree, topic_matches
 from mqttref.impl.broker.session import Session
 from mqttref.impl.broker.shared import SHARED_PREFIX, Member, SharedGroups, parse_shared
@@ -171,6 +171,11 @@ class Registry:
         if problem is not None:
             broker_log.info("refused filter", "client %s: refused the filter %s: %s",
                             clip(session.client_id), clip(topic_filter), problem)
+            if (session.v5 and self.config.refuse_wildcard_subscriptions
+                    and ("+" in topic_filter or "#" in topic_filter)
+                    and topic_problem(topic_filter, self.config) is None):
+                # 5.0 has a code for it, as CONNACK said (Wildcard Subscription Available 0).
+                return ReasonCode.WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED
             return SUBACK_FAILURE
         granted = granted_qos(qos, self.config)
         client_id = session.client_id

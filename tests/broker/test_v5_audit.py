@@ -149,3 +149,16 @@ def test_a_failed_re_authentication_is_disconnect_0x87() -> None:
     assert disconnect.reason_code == R.NOT_AUTHORIZED  # [MQTT-4.12.1-2]
     assert client.closed()
     assert world.supervisor.crashes == 0
+
+
+def test_a_wildcard_filter_where_wildcards_are_unavailable_gets_0xa2() -> None:
+    world = World(Config(port=0, refuse_wildcard_subscriptions=True))
+    client, connack = connect5(world, "c")
+    assert connack.properties.wildcard_subscription_available == 0
+    suback = subscribe5(client, Subscription("a/+", Q1), Subscription("a/b", Q1))
+    assert suback.return_codes == (R.WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED, 1)
+
+
+def test_authentication_data_without_a_method_is_refused_with_0x82() -> None:
+    props = Properties(authentication_data=b"data")
+    assert refusal(World(), Connect(V5, "c", properties=props)) == R.PROTOCOL_ERROR
