@@ -58,10 +58,11 @@ class Fault:
 def _drop_puback(mp: Patcher) -> None:
     original = Session.on_publish
 
-    def on_publish(self: Session, packet: Publish, now: float) -> Message | None:
+    def on_publish(self: Session, packet: Publish, now: float, *, defer_ack: bool = False
+                   ) -> Message | None:
         if packet.qos == QoS.AT_LEAST_ONCE:
             return Message(packet.topic, packet.payload, packet.qos, packet.retain)  # no PUBACK
-        return original(self, packet, now)
+        return original(self, packet, now, defer_ack=defer_ack)
 
     mp.setattr(Session, "on_publish", on_publish)
 
@@ -85,12 +86,13 @@ def _forget_dup(mp: Patcher) -> None:
 def _qos2_twice(mp: Patcher) -> None:
     original = TopicServer.publish
 
-    def publish(self: TopicServer, message: Message, now: float) -> None:
-        original(self, message, now)
+    def publish(self: TopicServer, message: Message, now: float) -> int:
+        matched = original(self, message, now)
         if message.qos == QoS.EXACTLY_ONCE:
             for session, granted in list(self.subscribers.values()):
                 if granted == QoS.EXACTLY_ONCE:
                     session.deliver(message, QoS.EXACTLY_ONCE, now)
+        return matched
 
     mp.setattr(TopicServer, "publish", publish)
 
@@ -99,9 +101,10 @@ def _retain_kept_on_forward(mp: Patcher) -> None:
     original = Session.deliver
 
     def deliver(
-        self: Session, message: Message, qos: QoS, now: float, *, retain: bool = False
+        self: Session, message: Message, qos: QoS, now: float, *, retain: bool = False,
+        **options: Any,
     ) -> None:
-        original(self, message, qos, now, retain=retain or message.retain)
+        original(self, message, qos, now, retain=retain or message.retain, **options)
 
     mp.setattr(Session, "deliver", deliver)
 
@@ -139,8 +142,9 @@ def _queue_last_in_first_out(mp: Patcher) -> None:
 def _grant_higher_qos(mp: Patcher) -> None:
     original = Registry.subscribe
 
-    def subscribe(self: Registry, session: Session, topic_filter: str, qos: QoS) -> int:
-        return original(self, session, topic_filter, QoS(min(int(qos) + 1, 2)))
+    def subscribe(self: Registry, session: Session, topic_filter: str, qos: QoS,
+                  *options: Any) -> int:
+        return original(self, session, topic_filter, QoS(min(int(qos) + 1, 2)), *options)
 
     mp.setattr(Registry, "subscribe", subscribe)
 
@@ -165,7 +169,7 @@ def _wildcards_match_dollar_topics(mp: Patcher) -> None:
 
 
 def _clean_session_subscriptions_left(mp: Patcher) -> None:
-    mp.setattr(Registry, "remove_session", lambda self, session: None)
+    mp.setattr(Registry, "remove_session", lambda self, session, now=0.0: None)
 
 
 def _second_connect_ignored(mp: Patcher) -> None:
@@ -205,7 +209,8 @@ def _unsubscribe_ignored(mp: Patcher) -> None:
 
 
 def _retained_not_sent(mp: Patcher) -> None:
-    mp.setattr(TopicServer, "send_retained", lambda self, session, granted, now: None)
+    mp.setattr(TopicServer, "send_retained",
+               lambda self, session, granted, now, identifiers=(): None)
 
 
 def _empty_retained_stored(mp: Patcher) -> None:

@@ -180,9 +180,9 @@ def _will_published_twice(mp: Patcher) -> None:
     published: dict[int, Will] = {}
 
     def close(self: Connection, reason: str, *, publish_will: bool,
-              now: float | None = None) -> None:
+              now: float | None = None, **options: Any) -> None:
         will = self.will if publish_will and self.state is not ConnectionState.CLOSED else None
-        original_close(self, reason, publish_will=publish_will, now=now)
+        original_close(self, reason, publish_will=publish_will, now=now, **options)
         if will is not None:
             published[id(self)] = will
 
@@ -315,10 +315,11 @@ def _last_value_cache(mp: Patcher) -> None:
     has a retained message replaces it."""
     original = TopicServer.publish
 
-    def publish(self: TopicServer, message: Message, now: float) -> None:
-        original(self, message, now)
+    def publish(self: TopicServer, message: Message, now: float) -> int:
+        matched = original(self, message, now)
         if not message.retain and message.payload and self.retained is not None:
             self.set_retained(message)
+        return matched
 
     mp.setattr(TopicServer, "publish", publish)
 
@@ -340,15 +341,16 @@ def _wildcard_refusal_forgets_hash(mp: Patcher) -> None:
             return "a wildcard (refuse_wildcard_subscriptions)"
         return problem
 
-    def subscribe(self: Registry, session: Session, topic_filter: str, qos: QoS) -> int:
+    def subscribe(self: Registry, session: Session, topic_filter: str, qos: QoS,
+                  *options: Any) -> int:
         if "#" in topic_filter and filter_problem(topic_filter, self.config) is None:
             return int(limits.granted_qos(qos, self.config))  # a literal name: never matches
-        return original_subscribe(self, session, topic_filter, qos)
+        return original_subscribe(self, session, topic_filter, qos, *options)
 
     def send_retained(self: Registry, session: Session, topic_filter: str, granted: QoS,
-                      now: float) -> None:
+                      now: float, *options: Any) -> None:
         if "#" not in topic_filter:
-            original_retained(self, session, topic_filter, granted, now)
+            original_retained(self, session, topic_filter, granted, now, *options)
 
     mp.setattr(registry_module, "filter_problem", filter_problem)
     mp.setattr(Registry, "subscribe", subscribe)
@@ -363,9 +365,10 @@ def _resubscribe_adds(mp: Patcher) -> None:
     original_publish = TopicServer.publish
     older: dict[str, list[tuple[str, QoS]]] = {}
 
-    def subscribe(self: Registry, session: Session, topic_filter: str, qos: QoS) -> int:
+    def subscribe(self: Registry, session: Session, topic_filter: str, qos: QoS,
+                  *options: Any) -> int:
         before = session.subscriptions.get(topic_filter)
-        code = original_subscribe(self, session, topic_filter, qos)
+        code = original_subscribe(self, session, topic_filter, qos, *options)
         if before is not None and code != SUBACK_FAILURE:
             older.setdefault(session.client_id, []).append((topic_filter, before))
         return code
@@ -375,12 +378,13 @@ def _resubscribe_adds(mp: Patcher) -> None:
         older[session.client_id] = kept
         return original_unsubscribe(self, session, topic_filter)
 
-    def publish(self: TopicServer, message: Message, now: float) -> None:
-        original_publish(self, message, now)
+    def publish(self: TopicServer, message: Message, now: float) -> int:
+        matched = original_publish(self, message, now)
         for client_id, (session, _granted) in list(self.subscribers.items()):
             for topic_filter, qos in older.get(client_id, []):
                 if matching.topic_matches(topic_filter, self.name):
                     session.deliver(message, min(message.qos, qos), now)
+        return matched
 
     mp.setattr(Registry, "subscribe", subscribe)
     mp.setattr(Registry, "unsubscribe", unsubscribe)
@@ -458,11 +462,12 @@ def _first_subscriber_only(mp: Patcher) -> None:
     """The subscribers of a topic are treated as one shared group: each message goes to
     one of them (the first), not to every matching subscription."""
 
-    def publish(self: TopicServer, message: Message, now: float) -> None:
+    def publish(self: TopicServer, message: Message, now: float) -> int:
         if message.retain:
             self.set_retained(message)
         for session, granted in list(self.subscribers.values())[:1]:
             session.deliver(message, min(message.qos, granted), now)
+        return min(len(self.subscribers), 1)
 
     mp.setattr(TopicServer, "publish", publish)
 
