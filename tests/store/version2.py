@@ -8,15 +8,9 @@ integer, and no MQTT 5.0 state (properties, message expiry, subscription options
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
 from pathlib import Path
 
-from mqttref.impl.codec.packets import QoS
-from mqttref.impl.flow import OutboundState
-from mqttref.impl.message import Message, OutboundMessage
-
-APPLICATION_ID = 0x4D515452
+from tests.store.old_schema import OldDatabase
 
 SCHEMA = (
     "CREATE TABLE sessions (session INTEGER PRIMARY KEY, client_id TEXT NOT NULL,"
@@ -37,20 +31,13 @@ SCHEMA = (
 )
 
 
-class Version2Database:
+class Version2Database(OldDatabase):
     """Writes rows the way the version 2 store did, into ``DATA_DIR/mqttref.db``."""
 
+    owner = "session"
+
     def __init__(self, data_dir: Path) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.path = data_dir / "mqttref.db"
-        self.db = sqlite3.connect(self.path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("BEGIN")
-        self.db.execute(f"PRAGMA application_id={APPLICATION_ID}")
-        self.db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-        self.db.execute("INSERT INTO schema_version (version) VALUES (2)")
-        for statement in SCHEMA:
-            self.db.execute(statement)
+        super().__init__(data_dir, 2, SCHEMA)
 
     def session(self, key: int, client_id: str, disconnected_at: float | None = None,
                 expiry_interval: float | None = None) -> None:
@@ -58,43 +45,3 @@ class Version2Database:
             "INSERT INTO sessions (session, client_id, disconnected_at, expiry_interval)"
             " VALUES (?, ?, ?, ?)", (key, client_id, disconnected_at, expiry_interval),
         )
-
-    def subscription(self, key: int, topic_filter: str, qos: QoS) -> None:
-        self.db.execute("INSERT INTO subscriptions (session, topic_filter, qos) VALUES (?, ?, ?)",
-                        (key, topic_filter, int(qos)))
-
-    def queued(self, key: int, seq: int, message: OutboundMessage) -> None:
-        self.db.execute(
-            "INSERT INTO queue (session, seq, topic, qos, payload, retain)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (key, seq, message.topic, int(message.qos), message.payload, int(message.retain)),
-        )
-
-    def inflight(self, key: int, sent_order: int, state: OutboundState,
-                 message: OutboundMessage) -> None:
-        self.db.execute(
-            "INSERT INTO inflight (session, packet_id, sent_order, state, topic, qos,"
-            " payload, retain) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (key, message.packet_id, sent_order, state.name, message.topic,
-             int(message.qos), message.payload, int(message.retain)),
-        )
-
-    def awaiting_rel(self, key: int, packet_id: int) -> None:
-        self.db.execute("INSERT INTO awaiting_rel (session, packet_id) VALUES (?, ?)",
-                        (key, packet_id))
-
-    def retained(self, message: Message) -> None:
-        self.db.execute("INSERT INTO retained (topic, payload, qos) VALUES (?, ?, ?)",
-                        (message.topic, message.payload, int(message.qos)))
-
-    def close(self) -> None:
-        """Commit and close, as a stopped broker leaves it (no write-ahead log)."""
-        self.db.execute("COMMIT")
-        self.db.close()
-
-    def __enter__(self) -> Version2Database:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        with contextlib.suppress(sqlite3.Error):
-            self.close()
