@@ -299,6 +299,13 @@ def published(packets: list[Packet]) -> list[bytes]:
     return [p.payload for p in packets if isinstance(p, Publish)]
 
 
+def acknowledge(client: Client, *, now: float) -> None:
+    """The client answers every QoS 1 PUBLISH it was sent since the last call."""
+    for packet in client.received():
+        if isinstance(packet, Publish) and packet.packet_id is not None:
+            client.send(PubAck(packet.packet_id), now=now)
+
+
 def test_a_publisher_never_waits_for_a_congested_subscriber(world: World) -> None:
     slow = world.connect("slow")
     subscribe(slow, "t", Q1)
@@ -324,9 +331,7 @@ def test_a_subscriber_that_never_acknowledges_does_not_slow_a_publisher() -> Non
         pub.send(Publish("t", b"%d" % n, Q1, packet_id=n), now=float(n))
         assert pub.reading()
         assert pub.received() == [PubAck(n)]
-        for packet in good.received():
-            if isinstance(packet, Publish) and packet.packet_id is not None:
-                good.send(PubAck(packet.packet_id), now=float(n))
+        acknowledge(good, now=float(n))
     session = world.table.sessions["greedy"]
     assert len(session.inflight) == 5
     assert len(session.queue) == 10
@@ -369,9 +374,7 @@ def test_the_memory_mark_pauses_a_publisher_until_the_queues_drain(
     assert "'slow0'" in caplog.text
     for client in slow:  # the readers take their messages: the queues drain
         for _ in range(n):
-            for packet in client.received():
-                if isinstance(packet, Publish) and packet.packet_id is not None:
-                    client.send(PubAck(packet.packet_id), now=1.5)
+            acknowledge(client, now=1.5)
     assert world.table.memory.queued_bytes <= world.table.memory.low_water
     assert pub.reading()
 
@@ -429,9 +432,7 @@ def test_a_subscriber_that_takes_nothing_for_the_stall_timeout_is_closed() -> No
     for n in range(1, 4):
         pub.send(Publish("t", b"m", Q1, packet_id=n), now=1.0)
     for now in (2.0, 4.0, 6.5):
-        for packet in busy.received():  # slow but steady: it acknowledges
-            if isinstance(packet, Publish) and packet.packet_id is not None:
-                busy.send(PubAck(packet.packet_id), now=now)
+        acknowledge(busy, now=now)  # slow but steady: it acknowledges
         world.supervisor.sweep(now)
     assert stuck.closed()
     assert stuck.core.close_reason == "stalled"
