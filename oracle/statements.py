@@ -1,10 +1,14 @@
-"""The normative statements of MQTT 3.1.1 (Appendix B), kept as data.
+"""The normative statements of MQTT 3.1.1 and 5.0 (Appendix B), kept as data.
 
-The list lives in ``statements-3.1.1.json`` next to this module: one record
-per statement with its text, whom it binds and whether a client can observe a
-server's conformance to it. Appendix B prints two ids with typos
-(``MQTT-3.1.2.7``, ``MQTT-3-8.3-4``); records carry the normalised id and keep
-the printed one as ``appendix_id`` so that either spelling finds the statement.
+Each list lives next to this module as ``statements-<protocol>.json``: one
+record per statement with its text, whom it binds and whether a client can
+observe a server's conformance to it. The specifications print a few ids with
+typos (3.1.1's Appendix B: ``MQTT-3.1.2.7``, ``MQTT-3-8.3-4``; 5.0's body:
+``MQTT-4.2-1``, ``T-3.2.2-8``); records carry the normalised id and keep the
+printed one as ``appendix_id`` so that either spelling finds the statement.
+Where 5.0's Appendix B words a statement wrongly (cut short, reversed, or
+another statement's text), ``text`` is the body's sentence and
+``appendix_text`` keeps what Appendix B prints.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from typing import Literal
 import attrs
 
 Binds = Literal["server", "client", "both"]
+
+PROTOCOLS = ("3.1.1", "5.0")
+"""The protocol versions with a statement list."""
 
 _ID = re.compile(r"^\[?MQTT[-.](\d+)[-.](\d+)[-.](\d+)[-.](\d+)\]?$", re.IGNORECASE)
 
@@ -51,7 +58,9 @@ class Statement:
     note: str = ""
     """Why it is not testable, or how a client-side statement is still observed."""
     appendix_id: str | None = None
-    """The id as printed in Appendix B when it carries a typo."""
+    """The id as the specification prints it (Appendix B or body) when it carries a typo."""
+    appendix_text: str | None = None
+    """Appendix B's wording, kept where ``text`` had to come from the body instead."""
 
     @property
     def server_side(self) -> bool:
@@ -65,11 +74,11 @@ class Statement:
 
 @cache
 def statements(protocol: str = "3.1.1") -> Mapping[str, Statement]:
-    """Every normative statement of ``protocol``, keyed by normalised id, in spec order."""
-    if protocol != "3.1.1":
+    """Every normative statement of MQTT ``protocol``, keyed by normalised id, in spec order."""
+    if protocol not in PROTOCOLS:
         raise ValueError(f"no statement list for MQTT {protocol}")
-    text = resources.files(__package__).joinpath("statements-3.1.1.json").read_text("utf-8")
-    records = json.loads(text)["statements"]
+    name = f"statements-{protocol}.json"
+    records = json.loads(resources.files(__package__).joinpath(name).read_text("utf-8"))
     table = {
         record["id"]: Statement(
             id=record["id"],
@@ -78,10 +87,21 @@ def statements(protocol: str = "3.1.1") -> Mapping[str, Statement]:
             testable=record["testable"],
             note=record.get("note", ""),
             appendix_id=record.get("appendix_id"),
+            appendix_text=record.get("appendix_text"),
         )
-        for record in records
+        for record in records["statements"]
     }
     return dict(sorted(table.items(), key=lambda item: item[1].sort_key))
+
+
+@cache
+def _printed(protocol: str) -> Mapping[str, str]:
+    """Typo ids as printed (upper-cased, without brackets) -> the normalised id.
+
+    Needed because some printed forms (5.0's ``MQTT-4.2-1``) have too few parts
+    for :func:`normalise_id` to mend.
+    """
+    return {s.appendix_id.upper(): s.id for s in statements(protocol).values() if s.appendix_id}
 
 
 _CITED = re.compile(r"\[(MQTT-[0-9.-]+)\]", re.IGNORECASE)
@@ -112,5 +132,10 @@ def judgeable(ids: tuple[str, ...] | set[str], protocol: str = "3.1.1") -> tuple
 
 
 def lookup(raw: str, protocol: str = "3.1.1") -> Statement:
-    """The statement named by ``raw`` in any spelling; ``KeyError`` if unknown."""
-    return statements(protocol)[normalise_id(raw)]
+    """The statement named by ``raw`` in any spelling; ``KeyError`` if unknown.
+
+    A spelling the specification itself printed (``appendix_id``) is found even
+    when it cannot be normalised.
+    """
+    printed = _printed(protocol).get(raw.strip().strip("[]").strip().upper())
+    return statements(protocol)[printed or normalise_id(raw)]
