@@ -24,6 +24,10 @@ T = TypeVar("T")
 
 MULTI_LEVEL = "#"
 SINGLE_LEVEL = "+"
+SHARED_PREFIX = "$share/"
+"""How a shared subscription's filter starts, ``$share/{ShareName}/{filter}`` (4.8.2):
+with shared subscriptions on, such a filter is its group's (``shared.py``), and what a
+session's ordinary filters give a topic name leaves it out."""
 
 
 def topic_matches(topic_filter: str, topic_name: str) -> bool:
@@ -44,6 +48,13 @@ def topic_matches(topic_filter: str, topic_name: str) -> bool:
         if level not in (SINGLE_LEVEL, name_levels[index]):
             return False
     return len(filter_levels) == len(name_levels)
+
+
+def is_shared(topic_filter: str, *, shared_subscriptions: bool) -> bool:
+    """Whether a filter is a shared subscription's, delivered through its group (4.8.2)
+    and not by topic servers: one starting ``$share/`` while the broker has them (the
+    ``shared_subscriptions`` key); with them off it is an ordinary filter."""
+    return shared_subscriptions and topic_filter.startswith(SHARED_PREFIX)
 
 
 class _FilterNode:
