@@ -13,10 +13,13 @@ server, which is also where its retained messages come from.
 Every publish goes through the topic supervisor, which contains a crashing
 topic server and asks ``restart_topic`` for a new one built from the store.
 
-MQTT 5.0 adds two things a subscription carries. A Subscription Identifier
-(3.8.2.1.2) is kept here by client id and filter, and a topic server holds, beside
-each subscriber's QoS, the identifiers of all its filters matching that name, so
-one copy carries them all [MQTT-3.3.4-4, MQTT-3.3.4-5]. A shared subscription
+MQTT 5.0 adds options a subscription carries (No Local, Retain As Published, a
+Subscription Identifier, 3.8.3.1 and 3.8.2.1.2), kept with the session's
+subscriptions (``Session.set_options``) before it is placed anywhere, and a topic
+server holds, beside each subscriber's QoS, the identifiers of all its filters
+matching that name, so one copy carries them all [MQTT-3.3.4-4]. That copy is
+right for every message but the subscriber's own, which its No Local filters may
+not forward [MQTT-3.8.3-3]: the session works that one out itself. A shared subscription
 ``$share/{ShareName}/{filter}`` (4.8.2, ``shared.py``) stays in the session's
 subscriptions and the store under that whole string, but is neither in the filter
 index nor at any topic server: its group gets each matching message after the
@@ -29,9 +32,15 @@ from collections.abc import Callable, Iterable, Mapping
 
 from mqttref.impl.broker.config import Config
 from mqttref.impl.broker.limits import filter_problem, granted_qos, topic_problem
-from mqttref.impl.broker.matching import FilterTree, TopicTree, topic_matches
+from mqttref.impl.broker.matching import (
+    SHARED_PREFIX,
+    FilterTree,
+    TopicTree,
+    is_shared,
+    topic_matches,
+)
 from mqttref.impl.broker.session import Session
-from mqttref.impl.broker.shared import SHARED_PREFIX, Member, SharedGroups, parse_shared
+from mqttref.impl.broker.shared import Member, SharedGroups, parse_shared
 from mqttref.impl.broker.topic import TopicServer, TopicSupervisor
 from mqttref.impl.codec.errors import ReasonCode
 from mqttref.impl.codec.packets import SUBACK_FAILURE, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe
@@ -60,8 +69,6 @@ class Registry:
         self._sweep_at = TOPIC_SERVER_SWEEP
         self.shared = SharedGroups(self.supervisor.session_failed)
         """Shared subscription groups (4.8.2), by their ``$share/...`` filter."""
-        self.identifiers: dict[str, dict[str, int]] = {}
-        """Client id -> filter -> Subscription Identifier, for those that have one."""
 
     def load(self) -> None:
         """Make topic servers for the retained messages the store holds."""
@@ -72,13 +79,14 @@ class Registry:
         self, session: Session, options: Mapping[str, SubscriptionOptions] | None = None,
     ) -> None:
         """Index a restored persistent session's subscriptions (broker start), with the
-        options the store kept (``SessionRecord.options``: identifiers, Retain As
-        Published); a ``$share/...`` filter joins its group again."""
+        options the store kept (``SessionRecord.options``: No Local, Retain As Published,
+        identifiers), which the session keeps before it is placed; a ``$share/...``
+        filter joins its group again."""
         options = options or {}
         client_id = session.client_id
         for topic_filter, option in options.items():
-            if option.identifier is not None and topic_filter in session.subscriptions:
-                self.identifiers.setdefault(client_id, {})[topic_filter] = option.identifier
+            if topic_filter in session.subscriptions:
+                session.set_options(topic_filter, option)
         for topic_filter, qos in session.subscriptions.items():
             if self._shared(topic_filter):
                 self._join(session, topic_filter, qos, options.get(topic_filter, NO_OPTIONS))
@@ -160,7 +168,9 @@ class Registry:
         the client did nothing illegal (``limits.filter_problem``). The grant is
         at most ``max_qos`` [MQTT-3.8.4-6].
         Replacing keeps the session in place at every topic server, now at the
-        new QoS and with the new Subscription Identifier, or none [MQTT-3.8.4-3].
+        new QoS and with the new options: Subscription Identifier, No Local and Retain
+        As Published, or none [MQTT-3.8.4-3]. The session keeps the options before
+        it is placed, since placing reads the identifiers from them.
         A ``$share/...`` filter joins its group instead (4.8.2); below 5.0, where the
         codec does not check the ShareName, a malformed one gets 0x80.
         """
@@ -180,7 +190,7 @@ class Registry:
         granted = granted_qos(qos, self.config)
         client_id = session.client_id
         session.subscriptions[topic_filter] = granted
-        self._set_identifier(client_id, topic_filter, options.identifier)
+        session.set_options(topic_filter, options)
         self.store.set_subscription(client_id, topic_filter, granted, options)
         if shared:
             self._join(session, topic_filter, granted, options)
@@ -196,7 +206,7 @@ class Registry:
 
         At 5.0 each subscription's options count: Retain Handling 1 sends retained
         messages only for a new subscription, 2 never [MQTT-3.3.1-10, -11]; No Local
-        and Retain As Published are kept in the session. The packet's Subscription
+        and Retain As Published are kept in the session (``subscribe``). The packet's Subscription
         Identifier goes with each of its subscriptions (3.8.2.1.2), and with the
         retained messages each sends. A shared subscription gets no retained messages
         (4.8.2); with ``shared_subscriptions`` off a 5.0 client's is refused with 0x9E,
@@ -214,9 +224,6 @@ class Registry:
             code = self.subscribe(session, sub.topic_filter, sub.qos, SubscriptionOptions(
                 sub.no_local, sub.retain_as_published, identifier) if session.v5 else NO_OPTIONS)
             codes.append(code)
-            if session.v5 and code != SUBACK_FAILURE and not self._shared(sub.topic_filter):
-                session.set_options(sub.topic_filter, no_local=sub.no_local,
-                                    retain_as_published=sub.retain_as_published)
         session.send(SubAck(packet.packet_id, tuple(codes)))
         for sub, code, new in zip(packet.subscriptions, codes, fresh, strict=True):
             if code >= SUBACK_FAILURE or sub.retain_handling == 2:
@@ -252,12 +259,11 @@ class Registry:
         if session.subscriptions.pop(topic_filter, None) is None:
             return False
         client_id = session.client_id
-        self._set_identifier(client_id, topic_filter, None)
+        session.set_options(topic_filter, NO_OPTIONS)
         self.store.delete_subscription(client_id, topic_filter)
         if self._shared(topic_filter):
             self.shared.leave(topic_filter, client_id)
             return True
-        session.set_options(topic_filter, no_local=False, retain_as_published=False)
         self.filters.remove(topic_filter, client_id)
         for server in list(self.topics.match(topic_filter)):
             self._resubscribe(session, server)
@@ -284,12 +290,12 @@ class Registry:
 
     def identifiers_on(self, session: Session, topic_name: str) -> tuple[int, ...]:
         """The Subscription Identifiers of the session's filters that match a topic name:
-        one copy carries them all [MQTT-3.3.4-4, MQTT-3.3.4-5]."""
-        by_filter = self.identifiers.get(session.client_id)
-        if not by_filter:
-            return ()
-        return tuple(identifier for topic_filter, identifier in by_filter.items()
-                     if topic_matches(topic_filter, topic_name)
+        one copy carries them all [MQTT-3.3.4-4], one per filter even where two filters
+        have the same. The session drops those of its No Local filters from its own
+        messages (``Session.deliver``)."""
+        return tuple(option.identifier for topic_filter, option in session.options.items()
+                     if option.identifier is not None
+                     and topic_matches(topic_filter, topic_name)
                      and not self._shared(topic_filter))
 
     def _place(self, session: Session, server: TopicServer) -> None:
@@ -309,7 +315,7 @@ class Registry:
 
     def _shared(self, topic_filter: str) -> bool:
         """A shared subscription's filter (4.8.2), when the broker has them."""
-        return topic_filter.startswith(SHARED_PREFIX) and self.config.shared_subscriptions
+        return is_shared(topic_filter, shared_subscriptions=self.config.shared_subscriptions)
 
     def _join(self, session: Session, topic_filter: str, granted: QoS,
               options: SubscriptionOptions) -> None:
@@ -318,17 +324,6 @@ class Registry:
             return  # stored by a broker that took it for an ordinary filter
         self.shared.join(topic_filter, parsed[1], Member(
             session, granted, options.identifier, options.retain_as_published))
-
-    def _set_identifier(self, client_id: str, topic_filter: str, identifier: int | None) -> None:
-        by_filter = self.identifiers.get(client_id)
-        if identifier is not None:
-            if by_filter is None:
-                by_filter = self.identifiers[client_id] = {}
-            by_filter[topic_filter] = identifier
-        elif by_filter is not None:
-            by_filter.pop(topic_filter, None)
-            if not by_filter:
-                del self.identifiers[client_id]
 
     def subscriptions(self) -> Iterable[tuple[str, str, QoS]]:
         """Every subscription, as the store holds it."""

@@ -30,6 +30,15 @@ PUBLISH carries the message's properties with the expiry interval that remains
 but counted as sent and dropped [MQTT-3.1.2-25], an expired message leaves the
 queue unsent [MQTT-3.3.2-5], and acknowledgements carry reason codes (0x10 no
 matching subscribers, 0x92 packet identifier not found).
+
+A 5.0 subscription also keeps options beside its QoS (``SubscriptionOptions``: No
+Local, Retain As Published, its Subscription Identifier), here by filter; the
+registry reads the identifiers from them. A topic server hands the session each
+message with one QoS and one set of identifiers, those of all its filters matching
+the topic, which is the one copy overlapping subscriptions give [MQTT-3.3.4-2,
+MQTT-3.3.4-4]. The client's own message is the exception: a filter with No Local may
+not forward it [MQTT-3.8.3-3], so ``deliver`` works that copy out again from the other
+matching filters alone, and sends nothing when there are none.
 """
 
 from __future__ import annotations
@@ -37,13 +46,15 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
+from collections.abc import Mapping
 from enum import Enum
+from types import MappingProxyType
 from typing import Protocol
 
 import attrs
 
 from mqttref.impl.broker.config import Config
-from mqttref.impl.broker.matching import topic_matches
+from mqttref.impl.broker.matching import is_shared, topic_matches
 from mqttref.impl.broker.pressure import Memory
 from mqttref.impl.codec.errors import ProtocolError, ReasonCode
 from mqttref.impl.codec.frames import PUBACK, PUBCOMP, PUBREC, PUBREL, ack_frame, publish_frame
@@ -62,7 +73,7 @@ from mqttref.impl.codec.properties import encode_properties
 from mqttref.impl.flow import FIRST_OUTBOUND_STATE, OUTBOUND_TABLE, OutboundState
 from mqttref.impl.logtext import broker_log, clip
 from mqttref.impl.message import Message, OutboundMessage
-from mqttref.impl.store.base import SessionRecord, Store
+from mqttref.impl.store.base import NO_OPTIONS, SessionRecord, Store, SubscriptionOptions
 
 log = logging.getLogger("mqttref.broker")
 
@@ -149,6 +160,9 @@ def qos0_frame(message: Message) -> bytes:
     return frame
 
 
+_NO_OPTIONS_BY_FILTER: Mapping[str, SubscriptionOptions] = MappingProxyType({})
+
+
 class Session:
     """One client's session (3.1.2.4), persistent or clean."""
 
@@ -157,9 +171,8 @@ class Session:
         "_awaiting_rel",
         "_next_packet_id",
         "_next_seq",
-        "_no_local",
+        "_options",
         "_queue",
-        "_retain_as_published",
         "behind_since",
         "client_id",
         "config",
@@ -207,10 +220,9 @@ class Session:
         """Messages dropped by the queue limits or by an overloaded QoS 0 path."""
         self.v5 = False
         """The connection attached last speaks MQTT 5.0."""
-        self._no_local: set[str] | None = None
-        """5.0 filters subscribed with No Local: none of its own messages [MQTT-3.8.3-3]."""
-        self._retain_as_published: set[str] | None = None
-        """5.0 filters subscribed with Retain As Published [MQTT-3.3.1-12]."""
+        self._options: dict[str, SubscriptionOptions] | None = None
+        """Filter -> what its 5.0 subscription asked for beyond the QoS, for the filters
+        that asked for anything; None while none has (every 3.x session)."""
         self.window = config.max_inflight
         """QoS 1/2 messages in flight at most: ``max_inflight``, and at 5.0 at most the
         client's Receive Maximum."""
@@ -253,8 +265,7 @@ class Session:
                       memory=memory)
         session.subscriptions = dict(record.subscriptions)
         for topic_filter, options in record.options.items():
-            session.set_options(topic_filter, no_local=options.no_local,
-                                retain_as_published=options.retain_as_published)
+            session.set_options(topic_filter, options)
         session._queue = deque(record.queue) if record.queue else None
         if record.queue:
             session._next_seq = record.queue[-1][0] + 1
@@ -326,34 +337,76 @@ class Session:
         if self.connection is not None:
             self.connection.send(packet)
 
-    def set_options(self, topic_filter: str, *, no_local: bool,
-                    retain_as_published: bool) -> None:
-        """Record a 5.0 subscription's No Local and Retain As Published options."""
-        for option, wanted in (("_no_local", no_local),
-                               ("_retain_as_published", retain_as_published)):
-            filters: set[str] | None = getattr(self, option)
-            if wanted:
-                if filters is None:
-                    filters = set()
-                    setattr(self, option, filters)
-                filters.add(topic_filter)
-            elif filters:
-                filters.discard(topic_filter)
-                if not filters:
-                    setattr(self, option, None)
+    def set_options(self, topic_filter: str, options: SubscriptionOptions) -> None:
+        """Keep, replace [MQTT-3.8.4-3] or (``NO_OPTIONS``) forget a subscription's 5.0
+        options: No Local, Retain As Published and its Subscription Identifier."""
+        table = self._options
+        if options != NO_OPTIONS:
+            if table is None:
+                table = self._options = {}
+            table[topic_filter] = options
+        elif table is not None:
+            table.pop(topic_filter, None)
+            if not table:
+                self._options = None
 
-    def _by_options(self, message: Message) -> bool | None:
-        """What the 5.0 options say of one message: None to skip it (its own message,
-        and every filter it matches has No Local [MQTT-3.8.3-3]); else whether to keep
-        its RETAIN flag (a matching filter has Retain As Published [MQTT-3.3.1-12])."""
+    @property
+    def options(self) -> Mapping[str, SubscriptionOptions]:
+        """Filter -> its 5.0 options, for the filters that have any (read only)."""
+        return _NO_OPTIONS_BY_FILTER if self._options is None else MappingProxyType(self._options)
+
+    def _by_options(
+        self, message: Message, qos: QoS, identifiers: tuple[int, ...],
+        options: dict[str, SubscriptionOptions],
+    ) -> tuple[QoS, tuple[int, ...], bool] | None:
+        """What the 5.0 options make of the copy a topic server hands over: None to send
+        nothing, else its QoS, its Subscription Identifiers and whether it keeps RETAIN.
+
+        Another client's message goes as the topic server says, keeping RETAIN if a
+        matching filter has Retain As Published [MQTT-3.3.1-12, MQTT-3.3.1-13]. The
+        client's own message, when some filter has No Local, goes by ``_own_copy``."""
+        if message.origin == self.client_id and any(o.no_local for o in options.values()):
+            return self._own_copy(message, qos, options)
         topic = message.topic
-        no_local = self._no_local
-        if no_local and message.origin == self.client_id and all(
-            f in no_local for f in self.subscriptions if topic_matches(f, topic)
-        ):
+        keep = message.retain and any(
+            option.retain_as_published and topic_matches(topic_filter, topic)
+            and self._ordinary(topic_filter)
+            for topic_filter, option in options.items()
+        )
+        return qos, identifiers, keep
+
+    def _own_copy(
+        self, message: Message, qos: QoS, options: dict[str, SubscriptionOptions],
+    ) -> tuple[QoS, tuple[int, ...], bool] | None:
+        """The client's own message: a matching filter with No Local may not forward it
+        [MQTT-3.8.3-3], so it adds nothing to the one copy the others send. That copy
+        has the highest QoS of those others [MQTT-3.3.4-2] (``qos`` is already the lower
+        of the message's and the highest of all), their identifiers [MQTT-3.3.4-4], and
+        RETAIN if one of them has Retain As Published [MQTT-3.3.1-13]. No other filter:
+        nothing is sent."""
+        topic = message.topic
+        best: QoS | None = None
+        identifiers: list[int] = []
+        keep = False
+        for topic_filter, granted in self.subscriptions.items():
+            option = options.get(topic_filter, NO_OPTIONS)
+            if option.no_local or not topic_matches(topic_filter, topic) or not self._ordinary(
+                    topic_filter):
+                continue
+            if best is None or granted > best:
+                best = granted
+            if option.identifier is not None:
+                identifiers.append(option.identifier)
+            keep = keep or option.retain_as_published
+        if best is None:
             return None
-        rap = self._retain_as_published
-        return bool(message.retain and rap and any(topic_matches(f, topic) for f in rap))
+        return min(qos, best), tuple(identifiers), message.retain and keep
+
+    def _ordinary(self, topic_filter: str) -> bool:
+        """Not a shared subscription's filter: those deliver through their group, with
+        their member's own options (4.8.2, ``shared.py``)."""
+        return not is_shared(topic_filter,
+                             shared_subscriptions=self.config.shared_subscriptions)
 
     def deliver(self, message: Message, qos: QoS, now: float, *, retain: bool = False,
                 identifiers: tuple[int, ...] = (), share: str | None = None) -> None:
@@ -365,17 +418,19 @@ class Session:
         ``identifiers``: the Subscription Identifiers of the subscriptions it matched,
         which its PUBLISH carries [MQTT-3.3.4-3]. ``share``: it came through that shared
         subscription, whose options the registry applied (4.8.2); remembered so that
-        another member gets it should this session end first.
+        another member gets it should this session end first. Otherwise the session's
+        5.0 options have their say (``_by_options``): No Local, Retain As Published.
         """
+        options = self._options
+        if share is None and options is not None:
+            resolved = self._by_options(message, qos, identifiers, options)
+            if resolved is None:
+                return
+            qos, identifiers, keep = resolved
+            retain = retain or keep
         properties = message.properties
         if identifiers:
             properties = attrs.evolve(properties, subscription_identifiers=identifiers)
-        if share is None and (self._no_local is not None
-                              or self._retain_as_published is not None):
-            keep = self._by_options(message)
-            if keep is None:
-                return
-            retain = retain or keep
         connection = self.connection
         if qos is QoS.AT_MOST_ONCE:
             if connection is None:

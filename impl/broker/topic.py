@@ -8,7 +8,11 @@ highest QoS of all its filters that match this name, so overlapping
 subscriptions deliver one copy [MQTT-3.3.5-1]; the registry keeps that
 number right as subscriptions come and go, and with it, for a session that gave
 its filters MQTT 5.0 Subscription Identifiers, the identifiers of those matching
-this name, which that one copy carries [MQTT-3.3.4-4, MQTT-3.3.4-5].
+this name, which that one copy carries [MQTT-3.3.4-2, MQTT-3.3.4-4]. A subscriber's
+own message is the one exception: its filters with No Local may not forward it
+[MQTT-3.8.3-3], so they add nothing to its copy, and ``Session.deliver`` works that
+copy out again from its other filters (the topic server hands over every message
+alike, and pays nothing for No Local).
 
 A topic server holds nothing that is not also in the registry and the
 store, so when one crashes the topic supervisor (below, with the server it
