@@ -49,6 +49,7 @@ from mqttref.impl.broker.admission import (
     generate_client_id,
 )
 from mqttref.impl.broker.limits import strings_problem, topic_problem
+from mqttref.impl.broker.packet_size import fit
 from mqttref.impl.broker.ports import BrokerPorts, Edge
 from mqttref.impl.broker.pressure import Valve
 from mqttref.impl.broker.session import Session
@@ -136,6 +137,7 @@ class Connection(Valve):
         "_out",
         "_out_bytes",
         "_shut",
+        "_unsendable",
         "_verbose",
         "accepted_at",
         "client_id",
@@ -176,6 +178,9 @@ class Connection(Valve):
         self._out_bytes = 0
         self._shut = False
         """The edge was told to close: nothing more is written."""
+        self._unsendable: str | None = None
+        """A packet ``send`` could not fit in the client's Maximum Packet Size: what it
+        was. The connection closes once the packet being handled is done (``packet_size``)."""
         self._checked_topic = ""
         """The last PUBLISH topic found within the broker's limits (``topic_problem``)."""
         self.terms: Terms | None = None
@@ -347,7 +352,32 @@ class Connection(Valve):
     # The session's packet sink --------------------------------------------------------
 
     def send(self, packet: Packet) -> None:
-        self.send_frame(encode(packet, self.protocol_level))
+        """Encode and send a packet that is no PUBLISH frame; at 5.0 within the client's
+        Maximum Packet Size [MQTT-3.1.2-24], trimmed if need be (``packet_size.fit``). One
+        that cannot fit is not sent, and the connection closes after the packet being
+        handled (``_close_unsendable``): closing here, in the middle of a handler (a
+        SUBACK is sent before the retained messages), would pull the session from under it."""
+        if self.protocol_level is not ProtocolLevel.MQTT_5:
+            self.send_frame(encode(packet, self.protocol_level))
+            return
+        limit = self.client_maximum_packet_size
+        frame = fit(packet, limit)
+        if frame is None:
+            if self._unsendable is None:
+                self._unsendable = (f"a {packet.packet_type.name} larger than the client's "
+                                    f"Maximum Packet Size of {limit}")
+            return
+        self.send_frame(frame)
+
+    @property
+    def client_maximum_packet_size(self) -> int | None:
+        """The 5.0 client's Maximum Packet Size (3.1.2.11.4), None for none: from the
+        terms once accepted, before that from the CONNECT under enhanced authentication."""
+        terms = self.terms
+        if terms is not None:
+            return terms.maximum_packet_size
+        pending = self._auth[1] if self._auth is not None else None
+        return None if pending is None else pending.properties.maximum_packet_size
 
     def send_frame(self, frame: bytes) -> None:
         if self._shut:
@@ -370,6 +400,9 @@ class Connection(Valve):
                 self.handle_packet(packet, now)
             except ProtocolError as exc:
                 self.protocol_violation(exc)
+                return
+            if self._unsendable is not None:
+                self._close_unsendable()
                 return
 
     def handle_packet(self, packet: Packet, now: float) -> None:
@@ -396,6 +429,26 @@ class Connection(Valve):
         kind = "refused" if isinstance(exc, LimitExceeded) else "protocol violation"
         broker_log.warning(kind, "closing %s: %s: %s", self.who, kind, clip_text(exc))
         self.close(f"{kind}: {exc.detail}", publish_will=True, reason_code=exc.reason_code)
+
+    def _close_unsendable(self) -> None:
+        """Close because a packet could not go out within the client's Maximum Packet
+        Size even without its Reason String and User Properties (``packet_size``: the
+        specification has no rule for a packet other than PUBLISH, and none can be left
+        out). After CONNACK: DISCONNECT 0x95 Packet too large (3.14.2.1), which fits any
+        client that took the CONNACK, and the will; before it, where no DISCONNECT may
+        go [MQTT-3.14.0-1]: CONNACK 0x80 if that fits, no session and no will."""
+        what, self._unsendable = self._unsendable, None
+        if self.is_closed or what is None:
+            return
+        broker_log.warning("packet too large", "closing %s: %s", self.who, what)
+        if self.state is ConnectionState.CONNECTING:
+            frame = fit(ConnAck(False, ReasonCode.UNSPECIFIED_ERROR),
+                        self.client_maximum_packet_size)
+            if frame is not None:
+                self.send_frame(frame)
+            self.close(what, publish_will=False)
+            return
+        self.close(what, publish_will=True, reason_code=ReasonCode.PACKET_TOO_LARGE)
 
     # Handlers -------------------------------------------------------------------------
 
@@ -474,13 +527,15 @@ class Connection(Valve):
 
     def _refuse_v5(self, packet: Connect, code: int, properties: Properties = NO_PROPERTIES
                    ) -> None:
+        """CONNACK with ``code`` (session present 0 [MQTT-3.2.2-6]) and close; its Reason
+        String goes if the CONNACK would exceed the client's Maximum Packet Size
+        [MQTT-3.2.2-19], and a CONNACK that cannot fit at all is not sent."""
         log.debug("refusing CONNECT from %s (client id %s): 0x%02X",
                   self.peer, clip(packet.client_id), code)
-        frame = encode(ConnAck(False, code, properties=properties), ProtocolLevel.MQTT_5)
-        limit = packet.properties.maximum_packet_size
-        if limit is not None and len(frame) > limit:  # [MQTT-3.2.2-19]: no Reason String
-            frame = encode(ConnAck(False, code), ProtocolLevel.MQTT_5)
-        self.send_frame(frame)  # session present 0 [MQTT-3.2.2-6]
+        frame = fit(ConnAck(False, code, properties=properties),
+                    packet.properties.maximum_packet_size)
+        if frame is not None:
+            self.send_frame(frame)
         self.close(f"CONNECT refused with 0x{code:02X}", publish_will=False)
 
     def on_auth(self, packet: Auth, now: float) -> None:
@@ -521,18 +576,30 @@ class Connection(Valve):
 
     def _accept_v5(self, packet: Connect, now: float, *, auth: Properties | None = None
                    ) -> None:
-        """Accept a 5.0 CONNECT (after its enhanced authentication, if any)."""
+        """Accept a 5.0 CONNECT (after its enhanced authentication, if any).
+
+        A CONNACK that would exceed the client's Maximum Packet Size [MQTT-3.1.2-24]
+        (its properties cannot be left out: each states a term of the connection) makes
+        the CONNECT one the Server cannot accept: refused with 0x80, if that fits
+        [MQTT-3.1.4-2], before any session is touched."""
         config = self.config
-        connections = self.ports.connections
-        connections.admit(self)
-        self.protocol_level = ProtocolLevel.MQTT_5
         assigned = None if packet.client_id else generate_client_id()
-        self.client_id = client_id = packet.client_id or assigned or ""
-        self.terms = terms = connect_terms(packet, config, assigned_id=assigned)
+        terms = connect_terms(packet, config, assigned_id=assigned)
         if auth is not None:
             terms = attrs.evolve(terms, connack=attrs.evolve(
                 terms.connack, authentication_method=auth.authentication_method,
                 authentication_data=auth.authentication_data))
+        if fit(ConnAck(False, ReasonCode.SUCCESS, properties=terms.connack),
+               terms.maximum_packet_size) is None:
+            broker_log.warning("packet too large", "refusing %s: its CONNACK exceeds the "
+                               "client's Maximum Packet Size of %d", self.peer,
+                               terms.maximum_packet_size)
+            self._refuse_v5(packet, ReasonCode.UNSPECIFIED_ERROR)
+            return
+        self.ports.connections.admit(self)
+        self.protocol_level = ProtocolLevel.MQTT_5
+        self.client_id = client_id = packet.client_id or assigned or ""
+        self.terms = terms
         self.will = packet.will
         self.state = ConnectionState.CONNECTED
         self.keep_alive_limit = (
@@ -697,16 +764,17 @@ class Connection(Valve):
             return
         if now is None:
             now = self._now
+        self._unsendable = None  # closing anyway: not a second time for that
         terms = self.terms
         if terms is not None and self.state is ConnectionState.CONNECTED and not by_client:
             code = ReasonCode.UNSPECIFIED_ERROR if reason_code is None else reason_code
             if code not in VALID_REASONS[PacketType.DISCONNECT]:
                 code = ReasonCode.UNSPECIFIED_ERROR  # e.g. a CONNACK-only code [MQTT-3.14.2-1]
-            disconnect = Disconnect(code, Properties(reason_string=clip_text(reason, 200)))
-            frame = encode(disconnect, ProtocolLevel.MQTT_5)
-            if len(frame) > terms.maximum_packet_size:  # [MQTT-3.1.2-24]: no Reason String
-                frame = encode(Disconnect(code), ProtocolLevel.MQTT_5)
-            self.send_frame(frame)
+            # Without its Reason String if that does not fit [MQTT-3.14.2-3].
+            frame = fit(Disconnect(code, Properties(reason_string=clip_text(reason, 200))),
+                        terms.maximum_packet_size)
+            if frame is not None:
+                self.send_frame(frame)
         self.state = ConnectionState.CLOSED
         self.close_reason = reason
         if self._verbose:
