@@ -83,6 +83,10 @@ class Chart:
     transitions: tuple[Transition, ...]
     guards: tuple[str, ...] = ()
     actions: tuple[str, ...] = ()
+    protocol: str = "3.1.1"
+    """The specification whose statement ids the rows cite: "3.1.1" or "5.0". The two
+    number their statements independently ([MQTT-3.1.2-4] is a different sentence in
+    each), so a row's refs mean nothing without it."""
 
     def __attrs_post_init__(self) -> None:
         self.validate()
@@ -136,6 +140,8 @@ class Chart:
             rows = [u for u in self.transitions if (u.source, u.event) == (t.source, t.event)]
             if len(rows) > 1 and any(u.guard is None for u in rows):
                 problems.append(f"({t.source}, {t.event}): an unguarded row beside guarded rows")
+        if self.protocol not in ("3.1.1", "5.0"):
+            problems.append(f"unknown protocol {self.protocol!r}")
         if problems:
             raise ChartError(f"chart {self.name!r} is invalid: " + "; ".join(sorted(set(problems))))
 

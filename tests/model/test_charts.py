@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from mqttref.model.chart import Chart, Event, State, Transition
 from mqttref.model.charts import CHARTS
 from mqttref.model.errors import ChartError, NoTransition
+from mqttref.oracle.statements import statements
 
 PAIRS = [
     (chart, state, event)
@@ -58,11 +59,20 @@ def test_any_pair_with_any_guard_values_has_at_most_one_answer(data: st.DataObje
         assert row is applicable[0]
 
 
-def test_every_row_names_normative_statements() -> None:
+def test_every_row_names_normative_statements_of_its_charts_specification() -> None:
+    """A row's ids are looked up in the list of the specification the chart follows:
+    3.1.1 and 5.0 number their statements independently."""
     for chart in CHARTS:
+        known = statements(chart.protocol)
         for row in chart.transitions:
             assert row.refs, row
-            assert all(ref.startswith("MQTT-") for ref in row.refs), row
+            assert [ref for ref in row.refs if ref not in known] == [], (chart.name, row)
+
+
+def test_a_chart_of_an_unknown_specification_fails_when_built() -> None:
+    with pytest.raises(ChartError, match="unknown protocol"):
+        Chart("c", "C", "", (State("a", ""),), (Event("e", ""),), "a",
+              (Transition("a", "e", "a", ("MQTT-1.5.3-1",)),), protocol="4.0")
 
 
 def test_guards_of_one_pair_are_exclusive_in_the_model_charts() -> None:
