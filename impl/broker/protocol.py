@@ -114,6 +114,14 @@ HANDLERS: Final[dict[tuple[ConnectionState, PacketType], str]] = {
 }
 """(state, packet type) -> handler method. A missing pair closes the connection."""
 
+AUTHENTICATING: Final[dict[PacketType, str]] = {
+    PacketType.AUTH: "on_auth",
+    PacketType.DISCONNECT: "on_disconnect_before_connack",
+}
+"""Packet type -> handler while CONNECT's enhanced authentication runs (CONNECTING with an
+exchange under way): until CONNACK such a client sends nothing but AUTH or DISCONNECT
+[MQTT-3.1.2-30]; anything else closes the connection."""
+
 
 def unexpected(state: ConnectionState, packet_type: PacketType) -> ProtocolError:
     """The protocol error of a (state, packet type) pair ``HANDLERS`` does not have."""
@@ -406,12 +414,20 @@ class Connection(Valve):
                 return
 
     def handle_packet(self, packet: Packet, now: float) -> None:
-        """Dispatch one packet by (state, type); a missing pair is a protocol error."""
-        name = HANDLERS.get((self.state, packet.packet_type))
+        """Dispatch one packet by (state, type); a missing pair is a protocol error.
+        CONNECTING under enhanced authentication has its own table, ``AUTHENTICATING``."""
+        state = self.state
         if self._verbose:
             log.debug("%s -> %s", self.who, packet.packet_type.name)
-        if name is None:
-            raise unexpected(self.state, packet.packet_type)
+        if state is ConnectionState.CONNECTING and self._auth is not None:
+            name = AUTHENTICATING.get(packet.packet_type)
+            if name is None:
+                raise ProtocolError(f"{packet.packet_type.name} before CONNACK, during "
+                                    "enhanced authentication", ref="MQTT-3.1.2-30")
+        else:
+            name = HANDLERS.get((state, packet.packet_type))
+            if name is None:
+                raise unexpected(state, packet.packet_type)
         getattr(self, name)(packet, now)
 
     def protocol_violation(self, exc: ProtocolError) -> None:
@@ -729,14 +745,17 @@ class Connection(Valve):
     def on_disconnect(self, packet: Disconnect, now: float) -> None:
         """A clean close: the will is discarded [MQTT-3.14.4-3], unless a 5.0 client says
         0x04 (or any reason but 0x00) to have it published. A 5.0 DISCONNECT may set a
-        new Session Expiry Interval, but not from 0 to more [MQTT-3.14.2-2]."""
+        new Session Expiry Interval, but not from 0 to more (3.14.2.2.2; [MQTT-3.14.2-2] is
+        the Server's not sending one). In the middle
+        of a re-authentication it is the same: packets flow on under the previous
+        authentication meanwhile (4.12.1), and the exchange simply ends with the connection."""
         terms = self.terms
         if terms is not None:
             interval = packet.properties.session_expiry_interval
             if interval is not None:
                 if terms.session_expiry_interval == 0 and interval:
                     raise ProtocolError("DISCONNECT sets a Session Expiry Interval where "
-                                        "CONNECT had 0", ref="MQTT-3.14.2-2")
+                                        "CONNECT had 0", ref="§3.14.2.2.2")
                 self.terms = terms = attrs.evolve(terms, session_expiry_interval=min(
                     interval, self.config.max_session_expiry_interval))
                 assert self.session is not None
@@ -747,6 +766,21 @@ class Connection(Valve):
                            publish_will=True, by_client=True)
                 return
         self.close("the client disconnected", publish_will=False, by_client=True)
+
+    def on_disconnect_before_connack(self, packet: Disconnect, now: float) -> None:
+        """DISCONNECT while enhanced authentication runs, between CONNECT and CONNACK: a
+        client that named an Authentication Method may send AUTH or DISCONNECT before
+        CONNACK [MQTT-3.1.2-30], and "can close the connection at any point in this
+        process. It MAY send a DISCONNECT packet before doing so" (4.12). A clean close,
+        then, not a protocol error: nothing is sent back (no DISCONNECT before a CONNACK
+        [MQTT-3.14.0-1]), and whatever the reason code nothing is published or kept, as
+        the CONNECT was never accepted: no session was opened, its will never stored.
+        (``AUTHENTICATING`` routes it here only while an exchange is under way.)"""
+        if self._verbose:
+            log.debug("%s disconnected with 0x%02X during enhanced authentication",
+                      self.who, packet.reason_code)
+        self.close(f"the client disconnected with 0x{packet.reason_code:02X} before CONNACK, "
+                   "during enhanced authentication", publish_will=False, by_client=True)
 
     # Closing --------------------------------------------------------------------------
 
