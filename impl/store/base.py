@@ -20,6 +20,14 @@ the SQLite store a broker that is killed). Rules the implementations follow:
   (``OutboundMessage.expires_at``); a store that outlives the process keeps
   them as wall-clock deadlines and converts at its own boundary, so a message
   whose interval ended while the broker was down is expired when it returns.
+  A queued or in-flight message also keeps the shared subscription it came
+  through (``OutboundMessage.share``), so that after a restart it can still go
+  to another member of the group should its session end unacknowledged (4.8.2).
+- A 5.0 will waiting for its Will Delay Interval belongs to its persistent
+  session's state (4.1), so it is stored with the session (``will_set``) and
+  goes with it (``delete_session``). Its due instant crosses the interface on
+  the loop clock, like ``expires_at``; a will due while the broker was down
+  comes back due.
 - Calls only record; ``commit()`` makes everything recorded so far durable.
   The broker calls it before acknowledgements (PUBACK, PUBREC, SUBACK...)
   leave for the network, once per batch of packets, so a disk store can
@@ -82,6 +90,19 @@ class SessionExpiry:
 
 
 NEVER_DISCONNECTED: Final = SessionExpiry()
+
+
+@attrs.frozen
+class StoredWill:
+    """A 5.0 will held for its Will Delay Interval by a disconnected persistent session
+    (3.1.3.2.2): published at ``due_at`` or when the session ends, whichever comes first,
+    and never if a connection resumes the session before [MQTT-3.1.3-9]."""
+
+    client_id: str
+    due_at: float
+    """When its delay ends, on the broker's loop clock (as ``Message.expires_at``)."""
+    message: Message
+    """The will as it will be published (no Will Delay Interval among its properties)."""
 
 
 @attrs.frozen
@@ -203,6 +224,21 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def awaiting_rel_remove(self, client_id: str, packet_id: int) -> None: ...
+
+    # Delayed wills (persistent sessions) -----------------------------------------------
+
+    @abc.abstractmethod
+    def will_set(self, client_id: str, will: Message, due_at: float) -> None:
+        """Keep a persistent session's will until ``due_at`` (loop clock); one per session,
+        a newer replaces it. Nothing for a session the store does not hold."""
+
+    @abc.abstractmethod
+    def will_remove(self, client_id: str) -> None:
+        """The will was published, or a connection resumed its session first."""
+
+    @abc.abstractmethod
+    def wills(self) -> Iterable[StoredWill]:
+        """Every stored will (read when the broker starts)."""
 
     # Retained messages -------------------------------------------------------------
 

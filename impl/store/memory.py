@@ -16,6 +16,7 @@ from mqttref.impl.store.base import (
     SessionRecord,
     Store,
     StoredInflight,
+    StoredWill,
     SubscriptionOptions,
     keep_options,
 )
@@ -27,6 +28,7 @@ class _MemorySession:
     inflight: dict[int, StoredInflight] = attrs.field(factory=dict)
     awaiting_rel: set[int] = attrs.field(factory=set)
     expiry: SessionExpiry = NEVER_DISCONNECTED
+    will: StoredWill | None = None
 
 
 class MemoryStore(Store):
@@ -123,6 +125,19 @@ class MemoryStore(Store):
 
     def awaiting_rel_remove(self, client_id: str, packet_id: int) -> None:
         self._session(client_id).awaiting_rel.discard(packet_id)
+
+    def will_set(self, client_id: str, will: Message, due_at: float) -> None:
+        stored = self._sessions.get(client_id)
+        if stored is not None:
+            stored.will = StoredWill(client_id, due_at, will)
+
+    def will_remove(self, client_id: str) -> None:
+        stored = self._sessions.get(client_id)
+        if stored is not None:
+            stored.will = None
+
+    def wills(self) -> Iterable[StoredWill]:
+        return [stored.will for stored in self._sessions.values() if stored.will is not None]
 
     def set_retained(self, topic: str, message: Message | None) -> None:
         if message is None:

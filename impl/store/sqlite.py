@@ -46,6 +46,15 @@ converts at its boundary: ``loop_clock`` to ``wall_clock`` when it records a
 message, back when it loads one. A message whose deadline passed while the
 broker was down comes back already expired, and the session drops it unsent.
 
+Schema 4 keeps the rest of a 5.0 session that a restart lost before. A queued
+or in-flight message names the shared subscription it came through (``share``,
+NULL for none), so that it still goes to another member of the group if its
+session ends unacknowledged after the restart (4.8.2). A disconnected session
+whose will waits for its Will Delay Interval keeps it in ``wills`` (one row per
+session, gone with the session), its due time a wall-clock deadline converted
+like a message's expiry: a will that fell due while the broker was down comes
+back due, and is published at start-up.
+
 The schema carries its version in ``schema_version``; ``MIGRATIONS[n]``
 brings a database from version n to n + 1, each in its own transaction. A
 database from a newer mqttref, a file that is not an SQLite database (or is
@@ -76,6 +85,7 @@ from mqttref.impl.store.base import (
     SessionRecord,
     Store,
     StoredInflight,
+    StoredWill,
     SubscriptionOptions,
     keep_options,
 )
@@ -150,6 +160,17 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "ALTER TABLE subscriptions ADD COLUMN retain_as_published INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE subscriptions ADD COLUMN identifier INTEGER",
     ),
+    # 3 -> 4: the 5.0 session state a restart lost (issue 15). Messages keep the shared
+    # subscription they came through, for a hand-over after the restart (4.8.2); a session
+    # keeps its delayed will (3.1.3.2.2). Rows of version 3 came through none: their
+    # group, if they had one, was not recorded.
+    (
+        "ALTER TABLE queue ADD COLUMN share TEXT",
+        "ALTER TABLE inflight ADD COLUMN share TEXT",
+        "CREATE TABLE wills (session INTEGER PRIMARY KEY, due_at REAL NOT NULL,"
+        " topic TEXT NOT NULL, qos INTEGER NOT NULL, payload BLOB NOT NULL,"
+        " retain INTEGER NOT NULL, properties BLOB, expires_at REAL)",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -163,14 +184,14 @@ _SET_SUBSCRIPTION = (
 _DELETE_SUBSCRIPTION = "DELETE FROM subscriptions WHERE session = ? AND topic_filter = ?"
 _QUEUE_APPEND = (
     "INSERT OR REPLACE INTO queue"
-    " (session, seq, topic, qos, payload, retain, properties, expires_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " (session, seq, topic, qos, payload, retain, properties, expires_at, share)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _QUEUE_REMOVE = "DELETE FROM queue WHERE session = ? AND seq = ?"
 _INFLIGHT_SET = (
     "INSERT OR REPLACE INTO inflight"
     " (session, packet_id, sent_order, state, topic, qos, payload, retain, properties,"
-    " expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " expires_at, share) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INFLIGHT_REMOVE = "DELETE FROM inflight WHERE session = ? AND packet_id = ?"
 _AWAITING_ADD = "INSERT OR IGNORE INTO awaiting_rel (session, packet_id) VALUES (?, ?)"
@@ -180,7 +201,15 @@ _SET_RETAINED = (
     " VALUES (?, ?, ?, ?, ?)"
 )
 _CLEAR_RETAINED = "DELETE FROM retained WHERE topic = ?"
-_SESSION_TABLES: Final = ("subscriptions", "queue", "inflight", "awaiting_rel", "sessions")
+_SET_WILL = (
+    "INSERT OR REPLACE INTO wills"
+    " (session, due_at, topic, qos, payload, retain, properties, expires_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_REMOVE_WILL = "DELETE FROM wills WHERE session = ?"
+_SESSION_TABLES: Final = (
+    "subscriptions", "queue", "inflight", "awaiting_rel", "wills", "sessions",
+)
 
 _STATES: Final = {state.name: state for state in OutboundState}
 
@@ -492,26 +521,28 @@ class SQLiteStore(Store):
         db: sqlite3.Connection, key: int, to_loop: float
     ) -> Iterator[tuple[int, OutboundMessage]]:
         """The queue in order; ``to_loop`` turns a wall-clock deadline into a loop-clock one."""
-        for seq, topic, qos, payload, retain, properties, expires_at in db.execute(
-            "SELECT seq, topic, qos, payload, retain, properties, expires_at FROM queue"
+        for seq, topic, qos, payload, retain, properties, expires_at, share in db.execute(
+            "SELECT seq, topic, qos, payload, retain, properties, expires_at, share FROM queue"
             " WHERE session = ? ORDER BY seq", (key,),
         ):
             yield seq, OutboundMessage(
                 topic, 0, QoS(qos), bytes(payload), bool(retain), _properties(properties),
-                None if expires_at is None else expires_at + to_loop,
+                None if expires_at is None else expires_at + to_loop, share,
             )
 
     @staticmethod
     def _stored_inflight(
         db: sqlite3.Connection, key: int, to_loop: float
     ) -> Iterator[StoredInflight]:
-        for packet_id, state, topic, qos, payload, retain, properties, expires_at in db.execute(
-            "SELECT packet_id, state, topic, qos, payload, retain, properties, expires_at"
-            " FROM inflight WHERE session = ? ORDER BY sent_order", (key,)
+        for (packet_id, state, topic, qos, payload, retain, properties, expires_at,
+             share) in db.execute(
+            "SELECT packet_id, state, topic, qos, payload, retain, properties, expires_at,"
+            " share FROM inflight WHERE session = ? ORDER BY sent_order", (key,)
         ):
             message = OutboundMessage(
                 topic, packet_id, QoS(qos), bytes(payload), bool(retain),
                 _properties(properties), None if expires_at is None else expires_at + to_loop,
+                share,
             )
             yield StoredInflight(packet_id, _STATES[state], message)
 
@@ -610,7 +641,7 @@ class SQLiteStore(Store):
             self._record(("queue", key, seq), _QUEUE_APPEND, (
                 key, seq, message.topic, int(message.qos), message.payload,
                 int(message.retain), _property_block(message.properties),
-                self._wall_deadline(message.expires_at),
+                self._wall_deadline(message.expires_at), message.share,
             ))
 
     def queue_remove(self, client_id: str, seq: int) -> None:
@@ -636,7 +667,7 @@ class SQLiteStore(Store):
         self._record(("inflight", key, packet_id), _INFLIGHT_SET, (
             key, packet_id, order, state.name, message.topic, int(message.qos),
             message.payload, int(message.retain), _property_block(message.properties),
-            self._wall_deadline(message.expires_at),
+            self._wall_deadline(message.expires_at), message.share,
         ))
 
     def inflight_remove(self, client_id: str, packet_id: int) -> None:
@@ -658,6 +689,45 @@ class SQLiteStore(Store):
         key = self._keys.get(client_id)
         if key is not None:
             self._record(("rel", key, packet_id), _AWAITING_REMOVE, (key, packet_id))
+
+    # Delayed wills ----------------------------------------------------------------------
+
+    def will_set(self, client_id: str, will: Message, due_at: float) -> None:
+        key = self._keys.get(client_id)
+        if key is not None:
+            self._record(("will", key), _SET_WILL, (
+                key, self._wall_deadline(due_at), will.topic, int(will.qos), will.payload,
+                int(will.retain), _property_block(will.properties),
+                self._wall_deadline(will.expires_at),
+            ))
+
+    def will_remove(self, client_id: str) -> None:
+        key = self._keys.get(client_id)
+        if key is not None:
+            self._record(("will", key), _REMOVE_WILL, (key,))
+
+    def wills(self) -> Iterable[StoredWill]:
+        """Read from the disk (once, at start-up): a will is not worth a mirror."""
+        db = self._require_db()
+        try:
+            self._apply(db)
+            to_loop = self.loop_clock() - self.wall_clock()
+            return [
+                StoredWill(client_id, due_at + to_loop, Message(
+                    topic, bytes(payload), QoS(qos), bool(retain),
+                    properties=_properties(properties),
+                    expires_at=None if expires_at is None else expires_at + to_loop,
+                ))
+                for client_id, due_at, topic, qos, payload, retain, properties, expires_at
+                in db.execute(
+                    "SELECT s.client_id, w.due_at, w.topic, w.qos, w.payload, w.retain,"
+                    " w.properties, w.expires_at FROM wills w JOIN sessions s"
+                    " ON s.session = w.session ORDER BY w.due_at"
+                )
+            ]
+        except (sqlite3.Error, ValueError, ProtocolError) as exc:
+            raise StoreError(f"database {self.path}: cannot read the delayed wills: "
+                             f"{exc}") from exc
 
     # Retained messages ------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ Expiry Interval across the restart, a message whose interval ended while the
 broker was down is not delivered [MQTT-3.3.2-5], and the session's
 subscriptions keep their No Local option [MQTT-3.8.3-3]. Two brokers run one
 after the other in this process on one data directory, seen through raw 5.0
-sockets.
+sockets. A database of schema 3 (``tests/store/version3.py``) is migrated to 4.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
+
 from mqttref.impl.broker.broker import Broker
 from mqttref.impl.broker.config import Config
 from mqttref.impl.codec.codec import encode
@@ -24,6 +26,7 @@ from mqttref.impl.codec.packets import (
     Connect,
     Disconnect,
     Packet,
+    PacketType,
     Properties,
     ProtocolLevel,
     PubAck,
@@ -33,8 +36,14 @@ from mqttref.impl.codec.packets import (
     Subscribe,
     Subscription,
 )
+from mqttref.impl.codec.properties import encode_properties
+from mqttref.impl.flow import OutboundState
+from mqttref.impl.message import Message, OutboundMessage
+from mqttref.impl.store.base import SubscriptionOptions
 from tests.helpers.broker_thread import BrokerThread
 from tests.helpers.raw_client import RawClient
+from tests.store.test_v5_state import open_sqlite, restart
+from tests.store.version3 import Version3Database
 
 V5 = ProtocolLevel.MQTT_5
 Q1 = QoS.AT_LEAST_ONCE
@@ -162,3 +171,71 @@ def test_a_5_0_session_whose_expiry_passes_while_the_broker_is_down_is_gone(
                 connack = client.receive()
                 assert isinstance(connack, ConnAck)
                 assert connack.session_present is present, client_id
+
+
+# Migration 3 -> 4 -------------------------------------------------------------------------
+
+
+CONTENT = Properties(content_type="text/plain")
+
+
+def version_3_database(data_dir: Path, *, left_at: float) -> None:
+    """A database of schema 3: session ``c`` left at wall time ``left_at`` with a 600 s
+    Session Expiry Interval, a member of ``$share/g/t``, with a queued 5.0 message
+    (content type, expiring 500 s after it left) and a QoS 1 message in flight."""
+    with Version3Database(data_dir) as old:
+        old.session(1, "c", left_at, 600.0)
+        old.shared_subscription(1, "$share/g/t", 1, identifier=9)
+        old.queued5(1, 7, "t", b"seven",
+                    properties=encode_properties(CONTENT, PacketType.PUBLISH),
+                    expires_at=left_at + 500.0)
+        old.inflight(1, 4, OutboundState.AWAITING_PUBACK, OutboundMessage("t", 3, Q1, b"one"))
+
+
+def test_a_version_3_database_is_migrated_to_4_keeping_its_5_0_state(tmp_path: Path) -> None:
+    """Schema 4 adds what a restart lost: the shared subscription a message came through
+    (none is known for a version 3 row) and the delayed wills (none yet)."""
+    version_3_database(tmp_path, left_at=1000.0)
+    store = open_sqlite(tmp_path, wall=1100.0, loop=10.0)
+    try:
+        record = store.load_session("c")
+        assert record is not None
+        assert record.subscriptions == {"$share/g/t": Q1}
+        assert record.options == {"$share/g/t": SubscriptionOptions(identifier=9)}
+        [(seq, seven)] = record.queue
+        assert (seq, seven.topic, seven.payload, seven.properties) == (7, "t", b"seven", CONTENT)
+        assert seven.expires_at == pytest.approx(10.0 + 400.0)
+        assert seven.share is None
+        [one] = record.inflight
+        assert one.message == OutboundMessage("t", 3, Q1, b"one")
+        assert list(store.wills()) == []
+        # ... and takes what version 4 keeps.
+        store.queue_append("c", 8, OutboundMessage("t", 0, Q1, b"eight", share="$share/g/t"))
+        store.will_set("c", Message("w", b"bye"), 70.0)
+        again = restart(store, later=5.0, loop=100.0)
+    finally:
+        store.close()
+    try:
+        record = again.load_session("c")
+        assert record is not None
+        assert [(seq, out.share) for seq, out in record.queue] == [(7, None), (8, "$share/g/t")]
+        [will] = again.wills()
+        assert (will.client_id, will.message.payload) == ("c", b"bye")
+        assert will.due_at == pytest.approx(100.0 + 55.0)
+    finally:
+        again.close()
+    with contextlib.closing(sqlite3.connect(tmp_path / "mqttref.db")) as db:
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(4,)]
+
+
+def test_the_broker_resumes_a_session_from_a_version_3_database(tmp_path: Path) -> None:
+    version_3_database(tmp_path, left_at=time.time())
+    with BrokerThread(sqlite_config(tmp_path)) as broker, Client5(broker.port) as client:
+        assert client.connect5("c", clean_start=False).session_present
+        again = client.receive()  # in flight: again first, with DUP [MQTT-4.4.0-1]
+        assert isinstance(again, Publish)
+        assert (again.packet_id, again.dup, again.payload) == (3, True, b"one")
+        client.send5(PubAck(3))
+        seven = client.next_publish()
+        assert (seven.payload, seven.properties.content_type) == (b"seven", "text/plain")
+        assert broker.call(lambda b: list(b.registry.shared.groups)) == ["$share/g/t"]
