@@ -95,10 +95,16 @@ class Broker:
 
     async def start(self) -> None:
         """Load the store, then listen. Raises StoreError if the store cannot be opened
-        (nothing on disk changed), OSError if the port cannot be bound."""
+        (nothing on disk changed), OSError if the port cannot be bound.
+
+        What the restore did before anyone connects (wills published and sessions
+        ended because their time passed while the broker was down, shared messages
+        handed over) is committed before listening, so a second crash does not do it
+        again."""
         self.store.open()
         try:
-            self.table.restore()
+            self.table.restore(asyncio.get_running_loop().time())
+            self.store.commit()
             self._server = await asyncio.get_running_loop().create_server(
                 self._accept, self.config.host, self.config.port, backlog=1024
             )
@@ -153,7 +159,10 @@ class Broker:
         return SocketEdge(self.ports, self.connections, self.outbox)
 
     async def _tick(self) -> None:
-        """The session table's periodic work: retries, and what expires."""
+        """The session table's periodic work: retries, and what expires. What it changed
+        (and what connections that closed left, such as a delayed will) is committed
+        at each tick even when no acknowledgement goes out to commit it, so a broker
+        killed later keeps it."""
         loop = asyncio.get_running_loop()
         tick = self.config.timer_tick
         while True:
@@ -161,4 +170,6 @@ class Broker:
             now = loop.time()
             self.table.tick(now)
             self.connections.sweep(now)
+            if not self.outbox.commit():
+                return  # the store cannot write: the broker is stopping
             broker_log.flush()  # the counts of bursts that ended

@@ -10,6 +10,13 @@ nobody comes back for expires (``persistent_client_expiration``; see
 ``impl/broker/expiry.py``): at start-up for what expired while the broker was
 down, on the tick for the rest, and at a CONNECT that arrives after the deadline
 but before the tick.
+
+A 5.0 will with a Will Delay Interval waits here too, and in the store beside
+its persistent session (it is session state, 4.1), so that a restart neither
+loses it nor publishes it early: it goes out when its delay ends or its session
+does, whichever comes first [MQTT-3.1.2-8], at start-up if that moment passed
+while the broker was down, and never if a connection resumes the session before
+[MQTT-3.1.3-9].
 """
 
 from __future__ import annotations
@@ -63,24 +70,28 @@ class SessionTable:
         """The bytes queued in all sessions together, against ``memory_high_water``."""
         self.registry = Registry(config, store, self.sessions.get)
 
-    def restore(self) -> None:
-        """Load the persistent sessions and retained messages the store holds.
+    def restore(self, now: float | None = None) -> None:
+        """Load the persistent sessions, their delayed wills and the retained messages
+        the store holds. ``now`` is the loop clock, in which the store gives back the
+        wills' due times (``time.monotonic()``, asyncio's, when not given).
 
-        A session that expired while the broker was down is deleted unread. One
-        the store thinks connected (the broker was killed) counts as left now.
+        One the store thinks connected (the broker was killed) counts as left now. A
+        session that expired while the broker was down ends at start-up
+        (``_end_expired``), and a will that fell due meanwhile is published then.
         """
-        now = self.clock()
+        self._now = time.monotonic() if now is None else now
+        wall = self.clock()
+        expired: list[tuple[str, SessionExpiry]] = []
         for client_id in self.store.session_ids():
             expiry = self.store.session_expiry(client_id)
             if expiry is None:
                 continue
             if expiry.disconnected_at is None:
-                expiry = SessionExpiry(now, expiry.expiry_interval)
-                self.store.session_disconnected(client_id, now, expiry.expiry_interval)
+                expiry = SessionExpiry(wall, expiry.expiry_interval)
+                self.store.session_disconnected(client_id, wall, expiry.expiry_interval)
             deadline = expiry_deadline(expiry, self.config.persistent_client_expiration)
-            if deadline is not None and deadline <= now:
-                self.store.delete_session(client_id)
-                self._log_expired(client_id, expiry, now)
+            if deadline is not None and deadline <= wall:
+                expired.append((client_id, expiry))
                 continue
             record = self.store.load_session(client_id)
             if record is None:
@@ -94,6 +105,34 @@ class SessionTable:
             self.sessions[client_id] = session
             self.registry.add_stored_subscriptions(session, record.options)
         self.registry.load()
+        gone = {client_id for client_id, _expiry in expired}
+        for will in self.store.wills():
+            if will.client_id in self.sessions or will.client_id in gone:
+                self.delayed_wills[will.client_id] = (will.due_at, will.message)
+        for client_id, expiry in expired:
+            self._end_expired(client_id, expiry, wall)
+        self._publish_due_wills(self._now)
+
+    def _end_expired(self, client_id: str, expiry: SessionExpiry, wall: float) -> None:
+        """End at start-up a session that expired while the broker was down: its will
+        goes out now, the session having ended first (3.1.3.2.2).
+
+        It is deleted unread, unless shared subscription groups exist: then it is
+        loaded and ended like any other, so that the group messages it held
+        unacknowledged go to other members (4.8.2) instead of being lost with it."""
+        self._log_expired(client_id, expiry, wall)
+        record = self.store.load_session(client_id) if self.registry.shared else None
+        if record is None:
+            self.store.delete_session(client_id)
+            pending = self.delayed_wills.pop(client_id, None)
+            if pending is not None:
+                self.registry.publish(pending[1], self._now)
+            return
+        session = Session.restore(record, config=self.config, store=self.store,
+                                  memory=self.memory)
+        self.sessions[client_id] = session
+        self.registry.add_stored_subscriptions(session, record.options)
+        self.end_session(session)
 
     def open_session(
         self, connection: PacketSink, client_id: str, connect: Connect, now: float
@@ -131,7 +170,8 @@ class SessionTable:
         if existing is not None:
             self.deadlines.clear(client_id)
             # Back before the delay ended: the will is not sent [MQTT-3.1.3-9].
-            self.delayed_wills.pop(client_id, None)
+            if self.delayed_wills.pop(client_id, None) is not None:
+                self.store.will_remove(client_id)
             if persistent:
                 self.store.session_connected(client_id)
                 self._set_interval(client_id, interval)
@@ -208,17 +248,20 @@ class SessionTable:
 
     def delay_will(self, client_id: str, will: Message, at: float, now: float) -> None:
         """Hold a 5.0 will until ``at`` (its Will Delay Interval), or until its session
-        ends; a session already gone publishes it at once."""
+        ends; a session already gone publishes it at once. The store keeps it with the
+        session, so that a restart in between still publishes it [MQTT-3.1.2-8]."""
         self._now = now
         if client_id not in self.sessions:
             self.registry.publish(will, now)
         else:
             self.delayed_wills[client_id] = (at, will)
+            self.store.will_set(client_id, will, at)
 
     def _publish_due_wills(self, now: float) -> None:
         due = [cid for cid, (at, _will) in self.delayed_wills.items() if at <= now]
         for client_id in due:
             _at, will = self.delayed_wills.pop(client_id)
+            self.store.will_remove(client_id)
             self.registry.publish(will, now)
 
     def tick(self, now: float) -> None:
