@@ -70,11 +70,29 @@ def connect_reason(connect: Connect, config: Config, *, open_connections: int) -
         return ReasonCode.QOS_NOT_SUPPORTED  # [MQTT-3.2.2-12]
     if will is not None and will.retain and not config.retain_available:
         return ReasonCode.RETAIN_NOT_SUPPORTED  # [MQTT-3.2.2-13]
+    if (will is not None and config.validate_payload_format
+            and not payload_format_valid(will.properties, will.payload)):
+        return ReasonCode.PAYLOAD_FORMAT_INVALID  # the MAY of 3.1.3.2.3
     if connect.properties.authentication_method is not None:
         connect = attrs.evolve(connect, username=None, password=None)
         if not config.allow_anonymous:
             config = attrs.evolve(config, allow_anonymous=True)
     return V5_REASONS[connect_return_code(connect, config, open_connections=open_connections)]
+
+
+def payload_format_valid(properties: Properties, payload: bytes) -> bool:
+    """False when a Payload Format Indicator of 1 announces UTF-8 Encoded Character Data
+    and the payload is not "well-formed UTF-8 as defined by the Unicode specification"
+    (3.3.2.3.2, 3.1.3.2.3): Python's strict decoder refuses exactly the ill-formed
+    sequences (overlong forms, surrogates, beyond U+10FFFF, truncations). U+0000 and
+    noncharacters are well-formed: only UTF-8 Encoded Strings exclude them (1.5.4)."""
+    if properties.payload_format_indicator != 1:
+        return True
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 NEVER_EXPIRES: Final = 0xFFFF_FFFF

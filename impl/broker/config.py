@@ -256,6 +256,12 @@ class Config:
     Topic Alias Maximum (3.3.2.3.4), so a repeated topic costs two bytes; False (the
     default, as mosquitto): every PUBLISH carries its topic name. Aliases live as long as
     the network connection [MQTT-3.3.2-7]."""
+    validate_payload_format: bool = attrs.field(default=False, validator=_boolean)
+    """True: a 5.0 PUBLISH whose Payload Format Indicator is 1 but whose payload is not
+    well-formed UTF-8 is refused, as the receiver MAY (3.3.2.3.2): PUBACK or PUBREC 0x99,
+    at QoS 0 DISCONNECT 0x99, and it goes to nobody; such a will is refused with CONNACK
+    0x99 (3.1.3.2.3). False (the default, as mosquitto 2.0, which forwards it): the
+    payload passes unread, as any other."""
     max_session_expiry_interval: int = attrs.field(
         default=0xFFFF_FFFF, validator=_non_negative_int(0xFFFF_FFFF)
     )

@@ -47,6 +47,7 @@ from mqttref.impl.broker.admission import (
     connect_return_code,
     connect_terms,
     generate_client_id,
+    payload_format_valid,
 )
 from mqttref.impl.broker.limits import strings_problem, topic_problem
 from mqttref.impl.broker.packet_size import fit
@@ -696,6 +697,12 @@ class Connection(Valve):
             self._checked_topic = topic
         session = self.session
         assert session is not None
+        if (properties.payload_format_indicator == 1 and config.validate_payload_format
+                and not payload_format_valid(properties, packet.payload)
+                and not (packet.qos is QoS.EXACTLY_ONCE
+                         and packet.packet_id in session.awaiting_rel)):  # a resend
+            self._refuse_payload(packet)
+            return
         message = session.on_publish(packet, now, defer_ack=True)
         if message is None:
             return  # a duplicate QoS 2 PUBLISH, answered already
@@ -708,6 +715,23 @@ class Connection(Valve):
                 self.send_frame(ack_frame(first, packet.packet_id))
             else:
                 session.acknowledge(packet, matched)
+
+    def _refuse_payload(self, packet: Publish) -> None:
+        """A PUBLISH whose payload is not the UTF-8 its Payload Format Indicator 1 says,
+        with ``validate_payload_format``: the receiver MAY answer PUBACK, PUBREC or
+        DISCONNECT 0x99 (3.3.2.3.2). The message goes to nobody, retained or not; at
+        QoS 1 and 2 the answer is the acknowledgement, and a PUBREC of 0x80 or more ends
+        the exchange, so its packet id is not kept awaiting PUBREL [MQTT-4.3.3-9]; QoS 0
+        has none, so the connection closes with DISCONNECT 0x99 (and the will)."""
+        detail = "a payload that is not UTF-8 under Payload Format Indicator 1"
+        if packet.qos is QoS.AT_MOST_ONCE:
+            raise ProtocolError(detail, ref="§3.3.2.3.2",
+                                reason_code=ReasonCode.PAYLOAD_FORMAT_INVALID)
+        assert packet.packet_id is not None
+        broker_log.info("payload format invalid", "%s: PUBLISH %d refused: %s", self.who,
+                        packet.packet_id, detail)
+        ack = PubAck if packet.qos is QoS.AT_LEAST_ONCE else PubRec
+        self.send(ack(packet.packet_id, ReasonCode.PAYLOAD_FORMAT_INVALID))
 
     def on_ack(self, packet: PubAck | PubRec | PubComp, now: float) -> None:
         """PUBACK, PUBREC or PUBCOMP: the session's outbound flow moves on (4.3)."""
