@@ -17,8 +17,11 @@ the manner of h11, h2 and aioquic:
 Every whole packet goes to ``handle_packet``, which looks up the handler of
 (connection state, packet type) in ``HANDLERS``: a pair missing there is a
 protocol error that closes the connection (CONNECT first [MQTT-3.1.0-1],
-never twice [MQTT-3.1.0-2], nothing a client does not send [MQTT-4.8.0-1]).
-Handlers pass the packet on to the session or the router; they never wait.
+never twice [MQTT-3.1.0-2], nothing a client does not send [MQTT-4.8.0-1]);
+while CONNECT's enhanced authentication runs, ``AUTHENTICATING`` takes its place
+(AUTH or DISCONNECT only [MQTT-3.1.2-30]). Handlers pass the packet on to the
+session or the router; they never wait. Every packet but PUBLISH is encoded by
+``send``, within the client's Maximum Packet Size (``packet_size``).
 
 The core is also its session's ``PacketSink`` (sessions of other clients
 deliver into it) and inherits its own flow control from ``pressure.Valve``:
