@@ -18,7 +18,11 @@ so when a member's session ends with QoS 1/2 messages of the group still
 unacknowledged or queued, ``SharedGroups.hand_over`` gives them to another
 member, as 4.8.2 says the Server SHOULD. A member that answered PUBACK or
 PUBREC with a reason code of 0x80 or more has no such message left: it was
-refused, and goes to nobody else [MQTT-4.8.2-6].
+refused, and goes to nobody else [MQTT-4.8.2-6]. The store keeps the group of
+every queued and in-flight message with it, so a restart changes none of this: a
+member whose session resumes gets its messages, one whose session ends after the
+restart (or expired while the broker was down, ended at start-up by the session
+table) hands them over like any other.
 
 Shared subscriptions get no retained messages when made (the registry skips
 them, 4.8.2) and may not set No Local [MQTT-3.8.3-4] (the codec refuses it).
