@@ -483,7 +483,8 @@ class ClientProtocol:
 
         At 5.0 with a reason code: 0x00 discards the will [MQTT-3.14.4-3], 0x04
         asks the server to publish it (3.14.2.1); a Session Expiry Interval here
-        replaces the one of CONNECT, but not a zero one [MQTT-3.14.2-2].
+        replaces the one of CONNECT, but not a zero one (3.14.2.2.2: a Protocol
+        Error; the rule has no statement id).
         """
         self._now = now
         properties = Properties(
@@ -500,7 +501,7 @@ class ClientProtocol:
             if session_expiry_interval and not self.options.session_expiry_interval:
                 raise InvalidArgument(
                     "a session that expires on close (session expiry 0 in CONNECT) "
-                    "cannot be given a session expiry on DISCONNECT [MQTT-3.14.2-2]"
+                    "cannot be given a session expiry on DISCONNECT (3.14.2.2.2)"
                 )
             validation.check_properties(properties, PacketType.DISCONNECT, ProtocolLevel.MQTT_5)
         if self.state is ConnectionState.CONNECTED:

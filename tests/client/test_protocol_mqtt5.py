@@ -415,7 +415,7 @@ def test_disconnect_sends_its_reason_code_and_session_expiry() -> None:
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda c: c.disconnect(0.0, session_expiry_interval=5), "MQTT-3.14.2-2"),
+        (lambda c: c.disconnect(0.0, session_expiry_interval=5), "3.14.2.2.2"),
         (lambda c: c.disconnect(0.0, 0x8E), "cannot disconnect with reason 0x8E"),
         (lambda c: c.subscribe([("t", 0)], 0.0, subscription_identifier=0), "1..268435455"),
         (lambda c: c.subscribe([Subscription("t", QoS(0), retain_handling=3)], 0.0),
