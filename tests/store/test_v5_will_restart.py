@@ -38,6 +38,7 @@ from mqttref.impl.codec.packets import (
 from mqttref.impl.message import Message
 from mqttref.impl.store import MemoryStore, Store
 from tests.broker.test_v5_peers import WAIT, Paho5, prop
+from tests.durability.processes import BrokerProcess
 from tests.helpers.broker_thread import BrokerThread
 from tests.store.test_v5_restart import Client5, sqlite_config
 from tests.store.test_v5_state import open_sqlite, restart
@@ -76,7 +77,9 @@ def waiting(broker: Broker) -> bool:
 
 
 def stored_wills(data_dir: Path) -> int:
-    with contextlib.closing(sqlite3.connect(data_dir / "mqttref.db")) as db:
+    """Delayed wills committed to the database (read-only: a broker may hold it)."""
+    uri = f"{(data_dir / 'mqttref.db').as_uri()}?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
         count: int = db.execute("SELECT count(*) FROM wills").fetchone()[0]
         return count
 
@@ -191,6 +194,29 @@ def test_a_client_back_after_a_restart_before_the_delay_ends_cancels_its_will(
         first_seen = next_message(watcher)
         assert (first_seen.topic, first_seen.payload) == ("wills/control", b"control")
         watcher.stop()
+
+
+def test_a_broker_killed_while_a_will_waits_publishes_it_after_the_restart(
+    tmp_path: Path,
+) -> None:
+    """``kill -9`` runs no shutdown: the will is on disk because the broker's tick
+    committed it, though no acknowledgement went out after the drop to commit it."""
+    broker = BrokerProcess(tmp_path / "data").start()
+    try:
+        watch_wills(broker.port)
+        dropped_at = leave_with_a_delayed_will(broker.port, will_delay=2, session_expiry=LONG)
+        deadline = time.monotonic() + WAIT
+        while stored_wills(broker.data_dir) == 0:
+            assert time.monotonic() < deadline, "the delayed will was not committed"
+            time.sleep(0.05)
+        broker.kill9()
+        broker.start()
+        watcher = Paho5(broker.port, "watcher", clean_start=False, session_expiry=LONG)
+        assert_is_the_will(next_message(watcher))
+        assert time.monotonic() >= dropped_at + 2
+        watcher.stop()
+    finally:
+        broker.stop()
 
 
 # The stores ---------------------------------------------------------------------------
