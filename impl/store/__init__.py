@@ -14,6 +14,7 @@ from mqttref.impl.store.base import (
     SessionRecord,
     Store,
     StoredInflight,
+    StoredWill,
     SubscriptionOptions,
 )
 from mqttref.impl.store.datadir import StoreError, resolve_data_dir
@@ -28,6 +29,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoredInflight",
+    "StoredWill",
     "SubscriptionOptions",
     "open_store",
 ]
