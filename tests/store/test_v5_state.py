@@ -132,7 +132,9 @@ def test_stored_properties_are_the_publish_property_block_and_none_is_null(
     sqlite.queue_append("c", 1, OutboundMessage("t", 0, Q1, b"5", False, PROPS, 1100.0))
     sqlite.queue_append("c", 2, OutboundMessage("t", 0, Q1, b"3"))
     sqlite.commit()
-    (*_, props5, deadline5), (*_, props3, deadline3) = rows(sqlite.path, "queue")
+    with sqlite3.connect(sqlite.path) as db:
+        (props5, deadline5), (props3, deadline3) = db.execute(
+            "SELECT properties, expires_at FROM queue ORDER BY seq").fetchall()
     assert isinstance(props5, bytes)
     assert props5[0] == len(props5) - 1  # the length, then the properties
     assert deadline5 == pytest.approx(1_700_000_000.0 + 600.0)  # wall clock
@@ -276,7 +278,7 @@ def test_a_version_2_database_is_migrated_keeping_everything_as_3_1_1_state(
         assert (retained.properties, retained.expires_at) == (NO_PROPERTIES, None)
     finally:
         store.close()
-    assert rows(store.path, "schema_version") == [(SCHEMA_VERSION,)] == [(3,)]
+    assert rows(store.path, "schema_version") == [(SCHEMA_VERSION,)]
 
 
 def test_a_migrated_version_2_session_takes_5_0_state(tmp_path: Path) -> None:
