@@ -67,4 +67,5 @@ class OutboundMessage(NamedTuple):
     share: str | None = None
     """The shared subscription (``$share/{ShareName}/{filter}``) it came through, if any:
     should this session end before the message is acknowledged, it goes to another
-    member of that group (4.8.2). Memory only; a store keeps None."""
+    member of that group (4.8.2). The SQLite store keeps it too (schema 4), so that a
+    restart does not forget the group."""
