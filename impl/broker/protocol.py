@@ -864,7 +864,8 @@ class Connection(Valve):
         expires_at = None
         if properties is not NO_PROPERTIES:
             if properties.message_expiry_interval is not None:
-                expires_at = now + properties.message_expiry_interval
+                # Its lifetime runs from publication (3.1.3.2.4): after the delay.
+                expires_at = now + delay + properties.message_expiry_interval
             properties = attrs.evolve(properties, will_delay_interval=None)
             if properties == NO_PROPERTIES:
                 properties = NO_PROPERTIES

@@ -45,6 +45,16 @@ EXPIRIES_PER_TICK = 1000
 left together) is spread over ticks instead of stalling the loop in store writes."""
 
 
+def published_early(due_at: float, will: Message, now: float) -> Message:
+    """A delayed will published before its delay ended (its session ended first).
+
+    Its Message Expiry Interval is its lifetime from publication (3.1.3.2.4), so the
+    deadline the will was given for publication at ``due_at`` moves back with it."""
+    if will.expires_at is not None and now < due_at:
+        will.expires_at -= due_at - now
+    return will
+
+
 class SessionTable:
     """The broker's sessions, its registry of subscriptions, and their store."""
 
@@ -126,7 +136,7 @@ class SessionTable:
             self.store.delete_session(client_id)
             pending = self.delayed_wills.pop(client_id, None)
             if pending is not None:
-                self.registry.publish(pending[1], self._now)
+                self.registry.publish(published_early(*pending, self._now), self._now)
             return
         session = Session.restore(record, config=self.config, store=self.store,
                                   memory=self.memory)
@@ -244,7 +254,7 @@ class SessionTable:
             self.expiry_intervals.pop(session.client_id, None)
             pending = self.delayed_wills.pop(session.client_id, None)
             if pending is not None:
-                self.registry.publish(pending[1], self._now)
+                self.registry.publish(published_early(*pending, self._now), self._now)
 
     def delay_will(self, client_id: str, will: Message, at: float, now: float) -> None:
         """Hold a 5.0 will until ``at`` (its Will Delay Interval), or until its session
@@ -252,7 +262,7 @@ class SessionTable:
         session, so that a restart in between still publishes it [MQTT-3.1.2-8]."""
         self._now = now
         if client_id not in self.sessions:
-            self.registry.publish(will, now)
+            self.registry.publish(published_early(at, will, now), now)
         else:
             self.delayed_wills[client_id] = (at, will)
             self.store.will_set(client_id, will, at)
