@@ -105,6 +105,9 @@ def publish_properties(n: int) -> PahoProperties:
 def test_paho_v5_exchanges_messages_at_each_qos_with_their_properties(
     broker: BrokerThread,
 ) -> None:
+    """paho publishes at each QoS with properties; the subscriber gets the User Properties
+    unaltered [MQTT-3.3.2-17] in order [MQTT-3.3.2-18], the Content Type [MQTT-3.3.2-20],
+    the Correlation Data [MQTT-3.3.2-16] and the Response Topic [MQTT-3.3.2-15]."""
     sub = Paho5(broker.port, "p5-sub")
     sub.subscribe("p5/#", 2)
     pub = Paho5(broker.port, "p5-pub")

@@ -51,6 +51,8 @@ def test_two_paho_members_of_one_group_share_the_messages_between_them(
 def test_paho_receives_the_identifiers_of_overlapping_subscriptions(
     broker: BrokerThread,
 ) -> None:
+    """paho, subscribed with identifier 1 and 2 to overlapping filters, gets one copy that
+    carries both [MQTT-3.3.4-4]."""
     sub = Paho5(broker.port, "ids-sub")
     done: queue.Queue[object] = queue.Queue()
     sub.client.on_subscribe = lambda *args: done.put(args)
@@ -63,7 +65,7 @@ def test_paho_receives_the_identifiers_of_overlapping_subscriptions(
     pub = Paho5(broker.port, "ids-pub")
     pub.publish("ids/a", b"both", 1)
     [message] = sub.expect(1)
-    assert sorted(prop(message, "SubscriptionIdentifier")) == [1, 2]  # [MQTT-3.3.4-5]
+    assert sorted(prop(message, "SubscriptionIdentifier")) == [1, 2]  # [MQTT-3.3.4-4]
     sub.stop()
     pub.stop()
 
@@ -71,6 +73,8 @@ def test_paho_receives_the_identifiers_of_overlapping_subscriptions(
 def test_mosquitto_sub_prints_the_identifier_of_a_retained_message(
     broker: BrokerThread,
 ) -> None:
+    """A retained message sent because of a SUBSCRIBE carries that subscription's
+    identifier [MQTT-3.3.4-3], as mosquitto_sub's %S shows."""
     subprocess.run([mosquitto("mosquitto_pub"), "-V", "mqttv5", "-p", str(broker.port),
                     "-t", "ids/kept", "-m", "kept", "-q", "1", "-r"], check=True, timeout=10)
     got = subprocess.run(

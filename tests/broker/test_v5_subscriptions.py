@@ -79,6 +79,8 @@ def test_with_both_keys_off_connack_says_0_and_the_refusals_stay() -> None:
 def test_a_message_carries_the_identifier_of_the_subscription_it_matched(
     world: World, qos: QoS,
 ) -> None:
+    """The Subscription Identifier given with the SUBSCRIBE comes back with the message it
+    matched, at each QoS [MQTT-3.3.4-3]."""
     sub, _ = connect5(world, "sub")
     sub.send(with_id(7, Subscription("a/+", Q2)), now=0.0)
     sub.received()
@@ -89,6 +91,8 @@ def test_a_message_carries_the_identifier_of_the_subscription_it_matched(
 
 
 def test_overlapping_subscriptions_give_one_copy_with_every_identifier(world: World) -> None:
+    """One copy for three overlapping filters, at their highest QoS [MQTT-3.3.4-2], with the
+    identifiers of the two that have one [MQTT-3.3.4-4]."""
     sub, _ = connect5(world, "sub")
     sub.send(with_id(1, Subscription("a/#", Q0)), now=0.0)
     sub.send(with_id(2, Subscription("a/+", Q1), packet_id=2), now=0.0)
@@ -96,9 +100,9 @@ def test_overlapping_subscriptions_give_one_copy_with_every_identifier(world: Wo
     sub.received()
     pub, _ = connect5(world, "pub")
     pub.send(Publish("a/b", b"m", Q1, packet_id=1), now=1.0)
-    [message] = publishes(sub)  # one copy, at the highest QoS [MQTT-3.3.4-4]
+    [message] = publishes(sub)  # one copy, at the highest QoS [MQTT-3.3.4-2]
     assert message.qos == Q1
-    assert sorted(message.properties.subscription_identifiers) == [1, 2]  # [MQTT-3.3.4-5]
+    assert sorted(message.properties.subscription_identifiers) == [1, 2]  # [MQTT-3.3.4-4]
 
 
 def test_a_retained_message_sent_on_subscribe_carries_the_identifier(world: World) -> None:
@@ -112,6 +116,8 @@ def test_a_retained_message_sent_on_subscribe_carries_the_identifier(world: Worl
 
 
 def test_a_new_subscribe_to_the_same_filter_replaces_the_identifier(world: World) -> None:
+    """A SUBSCRIBE to a filter already held replaces the subscription [MQTT-3.8.4-3], its
+    identifier with it, and with none when the new one has none."""
     sub, _ = connect5(world, "sub")
     pub, _ = connect5(world, "pub")
     sub.send(with_id(3, Subscription("t", Q0)), now=0.0)
