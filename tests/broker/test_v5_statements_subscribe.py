@@ -224,17 +224,24 @@ def test_a_message_comes_at_the_lower_of_its_qos_and_the_granted_qos(
     broker: BrokerThread,
 ) -> None:
     """Each message goes at the minimum of the QoS it was published with and the QoS the
-    subscription was granted [MQTT-3.8.4-8], all nine pairs."""
+    subscription was granted [MQTT-3.8.4-8], all nine pairs, live and retained."""
+    qos_levels = (Q0, Q1, Q2)
     subs = {granted: subscriber(broker, f"s{granted}", Subscription("t", granted))
-            for granted in (Q0, Q1, Q2)}
+            for granted in qos_levels}
     with connected(broker, "pub") as pub:
-        for n, published in enumerate((Q0, Q1, Q2), start=1):
+        for published in qos_levels:
             pub.publish(Publish("t", bytes([published]), published,
-                                packet_id=n if published else None))
+                                packet_id=published or None))
+            pub.publish(Publish(f"r/{published}", bytes([published]), published, retain=True,
+                                packet_id=published or None))
     for granted, sub in subs.items():
         with sub:
             got = [(p.payload[0], p.qos) for p in sub.publishes()]
-            assert got == [(published, min(published, granted)) for published in (0, 1, 2)]
+            assert got == [(published, min(published, granted)) for published in qos_levels]
+    for granted in qos_levels:  # the retained ones, r/0, r/1 and r/2, sent on SUBSCRIBE
+        with subscriber(broker, f"late{granted}", Subscription("r/+", granted)) as late:
+            got = sorted((p.payload[0], p.qos) for p in late.publishes())
+            assert got == [(published, min(published, granted)) for published in qos_levels]
 
 
 # --- 3.10 UNSUBSCRIBE -----------------------------------------------------------------------
