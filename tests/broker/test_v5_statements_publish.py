@@ -20,6 +20,7 @@ from typing import TypeVar
 
 import pytest
 
+from mqttref.impl.broker.packet_size import fit
 from mqttref.impl.codec.codec import Decoder, Role, encode
 from mqttref.impl.codec.errors import ReasonCode
 from mqttref.impl.codec.packets import (
@@ -750,3 +751,75 @@ def test_pubcomp_says_0x00_for_a_known_identifier_and_0x92_for_an_unknown_one(
         assert pub.expect(PubComp) == PubComp(1, 0x00)
         pub.send(PubRel(1))  # now completed: unknown
         assert pub.expect(PubComp) == PubComp(1, R.PACKET_IDENTIFIER_NOT_FOUND)
+
+
+# --- Reason String and User Properties within the client's Maximum Packet Size ----------------
+
+
+def tightest(broker: BrokerThread, client_id: str) -> tuple[Peer, int]:
+    """A peer whose Maximum Packet Size is the size of its own CONNACK, and that size: the
+    smallest that still lets it connect, so that any Reason String or User Property the
+    broker added to a packet would risk going beyond it."""
+    with Peer(broker) as probe:
+        probe.send(Connect(V5, client_id))
+        size = len(probe.frame())
+    peer = Peer(broker)
+    peer.send(Connect(V5, client_id, properties=Properties(maximum_packet_size=size)))
+    connack = peer.frame()
+    assert len(connack) == size
+    assert isinstance(decode(connack), ConnAck)
+    return peer, size
+
+
+def within(frame: bytes, maximum: int) -> Packet:
+    """The packet of a frame that is within ``maximum`` and carries neither a Reason String
+    nor User Properties."""
+    assert len(frame) <= maximum, frame.hex(" ")
+    packet = decode(frame)
+    properties: Properties = getattr(packet, "properties", NO_PROPERTIES)
+    assert (properties.reason_string, properties.user_properties) == (None, ()), packet
+    return packet
+
+
+def test_acknowledgements_stay_within_the_clients_maximum_packet_size(
+    broker: BrokerThread,
+) -> None:
+    """To a client whose maximum is its CONNACK's size, PUBACK [MQTT-3.4.2-2]
+    [MQTT-3.4.2-3], PUBREC [MQTT-3.5.2-2] [MQTT-3.5.2-3], PUBREL [MQTT-3.6.2-2]
+    [MQTT-3.6.2-3] and PUBCOMP [MQTT-3.7.2-2] [MQTT-3.7.2-3] come within it, with their
+    reason codes (0x10 too) and no Reason String or User Property that would not fit.
+    (The broker puts neither on these packets; ``packet_size.fit``, through which every
+    one is encoded, would drop them first.)"""
+    client, maximum = tightest(broker, "small")
+    with client, connected(broker, "pub") as pub:
+        client.send(Publish("nobody", b"m", Q1, packet_id=1))
+        assert within(client.frame(), maximum) == PubAck(1, R.NO_MATCHING_SUBSCRIBERS)
+        client.send(Publish("nobody", b"m", Q2, packet_id=2))
+        assert within(client.frame(), maximum) == PubRec(2, R.NO_MATCHING_SUBSCRIBERS)
+        client.send(PubRel(2))
+        assert within(client.frame(), maximum) == PubComp(2)
+        client.send(Subscribe(3, (Subscription("t", Q2),)))
+        within(client.frame(), maximum)
+        pub.publish(Publish("t", b"m", Q2, packet_id=1))
+        message = within(client.frame(), maximum)
+        assert isinstance(message, Publish)
+        client.send(PubRec(message.packet_id or 0))
+        assert within(client.frame(), maximum) == PubRel(message.packet_id or 0)
+
+
+@pytest.mark.parametrize("packet", [
+    PubAck(1, R.NO_MATCHING_SUBSCRIBERS), PubRec(1, R.NO_MATCHING_SUBSCRIBERS), PubRel(1),
+    PubComp(1, R.PACKET_IDENTIFIER_NOT_FOUND)], ids=["puback", "pubrec", "pubrel", "pubcomp"])
+def test_the_encoding_every_acknowledgement_goes_through_drops_what_would_not_fit(
+    packet: PubAck | PubRec | PubRel | PubComp,
+) -> None:
+    """The rule for the day the broker has a Reason String or User Property to give: the
+    one place its packets are encoded drops the Reason String, then the User Properties,
+    as the client's maximum requires (MQTT-3.4.2-2 and -3 to MQTT-3.7.2-2 and -3)."""
+    told = Properties(reason_string="why" * 10, user_properties=(("k", "v" * 10),))
+    bare = encode(packet, V5)
+    kept = encode(type(packet)(packet.packet_id, packet.reason_code,
+                               Properties(user_properties=told.user_properties)), V5)
+    full = type(packet)(packet.packet_id, packet.reason_code, told)
+    assert fit(full, len(kept)) == kept
+    assert fit(full, len(kept) - 1) == bare

@@ -45,6 +45,8 @@ from tests.broker.test_v5_statements_publish import (
     disconnect_then_close,
     string,
     subscriber,
+    tightest,
+    within,
 )
 from tests.helpers.broker_thread import BrokerThread
 
@@ -357,6 +359,25 @@ def test_the_unsuback_has_one_code_per_filter_in_order_each_from_the_table(
         assert set(unsuback.reason_codes) <= UNSUBACK_CODES
 
 
+def test_suback_and_unsuback_stay_within_the_clients_maximum_packet_size(
+    start_broker: Callable[..., BrokerThread],
+) -> None:
+    """To a client whose maximum is its CONNACK's size, SUBACK [MQTT-3.9.2-1]
+    [MQTT-3.9.2-2] and UNSUBACK [MQTT-3.11.2-1] [MQTT-3.11.2-2] come within it, failure
+    codes included, with no Reason String or User Property that would not fit. (The
+    broker puts neither on them; a SUBACK too large even bare is DISCONNECT 0x95, see
+    ``test_v5_packet_size.py``.)"""
+    broker = start_broker(shared_subscriptions=False)
+    client, maximum = tightest(broker, "small")
+    with client:
+        client.send(Subscribe(1, (Subscription("t", Q2), Subscription("$share/g/t", Q1))))
+        assert within(client.frame(), maximum) == SubAck(1, (
+            2, R.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED))
+        client.send(Unsubscribe(2, ("t", "never")))
+        assert within(client.frame(), maximum) == UnsubAck(2, (R.SUCCESS,
+                                                                R.NO_SUBSCRIPTION_EXISTED))
+
+
 # --- 3.12 PINGREQ ---------------------------------------------------------------------------
 
 
@@ -603,3 +624,33 @@ def test_an_auth_with_other_flags_is_malformed_and_closes(
         data = encode(reauth, V5)
         client.send_bytes(bytes([0xF0 | flags]) + data[1:])
         assert disconnect_then_close(client).reason_code == R.MALFORMED_PACKET
+
+
+def test_the_brokers_auth_packets_stay_within_the_clients_maximum_packet_size(
+    start_broker: Callable[..., BrokerThread],
+) -> None:
+    """A client whose maximum is the size of the broker's first AUTH gets every AUTH of
+    the exchange and of a re-authentication within it, with no Reason String or User
+    Property [MQTT-3.15.2-2] [MQTT-3.15.2-3]. (The broker puts neither on AUTH; an AUTH
+    too large even bare refuses the CONNECT with 0x80, see ``test_v5_packet_size.py``.)"""
+    broker = start_broker(users={"alice": "pencil"})
+    with Peer(broker) as probe:
+        scram = ScramSha256Client("alice", "pencil")
+        size = len(encode(scram_connect(probe, scram), V5))
+    scram = ScramSha256Client("alice", "pencil")
+    with Peer(broker) as client:
+        client.send(Connect(V5, "c", username="alice", properties=Properties(
+            maximum_packet_size=size, authentication_method=SCRAM_SHA_256,
+            authentication_data=scram.initial_data())))
+        first = within(client.frame(), size)
+        assert isinstance(first, Auth)
+        connack = within(auth_step(client, scram, first), size)
+        assert isinstance(connack, ConnAck)
+        assert connack.return_code == R.SUCCESS
+        client.send(Auth(R.REAUTHENTICATE, Properties(
+            authentication_method=SCRAM_SHA_256, authentication_data=scram.initial_data())))
+        challenge = within(client.frame(), size)
+        assert isinstance(challenge, Auth)
+        done = within(auth_step(client, scram, challenge), size)
+        assert isinstance(done, Auth)
+        assert done.reason_code == R.SUCCESS
