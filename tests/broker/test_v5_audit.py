@@ -47,18 +47,24 @@ def refusal(world: World, connect: Connect) -> int:
 
 
 def test_a_will_qos_above_maximum_qos_is_refused_with_0x9b() -> None:
+    """A Will QoS above the server's capability: the connection is refused (0x9B) and
+    closed [MQTT-3.2.2-12]."""
     world = World(Config(port=0, max_qos=1))
     will = Will("w", b"p", Q2)
     assert refusal(world, Connect(V5, "x", will=will)) == R.QOS_NOT_SUPPORTED  # [MQTT-3.2.2-12]
 
 
 def test_a_will_retain_where_retain_is_unavailable_is_refused_with_0x9a() -> None:
+    """Will Retain 1 where retained messages are unsupported: refused (0x9A) and closed
+    [MQTT-3.2.2-13]."""
     world = World(Config(port=0, retain_available=False))
     will = Will("w", b"p", Q0, retain=True)
     assert refusal(world, Connect(V5, "x", will=will)) == R.RETAIN_NOT_SUPPORTED  # [MQTT-3.2.2-13]
 
 
 def test_a_qos_2_shared_message_once_sent_stays_with_its_member() -> None:
+    """A member's session ends with a QoS 2 message sent to it: no other member gets it
+    [MQTT-4.8.2-5]."""
     world = World()
     a, _ = connect5(world, "a")
     b, _ = connect5(world, "b")
@@ -74,6 +80,7 @@ def test_a_qos_2_shared_message_once_sent_stays_with_its_member() -> None:
 
 
 def test_a_5_0_session_does_not_resend_while_its_client_is_connected() -> None:
+    """Resending happens only on reconnection, never at another time [MQTT-4.4.0-1]."""
     world = World(Config(port=0, retry_interval=1.0))
     sub, _ = connect5(world, "sub")
     subscribe5(sub, Subscription("t", Q1))
@@ -107,6 +114,8 @@ def test_on_reconnection_resends_stay_within_the_new_receive_maximum() -> None:
 
 
 def test_a_message_too_large_for_the_reconnected_client_is_completed_not_retried() -> None:
+    """Too large for the client's new Maximum Packet Size: discarded as if sent, so no
+    longer in flight [MQTT-3.1.2-25]."""
     world = World()
     sub, _ = connect5(world, "sub", properties=KEEP)
     subscribe5(sub, Subscription("t", Q1))
@@ -121,6 +130,8 @@ def test_a_message_too_large_for_the_reconnected_client_is_completed_not_retried
 
 
 def test_the_brokers_disconnect_fits_the_clients_maximum_packet_size() -> None:
+    """The broker's DISCONNECT stays within the client's Maximum Packet Size
+    [MQTT-3.1.2-24]."""
     world = World(Config(port=0, topic_alias_maximum=2))
     client, _ = connect5(world, "small", properties=Properties(maximum_packet_size=20))
     client.send(Publish("t", b"x", properties=Properties(topic_alias=9)), now=1.0)
@@ -131,6 +142,7 @@ def test_the_brokers_disconnect_fits_the_clients_maximum_packet_size() -> None:
 
 
 def test_a_failed_re_authentication_is_disconnect_0x87() -> None:
+    """A failed re-authentication: DISCONNECT and the close [MQTT-4.12.1-2]."""
     world = scram_world()
     client, _scram, connack = scram_connect(world, "pencil")
     assert connack.return_code == R.SUCCESS

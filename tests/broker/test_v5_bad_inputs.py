@@ -99,6 +99,8 @@ CONNECT_CASES = {
 def test_a_bad_5_0_connect_is_refused_in_connack_with_its_reason(
     broker: BrokerThread, bystander: Bystander, case: str,
 ) -> None:
+    """A CONNECT that does not match the format of 3.1 is refused and the connection closed
+    [MQTT-3.1.4-1]."""
     data, reason = CONNECT_CASES[case]
     with client5(broker) as client:
         client.send_bytes(data)
@@ -136,6 +138,8 @@ AFTER_CONNACK = {
 def test_a_bad_5_0_packet_after_connack_is_disconnect_with_its_reason(
     broker: BrokerThread, bystander: Bystander, case: str,
 ) -> None:
+    """A Malformed Packet or Protocol Error with a reason code given: DISCONNECT with it and
+    the close [MQTT-4.13.1-1]."""
     data, reason = AFTER_CONNACK[case]
     with connected5(broker) as client:
         client.send_bytes(data)
@@ -154,6 +158,7 @@ def test_a_bad_5_0_packet_after_connack_is_disconnect_with_its_reason(
 def test_a_packet_above_the_brokers_maximum_is_disconnect_0x95(
     start_broker: Callable[..., BrokerThread],
 ) -> None:
+    """DISCONNECT 0x95 is followed by the close, as any code of 0x80 or more [MQTT-4.13.2-1]."""
     broker = start_broker(max_packet_size=1000)
     with connected5(broker) as client:
         client.send_bytes(publish_bytes("t", b"", payload=b"x" * 2000))

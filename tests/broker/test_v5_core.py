@@ -115,6 +115,8 @@ def test_connack_states_the_brokers_limits_and_choices(world: World) -> None:
 
 
 def test_an_empty_client_id_is_assigned_one_and_told(world: World) -> None:
+    """A zero-length ClientID is given one, returned in CONNACK's Assigned Client
+    Identifier, and the session is kept under it [MQTT-3.1.3-7]."""
     _client, connack = connect5(world, "")
     assigned = connack.properties.assigned_client_identifier
     assert assigned  # [MQTT-3.2.2-16]
@@ -167,6 +169,9 @@ def test_without_session_expiry_the_session_ends_with_the_connection(world: Worl
 
 
 def test_with_session_expiry_clean_start_0_resumes_the_session(world: World) -> None:
+    """Clean Start 0 resumes the session kept after the close [MQTT-3.1.2-5], Session
+    Present 1 [MQTT-3.2.2-3], its subscription there; Clean Start 1 gets Session Present 0
+    [MQTT-3.2.2-2]."""
     props = Properties(session_expiry_interval=60)
     client, _ = connect5(world, "s", clean_session=False, properties=props)
     subscribe5(client, Subscription("t", Q1))
@@ -192,6 +197,8 @@ def test_disconnect_with_expiry_0_ends_a_persistent_session(world: World) -> Non
 
 
 def test_a_takeover_sends_the_old_connection_disconnect_0x8e(world: World) -> None:
+    """A second connection with the Client Identifier: the old one is sent DISCONNECT 0x8E
+    and closed [MQTT-3.1.4-3]."""
     old, _ = connect5(world, "same")
     _new, _ = connect5(world, "same", 1.0)
     assert disconnect_of(old.received()).reason_code == R.SESSION_TAKEN_OVER
@@ -292,6 +299,8 @@ def test_retain_where_retain_is_not_available_is_disconnect_0x9a() -> None:
 
 
 def test_the_clients_receive_maximum_bounds_what_is_in_flight_to_it(world: World) -> None:
+    """The send quota starts above 0 and at most the client's Receive Maximum
+    [MQTT-4.9.0-1]; at 0 no more QoS 1 PUBLISH until a PUBACK [MQTT-4.9.0-2]."""
     sub, _ = connect5(world, "sub", properties=Properties(receive_maximum=2))
     subscribe5(sub, Subscription("t", Q1))
     pub, _ = connect5(world, "pub")
@@ -304,6 +313,8 @@ def test_the_clients_receive_maximum_bounds_what_is_in_flight_to_it(world: World
 
 
 def test_a_packet_above_the_clients_maximum_is_not_sent_but_counted(world: World) -> None:
+    """Nothing above the client's Maximum Packet Size is sent [MQTT-3.1.2-24]; the message
+    is discarded as if sent [MQTT-3.1.2-25], and the next one goes."""
     sub, _ = connect5(world, "sub", properties=Properties(maximum_packet_size=100))
     subscribe5(sub, Subscription("t", Q1))
     pub, _ = connect5(world, "pub")
@@ -382,6 +393,8 @@ def test_unsuback_says_0x11_for_a_filter_never_subscribed(world: World) -> None:
 
 
 def test_disconnect_0x04_publishes_the_will_and_0x00_does_not(world: World) -> None:
+    """DISCONNECT 0x00 deletes the will [MQTT-3.1.2-10], so the close that follows
+    publishes none; 0x04 asks for it [MQTT-3.1.2-8]."""
     watcher, _ = connect5(world, "w")
     subscribe5(watcher, Subscription("wills/#", Q0))
     will = Will("wills/a", b"gone")
@@ -393,6 +406,8 @@ def test_disconnect_0x04_publishes_the_will_and_0x00_does_not(world: World) -> N
 
 
 def test_a_protocol_error_after_connack_is_disconnect_with_its_reason(world: World) -> None:
+    """A malformed packet after CONNACK: DISCONNECT with its reason code, then the close
+    [MQTT-4.13.1-1]."""
     client, _ = connect5(world, "c")
     client.inner.core.receive(b"\x62\x02\x00\x01", 1.0)  # PUBREL is fine...
     client.received()
@@ -432,6 +447,7 @@ def test_a_will_carries_its_properties_but_not_its_delay(world: World) -> None:
 
 
 def test_a_delayed_will_waits_for_its_delay(world: World) -> None:
+    """The will goes once its Will Delay Interval has passed, not before [MQTT-3.1.2-8]."""
     watcher = will_watcher(world)
     session = Properties(session_expiry_interval=600)
     client, _ = connect5(world, "w", properties=session, will=Will(
@@ -444,6 +460,8 @@ def test_a_delayed_will_waits_for_its_delay(world: World) -> None:
 
 
 def test_coming_back_before_the_delay_cancels_the_will(world: World) -> None:
+    """A new connection for the session before the Will Delay Interval passes: the will is
+    never sent [MQTT-3.1.3-9]."""
     watcher = will_watcher(world)
     session = Properties(session_expiry_interval=600)
     client, _ = connect5(world, "w", properties=session, will=Will(
@@ -455,6 +473,8 @@ def test_coming_back_before_the_delay_cancels_the_will(world: World) -> None:
 
 
 def test_a_session_that_ends_before_the_delay_publishes_the_will_then(world: World) -> None:
+    """The session ends before the will delay: the will goes when the session ends
+    [MQTT-3.1.2-8]."""
     watcher = will_watcher(world)
     client, _ = connect5(world, "w", will=Will(  # Session Expiry 0: ends with the connection
         "wills/w", b"gone", properties=Properties(will_delay_interval=100)))
@@ -482,6 +502,8 @@ def test_a_retained_message_keeps_its_properties_and_leaves_once_expired(
 
 
 def test_with_send_topic_aliases_a_repeated_topic_goes_as_its_alias() -> None:
+    """The broker's own aliases stay within the client's Topic Alias Maximum
+    [MQTT-3.1.2-26]: with a maximum of 1, a second topic goes in full."""
     world = World(Config(port=0, send_topic_aliases=True))
     sub, _ = connect5(world, "sub", properties=Properties(topic_alias_maximum=1))
     subscribe5(sub, Subscription("a/#", Q1))
@@ -497,6 +519,7 @@ def test_with_send_topic_aliases_a_repeated_topic_goes_as_its_alias() -> None:
 
 
 def test_without_the_clients_topic_alias_maximum_no_alias_is_sent() -> None:
+    """Topic Alias Maximum absent: the broker sends no Topic Alias [MQTT-3.1.2-27]."""
     world = World(Config(port=0, send_topic_aliases=True))
     sub, _ = connect5(world, "sub")  # Topic Alias Maximum absent: 0 [MQTT-3.2.2-17]
     subscribe5(sub, Subscription("t", Q0))
@@ -507,6 +530,7 @@ def test_without_the_clients_topic_alias_maximum_no_alias_is_sent() -> None:
 
 
 def test_response_information_goes_only_to_a_client_that_asks() -> None:
+    """Response Information only on request; without it none is returned [MQTT-3.1.2-28]."""
     world = World(Config(port=0, response_information="reply/%c/"))
     _asks, connack = connect5(world, "asks",
                               properties=Properties(request_response_information=1))

@@ -49,12 +49,16 @@ def disconnect_reason(client: RawClient, timeout: float = 5.0) -> int:
 
 
 def test_keep_alive_expired_is_0x8d(start_broker: Callable[..., BrokerThread]) -> None:
+    """No packet within one and a half times Keep Alive: the broker closes the connection
+    [MQTT-3.1.2-22], DISCONNECT 0x8D first, the close after it [MQTT-4.13.2-1]."""
     broker = start_broker(keep_alive_factor=1.5)
     with connect5(broker, "quiet", keep_alive=1) as client:
         assert disconnect_reason(client) == R.KEEP_ALIVE_TIMEOUT
 
 
 def test_a_taken_over_session_is_0x8e(start_broker: Callable[..., BrokerThread]) -> None:
+    """The existing connection of a Client Identifier connecting again is sent DISCONNECT
+    0x8E and closed [MQTT-3.1.4-3]."""
     broker = start_broker()
     with connect5(broker, "same") as first, connect5(broker, "same"):
         assert disconnect_reason(first) == R.SESSION_TAKEN_OVER
@@ -63,6 +67,7 @@ def test_a_taken_over_session_is_0x8e(start_broker: Callable[..., BrokerThread])
 def test_more_qos_2_than_the_receive_maximum_is_0x93(
     start_broker: Callable[..., BrokerThread],
 ) -> None:
+    """DISCONNECT 0x93, then the close [MQTT-4.13.2-1]."""
     broker = start_broker(max_awaiting_rel=2)
     with connect5(broker, "eager") as client:
         for n in (1, 2, 3):  # never PUBREL: the third exceeds Receive Maximum 2
@@ -79,6 +84,7 @@ def test_a_publish_beyond_what_connack_stated_is_disconnected_with_its_reason(
     start_broker: Callable[..., BrokerThread], config: dict[str, object], publish: Publish,
     reason: ReasonCode,
 ) -> None:
+    """DISCONNECT with the reason, then the close [MQTT-4.13.2-1]."""
     broker = start_broker(**config)
     with connect5(broker, "bold") as client:
         client.send(publish, V5)
@@ -88,6 +94,7 @@ def test_a_publish_beyond_what_connack_stated_is_disconnected_with_its_reason(
 def test_a_subscriber_that_takes_nothing_past_stall_timeout_is_0x97(
     start_broker: Callable[..., BrokerThread],
 ) -> None:
+    """DISCONNECT 0x97, then the close [MQTT-4.13.2-1]."""
     broker = start_broker(stall_timeout=0.5, max_inflight=1)
     with connect5(broker, "stuck") as stuck, connect5(broker, "pub") as pub:
         stuck.send(Subscribe(1, (Subscription("t", QoS.AT_LEAST_ONCE),)), V5)
