@@ -353,6 +353,27 @@ def test_a_packet_identifier_reused_after_its_exchange_is_a_new_message(
             ("w/2", b"same")] * 2
 
 
+def test_after_a_pubrec_of_0x80_or_more_the_same_identifier_is_a_new_message(
+    start_broker: Callable[..., BrokerThread],
+) -> None:
+    """Once the broker has answered PUBREC of 0x80 or more, a PUBLISH with that Packet
+    Identifier is a new message [MQTT-4.3.3-9], though it says DUP 1: delivered, where a
+    retransmission awaiting PUBREL would not be. (The broker refuses with PUBREC 0x99 a
+    payload that is not the UTF-8 its Payload Format Indicator says, under
+    ``validate_payload_format``.)"""
+    broker = start_broker(validate_payload_format=True)
+    utf8 = Properties(payload_format_indicator=1)
+    with session(broker, "sub") as sub, session(broker, "pub") as pub:
+        subscribe(sub, Subscription("w/2", Q2), Subscription("w/marker", Q1))
+        pub.send(Publish("w/2", b"\xff", Q2, packet_id=5, properties=utf8))
+        assert pub.expect(PubRec) == PubRec(5, R.PAYLOAD_FORMAT_INVALID)
+        pub.send(Publish("w/2", b"fine", Q2, dup=True, packet_id=5, properties=utf8))
+        assert pub.expect(PubRec) == PubRec(5)
+        pub.send(PubRel(5))
+        assert pub.expect(PubComp) == PubComp(5)
+        assert [p.payload for p in sub.until(mark(broker))] == [b"fine"]
+
+
 def test_a_publish_refused_by_the_subscriber_is_not_sent_again(broker: BrokerThread) -> None:
     """PUBACK or PUBREC of 0x80 or more acknowledges the PUBLISH: it is not retransmitted
     [MQTT-4.4.0-2], not on reconnection either, and a refused QoS 2 one gets no PUBREL."""
