@@ -40,11 +40,12 @@ from mqttref.impl.codec.packets import (
 )
 from tests.broker.test_protocol_core import World
 from tests.broker.test_v5_core import Client5, accept5, connect5, subscribe5
-from tests.broker.test_v5_statements_connect import (
+from tests.broker.test_v5_statements_connect import clocked_world
+from tests.helpers.broker_thread import BrokerThread
+from tests.helpers.peer5 import (
     CLOSED,
     KEEP,
     Peer,
-    clocked_world,
     closes_after,
     connack_of,
     frame,
@@ -54,7 +55,6 @@ from tests.broker.test_v5_statements_connect import (
     string,
     subscribe,
 )
-from tests.helpers.broker_thread import BrokerThread
 
 V5 = ProtocolLevel.MQTT_5
 Q0, Q1, Q2 = QoS.AT_MOST_ONCE, QoS.AT_LEAST_ONCE, QoS.EXACTLY_ONCE
