@@ -657,8 +657,8 @@ def test_request_problem_information_0_keeps_reason_strings_off_other_packets(
     """Request Problem Information 0: no Reason String nor User Property on any packet but
     PUBLISH, CONNACK and DISCONNECT [MQTT-3.1.2-29], seen on every acknowledgement that
     has something to explain (a refused filter 0xA2, no subscription 0x11, no subscriber
-    0x10, an unknown packet identifier 0x92) and on PINGRESP and PUBREL; the DISCONNECT
-    at the end may carry one."""
+    0x10, an unknown packet identifier 0x92), on PINGRESP and on PUBREL. (The broker
+    puts a Reason String on CONNACK and DISCONNECT only, where this rule allows it.)"""
     broker = start_broker(refuse_wildcard_subscriptions=True)
     quiet = Properties(request_problem_information=0)
     with session(broker, "quiet", properties=quiet) as peer:
