@@ -422,10 +422,12 @@ class Auth5:
         try:
             return self._fire(event)
         except NoTransition:
+            if event in (AE.SERVER_AUTH_CONTINUE, AE.SERVER_AUTH_SUCCESS) and self.method is None:
+                refs: tuple[str, ...] = ("MQTT-4.12.0-6",)
+            else:
+                refs = _server_refs(self.state, event, self.close_refs, answered=self.answered)
             raise self._violation(
-                f"the server sent {arrived} in state {self.state}",
-                _server_refs(self.state, event, self.close_refs, answered=self.answered),
-                arrived,
+                f"the server sent {arrived} in state {self.state}", refs, arrived
             ) from None
 
     def _violation(self, message: str, refs: tuple[str, ...], arrived: str) -> Violation:

@@ -377,8 +377,9 @@ class Session5:
 
         A non-zero interval after a CONNECT whose interval was 0 is a Protocol
         Error (3.14.2.2.2): the server does not treat it as a valid DISCONNECT
-        (it owes DISCONNECT 0x82 and the close [MQTT-4.13.1-1]) and the session
-        keeps its interval of 0, so it ends with the connection.
+        (it owes DISCONNECT 0x82 and the close [MQTT-4.13.1-1]), so the interval
+        in force is left as it was (0 unless CONNACK replaced it) and the
+        connection counts as closed without DISCONNECT.
         """
         if session_expiry is not None and session_expiry != 0 and self.connect_expiry == 0:
             self.closed()
