@@ -22,6 +22,7 @@ from mqttref.model.events import (
     Open,
     Send,
     SendMalformed,
+    SendUnjudged,
     TimePasses,
     describe,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "Open",
     "Send",
     "SendMalformed",
+    "SendUnjudged",
     "SideFlows",
     "State",
     "TimePasses",

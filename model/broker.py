@@ -62,6 +62,7 @@ from mqttref.model.events import (
     Drop,
     Open,
     SendMalformed,
+    SendUnjudged,
     TimePasses,
     describe,
 )
@@ -218,6 +219,10 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
             self._fire_connection(self._conn(event.client), CE.NETWORK_LOST)
         elif isinstance(event, SendMalformed):
             self._violation_by_client(self._conn(event.client))
+        elif isinstance(event, SendUnjudged):
+            conn = self._conn(event.client)
+            if conn.state == C.CONNECTED:
+                self._heard_from(conn)
         else:
             self._send(event.client, event.packet)
 
@@ -259,9 +264,14 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
             event = CE.DISCONNECT if isinstance(packet, Disconnect) else CE.CONTROL_PACKET
             self._fire_connection(conn, event)
         else:
-            conn.idle = 0.0
-            conn.may_close = [r for r in conn.may_close if r != "keep-alive"]
+            self._heard_from(conn)
             self._receive_packet(conn, packet)
+
+    @staticmethod
+    def _heard_from(conn: Connection) -> None:
+        """A control packet from the client restarts its keep alive [MQTT-3.1.2-23]."""
+        conn.idle = 0.0
+        conn.may_close = [r for r in conn.may_close if r != "keep-alive"]
 
     def _receive_connect(self, conn: Connection, packet: Connect) -> None:
         if conn.state != C.AWAITING_CONNECT:

@@ -54,13 +54,22 @@ class Drop:
 
 
 @attrs.frozen
+class SendUnjudged:
+    """The client sent a packet the model does not follow: on a broker other clients
+    use, its acknowledgement of another client's message. The model knows only that
+    the client was heard from, which restarts the keep alive [MQTT-3.1.2-23]."""
+
+    client: str
+
+
+@attrs.frozen
 class TimePasses:
     """Time passes for every connection; the model has no clock of its own."""
 
     seconds: float
 
 
-ClientEvent: TypeAlias = Open | Send | SendMalformed | Drop | TimePasses
+ClientEvent: TypeAlias = Open | Send | SendMalformed | SendUnjudged | Drop | TimePasses
 
 
 @attrs.frozen

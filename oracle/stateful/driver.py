@@ -31,7 +31,17 @@ from collections.abc import Iterable
 import attrs
 from hypothesis import reject
 
-from mqttref.impl.codec.packets import ConnAck, Connect, Packet, PingReq, Publish, PubRec, PubRel
+from mqttref.impl.codec.packets import (
+    ConnAck,
+    Connect,
+    Packet,
+    PingReq,
+    PubAck,
+    PubComp,
+    Publish,
+    PubRec,
+    PubRel,
+)
 from mqttref.model import (
     BrokerModel,
     ClientEvent,
@@ -41,6 +51,7 @@ from mqttref.model import (
     Observation,
     Open,
     Send,
+    SendUnjudged,
     TimePasses,
     UsageError,
     Violation,
@@ -142,6 +153,12 @@ class Driver:
         """Slot -> the client id of its current (or last) connection."""
         self.held: list[tuple[str, Observation, Violation | None]] = []
         """Observations the model rejected so far, waiting for other connections."""
+        self.own_prefix: str | None = None
+        """The example's topic prefix: a PUBLISH outside it is another client's traffic."""
+        self.foreign_releases: set[tuple[str | None, int]] = set()
+        """(client id, packet id) of other clients' QoS 2 messages awaiting PUBREL: the
+        PUBREL may come after a reconnect of a persistent session."""
+        self.foreign_seen = 0
 
     # ------------------------------------------------------------------ state
 
@@ -353,6 +370,8 @@ class Driver:
         """
         self.tick()
         self.note(f"{link.slot} <- {describe_packet(observation)}")
+        if self._take_foreign(link, observation):
+            return
         if self.model.connections.get(link.slot) is None:
             raise self.disagree(
                 f"{link.slot}: the server sent {describe(observation)} before any CONNECT",
@@ -368,6 +387,44 @@ class Driver:
             return
         self._judge_held()
 
+    def foreign(self, topic: str) -> bool:
+        """A topic none of this example's clients publishes to: on a broker shared with
+        other clients (``mqttref check`` against someone's broker, its own conformance
+        checks, earlier examples' late wills), the example's ``#`` and ``+/a``
+        subscriptions match their messages too, and the model cannot know them.
+        Topics starting with ``$`` are never foreign: a wildcard at the first level
+        must not match them [MQTT-4.7.2-1], whoever published them."""
+        prefix = self.own_prefix
+        return (prefix is not None and not topic.startswith("$")
+                and topic != prefix and not topic.startswith(prefix + "/"))
+
+    def _take_foreign(self, link: Link, observation: Observation) -> bool:
+        """Acknowledge another client's message outside the model, as its subscriber
+        must (so the broker's flow with this connection stays whole), and its PUBREL.
+        A message of the example's own that a broker delivered under a wrong topic is
+        not lost to the verdict: the model still waits for it under the right one."""
+        if isinstance(observation, Publish) and self.foreign(observation.topic):
+            self.foreign_seen += 1
+            self.note(f"{link.slot}    (another client's message: not the model's to judge)")
+            if observation.packet_id is not None and observation.qos == 1:
+                self._send_unjudged(link, PubAck(observation.packet_id))
+            elif observation.packet_id is not None and observation.qos == 2:
+                self.foreign_releases.add((link.client_id, observation.packet_id))
+                self._send_unjudged(link, PubRec(observation.packet_id))
+            return True
+        if isinstance(observation, PubRel) and (link.client_id, observation.packet_id) in (
+                self.foreign_releases):
+            self.foreign_releases.discard((link.client_id, observation.packet_id))
+            self._send_unjudged(link, PubComp(observation.packet_id))
+            return True
+        return False
+
+    def _send_unjudged(self, link: Link, packet: Packet) -> None:
+        """Send what the model does not follow; it still hears that the client spoke."""
+        self._send(link, encode_client_packet(packet))
+        with contextlib.suppress(ModelError):
+            self.model.apply(SendUnjudged(link.slot))
+
     def _judge(self, slot: str, observation: Observation) -> Violation | None:
         try:
             self.model.observe(slot, observation)
@@ -379,6 +436,8 @@ class Driver:
         if isinstance(observation, ConnAck) and observation.return_code == 0:
             if not observation.session_present and client_id is not None:
                 self._forget_acks(client_id)
+                self.foreign_releases = {
+                    (c, i) for c, i in self.foreign_releases if c != client_id}
         elif isinstance(observation, (Publish, PubRec, PubRel)):
             self._owe_ack(slot, client_id, observation)
         return None

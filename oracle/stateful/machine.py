@@ -130,6 +130,7 @@ class BrokerMachine(ClientStories, RuleBasedStateMachine):
         self.driver = Driver(
             host, port, timing, self.model, discard_model_crashes=self.discard_model_crashes
         )
+        self.driver.own_prefix = self.prefix
         self.last_connect: dict[str, Connect] = {}
         """Client id (short) -> its last CONNECT, for ``reconnect``."""
         self.retained_topics: set[str] = set()
@@ -486,22 +487,46 @@ _TELLS_STORIES: type[StoryMachine] = BrokerMachine
 
 
 def cleanup(host: str, port: int, machine: BrokerMachine) -> None:
-    """Leave a shared broker as found: no retained message, no persistent session."""
+    """Leave a shared broker as found: no retained message, no persistent session.
+
+    Sessions first: taking over a client id that is still connected publishes its will,
+    which may be retained, so the retained topics are cleared only after each takeover
+    was answered (CONNACK), and the clearing client waits for its PINGRESP, by when the
+    broker has handled the empty retained messages before it."""
     level = ProtocolLevel.MQTT_3_1_1
     try:
+        for connect in machine.last_connect.values():
+            with socket.create_connection((host, port), timeout=2) as sock:
+                sock.sendall(encode(Connect(level, connect.client_id, True, 0), level))
+                _read_some(sock)  # the CONNACK: the old connection and its will are done
+                sock.sendall(encode(Disconnect(), level))
         with socket.create_connection((host, port), timeout=2) as sock:
             data = encode(Connect(level, f"{machine.prefix}-cleanup", True, 0), level)
             for topic in sorted(machine.retained_topics):
                 data += encode(Publish(topic, b"", QoS.AT_MOST_ONCE, True), level)
-            sock.sendall(data + encode(Disconnect(), level))
-        for connect in machine.last_connect.values():
-            with socket.create_connection((host, port), timeout=2) as sock:
-                sock.sendall(
-                    encode(Connect(level, connect.client_id, True, 0), level)
-                    + encode(Disconnect(), level)
-                )
+            sock.sendall(data + encode(PingReq(), level))
+            _read_some(sock, until=b"\xd0\x00")
+            sock.sendall(encode(Disconnect(), level))
     except OSError:
         pass  # the broker went away (the in-process one stops right after)
+
+
+def _read_some(sock: socket.socket, until: bytes = b"", seconds: float = 2.0) -> None:
+    """Read until ``until`` arrives (any bytes when empty), the socket closes, or
+    ``seconds`` pass: cleanup waits for the broker, never judges it."""
+    deadline = time.monotonic() + seconds
+    received = b""
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(4096)
+        except TimeoutError:
+            return
+        if not chunk:
+            return
+        received += chunk
+        if until in received:
+            return
 
 
 def machine_for(target: Target, *, discard_model_crashes: bool = False) -> type[BrokerMachine]:
