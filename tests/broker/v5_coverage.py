@@ -42,8 +42,9 @@ def _tests(path: Path) -> Iterator[tuple[str, str]]:
     tree = ast.parse(path.read_text("utf-8"))
     relative = path.relative_to(ROOT).as_posix()
     for node in ast.walk(tree):
-        is_function = isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-        if is_function and node.name.startswith("test"):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        if node.name.startswith("test"):
             yield f"{relative}::{node.name}", ast.get_docstring(node) or ""
 
 
