@@ -311,6 +311,8 @@ class SendQuota:
         if reason_code != RECEIVE_MAXIMUM_EXCEEDED:
             self._fire(QE.CONNECTION_CLOSED)
             return
+        if self.state == QuotaState.CLOSED:
+            raise NoTransition(FLOW_CONTROL_5.name, self.state, QE.RECEIVE_MAXIMUM_EXCEEDED)
         try:
             self._fire(QE.RECEIVE_MAXIMUM_EXCEEDED)
         except NoTransition:

@@ -198,6 +198,8 @@ def test_another_disconnect_code_just_closes_the_quota() -> None:
     quota = SendQuota.client_to_server(1)
     quota.server_disconnected(0x8B)
     assert quota.state == QuotaState.CLOSED
+    with pytest.raises(NoTransition):
+        quota.server_disconnected(0x93)
 
 
 # Properties: the model against an independent count of the same events.
