@@ -10,8 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mqttref.model.chart import Chart, Event, State, Transition
-from mqttref.model.charts import CHARTS
+from mqttref.model.charts import ALL_CHARTS as CHARTS
 from mqttref.model.errors import ChartError, NoTransition
+from mqttref.model.v5.session import EXCLUSIVE_GUARDS
 from mqttref.oracle.statements import statements
 
 PAIRS = [
@@ -82,6 +83,14 @@ def test_guards_of_one_pair_are_exclusive_in_the_model_charts() -> None:
         frozenset({"was_accepted", "never_accepted"}),
         frozenset({"clean", "persistent"}),
         frozenset({"payload", "empty_payload"}),
+        *EXCLUSIVE_GUARDS,  # session_5
+        frozenset({"no_local", "local"}),  # subscription_5
+        frozenset({"qos0", "qos1_or_2"}),  # shared_5
+        frozenset({"qos1", "qos2"}),
+        frozenset({"room_left", "last_slot"}),  # flow_control_5
+        frozenset({"still_over", "back_to_limit"}),
+        frozenset({"mapped", "unmapped"}),  # topic_alias_5
+        frozenset({"within_maximum", "above_maximum"}),
     }
     for chart in CHARTS:
         for (state, event), rows in itertools.groupby(

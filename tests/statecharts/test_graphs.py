@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mqttref.model.chart import Chart, Event, State, Transition
-from mqttref.model.charts import CHARTS
+from mqttref.model.charts import ALL_CHARTS as CHARTS
 from mqttref.model.qos import QOS_CHARTS
 from mqttref.statecharts.build import (
     problems,

@@ -1,7 +1,8 @@
 """``mqttref charts``: draw the model's statecharts (DOT, Mermaid, SVG).
 
 The drawings come from the same transition tables that the model executes
-(``mqttref.model.charts``), so they cannot drift from its behaviour.
+(``mqttref.model.charts``), so they cannot drift from its behaviour: MQTT 3.1.1's and
+MQTT 5.0's (named ``*_5``) side by side.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mqttref.model.charts import CHARTS
+from mqttref.model.charts import ALL_CHARTS as CHARTS
 from mqttref.statecharts.build import problems
 from mqttref.statecharts.render import write_charts
 
