@@ -45,19 +45,16 @@ import attrs
 
 from mqttref.impl.auth import ConnectionAuth, Continue, Step, Success
 from mqttref.impl.broker.admission import (
-    Terms,
     connect_reason,
     connect_return_code,
     connect_terms,
     generate_client_id,
     payload_format_valid,
 )
+from mqttref.impl.broker.connection_base import ConnectionBase
 from mqttref.impl.broker.limits import strings_problem, topic_problem
 from mqttref.impl.broker.packet_size import fit
-from mqttref.impl.broker.ports import BrokerPorts, Edge
-from mqttref.impl.broker.pressure import Valve
-from mqttref.impl.broker.session import Session
-from mqttref.impl.codec.codec import Decoder, Role, encode
+from mqttref.impl.codec.codec import encode
 from mqttref.impl.codec.errors import (
     LimitExceeded,
     ProtocolError,
@@ -85,7 +82,6 @@ from mqttref.impl.codec.packets import (
     QoS,
     Subscribe,
     Unsubscribe,
-    Will,
 )
 from mqttref.impl.codec.reasons import VALID_REASONS
 from mqttref.impl.flow import ConnectionState
@@ -137,111 +133,13 @@ def unexpected(state: ConnectionState, packet_type: PacketType) -> ProtocolError
                          ref="MQTT-4.8.0-1")
 
 
-class Connection(Valve):
+class Connection(ConnectionBase):
     """One client's network connection, from accept to close, without the network."""
 
-    __slots__ = (
-        "_aliases",
-        "_auth",
-        "_checked_topic",
-        "_edge",
-        "_now",
-        "_out",
-        "_out_bytes",
-        "_shut",
-        "_unsendable",
-        "_verbose",
-        "accepted_at",
-        "client_id",
-        "close_reason",
-        "config",
-        "decoder",
-        "keep_alive_limit",
-        "last_activity",
-        "memory",
-        "ports",
-        "protocol_level",
-        "reading",
-        "session",
-        "state",
-        "terms",
-        "will",
-    )
-
-    def __init__(self, ports: BrokerPorts, edge: Edge, now: float) -> None:
-        super().__init__()
-        self.ports = ports
-        self.config = config = ports.config
-        self.memory = ports.memory
-        self._edge = self.reading = edge
-        self.state = ConnectionState.CONNECTING
-        self.decoder = Decoder(role=Role.SERVER, max_packet_size=config.max_packet_size)
-        self.protocol_level = ProtocolLevel.MQTT_3_1_1
-        self.client_id: str | None = None
-        self.session: Session | None = None
-        self.will: Will | None = None
-        self.keep_alive_limit = 0.0
-        self.close_reason: str | None = None
-        self.accepted_at = self.last_activity = self._now = now
-        self._verbose = log.isEnabledFor(logging.DEBUG)
-        self._out: list[bytes] | None = None
-        """What waits for ``data_to_send``; None when nothing does (an idle connection
-        should not keep an empty list, 56 bytes)."""
-        self._out_bytes = 0
-        self._shut = False
-        """The edge was told to close: nothing more is written."""
-        self._unsendable: str | None = None
-        """A packet ``send`` could not fit in the client's Maximum Packet Size: what it
-        was. The connection closes once the packet being handled is done (``packet_size``)."""
-        self._checked_topic = ""
-        """The last PUBLISH topic found within the broker's limits (``topic_problem``)."""
-        self.terms: Terms | None = None
-        """At MQTT 5.0, what CONNACK stated and the client asked for; None below."""
-        self._aliases: dict[int, str] | None = None
-        """The client's topic aliases (5.0), made on first use [MQTT-3.3.2-12]."""
-        self._auth: tuple[ConnectionAuth, Connect | None] | None = None
-        """Enhanced authentication (5.0, 4.12), when CONNECT named a method: the exchange,
-        and the CONNECT it answers until CONNACK (None once accepted)."""
+    __slots__ = ()
 
     def __repr__(self) -> str:
         return f"<Connection {self.peer} {clip(self.client_id)} {self.state.value}>"
-
-    @property
-    def peer(self) -> str:
-        """The client's address, for log lines and errors (the edge looks it up)."""
-        return self._edge.peer
-
-    @property
-    def who(self) -> str:
-        """How log lines name this connection."""
-        if self.client_id is None:
-            return self.peer
-        return f"client {clip(self.client_id)} ({self.peer})"
-
-    @property
-    def is_closed(self) -> bool:
-        return self.state is ConnectionState.CLOSED
-
-    @property
-    def v5(self) -> bool:
-        return self.terms is not None
-
-    @property
-    def receive_maximum(self) -> int:
-        terms = self.terms
-        return 65_535 if terms is None else terms.receive_maximum
-
-    @property
-    def topic_alias_maximum(self) -> int:
-        terms = self.terms
-        if terms is None or not self.config.send_topic_aliases:
-            return 0
-        return terms.topic_alias_maximum
-
-    @property
-    def maximum_packet_size(self) -> int:
-        terms = self.terms
-        return self.config.max_packet_size if terms is None else terms.maximum_packet_size
 
     # Input ----------------------------------------------------------------------------
 
@@ -360,47 +258,6 @@ class Connection(Valve):
         session = self.session
         return (self.state is ConnectionState.CONNECTED and session is not None
                 and session.stalled(now))
-
-    # The session's packet sink --------------------------------------------------------
-
-    def send(self, packet: Packet) -> None:
-        """Encode and send a packet that is no PUBLISH frame; at 5.0 within the client's
-        Maximum Packet Size [MQTT-3.1.2-24], trimmed if need be (``packet_size.fit``). One
-        that cannot fit is not sent, and the connection closes after the packet being
-        handled (``_close_unsendable``): closing here, in the middle of a handler (a
-        SUBACK is sent before the retained messages), would pull the session from under it."""
-        if self.protocol_level is not ProtocolLevel.MQTT_5:
-            self.send_frame(encode(packet, self.protocol_level))
-            return
-        limit = self.client_maximum_packet_size
-        frame = fit(packet, limit)
-        if frame is None:
-            if self._unsendable is None:
-                self._unsendable = (f"a {packet.packet_type.name} larger than the client's "
-                                    f"Maximum Packet Size of {limit}")
-            return
-        self.send_frame(frame)
-
-    @property
-    def client_maximum_packet_size(self) -> int | None:
-        """The 5.0 client's Maximum Packet Size (3.1.2.11.4), None for none: from the
-        terms once accepted, before that from the CONNECT under enhanced authentication."""
-        terms = self.terms
-        if terms is not None:
-            return terms.maximum_packet_size
-        pending = self._auth[1] if self._auth is not None else None
-        return None if pending is None else pending.properties.maximum_packet_size
-
-    def send_frame(self, frame: bytes) -> None:
-        if self._shut:
-            return
-        out = self._out
-        self._out_bytes += len(frame)
-        if out is None:
-            self._out = [frame]
-            self._edge.output_ready()
-        else:
-            out.append(frame)
 
     # Dispatch -------------------------------------------------------------------------
 
