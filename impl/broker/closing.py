@@ -7,12 +7,12 @@ is published if the close calls for it, and the edge writes what waits and
 closes. Who closes decides the rest:
 
 - the client, cleanly (``on_disconnect``): the will is discarded
-  [MQTT-3.14.4-3], unless a 5.0 DISCONNECT's reason code asks for it; during
+  [MQTT-3.14.4-3], unless a 5.0 DISCONNECT's reason code is not 0x00; during
   CONNECT's enhanced authentication nothing was accepted, so nothing is kept
   (``on_disconnect_before_connack``);
 - the client, by going away (``protocol.Connection.connection_lost``), or by
-  silence past keep alive (``keep_alive_expired``, [MQTT-3.1.2-24]): the will
-  goes out;
+  silence past keep alive (``keep_alive_expired``; [MQTT-3.1.2-24] at 3.1.1):
+  the will goes out;
 - the broker, for a broken rule (``protocol_violation``, [MQTT-4.8.0-1]) or a
   packet it cannot fit in the client's Maximum Packet Size
   (``_close_unsendable``): the will goes out, and at 5.0 after CONNACK the
