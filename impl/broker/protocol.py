@@ -49,9 +49,9 @@ from mqttref.impl.broker.admission import (
     connect_return_code,
     connect_terms,
     generate_client_id,
-    payload_format_valid,
 )
 from mqttref.impl.broker.closing import Closing
+from mqttref.impl.broker.inbound_publish import InboundPublish
 from mqttref.impl.broker.limits import strings_problem, topic_problem
 from mqttref.impl.broker.packet_size import fit
 from mqttref.impl.codec.codec import encode
@@ -60,7 +60,6 @@ from mqttref.impl.codec.errors import (
     ProtocolError,
     ReasonCode,
 )
-from mqttref.impl.codec.frames import PUBACK, PUBREC, ack_frame
 from mqttref.impl.codec.packets import (
     NO_PROPERTIES,
     Auth,
@@ -74,10 +73,8 @@ from mqttref.impl.codec.packets import (
     ProtocolLevel,
     PubAck,
     PubComp,
-    Publish,
     PubRec,
     PubRel,
-    QoS,
     Subscribe,
     Unsubscribe,
 )
@@ -129,7 +126,7 @@ def unexpected(state: ConnectionState, packet_type: PacketType) -> ProtocolError
                          ref="MQTT-4.8.0-1")
 
 
-class Connection(Closing):
+class Connection(Closing, InboundPublish):
     """One client's network connection, from accept to close, without the network."""
 
     __slots__ = ()
@@ -450,108 +447,6 @@ class Connection(Closing):
             log.debug("%s connected at 5.0 (clean start %d, keep alive %d, session present %d)",
                       self.who, packet.clean_session, terms.keep_alive, present)
         session.attach(self, now)
-
-    def on_publish(self, packet: Publish, now: float) -> None:
-        """Route an inbound PUBLISH; a topic beyond the broker's limits closes (3.1.1
-        has no other way to refuse a PUBLISH). Any QoS is accepted, whatever
-        ``max_qos``: that bounds only what SUBACK grants."""
-        if self.terms is not None:
-            self._on_publish_v5(packet, now)
-            return
-        topic = packet.topic
-        if topic != self._checked_topic:  # a publisher tends to repeat its topic
-            problem = topic_problem(topic, self.config)
-            if problem is not None:
-                raise LimitExceeded(f"PUBLISH topic with {problem}", ref="§4.7",
-                                    reason_code=ReasonCode.TOPIC_NAME_INVALID)
-            self._checked_topic = topic
-        assert self.session is not None
-        message = self.session.on_publish(packet, now)
-        if message is not None:
-            self.ports.router.publish(message, now)
-
-    def _on_publish_v5(self, packet: Publish, now: float) -> None:
-        """An MQTT 5.0 PUBLISH: its topic alias resolved or set [MQTT-3.3.2-12], the
-        broker's stated limits enforced (Maximum QoS [MQTT-3.2.2-11], Retain Available
-        [MQTT-3.2.2-14]), routed, then acknowledged with 0x10 if nobody subscribed."""
-        config = self.config
-        properties = packet.properties
-        topic = packet.topic
-        if properties is not NO_PROPERTIES:
-            if properties.subscription_identifiers:
-                raise ProtocolError("a PUBLISH from a client with a Subscription Identifier",
-                                    ref="MQTT-3.3.4-6")
-            alias = properties.topic_alias
-            if alias is not None:
-                if not 0 < alias <= config.topic_alias_maximum:
-                    raise ProtocolError(
-                        f"topic alias {alias} outside 1-{config.topic_alias_maximum}",
-                        ref="MQTT-3.3.2-9" if alias else "MQTT-3.3.2-8",
-                        reason_code=ReasonCode.TOPIC_ALIAS_INVALID)
-                aliases = self._aliases
-                if aliases is None:
-                    aliases = self._aliases = {}
-                if topic:
-                    aliases[alias] = topic
-                else:
-                    known = aliases.get(alias)
-                    if known is None:
-                        raise ProtocolError(f"topic alias {alias} was never set",
-                                            ref="§3.3.2.3.4")
-                    topic = known
-                    packet = attrs.evolve(packet, topic=topic)
-        if not topic:
-            raise ProtocolError("a PUBLISH with neither topic name nor topic alias",
-                                ref="§3.3.2.3.4")
-        if packet.qos > config.max_qos:
-            raise ProtocolError(f"QoS {packet.qos} above the Maximum QoS of {config.max_qos}",
-                                ref="MQTT-3.2.2-11", reason_code=ReasonCode.QOS_NOT_SUPPORTED)
-        if packet.retain and not config.retain_available:
-            raise ProtocolError("RETAIN 1 where Retain Available is 0", ref="MQTT-3.2.2-14",
-                                reason_code=ReasonCode.RETAIN_NOT_SUPPORTED)
-        if topic != self._checked_topic:
-            problem = topic_problem(topic, config)
-            if problem is not None:
-                raise LimitExceeded(f"PUBLISH topic with {problem}", ref="§4.7",
-                                    reason_code=ReasonCode.TOPIC_NAME_INVALID)
-            self._checked_topic = topic
-        session = self.session
-        assert session is not None
-        if (properties.payload_format_indicator == 1 and config.validate_payload_format
-                and not payload_format_valid(properties, packet.payload)
-                and not (packet.qos is QoS.EXACTLY_ONCE
-                         and packet.packet_id in session.awaiting_rel)):  # a resend
-            self._refuse_payload(packet)
-            return
-        message = session.on_publish(packet, now, defer_ack=True)
-        if message is None:
-            return  # a duplicate QoS 2 PUBLISH, answered already
-        message.origin = self.client_id
-        matched = self.ports.router.publish(message, now)
-        if packet.qos:
-            if matched:  # the four bytes of a plain PUBACK or PUBREC (reason 0x00)
-                assert packet.packet_id is not None
-                first = PUBACK if packet.qos is QoS.AT_LEAST_ONCE else PUBREC
-                self.send_frame(ack_frame(first, packet.packet_id))
-            else:
-                session.acknowledge(packet, matched)
-
-    def _refuse_payload(self, packet: Publish) -> None:
-        """A PUBLISH whose payload is not the UTF-8 its Payload Format Indicator 1 says,
-        with ``validate_payload_format``: the receiver MAY answer PUBACK, PUBREC or
-        DISCONNECT 0x99 (3.3.2.3.2). The message goes to nobody, retained or not; at
-        QoS 1 and 2 the answer is the acknowledgement, and a PUBREC of 0x80 or more ends
-        the exchange, so its packet id is not kept awaiting PUBREL [MQTT-4.3.3-9]; QoS 0
-        has none, so the connection closes with DISCONNECT 0x99 (and the will)."""
-        detail = "a payload that is not UTF-8 under Payload Format Indicator 1"
-        if packet.qos is QoS.AT_MOST_ONCE:
-            raise ProtocolError(detail, ref="§3.3.2.3.2",
-                                reason_code=ReasonCode.PAYLOAD_FORMAT_INVALID)
-        assert packet.packet_id is not None
-        broker_log.info("payload format invalid", "%s: PUBLISH %d refused: %s", self.who,
-                        packet.packet_id, detail)
-        ack = PubAck if packet.qos is QoS.AT_LEAST_ONCE else PubRec
-        self.send(ack(packet.packet_id, ReasonCode.PAYLOAD_FORMAT_INVALID))
 
     def on_ack(self, packet: PubAck | PubRec | PubComp, now: float) -> None:
         """PUBACK, PUBREC or PUBCOMP: the session's outbound flow moves on (4.3)."""
