@@ -24,7 +24,7 @@ from mqttref.oracle.equivalence import (
     parse,
     table,
 )
-from mqttref.oracle.statements import statements
+from mqttref.oracle.statements import cited, statements
 
 V311 = statements("3.1.1")
 V5 = statements("5.0")
@@ -65,6 +65,14 @@ def test_a_partial_or_missing_match_says_why_in_one_line() -> None:
         if record["match"] != "same":
             assert record["note"].strip(), record["id_3_1_1"]
         assert "\n" not in record["note"], record["id_3_1_1"]
+
+
+def test_an_id_a_note_cites_in_brackets_is_a_5_0_statement() -> None:
+    """Notes cite 5.0 ids as [MQTT-x.y.z-n], readable by statements.cited(); 3.1.1's go bare."""
+    for record in _records():
+        note = record["note"]
+        assert len(cited(note)) == note.count("[MQTT-"), record["id_3_1_1"]
+        assert set(cited(note)) <= set(V5), record["id_3_1_1"]
 
 
 def test_a_5_0_id_binds_a_party_the_3_1_1_statement_binds() -> None:
