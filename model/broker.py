@@ -66,6 +66,7 @@ from mqttref.model.events import (
     TimePasses,
     describe,
 )
+from mqttref.model.level5 import MQTT_5
 from mqttref.model.messages import MessageRouting
 from mqttref.model.observe import ObservationJudge
 from mqttref.model.qos import ReceiverState
@@ -80,6 +81,7 @@ from mqttref.model.records import (
 )
 from mqttref.model.session import SESSION, SessionEvent, SessionState
 from mqttref.model.topics import topic_filter_problem, topic_name_problem
+from mqttref.model.v5.will import Will5
 from mqttref.model.verdicts import Verdicts
 
 C, CE = ConnectionState, ConnectionEvent
@@ -104,14 +106,16 @@ class _Ctx:
 
 
 class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
-    """The model of one MQTT 3.1.1 server and the clients connected to it.
+    """The model of one MQTT server and the 3.1.1 and 5.0 clients connected to it.
 
     ``max_inflight``: while a session has this many unacknowledged QoS 1/2
     deliveries, further deliveries are allowed but not owed (brokers bound
     their in-flight window; 3.1.1 does not fix one). ``keep_alive_grace``:
     seconds past 1.5 x keep-alive after which the keep-alive close is owed.
     ``refusals``: CONNACK return codes the server may answer to any CONNECT
-    (say ``{5}`` for a broker that requires authorisation).
+    (say ``{5}`` for a broker that requires authorisation). ``expiry_margin``:
+    seconds past a 5.0 timer (Session Expiry, Will Delay) during which its effect
+    may or may not have happened; after it, the effect is owed.
     """
 
     def __init__(
@@ -120,10 +124,18 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
         max_inflight: int = 16,
         keep_alive_grace: float = 1.0,
         refusals: frozenset[int] = frozenset(),
+        expiry_margin: float = 1.0,
     ) -> None:
         self.max_inflight = max_inflight
         self.keep_alive_grace = keep_alive_grace
         self.refusals = refusals
+        self.expiry_margin = expiry_margin
+        self.now = 0.0
+        """The model clock: the sum of ``TimePasses`` (5.0 timers run on it)."""
+        self.delayed_wills: list[Connection] = []
+        """Closed level-5 connections whose will waits for its delay (``Will5``)."""
+        self.wills5: list[Connection] = []
+        """Every accepted level-5 connection with a will, to name why one is not due."""
         self.connections: dict[str, Connection] = {}
         self.sessions: dict[str, Session] = {}
         self.retained: dict[str, RetainedSlot] = {}
@@ -213,6 +225,7 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
         """A client did something; the model updates what the server owes."""
         if isinstance(event, TimePasses):
             self._time_passes(event.seconds)
+            self._time_passes5(event.seconds)
         elif isinstance(event, Open):
             self._open(event.client)
         elif isinstance(event, Drop):
@@ -281,12 +294,15 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
             self._fire_connection(conn, CE.VIOLATION)  # [MQTT-3.1.2-9] [MQTT-3.1.4-1]
             return
         conn.connect = packet
-        conn.connack_codes = self._connack_codes(conn, packet) | self.refusals
         if packet.client_id:
             conn.session_key = packet.client_id
         else:
             self._assigned += 1
             conn.session_key = f"<assigned #{self._assigned}>"
+        if int(packet.protocol_level) == MQTT_5:
+            conn.connack_codes = self._connect5(conn, packet)
+        else:
+            conn.connack_codes = self._connack_codes(conn, packet) | self.refusals
         session = self.sessions.get(conn.session_key)
         if session is not None and session.client is not None and session.client != conn.client:
             # A takeover is coming if the server accepts [MQTT-3.1.4-2]: the old
@@ -312,9 +328,14 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
     def _receive_packet(self, conn: Connection, packet: Packet) -> None:
         session = self._attached_session(conn)
         if isinstance(packet, Disconnect):
+            if conn.level == MQTT_5 and not self._disconnect5_valid(conn, session, packet):
+                return
+            will = conn.will
             self._fire_connection(conn, CE.DISCONNECT)
             self._fire_session(session, SE.DISCONNECT, _Ctx(conn))
             self._detach(session)
+            if conn.level == MQTT_5:
+                self._disconnected5(conn, session, packet, will)
             return
         if (
             isinstance(packet, (ConnAck, SubAck, UnsubAck, PingResp))
@@ -393,6 +414,14 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
         assert conn.connect is not None
         assert conn.session_key is not None
         session = self.sessions.setdefault(conn.session_key, Session(conn.session_key))
+        if conn.level == MQTT_5:
+            # 5.0 sessions outlive their connection as Session5 says: the 3.1.1
+            # chart's persistent session, emptied where 5.0 starts a new one.
+            self._fire_session(session, SE.CONNECT_PERSISTENT, ctx)
+            self._started5(conn, session)
+            return
+        session.v5 = None  # a 3.1.1 connection: 3.1.1's session rules from now on
+        session.discard_refs = ("MQTT-3.1.2-6",)
         event = SE.CONNECT_CLEAN if conn.connect.clean_session else SE.CONNECT_PERSISTENT
         self._fire_session(session, event, ctx)
 
@@ -401,10 +430,14 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
         assert session is not None
         assert conn.connect is not None
         session.client = conn.client
-        session.clean = conn.connect.clean_session
+        session.clean = conn.connect.clean_session and conn.level != MQTT_5
         conn.accepted = True
         conn.will = conn.connect.will
         conn.keep_alive = conn.connect.keep_alive
+        if conn.level == MQTT_5 and conn.will is not None:
+            delay = conn.will.properties.will_delay_interval or 0
+            conn.will5 = Will5(delay, self.expiry_margin, conn.client, now=self.now)
+            self.wills5.append(conn)
 
     def _new_session(self, ctx: _Ctx) -> None:
         assert ctx.session is not None
@@ -465,6 +498,12 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
             self._fire_session(session, cause, ctx)
             self._fire_session(session, SE.WILL_PUBLISHED, ctx)
             self._detach(session)
+        if conn.level == MQTT_5:
+            self._closed5(conn, session)
+            if session is not None:
+                self._sync_session5(session)
+            if conn in self.delayed_wills:
+                return  # the will waits for its delay (Will5)
         if will is not None:
             self._will(conn, owed=not optional)  # [MQTT-3.1.2-8]
         conn.will = None
@@ -478,7 +517,7 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
     def _will(self, conn: Connection, *, owed: bool) -> None:
         """Publish the will as an allowed outcome (once), and make it owed when
         the close is certain (unless a takeover caused it: then it stays allowed)."""
-        if conn.will is None or not conn.accepted:
+        if conn.will is None or not conn.accepted or not self._will_publishable(conn):
             return
         if conn.will_published is None:
             session = self.sessions.get(conn.session_key or "")

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 from mqttref.impl.codec.packets import (
     ConnAck,
+    Disconnect,
     Packet,
     PingResp,
     PubAck,
@@ -39,6 +40,7 @@ from mqttref.model.connection import ConnectionEvent, ConnectionState
 from mqttref.model.errors import NoTransition, Violation
 from mqttref.model.events import Closed, Observation, describe
 from mqttref.model.flows import Flow
+from mqttref.model.level5 import MQTT_5, Level5
 from mqttref.model.qos import SenderState
 from mqttref.model.records import PRIMARY, Connection, Delivery, Expected, Session, Subscription
 from mqttref.model.session import SessionState
@@ -56,8 +58,9 @@ _FLOW_PACKET_REFS: dict[type, list[str]] = {
 """What a flow packet the server sends with no flow to answer breaks, by its type."""
 
 
-class ObservationJudge:
-    """Mixed into ``BrokerModel``: ``observe`` and ``allowed``."""
+class ObservationJudge(Level5):
+    """Mixed into ``BrokerModel``: ``observe`` and ``allowed`` (with ``Level5``'s
+    judgements for level-5 connections)."""
 
     connections: dict[str, Connection]
     sessions: dict[str, Session]
@@ -103,12 +106,20 @@ class ObservationJudge:
         if isinstance(observation, Closed):
             self._observe_close(conn, observation)
             return
+        if conn.disconnect_sent is not None:
+            self._after_disconnect(conn, observation)
+        if isinstance(observation, Disconnect) and conn.level == MQTT_5:
+            self._observe_disconnect5(conn, observation)
+            return
         if conn.state == C.AWAITING_CONNACK:
             if not isinstance(observation, ConnAck):
                 raise self._reject(
                     conn, "the first packet must be CONNACK", ["MQTT-3.2.0-1"], observation
                 )
-            self._observe_connack(conn, observation)
+            if conn.level == MQTT_5:
+                self._observe_connack5(conn, observation)
+            else:
+                self._observe_connack(conn, observation)
             return
         if conn.accepted and conn.state == C.CLOSED and self._late_answer(conn, observation):
             return
@@ -390,6 +401,7 @@ class ObservationJudge:
             self._reject_stored_empty(conn, packet, subscribed=subscribed)
             self._reject_duplicate(conn, session, packet)
             self._reject_packet_id_in_qos0(conn, packet)
+            self._reject_early_will(conn, packet)
             unsubscribed = any(matches(f, packet.topic) for f in session.unsubscribed)
             refs = (
                 ["MQTT-4.5.0-1", "MQTT-3.3.5-1", "MQTT-3.8.4-6", "MQTT-3.3.1-9", "MQTT-3.3.1-8"]
@@ -546,8 +558,8 @@ class ObservationJudge:
             return
         raise self._reject(
             conn,
-            "this message is due only to a subscription the clean session discarded",
-            ["MQTT-3.1.2-6"],
+            "this message is due only to a subscription the server discarded",
+            list(session.discard_refs),
             packet,
         )
 
@@ -620,10 +632,15 @@ class ObservationJudge:
         conn = self._conn(client)
         found: list[Observation] = []
         if conn.state == C.AWAITING_CONNACK:
-            present = self._session_present(conn)
+            if conn.level == MQTT_5 and conn.session5 is not None:
+                present = max(conn.session5.session_present_allowed())
+            else:
+                present = self._session_present(conn)
             found += [
                 ConnAck(present if rc == 0 else False, rc) for rc in sorted(conn.connack_codes)
             ]
+        elif conn.disconnect_sent is not None:
+            return [Closed()]
         elif conn.state == C.CONNECTED:
             found += self._allowed_connected(conn)
         if conn.state == C.CLOSE_DUE or (conn.open and conn.may_close):

@@ -7,12 +7,23 @@ anything, the charts and ``mqttref.model.broker`` do.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import attrs
 
-from mqttref.impl.codec.packets import Connect, Will
+from mqttref.impl.codec.packets import NO_PROPERTIES, Connect, Properties, Will
 from mqttref.model.connection import ConnectionState
 from mqttref.model.flows import SideFlows
+
+# Re-exported where it used to live (client.py and tests import it from here); the
+# redundant alias is how mypy --strict is told the re-export is meant.
+from mqttref.model.obligations import Obligation as Obligation  # noqa: PLC0414
 from mqttref.model.session import SessionState
+
+if TYPE_CHECKING:  # annotations only: the 5.0 components never import this module
+    from mqttref.model.v5.reason_codes import Situation
+    from mqttref.model.v5.session import Session5
+    from mqttref.model.v5.will import Will5
 
 PRIMARY = "*"
 """The channel of the one copy every matching session must get [MQTT-3.3.5-1]."""
@@ -32,6 +43,8 @@ class Message:
     topic: str
     payload: bytes
     qos: int
+    properties: Properties = NO_PROPERTIES
+    """At 5.0: the properties forwarded unaltered (3.3.2.3); none from a 3.1.1 publisher."""
 
 
 @attrs.define(eq=False)
@@ -115,6 +128,12 @@ class Session:
     unsubscribed: dict[str, Subscription] = attrs.field(factory=dict)
     """Subscriptions this session's client removed with UNSUBSCRIBE: a message only
     they match breaks [MQTT-3.10.4-2] rather than the matching rule alone."""
+    v5: Session5 | None = None
+    """While a level-5 connection owns the session: its 5.0 lifetime (Clean Start and
+    Session Expiry Interval, ``mqttref.model.v5.session``); None under 3.1.1 rules."""
+    discard_refs: tuple[str, ...] = ("MQTT-3.1.2-6",)
+    """What made the server discard the subscriptions in ``discarded``: a clean
+    session (3.1.1), Clean Start 1 [MQTT-3.1.2-4] or expiry [MQTT-4.1.0-2] (5.0)."""
     discarded: dict[str, Subscription] = attrs.field(factory=dict)
     """Subscriptions an earlier session of this client id had when it was discarded
     [MQTT-3.1.2-6] and that were not made again since: a message only they match is
@@ -178,6 +197,20 @@ class Connection:
     close_cause: str = ""
     may_close: list[str] = attrs.field(factory=list)
     expected: list[Expected] = attrs.field(factory=list)
+    level: int = 4
+    """The CONNECT's Protocol Level: 3 or 4 (3.1.1 rules) or 5 (5.0 rules)."""
+    connack_situations: frozenset[Situation] = frozenset()
+    """At 5.0: what the CONNACK may answer (``reason_codes.connack_situations``)."""
+    session5: Session5 | None = None
+    """At 5.0: the session lifetime the pending CONNECT will attach to."""
+    session_present: bool = False
+    """The accepting CONNACK's Session Present."""
+    will5: Will5 | None = None
+    """At 5.0: the will's delay (``mqttref.model.v5.will``)."""
+    disconnect_sent: int | None = None
+    """At 5.0: the reason code of the server's DISCONNECT, once observed."""
+    disconnect_cause: str = ""
+    """At 5.0: a DISCONNECT situation the client's packet caused, if the model knows it."""
 
     @property
     def open(self) -> bool:
@@ -206,12 +239,3 @@ class RetainedSlot:
             if m is not None and m not in unique:
                 unique.append(m)
         return unique
-
-
-@attrs.frozen
-class Obligation:
-    """Something the specification requires of the server that has not arrived."""
-
-    client: str
-    what: str
-    refs: tuple[str, ...]

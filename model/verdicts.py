@@ -58,6 +58,8 @@ class Verdicts:
             ]
         if conn.state != C.CONNECTED:
             return []
+        if conn.disconnect_sent is not None:
+            return [Obligation(client, "close after DISCONNECT", ("MQTT-3.14.4-2",))]
         owed = [
             Obligation(
                 client,

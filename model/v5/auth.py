@@ -32,7 +32,7 @@ import attrs
 
 from mqttref.model.chart import Chart, Transition, events_of, states_of
 from mqttref.model.errors import NoTransition, UsageError, Violation
-from mqttref.model.records import Obligation
+from mqttref.model.obligations import Obligation
 
 CONTINUE_AUTHENTICATION = 0x18
 REAUTHENTICATE = 0x19

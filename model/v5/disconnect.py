@@ -41,7 +41,7 @@ import attrs
 
 from mqttref.model.chart import Chart, Transition, events_of, states_of
 from mqttref.model.errors import NoTransition, UsageError, Violation
-from mqttref.model.records import Obligation
+from mqttref.model.obligations import Obligation
 
 DISCONNECT_REASON_CODES: Mapping[int, tuple[str, str]] = {
     0x00: ("Normal disconnection", "both"),

@@ -33,7 +33,7 @@ import attrs
 
 from mqttref.model.chart import Chart, Transition, events_of, states_of
 from mqttref.model.errors import NoTransition, UsageError, Violation
-from mqttref.model.records import Obligation
+from mqttref.model.obligations import Obligation
 
 NEVER_EXPIRES = 0xFFFFFFFF
 """A Session Expiry Interval of 0xFFFFFFFF (UINT_MAX): the session does not expire."""
