@@ -1,9 +1,12 @@
 """What every part of a connection's protocol core shares: its state and its way out.
 
-The core of one network connection (``protocol.Connection``) is to be put
-together from parts, one per seam of the protocol, each a class of its own
-that ``mypy --strict`` checks alone; this base holds what they all read and
-write, so that none of them has to name another's attributes:
+The core of one network connection (``protocol.Connection``) is put together
+from parts, one per seam of the protocol: the CONNECT handshake and AUTH
+exchange (``handshake``), the client's PUBLISH packets (``inbound_publish``),
+closing with DISCONNECT and the will (``closing``), and the dispatch by
+(state, packet type) with its input and timers (``protocol``). Each part is a
+class of its own that ``mypy --strict`` checks alone; this base holds what
+they all read and write, so that none of them has to name another's attributes:
 
 - the state of the connection: where it is (``state``), who the client is
   (``client_id``, ``protocol_level``, at 5.0 the ``terms`` CONNACK stated),

@@ -29,11 +29,26 @@ no client's slowness ever pauses this one.
 
 MQTT 5.0 shares the table and the handlers; what differs is held in ``terms``
 (``admission.Terms``, None below 5.0): the CONNACK states the broker's limits
-and choices, inbound topic aliases are resolved here [MQTT-3.3.2-12], the
+and choices, inbound topic aliases are resolved [MQTT-3.3.2-12], the
 acknowledgement of a PUBLISH says whether anyone subscribed, and every close
 the broker starts after CONNACK is a DISCONNECT with its reason code first
 [MQTT-3.14.2-1] (0x8D keep alive, 0x8E taken over, 0x81/0x82/0x9x for the
 client's errors, 0x8B shutting down).
+
+``Connection`` is put together from parts, one per seam of the protocol, each
+a module of its own; this one keeps the tables, the dispatch, the input and
+output above and the handlers too small to move (acknowledgements,
+SUBSCRIBE, UNSUBSCRIBE, PINGREQ):
+
+- ``connection_base.ConnectionBase``: the state all parts share, and ``send``;
+- ``closing.Closing``: ``close`` once, the will, keep alive, protocol
+  violations, the client's DISCONNECT;
+- ``handshake.Handshake``: CONNECT and CONNACK, and 5.0's AUTH exchange;
+- ``inbound_publish.InboundPublish``: the client's PUBLISH, with 5.0's topic
+  aliases, payload format and acknowledgements.
+
+The parts add methods only; every method stays a method of ``Connection``,
+where the tests (and ``HANDLERS``, by name) find it.
 """
 
 from __future__ import annotations
@@ -41,36 +56,15 @@ from __future__ import annotations
 import logging
 from typing import Final
 
-import attrs
-
-from mqttref.impl.auth import ConnectionAuth, Continue, Step, Success
-from mqttref.impl.broker.admission import (
-    connect_reason,
-    connect_return_code,
-    connect_terms,
-    generate_client_id,
-)
-from mqttref.impl.broker.closing import Closing
+from mqttref.impl.broker.admission import generate_client_id
+from mqttref.impl.broker.handshake import Handshake
 from mqttref.impl.broker.inbound_publish import InboundPublish
-from mqttref.impl.broker.limits import strings_problem, topic_problem
-from mqttref.impl.broker.packet_size import fit
-from mqttref.impl.codec.codec import encode
-from mqttref.impl.codec.errors import (
-    LimitExceeded,
-    ProtocolError,
-    ReasonCode,
-)
+from mqttref.impl.broker.limits import strings_problem
+from mqttref.impl.codec.errors import LimitExceeded, ProtocolError, ReasonCode
 from mqttref.impl.codec.packets import (
-    NO_PROPERTIES,
-    Auth,
-    ConnAck,
-    Connect,
-    ConnectReturnCode,
     Packet,
     PacketType,
     PingResp,
-    Properties,
-    ProtocolLevel,
     PubAck,
     PubComp,
     PubRec,
@@ -82,12 +76,6 @@ from mqttref.impl.flow import ConnectionState
 from mqttref.impl.logtext import broker_log, clip
 
 log = logging.getLogger("mqttref.broker")
-
-
-_CONNACK_ACCEPTED: Final = {
-    present: encode(ConnAck(present, ConnectReturnCode.ACCEPTED)) for present in (False, True)
-}
-"""CONNACK accepting a connection, by session present: the same four bytes every time."""
 
 
 _C = ConnectionState
@@ -126,13 +114,20 @@ def unexpected(state: ConnectionState, packet_type: PacketType) -> ProtocolError
                          ref="MQTT-4.8.0-1")
 
 
-class Connection(Closing, InboundPublish):
+class Connection(Handshake, InboundPublish):
     """One client's network connection, from accept to close, without the network."""
 
     __slots__ = ()
 
     def __repr__(self) -> str:
         return f"<Connection {self.peer} {clip(self.client_id)} {self.state.value}>"
+
+    def assign_client_id(self) -> str:
+        """A unique Client Identifier for a CONNECT with none [MQTT-3.1.3-6], made by
+        ``admission.generate_client_id`` as this module names it: the stateful tests
+        replace ``protocol.generate_client_id`` to model a broker that assigns one
+        identifier to every such client (tests/stateful/patch_faults.py)."""
+        return generate_client_id()
 
     # Input ----------------------------------------------------------------------------
 
@@ -285,168 +280,6 @@ class Connection(Closing, InboundPublish):
         getattr(self, name)(packet, now)
 
     # Handlers -------------------------------------------------------------------------
-
-    def on_connect(self, packet: Connect, now: float) -> None:
-        """Accept or refuse a CONNECT; on accept, attach the session after CONNACK.
-
-        With ``reject_control_characters``, a string 1.5.3 discourages closes the
-        connection first, without CONNACK (the MAY of 1.5.3)."""
-        config = self.config
-        if config.reject_control_characters and (problem := strings_problem(packet)):
-            raise LimitExceeded(f"CONNECT {problem}", ref="§1.5.3")
-        connections = self.ports.connections
-        if packet.protocol_level is ProtocolLevel.MQTT_5:
-            self._on_connect_v5(packet, now)
-            return
-        code = connect_return_code(packet, config, open_connections=connections.connected + 1)
-        if code is not ConnectReturnCode.ACCEPTED:
-            log.debug("refusing CONNECT from %s (client id %s): %s",
-                      self.peer, clip(packet.client_id), code.name)
-            # A refused CONNECT has session present 0 [MQTT-3.2.2-4] and closes [MQTT-3.2.2-5].
-            self.send(ConnAck(False, code))
-            self.close(f"CONNECT refused with {code.name}", publish_will=False)
-            return
-        if packet.will is not None and (problem := topic_problem(packet.will.topic, config)):
-            raise LimitExceeded(f"will topic with {problem}", ref="§4.7",
-                                reason_code=ReasonCode.TOPIC_NAME_INVALID)
-        connections.admit(self)
-        self.protocol_level = packet.protocol_level
-        self.client_id = client_id = packet.client_id or generate_client_id()
-        self.will = packet.will
-        self.state = ConnectionState.CONNECTED
-        # Keep alive 0 keeps the shared 0.0, not a float of its own (24 bytes).
-        self.keep_alive_limit = (
-            packet.keep_alive * config.keep_alive_factor if packet.keep_alive else 0.0
-        )
-        self.accepted_at = now  # no longer needed as such: share last_activity's float
-        session, present = self.ports.sessions.open_session(self, client_id, packet, now)
-        self.session = session
-        if self.protocol_level is ProtocolLevel.MQTT_3_1:
-            present = False  # 3.1 has no session present flag
-        self.send_frame(_CONNACK_ACCEPTED[present])  # the first packet [MQTT-3.2.0-1]
-        if self._verbose:
-            log.debug("%s connected (clean session %d, keep alive %d, session present %d)",
-                      self.who, packet.clean_session, packet.keep_alive, present)
-        session.attach(self, now)
-
-    def _on_connect_v5(self, packet: Connect, now: float) -> None:
-        """An MQTT 5.0 CONNECT: refused with its reason code in CONNACK, or accepted with
-        the terms CONNACK states (3.2.2.3): limits, Assigned Client Identifier
-        [MQTT-3.2.2-16], Server Keep Alive [MQTT-3.2.2-21], granted session expiry."""
-        config = self.config
-        connections = self.ports.connections
-        self.protocol_level = ProtocolLevel.MQTT_5
-        if self._auth is not None:
-            raise ProtocolError("a second CONNECT", ref="MQTT-3.1.0-2")
-        code = connect_reason(packet, config, open_connections=connections.connected + 1)
-        if code is not ReasonCode.SUCCESS:
-            self._refuse_v5(packet, code)
-            return
-        if packet.will is not None and (problem := topic_problem(packet.will.topic, config)):
-            raise LimitExceeded(f"will topic with {problem}", ref="§4.7",
-                                reason_code=ReasonCode.TOPIC_NAME_INVALID)
-        props = packet.properties
-        if props.authentication_data is not None and props.authentication_method is None:
-            raise ProtocolError("Authentication Data without an Authentication Method",
-                                ref="§3.1.2.11.10")
-        if props.authentication_method is not None:
-            auth = ConnectionAuth(self.ports.authenticators)
-            self._auth = (auth, packet)
-            step = auth.connect(props.authentication_method, packet.username,
-                                props.authentication_data)
-            assert step is not None
-            self._auth_step(step, now)
-            return
-        self._accept_v5(packet, now)
-
-    def _refuse_v5(self, packet: Connect, code: int, properties: Properties = NO_PROPERTIES
-                   ) -> None:
-        """CONNACK with ``code`` (session present 0 [MQTT-3.2.2-6]) and close; its Reason
-        String goes if the CONNACK would exceed the client's Maximum Packet Size
-        [MQTT-3.2.2-19], and a CONNACK that cannot fit at all is not sent."""
-        log.debug("refusing CONNECT from %s (client id %s): 0x%02X",
-                  self.peer, clip(packet.client_id), code)
-        frame = fit(ConnAck(False, code, properties=properties),
-                    packet.properties.maximum_packet_size)
-        if frame is not None:
-            self.send_frame(frame)
-        self.close(f"CONNECT refused with 0x{code:02X}", publish_will=False)
-
-    def on_auth(self, packet: Auth, now: float) -> None:
-        """An AUTH packet (4.12): the next step of the exchange CONNECT began, or a
-        re-authentication (0x19) once connected. Without a method in CONNECT it is a
-        protocol error [MQTT-4.12.0-7] (``ConnectionAuth.auth`` raises it)."""
-        if self._auth is None:
-            raise ProtocolError("AUTH on a connection whose CONNECT named no method",
-                                ref="MQTT-4.12.0-7")
-        props = packet.properties
-        step = self._auth[0].auth(packet.reason_code, props.authentication_method,
-                                  props.authentication_data)
-        self._auth_step(step, now)
-
-    def _auth_step(self, step: Step, now: float) -> None:
-        """Send what one step of the exchange says: AUTH 0x18 to go on; at the end
-        CONNACK (accepted with the final data, or refused), or after a
-        re-authentication AUTH 0x00, or DISCONNECT with the failure [MQTT-4.12.1-2]."""
-        assert self._auth is not None
-        auth, pending = self._auth
-        method = auth.method
-        if isinstance(step, Continue):
-            self.send(Auth(ReasonCode.CONTINUE_AUTHENTICATION, Properties(
-                authentication_method=method, authentication_data=step.data)))
-        elif isinstance(step, Success):
-            final = Properties(authentication_method=method, authentication_data=step.data)
-            if pending is None:
-                self.send(Auth(ReasonCode.SUCCESS, final))
-            else:
-                self._auth = (auth, None)
-                self._accept_v5(pending, now, auth=final)
-        elif pending is not None:
-            reason = Properties(reason_string=step.reason or None)
-            self._refuse_v5(pending, step.reason_code, reason)
-        else:  # DISCONNECT has no 0x86 or 0x8C: a failed re-authentication is 0x87
-            self.close(f"re-authentication failed: {step.reason}", publish_will=True,
-                       reason_code=ReasonCode.NOT_AUTHORIZED)
-
-    def _accept_v5(self, packet: Connect, now: float, *, auth: Properties | None = None
-                   ) -> None:
-        """Accept a 5.0 CONNECT (after its enhanced authentication, if any).
-
-        A CONNACK that would exceed the client's Maximum Packet Size [MQTT-3.1.2-24]
-        (its properties cannot be left out: each states a term of the connection) makes
-        the CONNECT one the Server cannot accept: refused with 0x80, if that fits
-        [MQTT-3.1.4-2], before any session is touched."""
-        config = self.config
-        assigned = None if packet.client_id else generate_client_id()
-        terms = connect_terms(packet, config, assigned_id=assigned)
-        if auth is not None:
-            terms = attrs.evolve(terms, connack=attrs.evolve(
-                terms.connack, authentication_method=auth.authentication_method,
-                authentication_data=auth.authentication_data))
-        if fit(ConnAck(False, ReasonCode.SUCCESS, properties=terms.connack),
-               terms.maximum_packet_size) is None:
-            broker_log.warning("packet too large", "refusing %s: its CONNACK exceeds the "
-                               "client's Maximum Packet Size of %d", self.peer,
-                               terms.maximum_packet_size)
-            self._refuse_v5(packet, ReasonCode.UNSPECIFIED_ERROR)
-            return
-        self.ports.connections.admit(self)
-        self.protocol_level = ProtocolLevel.MQTT_5
-        self.client_id = client_id = packet.client_id or assigned or ""
-        self.terms = terms
-        self.will = packet.will
-        self.state = ConnectionState.CONNECTED
-        self.keep_alive_limit = (
-            terms.keep_alive * config.keep_alive_factor if terms.keep_alive else 0.0
-        )
-        self.accepted_at = now
-        session, present = self.ports.sessions.open_session(self, client_id, packet, now)
-        self.session = session
-        self.send(ConnAck(present, ReasonCode.SUCCESS, properties=terms.connack))
-        if self._verbose:
-            log.debug("%s connected at 5.0 (clean start %d, keep alive %d, session present %d)",
-                      self.who, packet.clean_session, terms.keep_alive, present)
-        session.attach(self, now)
 
     def on_ack(self, packet: PubAck | PubRec | PubComp, now: float) -> None:
         """PUBACK, PUBREC or PUBCOMP: the session's outbound flow moves on (4.3)."""
