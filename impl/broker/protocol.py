@@ -280,6 +280,8 @@ class Connection(Handshake, InboundPublish):
         getattr(self, name)(packet, now)
 
     # Handlers -------------------------------------------------------------------------
+    # Those of CONNECT and AUTH are the handshake's, PUBLISH's inbound_publish's,
+    # DISCONNECT's closing's: HANDLERS names them all.
 
     def on_ack(self, packet: PubAck | PubRec | PubComp, now: float) -> None:
         """PUBACK, PUBREC or PUBCOMP: the session's outbound flow moves on (4.3)."""
