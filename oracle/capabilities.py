@@ -261,3 +261,124 @@ async def learn_profile(host: str, port: int, timing: Timing) -> BrokerProfile:
         )
     except (OSError, TimeoutError) as exc:
         return BrokerProfile(probed=False, notes=(f"probing failed: {exc!r}",))
+
+
+@attrs.frozen
+class BrokerProfile5:
+    """What an MQTT 5.0 broker declared in its CONNACK (3.2.2.3), absent properties read
+    as the spec defines them.
+
+    At 5.0 the server *says* what it does not support instead of leaving the client to
+    find out: a Maximum QoS below 2 [MQTT-3.2.2-9], Retain Available 0, Wildcard,
+    Subscription Identifier and Shared Subscription Available 0, a Topic Alias Maximum,
+    a Receive Maximum, a Maximum Packet Size, a Server Keep Alive. A check whose
+    statement needs a feature the broker declares off is NOT APPLICABLE with that
+    declaration as the reason, while the checks that it refuses the feature correctly
+    (0x9E for a shared subscription it does not support) still run.
+    """
+
+    maximum_qos: int = 2
+    """Maximum QoS; absent means 2 (3.2.2.3.4)."""
+    retain_available: bool = True
+    """Retain Available; absent means retained messages are supported (3.2.2.3.5)."""
+    wildcard_available: bool = True
+    """Wildcard Subscription Available; absent means supported (3.2.2.3.11)."""
+    subscription_identifiers_available: bool = True
+    """Subscription Identifiers Available; absent means supported (3.2.2.3.12)."""
+    shared_available: bool = True
+    """Shared Subscription Available; absent means supported (3.2.2.3.13)."""
+    topic_alias_maximum: int = 0
+    """Topic Alias Maximum; absent means 0: the client may send no alias (3.2.2.3.8)."""
+    receive_maximum: int = 65535
+    """Receive Maximum; absent means 65,535 (3.2.2.3.3)."""
+    maximum_packet_size: int | None = None
+    """Maximum Packet Size; absent means no limit beyond the protocol's (3.2.2.3.6)."""
+    server_keep_alive: int | None = None
+    """Server Keep Alive; absent means the client's Keep Alive holds [MQTT-3.2.2-22]."""
+    probed: bool = False
+    notes: tuple[str, ...] = ()
+
+    def choices(self) -> list[str]:
+        """Each feature the broker declared off or limited, as the CONNACK property says it."""
+        out: list[str] = []
+        if self.maximum_qos < 2:
+            out.append(f"declares Maximum QoS {self.maximum_qos} in CONNACK (allowed"
+                       " [MQTT-3.2.2-9])")
+        if not self.retain_available:
+            out.append("declares Retain Available 0 in CONNACK (3.2.2.3.5)")
+        if not self.wildcard_available:
+            out.append("declares Wildcard Subscription Available 0 in CONNACK (3.2.2.3.11)")
+        if not self.subscription_identifiers_available:
+            out.append("declares Subscription Identifiers Available 0 in CONNACK (3.2.2.3.12)")
+        if not self.shared_available:
+            out.append("declares Shared Subscription Available 0 in CONNACK (3.2.2.3.13)")
+        if self.topic_alias_maximum == 0:
+            out.append("accepts no Topic Alias from the client (Topic Alias Maximum absent"
+                       " or 0, 3.2.2.3.8)")
+        return out
+
+    def lines(self) -> list[str]:
+        """The profile for the report's "broker profile" section."""
+        if not self.probed:
+            return ["not probed (the checks assume every feature is available)", *self.notes]
+        yes = {True: "yes", False: "no"}
+        size = "no limit" if self.maximum_packet_size is None else str(self.maximum_packet_size)
+        keep = "absent" if self.server_keep_alive is None else str(self.server_keep_alive)
+        return [
+            f"Maximum QoS: {self.maximum_qos}",
+            f"Retain Available: {yes[self.retain_available]}",
+            f"Wildcard Subscription Available: {yes[self.wildcard_available]}",
+            "Subscription Identifiers Available:"
+            f" {yes[self.subscription_identifiers_available]}",
+            f"Shared Subscription Available: {yes[self.shared_available]}",
+            f"Topic Alias Maximum: {self.topic_alias_maximum}",
+            f"Receive Maximum: {self.receive_maximum}",
+            f"Maximum Packet Size: {size}",
+            f"Server Keep Alive: {keep}",
+            *self.notes,
+        ]
+
+
+def profile_from_connack(connack: ConnAck) -> BrokerProfile5:
+    """The 5.0 profile a CONNACK declares, each absent property read as 3.2.2.3 defines it."""
+    props = connack.properties
+
+    def flag(value: int | None) -> bool:
+        return value is None or value == 1
+
+    return BrokerProfile5(
+        maximum_qos=2 if props.maximum_qos is None else props.maximum_qos,
+        retain_available=flag(props.retain_available),
+        wildcard_available=flag(props.wildcard_subscription_available),
+        subscription_identifiers_available=flag(props.subscription_identifier_available),
+        shared_available=flag(props.shared_subscription_available),
+        topic_alias_maximum=props.topic_alias_maximum or 0,
+        receive_maximum=65535 if props.receive_maximum is None else props.receive_maximum,
+        maximum_packet_size=props.maximum_packet_size,
+        server_keep_alive=props.server_keep_alive,
+        probed=True,
+    )
+
+
+async def learn_profile5(host: str, port: int, timing: Timing) -> BrokerProfile5:
+    """Read the 5.0 profile from the CONNACK to a plain CONNECT (one round trip).
+
+    Probing never judges: a CONNACK that cannot be had leaves the profile unprobed
+    (every feature assumed available) and the checks find out for themselves.
+    """
+    cid = f"mqrprof5{secrets.token_hex(3)}"
+    try:
+        probe = await Probe.open("prof", host, port, Trace(), timing,
+                                 level=ProtocolLevel.MQTT_5)
+    except (OSError, TimeoutError) as exc:
+        return BrokerProfile5(notes=(f"probing failed: {exc!r}",))
+    try:
+        await probe.send(Connect(ProtocolLevel.MQTT_5, cid, True, 60))
+        event = await probe.next_event(timing.reply_bound)
+        if not (isinstance(event, Received) and isinstance(event.packet, ConnAck)
+                and event.packet.return_code == 0):
+            return BrokerProfile5(notes=(f"probing failed: a plain CONNECT got {event!r}",))
+        await probe.send(Disconnect())
+        return profile_from_connack(event.packet)
+    finally:
+        await probe.close()

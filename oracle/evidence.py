@@ -103,9 +103,12 @@ class Ledger:
     choices: list[Choice] = attrs.Factory(list)
     inconclusive: list[str] = attrs.Factory(list)
     scenario: str = ""
+    protocol: str = "3.1.1"
+    """The protocol of the run: 3.1.1 and 5.0 number their statements independently,
+    so every id a message cites is resolved against this protocol's list."""
 
     def deviated(self, exc: Deviation) -> Finding:
-        finding = Finding(judgeable(exc.ids), str(exc), self.scenario)
+        finding = Finding(judgeable(exc.ids, self.protocol), str(exc), self.scenario)
         self.findings.append(finding)
         return finding
 
@@ -124,7 +127,9 @@ def observe(text: str) -> None:
     Only the statements ``text`` cites get evidence from it; text that cites
     none is a note, not evidence.
     """
-    ids = judgeable(cited(text))
     ledger = LEDGER.get(None)
-    if ids and ledger is not None:
+    if ledger is None:
+        return
+    ids = judgeable(cited(text), ledger.protocol)
+    if ids:
         ledger.observations.append(Observation(ids, text, ledger.scenario))

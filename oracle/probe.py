@@ -41,6 +41,7 @@ from mqttref.impl.codec.packets import (
     PubRel,
     SubAck,
     Subscribe,
+    Subscription,
     UnsubAck,
 )
 from mqttref.oracle.evidence import Deviation, Inconclusive, NotApplicable, observe
@@ -111,7 +112,27 @@ Event = Received | Closed | Garbled
 
 
 def describe(packet: Packet) -> str:
-    """A short readable form of a packet for traces."""
+    """A short readable form of a packet for traces, with its 5.0 properties when it has any."""
+    text = _describe(packet)
+    properties = getattr(packet, "properties", None)
+    if properties is None or not attrs.asdict(properties, recurse=False):
+        return text
+    shown = {key: value for key, value in attrs.asdict(properties, recurse=False).items()
+             if value not in (None, ())}
+    if not shown:
+        return text
+    return text + " {" + ", ".join(f"{key}={value!r}" for key, value in shown.items()) + "}"
+
+
+def _options(sub: Subscription) -> str:
+    """A subscription's 5.0 options, when any is set (3.8.3.1)."""
+    parts = [f"nl={int(sub.no_local)}" if sub.no_local else "",
+             f"rap={int(sub.retain_as_published)}" if sub.retain_as_published else "",
+             f"rh={sub.retain_handling}" if sub.retain_handling else ""]
+    return "".join(f" {part}" for part in parts if part)
+
+
+def _describe(packet: Packet) -> str:
     if isinstance(packet, Publish):
         payload = packet.payload if len(packet.payload) <= 24 else packet.payload[:24] + b"..."
         pid = f" id={packet.packet_id}" if packet.packet_id is not None else ""
@@ -129,7 +150,7 @@ def describe(packet: Packet) -> str:
             f" keepalive={packet.keep_alive}{will}"
         )
     if isinstance(packet, Subscribe):
-        pairs = ", ".join(f"{sub.topic_filter!r} qos={int(sub.qos)}"
+        pairs = ", ".join(f"{sub.topic_filter!r} qos={int(sub.qos)}{_options(sub)}"
                           for sub in packet.subscriptions)
         return f"SUBSCRIBE id={packet.packet_id} [{pairs}]"
     if isinstance(packet, ConnAck):
@@ -203,11 +224,11 @@ def _echoed_zero_id(frame: bytes) -> Packet | None:
     return kind(0)
 
 
-def _payloads_in(data: bytes) -> list[bytes]:
+def _payloads_in(data: bytes, level: ProtocolLevel) -> list[bytes]:
     """The payloads of the PUBLISH packets in raw bytes a check sends (those the strict
     codec reads before anything malformed)."""
     try:
-        packets = Decoder(role=Role.SERVER).feed(data)
+        packets = Decoder(role=Role.SERVER, protocol_level=level).feed(data)
     except MQTTError as exc:
         packets = list(getattr(exc, "packets", []))
     return [p.payload for p in packets if isinstance(p, Publish)]
@@ -276,8 +297,12 @@ class Probe:
         writer: asyncio.StreamWriter,
         trace: Trace,
         timing: Timing,
+        *,
+        level: ProtocolLevel = ProtocolLevel.MQTT_3_1_1,
     ) -> None:
         self.name = name
+        self.level = level
+        """The protocol level this connection speaks: what the codec encodes and decodes at."""
         self._reader = reader
         self._writer = writer
         self.trace = trace
@@ -291,15 +316,16 @@ class Probe:
         self._task = asyncio.create_task(self._read())
 
     @classmethod
-    async def open(cls, name: str, host: str, port: int, trace: Trace, timing: Timing) -> Probe:
+    async def open(cls, name: str, host: str, port: int, trace: Trace, timing: Timing, *,
+                   level: ProtocolLevel = ProtocolLevel.MQTT_3_1_1) -> Probe:
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(host, port), timing.reply_bound
         )
         trace.add(name, "..", "TCP connected")
-        return cls(name, reader, writer, trace, timing)
+        return cls(name, reader, writer, trace, timing, level=level)
 
     async def _read(self) -> None:
-        decoder = Decoder(role=Role.CLIENT, protocol_level=ProtocolLevel.MQTT_3_1_1)
+        decoder = Decoder(role=Role.CLIENT, protocol_level=self.level)
         frames = _Framer()
         while True:
             try:
@@ -355,9 +381,9 @@ class Probe:
         if isinstance(packet, bytes):
             data = packet
             text = note or f"raw bytes {packet[:32].hex(' ')}"
-            self.trace.published.update(_payloads_in(data))
+            self.trace.published.update(_payloads_in(data, self.level))
         else:
-            data = encode(packet)
+            data = encode(packet, self.level)
             text = describe(packet) + (f"  ({note})" if note else "")
             if isinstance(packet, Publish):
                 self.trace.published.add(packet.payload)

@@ -66,3 +66,28 @@ def subscribe(packet_id: int, *pairs: tuple[bytes | str, int], flags: int = 0x02
 def unsubscribe(packet_id: int, *filters: bytes | str, flags: int = 0x02) -> bytes:
     body = u16(packet_id) + b"".join(string(f) for f in filters)
     return frame(0xA0 | flags, body)
+
+
+def properties(*items: bytes) -> bytes:
+    """A 5.0 property block (2.2.2): the Property Length, then the properties as written.
+
+    Each item is an identifier byte and its value, so that a check can write what no
+    encoder would: a property twice, a value the spec calls a Protocol Error, a
+    property the packet type does not take.
+    """
+    body = b"".join(items)
+    return varint(len(body)) + body
+
+
+def connect5(client_id: bytes | str, props: bytes = b"\x00", *, flags: int = 0x02,
+             keep_alive: int = 60) -> bytes:
+    """A 5.0 CONNECT (protocol level 5) with a property block written as given."""
+    body = string(b"MQTT") + bytes((5, flags)) + u16(keep_alive) + props + string(client_id)
+    return frame(0x10, body)
+
+
+def publish5(topic: bytes | str, payload: bytes = b"", *, qos: int = 0,
+             packet_id: int | None = None, props: bytes = b"\x00") -> bytes:
+    """A 5.0 PUBLISH whose property block is written as given (a Topic Alias of 0...)."""
+    pid = u16(packet_id) if packet_id is not None else b""
+    return frame(0x30 | (qos << 1), string(topic) + pid + props + payload)

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 import attrs
 
-from mqttref.oracle.capabilities import BrokerProfile
+from mqttref.oracle.capabilities import BrokerProfile, BrokerProfile5
 from mqttref.oracle.exploration import ExplorationOutcome
 from mqttref.oracle.runner import CheckResult, Outcome, StatementVerdict, Verdict
 
@@ -27,7 +27,8 @@ class Report:
     verdicts: tuple[StatementVerdict, ...]
     results: tuple[CheckResult, ...]
     exploration: ExplorationOutcome
-    profile: BrokerProfile = attrs.field(factory=BrokerProfile)
+    profile: BrokerProfile | BrokerProfile5 = attrs.field(factory=BrokerProfile)
+    """The 3.1.1 profile (choices probed), or at 5.0 what the CONNACK declared."""
     full_run_seconds: float | None = None
     """When the budget cut the suite short: how long a run of every check would take."""
 

@@ -32,7 +32,8 @@ from collections.abc import Callable, Iterable, Sequence
 import attrs
 
 from mqttref.oracle import checks as _checks  # noqa: F401 - registers the checks
-from mqttref.oracle.capabilities import BrokerProfile
+from mqttref.oracle import checks5 as _checks5  # noqa: F401 - registers the 5.0 checks
+from mqttref.oracle.capabilities import BrokerProfile, BrokerProfile5
 from mqttref.oracle.evidence import (
     LEDGER,
     Choice,
@@ -45,7 +46,7 @@ from mqttref.oracle.evidence import (
 )
 from mqttref.oracle.exploration import ExplorationOutcome
 from mqttref.oracle.probe import Timing
-from mqttref.oracle.scenario import REGISTRY, Check, Context
+from mqttref.oracle.scenario import REGISTRIES, Check, Context
 from mqttref.oracle.statements import Statement, normalise_id, statements
 
 
@@ -115,29 +116,37 @@ class StatementVerdict:
     evidence: tuple[Evidence, ...] = ()
 
 
-def all_checks() -> list[Check]:
-    return list(REGISTRY.values())
+def all_checks(protocol: str = "3.1.1") -> list[Check]:
+    """The checks registered for MQTT ``protocol``."""
+    return list(REGISTRIES[protocol].values())
 
 
-def select(only: Sequence[str] | None) -> list[Check]:
-    """Checks citing any statement id in ``only`` or named in it (all when None)."""
+def select(only: Sequence[str] | None, protocol: str = "3.1.1") -> list[Check]:
+    """Checks of ``protocol`` citing any statement id in ``only`` or named in it (all when None).
+
+    The ids are resolved against ``protocol``'s list: MQTT-3.1.2-4 is a different
+    statement in 3.1.1 and in 5.0.
+    """
     if not only:
-        return all_checks()
+        return all_checks(protocol)
+    registry = REGISTRIES[protocol]
     ids, names = set(), set()
     for item in only:
-        if item in REGISTRY:
+        if item in registry:
             names.add(item)
         else:
             ids.add(normalise_id(item))
-    return [c for c in all_checks() if c.name in names or ids & set(c.ids)]
+    return [c for c in all_checks(protocol) if c.name in names or ids & set(c.ids)]
 
 
 async def run_check(check: Check, host: str, port: int, *, timing: Timing, token: str,
-                    seed: int, limit: float, profile: BrokerProfile | None = None) -> CheckResult:
+                    seed: int, limit: float, profile: BrokerProfile | None = None,
+                    profile5: BrokerProfile5 | None = None) -> CheckResult:
     rng = random.Random(seed ^ zlib.crc32(check.name.encode()))
-    ledger = Ledger()
+    ledger = Ledger(protocol=check.protocol)
     LEDGER.set(ledger)
-    ctx = Context(host, port, timing, token, rng, profile=profile, ledger=ledger)
+    ctx = Context(host, port, timing, token, rng, profile=profile, ledger=ledger,
+                  protocol=check.protocol, profile5=profile5)
     start = time.monotonic()
     error = ""
     try:
@@ -195,6 +204,7 @@ async def run_suite(
     seed: int,
     progress: Callable[[int, int, str], None] | None = None,
     profile: BrokerProfile | None = None,
+    profile5: BrokerProfile5 | None = None,
 ) -> list[CheckResult]:
     """Run ``selected`` in order until the budget is spent."""
     chosen = list(selected)
@@ -209,7 +219,7 @@ async def run_suite(
         if progress is not None:
             progress(n, len(chosen), check.name)
         results.append(await run_check(check, host, port, timing=timing, token=token, seed=seed,
-                                       limit=limit, profile=profile))
+                                       limit=limit, profile=profile, profile5=profile5))
     return results
 
 
@@ -225,11 +235,11 @@ def judge(
     evidence: only its findings count, as FAILs.
     """
     listing: dict[str, list[str]] = {}
-    for check in all_checks():
+    for check in all_checks(protocol):
         for sid in check.ids:
             listing.setdefault(sid, []).append(check.name)
     explored_fail = {sid for f in (exploration.failures if exploration else ()) for sid in f.ids}
-    wanted = _wanted(only)
+    wanted = _wanted(only, protocol)
     verdicts = []
     for sid, statement in statements(protocol).items():
         if wanted is not None and sid not in wanted:
@@ -281,13 +291,14 @@ def _unobserved(statement: Statement, names: tuple[str, ...],
     return StatementVerdict(statement, Verdict.NOT_RUN, names, "; ".join(sorted(set(reasons))))
 
 
-def _wanted(only: Sequence[str] | None) -> set[str] | None:
+def _wanted(only: Sequence[str] | None, protocol: str) -> set[str] | None:
     if not only:
         return None
+    registry = REGISTRIES[protocol]
     wanted: set[str] = set()
     for item in only:
-        if item in REGISTRY:
-            wanted.update(REGISTRY[item].ids)
+        if item in registry:
+            wanted.update(registry[item].ids)
         else:
             wanted.add(normalise_id(item))
     return wanted

@@ -32,7 +32,7 @@ from mqttref.impl.codec.packets import (
     QoS,
     Will,
 )
-from mqttref.oracle.capabilities import BrokerProfile
+from mqttref.oracle.capabilities import BrokerProfile, BrokerProfile5
 from mqttref.oracle.evidence import (
     LEDGER,
     Deviation,
@@ -45,6 +45,10 @@ from mqttref.oracle.probe import Probe, Timing, Trace
 from mqttref.oracle.statements import normalise_id, statements
 
 V311 = ProtocolLevel.MQTT_3_1_1
+V5 = ProtocolLevel.MQTT_5
+
+LEVELS: dict[str, ProtocolLevel] = {"3.1.1": V311, "5.0": V5}
+"""The protocol level a run at each statement list's protocol speaks."""
 
 CheckFn = Callable[["Context"], Awaitable[None]]
 F = TypeVar("F", bound=CheckFn)
@@ -57,21 +61,30 @@ class Check:
     summary: str
     run: CheckFn
     group: str
+    protocol: str = "3.1.1"
+    """The protocol whose statement list ``ids`` are resolved against."""
 
 
-REGISTRY: dict[str, Check] = {}
+REGISTRIES: dict[str, dict[str, Check]] = {"3.1.1": {}, "5.0": {}}
+"""The checks of each protocol: 3.1.1 and 5.0 number their statements independently,
+so a check judges one protocol and its ids mean nothing in the other."""
+
+REGISTRY = REGISTRIES["3.1.1"]
+"""The 3.1.1 checks (the default protocol)."""
 
 
-def check(*ids: str, summary: str, robustness: bool = False) -> Callable[[F], F]:
-    """Register a check that verifies the statements ``ids``.
+def check(*ids: str, summary: str, robustness: bool = False,
+          protocol: str = "3.1.1") -> Callable[[F], F]:
+    """Register a check that verifies the statements ``ids`` of MQTT ``protocol``.
 
     A *robustness* check guards against a known attack (``BAD-INPUTS.md``) for
     which the specification has no normative statement; it cites none and is
     reported on its own.
     """
+    registry = REGISTRIES[protocol]
 
     def register(fn: F) -> F:
-        known = statements()
+        known = statements(protocol)
         normalised = tuple(normalise_id(raw) for raw in ids)
         unknown = [sid for sid in normalised if sid not in known]
         if unknown or not (normalised or robustness):
@@ -81,10 +94,10 @@ def check(*ids: str, summary: str, robustness: bool = False) -> Callable[[F], F]
         if unjudgeable:
             raise ValueError(f"check {fn.__name__} lists statements no client can judge a"
                              f" server on: {unjudgeable}")
-        if fn.__name__ in REGISTRY:
+        if fn.__name__ in registry:
             raise ValueError(f"two checks named {fn.__name__}")
         group = fn.__module__.rsplit(".", 1)[-1]
-        REGISTRY[fn.__name__] = Check(fn.__name__, normalised, summary, fn, group)
+        registry[fn.__name__] = Check(fn.__name__, normalised, summary, fn, group, protocol)
         return fn
 
     return register
@@ -94,10 +107,16 @@ class Context:
     """What a check needs: an address, timing, a trace, and isolation."""
 
     def __init__(self, host: str, port: int, timing: Timing, token: str, rng: random.Random,
-                 *, profile: BrokerProfile | None = None, ledger: Ledger | None = None):
+                 *, profile: BrokerProfile | None = None, ledger: Ledger | None = None,
+                 protocol: str = "3.1.1", profile5: BrokerProfile5 | None = None):
         self.host = host
+        self.protocol = protocol
+        self.level = LEVELS[protocol]
+        """The protocol level every client of the check speaks."""
         self.profile = profile or BrokerProfile()
         """What the broker chose where the spec lets it (learned once per run)."""
+        self.profile5 = profile5 or BrokerProfile5()
+        """At 5.0: what the broker declared in its CONNACK (learned once per run)."""
         self.ledger = ledger or Ledger()
         self.port = port
         self.timing = timing
@@ -146,7 +165,8 @@ class Context:
 
     async def open(self, name: str) -> Probe:
         """A TCP connection and nothing else."""
-        probe = await Probe.open(name, self.host, self.port, self.trace, self.timing)
+        probe = await Probe.open(name, self.host, self.port, self.trace, self.timing,
+                                 level=self.level)
         self.probes.append(probe)
         return probe
 
@@ -209,9 +229,10 @@ class Context:
         self.probes.clear()
         if not self.retained and not self.persistent:
             return
-        janitor = await Probe.open("janitor", self.host, self.port, Trace(), self.timing)
+        janitor = await Probe.open("janitor", self.host, self.port, Trace(), self.timing,
+                                   level=self.level)
         try:
-            await janitor.send(Connect(V311, self.client_id("jan"), True, 60))
+            await janitor.send(Connect(self.level, self.client_id("jan"), True, 60))
             await janitor.expect(ConnAck)
             for n, topic in enumerate(sorted(self.retained), start=1):
                 await janitor.send(Publish(topic, b"", QoS.AT_LEAST_ONCE, True, False, n))
@@ -220,9 +241,12 @@ class Context:
         finally:
             await janitor.close()
         for cid in sorted(self.persistent):
-            probe = await Probe.open("janitor", self.host, self.port, Trace(), self.timing)
+            probe = await Probe.open("janitor", self.host, self.port, Trace(), self.timing,
+                                     level=self.level)
             try:
-                await probe.send(Connect(V311, cid, True, 60))
+                # At 5.0 Clean Start 1 with no Session Expiry Interval (0) ends the session
+                # when this connection closes [MQTT-3.1.2-4].
+                await probe.send(Connect(self.level, cid, True, 60))
                 await probe.expect(ConnAck)
                 await probe.send(Disconnect())
             finally:

@@ -9,8 +9,13 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
-from mqttref.impl.codec.packets import Connect, Disconnect
-from mqttref.oracle.capabilities import BrokerProfile, learn_profile
+from mqttref.impl.codec.packets import Connect, Disconnect, ProtocolLevel
+from mqttref.oracle.capabilities import (
+    BrokerProfile,
+    BrokerProfile5,
+    learn_profile,
+    learn_profile5,
+)
 from mqttref.oracle.evidence import Finding
 from mqttref.oracle.exploration import (
     ExplorationOutcome,
@@ -22,7 +27,23 @@ from mqttref.oracle.flows import first_packet_is_connack
 from mqttref.oracle.probe import Deviation, Probe, Timing, Trace
 from mqttref.oracle.report import Report
 from mqttref.oracle.runner import CheckResult, Outcome, judge, run_suite, select
-from mqttref.oracle.scenario import REGISTRY, V311
+from mqttref.oracle.scenario import LEVELS, REGISTRIES
+
+PROTOCOLS: dict[str, str] = {"3.1.1": "3.1.1", "5": "5.0", "5.0": "5.0"}
+"""The spellings ``--protocol`` takes, and the statement list each names."""
+
+NO_EXPLORATION_5 = "model exploration at level 5 not available yet (the suite's 5.0 checks only)"
+
+ACCEPTS_CONNECT = {"3.1.1": "MQTT-3.1.4-4", "5.0": "MQTT-3.1.4-5"}
+"""The statement a CONNACK to a valid CONNECT observes, in each protocol's numbering."""
+
+
+def protocol_name(text: str) -> str:
+    """``5`` and ``5.0`` -> ``5.0``; ``3.1.1`` -> ``3.1.1``; ``ValueError`` otherwise."""
+    try:
+        return PROTOCOLS[text.strip()]
+    except KeyError:
+        raise ValueError(f"no MQTT protocol {text!r} (choose 3.1.1 or 5)") from None
 
 MIN_EXPLORATION = 10.0
 """Seconds the exploration needs at least to be worth starting."""
@@ -44,15 +65,17 @@ class Silent(Exception):
     """
 
 
-async def ensure_reachable(host: str, port: int, timing: Timing) -> None:
+async def ensure_reachable(host: str, port: int, timing: Timing,
+                           level: ProtocolLevel = ProtocolLevel.MQTT_3_1_1) -> None:
     """Connect once and get a CONNACK, or raise ``Unreachable`` with one clear line."""
     try:
-        probe = await Probe.open("hello", host, port, Trace(), timing)
+        probe = await Probe.open("hello", host, port, Trace(), timing, level=level)
     except (OSError, TimeoutError) as exc:
         raise Unreachable(f"cannot connect to {host}:{port}: {exc or type(exc).__name__}") from exc
     try:
-        await probe.send(Connect(V311, "mqttrefhello", True, 60))
-        connack = await first_packet_is_connack(probe)
+        await probe.send(Connect(level, "mqttrefhello", True, 60))
+        sid = ACCEPTS_CONNECT["5.0" if level is ProtocolLevel.MQTT_5 else "3.1.1"]
+        connack = await first_packet_is_connack(probe, f"[{sid}]")
         await probe.send(Disconnect())
     except Deviation as exc:
         if probe.closed is None and "no CONNACK within" in str(exc):
@@ -89,20 +112,28 @@ def evaluate(
     the suite, the report says how long a full run needs.
     """
     timing = timing or Timing()
+    protocol = protocol_name(protocol)
     start = time.monotonic()
     try:
-        asyncio.run(ensure_reachable(host, port, timing))
+        asyncio.run(ensure_reachable(host, port, timing, LEVELS[protocol]))
     except Silent as silent:
         return _silent_report(host, port, protocol, seed, start=start, only=only,
                               message=str(silent))
-    profile = asyncio.run(learn_profile(host, port, timing)) if probe_profile else BrokerProfile()
-    chosen = select(only)
+    profile, profile5 = BrokerProfile(), BrokerProfile5()
+    if probe_profile and protocol == "5.0":
+        profile5 = asyncio.run(learn_profile5(host, port, timing))
+    elif probe_profile:
+        profile = asyncio.run(learn_profile(host, port, timing))
+    chosen = select(only, protocol)
     results = asyncio.run(run_suite(host, port, chosen, budget=budget - (time.monotonic() - start),
                                     timing=timing, seed=seed, progress=progress,
-                                    profile=profile))
+                                    profile=profile, profile5=profile5))
     remaining = budget - (time.monotonic() - start)
     full_run = _full_run_estimate(results, time.monotonic() - start)
-    if only:
+    if protocol == "5.0":
+        # Never a silent skip: the report says the exploration did not run, and why.
+        exploration = ExplorationOutcome(False, NO_EXPLORATION_5)
+    elif only:
         exploration = ExplorationOutcome(False, "model exploration not run (--only selects"
                                          " suite checks)")
     elif not explore:
@@ -111,24 +142,26 @@ def evaluate(
         exploration = _explore(host, port, remaining, seed)
     verdicts = judge(results, exploration, only, protocol)
     return Report(f"{host}:{port}", protocol, seed, time.monotonic() - start, tuple(verdicts),
-                  tuple(results), exploration, profile, full_run)
+                  tuple(results), exploration, profile5 if protocol == "5.0" else profile,
+                  full_run)
 
 
 def _silent_report(host: str, port: int, protocol: str, seed: int, *, start: float,
                    only: Sequence[str] | None, message: str) -> Report:
     """A broker that never answers a valid CONNECT: that FAIL, and every check blocked by it."""
-    finding = Finding(("MQTT-3.1.4-4",), f"{message} (if {host}:{port} is no MQTT broker,"
+    sid = ACCEPTS_CONNECT[protocol]
+    finding = Finding((sid,), f"{message} (if {host}:{port} is no MQTT broker,"
                       " check the address)")
     results = []
-    for check in select(only):
-        if "MQTT-3.1.4-4" in check.ids:
+    for check in select(only, protocol):
+        if sid in check.ids:
             results.append(CheckResult(check, Outcome.FAIL, finding.message, findings=(finding,)))
         else:
             results.append(CheckResult(check, Outcome.NOT_RUN,
-                                       "blocked by MQTT-3.1.4-4: no CONNACK to a valid CONNECT"))
+                                       f"blocked by {sid}: no CONNACK to a valid CONNECT"))
     if not any(r.findings for r in results):
-        results.append(CheckResult(REGISTRY["connack_accepts_valid_connect"], Outcome.FAIL,
-                                   finding.message, findings=(finding,)))
+        acceptor = next(c for c in REGISTRIES[protocol].values() if sid in c.ids)
+        results.append(CheckResult(acceptor, Outcome.FAIL, finding.message, findings=(finding,)))
     exploration = ExplorationOutcome(False, "model exploration not run: the broker answers no"
                                      " CONNECT")
     verdicts = judge(results, exploration, only, protocol)

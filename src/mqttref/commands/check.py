@@ -10,7 +10,7 @@ from mqttref.cli import AddParser
 from mqttref.oracle.probe import Timing
 from mqttref.oracle.report import write_json, write_junit, write_text
 from mqttref.oracle.runner import select
-from mqttref.oracle.target import Unreachable, evaluate
+from mqttref.oracle.target import PROTOCOLS, Unreachable, evaluate, protocol_name
 
 DEFAULT_BUDGET = 135.0
 """Seconds for a whole run; with the exploration's grace (20 s) a run stays under 3 minutes."""
@@ -25,8 +25,9 @@ def register(add_parser: AddParser) -> None:
         " Exit 0: nothing failed; 1: something failed; 2: bad arguments or broker unreachable.",
     )
     parser.add_argument("--broker", required=True, metavar="HOST:PORT")
-    parser.add_argument("--protocol", default="3.1.1", choices=["3.1.1"],
-                        help="protocol version to judge (only 3.1.1 so far)")
+    parser.add_argument("--protocol", default="3.1.1", choices=sorted(PROTOCOLS),
+                        help="protocol version to judge: 3.1.1 (the default) or 5 (also"
+                        " spelled 5.0); each verdict cites that version's statement ids")
     parser.add_argument("--only", nargs="+", metavar="ID",
                         help="run only the checks citing these statement ids (or check names)")
     parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET, metavar="SECONDS",
@@ -57,9 +58,10 @@ def run(args: argparse.Namespace) -> int:
     host, port = _address(parser, args.broker)
     if args.budget <= 0 or args.quiet_window <= 0 or args.time_multiplier <= 0:
         parser.error("--budget, --quiet-window and --time-multiplier must be positive")
+    protocol = protocol_name(args.protocol)
     if args.only:
         try:
-            chosen = select(args.only)
+            chosen = select(args.only, protocol)
         except ValueError as exc:
             parser.error(str(exc))
         if not chosen:
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     timing = Timing(quiet=args.quiet_window, multiplier=args.time_multiplier)
     progress = _progress if sys.stderr.isatty() else None
     try:
-        report = evaluate(host, port, protocol=args.protocol, only=args.only,
+        report = evaluate(host, port, protocol=protocol, only=args.only,
                           budget=args.budget, seed=seed, timing=timing, progress=progress,
                           explore=not args.no_exploration)
     except Unreachable as exc:
