@@ -236,7 +236,7 @@ async def closes_after_error(probe: Probe, why: str, *, connack: bool = False) -
                     " Reason Code [MQTT-3.14.2-1]")
             require(packet.reason_code >= 0x80, f"{probe.name}: the DISCONNECT before the close"
                     f" on an error must give its Reason Code (0x80 or above), got"
-                    f" 0x{packet.reason_code:02X} {why}")
+                    f" 0x{packet.reason_code:02X}: {why}")
             code = packet.reason_code
         elif connack and isinstance(packet, ConnAck):
             if packet.return_code < 0x80:
