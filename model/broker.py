@@ -66,7 +66,7 @@ from mqttref.model.events import (
     TimePasses,
     describe,
 )
-from mqttref.model.level5 import MQTT_5
+from mqttref.model.level5 import MQTT_5, forwarded, retained_wanted, suback_facts
 from mqttref.model.messages import MessageRouting
 from mqttref.model.observe import ObservationJudge
 from mqttref.model.qos import ReceiverState
@@ -81,6 +81,8 @@ from mqttref.model.records import (
 )
 from mqttref.model.session import SESSION, SessionEvent, SessionState
 from mqttref.model.topics import topic_filter_problem, topic_name_problem
+from mqttref.model.v5 import reason_codes
+from mqttref.model.v5.reason_codes import PacketKind
 from mqttref.model.v5.will import Will5
 from mqttref.model.verdicts import Verdicts
 
@@ -154,6 +156,8 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
         self.published: dict[tuple[str, bytes], int] = {}
         """(topic, payload) -> the highest QoS of a message with that content the server
         took ownership of: what identifies a PUBLISH no session is owed."""
+        self.origins: dict[tuple[str, bytes], set[str]] = {}
+        """(topic, payload) -> who published a message with that content (for No Local)."""
         self.emptied_retained: set[str] = set()
         """Topics a zero-byte RETAIN=1 message was published to (possibly): a server
         that stored it sends it to a new subscription [MQTT-3.3.1-10] [MQTT-3.3.1-11]."""
@@ -530,6 +534,7 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
                 will.retain,
                 required=False,
                 release_later=True,
+                properties=forwarded(will.properties),
             )
         if owed and not conn.will_optional and not conn.will_owed:
             conn.will_owed = True
@@ -552,7 +557,13 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
                 # DUP must be 0 at QoS 0 [MQTT-3.3.1-2]; no server action is named.
                 self._allow_close(ctx.connection, "DUP=1 on QoS 0")
             self._accept_message(
-                origin, packet.topic, packet.payload, 0, packet.retain, required=not packet.dup
+                origin,
+                packet.topic,
+                packet.payload,
+                0,
+                packet.retain,
+                required=not packet.dup,
+                properties=forwarded(packet.properties),
             )
             return
         taken = session.flows.received(packet)
@@ -570,32 +581,50 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
             packet.retain,
             required=first and packet.qos == 1,
             release_later=packet.qos == 2,
+            properties=forwarded(packet.properties),
         )
-        if packet.qos == 2:
-            flow.message = accepted
+        flow.message = accepted  # QoS 2: released by PUBREL; at 5.0 an error code retracts
 
     def _subscribe(self, ctx: _Ctx) -> None:
         packet, session, conn = ctx.packet, ctx.session, ctx.connection
         assert isinstance(packet, Subscribe)
         assert session is not None
         codes: list[frozenset[int]] = []
+        situations: list[frozenset[object]] = []
         made: list[Subscription | None] = []
         or_close = False
+        identifiers = packet.properties.subscription_identifiers
         for request in packet.subscriptions:  # one after the other [MQTT-3.8.4-4]
             topic_filter, qos = request.topic_filter, int(request.qos)
+            if conn.level == MQTT_5:
+                facts = suback_facts(request, identified=bool(identifiers))
+                situations.append(frozenset(facts))
+                codes.append(reason_codes.allowed_in(PacketKind.SUBACK, facts))
             if topic_filter_problem(topic_filter):
-                codes.append(frozenset({0x80}))
+                if conn.level != MQTT_5:
+                    codes.append(frozenset({0x80}))
                 made.append(None)
                 or_close = True
                 self._allow_close(conn, "invalid topic filter")
                 continue
-            codes.append(frozenset(range(qos + 1)) | {0x80})  # [MQTT-3.8.4-6] [MQTT-3.9.3-2]
-            subscription = Subscription(topic_filter, qos)
+            if conn.level != MQTT_5:
+                codes.append(frozenset(range(qos + 1)) | {0x80})  # [MQTT-3.8.4-6] [MQTT-3.9.3-2]
+            existed = topic_filter in session.subscriptions
+            subscription = Subscription(
+                topic_filter,
+                qos,
+                no_local=request.no_local,
+                retain_as_published=request.retain_as_published,
+                identifier=identifiers[0] if identifiers else None,
+                retain_handling=request.retain_handling,
+                replaced=existed,
+            )
             made.append(subscription)
             session.subscriptions[topic_filter] = subscription  # replaces [MQTT-3.8.4-3]
             session.unsubscribed.pop(topic_filter, None)
             session.discarded.pop(topic_filter, None)  # now a live subscription again
-            self._send_retained(session, subscription)
+            if retained_wanted(request.retain_handling, existed=existed):
+                self._send_retained(session, subscription)
         conn.expected.append(
             Expected(
                 "SUBACK",
@@ -605,6 +634,7 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
                 tuple(s.topic_filter for s in packet.subscriptions),
                 or_close,
                 tuple(made),
+                tuple(situations),
             )
         )
 
@@ -612,6 +642,10 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
         packet, session = ctx.packet, ctx.session
         assert isinstance(packet, Unsubscribe)
         assert session is not None
+        facts = [
+            reason_codes.unsuback_situations(existed=f in session.subscriptions)
+            for f in packet.topic_filters
+        ]
         for topic_filter in packet.topic_filters:
             # Compared character by character [MQTT-3.10.4-1]; no new messages after
             # [MQTT-3.10.4-2]; queued ones may still come, started ones must [MQTT-3.10.4-3].
@@ -624,8 +658,18 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
                     delivery.filters = tuple(f for f in delivery.filters if f != topic_filter)
                     if not delivery.filters:
                         delivery.required = delivery.required_on_release = False
+        level5 = ctx.connection.level == MQTT_5
         ctx.connection.expected.append(
-            Expected("UNSUBACK", packet.packet_id, ("MQTT-3.10.4-4", "MQTT-3.10.4-5"))
+            Expected(
+                "UNSUBACK",
+                packet.packet_id,
+                ("MQTT-3.10.4-4", "MQTT-3.10.4-5"),
+                tuple(reason_codes.allowed_in(PacketKind.UNSUBACK, f) for f in facts)
+                if level5
+                else (),
+                packet.topic_filters if level5 else (),
+                situations=tuple(frozenset(f) for f in facts) if level5 else (),
+            )
         )
 
     def _session_takes_message(self, session: Session) -> bool:

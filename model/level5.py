@@ -28,17 +28,37 @@ expiry no precision).
 
 from __future__ import annotations
 
-from mqttref.impl.codec.packets import ConnAck, Connect, Disconnect, Packet, Publish
+from mqttref.impl.codec.packets import (
+    ConnAck,
+    Connect,
+    Disconnect,
+    Packet,
+    Properties,
+    PubAck,
+    Publish,
+    PubRec,
+    PubRel,
+    Subscription,
+)
 from mqttref.model.chart import Transition
 from mqttref.model.connection import ConnectionEvent, ConnectionState
 from mqttref.model.errors import Violation
 from mqttref.model.events import Observation
-from mqttref.model.records import Connection, Session
+from mqttref.model.records import (
+    PRIMARY,
+    Accepted,
+    Connection,
+    Delivery,
+    Expected,
+    RetainedSlot,
+    Session,
+)
 from mqttref.model.session import SessionState
+from mqttref.model.topics import matches, topic_filter_problem
 from mqttref.model.v5 import disconnect as disconnect5
 from mqttref.model.v5 import reason_codes
 from mqttref.model.v5.disconnect import Situation as Why
-from mqttref.model.v5.reason_codes import PacketKind
+from mqttref.model.v5.reason_codes import PacketKind, Situation
 from mqttref.model.v5.session import NEVER_EXPIRES, Session5, SessionState5
 from mqttref.model.v5.will import WillState5
 
@@ -76,6 +96,15 @@ _OWN_REASONS = (
 (4.13.2: it MAY send DISCONNECT and then closes)."""
 
 
+_FORWARDED = (
+    ("payload_format_indicator", "MQTT-3.3.2-4"),
+    ("content_type", "MQTT-3.3.2-20"),
+    ("response_topic", "MQTT-3.3.2-15"),
+    ("correlation_data", "MQTT-3.3.2-16"),
+    ("user_properties", "MQTT-3.3.2-17"),
+)
+"""Properties a subscriber gets unaltered, and the statement that says so."""
+
 _GONE_WILL_REFS: dict[WillState5, list[str]] = {
     WillState5.STORED: ["MQTT-3.1.2-8"],
     WillState5.DELAYED: ["MQTT-3.1.2-8"],
@@ -83,6 +112,46 @@ _GONE_WILL_REFS: dict[WillState5, list[str]] = {
     WillState5.CANCELLED: ["MQTT-3.1.3-9"],
 }
 """Why an unpublished will may not be published now, by its ``Will5`` state."""
+
+
+def forwarded(properties: Properties) -> Properties:
+    """The properties of a published message (or will) that travel with it to every
+    subscriber unaltered: Payload Format Indicator [MQTT-3.3.2-4], Message Expiry
+    Interval (counted down, [MQTT-3.3.2-6]), Content Type [MQTT-3.3.2-20], Response
+    Topic [MQTT-3.3.2-15], Correlation Data [MQTT-3.3.2-16], User Properties in
+    order [MQTT-3.3.2-17] [MQTT-3.3.2-18]. Topic Alias and Subscription Identifiers
+    belong to one hop, not to the message."""
+    return Properties(
+        payload_format_indicator=properties.payload_format_indicator,
+        message_expiry_interval=properties.message_expiry_interval,
+        content_type=properties.content_type,
+        response_topic=properties.response_topic,
+        correlation_data=properties.correlation_data,
+        user_properties=properties.user_properties,
+    )
+
+
+def suback_facts(request: Subscription, *, identified: bool) -> frozenset[Situation]:
+    """What a SUBACK may answer one Topic Filter with (3.9.3): a grant up to the
+    requested QoS [MQTT-3.8.4-7] or a refusal; 0x9E, 0xA1, 0xA2 only where the
+    filter is shared, carries an identifier, or has wildcards. A malformed filter
+    may only be refused (or the connection closed)."""
+    topic_filter = request.topic_filter
+    if topic_filter_problem(topic_filter):
+        return frozenset({Situation.SUBSCRIBE_REFUSED})
+    return reason_codes.suback_situations(
+        requested_qos=int(request.qos),
+        shared=topic_filter.startswith("$share/"),
+        wildcard="+" in topic_filter or "#" in topic_filter,
+        subscription_identifier=identified,
+    )
+
+
+def retained_wanted(retain_handling: int, *, existed: bool) -> bool:
+    """Retain Handling: 0 sends the retained messages [MQTT-3.3.1-9] (again, on a
+    replaced subscription [MQTT-3.8.4-4]), 1 only to a new subscription
+    [MQTT-3.3.1-10], 2 never [MQTT-3.3.1-11]. 3.1.1 subscriptions are 0."""
+    return retain_handling == 0 or (retain_handling == 1 and not existed)
 
 
 class Level5:
@@ -95,6 +164,8 @@ class Level5:
     expiry_margin: float
     delayed_wills: list[Connection]
     wills5: list[Connection]
+    origins: dict[tuple[str, bytes], set[str]]
+    retained: dict[str, RetainedSlot]
 
     def _fire_connection(
         self, conn: Connection, event: str, packet: Packet | None = None
@@ -377,6 +448,124 @@ class Level5:
         self.refs_hit.add("MQTT-3.14.2-1")
         if conn.state == C.CONNECTED:
             self._allow_close(conn, f"DISCONNECT 0x{packet.reason_code:02X}")
+
+    def _check_codes5(
+        self, conn: Connection, kind: PacketKind, expected: Expected,
+        codes: tuple[int, ...], packet: Observation,
+    ) -> None:
+        """A level-5 SUBACK or UNSUBACK: one Reason Code per Topic Filter, in order
+        [MQTT-3.9.3-2] [MQTT-3.11.3-2], each one the filter's situation allows
+        (``reason_codes.check`` names what a wrong one asserts)."""
+        if len(codes) != len(expected.situations):
+            ref = "MQTT-3.9.3-2" if kind == PacketKind.SUBACK else "MQTT-3.11.3-2"
+            raise self._reject(conn, "one Reason Code per Topic Filter", [ref], packet)
+        for code, facts in zip(codes, expected.situations, strict=True):
+            try:
+                reason_codes.check(
+                    conn.client, kind, (Situation(str(f)) for f in facts), code
+                )
+            except Violation as error:
+                raise self._reject(conn, error.detail, error.refs, packet) from None
+
+    def _check_ack_code5(self, conn: Connection, session: Session, packet: Packet) -> None:
+        """The Reason Code of a level-5 PUBACK, PUBREC, PUBREL or PUBCOMP from the
+        server: success, 0x10 only with no matching subscribers, a refusal
+        (3.4.2.1, 3.5.2.1); 0x92 only for a Packet Identifier it does not know
+        (3.6.2.1, 3.7.2.1)."""
+        code = getattr(packet, "reason_code", 0)
+        packet_id = getattr(packet, "packet_id", 0)
+        if isinstance(packet, (PubAck, PubRec)):
+            flow = session.flows.incoming.get(packet_id)
+            accepted = flow.message if flow is not None else None
+            matched = not isinstance(accepted, Accepted) or bool(accepted.sessions)
+            facts = reason_codes.publish_ack_situations(matched=matched)
+            kind = PacketKind.PUBACK if isinstance(packet, PubAck) else PacketKind.PUBREC
+        else:
+            flows = session.flows.outgoing if isinstance(packet, PubRel) else (
+                session.flows.incoming)
+            facts = reason_codes.packet_identifier_situations(known=packet_id in flows)
+            kind = PacketKind.PUBREL if isinstance(packet, PubRel) else PacketKind.PUBCOMP
+        try:
+            reason_codes.check(conn.client, kind, facts, code)
+        except Violation as error:
+            raise self._reject(conn, error.detail, error.refs, packet) from None
+
+    @staticmethod
+    def _retract(accepted: object) -> None:
+        """The server refused the client's PUBLISH (PUBACK or PUBREC 0x80 or above):
+        it may not have forwarded it, so no copy of it is owed."""
+        if isinstance(accepted, Accepted):
+            for delivery in accepted.deliveries:
+                delivery.required = delivery.required_on_release = False
+
+    def _check_publish5(self, conn: Connection, delivery: Delivery, packet: Publish) -> None:
+        """A PUBLISH to a level-5 client carries its message's properties unaltered and
+        the Subscription Identifiers its copy owes (3.3.2.3, 3.3.4)."""
+        sent, held = packet.properties, delivery.message.properties
+        for name, ref in _FORWARDED:
+            if getattr(sent, name) != getattr(held, name):
+                reordered = name == "user_properties" and sorted(
+                    sent.user_properties
+                ) == sorted(held.user_properties)
+                refs = ["MQTT-3.3.2-18"] if reordered else [ref]  # all there, reordered
+                raise self._reject(conn, f"{name} altered in forwarding", refs, packet)
+        expiry = held.message_expiry_interval
+        left = sent.message_expiry_interval
+        if (expiry is None) != (left is None) or (
+            expiry is not None and left is not None and left > expiry
+        ):
+            raise self._reject(
+                conn,
+                f"Message Expiry Interval {left} for a message received with {expiry}",
+                ["MQTT-3.3.2-6"],
+                packet,
+            )
+        if frozenset(sent.subscription_identifiers) != delivery.identifiers:
+            refs = (
+                ["MQTT-3.3.4-5"]
+                if delivery.channel != PRIMARY
+                else ["MQTT-3.3.4-4"] if len(delivery.filters) > 1 else ["MQTT-3.3.4-3"]
+            )
+            raise self._reject(
+                conn,
+                f"Subscription Identifiers {sorted(sent.subscription_identifiers)}, owed"
+                f" {sorted(delivery.identifiers)}",
+                refs,
+                packet,
+            )
+
+    def _reject_options5(self, conn: Connection, session: Session, packet: Publish) -> None:
+        """A PUBLISH nothing due explains that a subscription option forbade: the
+        client's own message under No Local [MQTT-3.8.3-3], a retained message under
+        Retain Handling 2 [MQTT-3.3.1-11] or 1 for a subscription that existed
+        [MQTT-3.3.1-10], RETAIN against Retain As Published [MQTT-3.3.1-12/-13]."""
+        matching = [s for f, s in session.subscriptions.items() if matches(f, packet.topic)]
+        own = session.client_id in self.origins.get((packet.topic, packet.payload), set())
+        if own and matching and all(s.no_local for s in matching):
+            raise self._reject(conn, "the client's own message under No Local",
+                               ["MQTT-3.8.3-3"], packet)
+        stored = any(
+            m.topic == packet.topic and m.payload == packet.payload
+            for slot in self.retained.values()
+            for m in slot.candidates()
+        )
+        if packet.retain and stored and matching:
+            if all(s.retain_handling == 2 for s in matching):
+                raise self._reject(conn, "a retained message under Retain Handling 2",
+                                   ["MQTT-3.3.1-11"], packet)
+            if all(s.retain_handling == 1 and s.replaced for s in matching):
+                raise self._reject(
+                    conn, "a retained message under Retain Handling 1 to an existing"
+                    " subscription", ["MQTT-3.3.1-10"], packet)
+        same = [d for d in session.pending
+                if (d.message.topic, d.message.payload) == (packet.topic, packet.payload)
+                and d.subscription is None and int(packet.qos) in d.allowed_qos]
+        if same and all(d.retain != packet.retain for d in same):
+            published_retained = any(d.message.retain for d in same)
+            as_published = packet.retain == published_retained
+            raise self._reject(
+                conn, "RETAIN against the subscription's Retain As Published",
+                ["MQTT-3.3.1-12"] if as_published else ["MQTT-3.3.1-13"], packet)
 
     def _reject_early_will(self, conn: Connection, packet: Publish) -> None:
         """A PUBLISH that nothing due explains and that carries a level-5 will never

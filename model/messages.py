@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 
+from mqttref.impl.codec.packets import NO_PROPERTIES, Properties
 from mqttref.model.records import (
     Accepted,
     Delivery,
@@ -45,6 +46,7 @@ class MessageRouting:
     refs_hit: set[str]
     owed: list[tuple[str, int, Delivery]]
     published: dict[tuple[str, bytes], int]
+    origins: dict[tuple[str, bytes], set[str]]
     emptied_retained: set[str]
     _seq: int
     _released_at: dict[int, int]
@@ -64,11 +66,16 @@ class MessageRouting:
         *,
         required: bool,
         release_later: bool = False,
+        properties: Properties = NO_PROPERTIES,
     ) -> Accepted:
-        """The server owns a message: retain it and add it to matching sessions."""
+        """The server owns a message: retain it and add it to matching sessions.
+
+        ``properties``: at 5.0, those forwarded unaltered to every subscriber (3.3.2.3).
+        """
         self._seq += 1
-        message = Message(self._seq, origin, topic, payload, qos)
+        message = Message(self._seq, origin, topic, payload, qos, properties, retain)
         self.published[topic, payload] = max(qos, self.published.get((topic, payload), 0))
+        self.origins.setdefault((topic, payload), set()).add(origin)
         if retain and not payload:
             self.emptied_retained.add(topic)
         state = self.topic_states.get(topic, TopicState.NO_RETAINED)
@@ -179,7 +186,11 @@ class MessageRouting:
             if session.state not in _LIVE_SESSION or session.client_id in served:
                 continue
             subscriptions = [
-                s for f, s in session.subscriptions.items() if matches(f, message.topic)
+                s
+                for f, s in session.subscriptions.items()
+                if matches(f, message.topic)
+                # No Local: not to the ClientID that published it [MQTT-3.8.3-3]
+                and not (s.no_local and message.origin == session.client_id)
             ]
             if not subscriptions:
                 continue
@@ -191,13 +202,20 @@ class MessageRouting:
             primary_qos = frozenset(max(combo) for combo in itertools.product(*per_filter.values()))
             owed_offline = min(primary_qos) >= 1  # [MQTT-3.1.2-5]
             must = connected or owed_offline
+            if session.v5 is not None and False in session.v5.exists():
+                must = False  # the session may have expired [MQTT-4.1.0-2]
             delivery = Delivery(
                 message,
                 primary_qos,
-                retain=False,  # [MQTT-3.3.1-9]
+                # RETAIN 0 [MQTT-3.3.1-9], or as published [MQTT-3.3.1-12] [MQTT-3.3.1-13]
+                retain=message.retain and all(s.retain_as_published for s in subscriptions),
                 required=required and must,
                 filters=tuple(per_filter),
                 required_on_release=release_later and must,
+                # every identifier on the one copy [MQTT-3.3.4-3] [MQTT-3.3.4-4]
+                identifiers=frozenset(
+                    s.identifier for s in subscriptions if s.identifier is not None
+                ),
             )
             session.pending.append(delivery)
             created.append(delivery)
@@ -205,8 +223,18 @@ class MessageRouting:
             if delivery.required:
                 self._owe(delivery)
             if len(per_filter) > 1:  # one copy per subscription is allowed too
-                for topic_filter, qos in per_filter.items():
-                    extra = Delivery(message, qos, False, False, topic_filter, (topic_filter,))
+                for s in subscriptions:
+                    topic_filter = s.topic_filter
+                    extra = Delivery(
+                        message,
+                        per_filter[topic_filter],
+                        message.retain and s.retain_as_published,
+                        False,
+                        topic_filter,
+                        (topic_filter,),
+                        # each with its own identifier [MQTT-3.3.4-5]
+                        identifiers=_identifiers(s),
+                    )
                     session.pending.append(extra)
                     created.append(extra)
         return created
@@ -235,5 +263,13 @@ class MessageRouting:
                         channel=f"retained:{subscription.topic_filter}",
                         filters=(subscription.topic_filter,),
                         subscription=subscription,
+                        identifiers=_identifiers(subscription),
                     )
                 )
+
+
+def _identifiers(subscription: Subscription) -> frozenset[int]:
+    """The Subscription Identifier a copy for ``subscription`` alone carries (3.3.4)."""
+    if subscription.identifier is None:
+        return frozenset()
+    return frozenset({subscription.identifier})

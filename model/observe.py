@@ -45,6 +45,7 @@ from mqttref.model.qos import SenderState
 from mqttref.model.records import PRIMARY, Connection, Delivery, Expected, Session, Subscription
 from mqttref.model.session import SessionState
 from mqttref.model.topics import matches
+from mqttref.model.v5.reason_codes import PacketKind
 
 C, CE = ConnectionState, ConnectionEvent
 
@@ -220,6 +221,8 @@ class ObservationJudge(Level5):
                 "PINGRESP": "MQTT-3.12.4-1",
             }
             raise self._reject(conn, f"an unexpected {kind}", [refs[kind], "MQTT-2.3.1-7"], packet)
+        if isinstance(packet, UnsubAck) and expected.situations:
+            self._check_codes5(conn, PacketKind.UNSUBACK, expected, packet.reason_codes, packet)
         if isinstance(packet, SubAck):
             self._check_suback(conn, session, expected, packet)
         conn.expected.remove(expected)
@@ -228,7 +231,9 @@ class ObservationJudge(Level5):
     def _check_suback(
         self, conn: Connection, session: Session, expected: Expected, packet: SubAck
     ) -> None:
-        if len(packet.return_codes) != len(expected.codes):
+        if expected.situations:
+            self._check_codes5(conn, PacketKind.SUBACK, expected, packet.return_codes, packet)
+        elif len(packet.return_codes) != len(expected.codes):
             raise self._reject(conn, "one return code per topic filter", ["MQTT-3.8.4-5"], packet)
         answers = list(zip(packet.return_codes, expected.codes, expected.filters, strict=True))
         for code, allowed, topic_filter in answers:
@@ -247,7 +252,7 @@ class ObservationJudge(Level5):
         for code, subscription in zip(packet.return_codes, made, strict=True):
             if subscription is None or subscription.granted is not None:
                 continue
-            if code == 0x80:
+            if code >= 0x80:  # 0x80, or a 5.0 refusal
                 self._refused(session, subscription)
                 continue
             subscription.granted = code
@@ -275,6 +280,12 @@ class ObservationJudge(Level5):
         session.pending[:] = kept
 
     def _observe_flow_packet(self, conn: Connection, session: Session, packet: Packet) -> None:
+        refusing = None
+        if conn.level == MQTT_5:
+            self._check_ack_code5(conn, session, packet)
+            if isinstance(packet, (PubAck, PubRec)) and packet.reason_code >= 0x80:
+                flow = session.flows.incoming.get(packet.packet_id)
+                refusing = flow.message if flow is not None else None
         try:
             taken = session.flows.sent(packet)
         except NoTransition as error:
@@ -285,6 +296,7 @@ class ObservationJudge(Level5):
             ) from None
         if taken is not None:
             self.refs_hit.update(taken[1].refs)
+        self._retract(refusing)
 
     def _observe_publish(self, conn: Connection, session: Session, packet: Publish) -> None:
         """A PUBLISH is identified by its content (topic and payload) among the
@@ -396,6 +408,8 @@ class ObservationJudge(Level5):
         if not candidates:
             self._reject_overtaken(conn, session, packet)
             self._reject_discarded(conn, session, packet)
+            if conn.level == MQTT_5:
+                self._reject_options5(conn, session, packet)
             self._reject_wrong_flags(conn, session, packet)
             subscribed = any(matches(f, packet.topic) for f in session.subscriptions)
             self._reject_stored_empty(conn, packet, subscribed=subscribed)
@@ -424,6 +438,10 @@ class ObservationJudge(Level5):
             """A later message of the same key was already sent [MQTT-4.6.0-6]."""
             return session.last_sent.get(d.order_key, 0) > d.message.seq
 
+        if conn.level == MQTT_5:
+            # The copy whose Subscription Identifiers the packet carries, if any (3.3.4).
+            ids = frozenset(packet.properties.subscription_identifiers)
+            candidates = [d for d in candidates if d.identifiers == ids] or candidates
         delivery = min(
             candidates,
             key=lambda d: (
@@ -442,6 +460,8 @@ class ObservationJudge(Level5):
                 ["MQTT-4.6.0-6"],
                 packet,
             )
+        if conn.level == MQTT_5:
+            self._check_publish5(conn, delivery, packet)
         for skipped in [*earlier, delivery]:
             session.pending.remove(skipped)
         if not delivery.retain:
@@ -653,7 +673,7 @@ class ObservationJudge(Level5):
         for expected in conn.expected:
             if expected.kind == "SUBACK":
                 assert expected.packet_id is not None
-                codes = tuple(max(c - {0x80}, default=0x80) for c in expected.codes)
+                codes = tuple(max((x for x in c if x < 0x80), default=0x80) for c in expected.codes)
                 found.append(SubAck(expected.packet_id, codes))
             elif expected.kind == "UNSUBACK":
                 assert expected.packet_id is not None

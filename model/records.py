@@ -45,6 +45,8 @@ class Message:
     qos: int
     properties: Properties = NO_PROPERTIES
     """At 5.0: the properties forwarded unaltered (3.3.2.3); none from a 3.1.1 publisher."""
+    retain: bool = False
+    """The RETAIN flag it was published with (Retain As Published forwards it)."""
 
 
 @attrs.define(eq=False)
@@ -68,6 +70,8 @@ class Delivery:
     required_on_release: bool = False
     subscription: Subscription | None = None
     """For a retained message sent on SUBSCRIBE: the subscription it answers."""
+    identifiers: frozenset[int] = frozenset()
+    """At 5.0: the Subscription Identifiers the PUBLISH must carry (3.3.4)."""
 
     @property
     def order_key(self) -> tuple[str, str, int, str, bool]:
@@ -99,6 +103,16 @@ class Subscription:
     topic_filter: str
     requested: int
     granted: int | None = None
+    no_local: bool = False
+    """5.0: the client's own messages are not forwarded to it [MQTT-3.8.3-3]."""
+    retain_as_published: bool = False
+    """5.0: forwarded copies keep the published RETAIN flag [MQTT-3.3.1-12/-13]."""
+    identifier: int | None = None
+    """5.0: the SUBSCRIBE's Subscription Identifier, sent with its messages (3.3.4)."""
+    retain_handling: int = 0
+    """5.0: whether retained messages answer the SUBSCRIBE (3.3.1.3)."""
+    replaced: bool = False
+    """The SUBSCRIBE replaced a subscription with the same filter [MQTT-3.8.4-3]."""
 
     def possible_granted(self) -> frozenset[int]:
         if self.granted is not None:
@@ -173,6 +187,8 @@ class Expected:
     subscriptions: tuple[Subscription | None, ...] = ()
     """For a SUBACK: the subscription each filter made (None: an invalid filter).
     One filter may appear twice: two subscriptions in a row [MQTT-3.8.4-4]."""
+    situations: tuple[frozenset[object], ...] = ()
+    """At 5.0, for a SUBACK or UNSUBACK: the Reason Code situations of each filter."""
 
 
 @attrs.define
