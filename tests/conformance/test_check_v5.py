@@ -1,0 +1,196 @@
+"""``mqttref check --protocol 5``: MQTT 5.0 judged with 5.0's own statement ids.
+
+The mqttref broker must fail nothing, with every feature on and with every feature
+declared off (then each statement that needs one is NOT APPLICABLE, the declaration
+named). mosquitto 2.0 fails exactly what ``expected/mosquitto-2.0.11-v5.json``
+records, each failure written up in docs/spec/findings.md.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mqttref.impl.broker.config import Config
+from mqttref.impl.codec.packets import ConnAck, Properties
+from mqttref.oracle.capabilities import BrokerProfile5, profile_from_connack
+from mqttref.oracle.report import Report, to_json, write_text
+from mqttref.oracle.runner import Verdict, select
+from mqttref.oracle.scenario import REGISTRIES, check
+from mqttref.oracle.statements import statements
+from mqttref.oracle.target import NO_EXPLORATION_5, evaluate
+from tests.conformance.conftest import mosquitto_version
+from tests.helpers.broker_thread import BrokerThread
+
+EXPECTED = Path(__file__).parent / "expected"
+FINDINGS = Path(__file__).resolve().parents[2] / "docs" / "spec" / "findings.md"
+
+EVERY_FEATURE_OFF = Config(
+    port=0, max_qos=1, retain_available=False, refuse_wildcard_subscriptions=True,
+    subscription_identifiers=False, shared_subscriptions=False, topic_alias_maximum=0,
+    allow_zero_length_clientid=False,
+)
+
+
+def _text(report: Report) -> str:
+    out = io.StringIO()
+    write_text(report, out, verbose=True)
+    return out.getvalue()
+
+
+def _judge(config: Config) -> Report:
+    with BrokerThread(config) as running:
+        return evaluate(running.host, running.port, protocol="5", seed=17, budget=60.0)
+
+
+def test_absent_connack_properties_read_as_the_spec_defines_them() -> None:
+    profile = profile_from_connack(ConnAck(False, 0))
+    assert profile == BrokerProfile5(probed=True)
+    assert profile.maximum_qos == 2
+    assert profile.receive_maximum == 65535
+    assert profile.topic_alias_maximum == 0
+    assert profile.maximum_packet_size is None
+
+
+def test_declared_connack_properties_make_the_profile_and_its_choices() -> None:
+    props = Properties(maximum_qos=1, retain_available=0, wildcard_subscription_available=0,
+                       subscription_identifier_available=0, shared_subscription_available=0,
+                       topic_alias_maximum=5, receive_maximum=10, maximum_packet_size=4096,
+                       server_keep_alive=30)
+    profile = profile_from_connack(ConnAck(False, 0, properties=props))
+    assert (profile.maximum_qos, profile.topic_alias_maximum, profile.receive_maximum,
+            profile.maximum_packet_size, profile.server_keep_alive) == (1, 5, 10, 4096, 30)
+    assert not profile.retain_available
+    assert not profile.wildcard_available
+    assert not profile.subscription_identifiers_available
+    assert not profile.shared_available
+    assert len(profile.choices()) == 5
+    assert "Maximum Packet Size: 4096" in profile.lines()
+
+
+def test_5_0_checks_cite_only_5_0_statements_and_are_not_run_at_3_1_1() -> None:
+    table = statements("5.0")
+    assert REGISTRIES["5.0"]
+    for registered in REGISTRIES["5.0"].values():
+        assert registered.protocol == "5.0"
+        assert all(sid in table for sid in registered.ids)
+    assert not set(REGISTRIES["5.0"]) & {c.name for c in select(None, "3.1.1")}
+    assert {c.name for c in select(None, "5.0")} == set(REGISTRIES["5.0"])
+
+
+def test_a_check_citing_an_id_unknown_to_its_protocol_is_refused_at_registration() -> None:
+    only_311 = sorted(set(statements("3.1.1")) - set(statements("5.0")))[0]
+
+    async def cites_3_1_1(_ctx: object) -> None:
+        raise AssertionError("never run")
+
+    with pytest.raises(ValueError, match="unknown statements"):
+        check(only_311, summary="x", protocol="5.0")(cites_3_1_1)
+    assert "cites_3_1_1" not in REGISTRIES["5.0"]
+
+
+@pytest.mark.slow
+def test_the_mqttref_broker_fails_no_5_0_statement_and_every_verdict_cites_5_0_ids() -> None:
+    report = _judge(Config(port=0))
+    text = _text(report)
+    assert report.protocol == "5.0"
+    assert not report.failed, text
+    assert not report.oracle_errors, text
+    assert report.count(Verdict.PASS) >= 40, text
+    assert [v.statement.id for v in report.verdicts] == list(statements("5.0")), text
+    assert all(v.evidence for v in report.verdicts if v.verdict is Verdict.PASS)
+    assert report.exploration.note == NO_EXPLORATION_5
+    assert f"exploration: {NO_EXPLORATION_5}" in text
+    assert isinstance(report.profile, BrokerProfile5)
+    assert report.profile.probed
+    data = to_json(report)
+    assert data["protocol"] == "5.0"
+    clean_start = next(s for s in data["statements"] if s["id"] == "MQTT-3.1.2-4")
+    assert clean_start["verdict"] == "PASS"
+    assert "Clean Start" in statements("5.0")["MQTT-3.1.2-4"].text
+
+
+@pytest.mark.slow
+def test_features_declared_off_make_their_statements_not_applicable_and_still_fail_nothing(
+) -> None:
+    report = _judge(EVERY_FEATURE_OFF)
+    text = _text(report)
+    assert not report.failed, text
+    assert not report.oracle_errors, text
+    reasons = {v.statement.id: v.reason for v in report.verdicts
+               if v.verdict is Verdict.NOT_APPLICABLE}
+    assert "Retain Available 0" in reasons["MQTT-3.3.1-9"], text
+    assert "Subscription Identifiers Available 0" in reasons["MQTT-3.3.4-3"], text
+    assert "Topic Alias Maximum" in reasons["MQTT-3.3.2-12"], text
+    assert "Maximum QoS 1" in reasons["MQTT-3.5.2-1"], text
+    # The misuse of each feature declared off was judged, not skipped.
+    refused = next(r for r in report.results if r.check.name == "declared_off_features_refused_v5")
+    assert len({o.scenario for o in refused.observations}) == 5, text
+    assert report.count(Verdict.FAIL) == 0
+
+
+@pytest.mark.external
+@pytest.mark.slow
+def test_mosquitto_fails_exactly_the_recorded_5_0_statements(mosquitto: int,
+                                                             tmp_path: Path) -> None:
+    out = tmp_path / "v.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "mqttref", "check", "--broker", f"127.0.0.1:{mosquitto}",
+         "--protocol", "5", "--seed", "11", "--json", str(out)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    data = json.loads(out.read_text("utf-8"))
+    failing = {s["id"]: sorted(f["check"] for f in s["failures"])
+               for s in data["statements"] if s["verdict"] == "FAIL"}
+    recorded = json.loads((EXPECTED / "mosquitto-2.0.11-v5.json").read_text("utf-8"))
+    not_applicable = {s["id"]: s["reason"] for s in data["statements"]
+                      if s["verdict"] == "NOT APPLICABLE"}
+    if mosquitto_version() == recorded["version"]:
+        assert failing == recorded["failing"], done.stdout
+        assert not_applicable == recorded["not_applicable"], done.stdout
+    else:  # another version: its verdicts are for a reader, the recording is 2.0.11's
+        print(f"mosquitto {mosquitto_version()}: failing {failing}, recorded {recorded}")
+    assert data["protocol"] == "5.0"
+    assert data["summary"]["oracle_errors"] == 0, done.stdout
+    assert done.returncode == (1 if failing else 0), done.stdout
+    findings = FINDINGS.read_text("utf-8")
+    for sid in recorded["failing"]:
+        assert sid in findings.split("## mosquitto 2.0.11 at MQTT 5.0", 1)[1]
+
+
+def test_protocol_5_and_5_0_are_accepted_and_4_is_refused_as_a_bad_argument() -> None:
+    refused = subprocess.run([sys.executable, "-m", "mqttref", "check", "--broker",
+                              "127.0.0.1:1", "--protocol", "4"],
+                             capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode == 2
+    assert "--protocol" in refused.stderr
+    for spelling in ("5", "5.0"):
+        unknown = subprocess.run([sys.executable, "-m", "mqttref", "check", "--broker",
+                                  "127.0.0.1:1", "--protocol", spelling, "--only",
+                                  "connack_accepts_valid_connect"],
+                                 capture_output=True, text=True, timeout=60, check=False)
+        # A 3.1.1 check's name means nothing at 5.0: the ids and names resolve per protocol.
+        assert unknown.returncode == 2
+        assert "not a normative statement id" in unknown.stderr
+
+
+@pytest.mark.external
+@pytest.mark.slow
+def test_mosquitto_declaring_maximum_qos_1_fails_nothing_more_and_names_the_declaration(
+        mosquitto_max_qos_1: int) -> None:
+    report = evaluate("127.0.0.1", mosquitto_max_qos_1, protocol="5", seed=11, budget=60.0)
+    text = _text(report)
+    assert isinstance(report.profile, BrokerProfile5)
+    assert report.profile.maximum_qos == 1
+    recorded = json.loads((EXPECTED / "mosquitto-2.0.11-v5.json").read_text("utf-8"))
+    failing = {v.statement.id for v in report.verdicts if v.verdict is Verdict.FAIL}
+    assert failing <= set(recorded["failing"]), text
+    reasons = {v.statement.id: v.reason for v in report.verdicts
+               if v.verdict is Verdict.NOT_APPLICABLE}
+    assert "Maximum QoS 1" in reasons["MQTT-3.5.2-1"], text
+    assert not report.oracle_errors, text
