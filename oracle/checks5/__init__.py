@@ -4,6 +4,14 @@ Each cites 5.0 statement ids (statements-5.0.json), which 3.1.1's numbering does
 share. Importing this package registers them in ``scenario.REGISTRIES["5.0"]``.
 """
 
-from mqttref.oracle.checks5 import connect, features, flow, messages, session, subscribe
+from mqttref.oracle.checks5 import (
+    connect,
+    features,
+    flow,
+    messages,
+    session,
+    subscribe,
+    will,
+)
 
-__all__ = ["connect", "features", "flow", "messages", "session", "subscribe"]
+__all__ = ["connect", "features", "flow", "messages", "session", "subscribe", "will"]

@@ -1,0 +1,107 @@
+"""The MQTT 5.0 Will Message (3.1.2.5, 3.1.3.2): delayed by the Will Delay Interval,
+cancelled by a reconnection within it, discarded by DISCONNECT 0x00.
+
+The text gives no precision for "after the Will Delay Interval has elapsed": a will
+before the delay is a FAIL (our clock starts when we drop the connection, before the
+server sees the close, so an early arrival is early for the server too); its absence is
+judged after the delay, one second for a server counting whole seconds, and the
+obligation bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from mqttref.impl.codec.packets import Disconnect, Properties, Publish, QoS, Subscription, Will
+from mqttref.oracle.checks5.common import (
+    acknowledge,
+    check5,
+    collect_until,
+    connect5,
+    publish5,
+    subscribe5,
+)
+from mqttref.oracle.flows import require
+from mqttref.oracle.probe import Probe, Received
+from mqttref.oracle.scenario import Context
+
+Q1 = QoS.AT_LEAST_ONCE
+KEEP = Properties(session_expiry_interval=10)
+
+
+def _will(topic: str, payload: bytes, delay: int) -> Will:
+    return Will(topic, payload, Q1, False, Properties(will_delay_interval=delay))
+
+
+async def _will_arrival(probe: Probe, payload: bytes, bound: float) -> float | None:
+    """When the will with ``payload`` arrived (monotonic clock), or None within ``bound``."""
+    deadline = time.monotonic() + bound
+    while (left := deadline - time.monotonic()) > 0:
+        event = await probe.next_event(left)
+        if not isinstance(event, Received):
+            return None
+        if isinstance(event.packet, Publish):
+            await acknowledge(probe, event.packet)
+            if event.packet.payload == payload:
+                return time.monotonic()
+        else:
+            probe.pending.append(event.packet)
+    return None
+
+
+@check5("MQTT-3.1.2-8", "MQTT-3.1.3-9", "MQTT-3.14.4-3",
+        summary="a will is published once its Will Delay Interval has passed after the"
+        " connection was lost, not if the client reconnects within it, never after"
+        " DISCONNECT 0x00")
+async def will_delay_v5(ctx: Context) -> None:
+    async with ctx.scenario("published after the delay"):
+        topic, delay = ctx.topic("will", "late"), 1
+        watcher, _ = await connect5(ctx, "watch")
+        await subscribe5(watcher, Subscription(topic, Q1), exact=False)
+        dying, _ = await connect5(ctx, "dying", props=KEEP, will=_will(topic, b"late", delay))
+        dying.abort()
+        lost = time.monotonic()
+        # Whole seconds, then the wait for an obligation with no deadline of its own.
+        bound = ctx.timing.spec_deadline(delay + 1) + ctx.timing.obligation_bound
+        arrived = await _will_arrival(watcher, b"late", bound)
+        require(arrived is not None, f"watch: the will must be published once the Will Delay"
+                f" Interval ({delay} s) has passed after the connection was lost; not within"
+                f" {bound:.1f}s [MQTT-3.1.2-8]")
+        assert arrived is not None
+        require(arrived - lost >= delay, f"watch: the will arrived {arrived - lost:.2f}s after"
+                f" the connection was dropped: it must not be published before the Will Delay"
+                f" Interval ({delay} s) has passed [MQTT-3.1.2-8]")
+    async with ctx.scenario("cancelled by a reconnection within the delay"):
+        topic, delay = ctx.topic("will", "cancelled"), 2
+        watcher, _ = await connect5(ctx, "watch")
+        await subscribe5(watcher, Subscription(topic, Q1), exact=False)
+        cid = ctx.client_id("back")
+        dying, _ = await connect5(ctx, "dying", cid, props=KEEP,
+                                  will=_will(topic, b"cancelled", delay))
+        dying.abort()
+        lost = time.monotonic()
+        await connect5(ctx, "back", cid, clean=False, props=KEEP)
+        returned = time.monotonic() - lost
+        await asyncio.sleep(ctx.timing.spec_deadline(delay + 1))
+        pub, _ = await connect5(ctx, "pub")
+        await publish5(pub, topic, b"after", Q1)
+        before = await collect_until(watcher, b"after", "(a later message on the will topic)"
+                                     " [MQTT-3.3.4-1]")
+        require(all(m.payload != b"cancelled" for m in before),
+                f"watch: the client reconnected {returned:.2f}s after the loss, within the Will"
+                f" Delay Interval ({delay} s): the will must not be sent [MQTT-3.1.3-9]")
+    async with ctx.scenario("discarded by DISCONNECT 0x00"):
+        topic = ctx.topic("will", "normal")
+        watcher, _ = await connect5(ctx, "watch")
+        await subscribe5(watcher, Subscription(topic, Q1), exact=False)
+        leaving, _ = await connect5(ctx, "leave", will=_will(topic, b"discarded", 0))
+        await leaving.send(Disconnect(0))
+        await leaving.wait_close()
+        pub, _ = await connect5(ctx, "pub")
+        await publish5(pub, topic, b"after", Q1)
+        before = await collect_until(watcher, b"after", "(a later message on the will topic)"
+                                     " [MQTT-3.3.4-1]")
+        require(all(m.payload != b"discarded" for m in before),
+                "watch: after DISCONNECT 0x00 the will must be discarded, not published"
+                " [MQTT-3.14.4-3]")
