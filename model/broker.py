@@ -156,6 +156,10 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
         self.published: dict[tuple[str, bytes], int] = {}
         """(topic, payload) -> the highest QoS of a message with that content the server
         took ownership of: what identifies a PUBLISH no session is owed."""
+        self.message_seqs: dict[tuple[str, bytes], list[int]] = {}
+        """(topic, payload) -> the messages with that content, oldest first."""
+        self.expired: set[tuple[str, int]] = set()
+        """(client id, message seq): copies deleted when their message expired."""
         self.origins: dict[tuple[str, bytes], set[str]] = {}
         """(topic, payload) -> who published a message with that content (for No Local)."""
         self.emptied_retained: set[str] = set()
@@ -378,6 +382,8 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
         return None
 
     def _receive_ack(self, conn: Connection, session: Session, packet: Packet) -> None:
+        if conn.quota is not None:
+            self._client_acknowledged(conn, packet)
         try:
             taken = session.flows.received(packet)
         except NoTransition:
@@ -438,6 +444,8 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
         conn.accepted = True
         conn.will = conn.connect.will
         conn.keep_alive = conn.connect.keep_alive
+        if conn.level == MQTT_5:
+            self._attach5(conn)
         if conn.level == MQTT_5 and conn.will is not None:
             delay = conn.will.properties.will_delay_interval or 0
             conn.will5 = Will5(delay, self.expiry_margin, conn.client, now=self.now)

@@ -28,6 +28,11 @@ expiry no precision).
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
+
+import attrs
+
 from mqttref.impl.codec.packets import (
     ConnAck,
     Connect,
@@ -35,9 +40,11 @@ from mqttref.impl.codec.packets import (
     Packet,
     Properties,
     PubAck,
+    PubComp,
     Publish,
     PubRec,
     PubRel,
+    QoS,
     Subscription,
 )
 from mqttref.model.chart import Transition
@@ -50,6 +57,7 @@ from mqttref.model.records import (
     Connection,
     Delivery,
     Expected,
+    Message,
     RetainedSlot,
     Session,
 )
@@ -58,8 +66,10 @@ from mqttref.model.topics import matches, topic_filter_problem
 from mqttref.model.v5 import disconnect as disconnect5
 from mqttref.model.v5 import reason_codes
 from mqttref.model.v5.disconnect import Situation as Why
+from mqttref.model.v5.flow_control import Acknowledgement, SendQuota
 from mqttref.model.v5.reason_codes import PacketKind, Situation
 from mqttref.model.v5.session import NEVER_EXPIRES, Session5, SessionState5
+from mqttref.model.v5.topic_alias import TopicAliases
 from mqttref.model.v5.will import WillState5
 
 C, CE = ConnectionState, ConnectionEvent
@@ -154,6 +164,35 @@ def retained_wanted(retain_handling: int, *, existed: bool) -> bool:
     return retain_handling == 0 or (retain_handling == 1 and not existed)
 
 
+def _variable_int_size(value: int) -> int:
+    """Bytes of a Variable Byte Integer (1.5.5)."""
+    size = 1
+    while value >= 128:
+        value //= 128
+        size += 1
+    return size
+
+
+def publish_size(packet: Publish) -> int:
+    """The encoded size of a 5.0 PUBLISH, fixed header included (3.3; 2.2.2 for the
+    properties, each an identifier byte and its value), for the Maximum Packet
+    Size rule [MQTT-3.1.2-24]. Written from the text, not the codec."""
+    p = packet.properties
+    text = [p.content_type, p.response_topic]
+    properties = sum(1 + 2 + len(s.encode()) for s in text if s is not None)
+    properties += 0 if p.correlation_data is None else 1 + 2 + len(p.correlation_data)
+    properties += 0 if p.payload_format_indicator is None else 2
+    properties += 0 if p.message_expiry_interval is None else 5
+    properties += 0 if p.topic_alias is None else 3
+    properties += sum(1 + _variable_int_size(i) for i in p.subscription_identifiers)
+    properties += sum(
+        1 + 2 + len(k.encode()) + 2 + len(v.encode()) for k, v in p.user_properties
+    )
+    remaining = 2 + len(packet.topic.encode()) + (2 if packet.qos > 0 else 0)
+    remaining += _variable_int_size(properties) + properties + len(packet.payload)
+    return 1 + _variable_int_size(remaining) + remaining
+
+
 class Level5:
     """Mixed into ``BrokerModel``: what differs for level-5 connections."""
 
@@ -165,6 +204,8 @@ class Level5:
     delayed_wills: list[Connection]
     wills5: list[Connection]
     origins: dict[tuple[str, bytes], set[str]]
+    expired: set[tuple[str, int]]
+    message_seqs: dict[tuple[str, bytes], list[int]]
     retained: dict[str, RetainedSlot]
 
     def _fire_connection(
@@ -378,6 +419,7 @@ class Level5:
             if session.v5 is not None:
                 session.v5.time_passes(seconds)
                 self._sync_session5(session)
+            self._expire(session)
         for conn in list(self.delayed_wills):
             assert conn.will5 is not None
             conn.will5.time_passes(seconds)
@@ -511,8 +553,9 @@ class Level5:
                 raise self._reject(conn, f"{name} altered in forwarding", refs, packet)
         expiry = held.message_expiry_interval
         left = sent.message_expiry_interval
+        waited = max(0, int(self.now - delivery.message.at) - int(self.expiry_margin))
         if (expiry is None) != (left is None) or (
-            expiry is not None and left is not None and left > expiry
+            expiry is not None and left is not None and left > expiry - waited
         ):
             raise self._reject(
                 conn,
@@ -533,6 +576,129 @@ class Level5:
                 refs,
                 packet,
             )
+
+    def _attach5(self, conn: Connection) -> None:
+        """The level-5 connection is accepted: its limits on what the server sends,
+        fresh for each connection (4.9, [MQTT-3.3.2-7])."""
+        assert conn.connect is not None
+        properties = conn.connect.properties
+        conn.quota = SendQuota.server_to_client(properties.receive_maximum, conn.client)
+        conn.aliases = TopicAliases.server_to_client(properties.topic_alias_maximum, conn.client)
+        conn.maximum_packet_size = properties.maximum_packet_size
+
+    def _expiry(self, message: Message) -> str:
+        """The message against its Message Expiry Interval on the model clock:
+        ``held`` (owed as usual), ``expiring`` (past it, inside the margin: the
+        server may have deleted it or not), ``expired`` (past the margin: it must
+        be gone [MQTT-3.3.2-5]). Without an interval it never expires."""
+        interval = message.properties.message_expiry_interval
+        if interval is None:
+            return "held"
+        age = self.now - message.at
+        if age > interval + self.expiry_margin:
+            return "expired"
+        return "expiring" if age >= interval else "held"
+
+    def _expire(self, session: Session) -> None:
+        """Queued copies whose message may have expired are no longer owed; once
+        it must have expired they are gone, and a late one is named [MQTT-3.3.2-5]."""
+        kept = []
+        for delivery in session.pending:
+            state = self._expiry(delivery.message)
+            if state == "expired":
+                self.expired.add((session.client_id, delivery.message.seq))
+                continue
+            if state == "expiring":
+                delivery.required = delivery.required_on_release = False
+            kept.append(delivery)
+        session.pending[:] = kept
+
+    def _reject_expired(self, conn: Connection, session: Session, packet: Publish) -> None:
+        """A PUBLISH carrying a message whose copy for this session had to be deleted
+        when its Message Expiry Interval passed [MQTT-3.3.2-5]."""
+        for seq in self.message_seqs.get((packet.topic, packet.payload), []):
+            if (session.client_id, seq) in self.expired:
+                raise self._reject(
+                    conn, "a message delivered after it expired", ["MQTT-3.3.2-5"], packet
+                )
+
+    def _too_large(self, session: Session, delivery: Delivery) -> bool:
+        """Whether the PUBLISH carrying ``delivery`` exceeds the Maximum Packet Size of
+        the level-5 connection attached to ``session``: the server discards it as if
+        sent [MQTT-3.1.2-25], so it is allowed, never owed."""
+        conn = self.connections.get(session.client or "")
+        if conn is None or conn.maximum_packet_size is None:
+            return False
+        qos = max(delivery.allowed_qos)
+        packet = Publish(
+            delivery.message.topic,
+            delivery.message.payload,
+            QoS(qos),
+            packet_id=1 if qos else None,
+            properties=attrs.evolve(
+                delivery.message.properties,
+                subscription_identifiers=tuple(sorted(delivery.identifiers)),
+            ),
+        )
+        return publish_size(packet) > conn.maximum_packet_size
+
+    def _client_acknowledged(self, conn: Connection, packet: Packet) -> None:
+        """The client's PUBACK, PUBREC or PUBCOMP gives the server quota back (4.9)."""
+        assert conn.quota is not None
+        kinds: dict[type, Acknowledgement] = {
+            PubAck: "PUBACK", PubRec: "PUBREC", PubComp: "PUBCOMP"
+        }
+        kind = kinds.get(type(packet))
+        if kind is not None:
+            conn.quota.acknowledged(
+                kind, getattr(packet, "packet_id", 0), getattr(packet, "reason_code", 0)
+            )
+
+    def _before_publish5(
+        self, conn: Connection, session: Session, packet: Publish
+    ) -> tuple[Publish, Callable[[], None]]:
+        """A PUBLISH to a level-5 client, before it is matched to a delivery: its
+        Topic Alias read on a copy of the client's map (a rejection changes
+        nothing) [MQTT-3.3.2-8] [MQTT-3.3.2-11] [MQTT-3.1.2-27] [MQTT-3.3.2-3], its
+        size against the client's Maximum Packet Size [MQTT-3.1.2-24], and the
+        server's send quota [MQTT-3.3.4-9] [MQTT-4.9.0-2]. Returns the packet
+        under its Topic Name and what to record once it is judged."""
+        aliases = copy.deepcopy(conn.aliases)
+        topic = packet.topic
+        alias = packet.properties.topic_alias
+        try:
+            if aliases is not None:
+                resolved = aliases.publish(packet.topic, alias)
+                topic = resolved.topic if resolved.topic is not None else topic
+        except Violation as error:
+            raise self._reject(conn, error.detail, error.refs, packet) from None
+        limit = conn.maximum_packet_size
+        size = publish_size(packet)
+        if limit is not None and size > limit:
+            raise self._reject(
+                conn,
+                f"a PUBLISH of {size} bytes to a client whose Maximum Packet Size is {limit}",
+                ["MQTT-3.1.2-24"],
+                packet,
+            )
+        quota = conn.quota
+        unacknowledged = quota is not None and packet.packet_id in quota.unacknowledged
+        if quota is not None and not unacknowledged:
+            refusal = quota.refusal(int(packet.qos))
+            if refusal is not None:
+                raise self._reject(conn, refusal.detail, refusal.refs, packet)
+        read = attrs.evolve(
+            packet,
+            topic=topic,
+            properties=attrs.evolve(packet.properties, topic_alias=None),
+        )
+
+        def commit() -> None:
+            conn.aliases = aliases
+            if quota is not None:
+                quota.publish(int(packet.qos), packet.packet_id)
+
+        return read, commit
 
     def _reject_options5(self, conn: Connection, session: Session, packet: Publish) -> None:
         """A PUBLISH nothing due explains that a subscription option forbade: the

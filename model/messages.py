@@ -12,6 +12,7 @@ subscription gets the topic's retained message(s) with RETAIN=1.
 from __future__ import annotations
 
 import itertools
+from typing import TYPE_CHECKING
 
 from mqttref.impl.codec.packets import NO_PROPERTIES, Properties
 from mqttref.model.records import (
@@ -47,10 +48,20 @@ class MessageRouting:
     owed: list[tuple[str, int, Delivery]]
     published: dict[tuple[str, bytes], int]
     origins: dict[tuple[str, bytes], set[str]]
+    message_seqs: dict[tuple[str, bytes], list[int]]
     emptied_retained: set[str]
     _seq: int
+    now: float
     _released_at: dict[int, int]
     _retained_changed: dict[str, int]
+
+    if TYPE_CHECKING:  # Level5's, which comes later in BrokerModel's bases
+
+        def _expiry(self, message: Message) -> str:
+            """held, expiring or expired: the message against its Message Expiry Interval."""
+
+        def _too_large(self, session: Session, delivery: Delivery) -> bool:
+            """Whether a level-5 client's Maximum Packet Size rules the copy out."""
 
     def _session_takes_message(self, session: Session) -> bool:
         """Fire the session chart's ``message`` event: True when connected."""
@@ -73,9 +84,10 @@ class MessageRouting:
         ``properties``: at 5.0, those forwarded unaltered to every subscriber (3.3.2.3).
         """
         self._seq += 1
-        message = Message(self._seq, origin, topic, payload, qos, properties, retain)
+        message = Message(self._seq, origin, topic, payload, qos, properties, retain, self.now)
         self.published[topic, payload] = max(qos, self.published.get((topic, payload), 0))
         self.origins.setdefault((topic, payload), set()).add(origin)
+        self.message_seqs.setdefault((topic, payload), []).append(message.seq)
         if retain and not payload:
             self.emptied_retained.add(topic)
         state = self.topic_states.get(topic, TopicState.NO_RETAINED)
@@ -217,6 +229,8 @@ class MessageRouting:
                     s.identifier for s in subscriptions if s.identifier is not None
                 ),
             )
+            if self._too_large(session, delivery):
+                delivery.required = delivery.required_on_release = False  # [MQTT-3.1.2-25]
             session.pending.append(delivery)
             created.append(delivery)
             served.add(session.client_id)
@@ -252,6 +266,9 @@ class MessageRouting:
             row = TOPIC.fire(state, TopicEvent.SUBSCRIBE)
             self.refs_hit.update(row.refs)
             for candidate in slot.candidates():
+                expiry = self._expiry(candidate)
+                if expiry == "expired":
+                    continue  # an expired retained message is discarded (3.3.1.3)
                 session.pending.append(
                     Delivery(
                         candidate,
@@ -259,7 +276,8 @@ class MessageRouting:
                         retain=True,  # [MQTT-3.3.1-8]
                         required=slot.certain
                         and candidate is slot.message
-                        and row.action == "send_retained",
+                        and row.action == "send_retained"
+                        and expiry == "held",
                         channel=f"retained:{subscription.topic_filter}",
                         filters=(subscription.topic_filter,),
                         subscription=subscription,

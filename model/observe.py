@@ -138,7 +138,11 @@ class ObservationJudge(Level5):
             raise self._reject(
                 conn, "a packet after the session ended", ["MQTT-3.1.2-6"], observation
             )
-        if isinstance(observation, Publish):
+        if isinstance(observation, Publish) and conn.level == MQTT_5:
+            packet, commit = self._before_publish5(conn, session, observation)
+            self._observe_publish(conn, session, packet)
+            commit()
+        elif isinstance(observation, Publish):
             self._observe_publish(conn, session, observation)
         elif isinstance(observation, (PubAck, PubRec, PubRel, PubComp)):
             self._observe_flow_packet(conn, session, observation)
@@ -297,6 +301,8 @@ class ObservationJudge(Level5):
         if taken is not None:
             self.refs_hit.update(taken[1].refs)
         self._retract(refusing)
+        if isinstance(packet, PubRel) and conn.quota is not None:
+            conn.quota.released(packet.packet_id)
 
     def _observe_publish(self, conn: Connection, session: Session, packet: Publish) -> None:
         """A PUBLISH is identified by its content (topic and payload) among the
@@ -410,6 +416,7 @@ class ObservationJudge(Level5):
             self._reject_discarded(conn, session, packet)
             if conn.level == MQTT_5:
                 self._reject_options5(conn, session, packet)
+                self._reject_expired(conn, session, packet)
             self._reject_wrong_flags(conn, session, packet)
             subscribed = any(matches(f, packet.topic) for f in session.subscriptions)
             self._reject_stored_empty(conn, packet, subscribed=subscribed)

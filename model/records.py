@@ -21,8 +21,10 @@ from mqttref.model.obligations import Obligation as Obligation  # noqa: PLC0414
 from mqttref.model.session import SessionState
 
 if TYPE_CHECKING:  # annotations only: the 5.0 components never import this module
+    from mqttref.model.v5.flow_control import SendQuota
     from mqttref.model.v5.reason_codes import Situation
     from mqttref.model.v5.session import Session5
+    from mqttref.model.v5.topic_alias import TopicAliases
     from mqttref.model.v5.will import Will5
 
 PRIMARY = "*"
@@ -47,6 +49,8 @@ class Message:
     """At 5.0: the properties forwarded unaltered (3.3.2.3); none from a 3.1.1 publisher."""
     retain: bool = False
     """The RETAIN flag it was published with (Retain As Published forwards it)."""
+    at: float = 0.0
+    """Model time the server took it (its Message Expiry Interval counts from here)."""
 
 
 @attrs.define(eq=False)
@@ -225,6 +229,12 @@ class Connection:
     """At 5.0: the will's delay (``mqttref.model.v5.will``)."""
     disconnect_sent: int | None = None
     """At 5.0: the reason code of the server's DISCONNECT, once observed."""
+    quota: SendQuota | None = None
+    """At 5.0: the server's send quota, the client's Receive Maximum (4.9)."""
+    aliases: TopicAliases | None = None
+    """At 5.0: the client's map of the server's Topic Aliases (3.3.2.3.4)."""
+    maximum_packet_size: int | None = None
+    """At 5.0: the client's Maximum Packet Size (None: the protocol's own limit)."""
     disconnect_cause: str = ""
     """At 5.0: a DISCONNECT situation the client's packet caused, if the model knows it."""
 

@@ -72,6 +72,7 @@ class Verdicts:
         owed += [
             Obligation(client, f"{d.packet} {d.packet_id}", d.refs) for d in session.flows.due()
         ]
+        quota_left = conn.quota is None or conn.quota.quota > 0  # 5.0: Receive Maximum (4.9)
         if session.flows.in_flight() < self.max_inflight:
             owed += [
                 Obligation(
@@ -81,7 +82,7 @@ class Verdicts:
                     _delivery_refs(d, copied=self._got_a_copy(session, d)),
                 )
                 for d in session.pending
-                if d.required
+                if d.required and (quota_left or min(d.allowed_qos) == 0)
             ]
         return owed
 
