@@ -5,6 +5,7 @@ share. Importing this package registers them in ``scenario.REGISTRIES["5.0"]``.
 """
 
 from mqttref.oracle.checks5 import (
+    basics,
     connect,
     features,
     flow,
@@ -14,4 +15,4 @@ from mqttref.oracle.checks5 import (
     will,
 )
 
-__all__ = ["connect", "features", "flow", "messages", "session", "subscribe", "will"]
+__all__ = ["basics", "connect", "features", "flow", "messages", "session", "subscribe", "will"]
