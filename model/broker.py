@@ -351,6 +351,12 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
         ):
             self._fire_connection(conn, CE.VIOLATION)  # a server-only packet [MQTT-4.8.0-1]
             return
+        if isinstance(packet, Publish) and conn.level == MQTT_5:
+            read = self._client_alias5(conn, packet)
+            if read is None:
+                self._fire_connection(conn, CE.VIOLATION)  # [MQTT-4.13.1-1]
+                return
+            packet = read
         problem = self._packet_problem(packet)
         if problem:
             self._fire_connection(conn, CE.VIOLATION)

@@ -34,6 +34,7 @@ from collections.abc import Callable
 import attrs
 
 from mqttref.impl.codec.packets import (
+    NO_PROPERTIES,
     ConnAck,
     Connect,
     Disconnect,
@@ -293,6 +294,9 @@ class Level5:
         conn.session5.connack(code, packet.session_present,
                               packet.properties.session_expiry_interval)
         conn.session_present = packet.session_present
+        conn.client_aliases = TopicAliases.client_to_server(
+            packet.properties.topic_alias_maximum, conn.client
+        )
         self._fire_connection(conn, CE.CONNACK_ACCEPTED)
         if packet.properties.server_keep_alive is not None:
             conn.keep_alive = packet.properties.server_keep_alive  # 3.2.2.3.14
@@ -621,6 +625,39 @@ class Level5:
                 raise self._reject(
                     conn, "a message delivered after it expired", ["MQTT-3.3.2-5"], packet
                 )
+
+    def _properties_for(self, conn: Connection, delivery: Delivery) -> Properties:
+        """The properties a PUBLISH carrying ``delivery`` to ``conn`` has: none under
+        3.1.1; at 5.0 the message's own, its Message Expiry Interval less the wait
+        [MQTT-3.3.2-6], and the copy's Subscription Identifiers (3.3.4)."""
+        if conn.level != MQTT_5:
+            return NO_PROPERTIES
+        held = delivery.message.properties
+        left = held.message_expiry_interval
+        if left is not None:
+            left = max(0, left - int(self.now - delivery.message.at))
+        return attrs.evolve(
+            held,
+            message_expiry_interval=left,
+            subscription_identifiers=tuple(sorted(delivery.identifiers)),
+        )
+
+    def _client_alias5(self, conn: Connection, packet: Publish) -> Publish | None:
+        """A level-5 client's PUBLISH read through its Topic Alias (3.3.2.3.4); None
+        when it is a Protocol Error the server must close on (0x94 for an alias of 0
+        or above the CONNACK's maximum, 0x82 for one alone that maps nothing)."""
+        alias = packet.properties.topic_alias
+        if conn.client_aliases is None or (alias is None and packet.topic):
+            return packet
+        resolved = conn.client_aliases.publish(packet.topic, alias)
+        if resolved.topic is None:
+            invalid = alias is not None and not 1 <= alias <= conn.client_aliases.maximum
+            conn.disconnect_cause = str(
+                Why.TOPIC_ALIAS_INVALID if invalid else Why.TOPIC_ALIAS_UNMAPPED
+            )
+            return None
+        properties = attrs.evolve(packet.properties, topic_alias=None)
+        return attrs.evolve(packet, topic=resolved.topic, properties=properties)
 
     def _too_large(self, session: Session, delivery: Delivery) -> bool:
         """Whether the PUBLISH carrying ``delivery`` exceeds the Maximum Packet Size of

@@ -714,12 +714,13 @@ class ObservationJudge(Level5):
                         flow.message.retain,
                         True,
                         flow.packet_id,
+                        self._properties_for(conn, flow.message),
                     )
                 )
-        found += self._allowed_first_sends(session)
+        found += self._allowed_first_sends(session, conn)
         return found
 
-    def _allowed_first_sends(self, session: Session) -> list[Observation]:
+    def _allowed_first_sends(self, session: Session, conn: Connection) -> list[Observation]:
         found: list[Observation] = []
         # Per ordering key, every delivery up to and including the first required
         # one may come next: an allowed one may be skipped, a required one not.
@@ -734,8 +735,11 @@ class ObservationJudge(Level5):
             if delivery.required:
                 blocked.add(delivery.order_key)
         free = (pid for pid in range(1, 65536) if pid not in session.flows.outgoing)
+        quota_left = conn.quota is None or conn.quota.quota > 0
         for delivery in reachable:
-            qos = max(delivery.allowed_qos)
+            qos = max(delivery.allowed_qos) if quota_left else min(delivery.allowed_qos)
+            if (qos > 0 and not quota_left) or self._too_large(session, delivery):
+                continue  # 5.0: no quota [MQTT-3.3.4-9], or above the limit [MQTT-3.1.2-24]
             packet_id = next(free) if qos > 0 else None
             found.append(
                 Publish(
@@ -745,6 +749,7 @@ class ObservationJudge(Level5):
                     delivery.retain,
                     False,
                     packet_id,
+                    self._properties_for(conn, delivery),
                 )
             )
         return found

@@ -233,6 +233,8 @@ class Connection:
     """At 5.0: the server's send quota, the client's Receive Maximum (4.9)."""
     aliases: TopicAliases | None = None
     """At 5.0: the client's map of the server's Topic Aliases (3.3.2.3.4)."""
+    client_aliases: TopicAliases | None = None
+    """At 5.0: the server's map of the client's Topic Aliases (its CONNACK's maximum)."""
     maximum_packet_size: int | None = None
     """At 5.0: the client's Maximum Packet Size (None: the protocol's own limit)."""
     disconnect_cause: str = ""

@@ -11,13 +11,14 @@ import pytest
 from mqttref.impl.codec.packets import (
     ConnAck,
     Connect,
+    Disconnect,
     Properties,
     ProtocolLevel,
     PubAck,
     Publish,
     QoS,
 )
-from mqttref.model import BrokerModel, Send, TimePasses
+from mqttref.model import BrokerModel, Closed, Send, TimePasses
 from tests.model.helpers import connect, publish
 from tests.model.test_levels_mix import refs_of
 from tests.model.test_v5_broker_publish import subscribe5
@@ -181,3 +182,56 @@ def test_a_delivery_carries_the_interval_less_the_wait(model: BrokerModel) -> No
 
     assert refs_of(model, "sub", copy(10)) == ("MQTT-3.3.2-6",)
     model.observe("sub", copy(5))
+
+
+# ----------------------------------------------------- the client's aliases
+
+
+def connected5_aliases(model: BrokerModel, client: str, maximum: int) -> None:
+    """A level-5 client whose CONNACK lets it use Topic Aliases up to ``maximum``."""
+    model.apply(Send(client, Connect(ProtocolLevel.MQTT_5, client)))
+    model.observe(client, ConnAck(False, 0x00, Properties(topic_alias_maximum=maximum)))
+
+
+def test_the_server_reads_a_clients_alias_as_its_topic(model: BrokerModel) -> None:
+    """[MQTT-3.3.2-12]: an alias within the server's maximum is accepted; the alias
+    alone reads as the mapped Topic Name, which is what subscribers get."""
+    connected5(model, "sub")
+    subscribe5(model, "sub", "t", 0)
+    connected5_aliases(model, "pub", 1)
+    model.apply(Send("pub", aliased("t", b"m1", 1)))
+    model.apply(Send("pub", aliased("", b"m2", 1)))
+    model.observe("sub", publish("t", b"m1"))
+    model.observe("sub", publish("t", b"m2"))
+    assert model.check_quiescent() == []
+
+
+def test_a_clients_alias_above_the_maximum_is_closed_on(model: BrokerModel) -> None:
+    """3.3.4: a Protocol Error: the close is owed [MQTT-4.13.1-1]; DISCONNECT 0x94
+    (Topic Alias invalid) fits it, 0x8E (Session taken over) does not."""
+    connected5_aliases(model, "pub", 1)
+    model.apply(Send("pub", aliased("t", b"m1", 2)))
+    assert refs_of(model, "pub", Disconnect(0x8E)) == ("MQTT-4.13.1-1", "MQTT-3.14.2-1")
+    model.observe("pub", Disconnect(0x94))
+    model.observe("pub", Closed())
+    assert model.check_quiescent() == []
+
+
+# ------------------------------------------------------ what allowed() lists
+
+
+def test_every_publish_allowed_lists_is_accepted(model: BrokerModel) -> None:
+    """``allowed`` is a conforming server: at level 5 its PUBLISHes carry the
+    message's properties, the interval left and the Subscription Identifiers,
+    within the quota; the model accepts each of them."""
+    connected5(model, "sub", receive_maximum=1)
+    subscribe5(model, "sub", "t", 1, identifier=4)
+    connected5(model, "pub")
+    properties = Properties(message_expiry_interval=30, user_properties=(("k", "v"),))
+    model.apply(Send("pub", Publish("t", b"m", QoS(1), packet_id=1, properties=properties)))
+    model.observe("pub", PubAck(1))
+    model.apply(TimePasses(3))
+    publishes = [o for o in model.allowed("sub") if isinstance(o, Publish)]
+    assert [p.properties.subscription_identifiers for p in publishes] == [(4,)]
+    model.observe("sub", publishes[0])
+    assert model.check_quiescent() == []
