@@ -75,14 +75,17 @@ from mqttref.model.records import (
     Connection,
     Delivery,
     Expected,
+    Message,
     RetainedSlot,
     Session,
     Subscription,
 )
 from mqttref.model.session import SESSION, SessionEvent, SessionState
+from mqttref.model.shared_routing import is_shared
 from mqttref.model.topics import topic_filter_problem, topic_name_problem
 from mqttref.model.v5 import reason_codes
 from mqttref.model.v5.reason_codes import PacketKind
+from mqttref.model.v5.shared import SharedGroups5
 from mqttref.model.v5.will import Will5
 from mqttref.model.verdicts import Verdicts
 
@@ -156,6 +159,10 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
         self.published: dict[tuple[str, bytes], int] = {}
         """(topic, payload) -> the highest QoS of a message with that content the server
         took ownership of: what identifies a PUBLISH no session is owed."""
+        self.shared5 = SharedGroups5()
+        """The Shared Subscription groups of level-5 sessions (``shared_routing``)."""
+        self.shared_seq: dict[int, int] = {}
+        self.messages: dict[int, Message] = {}
         self.message_seqs: dict[tuple[str, bytes], list[int]] = {}
         """(topic, payload) -> the messages with that content, oldest first."""
         self.expired: set[tuple[str, int]] = set()
@@ -401,6 +408,7 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
             return
         flow, row = taken
         self.refs_hit.update(row.refs)
+        self._shared_acknowledged(session, flow, packet)
         if row.action == "release_onward" and isinstance(flow.message, Accepted):
             self._release(flow.message)
             flow.message = None  # released once, even if the PUBREL comes again
@@ -493,6 +501,7 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
         """The session's connection is gone; a persistent session lives on."""
         if session.client is None:
             return
+        self._member_gone(session, session_ended=session.clean)
         session.client = None
         session.flows.connection_lost()
         for delivery in session.pending:
@@ -608,6 +617,12 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
         made: list[Subscription | None] = []
         or_close = False
         identifiers = packet.properties.subscription_identifiers
+        if conn.level == MQTT_5 and any(
+            r.no_local and is_shared(r.topic_filter) for r in packet.subscriptions
+        ):
+            conn.disconnect_cause = "protocol_error"  # [MQTT-3.8.3-4]
+            self._fire_connection(conn, CE.VIOLATION)
+            return
         for request in packet.subscriptions:  # one after the other [MQTT-3.8.4-4]
             topic_filter, qos = request.topic_filter, int(request.qos)
             if conn.level == MQTT_5:
@@ -634,6 +649,9 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
                 replaced=existed,
             )
             made.append(subscription)
+            if conn.level == MQTT_5 and is_shared(topic_filter):
+                session.shared[topic_filter] = subscription  # no retained message (3.8.4)
+                continue
             session.subscriptions[topic_filter] = subscription  # replaces [MQTT-3.8.4-3]
             session.unsubscribed.pop(topic_filter, None)
             session.discarded.pop(topic_filter, None)  # now a live subscription again
@@ -657,10 +675,15 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
         assert isinstance(packet, Unsubscribe)
         assert session is not None
         facts = [
-            reason_codes.unsuback_situations(existed=f in session.subscriptions)
+            reason_codes.unsuback_situations(
+                existed=f in session.subscriptions or f in session.shared
+            )
             for f in packet.topic_filters
         ]
         for topic_filter in packet.topic_filters:
+            if session.shared.pop(topic_filter, None) is not None:
+                self.shared5.unsubscribe(session.client_id, topic_filter)
+                continue
             # Compared character by character [MQTT-3.10.4-1]; no new messages after
             # [MQTT-3.10.4-2]; queued ones may still come, started ones must [MQTT-3.10.4-3].
             removed = session.subscriptions.pop(topic_filter, None)

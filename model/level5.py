@@ -63,6 +63,7 @@ from mqttref.model.records import (
     Session,
 )
 from mqttref.model.session import SessionState
+from mqttref.model.shared_routing import SharedRouting
 from mqttref.model.topics import matches, topic_filter_problem
 from mqttref.model.v5 import disconnect as disconnect5
 from mqttref.model.v5 import reason_codes
@@ -194,7 +195,7 @@ def publish_size(packet: Publish) -> int:
     return 1 + _variable_int_size(remaining) + remaining
 
 
-class Level5:
+class Level5(SharedRouting):
     """Mixed into ``BrokerModel``: what differs for level-5 connections."""
 
     connections: dict[str, Connection]
@@ -310,7 +311,10 @@ class Level5:
         session.v5 = conn.session5
         session.clean = False  # the 3.1.1 chart keeps it; Session5 decides its end
         resumed = conn.session_present
-        if not resumed:
+        if resumed:
+            self._member_back(session)
+        else:
+            self._member_gone(session, session_ended=True)
             if session.subscriptions:  # else an earlier discard's reason stands
                 clean_start = conn.connect.clean_session
                 session.discard_refs = ("MQTT-3.1.2-4",) if clean_start else ("MQTT-3.1.2-6",)
@@ -405,6 +409,7 @@ class Level5:
         if session5 is None or session.client is not None or session.state not in _LIVE:
             return
         if session5.state == SessionState5.NO_SESSION:
+            self._member_gone(session, session_ended=True)
             session.discard_refs = ("MQTT-4.1.0-2",)
             session.discard()
             session.state = SessionState.START  # no session exists for this ClientID
@@ -752,6 +757,17 @@ class Level5:
             for slot in self.retained.values()
             for m in slot.candidates()
         )
+        in_group = any(
+            matches(f.split("/", 2)[2], packet.topic) for f in session.shared if f.count("/") >= 2
+        )
+        if packet.retain and stored and in_group and not matching:
+            raise self._reject(
+                conn,
+                "a retained message for a Shared Subscription (3.8.4: none is sent; no"
+                " statement id says so)",
+                [],
+                packet,
+            )
         if packet.retain and stored and matching:
             if all(s.retain_handling == 2 for s in matching):
                 raise self._reject(conn, "a retained message under Retain Handling 2",

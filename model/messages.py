@@ -55,7 +55,15 @@ class MessageRouting:
     _released_at: dict[int, int]
     _retained_changed: dict[str, int]
 
+    messages: dict[int, Message]
+
+    def _message_by_seq(self, seq: int) -> Message:
+        return self.messages[seq]
+
     if TYPE_CHECKING:  # Level5's, which comes later in BrokerModel's bases
+
+        def _share(self, message: Message) -> None:
+            """Hand a message the server surely took to the Shared Subscription groups."""
 
         def _expiry(self, message: Message) -> str:
             """held, expiring or expired: the message against its Message Expiry Interval."""
@@ -88,6 +96,7 @@ class MessageRouting:
         self.published[topic, payload] = max(qos, self.published.get((topic, payload), 0))
         self.origins.setdefault((topic, payload), set()).add(origin)
         self.message_seqs.setdefault((topic, payload), []).append(message.seq)
+        self.messages[message.seq] = message
         if retain and not payload:
             self.emptied_retained.add(topic)
         state = self.topic_states.get(topic, TopicState.NO_RETAINED)
@@ -122,6 +131,8 @@ class MessageRouting:
         accepted.deliveries = self._forward(
             message, required=required, release_later=release_later, served=accepted.sessions
         )
+        if required:
+            self._share(message)
         return accepted
 
     def _release(self, accepted: Accepted) -> None:
@@ -181,6 +192,7 @@ class MessageRouting:
         accepted.deliveries += self._forward(
             message, required=False, release_later=False, served=accepted.sessions
         )
+        self._share(message)
 
     def _forward(
         self,

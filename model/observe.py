@@ -260,6 +260,8 @@ class ObservationJudge(Level5):
                 self._refused(session, subscription)
                 continue
             subscription.granted = code
+            if session.shared.get(subscription.topic_filter) is subscription:
+                self._joined(session, subscription)
             for delivery in session.pending:
                 if delivery.subscription is subscription:
                     delivery.allowed_qos = frozenset({min(delivery.message.qos, code)})
@@ -270,6 +272,8 @@ class ObservationJudge(Level5):
         current = session.subscriptions.get(subscription.topic_filter) is subscription
         if current:
             del session.subscriptions[subscription.topic_filter]
+        if session.shared.get(subscription.topic_filter) is subscription:
+            del session.shared[subscription.topic_filter]  # never joined its group
         kept = []
         for delivery in session.pending:
             if delivery.subscription is subscription:
@@ -411,6 +415,10 @@ class ObservationJudge(Level5):
             and int(packet.qos) in d.allowed_qos
             and d.retain == packet.retain
         ]
+        shared = self._observe_shared(conn, session, packet) if not candidates else None
+        if shared is not None:
+            session.pending.append(shared)
+            candidates = [shared]
         if not candidates:
             self._reject_overtaken(conn, session, packet)
             self._reject_discarded(conn, session, packet)

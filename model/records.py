@@ -146,6 +146,8 @@ class Session:
     unsubscribed: dict[str, Subscription] = attrs.field(factory=dict)
     """Subscriptions this session's client removed with UNSUBSCRIBE: a message only
     they match breaks [MQTT-3.10.4-2] rather than the matching rule alone."""
+    shared: dict[str, Subscription] = attrs.field(factory=dict)
+    """5.0: this session's Shared Subscriptions (``$share/...``), routed by groups."""
     v5: Session5 | None = None
     """While a level-5 connection owns the session: its 5.0 lifetime (Clean Start and
     Session Expiry Interval, ``mqttref.model.v5.session``); None under 3.1.1 rules."""
@@ -166,6 +168,7 @@ class Session:
         """Drop all session state [MQTT-3.1.2-6], remembering the subscriptions dropped."""
         self.discarded.update(self.subscriptions)
         self.subscriptions.clear()
+        self.shared.clear()
         self.unsubscribed.clear()
         self.pending.clear()
         self.flows.clear()

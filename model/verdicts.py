@@ -11,7 +11,7 @@ deliveries and the sessions' bookkeeping.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mqttref.impl.codec.packets import PubAck, PubComp, PubRec, PubRel
 from mqttref.model.connection import CONNECTION, ConnectionEvent, ConnectionState
@@ -44,7 +44,14 @@ class Verdicts:
         for name, conn in sorted(self.connections.items()):
             if client is None or name == client:
                 found.extend(self._owed_on(conn))
+        if client is None:
+            found += self._shared_obligations()  # to one member of a group, any of them
         return found
+
+    if TYPE_CHECKING:  # SharedRouting's, earlier in BrokerModel's bases
+
+        def _shared_obligations(self) -> list[Obligation]:
+            """What the Shared Subscription groups are owed."""
 
     def _owed_on(self, conn: Connection) -> list[Obligation]:
         client = conn.client

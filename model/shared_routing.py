@@ -1,0 +1,141 @@
+"""Shared Subscriptions in the broker model: level-5 sessions in ``$share`` groups (4.8.2).
+
+Theory of operation: a group's messages are not per-session deliveries, so
+they stay out of ``Session.pending``: ``SharedGroups5`` (``model/v5/shared``)
+holds the groups, one routing per message and matching group, and says what
+is owed (to one member, any of them [MQTT-4.5.0-1]). The broker feeds it
+members once their SUBACK grants them, every message the server surely took,
+each copy a member receives (judged on a copy of the groups, so a rejection
+changes nothing), the members' acknowledgements, and their connections and
+sessions ending. A copy at QoS 1 or 2 joins the member's QoS flow like any
+other PUBLISH, so its packet id and acknowledgements are judged as usual.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from mqttref.impl.codec.packets import PubAck, Publish, PubRec
+from mqttref.model.errors import Violation
+from mqttref.model.events import Observation
+from mqttref.model.flows import Flow
+from mqttref.model.obligations import Obligation
+from mqttref.model.records import Connection, Delivery, Message, Session, Subscription
+from mqttref.model.v5.shared import Member, SharedGroups5
+from mqttref.model.v5.subscription_options import SHARE_PREFIX, Copy, Message5
+
+
+def is_shared(topic_filter: str) -> bool:
+    return topic_filter.startswith(SHARE_PREFIX)
+
+
+class SharedRouting:
+    """Mixed into ``BrokerModel`` (through ``Level5``): the ``$share`` groups."""
+
+    shared5: SharedGroups5
+    shared_seq: dict[int, int]
+    """Message seq -> its number in ``shared5`` (messages published to the groups)."""
+    message_seqs: dict[tuple[str, bytes], list[int]]
+    refs_hit: set[str]
+
+    def _reject(
+        self, conn: Connection, message: str, refs: list[str] | tuple[str, ...],
+        arrived: Observation,
+    ) -> Violation:
+        raise NotImplementedError
+
+    def _joined(self, session: Session, subscription: Subscription) -> None:
+        """A SUBACK granted a shared subscription: the session is a member (no
+        retained message is sent for it, 3.8.4)."""
+        assert subscription.granted is not None
+        member = Member(
+            session.client_id,
+            subscription.granted,
+            subscription.retain_as_published,
+            subscription.identifier,
+        )
+        self.shared5.subscribe(member, subscription.topic_filter)
+
+    def _share(self, message: Message) -> None:
+        """The server surely took ``message``: each matching group owes it to one member."""
+        if message.seq in self.shared_seq or not self.shared5.groups():
+            return
+        self.shared_seq[message.seq] = self.shared5.publish(
+            Message5(message.origin, message.topic, message.qos, message.retain)
+        )
+
+    def _observe_shared(
+        self, conn: Connection, session: Session, packet: Publish
+    ) -> Delivery | None:
+        """A PUBLISH nothing pending explains, to a member of a group the message
+        went to: judged by ``SharedGroups5.delivered`` (the member's QoS
+        [MQTT-4.8.2-3], its identifier only, one member [MQTT-4.8.2-5]
+        [MQTT-4.8.2-6]). Returns the delivery it stands for; None when no group
+        of this session's explains it (the caller judges it as not due)."""
+        seqs = self.message_seqs.get((packet.topic, packet.payload), [])
+        routed = [s for s in seqs if s in self.shared_seq]
+        if not routed or not session.shared:
+            return None
+        seen = Copy(int(packet.qos), packet.retain, packet.properties.subscription_identifiers)
+        error: Violation | None = None
+        for seq in reversed(routed):
+            trial = copy.deepcopy(self.shared5)
+            try:
+                share = trial.delivered(session.client_id, self.shared_seq[seq], seen)
+            except Violation as violation:
+                error = error or violation
+                continue
+            delivery = Delivery(
+                self._message_by_seq(seq),
+                frozenset({int(packet.qos)}),
+                packet.retain,
+                required=False,
+                channel=f"share:{share}",
+                filters=(str(share),),
+                identifiers=frozenset(packet.properties.subscription_identifiers),
+            )
+            self._check_publish5(conn, delivery, packet)
+            self.shared5 = trial
+            return delivery
+        assert error is not None
+        raise self._reject(conn, error.detail, error.refs, packet)
+
+    def _check_publish5(self, conn: Connection, delivery: Delivery, packet: Publish) -> None:
+        raise NotImplementedError
+
+    def _message_by_seq(self, seq: int) -> Message:
+        raise NotImplementedError
+
+    def _shared_acknowledged(self, session: Session, flow: Flow, packet: object) -> None:
+        """The member's PUBACK or PUBREC for a group's message (0x80 or more discards
+        it for every member [MQTT-4.8.2-6])."""
+        delivery = flow.message
+        if not isinstance(delivery, Delivery) or not delivery.channel.startswith("share:"):
+            return
+        if not isinstance(packet, (PubAck, PubRec)):
+            return
+        seq = self.shared_seq.get(delivery.message.seq)
+        if seq is not None:
+            self.shared5.acknowledged(session.client_id, seq, packet.reason_code)
+
+    def _member_gone(self, session: Session, *, session_ended: bool) -> None:
+        if not session.shared:
+            return
+        if session_ended:
+            self.shared5.session_ended(session.client_id)
+        else:
+            self.shared5.connection_lost(session.client_id)
+
+    def _member_back(self, session: Session) -> None:
+        if session.shared:
+            self.shared5.connect(session.client_id)
+
+    def _shared_obligations(self) -> list[Obligation]:
+        return [
+            Obligation(
+                str(routing.share),
+                f"PUBLISH {routing.message.topic!r} to one of {sorted(routing.eligible)}",
+                refs,
+            )
+            for routing, refs in self.shared5.owed()
+        ]
