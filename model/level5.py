@@ -528,7 +528,9 @@ class Level5(SharedRouting):
         if isinstance(packet, (PubAck, PubRec)):
             flow = session.flows.incoming.get(packet_id)
             accepted = flow.message if flow is not None else None
-            matched = not isinstance(accepted, Accepted) or bool(accepted.sessions)
+            matched = not isinstance(accepted, Accepted) or bool(
+                accepted.sessions or self._routed_to_groups(accepted.message)
+            )
             facts = reason_codes.publish_ack_situations(matched=matched)
             kind = PacketKind.PUBACK if isinstance(packet, PubAck) else PacketKind.PUBREC
         else:

@@ -744,6 +744,12 @@ class ObservationJudge(Level5):
                 blocked.add(delivery.order_key)
         free = (pid for pid in range(1, 65536) if pid not in session.flows.outgoing)
         quota_left = conn.quota is None or conn.quota.quota > 0
+        if conn.level == MQTT_5:
+            found += [
+                p
+                for p in self._allowed_shared(session, free)
+                if p.qos == 0 or quota_left
+            ]
         for delivery in reachable:
             qos = max(delivery.allowed_qos) if quota_left else min(delivery.allowed_qos)
             if (qos > 0 and not quota_left) or self._too_large(session, delivery):

@@ -14,8 +14,11 @@ other PUBLISH, so its packet id and acknowledgements are judged as usual.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 
-from mqttref.impl.codec.packets import PubAck, Publish, PubRec
+import attrs
+
+from mqttref.impl.codec.packets import PubAck, Publish, PubRec, QoS
 from mqttref.model.errors import Violation
 from mqttref.model.events import Observation
 from mqttref.model.flows import Flow
@@ -102,6 +105,35 @@ class SharedRouting:
 
     def _check_publish5(self, conn: Connection, delivery: Delivery, packet: Publish) -> None:
         raise NotImplementedError
+
+    def _routed_to_groups(self, message: Message) -> bool:
+        """Whether a Shared Subscription group matched the message (a subscriber)."""
+        seq = self.shared_seq.get(message.seq)
+        return seq is not None and bool(self.shared5.routings(seq))
+
+    def _allowed_shared(self, session: Session, packet_ids: Iterator[int]) -> list[Publish]:
+        """The copies of group messages this member may be sent now (3.3.4, 4.8.2)."""
+        found: list[Publish] = []
+        for seq, seq5 in sorted(self.shared_seq.items()):
+            message = self._message_by_seq(seq)
+            for share, members in self.shared5.recipients(seq5).items():
+                subscription = session.shared.get(str(share))
+                if session.client_id not in members or subscription is None:
+                    continue
+                qos = min(message.qos, subscription.granted or 0)
+                ids = () if subscription.identifier is None else (subscription.identifier,)
+                found.append(
+                    Publish(
+                        message.topic,
+                        message.payload,
+                        QoS(qos),
+                        message.retain and subscription.retain_as_published,
+                        False,
+                        next(packet_ids) if qos else None,
+                        attrs.evolve(message.properties, subscription_identifiers=ids),
+                    )
+                )
+        return found
 
     def _message_by_seq(self, seq: int) -> Message:
         raise NotImplementedError

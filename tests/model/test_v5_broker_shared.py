@@ -106,3 +106,25 @@ def test_a_member_copy_carries_only_its_own_identifier() -> None:
     ids = Properties(subscription_identifiers=(5,))
     assert refs_of(model, "a", publish("t", b"m")) == ("MQTT-3.3.4-3",)
     model.observe("a", Publish("t", b"m", properties=ids))
+
+
+def test_allowed_lists_the_members_copies(model: BrokerModel) -> None:
+    """``allowed`` offers the message to each member at its own QoS; the model
+    accepts the one the server picks, and then offers it to nobody else."""
+    sent(model)
+    [for_a] = [o for o in model.allowed("a") if isinstance(o, Publish)]
+    [for_b] = [o for o in model.allowed("b") if isinstance(o, Publish)]
+    assert (for_a.qos, for_b.qos) == (QoS.AT_LEAST_ONCE, QoS.AT_MOST_ONCE)
+    model.observe("b", for_b)
+    assert [o for o in model.allowed("a") if isinstance(o, Publish)] == []
+
+
+def test_puback_0x10_is_no_answer_when_a_group_matched() -> None:
+    """A group's member is a matching subscriber: 0x10 (No matching subscribers)
+    is no PUBACK Reason Code for it [MQTT-3.4.2-1]."""
+    model = BrokerModel()
+    connected5(model, "a")
+    subscribe5(model, "a", GROUP, 1)
+    connected5(model, "pub")
+    model.apply(Send("pub", publish("t", b"m", 1, 1)))
+    assert refs_of(model, "pub", PubAck(1, 0x10)) == ("MQTT-3.4.2-1",)
