@@ -692,7 +692,7 @@ class ObservationJudge(Level5):
                 found.append(SubAck(expected.packet_id, codes))
             elif expected.kind == "UNSUBACK":
                 assert expected.packet_id is not None
-                found.append(UnsubAck(expected.packet_id))
+                found.append(UnsubAck(expected.packet_id, tuple(min(c) for c in expected.codes)))
             else:
                 found.append(PingResp())
         for flow in session.flows.incoming.values():

@@ -40,6 +40,7 @@ class SharedRouting:
     """Message seq -> its number in ``shared5`` (messages published to the groups)."""
     message_seqs: dict[tuple[str, bytes], list[int]]
     refs_hit: set[str]
+    sessions: dict[str, Session]
 
     def _reject(
         self, conn: Connection, message: str, refs: list[str] | tuple[str, ...],
@@ -162,12 +163,23 @@ class SharedRouting:
         if session.shared:
             self.shared5.connect(session.client_id)
 
-    def _shared_obligations(self) -> list[Obligation]:
-        return [
-            Obligation(
-                str(routing.share),
-                f"PUBLISH {routing.message.topic!r} to one of {sorted(routing.eligible)}",
-                refs,
+    def _shared_obligations(self, client: str | None) -> list[Obligation]:
+        """A group's owed message, named on the connection of its first eligible
+        member (the server may pick any: the text says so, not the slot)."""
+        found = []
+        for routing, refs in self.shared5.owed():
+            members = sorted(routing.eligible)
+            if routing.resend_due is not None:
+                members = [routing.resend_due]
+            slots = [s.client for m in members if (s := self.sessions.get(m)) and s.client]
+            if not slots or (client is not None and slots[0] != client):
+                continue
+            found.append(
+                Obligation(
+                    slots[0],
+                    f"PUBLISH {routing.message.topic!r} (message {routing.seq}) to one "
+                    f"member of {routing.share} ({', '.join(members)})",
+                    refs,
+                )
             )
-            for routing, refs in self.shared5.owed()
-        ]
+        return found

@@ -44,13 +44,12 @@ class Verdicts:
         for name, conn in sorted(self.connections.items()):
             if client is None or name == client:
                 found.extend(self._owed_on(conn))
-        if client is None:
-            found += self._shared_obligations()  # to one member of a group, any of them
+        found += self._shared_obligations(client)  # to one member of a group, any of them
         return found
 
     if TYPE_CHECKING:  # SharedRouting's, earlier in BrokerModel's bases
 
-        def _shared_obligations(self) -> list[Obligation]:
+        def _shared_obligations(self, client: str | None) -> list[Obligation]:
             """What the Shared Subscription groups are owed."""
 
     def _owed_on(self, conn: Connection) -> list[Obligation]:

@@ -1,0 +1,142 @@
+"""The broker model against itself with 3.1.1 and 5.0 clients on one broker.
+
+The 3.1.1 machine of ``test_model_machine`` gains level-5 rules: CONNECTs with
+Clean Start, a Session Expiry Interval, a will with a delay and the client's
+limits (Receive Maximum, Topic Alias Maximum), SUBSCRIBEs with options,
+Subscription Identifiers and Shared Subscriptions, PUBLISHes with properties.
+The same things must hold: whatever ``allowed()`` offers, ``observe()``
+accepts; a server that sends what is owed reaches quiescence; the invariants
+hold; a rejected observation changes nothing.
+"""
+
+from __future__ import annotations
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import precondition, rule
+
+from mqttref.impl.codec.packets import (
+    Connect,
+    Properties,
+    ProtocolLevel,
+    Publish,
+    QoS,
+    Subscribe,
+    Subscription,
+    Will,
+)
+from mqttref.model import Send
+from mqttref.model.connection import ConnectionState
+from tests.model.test_model_machine import CLIENT_IDS, FILTERS, TOPICS, ModelMachine, qos, slots
+
+EXPIRIES = st.sampled_from([None, 0, 5, 0xFFFFFFFF])
+SHARED = ("$share/g/a", "$share/g/#", "$share/h/a/+")
+
+
+class MixedLevelsMachine(ModelMachine):
+    @rule(
+        slot=slots,
+        client_id=st.sampled_from(CLIENT_IDS),
+        clean_start=st.booleans(),
+        expiry=EXPIRIES,
+        will=st.none()
+        | st.tuples(st.sampled_from(TOPICS[:4]), qos, st.booleans(), st.sampled_from([0, 3])),
+        receive_maximum=st.sampled_from([None, 1, 2]),
+        alias_maximum=st.sampled_from([None, 2]),
+    )
+    def connect5(
+        self,
+        *,
+        slot: str,
+        client_id: str,
+        clean_start: bool,
+        expiry: int | None,
+        will: tuple[str, QoS, bool, int] | None,
+        receive_maximum: int | None,
+        alias_maximum: int | None,
+    ) -> None:
+        """A level-5 connection (a takeover when the ClientID is connected elsewhere)."""
+        if self.state(slot) not in (None, ConnectionState.CLOSED):
+            return
+        packet_will = None
+        if will is not None:
+            topic, will_qos, retain, delay = will
+            delay_property = Properties(will_delay_interval=delay)
+            packet_will = Will(topic, b"will " + slot.encode(), will_qos, retain, delay_property)
+        properties = Properties(
+            session_expiry_interval=expiry,
+            receive_maximum=receive_maximum,
+            topic_alias_maximum=alias_maximum,
+        )
+        packet = Connect(
+            ProtocolLevel.MQTT_5, client_id, clean_start, 0, packet_will, properties=properties
+        )
+        self.model.apply(Send(slot, packet))
+        self.settle()
+
+    def level5_slots(self) -> list[str]:
+        return [s for s in self.connected_slots() if self.model.connections[s].level == 5]
+
+    @precondition(lambda self: self.level5_slots())
+    @rule(
+        data=st.data(),
+        topic_filter=st.sampled_from(FILTERS + SHARED),
+        requested=qos,
+        no_local=st.booleans(),
+        retain_as_published=st.booleans(),
+        retain_handling=st.sampled_from([0, 1, 2]),
+        identifier=st.sampled_from([None, 1, 2]),
+    )
+    def subscribe5(
+        self,
+        *,
+        data: st.DataObject,
+        topic_filter: str,
+        requested: QoS,
+        no_local: bool,
+        retain_as_published: bool,
+        retain_handling: int,
+        identifier: int | None,
+    ) -> None:
+        """A level-5 SUBSCRIBE with options and a Subscription Identifier."""
+        slot = data.draw(st.sampled_from(self.level5_slots()), label="client")
+        request = Subscription(
+            topic_filter, requested, no_local, retain_as_published, retain_handling
+        )
+        properties = Properties(subscription_identifiers=(identifier,) if identifier else ())
+        self.model.apply(Send(slot, Subscribe(self.next_id(slot), (request,), properties)))
+        self.settle()
+
+    @precondition(lambda self: self.level5_slots())
+    @rule(
+        data=st.data(),
+        topic=st.sampled_from(TOPICS),
+        qos=qos,
+        retain=st.booleans(),
+        expiry=st.sampled_from([None, 2, 60]),
+        user=st.sampled_from([(), (("k", "1"), ("k", "2"))]),
+    )
+    def publish5(
+        self,
+        *,
+        data: st.DataObject,
+        topic: str,
+        qos: QoS,
+        retain: bool,
+        expiry: int | None,
+        user: tuple[tuple[str, str], ...],
+    ) -> None:
+        """A level-5 PUBLISH with properties the server forwards."""
+        slot = data.draw(st.sampled_from(self.level5_slots()), label="client")
+        packet_id = self.next_id(slot) if qos else None
+        properties = Properties(
+            message_expiry_interval=expiry, user_properties=user, content_type="text/plain"
+        )
+        self.model.apply(
+            Send(slot, Publish(topic, b"p5", qos, retain, False, packet_id, properties))
+        )
+        self.settle()
+
+
+MixedLevelsMachine.TestCase.settings = settings(stateful_step_count=40)
+TestMixedLevelsMachine = MixedLevelsMachine.TestCase
