@@ -66,7 +66,13 @@ from mqttref.model.events import (
     TimePasses,
     describe,
 )
-from mqttref.model.level5 import MQTT_5, forwarded, retained_wanted, suback_facts
+from mqttref.model.level5 import (
+    MQTT_5,
+    connect5_problem,
+    forwarded,
+    retained_wanted,
+    suback_facts,
+)
 from mqttref.model.messages import MessageRouting
 from mqttref.model.observe import ObservationJudge
 from mqttref.model.qos import ReceiverState
@@ -307,6 +313,9 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
             return
         if packet.will is not None and topic_name_problem(packet.will.topic):
             self._fire_connection(conn, CE.VIOLATION)  # [MQTT-3.1.2-9] [MQTT-3.1.4-1]
+            return
+        if int(packet.protocol_level) == MQTT_5 and connect5_problem(packet):
+            self._fire_connection(conn, CE.VIOLATION)  # a Protocol Error [MQTT-4.13.1-1]
             return
         conn.connect = packet
         if packet.client_id:

@@ -143,6 +143,16 @@ def forwarded(properties: Properties) -> Properties:
     )
 
 
+def connect5_problem(packet: Connect) -> str | None:
+    """A level-5 CONNECT property of a value the text calls a Protocol Error:
+    Receive Maximum 0 (3.1.2.11.3), Maximum Packet Size 0 (3.1.2.11.4)."""
+    if packet.properties.receive_maximum == 0:
+        return "Receive Maximum 0"
+    if packet.properties.maximum_packet_size == 0:
+        return "Maximum Packet Size 0"
+    return None
+
+
 def suback_facts(request: Subscription, *, identified: bool) -> frozenset[Situation]:
     """What a SUBACK may answer one Topic Filter with (3.9.3): a grant up to the
     requested QoS [MQTT-3.8.4-7] or a refusal; 0x9E, 0xA1, 0xA2 only where the

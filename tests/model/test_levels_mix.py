@@ -281,3 +281,16 @@ def test_disconnect_0_discards_the_will_and_0x04_keeps_it(
         model.observe("watcher", publish("wills/a", b"gone"))
     else:
         assert refs_of(model, "watcher", publish("wills/a", b"gone")) == ("MQTT-3.14.4-3",)
+
+
+@pytest.mark.parametrize("properties", [Properties(receive_maximum=0),
+                                        Properties(maximum_packet_size=0)])
+def test_a_connect_with_a_zero_limit_is_a_protocol_error(
+    model: BrokerModel, properties: Properties
+) -> None:
+    """3.1.2.11.3/3.1.2.11.4: a Receive Maximum or Maximum Packet Size of 0 is a
+    Protocol Error: the server closes [MQTT-4.13.1-1], it does not accept."""
+    model.apply(Send("a", Connect(ProtocolLevel.MQTT_5, "a", properties=properties)))
+    assert [o.what for o in model.obligations("a")] == ["close (violation)"]
+    model.observe("a", Closed())
+    assert model.check_quiescent() == []

@@ -17,6 +17,7 @@ from hypothesis.stateful import precondition, rule
 
 from mqttref.impl.codec.packets import (
     Connect,
+    Packet,
     Properties,
     ProtocolLevel,
     Publish,
@@ -25,8 +26,9 @@ from mqttref.impl.codec.packets import (
     Subscription,
     Will,
 )
-from mqttref.model import Send
+from mqttref.model import Send, Violation
 from mqttref.model.connection import ConnectionState
+from tests import strategies
 from tests.model.test_model_machine import CLIENT_IDS, FILTERS, TOPICS, ModelMachine, qos, slots
 
 EXPIRIES = st.sampled_from([None, 0, 5, 0xFFFFFFFF])
@@ -140,3 +142,31 @@ class MixedLevelsMachine(ModelMachine):
 
 MixedLevelsMachine.TestCase.settings = settings(stateful_step_count=40)
 TestMixedLevelsMachine = MixedLevelsMachine.TestCase
+
+
+class AnyPacketMachine(MixedLevelsMachine):
+    """Level-5 packets of every shape, from the server and from level-5 clients."""
+
+    @precondition(lambda self: any(self.model.connections))
+    @rule(data=st.data(), packet=strategies.packets(ProtocolLevel.MQTT_5))
+    def the_server_sends_any_5_0_packet(self, data: st.DataObject, packet: Packet) -> None:
+        """Whatever a server sends is judged: accepted, or a ``Violation``; never a crash."""
+        slot = data.draw(st.sampled_from(sorted(self.model.connections)), label="client")
+        before = self.snapshot()
+        try:
+            self.model.observe(slot, packet)
+        except Violation:
+            assert self.snapshot() == before
+        self.settle()
+
+    @precondition(lambda self: self.level5_slots())
+    @rule(data=st.data(), packet=strategies.client_packets(ProtocolLevel.MQTT_5))
+    def a_level_5_client_sends_any_packet(self, data: st.DataObject, packet: Packet) -> None:
+        """Any well-typed 5.0 client packet is an event the model can take."""
+        slot = data.draw(st.sampled_from(self.level5_slots()), label="client")
+        self.model.apply(Send(slot, packet))
+        self.settle()
+
+
+AnyPacketMachine.TestCase.settings = settings(stateful_step_count=40)
+TestAnyPacketMachine = AnyPacketMachine.TestCase
