@@ -104,8 +104,9 @@ async def subscribe5(probe: Probe, *subs: Subscription, props: Properties = NO_P
                      exact: bool = True) -> SubAck:
     """SUBSCRIBE and check the SUBACK's shape (3.9); return it.
 
-    With ``exact``, a lower grant or a refusal (the server's right, 3.9.3) makes the
-    check NOT APPLICABLE with the choice named.
+    A refusal (the server's right, 3.9.3) makes the check NOT APPLICABLE with the choice
+    named; so does a lower grant with ``exact``, while without it the check goes on at
+    what was granted.
     """
     packet_id = probe.new_packet_id()
     await probe.send(Subscribe(packet_id, subs, props))
@@ -123,10 +124,10 @@ async def subscribe5(probe: Probe, *subs: Subscription, props: Properties = NO_P
                 f"{probe.name}: SUBACK grants QoS {code} for a QoS {int(sub.qos)} request on"
                 f" {sub.topic_filter!r}: it must show the QoS granted, at most the one asked"
                 " for [MQTT-3.8.4-7]")
+        if code >= 0x80:  # nothing to go on with, exact or not
+            raise NotApplicable(f"refuses the filter {sub.topic_filter!r} with 0x{code:02X}"
+                                " (a Subscribe Reason Code, 3.9.3)")
         if exact and code != sub.qos:
-            if code >= 0x80:
-                raise NotApplicable(f"refuses the filter {sub.topic_filter!r} with 0x{code:02X}"
-                                    " (a Subscribe Reason Code, 3.9.3)")
             raise NotApplicable(f"grants QoS {code} for a QoS {int(sub.qos)} request on"
                                 f" {sub.topic_filter!r} (allowed [MQTT-3.8.4-7])")
     return suback

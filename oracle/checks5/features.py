@@ -25,6 +25,9 @@ from mqttref.oracle.flows import require
 from mqttref.oracle.probe import Closed, Received
 from mqttref.oracle.scenario import Context
 
+MAX_SENT = 4 * 1024 * 1024
+"""The largest Maximum Packet Size the check exceeds (it sends one packet that size)."""
+
 
 async def _subscribe_refused(ctx: Context, label: str, sub: Subscription, *,
                              props: Properties, code: int, section: str) -> None:
@@ -53,7 +56,8 @@ async def _subscribe_refused(ctx: Context, label: str, sub: Subscription, *,
 
 @check5("MQTT-4.13.1-1",
         summary="using a feature the CONNACK declared off (QoS above Maximum QoS, RETAIN,"
-        " wildcards, Subscription Identifiers, shared subscriptions) is refused")
+        " wildcards, Subscription Identifiers, shared subscriptions) or exceeding its Maximum"
+        " Packet Size is refused")
 async def declared_off_features_refused_v5(ctx: Context) -> None:
     profile = ctx.profile5
     off = 0
@@ -90,7 +94,22 @@ async def declared_off_features_refused_v5(ctx: Context) -> None:
             async with ctx.scenario(label):
                 await _subscribe_refused(ctx, label, sub, props=props, code=code,
                                          section=section)
+    limit = profile.maximum_packet_size
+    if limit is not None and limit <= MAX_SENT:
+        off += 1
+        async with ctx.scenario("packet above the Maximum Packet Size"):
+            probe, _ = await connect5(ctx, "use")
+            topic = ctx.topic("big")
+            # Fixed header (1 + 4 length bytes at most), topic, packet id, property length.
+            overhead = 1 + 4 + 2 + len(topic.encode()) + 2 + 1
+            await probe.send(Publish(topic, b"x" * (limit - overhead + 8), QoS.AT_LEAST_ONCE,
+                                     False, False, 1),
+                             note=f"a PUBLISH of just over the Maximum Packet Size {limit}")
+            await closes_after_error(probe, f"a packet above the declared Maximum Packet Size"
+                                     f" {limit} is a Protocol Error (3.2.2.3.6, 0x95)"
+                                     " [MQTT-4.13.1-1]")
     if not off:
         raise NotApplicable("declares Maximum QoS 2, Retain, Wildcard, Subscription Identifier"
-                            " and Shared Subscription available: no feature declared off to"
-                            " misuse (3.2.2.3)", "MQTT-4.13.1-1")
+                            " and Shared Subscription available and no Maximum Packet Size the"
+                            " check can exceed: nothing declared off to misuse (3.2.2.3)",
+                            "MQTT-4.13.1-1")

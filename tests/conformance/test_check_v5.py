@@ -95,8 +95,11 @@ def test_a_check_citing_an_id_unknown_to_its_protocol_is_refused_at_registration
 
 
 @pytest.mark.slow
-def test_the_mqttref_broker_fails_no_5_0_statement_and_every_verdict_cites_5_0_ids() -> None:
-    report = _judge(Config(port=0))
+@pytest.mark.parametrize("config", [Config(port=0), Config(port=0, send_topic_aliases=True)],
+                         ids=["defaults", "sending topic aliases"])
+def test_the_mqttref_broker_fails_no_5_0_statement_and_every_verdict_cites_5_0_ids(
+        config: Config) -> None:
+    report = _judge(config)
     text = _text(report)
     assert report.protocol == "5.0"
     assert not report.failed, text
@@ -113,6 +116,8 @@ def test_the_mqttref_broker_fails_no_5_0_statement_and_every_verdict_cites_5_0_i
     clean_start = next(s for s in data["statements"] if s["id"] == "MQTT-3.1.2-4")
     assert clean_start["verdict"] == "PASS"
     assert "Clean Start" in statements("5.0")["MQTT-3.1.2-4"].text
+    aliases = next(s for s in data["statements"] if s["id"] == "MQTT-3.3.2-11")
+    assert aliases["verdict"] == ("PASS" if config.send_topic_aliases else "NOT APPLICABLE")
 
 
 @pytest.mark.slow
@@ -130,7 +135,7 @@ def test_features_declared_off_make_their_statements_not_applicable_and_still_fa
     assert "Maximum QoS 1" in reasons["MQTT-3.5.2-1"], text
     # The misuse of each feature declared off was judged, not skipped.
     refused = next(r for r in report.results if r.check.name == "declared_off_features_refused_v5")
-    assert len({o.scenario for o in refused.observations}) == 5, text
+    assert len({o.scenario for o in refused.observations}) == 6, text  # and its packet size
     assert report.count(Verdict.FAIL) == 0
 
 
