@@ -10,9 +10,11 @@ from mqttref.oracle.checks5 import (
     features,
     flow,
     messages,
+    qos,
     session,
     subscribe,
     will,
 )
 
-__all__ = ["basics", "connect", "features", "flow", "messages", "session", "subscribe", "will"]
+__all__ = ["basics", "connect", "features", "flow", "messages", "qos", "session", "subscribe",
+           "will"]
