@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 from mqttref.impl.broker.config import Config
 from mqttref.impl.codec.packets import ConnAck, Properties
 from mqttref.oracle.capabilities import BrokerProfile5, profile_from_connack
+from mqttref.oracle.probe import Timing
 from mqttref.oracle.report import Report, to_json, write_text
 from mqttref.oracle.runner import Verdict, select
 from mqttref.oracle.scenario import REGISTRIES, check
@@ -203,3 +205,16 @@ def test_mosquitto_declaring_maximum_qos_1_fails_nothing_more_and_names_the_decl
                if v.verdict is Verdict.NOT_APPLICABLE}
     assert "Maximum QoS 1" in reasons["MQTT-3.5.2-1"], text
     assert not report.oracle_errors, text
+
+
+def test_a_broker_that_never_answers_a_5_0_connect_fails_3_1_4_5_and_blocks_the_rest() -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # takes connections, never reads or answers
+        port = silent.getsockname()[1]
+        report = evaluate("127.0.0.1", port, protocol="5.0", timing=Timing(reply=0.5))
+    verdicts = {v.statement.id: v for v in report.verdicts}
+    assert verdicts["MQTT-3.1.4-5"].verdict is Verdict.FAIL
+    assert report.count(Verdict.FAIL) == 1
+    assert report.count(Verdict.PASS) == 0
+    assert "blocked by MQTT-3.1.4-5" in verdicts["MQTT-3.8.3-3"].reason
