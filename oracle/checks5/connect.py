@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import struct
 
-from mqttref.impl.codec.packets import Connect
+from mqttref.impl.codec.packets import Connect, Properties
 from mqttref.oracle import raw
 from mqttref.oracle.checks5.common import (
     CONNACK_CODES,
@@ -19,11 +19,16 @@ from mqttref.oracle.flows import first_packet_is_connack, require
 from mqttref.oracle.scenario import Context
 
 
-@check5("MQTT-3.1.4-5", "MQTT-3.2.2-2", "MQTT-3.2.2-8", "MQTT-4.12.0-6",
+@check5("MQTT-3.1.4-5", "MQTT-3.2.2-2", "MQTT-3.2.2-8", "MQTT-4.12.0-6", "MQTT-3.1.2-28",
         summary="a valid 5.0 CONNECT with Clean Start 1 gets CONNACK 0x00, Session Present 0,"
-        " and no Authentication Method when the client sent none")
+        " no Authentication Method when the client sent none, and no Response Information"
+        " when it asked for none")
 async def connack_v5_accepts_valid_connect(ctx: Context) -> None:
-    _, connack = await connect5(ctx, "c", session_present=False)
+    _, connack = await connect5(ctx, "c", session_present=False,
+                                props=Properties(request_response_information=0))
+    info = connack.properties.response_information
+    require(info is None, f"c: Request Response Information 0: the CONNACK must not return"
+            f" Response Information, got {info!r} [MQTT-3.1.2-28]")
     require(connack.return_code in CONNACK_CODES,
             f"c: CONNACK 0x{connack.return_code:02X} is a Connect Reason Code [MQTT-3.2.2-8]")
     method = connack.properties.authentication_method
