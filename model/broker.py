@@ -66,13 +66,8 @@ from mqttref.model.events import (
     TimePasses,
     describe,
 )
-from mqttref.model.level5 import (
-    MQTT_5,
-    connect5_problem,
-    forwarded,
-    retained_wanted,
-    suback_facts,
-)
+from mqttref.model.level5 import connect5_problem
+from mqttref.model.level5_publish import MQTT_5, forwarded, retained_wanted, suback_facts
 from mqttref.model.messages import MessageRouting
 from mqttref.model.observe import ObservationJudge
 from mqttref.model.qos import ReceiverState

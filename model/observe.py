@@ -40,7 +40,8 @@ from mqttref.model.connection import ConnectionEvent, ConnectionState
 from mqttref.model.errors import NoTransition, Violation
 from mqttref.model.events import Closed, Observation, describe
 from mqttref.model.flows import Flow
-from mqttref.model.level5 import MQTT_5, Level5
+from mqttref.model.level5 import Level5
+from mqttref.model.level5_publish import MQTT_5
 from mqttref.model.qos import SenderState
 from mqttref.model.records import PRIMARY, Connection, Delivery, Expected, Session, Subscription
 from mqttref.model.session import SessionState
@@ -415,7 +416,14 @@ class ObservationJudge(Level5):
             and int(packet.qos) in d.allowed_qos
             and d.retain == packet.retain
         ]
-        shared = self._observe_shared(conn, session, packet) if not candidates else None
+        ids = frozenset(packet.properties.subscription_identifiers)
+        if not candidates:
+            shared = self._observe_shared(conn, session, packet, must=True)
+        elif conn.level == MQTT_5 and not any(d.identifiers == ids for d in candidates):
+            # Another copy with other identifiers is pending: this may be a group's copy.
+            shared = self._observe_shared(conn, session, packet, must=False)
+        else:
+            shared = None
         if shared is not None:
             session.pending.append(shared)
             candidates = [shared]
@@ -455,7 +463,6 @@ class ObservationJudge(Level5):
 
         if conn.level == MQTT_5:
             # The copy whose Subscription Identifiers the packet carries, if any (3.3.4).
-            ids = frozenset(packet.properties.subscription_identifiers)
             candidates = [d for d in candidates if d.identifiers == ids] or candidates
         delivery = min(
             candidates,

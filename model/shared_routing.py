@@ -69,13 +69,14 @@ class SharedRouting:
         )
 
     def _observe_shared(
-        self, conn: Connection, session: Session, packet: Publish
+        self, conn: Connection, session: Session, packet: Publish, *, must: bool
     ) -> Delivery | None:
         """A PUBLISH nothing pending explains, to a member of a group the message
         went to: judged by ``SharedGroups5.delivered`` (the member's QoS
         [MQTT-4.8.2-3], its identifier only, one member [MQTT-4.8.2-5]
         [MQTT-4.8.2-6]). Returns the delivery it stands for; None when no group
-        of this session's explains it (the caller judges it as not due)."""
+        of this session's explains it (the caller judges it as not due), or when
+        none takes it and ``must`` is False (another pending copy explains it)."""
         seqs = self.message_seqs.get((packet.topic, packet.payload), [])
         routed = [s for s in seqs if s in self.shared_seq]
         if not routed or not session.shared:
@@ -98,10 +99,16 @@ class SharedRouting:
                 filters=(str(share),),
                 identifiers=frozenset(packet.properties.subscription_identifiers),
             )
-            self._check_publish5(conn, delivery, packet)
+            try:
+                self._check_publish5(conn, delivery, packet)
+            except Violation as violation:
+                error = error or violation
+                continue
             self.shared5 = trial
             return delivery
         assert error is not None
+        if not must:
+            return None
         raise self._reject(conn, error.detail, error.refs, packet)
 
     def _check_publish5(self, conn: Connection, delivery: Delivery, packet: Publish) -> None:

@@ -78,8 +78,10 @@ class Verdicts:
         owed += [
             Obligation(client, f"{d.packet} {d.packet_id}", d.refs) for d in session.flows.due()
         ]
-        quota_left = conn.quota is None or conn.quota.quota > 0  # 5.0: Receive Maximum (4.9)
-        if session.flows.in_flight() < self.max_inflight:
+        # 5.0: at a send quota of zero (Receive Maximum) QoS 0 PUBLISHes MAY still go
+        # (4.9); none is owed, as behind the in-flight window.
+        quota_left = conn.quota is None or conn.quota.quota > 0
+        if session.flows.in_flight() < self.max_inflight and quota_left:
             owed += [
                 Obligation(
                     client,
@@ -88,7 +90,7 @@ class Verdicts:
                     _delivery_refs(d, copied=self._got_a_copy(session, d)),
                 )
                 for d in session.pending
-                if d.required and (quota_left or min(d.allowed_qos) == 0)
+                if d.required
             ]
         return owed
 
