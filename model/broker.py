@@ -1,4 +1,4 @@
-"""The broker model: what an MQTT 3.1.1 server must, may and must not do.
+"""The broker model: what an MQTT 3.1.1 and 5.0 server must, may and must not do.
 
 Theory of operation. The harness tells the model what clients do
 (``apply(event)``: open, send a packet, send garbage, drop the connection, let
@@ -27,7 +27,9 @@ retry), and a takeover's will may be observed before the new CONNACK.
 Layout: this module holds the chart engine and the client events;
 ``observe.py`` judges observations and lists ``allowed`` ones; ``messages.py``
 routes owned messages (retained slots, fan-out); ``verdicts.py`` lists
-obligations and checks the invariants; ``records.py`` holds the bookkeeping.
+obligations and checks the invariants; ``records.py`` holds the bookkeeping;
+``level5.py``, ``level5_publish.py`` and ``shared_routing.py`` put the 5.0
+components of ``model/v5`` where a level-5 connection's rules differ.
 
 Assumption about the harness: it waits for quiescence after each event and
 observes everything that arrived before applying the next event, and it
