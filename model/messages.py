@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from mqttref.impl.codec.packets import NO_PROPERTIES, Properties
 from mqttref.model.records import (
+    PRIMARY,
     Accepted,
     Delivery,
     Message,
@@ -186,6 +187,7 @@ class MessageRouting:
                     self.retained.pop(message.topic, None)
         for delivery in accepted.deliveries:
             if delivery.required_on_release:
+                self._widen_to_current_subscriptions(delivery)
                 delivery.required = True
                 delivery.required_on_release = False
                 self._owe(delivery)
@@ -193,6 +195,30 @@ class MessageRouting:
             message, required=False, release_later=False, served=accepted.sessions
         )
         self._share(message)
+
+    def _widen_to_current_subscriptions(self, delivery: Delivery) -> None:
+        """A copy not sent before the release may go at the QoS of the subscriptions of
+        now, not only of the PUBLISH (or, for a will, of the moment its close became
+        possible): a receiver that delivers at PUBREL (4.3.3) matches the subscriptions of
+        then, and a will goes out when the connection actually closes. A subscription
+        re-made at another QoS in between makes either QoS right [MQTT-3.8.4-6]."""
+        message = delivery.message
+        for session in self.sessions.values():
+            if delivery not in session.pending:
+                continue
+            per_filter = {
+                f: frozenset(min(message.qos, g) for g in s.possible_granted())
+                for f, s in session.subscriptions.items()
+                if matches(f, message.topic)
+            }
+            if not per_filter:
+                return
+            if delivery.channel == PRIMARY:
+                now = frozenset(max(combo) for combo in itertools.product(*per_filter.values()))
+            else:
+                now = per_filter.get(delivery.channel, frozenset())
+            delivery.allowed_qos = delivery.allowed_qos | now
+            return
 
     def _forward(
         self,
