@@ -94,7 +94,7 @@ def test_other_clients_messages_are_acknowledged_and_not_judged() -> None:
     machine = machine_for(BusyBrokerTarget())
     with shrinking_limited_to(10):
         run_state_machine_as_test(machine, settings=machine_settings(
-            "ci", max_examples=12, stateful_step_count=20))
+            "ci", max_examples=8, stateful_step_count=20))
 
 
 def test_cleanup_ends_sessions_before_clearing_retained_topics_so_no_will_is_left() -> None:
