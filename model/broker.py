@@ -68,7 +68,6 @@ from mqttref.model.events import (
     TimePasses,
     describe,
 )
-from mqttref.model.level5 import connect5_problem
 from mqttref.model.level5_publish import MQTT_5, forwarded, retained_wanted, suback_facts
 from mqttref.model.messages import MessageRouting
 from mqttref.model.observe import ObservationJudge
@@ -311,9 +310,6 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
         if packet.will is not None and topic_name_problem(packet.will.topic):
             self._fire_connection(conn, CE.VIOLATION)  # [MQTT-3.1.2-9] [MQTT-3.1.4-1]
             return
-        if int(packet.protocol_level) == MQTT_5 and connect5_problem(packet):
-            self._fire_connection(conn, CE.VIOLATION)  # a Protocol Error [MQTT-4.13.1-1]
-            return
         conn.connect = packet
         if packet.client_id:
             conn.session_key = packet.client_id
@@ -473,6 +469,7 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
 
     def _new_session(self, ctx: _Ctx) -> None:
         assert ctx.session is not None
+        self._member_gone(ctx.session, session_ended=True)  # it leaves its groups too
         ctx.session.discard()  # [MQTT-3.1.2-6]: nothing of an earlier session is reused
         self._attach(ctx)
 
@@ -500,6 +497,7 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
 
     def _end_clean_session(self, ctx: _Ctx) -> None:
         assert ctx.session is not None
+        self._member_gone(ctx.session, session_ended=True)
         ctx.session.discard()
         ctx.session.client = None
 

@@ -49,7 +49,7 @@ from mqttref.model.session import SessionState
 from mqttref.model.v5 import disconnect as disconnect5
 from mqttref.model.v5 import reason_codes
 from mqttref.model.v5.disconnect import Situation as Why
-from mqttref.model.v5.reason_codes import PacketKind
+from mqttref.model.v5.reason_codes import PacketKind, Situation
 from mqttref.model.v5.session import NEVER_EXPIRES, Session5, SessionState5
 from mqttref.model.v5.topic_alias import TopicAliases
 from mqttref.model.v5.will import WillState5
@@ -152,6 +152,12 @@ class Level5(Level5Publish):
             will_qos=int(will.qos) if will is not None else 0,
             will_retain=will.retain if will is not None else False,
         )
+        problem = connect5_problem(packet)
+        if problem is not None:
+            # A Protocol Error: CONNACK 0x82 then the close, or the close alone
+            # [MQTT-4.13.1-1] [MQTT-3.2.2-7]; never an acceptance.
+            conn.connack_situations = frozenset({Situation.CONNECT_PROTOCOL_ERROR})
+            self._allow_close(conn, problem)
         session = self.sessions.get(conn.session_key)
         session5 = session.v5 if session is not None and session.v5 is not None else None
         conn.session5 = session5 or self._derive_session5(conn.session_key, session)

@@ -201,6 +201,16 @@ class Level5Publish(SharedRouting):
             for delivery in accepted.deliveries:
                 delivery.required = delivery.required_on_release = False
 
+    @staticmethod
+    def _fits5(delivery: Delivery, packet: Publish) -> bool:
+        """Whether ``packet`` carries this copy's forwarded properties and identifiers."""
+        sent, held = packet.properties, delivery.message.properties
+        return (
+            frozenset(sent.subscription_identifiers) == delivery.identifiers
+            and all(getattr(sent, name) == getattr(held, name) for name, _ in _FORWARDED)
+            and (sent.message_expiry_interval is None) == (held.message_expiry_interval is None)
+        )
+
     def _check_publish5(self, conn: Connection, delivery: Delivery, packet: Publish) -> None:
         """A PUBLISH to a level-5 client carries its message's properties unaltered and
         the Subscription Identifiers its copy owes (3.3.2.3, 3.3.4)."""

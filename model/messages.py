@@ -231,6 +231,8 @@ class MessageRouting:
         """Add the message to every live session with a matching subscription,
         skipping (and recording in) ``served``."""
         served = set() if served is None else served
+        if self._expiry(message) == "expired":
+            return []  # 5.0: past its Message Expiry Interval it goes nowhere [MQTT-3.3.2-5]
         created: list[Delivery] = []
         for session in self.sessions.values():
             if session.state not in _LIVE_SESSION or session.client_id in served:

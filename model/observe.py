@@ -419,8 +419,11 @@ class ObservationJudge(Level5):
         ids = frozenset(packet.properties.subscription_identifiers)
         if not candidates:
             shared = self._observe_shared(conn, session, packet, must=True)
-        elif conn.level == MQTT_5 and not any(d.identifiers == ids for d in candidates):
-            # Another copy with other identifiers is pending: this may be a group's copy.
+        elif conn.level == MQTT_5 and not any(
+            d.identifiers == ids and d.required for d in candidates
+        ):
+            # Only a copy merely allowed, or one with other identifiers, is pending:
+            # this may be the copy a group owes first.
             shared = self._observe_shared(conn, session, packet, must=False)
         else:
             shared = None
@@ -462,8 +465,9 @@ class ObservationJudge(Level5):
             return session.last_sent.get(d.order_key, 0) > d.message.seq
 
         if conn.level == MQTT_5:
-            # The copy whose Subscription Identifiers the packet carries, if any (3.3.4).
-            candidates = [d for d in candidates if d.identifiers == ids] or candidates
+            # The copy whose properties and Subscription Identifiers the packet carries,
+            # if any: messages of one topic and payload may differ only in those.
+            candidates = [d for d in candidates if self._fits5(d, packet)] or candidates
         delivery = min(
             candidates,
             key=lambda d: (
@@ -751,12 +755,11 @@ class ObservationJudge(Level5):
                 blocked.add(delivery.order_key)
         free = (pid for pid in range(1, 65536) if pid not in session.flows.outgoing)
         quota_left = conn.quota is None or conn.quota.quota > 0
-        if conn.level == MQTT_5:
-            found += [
-                p
-                for p in self._allowed_shared(session, free)
-                if p.qos == 0 or quota_left
-            ]
+        found += [
+            p
+            for p in self._allowed_shared(session, free, level5=conn.level == MQTT_5)
+            if p.qos == 0 or quota_left
+        ]
         for delivery in reachable:
             qos = max(delivery.allowed_qos) if quota_left else min(delivery.allowed_qos)
             if (qos > 0 and not quota_left) or self._too_large(session, delivery):

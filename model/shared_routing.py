@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import attrs
 
-from mqttref.impl.codec.packets import PubAck, Publish, PubRec, QoS
+from mqttref.impl.codec.packets import NO_PROPERTIES, PubAck, Publish, PubRec, QoS
 from mqttref.model.errors import Violation
 from mqttref.model.events import Observation
 from mqttref.model.flows import Flow
@@ -41,6 +41,8 @@ class SharedRouting:
     message_seqs: dict[tuple[str, bytes], list[int]]
     refs_hit: set[str]
     sessions: dict[str, Session]
+    connections: dict[str, Connection]
+    max_inflight: int
 
     def _reject(
         self, conn: Connection, message: str, refs: list[str] | tuple[str, ...],
@@ -119,8 +121,11 @@ class SharedRouting:
         seq = self.shared_seq.get(message.seq)
         return seq is not None and bool(self.shared5.routings(seq))
 
-    def _allowed_shared(self, session: Session, packet_ids: Iterator[int]) -> list[Publish]:
-        """The copies of group messages this member may be sent now (3.3.4, 4.8.2)."""
+    def _allowed_shared(
+        self, session: Session, packet_ids: Iterator[int], *, level5: bool
+    ) -> list[Publish]:
+        """The copies of group messages this member may be sent now (3.3.4, 4.8.2);
+        on a 3.1.1 connection resuming the session, without properties."""
         found: list[Publish] = []
         for seq, seq5 in sorted(self.shared_seq.items()):
             message = self._message_by_seq(seq)
@@ -138,7 +143,9 @@ class SharedRouting:
                         message.retain and subscription.retain_as_published,
                         False,
                         next(packet_ids) if qos else None,
-                        attrs.evolve(message.properties, subscription_identifiers=ids),
+                        attrs.evolve(message.properties, subscription_identifiers=ids)
+                        if level5
+                        else NO_PROPERTIES,
                     )
                 )
         return found
@@ -181,6 +188,12 @@ class SharedRouting:
             slots = [s.client for m in members if (s := self.sessions.get(m)) and s.client]
             if not slots or (client is not None and slots[0] != client):
                 continue
+            conn = self.connections.get(slots[0])
+            if conn is not None and conn.quota is not None and conn.quota.quota == 0:
+                continue  # at a send quota of zero nothing is owed (4.9)
+            member = self.sessions.get(members[0])
+            if member is not None and member.flows.in_flight() >= self.max_inflight:
+                continue  # behind the in-flight window, as for any delivery
             found.append(
                 Obligation(
                     slots[0],
