@@ -17,7 +17,10 @@ from mqttref.oracle.equivalence import equivalents_5
 from mqttref.oracle.statements import statements
 
 _ID = re.compile(r"MQTT-\d+(?:\.\d+)+-\d+")
-MODEL_5 = Path(__file__).resolve().parents[1] / "model" / "v5"
+MODEL = Path(__file__).resolve().parents[1] / "model"
+MODEL_5 = MODEL / "v5"
+LEVEL_5_MODULES = ("level5.py", "level5_publish.py", "shared_routing.py")
+"""The broker model's modules that judge level-5 clients only: their ids are 5.0's."""
 
 
 def chart_citations() -> set[str]:
@@ -25,9 +28,13 @@ def chart_citations() -> set[str]:
 
 
 def rule_citations(folder: Path = MODEL_5) -> set[str]:
-    """Statement ids used as values (whole string constants) in the 5.0 model's code."""
+    """Statement ids used as values (whole string constants) in the 5.0 model's code: the
+    5.0 components and the broker model's level-5 modules."""
+    if not folder.is_dir():
+        return set()
     found: set[str] = set()
-    for path in sorted(folder.glob("*.py")):
+    paths = [*sorted(folder.glob("*.py")), *(MODEL / name for name in LEVEL_5_MODULES)]
+    for path in paths:
         for node in ast.walk(ast.parse(path.read_text("utf-8"))):
             if (isinstance(node, ast.Constant) and isinstance(node.value, str)
                     and _ID.fullmatch(node.value)):
