@@ -311,20 +311,31 @@ class Driver:
         return True
 
     def owed_by_connected(self) -> list[Flight]:
-        """The acknowledgements that clients connected now owe (and may withhold)."""
+        """The acknowledgements that clients connected now owe and may send next.
+
+        A client may withhold any of them, but it releases its own QoS 2 messages in
+        the order their PUBRECs came [MQTT-4.6.0-4]: only its oldest PUBREL is offered.
+        Released out of order, the order a server owes its subscribers would be
+        ill-defined: a server that forwards at PUBREL (3.1.1 Figure 4.3, Method A)
+        follows the releases, one that forwards at PUBLISH follows the publications,
+        and both are allowed [MQTT-4.6.0-6]."""
         connected = {self.client_id(s) for s in self.links if self.connected(s)}
-        return [
-            Flight(c, d, p, kind)
-            for (c, d, p), kind in sorted(self.owed_acks.items())
-            if c in connected
-        ]
+        released: set[str] = set()
+        offered = []
+        for (c, d, p), kind in self.owed_acks.items():  # in the order they became owed
+            if c not in connected or (kind == "PUBREL" and c in released):
+                continue
+            if kind == "PUBREL":
+                released.add(c)
+            offered.append(Flight(c, d, p, kind))
+        return sorted(offered, key=lambda f: (f.client_id, f.direction, f.packet_id))
 
     def acks_owed_by(self, slot: str) -> list[Flight]:
+        """Every acknowledgement ``slot``'s client owes, in the order they became owed
+        (so that PUBRELs keep the order of their PUBRECs [MQTT-4.6.0-4])."""
         client_id = self.client_id(slot)
         return [
-            Flight(c, d, p, kind)
-            for (c, d, p), kind in sorted(self.owed_acks.items())
-            if c == client_id
+            Flight(c, d, p, kind) for (c, d, p), kind in self.owed_acks.items() if c == client_id
         ]
 
     # ----------------------------------------------------------- observations
