@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 
+from mqttref.impl.broker.listeners import Listener, listeners_from_value
 from mqttref.impl.codec.errors import ConfigError
 
 MAX_REMAINING_LENGTH = 268_435_455
@@ -129,6 +130,10 @@ class Config:
     """Listen address; loopback only by default, like mosquitto 2.0's local-only mode."""
     port: int = attrs.field(default=1883, validator=_port)
     """0 picks a free port (``Broker.port`` tells which)."""
+    listeners: tuple[Listener, ...] = attrs.field(default=(), converter=listeners_from_value)
+    """Several listeners, each with its own address, port and transport
+    (``[[listeners]]`` tables, ``mqttref.impl.broker.listeners``); empty (the default):
+    one plain TCP listener on ``host``/``port``."""
 
     max_packet_size: int = attrs.field(
         default=1_048_576, validator=_positive_int(MAX_REMAINING_LENGTH + 5)
