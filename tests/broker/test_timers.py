@@ -13,7 +13,7 @@ import asyncio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mqttref.impl.broker.timers import Bucket, TimerWheel, bucket_time, granularity
+from mqttref.impl.broker.timers import BATCH, Bucket, TimerWheel, bucket_time, granularity
 
 
 class Alarm:
@@ -147,3 +147,48 @@ def test_an_entry_rearming_in_the_past_is_told_again_on_a_later_run_not_in_a_loo
 
     alarm = asyncio.run(asyncio.wait_for(main(), 5.0))
     assert len(alarm.told) == 3
+
+
+class Counted(Alarm):
+    """An entry that counts, per loop turn, how many entries were told in it."""
+
+    def __init__(self, wheel: TimerWheel, turns: list[int], told_in: dict[int, int]) -> None:
+        super().__init__(wheel)
+        self.turns = turns
+        self.told_in = told_in
+
+    def timer_due(self, now: float) -> None:
+        super().timer_due(now)
+        self.told_in[self.turns[0]] = self.told_in.get(self.turns[0], 0) + 1
+
+
+def test_many_entries_due_at_once_are_told_a_batch_per_loop_turn() -> None:
+    """2,000 sockets opened together time out together; the loop serves other work
+    between batches of their closes, so no client waits behind all of them."""
+    turns = [0]
+    told_in: dict[int, int] = {}
+
+    async def main() -> tuple[list[Counted], TimerWheel]:
+        loop = asyncio.get_running_loop()
+
+        async def count_turns() -> None:
+            while True:
+                turns[0] += 1
+                await asyncio.sleep(0)
+
+        counter = loop.create_task(count_turns())
+        wheel = TimerWheel(loop)
+        deadline = loop.time() + 0.02
+        alarms = [Counted(wheel, turns, told_in) for _ in range(2000)]
+        for alarm in alarms:
+            wheel.arm(alarm, deadline)
+        await until_told(list(alarms))
+        counter.cancel()
+        return alarms, wheel
+
+    alarms, wheel = asyncio.run(main())
+    assert all(len(alarm.told) == 1 for alarm in alarms)
+    assert max(told_in.values()) <= BATCH
+    assert len(told_in) >= 2000 // BATCH
+    assert len(wheel) == 0
+    assert wheel.next_due is None
