@@ -170,9 +170,13 @@ def to_json(report: Report) -> dict[str, Any]:
     }
 
 
-def write_json(report: Report, path: str) -> None:
+def write_json(report: Report | Sequence[Report], path: str) -> None:
+    """One report as an object; the reports of ``--protocol all`` as
+    ``{"reports": [...]}``, one object per protocol, in the order they ran."""
+    data = (to_json(report) if isinstance(report, Report)
+            else {"reports": [to_json(r) for r in report]})
     with open(path, "w", encoding="utf-8") as out:
-        json.dump(to_json(report), out, indent=1, ensure_ascii=False)
+        json.dump(data, out, indent=1, ensure_ascii=False)
         out.write("\n")
 
 
@@ -185,8 +189,20 @@ def _failure_text(results: Sequence[CheckResult], sid: str | None = None) -> str
     return "\n".join(line for r in results for line in _failure_lines(r, sid))
 
 
-def write_junit(report: Report, path: str) -> None:
-    suite = ET.Element("testsuite", name="mqttref-check", tests=str(len(report.verdicts)),
+def write_junit(report: Report | Sequence[Report], path: str) -> None:
+    """A ``testsuite`` per report; several (``--protocol all``) under ``testsuites``."""
+    if isinstance(report, Report):
+        root = _junit_suite(report)
+    else:
+        root = ET.Element("testsuites", name="mqttref-check")
+        root.extend(_junit_suite(r) for r in report)
+    ET.indent(root)
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def _junit_suite(report: Report) -> ET.Element:
+    suite = ET.Element("testsuite", name=f"mqttref-check MQTT {report.protocol}",
+                       tests=str(len(report.verdicts)),
                        failures=str(report.count(Verdict.FAIL)),
                        skipped=str(report.count(Verdict.NOT_RUN)
                                    + report.count(Verdict.NOT_TESTABLE)
@@ -209,5 +225,4 @@ def write_junit(report: Report, path: str) -> None:
             failure.text = _failure_text([result])
         elif result.outcome is Outcome.NOT_RUN:
             ET.SubElement(case, "skipped", message=result.message)
-    ET.indent(suite)
-    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+    return suite

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -71,3 +74,36 @@ def test_a_budget_too_small_for_any_check_reports_not_run(mosquitto: int) -> Non
     assert re.search(r"^NOT RUN +MQTT-3\.1\.0-2 +second_connect_closes: budget exhausted$",
                      result.stdout, re.MULTILINE), result.stdout
     assert result.stdout.strip().splitlines()[-1] == "0 checked, 0 passed, 0 failed"
+
+
+def test_protocol_all_judges_3_1_1_then_5_0_with_a_report_each(
+        mosquitto: int, tmp_path: Path) -> None:
+    """``--protocol all``: the same statement id is judged in each version's numbering,
+    one report after the other, with totals; JSON and JUnit carry both reports."""
+    result = mqttref_check("--broker", f"127.0.0.1:{mosquitto}", "--protocol", "all",
+                           "--only", "MQTT-3.1.0-2", "--no-exploration",
+                           "--json", str(tmp_path / "v.json"), "--junit", str(tmp_path / "v.xml"))
+    assert result.returncode == 0, result.stdout
+    lines = result.stdout.strip().splitlines()
+    headers = [line for line in lines if line.startswith("mqttref check: MQTT")]
+    assert [h.split()[3] for h in headers] == ["3.1.1", "5.0"]
+    assert lines[-1] == "all protocols: 2 checked, 2 passed, 0 failed"
+    reports = json.loads((tmp_path / "v.json").read_text("utf-8"))["reports"]
+    assert [r["protocol"] for r in reports] == ["3.1.1", "5.0"]
+    suites = ET.parse(tmp_path / "v.xml").getroot().findall("testsuite")
+    assert [s.get("name") for s in suites] == ["mqttref-check MQTT 3.1.1",
+                                               "mqttref-check MQTT 5.0"]
+
+
+def test_protocol_all_with_only_leaves_out_a_version_without_such_a_statement(
+        mosquitto: int) -> None:
+    """MQTT-2.3.1-1 (a non-zero packet id) has no statement of that id in MQTT 5.0
+    (where packet ids are 2.2.1): with ``--only`` a version with nothing chosen is
+    left out, not reported empty."""
+    result = mqttref_check("--broker", f"127.0.0.1:{mosquitto}", "--protocol", "all",
+                           "--only", "MQTT-2.3.1-1", "--no-exploration")
+    assert result.returncode == 0, result.stdout
+    headers = [line for line in result.stdout.splitlines()
+               if line.startswith("mqttref check: MQTT")]
+    assert [h.split()[3] for h in headers] == ["3.1.1"]
+    assert "all protocols" not in result.stdout

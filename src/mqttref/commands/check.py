@@ -8,9 +8,12 @@ import sys
 
 from mqttref.cli import AddParser
 from mqttref.oracle.probe import Timing
-from mqttref.oracle.report import write_json, write_junit, write_text
-from mqttref.oracle.runner import select
+from mqttref.oracle.report import Report, write_json, write_junit, write_text
+from mqttref.oracle.runner import Verdict, select
 from mqttref.oracle.target import PROTOCOLS, Unreachable, evaluate, protocol_name
+
+ALL = "all"
+"""``--protocol all``: every version the oracle judges, one after the other."""
 
 DEFAULT_BUDGET = 135.0
 """Seconds for a whole run; with the exploration's grace (20 s) a run stays under 3 minutes."""
@@ -25,9 +28,10 @@ def register(add_parser: AddParser) -> None:
         " Exit 0: nothing failed; 1: something failed; 2: bad arguments or broker unreachable.",
     )
     parser.add_argument("--broker", required=True, metavar="HOST:PORT")
-    parser.add_argument("--protocol", default="3.1.1", choices=sorted(PROTOCOLS),
-                        help="protocol version to judge: 3.1.1 (the default) or 5 (also"
-                        " spelled 5.0); each verdict cites that version's statement ids")
+    parser.add_argument("--protocol", default="3.1.1", choices=[*sorted(PROTOCOLS), ALL],
+                        help="protocol version to judge: 3.1.1 (the default), 5 (also"
+                        " spelled 5.0), or all (3.1.1, then 5.0: a report each, --budget"
+                        " each); each verdict cites that version's statement ids")
     parser.add_argument("--only", nargs="+", metavar="ID",
                         help="run only the checks citing these statement ids (or check names)")
     parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET, metavar="SECONDS",
@@ -58,33 +62,60 @@ def run(args: argparse.Namespace) -> int:
     host, port = _address(parser, args.broker)
     if args.budget <= 0 or args.quiet_window <= 0 or args.time_multiplier <= 0:
         parser.error("--budget, --quiet-window and --time-multiplier must be positive")
-    protocol = protocol_name(args.protocol)
-    if args.only:
-        try:
-            chosen = select(args.only, protocol)
-        except ValueError as exc:
-            parser.error(str(exc))
-        if not chosen:
-            parser.error(f"no check covers {' '.join(args.only)}")
+    protocols = _protocols(parser, args.protocol, args.only)
     seed = args.seed if args.seed is not None else random.randrange(2**32)
     timing = Timing(quiet=args.quiet_window, multiplier=args.time_multiplier)
     progress = _progress if sys.stderr.isatty() else None
+    reports = []
     try:
-        report = evaluate(host, port, protocol=protocol, only=args.only,
-                          budget=args.budget, seed=seed, timing=timing, progress=progress,
-                          explore=not args.no_exploration)
+        for protocol in protocols:
+            reports.append(evaluate(host, port, protocol=protocol, only=args.only,
+                                    budget=args.budget, seed=seed, timing=timing,
+                                    progress=progress, explore=not args.no_exploration))
     except Unreachable as exc:
         print(f"mqttref check: {exc}", file=sys.stderr)
         return 2
     finally:
         if progress is not None:
             sys.stderr.write("\r\x1b[K")
-    write_text(report, sys.stdout, verbose=args.verbose)
+    for index, report in enumerate(reports):
+        if index:
+            sys.stdout.write("\n")
+        write_text(report, sys.stdout, verbose=args.verbose)
+    if len(reports) > 1:
+        sys.stdout.write(f"all protocols: {_totals(reports)}\n")
+    many = args.protocol == ALL
     if args.json:
-        write_json(report, args.json)
+        write_json(reports if many else reports[0], args.json)
     if args.junit:
-        write_junit(report, args.junit)
-    return 1 if report.failed else 0
+        write_junit(reports if many else reports[0], args.junit)
+    return 1 if any(report.failed for report in reports) else 0
+
+
+def _protocols(parser: argparse.ArgumentParser, spelled: str,
+               only: list[str] | None) -> list[str]:
+    """The protocols to judge, in order. With ``--only``, a protocol none of whose
+    checks is chosen is left out; an id no protocol knows is a bad argument."""
+    protocols = sorted(set(PROTOCOLS.values())) if spelled == ALL else [protocol_name(spelled)]
+    if not only:
+        return protocols
+    chosen, problems = [], []
+    for protocol in protocols:
+        try:
+            if select(only, protocol):
+                chosen.append(protocol)
+        except ValueError as exc:
+            problems.append(str(exc))
+    if not chosen:
+        parser.error(problems[0] if problems and len(protocols) == 1
+                     else f"no check covers {' '.join(only)}")
+    return chosen
+
+
+def _totals(reports: list[Report]) -> str:
+    passed = sum(r.count(Verdict.PASS) for r in reports)
+    failed = sum(r.count(Verdict.FAIL) for r in reports)
+    return f"{passed + failed} checked, {passed} passed, {failed} failed"
 
 
 def _progress(done: int, total: int, name: str) -> None:
