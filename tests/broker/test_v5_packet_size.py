@@ -6,22 +6,17 @@ it), as ``impl/broker/packet_size.py`` explains."""
 
 from __future__ import annotations
 
-import socket
-import time
 from collections.abc import Callable
 
 from mqttref.impl.auth import SCRAM_SHA_256, ScramSha256Client
 from mqttref.impl.broker.packet_size import fit
 from mqttref.impl.codec.codec import encode
-from mqttref.impl.codec.errors import ReasonCode
 from mqttref.impl.codec.packets import (
     Connect,
     Disconnect,
-    Packet,
     PingReq,
     PingResp,
     Properties,
-    ProtocolLevel,
     Publish,
     QoS,
     SubAck,
@@ -31,76 +26,26 @@ from mqttref.impl.codec.packets import (
     Will,
 )
 from tests.helpers.broker_thread import BrokerThread
+from tests.helpers.peer5 import V5, Peer, R, connack_size
 
-V5 = ProtocolLevel.MQTT_5
-R = ReasonCode
-CLOSED = b""
+__all__ = ["V5", "Wire"]
+"""What ``test_v5_payload_format`` and ``test_v5_auth_disconnect`` take from here."""
 
 
-class Wire:
-    """One TCP connection to the broker that sends packets and reads whole frames as the
-    bytes they were on the wire, so a test can assert exactly what was sent."""
+class Wire(Peer):
+    """The ``Peer`` of ``tests/helpers/peer5.py``, opened on a broker, whose ``connect``
+    gives the CONNACK as the bytes it was on the wire, so a test can assert exactly what
+    was sent."""
 
     def __init__(self, broker: BrokerThread) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", broker.port), 5.0)
-        self.buffer = b""
+        super().__init__(broker.port)
 
-    def __enter__(self) -> Wire:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.sock.close()
-
-    def send(self, *packets: Packet) -> None:
-        self.sock.sendall(b"".join(encode(packet, V5) for packet in packets))
-
-    def frame(self, timeout: float = 5.0) -> bytes:
-        """The next whole frame, or ``CLOSED`` (b"") once the broker closed."""
-        deadline = time.monotonic() + timeout
-        while (size := _frame_size(self.buffer)) is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("no frame from the broker")
-            self.sock.settimeout(remaining)
-            try:
-                data = self.sock.recv(65536)
-            except ConnectionResetError:
-                data = b""
-            if not data:
-                assert not self.buffer, f"closed inside a frame: {self.buffer.hex(' ')}"
-                return CLOSED
-            self.buffer += data
-        frame, self.buffer = self.buffer[:size], self.buffer[size:]
-        return frame
-
-    def frames_until_closed(self) -> list[bytes]:
-        """Every frame up to the close (a TimeoutError if the broker never closes)."""
-        frames = []
-        while (frame := self.frame()) != CLOSED:
-            frames.append(frame)
-        return frames
-
-    def connect(self, client_id: str, maximum_packet_size: int | None = None,
-                **fields: object) -> bytes:
+    def connect(self, client_id: str, maximum_packet_size: int | None = None, *,
+                clean_session: bool = True, will: Will | None = None) -> bytes:
         """CONNECT at 5.0; the CONNACK's bytes, after checking it accepted."""
-        properties = Properties(maximum_packet_size=maximum_packet_size)
-        self.send(Connect(V5, client_id, properties=properties, **fields))  # type: ignore[arg-type]
-        connack = self.frame()
-        assert connack[:1] == b"\x20", connack.hex(" ")
-        assert connack[3] == R.SUCCESS, connack.hex(" ")
-        return connack
-
-
-def _frame_size(buffer: bytes) -> int | None:
-    """The size of the whole frame at the start of ``buffer``, None if not all there."""
-    length, shift = 0, 0
-    for index, byte in enumerate(buffer[1:5], start=1):
-        length |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            size = 1 + index + length
-            return size if len(buffer) >= size else None
-    return None
+        self.open_session(client_id, clean_start=clean_session, will=will,
+                          properties=Properties(maximum_packet_size=maximum_packet_size))
+        return self.frames[-1]
 
 
 def filters(count: int) -> tuple[Subscription, ...]:
@@ -233,8 +178,7 @@ def test_a_client_whose_maximum_is_just_its_connack_gets_acknowledgements_with_r
 ) -> None:
     """A CONNACK carries at least the broker's Maximum Packet Size: whoever took it takes
     a five-byte PUBACK with a reason code (and the three-byte DISCONNECT 0x95)."""
-    with Wire(broker) as probe:
-        size = len(probe.connect("probe"))
+    size = connack_size(broker, "probe")
     with Wire(broker) as client:
         assert len(client.connect("p", maximum_packet_size=size)) == size
         client.send(Publish("nobody/listens", b"x", QoS.AT_LEAST_ONCE, packet_id=7))

@@ -18,9 +18,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from mqttref.impl.auth import SCRAM_SHA_256
-from mqttref.impl.broker.config import Config
 from mqttref.impl.codec.codec import encode
-from mqttref.impl.codec.errors import ReasonCode
 from mqttref.impl.codec.packets import (
     NO_PROPERTIES,
     ConnAck,
@@ -30,13 +28,11 @@ from mqttref.impl.codec.packets import (
     PingReq,
     PingResp,
     Properties,
-    ProtocolLevel,
     PubAck,
     PubComp,
     Publish,
     PubRec,
     PubRel,
-    QoS,
     SubAck,
     Subscribe,
     Subscription,
@@ -47,10 +43,16 @@ from mqttref.impl.codec.packets import (
 from tests.broker.test_protocol_core import World
 from tests.broker.test_v5_core import connect5, subscribe5
 from tests.helpers.broker_thread import BrokerThread
+from tests.helpers.core5 import clocked_world
 from tests.helpers.peer5 import (
     CLOSED,
     KEEP,
+    Q0,
+    Q1,
+    Q2,
+    V5,
     Peer,
+    R,
     body_of,
     closes_after,
     connack_of,
@@ -61,13 +63,8 @@ from tests.helpers.peer5 import (
     read_varint,
     session,
     string,
-    subscribe,
     varint,
 )
-
-V5 = ProtocolLevel.MQTT_5
-Q0, Q1, Q2 = QoS.AT_MOST_ONCE, QoS.AT_LEAST_ONCE, QoS.EXACTLY_ONCE
-R = ReasonCode
 
 
 @pytest.fixture
@@ -75,7 +72,7 @@ def watcher(broker: BrokerThread) -> Iterator[Peer]:
     """A subscriber to everything under ``w/`` (QoS 2, Retain As Published, so a forwarded
     message keeps its RETAIN flag), for what others publish."""
     peer = session(broker, "watcher")
-    subscribe(peer, Subscription("w/#", Q2, retain_as_published=True))
+    peer.subscribe(Subscription("w/#", Q2, retain_as_published=True))
     yield peer
     peer.sock.close()
 
@@ -156,8 +153,8 @@ def test_a_byte_order_mark_is_neither_skipped_nor_stripped(broker: BrokerThread)
     it reaches its subscriber byte for byte, in a user property too."""
     bom = "\ufeff"
     with session(broker, "with") as with_bom, session(broker, "without") as without:
-        subscribe(with_bom, Subscription(f"{bom}w/t", Q0), Subscription("w/marker", Q1))
-        subscribe(without, Subscription("w/t", Q0), Subscription("w/marker", Q1))
+        with_bom.subscribe(Subscription(f"{bom}w/t", Q0), Subscription("w/marker", Q1))
+        without.subscribe(Subscription("w/t", Q0), Subscription("w/marker", Q1))
         with session(broker, "pub") as pub:
             publish(pub, f"{bom}w/t", b"m", properties=Properties(
                 user_properties=((f"{bom}k", f"v{bom}"),)))
@@ -192,8 +189,8 @@ def test_the_brokers_variable_byte_integers_take_the_fewest_bytes(
     Property Length, and Subscription Identifiers 127 (one byte) and 16384 (three)."""
     with session(broker, "small") as small, session(broker, "large") as large:
         for peer, identifier in ((small, 127), (large, 16_384)):
-            subscribe(peer, Subscription("w/v", Q0), Subscription("w/marker", Q1),
-                      properties=Properties(subscription_identifiers=(identifier,)))
+            peer.subscribe(Subscription("w/v", Q0), Subscription("w/marker", Q1),
+                           properties=Properties(subscription_identifiers=(identifier,)))
         with session(broker, "pub") as pub:
             for size in (*range(118, 133), *range(16_374, 16_389)):
                 publish(pub, "w/v", b"x" * size)
@@ -219,7 +216,7 @@ def flows_of_every_kind(broker: BrokerThread) -> list[bytes]:
     after CONNECT: SUBACK, UNSUBACK, PINGRESP, PUBACK, PUBREC, PUBCOMP, PUBLISH at each QoS,
     PUBREL, and at the end DISCONNECT (for a second CONNECT). Its frames, as written."""
     peer = session(broker, "every")
-    subscribe(peer, Subscription("w/0", Q0), Subscription("w/1", Q1), Subscription("w/2", Q2))
+    peer.subscribe(Subscription("w/0", Q0), Subscription("w/1", Q1), Subscription("w/2", Q2))
     peer.send(Unsubscribe(2, ("w/none",)))
     peer.expect(UnsubAck)
     peer.send(PingReq())
@@ -281,7 +278,7 @@ def test_a_qos_0_publish_from_the_broker_has_no_packet_identifier(
     the property length, even for a message published at QoS 2 and sent at the QoS 0 of
     the subscription."""
     with session(broker, "sub") as sub:
-        subscribe(sub, Subscription("w/q", Q0), Subscription("w/marker", Q1))
+        sub.subscribe(Subscription("w/q", Q0), Subscription("w/marker", Q1))
         with session(broker, "pub") as pub:
             publish(pub, "w/q", b"payload", Q2, packet_id=0x0102)
         assert [p.payload for p in sub.until(mark(broker))] == [b"payload"]
@@ -354,12 +351,7 @@ def refused_raw(port: int, data: bytes) -> list[bytes | None]:
     """Send ``data``; the frames the broker answers with as written, then None (closed)."""
     with Peer(port) as peer:
         peer.send_bytes(data)
-        seen: list[bytes | None] = []
-        while True:
-            raw = peer.frame()
-            seen.append(raw)
-            if raw is None:
-                return seen
+        return [*peer.frames_until_closed(), None]
 
 
 def test_a_protocol_name_other_than_mqtt_is_not_accepted_and_closed(
@@ -408,7 +400,7 @@ def test_clean_start_1_discards_the_existing_session(broker: BrokerThread) -> No
     queued for it is never sent, and its subscription is gone (a publish to it now finds
     no subscriber, PUBACK 0x10)."""
     with session(broker, "s", clean_start=False, properties=KEEP) as first:
-        subscribe(first, Subscription("w/s", Q1))
+        first.subscribe(Subscription("w/s", Q1))
         first.send(Disconnect())
         assert first.next() == CLOSED
     with session(broker, "pub") as pub:
@@ -417,7 +409,7 @@ def test_clean_start_1_discards_the_existing_session(broker: BrokerThread) -> No
         with peer:
             assert raw[2:4] == b"\x00\x00"
             assert not connack.session_present
-            subscribe(peer, Subscription("w/marker", Q1))
+            peer.subscribe(Subscription("w/marker", Q1))
             assert publish(pub, "w/s", b"after", Q1) == R.NO_MATCHING_SUBSCRIBERS
             assert peer.until(mark(broker)) == []
 
@@ -430,7 +422,7 @@ def test_clean_start_0_resumes_the_session_the_client_id_names(broker: BrokerThr
     session's."""
     for name, topic in (("one", "w/one"), ("two", "w/two")):
         with session(broker, name, clean_start=False, properties=KEEP) as peer:
-            subscribe(peer, Subscription(topic, Q1), Subscription("w/marker", Q1))
+            peer.subscribe(Subscription(topic, Q1), Subscription("w/marker", Q1))
             peer.drop()
     with session(broker, "pub") as pub:
         publish(pub, "w/one", b"for one", Q1)
@@ -451,7 +443,7 @@ def test_clean_start_0_without_a_session_creates_one(broker: BrokerThread) -> No
     with peer:
         assert raw[2:4] == b"\x00\x00"
         assert not connack.session_present
-        subscribe(peer, Subscription("w/new", Q1))
+        peer.subscribe(Subscription("w/new", Q1))
         peer.drop()
     again, raw, connack = connack_of(broker.port, Connect(V5, "new", False, properties=KEEP))
     with again:
@@ -478,7 +470,7 @@ def test_a_will_is_stored_and_published_non_retained_when_the_network_fails(
     watcher.acknowledge(got)
     assert (got.topic, got.payload, got.retain) == ("w/will", b"gone", False)
     with session(broker, "late") as late:
-        subscribe(late, Subscription("w/will", Q1), Subscription("w/marker", Q1))
+        late.subscribe(Subscription("w/will", Q1), Subscription("w/marker", Q1))
         assert late.until(mark(broker)) == []
 
 
@@ -493,7 +485,7 @@ def test_a_will_with_will_retain_is_published_as_a_retained_message(
     watcher.acknowledge(got)
     assert (got.topic, got.retain) == ("w/kept", True)
     with session(broker, "late") as late:
-        subscribe(late, Subscription("w/kept", Q1))
+        late.subscribe(Subscription("w/kept", Q1))
         retained = late.expect(Publish)
         assert (retained.topic, retained.payload, retained.retain) == ("w/kept", b"gone", True)
 
@@ -510,27 +502,6 @@ def test_disconnect_0x00_deletes_the_will(broker: BrokerThread, watcher: Peer) -
         assert asks.next() == CLOSED
     assert [p.topic for p in watcher.until(mark(broker))] == ["w/asks"]
 
-
-class Clock:
-    """One made-up time for the whole sans-IO broker: the loop's ``now`` the tests pass,
-    and the wall clock the session table reads for session expiry."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def at(self, now: float) -> float:
-        self.now = now
-        return now
-
-
-def clocked_world(config: Config | None = None) -> tuple[World, Clock]:
-    world = World(config if config is not None else Config(port=0))
-    clock = Clock()
-    world.table.clock = clock
-    return world, clock
 
 
 def test_a_will_is_published_once_though_its_delay_and_its_session_both_end() -> None:
@@ -602,7 +573,7 @@ def test_the_broker_sends_nothing_above_the_clients_maximum_packet_size(
     limit = 64
     with session(broker, "small", properties=Properties(maximum_packet_size=limit,
                                                         receive_maximum=1)) as small:
-        subscribe(small, Subscription("w/big", Q1), Subscription("w/marker", Q1))
+        small.subscribe(Subscription("w/big", Q1), Subscription("w/marker", Q1))
         with session(broker, "pub") as pub:
             publish(pub, "w/big", b"x" * 200, Q1)
             publish(pub, "w/big", b"fits", Q1, packet_id=2)
@@ -621,7 +592,7 @@ def test_topic_aliases_the_broker_sends_stay_within_the_clients_maximum(
     peers = {maximum: session(broker, f"max{maximum}", properties=Properties(
         topic_alias_maximum=maximum)) for maximum in (None, 0, 2)}
     for peer in peers.values():
-        subscribe(peer, Subscription("w/#", Q0))
+        peer.subscribe(Subscription("w/#", Q0))
     with session(broker, "pub") as pub:
         for _round in range(3):
             for topic in topics:
@@ -717,7 +688,7 @@ def test_an_empty_client_id_gets_a_unique_assigned_one_and_is_that_client(
         assert len({assigned, other, "existing"}) == 3
         assert first.pinged()
         assert second.pinged()
-        subscribe(first, Subscription("w/assigned", Q1))
+        first.subscribe(Subscription("w/assigned", Q1))
         first.drop()
         second.sock.close()
         with session(broker, "pub") as pub:
@@ -765,7 +736,7 @@ def test_nothing_a_client_sends_after_a_refused_connect_is_processed(
     watcher_peer, _raw, _connack = connack_of(broker.port, Connect(
         V5, "watcher", username="u", password=b"p"))
     with watcher_peer:
-        subscribe(watcher_peer, Subscription("w/#", Q1))
+        watcher_peer.subscribe(Subscription("w/#", Q1))
         refused = attempt("bad", b"wrong", "w/refused")
         assert [type(p).__name__ if p != CLOSED else p for p in refused] == [
             "ConnAck", CLOSED]
@@ -779,7 +750,7 @@ def test_nothing_a_client_sends_after_a_refused_connect_is_processed(
     late, _raw, _connack = connack_of(broker.port, Connect(
         V5, "late", username="u", password=b"p"))
     with late:
-        subscribe(late, Subscription("w/#", Q0))
+        late.subscribe(Subscription("w/#", Q0))
         assert late.expect(Publish).topic == "w/accepted"  # the only retained message
         assert late.pinged()
         assert [f[0] >> 4 for f in late.frames].count(3) == 1
@@ -887,8 +858,8 @@ def test_connack_states_a_maximum_qos_below_2(
     peer, _raw, connack = connack_of(broker.port, Connect(V5, "q"))
     with peer:
         assert connack.properties.maximum_qos == stated
-        granted = subscribe(peer, Subscription("w/0", Q0), Subscription("w/1", Q1),
-                            Subscription("w/2", Q2)).return_codes
+        granted = peer.subscribe(Subscription("w/0", Q0), Subscription("w/1", Q1),
+                                 Subscription("w/2", Q2)).return_codes
         assert granted == tuple(min(q, max_qos) for q in (0, 1, 2))
         assert peer.pinged()
 

@@ -15,7 +15,6 @@ import pytest
 
 from mqttref.impl.auth import SCRAM_SHA_256, ScramSha256Client
 from mqttref.impl.codec.codec import encode
-from mqttref.impl.codec.errors import ReasonCode
 from mqttref.impl.codec.packets import (
     Auth,
     ConnAck,
@@ -25,7 +24,6 @@ from mqttref.impl.codec.packets import (
     PingReq,
     PingResp,
     Properties,
-    ProtocolLevel,
     PubAck,
     PubComp,
     Publish,
@@ -40,12 +38,17 @@ from mqttref.impl.codec.packets import (
 )
 from tests.broker.test_protocol_core import World
 from tests.broker.test_v5_core import Client5, accept5, connect5, subscribe5
-from tests.broker.test_v5_statements_connect import clocked_world
 from tests.helpers.broker_thread import BrokerThread
+from tests.helpers.core5 import clocked_world, publishes
 from tests.helpers.peer5 import (
     CLOSED,
     KEEP,
+    Q0,
+    Q1,
+    Q2,
+    V5,
     Peer,
+    R,
     closes_after,
     connack_of,
     frame,
@@ -53,16 +56,7 @@ from tests.helpers.peer5 import (
     publish,
     session,
     string,
-    subscribe,
 )
-
-V5 = ProtocolLevel.MQTT_5
-Q0, Q1, Q2 = QoS.AT_MOST_ONCE, QoS.AT_LEAST_ONCE, QoS.EXACTLY_ONCE
-R = ReasonCode
-
-
-def publishes(client: Client5) -> list[Publish]:
-    return [p for p in client.received() if isinstance(p, Publish)]
 
 
 def reconnect5(world: World, client_id: str, now: float,
@@ -140,7 +134,7 @@ def test_a_new_publish_from_the_broker_has_dup_0_at_every_qos(broker: BrokerThre
     though the publisher's own PUBLISH had DUP 1."""
     subscribers = {qos: session(broker, f"sub{qos}") for qos in (Q0, Q1, Q2)}
     for qos, peer in subscribers.items():
-        subscribe(peer, Subscription("w/d", qos), Subscription("w/marker", Q1))
+        peer.subscribe(Subscription("w/d", qos), Subscription("w/marker", Q1))
     with session(broker, "pub") as pub:
         pub.send(Publish("w/d", b"q1", Q1, dup=True, packet_id=1))
         pub.expect(PubAck)
@@ -164,7 +158,7 @@ def test_packet_identifiers_of_new_publishes_are_non_zero_and_not_in_use(
     and those sent as acknowledgements make room avoid the ones still unacknowledged and
     the one whose PUBREL awaits PUBCOMP."""
     with session(broker, "sub") as sub, session(broker, "pub") as pub:
-        subscribe(sub, Subscription("w/1", Q1), Subscription("w/2", Q2))
+        sub.subscribe(Subscription("w/1", Q1), Subscription("w/2", Q2))
         for n in range(10):
             publish(pub, "w/1", b"%d" % n, Q1)
             publish(pub, "w/2", b"%d" % n, Q2)
@@ -204,7 +198,7 @@ def test_acknowledgements_carry_the_packet_identifier_of_their_publish(
     PUBREC below 0x80 it sends PUBREL [MQTT-4.3.3-4], each with the identifier of its
     PUBLISH."""
     with session(broker, "sub") as sub, session(broker, "pub") as pub:
-        subscribe(sub, Subscription("w/#", Q2))
+        sub.subscribe(Subscription("w/#", Q2))
         pub.send(Publish("w/1", b"one", Q1, packet_id=0x1234))
         assert pub.expect(PubAck) == PubAck(0x1234)
         pub.send(Publish("w/2", b"two", Q2, packet_id=0xBEEF))
@@ -229,8 +223,8 @@ def test_unacknowledged_publishes_are_resent_on_reconnection_with_their_identifi
     and only those, with their original Packet Identifiers [MQTT-4.4.0-1] (DUP 1), not
     the ones acknowledged."""
     sub = session(broker, "sub", clean_start=False, properties=KEEP)
-    subscribe(sub, Subscription("w/1", Q1), Subscription("w/2", Q2),
-              Subscription("w/marker", Q1))
+    sub.subscribe(Subscription("w/1", Q1), Subscription("w/2", Q2),
+                  Subscription("w/marker", Q1))
     with session(broker, "pub") as pub:
         for payload in (b"a1", b"a2"):
             publish(pub, "w/1", payload, Q1)
@@ -257,7 +251,7 @@ def test_a_pubrel_not_completed_is_resent_on_reconnection_and_its_publish_is_not
     broker resends it with its identifier [MQTT-4.4.0-1], and not the PUBLISH, which it
     must not resend once it has sent PUBREL [MQTT-4.3.3-6]."""
     sub = session(broker, "sub", clean_start=False, properties=KEEP)
-    subscribe(sub, Subscription("w/2", Q2), Subscription("w/marker", Q1))
+    sub.subscribe(Subscription("w/2", Q2), Subscription("w/marker", Q1))
     with session(broker, "pub") as pub:
         publish(pub, "w/2", b"once", Q2)
     sent = sub.expect(Publish)
@@ -320,7 +314,7 @@ def test_a_repeated_qos_2_publish_before_pubrel_is_answered_pubrec_and_delivered
     """Until PUBREL the broker answers every PUBLISH with that Packet Identifier with
     PUBREC and delivers no duplicate [MQTT-4.3.3-10]; PUBREL then gets PUBCOMP."""
     with session(broker, "sub") as sub, session(broker, "pub") as pub:
-        subscribe(sub, Subscription("w/2", Q2), Subscription("w/marker", Q1))
+        sub.subscribe(Subscription("w/2", Q2), Subscription("w/marker", Q1))
         pub.send(Publish("w/2", b"once", Q2, packet_id=5))
         assert pub.expect(PubRec) == PubRec(5)
         for _ in range(2):
@@ -338,7 +332,7 @@ def test_a_packet_identifier_reused_after_its_exchange_is_a_new_message(
     [MQTT-4.3.2-5]; after PUBCOMP likewise at QoS 2 [MQTT-4.3.3-12]: each reaches the
     subscriber, payloads alike."""
     with session(broker, "sub") as sub, session(broker, "pub") as pub:
-        subscribe(sub, Subscription("w/#", Q2))
+        sub.subscribe(Subscription("w/#", Q2))
         pub.send(Publish("w/1", b"same", Q1, packet_id=7))
         pub.expect(PubAck)
         pub.send(Publish("w/1", b"same", Q1, dup=True, packet_id=7))
@@ -364,7 +358,7 @@ def test_after_a_pubrec_of_0x80_or_more_the_same_identifier_is_a_new_message(
     broker = start_broker(validate_payload_format=True)
     utf8 = Properties(payload_format_indicator=1)
     with session(broker, "sub") as sub, session(broker, "pub") as pub:
-        subscribe(sub, Subscription("w/2", Q2), Subscription("w/marker", Q1))
+        sub.subscribe(Subscription("w/2", Q2), Subscription("w/marker", Q1))
         pub.send(Publish("w/2", b"\xff", Q2, packet_id=5, properties=utf8))
         assert pub.expect(PubRec) == PubRec(5, R.PAYLOAD_FORMAT_INVALID)
         pub.send(Publish("w/2", b"fine", Q2, dup=True, packet_id=5, properties=utf8))
@@ -378,8 +372,8 @@ def test_a_publish_refused_by_the_subscriber_is_not_sent_again(broker: BrokerThr
     """PUBACK or PUBREC of 0x80 or more acknowledges the PUBLISH: it is not retransmitted
     [MQTT-4.4.0-2], not on reconnection either, and a refused QoS 2 one gets no PUBREL."""
     sub = session(broker, "sub", clean_start=False, properties=KEEP)
-    subscribe(sub, Subscription("w/1", Q1), Subscription("w/2", Q2),
-              Subscription("w/marker", Q1))
+    sub.subscribe(Subscription("w/1", Q1), Subscription("w/2", Q2),
+                  Subscription("w/marker", Q1))
     with session(broker, "pub") as pub:
         publish(pub, "w/1", b"refused", Q1)
         publish(pub, "w/2", b"refused", Q2)
@@ -404,11 +398,11 @@ def test_a_message_the_broker_took_on_joins_every_matching_session(
     matching subscription [MQTT-4.5.0-1]: the one connected, and the one away, which gets
     it on return; a client whose filter does not match gets nothing."""
     away = session(broker, "away", clean_start=False, properties=KEEP)
-    subscribe(away, Subscription("w/+", Q1), Subscription("w/marker", Q1))
+    away.subscribe(Subscription("w/+", Q1), Subscription("w/marker", Q1))
     away.drop()
     with session(broker, "here") as here, session(broker, "other") as other:
-        subscribe(here, Subscription("w/#", Q1))
-        subscribe(other, Subscription("w/x/#", Q1), Subscription("w/marker", Q1))
+        here.subscribe(Subscription("w/#", Q1))
+        other.subscribe(Subscription("w/x/#", Q1), Subscription("w/marker", Q1))
         with session(broker, "pub") as pub:
             assert publish(pub, "w/m", b"owned", Q1) == R.SUCCESS
         marker = mark(broker)
@@ -438,7 +432,7 @@ def test_messages_from_one_client_reach_a_subscriber_in_the_order_sent(
     order they were received [MQTT-4.6.0-5]: sixty sent in one write, QoS 0, 1 and 2
     interleaved."""
     with session(broker, "sub") as sub, session(broker, "pub") as pub:
-        subscribe(sub, Subscription("w/o", Q2), Subscription("w/marker", Q1))
+        sub.subscribe(Subscription("w/o", Q2), Subscription("w/marker", Q1))
         messages = [Publish("w/o", b"%d:%d" % (n % 3, n), QoS(n % 3),
                             packet_id=n + 1 if n % 3 else None) for n in range(60)]
         pipelined(pub, messages)
@@ -454,8 +448,8 @@ def test_every_topic_is_ordered_for_non_shared_subscriptions(broker: BrokerThrea
     topic's messages in the order sent."""
     with (session(broker, "wild") as wild, session(broker, "exact") as exact,
           session(broker, "pub") as pub):
-        subscribe(wild, Subscription("w/+", Q1), Subscription("w/marker", Q1))
-        subscribe(exact, Subscription("w/b", Q1), Subscription("w/marker", Q1))
+        wild.subscribe(Subscription("w/+", Q1), Subscription("w/marker", Q1))
+        exact.subscribe(Subscription("w/b", Q1), Subscription("w/marker", Q1))
         messages = [Publish(f"w/{'abc'[n % 3]}", b"%d" % n, Q1, packet_id=n + 1)
                     for n in range(45)]
         pipelined(pub, messages)
@@ -492,7 +486,7 @@ def test_a_wildcard_in_a_topic_name_is_refused(broker: BrokerThread, topic: byte
     PUBLISH with one gets DISCONNECT of 0x80 or more and the close, and reaches no
     subscriber (not even '#'); a will topic with one refuses the CONNECT."""
     with session(broker, "all") as everything:
-        subscribe(everything, Subscription("#", Q0))
+        everything.subscribe(Subscription("#", Q0))
         with session(broker, "offender") as offender:
             offender.send_bytes(frame(0x30, string(topic) + b"\x00x"))
             assert closes_after(offender, Disconnect).reason_code >= 0x80
@@ -508,9 +502,9 @@ def test_a_topic_filter_starting_with_a_wildcard_does_not_match_a_dollar_topic(
     topic without '$'."""
     with (session(broker, "hash") as hash_, session(broker, "plus") as plus,
           session(broker, "dollar") as dollar):
-        subscribe(hash_, Subscription("#", Q1))
-        subscribe(plus, Subscription("+/x", Q1), Subscription("+/marker", Q1))
-        subscribe(dollar, Subscription("$w/#", Q1), Subscription("w/marker", Q1))
+        hash_.subscribe(Subscription("#", Q1))
+        plus.subscribe(Subscription("+/x", Q1), Subscription("+/marker", Q1))
+        dollar.subscribe(Subscription("$w/#", Q1), Subscription("w/marker", Q1))
         with session(broker, "pub") as pub:
             publish(pub, "$w/x", b"dollar", Q1)
             publish(pub, "w/x", b"plain", Q1)
@@ -525,7 +519,7 @@ def test_an_empty_topic_name_or_filter_is_refused(broker: BrokerThread) -> None:
     empty topic with no Topic Alias, an empty filter in SUBSCRIBE, an empty will topic,
     each refused with a code of 0x80 or more (or a close) and nothing delivered."""
     with session(broker, "all") as everything:
-        subscribe(everything, Subscription("#", Q0))
+        everything.subscribe(Subscription("#", Q0))
         for bad in (frame(0x30, string(b"") + b"\x00x"),
                     frame(0x82, b"\x00\x01\x00" + string(b"") + b"\x01")):
             with session(broker, "offender") as offender:
@@ -550,9 +544,9 @@ def test_topics_are_matched_as_written_without_normalisation(broker: BrokerThrea
     names = ["w/\u00e9", "w/e\u0301", "w/Caf", "w/caf", "w//caf", "w/caf/", "w/\ue000",
              "w/\U0010fffd"]
     with session(broker, "sub") as sub, session(broker, "pub") as pub:
-        subscribe(sub, Subscription("w/\u00e9", Q1), Subscription("w/caf", Q1),
-                  Subscription("w/\ue000", Q1), Subscription("w/\U0010fffd", Q1),
-                  Subscription("w/marker", Q1))
+        sub.subscribe(Subscription("w/\u00e9", Q1), Subscription("w/caf", Q1),
+                      Subscription("w/\ue000", Q1), Subscription("w/\U0010fffd", Q1),
+                      Subscription("w/marker", Q1))
         for name in names:
             publish(pub, name, name.encode(), Q1)
         got = sub.until(mark(broker))
@@ -571,8 +565,8 @@ def test_a_shared_subscription_is_served_at_each_members_granted_qos(
     granted QoS 1 at QoS 1."""
     members = {qos: session(broker, f"m{qos}") for qos in (Q0, Q1)}
     for qos, peer in members.items():
-        assert subscribe(peer, Subscription("$share/g/w/s", qos),
-                         Subscription("w/marker", Q1)).return_codes == (qos, Q1)
+        assert peer.subscribe(Subscription("$share/g/w/s", qos),
+                              Subscription("w/marker", Q1)).return_codes == (qos, Q1)
     with session(broker, "pub") as pub:
         for n in range(6):
             publish(pub, "w/s", b"%d" % n, Q2)
@@ -596,7 +590,7 @@ def test_a_qos_2_shared_message_is_completed_with_its_member_when_it_returns(
     away = session(broker, "away", clean_start=False, properties=KEEP)
     with session(broker, "here") as here:
         for peer in (away, here):
-            subscribe(peer, Subscription("$share/g/w/s", Q2), Subscription("w/marker", Q1))
+            peer.subscribe(Subscription("$share/g/w/s", Q2), Subscription("w/marker", Q1))
         with session(broker, "pub") as pub:
             for n in range(4):
                 publish(pub, "w/s", b"%d" % n, Q2)
@@ -618,7 +612,7 @@ def test_a_shared_message_refused_by_its_member_goes_to_no_other(
     refuser = session(broker, "refuser")
     with session(broker, "other") as other:
         for peer in (refuser, other):
-            subscribe(peer, Subscription("$share/g/w/s", Q1), Subscription("w/marker", Q1))
+            peer.subscribe(Subscription("$share/g/w/s", Q1), Subscription("w/marker", Q1))
         with session(broker, "pub") as pub:
             for n in range(4):
                 publish(pub, "w/s", b"%d" % n, Q1)
@@ -643,7 +637,7 @@ def test_with_its_send_quota_spent_the_broker_still_answers_everything_else(
     answered [MQTT-4.9.0-3]; each PUBACK lets one more through."""
     with (session(broker, "sub", properties=Properties(receive_maximum=2)) as sub,
           session(broker, "pub") as pub):
-        subscribe(sub, Subscription("w/q", Q1))
+        sub.subscribe(Subscription("w/q", Q1))
         for n in range(4):
             publish(pub, "w/q", b"%d" % n, Q1)
         first = [sub.expect(Publish) for _ in range(2)]

@@ -2,7 +2,8 @@
 each shown on a raw socket against the running broker.
 
 A test's docstring cites the statements it shows. What the broker sends is read as whole
-frames, so a flag or a property is judged by its bytes; where a statement says something
+frames by the ``Peer`` of ``tests/helpers/peer5.py``, so a flag or a property is judged by
+its bytes; where a statement says something
 must NOT come, the proof is a marker the broker must send after it: a PINGREQ on the same
 connection is answered only once everything its earlier packets caused has been written
 (the protocol core handles one connection's packets in order and routes a message to every
@@ -13,26 +14,17 @@ Statements about time (Message Expiry) run in the sans-IO core with a made-up cl
 
 from __future__ import annotations
 
-import socket
-import time
 from collections.abc import Callable
-from typing import TypeVar
 
 import pytest
 
 from mqttref.impl.broker.packet_size import fit
-from mqttref.impl.codec.codec import Decoder, Role, encode
+from mqttref.impl.codec.codec import encode
 from mqttref.impl.codec.errors import ReasonCode
 from mqttref.impl.codec.packets import (
-    NO_PROPERTIES,
-    ConnAck,
     Connect,
     Disconnect,
-    Packet,
-    PingReq,
-    PingResp,
     Properties,
-    ProtocolLevel,
     PubAck,
     PubComp,
     Publish,
@@ -44,178 +36,35 @@ from mqttref.impl.codec.packets import (
     Subscription,
 )
 from tests.broker.test_protocol_core import World
-from tests.broker.test_v5_core import Client5, accept5, connect5, subscribe5
+from tests.broker.test_v5_core import accept5, connect5, subscribe5
 from tests.helpers.broker_thread import BrokerThread
+from tests.helpers.core5 import publishes
+from tests.helpers.peer5 import (
+    KEEP,
+    Q0,
+    Q1,
+    Q2,
+    V5,
+    Peer,
+    R,
+    closes_after,
+    decode,
+    frame,
+    session,
+    string,
+    subscriber,
+    tightest,
+    varint,
+    within,
+)
 
-V5 = ProtocolLevel.MQTT_5
-Q0, Q1, Q2 = QoS.AT_MOST_ONCE, QoS.AT_LEAST_ONCE, QoS.EXACTLY_ONCE
-R = ReasonCode
-CLOSED = b""
-WAIT = 5.0
-"""How long a peer waits for a frame before failing: a bound on a failure, never a pause."""
-KEEP = Properties(session_expiry_interval=60)
-P = TypeVar("P")
 PUBREC_CODES = frozenset({0x00, 0x10, 0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99})
 """The PUBREC reason codes (3.5.2.1), written from the specification, not the codec's."""
 
 
-# --- a raw peer ------------------------------------------------------------------------------
-
-
-def frame_size(buffer: bytes) -> int | None:
-    """The size of the whole frame at the start of ``buffer``, None if not all there."""
-    length, shift = 0, 0
-    for index, byte in enumerate(buffer[1:5], start=1):
-        length |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            size = 1 + index + length
-            return size if len(buffer) >= size else None
-    return None
-
-
-def decode(frame: bytes) -> Packet:
-    """One frame the broker sent, decoded as a 5.0 client decodes it."""
-    [packet] = Decoder(role=Role.CLIENT, protocol_level=V5).feed(frame)
-    return packet
-
-
-class Peer:
-    """One TCP connection at MQTT 5.0 that keeps each frame's bytes, so that a flag or a
-    property can be judged as it was on the wire, and decodes them when asked."""
-
-    def __init__(self, broker: BrokerThread) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", broker.port), WAIT)
-        self.buffer = b""
-
-    def __enter__(self) -> Peer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.sock.close()
-
-    def send(self, *packets: Packet) -> None:
-        self.sock.sendall(b"".join(encode(packet, V5) for packet in packets))
-
-    def send_bytes(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def frame(self) -> bytes:
-        """The next whole frame, or ``CLOSED`` (b"") once the broker closed."""
-        deadline = time.monotonic() + WAIT
-        while (size := frame_size(self.buffer)) is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"no frame from the broker within {WAIT} s")
-            self.sock.settimeout(remaining)
-            try:
-                data = self.sock.recv(65536)
-            except ConnectionResetError:
-                data = b""
-            if not data:
-                assert not self.buffer, f"closed inside a frame: {self.buffer.hex(' ')}"
-                return CLOSED
-            self.buffer += data
-        frame, self.buffer = self.buffer[:size], self.buffer[size:]
-        return frame
-
-    def packet(self) -> Packet | None:
-        """The next packet, None once the broker closed."""
-        frame = self.frame()
-        return None if frame == CLOSED else decode(frame)
-
-    def expect(self, kind: type[P]) -> P:
-        packet = self.packet()
-        assert isinstance(packet, kind), f"expected {kind.__name__}, got {packet}"
-        return packet
-
-    def frames_until_closed(self) -> list[bytes]:
-        """Every frame up to the close (a TimeoutError if the broker never closes)."""
-        frames = []
-        while (frame := self.frame()) != CLOSED:
-            frames.append(frame)
-        return frames
-
-    def before_pingresp(self) -> list[Packet]:
-        """Everything the broker sends before answering a PINGREQ sent now."""
-        self.send(PingReq())
-        seen: list[Packet] = []
-        while not isinstance(packet := self.packet(), PingResp):
-            assert packet is not None, f"closed before PINGRESP, after {seen}"
-            seen.append(packet)
-        return seen
-
-    def connect(self, client_id: str, **fields: object) -> ConnAck:
-        self.send(Connect(V5, client_id, **fields))  # type: ignore[arg-type]
-        connack = self.expect(ConnAck)
-        assert connack.return_code == R.SUCCESS, connack
-        return connack
-
-    def subscribe(self, *subscriptions: Subscription, packet_id: int = 1,
-                  properties: Properties = NO_PROPERTIES) -> SubAck:
-        self.send(Subscribe(packet_id, subscriptions, properties))
-        suback = self.expect(SubAck)
-        assert suback.packet_id == packet_id
-        return suback
-
-    def publish(self, publish: Publish) -> None:
-        """Publish and finish the QoS flow, so the message has been routed on return."""
-        self.send(publish)
-        if publish.qos == Q1:
-            assert self.expect(PubAck).packet_id == publish.packet_id
-        elif publish.qos == Q2:
-            assert self.expect(PubRec).packet_id == publish.packet_id
-            self.send(PubRel(publish.packet_id or 0))
-            self.expect(PubComp)
-        else:
-            assert self.before_pingresp() == []
-
-    def publishes(self) -> list[Publish]:
-        """The PUBLISH packets sent so far, asserting nothing else came."""
-        seen = self.before_pingresp()
-        assert all(isinstance(packet, Publish) for packet in seen), seen
-        return [packet for packet in seen if isinstance(packet, Publish)]
-
-    def publish_frames(self, count: int) -> list[bytes]:
-        """The next ``count`` frames, each of them a PUBLISH."""
-        frames = [self.frame() for _ in range(count)]
-        assert all(frame[0] >> 4 == 3 for frame in frames), [f.hex(" ") for f in frames]
-        return frames
-
-
-def connected(broker: BrokerThread, client_id: str, **fields: object) -> Peer:
-    """A peer whose CONNECT at 5.0 was accepted."""
-    peer = Peer(broker)
-    peer.connect(client_id, **fields)
-    return peer
-
-
-def subscriber(broker: BrokerThread, client_id: str, *subscriptions: Subscription,
-               **fields: object) -> Peer:
-    """A peer connected with CONNECT ``fields`` and granted ``subscriptions`` as asked."""
-    peer = connected(broker, client_id, **fields)
-    granted = peer.subscribe(*subscriptions).return_codes
-    assert granted == tuple(s.qos for s in subscriptions), granted
-    return peer
-
-
-def string(text: str) -> bytes:
-    data = text.encode()
-    return len(data).to_bytes(2, "big") + data
-
-
 def raw_publish(topic: bytes, properties: bytes, payload: bytes = b"x") -> bytes:
     """A QoS 0 PUBLISH written by hand, for what the encoder refuses to write."""
-    body = topic + bytes([len(properties)]) + properties + payload
-    return bytes([0x30, len(body)]) + body
-
-
-def disconnect_then_close(peer: Peer) -> Disconnect:
-    """The broker's DISCONNECT, asserting it is the last thing before the close."""
-    [frame] = peer.frames_until_closed()
-    disconnect = decode(frame)
-    assert isinstance(disconnect, Disconnect), disconnect
-    return disconnect
+    return frame(0x30, topic + varint(len(properties)) + properties + payload)
 
 
 # --- 3.3.1 the fixed header -----------------------------------------------------------------
@@ -227,13 +76,13 @@ def test_a_first_sending_has_dup_0_and_a_resend_on_reconnection_has_dup_1(
 ) -> None:
     """DUP says whether this PUBLISH is a re-delivery [MQTT-3.3.1-1], and only that: the
     publisher's own DUP 1 does not carry over to the first sending [MQTT-3.3.1-3]."""
-    with connected(broker, "pub") as pub:
+    with session(broker, "pub") as pub:
         with subscriber(broker, "sub", Subscription("t", qos), properties=KEEP) as first:
             pub.publish(Publish("t", b"m", qos, dup=True, packet_id=9))
             [sent] = first.publishes()
             assert (sent.dup, sent.payload) == (False, b"m")  # [MQTT-3.3.1-3]
         # Gone without acknowledging it; the session (expiry 60 s) keeps it in flight.
-        with connected(broker, "sub", clean_session=False, properties=KEEP) as again:
+        with session(broker, "sub", clean_start=False, properties=KEEP) as again:
             [resent] = again.publishes()
             assert (resent.dup, resent.packet_id, resent.payload) == (True, sent.packet_id, b"m")
 
@@ -242,7 +91,7 @@ def test_qos_0_messages_go_out_with_dup_0(broker: BrokerThread) -> None:
     """A message downgraded to QoS 0 is sent with DUP 0 [MQTT-3.3.1-2], whatever the DUP
     of the PUBLISH it came in [MQTT-3.3.1-3]: the first byte is 0x30, no flag set."""
     with subscriber(broker, "sub", Subscription("t", Q0)) as sub, \
-            connected(broker, "pub") as pub:
+            session(broker, "pub") as pub:
         pub.publish(Publish("t", b"1", Q1, dup=True, packet_id=1))
         pub.publish(Publish("t", b"2", Q2, dup=True, packet_id=2))
         pub.publish(Publish("t", b"3"))
@@ -259,10 +108,10 @@ def test_a_publish_with_both_qos_bits_set_is_malformed_and_goes_nowhere(
     answers nothing after it (the PINGREQ behind it stays unanswered), and a subscriber
     to everything never sees it, while the next good message reaches it."""
     with subscriber(broker, "watcher", Subscription("#", Q0)) as watcher, \
-            connected(broker, "bad") as bad:
+            session(broker, "bad") as bad:
         bad.send_bytes(bytes([0x36, 6]) + string("t") + b"\x00\x01\x00" + b"\xc0\x00")
-        assert disconnect_then_close(bad).reason_code == R.MALFORMED_PACKET
-        with connected(broker, "good") as good:
+        assert closes_after(bad, Disconnect).reason_code == R.MALFORMED_PACKET
+        with session(broker, "good") as good:
             good.publish(Publish("t", b"good"))
         assert [(p.topic, p.payload) for p in watcher.publishes()] == [("t", b"good")]
 
@@ -283,7 +132,7 @@ def test_a_retained_publish_replaces_the_retained_message_of_its_topic(
     broker: BrokerThread,
 ) -> None:
     """RETAIN 1 stores the message in place of the one before [MQTT-3.3.1-5]."""
-    with connected(broker, "pub") as pub:
+    with session(broker, "pub") as pub:
         pub.publish(Publish("r", b"one", Q1, retain=True, packet_id=1))
         assert [(m.payload, m.retain) for m in retained(broker, "r", "a")] == [(b"one", True)]
         pub.publish(Publish("r", b"two", Q1, retain=True, packet_id=2))
@@ -298,7 +147,7 @@ def test_an_empty_retained_publish_is_delivered_and_clears_the_retained_message(
     a new subscriber to 'r/#' gets the other topic's retained message and nothing else,
     also for a topic that had none to remove."""
     with subscriber(broker, "now", Subscription("r/#", Q0)) as now, \
-            connected(broker, "pub") as pub:
+            session(broker, "pub") as pub:
         pub.publish(Publish("r/cleared", b"kept", Q1, retain=True, packet_id=1))
         pub.publish(Publish("r/control", b"stays", Q1, retain=True, packet_id=2))
         pub.publish(Publish("r/cleared", b"", Q1, retain=True, packet_id=3))
@@ -315,7 +164,7 @@ def test_a_publish_without_retain_neither_stores_nor_touches_the_retained_messag
 ) -> None:
     """RETAIN 0: not stored, and the retained message of its topic stays as it was
     [MQTT-3.3.1-8], an empty payload included."""
-    with connected(broker, "pub") as pub:
+    with session(broker, "pub") as pub:
         pub.publish(Publish("r/kept", b"retained", Q1, retain=True, packet_id=1))
         pub.publish(Publish("r/kept", b"live", Q1, packet_id=2))
         pub.publish(Publish("r/kept", b"", Q1, packet_id=3))
@@ -331,7 +180,7 @@ def test_retain_handling_decides_when_the_retained_message_is_sent(
     """Retain Handling 0: on every SUBSCRIBE [MQTT-3.3.1-9]; 1: only when the subscription
     is new [MQTT-3.3.1-10]; 2: never [MQTT-3.3.1-11]. The subscription itself works in
     every case: a live message follows."""
-    with connected(broker, "pub") as pub, connected(broker, "sub") as sub:
+    with session(broker, "pub") as pub, session(broker, "sub") as sub:
         pub.publish(Publish("r", b"kept", Q1, retain=True, packet_id=1))
         option = Subscription("r", Q1, retain_handling=handling)
         sub.subscribe(option)
@@ -350,7 +199,7 @@ def test_retain_as_published_decides_the_retain_flag_of_a_forwarded_message(
     [MQTT-3.3.1-12]; 1 keeps the publisher's flag, 1 or 0 [MQTT-3.3.1-13]."""
     with subscriber(broker, "plain", Subscription("t", Q0)) as plain, \
             subscriber(broker, "rap", Subscription("t", Q0, retain_as_published=True)) as rap, \
-            connected(broker, "pub") as pub:
+            session(broker, "pub") as pub:
         pub.publish(Publish("t", b"retained", Q1, retain=True, packet_id=1))
         pub.publish(Publish("t", b"live", Q1, packet_id=2))
         assert [(p.payload, p.retain) for p in plain.publishes()] == [
@@ -367,7 +216,7 @@ def test_the_topic_name_goes_first_as_a_utf8_string(broker: BrokerThread) -> Non
     of length and then the UTF-8 bytes [MQTT-3.3.2-1], here with letters outside ASCII."""
     topic = "capteur/température/水"
     with subscriber(broker, "sub", Subscription("capteur/#", Q0)) as sub, \
-            connected(broker, "pub") as pub:
+            session(broker, "pub") as pub:
         pub.publish(Publish(topic, b"21"))
         [frame] = sub.publish_frames(1)
         assert frame[2:4 + len(topic.encode())] == string(topic)
@@ -381,10 +230,10 @@ def test_a_topic_name_with_a_wildcard_is_refused_and_never_forwarded(
     DISCONNECT reason (0x90 Topic Name invalid) and a subscriber to '#' never gets it,
     while the next good message reaches it."""
     with subscriber(broker, "watcher", Subscription("#", Q0)) as watcher, \
-            connected(broker, "bad") as bad:
+            session(broker, "bad") as bad:
         bad.send_bytes(raw_publish(string(topic), b""))
-        assert disconnect_then_close(bad).reason_code == R.TOPIC_NAME_INVALID
-        with connected(broker, "good") as good:
+        assert closes_after(bad, Disconnect).reason_code == R.TOPIC_NAME_INVALID
+        with session(broker, "good") as good:
             good.publish(Publish("a/b", b"good"))
         assert [p.topic for p in watcher.publishes()] == ["a/b"]
 
@@ -393,7 +242,7 @@ def test_a_subscriber_is_sent_only_topic_names_its_filter_matches(broker: Broker
     """The Topic Name the broker sends matches the subscriber's filter [MQTT-3.3.2-3]."""
     topics = ["a/b/c", "a/b/d", "a/x/c", "a/b/c/d", "b/b/c", "a//c", "/a/b/c"]
     with subscriber(broker, "sub", Subscription("a/+/c", Q1)) as sub, \
-            connected(broker, "pub") as pub:
+            session(broker, "pub") as pub:
         for n, topic in enumerate(topics, start=1):
             pub.publish(Publish(topic, b"m", Q1, packet_id=n))
         assert [p.topic for p in sub.publishes()] == ["a/b/c", "a/x/c", "a//c"]
@@ -406,7 +255,7 @@ def test_the_payload_format_indicator_reaches_every_subscriber_unaltered(
     """Each subscriber, at each QoS, gets the Payload Format Indicator as it was sent, and
     none where none was sent [MQTT-3.3.2-4]."""
     subscribers = [subscriber(broker, f"s{qos}", Subscription("t", qos)) for qos in (Q0, Q1, Q2)]
-    with connected(broker, "pub") as pub:
+    with session(broker, "pub") as pub:
         pub.publish(Publish("t", "é".encode(), Q2, packet_id=1,
                             properties=Properties(payload_format_indicator=indicator)))
     for sub in subscribers:
@@ -431,7 +280,7 @@ def test_response_topic_correlation_data_user_properties_and_content_type_go_una
     Content Type [MQTT-3.3.2-20]; strings outside ASCII stay UTF-8 [MQTT-3.3.2-13]
     [MQTT-3.3.2-19]."""
     subscribers = [subscriber(broker, f"s{qos}", Subscription("t", qos)) for qos in (Q0, Q1, Q2)]
-    with connected(broker, "pub") as pub:
+    with session(broker, "pub") as pub:
         pub.publish(Publish("t", b"m", Q2, retain=True, packet_id=1,
                             properties=APPLICATION_PROPERTIES))
     subscribers.append(subscriber(broker, "late", Subscription("t", Q1)))
@@ -453,10 +302,10 @@ def test_a_response_topic_or_content_type_that_breaks_its_rules_is_refused_and_n
     [MQTT-3.3.2-14]; the Content Type is a UTF-8 string [MQTT-3.3.2-19]. A PUBLISH that
     breaks one is closed with DISCONNECT and its reason, and no subscriber gets it."""
     with subscriber(broker, "watcher", Subscription("#", Q0)) as watcher, \
-            connected(broker, "bad") as bad:
+            session(broker, "bad") as bad:
         bad.send_bytes(raw_publish(string("t"), bytes([identifier]) + value))
-        assert disconnect_then_close(bad).reason_code == reason
-        with connected(broker, "good") as good:
+        assert closes_after(bad, Disconnect).reason_code == reason
+        with session(broker, "good") as good:
             good.publish(Publish("t", b"good", properties=Properties(response_topic="r/x")))
         assert [(p.payload, p.properties.response_topic) for p in watcher.publishes()] == [
             (b"good", "r/x")]
@@ -466,8 +315,8 @@ def test_every_topic_alias_up_to_the_brokers_maximum_is_accepted(broker: BrokerT
     """The broker accepts each Topic Alias from 1 to the Topic Alias Maximum its CONNACK
     gave [MQTT-3.3.2-12], first set with a topic, then used alone."""
     with subscriber(broker, "watcher", Subscription("alias/#", Q0)) as watcher, \
-            Peer(broker) as pub:
-        maximum = pub.connect("pub").properties.topic_alias_maximum
+            Peer(broker.port) as pub:
+        maximum = pub.open_session("pub").properties.topic_alias_maximum
         assert maximum
         aliases = range(1, maximum + 1)
         for alias in aliases:
@@ -486,12 +335,12 @@ def test_a_topic_alias_of_0_or_above_the_maximum_is_refused_and_not_forwarded(
 ) -> None:
     """Topic Alias 0 may not be sent [MQTT-3.3.2-8], nor one above the maximum the broker's
     CONNACK gave: DISCONNECT 0x94, and nobody gets the message."""
-    with subscriber(broker, "watcher", Subscription("#", Q0)) as watcher, Peer(broker) as bad:
-        maximum = bad.connect("bad").properties.topic_alias_maximum or 0
+    with subscriber(broker, "watcher", Subscription("#", Q0)) as watcher, Peer(broker.port) as bad:
+        maximum = bad.open_session("bad").properties.topic_alias_maximum or 0
         alias = maximum + 1 if above else 0
         bad.send_bytes(raw_publish(string("t"), b"\x23" + alias.to_bytes(2, "big")))
-        assert disconnect_then_close(bad).reason_code == R.TOPIC_ALIAS_INVALID
-        with connected(broker, "good") as good:
+        assert closes_after(bad, Disconnect).reason_code == R.TOPIC_ALIAS_INVALID
+        with session(broker, "good") as good:
             good.publish(Publish("t", b"good", properties=Properties(topic_alias=1)))
         assert [(p.topic, p.payload) for p in watcher.publishes()] == [("t", b"good")]
 
@@ -502,12 +351,12 @@ def test_a_topic_alias_the_client_set_does_not_outlive_its_connection(
     """Topic Alias mappings are not carried to the next network connection [MQTT-3.3.2-7],
     not even of the same session: an alias set before is unknown after, a Protocol Error."""
     with subscriber(broker, "watcher", Subscription("t", Q0)) as watcher:
-        with connected(broker, "pub", properties=KEEP) as pub:
+        with session(broker, "pub", properties=KEEP) as pub:
             pub.publish(Publish("t", b"1", properties=Properties(topic_alias=3)))
             pub.publish(Publish("", b"2", properties=Properties(topic_alias=3)))
-        with connected(broker, "pub", clean_session=False, properties=KEEP) as again:
+        with session(broker, "pub", clean_start=False, properties=KEEP) as again:
             again.send(Publish("", b"3", properties=Properties(topic_alias=3)))
-            assert disconnect_then_close(again).reason_code == R.PROTOCOL_ERROR
+            assert closes_after(again, Disconnect).reason_code == R.PROTOCOL_ERROR
         assert [p.payload for p in watcher.publishes()] == [b"1", b"2"]
 
 
@@ -525,7 +374,7 @@ def test_the_brokers_own_topic_aliases_stay_within_the_clients_maximum_and_are_n
     with subscriber(broker, "none", Subscription("a/#", Q0)) as none, \
             subscriber(broker, "two", Subscription("a/#", Q0),
                        properties=Properties(topic_alias_maximum=2)) as two, \
-            connected(broker, "pub") as pub:
+            session(broker, "pub") as pub:
         for _ in range(3):
             for topic in ("a/one", "a/two", "a/three"):
                 pub.publish(Publish(topic, b"m"))
@@ -543,13 +392,13 @@ def test_the_brokers_topic_aliases_start_afresh_on_each_connection(
     connection [MQTT-3.3.2-7]: the first message there has its Topic Name in full again."""
     broker = start_broker(send_topic_aliases=True)
     alias_max = Properties(topic_alias_maximum=5, session_expiry_interval=60)
-    with connected(broker, "pub") as pub:
-        with connected(broker, "sub", properties=alias_max) as sub:
+    with session(broker, "pub") as pub:
+        with session(broker, "sub", properties=alias_max) as sub:
             sub.subscribe(Subscription("t", Q0))
             pub.publish(Publish("t", b"1"))
             pub.publish(Publish("t", b"2"))
             assert aliases_sent(sub) == [("t", 1), ("", 1)]
-        with connected(broker, "sub", clean_session=False, properties=alias_max) as again:
+        with session(broker, "sub", clean_start=False, properties=alias_max) as again:
             pub.publish(Publish("t", b"3"))
             [(topic, _alias)] = aliases_sent(again)
             assert topic == "t"
@@ -558,8 +407,6 @@ def test_the_brokers_topic_aliases_start_afresh_on_each_connection(
 # --- 3.3.2 Message Expiry, in the sans-IO core with a made-up clock ---------------------------
 
 
-def core_publishes(client: Client5) -> list[Publish]:
-    return [p for p in client.received() if isinstance(p, Publish)]
 
 
 def test_a_message_waiting_past_its_expiry_is_not_sent_and_the_rest_carry_what_remains() -> None:
@@ -573,10 +420,10 @@ def test_a_message_waiting_past_its_expiry_is_not_sent_and_the_rest_carry_what_r
     for n, expiry in enumerate((None, 5, 100), start=1):
         pub.send(Publish("t", b"%d" % n, Q1, packet_id=n,
                          properties=Properties(message_expiry_interval=expiry)), now=10.0)
-    [first] = core_publishes(sub)
+    [first] = publishes(sub)
     assert first.payload == b"1"
     sub.send(PubAck(first.packet_id or 0), now=30.0)  # 20 s later: '2' has expired
-    [third] = core_publishes(sub)
+    [third] = publishes(sub)
     assert third.payload == b"3"
     assert third.properties.message_expiry_interval == 80
 
@@ -594,7 +441,7 @@ def test_a_message_queued_for_an_absent_client_expires_there_too() -> None:
                      properties=Properties(message_expiry_interval=100)), now=2.0)
     again = accept5(world, 12.0)
     again.send(Connect(V5, "sub", clean_session=False, properties=KEEP), now=12.0)
-    got = core_publishes(again)
+    got = publishes(again)
     assert [(p.payload, p.properties.message_expiry_interval) for p in got] == [(b"long", 90)]
 
 
@@ -604,7 +451,7 @@ def test_a_message_queued_for_an_absent_client_expires_there_too() -> None:
 def test_the_broker_answers_each_publish_as_its_qos_says(broker: BrokerThread) -> None:
     """QoS 0: no answer; QoS 1: PUBACK; QoS 2: PUBREC, and PUBCOMP to the PUBREL, each
     with the PUBLISH's packet identifier [MQTT-3.3.4-1]."""
-    with connected(broker, "pub") as pub:
+    with session(broker, "pub") as pub:
         pub.send(Publish("t", b"0"))
         assert pub.before_pingresp() == []
         pub.send(Publish("t", b"1", Q1, packet_id=0x1234))
@@ -621,7 +468,7 @@ def test_overlapping_subscriptions_deliver_at_their_highest_qos_with_every_ident
     """'a/#' at QoS 0 with identifier 1, 'a/+' at QoS 2 with identifier 2 and '+/b' at
     QoS 1 without one: the one copy goes at QoS 2 [MQTT-3.3.4-2] and carries identifiers
     1 and 2 [MQTT-3.3.4-3] [MQTT-3.3.4-4]."""
-    with connected(broker, "sub") as sub, connected(broker, "pub") as pub:
+    with session(broker, "sub") as sub, session(broker, "pub") as pub:
         sub.subscribe(Subscription("a/#", Q0), properties=Properties(
             subscription_identifiers=(1,)))
         sub.subscribe(Subscription("a/+", Q2), packet_id=2, properties=Properties(
@@ -639,7 +486,7 @@ def test_each_copy_through_a_shared_and_a_plain_subscription_carries_its_own_ide
     """A client in a shared group of one and subscribed plainly to the same topic is sent
     two PUBLISH packets; each carries the identifier of the subscription it came
     through, and only that one [MQTT-3.3.4-5]."""
-    with connected(broker, "sub") as sub, connected(broker, "pub") as pub:
+    with session(broker, "sub") as sub, session(broker, "pub") as pub:
         sub.subscribe(Subscription("$share/g/t", Q1), properties=Properties(
             subscription_identifiers=(42,)))
         sub.subscribe(Subscription("t", Q1), packet_id=2, properties=Properties(
@@ -657,8 +504,8 @@ def test_no_more_unacknowledged_publishes_than_the_clients_receive_maximum(
     unacknowledged [MQTT-3.3.4-9]: a PUBACK, a PUBCOMP or a PUBREC of 0x80 or above frees
     a place, a PUBREC below 0x80 does not. Meanwhile it answers PINGREQ, SUBSCRIBE and
     UNSUBSCRIBE at once [MQTT-3.3.4-10]."""
-    with connected(broker, "pub") as pub, Peer(broker) as sub:
-        sub.connect("sub", properties=Properties(receive_maximum=2))
+    with session(broker, "pub") as pub, Peer(broker.port) as sub:
+        sub.open_session("sub", properties=Properties(receive_maximum=2))
         sub.subscribe(Subscription("t", Q2))
         for n in range(1, 7):
             pub.publish(Publish("t", b"%d" % n, Q2 if n % 2 else Q1, packet_id=n))
@@ -685,7 +532,7 @@ def test_puback_and_pubrec_carry_reason_codes_of_their_tables(broker: BrokerThre
     """PUBACK says 0x10 when no one subscribed and 0x00 when someone did [MQTT-3.4.2-1],
     PUBREC the same [MQTT-3.5.2-1]; a re-sent QoS 2 PUBLISH is acknowledged again with a
     code of the PUBREC table."""
-    with connected(broker, "pub") as pub:
+    with session(broker, "pub") as pub:
         pub.send(Publish("nobody", b"m", Q1, packet_id=1))
         pub.send(Publish("nobody", b"m", Q2, packet_id=2))
         pub.send(Publish("nobody", b"m", Q2, dup=True, packet_id=2))
@@ -704,13 +551,13 @@ def test_the_brokers_pubrel_has_flags_0010_and_a_pubrel_reason_code(broker: Brok
     """Sending a QoS 2 message, the broker's PUBREL has fixed header 0x62 [MQTT-3.6.1-1] and
     reason 0x00; to a PUBREC for an identifier it does not know, 0x92 [MQTT-3.6.2-1]."""
     with subscriber(broker, "sub", Subscription("t", Q2)) as sub, \
-            connected(broker, "pub") as pub:
+            session(broker, "pub") as pub:
         pub.publish(Publish("t", b"m", Q2, packet_id=1))
         [message] = sub.publishes()
         sub.send(PubRec(message.packet_id or 0))
-        frame = sub.frame()
-        assert frame[0] == 0x62
-        pubrel = decode(frame)
+        raw = sub.frame()
+        assert raw[0] == 0x62
+        pubrel = decode(raw)
         assert isinstance(pubrel, PubRel)
         assert (pubrel.packet_id, pubrel.reason_code) == (message.packet_id, 0x00)
         sub.send(PubComp(message.packet_id or 0))
@@ -727,12 +574,12 @@ def test_a_pubrel_with_other_flags_is_malformed_and_closes(
     """The broker treats PUBREL flags other than 0010 as malformed and closes
     [MQTT-3.6.1-1]: DISCONNECT 0x81, no PUBCOMP, nothing after, where the same PUBREL
     with 0010 is answered."""
-    with connected(broker, "pub") as pub:
+    with session(broker, "pub") as pub:
         pub.send(Publish("t", b"m", Q2, packet_id=1))
         pub.expect(PubRec)
         pub.send_bytes(bytes([0x60 | flags, 2, 0, 1]) + b"\xc0\x00")
-        assert disconnect_then_close(pub).reason_code == R.MALFORMED_PACKET
-    with connected(broker, "pub2") as pub:
+        assert closes_after(pub, Disconnect).reason_code == R.MALFORMED_PACKET
+    with session(broker, "pub2") as pub:
         pub.send(Publish("t", b"m", Q2, packet_id=1))
         pub.expect(PubRec)
         pub.send_bytes(bytes([0x62, 2, 0, 1]))
@@ -744,7 +591,7 @@ def test_pubcomp_says_0x00_for_a_known_identifier_and_0x92_for_an_unknown_one(
 ) -> None:
     """The broker's PUBCOMP uses a PUBCOMP reason code [MQTT-3.7.2-1]: 0x00 completing a
     QoS 2 flow, 0x92 to a PUBREL for a packet identifier it does not hold."""
-    with connected(broker, "pub") as pub:
+    with session(broker, "pub") as pub:
         pub.send(Publish("t", b"m", Q2, packet_id=1))
         pub.expect(PubRec)
         pub.send(PubRel(1))
@@ -756,29 +603,8 @@ def test_pubcomp_says_0x00_for_a_known_identifier_and_0x92_for_an_unknown_one(
 # --- Reason String and User Properties within the client's Maximum Packet Size ----------------
 
 
-def tightest(broker: BrokerThread, client_id: str) -> tuple[Peer, int]:
-    """A peer whose Maximum Packet Size is the size of its own CONNACK, and that size: the
-    smallest that still lets it connect, so that any Reason String or User Property the
-    broker added to a packet would risk going beyond it."""
-    with Peer(broker) as probe:
-        probe.send(Connect(V5, client_id))
-        size = len(probe.frame())
-    peer = Peer(broker)
-    peer.send(Connect(V5, client_id, properties=Properties(maximum_packet_size=size)))
-    connack = peer.frame()
-    assert len(connack) == size
-    assert isinstance(decode(connack), ConnAck)
-    return peer, size
 
 
-def within(frame: bytes, maximum: int) -> Packet:
-    """The packet of a frame that is within ``maximum`` and carries neither a Reason String
-    nor User Properties."""
-    assert len(frame) <= maximum, frame.hex(" ")
-    packet = decode(frame)
-    properties: Properties = getattr(packet, "properties", NO_PROPERTIES)
-    assert (properties.reason_string, properties.user_properties) == (None, ()), packet
-    return packet
 
 
 def test_acknowledgements_stay_within_the_clients_maximum_packet_size(
@@ -791,7 +617,7 @@ def test_acknowledgements_stay_within_the_clients_maximum_packet_size(
     (The broker puts neither on these packets; ``packet_size.fit``, through which every
     one is encoded, would drop them first.)"""
     client, maximum = tightest(broker, "small")
-    with client, connected(broker, "pub") as pub:
+    with client, session(broker, "pub") as pub:
         client.send(Publish("nobody", b"m", Q1, packet_id=1))
         assert within(client.frame(), maximum) == PubAck(1, R.NO_MATCHING_SUBSCRIBERS)
         client.send(Publish("nobody", b"m", Q2, packet_id=2))

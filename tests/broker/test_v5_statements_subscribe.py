@@ -1,10 +1,10 @@
 """The server-side MQTT 5.0 statements of SUBSCRIBE to AUTH (3.8 to 3.15), each shown on a
 raw socket against the running broker.
 
-Driven like ``test_v5_statements_publish.py``, whose ``Peer`` keeps each frame's bytes:
-what must not come is shown absent before a PINGRESP the broker sends after it, and every
-rule about a refused packet is checked against the same packet done right, so that a
-broker closing for any reason could not pass.
+Driven like ``test_v5_statements_publish.py``, by the ``Peer`` of ``tests/helpers/peer5.py``
+that keeps each frame's bytes: what must not come is shown absent before a PINGRESP the
+broker sends after it, and every rule about a refused packet is checked against the same
+packet done right, so that a broker closing for any reason could not pass.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import pytest
 
 from mqttref.impl.auth import SCRAM_SHA_256, ScramSha256Client
 from mqttref.impl.codec.codec import encode
-from mqttref.impl.codec.errors import ReasonCode
 from mqttref.impl.codec.packets import (
     Auth,
     ConnAck,
@@ -27,7 +26,6 @@ from mqttref.impl.codec.packets import (
     Publish,
     PubRec,
     PubRel,
-    QoS,
     SubAck,
     Subscribe,
     Subscription,
@@ -35,23 +33,26 @@ from mqttref.impl.codec.packets import (
     Unsubscribe,
     Will,
 )
-from tests.broker.test_v5_statements_publish import (
-    CLOSED,
+from tests.helpers.broker_thread import BrokerThread
+from tests.helpers.peer5 import (
+    CLOSED_FRAME,
     KEEP,
+    Q0,
+    Q1,
+    Q2,
     V5,
     Peer,
-    connected,
+    R,
+    closes_after,
+    connack_size,
     decode,
-    disconnect_then_close,
+    frame,
+    session,
     string,
     subscriber,
     tightest,
     within,
 )
-from tests.helpers.broker_thread import BrokerThread
-
-Q0, Q1, Q2 = QoS.AT_MOST_ONCE, QoS.AT_LEAST_ONCE, QoS.EXACTLY_ONCE
-R = ReasonCode
 
 # The reason codes each packet may carry, from the specification's tables (written here,
 # not taken from the codec, so that the two cannot share a mistake).
@@ -67,13 +68,11 @@ AUTH_CODES = frozenset({0x00, 0x18, 0x19})  # 3.15.2.1
 def subscribe_bytes(first: int, options: int, topic_filter: str = "t") -> bytes:
     """A SUBSCRIBE written by hand (packet identifier 1, no properties), for what the
     encoder refuses to write: other fixed header flags, reserved option bits."""
-    body = b"\x00\x01\x00" + string(topic_filter) + bytes([options])
-    return bytes([first, len(body)]) + body
+    return frame(first, b"\x00\x01\x00" + string(topic_filter) + bytes([options]))
 
 
 def unsubscribe_bytes(first: int, topic_filter: str = "t") -> bytes:
-    body = b"\x00\x01\x00" + string(topic_filter)
-    return bytes([first, len(body)]) + body
+    return frame(first, b"\x00\x01\x00" + string(topic_filter))
 
 
 # --- 3.8 SUBSCRIBE --------------------------------------------------------------------------
@@ -86,10 +85,10 @@ def test_a_subscribe_with_other_flags_is_malformed_and_closes(
     """SUBSCRIBE flags other than 0010 are malformed and close the connection
     [MQTT-3.8.1-1]: DISCONNECT 0x81 and no SUBACK, where the same bytes with 0010 are
     answered."""
-    with connected(broker, "bad") as bad:
+    with session(broker, "bad") as bad:
         bad.send_bytes(subscribe_bytes(0x80 | flags, 0x01) + b"\xc0\x00")
-        assert disconnect_then_close(bad).reason_code == R.MALFORMED_PACKET
-    with connected(broker, "good") as good:
+        assert closes_after(bad, Disconnect).reason_code == R.MALFORMED_PACKET
+    with session(broker, "good") as good:
         good.send_bytes(subscribe_bytes(0x82, 0x01))
         assert good.expect(SubAck) == SubAck(1, (1,))
 
@@ -100,10 +99,10 @@ def test_reserved_bits_in_the_subscription_options_are_malformed(
 ) -> None:
     """Bits 6 and 7 of the Subscription Options are reserved: set, the SUBSCRIBE is
     malformed [MQTT-3.8.3-5], DISCONNECT 0x81 and no SUBACK."""
-    with connected(broker, "bad") as bad:
+    with session(broker, "bad") as bad:
         bad.send_bytes(subscribe_bytes(0x82, options) + b"\xc0\x00")
-        assert disconnect_then_close(bad).reason_code == R.MALFORMED_PACKET
-    with connected(broker, "good") as good:
+        assert closes_after(bad, Disconnect).reason_code == R.MALFORMED_PACKET
+    with session(broker, "good") as good:
         good.send_bytes(subscribe_bytes(0x82, options & 0x3F))
         assert good.expect(SubAck) == SubAck(1, (1,))
 
@@ -112,7 +111,7 @@ def test_no_local_keeps_a_clients_own_messages_from_it(broker: BrokerThread) -> 
     """A No Local subscription forwards nothing the same Client ID published
     [MQTT-3.8.3-3], and everything another client published."""
     with subscriber(broker, "me", Subscription("t", Q1, no_local=True)) as me, \
-            connected(broker, "other") as other:
+            session(broker, "other") as other:
         me.publish(Publish("t", b"own", Q1, packet_id=1))
         other.publish(Publish("t", b"other's", Q1, packet_id=1))
         assert [p.payload for p in me.publishes()] == [b"other's"]
@@ -125,7 +124,7 @@ def test_every_subscribe_gets_a_suback_with_its_packet_identifier(
     """A SUBSCRIBE is answered by a SUBACK [MQTT-3.8.4-1] with its Packet Identifier
     [MQTT-3.8.4-2], a refused filter too."""
     broker = start_broker(shared_subscriptions=False)
-    with connected(broker, "c") as client:
+    with session(broker, "c") as client:
         client.send(Subscribe(packet_id, (Subscription("t", Q1),)))
         assert client.expect(SubAck) == SubAck(packet_id, (1,))
         client.send(Subscribe(packet_id, (Subscription("$share/g/t", Q1),)))
@@ -137,7 +136,7 @@ def test_subscribing_to_the_same_filter_again_replaces_the_subscription(
 ) -> None:
     """The same filter again replaces the subscription [MQTT-3.8.4-3]: one copy of each
     message, at the new QoS and with the new Retain As Published."""
-    with connected(broker, "sub") as sub, connected(broker, "pub") as pub:
+    with session(broker, "sub") as sub, session(broker, "pub") as pub:
         sub.subscribe(Subscription("t", Q0))
         sub.subscribe(Subscription("t", Q2, retain_as_published=True), packet_id=2)
         pub.publish(Publish("t", b"1", Q2, retain=True, packet_id=1))
@@ -153,9 +152,9 @@ def test_replacing_a_subscription_resends_retained_messages_and_loses_none(
     """With Retain Handling 0 the retained message is sent again on the replacing
     SUBSCRIBE, and no message is lost by the replacement [MQTT-3.8.4-4]: the one in
     flight and the two waiting behind a Receive Maximum of 1 all come, in order."""
-    with connected(broker, "pub") as pub, Peer(broker) as sub:
+    with session(broker, "pub") as pub, Peer(broker.port) as sub:
         pub.publish(Publish("t", b"kept", Q1, retain=True, packet_id=1))
-        sub.connect("sub", properties=Properties(receive_maximum=1))
+        sub.open_session("sub", properties=Properties(receive_maximum=1))
         sub.subscribe(Subscription("t", Q1))
         [retained] = sub.publishes()
         sub.send(PubAck(retained.packet_id or 0))
@@ -179,7 +178,7 @@ def test_a_subscribe_of_several_filters_is_handled_as_one_subscribe_after_anothe
     one SUBACK [MQTT-3.8.4-5]: the same filter twice with Retain Handling 1 gets the
     retained message once (the second finds the subscription there) and ends at the
     second's QoS."""
-    with connected(broker, "pub") as pub, connected(broker, "sub") as sub:
+    with session(broker, "pub") as pub, session(broker, "sub") as sub:
         pub.publish(Publish("t", b"kept", Q1, retain=True, packet_id=1))
         sub.send(Subscribe(7, (Subscription("t", Q0, retain_handling=1),
                                Subscription("t", Q1, retain_handling=1))))
@@ -200,7 +199,7 @@ def test_the_suback_has_one_code_per_filter_in_order_each_from_the_table(
                           refuse_wildcard_subscriptions=True)
     filters = (Subscription("a", Q2), Subscription("$share/g/b", Q1), Subscription("c", Q0),
                Subscription("d/+", Q1), Subscription("e", Q1))
-    with connected(broker, "c") as client:
+    with session(broker, "c") as client:
         client.send(Subscribe(3, filters))
         suback = client.expect(SubAck)
         assert suback.return_codes == (1, R.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED, 0,
@@ -214,7 +213,7 @@ def test_the_granted_qos_is_the_most_the_subscription_delivers_at(
     """The code shows the QoS granted [MQTT-3.8.4-7]: granted 1 for a request of 2, a QoS 1
     message comes at 1; a failed filter delivers nothing, a granted one beside it does."""
     broker = start_broker(max_qos=1, refuse_wildcard_subscriptions=True)
-    with connected(broker, "sub") as sub, connected(broker, "pub") as pub:
+    with session(broker, "sub") as sub, session(broker, "pub") as pub:
         assert sub.subscribe(Subscription("t", Q2), Subscription("#", Q1)).return_codes == (
             1, R.WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED)
         pub.publish(Publish("t", b"1", Q1, packet_id=1))
@@ -230,7 +229,7 @@ def test_a_message_comes_at_the_lower_of_its_qos_and_the_granted_qos(
     qos_levels = (Q0, Q1, Q2)
     subs = {granted: subscriber(broker, f"s{granted}", Subscription("t", granted))
             for granted in qos_levels}
-    with connected(broker, "pub") as pub:
+    with session(broker, "pub") as pub:
         for published in qos_levels:
             pub.publish(Publish("t", bytes([published]), published,
                                 packet_id=published or None))
@@ -255,10 +254,10 @@ def test_an_unsubscribe_with_other_flags_is_malformed_and_closes(
 ) -> None:
     """UNSUBSCRIBE flags other than 0010 are malformed and close the connection
     [MQTT-3.10.1-1]: DISCONNECT 0x81, no UNSUBACK, where 0010 is answered."""
-    with connected(broker, "bad") as bad:
+    with session(broker, "bad") as bad:
         bad.send_bytes(unsubscribe_bytes(0xA0 | flags) + b"\xc0\x00")
-        assert disconnect_then_close(bad).reason_code == R.MALFORMED_PACKET
-    with connected(broker, "good") as good:
+        assert closes_after(bad, Disconnect).reason_code == R.MALFORMED_PACKET
+    with session(broker, "good") as good:
         good.send_bytes(unsubscribe_bytes(0xA2))
         assert good.expect(UnsubAck) == UnsubAck(1, (R.NO_SUBSCRIPTION_EXISTED,))
 
@@ -268,7 +267,7 @@ def test_unsubscribe_deletes_only_the_filter_equal_character_for_character(
 ) -> None:
     """Filters are compared character by character, wildcards as characters: 'a/#' and
     'A/b' delete nothing, 'a/+' deletes 'a/+' and leaves 'a/b' [MQTT-3.10.4-1]."""
-    with connected(broker, "sub") as sub, connected(broker, "pub") as pub:
+    with session(broker, "sub") as sub, session(broker, "pub") as pub:
         sub.subscribe(Subscription("a/+", Q1), Subscription("a/b", Q1))
         sub.send(Unsubscribe(2, ("a/#", "A/b", "a/+")))
         assert sub.expect(UnsubAck) == UnsubAck(2, (R.NO_SUBSCRIPTION_EXISTED,
@@ -282,7 +281,7 @@ def test_after_unsubscribe_no_new_message_is_added(broker: BrokerThread) -> None
     """Once UNSUBSCRIBE is handled, no new message matching it is added for the client
     [MQTT-3.10.4-2], while its other subscription still delivers."""
     with subscriber(broker, "sub", Subscription("t", Q1), Subscription("u", Q1)) as sub, \
-            connected(broker, "pub") as pub:
+            session(broker, "pub") as pub:
         sub.send(Unsubscribe(2, ("t",)))
         sub.expect(UnsubAck)
         pub.publish(Publish("t", b"gone", Q1, packet_id=1))
@@ -294,7 +293,7 @@ def test_a_qos_2_delivery_begun_before_unsubscribe_is_completed(broker: BrokerTh
     """A QoS 2 message sent before the UNSUBSCRIBE goes on to completion [MQTT-3.10.4-3]:
     its PUBREC after the UNSUBACK is answered by PUBREL."""
     with subscriber(broker, "sub", Subscription("t", Q2)) as sub, \
-            connected(broker, "pub") as pub:
+            session(broker, "pub") as pub:
         pub.publish(Publish("t", b"m", Q2, packet_id=1))
         [message] = sub.publishes()
         sub.send(Unsubscribe(2, ("t",)))
@@ -310,13 +309,13 @@ def test_a_qos_1_delivery_begun_before_unsubscribe_is_resent_until_acknowledged(
 ) -> None:
     """A QoS 1 message sent before the UNSUBSCRIBE and never acknowledged is still the
     broker's to deliver [MQTT-3.10.4-3]: the session re-sends it on reconnection."""
-    with connected(broker, "pub") as pub:
+    with session(broker, "pub") as pub:
         with subscriber(broker, "sub", Subscription("t", Q1), properties=KEEP) as sub:
             pub.publish(Publish("t", b"m", Q1, packet_id=1))
             [message] = sub.publishes()
             sub.send(Unsubscribe(2, ("t",)))
             sub.expect(UnsubAck)
-        with connected(broker, "sub", clean_session=False, properties=KEEP) as again:
+        with session(broker, "sub", clean_start=False, properties=KEEP) as again:
             [resent] = again.publishes()
             assert (resent.payload, resent.dup, resent.packet_id) == (
                 b"m", True, message.packet_id)
@@ -383,7 +382,7 @@ def test_suback_and_unsuback_stay_within_the_clients_maximum_packet_size(
 
 def test_pingreq_is_answered_with_pingresp(broker: BrokerThread) -> None:
     """PINGREQ gets PINGRESP [MQTT-3.12.4-1], each time, on its two bytes."""
-    with connected(broker, "c") as client:
+    with session(broker, "c") as client:
         for _ in range(3):
             client.send_bytes(b"\xc0\x00")
             assert client.frame() == b"\xd0\x00"
@@ -396,9 +395,9 @@ def scram_connect(peer: Peer, scram: ScramSha256Client) -> Auth:
     """CONNECT with SCRAM-SHA-256; the broker's first AUTH, judged by its bytes too."""
     peer.send(Connect(V5, "c", username="alice", properties=Properties(
         authentication_method=SCRAM_SHA_256, authentication_data=scram.initial_data())))
-    frame = peer.frame()
-    assert frame[0] == 0xF0, frame.hex(" ")  # AUTH, flags 0000 [MQTT-3.15.1-1]
-    auth = decode(frame)
+    raw = peer.frame()
+    assert raw[0] == 0xF0, raw.hex(" ")  # AUTH, flags 0000 [MQTT-3.15.1-1]
+    auth = decode(raw)
     assert isinstance(auth, Auth)
     return auth
 
@@ -416,7 +415,7 @@ def test_no_disconnect_goes_before_a_successful_connack(broker: BrokerThread, ca
     """The broker sends no DISCONNECT until it has sent a CONNACK below 0x80
     [MQTT-3.14.0-1]: a connection refused before that is closed, with a refusing CONNACK
     at most."""
-    with Peer(broker) as client:
+    with Peer(broker.port) as client:
         client.send_bytes(BEFORE_CONNACK[case])
         frames = client.frames_until_closed()
         assert all(frame[0] >> 4 == 2 for frame in frames), [f.hex(" ") for f in frames]
@@ -430,11 +429,11 @@ def test_no_disconnect_goes_to_a_refused_or_misbehaving_connect_with_authenticat
     with the reason and the close; once connected the same PINGREQ is simply answered and
     the same bad AUTH flags get DISCONNECT 0x81."""
     broker = start_broker(users={"alice": "pencil"})
-    with Peer(broker) as client:
+    with Peer(broker.port) as client:
         client.send(Connect(V5, "c", username="alice", password=b"wrong"))
         assert client.frames_until_closed() == [bytes.fromhex("20 03 00 86 00")]
     for bad in (b"\xc0\x00", b"\xf1\x00"):
-        with Peer(broker) as client:
+        with Peer(broker.port) as client:
             scram_connect(client, ScramSha256Client("alice", "pencil"))
             client.send_bytes(bad)
             frames = client.frames_until_closed()
@@ -442,11 +441,11 @@ def test_no_disconnect_goes_to_a_refused_or_misbehaving_connect_with_authenticat
             connack = decode(frames[0])
             assert isinstance(connack, ConnAck)
             assert connack.return_code >= 0x80
-    with connected(broker, "c", username="alice", password=b"pencil") as client:
+    with session(broker, "c", username="alice", password=b"pencil") as client:
         client.send_bytes(b"\xc0\x00")
         assert client.frame() == b"\xd0\x00"
         client.send_bytes(b"\xf1\x00")
-        assert disconnect_then_close(client).reason_code == R.MALFORMED_PACKET
+        assert closes_after(client, Disconnect).reason_code == R.MALFORMED_PACKET
 
 
 def will_watcher(broker: BrokerThread) -> Peer:
@@ -461,10 +460,10 @@ def test_a_disconnect_with_reserved_bits_set_is_malformed_and_answered_with_0x81
     [MQTT-3.14.1-1]; the close is then an error, so the will is published, as it is not
     after a DISCONNECT with flags 0000."""
     with will_watcher(broker) as watcher:
-        with connected(broker, "bad", will=Will("wills/bad", b"gone")) as bad:
+        with session(broker, "bad", will=Will("wills/bad", b"gone")) as bad:
             bad.send_bytes(bytes([0xE0 | flags, 0]))
-            assert disconnect_then_close(bad).reason_code == R.MALFORMED_PACKET
-        with connected(broker, "good", will=Will("wills/good", b"gone")) as good:
+            assert closes_after(bad, Disconnect).reason_code == R.MALFORMED_PACKET
+        with session(broker, "good", will=Will("wills/good", b"gone")) as good:
             good.send_bytes(b"\xe0\x00")
             assert good.frames_until_closed() == []
         assert [p.topic for p in watcher.publishes()] == ["wills/bad"]
@@ -483,16 +482,16 @@ def broker_disconnects(broker: BrokerThread) -> list[Disconnect]:
     }
     seen = []
     for n, data in enumerate(cases.values()):
-        with connected(broker, f"c{n}", properties=KEEP) as client:
+        with session(broker, f"c{n}", properties=KEEP) as client:
             client.send_bytes(data)
             *before, last = client.frames_until_closed()
             assert [frame[0] for frame in before] in ([], [0x50])  # the first QoS 2's PUBREC
             disconnect = decode(last)
             assert isinstance(disconnect, Disconnect), disconnect
             seen.append(disconnect)
-    with connected(broker, "same", properties=KEEP) as first, \
-            connected(broker, "same", clean_session=False, properties=KEEP):
-        seen.append(disconnect_then_close(first))  # taken over
+    with session(broker, "same", properties=KEEP) as first, \
+            session(broker, "same", clean_start=False, properties=KEEP):
+        seen.append(closes_after(first, Disconnect))  # taken over
     return seen
 
 
@@ -526,13 +525,11 @@ def test_the_brokers_disconnect_leaves_its_reason_string_out_where_it_would_not_
     client's Maximum Packet Size [MQTT-3.14.2-3] [MQTT-3.14.2-4]: a client that takes 1000
     bytes is told why in words; one whose maximum is just its CONNACK, fewer bytes than
     those words, gets the three bytes of the code."""
-    with Peer(broker) as probe:
-        probe.send(Connect(V5, "probe"))
-        smallest = len(probe.frame())
+    smallest = connack_size(broker, "probe")
     frames = {}
     for maximum in (1000, smallest):
-        with Peer(broker) as client:
-            client.connect("c", properties=Properties(maximum_packet_size=maximum))
+        with Peer(broker.port) as client:
+            client.open_session("c", properties=Properties(maximum_packet_size=maximum))
             client.send_bytes(bytes([0x36, 6]) + string("t") + b"\x00\x01\x00")
             [frames[maximum]] = client.frames_until_closed()
     told = decode(frames[1000])
@@ -548,13 +545,13 @@ def test_after_its_disconnect_the_broker_sends_nothing_and_closes(broker: Broker
     the connection [MQTT-3.14.4-2]: the PINGREQ and SUBSCRIBE behind the bad packet, in
     the same write, stay unanswered, and a message for the client's subscription too."""
     with subscriber(broker, "c", Subscription("t", Q0)) as client, \
-            connected(broker, "pub") as pub:
+            session(broker, "pub") as pub:
         client.send_bytes(bytes([0x36, 6]) + string("t") + b"\x00\x01\x00"
                           + b"\xc0\x00" + subscribe_bytes(0x82, 0x01))
-        [frame] = client.frames_until_closed()
-        assert frame[0] == 0xE0
+        [raw] = client.frames_until_closed()
+        assert raw[0] == 0xE0
         pub.publish(Publish("t", b"after"))
-        assert client.frame() == CLOSED
+        assert client.frame() == CLOSED_FRAME
 
 
 def test_a_disconnect_0x00_discards_the_will_and_0x04_publishes_it(broker: BrokerThread) -> None:
@@ -562,7 +559,7 @@ def test_a_disconnect_0x00_discards_the_will_and_0x04_publishes_it(broker: Broke
     same client with 0x04 has it published, so the watcher is shown to hear wills."""
     with will_watcher(broker) as watcher:
         for n, reason in enumerate((R.SUCCESS, R.DISCONNECT_WITH_WILL)):
-            with connected(broker, "w", will=Will(f"wills/{n}", b"gone")) as client:
+            with session(broker, "w", will=Will(f"wills/{n}", b"gone")) as client:
                 client.send(Disconnect(reason))
                 assert client.frames_until_closed() == []
         assert [p.topic for p in watcher.publishes()] == ["wills/1"]
@@ -587,7 +584,7 @@ def test_the_brokers_auth_packets_have_flags_0000_and_auth_reason_codes(
     0x18 to continue, 0x00 when re-authentication succeeded."""
     broker = start_broker(users={"alice": "pencil"})
     scram = ScramSha256Client("alice", "pencil")
-    with Peer(broker) as client:
+    with Peer(broker.port) as client:
         first = scram_connect(client, scram)
         connack = decode(auth_step(client, scram, first))
         assert isinstance(connack, ConnAck)
@@ -615,7 +612,7 @@ def test_an_auth_with_other_flags_is_malformed_and_closes(
     the re-authentication that 0xF0 would start gets DISCONNECT 0x81 instead."""
     broker = start_broker(users={"alice": "pencil"})
     scram = ScramSha256Client("alice", "pencil")
-    with Peer(broker) as client:
+    with Peer(broker.port) as client:
         connack = decode(auth_step(client, scram, scram_connect(client, scram)))
         assert isinstance(connack, ConnAck)
         reauth = Auth(R.REAUTHENTICATE, Properties(
@@ -623,7 +620,7 @@ def test_an_auth_with_other_flags_is_malformed_and_closes(
             authentication_data=ScramSha256Client("alice", "pencil").initial_data()))
         data = encode(reauth, V5)
         client.send_bytes(bytes([0xF0 | flags]) + data[1:])
-        assert disconnect_then_close(client).reason_code == R.MALFORMED_PACKET
+        assert closes_after(client, Disconnect).reason_code == R.MALFORMED_PACKET
 
 
 def test_the_brokers_auth_packets_stay_within_the_clients_maximum_packet_size(
@@ -634,11 +631,11 @@ def test_the_brokers_auth_packets_stay_within_the_clients_maximum_packet_size(
     Property [MQTT-3.15.2-2] [MQTT-3.15.2-3]. (The broker puts neither on AUTH; an AUTH
     too large even bare refuses the CONNECT with 0x80, see ``test_v5_packet_size.py``.)"""
     broker = start_broker(users={"alice": "pencil"})
-    with Peer(broker) as probe:
+    with Peer(broker.port) as probe:
         scram = ScramSha256Client("alice", "pencil")
         size = len(encode(scram_connect(probe, scram), V5))
     scram = ScramSha256Client("alice", "pencil")
-    with Peer(broker) as client:
+    with Peer(broker.port) as client:
         client.send(Connect(V5, "c", username="alice", properties=Properties(
             maximum_packet_size=size, authentication_method=SCRAM_SHA_256,
             authentication_data=scram.initial_data())))

@@ -3,9 +3,13 @@ the broker's packets as whole frames, kept as written (flags, lengths and proper
 can be checked byte for byte) and decoded by the strict client-side codec, which refuses
 reserved bits, reason codes a packet may not carry and ill-formed strings.
 
-``session``, ``subscribe`` and ``publish`` do the usual steps; ``mark`` publishes a marker
-message after whatever a test watches, so ``Peer.until(marker)`` observes an absence up to
-a point that must come, rather than waiting out a quiet time.
+``session``, ``subscriber``, ``Peer.subscribe``, ``Peer.publish`` (and ``publish``, its
+shorthand for a new message) do the usual steps.
+Two ways show that something did NOT come: ``mark`` publishes a marker message after
+whatever a test watches, so ``Peer.until(marker)`` observes an absence up to a point that
+must come; ``Peer.before_pingresp`` relies on the protocol core handling one connection's
+packets in order and routing a message to every subscriber before acknowledging it, so
+what precedes the PINGRESP is all there will be. Neither waits out a quiet time.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import socket
 import struct
 import time
-from typing import TypeVar
+from typing import Self, TypeVar
 
 from mqttref.impl.codec.codec import Decoder, Role, encode
 from mqttref.impl.codec.errors import ReasonCode
@@ -46,6 +50,9 @@ WAIT = 5.0
 """How long a packet the broker owes may take: far above any loopback delay, and only
 ever waited out when the test fails."""
 CLOSED = "closed"
+"""What ``Peer.next`` returns once the broker closed."""
+CLOSED_FRAME = b""
+"""What ``Peer.frame`` returns once the broker closed."""
 KEEP = Properties(session_expiry_interval=600)
 T = TypeVar("T", bound=Packet)
 
@@ -92,6 +99,26 @@ def body_of(raw: bytes) -> bytes:
     return raw[start:]
 
 
+def frame_size(buffer: bytes) -> int | None:
+    """The size of the whole frame at the start of ``buffer``, None if not all there (a
+    Remaining Length of at most four bytes, 2.1.4)."""
+    length = shift = 0
+    for index, byte in enumerate(buffer[1:5], start=1):
+        length |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            size = 1 + index + length
+            return size if len(buffer) >= size else None
+    return None
+
+
+def decode(raw: bytes) -> Packet:
+    """One whole frame the broker sent, decoded as a 5.0 client decodes it (each frame on
+    its own: a Topic Alias stays as written, its topic empty where the alias stands alone)."""
+    [packet] = Decoder(role=Role.CLIENT, protocol_level=V5).feed(raw)
+    return packet
+
+
 class Peer:
     """One TCP connection speaking MQTT 5.0 byte by byte: sends anything, and reads the
     broker's packets as whole frames, kept as written and decoded by the strict client-side
@@ -100,13 +127,12 @@ class Peer:
 
     def __init__(self, port: int) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), WAIT)
-        self.decoder = Decoder(role=Role.CLIENT, protocol_level=V5)
         self.buffer = b""
         self.frames: list[bytes] = []
         """Every frame read so far, in order."""
         self.eof = False
 
-    def __enter__(self) -> Peer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -122,28 +148,16 @@ class Peer:
         """The network fails: the socket closes with no DISCONNECT."""
         self.sock.close()
 
-    def _whole(self) -> bytes | None:
-        if len(self.buffer) < 2:
-            return None
-        length = shift = 0
-        for index in range(1, min(len(self.buffer), 5)):
-            byte = self.buffer[index]
-            length |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                end = index + 1 + length
-                if len(self.buffer) < end:
-                    return None
-                raw, self.buffer = self.buffer[:end], self.buffer[end:]
-                return raw
-        return None
+    # --- reading ---------------------------------------------------------------------------
 
-    def frame(self, timeout: float = WAIT) -> bytes | None:
-        """The next whole packet as the broker wrote it; None once the broker closed."""
+    def frame(self, timeout: float = WAIT) -> bytes:
+        """The next whole packet as the broker wrote it; ``CLOSED_FRAME`` (b"") once the
+        broker closed, which it may do only between frames."""
         deadline = time.monotonic() + timeout
-        while (raw := self._whole()) is None:
+        while (size := frame_size(self.buffer)) is None:
             if self.eof:
-                return None
+                assert not self.buffer, f"closed inside a frame: {self.buffer.hex(' ')}"
+                return CLOSED_FRAME
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"nothing from the broker within {timeout} s")
@@ -156,16 +170,21 @@ class Peer:
                 data = b""
             self.eof = not data
             self.buffer += data
+        raw, self.buffer = self.buffer[:size], self.buffer[size:]
         self.frames.append(raw)
         return raw
+
+    def frames_until_closed(self) -> list[bytes]:
+        """Every frame up to the close (a TimeoutError if the broker never closes)."""
+        frames = []
+        while (raw := self.frame()) != CLOSED_FRAME:
+            frames.append(raw)
+        return frames
 
     def next(self, timeout: float = WAIT) -> Packet | str:
         """The next packet, decoded, or ``CLOSED``."""
         raw = self.frame(timeout)
-        if raw is None:
-            return CLOSED
-        [packet] = self.decoder.feed(raw)
-        return packet
+        return CLOSED if raw == CLOSED_FRAME else decode(raw)
 
     def expect(self, kind: type[T], timeout: float = WAIT) -> T:
         packet = self.next(timeout)
@@ -174,19 +193,41 @@ class Peer:
 
     def rest(self) -> list[Packet | str]:
         """Everything up to and including the broker's close."""
-        seen: list[Packet | str] = []
-        while (packet := self.next()) != CLOSED:
+        return [*map(decode, self.frames_until_closed()), CLOSED]
+
+    def _up_to_pingresp(self) -> tuple[list[Packet], bool]:
+        """Send PINGREQ; the packets before its PINGRESP, and whether it came (or the
+        broker closed first)."""
+        self.send(PingReq())
+        seen: list[Packet] = []
+        while not isinstance(packet := self.next(), str):
+            if isinstance(packet, PingResp):
+                return seen, True
             seen.append(packet)
-        return [*seen, CLOSED]
+        return seen, False
 
     def pinged(self) -> bool:
         """Whether the connection still serves: PINGREQ answered by PINGRESP, every
         packet before it skipped."""
-        self.send(PingReq())
-        while (packet := self.next()) != CLOSED:
-            if isinstance(packet, PingResp):
-                return True
-        return False
+        return self._up_to_pingresp()[1]
+
+    def before_pingresp(self) -> list[Packet]:
+        """Everything the broker sends before answering a PINGREQ sent now."""
+        seen, answered = self._up_to_pingresp()
+        assert answered, f"closed before PINGRESP, after {seen}"
+        return seen
+
+    def publishes(self) -> list[Publish]:
+        """The PUBLISH packets sent so far (up to a PINGRESP), asserting nothing else came."""
+        seen = self.before_pingresp()
+        assert all(isinstance(packet, Publish) for packet in seen), seen
+        return [packet for packet in seen if isinstance(packet, Publish)]
+
+    def publish_frames(self, count: int) -> list[bytes]:
+        """The next ``count`` frames, each of them a PUBLISH."""
+        frames = [self.frame() for _ in range(count)]
+        assert all(raw[:1] and raw[0] >> 4 == 3 for raw in frames), [f.hex(" ") for f in frames]
+        return frames
 
     def until(self, marker: bytes) -> list[Publish]:
         """The PUBLISH packets before the one whose payload is ``marker`` (published
@@ -210,49 +251,88 @@ class Peer:
         elif publish.qos is Q2 and publish.packet_id is not None:
             self.send(PubRec(publish.packet_id))
 
+    # --- the usual steps -------------------------------------------------------------------
+
+    def connack(self, connect: Connect) -> tuple[bytes, ConnAck]:
+        """Send ``connect``; the raw CONNACK and its decoding (asserting one came)."""
+        self.send(connect)
+        raw = self.frame()
+        assert raw, "closed without CONNACK"
+        connack = decode(raw)
+        assert isinstance(connack, ConnAck), connack
+        return raw, connack
+
+    def open_session(self, client_id: str, *, clean_start: bool = True,
+                     properties: Properties = NO_PROPERTIES, will: Will | None = None,
+                     keep_alive: int = 60, username: str | None = None,
+                     password: bytes | None = None) -> ConnAck:
+        """CONNECT at 5.0; the CONNACK, which must say Success."""
+        _raw, connack = self.connack(Connect(
+            V5, client_id, clean_session=clean_start, keep_alive=keep_alive, will=will,
+            username=username, password=password, properties=properties))
+        assert connack.return_code == R.SUCCESS, connack
+        return connack
+
+    def subscribe(self, *subs: Subscription, packet_id: int = 1,
+                  properties: Properties = NO_PROPERTIES) -> SubAck:
+        """SUBSCRIBE; its SUBACK, which must carry its Packet Identifier."""
+        self.send(Subscribe(packet_id, subs, properties))
+        suback = self.expect(SubAck)
+        assert suback.packet_id == packet_id
+        return suback
+
+    def publish(self, message: Publish) -> int | None:
+        """Publish and finish the QoS flow, so the message has been routed on return:
+        PUBACK, or PUBREC, PUBREL and PUBCOMP, each with the PUBLISH's Packet Identifier;
+        at QoS 0 a PINGREQ answered with nothing before it. The reason code of PUBACK or
+        PUBREC (None at QoS 0)."""
+        self.send(message)
+        if message.qos is Q0:
+            assert self.before_pingresp() == []
+            return None
+        if message.qos is Q1:
+            puback = self.expect(PubAck)
+            assert puback.packet_id == message.packet_id
+            return puback.reason_code
+        pubrec = self.expect(PubRec)
+        assert pubrec.packet_id == message.packet_id
+        self.send(PubRel(message.packet_id or 0))
+        self.expect(PubComp)
+        return pubrec.reason_code
+
 
 def connack_of(port: int, connect: Connect) -> tuple[Peer, bytes, ConnAck]:
-    """Send ``connect``; the raw CONNACK and its decoding (asserting one came)."""
+    """A new connection that sent ``connect``; the raw CONNACK and its decoding."""
     peer = Peer(port)
-    peer.send(connect)
-    raw = peer.frame()
-    assert raw is not None, "closed without CONNACK"
-    [connack] = peer.decoder.feed(raw)
-    assert isinstance(connack, ConnAck), connack
+    raw, connack = peer.connack(connect)
     return peer, raw, connack
 
 
 def session(broker: BrokerThread, client_id: str, *, clean_start: bool = True,
             properties: Properties = NO_PROPERTIES, will: Will | None = None,
-            keep_alive: int = 60) -> Peer:
+            keep_alive: int = 60, username: str | None = None,
+            password: bytes | None = None) -> Peer:
     """A connected peer; its CONNACK must say Success."""
-    peer, _raw, connack = connack_of(broker.port, Connect(
-        V5, client_id, clean_start, keep_alive, will, properties=properties))
-    assert connack.return_code == R.SUCCESS, connack
+    peer = Peer(broker.port)
+    peer.open_session(client_id, clean_start=clean_start, properties=properties, will=will,
+                      keep_alive=keep_alive, username=username, password=password)
     return peer
 
 
-def subscribe(peer: Peer, *subs: Subscription, packet_id: int = 1,
-              properties: Properties = NO_PROPERTIES) -> SubAck:
-    peer.send(Subscribe(packet_id, subs, properties))
-    suback = peer.expect(SubAck)
-    assert suback.packet_id == packet_id
-    return suback
+def subscriber(broker: BrokerThread, client_id: str, *subscriptions: Subscription,
+               clean_start: bool = True, properties: Properties = NO_PROPERTIES) -> Peer:
+    """A connected peer granted ``subscriptions`` as asked."""
+    peer = session(broker, client_id, clean_start=clean_start, properties=properties)
+    granted = peer.subscribe(*subscriptions).return_codes
+    assert granted == tuple(s.qos for s in subscriptions), granted
+    return peer
 
 
 def publish(peer: Peer, topic: str, payload: bytes, qos: QoS = Q0, *, packet_id: int = 1,
             retain: bool = False, properties: Properties = NO_PROPERTIES) -> int | None:
-    """Publish and finish the flow; the reason code of PUBACK or PUBREC (None at QoS 0)."""
-    peer.send(Publish(topic, payload, qos, retain, packet_id=packet_id if qos else None,
-                      properties=properties))
-    if qos is Q0:
-        return None
-    if qos is Q1:
-        return peer.expect(PubAck).reason_code
-    code = peer.expect(PubRec).reason_code
-    peer.send(PubRel(packet_id))
-    peer.expect(PubComp)
-    return code
+    """``Peer.publish`` of a new message (DUP 0); the reason code of PUBACK or PUBREC."""
+    return peer.publish(Publish(topic, payload, qos, retain, packet_id=packet_id if qos else None,
+                                properties=properties))
 
 
 def closes_after(peer: Peer, kind: type[T]) -> T:
@@ -268,3 +348,34 @@ def mark(broker: BrokerThread, marker: bytes = b"marker") -> bytes:
     with session(broker, "marker") as peer:
         publish(peer, "w/marker", marker, Q1)
     return marker
+
+
+# --- the client's Maximum Packet Size -------------------------------------------------------
+
+
+def connack_size(broker: BrokerThread, client_id: str) -> int:
+    """The size of the CONNACK a plain CONNECT of ``client_id`` is accepted with."""
+    with Peer(broker.port) as probe:
+        probe.open_session(client_id)
+        return len(probe.frames[-1])
+
+
+def tightest(broker: BrokerThread, client_id: str) -> tuple[Peer, int]:
+    """A peer whose Maximum Packet Size is the size of its own CONNACK, and that size: the
+    smallest that still lets it connect, so that any Reason String or User Property the
+    broker added to a packet would risk going beyond it."""
+    size = connack_size(broker, client_id)
+    peer = Peer(broker.port)
+    peer.open_session(client_id, properties=Properties(maximum_packet_size=size))
+    assert len(peer.frames[-1]) == size
+    return peer, size
+
+
+def within(raw: bytes, maximum: int) -> Packet:
+    """The packet of a frame that is within ``maximum`` and carries neither a Reason String
+    nor User Properties."""
+    assert len(raw) <= maximum, raw.hex(" ")
+    packet = decode(raw)
+    properties: Properties = getattr(packet, "properties", NO_PROPERTIES)
+    assert (properties.reason_string, properties.user_properties) == (None, ()), packet
+    return packet
