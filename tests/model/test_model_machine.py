@@ -81,8 +81,33 @@ class ModelMachine(RuleBasedStateMachine):
     def connected_slots(self) -> list[str]:
         return [s for s in SLOTS if self.connected(s)]
 
-    def pick(self, data: st.DataObject) -> str:
-        return data.draw(st.sampled_from(self.connected_slots()), label="client")
+    def free(self, slot: str) -> bool:
+        """No connection is open in ``slot``: a CONNECT may start one."""
+        return self.state(slot) in (None, ConnectionState.CLOSED)
+
+    def pick(self, data: st.DataObject, among: list[str] | None = None) -> str:
+        """A slot drawn from ``among``, the connected ones by default."""
+        choices = self.connected_slots() if among is None else among
+        return data.draw(st.sampled_from(choices), label="client")
+
+    def any_connection(self, data: st.DataObject) -> str:
+        """A slot with a connection in any state, open or closed."""
+        return self.pick(data, sorted(self.model.connections))
+
+    def send(self, slot: str, packet: Packet) -> None:
+        """The client in ``slot`` sends ``packet``; the server then sends what is owed."""
+        self.model.apply(Send(slot, packet))
+        self.settle()
+
+    def judge(self, slot: str, observation: Observation) -> None:
+        """Whatever a server sends is judged: accepted, or a ``Violation`` that changes
+        nothing."""
+        before = self.snapshot()
+        try:
+            self.model.observe(slot, observation)
+        except Violation:
+            assert self.snapshot() == before
+        self.settle()
 
     def settle(self) -> None:
         """Be a server that sends exactly what is owed, until nothing is."""
@@ -132,17 +157,16 @@ class ModelMachine(RuleBasedStateMachine):
         keep_alive: int,
     ) -> None:
         """A new connection (a takeover when the client id is connected elsewhere)."""
-        if self.state(slot) not in (None, ConnectionState.CLOSED):
+        if not self.free(slot):
             return
         packet_will = None if will is None else Will(will[0], b"will " + slot.encode(), *will[1:])
         connect = Connect(ProtocolLevel.MQTT_3_1_1, client_id, clean, keep_alive, packet_will)
-        self.model.apply(Send(slot, connect))
-        self.settle()
+        self.send(slot, connect)
 
     @rule(slot=slots)
     def connect_refused_or_early_packet(self, slot: str) -> None:
         """An empty client id with CleanSession=0, or a PINGREQ before CONNECT."""
-        if self.state(slot) not in (None, ConnectionState.CLOSED):
+        if not self.free(slot):
             return
         if self.packet_ids.get(slot, 0) % 2:
             self.model.apply(Send(slot, Connect(ProtocolLevel.MQTT_3_1_1, "", False)))
@@ -161,15 +185,13 @@ class ModelMachine(RuleBasedStateMachine):
         """One SUBSCRIBE, possibly naming a filter twice (two in a row [MQTT-3.8.4-4])."""
         slot = self.pick(data)
         packet = Subscribe(self.next_id(slot), tuple(Subscription(f, q) for f, q in requests))
-        self.model.apply(Send(slot, packet))
-        self.settle()
+        self.send(slot, packet)
 
     @precondition(lambda self: self.connected_slots())
     @rule(data=st.data(), topic_filter=st.sampled_from(FILTERS))
     def unsubscribe(self, data: st.DataObject, topic_filter: str) -> None:
         slot = self.pick(data)
-        self.model.apply(Send(slot, Unsubscribe(self.next_id(slot), (topic_filter,))))
-        self.settle()
+        self.send(slot, Unsubscribe(self.next_id(slot), (topic_filter,)))
 
     @precondition(lambda self: self.connected_slots())
     @rule(
@@ -184,18 +206,16 @@ class ModelMachine(RuleBasedStateMachine):
     ) -> None:
         slot = self.pick(data)
         packet_id = self.next_id(slot) if qos else None
-        self.model.apply(Send(slot, Publish(topic, payload, qos, retain, False, packet_id)))
-        self.settle()
+        self.send(slot, Publish(topic, payload, qos, retain, False, packet_id))
 
     @precondition(lambda self: any(self.model.client_acknowledgements(s) for s in SLOTS))
     @rule(data=st.data())
     def client_acknowledges(self, data: st.DataObject) -> None:
         """The client sends PUBACK/PUBREC/PUBCOMP for deliveries, PUBREL for its own QoS 2."""
         choices = [s for s in SLOTS if self.model.client_acknowledgements(s)]
-        slot = data.draw(st.sampled_from(choices), label="client")
+        slot = self.pick(data, choices)
         ack = data.draw(st.sampled_from(self.model.client_acknowledgements(slot)), label="ack")
-        self.model.apply(Send(slot, ack))
-        self.settle()
+        self.send(slot, ack)
 
     @rule()
     def every_accepted_message_arrives_eventually(self) -> None:
@@ -205,7 +225,7 @@ class ModelMachine(RuleBasedStateMachine):
         for client_id, session in sorted(self.model.sessions.items()):
             if session.state == SessionState.PERSISTENT_DISCONNECTED:
                 slot = f"resume-{client_id}"
-                if self.state(slot) not in (None, ConnectionState.CLOSED):
+                if not self.free(slot):
                     continue
                 self.model.apply(Send(slot, Connect(ProtocolLevel.MQTT_3_1_1, client_id, False)))
         for _ in range(100):
@@ -255,7 +275,7 @@ class ModelMachine(RuleBasedStateMachine):
 
     @rule(slot=slots)
     def drop(self, slot: str) -> None:
-        if self.state(slot) not in (None, ConnectionState.CLOSED):
+        if not self.free(slot):
             self.model.apply(Drop(slot))
             self.settle()
 
@@ -269,7 +289,7 @@ class ModelMachine(RuleBasedStateMachine):
     def server_takes_an_allowed_choice(self, data: st.DataObject) -> None:
         """Any allowed packet (retries, extra copies, optional closes) is accepted."""
         choices = [s for s in sorted(self.model.connections) if self.model.allowed(s)]
-        slot = data.draw(st.sampled_from(choices), label="client")
+        slot = self.pick(data, choices)
         observation = data.draw(st.sampled_from(self.model.allowed(slot)), label="observed")
         self.model.observe(slot, observation)
         self.settle()
@@ -291,13 +311,7 @@ class ModelMachine(RuleBasedStateMachine):
     def a_rejected_observation_changes_nothing(
         self, data: st.DataObject, bogus: Observation
     ) -> None:
-        slot = data.draw(st.sampled_from(sorted(self.model.connections)), label="client")
-        before = self.snapshot()
-        try:
-            self.model.observe(slot, bogus)
-        except Violation:
-            assert self.snapshot() == before
-        self.settle()
+        self.judge(self.any_connection(data), bogus)
 
     def snapshot(self) -> tuple[object, ...]:
         return (
@@ -311,20 +325,13 @@ class ModelMachine(RuleBasedStateMachine):
     @rule(data=st.data(), packet=strategies.packets(ProtocolLevel.MQTT_3_1_1))
     def the_server_sends_any_packet(self, data: st.DataObject, packet: Packet) -> None:
         """Whatever a server sends is judged: accepted, or a ``Violation``; never a crash."""
-        slot = data.draw(st.sampled_from(sorted(self.model.connections)), label="client")
-        before = self.snapshot()
-        try:
-            self.model.observe(slot, packet)
-        except Violation:
-            assert self.snapshot() == before
-        self.settle()
+        self.judge(self.any_connection(data), packet)
 
     @precondition(lambda self: self.connected_slots())
     @rule(data=st.data(), packet=strategies.client_packets(ProtocolLevel.MQTT_3_1_1))
     def a_client_sends_any_packet(self, data: st.DataObject, packet: Packet) -> None:
         """Any well-typed client packet is an event the model can take."""
-        self.model.apply(Send(self.pick(data), packet))
-        self.settle()
+        self.send(self.pick(data), packet)
 
     # ---------------------------------------------------------- invariants
 

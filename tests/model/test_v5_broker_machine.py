@@ -26,8 +26,6 @@ from mqttref.impl.codec.packets import (
     Subscription,
     Will,
 )
-from mqttref.model import Send, Violation
-from mqttref.model.connection import ConnectionState
 from tests import strategies
 from tests.model.test_model_machine import CLIENT_IDS, FILTERS, TOPICS, ModelMachine, qos, slots
 
@@ -57,7 +55,7 @@ class MixedLevelsMachine(ModelMachine):
         alias_maximum: int | None,
     ) -> None:
         """A level-5 connection (a takeover when the ClientID is connected elsewhere)."""
-        if self.state(slot) not in (None, ConnectionState.CLOSED):
+        if not self.free(slot):
             return
         packet_will = None
         if will is not None:
@@ -72,8 +70,7 @@ class MixedLevelsMachine(ModelMachine):
         packet = Connect(
             ProtocolLevel.MQTT_5, client_id, clean_start, 0, packet_will, properties=properties
         )
-        self.model.apply(Send(slot, packet))
-        self.settle()
+        self.send(slot, packet)
 
     def level5_slots(self) -> list[str]:
         return [s for s in self.connected_slots() if self.model.connections[s].level == 5]
@@ -103,13 +100,12 @@ class MixedLevelsMachine(ModelMachine):
         identifier: int | None,
     ) -> None:
         """A level-5 SUBSCRIBE with options and a Subscription Identifier."""
-        slot = data.draw(st.sampled_from(self.level5_slots()), label="client")
+        slot = self.pick(data, self.level5_slots())
         request = Subscription(
             topic_filter, requested, no_local, retain_as_published, retain_handling
         )
         properties = Properties(subscription_identifiers=(identifier,) if identifier else ())
-        self.model.apply(Send(slot, Subscribe(self.next_id(slot), (request,), properties)))
-        self.settle()
+        self.send(slot, Subscribe(self.next_id(slot), (request,), properties))
 
     @precondition(lambda self: self.level5_slots())
     @rule(
@@ -131,15 +127,12 @@ class MixedLevelsMachine(ModelMachine):
         user: tuple[tuple[str, str], ...],
     ) -> None:
         """A level-5 PUBLISH with properties the server forwards."""
-        slot = data.draw(st.sampled_from(self.level5_slots()), label="client")
+        slot = self.pick(data, self.level5_slots())
         packet_id = self.next_id(slot) if qos else None
         properties = Properties(
             message_expiry_interval=expiry, user_properties=user, content_type="text/plain"
         )
-        self.model.apply(
-            Send(slot, Publish(topic, b"p5", qos, retain, False, packet_id, properties))
-        )
-        self.settle()
+        self.send(slot, Publish(topic, b"p5", qos, retain, False, packet_id, properties))
 
 
 # No example database: examples saved while the model changed replay as other
@@ -155,21 +148,13 @@ class AnyPacketMachine(MixedLevelsMachine):
     @rule(data=st.data(), packet=strategies.packets(ProtocolLevel.MQTT_5))
     def the_server_sends_any_5_0_packet(self, data: st.DataObject, packet: Packet) -> None:
         """Whatever a server sends is judged: accepted, or a ``Violation``; never a crash."""
-        slot = data.draw(st.sampled_from(sorted(self.model.connections)), label="client")
-        before = self.snapshot()
-        try:
-            self.model.observe(slot, packet)
-        except Violation:
-            assert self.snapshot() == before
-        self.settle()
+        self.judge(self.any_connection(data), packet)
 
     @precondition(lambda self: self.level5_slots())
     @rule(data=st.data(), packet=strategies.client_packets(ProtocolLevel.MQTT_5))
     def a_level_5_client_sends_any_packet(self, data: st.DataObject, packet: Packet) -> None:
         """Any well-typed 5.0 client packet is an event the model can take."""
-        slot = data.draw(st.sampled_from(self.level5_slots()), label="client")
-        self.model.apply(Send(slot, packet))
-        self.settle()
+        self.send(self.pick(data, self.level5_slots()), packet)
 
 
 AnyPacketMachine.TestCase.settings = settings(stateful_step_count=40, database=None)
