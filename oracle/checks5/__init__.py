@@ -12,9 +12,10 @@ from mqttref.oracle.checks5 import (
     messages,
     qos,
     session,
+    shared,
     subscribe,
     will,
 )
 
-__all__ = ["basics", "connect", "features", "flow", "messages", "qos", "session", "subscribe",
-           "will"]
+__all__ = ["basics", "connect", "features", "flow", "messages", "qos", "session", "shared",
+           "subscribe", "will"]

@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 
 from mqttref.impl.broker.config import Config
+from mqttref.impl.broker.shared import Member, SharedGroup, SharedGroups
 from mqttref.impl.codec.packets import ConnAck, Properties
+from mqttref.impl.message import Message
 from mqttref.oracle.capabilities import BrokerProfile5, profile_from_connack
 from mqttref.oracle.probe import Timing
 from mqttref.oracle.report import Report, to_json, write_text
@@ -218,3 +220,25 @@ def test_a_broker_that_never_answers_a_5_0_connect_fails_3_1_4_5_and_blocks_the_
     assert report.count(Verdict.FAIL) == 1
     assert report.count(Verdict.PASS) == 0
     assert "blocked by MQTT-3.1.4-5" in verdicts["MQTT-3.8.3-3"].reason
+
+
+def _only(config: Config, *names: str) -> dict[str, Verdict]:
+    """The verdicts of ``names`` alone against an mqttref broker with ``config``."""
+    with BrokerThread(config) as running:
+        report = evaluate(running.host, running.port, protocol="5", only=names, seed=17,
+                          budget=30.0, explore=False)
+    assert not report.oracle_errors, _text(report)
+    return {v.statement.id: v.verdict for v in report.verdicts}
+
+
+def test_a_broker_sending_a_shared_member_more_than_its_granted_qos_fails_4_8_2_3(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def at_the_messages_qos(self: SharedGroups, group: SharedGroup, member: Member,
+                            message: Message, now: float) -> None:
+        member.session.deliver(message, message.qos, now, retain=False, identifiers=(),
+                               share=group.key)
+
+    monkeypatch.setattr(SharedGroups, "send", at_the_messages_qos)
+    verdicts = _only(Config(port=0), "shared_subscription_v5")
+    assert verdicts["MQTT-4.8.2-3"] is Verdict.FAIL
+    assert verdicts["MQTT-4.8.2-6"] is Verdict.PASS
