@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 from mqttref import __version__
 
-SUBCOMMANDS = ("broker", "pub", "sub", "check", "charts", "conformance-doc")
+SUBCOMMANDS = ("broker", "pub", "sub", "passwd", "check", "charts", "conformance-doc")
 
 
 class ArgumentParser(argparse.ArgumentParser):
