@@ -16,21 +16,34 @@ protocol core per connection (``protocol.py``) behind its socket edge
 (``transport.py``), the outbox that commits the store before anything is
 written (``outbox.py``), and the supervisors. It listens, starts and stops,
 and ticks the sessions' retry timers.
+
+It listens on every configured listener (``Config.listeners``: TCP, TLS,
+WebSocket, WebSocket over TLS), or on ``host``/``port`` over TCP when none is
+configured. Each transport is an edge of its own: plain TCP accepts straight
+into ``SocketEdge``, TLS runs its handshake first (``tls.py``), WebSocket
+unwraps frames (``websocket.py``); all feed the same protocol core, session
+table and supervisor, so a message crosses from one listener to another as
+between two TCP clients.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from collections.abc import Callable
 from types import TracebackType
 
 from mqttref.impl.broker.authentication import authenticators_for
 from mqttref.impl.broker.config import Config
+from mqttref.impl.broker.listeners import Listener
 from mqttref.impl.broker.outbox import Outbox
 from mqttref.impl.broker.ports import BrokerPorts
 from mqttref.impl.broker.sessions import SessionTable
 from mqttref.impl.broker.supervisor import ConnectionSupervisor
-from mqttref.impl.broker.transport import SocketEdge
+from mqttref.impl.broker.tls import TLSHandshake, server_context
+from mqttref.impl.broker.transport import IdentifiedEdge, SocketEdge
+from mqttref.impl.broker.websocket import WebSocketEdge
 from mqttref.impl.logtext import LoopHandler, broker_log, install_loop_handler
 from mqttref.impl.store import Store, StoreError, open_store
 
@@ -38,7 +51,7 @@ log = logging.getLogger("mqttref.broker")
 
 
 class Broker:
-    """An MQTT 3.1/3.1.1 broker on one TCP listener."""
+    """An MQTT 3.1/3.1.1/5.0 broker on its listeners."""
 
     def __init__(self, config: Config | None = None, *, store: Store | None = None) -> None:
         self.config = config if config is not None else Config()
@@ -57,14 +70,17 @@ class Broker:
             memory=self.table.memory, connections=self.connections,
             authenticators=authenticators_for(self.config),
         )
-        self._server: asyncio.Server | None = None
+        self._servers: list[asyncio.Server] | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._loop_handler: tuple[
             asyncio.AbstractEventLoop, LoopHandler | None, LoopHandler
         ] | None = None
         """The loop, its exception handler before ours (restored by ``stop``), ours."""
         self.port: int = self.config.port
-        """The listening port; the real one after ``start()`` when configured as 0."""
+        """The listening port (of the first listener); the real one after ``start()``
+        when configured as 0."""
+        self.listening: tuple[tuple[Listener, int], ...] = ()
+        """Each listener served and its real port, after ``start()``."""
         self.failure: StoreError | None = None
         """Why the broker stopped by itself (the store could not write), if it did."""
         self.stopped = asyncio.Event()
@@ -95,7 +111,8 @@ class Broker:
 
     async def start(self) -> None:
         """Load the store, then listen. Raises StoreError if the store cannot be opened
-        (nothing on disk changed), OSError if the port cannot be bound.
+        (nothing on disk changed), OSError if a port cannot be bound (then no listener
+        stays open), ConfigError if a TLS listener's files cannot be loaded.
 
         What the restore did before anyone connects (wills published and sessions
         ended because their time passed while the broker was down, shared messages
@@ -105,31 +122,78 @@ class Broker:
         try:
             self.table.restore(asyncio.get_running_loop().time())
             self.store.commit()
-            self._server = await asyncio.get_running_loop().create_server(
-                self._accept, self.config.host, self.config.port, backlog=1024
-            )
+            self._servers = await self._listen()
         except BaseException:
             self.store.close()  # release the data directory for the next try
             raise
-        self.port = self._server.sockets[0].getsockname()[1]
+        self.port = self.listening[0][1]
         loop = asyncio.get_running_loop()
         # The loop's own errors (out of descriptors on accept, each retry) are rate-limited.
         previous = loop.get_exception_handler()
         self._loop_handler = (loop, previous, install_loop_handler(loop, broker_log))
         self._ticker = loop.create_task(self._tick())
-        log.info("mqttref broker listening on %s:%d", self.config.host, self.port)
+        for listener, port in self.listening:
+            log.info("mqttref broker listening on %s:%d (%s)", listener.host, port,
+                     listener.transport)
+
+    async def _listen(self) -> list[asyncio.Server]:
+        """A server per listener (``host``/``port`` over TCP when none is configured);
+        if one cannot be bound, those already open are closed."""
+        loop = asyncio.get_running_loop()
+        listeners = self.config.listeners or (
+            Listener(port=self.config.port, host=self.config.host),
+        )
+        servers: list[asyncio.Server] = []
+        listening: list[tuple[Listener, int]] = []
+        try:
+            for listener in listeners:
+                server = await loop.create_server(
+                    self._protocol_factory(listener), listener.host, listener.port,
+                    backlog=1024,
+                )
+                servers.append(server)
+                listening.append((listener, server.sockets[0].getsockname()[1]))
+        except BaseException:
+            for server in servers:
+                server.close()
+            raise
+        self.listening = tuple(listening)
+        return servers
+
+    def _protocol_factory(self, listener: Listener) -> Callable[[], asyncio.BaseProtocol]:
+        """What the loop calls on each accept of ``listener``. Plain TCP gets
+        ``_accept`` itself: nothing of the other transports is on its path."""
+        make_edge: Callable[[], SocketEdge] = self._accept
+        if listener.websocket:
+            make_edge = functools.partial(
+                WebSocketEdge, self.ports, self.connections, self.outbox,
+                max_frame_size=listener.max_frame_size,
+            )
+        elif listener.use_identity_as_username:
+            make_edge = functools.partial(
+                IdentifiedEdge, self.ports, self.connections, self.outbox
+            )
+        if not listener.secure:
+            return make_edge
+        return functools.partial(
+            TLSHandshake, server_context(listener), make_edge,
+            timeout=self.config.connect_timeout,
+            use_identity=listener.use_identity_as_username,
+        )
 
     async def stop(self) -> None:
         """Stop listening, close every connection, flush and close the store."""
-        if self._server is None:
+        if self._servers is None:
             return
-        server, self._server = self._server, None
-        server.close()
+        servers, self._servers = self._servers, None
+        for server in servers:
+            server.close()
         if self._ticker is not None:
             self._ticker.cancel()
             self._ticker = None
         await self.connections.stop_all()
-        await server.wait_closed()
+        for server in servers:
+            await server.wait_closed()
         if self.failure is None:
             self.store.commit()
         self.store.close()

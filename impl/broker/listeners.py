@@ -2,16 +2,22 @@
 
 A configuration may name several, as mosquitto's ``listener`` blocks do: each has
 its own address, port and transport (plain TCP, TLS, WebSocket, WebSocket over
-TLS) with the transport's settings. The transports live at the I/O edge: the
-protocol core sees MQTT packets and never learns which listener brought them.
-``host``/``port`` of ``Config`` stay the simple case: with no ``listeners`` the
-broker listens there over TCP.
+TLS) with the transport's settings. The transports live at the I/O edge
+(``tls.py``, ``websocket.py``): the protocol core sees MQTT packets and never
+learns which listener brought them. ``host``/``port`` of ``Config`` stay the
+simple case: with no ``listeners`` the broker listens there over TCP.
+
+A listener is checked whole when it is made: a TLS setting on a plain listener,
+a ``require_certificate`` without the ``cafile`` to check certificates against,
+a certificate file that cannot be read or loaded, each is a ``ConfigError``
+naming the key (and the file), so a bad file stops ``mqttref broker`` at start
+rather than the first client's handshake.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -20,6 +26,19 @@ from mqttref.impl.codec.errors import ConfigError
 TRANSPORTS = ("tcp", "tls", "ws", "wss")
 """``tcp`` MQTT over TCP; ``tls`` over TLS (mqtts, port 8883 by convention); ``ws`` over
 WebSocket (subprotocol ``mqtt``); ``wss`` WebSocket over TLS."""
+
+SECURE: Final = frozenset({"tls", "wss"})
+"""The transports that run TLS (and take its keys)."""
+
+WEBSOCKET: Final = frozenset({"ws", "wss"})
+"""The transports that run WebSocket (and take its keys)."""
+
+TLS_VERSIONS: Final = ("tlsv1.2", "tlsv1.3")
+"""The lowest TLS version a listener may accept; older versions are broken (RFC 8996)."""
+
+TLS_KEYS: Final = ("certfile", "keyfile", "cafile", "require_certificate",
+                   "use_identity_as_username", "tls_version")
+WEBSOCKET_KEYS: Final = ("max_frame_size",)
 
 
 def _transport(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
@@ -38,18 +57,99 @@ def _host(_instance: object, attribute: attrs.Attribute[str], value: str) -> Non
         raise ConfigError(f"{attribute.name}: a host name or address, got {value!r}")
 
 
+def _path(_instance: object, attribute: attrs.Attribute[str | None], value: str | None) -> None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ConfigError(f"{attribute.name}: a file path (PEM), got {value!r}")
+
+
+def _flag(_instance: object, attribute: attrs.Attribute[bool], value: bool) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{attribute.name}: true or false, got {value!r}")
+
+
+def _tls_version(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if value not in TLS_VERSIONS:
+        raise ConfigError(f"{attribute.name}: one of {', '.join(TLS_VERSIONS)}, got {value!r}")
+
+
+def _frame_size(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1 << 31:
+        raise ConfigError(f"{attribute.name}: bytes, 1 to {1 << 31}, got {value!r}")
+
+
 @attrs.frozen
 class Listener:
-    """One address and port, and the transport spoken there."""
+    """One address and port, and the transport spoken there with its settings."""
 
     port: int = attrs.field(validator=_port)
     host: str = attrs.field(default="127.0.0.1", validator=_host)
     transport: str = attrs.field(default="tcp", validator=_transport)
 
+    certfile: str | None = attrs.field(default=None, validator=_path)
+    """TLS (``tls``, ``wss``): the server's certificate chain, PEM (required)."""
+    keyfile: str | None = attrs.field(default=None, validator=_path)
+    """TLS: the server's private key, PEM; none when ``certfile`` holds it too."""
+    cafile: str | None = attrs.field(default=None, validator=_path)
+    """TLS: the certificate authorities client certificates are checked against; with
+    it (and without ``require_certificate``) a client may present one or not."""
+    require_certificate: bool = attrs.field(default=False, validator=_flag)
+    """TLS: a client without a valid certificate (signed by ``cafile``, in date) fails
+    the handshake, before it can send a byte of MQTT."""
+    use_identity_as_username: bool = attrs.field(default=False, validator=_flag)
+    """TLS: the Common Name of the client's certificate is its user name for CONNECT
+    admission, whatever user name (and password) the CONNECT carries, as mosquitto's
+    option of that name. Needs ``require_certificate``."""
+    tls_version: str = attrs.field(default="tlsv1.2", validator=_tls_version)
+    """TLS: the lowest version accepted (``tlsv1.2`` or ``tlsv1.3``)."""
+
+    max_frame_size: int = attrs.field(default=2_097_152, validator=_frame_size)
+    """WebSocket (``ws``, ``wss``): the largest data frame accepted, in bytes; a larger
+    one closes the WebSocket with 1009 (message too big, RFC 6455 7.4.1). A frame may
+    hold several MQTT packets, each bounded by ``max_packet_size`` on its own."""
+
+    def __attrs_post_init__(self) -> None:
+        """The settings that only make sense together (each error names its key)."""
+        given = attrs.asdict(self)
+        defaults = {field.name: field.default for field in attrs.fields(Listener)}
+        if self.transport not in SECURE:
+            for key in TLS_KEYS:
+                if given[key] != defaults[key]:
+                    raise ConfigError(f"{key}: only for tls and wss listeners, "
+                                      f"not {self.transport}")
+        if self.transport not in WEBSOCKET:
+            for key in WEBSOCKET_KEYS:
+                if given[key] != defaults[key]:
+                    raise ConfigError(f"{key}: only for ws and wss listeners, "
+                                      f"not {self.transport}")
+        if self.transport not in SECURE:
+            return
+        if self.certfile is None:
+            raise ConfigError(f"certfile: a {self.transport} listener needs the server's "
+                              "certificate (PEM)")
+        if self.require_certificate and self.cafile is None:
+            raise ConfigError("require_certificate: needs a cafile to check client "
+                              "certificates against")
+        if self.use_identity_as_username and not self.require_certificate:
+            raise ConfigError("use_identity_as_username: needs require_certificate = true "
+                              "(a client without a certificate would have no identity)")
+        from mqttref.impl.broker.tls import server_context  # noqa: PLC0415 - tls imports us
+
+        server_context(self)  # the files exist, load and match: a ConfigError if not
+
     @property
     def loopback(self) -> bool:
         """Only this machine can reach it (mosquitto 2.0's local-only rule looks at this)."""
         return self.host in ("127.0.0.1", "::1", "localhost") or self.host.startswith("127.")
+
+    @property
+    def secure(self) -> bool:
+        """The transport runs TLS."""
+        return self.transport in SECURE
+
+    @property
+    def websocket(self) -> bool:
+        """The transport runs WebSocket."""
+        return self.transport in WEBSOCKET
 
 
 LISTENER_KEYS = frozenset(field.name for field in attrs.fields(Listener))
@@ -68,7 +168,7 @@ def listener_from_mapping(values: Any, index: int) -> Listener:
     try:
         return Listener(**values)
     except ConfigError as exc:
-        raise ConfigError(f"listeners[{index}]: {exc}") from exc
+        raise ConfigError(f"listeners[{index}].{exc}") from exc
 
 
 def listeners_from_value(value: Any) -> tuple[Listener, ...]:

@@ -89,6 +89,11 @@ class SocketEdge(asyncio.BufferedProtocol):
     transport: asyncio.Transport
     """Set by ``connection_made``, before any other call."""
 
+    identity: str | None = None
+    """The Common Name of the client's certificate when its listener has
+    ``use_identity_as_username`` (``IdentifiedEdge``), for CONNECT admission; a
+    class attribute here, so a plain TCP connection carries no slot for it."""
+
     __slots__ = ("_closed", "_peer", "core", "shared", "timer_bucket", "transport")
 
     def __init__(self, ports: BrokerPorts, supervisor: ConnectionSupervisor,
@@ -248,3 +253,15 @@ class SocketEdge(asyncio.BufferedProtocol):
         self.shared.supervisor.timer(core, now)
         if not core.is_closed:
             self._arm_timer()
+
+
+class IdentifiedEdge(SocketEdge):
+    """The edge of a TLS listener with ``use_identity_as_username``: the TLS
+    handshake (``tls.TLSHandshake``) sets ``identity`` before ``connection_made``."""
+
+    __slots__ = ("identity",)
+
+    def __init__(self, ports: BrokerPorts, supervisor: ConnectionSupervisor,
+                 outbox: Outbox) -> None:
+        super().__init__(ports, supervisor, outbox)
+        self.identity = None
