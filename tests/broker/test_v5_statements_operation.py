@@ -531,7 +531,7 @@ def test_an_empty_topic_name_or_filter_is_refused(broker: BrokerThread) -> None:
 
 def test_a_u0000_will_topic_is_refused(broker: BrokerThread) -> None:
     """A Topic Name holds no U+0000 [MQTT-4.7.3-2], a will's neither: its CONNECT is not
-    accepted (PUBLISH and SUBSCRIBE are in test_v5_statements_connect.py)."""
+    accepted (PUBLISH and SUBSCRIBE are in test_v5_statements_packet_format.py)."""
     refused_will(broker, b"w/a\x00b")
     assert not broker.call(lambda b: "c" in b.sessions)
 

@@ -335,6 +335,14 @@ def publish(peer: Peer, topic: str, payload: bytes, qos: QoS = Q0, *, packet_id:
                                 properties=properties))
 
 
+def watching(broker: BrokerThread) -> Peer:
+    """A subscriber to everything under ``w/`` (QoS 2, Retain As Published, so a forwarded
+    message keeps its RETAIN flag), for what others publish."""
+    peer = session(broker, "watcher")
+    peer.subscribe(Subscription("w/#", Q2, retain_as_published=True))
+    return peer
+
+
 def closes_after(peer: Peer, kind: type[T]) -> T:
     """The next packet is ``kind``, and the broker closes right after it."""
     packet = peer.expect(kind)
