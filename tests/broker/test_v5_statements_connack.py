@@ -3,10 +3,7 @@ bind the server, each shown by the broker meeting them on a raw socket: nothing 
 after a refusal, CONNACK first and once, its flags, its reason codes, Maximum QoS, and a
 Reason String that gives way to the client's Maximum Packet Size.
 
-Where a statement says what must not happen, a control that must happen comes after it
-on the same path (a marker message, a PINGRESP), so its absence is observed, not assumed.
-Statements that other files already show cite their id there; the ones no test can show
-against this broker are in ``v5_left_out_a.json`` with the reason.
+Driven as ``test_v5_statements_packet_format.py`` describes.
 """
 
 from __future__ import annotations

@@ -4,10 +4,7 @@ version, the reserved flag, and the Client Identifier (3.1.3). Clean Start is in
 ``test_v5_statements_session.py``, the will in ``_will.py``, the CONNECT properties in
 ``_connect_properties.py`` and the server's answer in ``_connack.py``.
 
-Where a statement says what must not happen, a control that must happen comes after it
-on the same path (a marker message, a PINGRESP), so its absence is observed, not assumed.
-Statements that other files already show cite their id there; the ones no test can show
-against this broker are in ``v5_left_out_a.json`` with the reason.
+Driven as ``test_v5_statements_packet_format.py`` describes.
 """
 
 from __future__ import annotations

@@ -3,10 +3,7 @@ server, each shown by the broker meeting it: on a raw socket, or in the sans-IO 
 a made-up clock where the statement is about time (the will delay, the session's end),
 so no test waits.
 
-Where a statement says what must not happen, a control that must happen comes after it
-on the same path (a marker message, a PINGRESP), so its absence is observed, not assumed.
-Statements that other files already show cite their id there; the ones no test can show
-against this broker are in ``v5_left_out_a.json`` with the reason.
+Driven as ``test_v5_statements_packet_format.py`` describes.
 """
 
 from __future__ import annotations
