@@ -17,6 +17,7 @@ from typing import Final
 import attrs
 
 from mqttref.impl.broker.config import MAX_REMAINING_LENGTH, Config
+from mqttref.impl.broker.security import Security
 from mqttref.impl.codec.errors import ReasonCode
 from mqttref.impl.codec.packets import (
     NO_PROPERTIES,
@@ -31,10 +32,16 @@ MQTT_3_1_MAX_CLIENT_ID = 23
 
 
 def connect_return_code(
-    connect: Connect, config: Config, *, open_connections: int
+    connect: Connect, config: Config, *, open_connections: int,
+    security: Security | None = None,
 ) -> ConnectReturnCode:
     """The CONNACK return code for a well-formed CONNECT (3.2.2.3); at 5.0, see
-    ``connect_reason``."""
+    ``connect_reason``.
+
+    Without a user name: 0x05 Not authorized unless anonymous clients are allowed
+    (``Config.anonymous_allowed``). With one, where users are known (the ``users``
+    table or a password file, ``security``): 0x04 for an unknown user and a wrong
+    password alike, so a refusal does not tell which names exist."""
     if not client_id_acceptable(connect, config):
         return ConnectReturnCode.IDENTIFIER_REJECTED
     if connect.keep_alive > config.max_keep_alive and connect.protocol_level < ProtocolLevel.MQTT_5:
@@ -43,8 +50,12 @@ def connect_return_code(
     if open_connections > config.max_connections:
         return ConnectReturnCode.SERVER_UNAVAILABLE
     if connect.username is None:
-        if not config.allow_anonymous:
+        if not config.anonymous_allowed:
             return ConnectReturnCode.NOT_AUTHORIZED
+    elif security is not None:
+        if security.checks_passwords and not security.authenticate(connect.username,
+                                                                   connect.password):
+            return ConnectReturnCode.BAD_USER_NAME_OR_PASSWORD
     elif config.users and not _password_matches(config, connect.username, connect.password):
         return ConnectReturnCode.BAD_USER_NAME_OR_PASSWORD
     return ConnectReturnCode.ACCEPTED
@@ -61,7 +72,8 @@ V5_REASONS: Final = {
 """The MQTT 5.0 CONNACK reason code for each refusal 3.1.1 also has (3.2.2.2)."""
 
 
-def connect_reason(connect: Connect, config: Config, *, open_connections: int) -> ReasonCode:
+def connect_reason(connect: Connect, config: Config, *, open_connections: int,
+                   security: Security | None = None) -> ReasonCode:
     """The CONNACK reason code of an MQTT 5.0 CONNECT (3.2.2.2), before enhanced
     authentication: a CONNECT naming an Authentication Method is judged by its
     exchange (4.12), not by its user name and password."""
@@ -75,9 +87,10 @@ def connect_reason(connect: Connect, config: Config, *, open_connections: int) -
         return ReasonCode.PAYLOAD_FORMAT_INVALID  # the MAY of 3.1.3.2.3
     if connect.properties.authentication_method is not None:
         connect = attrs.evolve(connect, username=None, password=None)
-        if not config.allow_anonymous:
+        if not config.anonymous_allowed:
             config = attrs.evolve(config, allow_anonymous=True)
-    return V5_REASONS[connect_return_code(connect, config, open_connections=open_connections)]
+    return V5_REASONS[connect_return_code(connect, config, open_connections=open_connections,
+                                          security=security)]
 
 
 def payload_format_valid(properties: Properties, payload: bytes) -> bool:

@@ -91,6 +91,18 @@ def _characters(_instance: object, attribute: attrs.Attribute[str], value: str) 
         raise ConfigError(f"{attribute.name}: U+0000 can never be in a topic filter")
 
 
+def _optional_boolean(_instance: object, attribute: attrs.Attribute[bool | None],
+                      value: bool | None) -> None:
+    if value is not None and not isinstance(value, bool):
+        raise ConfigError(f"{attribute.name}: expected true or false, got {value!r}")
+
+
+def _optional_file(_instance: object, attribute: attrs.Attribute[str | None],
+                   value: str | None) -> None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ConfigError(f"{attribute.name}: expected a file path, got {value!r}")
+
+
 def _users(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
@@ -291,12 +303,23 @@ class Config:
     topic filter) holding U+0001-U+001F, U+007F-U+009F or a Unicode non-character closes
     the connection, before CONNACK without one: the receiver MAY close (1.5.3). False:
     only topic names and filters are checked for control characters (``limits``)."""
-    allow_anonymous: bool = attrs.field(default=True, validator=_boolean)
-    """False: a CONNECT without a user name is refused with 0x05."""
+    allow_anonymous: bool | None = attrs.field(default=None, validator=_optional_boolean)
+    """False: a CONNECT without a user name is refused with 0x05 (5.0: 0x87). True: it is
+    accepted. Unset (the default): accepted only while every listener is on loopback,
+    so only this machine can connect without a user name (``anonymous_allowed``;
+    mosquitto 2.0's local-only rule, see docs/security.md)."""
     users: Mapping[str, str] = attrs.field(factory=dict, validator=_users, hash=False)
     """User name -> password; when not empty, other names or wrong passwords get 0x04.
     A testing aid: passwords stand in the file as written. MQTT 5.0 clients may also
     prove them with SCRAM-SHA-256 enhanced authentication (4.12)."""
+    password_file: str | None = attrs.field(default=None, validator=_optional_file)
+    """A password file as mosquitto 2.0's ``mosquitto_passwd`` (or ``mqttref passwd``)
+    writes it: ``user:$7$...`` salted PBKDF2-SHA512 lines. Its users log in with their
+    password; other names or wrong passwords get 0x04 (5.0: 0x86). SIGHUP reloads it."""
+    acl_file: str | None = attrs.field(default=None, validator=_optional_file)
+    """An access control list in mosquitto's ``acl_file`` syntax (``user``, ``topic``,
+    ``pattern``): with one, a client may publish, subscribe to and receive only the
+    topics it grants (``mqttref.impl.auth.acl``). SIGHUP reloads it."""
     scram_users: Mapping[str, str] = attrs.field(factory=dict, validator=_users, hash=False)
     """User name -> SCRAM-SHA-256 verifier (``SCRAM-SHA-256$4096:salt$StoredKey:ServerKey``,
     as ``mqttref.impl.auth.ScramCredentials.to_string`` writes it): users who can log in
@@ -320,6 +343,22 @@ class Config:
                 f"write_buffer_max: must be at least write_buffer_limit "
                 f"({self.write_buffer_limit}), got {self.write_buffer_max}"
             )
+
+    @property
+    def loopback(self) -> bool:
+        """Every listener is on a loopback address: only this machine can connect."""
+        if self.listeners:
+            return all(listener.loopback for listener in self.listeners)
+        return Listener(port=self.port, host=self.host).loopback
+
+    @property
+    def anonymous_allowed(self) -> bool:
+        """Whether a CONNECT without a user name may be accepted: ``allow_anonymous`` if
+        set, else only while every listener is on loopback (mosquitto 2.0 allows it only
+        with no listener configured, which binds loopback alone)."""
+        if self.allow_anonymous is not None:
+            return self.allow_anonymous
+        return self.loopback
 
     @property
     def timer_tick(self) -> float:

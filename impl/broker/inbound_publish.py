@@ -34,7 +34,7 @@ from mqttref.impl.broker.limits import topic_problem
 from mqttref.impl.codec.errors import LimitExceeded, ProtocolError, ReasonCode
 from mqttref.impl.codec.frames import PUBACK, PUBREC, ack_frame
 from mqttref.impl.codec.packets import NO_PROPERTIES, PubAck, Publish, PubRec, QoS
-from mqttref.impl.logtext import broker_log
+from mqttref.impl.logtext import broker_log, clip
 
 
 class InboundPublish(ConnectionBase):
@@ -61,9 +61,16 @@ class InboundPublish(ConnectionBase):
                 raise LimitExceeded(f"PUBLISH topic with {problem}", ref="§4.7",
                                     reason_code=ReasonCode.TOPIC_NAME_INVALID)
             self._checked_topic = topic
-        assert self.session is not None
-        message = self.session.on_publish(packet, now)
+        session = self.session
+        assert session is not None
+        message = session.on_publish(packet, now)
         if message is not None:
+            access = session.access
+            if access is not None and not access.may_write(topic):
+                # 3.1.1 has no way to refuse a PUBLISH: acknowledged as usual, routed to
+                # nobody, retained nowhere (mosquitto does the same).
+                self._log_denied(topic)
+                return
             self.ports.router.publish(message, now)
 
     def _on_publish_v5(self, packet: Publish, now: float) -> None:
@@ -103,6 +110,12 @@ class InboundPublish(ConnectionBase):
                 and not (packet.qos is QoS.EXACTLY_ONCE
                          and packet.packet_id in session.awaiting_rel)):  # a resend
             self._refuse_payload(packet)
+            return
+        access = session.access
+        if (access is not None and not access.may_write(topic)
+                and not (packet.qos is QoS.EXACTLY_ONCE
+                         and packet.packet_id in session.awaiting_rel)):  # a resend
+            self._refuse_unauthorized(packet)
             return
         message = session.on_publish(packet, now, defer_ack=True)
         if message is None:
@@ -155,3 +168,19 @@ class InboundPublish(ConnectionBase):
                         packet.packet_id, detail)
         ack = PubAck if packet.qos is QoS.AT_LEAST_ONCE else PubRec
         self.send(ack(packet.packet_id, ReasonCode.PAYLOAD_FORMAT_INVALID))
+
+    def _log_denied(self, topic: str) -> None:
+        broker_log.info("publish denied", "%s: PUBLISH on %s denied by the ACL", self.who,
+                        clip(topic))
+
+    def _refuse_unauthorized(self, packet: Publish) -> None:
+        """A 5.0 PUBLISH the ACL does not let this client write: PUBACK or PUBREC 0x87
+        Not authorized (3.4.2.1, 3.5.2.1); a PUBREC of 0x80 or more ends the exchange,
+        so its packet id is not kept awaiting PUBREL [MQTT-4.3.3-9]. At QoS 0 there is
+        nothing to answer: it is dropped, as mosquitto does, and the client stays."""
+        self._log_denied(packet.topic)
+        if packet.qos is QoS.AT_MOST_ONCE:
+            return
+        assert packet.packet_id is not None
+        ack = PubAck if packet.qos is QoS.AT_LEAST_ONCE else PubRec
+        self.send(ack(packet.packet_id, ReasonCode.NOT_AUTHORIZED))

@@ -17,6 +17,7 @@ import attrs
 from mqttref.impl.auth import AuthenticatorRegistry
 from mqttref.impl.broker.config import Config
 from mqttref.impl.broker.pressure import Memory, ReadControl
+from mqttref.impl.broker.security import Security
 from mqttref.impl.broker.session import PacketSink, Session
 from mqttref.impl.codec.packets import Connect, Subscribe, Unsubscribe
 from mqttref.impl.message import Message
@@ -102,3 +103,7 @@ class BrokerPorts:
     """The connections, counted for ``max_connections`` (3.2.2.3, 0x03)."""
     authenticators: AuthenticatorRegistry = attrs.field(factory=AuthenticatorRegistry)
     """The enhanced authentication methods offered (4.12); none by default."""
+    security: Security = attrs.field(
+        default=attrs.Factory(lambda ports: Security.from_config(ports.config), takes_self=True))
+    """The password file and ACL in force (``security.py``), read from ``config`` when
+    not given: ``mqttref broker`` reloads them on SIGHUP through ``Broker.ports``."""

@@ -130,6 +130,18 @@ class PacketSink(Protocol):
         ...
 
 
+class MessageAccess(Protocol):
+    """What the ACL lets one client do (``security.ClientAccess``): the session asks
+    before it hands its client a message, its connection before it routes a PUBLISH,
+    the registry before it grants a filter."""
+
+    def may_read(self, topic: str) -> bool: ...
+
+    def may_write(self, topic: str) -> bool: ...
+
+    def may_subscribe(self, topic_filter: str) -> bool: ...
+
+
 class SessionState(Enum):
     CONNECTED = "connected"
     DISCONNECTED = "disconnected"
@@ -173,6 +185,7 @@ class Session:
         "_next_seq",
         "_options",
         "_queue",
+        "access",
         "behind_since",
         "client_id",
         "config",
@@ -231,6 +244,9 @@ class Session:
         self._aliases: dict[str, int] | None = None
         """Topic -> the alias this connection's client knows it by (``send_topic_aliases``),
         None when the broker gives it none; new with each connection [MQTT-3.3.2-7]."""
+        self.access: MessageAccess | None = None
+        """What the ACL lets the client attached last read (``security.ClientAccess``);
+        None: everything (no ACL file, or no client has attached since a restart)."""
         self._next_packet_id = 1
         self._next_seq = 1
         if persistent:
@@ -421,6 +437,9 @@ class Session:
         another member gets it should this session end first. Otherwise the session's
         5.0 options have their say (``_by_options``): No Local, Retain As Published.
         """
+        access = self.access
+        if access is not None and not access.may_read(message.topic):
+            return  # the ACL denies this subscriber the topic, retained or not
         options = self._options
         if share is None and options is not None:
             resolved = self._by_options(message, qos, identifiers, options)
@@ -497,6 +516,9 @@ class Session:
             expires_at = outbound.expires_at
             if expires_at is not None and expires_at <= now:
                 continue  # it expired waiting: not forwarded [MQTT-3.3.2-5]
+            access = self.access
+            if access is not None and not access.may_read(outbound.topic):
+                continue  # queued before the ACL (reloaded, or a new user) denied it
             if outbound.qos is QoS.AT_MOST_ONCE:
                 frame = self.publish_frame(outbound, now)
                 if frame is not None:

@@ -1,4 +1,5 @@
-"""``mqttref broker``: run the MQTT 3.1/3.1.1 broker until SIGINT or SIGTERM."""
+"""``mqttref broker``: run the MQTT broker until SIGINT or SIGTERM; SIGHUP reloads the
+password and ACL files."""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ def register(add_parser: Any) -> None:
         help="run the MQTT broker",
         description=(
             "Run the MQTT 3.1/3.1.1 broker (127.0.0.1:1883 unless told otherwise). "
-            "Limits and timers come from a TOML config file; SIGINT or SIGTERM stop it. "
+            "Limits and timers come from a TOML config file; SIGINT or SIGTERM stop it, "
+            "SIGHUP reloads its password_file and acl_file (docs/security.md). "
             "Sessions, queues and retained messages are kept in an SQLite database in the "
             "data directory, so a restart (even after kill -9) loses nothing."
         ),
@@ -150,12 +152,25 @@ def configure_logging(*, verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
 
 
+def reload_security(broker: Broker) -> None:
+    """SIGHUP: read the password and ACL files again, as mosquitto does, without
+    dropping a client. A file that no longer reads is logged, and the tables in force
+    stay (``Security.reload``)."""
+    try:
+        broker.ports.security.reload()
+    except ConfigError as exc:
+        logging.getLogger("mqttref.broker").error("SIGHUP: kept the files in force: %s", exc)
+
+
 async def serve(config: Config) -> int:
     """Run until a signal arrives, or the store fails; then stop (connections closed,
     store flushed)."""
-    broker = Broker(config)
     try:
+        broker = Broker(config)  # reads the password and ACL files
         await broker.start()
+    except ConfigError as exc:  # a bad password or ACL file, named with its line
+        print(f"mqttref broker: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
     except StoreError as exc:
         print(f"mqttref broker: error: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
@@ -168,6 +183,8 @@ async def serve(config: Config) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):  # not on Windows
             loop.add_signal_handler(signum, stop.set)
+    with contextlib.suppress(NotImplementedError, AttributeError):  # no SIGHUP on Windows
+        loop.add_signal_handler(signal.SIGHUP, reload_security, broker)
     waits = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(broker.stopped.wait())}
     try:
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
