@@ -44,10 +44,12 @@ from collections.abc import Sequence
 from typing import Any, ClassVar, TypeVar
 
 import attrs
+from hypothesis import seed as use_seed
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
+    get_state_machine_test,
     initialize,
     invariant,
     multiple,
@@ -558,13 +560,19 @@ class Finding:
 
 
 def hunt(
-    machine: type[BrokerMachine], how: settings, *, shrink_seconds: float = 20.0
+    machine: type[BrokerMachine], how: settings, *, shrink_seconds: float = 20.0,
+    seed: int | None = None,
 ) -> Finding | None:
-    """Run the machine until it finds a disagreement (or its budget is spent)."""
+    """Run the machine until it finds a disagreement (or its budget is spent). With
+    ``seed`` (and ``how`` not derandomized) the programs are those of that seed, so
+    that one budget can be spread over several processes."""
     started = time.monotonic()
     with shrinking_limited_to(shrink_seconds):
         try:
-            run_state_machine_as_test(machine, settings=how)
+            if seed is None:
+                run_state_machine_as_test(machine, settings=how)
+            else:
+                use_seed(seed)(get_state_machine_test(machine, settings=how))()
         except AssertionError as error:
             program = "\n".join(getattr(error, "__notes__", []))
             return Finding(error, program, time.monotonic() - started)

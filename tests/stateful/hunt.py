@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--examples", type=int, default=30)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--shrink", type=float, default=15.0, help="seconds of shrinking")
+    parser.add_argument("--seed", type=int,
+                        help="the programs of this seed (default: derandomized, the same"
+                        " programs every run); a control budget spread over processes uses it")
     args = parser.parse_args(argv)
     logging.disable(logging.CRITICAL)  # the broken broker's own complaints are noise here
     fault = fault_named(args.fault)
@@ -65,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     discard_model_crashes = fault is not None
     result: dict[str, object] = {
         "fault": args.fault,
+        "seed": args.seed,
         "found": False,
         "declared": sorted(fault.declared) if fault is not None else [],
     }
@@ -75,11 +79,12 @@ def main(argv: list[str] | None = None) -> int:
                 "ci",
                 max_examples=args.examples,
                 stateful_step_count=args.steps,
-                derandomize=True,
+                derandomize=args.seed is None,
                 database=None,
                 phases=[Phase.generate, Phase.shrink],
             ),
             shrink_seconds=args.shrink,
+            seed=args.seed,
         )
     except (ModelCrash, ExceptionGroup) as raised:
         crashes = [raised] if isinstance(raised, ModelCrash) else [
