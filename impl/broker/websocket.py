@@ -143,11 +143,6 @@ class WebSocketEdge(SocketEdge):
             self.transport.pause_reading()  # yield, as ``SocketEdge.buffer_updated`` does
             shared.wheel.loop.call_soon(self._resume_after_yield)
 
-    def eof_received(self) -> bool:
-        """The TCP connection ended without a close frame (1006): the network
-        connection is lost, as on plain TCP."""
-        return super().eof_received()
-
     # The WebSocket ---------------------------------------------------------------
 
     def _unwrap(self, data: bytes) -> bytes:

@@ -19,6 +19,8 @@ from wsproto.events import (
     BytesMessage,
     CloseConnection,
     Event,
+    Ping,
+    Pong,
     RejectConnection,
     RejectData,
     Request,
@@ -159,7 +161,8 @@ def test_handshake_without_the_mqtt_subprotocol_is_refused(
         assert b"subprotocol mqtt" in body.data
     finally:
         client.close()
-    assert any("subprotocol mqtt" in r.getMessage() for r in caplog.records)
+    assert ws_broker.wait_for(
+        lambda _b: any("subprotocol mqtt" in r.getMessage() for r in caplog.records))
     PahoPeer(ws_broker.port, "after", transport="ws").connect().close()
 
 
@@ -200,3 +203,32 @@ def test_frame_over_max_frame_size_closes_with_1009(ws_broker: BrokerThread,
         client.close()
     other.publish("big", b"small")
     assert other.received() == ("big", b"small")  # and nothing of the refused frame
+
+
+def test_ping_is_answered_and_a_close_frame_ends_the_connection(
+    ws_broker: BrokerThread,
+) -> None:
+    client = opened(ws_broker.port)
+    try:
+        client.frames(CONNECT)
+        assert client.mqtt(4) == CONNACK
+        assert ws_broker.wait_for(lambda broker: len(broker.connections.connections) == 1)
+        client.sock.sendall(client.ws.send(Ping(payload=b"still there?")))
+        assert client.event() == Pong(payload=b"still there?")
+        client.sock.sendall(client.ws.send(CloseConnection(code=1000)))
+        answer = client.event()
+        assert isinstance(answer, CloseConnection)
+        assert answer.code == 1000
+    finally:
+        client.close()
+    assert ws_broker.wait_for(lambda broker: len(broker.connections.connections) == 0)
+
+
+def test_socket_that_never_finishes_the_websocket_handshake_meets_connect_timeout(
+    start_broker: Callable[..., BrokerThread],
+) -> None:
+    running = start_broker(connect_timeout=0.3,
+                           listeners=(Listener(port=0, transport="ws"),))
+    with socket.create_connection(("127.0.0.1", running.port), timeout=5) as silent:
+        silent.sendall(b"GET /mqtt HTTP/1.1\r\nHost: x\r\n")  # and no more
+        assert silent.recv(100) == b""  # closed by the broker, not by our timeout
