@@ -71,6 +71,8 @@ class Broker:
             authenticators=authenticators_for(self.config),
         )
         self._servers: list[asyncio.Server] | None = None
+        self._stopping = False
+        """Set as ``stop`` begins: handshakes still running hand nothing over."""
         self._ticker: asyncio.Task[None] | None = None
         self._loop_handler: tuple[
             asyncio.AbstractEventLoop, LoopHandler | None, LoopHandler
@@ -178,14 +180,19 @@ class Broker:
         return functools.partial(
             TLSHandshake, server_context(listener), make_edge,
             timeout=self.config.connect_timeout,
-            use_identity=listener.use_identity_as_username,
+            use_identity=listener.use_identity_as_username, serving=self._serving,
         )
+
+    def _serving(self) -> bool:
+        """Listening, not stopping (a TLS handshake that ends after ``stop`` is dropped)."""
+        return not self._stopping
 
     async def stop(self) -> None:
         """Stop listening, close every connection, flush and close the store."""
         if self._servers is None:
             return
         servers, self._servers = self._servers, None
+        self._stopping = True
         for server in servers:
             server.close()
         if self._ticker is not None:

@@ -118,12 +118,15 @@ class TLSHandshake(asyncio.Protocol):
     client sent with its last handshake flight (a CONNECT right after TLS 1.3's
     Finished) arrive before that, and are kept for the edge."""
 
-    __slots__ = ("context", "early", "ended", "make_edge", "timeout", "use_identity")
+    __slots__ = ("context", "early", "ended", "make_edge", "serving", "timeout",
+                 "use_identity")
 
     def __init__(self, context: ssl.SSLContext, make_edge: Callable[[], SocketEdge],
-                 *, timeout: float, use_identity: bool) -> None:
+                 *, timeout: float, use_identity: bool, serving: Callable[[], bool]) -> None:
         self.context = context
         self.make_edge = make_edge
+        self.serving = serving
+        """False once the broker is stopping: a handshake that ends then is dropped."""
         self.timeout = timeout
         self.use_identity = use_identity
         self.early: list[bytes] = []
@@ -164,8 +167,8 @@ class TLSHandshake(asyncio.Protocol):
                                peer, port, clip_text(_reason(exc)))
             tcp.abort()
             return
-        if secure is None or self.ended:  # gone at once: nothing to hand over
-            tcp.abort()
+        if secure is None or self.ended or not self.serving():
+            tcp.abort()  # gone at once, or the broker stopped meanwhile: nothing to hand over
             return
         edge = self.make_edge()
         if self.use_identity and isinstance(edge, IdentifiedEdge | WebSocketEdge):
