@@ -222,8 +222,7 @@ def parse_acl_file(text: str, source: str = "<acl file>") -> AclFile:
     patterns: list[Rule] = []
     block = anonymous
     for number, line in _lines(text):
-        keyword, _, rest = line.partition(" ")
-        rest = rest.strip()
+        keyword, rest = _split(line)
         if keyword == "user":
             if not rest:
                 raise AclFileError(source, number, "'user' needs a user name")
@@ -247,11 +246,19 @@ def _lines(text: str) -> Iterable[tuple[int, str]]:
 _ACCESS_WORDS: Final = {access.value: access for access in Access}
 
 
+def _split(text: str) -> tuple[str, str]:
+    """The first word and the rest, split at the first run of spaces or tabs."""
+    parts = text.split(None, 1)
+    if not parts:
+        return "", ""
+    return parts[0], parts[1].strip() if len(parts) > 1 else ""
+
+
 def _rule(rest: str, number: int, source: str, *, pattern: bool) -> Rule:
-    first, _, remainder = rest.partition(" ")
+    first, remainder = _split(rest)
     access = _ACCESS_WORDS.get(first)
-    if access is not None and remainder.strip():
-        topic = remainder.strip()
+    if access is not None and remainder:
+        topic = remainder
     else:
         access, topic = Access.READWRITE, rest
     if not topic:

@@ -3,6 +3,8 @@ what a SUBSCRIBE filter may cover, and errors that name the line."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -138,3 +140,18 @@ def test_a_rule_that_covers_a_filter_matches_every_topic_the_filter_matches(
         rule: str, topic_filter: str, topic: str) -> None:
     if _covers(rule.split("/"), topic_filter.split("/")) and topic_matches(topic_filter, topic):
         assert topic_matches(rule, topic)
+
+
+def test_the_example_in_docs_security_md_reads_as_it_says() -> None:
+    text = (Path(__file__).parents[2] / "docs" / "security.md").read_text()
+    example = text.split("An ACL file in mosquitto's `acl_file` syntax:")[1].split("```")[1]
+    acl = parse_acl_file(example, "docs/security.md")
+    alice = acl.for_client("alice", "a1")
+    assert alice.may_write("log/with spaces")
+    assert not alice.may_read("sensors/secret/x")
+    assert acl.for_client(None, "c1").may_read("clients/c1/x")
+
+
+def test_words_may_be_separated_by_tabs_and_runs_of_spaces() -> None:
+    acl = parse_acl_file("user\t alice\ntopic \t read  a b\n")
+    assert [(r.access, r.topic) for r in acl.users["alice"]] == [(Access.READ, "a b")]
