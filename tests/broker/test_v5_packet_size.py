@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mqttref.impl.auth import SCRAM_SHA_256, ScramSha256Client
+from mqttref.impl.auth import ScramSha256Client
 from mqttref.impl.broker.packet_size import fit
 from mqttref.impl.codec.codec import encode
 from mqttref.impl.codec.packets import (
@@ -26,7 +26,7 @@ from mqttref.impl.codec.packets import (
     Will,
 )
 from tests.helpers.broker_thread import BrokerThread
-from tests.helpers.peer5 import V5, Peer, R, connack_size
+from tests.helpers.peer5 import V5, Peer, R, connack_size, connect_with_scram
 
 __all__ = ["V5", "Wire"]
 """What ``test_v5_payload_format`` and ``test_v5_auth_disconnect`` take from here."""
@@ -167,9 +167,7 @@ def test_an_auth_larger_than_the_clients_maximum_refuses_the_connect_with_0x80(
     scram = ScramSha256Client("alice", "pencil")
     with Wire(broker) as client:
         # The CONNACK would fit in 60 bytes; the server-first AUTH 0x18 does not.
-        client.send(Connect(V5, "c", username="alice", properties=Properties(
-            maximum_packet_size=60, authentication_method=SCRAM_SHA_256,
-            authentication_data=scram.initial_data())))
+        client.send(connect_with_scram(scram, 60))
         assert client.frames_until_closed() == [bytes.fromhex("20 03 00 80 00")]
 
 

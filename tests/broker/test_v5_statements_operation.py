@@ -51,9 +51,12 @@ from tests.helpers.peer5 import (
     R,
     closes_after,
     connack_of,
+    connect_with_scram,
     frame,
     mark,
     publish,
+    scram_answer,
+    scram_reauthenticate,
     session,
     string,
 )
@@ -667,12 +670,9 @@ def scram_exchange(broker: BrokerThread, password: str) -> tuple[Peer, list[Pack
     """CONNECT with SCRAM-SHA-256, answer the challenge; the peer and the server's packets."""
     scram = ScramSha256Client("alice", password)
     peer = Peer(broker.port)
-    peer.send(Connect(V5, "c", username="alice", properties=Properties(
-        authentication_method=SCRAM_SHA_256, authentication_data=scram.initial_data())))
+    peer.send(connect_with_scram(scram))
     challenge = peer.expect(Auth)
-    peer.send(Auth(R.CONTINUE_AUTHENTICATION, Properties(
-        authentication_method=SCRAM_SHA_256,
-        authentication_data=scram.challenge(challenge.properties.authentication_data))))
+    peer.send(scram_answer(scram, challenge))
     return peer, [challenge, peer.next()]
 
 
@@ -702,12 +702,9 @@ def test_every_auth_and_the_connack_carry_the_method_and_a_challenge_is_0x18(
         assert isinstance(connack, ConnAck)
         assert connack.return_code == R.SUCCESS
         scram = ScramSha256Client("alice", "pencil")
-        peer.send(Auth(R.REAUTHENTICATE, Properties(
-            authentication_method=SCRAM_SHA_256, authentication_data=scram.initial_data())))
+        peer.send(scram_reauthenticate(scram))
         again = peer.expect(Auth)
-        peer.send(Auth(R.CONTINUE_AUTHENTICATION, Properties(
-            authentication_method=SCRAM_SHA_256,
-            authentication_data=scram.challenge(again.properties.authentication_data))))
+        peer.send(scram_answer(scram, again))
         done = peer.expect(Auth)
         assert [(p.reason_code, p.properties.authentication_method)
                 for p in (challenge, again, done)] == [
@@ -742,9 +739,7 @@ def test_without_a_method_in_connect_the_broker_sends_no_auth(
     with peer:
         assert connack.return_code == R.SUCCESS
         assert connack.properties.authentication_method is None
-        peer.send(Auth(R.REAUTHENTICATE, Properties(
-            authentication_method=SCRAM_SHA_256,
-            authentication_data=ScramSha256Client("alice", "pencil").initial_data())))
+        peer.send(scram_reauthenticate(ScramSha256Client("alice", "pencil")))
         assert closes_after(peer, Disconnect).reason_code == R.PROTOCOL_ERROR
         assert all(raw[0] >> 4 != 15 for raw in peer.frames)
 
@@ -757,12 +752,9 @@ def test_a_failed_re_authentication_closes_the_connection(scram_broker: BrokerTh
         assert isinstance(connack, ConnAck)
         assert connack.return_code == R.SUCCESS
         impostor = ScramSha256Client("alice", "wrong")
-        peer.send(Auth(R.REAUTHENTICATE, Properties(
-            authentication_method=SCRAM_SHA_256, authentication_data=impostor.initial_data())))
+        peer.send(scram_reauthenticate(impostor))
         challenge = peer.expect(Auth)
-        peer.send(Auth(R.CONTINUE_AUTHENTICATION, Properties(
-            authentication_method=SCRAM_SHA_256,
-            authentication_data=impostor.challenge(challenge.properties.authentication_data))))
+        peer.send(scram_answer(impostor, challenge))
         assert closes_after(peer, Disconnect).reason_code >= 0x80
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from mqttref.impl.auth import SCRAM_SHA_256, ScramSha256Client
+from mqttref.impl.auth import ScramSha256Client
 from mqttref.impl.codec.codec import encode
 from mqttref.impl.codec.packets import (
     Auth,
@@ -45,8 +45,11 @@ from tests.helpers.peer5 import (
     R,
     closes_after,
     connack_size,
+    connect_with_scram,
     decode,
     frame,
+    scram_answer,
+    scram_reauthenticate,
     session,
     string,
     subscriber,
@@ -393,8 +396,7 @@ def test_pingreq_is_answered_with_pingresp(broker: BrokerThread) -> None:
 
 def scram_connect(peer: Peer, scram: ScramSha256Client) -> Auth:
     """CONNECT with SCRAM-SHA-256; the broker's first AUTH, judged by its bytes too."""
-    peer.send(Connect(V5, "c", username="alice", properties=Properties(
-        authentication_method=SCRAM_SHA_256, authentication_data=scram.initial_data())))
+    peer.send(connect_with_scram(scram))
     raw = peer.frame()
     assert raw[0] == 0xF0, raw.hex(" ")  # AUTH, flags 0000 [MQTT-3.15.1-1]
     auth = decode(raw)
@@ -570,9 +572,7 @@ def test_a_disconnect_0x00_discards_the_will_and_0x04_publishes_it(broker: Broke
 
 def auth_step(peer: Peer, scram: ScramSha256Client, challenge: Auth) -> bytes:
     """Answer the broker's challenge; the frame it sends next."""
-    peer.send(Auth(R.CONTINUE_AUTHENTICATION, Properties(
-        authentication_method=SCRAM_SHA_256,
-        authentication_data=scram.challenge(challenge.properties.authentication_data))))
+    peer.send(scram_answer(scram, challenge))
     return peer.frame()
 
 
@@ -590,8 +590,7 @@ def test_the_brokers_auth_packets_have_flags_0000_and_auth_reason_codes(
         assert isinstance(connack, ConnAck)
         assert connack.return_code == R.SUCCESS
         scram.finish(connack.properties.authentication_data)
-        client.send(Auth(R.REAUTHENTICATE, Properties(
-            authentication_method=SCRAM_SHA_256, authentication_data=scram.initial_data())))
+        client.send(scram_reauthenticate(scram))
         again = client.frame()
         challenge = decode(again)
         assert isinstance(challenge, Auth)
@@ -615,9 +614,7 @@ def test_an_auth_with_other_flags_is_malformed_and_closes(
     with Peer(broker.port) as client:
         connack = decode(auth_step(client, scram, scram_connect(client, scram)))
         assert isinstance(connack, ConnAck)
-        reauth = Auth(R.REAUTHENTICATE, Properties(
-            authentication_method=SCRAM_SHA_256,
-            authentication_data=ScramSha256Client("alice", "pencil").initial_data()))
+        reauth = scram_reauthenticate(ScramSha256Client("alice", "pencil"))
         data = encode(reauth, V5)
         client.send_bytes(bytes([0xF0 | flags]) + data[1:])
         assert closes_after(client, Disconnect).reason_code == R.MALFORMED_PACKET
@@ -636,16 +633,13 @@ def test_the_brokers_auth_packets_stay_within_the_clients_maximum_packet_size(
         size = len(encode(scram_connect(probe, scram), V5))
     scram = ScramSha256Client("alice", "pencil")
     with Peer(broker.port) as client:
-        client.send(Connect(V5, "c", username="alice", properties=Properties(
-            maximum_packet_size=size, authentication_method=SCRAM_SHA_256,
-            authentication_data=scram.initial_data())))
+        client.send(connect_with_scram(scram, size))
         first = within(client.frame(), size)
         assert isinstance(first, Auth)
         connack = within(auth_step(client, scram, first), size)
         assert isinstance(connack, ConnAck)
         assert connack.return_code == R.SUCCESS
-        client.send(Auth(R.REAUTHENTICATE, Properties(
-            authentication_method=SCRAM_SHA_256, authentication_data=scram.initial_data())))
+        client.send(scram_reauthenticate(scram))
         challenge = within(client.frame(), size)
         assert isinstance(challenge, Auth)
         done = within(auth_step(client, scram, challenge), size)

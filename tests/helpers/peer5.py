@@ -19,10 +19,12 @@ import struct
 import time
 from typing import Self, TypeVar
 
+from mqttref.impl.auth import SCRAM_SHA_256, ScramSha256Client
 from mqttref.impl.codec.codec import Decoder, Role, encode
 from mqttref.impl.codec.errors import ReasonCode
 from mqttref.impl.codec.packets import (
     NO_PROPERTIES,
+    Auth,
     ConnAck,
     Connect,
     Packet,
@@ -390,3 +392,27 @@ def within(raw: bytes, maximum: int) -> Packet:
     properties: Properties = getattr(packet, "properties", NO_PROPERTIES)
     assert (properties.reason_string, properties.user_properties) == (None, ()), packet
     return packet
+
+
+# --- enhanced authentication: SCRAM-SHA-256 as alice ----------------------------------------
+
+
+def connect_with_scram(scram: ScramSha256Client,
+                       maximum_packet_size: int | None = None) -> Connect:
+    """CONNECT as alice starting a SCRAM-SHA-256 exchange with ``scram``'s first message."""
+    return Connect(V5, "c", username="alice", properties=Properties(
+        maximum_packet_size=maximum_packet_size, authentication_method=SCRAM_SHA_256,
+        authentication_data=scram.initial_data()))
+
+
+def scram_reauthenticate(scram: ScramSha256Client) -> Auth:
+    """AUTH 0x19 starting a re-authentication with ``scram``'s first message (4.12.1)."""
+    return Auth(R.REAUTHENTICATE, Properties(
+        authentication_method=SCRAM_SHA_256, authentication_data=scram.initial_data()))
+
+
+def scram_answer(scram: ScramSha256Client, challenge: Auth) -> Auth:
+    """AUTH 0x18: ``scram``'s answer to the server's ``challenge``."""
+    return Auth(R.CONTINUE_AUTHENTICATION, Properties(
+        authentication_method=SCRAM_SHA_256,
+        authentication_data=scram.challenge(challenge.properties.authentication_data)))
