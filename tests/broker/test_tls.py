@@ -212,3 +212,19 @@ def test_failed_handshakes_are_logged_at_a_bounded_rate(
     logged = [r for r in caplog.records if "TLS handshake" in r.getMessage()]
     assert len(logged) == limiter.burst
     assert mutual_broker.call(lambda broker: len(broker.connections.connections)) == 0
+
+
+def test_websocket_over_mutual_tls_carries_the_identity_too(
+    start_broker: Callable[..., BrokerThread], certificates: Certificates,
+) -> None:
+    running = start_broker(listeners=(Listener(
+        port=0, transport="wss", certfile=str(certificates.server), cafile=str(certificates.ca),
+        require_certificate=True, use_identity_as_username=True),))
+    alice = PahoPeer(running.port, "alice-ws", transport="wss", ca=certificates.ca,
+                     certificate=certificates.client).connect()
+    try:
+        assert running.call(lambda broker: [
+            edge.identity for edge in broker.connections.connections.values()  # type: ignore[attr-defined]
+        ]) == ["alice"]
+    finally:
+        alice.close()
