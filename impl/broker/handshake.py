@@ -24,6 +24,11 @@ it, so that what the session has queued follows the CONNACK.
 
 The Client Identifier assigned to a client that sent none [MQTT-3.1.3-6] comes
 from ``assign_client_id``, which ``protocol.Connection`` supplies.
+
+User names and passwords are judged with ``BrokerPorts.security`` (the ``users``
+table and the password file, ``security.py``); a will the ACL does not let the client
+publish refuses the CONNECT, and an accepted session gets the client's ``access``
+(what the ACL lets it publish, subscribe to and receive).
 """
 
 from __future__ import annotations

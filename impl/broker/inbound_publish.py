@@ -7,6 +7,10 @@ QoS 2 packet ids awaiting PUBREL and answers duplicates), routes the message,
 and acknowledges it; a PUBLISH it cannot take is a ``ProtocolError`` (or
 ``LimitExceeded``) that closes the connection (``closing``).
 
+A PUBLISH to a topic the ACL does not let the client write (``Session.access``,
+``security.py``) is routed to nobody: at 3.1.1, which cannot refuse one, it is still
+acknowledged; at 5.0 its PUBACK or PUBREC says 0x87 Not authorized.
+
 At 3.1.1 a topic beyond the broker's limits is the only refusal there is. At
 MQTT 5.0 (``terms`` set) the packet says more and so may the answer:
 
