@@ -5,11 +5,13 @@ share. Importing this package registers them in ``scenario.REGISTRIES["5.0"]``.
 """
 
 from mqttref.oracle.checks5 import (
+    auth,
     basics,
     connect,
     features,
     flow,
     messages,
+    problems,
     qos,
     session,
     shared,
@@ -17,5 +19,5 @@ from mqttref.oracle.checks5 import (
     will,
 )
 
-__all__ = ["basics", "connect", "features", "flow", "messages", "qos", "session", "shared",
-           "subscribe", "will"]
+__all__ = ["auth", "basics", "connect", "features", "flow", "messages", "problems", "qos",
+           "session", "shared", "subscribe", "will"]

@@ -17,9 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from mqttref.impl.broker import registry
 from mqttref.impl.broker.config import Config
+from mqttref.impl.broker.handshake import Handshake
+from mqttref.impl.broker.packet_size import fit
 from mqttref.impl.broker.shared import Member, SharedGroup, SharedGroups
-from mqttref.impl.codec.packets import ConnAck, Properties
+from mqttref.impl.codec.packets import NO_PROPERTIES, ConnAck, Connect, Properties, UnsubAck
 from mqttref.impl.message import Message
 from mqttref.oracle.capabilities import BrokerProfile5, profile_from_connack
 from mqttref.oracle.probe import Timing
@@ -222,11 +225,11 @@ def test_a_broker_that_never_answers_a_5_0_connect_fails_3_1_4_5_and_blocks_the_
     assert "blocked by MQTT-3.1.4-5" in verdicts["MQTT-3.8.3-3"].reason
 
 
-def _only(config: Config, *names: str) -> dict[str, Verdict]:
+def _only(config: Config, *names: str, timing: Timing | None = None) -> dict[str, Verdict]:
     """The verdicts of ``names`` alone against an mqttref broker with ``config``."""
     with BrokerThread(config) as running:
         report = evaluate(running.host, running.port, protocol="5", only=names, seed=17,
-                          budget=30.0, explore=False)
+                          budget=30.0, explore=False, timing=timing)
     assert not report.oracle_errors, _text(report)
     return {v.statement.id: v.verdict for v in report.verdicts}
 
@@ -242,3 +245,27 @@ def test_a_broker_sending_a_shared_member_more_than_its_granted_qos_fails_4_8_2_
     verdicts = _only(Config(port=0), "shared_subscription_v5")
     assert verdicts["MQTT-4.8.2-3"] is Verdict.FAIL
     assert verdicts["MQTT-4.8.2-6"] is Verdict.PASS
+
+
+def test_a_broker_explaining_an_unsuback_to_a_client_that_asked_it_not_to_fails_3_1_2_29(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def explained(packet_id: int, codes: tuple[int, ...] = ()) -> UnsubAck:
+        return UnsubAck(packet_id, codes, Properties(reason_string="no such subscription"))
+
+    monkeypatch.setattr(registry, "UnsubAck", explained)
+    verdicts = _only(Config(port=0), "request_problem_information_0_v5")
+    assert verdicts["MQTT-3.1.2-29"] is Verdict.FAIL
+
+
+def test_a_broker_that_refuses_an_unknown_authentication_method_but_stays_open_fails_4_12_0_1(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse_and_stay(self: Handshake, packet: Connect, code: int,
+                        properties: Properties = NO_PROPERTIES) -> None:
+        frame = fit(ConnAck(False, code, properties=properties), None)
+        assert frame is not None
+        self.send_frame(frame)
+
+    monkeypatch.setattr(Handshake, "_refuse_v5", refuse_and_stay)
+    verdicts = _only(Config(port=0), "unsupported_authentication_method_v5",
+                     timing=Timing(reply=1.0))
+    assert verdicts["MQTT-4.12.0-1"] is Verdict.FAIL

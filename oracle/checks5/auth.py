@@ -1,0 +1,97 @@
+"""MQTT 5.0 enhanced authentication (4.12) as a client without credentials can judge it:
+an Authentication Method the server does not know, and AUTH packets no exchange allows.
+
+The method name is made up for the run, so a server that knows it is not expected; one
+that does (it answers AUTH 0x18 or accepts the CONNECT naming the method) leaves the
+refusal without a scenario: NOT APPLICABLE, with what it did judged on the way.
+"""
+
+from __future__ import annotations
+
+from mqttref.impl.codec.packets import Auth, ConnAck, Connect, Properties
+from mqttref.oracle.checks5.common import (
+    CONNACK_CODES,
+    V5,
+    check5,
+    closes_after_error,
+    connect5,
+)
+from mqttref.oracle.evidence import Deviation, NotApplicable
+from mqttref.oracle.flows import require
+from mqttref.oracle.probe import Closed, Received, describe
+from mqttref.oracle.scenario import Context
+
+CONTINUE = 0x18
+RE_AUTHENTICATE = 0x19
+
+
+@check5("MQTT-4.12.0-1",
+        summary="a CONNECT naming an Authentication Method the server does not support is"
+        " refused (CONNACK 0x80 or above, 0x8C or 0x87 named) and the connection closed")
+async def unsupported_authentication_method_v5(ctx: Context) -> None:
+    method = f"X-MQTTREF-CHECK-{ctx.token}"
+    probe = await ctx.open("auth")
+    await probe.send(Connect(V5, ctx.client_id("auth"), True, 60,
+                             properties=Properties(authentication_method=method)),
+                     note="an Authentication Method no server knows")
+    why = f"(the Authentication Method {method!r} is one the server does not support)"
+    event = await probe.next_event(probe.timing.reply_bound)
+    if event is None:
+        raise Deviation(f"auth: neither a CONNACK, an AUTH nor the close within"
+                        f" {probe.timing.reply_bound:.1f}s {why} [MQTT-4.12.0-1]")
+    if isinstance(event, Closed):
+        require(True, f"auth: closed without CONNACK {why} [MQTT-4.12.0-1]")
+        return
+    if not isinstance(event, Received):
+        raise Deviation(f"auth: malformed bytes from the server: {event.error}")
+    packet = event.packet
+    if isinstance(packet, Auth):
+        require(packet.reason_code == CONTINUE, f"auth: the server's AUTH during the exchange"
+                f" must carry 0x18 (Continue authentication), got 0x{packet.reason_code:02X}"
+                " [MQTT-4.12.0-2]")
+        require(packet.properties.authentication_method == method, f"auth: the AUTH must"
+                f" carry the CONNECT's Authentication Method {method!r}, got"
+                f" {packet.properties.authentication_method!r} [MQTT-4.12.0-5]")
+        raise NotApplicable(f"continues an exchange for the made-up method {method!r} (it"
+                            " treats it as supported, 4.12)", "MQTT-4.12.0-1")
+    if not isinstance(packet, ConnAck):
+        raise Deviation(f"auth: {describe(packet)} arrived before any CONNACK {why}"
+                        " [MQTT-4.12.0-1]")
+    code = packet.return_code
+    if code < 0x80:
+        require(packet.properties.authentication_method == method,
+                f"auth: a successful CONNACK (0x{code:02X}) must carry the CONNECT's"
+                f" Authentication Method {method!r}, got"
+                f" {packet.properties.authentication_method!r} [MQTT-4.12.0-5]")
+        raise NotApplicable(f"accepts the made-up method {method!r} as supported (4.12)",
+                            "MQTT-4.12.0-1")
+    require(code in CONNACK_CODES, f"auth: CONNACK 0x{code:02X} must be a Connect Reason Code"
+            " [MQTT-3.2.2-8]")
+    require(not packet.session_present, "auth: a CONNACK with a non-zero Reason Code must set"
+            " Session Present to 0 [MQTT-3.2.2-6]")
+    await probe.wait_close(why=f"a refused CONNECT {why} [MQTT-4.12.0-1]")
+
+
+@check5("MQTT-4.13.1-1", "MQTT-4.12.0-6",
+        summary="an AUTH packet from a client whose CONNECT named no Authentication Method,"
+        " or before any CONNECT, closes the connection and is never answered with AUTH")
+async def auth_without_a_method_v5(ctx: Context) -> None:
+    async with ctx.scenario("AUTH after a CONNECT without a method"):
+        probe, _ = await connect5(ctx, "plain")
+        await probe.send(Auth(RE_AUTHENTICATE, Properties(authentication_method="SCRAM-SHA-256")),
+                         note="re-authentication on a connection that named no method")
+        why = ("an AUTH from a client whose CONNECT named no Authentication Method is a"
+               " Protocol Error (4.12, 0x82) [MQTT-4.13.1-1]")
+        event = await probe.next_event(probe.timing.reply_bound)
+        if isinstance(event, Received):
+            require(not isinstance(event.packet, Auth), f"plain: the server must not send an"
+                    f" AUTH packet to a client whose CONNECT named no Authentication Method,"
+                    f" got {describe(event.packet)} [MQTT-4.12.0-6]")
+            probe.pending.insert(0, event.packet)
+        await closes_after_error(probe, why)
+    async with ctx.scenario("AUTH before CONNECT"):
+        probe = await ctx.open("first")
+        await probe.send(Auth(CONTINUE, Properties(authentication_method="SCRAM-SHA-256")),
+                         note="AUTH as the first packet")
+        await closes_after_error(probe, "a first packet other than CONNECT is a Protocol Error"
+                                 " (3.1, 4.13) [MQTT-4.13.1-1]", connack=True)
