@@ -36,12 +36,12 @@ from types import TracebackType
 
 from mqttref.impl.broker.authentication import authenticators_for
 from mqttref.impl.broker.config import Config
-from mqttref.impl.broker.listeners import Listener
+from mqttref.impl.broker.listeners import Listener, server_context
 from mqttref.impl.broker.outbox import Outbox
 from mqttref.impl.broker.ports import BrokerPorts
 from mqttref.impl.broker.sessions import SessionTable
 from mqttref.impl.broker.supervisor import ConnectionSupervisor
-from mqttref.impl.broker.tls import TLSHandshake, server_context
+from mqttref.impl.broker.tls import TLSHandshake
 from mqttref.impl.broker.transport import IdentifiedEdge, SocketEdge
 from mqttref.impl.broker.websocket import WebSocketEdge
 from mqttref.impl.logtext import LoopHandler, broker_log, install_loop_handler

@@ -16,6 +16,7 @@ rather than the first client's handshake.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -132,8 +133,6 @@ class Listener:
         if self.use_identity_as_username and not self.require_certificate:
             raise ConfigError("use_identity_as_username: needs require_certificate = true "
                               "(a client without a certificate would have no identity)")
-        from mqttref.impl.broker.tls import server_context  # noqa: PLC0415 - tls imports us
-
         server_context(self)  # the files exist, load and match: a ConfigError if not
 
     @property
@@ -180,3 +179,49 @@ def listeners_from_value(value: Any) -> tuple[Listener, ...]:
     return tuple(
         v if isinstance(v, Listener) else listener_from_mapping(v, i) for i, v in enumerate(value)
     )
+
+
+VERSIONS: Final = {"tlsv1.2": ssl.TLSVersion.TLSv1_2, "tlsv1.3": ssl.TLSVersion.TLSv1_3}
+
+
+def _readable(key: str, path: str) -> None:
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot read {path}: {exc.strerror}") from exc
+
+
+def server_context(listener: Listener) -> ssl.SSLContext:
+    """The server-side context of a ``tls``/``wss`` listener: the server's certificate
+    and key, the lowest TLS version, and, with ``cafile``, the client certificates it
+    checks (``require_certificate``: one is required). ConfigError naming the key (and
+    file) of what is wrong; built when the configuration loads, so a broker never starts
+    with a key it cannot use."""
+    certfile = listener.certfile
+    if certfile is None:
+        raise ConfigError("certfile: a TLS listener needs the server's certificate (PEM)")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = VERSIONS[listener.tls_version]
+    _readable("certfile", certfile)
+    if listener.keyfile is not None:
+        _readable("keyfile", listener.keyfile)
+    try:
+        context.load_cert_chain(certfile, listener.keyfile)
+    except ssl.SSLError as exc:
+        which = f"certfile {certfile}" + (
+            f" / keyfile {listener.keyfile}" if listener.keyfile is not None else ""
+        )
+        raise ConfigError(f"certfile: {which}: not a PEM certificate chain and its private "
+                          f"key ({exc.reason or exc})") from exc
+    if listener.cafile is not None:
+        _readable("cafile", listener.cafile)
+        try:
+            context.load_verify_locations(cafile=listener.cafile)
+        except ssl.SSLError as exc:
+            raise ConfigError(f"cafile: {listener.cafile}: not PEM CA certificates "
+                              f"({exc.reason or exc})") from exc
+        context.verify_mode = (
+            ssl.CERT_REQUIRED if listener.require_certificate else ssl.CERT_OPTIONAL
+        )
+    return context

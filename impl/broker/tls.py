@@ -1,10 +1,7 @@
-"""TLS at the broker's edge: the server context of a listener, and the handshake.
+"""TLS at the broker's edge: the handshake.
 
-The context comes from the listener's keys (``listeners.Listener``): the
-server's certificate and key, the lowest TLS version, and, with ``cafile``,
-the client certificates it checks (``require_certificate``: one is required).
-A file that cannot be read or loaded is a ``ConfigError`` naming the key and
-the file.
+The server context comes from the listener's keys (``listeners.server_context``,
+built and checked when the configuration loads).
 
 Why the handshake runs here and not in ``create_server(ssl=...)``: asyncio
 (and uvloop) drop a failed server-side handshake silently (``SSLError`` is an
@@ -24,62 +21,16 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import Any, Final, cast
 
 from mqttref.impl.broker.transport import IdentifiedEdge, SocketEdge
 from mqttref.impl.broker.websocket import WebSocketEdge
-from mqttref.impl.codec.errors import ConfigError
 from mqttref.impl.logtext import broker_log, clip_text
-
-if TYPE_CHECKING:
-    from mqttref.impl.broker.listeners import Listener
 
 log = logging.getLogger("mqttref.broker")
 
-VERSIONS: Final = {"tlsv1.2": ssl.TLSVersion.TLSv1_2, "tlsv1.3": ssl.TLSVersion.TLSv1_3}
-
 HANDSHAKE_FAILED: Final = "TLS handshake failed"
 """The limiter's kind for failed handshakes (any client can fail one at will)."""
-
-
-def _readable(key: str, path: str) -> None:
-    try:
-        with open(path, "rb"):
-            pass
-    except OSError as exc:
-        raise ConfigError(f"{key}: cannot read {path}: {exc.strerror}") from exc
-
-
-def server_context(listener: Listener) -> ssl.SSLContext:
-    """The server-side context of a ``tls``/``wss`` listener; ConfigError naming the key
-    (and file) of what is wrong."""
-    certfile = listener.certfile
-    if certfile is None:
-        raise ConfigError("certfile: a TLS listener needs the server's certificate (PEM)")
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = VERSIONS[listener.tls_version]
-    _readable("certfile", certfile)
-    if listener.keyfile is not None:
-        _readable("keyfile", listener.keyfile)
-    try:
-        context.load_cert_chain(certfile, listener.keyfile)
-    except ssl.SSLError as exc:
-        which = f"certfile {certfile}" + (
-            f" / keyfile {listener.keyfile}" if listener.keyfile is not None else ""
-        )
-        raise ConfigError(f"certfile: {which}: not a PEM certificate chain and its private "
-                          f"key ({exc.reason or exc})") from exc
-    if listener.cafile is not None:
-        _readable("cafile", listener.cafile)
-        try:
-            context.load_verify_locations(cafile=listener.cafile)
-        except ssl.SSLError as exc:
-            raise ConfigError(f"cafile: {listener.cafile}: not PEM CA certificates "
-                              f"({exc.reason or exc})") from exc
-        context.verify_mode = (
-            ssl.CERT_REQUIRED if listener.require_certificate else ssl.CERT_OPTIONAL
-        )
-    return context
 
 
 def common_name(transport: asyncio.BaseTransport) -> str | None:
