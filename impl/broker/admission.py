@@ -33,7 +33,7 @@ MQTT_3_1_MAX_CLIENT_ID = 23
 
 def connect_return_code(
     connect: Connect, config: Config, *, open_connections: int,
-    security: Security | None = None,
+    security: Security | None = None, identified: bool = False,
 ) -> ConnectReturnCode:
     """The CONNACK return code for a well-formed CONNECT (3.2.2.3); at 5.0, see
     ``connect_reason``.
@@ -41,7 +41,9 @@ def connect_return_code(
     Without a user name: 0x05 Not authorized unless anonymous clients are allowed
     (``Config.anonymous_allowed``). With one, where users are known (the ``users``
     table or a password file, ``security``): 0x04 for an unknown user and a wrong
-    password alike, so a refusal does not tell which names exist."""
+    password alike, so a refusal does not tell which names exist. ``identified``: the
+    user name is the client certificate's identity (``use_identity_as_username``),
+    which the TLS handshake proved; no password is asked, as in mosquitto."""
     if not client_id_acceptable(connect, config):
         return ConnectReturnCode.IDENTIFIER_REJECTED
     if connect.keep_alive > config.max_keep_alive and connect.protocol_level < ProtocolLevel.MQTT_5:
@@ -49,6 +51,8 @@ def connect_return_code(
         return ConnectReturnCode.IDENTIFIER_REJECTED
     if open_connections > config.max_connections:
         return ConnectReturnCode.SERVER_UNAVAILABLE
+    if identified:
+        return ConnectReturnCode.ACCEPTED
     if connect.username is None:
         if not config.anonymous_allowed:
             return ConnectReturnCode.NOT_AUTHORIZED
@@ -73,7 +77,7 @@ V5_REASONS: Final = {
 
 
 def connect_reason(connect: Connect, config: Config, *, open_connections: int,
-                   security: Security | None = None) -> ReasonCode:
+                   security: Security | None = None, identified: bool = False) -> ReasonCode:
     """The CONNACK reason code of an MQTT 5.0 CONNECT (3.2.2.2), before enhanced
     authentication: a CONNECT naming an Authentication Method is judged by its
     exchange (4.12), not by its user name and password."""
@@ -85,12 +89,12 @@ def connect_reason(connect: Connect, config: Config, *, open_connections: int,
     if (will is not None and config.validate_payload_format
             and not payload_format_valid(will.properties, will.payload)):
         return ReasonCode.PAYLOAD_FORMAT_INVALID  # the MAY of 3.1.3.2.3
-    if connect.properties.authentication_method is not None:
+    if connect.properties.authentication_method is not None and not identified:
         connect = attrs.evolve(connect, username=None, password=None)
         if not config.anonymous_allowed:
             config = attrs.evolve(config, allow_anonymous=True)
     return V5_REASONS[connect_return_code(connect, config, open_connections=open_connections,
-                                          security=security)]
+                                          security=security, identified=identified)]
 
 
 def payload_format_valid(properties: Properties, payload: bytes) -> bool:

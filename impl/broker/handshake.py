@@ -88,12 +88,18 @@ class Handshake(Closing):
         config = self.config
         if config.reject_control_characters and (problem := strings_problem(packet)):
             raise LimitExceeded(f"CONNECT {problem}", ref="§1.5.3")
+        identity = self._edge.identity
+        if identity is not None:
+            # use_identity_as_username: the certificate names the user, whatever the
+            # CONNECT says, and the ACL sees that name (as mosquitto does).
+            packet = attrs.evolve(packet, username=identity, password=None)
         connections = self.ports.connections
         if packet.protocol_level is ProtocolLevel.MQTT_5:
             self._on_connect_v5(packet, now)
             return
         code = connect_return_code(packet, config, open_connections=connections.connected + 1,
-                                   security=self.ports.security)
+                                   security=self.ports.security,
+                                   identified=identity is not None)
         if code is ConnectReturnCode.ACCEPTED and not self._will_allowed(packet):
             code = ConnectReturnCode.NOT_AUTHORIZED
         if code is not ConnectReturnCode.ACCEPTED:
@@ -147,7 +153,8 @@ class Handshake(Closing):
         if self._auth is not None:
             raise ProtocolError("a second CONNECT", ref="MQTT-3.1.0-2")
         code = connect_reason(packet, config, open_connections=connections.connected + 1,
-                              security=self.ports.security)
+                              security=self.ports.security,
+                              identified=self._edge.identity is not None)
         if code is ReasonCode.SUCCESS and not self._will_allowed(packet):
             code = ReasonCode.NOT_AUTHORIZED
         if code is not ReasonCode.SUCCESS:

@@ -66,6 +66,12 @@ class Edge(ReadControl, Protocol):
         """The client's address, for log lines."""
         ...
 
+    @property
+    def identity(self) -> str | None:
+        """The Common Name of the client's certificate on a listener with
+        ``use_identity_as_username``; None elsewhere."""
+        ...
+
     def output_ready(self) -> None:
         """Bytes wait in the core's ``data_to_send``: write them soon, after the store
         has committed what they acknowledge."""

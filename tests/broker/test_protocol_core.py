@@ -60,6 +60,7 @@ class RecordingEdge:
     reading: bool = True
     buffered: int = 0
     peer: str = "10.0.0.1:1234"
+    identity: str | None = None
     aborted: bool = False
 
     def abort(self) -> None:

@@ -21,6 +21,17 @@ import pytest
 from mqttref.impl.broker import tls
 from mqttref.impl.broker.listeners import Listener
 from mqttref.impl.broker.transport import SocketEdge
+from mqttref.impl.codec.codec import Decoder, Role, encode
+from mqttref.impl.codec.packets import (
+    ConnAck,
+    Connect,
+    ConnectReturnCode,
+    ProtocolLevel,
+    QoS,
+    SubAck,
+    Subscribe,
+    Subscription,
+)
 from mqttref.impl.logtext import LogLimiter
 from tests.broker.listener_peers import Certificates, PahoPeer, make_certificates
 from tests.helpers.broker_thread import BrokerThread
@@ -228,3 +239,35 @@ def test_websocket_over_mutual_tls_carries_the_identity_too(
         ]) == ["alice"]
     finally:
         alice.close()
+
+
+def test_use_identity_as_username_makes_the_certificate_name_the_user_the_acl_sees(
+    start_broker: Callable[..., BrokerThread], certificates: Certificates, tmp_path: Path,
+) -> None:
+    """mosquitto's ``use_identity_as_username``: the CN of the client certificate is the
+    user name, whatever the CONNECT says, no password is asked (the password check
+    would refuse 'mallory'), and the ACL judges the client as that user."""
+    acl = tmp_path / "acl"
+    acl.write_text("user alice\ntopic readwrite alice/#\n", "utf-8")
+    running = start_broker(
+        listeners=(tls_listener(certificates, cafile=str(certificates.ca),
+                                require_certificate=True, use_identity_as_username=True),),
+        users={"bob": "secret"}, allow_anonymous=False, acl_file=str(acl))
+    level = ProtocolLevel.MQTT_3_1_1
+    connect = Connect(level, "who", True, 60, None, "mallory", b"wrong")
+    subscribe = Subscribe(1, (Subscription("alice/x", QoS(1)), Subscription("mallory/x", QoS(1))))
+    context = client_context(certificates, certificates.client)
+    with socket.create_connection(("127.0.0.1", running.port), timeout=5) as raw, \
+            context.wrap_socket(raw, server_hostname="localhost") as client:
+        client.sendall(encode(connect, level) + encode(subscribe, level))
+        decoder = Decoder(role=Role.CLIENT, protocol_level=level)
+        packets: list[object] = []
+        while len(packets) < 2:
+            data = client.recv(4096)
+            assert data, f"closed after {packets}"
+            packets += decoder.feed(data)
+    connack, suback = packets
+    assert isinstance(connack, ConnAck)
+    assert connack.return_code == ConnectReturnCode.ACCEPTED
+    assert isinstance(suback, SubAck)
+    assert list(suback.return_codes) == [1, 0x80]
