@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -147,3 +149,32 @@ async def test_a_listener_that_cannot_bind_closes_those_already_open() -> None:
         await asyncio.sleep(0)
         with socket.socket() as again:
             again.bind(("127.0.0.1", free))  # the first listener let its port go
+
+
+def test_the_command_refuses_port_and_host_beside_configured_listeners(tmp_path: Path) -> None:
+    """-p and --host set the one plain listener; with [[listeners]] in the file they would
+    be ignored, so they are a bad argument instead (exit 2, one line)."""
+    path = write(tmp_path, "[[listeners]]\nport = 0\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "mqttref", "broker", "--memory", "-c", str(path), "-p", "1884"],
+        capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "mqttref broker: error: --port/--host: the config file names its [[listeners]];"
+        " set addresses and ports there"]
+
+
+def test_the_command_names_the_listener_address_it_cannot_bind(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        path = write(tmp_path, f"[[listeners]]\nport = 0\n\n[[listeners]]\nport = {port}\n"
+                               'transport = "ws"\n')
+        result = subprocess.run(
+            [sys.executable, "-m", "mqttref", "broker", "--memory", "-c", str(path)],
+            capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 1
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("mqttref broker: error: cannot listen on ")
+    assert str(port) in error

@@ -35,7 +35,9 @@ def register(add_parser: Any) -> None:
         "broker",
         help="run the MQTT broker",
         description=(
-            "Run the MQTT 3.1/3.1.1 broker (127.0.0.1:1883 unless told otherwise). "
+            "Run the MQTT 3.1/3.1.1/5.0 broker: on 127.0.0.1:1883 over TCP unless told "
+            "otherwise, or on the config file's [[listeners]] (TCP, TLS, WebSocket: "
+            "docs/listeners.md). "
             "Limits and timers come from a TOML config file; SIGINT or SIGTERM stop it, "
             "SIGHUP reloads its password_file and acl_file (docs/security.md). "
             "Sessions, queues and retained messages are kept in an SQLite database in the "
@@ -43,9 +45,11 @@ def register(add_parser: Any) -> None:
         ),
     )
     parser.add_argument("-p", "--port", type=int, default=None,
-                        help="TCP port to listen on (default 1883; 0 picks a free one)")
+                        help="TCP port to listen on (default 1883; 0 picks a free one); "
+                        "not with [[listeners]] in the config file")
     parser.add_argument("--host", default=None,
-                        help="address to listen on (default 127.0.0.1, local only)")
+                        help="address to listen on (default 127.0.0.1, local only); "
+                        "not with [[listeners]] in the config file")
     parser.add_argument("-c", "--config", type=Path, default=None,
                         help="TOML file with limits and options (see mqttref.impl.broker.config)")
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -110,6 +114,9 @@ def build_config(args: argparse.Namespace) -> Config:
     base = Config(store="sqlite")  # the command keeps state on disk unless told otherwise
     config = load_config(args.config, base=base) if args.config is not None else base
     changes: dict[str, Any] = {}
+    if config.listeners and (args.port is not None or args.host is not None):
+        raise ConfigError("--port/--host: the config file names its [[listeners]]; "
+                          "set addresses and ports there")
     if args.port is not None:
         changes["port"] = args.port
     if args.host is not None:
@@ -175,8 +182,9 @@ async def serve(config: Config) -> int:
         print(f"mqttref broker: error: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
     except OSError as exc:
-        print(f"mqttref broker: error: cannot listen on {config.host}:{config.port}: "
-              f"{exc.strerror or exc}", file=sys.stderr)
+        where = (f"{config.host}:{config.port}: {exc.strerror or exc}" if not config.listeners
+                 else str(exc))  # asyncio's message names the address it could not bind
+        print(f"mqttref broker: error: cannot listen on {where}", file=sys.stderr)
         return EXIT_CANNOT_LISTEN
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
