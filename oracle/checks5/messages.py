@@ -10,17 +10,19 @@ import time
 from mqttref.impl.codec.packets import (
     Disconnect,
     Properties,
+    Publish,
     QoS,
     Subscription,
 )
 from mqttref.oracle.checks5.common import (
+    acknowledge,
     check5,
     collect_until,
     connect5,
     publish5,
     subscribe5,
 )
-from mqttref.oracle.evidence import Inconclusive
+from mqttref.oracle.evidence import Inconclusive, NotApplicable
 from mqttref.oracle.flows import require
 from mqttref.oracle.scenario import Context
 
@@ -75,8 +77,20 @@ async def message_properties_forwarded_v5(ctx: Context) -> None:
 
 @check5("MQTT-3.3.2-5", "MQTT-3.3.2-6",
         summary="a delivered message carries its Message Expiry Interval less its wait; one"
-        " that expired while its subscriber was away is not delivered")
+        " that expired while its subscriber was away is not delivered; the same for a"
+        " retained message sent at SUBSCRIBE")
 async def message_expiry_v5(ctx: Context) -> None:
+    # The retained messages wait out the other scenarios' sleeps: no wait of their own.
+    kept, stale = ctx.topic("expiry", "rkept"), ctx.topic("expiry", "rstale")
+    retained = ctx.profile5.retain_available
+    if retained:
+        setter, _ = await connect5(ctx, "setter")
+        ctx.retained.update((kept, stale))
+        await publish5(setter, kept, b"kept", Q1, retain=True,
+                       props=Properties(message_expiry_interval=60))
+        await publish5(setter, stale, b"stale", Q1, retain=True,
+                       props=Properties(message_expiry_interval=1))
+    stored = time.monotonic()
     async with ctx.scenario("counted down"):
         topic = ctx.topic("expiry", "live")
         cid = ctx.client_id("live")
@@ -129,3 +143,35 @@ async def message_expiry_v5(ctx: Context) -> None:
         require(all(m.payload != b"stale" for m in before),
                 "back: a message whose Message Expiry Interval (1 s) passed before onward"
                 " delivery could start must be deleted, not delivered [MQTT-3.3.2-5]")
+    async with ctx.scenario("retained, counted down"):
+        if not retained:
+            raise NotApplicable("declares Retain Available 0 in CONNACK (3.2.2.3.5)")
+        # Both retained messages have waited at least this long (1 s, +1 for whole seconds).
+        await asyncio.sleep(max(0.0, ctx.timing.spec_deadline(1 + 1)
+                                - (time.monotonic() - stored)))
+        sub, _ = await connect5(ctx, "rsub")
+        await subscribe5(sub, Subscription(kept, Q1), exact=False)
+        message = await sub.expect(Publish, "the retained message at SUBSCRIBE (Retain Handling 0)"
+                               " [MQTT-3.3.1-9]")
+        waited = time.monotonic() - stored
+        await acknowledge(sub, message)
+        require(message.payload == b"kept", f"rsub: the retained message of {kept!r} must be sent"
+                f" at SUBSCRIBE, got {message.payload!r} [MQTT-3.3.1-9]")
+        left = message.properties.message_expiry_interval
+        require(left is not None and 60 - waited - 1 <= left <= 59,
+                f"rsub: a retained message stored {waited:.1f}s ago with Message Expiry"
+                f" Interval 60 must carry 60 less its wait, got {left} [MQTT-3.3.2-6]")
+    async with ctx.scenario("retained, expired"):
+        if not retained:
+            raise NotApplicable("declares Retain Available 0 in CONNACK (3.2.2.3.5)")
+        await asyncio.sleep(max(0.0, ctx.timing.spec_deadline(1 + 1)
+                                - (time.monotonic() - stored)))
+        sub, _ = await connect5(ctx, "rsub")
+        await subscribe5(sub, Subscription(stale, Q1), exact=False)
+        pub, _ = await connect5(ctx, "pub")
+        await publish5(pub, stale, b"live", Q1)
+        before = await collect_until(sub, b"live", "(a message the new subscription matches)"
+                                     " [MQTT-3.3.4-1]")
+        require(all(m.payload != b"stale" for m in before),
+                "rsub: a retained message whose Message Expiry Interval (1 s) has passed must"
+                " not be sent to a new subscriber [MQTT-3.3.2-5]")
