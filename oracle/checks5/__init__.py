@@ -13,11 +13,12 @@ from mqttref.oracle.checks5 import (
     messages,
     problems,
     qos,
+    resend,
     session,
     shared,
     subscribe,
     will,
 )
 
-__all__ = ["auth", "basics", "connect", "features", "flow", "messages", "problems", "qos",
+__all__ = ["auth", "basics", "connect", "features", "flow", "messages", "problems", "qos", "resend",
            "session", "shared", "subscribe", "will"]

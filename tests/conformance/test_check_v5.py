@@ -15,15 +15,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import attrs
 import pytest
 
 from mqttref.impl.broker import registry
 from mqttref.impl.broker.config import Config
 from mqttref.impl.broker.handshake import Handshake
 from mqttref.impl.broker.packet_size import fit
+from mqttref.impl.broker.session import Session
 from mqttref.impl.broker.shared import Member, SharedGroup, SharedGroups
-from mqttref.impl.codec.packets import NO_PROPERTIES, ConnAck, Connect, Properties, UnsubAck
-from mqttref.impl.message import Message
+from mqttref.impl.broker.topic import TopicServer
+from mqttref.impl.codec.packets import NO_PROPERTIES, ConnAck, Connect, Properties, QoS, UnsubAck
+from mqttref.impl.message import Message, OutboundMessage
 from mqttref.oracle.capabilities import BrokerProfile5, profile_from_connack
 from mqttref.oracle.probe import Timing
 from mqttref.oracle.report import Report, to_json, write_text
@@ -269,3 +272,33 @@ def test_a_broker_that_refuses_an_unknown_authentication_method_but_stays_open_f
     verdicts = _only(Config(port=0), "unsupported_authentication_method_v5",
                      timing=Timing(reply=1.0))
     assert verdicts["MQTT-4.12.0-1"] is Verdict.FAIL
+
+
+def test_a_broker_whose_retained_messages_never_expire_fails_3_3_2_5_and_3_3_2_6(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def without_expiry(self: TopicServer, session: Session, granted_qos: QoS, now: float,
+                       identifiers: tuple[int, ...] = ()) -> None:
+        if self.retained is not None:  # sent as stored, however old, with no interval left
+            qos = min(self.retained.qos, granted_qos)
+            session.deliver(attrs.evolve(self.retained, expires_at=None, properties=Properties()),
+                            QoS(qos), now, retain=True, identifiers=identifiers)
+
+    monkeypatch.setattr(TopicServer, "send_retained", without_expiry)
+    verdicts = _only(Config(port=0), "message_expiry_v5")
+    assert verdicts["MQTT-3.3.2-5"] is Verdict.FAIL
+    assert verdicts["MQTT-3.3.2-6"] is Verdict.FAIL
+
+
+def test_a_broker_re_sending_without_dup_fails_3_3_1_1_only(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    original = Session.publish_frame
+
+    def never_dup(self: Session, out: OutboundMessage, now: float, *,
+                  dup: bool = False) -> bytes | None:
+        return original(self, out, now, dup=False)
+
+    monkeypatch.setattr(Session, "publish_frame", never_dup)
+    verdicts = _only(Config(port=0), "resend_on_reconnect_v5")
+    assert verdicts["MQTT-3.3.1-1"] is Verdict.FAIL
+    assert verdicts["MQTT-4.4.0-1"] is Verdict.PASS
+    assert verdicts["MQTT-4.4.0-2"] is Verdict.PASS
