@@ -48,7 +48,7 @@ FINEST_EXPONENT: Final = -10
 SLACK_EXPONENT: Final = 5
 """A deadline waits at most 2**-5 (1/32) of its delay in its bucket."""
 
-BATCH: Final = 128
+BATCH: Final = 32
 """Due entries told per loop turn; the rest wait for the next turns, behind the
 other callbacks and socket events that came meanwhile."""
 
