@@ -195,6 +195,9 @@ async def collect_until(probe: Probe, marker: bytes, why: str, *,
     pending, probe.pending = probe.pending, []
     while True:
         packet: Packet
+        # A QoS 2 acknowledgement waits for PUBREL: what came meanwhile is next in line.
+        pending.extend(p for p in probe.pending if isinstance(p, Publish))
+        probe.pending = [p for p in probe.pending if not isinstance(p, Publish)]
         if pending:
             packet = pending.pop(0)
         else:

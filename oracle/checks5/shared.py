@@ -11,9 +11,20 @@ of ``$share/...`` is judged by ``declared_off_features_refused_v5``.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
-from mqttref.impl.codec.packets import PubAck, Publish, QoS, SubAck, Subscription
+from mqttref.impl.codec.packets import (
+    Properties,
+    PubAck,
+    PubComp,
+    Publish,
+    PubRec,
+    PubRel,
+    QoS,
+    SubAck,
+    Subscription,
+)
 from mqttref.oracle.checks5.common import (
     SUBACK_CODES,
     check5,
@@ -28,7 +39,7 @@ from mqttref.oracle.flows import require
 from mqttref.oracle.probe import Closed, Probe, Received, describe
 from mqttref.oracle.scenario import Context
 
-Q0, Q1 = QoS.AT_MOST_ONCE, QoS.AT_LEAST_ONCE
+Q0, Q1, Q2 = QoS.AT_MOST_ONCE, QoS.AT_LEAST_ONCE, QoS.EXACTLY_ONCE
 
 SHARED_OFF = "declares Shared Subscription Available 0 in CONNACK (3.2.2.3.13)"
 
@@ -128,6 +139,69 @@ async def shared_subscription_v5(ctx: Context) -> None:
             require(all(m.payload != b"refused" for m in before),
                     f"{member.name}: a message a member refused with PUBACK 0x80 must be"
                     " discarded and sent to no other subscriber [MQTT-4.8.2-6]")
+
+
+async def _members(ctx: Context, topic: str, control: str, props: Properties
+                   ) -> list[tuple[Probe, str]]:
+    """Two members of a QoS 2 group on ``topic``, each also subscribed to ``control``."""
+    members = []
+    for name in ("m1", "m2"):
+        cid = ctx.client_id(name)
+        member, _ = await connect5(ctx, name, cid, props=props)
+        await subscribe5(member, Subscription(_group(ctx, topic), Q2))
+        await subscribe5(member, Subscription(control, Q1), exact=False)
+        members.append((member, cid))
+    return members
+
+
+@check5("MQTT-4.8.2-4", "MQTT-4.8.2-5",
+        summary="a group's QoS 2 message in flight to a member whose connection breaks is"
+        " completed to that member when it reconnects, and sent to no other member when its"
+        " session ends instead")
+async def shared_subscription_qos2_v5(ctx: Context) -> None:
+    if not ctx.profile5.shared_available:
+        raise NotApplicable(SHARED_OFF)
+    if ctx.profile5.maximum_qos < 2:
+        raise NotApplicable(f"declares Maximum QoS {ctx.profile5.maximum_qos}: no QoS 2 message"
+                            " to a group (3.2.2.3.4)")
+    async with ctx.scenario("the member reconnects"):
+        topic, control = ctx.topic("shared", "q2back"), ctx.topic("shared", "q2ctl")
+        kept = Properties(session_expiry_interval=30)
+        members = await _members(ctx, topic, control, kept)
+        pub, _ = await connect5(ctx, "pub")
+        await publish5(pub, topic, b"q2", Q2)
+        probe, copy = await _first_copy([m for m, _ in members], b"q2", "(a QoS 2 message the"
+                                        " group's filter matches) [MQTT-3.3.4-1]")
+        cid = next(c for m, c in members if m is probe)
+        probe.abort()
+        back, _ = await connect5(ctx, "back", cid, clean=False, props=kept,
+                                 session_present=True)
+        again = await back.expect(Publish, "the group's QoS 2 message, completed to the member"
+                                  " that reconnects [MQTT-4.8.2-4]")
+        require(again.payload == b"q2" and again.packet_id == copy.packet_id,
+                f"back: the QoS 2 message in flight ({copy.packet_id}) must be completed to the"
+                f" member when it reconnects, got {again.payload!r} id {again.packet_id}"
+                " [MQTT-4.8.2-4]")
+        assert again.packet_id is not None
+        await back.send(PubRec(again.packet_id))
+        await back.expect(PubRel, "PUBREL for PUBREC [MQTT-4.3.3-4]")
+        await back.send(PubComp(again.packet_id))
+    async with ctx.scenario("the member's session ends"):
+        topic, control = ctx.topic("shared", "q2gone"), ctx.topic("shared", "q2end")
+        members = await _members(ctx, topic, control, Properties())
+        pub, _ = await connect5(ctx, "pub")
+        await publish5(pub, topic, b"orphan", Q2)
+        probe, _copy = await _first_copy([m for m, _ in members], b"orphan", "(a QoS 2 message"
+                                         " the group's filter matches) [MQTT-3.3.4-1]")
+        probe.abort()  # Session Expiry Interval 0: the session ends with the connection
+        other = next(m for m, _ in members if m is not probe)
+        await asyncio.sleep(ctx.timing.window)  # time for the server to see the close
+        await publish5(pub, control, b"control", Q1)
+        before = await collect_until(other, b"control", "(a message on a plain subscription,"
+                                     " published after the member left) [MQTT-3.3.4-1]")
+        require(all(m.payload != b"orphan" for m in before), f"{other.name}: a group's QoS 2"
+                " message sent to a member whose session then ended must not be sent to"
+                " another member [MQTT-4.8.2-5]")
 
 
 BAD_FILTERS = (

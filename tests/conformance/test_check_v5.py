@@ -18,7 +18,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from mqttref.impl.broker import registry
+from mqttref.impl.broker import registry, shared
 from mqttref.impl.broker.config import Config
 from mqttref.impl.broker.handshake import Handshake
 from mqttref.impl.broker.packet_size import fit
@@ -302,3 +302,21 @@ def test_a_broker_re_sending_without_dup_fails_3_3_1_1_only(
     assert verdicts["MQTT-3.3.1-1"] is Verdict.FAIL
     assert verdicts["MQTT-4.4.0-1"] is Verdict.PASS
     assert verdicts["MQTT-4.4.0-2"] is Verdict.PASS
+
+
+def test_a_broker_handing_an_ended_members_qos_2_message_to_another_fails_4_8_2_5(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def hand_over_all(self: SharedGroups, session: Session, now: float) -> int:
+        handed = 0
+        for entry in list(session.inflight.values()):  # QoS 2 as well: the fault
+            group = self.groups.get(entry.message.share or "")
+            member = None if group is None else group.pick(leaving=session.client_id)
+            if group is not None and member is not None:
+                self.send(group, member, shared._message_of(entry.message), now)
+                handed += 1
+        return handed
+
+    monkeypatch.setattr(SharedGroups, "hand_over", hand_over_all)
+    verdicts = _only(Config(port=0), "shared_subscription_qos2_v5")
+    assert verdicts["MQTT-4.8.2-5"] is Verdict.FAIL
+    assert verdicts["MQTT-4.8.2-4"] is Verdict.PASS
