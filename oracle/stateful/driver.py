@@ -31,16 +31,22 @@ from collections.abc import Iterable
 import attrs
 from hypothesis import reject
 
+from mqttref.impl.codec.codec import Decoder, Role, encode
+from mqttref.impl.codec.errors import ProtocolError
 from mqttref.impl.codec.packets import (
+    NO_PROPERTIES,
     ConnAck,
     Connect,
     Packet,
     PingReq,
+    Properties,
+    ProtocolLevel,
     PubAck,
     PubComp,
     Publish,
     PubRec,
     PubRel,
+    Subscribe,
 )
 from mqttref.model import (
     BrokerModel,
@@ -58,14 +64,14 @@ from mqttref.model import (
     describe,
 )
 from mqttref.model.connection import ConnectionState
-from mqttref.oracle.stateful.adapters import ServerStream as _ServerStream
 from mqttref.oracle.stateful.adapters import (
+    ServerSentGarbage,
     acknowledgement,
     acknowledgement_owed,
-    describe_event,
-    describe_packet,
     encode_client_packet,
 )
+from mqttref.oracle.stateful.adapters import describe_event as _describe_event
+from mqttref.oracle.stateful.adapters import describe_packet as _describe_packet
 from mqttref.oracle.stateful.target import Timing
 
 TRANSCRIPT_TAIL = 80
@@ -113,14 +119,102 @@ class Flight:
         return f"Flight({self.kind} {self.client_id} #{self.packet_id})"
 
 
+def _extras(packet: Observation) -> str:
+    """What a 5.0 packet carries beyond its 3.1.1 rendering: properties (the will's
+    too) and subscription options."""
+    parts = []
+    properties = getattr(packet, "properties", NO_PROPERTIES)
+    for field in attrs.fields(Properties):
+        value = getattr(properties, field.name)
+        if value != field.default:
+            parts.append(f"{field.name}={value!r}")
+    will = getattr(packet, "will", None)
+    if will is not None and will.properties != NO_PROPERTIES:
+        parts.append(f"will {_extras(will)}")
+    if isinstance(packet, Subscribe):
+        for s in packet.subscriptions:
+            options = [name for name, on in (
+                ("no_local", s.no_local), ("retain_as_published", s.retain_as_published)) if on]
+            if s.retain_handling:
+                options.append(f"retain_handling={s.retain_handling}")
+            if options:
+                parts.append(f"{s.topic_filter!r}: {' '.join(options)}")
+    return "{" + ", ".join(parts) + "}" if parts else ""
+
+
+def describe_packet(packet: Observation) -> str:
+    """A packet as the transcript shows it, with its 5.0 properties and options."""
+    extras = _extras(packet)
+    return _describe_packet(packet) + (f" {extras}" if extras else "")
+
+
+def describe_event(event: ClientEvent) -> str:
+    """A client action as one transcript line, with its 5.0 properties and options."""
+    if isinstance(event, Send):
+        return f"{event.client} -> {describe_packet(event.packet)}"
+    return _describe_event(event)
+
+
+def encode_at(packet: Packet, level: ProtocolLevel) -> bytes:
+    """The bytes of a well-formed client packet on a link of Protocol Level ``level``
+    (a CONNECT carries its own). Level 4 goes through ``encode_client_packet``,
+    which also writes what the 3.1.1 machine's violations need."""
+    if level == ProtocolLevel.MQTT_5 and not isinstance(packet, Connect):
+        return encode(packet, level)
+    return encode_client_packet(packet)
+
+
+@attrs.define(eq=False)
+class LevelStream:
+    """Bytes from the server of one connection -> observations, decoded at the
+    Protocol Level the connection's CONNECT used (a server answers a level-5
+    CONNECT in 5.0's encoding, 3.1.2.2). Undecodable bytes, or a packet only a
+    client sends, are a verdict of their own [MQTT-4.8.0-1]."""
+
+    level: ProtocolLevel
+    decoder: Decoder = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.decoder = Decoder(role=Role.CLIENT, protocol_level=self.level)
+
+    def feed(self, data: bytes) -> list[Observation]:
+        try:
+            return list(self.decoder.feed(data))
+        except ProtocolError as exc:
+            version = "5.0" if self.level == ProtocolLevel.MQTT_5 else "3.1.1"
+            raise ServerSentGarbage(
+                f"the server sent bytes that are no valid {version} server packet: {exc} "
+                f"(after {[describe(p) for p in getattr(exc, 'packets', [])]})"
+            ) from exc
+
+
 @attrs.define(eq=False)
 class Link:
-    """One slot's open TCP connection."""
+    """One slot's open TCP connection, at the Protocol Level of its CONNECT."""
 
     slot: str
     sock: socket.socket
     client_id: str | None
-    stream: _ServerStream = attrs.field(factory=_ServerStream)
+    level: ProtocolLevel = ProtocolLevel.MQTT_3_1_1
+    stream: LevelStream = attrs.field()
+    server_aliases: dict[int, str] = attrs.field(factory=dict)
+    """Topic Aliases the server set on this connection (3.3.2.3.4), read only to tell
+    another client's aliased message from the example's own."""
+
+    @stream.default
+    def _stream(self) -> LevelStream:
+        return LevelStream(self.level)
+
+    def topic_of(self, packet: Publish) -> str:
+        """The Topic Name of a PUBLISH from the server, read through its Topic Alias
+        (the model reads aliases itself; the driver only needs the name)."""
+        alias = packet.properties.topic_alias
+        if alias is None:
+            return packet.topic
+        if packet.topic:
+            self.server_aliases[alias] = packet.topic
+            return packet.topic
+        return self.server_aliases.get(alias, "")
 
 
 class Driver:
@@ -229,17 +323,29 @@ class Driver:
         if slot not in self.links:
             if not opening:
                 raise UsageError(f"{slot} has no connection")
-            self._open(slot, client_id)
+            level = ProtocolLevel.MQTT_3_1_1
+            if isinstance(event, Send) and isinstance(event.packet, Connect):
+                level = event.packet.protocol_level
+            self._open(slot, client_id, level)
         self.tick()
         self.note(describe_event(event))
         self.apply(event)
         if data:
             self._send(self.links[slot], data)
 
+    def level_of(self, slot: str) -> ProtocolLevel:
+        """The Protocol Level of the slot's connection (3.1.1 when it has none)."""
+        link = self.links.get(slot)
+        return ProtocolLevel.MQTT_3_1_1 if link is None else link.level
+
     def send(self, slot: str, packet: Packet) -> None:
-        """A well-formed packet from a slot."""
+        """A well-formed packet from a slot, encoded at its connection's level."""
         client_id = packet.client_id if isinstance(packet, Connect) else None
-        self.act(Send(slot, packet), encode_client_packet(packet), client_id=client_id)
+        if isinstance(packet, Connect) and slot not in self.links:
+            level = packet.protocol_level
+        else:
+            level = self.level_of(slot)
+        self.act(Send(slot, packet), encode_at(packet, level), client_id=client_id)
         self._sent(slot, packet)
 
     def open_without_connect(self, slot: str) -> None:
@@ -258,11 +364,14 @@ class Driver:
         self.apply(Drop(slot))
         self._close_link(link)
 
-    def _open(self, slot: str, client_id: str | None) -> None:
+    def _open(
+        self, slot: str, client_id: str | None,
+        level: ProtocolLevel = ProtocolLevel.MQTT_3_1_1,
+    ) -> None:
         sock = socket.create_connection((self.host, self.port), timeout=self.timing.owed_wait)
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        link = Link(slot, sock, client_id)
+        link = Link(slot, sock, client_id, level)
         self.client_ids[slot] = client_id
         self.links[slot] = link
         self.selector.register(sock, selectors.EVENT_READ, link)
@@ -300,14 +409,21 @@ class Driver:
             if conn.idle >= self.timing.idle_ping * conn.keep_alive:
                 self.send(slot, PingReq())
 
-    def acknowledge(self, flight: Flight) -> bool:
+    def acknowledge(self, flight: Flight, reason_code: int = 0) -> bool:
         """Send an owed acknowledgement; False when it is no longer owed or the
-        client is not connected now."""
+        client is not connected now. ``reason_code`` goes only on a level-5 link
+        (3.4.2.1, 3.5.2.1); a 3.1.1 acknowledgement has none."""
         key = (flight.client_id, flight.direction, flight.packet_id)
         slot = self.slot_of(flight.client_id)
         if slot is None or self.owed_acks.get(key) != flight.kind:
             return False
-        self.send(slot, acknowledgement(flight.kind, flight.packet_id))
+        packet = acknowledgement(flight.kind, flight.packet_id)
+        if reason_code and self.level_of(slot) == ProtocolLevel.MQTT_5:
+            kinds: dict[str, type[PubAck | PubRec | PubRel | PubComp]] = {
+                "PUBACK": PubAck, "PUBREC": PubRec, "PUBREL": PubRel, "PUBCOMP": PubComp,
+            }
+            packet = kinds[flight.kind](flight.packet_id, reason_code)
+        self.send(slot, packet)
         return True
 
     def owed_by_connected(self) -> list[Flight]:
@@ -404,9 +520,10 @@ class Driver:
         checks, earlier examples' late wills), the example's ``#`` and ``+/a``
         subscriptions match their messages too, and the model cannot know them.
         Topics starting with ``$`` are never foreign: a wildcard at the first level
-        must not match them [MQTT-4.7.2-1], whoever published them."""
+        must not match them [MQTT-4.7.2-1], whoever published them. An empty name
+        (a Topic Alias this driver did not see set) is left to the model to judge."""
         prefix = self.own_prefix
-        return (prefix is not None and not topic.startswith("$")
+        return (prefix is not None and topic != "" and not topic.startswith("$")
                 and topic != prefix and not topic.startswith(prefix + "/"))
 
     def _take_foreign(self, link: Link, observation: Observation) -> bool:
@@ -414,7 +531,7 @@ class Driver:
         must (so the broker's flow with this connection stays whole), and its PUBREL.
         A message of the example's own that a broker delivered under a wrong topic is
         not lost to the verdict: the model still waits for it under the right one."""
-        if isinstance(observation, Publish) and self.foreign(observation.topic):
+        if isinstance(observation, Publish) and self.foreign(link.topic_of(observation)):
             self.foreign_seen += 1
             self.note(f"{link.slot}    (another client's message: not the model's to judge)")
             if observation.packet_id is not None and observation.qos == 1:
@@ -432,7 +549,7 @@ class Driver:
 
     def _send_unjudged(self, link: Link, packet: Packet) -> None:
         """Send what the model does not follow; it still hears that the client spoke."""
-        self._send(link, encode_client_packet(packet))
+        self._send(link, encode_at(packet, link.level))
         with contextlib.suppress(ModelError):
             self.model.apply(SendUnjudged(link.slot))
 

@@ -1,0 +1,53 @@
+"""Model faults the level-5 broker machine (``oracle/stateful/machine5``) found against
+the real broker, each fixed from the specification's text and pinned here."""
+
+from __future__ import annotations
+
+from mqttref.impl.codec.packets import Properties, Publish, QoS
+from mqttref.model import BrokerModel, Send
+from tests.model.test_levels_mix import connected5, refs_of
+from tests.model.test_v5_broker_publish import subscribe5
+
+
+def overlapping_retain_as_published(model: BrokerModel) -> None:
+    """Client a has two matching subscriptions, one with Retain As Published and
+    one without, and b publishes a retained message to both."""
+    connected5(model, "a")
+    connected5(model, "b")
+    subscribe5(model, "a", "t/#", 0, packet_id=1, identifier=2, retain_as_published=True)
+    subscribe5(model, "a", "t/b", 0, packet_id=2)
+    model.apply(Send("b", Publish("t/b", b"m", QoS.AT_MOST_ONCE, True)))
+
+
+def test_one_copy_for_overlapping_subscriptions_may_keep_retain_when_one_has_rap() -> None:
+    """3.3.4 lets the server send one copy for overlapping subscriptions; RETAIN must be
+    0 for the subscription without Retain As Published [MQTT-3.3.1-12] and as published
+    for the one with it [MQTT-3.3.1-13]; no statement says which the one copy follows.
+    The model owed a RETAIN 0 copy after the broker's single RETAIN 1 copy."""
+    model = BrokerModel()
+    overlapping_retain_as_published(model)
+    one = Properties(subscription_identifiers=(2,))
+    model.observe("a", Publish("t/b", b"m", QoS.AT_MOST_ONCE, True, properties=one))
+    assert model.check_quiescent() == []
+
+
+def test_one_copy_for_overlapping_subscriptions_may_clear_retain_too() -> None:
+    """The other reading of the same text: the one copy with RETAIN 0."""
+    model = BrokerModel()
+    overlapping_retain_as_published(model)
+    one = Properties(subscription_identifiers=(2,))
+    model.observe("a", Publish("t/b", b"m", QoS.AT_MOST_ONCE, False, properties=one))
+    assert model.check_quiescent() == []
+
+
+def test_retain_is_still_cleared_where_no_matching_subscription_has_rap() -> None:
+    """Without Retain As Published on any matching subscription RETAIN 1 on a forwarded
+    message breaks [MQTT-3.3.1-12]: the fix is only for options that differ."""
+    model = BrokerModel()
+    connected5(model, "a")
+    connected5(model, "b")
+    subscribe5(model, "a", "t/#", 0, packet_id=1)
+    subscribe5(model, "a", "t/b", 0, packet_id=2)
+    model.apply(Send("b", Publish("t/b", b"m", QoS.AT_MOST_ONCE, True)))
+    refs = refs_of(model, "a", Publish("t/b", b"m", QoS.AT_MOST_ONCE, True))
+    assert "MQTT-3.3.1-12" in refs or "MQTT-3.3.1-9" in refs
