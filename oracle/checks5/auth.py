@@ -69,7 +69,8 @@ async def unsupported_authentication_method_v5(ctx: Context) -> None:
             " [MQTT-3.2.2-8]")
     require(not packet.session_present, "auth: a CONNACK with a non-zero Reason Code must set"
             " Session Present to 0 [MQTT-3.2.2-6]")
-    await probe.wait_close(why=f"a refused CONNECT {why} [MQTT-4.12.0-1]")
+    await probe.wait_close(why=f"CONNACK 0x{code:02X} refused the CONNECT {why}"
+                           " [MQTT-4.12.0-1] [MQTT-3.2.2-7]")
 
 
 @check5("MQTT-4.13.1-1", "MQTT-4.12.0-6",

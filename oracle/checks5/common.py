@@ -228,13 +228,22 @@ async def closes_after_error(probe: Probe, why: str, *, connack: bool = False) -
 
     A DISCONNECT (or at CONNECT, a CONNACK) before the close is allowed and must carry a
     code of its packet's table (3.14.2.1 [MQTT-3.14.2-1], 3.2.2.2 [MQTT-3.2.2-8]) at
-    0x80 or above; which one among them is the server's choice. Returns that code, or
-    None for a bare close.
+    0x80 or above; which one among them is the server's choice. With ``connack`` (an
+    error before any CONNACK) a DISCONNECT is not allowed [MQTT-3.14.0-1]; a server's
+    DISCONNECT never carries a Session Expiry Interval [MQTT-3.14.2-2]. Returns that
+    code, or None for a bare close.
     """
     seen = await probe.wait_close(probe.timing.reply_bound, why=why)
     code: int | None = None
     for packet in seen:
         if isinstance(packet, Disconnect):
+            require(not connack, f"{probe.name}: DISCONNECT 0x{packet.reason_code:02X} on a"
+                    " connection that had no CONNACK below 0x80: a server may send DISCONNECT"
+                    " only after accepting the CONNECT [MQTT-3.14.0-1]")
+            require(packet.properties.session_expiry_interval is None,
+                    f"{probe.name}: the server's DISCONNECT must not carry a Session Expiry"
+                    f" Interval, got {packet.properties.session_expiry_interval}"
+                    " [MQTT-3.14.2-2]")
             require(packet.reason_code in SERVER_DISCONNECT_CODES,
                     f"{probe.name}: DISCONNECT 0x{packet.reason_code:02X} must be a DISCONNECT"
                     " Reason Code [MQTT-3.14.2-1]")
@@ -251,6 +260,8 @@ async def closes_after_error(probe: Probe, why: str, *, connack: bool = False) -
                     f" Code of 0x80 or above, got 0x{packet.return_code:02X} [MQTT-3.2.2-8]")
             require(not packet.session_present, f"{probe.name}: a CONNACK with a non-zero"
                     " Reason Code must set Session Present to 0 [MQTT-3.2.2-6]")
+            require(True, f"{probe.name}: closed after CONNACK 0x{packet.return_code:02X}: a"
+                    " CONNACK of 0x80 or above must be followed by the close [MQTT-3.2.2-7]")
             code = packet.return_code
         else:
             raise Deviation(f"{probe.name}: {describe(packet)} arrived where the server must"
