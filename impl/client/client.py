@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import ssl
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from enum import Enum
@@ -43,7 +44,6 @@ import attrs
 from mqttref.impl.client import validation
 from mqttref.impl.client.backoff import Backoff
 from mqttref.impl.client.errors import (
-    BrokerUnreachable,
     ConnectionClosed,
     ConnectionRefused,
     InvalidArgument,
@@ -71,6 +71,8 @@ from mqttref.impl.client.events import (
 from mqttref.impl.client.mqtt5 import ServerLimits
 from mqttref.impl.client.options import Authenticator
 from mqttref.impl.client.protocol import ClientOptions, ClientProtocol, ConnectionState
+from mqttref.impl.client.transport import Transport, open_transport
+from mqttref.impl.client.url import DEFAULT_WEBSOCKET_PATH, parse_url
 from mqttref.impl.codec.errors import ClientError, ReasonCode
 from mqttref.impl.codec.packets import (
     NO_PROPERTIES,
@@ -83,8 +85,6 @@ from mqttref.impl.codec.packets import (
     Subscription,
     Will,
 )
-
-READ_SIZE = 65_536
 
 logger = logging.getLogger(__name__)
 
@@ -153,8 +153,17 @@ class Client:
         request_problem_information: bool | None = None,
         user_properties: Sequence[tuple[str, str]] = (),
         authenticator: Authenticator | None = None,
+        tls: ssl.SSLContext | bool | None = None,
+        transport: str = "tcp",
+        websocket_path: str = DEFAULT_WEBSOCKET_PATH,
     ) -> None:
         """Arguments beyond CONNECT's fields:
+
+        ``tls``: an ``ssl.SSLContext`` (``TlsSettings(cafile=...).context()`` builds one
+        from mosquitto's options), or ``True`` for the system's trusted authorities; the
+        server's certificate is checked against ``hostname``. ``transport``: ``"tcp"``
+        or ``"websockets"`` (MQTT over WebSocket, chapter 6, asking for
+        ``websocket_path``). ``Client.from_url`` takes all of these from one URL.
 
         ``timeout``: seconds for TCP connect, CONNACK and PINGRESP. ``max_inflight``:
         outgoing QoS 1/2 messages unacknowledged at once. ``max_queued_messages``:
@@ -179,9 +188,18 @@ class Client:
             password = password.encode("utf-8")
         if max_queued_messages < 1 or max_queued_publishes < 0:
             raise InvalidArgument("queue bounds must be positive")
+        if transport not in ("tcp", "websockets"):
+            raise InvalidArgument(f"transport must be 'tcp' or 'websockets', not {transport!r}")
+        if not websocket_path.startswith("/"):
+            raise InvalidArgument(f"websocket_path must start with '/', not {websocket_path!r}")
         self.hostname = hostname
         self.port = port
         self.timeout = timeout
+        self.tls: ssl.SSLContext | None = (
+            ssl.create_default_context() if tls is True else (tls or None)
+        )
+        self.transport = transport
+        self.websocket_path = websocket_path
         level = validation.check_protocol(protocol)
         if clean_start is not None:
             if level is not ProtocolLevel.MQTT_5:
@@ -229,7 +247,7 @@ class Client:
         self._response_topics: set[str] = set()
         self._response_base = f"mqttref/response/{uuid.uuid4().hex}"
         self._connack: asyncio.Future[bool] | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        self._writer: Transport | None = None
         self._drain_lock = asyncio.Lock()
         self._timer_wakeup = asyncio.Event()
         self._close_error: ClientError | None = None
@@ -237,6 +255,40 @@ class Client:
         self._supervisor: asyncio.Task[None] | None = None
         self._final_error: ClientError | None = None
         self._closed_by_user = False
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, tls: ssl.SSLContext | bool | None = None, **options: Any
+    ) -> Self:
+        """A client for ``mqtt://``, ``mqtts://``, ``ws://`` or ``wss://`` ``[user[:password]@]
+        host[:port][/path]``; ``options`` are the constructor's.
+
+        A secure scheme without ``tls`` trusts the system's authorities; ``tls=False``
+        with one is an error. Default ports: 1883, 8883, 80, 443. A WebSocket URL's path
+        is the resource asked for (``/mqtt`` when absent); an ``mqtt(s)`` URL's path is
+        a topic (mosquitto_pub's ``-L``), which a ``Client`` has no use for: refused.
+        """
+        parts = parse_url(url)
+        if parts.topic is not None:
+            raise InvalidArgument(
+                f"{url!r}: the path of an {parts.scheme}:// URL is a topic "
+                "(mqttref pub/sub -L); Client.from_url takes none"
+            )
+        if parts.secure and tls is False:
+            raise InvalidArgument(f"{url!r} asks for TLS, and tls=False says no")
+        if parts.secure and tls is None:
+            tls = True
+        if not parts.secure and tls:
+            raise InvalidArgument(f"{url!r} is not a TLS URL: use mqtts:// or wss://")
+        for key, value in (("username", parts.username), ("password", parts.password)):
+            if value is not None:
+                if options.get(key) is not None:
+                    raise InvalidArgument(f"{key} is given both in the URL and as an argument")
+                options[key] = value
+        if parts.websocket:
+            options["transport"] = "websockets"
+            options["websocket_path"] = parts.websocket_path
+        return cls(parts.host, parts.port, tls=tls, **options)
 
     # -- life cycle -------------------------------------------------------------
 
@@ -576,32 +628,22 @@ class Client:
     # -- connections ------------------------------------------------------------
 
     async def _open(self) -> None:
-        """One connection attempt: TCP, CONNECT, CONNACK."""
-        try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(self.hostname, self.port), self.timeout
-            )
-        except TimeoutError as exc:
-            raise BrokerUnreachable(
-                f"cannot connect to {self.hostname}:{self.port}: timed out"
-            ) from exc
-        except ConnectionRefusedError as exc:
-            raise BrokerUnreachable(
-                f"cannot connect to {self.hostname}:{self.port}: connection refused"
-            ) from exc
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-            raise BrokerUnreachable(
-                f"cannot connect to {self.hostname}:{self.port}: {reason}"
-            ) from exc
-        self._writer = writer
+        """One connection attempt: TCP (TLS, WebSocket), CONNECT, CONNACK."""
+        transport = await open_transport(
+            self.hostname,
+            self.port,
+            tls=self.tls,
+            websocket_path=self.websocket_path if self.transport == "websockets" else None,
+            timeout=self.timeout,
+        )
+        self._writer = transport
         self._close_error = None
         connack: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._connack = connack
         self._core.connection_made(self._now())
         self._dispatch()
         self._flush()
-        task = asyncio.create_task(self._serve(reader, writer))
+        task = asyncio.create_task(self._serve(transport))
         self._connection_task = task
         waiters: set[asyncio.Future[Any]] = {connack, task}
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
@@ -610,13 +652,11 @@ class Client:
             return
         raise task.result()
 
-    async def _serve(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> ClientError:
+    async def _serve(self, transport: Transport) -> ClientError:
         """Run one connection until it ends; return why it ended."""
         timer = asyncio.create_task(self._run_timer())
         try:
-            error = await self._read(reader)
+            error = await self._read(transport)
         except Exception as exc:
             # A bug here must fail the waiters, not leave them hanging: log it loudly.
             logger.exception("client connection failed")
@@ -634,12 +674,12 @@ class Client:
             self._connack.set_exception(error)
         return error
 
-    async def _read(self, reader: asyncio.StreamReader) -> ClientError:
+    async def _read(self, transport: Transport) -> ClientError:
         while True:
             try:
-                data = await reader.read(READ_SIZE)
-            except OSError as exc:
-                return ConnectionClosed(f"connection lost: {exc.strerror or exc}")
+                data = await transport.read()
+            except ConnectionClosed as exc:
+                return exc
             if not data:
                 return ConnectionClosed("the broker closed the connection")
             self._core.receive_data(data, self._now())

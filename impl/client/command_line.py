@@ -8,7 +8,8 @@ script can test:
 0     success
 1     the connection was lost, or the broker broke the protocol
 2     a bad option (argparse's convention)
-3     the broker cannot be reached (no listener, unknown host)
+3     the broker cannot be reached (no listener, unknown host, a failed TLS or
+      WebSocket handshake)
 4     the broker refused the connection (CONNACK return code != 0)
 5     a subscription was refused (SUBACK 0x80, or 5.0 reason code >= 0x80)
 27    ``sub -W``: time ran out before ``-C`` messages (as mosquitto_sub)
@@ -32,6 +33,8 @@ from mqttref.impl.client.errors import (
     SubscriptionRefused,
 )
 from mqttref.impl.client.properties_option import parse_properties
+from mqttref.impl.client.tls import TlsSettings
+from mqttref.impl.client.url import DEFAULT_PORTS, BrokerUrl, parse_url
 from mqttref.impl.client.validation import MAX_REMAINING_LENGTH
 from mqttref.impl.codec.errors import ClientError
 from mqttref.impl.codec.packets import NO_PROPERTIES, Properties, ProtocolLevel, QoS, Will
@@ -108,8 +111,16 @@ def non_negative_int(text: str) -> int:
 def add_connection_options(parser: argparse.ArgumentParser) -> None:
     """The options of mosquitto_pub and mosquitto_sub that shape the connection."""
     parser.add_argument("--help", action="help", help="show this help and exit")
-    parser.add_argument("-h", "--host", default="localhost", help="broker host (localhost)")
-    parser.add_argument("-p", "--port", type=port_argument, default=1883, help="port (1883)")
+    parser.add_argument("-h", "--host", default=None, help="broker host (localhost)")
+    parser.add_argument(
+        "-p", "--port", type=port_argument, default=None, help="port (1883; 8883 with TLS)"
+    )
+    parser.add_argument(
+        "-L",
+        "--url",
+        help="the broker as a URL: mqtt(s)://[user[:password]@]host[:port]/topic, or "
+        "ws(s)://[user[:password]@]host[:port][/path] (WebSocket, path /mqtt by default)",
+    )
     parser.add_argument("-i", "--id", default="", help="client id (default: chosen for you)")
     parser.add_argument(
         "-k", "--keepalive", type=non_negative_int, default=60, help="keep alive seconds (60)"
@@ -144,10 +155,89 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
         help="MQTT v5 session expiry interval (-1 or 4294967295: never); "
         "defaults to -1 with -c, 0 without",
     )
+    add_tls_options(parser)
     parser.add_argument("--will-topic", help="topic of the will message")
     parser.add_argument("--will-payload", default="", help="payload of the will message")
     parser.add_argument("--will-qos", type=qos_argument, default=0, help="QoS of the will")
     parser.add_argument("--will-retain", action="store_true", help="retain the will")
+
+
+def add_tls_options(parser: argparse.ArgumentParser) -> None:
+    """mosquitto_pub's TLS options (see ``tls.TlsSettings`` for what each means)."""
+    tls = parser.add_argument_group("TLS (on with --cafile, --capath or an mqtts/wss URL)")
+    tls.add_argument("--cafile", help="trusted CA certificates (PEM) to verify the server")
+    tls.add_argument("--capath", help="a directory of trusted CA certificates (c_rehash'ed)")
+    tls.add_argument("--tls-use-os-certs", action="store_true", help="trust the system's CAs")
+    tls.add_argument("--cert", help="client certificate (PEM), for brokers that ask for one")
+    tls.add_argument("--key", help="the client certificate's private key (PEM)")
+    tls.add_argument(
+        "--insecure",
+        action="store_true",
+        help="do not check the server's host name against its certificate "
+        "(the chain is still verified)",
+    )
+    tls.add_argument(
+        "--tls-version", default="tlsv1.2", help="lowest TLS version: tlsv1.2 (default), tlsv1.3"
+    )
+
+
+def resolve_url(args: argparse.Namespace) -> BrokerUrl:
+    """Settle ``-L`` against ``-h``, ``-p``, ``-u``, ``-P`` and the TLS options.
+
+    Sets ``args.host``, ``args.port``, ``args.username``, ``args.password`` and
+    ``args.url_topic`` (the topic of an ``mqtt(s)`` URL, as mosquitto_pub's ``-L``)
+    and returns where to connect. The URL names the host and port, so ``-h`` and
+    ``-p`` beside it are errors, as are ``-u``/``-P`` when it names a user too.
+    Without a URL the port is 8883 when TLS is asked for, else 1883 (mosquitto).
+    Settled once: a second call returns the first answer.
+    """
+    settled: BrokerUrl | None = getattr(args, "target", None)
+    if settled is not None:
+        return settled
+    settings = tls_settings(args)
+    if args.url is None:
+        secure = settings.enabled
+        host = args.host or "localhost"
+        port = args.port or DEFAULT_PORTS["mqtts" if secure else "mqtt"]
+        target = BrokerUrl("mqtts" if secure else "mqtt", host, port)
+        args.url_topic = None
+    else:
+        target = parse_url(args.url)
+        given = [flag for flag, value in (("-h", args.host), ("-p", args.port)) if value]
+        if target.username is not None:
+            given += [flag for flag, v in (("-u", args.username), ("-P", args.password)) if v]
+        if given:
+            raise InvalidArgument(f"-L names the broker: {', '.join(given)} cannot go with it")
+        if settings.enabled and not target.secure:
+            raise InvalidArgument(
+                f"-L {target.scheme}:// is not encrypted, yet TLS options ask for TLS: "
+                f"use {'wss' if target.websocket else 'mqtts'}://"
+            )
+        if target.username is not None:
+            args.username, args.password = target.username, target.password
+        args.url_topic = target.topic
+    args.host, args.port = target.host, target.port
+    args.tls_settings = settings
+    args.target = target
+    return target
+
+
+def tls_settings(args: argparse.Namespace) -> TlsSettings:
+    """The TLS options as ``TlsSettings``, checked; an mqtts/wss URL without
+    --cafile/--capath trusts the system's CAs (mosquitto 2.0 does the same for mqtts)."""
+    secure_url = args.url is not None and args.url.lower().startswith(("mqtts:", "wss:"))
+    settings = TlsSettings(
+        cafile=args.cafile,
+        capath=args.capath,
+        certfile=args.cert,
+        keyfile=args.key,
+        insecure=args.insecure,
+        tls_version=args.tls_version,
+        use_os_certs=args.tls_use_os_certs
+        or (secure_url and args.cafile is None and args.capath is None),
+    )
+    settings.check()
+    return settings
 
 
 def default_client_id(prefix: str) -> str:
@@ -178,6 +268,7 @@ def protocol_properties(args: argparse.Namespace) -> dict[str, Properties]:
 
 def build_client(args: argparse.Namespace, *, prefix: str, clean_session: bool = True) -> Client:
     """A ``Client`` from the parsed options; raises ``InvalidArgument`` for bad values."""
+    target = resolve_url(args)
     properties = protocol_properties(args)
     five = args.level is ProtocolLevel.MQTT_5
     will = None
@@ -223,9 +314,13 @@ def build_client(args: argparse.Namespace, *, prefix: str, clean_session: bool =
             extra["max_packet_size"] = min(
                 max(connect.maximum_packet_size - 5, 1), MAX_REMAINING_LENGTH
             )
+    settings: TlsSettings = args.tls_settings
     return Client(
-        args.host,
-        args.port,
+        target.host,
+        target.port,
+        tls=settings.context() if settings.enabled else None,
+        transport="websockets" if target.websocket else "tcp",
+        websocket_path=target.websocket_path,
         client_id=args.id or default_client_id(prefix),
         clean_session=clean_session,
         keepalive=args.keepalive,

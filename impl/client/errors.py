@@ -62,6 +62,16 @@ class BrokerUnreachable(ClientError):
     """No network connection could be opened (unknown host, port closed, no route)."""
 
 
+class TLSHandshakeFailed(BrokerUnreachable):
+    """The TLS handshake failed: the server's certificate is not trusted, names another
+    host, or the server refused ours; nothing of MQTT was sent."""
+
+
+class WebSocketRefused(BrokerUnreachable):
+    """The server did not open a WebSocket speaking MQTT (an HTTP error, or no ``mqtt``
+    subprotocol [MQTT-6.0.0-4])."""
+
+
 class ConnectionClosed(ClientError):
     """The network connection ended while the caller was waiting on it.
 

@@ -17,6 +17,7 @@ from mqttref.impl.client.command_line import (
     build_client,
     disconnect,
     fail,
+    resolve_url,
     run_client_command,
 )
 from mqttref.impl.client.errors import InvalidArgument
@@ -34,7 +35,9 @@ def register(add_parser: Any) -> None:
         epilog=EXIT_CODES_HELP,
     )
     add_connection_options(parser)
-    parser.add_argument("-t", "--topic", required=True, help="topic to publish to")
+    parser.add_argument(
+        "-t", "--topic", help="topic to publish to (required, unless an mqtt(s) -L URL gives it)"
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("-m", "--message", help="the payload, as UTF-8 text")
     source.add_argument("-f", "--file", type=Path, help="send the contents of a file")
@@ -49,6 +52,8 @@ def register(add_parser: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
+        resolve_url(args)
+        args.topic = _topic(args)
         check_topic_name(args.topic)  # before connecting: a bad option, not a broker error
     except InvalidArgument as exc:
         return fail(PROG, str(exc), EXIT_BAD_OPTION)
@@ -64,6 +69,23 @@ def run(args: argparse.Namespace) -> int:
     elif args.message is not None:
         args.payload = args.message.encode("utf-8")
     return run_client_command(PROG, lambda: publish(args))
+
+
+def _topic(args: argparse.Namespace) -> str:
+    """``-t``, or the path of an ``mqtt(s)`` ``-L`` URL: one of them, as in mosquitto_pub."""
+    if args.url_topic is not None:
+        if args.topic is not None:
+            raise InvalidArgument("-t cannot go with -L mqtt(s)://host/topic: the URL gives it")
+        topic: str = args.url_topic
+        return topic
+    if args.topic is None:
+        if args.url is not None and not args.url.lower().startswith(("ws:", "wss:")):
+            raise InvalidArgument("-L: the URL has no topic (mqtt://host[:port]/topic)")
+        raise InvalidArgument(
+            "the following arguments are required: -t (or -L mqtt://host/topic)"
+        )
+    given: str = args.topic
+    return given
 
 
 async def _stdin_lines() -> AsyncIterator[bytes]:

@@ -18,6 +18,7 @@ from mqttref.impl.client.command_line import (
     disconnect,
     fail,
     non_negative_int,
+    resolve_url,
     run_client_command,
 )
 from mqttref.impl.client.errors import InvalidArgument
@@ -40,7 +41,11 @@ def register(add_parser: Any) -> None:
     )
     add_connection_options(parser)
     parser.add_argument(
-        "-t", "--topic", action="append", required=True, help="topic filter (repeatable)"
+        "-t",
+        "--topic",
+        action="append",
+        default=[],
+        help="topic filter (repeatable; an mqtt(s) -L URL gives one more)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="print 'topic payload'")
     parser.add_argument(
@@ -82,6 +87,13 @@ def register(add_parser: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
+        resolve_url(args)
+        if args.url_topic is not None:
+            args.topic.append(args.url_topic)
+        if not args.topic:
+            raise InvalidArgument(
+                "the following arguments are required: -t (or -L mqtt://host/filter)"
+            )
         output = OutputFormat(args.format) if args.format is not None else None
         for topic_filter in args.topic:
             check_topic_filter(topic_filter)
