@@ -14,6 +14,7 @@ from mqttref.oracle.checks5 import (
     problems,
     qos,
     resend,
+    retained,
     session,
     shared,
     subscribe,
@@ -21,4 +22,4 @@ from mqttref.oracle.checks5 import (
 )
 
 __all__ = ["auth", "basics", "connect", "features", "flow", "messages", "problems", "qos", "resend",
-           "session", "shared", "subscribe", "will"]
+           "retained", "session", "shared", "subscribe", "will"]
