@@ -184,3 +184,50 @@ async def puback_reason_codes_v5(ctx: Context) -> None:
     if ctx.profile5.maximum_qos < 2:
         raise NotApplicable(f"declares Maximum QoS {ctx.profile5.maximum_qos}: no QoS 2"
                             " PUBLISH to acknowledge (3.2.2.3.4)", "MQTT-3.5.2-1")
+
+
+
+@check5("MQTT-3.8.4-3", "MQTT-3.8.4-8", "MQTT-3.3.4-2",
+        summary="a message comes at the lower of its QoS and the granted one; a SUBSCRIBE"
+        " to a filter the session holds replaces that subscription; overlapping"
+        " subscriptions get the message at the highest QoS among them")
+async def subscription_qos_v5(ctx: Context) -> None:
+    async with ctx.scenario("granted QoS 0, replaced by QoS 1"):
+        topic = ctx.topic("subqos", "one")
+        sub, _ = await connect5(ctx, "sub")
+        await subscribe5(sub, Subscription(topic, QoS.AT_MOST_ONCE))
+        pub, _ = await connect5(ctx, "pub")
+        await publish5(pub, topic, b"low", Q1)
+        low = await sub.expect(Publish, "the message the subscription matches [MQTT-3.3.4-1]")
+        require(low.payload == b"low" and low.qos == QoS.AT_MOST_ONCE,
+                f"sub: a QoS 1 message on a subscription granted QoS 0 must come at QoS 0, got"
+                f" {low.payload!r} at QoS {int(low.qos)} [MQTT-3.8.4-8]")
+        suback = await subscribe5(sub, Subscription(topic, Q1), exact=False)
+        granted = suback.return_codes[0]
+        await publish5(pub, topic, b"high", Q1)
+        await publish5(pub, topic, b"end", Q1)
+        after = await collect_until(sub, b"end", "(a later message on the topic)"
+                                    " [MQTT-3.3.4-1]")
+        copies = [m for m in after if m.payload == b"high"]
+        require(len(copies) == 1 and copies[0].qos == min(1, granted),
+                f"sub: a SUBSCRIBE to the same filter must replace the subscription: one copy"
+                f" at QoS {min(1, granted)} (granted {granted}), got"
+                f" {[int(m.qos) for m in copies]} [MQTT-3.8.4-3]")
+    async with ctx.scenario("overlapping subscriptions"):
+        if not ctx.profile5.wildcard_available:
+            raise NotApplicable("declares Wildcard Subscription Available 0 in CONNACK"
+                                " (3.2.2.3.11)", "MQTT-3.3.4-2")
+        topic = ctx.topic("subqos", "two")
+        sub, _ = await connect5(ctx, "sub")
+        await subscribe5(sub, Subscription(topic, QoS.AT_MOST_ONCE))
+        suback = await subscribe5(sub, Subscription(ctx.topic("subqos", "+"), Q1), exact=False)
+        top = min(1, suback.return_codes[0])
+        pub, _ = await connect5(ctx, "pub")
+        await publish5(pub, topic, b"both", Q1)
+        await publish5(pub, topic, b"end", Q1)
+        before = await collect_until(sub, b"end", "(a later message on the topic)"
+                                     " [MQTT-3.3.4-1]")
+        levels = [int(m.qos) for m in before if m.payload == b"both"]
+        require(bool(levels) and max(levels) == top,
+                f"sub: a message matching subscriptions granted QoS 0 and {top} must come at"
+                f" QoS {top} (one copy, or one of several), got {levels} [MQTT-3.3.4-2]")

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -320,3 +321,28 @@ def test_a_broker_handing_an_ended_members_qos_2_message_to_another_fails_4_8_2_
     verdicts = _only(Config(port=0), "shared_subscription_qos2_v5")
     assert verdicts["MQTT-4.8.2-5"] is Verdict.FAIL
     assert verdicts["MQTT-4.8.2-4"] is Verdict.PASS
+
+
+def test_a_broker_storing_an_empty_retained_message_fails_3_3_1_6_and_3_3_1_7(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def store_even_empty(self: TopicServer, message: Message) -> None:
+        self.retained = Message(message.topic, message.payload, message.qos, True)
+
+    monkeypatch.setattr(TopicServer, "set_retained", store_even_empty)
+    verdicts = _only(Config(port=0), "retained_messages_v5")
+    assert verdicts["MQTT-3.3.1-6"] is Verdict.FAIL
+    assert verdicts["MQTT-3.3.1-7"] is Verdict.FAIL
+    assert verdicts["MQTT-3.3.1-5"] is Verdict.PASS
+
+
+def test_a_broker_sending_above_the_granted_qos_fails_3_8_4_8(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    original = Session.deliver
+
+    def at_the_messages_qos(self: Session, message: Message, qos: QoS, now: float,
+                            **options: Any) -> None:
+        original(self, message, message.qos, now, **options)
+
+    monkeypatch.setattr(Session, "deliver", at_the_messages_qos)
+    verdicts = _only(Config(port=0), "subscription_qos_v5")
+    assert verdicts["MQTT-3.8.4-8"] is Verdict.FAIL
