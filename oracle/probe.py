@@ -1,6 +1,7 @@
 """A raw MQTT client connection for the oracle: send anything, observe everything.
 
-A ``Probe`` owns one TCP connection to the broker under test. It sends packets
+A ``Probe`` owns one connection to the broker under test (over TCP, TLS or a
+WebSocket: ``connection.open_stream``). It sends packets
 built with the shared codec or raw bytes (for malformed input), and a reader
 task turns whatever comes back into ``Event``s: a decoded packet, the close of
 the connection (FIN and RST alike, since a close is a close [ORACLE D12]), or
@@ -43,6 +44,13 @@ from mqttref.impl.codec.packets import (
     Subscribe,
     Subscription,
     UnsubAck,
+)
+from mqttref.oracle.connection import (
+    Connection,
+    current,
+    open_stream,
+    with_credentials,
+    with_credentials_raw,
 )
 from mqttref.oracle.evidence import Deviation, Inconclusive, NotApplicable, observe
 
@@ -145,9 +153,10 @@ def _describe(packet: Packet) -> str:
         if packet.will is not None:
             w = packet.will
             will = f" will={w.topic!r}/qos={int(w.qos)}/retain={int(w.retain)}"
+        user = f" user={packet.username!r}" if packet.username is not None else ""
         return (
             f"CONNECT id={packet.client_id!r} clean={int(packet.clean_session)}"
-            f" keepalive={packet.keep_alive}{will}"
+            f" keepalive={packet.keep_alive}{will}{user}"
         )
     if isinstance(packet, Subscribe):
         pairs = ", ".join(f"{sub.topic_filter!r} qos={int(sub.qos)}{_options(sub)}"
@@ -313,15 +322,17 @@ class Probe:
         """Packets received while waiting for something else, oldest first."""
         self._aborted = False
         self._last_packet_id = 0
+        self._sent = False
         self._task = asyncio.create_task(self._read())
 
     @classmethod
     async def open(cls, name: str, host: str, port: int, trace: Trace, timing: Timing, *,
-                   level: ProtocolLevel = ProtocolLevel.MQTT_3_1_1) -> Probe:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port), timing.reply_bound
-        )
-        trace.add(name, "..", "TCP connected")
+                   level: ProtocolLevel = ProtocolLevel.MQTT_3_1_1,
+                   connection: Connection | None = None) -> Probe:
+        """Connect over the run's transport (``connection.current()`` unless given)."""
+        settings = connection if connection is not None else current()
+        reader, writer = await open_stream(host, port, timing.reply_bound, settings)
+        trace.add(name, "..", f"{settings.describe_transport()} connected")
         return cls(name, reader, writer, trace, timing, level=level)
 
     async def _read(self) -> None:
@@ -377,12 +388,22 @@ class Probe:
         return self._last_packet_id
 
     async def send(self, packet: Packet | bytes, note: str | None = None) -> None:
-        """Send a packet (encoded with the codec) or raw bytes, described by ``note``."""
+        """Send a packet (encoded with the codec) or raw bytes, described by ``note``.
+
+        A CONNECT naming no user gets the run's user and password
+        (``connection.with_credentials``), so that no check needs to know
+        whether the broker asks for them; a check about user names sends its own.
+        """
+        first, self._sent = not self._sent, True
         if isinstance(packet, bytes):
-            data = packet
+            data = with_credentials_raw(packet, self.level) if first else packet
+            if data != packet:
+                note = (note or f"raw bytes {packet[:32].hex(' ')}") + " (the run's user added)"
             text = note or f"raw bytes {packet[:32].hex(' ')}"
             self.trace.published.update(_payloads_in(data, self.level))
         else:
+            if isinstance(packet, Connect):
+                packet = with_credentials(packet)
             data = encode(packet, self.level)
             text = describe(packet) + (f"  ({note})" if note else "")
             if isinstance(packet, Publish):

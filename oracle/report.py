@@ -31,6 +31,10 @@ class Report:
     """The 3.1.1 profile (choices probed), or at 5.0 what the CONNACK declared."""
     full_run_seconds: float | None = None
     """When the budget cut the suite short: how long a run of every check would take."""
+    transport: str = "TCP"
+    """How the oracle reached the broker (``Connection.describe_transport``)."""
+    authentication: str = "anonymous (no user name)"
+    """The user names the oracle connected with (never a password)."""
 
     def count(self, verdict: Verdict) -> int:
         return sum(v.verdict is verdict for v in self.verdicts)
@@ -70,6 +74,8 @@ def _failure_lines(result: CheckResult, sid: str | None = None) -> list[str]:
 def write_text(report: Report, out: TextIO, *, verbose: bool = False) -> None:
     out.write(f"mqttref check: MQTT {report.protocol} broker at {report.target}"
               f" (seed {report.seed})\n")
+    out.write(f"transport: {report.transport}\n")
+    out.write(f"authentication: {report.authentication}\n")
     out.write("broker profile:\n")
     out.write("".join(f"  {line}\n" for line in report.profile.lines()))
     for v in report.verdicts:
@@ -136,6 +142,8 @@ def to_json(report: Report) -> dict[str, Any]:
         "protocol": report.protocol,
         "seed": report.seed,
         "seconds": round(report.seconds, 3),
+        "transport": report.transport,
+        "authentication": report.authentication,
         "summary": {
             "checked": report.count(Verdict.PASS) + report.count(Verdict.FAIL),
             "passed": report.count(Verdict.PASS),
@@ -208,6 +216,10 @@ def _junit_suite(report: Report) -> ET.Element:
                                    + report.count(Verdict.NOT_TESTABLE)
                                    + report.count(Verdict.NOT_APPLICABLE)),
                        time=f"{report.seconds:.3f}")
+    properties = ET.SubElement(suite, "properties")
+    for name, value in (("target", report.target), ("transport", report.transport),
+                        ("authentication", report.authentication)):
+        ET.SubElement(properties, "property", name=name, value=value)
     classname = f"MQTT {report.protocol} at {report.target}"
     for v in report.verdicts:
         seconds = sum(r.seconds for r in v.failures)

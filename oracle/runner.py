@@ -34,6 +34,7 @@ import attrs
 from mqttref.oracle import checks as _checks  # noqa: F401 - registers the checks
 from mqttref.oracle import checks5 as _checks5  # noqa: F401 - registers the 5.0 checks
 from mqttref.oracle.capabilities import BrokerProfile, BrokerProfile5
+from mqttref.oracle.connection import new_check
 from mqttref.oracle.evidence import (
     LEDGER,
     Choice,
@@ -141,12 +142,14 @@ def select(only: Sequence[str] | None, protocol: str = "3.1.1") -> list[Check]:
 
 async def run_check(check: Check, host: str, port: int, *, timing: Timing, token: str,
                     seed: int, limit: float, profile: BrokerProfile | None = None,
-                    profile5: BrokerProfile5 | None = None) -> CheckResult:
+                    profile5: BrokerProfile5 | None = None,
+                    denied_filters: tuple[str, ...] = ()) -> CheckResult:
     rng = random.Random(seed ^ zlib.crc32(check.name.encode()))
     ledger = Ledger(protocol=check.protocol)
     LEDGER.set(ledger)
+    new_check()  # the users alternate afresh among this check's clients
     ctx = Context(host, port, timing, token, rng, profile=profile, ledger=ledger,
-                  protocol=check.protocol, profile5=profile5)
+                  protocol=check.protocol, profile5=profile5, denied_filters=denied_filters)
     start = time.monotonic()
     error = ""
     try:
@@ -205,6 +208,7 @@ async def run_suite(
     progress: Callable[[int, int, str], None] | None = None,
     profile: BrokerProfile | None = None,
     profile5: BrokerProfile5 | None = None,
+    denied_filters: tuple[str, ...] = (),
 ) -> list[CheckResult]:
     """Run ``selected`` in order until the budget is spent."""
     chosen = list(selected)
@@ -219,7 +223,8 @@ async def run_suite(
         if progress is not None:
             progress(n, len(chosen), check.name)
         results.append(await run_check(check, host, port, timing=timing, token=token, seed=seed,
-                                       limit=limit, profile=profile, profile5=profile5))
+                                       limit=limit, profile=profile, profile5=profile5,
+                                       denied_filters=denied_filters))
     return results
 
 

@@ -108,8 +108,12 @@ class Context:
 
     def __init__(self, host: str, port: int, timing: Timing, token: str, rng: random.Random,
                  *, profile: BrokerProfile | None = None, ledger: Ledger | None = None,
-                 protocol: str = "3.1.1", profile5: BrokerProfile5 | None = None):
+                 protocol: str = "3.1.1", profile5: BrokerProfile5 | None = None,
+                 denied_filters: tuple[str, ...] = ()):
         self.host = host
+        self.denied_filters = denied_filters
+        """Filters the run's (first) user may not subscribe to (``--denied-filter``):
+        what the ACL checks judge the broker's refusal with."""
         self.protocol = protocol
         self.level = LEVELS[protocol]
         """The protocol level every client of the check speaks."""
@@ -164,7 +168,7 @@ class Context:
         return f"mqr{self.token}{label[:6]}{self._ids}"[:23]
 
     async def open(self, name: str) -> Probe:
-        """A TCP connection and nothing else."""
+        """A connection (over the run's transport: ``connection.current()``) and nothing else."""
         probe = await Probe.open(name, self.host, self.port, self.trace, self.timing,
                                  level=self.level)
         self.probes.append(probe)

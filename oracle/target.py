@@ -16,6 +16,7 @@ from mqttref.oracle.capabilities import (
     learn_profile,
     learn_profile5,
 )
+from mqttref.oracle.connection import Connection, Credentials, current, use
 from mqttref.oracle.evidence import Finding
 from mqttref.oracle.exploration import (
     ExplorationOutcome,
@@ -31,6 +32,18 @@ from mqttref.oracle.scenario import LEVELS, REGISTRIES
 
 PROTOCOLS: dict[str, str] = {"3.1.1": "3.1.1", "5": "5.0", "5.0": "5.0"}
 """The spellings ``--protocol`` takes, and the statement list each names."""
+
+NO_EXPLORATION_SECURED = ("model exploration not available over TLS/WebSocket/with credentials yet"
+                          " (it opens anonymous TCP connections of its own): the suite only")
+
+REFUSALS = {
+    0x01: "unacceptable protocol version", 0x02: "identifier rejected",
+    0x03: "server unavailable", 0x04: "bad user name or password", 0x05: "not authorized",
+    0x84: "unsupported protocol version", 0x85: "client identifier not valid",
+    0x86: "bad user name or password", 0x87: "not authorized", 0x88: "server unavailable",
+    0x8A: "banned", 0x8C: "bad authentication method",
+}
+"""CONNACK refusals by name (3.1.1 Table 3.1; 5.0 3.2.2.2), for the one line of an exit 2."""
 
 NO_EXPLORATION_5 = "model exploration at level 5 not available yet (the suite's 5.0 checks only)"
 
@@ -67,13 +80,24 @@ class Silent(Exception):
 
 async def ensure_reachable(host: str, port: int, timing: Timing,
                            level: ProtocolLevel = ProtocolLevel.MQTT_3_1_1) -> None:
-    """Connect once and get a CONNACK, or raise ``Unreachable`` with one clear line."""
+    """Connect once per user of the run and get CONNACK 0, or raise ``Unreachable``
+    (``Silent`` when a valid CONNECT gets no answer at all) with one clear line."""
+    for n, user in enumerate(current().users or (None,), start=1):
+        await _hello(host, port, timing, level, user=user, n=n)
+
+
+async def _hello(host: str, port: int, timing: Timing, level: ProtocolLevel, *,
+                 user: Credentials | None, n: int) -> None:
     try:
         probe = await Probe.open("hello", host, port, Trace(), timing, level=level)
     except (OSError, TimeoutError) as exc:
-        raise Unreachable(f"cannot connect to {host}:{port}: {exc or type(exc).__name__}") from exc
+        raise Unreachable(f"cannot connect to {host}:{port}"
+                          f" ({current().describe_transport()}):"
+                          f" {exc or type(exc).__name__}") from exc
     try:
-        await probe.send(Connect(level, "mqttrefhello", True, 60))
+        await probe.send(Connect(level, f"mqttrefhello{n}", True, 60,
+                                 username=user.username if user else None,
+                                 password=user.password if user else None))
         sid = ACCEPTS_CONNECT["5.0" if level is ProtocolLevel.MQTT_5 else "3.1.1"]
         connack = await first_packet_is_connack(probe, f"[{sid}]")
         await probe.send(Disconnect())
@@ -87,9 +111,16 @@ async def ensure_reachable(host: str, port: int, timing: Timing,
             from exc
     finally:
         await probe.close()
-    if connack.return_code != 0:
-        raise Unreachable(f"{host}:{port} refuses a plain CONNECT (return code"
-                          f" 0x{connack.return_code:02X}); the oracle needs anonymous access")
+    code = connack.return_code
+    if code == 0:
+        return
+    why = REFUSALS.get(code, "refused")
+    if user is None:
+        raise Unreachable(f"{host}:{port}: CONNECT refused: 0x{code:02X} {why} (anonymous);"
+                          " the oracle needs a user the broker accepts: give -u/-P")
+    option = "-u/-P" if n == 1 else "--user2/--password2"
+    raise Unreachable(f"{host}:{port}: CONNECT refused: 0x{code:02X} {why} (user"
+                      f" {user.username!r}); check {option}")
 
 
 def evaluate(
@@ -104,21 +135,37 @@ def evaluate(
     progress: Callable[[int, int, str], None] | None = None,
     explore: bool = True,
     probe_profile: bool = True,
+    connection: Connection | None = None,
+    denied_filters: Sequence[str] = (),
 ) -> Report:
     """Learn the broker profile, run the whole suite, then explore with what is left.
 
     The suite is the statement-by-statement part, so it runs to its end before
     the exploration takes any of the budget; when the budget cannot hold even
     the suite, the report says how long a full run needs.
+
+    ``connection`` (transport, TLS, users) holds for every client of the run;
+    without it, the one in force (``connection.current()``: plain TCP, anonymous).
     """
-    timing = timing or Timing()
+    with use(connection if connection is not None else current()) as settings:
+        return _evaluate(host, port, protocol=protocol, only=only, budget=budget, seed=seed,
+                         timing=timing or Timing(), progress=progress, explore=explore,
+                         probe_profile=probe_profile, connection=settings,
+                         denied_filters=tuple(denied_filters))
+
+
+def _evaluate(host: str, port: int, *, protocol: str, only: Sequence[str] | None,
+              budget: float, seed: int, timing: Timing,
+              progress: Callable[[int, int, str], None] | None, explore: bool,
+              probe_profile: bool, connection: Connection,
+              denied_filters: tuple[str, ...]) -> Report:
     protocol = protocol_name(protocol)
     start = time.monotonic()
     try:
         asyncio.run(ensure_reachable(host, port, timing, LEVELS[protocol]))
     except Silent as silent:
         return _silent_report(host, port, protocol, seed, start=start, only=only,
-                              message=str(silent))
+                              message=str(silent), connection=connection)
     profile, profile5 = BrokerProfile(), BrokerProfile5()
     if probe_profile and protocol == "5.0":
         profile5 = asyncio.run(learn_profile5(host, port, timing))
@@ -127,7 +174,8 @@ def evaluate(
     chosen = select(only, protocol)
     results = asyncio.run(run_suite(host, port, chosen, budget=budget - (time.monotonic() - start),
                                     timing=timing, seed=seed, progress=progress,
-                                    profile=profile, profile5=profile5))
+                                    profile=profile, profile5=profile5,
+                                    denied_filters=denied_filters))
     remaining = budget - (time.monotonic() - start)
     full_run = _full_run_estimate(results, time.monotonic() - start)
     if protocol == "5.0":
@@ -138,16 +186,20 @@ def evaluate(
                                          " suite checks)")
     elif not explore:
         exploration = ExplorationOutcome(False, "model exploration not run (--no-exploration)")
+    elif not connection.plain:
+        exploration = ExplorationOutcome(False, NO_EXPLORATION_SECURED)
     else:
         exploration = _explore(host, port, remaining, seed)
     verdicts = judge(results, exploration, only, protocol)
     return Report(f"{host}:{port}", protocol, seed, time.monotonic() - start, tuple(verdicts),
                   tuple(results), exploration, profile5 if protocol == "5.0" else profile,
-                  full_run)
+                  full_run, connection.describe_transport(),
+                  connection.describe_authentication())
 
 
 def _silent_report(host: str, port: int, protocol: str, seed: int, *, start: float,
-                   only: Sequence[str] | None, message: str) -> Report:
+                   only: Sequence[str] | None, message: str,
+                   connection: Connection) -> Report:
     """A broker that never answers a valid CONNECT: that FAIL, and every check blocked by it."""
     sid = ACCEPTS_CONNECT[protocol]
     finding = Finding((sid,), f"{message} (if {host}:{port} is no MQTT broker,"
@@ -166,7 +218,8 @@ def _silent_report(host: str, port: int, protocol: str, seed: int, *, start: flo
                                      " CONNECT")
     verdicts = judge(results, exploration, only, protocol)
     return Report(f"{host}:{port}", protocol, seed, time.monotonic() - start, tuple(verdicts),
-                  tuple(results), exploration)
+                  tuple(results), exploration, transport=connection.describe_transport(),
+                  authentication=connection.describe_authentication())
 
 
 def _full_run_estimate(results: Sequence[CheckResult], elapsed: float) -> float | None:

@@ -4,6 +4,7 @@ Importing this package registers every check in ``scenario.REGISTRY``.
 """
 
 from mqttref.oracle.checks import (
+    acl,
     connect,
     fixed_header,
     malformed,
@@ -17,6 +18,7 @@ from mqttref.oracle.checks import (
 )
 
 __all__ = [
+    "acl",
     "connect",
     "fixed_header",
     "malformed",

@@ -18,6 +18,7 @@ import time
 from mqttref.impl.codec.packets import PingResp, PubAck, Publish, QoS, SubAck
 from mqttref.oracle import raw
 from mqttref.oracle.checks.malformed import others_served, until_close
+from mqttref.oracle.connection import open_stream, with_credentials_raw
 from mqttref.oracle.flows import first_packet_is_connack, require, subscribe
 from mqttref.oracle.probe import (
     Closed,
@@ -83,9 +84,12 @@ async def slow_reader_does_not_block_others(ctx: Context) -> None:
     """8 MB of QoS 0 messages to a subscriber that never reads: the publisher and a fresh
     client must still be answered (BAD-INPUTS.md: a slow reader must not block others)."""
     topic = ctx.topic("slow")
-    reader, writer = await asyncio.open_connection(ctx.host, ctx.port)
+    # Over the run's transport, as the run's user: a raw stream, not a Probe, since a
+    # Probe reads everything that arrives.
+    reader, writer = await open_stream(ctx.host, ctx.port, ctx.timing.reply_bound)
     try:
-        writer.write(raw.connect(ctx.client_id("slow")) + raw.subscribe(1, (topic, 0)))
+        writer.write(with_credentials_raw(raw.connect(ctx.client_id("slow")), ctx.level)
+                     + raw.subscribe(1, (topic, 0)))
         await writer.drain()
         ctx.trace.add("slow", "->", "CONNECT + SUBSCRIBE, then never reads again")
         pub = await ctx.client("pub")

@@ -7,6 +7,15 @@ import random
 import sys
 
 from mqttref.cli import AddParser
+from mqttref.oracle.checks.acl import filter_problem
+from mqttref.oracle.connection import (
+    TLS_VERSIONS,
+    Connection,
+    ConnectionOptionError,
+    Credentials,
+    parse_url,
+    tls_context,
+)
 from mqttref.oracle.probe import Timing
 from mqttref.oracle.report import Report, write_json, write_junit, write_text
 from mqttref.oracle.runner import Verdict, select
@@ -24,10 +33,37 @@ def register(add_parser: AddParser) -> None:
         "check",
         help="judge a broker against the MQTT specification",
         description="Run the conformance suite (and the model exploration, when available)"
-        " against the broker at HOST:PORT and print a verdict per normative statement."
+        " against the broker at HOST:PORT (or -L URL) and print a verdict per normative"
+        " statement. The connection options are mosquitto_pub's."
         " Exit 0: nothing failed; 1: something failed; 2: bad arguments or broker unreachable.",
     )
-    parser.add_argument("--broker", required=True, metavar="HOST:PORT")
+    parser.add_argument("--broker", metavar="HOST:PORT",
+                        help="the broker, over TCP (over TLS with --cafile, --cert or"
+                        " --insecure)")
+    parser.add_argument("-L", "--url", metavar="URL",
+                        help="the broker as mqtt://, mqtts://, ws:// or wss://"
+                        "[user[:password]@]host[:port][/path] (the path is the WebSocket"
+                        " request target, /mqtt by default); instead of --broker")
+    parser.add_argument("-u", "--username", metavar="USER",
+                        help="user name every client connects with (unless --user2)")
+    parser.add_argument("-P", "--pw", "--password", dest="password", metavar="PASSWORD",
+                        help="password of --username")
+    parser.add_argument("--user2", metavar="USER",
+                        help="a second user: the clients of each check alternate between"
+                        " the two (by client id)")
+    parser.add_argument("--password2", metavar="PASSWORD", help="password of --user2")
+    parser.add_argument("--cafile", metavar="FILE",
+                        help="CA certificates (PEM) the server certificate is checked against")
+    parser.add_argument("--cert", metavar="FILE", help="client certificate (PEM), with --key")
+    parser.add_argument("--key", metavar="FILE", help="private key (PEM) of --cert")
+    parser.add_argument("--insecure", action="store_true",
+                        help="do not check the server certificate's host name (as"
+                        " mosquitto_pub's --insecure)")
+    parser.add_argument("--tls-version", choices=sorted(TLS_VERSIONS),
+                        help="use only this TLS version")
+    parser.add_argument("--denied-filter", action="append", default=[], metavar="FILTER",
+                        help="a topic filter the user (-u) may not subscribe to: the"
+                        " check denied_filter_refused expects it refused (repeatable)")
     parser.add_argument("--protocol", default="3.1.1", choices=[*sorted(PROTOCOLS), ALL],
                         help="protocol version to judge: 3.1.1 (the default), 5 (also"
                         " spelled 5.0), or all (3.1.1, then 5.0: a report each, --budget"
@@ -57,9 +93,56 @@ def _address(parser: argparse.ArgumentParser, text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port_text)
 
 
+def _connection(parser: argparse.ArgumentParser,
+                args: argparse.Namespace) -> tuple[str, int, Connection]:
+    """Where the broker is and how to reach it, from --broker or -L and the options;
+    a bad combination is a one-line error (exit 2)."""
+    if args.url is not None and args.broker is not None:
+        parser.error("give either --broker or -L/--url, not both")
+    if args.url is None and args.broker is None:
+        parser.error("the broker is needed: --broker HOST:PORT or -L URL")
+    username, password = args.username, args.password
+    tls_options = (args.cafile or args.cert or args.key or args.insecure
+                   or args.tls_version)
+    try:
+        if args.url is not None:
+            address = parse_url(args.url)
+            host, port, transport, path = (address.host, address.port, address.transport,
+                                           address.path)
+            if address.username is not None:
+                if username is not None:
+                    parser.error("the user is given twice: in the URL and with -u")
+                username, password = address.username, address.password
+            if tls_options and transport not in ("tls", "wss"):
+                parser.error(f"--cafile, --cert, --key, --insecure and --tls-version need"
+                             f" TLS: mqtts:// or wss://, not {args.url.split(':', 1)[0]}://")
+        else:
+            host, port = _address(parser, args.broker)
+            transport, path = ("tls" if tls_options else "tcp"), "/mqtt"
+        if password is not None and username is None:
+            parser.error("-P/--pw without -u/--username: a password needs a user name")
+        if args.user2 is not None and username is None:
+            parser.error("--user2 without -u/--username: give the first user too")
+        if args.password2 is not None and args.user2 is None:
+            parser.error("--password2 without --user2")
+        users = tuple(Credentials(name, None if secret is None else secret.encode())
+                      for name, secret in ((username, password), (args.user2, args.password2))
+                      if name is not None)
+        context, note = (tls_context(cafile=args.cafile, certfile=args.cert, keyfile=args.key,
+                                     insecure=args.insecure, version=args.tls_version)
+                         if transport in ("tls", "wss") else (None, ""))
+    except ConnectionOptionError as exc:
+        parser.error(str(exc))
+    return host, port, Connection(transport, context, note, path, users)
+
+
 def run(args: argparse.Namespace) -> int:
     parser: argparse.ArgumentParser = args.parser
-    host, port = _address(parser, args.broker)
+    host, port, connection = _connection(parser, args)
+    for denied in args.denied_filter:
+        problem = filter_problem(denied)
+        if problem is not None:
+            parser.error(f"--denied-filter {denied!r}: {problem}")
     if args.budget <= 0 or args.quiet_window <= 0 or args.time_multiplier <= 0:
         parser.error("--budget, --quiet-window and --time-multiplier must be positive")
     protocols = _protocols(parser, args.protocol, args.only)
@@ -71,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
         for protocol in protocols:
             reports.append(evaluate(host, port, protocol=protocol, only=args.only,
                                     budget=args.budget, seed=seed, timing=timing,
-                                    progress=progress, explore=not args.no_exploration))
+                                    progress=progress, explore=not args.no_exploration,
+                                    connection=connection, denied_filters=args.denied_filter))
     except Unreachable as exc:
         print(f"mqttref check: {exc}", file=sys.stderr)
         return 2
