@@ -22,6 +22,7 @@ from mqttref.oracle.checks5.common import (
     publish5,
     subscribe5,
 )
+from mqttref.oracle.evidence import Deviation, NotApplicable
 from mqttref.oracle.flows import require
 from mqttref.oracle.probe import Probe, Received
 from mqttref.oracle.scenario import Context
@@ -105,3 +106,63 @@ async def will_delay_v5(ctx: Context) -> None:
         require(all(m.payload != b"discarded" for m in before),
                 "watch: after DISCONNECT 0x00 the will must be discarded, not published"
                 " [MQTT-3.14.4-3]")
+
+
+async def _will_copy(probe: Probe, payload: bytes, why: str) -> Publish:
+    """The watcher's copy of the will ``payload``, owed once the connection dropped."""
+    bound = probe.timing.obligation_bound
+    deadline = time.monotonic() + bound
+    while (left := deadline - time.monotonic()) > 0:
+        event = await probe.next_event(left)
+        if not isinstance(event, Received):
+            break
+        if isinstance(event.packet, Publish):
+            await acknowledge(probe, event.packet)
+            if event.packet.payload == payload:
+                require(True, f"{probe.name}: the will {payload!r} arrived {why}")
+                return event.packet
+        else:
+            probe.pending.append(event.packet)
+    raise Deviation(f"{probe.name}: the will {payload!r} did not arrive within {bound:.1f}s"
+                    f" {why}")
+
+
+ORDERED = (("z", "1"), ("a", "2"), ("z", "0"))
+"""Will User Properties in an order no sorting or grouping keeps."""
+
+
+@check5("MQTT-3.1.2-14", "MQTT-3.1.2-15", "MQTT-3.1.3-10",
+        summary="a will with Will Retain 1 is published retained, with Will Retain 0 not;"
+        " its User Properties keep their order")
+async def will_retain_v5(ctx: Context) -> None:
+    for retain, rule in ((True, "[MQTT-3.1.2-15]"), (False, "[MQTT-3.1.2-14]")):
+        async with ctx.scenario(f"Will Retain {int(retain)}"):
+            if retain and not ctx.profile5.retain_available:
+                raise NotApplicable("declares Retain Available 0 in CONNACK (3.2.2.3.5)",
+                                    "MQTT-3.1.2-15")
+            topic = ctx.topic("will", f"retain{int(retain)}")
+            payload = f"will{int(retain)}".encode()
+            ctx.retained.add(topic)
+            watcher, _ = await connect5(ctx, "watch")
+            await subscribe5(watcher, Subscription(topic, Q1, retain_as_published=True),
+                             exact=False)
+            will = Will(topic, payload, Q1, retain, Properties(user_properties=ORDERED))
+            leaver, _ = await connect5(ctx, "leaver", will=will)
+            leaver.abort()
+            copy = await _will_copy(watcher, payload, "(the connection closed without"
+                                    " DISCONNECT, no Will Delay Interval) [MQTT-3.1.2-8]")
+            require(copy.retain is retain, f"watch: on a Retain As Published subscription the"
+                    f" will must come with RETAIN {int(retain)} (Will Retain {int(retain)}), got"
+                    f" {int(copy.retain)} {rule}")
+            require(copy.properties.user_properties == ORDERED, f"watch: the will's User"
+                    f" Properties must keep their order {list(ORDERED)}, got"
+                    f" {list(copy.properties.user_properties)} [MQTT-3.1.3-10]")
+            reader, _ = await connect5(ctx, "reader")
+            await subscribe5(reader, Subscription(topic, Q1), exact=False)
+            pub, _ = await connect5(ctx, "pub")
+            await publish5(pub, topic, b"marker", Q1)
+            held = [m.payload for m in await collect_until(
+                reader, b"marker", "(a live message on the subscribed topic) [MQTT-3.3.4-1]")]
+            require((payload in held) is retain, f"reader: a new subscription must"
+                    f" {'' if retain else 'not '}be sent the will as the topic's retained"
+                    f" message, got {held} {rule}")

@@ -20,6 +20,7 @@ import attrs
 import pytest
 
 from mqttref.impl.broker import registry, shared
+from mqttref.impl.broker.closing import Closing
 from mqttref.impl.broker.config import Config
 from mqttref.impl.broker.handshake import Handshake
 from mqttref.impl.broker.packet_size import fit
@@ -346,3 +347,19 @@ def test_a_broker_sending_above_the_granted_qos_fails_3_8_4_8(
     monkeypatch.setattr(Session, "deliver", at_the_messages_qos)
     verdicts = _only(Config(port=0), "subscription_qos_v5")
     assert verdicts["MQTT-3.8.4-8"] is Verdict.FAIL
+
+
+def test_a_broker_dropping_the_will_retain_flag_fails_3_1_2_15_only(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    original = Closing.publish_will
+
+    def never_retained(self: Closing, now: float) -> None:
+        assert self.will is not None
+        self.will = attrs.evolve(self.will, retain=False)
+        original(self, now)
+
+    monkeypatch.setattr(Closing, "publish_will", never_retained)
+    verdicts = _only(Config(port=0), "will_retain_v5")
+    assert verdicts["MQTT-3.1.2-15"] is Verdict.FAIL
+    assert verdicts["MQTT-3.1.2-14"] is Verdict.PASS
+    assert verdicts["MQTT-3.1.3-10"] is Verdict.PASS
