@@ -7,8 +7,8 @@ is a thin adapter around ``wsproto``, itself sans-IO:
 
 - the opening handshake offers the subprotocol ``mqtt`` [MQTT-6.0.0-3] and
   an answer selecting anything else is refused [MQTT-6.0.0-4];
-- MQTT bytes go out in binary frames [MQTT-6.0.0-1]; a text frame from the
-  server closes the connection (1003, unsupported data);
+- MQTT bytes go out in binary frames of at most 64 KiB [MQTT-6.0.0-1]; a text
+  frame from the server closes the connection (1003, unsupported data);
 - frames are not packet boundaries [MQTT-6.0.0-2]: their payloads are joined
   into the byte stream the core reads;
 - a ping is answered, a close frame is answered and ends the stream.
@@ -46,6 +46,8 @@ from mqttref.impl.client.errors import (
 
 READ_SIZE = 65_536
 MQTT_SUBPROTOCOL = "mqtt"
+FRAME_SIZE = 65_536
+"""The largest binary frame sent: servers bound frames (mqttref's ``max_frame_size``)."""
 UNSUPPORTED_DATA = 1003
 """RFC 6455 7.4.1: the endpoint received data it cannot accept (a text frame)."""
 
@@ -179,9 +181,13 @@ class WebSocketTransport(StreamTransport):
                 self._writer.write(self._ws.send(event))
 
     def write(self, data: bytes) -> None:
-        """MQTT bytes in one binary frame [MQTT-6.0.0-1]; nothing once the WebSocket closes."""
-        if self._ws.state is ConnectionState.OPEN:
-            self._send(BytesMessage(data=data))
+        """MQTT bytes in binary frames [MQTT-6.0.0-1] of at most ``FRAME_SIZE`` bytes, which
+        the frame limit of any listener allows (packets may span frames [MQTT-6.0.0-2]);
+        nothing once the WebSocket closes."""
+        for start in range(0, len(data), FRAME_SIZE):
+            if self._ws.state is not ConnectionState.OPEN:
+                return
+            self._send(BytesMessage(data=data[start : start + FRAME_SIZE]))
 
     def close(self) -> None:
         if self._ws.state is ConnectionState.OPEN:
