@@ -17,6 +17,10 @@ protocol core per connection (``protocol.py``) behind its socket edge
 written (``outbox.py``), and the supervisors. It listens, starts and stops,
 and ticks the sessions' retry timers.
 
+Every ``sys_interval`` seconds it publishes its status under ``$SYS/broker/...``
+(``sys_topics.py``) as retained messages of its own, through the registry like
+any message, so each subscriber's read access is checked at delivery.
+
 It listens on every configured listener (``Config.listeners``: TCP, TLS,
 WebSocket, WebSocket over TLS), or on ``host``/``port`` over TCP when none is
 configured. Each transport is an edge of its own: plain TCP accepts straight
@@ -34,6 +38,7 @@ import logging
 from collections.abc import Callable
 from types import TracebackType
 
+from mqttref import __version__
 from mqttref.impl.broker.authentication import authenticators_for
 from mqttref.impl.broker.config import Config
 from mqttref.impl.broker.listeners import Listener, server_context
@@ -41,10 +46,13 @@ from mqttref.impl.broker.outbox import Outbox
 from mqttref.impl.broker.ports import BrokerPorts
 from mqttref.impl.broker.sessions import SessionTable
 from mqttref.impl.broker.supervisor import ConnectionSupervisor
+from mqttref.impl.broker.sys_topics import ClientsMaximum, SysTopics, is_sys_topic, status_of
 from mqttref.impl.broker.tls import TLSHandshake
-from mqttref.impl.broker.transport import IdentifiedEdge, SocketEdge
+from mqttref.impl.broker.transport import IdentifiedEdge, Shared, SocketEdge, shared
 from mqttref.impl.broker.websocket import WebSocketEdge
+from mqttref.impl.codec.packets import QoS
 from mqttref.impl.logtext import LoopHandler, broker_log, install_loop_handler
+from mqttref.impl.message import Message
 from mqttref.impl.store import Store, StoreError, open_store
 
 log = logging.getLogger("mqttref.broker")
@@ -74,6 +82,14 @@ class Broker:
         self._stopping = False
         """Set as ``stop`` begins: handshakes still running hand nothing over."""
         self._ticker: asyncio.Task[None] | None = None
+        self._sys_updates: asyncio.Task[None] | None = None
+        self._sys_topics = SysTopics(__version__)
+        """What was last published under ``$SYS`` (only changes are published)."""
+        self._clients_maximum = ClientsMaximum()
+        self._started_at = 0.0
+        self.traffic: Shared | None = None
+        """The connections' shared part, which counts their bytes and packets (``$SYS``);
+        kept from ``start()`` on, so the counts live as long as the broker."""
         self._loop_handler: tuple[
             asyncio.AbstractEventLoop, LoopHandler | None, LoopHandler
         ] | None = None
@@ -122,7 +138,9 @@ class Broker:
         again."""
         self.store.open()
         try:
-            self.table.restore(asyncio.get_running_loop().time())
+            now = asyncio.get_running_loop().time()
+            self.table.restore(now)
+            self._start_sys_topics(now)
             self.store.commit()
             self._servers = await self._listen()
         except BaseException:
@@ -134,6 +152,8 @@ class Broker:
         previous = loop.get_exception_handler()
         self._loop_handler = (loop, previous, install_loop_handler(loop, broker_log))
         self._ticker = loop.create_task(self._tick())
+        if self.config.sys_interval > 0:
+            self._sys_updates = loop.create_task(self._publish_sys_topics())
         for listener, port in self.listening:
             log.info("mqttref broker listening on %s:%d (%s)", listener.host, port,
                      listener.transport)
@@ -198,6 +218,9 @@ class Broker:
         if self._ticker is not None:
             self._ticker.cancel()
             self._ticker = None
+        if self._sys_updates is not None:
+            self._sys_updates.cancel()
+            self._sys_updates = None
         await self.connections.stop_all()
         for server in servers:
             await server.wait_closed()
@@ -244,3 +267,54 @@ class Broker:
             if not self.outbox.commit():
                 return  # the store cannot write: the broker is stopping
             broker_log.flush()  # the counts of bursts that ended
+
+    # $SYS topics ------------------------------------------------------------------------
+
+    def _start_sys_topics(self, now: float) -> None:
+        """Before anyone connects: forget the ``$SYS`` values a previous run left in the
+        store (its uptime and counts are not this run's), then publish this run's first
+        values at once, unless ``sys_interval`` is 0."""
+        self.traffic = shared(self.connections, self.outbox)
+        self._started_at = now
+        for server in self.registry.topics.values():
+            if server.retained is not None and is_sys_topic(server.name):
+                server.set_retained(Message(server.name, b"", QoS.AT_MOST_ONCE, True))
+        if self.config.sys_interval > 0:
+            self.publish_sys_topics(now)
+
+    def publish_sys_topics(self, now: float) -> int:
+        """Publish the ``$SYS/broker/...`` values that changed since the last time, as
+        retained QoS 0 messages from the broker itself; how many were published.
+
+        They go through the registry like a client's message, so each subscriber's
+        read access is checked at delivery, and a ``#`` or ``+`` subscriber gets none
+        [MQTT-4.7.2-1]."""
+        traffic = self.traffic
+        if traffic is None:
+            return 0
+        table = self.table
+        status = status_of(
+            table.sessions.values(), uptime=now - self._started_at,
+            maximum=self._clients_maximum,
+            retained=[len(server.retained.payload) for server in self.registry.topics.values()
+                      if server.retained is not None],
+            queued_bytes=table.memory.queued_bytes, bytes_received=traffic.bytes_received,
+            bytes_sent=traffic.bytes_sent, messages_sent=traffic.messages_sent,
+        )
+        due = self._sys_topics.due(status)
+        for topic, payload in due:
+            self.registry.publish(Message(topic, payload, QoS.AT_MOST_ONCE, True), now)
+        return len(due)
+
+    async def _publish_sys_topics(self) -> None:
+        """Every ``sys_interval`` seconds, the ``$SYS`` values that changed. A failure is
+        logged and the next interval tries again: status must not take the broker down."""
+        loop = asyncio.get_running_loop()
+        interval = self.config.sys_interval
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self.publish_sys_topics(loop.time())
+            except Exception:
+                broker_log.error("sys topics", "publishing the $SYS topics failed",
+                                 exc_info=True)

@@ -175,6 +175,11 @@ class Config:
     """Seconds a subscriber may go without taking anything (no acknowledgement while its
     window is full, no drain while its socket is congested) before it is disconnected;
     0 (the default, as mosquitto) never disconnects it: its queue bounds what it costs."""
+    sys_interval: float = attrs.field(default=10.0, validator=_non_negative_number)
+    """Seconds between updates of the broker's status topics ``$SYS/broker/...``
+    (``sys_topics``: version, uptime, clients, bytes and messages, subscriptions,
+    retained and stored messages), published retained, each only when its value
+    changed; 0 publishes none. mosquitto's ``sys_interval``, with its default."""
     max_awaiting_rel: int = attrs.field(default=1000, validator=_positive_int(MAX_PACKET_ID))
     """Inbound QoS 2 messages awaiting PUBREL per session; one more closes the
     connection (CVE-2023-28366). MQTT 5.0 clients are told it as the broker's Receive

@@ -170,6 +170,13 @@ class ConnectionBase(Valve):
         pending = self._auth[1] if self._auth is not None else None
         return None if pending is None else pending.properties.maximum_packet_size
 
+    @property
+    def frames_waiting(self) -> int:
+        """How many packets wait in ``data_to_send``: the edge counts them as it writes
+        them (``$SYS/broker/messages/sent``), once per write rather than per packet."""
+        out = self._out
+        return 0 if out is None else len(out)
+
     def send_frame(self, frame: bytes) -> None:
         if self._shut:
             return

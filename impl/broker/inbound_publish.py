@@ -9,7 +9,9 @@ and acknowledges it; a PUBLISH it cannot take is a ``ProtocolError`` (or
 
 A PUBLISH to a topic the ACL does not let the client write (``Session.access``,
 ``security.py``) is routed to nobody: at 3.1.1, which cannot refuse one, it is still
-acknowledged; at 5.0 its PUBACK or PUBREC says 0x87 Not authorized.
+acknowledged; at 5.0 its PUBACK or PUBREC says 0x87 Not authorized. So is a PUBLISH
+into the broker's own ``$SYS`` tree (``sys_topics.is_sys_topic``), whatever the ACL:
+mosquitto refuses those too, and the broker's status values stay its own.
 
 At 3.1.1 a topic beyond the broker's limits is the only refusal there is. At
 MQTT 5.0 (``terms`` set) the packet says more and so may the answer:
@@ -35,6 +37,7 @@ import attrs
 from mqttref.impl.broker.admission import payload_format_valid
 from mqttref.impl.broker.connection_base import ConnectionBase
 from mqttref.impl.broker.limits import topic_problem
+from mqttref.impl.broker.sys_topics import SYS_ROOT, is_sys_topic
 from mqttref.impl.codec.errors import LimitExceeded, ProtocolError, ReasonCode
 from mqttref.impl.codec.frames import PUBACK, PUBREC, ack_frame
 from mqttref.impl.codec.packets import NO_PROPERTIES, PubAck, Publish, PubRec, QoS
@@ -70,7 +73,8 @@ class InboundPublish(ConnectionBase):
         message = session.on_publish(packet, now)
         if message is not None:
             access = session.access
-            if access is not None and not access.may_write(topic):
+            if ((access is not None and not access.may_write(topic))
+                    or (topic.startswith(SYS_ROOT) and is_sys_topic(topic))):
                 # 3.1.1 has no way to refuse a PUBLISH: acknowledged as usual, routed to
                 # nobody, retained nowhere (mosquitto does the same).
                 self._log_denied(topic)
@@ -116,7 +120,8 @@ class InboundPublish(ConnectionBase):
             self._refuse_payload(packet)
             return
         access = session.access
-        if (access is not None and not access.may_write(topic)
+        if (((access is not None and not access.may_write(topic))
+                or (topic.startswith(SYS_ROOT) and is_sys_topic(topic)))
                 and not (packet.qos is QoS.EXACTLY_ONCE
                          and packet.packet_id in session.awaiting_rel)):  # a resend
             self._refuse_unauthorized(packet)
@@ -174,8 +179,9 @@ class InboundPublish(ConnectionBase):
         self.send(ack(packet.packet_id, ReasonCode.PAYLOAD_FORMAT_INVALID))
 
     def _log_denied(self, topic: str) -> None:
-        broker_log.info("publish denied", "%s: PUBLISH on %s denied by the ACL", self.who,
-                        clip(topic))
+        why = ("refused: the $SYS tree is the broker's" if is_sys_topic(topic)
+               else "denied by the ACL")
+        broker_log.info("publish denied", "%s: PUBLISH on %s %s", self.who, clip(topic), why)
 
     def _refuse_unauthorized(self, packet: Publish) -> None:
         """A 5.0 PUBLISH the ACL does not let this client write: PUBACK or PUBREC 0x87

@@ -48,15 +48,26 @@ CLOSE_GRACE: Final = 2.0
 class Shared:
     """What all the connections of one broker on one loop share: its supervisor, its
     outbox, the loop's timer wheel, and the read buffer (this object is every
-    connection's ``get_buffer``). One reference per connection, not four."""
+    connection's ``get_buffer``). One reference per connection, not four.
 
-    __slots__ = ("__weakref__", "outbox", "supervisor", "wheel")
+    It also counts the MQTT traffic of all of them for ``$SYS`` (``sys_topics``): a
+    plain integer addition per read and per write, nothing per packet. The broker
+    keeps its ``Shared`` for its whole life, so the counts outlive the connections."""
+
+    __slots__ = ("__weakref__", "bytes_received", "bytes_sent", "messages_sent", "outbox",
+                 "supervisor", "wheel")
 
     def __init__(self, supervisor: ConnectionSupervisor, outbox: Outbox,
                  wheel: TimerWheel) -> None:
         self.supervisor = supervisor
         self.outbox = outbox
         self.wheel = wheel
+        self.bytes_received = 0
+        """MQTT bytes read (after TLS or WebSocket unwrapping) since start."""
+        self.bytes_sent = 0
+        """MQTT bytes written since start."""
+        self.messages_sent = 0
+        """MQTT packets written since start."""
 
     def __call__(self, sizehint: int) -> memoryview:
         """``get_buffer``: the supervisor's one ``READ_SIZE`` buffer, for every
@@ -159,6 +170,7 @@ class SocketEdge(asyncio.BufferedProtocol):
         if core.is_closed:
             return
         shared = self.shared
+        shared.bytes_received += nbytes
         supervisor = shared.supervisor
         supervisor.received(core, bytes(supervisor.read_buffer[:nbytes]), shared.wheel.loop.time())
         if self._peer is not None and core.state is ConnectionState.CONNECTED:
@@ -202,8 +214,13 @@ class SocketEdge(asyncio.BufferedProtocol):
 
     def write_pending(self) -> None:
         """The outbox committed the store: write what the core has (one write)."""
-        data = self.core.data_to_send()
+        core = self.core
+        frames = core.frames_waiting
+        data = core.data_to_send()
         if data and not self._closed and not self.transport.is_closing():
+            shared = self.shared
+            shared.bytes_sent += len(data)
+            shared.messages_sent += frames
             self.transport.write(data)  # may call pause_writing: the reader is slow
 
     def close_after_writing(self) -> None:
@@ -212,9 +229,14 @@ class SocketEdge(asyncio.BufferedProtocol):
         if self._closed:
             return
         self._cancel_timer()
-        data = self.core.data_to_send()
+        core = self.core
+        frames = core.frames_waiting
+        data = core.data_to_send()
         transport = self.transport
-        if data and not transport.is_closing() and self.shared.outbox.commit():
+        shared = self.shared
+        if data and not transport.is_closing() and shared.outbox.commit():
+            shared.bytes_sent += len(data)
+            shared.messages_sent += frames
             transport.write(data)
         self._closed = True
         transport.close()  # after what is buffered has been written (we read no more)...
