@@ -478,6 +478,16 @@ class ObservationJudge(Level5):
                 d.channel,
             ),
         )
+        if not (delivery.required or delivery.required_on_release):
+            for other in candidates:
+                if other is not delivery and other.required_on_release and not other.required:
+                    # Two copies no packet can tell apart: an older one merely allowed
+                    # (QoS 0 queued while the client was away, which the server may have
+                    # dropped [MQTT-3.1.2-5]) and one of a QoS 2 message still awaiting
+                    # its PUBREL, owed once released. This packet may have been either;
+                    # read as the older one, the newer is no longer owed on release, since
+                    # the server may have sent it already (Method B of 4.3.3).
+                    other.required_on_release = False
         earlier = earlier_than(delivery)
         if overtaken(delivery) or any(d.required for d in earlier):
             raise self._reject(

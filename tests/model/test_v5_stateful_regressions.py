@@ -3,8 +3,9 @@ the real broker, each fixed from the specification's text and pinned here."""
 
 from __future__ import annotations
 
-from mqttref.impl.codec.packets import Properties, Publish, QoS
-from mqttref.model import BrokerModel, Send
+from mqttref.impl.codec.packets import Properties, PubComp, Publish, PubRec, PubRel, QoS
+from mqttref.model import BrokerModel, Drop, Send
+from tests.model.helpers import connect, subscribe
 from tests.model.test_levels_mix import connected5, refs_of
 from tests.model.test_v5_broker_publish import subscribe5
 
@@ -51,3 +52,42 @@ def test_retain_is_still_cleared_where_no_matching_subscription_has_rap() -> Non
     model.apply(Send("b", Publish("t/b", b"m", QoS.AT_MOST_ONCE, True)))
     refs = refs_of(model, "a", Publish("t/b", b"m", QoS.AT_MOST_ONCE, True))
     assert "MQTT-3.3.1-12" in refs or "MQTT-3.3.1-9" in refs
+
+
+def test_a_copy_that_may_be_an_old_optional_one_or_a_qos_2_one_before_its_release() -> None:
+    """Found by the level-5 machine with 3.1.1 clients. c0 was away while c1 sent a
+    QoS 0 message with an empty payload (queued or dropped: [MQTT-3.1.2-5]); c0 came
+    back, and c1 sent the same empty payload at QoS 2. The server forwarded it at once
+    (before the PUBREL, Method B of 4.3.3): one packet that may be either copy. The
+    model read it as the old one and then owed the QoS 2 one on release; either
+    reading is the server's right, so the released copy is no longer owed."""
+    model = BrokerModel()
+    connect(model, "s0", client_id="c0", clean=False)
+    subscribe(model, "s0", "t/#", 0)
+    model.apply(Drop("s0"))
+    connect(model, "s1", client_id="c1")
+    model.apply(Send("s1", Publish("t/b", b"", QoS.AT_MOST_ONCE)))
+    connect(model, "s2", client_id="c0", clean=False, session_present=True)
+    model.apply(Send("s1", Publish("t/b", b"", QoS.EXACTLY_ONCE, packet_id=1)))
+    model.observe("s1", PubRec(1))
+    model.observe("s2", Publish("t/b", b"", QoS.AT_MOST_ONCE))
+    model.apply(Send("s1", PubRel(1)))
+    model.observe("s1", PubComp(1))
+    assert model.check_quiescent() == []
+
+
+def test_the_released_copy_is_still_owed_when_no_packet_could_have_been_it() -> None:
+    """The same story without the forwarded packet: the released copy is owed
+    [MQTT-4.5.0-1], the fix only reads an ambiguous packet."""
+    model = BrokerModel()
+    connect(model, "s0", client_id="c0", clean=False)
+    subscribe(model, "s0", "t/#", 0)
+    model.apply(Drop("s0"))
+    connect(model, "s1", client_id="c1")
+    model.apply(Send("s1", Publish("t/b", b"", QoS.AT_MOST_ONCE)))
+    connect(model, "s2", client_id="c0", clean=False, session_present=True)
+    model.apply(Send("s1", Publish("t/b", b"", QoS.EXACTLY_ONCE, packet_id=1)))
+    model.observe("s1", PubRec(1))
+    model.apply(Send("s1", PubRel(1)))
+    model.observe("s1", PubComp(1))
+    assert [v.refs for v in model.check_quiescent()] == [("MQTT-4.5.0-1",)]
