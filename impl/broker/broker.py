@@ -46,7 +46,7 @@ from mqttref.impl.broker.outbox import Outbox
 from mqttref.impl.broker.ports import BrokerPorts
 from mqttref.impl.broker.sessions import SessionTable
 from mqttref.impl.broker.supervisor import ConnectionSupervisor
-from mqttref.impl.broker.sys_topics import ClientsMaximum, SysTopics, is_sys_topic, status_of
+from mqttref.impl.broker.sys_topics import ClientsMaximum, SysTopics, status_of
 from mqttref.impl.broker.tls import TLSHandshake
 from mqttref.impl.broker.transport import IdentifiedEdge, Shared, SocketEdge, shared
 from mqttref.impl.broker.websocket import WebSocketEdge
@@ -271,14 +271,10 @@ class Broker:
     # $SYS topics ------------------------------------------------------------------------
 
     def _start_sys_topics(self, now: float) -> None:
-        """Before anyone connects: forget the ``$SYS`` values a previous run left in the
-        store (its uptime and counts are not this run's), then publish this run's first
-        values at once, unless ``sys_interval`` is 0."""
+        """Before anyone connects: this run's first ``$SYS`` values, unless
+        ``sys_interval`` is 0."""
         self.traffic = shared(self.connections, self.outbox)
         self._started_at = now
-        for server in self.registry.topics.values():
-            if server.retained is not None and is_sys_topic(server.name):
-                server.set_retained(Message(server.name, b"", QoS.AT_MOST_ONCE, True))
         if self.config.sys_interval > 0:
             self.publish_sys_topics(now)
 
@@ -288,7 +284,11 @@ class Broker:
 
         They go through the registry like a client's message, so each subscriber's
         read access is checked at delivery, and a ``#`` or ``+`` subscriber gets none
-        [MQTT-4.7.2-1]."""
+        [MQTT-4.7.2-1]. Each is its topic server's retained message, for the clients
+        that subscribe later [MQTT-3.3.1-6], but is not written to the store: it is
+        this run's status (an uptime from before a restart would be wrong), and it
+        costs no disk write per interval. Those subscribed now get it with RETAIN 0,
+        as any message that matches an established subscription [MQTT-3.3.1-9]."""
         traffic = self.traffic
         if traffic is None:
             return 0
@@ -302,8 +302,11 @@ class Broker:
             bytes_sent=traffic.bytes_sent, messages_sent=traffic.messages_sent,
         )
         due = self._sys_topics.due(status)
+        registry = self.registry
         for topic, payload in due:
-            self.registry.publish(Message(topic, payload, QoS.AT_MOST_ONCE, True), now)
+            registry.topic_server(topic).retained = Message(topic, payload, QoS.AT_MOST_ONCE,
+                                                            True)
+            registry.publish(Message(topic, payload), now)
         return len(due)
 
     async def _publish_sys_topics(self) -> None:

@@ -4,10 +4,11 @@ Theory of operation. Every ``sys_interval`` seconds (``Config``; 0: never) the
 broker takes a ``BrokerStatus`` snapshot of its counts (``status_of``) and asks its
 ``SysTopics`` what to publish: the ``(topic, payload)`` pairs whose payload changed
 since the last time, so the version goes out once and a quiet broker publishes
-little more than its uptime. The broker routes each pair as a retained QoS 0
-message of its own (no client session sends it), so a client that subscribes
-later gets the current values at once [MQTT-3.3.1-6], and read access is checked
-per subscriber at delivery like any message (``security.py``).
+little more than its uptime. The broker routes each pair as a QoS 0 message of
+its own (no client session sends it) and makes it its topic's retained message, so
+a client that subscribes later gets the current values at once [MQTT-3.3.1-6]; read
+access is checked per subscriber at delivery like any message (``security.py``).
+They are this run's status, so they are not written to the store.
 
 The topic names and payloads are mosquitto's where the meaning is the same
 (mosquitto(8), "BROKER STATUS"): numbers in decimal ASCII, ``$SYS/broker/uptime``

@@ -197,6 +197,17 @@ def test_a_wildcard_subscriber_gets_no_sys_topic(
     assert broker.call(lambda b: b.publish_sys_topics(1e9)) > 0  # it does publish
 
 
+def test_the_values_are_retained_in_memory_but_not_written_to_the_store(
+        tmp_path: Path, start_broker: Callable[..., BrokerThread]) -> None:
+    """This run's status: an uptime kept across a restart would be wrong."""
+    broker = start_broker(sys_interval=60, store="sqlite", data_dir=str(tmp_path))
+    retained = broker.call(lambda b: sorted(
+        s.name for s in b.registry.topics.values() if s.retained is not None))
+    assert SYS + "version" in retained
+    assert SYS + "uptime" in retained
+    assert broker.call(lambda b: [m.topic for m in b.store.retained()]) == []
+
+
 def test_sys_interval_0_publishes_nothing(
         start_broker: Callable[..., BrokerThread], clients: list[Client]) -> None:
     broker = start_broker(sys_interval=0)
