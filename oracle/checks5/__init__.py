@@ -18,8 +18,9 @@ from mqttref.oracle.checks5 import (
     session,
     shared,
     subscribe,
+    topics,
     will,
 )
 
 __all__ = ["auth", "basics", "connect", "features", "flow", "messages", "problems", "qos", "resend",
-           "retained", "session", "shared", "subscribe", "will"]
+           "retained", "session", "shared", "subscribe", "topics", "will"]

@@ -66,7 +66,7 @@ async def subscribe_and_unsubscribe_v5(ctx: Context) -> None:
     await probe.send(Unsubscribe(packet_id, (gone, never)))
     unsuback = await probe.expect(UnsubAck, "UNSUBACK for UNSUBSCRIBE [MQTT-3.10.4-4]")
     require(unsuback.packet_id == packet_id, f"sub: UNSUBACK id {unsuback.packet_id} must equal"
-            f" UNSUBSCRIBE id {packet_id} [MQTT-3.10.4-5]")
+            f" UNSUBSCRIBE id {packet_id} [MQTT-3.10.4-5] [MQTT-2.2.1-6]")
     codes = unsuback.reason_codes
     require(len(codes) == 2 and all(code in UNSUBACK_CODES for code in codes),
             f"sub: UNSUBACK codes {codes} must be one Unsubscribe Reason Code per filter"

@@ -113,7 +113,7 @@ async def subscribe5(probe: Probe, *subs: Subscription, props: Properties = NO_P
     suback = await probe.expect(SubAck, "SUBACK for SUBSCRIBE [MQTT-3.8.4-1]")
     require(suback.packet_id == packet_id,
             f"{probe.name}: SUBACK id {suback.packet_id} must equal SUBSCRIBE id {packet_id}"
-            " [MQTT-3.8.4-2]")
+            " [MQTT-3.8.4-2] [MQTT-2.2.1-6]")
     codes = suback.return_codes
     require(len(codes) == len(subs), f"{probe.name}: SUBACK {codes} must hold a Reason Code"
             f" for each of the {len(subs)} filters [MQTT-3.8.4-6]")

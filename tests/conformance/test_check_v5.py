@@ -13,6 +13,7 @@ import json
 import socket
 import subprocess
 import sys
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -363,3 +364,31 @@ def test_a_broker_dropping_the_will_retain_flag_fails_3_1_2_15_only(
     assert verdicts["MQTT-3.1.2-15"] is Verdict.FAIL
     assert verdicts["MQTT-3.1.2-14"] is Verdict.PASS
     assert verdicts["MQTT-3.1.3-10"] is Verdict.PASS
+
+
+def test_a_broker_unsubscribing_ignoring_letter_case_fails_3_10_4_1(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    original = registry.Registry.unsubscribe
+
+    def ignoring_case(self: registry.Registry, session: Session, topic_filter: str) -> bool:
+        held = [f for f in session.subscriptions if f.casefold() == topic_filter.casefold()]
+        removed = [original(self, session, f) for f in held or [topic_filter]]
+        return any(removed)
+
+    monkeypatch.setattr(registry.Registry, "unsubscribe", ignoring_case)
+    verdicts = _only(Config(port=0), "unsubscribe_exact_filter_v5",
+                     timing=Timing(obligation=0.5))  # the message never comes: wait less
+    assert verdicts["MQTT-3.10.4-1"] is Verdict.FAIL
+
+
+def test_a_broker_matching_topics_after_unicode_normalisation_fails_4_7_3_4(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    original = registry.Registry.publish
+
+    def normalising(self: registry.Registry, message: Message, now: float) -> int:
+        message.topic = unicodedata.normalize("NFC", message.topic)
+        return original(self, message, now)
+
+    monkeypatch.setattr(registry.Registry, "publish", normalising)
+    verdicts = _only(Config(port=0), "no_normalisation_v5")
+    assert verdicts["MQTT-4.7.3-4"] is Verdict.FAIL

@@ -1,0 +1,65 @@
+"""MQTT 5.0 topic matching taken literally: an UNSUBSCRIBE removes only the filter it
+names character for character (3.10.4), and matching never normalises a Unicode string
+(4.7.3).
+
+An absence is judged up to a marker the subscriber is owed, published after it on a
+topic it subscribes to.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+from mqttref.impl.codec.packets import QoS, Subscription, UnsubAck, Unsubscribe
+from mqttref.oracle.checks5.common import (
+    check5,
+    collect_until,
+    connect5,
+    publish5,
+    subscribe5,
+)
+from mqttref.oracle.evidence import NotApplicable
+from mqttref.oracle.flows import require
+from mqttref.oracle.scenario import Context
+
+Q1 = QoS.AT_LEAST_ONCE
+
+
+@check5("MQTT-3.10.4-1",
+        summary="an UNSUBSCRIBE of a filter that only matches or resembles a subscription"
+        " (a wildcard over it, another letter case) leaves that subscription in place")
+async def unsubscribe_exact_filter_v5(ctx: Context) -> None:
+    topic = ctx.topic("unsub", "Kept")
+    sub, _ = await connect5(ctx, "sub")
+    await subscribe5(sub, Subscription(topic, Q1), exact=False)
+    near = [ctx.topic("unsub", "kept")]
+    if ctx.profile5.wildcard_available:
+        near += [ctx.topic("unsub", "+"), ctx.topic("unsub", "#")]
+    packet_id = sub.new_packet_id()
+    await sub.send(Unsubscribe(packet_id, tuple(near)), note="filters close to, not equal to,"
+                   " the subscription's")
+    await sub.expect(UnsubAck, "UNSUBACK for UNSUBSCRIBE [MQTT-3.10.4-4]")
+    pub, _ = await connect5(ctx, "pub")
+    await publish5(pub, topic, b"still", Q1)
+    await collect_until(sub, b"still", f"(the subscription {topic!r} is not among the"
+                        f" filters {near} unsubscribed: compared character by character)"
+                        " [MQTT-3.10.4-1]")
+
+
+@check5("MQTT-4.7.3-4",
+        summary="a filter and a topic name equal only after Unicode normalisation do not match")
+async def no_normalisation_v5(ctx: Context) -> None:
+    composed = ctx.topic("norm", unicodedata.normalize("NFC", "caf\u00e9"))
+    decomposed = ctx.topic("norm", unicodedata.normalize("NFD", "caf\u00e9"))
+    if composed == decomposed:  # never: the NFD form of U+00E9 is two code points
+        raise NotApplicable("no distinct normal forms to compare")
+    sub, _ = await connect5(ctx, "sub")
+    await subscribe5(sub, Subscription(composed, Q1), exact=False)
+    pub, _ = await connect5(ctx, "pub")
+    await publish5(pub, decomposed, b"decomposed", Q1)
+    await publish5(pub, composed, b"composed", Q1)
+    before = await collect_until(sub, b"composed", "(a message on the subscribed topic,"
+                                 " byte for byte) [MQTT-4.7.3-4]")
+    require(all(m.payload != b"decomposed" for m in before), "sub: a message whose topic equals"
+            " the filter only after Unicode normalisation (NFD against NFC) must not match it"
+            " [MQTT-4.7.3-4]")
