@@ -300,6 +300,7 @@ class Broker:
                       if server.retained is not None],
             queued_bytes=table.memory.queued_bytes, bytes_received=traffic.bytes_received,
             bytes_sent=traffic.bytes_sent, messages_sent=traffic.messages_sent,
+            messages_received=traffic.messages_received,
         )
         due = self._sys_topics.due(status)
         registry = self.registry

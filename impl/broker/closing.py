@@ -31,6 +31,7 @@ import attrs
 
 from mqttref.impl.broker.connection_base import ConnectionBase
 from mqttref.impl.broker.packet_size import fit
+from mqttref.impl.broker.sys_topics import is_sys_topic
 from mqttref.impl.codec.errors import LimitExceeded, ProtocolError, ReasonCode, UnsupportedProtocol
 from mqttref.impl.codec.packets import (
     NO_PROPERTIES,
@@ -110,6 +111,12 @@ class Closing(ConnectionBase):
         [MQTT-3.1.3-9]."""
         will = self.will
         assert will is not None
+        if is_sys_topic(will.topic):
+            # A will is the client's PUBLISH, and the $SYS tree is the broker's: accepted
+            # at CONNECT and dropped here, as mosquitto 2.0 does.
+            log.debug("dropped the will of %s: %s is the broker's $SYS tree", self.who,
+                      clip(will.topic))
+            return
         properties = will.properties
         delay = properties.will_delay_interval or 0
         expires_at = None

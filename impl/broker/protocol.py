@@ -131,24 +131,27 @@ class Connection(Handshake, InboundPublish):
 
     # Input ----------------------------------------------------------------------------
 
-    def receive(self, data: bytes, now: float) -> None:
+    def receive(self, data: bytes, now: float) -> int:
         """Decode one read and handle its packets in order; a bad one closes. A
-        batch that met the broker's memory mark then pauses this publisher."""
+        batch that met the broker's memory mark then pauses this publisher. Returns
+        how many well-formed packets the read held (``$SYS``'s messages/received)."""
         if self.state is ConnectionState.CLOSED:
-            return
+            return 0
         self.last_activity = self._now = now
         memory = self.memory
         memory.tripped = False
         try:
             packets = self.decoder.feed(data)
         except ProtocolError as exc:
-            self._handle_batch(list(getattr(exc, "packets", [])), now)
+            packets = list(getattr(exc, "packets", []))
+            self._handle_batch(packets, now)
             if not self.is_closed:  # the packets before the bad one may have closed it
                 self.protocol_violation(exc)
         else:
             self._handle_batch(packets, now)
         if memory.tripped:
             self.end_of_batch(now)
+        return len(packets)
 
     def timer(self, now: float) -> None:
         """The deadline of ``get_timer`` may have come: keep alive, CONNECT timeout,

@@ -150,12 +150,14 @@ class ConnectionSupervisor:
             except Exception:
                 self._crashed(connection, now)
 
-    def received(self, connection: Connection, data: bytes, now: float) -> None:
-        """Handle one read of a connection; anything but a protocol error is a crash."""
+    def received(self, connection: Connection, data: bytes, now: float) -> int:
+        """Handle one read of a connection; anything but a protocol error is a crash.
+        Returns the packets it held (none counted from a read that crashed)."""
         try:
-            connection.receive(data, now)
+            return connection.receive(data, now)
         except Exception:
             self._crashed(connection, now)
+            return 0
 
     def timer(self, connection: Connection, now: float) -> None:
         """Run a connection's timer; a crash there closes that connection only."""

@@ -61,6 +61,8 @@ class BrokerStatus:
     """MQTT bytes written since start."""
     messages_sent: int
     """MQTT packets of any type written since start."""
+    messages_received: int
+    """Well-formed MQTT packets of any type read since start."""
     subscriptions: int
     """Subscriptions of every session, shared ones included."""
     retained: int
@@ -88,6 +90,7 @@ def payloads(status: BrokerStatus, version: str) -> dict[str, bytes]:
         "clients/maximum": status.clients_maximum,
         "bytes/received": status.bytes_received,
         "bytes/sent": status.bytes_sent,
+        "messages/received": status.messages_received,
         "messages/sent": status.messages_sent,
         "subscriptions/count": status.subscriptions,
         "retained messages/count": status.retained,
@@ -131,7 +134,7 @@ class ClientsMaximum:
 def status_of(
     sessions: Iterable[Session], *, uptime: float, maximum: ClientsMaximum,
     retained: Iterable[int], queued_bytes: int, bytes_received: int, bytes_sent: int,
-    messages_sent: int,
+    messages_sent: int, messages_received: int,
 ) -> BrokerStatus:
     """A snapshot from the session table's sessions and the broker's counts.
 
@@ -155,6 +158,7 @@ def status_of(
         bytes_received=bytes_received,
         bytes_sent=bytes_sent,
         messages_sent=messages_sent,
+        messages_received=messages_received,
         subscriptions=subscriptions,
         retained=len(sizes),
         store_messages=len(sizes) + queued,

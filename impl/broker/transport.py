@@ -54,8 +54,8 @@ class Shared:
     plain integer addition per read and per write, nothing per packet. The broker
     keeps its ``Shared`` for its whole life, so the counts outlive the connections."""
 
-    __slots__ = ("__weakref__", "bytes_received", "bytes_sent", "messages_sent", "outbox",
-                 "supervisor", "wheel")
+    __slots__ = ("__weakref__", "bytes_received", "bytes_sent", "messages_received",
+                 "messages_sent", "outbox", "supervisor", "wheel")
 
     def __init__(self, supervisor: ConnectionSupervisor, outbox: Outbox,
                  wheel: TimerWheel) -> None:
@@ -68,6 +68,8 @@ class Shared:
         """MQTT bytes written since start."""
         self.messages_sent = 0
         """MQTT packets written since start."""
+        self.messages_received = 0
+        """Well-formed MQTT packets read since start."""
 
     def __call__(self, sizehint: int) -> memoryview:
         """``get_buffer``: the supervisor's one ``READ_SIZE`` buffer, for every
@@ -166,26 +168,32 @@ class SocketEdge(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         """One read (at most ``READ_SIZE``, so that a paused publisher stops after a
         bounded batch), handled by the core within the supervisor's containment."""
-        core = self.core
-        if core.is_closed:
+        if self.core.is_closed:
             return
+        read_buffer = self.shared.supervisor.read_buffer
+        self.handle_read(bytes(read_buffer[:nbytes]), full=nbytes == len(read_buffer))
+
+    def handle_read(self, data: bytes, *, full: bool) -> None:
+        """Hand one read's MQTT bytes to the core (a WebSocket edge unwraps them
+        first), then arm its timer; ``full``: the read filled the buffer."""
+        core = self.core
         shared = self.shared
-        shared.bytes_received += nbytes
+        shared.bytes_received += len(data)
         supervisor = shared.supervisor
-        supervisor.received(core, bytes(supervisor.read_buffer[:nbytes]), shared.wheel.loop.time())
+        shared.messages_received += supervisor.received(core, data, shared.wheel.loop.time())
         if self._peer is not None and core.state is ConnectionState.CONNECTED:
             self._peer = None  # see ``peer``
         bucket = self.timer_bucket
         deadline = core.get_timer()
         if deadline is not None and (bucket is None or deadline < bucket.when):
             shared.wheel.arm(self, deadline)
-        if nbytes == len(supervisor.read_buffer) and not core.waiting and not self._closed:
+        if full and not core.waiting and not self._closed:
             # A full read may leave more waiting, and the loop would read it at once
             # (libuv reads a ready socket up to 32 times in a row): yield first, so
             # that this batch's writes go out (and can congest, holding publishers
             # back) before the next read, and no busy publisher starves the others.
             self.transport.pause_reading()
-            self.shared.wheel.loop.call_soon(self._resume_after_yield)
+            shared.wheel.loop.call_soon(self._resume_after_yield)
 
     def _resume_after_yield(self) -> None:
         if not self.core.waiting and not self._closed:

@@ -50,7 +50,6 @@ from mqttref.impl.broker.outbox import Outbox
 from mqttref.impl.broker.ports import BrokerPorts
 from mqttref.impl.broker.supervisor import ConnectionSupervisor
 from mqttref.impl.broker.transport import SocketEdge
-from mqttref.impl.flow import ConnectionState
 from mqttref.impl.logtext import broker_log, clip
 
 SUBPROTOCOL: Final = "mqtt"
@@ -124,24 +123,12 @@ class WebSocketEdge(SocketEdge):
 
     def buffer_updated(self, nbytes: int) -> None:
         """One read: the WebSocket's events, and the MQTT bytes they carry to the core."""
-        core = self.core
-        if core.is_closed or self._closed:
+        if self.core.is_closed or self._closed:
             return
-        shared = self.shared
-        supervisor = shared.supervisor
-        data = self._unwrap(bytes(supervisor.read_buffer[:nbytes]))
-        if not data or self._closed:
-            return
-        supervisor.received(core, data, shared.wheel.loop.time())
-        if self._peer is not None and core.state is ConnectionState.CONNECTED:
-            self._peer = None  # see ``SocketEdge.peer``
-        bucket = self.timer_bucket
-        deadline = core.get_timer()
-        if deadline is not None and (bucket is None or deadline < bucket.when):
-            shared.wheel.arm(self, deadline)
-        if nbytes == len(supervisor.read_buffer) and not core.waiting and not self._closed:
-            self.transport.pause_reading()  # yield, as ``SocketEdge.buffer_updated`` does
-            shared.wheel.loop.call_soon(self._resume_after_yield)
+        read_buffer = self.shared.supervisor.read_buffer
+        data = self._unwrap(bytes(read_buffer[:nbytes]))
+        if data and not self._closed:
+            self.handle_read(data, full=nbytes == len(read_buffer))
 
     # The WebSocket ---------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from mqttref.impl.codec.packets import (
     SubAck,
     Subscribe,
     Subscription,
+    Will,
 )
 from tests.helpers.broker_thread import BrokerThread
 from tests.helpers.raw_client import RawClient
@@ -38,7 +39,8 @@ VERSION = f"mqttref version {__version__}".encode()
 
 STATUS = BrokerStatus(
     uptime=12.7, clients_connected=2, clients_disconnected=1, clients_maximum=3,
-    bytes_received=100, bytes_sent=200, messages_sent=7, subscriptions=4, retained=5,
+    bytes_received=100, bytes_sent=200, messages_sent=7, messages_received=8, subscriptions=4,
+    retained=5,
     store_messages=6, store_bytes=300,
 )
 
@@ -57,6 +59,7 @@ def test_the_first_update_publishes_every_topic_with_mosquittos_names_and_format
         SYS + "clients/maximum": b"3",
         SYS + "bytes/received": b"100",
         SYS + "bytes/sent": b"200",
+        SYS + "messages/received": b"8",
         SYS + "messages/sent": b"7",
         SYS + "subscriptions/count": b"4",
         SYS + "retained messages/count": b"5",
@@ -186,6 +189,17 @@ def test_a_subscriber_gets_the_values_retained_and_clients_connected_follows_the
     assert got[SYS + "version"].payload == VERSION
 
 
+def test_messages_received_counts_every_packet_the_clients_sent(
+        start_broker: Callable[..., BrokerThread], clients: list[Client]) -> None:
+    broker = start_broker(sys_interval=0.1)
+    watcher = Client(broker.port, "watcher")
+    clients.append(watcher)
+    watcher.subscribe(SYS + "messages/received")
+    watcher.wait_for(SYS + "messages/received", b"2")  # its CONNECT and SUBSCRIBE
+    clients.append(Client(broker.port, "other"))
+    watcher.wait_for(SYS + "messages/received", b"3")
+
+
 def test_a_wildcard_subscriber_gets_no_sys_topic(
         start_broker: Callable[..., BrokerThread], clients: list[Client]) -> None:
     """[MQTT-4.7.2-1]: filters starting with # or + do not match topics starting with $."""
@@ -242,6 +256,27 @@ def test_a_client_publish_into_sys_is_refused_and_overwrites_nothing(
     assert got[SYS + "version"] == VERSION
     assert "$SYS/new" not in got
     assert "$SYS" not in got
+
+
+def test_a_will_into_sys_is_dropped_and_overwrites_nothing(
+        start_broker: Callable[..., BrokerThread], clients: list[Client]) -> None:
+    """A will is the client's PUBLISH: accepted at CONNECT, as mosquitto does, and
+    dropped when its time comes, so a client cannot forge a $SYS value by leaving."""
+    broker = start_broker(sys_interval=60)
+    watcher = Client(broker.port, "watcher")
+    clients.append(watcher)
+    watcher.subscribe("$SYS/#")
+    watcher.publishes(0.05)  # the retained values
+    raw = RawClient(broker.port)
+    raw.send(Connect(V311, "leaver", True, 60, Will(SYS + "version", b"forged", QoS(1), True)),
+             V311)
+    assert raw.receive().return_code == 0  # type: ignore[union-attr]
+    raw.sock.close()  # no DISCONNECT: the will is due
+    assert watcher.publishes(0.2) == []
+    late = Client(broker.port, "late")
+    clients.append(late)
+    late.subscribe(SYS + "version")
+    assert [p.payload for p in late.publishes(0.1)] == [VERSION]
 
 
 ACL = """\
