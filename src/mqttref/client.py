@@ -23,7 +23,9 @@ from mqttref.impl.client.errors import (
     ServerDisconnected,
     SessionDiscarded,
     SubscriptionRefused,
+    TLSHandshakeFailed,
     UnsubscribeRefused,
+    WebSocketRefused,
 )
 from mqttref.impl.client.events import (
     Connected,
@@ -35,6 +37,7 @@ from mqttref.impl.client.events import (
 )
 from mqttref.impl.client.mqtt5 import ServerLimits
 from mqttref.impl.client.options import Authenticator
+from mqttref.impl.client.tls import TlsSettings
 from mqttref.impl.codec.errors import ClientError, ReasonCode
 from mqttref.impl.codec.packets import Properties, ProtocolLevel, QoS, Subscription, Will
 
@@ -70,7 +73,10 @@ __all__ = [
     "SessionDiscarded",
     "Subscription",
     "SubscriptionRefused",
+    "TLSHandshakeFailed",
+    "TlsSettings",
     "UnsubscribeRefused",
+    "WebSocketRefused",
     "WhenDisconnected",
     "Will",
 ]
