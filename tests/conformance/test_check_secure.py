@@ -129,6 +129,17 @@ def test_websocket_over_tls_is_green_and_without_denied_filter_the_acl_check_is_
     assert "3 checked, 3 passed, 0 failed" in result.stdout
 
 
+def test_a_secured_run_does_not_explore_over_anonymous_tcp_and_says_so(
+    denying: BrokerThread, certificates: Certificates,
+) -> None:
+    """The budget is too small for the suite; what matters is the exploration's line."""
+    result = mqttref("check", "-L", f"mqtts://127.0.0.1:{ports(denying)['tls']}", "--cafile",
+                     str(certificates.ca), "-u", "alice", "-P", "alice-secret", "--budget", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert ("exploration: model exploration not available over TLS/WebSocket/with credentials"
+            " yet") in result.stdout
+
+
 def test_a_denied_filter_the_acl_grants_is_an_acl_finding_not_a_fail_of_a_statement(
     certificates: Certificates, password_file: Path, tmp_path: Path,
 ) -> None:
