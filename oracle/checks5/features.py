@@ -113,3 +113,23 @@ async def declared_off_features_refused_v5(ctx: Context) -> None:
                             " and Shared Subscription available and no Maximum Packet Size the"
                             " check can exceed: nothing declared off to misuse (3.2.2.3)",
                             "MQTT-4.13.1-1")
+
+
+@check5("MQTT-3.2.2-10",
+        summary="a server declaring Maximum QoS 0 or 1 still answers a SUBSCRIBE requesting"
+        " QoS 2 with a SUBACK")
+async def maximum_qos_subscribe_v5(ctx: Context) -> None:
+    declared = ctx.profile5.maximum_qos
+    if declared == 2:
+        raise NotApplicable("declares no Maximum QoS below 2: it supports QoS 2 PUBLISH"
+                            " (3.2.2.3.4)")
+    probe, _ = await connect5(ctx, "sub")
+    packet_id = probe.new_packet_id()
+    await probe.send(Subscribe(packet_id, (Subscription(ctx.topic("maxqos", "sub"),
+                                                        QoS.EXACTLY_ONCE),)))
+    suback = await probe.expect(SubAck, f"SUBACK for a QoS 2 SUBSCRIBE to a server declaring"
+                                f" Maximum QoS {declared}: it must still accept it"
+                                " [MQTT-3.2.2-10]")
+    require(len(suback.return_codes) == 1 and suback.return_codes[0] in SUBACK_CODES,
+            f"sub: the SUBACK must hold one Subscribe Reason Code, got {suback.return_codes}"
+            " [MQTT-3.9.3-2]")

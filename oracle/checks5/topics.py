@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from mqttref.impl.codec.packets import QoS, Subscription, UnsubAck, Unsubscribe
+from mqttref.impl.codec.packets import Publish, QoS, Subscription, UnsubAck, Unsubscribe
 from mqttref.oracle.checks5.common import (
     check5,
     collect_until,
@@ -20,6 +20,7 @@ from mqttref.oracle.checks5.common import (
 )
 from mqttref.oracle.evidence import NotApplicable
 from mqttref.oracle.flows import require
+from mqttref.oracle.probe import Received
 from mqttref.oracle.scenario import Context
 
 Q1 = QoS.AT_LEAST_ONCE
@@ -63,3 +64,31 @@ async def no_normalisation_v5(ctx: Context) -> None:
     require(all(m.payload != b"decomposed" for m in before), "sub: a message whose topic equals"
             " the filter only after Unicode normalisation (NFD against NFC) must not match it"
             " [MQTT-4.7.3-4]")
+
+
+@check5("MQTT-4.7.2-1",
+        summary="a filter starting with '+' does not match a topic name starting with '$'")
+async def dollar_topics_v5(ctx: Context) -> None:
+    if not ctx.profile5.wildcard_available:
+        raise NotApplicable("declares Wildcard Subscription Available 0 in CONNACK"
+                            " (3.2.2.3.11)")
+    tail = f"dollar{ctx.token}"
+    dollar, plain = f"$mqttref{ctx.token}/{tail}", f"mqttref{ctx.token}/{tail}"
+    exact, _ = await connect5(ctx, "exact")
+    await subscribe5(exact, Subscription(dollar, Q1), exact=False)
+    wild, _ = await connect5(ctx, "wild")
+    await subscribe5(wild, Subscription(f"+/{tail}", Q1), exact=False)
+    pub, _ = await connect5(ctx, "pub")
+    await publish5(pub, dollar, b"dollar", Q1)
+    # The server's own $ topics need not take a client's message; only if the exact
+    # subscriber gets it is there a message for the wildcard to (not) match.
+    event_bound = exact.timing.obligation_bound
+    got = await exact.next_event(event_bound)
+    if got is None or not isinstance(got, Received) or not isinstance(got.packet, Publish):
+        raise NotApplicable(f"does not route a client's message on {dollar!r} to its exact"
+                            " subscriber (topics starting with $ are the server's, 4.7.2)")
+    await publish5(pub, plain, b"plain", Q1)
+    before = await collect_until(wild, b"plain", f"(a message on {plain!r}, which '+/{tail}'"
+                                 " matches) [MQTT-3.3.4-1]")
+    require(all(m.payload != b"dollar" for m in before), f"wild: the filter '+/{tail}' must not"
+            f" match the topic {dollar!r}, which starts with '$' [MQTT-4.7.2-1]")

@@ -24,6 +24,7 @@ from mqttref.impl.broker import registry, shared
 from mqttref.impl.broker.closing import Closing
 from mqttref.impl.broker.config import Config
 from mqttref.impl.broker.handshake import Handshake
+from mqttref.impl.broker.matching import FilterTree
 from mqttref.impl.broker.packet_size import fit
 from mqttref.impl.broker.session import Session
 from mqttref.impl.broker.shared import Member, SharedGroup, SharedGroups
@@ -392,3 +393,18 @@ def test_a_broker_matching_topics_after_unicode_normalisation_fails_4_7_3_4(
     monkeypatch.setattr(registry.Registry, "publish", normalising)
     verdicts = _only(Config(port=0), "no_normalisation_v5")
     assert verdicts["MQTT-4.7.3-4"] is Verdict.FAIL
+
+
+def test_a_broker_matching_dollar_topics_with_leading_wildcards_fails_4_7_2_1(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    original = FilterTree.match
+
+    def dollar_blind(self: FilterTree, topic_name: str) -> dict[str, QoS]:
+        found = original(self, topic_name)
+        if topic_name.startswith("$"):  # also as if the '$' were any other character
+            found = {**original(self, "_" + topic_name[1:]), **found}
+        return found
+
+    monkeypatch.setattr(FilterTree, "match", dollar_blind)
+    verdicts = _only(Config(port=0), "dollar_topics_v5")
+    assert verdicts["MQTT-4.7.2-1"] is Verdict.FAIL
