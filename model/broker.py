@@ -446,6 +446,10 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
             self._fire_session(session, SE.CONNECT_PERSISTENT, ctx)
             self._started5(conn, session)
             return
+        if self._ends_with_takeover(conn, session):
+            # The taken-over level-5 connection's close ended the session first.
+            self._member_gone(session, session_ended=True)
+            session.discard()
         session.v5 = None  # a 3.1.1 connection: 3.1.1's session rules from now on
         session.discard_refs = ("MQTT-3.1.2-6",)
         event = SE.CONNECT_CLEAN if conn.connect.clean_session else SE.CONNECT_PERSISTENT

@@ -309,12 +309,14 @@ class Level5(Level5Publish):
         """The level-5 connection closed without a valid DISCONNECT (either side)."""
         if session is not None and session.v5 is not None:
             session5 = session.v5
-            if conn.close_cause == "takeover" or "takeover" in conn.may_close:
-                if session5.takeover_due or (
-                    session5.pending is not None and session5.state == SessionState5.CONNECTED
-                ):
-                    session5.taken_over_connection_closed(conn.disconnect_sent)
+            taken_over = conn.close_cause == "takeover" or "takeover" in conn.may_close
+            if taken_over and (session5.takeover_due or (
+                session5.pending is not None and session5.state == SessionState5.CONNECTED
+            )):
+                session5.taken_over_connection_closed(conn.disconnect_sent)
             elif session5.state == SessionState5.CONNECTED and conn.session5 is session5:
+                # Also a takeover by a 3.1.1 CONNECT, which ``Session5`` does not see:
+                # the session outlives the close by its interval, or ends (0).
                 session5.closed()
         self._will_closed(conn)
 

@@ -203,11 +203,23 @@ class ObservationJudge(Level5):
             )
         self._fire_connection(conn, CE.CONNACK_ACCEPTED)
 
+    def _ends_with_takeover(self, conn: Connection, session: Session | None) -> bool:
+        """Whether ``session`` is a level-5 session attached to another connection with
+        a Session Expiry Interval of 0: the takeover closes that connection first
+        [MQTT-3.1.4-2] (5.0: [MQTT-3.1.4-3]), and the session ends when its Network
+        Connection closes (3.1.2.11.2), so the CONNECT taking over finds no session.
+        (A level-5 CONNECT judges this in ``Session5``; this is for a 3.1.1 one.)"""
+        if session is None or session.v5 is None or session.client in (None, conn.client):
+            return False
+        old = self.connections.get(session.client or "")
+        return old is not None and old.level == MQTT_5 and session.v5.expiry == 0
+
     def _session_present(self, conn: Connection) -> bool:
         assert conn.connect is not None
         session = self.sessions.get(conn.session_key or "")
         return (
             not conn.connect.clean_session
+            and not self._ends_with_takeover(conn, session)
             and session is not None
             and session.state
             in (SessionState.PERSISTENT_SESSION, SessionState.PERSISTENT_DISCONNECTED)

@@ -3,8 +3,20 @@ the real broker, each fixed from the specification's text and pinned here."""
 
 from __future__ import annotations
 
-from mqttref.impl.codec.packets import Properties, PubComp, Publish, PubRec, PubRel, QoS
-from mqttref.model import BrokerModel, Drop, Send
+from mqttref.impl.codec.packets import (
+    ConnAck,
+    Connect,
+    Disconnect,
+    Properties,
+    ProtocolLevel,
+    PubAck,
+    PubComp,
+    Publish,
+    PubRec,
+    PubRel,
+    QoS,
+)
+from mqttref.model import BrokerModel, Closed, Drop, Send
 from tests.model.helpers import connect, subscribe
 from tests.model.test_levels_mix import connected5, refs_of
 from tests.model.test_v5_broker_publish import subscribe5
@@ -91,3 +103,37 @@ def test_the_released_copy_is_still_owed_when_no_packet_could_have_been_it() -> 
     model.apply(Send("s1", PubRel(1)))
     model.observe("s1", PubComp(1))
     assert [v.refs for v in model.check_quiescent()] == [("MQTT-4.5.0-1",)]
+
+
+def level_5_session_with_expiry_0_taken_over_by_3_1_1(model: BrokerModel) -> None:
+    """c2 connects at level 5 with no Session Expiry Interval (0) and subscribes; a
+    3.1.1 CONNECT with Clean Session 0 for c2 then takes its connection over."""
+    connected5(model, "s4", client_id="c2", clean_start=False)
+    subscribe5(model, "s4", "t/a", 1)
+    model.apply(Send("s0", Connect(ProtocolLevel.MQTT_3_1_1, "c2", False, 0)))
+
+
+def test_a_3_1_1_takeover_of_a_level_5_session_with_expiry_0_finds_no_session() -> None:
+    """Found by the level-5 machine: the server closes the existing connection first
+    [MQTT-3.1.4-2], and a session whose Session Expiry Interval is 0 ends with its
+    Network Connection (3.1.2.11.2): Session Present 0 [MQTT-3.2.2-1]. The model
+    asked for 1 unless the old connection's close was read before the CONNACK."""
+    model = BrokerModel()
+    level_5_session_with_expiry_0_taken_over_by_3_1_1(model)
+    assert refs_of(model, "s0", ConnAck(True, 0)) == ("MQTT-3.2.2-1",)
+    model.observe("s0", ConnAck(False, 0))
+    model.observe("s4", Disconnect(0x8E))
+    model.observe("s4", Closed())
+    connect(model, "s1", client_id="c1")
+    model.apply(Send("s1", Publish("t/a", b"m", QoS.AT_LEAST_ONCE, packet_id=1)))
+    model.observe("s1", PubAck(1))
+    assert model.check_quiescent() == []  # the subscription ended with the session
+
+
+def test_the_same_takeover_read_in_the_other_order_agrees() -> None:
+    """The old connection's close read before the CONNACK: Session Present 0 as well."""
+    model = BrokerModel()
+    level_5_session_with_expiry_0_taken_over_by_3_1_1(model)
+    model.observe("s4", Disconnect(0x8E))
+    model.observe("s4", Closed())
+    model.observe("s0", ConnAck(False, 0))
