@@ -182,6 +182,12 @@ class Level5Publish(SharedRouting):
                 accepted.sessions or self._routed_to_groups(accepted.message)
             )
             facts = reason_codes.publish_ack_situations(matched=matched)
+            if isinstance(accepted, Accepted) and matched and not self._routed_to_groups(
+                accepted.message
+            ) and not any(self._certainly_exists(c) for c in accepted.sessions):
+                # Every matching session may have expired (inside the margin): the server
+                # may know there are no matching subscribers, or not.
+                facts |= reason_codes.publish_ack_situations(matched=False)
             kind = PacketKind.PUBACK if isinstance(packet, PubAck) else PacketKind.PUBREC
         else:
             flows = session.flows.outgoing if isinstance(packet, PubRel) else (
@@ -192,6 +198,14 @@ class Level5Publish(SharedRouting):
             reason_codes.check(conn.client, kind, facts, code)
         except Violation as error:
             raise self._reject(conn, error.detail, error.refs, packet) from None
+
+    def _certainly_exists(self, client_id: str) -> bool:
+        """Whether the session of ``client_id`` exists now for certain: not a level-5
+        session past its Session Expiry Interval, inside the margin [MQTT-4.1.0-2]."""
+        session = self.sessions.get(client_id)
+        if session is None:
+            return False
+        return session.v5 is None or False not in session.v5.exists()
 
     @staticmethod
     def _retract(accepted: object) -> None:

@@ -16,7 +16,7 @@ from mqttref.impl.codec.packets import (
     PubRel,
     QoS,
 )
-from mqttref.model import BrokerModel, Closed, Drop, Send
+from mqttref.model import BrokerModel, Closed, Drop, Send, TimePasses
 from tests.model.helpers import connect, subscribe
 from tests.model.test_levels_mix import connected5, refs_of
 from tests.model.test_v5_broker_publish import subscribe5
@@ -137,3 +137,35 @@ def test_the_same_takeover_read_in_the_other_order_agrees() -> None:
     model.observe("s4", Disconnect(0x8E))
     model.observe("s4", Closed())
     model.observe("s0", ConnAck(False, 0))
+
+
+def subscriber_gone_for(model: BrokerModel, seconds: float) -> None:
+    """a (level 5, Session Expiry Interval 1) subscribes to t/a and disconnects;
+    ``seconds`` later b (level 5) publishes to t/a at QoS 1."""
+    connected5(model, "a", clean_start=False, session_expiry=1)
+    subscribe5(model, "a", "t/a", 1)
+    model.apply(Send("a", Disconnect()))
+    model.observe("a", Closed())
+    connected5(model, "b")
+    model.apply(TimePasses(seconds))
+    model.apply(Send("b", Publish("t/a", b"m", QoS.AT_LEAST_ONCE, packet_id=1)))
+
+
+def test_no_matching_subscribers_when_the_only_one_may_have_expired() -> None:
+    """Found by the level-5 machine: 1.9 s after a session with Session Expiry
+    Interval 1 was left, inside the model's one-second margin, the server may have
+    discarded it [MQTT-4.1.0-2]; PUBACK 0x10 (No matching subscribers, 3.4.2.1) is
+    then as right as 0x00. The model refused 0x10."""
+    model = BrokerModel()
+    subscriber_gone_for(model, 1.5)
+    model.observe("b", PubAck(1, 0x10))
+    other = BrokerModel()
+    subscriber_gone_for(other, 1.5)
+    other.observe("b", PubAck(1, 0x00))
+
+
+def test_no_matching_subscribers_is_wrong_while_the_session_surely_lives() -> None:
+    """0.5 s after the close the session exists: 0x10 asserts what is false [MQTT-3.4.2-1]."""
+    model = BrokerModel()
+    subscriber_gone_for(model, 0.5)
+    assert refs_of(model, "b", PubAck(1, 0x10)) == ("MQTT-3.4.2-1",)
