@@ -84,9 +84,10 @@ def _no_alias_sent(name: str, delivered: list[Publish]) -> None:
                 f" Topic Alias, got {message.properties.topic_alias} [MQTT-3.1.2-27]")
 
 
-@check5("MQTT-3.3.4-9", "MQTT-3.3.4-10",
+@check5("MQTT-3.3.4-9", "MQTT-3.3.4-10", "MQTT-4.9.0-2", "MQTT-4.9.0-3", "MQTT-4.6.0-6",
         summary="with the client's Receive Maximum 2 the server has at most two QoS 1"
-        " PUBLISH unacknowledged, still answers PINGREQ, and sends the rest after PUBACKs")
+        " PUBLISH unacknowledged, still answers PINGREQ, and sends the rest after PUBACKs,"
+        " all in the order published")
 async def receive_maximum_v5_of_the_client(ctx: Context) -> None:
     topic = ctx.topic("rmax")
     sub, _ = await connect5(ctx, "sub", props=Properties(receive_maximum=2))
@@ -100,10 +101,13 @@ async def receive_maximum_v5_of_the_client(ctx: Context) -> None:
         held.append(await sub.expect(Publish, "the queued QoS 1 messages are owed within the"
                                      " Receive Maximum [MQTT-3.3.4-9]"))
     await sub.send(PingReq())
-    await sub.expect(PingResp, "PINGRESP with the send quota at zero [MQTT-3.3.4-10]")
+    await sub.expect(PingResp, "PINGRESP with the send quota at zero [MQTT-3.3.4-10]"
+                     " [MQTT-4.9.0-3]")
     extra = [p for p in await sub.quiet() if isinstance(p, Publish) and p.qos > 0]
     require(not extra, f"sub: with Receive Maximum 2 and two QoS 1 PUBLISH unacknowledged the"
-            f" server must send no more, got {[m.payload for m in extra]} [MQTT-3.3.4-9]")
+            f" server must send no more, got {[m.payload for m in extra]} [MQTT-3.3.4-9]"
+            " [MQTT-4.9.0-2]")
+    order = [m.payload for m in held]
     rest = list(payloads)
     for message in held:
         rest.remove(message.payload)
@@ -112,9 +116,13 @@ async def receive_maximum_v5_of_the_client(ctx: Context) -> None:
         message = await sub.expect(Publish, "the rest once PUBACKs freed the quota"
                                    " [MQTT-3.3.4-9]")
         rest.remove(message.payload)
+        order.append(message.payload)
         await sub.send(PubAck(message.packet_id or 0))
     require(not rest, f"sub: all four messages must be delivered, missing {rest}"
             " [MQTT-3.3.4-9]")
+    require(order == payloads, f"sub: one publisher's QoS 1 messages on one topic must be"
+            f" forwarded in the order they were published, {payloads}, got {order}"
+            " [MQTT-4.6.0-6]")
 
 
 @check5("MQTT-4.13.1-1",

@@ -16,6 +16,8 @@ from mqttref.impl.codec.packets import (
     PubRel,
     QoS,
     Subscription,
+    UnsubAck,
+    Unsubscribe,
 )
 from mqttref.oracle.checks5.common import (
     check5,
@@ -108,3 +110,33 @@ async def qos_sender_v5(ctx: Context) -> None:
             f" identifier {second.packet_id}, got {rel.packet_id} [MQTT-4.3.3-4]")
     await sub.send(PubComp(rel.packet_id))
 
+
+
+@check5("MQTT-3.10.4-3",
+        summary="a QoS 2 delivery begun before an UNSUBSCRIBE of its filter is completed:"
+        " the PUBREC after the UNSUBACK gets its PUBREL")
+async def unsubscribe_completes_delivery_v5(ctx: Context) -> None:
+    if ctx.profile5.maximum_qos < 2:
+        raise NotApplicable(f"declares Maximum QoS {ctx.profile5.maximum_qos}: no QoS 2"
+                            " message to deliver (3.2.2.3.4)")
+    topic = ctx.topic("unsubq2")
+    sub, _ = await connect5(ctx, "sub")
+    suback = await subscribe5(sub, Subscription(topic, Q2), exact=False)
+    if suback.return_codes[0] < 2:
+        raise NotApplicable(f"grants QoS {suback.return_codes[0]} for a QoS 2 subscription"
+                            " (allowed [MQTT-3.8.4-7]): no QoS 2 delivery to complete")
+    pub, _ = await connect5(ctx, "pub")
+    await publish5(pub, topic, b"begun", Q2)
+    begun = await sub.expect(Publish, "the QoS 2 message the subscription matches"
+                             " [MQTT-3.3.4-1]")
+    assert begun.packet_id is not None
+    await sub.send(Unsubscribe(sub.new_packet_id(), (topic,)))
+    await sub.expect(UnsubAck, "UNSUBACK for UNSUBSCRIBE [MQTT-3.10.4-4]")
+    await sub.send(PubRec(begun.packet_id), note="after the UNSUBACK")
+    rel = await sub.expect(PubRel, "PUBREL for the PUBREC of a delivery begun before the"
+                           " UNSUBSCRIBE: the server must complete it [MQTT-3.10.4-3]")
+    require(rel.packet_id == begun.packet_id and rel.reason_code == 0x00,
+            f"sub: the PUBREL must carry the PUBLISH's identifier {begun.packet_id} and 0x00"
+            f" (0x92 would say the delivery was dropped), got {rel.packet_id}"
+            f" 0x{rel.reason_code:02X} [MQTT-3.10.4-3]")
+    await sub.send(PubComp(rel.packet_id))

@@ -408,3 +408,16 @@ def test_a_broker_matching_dollar_topics_with_leading_wildcards_fails_4_7_2_1(
     monkeypatch.setattr(FilterTree, "match", dollar_blind)
     verdicts = _only(Config(port=0), "dollar_topics_v5")
     assert verdicts["MQTT-4.7.2-1"] is Verdict.FAIL
+
+
+def test_a_broker_dropping_deliveries_begun_on_unsubscribe_fails_3_10_4_3(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    original = registry.Registry.unsubscribe
+
+    def dropping_inflight(self: registry.Registry, session: Session, topic_filter: str) -> bool:
+        session.inflight.clear()  # the fault: what was being delivered is forgotten
+        return original(self, session, topic_filter)
+
+    monkeypatch.setattr(registry.Registry, "unsubscribe", dropping_inflight)
+    verdicts = _only(Config(port=0), "unsubscribe_completes_delivery_v5")
+    assert verdicts["MQTT-3.10.4-3"] is Verdict.FAIL
