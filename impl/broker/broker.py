@@ -24,7 +24,7 @@ any message, so each subscriber's read access is checked at delivery.
 It listens on every configured listener (``Config.listeners``: TCP, TLS,
 WebSocket, WebSocket over TLS), or on ``host``/``port`` over TCP when none is
 configured. Each transport is an edge of its own: plain TCP accepts straight
-into ``SocketEdge``, TLS runs its handshake first (``tls.py``), WebSocket
+into ``SocketEdge``, TLS is a layer under the edge (``tls.py``), WebSocket
 unwraps frames (``websocket.py``); all feed the same protocol core, session
 table and supervisor, so a message crosses from one listener to another as
 between two TCP clients.
@@ -47,7 +47,7 @@ from mqttref.impl.broker.ports import BrokerPorts
 from mqttref.impl.broker.sessions import SessionTable
 from mqttref.impl.broker.supervisor import ConnectionSupervisor
 from mqttref.impl.broker.sys_topics import ClientsMaximum, SysTopics, status_of
-from mqttref.impl.broker.tls import TLSHandshake
+from mqttref.impl.broker.tls import TLSLayer
 from mqttref.impl.broker.transport import IdentifiedEdge, Shared, SocketEdge, shared
 from mqttref.impl.broker.websocket import WebSocketEdge
 from mqttref.impl.codec.packets import QoS
@@ -198,8 +198,8 @@ class Broker:
         if not listener.secure:
             return make_edge
         return functools.partial(
-            TLSHandshake, server_context(listener), make_edge,
-            timeout=self.config.connect_timeout,
+            TLSLayer, server_context(listener), make_edge,
+            buffer=self.connections.read_buffer, timeout=self.config.connect_timeout,
             use_identity=listener.use_identity_as_username, serving=self._serving,
         )
 

@@ -287,7 +287,7 @@ class SocketEdge(asyncio.BufferedProtocol):
 
 class IdentifiedEdge(SocketEdge):
     """The edge of a TLS listener with ``use_identity_as_username``: the TLS
-    handshake (``tls.TLSHandshake``) sets ``identity`` before ``connection_made``."""
+    handshake (``tls.TLSLayer``) sets ``identity`` before ``connection_made``."""
 
     __slots__ = ("identity",)
 
