@@ -1,0 +1,85 @@
+"""The broker with level-5 clients beside 3.1.1 ones, explored by ``BrokerMachine5``
+and judged by the model: every packet and close the model allows, nothing owed
+missing. A bounded number of examples and steps (CI time); ``MQTTREF_STATEFUL_EXAMPLES``
+runs it longer.
+
+The machine's verdicts can fail: a broker patched to ignore No Local is caught by
+the same driver and model, naming [MQTT-3.8.3-3], and the unpatched broker passes
+the same client actions.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis.stateful import run_state_machine_as_test
+
+from mqttref.impl.broker.session import Session
+from mqttref.impl.codec.packets import QoS
+from mqttref.oracle.stateful.driver import Disagreement
+from mqttref.oracle.stateful.machine5 import BrokerMachine5, machine5_for
+from mqttref.oracle.stateful.settings import machine_settings, shrinking_limited_to
+from mqttref.oracle.stateful.target import Timing
+from tests.stateful.inprocess import InProcessTarget
+
+EXAMPLES = 6
+STEPS = 15
+
+
+def test_level_5_and_3_1_1_clients_get_only_what_the_model_allows_and_all_it_owes() -> None:
+    examples = int(os.environ.get("MQTTREF_STATEFUL_EXAMPLES", EXAMPLES))
+    with shrinking_limited_to(float(os.environ.get("MQTTREF_SHRINK_SECONDS", "60"))):
+        machine = machine5_for(InProcessTarget())
+        how = machine_settings("ci", max_examples=examples, stateful_step_count=STEPS)
+        run_state_machine_as_test(machine, settings=how)
+
+
+def own_message_under_no_local(machine: BrokerMachine5) -> None:
+    """c0 (level 5) subscribes to ~/a with No Local and publishes to ~/a at QoS 1."""
+    machine.send_connect5(
+        "s0", "c0", clean_start=True, expiry=None, receive_maximum=None,
+        alias_maximum=None, packet_size=None, will=None,
+    )
+    machine.step_done()
+    machine.send_subscribe5("s0", [("~/a", QoS.AT_LEAST_ONCE, (True, False, 0))], identifier=None)
+    machine.step_done()
+    machine.send_publish5(
+        "s0", "~/a", qos=QoS.AT_LEAST_ONCE, retain=False, expiry=None, user=(), alias=False
+    )
+    machine.step_done()
+
+
+def run_directly(story: Any) -> None:
+    """One machine, its rules' helpers called in order (no Hypothesis), torn down;
+    a held observation is judged after one second, not three."""
+    machine = machine5_for(InProcessTarget(timing=Timing(patience=1.0)))()
+    try:
+        story(machine)
+    finally:
+        machine.teardown()
+
+
+def test_a_broker_honouring_no_local_passes_the_own_message_story() -> None:
+    run_directly(own_message_under_no_local)
+
+
+def test_a_broker_ignoring_no_local_is_caught_naming_mqtt_3_8_3_3(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fault: the session forwards the client's own messages whatever No Local says."""
+    original = Session._by_options
+
+    def ignoring_no_local(
+        self: Session, message: Any, qos: QoS, identifiers: tuple[int, ...],
+        options: dict[str, Any],
+    ) -> Any:
+        stripped = {f: attrs.evolve(o, no_local=False) for f, o in options.items()}
+        return original(self, message, qos, identifiers, stripped)
+
+    monkeypatch.setattr(Session, "_by_options", ignoring_no_local)
+    with pytest.raises(Disagreement) as caught:
+        run_directly(own_message_under_no_local)
+    assert "MQTT-3.8.3-3" in caught.value.refs
