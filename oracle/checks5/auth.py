@@ -8,32 +8,83 @@ refusal without a scenario: NOT APPLICABLE, with what it did judged on the way.
 
 from __future__ import annotations
 
-from mqttref.impl.codec.packets import Auth, ConnAck, Connect, Properties
+from mqttref.impl.codec.packets import (
+    Auth,
+    ConnAck,
+    Connect,
+    Properties,
+    Publish,
+    QoS,
+    Subscription,
+)
 from mqttref.oracle.checks5.common import (
     CONNACK_CODES,
     V5,
     check5,
     closes_after_error,
+    collect_until,
     connect5,
+    publish5,
+    subscribe5,
 )
-from mqttref.oracle.evidence import Deviation, NotApplicable
+from mqttref.oracle.evidence import Deviation, Inconclusive, NotApplicable
 from mqttref.oracle.flows import require
-from mqttref.oracle.probe import Closed, Received, describe
+from mqttref.oracle.probe import Closed, Probe, Received, describe
 from mqttref.oracle.scenario import Context
 
 CONTINUE = 0x18
 RE_AUTHENTICATE = 0x19
 
 
-@check5("MQTT-4.12.0-1",
+@check5("MQTT-4.12.0-1", "MQTT-3.1.4-6",
         summary="a CONNECT naming an Authentication Method the server does not support is"
-        " refused (CONNACK 0x80 or above, 0x8C or 0x87 named) and the connection closed")
+        " refused (CONNACK 0x80 or above, 0x8C or 0x87 named) and the connection closed, and"
+        " a PUBLISH sent after it is not processed")
 async def unsupported_authentication_method_v5(ctx: Context) -> None:
     method = f"X-MQTTREF-CHECK-{ctx.token}"
-    probe = await ctx.open("auth")
+    async with ctx.scenario("refused and closed"):
+        probe = await ctx.open("auth")
+        await _connect_with(ctx, probe, method)
+        code = await _refusal(probe, method)
+        if code is not None:
+            await probe.wait_close(why=f"CONNACK 0x{code:02X} refused the CONNECT naming the"
+                                   f" unsupported Authentication Method {method!r}"
+                                   " [MQTT-4.12.0-1] [MQTT-3.2.2-7]")
+    async with ctx.scenario("data after the refused CONNECT"):
+        # Its own connection: a server may close on the PUBLISH as well, which must not
+        # pass for the close the refusal owes (judged above on a connection without it).
+        topic = ctx.topic("auth", "after")
+        watcher, _ = await connect5(ctx, "watch")
+        await subscribe5(watcher, Subscription(topic, QoS.AT_MOST_ONCE), exact=False)
+        probe = await ctx.open("auth")
+        await _connect_with(ctx, probe, method)
+        await probe.send(Publish(topic, b"after-connect", QoS.AT_MOST_ONCE),
+                         note="sent before any answer to the CONNECT")
+        await _refusal(probe, method)
+        deadline = probe.timing.reply_bound
+        while not isinstance(event := await probe.next_event(deadline), Closed):
+            if event is None:
+                raise Inconclusive("the refused connection stayed open (judged by the"
+                                   " scenario 'refused and closed')")
+        pub, _ = await connect5(ctx, "pub")
+        await publish5(pub, topic, b"marker", QoS.AT_MOST_ONCE)
+        before = await collect_until(watcher, b"marker", "(a later message on the watched"
+                                     " topic) [MQTT-3.3.4-1]")
+        require(all(m.payload != b"after-connect" for m in before), "watch: the PUBLISH the"
+                " client sent after a CONNECT the server refused must not be processed"
+                " [MQTT-3.1.4-6]")
+
+
+async def _connect_with(ctx: Context, probe: Probe, method: str) -> None:
     await probe.send(Connect(V5, ctx.client_id("auth"), True, 60,
                              properties=Properties(authentication_method=method)),
                      note="an Authentication Method no server knows")
+
+
+async def _refusal(probe: Probe, method: str) -> int | None:
+    """How the server refused the CONNECT naming ``method``: its CONNACK code, or None for
+    a close without CONNACK. A server that goes on with the method makes the check NOT
+    APPLICABLE, with what it sent judged."""
     why = f"(the Authentication Method {method!r} is one the server does not support)"
     event = await probe.next_event(probe.timing.reply_bound)
     if event is None:
@@ -41,7 +92,7 @@ async def unsupported_authentication_method_v5(ctx: Context) -> None:
                         f" {probe.timing.reply_bound:.1f}s {why} [MQTT-4.12.0-1]")
     if isinstance(event, Closed):
         require(True, f"auth: closed without CONNACK {why} [MQTT-4.12.0-1]")
-        return
+        return None
     if not isinstance(event, Received):
         raise Deviation(f"auth: malformed bytes from the server: {event.error}")
     packet = event.packet
@@ -53,7 +104,7 @@ async def unsupported_authentication_method_v5(ctx: Context) -> None:
                 f" carry the CONNECT's Authentication Method {method!r}, got"
                 f" {packet.properties.authentication_method!r} [MQTT-4.12.0-5]")
         raise NotApplicable(f"continues an exchange for the made-up method {method!r} (it"
-                            " treats it as supported, 4.12)", "MQTT-4.12.0-1")
+                            " treats it as supported, 4.12)", "MQTT-4.12.0-1", "MQTT-3.1.4-6")
     if not isinstance(packet, ConnAck):
         raise Deviation(f"auth: {describe(packet)} arrived before any CONNACK {why}"
                         " [MQTT-4.12.0-1]")
@@ -64,13 +115,12 @@ async def unsupported_authentication_method_v5(ctx: Context) -> None:
                 f" Authentication Method {method!r}, got"
                 f" {packet.properties.authentication_method!r} [MQTT-4.12.0-5]")
         raise NotApplicable(f"accepts the made-up method {method!r} as supported (4.12)",
-                            "MQTT-4.12.0-1")
+                            "MQTT-4.12.0-1", "MQTT-3.1.4-6")
     require(code in CONNACK_CODES, f"auth: CONNACK 0x{code:02X} must be a Connect Reason Code"
             " [MQTT-3.2.2-8]")
     require(not packet.session_present, "auth: a CONNACK with a non-zero Reason Code must set"
             " Session Present to 0 [MQTT-3.2.2-6]")
-    await probe.wait_close(why=f"CONNACK 0x{code:02X} refused the CONNECT {why}"
-                           " [MQTT-4.12.0-1] [MQTT-3.2.2-7]")
+    return code
 
 
 @check5("MQTT-4.13.1-1", "MQTT-4.12.0-6",

@@ -116,6 +116,8 @@ async def shared_subscription_v5(ctx: Context) -> None:
         require(copy.qos == Q0, f"{probe.name}: the member's shared subscription was granted"
                 f" QoS 0, the QoS 1 message must come at QoS 0, got QoS {int(copy.qos)}"
                 " [MQTT-4.8.2-3]")
+        require(not copy.dup, f"{probe.name}: a QoS 0 PUBLISH must have DUP 0 [MQTT-3.3.1-2]"
+                " [MQTT-4.3.1-1]")
     async with ctx.scenario("a member refuses the message"):
         topic = ctx.topic("shared", "refused")
         control = ctx.topic("shared", "control")

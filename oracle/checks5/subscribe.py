@@ -89,9 +89,9 @@ async def _retained_sent(ctx: Context, probe: Probe, topic: str, handling: int,
                 f" not be sent on this subscription {rule}")
 
 
-@check5("MQTT-3.3.1-9", "MQTT-3.3.1-10", "MQTT-3.3.1-11",
-        summary="Retain Handling 0 sends the retained message, 1 only for a new subscription,"
-        " 2 never")
+@check5("MQTT-3.3.1-9", "MQTT-3.3.1-10", "MQTT-3.3.1-11", "MQTT-3.8.4-4",
+        summary="Retain Handling 0 sends the retained message (again when a SUBSCRIBE replaces"
+        " the subscription), 1 only for a new subscription, 2 never")
 async def retain_handling_v5(ctx: Context) -> None:
     if not ctx.profile5.retain_available:
         raise NotApplicable("declares Retain Available 0 in CONNACK (3.2.2.3.5)")
@@ -102,6 +102,8 @@ async def retain_handling_v5(ctx: Context) -> None:
     async with ctx.scenario("Retain Handling 0"):
         probe, _ = await connect5(ctx, "rh0")
         await _retained_sent(ctx, probe, topic, 0, "[MQTT-3.3.1-9]", sent=True)
+        await _retained_sent(ctx, probe, topic, 0, "(the subscription existed and is"
+                             " replaced) [MQTT-3.8.4-4]", sent=True)
     async with ctx.scenario("Retain Handling 1"):
         probe, _ = await connect5(ctx, "rh1")
         await _retained_sent(ctx, probe, topic, 1, "(a new subscription) [MQTT-3.3.1-10]",
@@ -202,6 +204,8 @@ async def subscription_qos_v5(ctx: Context) -> None:
         require(low.payload == b"low" and low.qos == QoS.AT_MOST_ONCE,
                 f"sub: a QoS 1 message on a subscription granted QoS 0 must come at QoS 0, got"
                 f" {low.payload!r} at QoS {int(low.qos)} [MQTT-3.8.4-8]")
+        require(not low.dup, "sub: a QoS 0 PUBLISH must have DUP 0 [MQTT-3.3.1-2]"
+                " [MQTT-4.3.1-1]")
         suback = await subscribe5(sub, Subscription(topic, Q1), exact=False)
         granted = suback.return_codes[0]
         await publish5(pub, topic, b"high", Q1)
