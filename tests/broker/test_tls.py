@@ -271,3 +271,34 @@ def test_use_identity_as_username_makes_the_certificate_name_the_user_the_acl_se
     assert connack.return_code == ConnectReturnCode.ACCEPTED
     assert isinstance(suback, SubAck)
     assert list(suback.return_codes) == [1, 0x80]
+
+
+def test_a_client_that_never_finishes_the_handshake_is_closed_at_connect_timeout(
+    start_broker: Callable[..., BrokerThread], certificates: Certificates,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, "mqttref.broker")
+    running = start_broker(listeners=(tls_listener(certificates),), connect_timeout=0.3)
+    with socket.create_connection(("127.0.0.1", running.port), timeout=5) as raw:
+        started = time.monotonic()
+        raw.sendall(b"\x16\x03\x01")  # the start of a ClientHello, and no more
+        assert raw.recv(64) == b""
+        assert time.monotonic() - started < 3
+    assert running.wait_for(lambda _b: any(
+        "no handshake within connect_timeout" in r.getMessage() for r in caplog.records))
+    assert running.call(lambda broker: len(broker.connections.connections)) == 0
+
+
+def test_the_broker_ends_a_tls_connection_with_close_notify(tls_broker: BrokerThread,
+                                                            certificates: Certificates) -> None:
+    """A second CONNECT is a protocol violation [MQTT-3.1.0-2]: the broker closes the
+    network connection, TLS first (close_notify), so the client sees a clean end and
+    not a truncation (which it reads as ``SSLEOFError`` here)."""
+    context = client_context(certificates)
+    with socket.create_connection(("127.0.0.1", tls_broker.port), timeout=5) as raw, \
+            context.wrap_socket(raw, server_hostname="localhost",
+                                suppress_ragged_eofs=False) as client:
+        client.sendall(CONNECT)
+        assert client.recv(4) == CONNACK_ACCEPTED
+        client.sendall(CONNECT)
+        assert client.recv(4) == b""  # close_notify; a bare TCP end would raise SSLEOFError
