@@ -21,11 +21,12 @@ Why not the loop's TLS (``create_server(ssl=...)`` or ``loop.start_tls``):
   certificate: here the failure is one log line with OpenSSL's reason,
   rate-limited by kind (``logtext``), and costs nothing after it (no session,
   no supervisor entry);
-- uvloop's server-side ``start_tls`` loses bytes that arrive with, or just
-  after, the client's last handshake flight (uvloop issue 707): a client that
-  writes its CONNECT at once after TLS 1.3's Finished (most do) stalls. Here the
-  bytes decrypted in the read that completes the handshake go straight on to
-  the edge, on any loop.
+- uvloop's server-side ``start_tls`` loses bytes that arrive around the
+  handshake (uvloop issue 707): a client connecting just after another closed
+  often stalled in its handshake, until it gave up. Here every byte read goes
+  into the incoming BIO, and the bytes decrypted in the read that completes the
+  handshake (a CONNECT sent with TLS 1.3's Finished) go straight on to the
+  edge, on any loop.
 
 The handshake must end within ``connect_timeout``; the edge (and the core,
 whose own ``connect_timeout`` then waits for CONNECT) is made only when it has
