@@ -240,7 +240,8 @@ class TLSLayer(asyncio.BufferedProtocol):
         self.close()  # our close_notify; ``connection_lost`` tells the edge
 
     def _flush(self) -> None:
-        if self.outgoing.pending:
+        """What OpenSSL has to send (handshake flights, alerts, tickets), if it can go."""
+        if self.outgoing.pending and not self.raw.is_closing():
             self.raw.write(self.outgoing.read())
 
     def _failed(self, exc: BaseException | None) -> None:
