@@ -129,6 +129,25 @@ def test_websocket_over_tls_is_green_and_without_denied_filter_the_acl_check_is_
     assert "3 checked, 3 passed, 0 failed" in result.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_whole_suite_is_green_against_the_mqttref_broker_over_tls_with_passwords_and_an_acl(
+    denying: BrokerThread, certificates: Certificates,
+) -> None:
+    """Issue 18's acceptance: every check, two users, the ACL on. Only statements the ACL
+    makes impossible to observe may be NOT APPLICABLE, and each names the refusal."""
+    port = ports(denying)["tls"]
+    result = mqttref("check", "-L", f"mqtts://127.0.0.1:{port}", "--cafile",
+                     str(certificates.ca), *users(), "--denied-filter", "secret/#",
+                     "--no-exploration", "--seed", "5", timeout=500)
+    assert result.returncode == 0, result.stdout + result.stderr
+    last = result.stdout.strip().splitlines()[-1]
+    checked, passed, failed = (int(word) for word in last.split()[::2][:3])
+    assert failed == 0, result.stdout
+    assert passed == checked >= 90, last
+    assert "oracle error" not in result.stdout
+
+
 def test_a_secured_run_does_not_explore_over_anonymous_tcp_and_says_so(
     denying: BrokerThread, certificates: Certificates,
 ) -> None:
