@@ -169,3 +169,18 @@ def test_no_matching_subscribers_is_wrong_while_the_session_surely_lives() -> No
     model = BrokerModel()
     subscriber_gone_for(model, 0.5)
     assert refs_of(model, "b", PubAck(1, 0x10)) == ("MQTT-3.4.2-1",)
+
+
+def test_no_local_is_named_when_a_3_1_1_connection_resumed_the_session() -> None:
+    """Found by the level-5 machine (a broker fault, reported): c2 subscribed with No
+    Local at level 5, came back at 3.1.1 resuming the session, and published; its own
+    message came back. The ClientID is the publisher's [MQTT-3.8.3-3]; the model named
+    only the 3.1.1 statements for a copy nothing explains."""
+    model = BrokerModel()
+    connected5(model, "s0", client_id="c2", clean_start=False, session_expiry=0xFFFFFFFF)
+    subscribe5(model, "s0", "t/+", 0, no_local=True)
+    model.apply(Send("s0", Disconnect()))
+    model.observe("s0", Closed())
+    connect(model, "s1", client_id="c2", clean=False, session_present=True)
+    model.apply(Send("s1", Publish("t/b", b"m", QoS.AT_MOST_ONCE)))
+    assert refs_of(model, "s1", Publish("t/b", b"m", QoS.AT_MOST_ONCE)) == ("MQTT-3.8.3-3",)

@@ -18,7 +18,7 @@ import pytest
 from hypothesis.stateful import run_state_machine_as_test
 
 from mqttref.impl.broker.session import Session
-from mqttref.impl.codec.packets import QoS
+from mqttref.impl.codec.packets import Connect, Disconnect, ProtocolLevel, QoS
 from mqttref.oracle.stateful.driver import Disagreement
 from mqttref.oracle.stateful.machine5 import BrokerMachine5, machine5_for
 from mqttref.oracle.stateful.settings import machine_settings, shrinking_limited_to
@@ -83,3 +83,35 @@ def test_a_broker_ignoring_no_local_is_caught_naming_mqtt_3_8_3_3(
     with pytest.raises(Disagreement) as caught:
         run_directly(own_message_under_no_local)
     assert "MQTT-3.8.3-3" in caught.value.refs
+
+
+def no_local_after_a_3_1_1_resumption(machine: BrokerMachine5) -> None:
+    """c2 subscribes to ~/+ with No Local at level 5 (session never expires), leaves
+    with DISCONNECT, resumes the session at 3.1.1 and publishes to ~/b at QoS 0."""
+    machine.send_connect5(
+        "s0", "c2", clean_start=False, expiry=0xFFFFFFFF, receive_maximum=None,
+        alias_maximum=None, packet_size=None, will=None,
+    )
+    machine.step_done()
+    machine.send_subscribe5("s0", [("~/+", QoS.AT_MOST_ONCE, (True, False, 0))], identifier=None)
+    machine.step_done()
+    machine.driver.send("s0", Disconnect())
+    machine.driver.drop("s0")
+    machine.step_done()
+    machine.driver.send(
+        "s1", Connect(ProtocolLevel.MQTT_3_1_1, machine.full_client_id("c2"), False, 0)
+    )
+    machine.step_done()
+    machine.send_publish("s1", "~/b", QoS.AT_MOST_ONCE)
+    machine.step_done()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=Disagreement,
+    reason="broker fault found by BrokerMachine5: the 3.1.1 PUBLISH path "
+    "(impl/broker/inbound_publish.py) routes the message without its origin, so No Local "
+    "of the publisher's own level-5 subscriptions does not hold [MQTT-3.8.3-3]",
+)
+def test_no_local_holds_after_a_3_1_1_connection_resumes_the_level_5_session() -> None:
+    run_directly(no_local_after_a_3_1_1_resumption)
