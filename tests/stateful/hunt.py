@@ -8,6 +8,10 @@ model's verdict, the statement ids it names (``refs``), the statements the
 fault declares (``declared``: its breaks and cascades) and whether the two
 meet (``names_declared``), the rule sequence that found it and the transcript.
 
+``--level 5`` hunts with ``BrokerMachine5`` (5.0 clients beside 3.1.1 ones) a
+fault of ``faults5`` (``test_faults_v5`` runs those); the control is ``none`` at
+either level, and without ``--level`` a hunt is the 3.1.1 one it always was.
+
 Exit status: 0 when the hunt ran to its end (found or not); 1 when the control
 hunt made the model itself crash (``model_crash`` in the JSON: a bug of the
 model, which the control hunt reports rather than discards); anything else
@@ -27,9 +31,11 @@ from hypothesis import Phase
 
 from mqttref.oracle.stateful.driver import Disagreement, ModelCrash
 from mqttref.oracle.stateful.machine import hunt, machine_for
+from mqttref.oracle.stateful.machine5 import machine5_for
 from mqttref.oracle.stateful.settings import machine_settings
 from mqttref.oracle.stateful.target import slow_multiplier
 from tests.stateful.faults import FAULTS, Fault
+from tests.stateful.faults5 import BEYOND_CI5, FAULTS5
 from tests.stateful.inprocess import InProcessTarget
 
 NO_FAULT = "none"
@@ -39,16 +45,23 @@ MODEL_CRASHED = 1
 """Exit status of a control hunt in which the model itself raised."""
 
 
-def fault_named(name: str) -> Fault | None:
-    return next((fault for fault in FAULTS if fault.name == name), None)
+LEVELS = {4: FAULTS, 5: FAULTS5 + BEYOND_CI5}
+"""The Protocol Level whose machine hunts (4: ``BrokerMachine``, MQTT 3.1.1; 5:
+``BrokerMachine5``, 5.0 clients beside 3.1.1 ones) -> the faults hunted at it."""
+
+
+def fault_named(name: str, level: int = 4) -> Fault | None:
+    return next((fault for fault in LEVELS[level] if fault.name == name), None)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.stateful.hunt")
     parser.add_argument(
-        "fault", choices=[NO_FAULT, *(fault.name for fault in FAULTS)],
-        help=f"a fault of faults.FAULTS, or {NO_FAULT!r} for the control run",
+        "fault", help=f"a fault of faults.FAULTS (--level 5: of faults5.FAULTS5 or BEYOND_CI5), or"
+        f" {NO_FAULT!r} for the control run",
     )
+    parser.add_argument("--level", type=int, choices=sorted(LEVELS), default=4,
+                        help="4: the 3.1.1 machine and faults (default); 5: the level-5 ones")
     parser.add_argument("--examples", type=int, default=30)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--shrink", type=float, default=15.0, help="seconds of shrinking")
@@ -56,8 +69,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="the programs of this seed (default: derandomized, the same"
                         " programs every run); a control budget spread over processes uses it")
     args = parser.parse_args(argv)
+    names = [NO_FAULT, *(fault.name for fault in LEVELS[args.level])]
+    if args.fault not in names:
+        parser.error(f"argument fault: invalid choice: {args.fault!r} at level {args.level}"
+                     f" (choose from {', '.join(map(repr, names))})")
     logging.disable(logging.CRITICAL)  # the broken broker's own complaints are noise here
-    fault = fault_named(args.fault)
+    fault = fault_named(args.fault, args.level)
     patch = pytest.MonkeyPatch()
     if fault is not None:
         fault.inject(patch)
@@ -68,13 +85,15 @@ def main(argv: list[str] | None = None) -> int:
     discard_model_crashes = fault is not None
     result: dict[str, object] = {
         "fault": args.fault,
+        "level": args.level,
         "seed": args.seed,
         "found": False,
         "declared": sorted(fault.declared) if fault is not None else [],
     }
+    machine = machine5_for if args.level == 5 else machine_for
     try:
         finding = hunt(
-            machine_for(target, discard_model_crashes=discard_model_crashes),
+            machine(target, discard_model_crashes=discard_model_crashes),
             machine_settings(
                 "ci",
                 max_examples=args.examples,
