@@ -79,6 +79,9 @@ class InboundPublish(ConnectionBase):
                 # nobody, retained nowhere (mosquitto does the same).
                 self._log_denied(topic)
                 return
+            # The session may hold level-5 subscriptions with No Local (a 3.1.1 connection
+            # resumed it): its own messages must not come back to it [MQTT-3.8.3-3].
+            message.origin = self.client_id
             self.ports.router.publish(message, now)
 
     def _on_publish_v5(self, packet: Publish, now: float) -> None:

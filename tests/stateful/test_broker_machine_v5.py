@@ -106,12 +106,5 @@ def no_local_after_a_3_1_1_resumption(machine: BrokerMachine5) -> None:
     machine.step_done()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=Disagreement,
-    reason="broker fault found by BrokerMachine5: the 3.1.1 PUBLISH path "
-    "(impl/broker/inbound_publish.py) routes the message without its origin, so No Local "
-    "of the publisher's own level-5 subscriptions does not hold [MQTT-3.8.3-3]",
-)
 def test_no_local_holds_after_a_3_1_1_connection_resumes_the_level_5_session() -> None:
     run_directly(no_local_after_a_3_1_1_resumption)
