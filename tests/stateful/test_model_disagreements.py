@@ -193,13 +193,6 @@ def test_one_filter_twice_in_a_subscribe_sends_the_retained_message_for_each() -
     assert model.check_quiescent() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="model bug (like the identical wills above, but with empty payloads, which no "
-    "harness can make unique): a QoS 2 message released after the subscription may or "
-    "may not be routed; the next identical message is owed, and its one copy is paired "
-    "with the first",
-)
 def test_one_copy_of_two_identical_empty_messages_is_enough_when_only_the_second_is_owed() -> None:
     """Found by the thorough profile: c0 publishes an empty QoS 2 message to b with
     no subscriber, subscribes to b, releases it, then publishes another empty QoS 2
