@@ -2,14 +2,15 @@
 
 Like ``faults.py`` (whose ``Fault`` they reuse), each fault replaces or wraps one
 method of the implementation for one hunt, so that the broker breaks one rule of
-MQTT 5.0 the way a real broker could: an alias forgotten, the client's Receive
-Maximum ignored, No Local ignored, a message's expiry not lowered, a session
-dropped early, a will sent before its delay, a wrong reason code, a
-Subscription Identifier left out. They sit in different parts: the session's
-delivery and acknowledgements, the inbound PUBLISH, the close and the will, the
-session table and the registry. Each declares ids of oracle/statements-5.0.json
-(``breaks``, and its consequences in ``cascades``); ``test_faults_v5.py`` asserts
-that ``BrokerMachine5`` finds every one of ``FAULTS5`` with a verdict naming one of
+MQTT 5.0 the way a real broker could: Retain As Published ignored, a Subscription
+Identifier lost or altered, Session Present wrong, a session dropped early, a
+Topic Alias forgotten or sent where the client allowed none, DUP set on a first
+delivery, a SUBACK granting more than asked or out of order, a CONNACK with
+another packet's reason code. They sit in different parts: the session's
+delivery, options and frames, the registry's SUBSCRIBE, the session table, the
+inbound PUBLISH and the connection's terms and sends. Each declares ids of
+oracle/statements-5.0.json (``breaks``, and its consequences in ``cascades``);
+``test_faults_v5.py`` asserts that ``BrokerMachine5`` finds every one of ``FAULTS5`` with a verdict naming one of
 them; ``BEYOND_CI5`` holds those it did not find within that budget.
 """
 
@@ -26,11 +27,13 @@ from mqttref.impl.broker.session import Session
 from mqttref.impl.broker.sessions import SessionTable
 from mqttref.impl.codec.errors import ReasonCode
 from mqttref.impl.codec.packets import (
+    ConnAck,
     Disconnect,
     Packet,
     ProtocolLevel,
     Publish,
     QoS,
+    SubAck,
     Subscribe,
 )
 from mqttref.impl.message import Message
@@ -112,6 +115,99 @@ def _present_despite_clean_start(mp: Patcher) -> None:
         return session, present
 
     mp.setattr(SessionTable, "open_session", open_session)
+
+
+def _identifier_altered(mp: Patcher) -> None:
+    original = Session.publish_frame
+
+    def publish_frame(self: Session, out: Any, now: float, *, dup: bool = False
+                      ) -> bytes | None:
+        ids = out.properties.subscription_identifiers
+        if ids:  # each identifier off by one on the wire
+            properties = attrs.evolve(out.properties,
+                                      subscription_identifiers=tuple(i + 1 for i in ids))
+            out = out._replace(properties=properties)
+        return original(self, out, now, dup=dup)
+
+    mp.setattr(Session, "publish_frame", publish_frame)
+
+
+def _dup_on_first_delivery(mp: Patcher) -> None:
+    original = Session.publish_frame
+
+    def publish_frame(self: Session, out: Any, now: float, *, dup: bool = False
+                      ) -> bytes | None:
+        return original(self, out, now, dup=dup or out.qos > QoS.AT_MOST_ONCE)
+
+    mp.setattr(Session, "publish_frame", publish_frame)
+
+
+def _higher_qos_granted5(mp: Patcher) -> None:
+    original = Registry.subscribe
+
+    def subscribe(self: Registry, session: Session, topic_filter: str, qos: QoS,
+                  *options: Any) -> int:
+        if session.v5:
+            qos = QoS(min(int(qos) + 1, 2))
+        return original(self, session, topic_filter, qos, *options)
+
+    mp.setattr(Registry, "subscribe", subscribe)
+
+
+def _suback_codes_reversed(mp: Patcher) -> None:
+    original = Session.send
+
+    def send(self: Session, packet: Packet) -> None:
+        if self.v5 and isinstance(packet, SubAck):
+            packet = attrs.evolve(packet, return_codes=packet.return_codes[::-1])
+        original(self, packet)
+
+    mp.setattr(Session, "send", send)
+
+
+def _present_zero_on_resume(mp: Patcher) -> None:
+    original = Connection.send
+
+    def send(self: Connection, packet: Packet) -> None:
+        if self.terms is not None and isinstance(packet, ConnAck) and packet.session_present:
+            packet = attrs.evolve(packet, session_present=False)
+        original(self, packet)
+
+    mp.setattr(Connection, "send", send)
+
+
+def _connack_code_not_connack(mp: Patcher) -> None:
+    original = Connection.send
+
+    def send(self: Connection, packet: Packet) -> None:
+        if (self.terms is not None and isinstance(packet, ConnAck)
+                and packet.return_code == ReasonCode.SUCCESS):
+            packet = attrs.evolve(packet, return_code=0x01)  # Granted QoS 1: a SUBACK code
+        original(self, packet)
+
+    mp.setattr(Connection, "send", send)
+
+
+def _retained_copy_without_identifier(mp: Patcher) -> None:
+    original = Registry.send_retained
+
+    def send_retained(self: Registry, *args: Any, **_identifier: Any) -> None:
+        session, topic_filter, granted, now = args[:4]  # the identifier (5th) left out
+        original(self, session, topic_filter, granted, now, None)
+
+    mp.setattr(Registry, "send_retained", send_retained)
+
+
+def _identifier_invented(mp: Patcher) -> None:
+    original = Session.deliver
+
+    def deliver(self: Session, message: Message, qos: QoS, now: float, *,
+                identifiers: tuple[int, ...] = (), **options: Any) -> None:
+        if self.v5 and not identifiers:
+            identifiers = (7,)  # an identifier no SUBSCRIBE gave
+        original(self, message, qos, now, identifiers=identifiers, **options)
+
+    mp.setattr(Session, "deliver", deliver)
 
 
 def _receive_maximum_exceeded(mp: Patcher) -> None:
@@ -308,11 +404,35 @@ FAULTS5: tuple[Fault, ...] = (
           _aliases_beyond_maximum,
           {"MQTT-3.3.2-11": "an alias above the client's Topic Alias Maximum",
            "MQTT-3.1.2-26": "an alias above the client's Topic Alias Maximum"}),
+    Fault("identifier_altered", "session frames", ("MQTT-3.3.4-3",), _identifier_altered,
+          {"MQTT-3.3.4-4": "the single copy carries identifiers of no subscription",
+           "MQTT-3.3.4-5": "a copy carries another identifier than its subscription's"}),
+    Fault("dup_on_first_delivery", "session frames",
+          ("MQTT-3.3.1-3", "MQTT-4.3.2-2", "MQTT-4.3.3-2"), _dup_on_first_delivery,
+          {"MQTT-3.3.1-1": "DUP 1 where the PUBLISH is no re-delivery"}),
+    Fault("higher_qos_granted5", "registry subscribe", ("MQTT-3.8.4-7",),
+          _higher_qos_granted5,
+          {"MQTT-3.8.4-8": "messages go at the granted QoS, above the requested one",
+           "MQTT-3.9.3-2": "the SUBACK code is no grant for the request"}),
+    Fault("suback_codes_reversed", "session send", ("MQTT-3.9.3-1",), _suback_codes_reversed,
+          {"MQTT-3.8.4-7": "each code then answers another request: not its grant",
+           "MQTT-3.9.3-2": "a code may grant more than its own request asked"}),
+    Fault("present_zero_on_resume", "connection send", ("MQTT-3.2.2-3",),
+          _present_zero_on_resume),
+    Fault("connack_code_not_connack", "connection send", ("MQTT-3.2.2-8",),
+          _connack_code_not_connack,
+          {"MQTT-3.14.0-1": "the codec refuses such a CONNACK, so the broker closes with"
+                            " DISCONNECT where no accepting CONNACK went first"}),
+    Fault("identifier_invented", "session delivery", ("MQTT-3.3.4-3",), _identifier_invented,
+          {"MQTT-3.3.4-4": "the single copy carries an identifier of no subscription",
+           "MQTT-3.3.4-5": "a copy carries an identifier its subscription does not have"}),
 )
 """The level-5 faults ``test_faults_v5`` proves the machine finds within its ``ci``
 budget; ``hunt --level 5`` injects one by name."""
 
 BEYOND_CI5: tuple[Fault, ...] = (
+    Fault("retained_copy_without_identifier", "registry retained", ("MQTT-3.3.4-3",),
+          _retained_copy_without_identifier),
     Fault("no_local_ignored", "session options", ("MQTT-3.8.3-3",), _no_local_ignored),
     Fault("receive_maximum_exceeded", "session window", ("MQTT-3.3.4-9",),
           _receive_maximum_exceeded,
