@@ -10,8 +10,9 @@ another packet's reason code. They sit in different parts: the session's
 delivery, options and frames, the registry's SUBSCRIBE, the session table, the
 inbound PUBLISH and the connection's terms and sends. Each declares ids of
 oracle/statements-5.0.json (``breaks``, and its consequences in ``cascades``);
-``test_faults_v5.py`` asserts that ``BrokerMachine5`` finds every one of ``FAULTS5`` with a verdict naming one of
-them; ``BEYOND_CI5`` holds those it did not find within that budget.
+``test_faults_v5.py`` asserts that ``BrokerMachine5`` finds every one of ``FAULTS5``
+with a verdict naming one of them; ``BEYOND_CI5`` holds those it did not find
+within that budget.
 """
 
 from __future__ import annotations
