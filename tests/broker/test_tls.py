@@ -302,3 +302,39 @@ def test_the_broker_ends_a_tls_connection_with_close_notify(tls_broker: BrokerTh
         assert client.recv(4) == CONNACK_ACCEPTED
         client.sendall(CONNECT)
         assert client.recv(4) == b""  # close_notify; a bare TCP end would raise SSLEOFError
+
+
+def test_mosquitto_pub_and_sub_with_a_password_over_tls(
+    start_broker: Callable[..., BrokerThread], certificates: Certificates, tmp_path: Path,
+) -> None:
+    """mosquitto's own clients against the broker as a user moving from mosquitto would
+    run it: TLS, anonymous clients refused, users from a file the real mosquitto_passwd
+    wrote; a wrong password is refused and the others carry on."""
+    for tool in ("mosquitto_sub", "mosquitto_pub", "mosquitto_passwd"):
+        require_peer(tool, shutil.which(tool) is not None, "mosquitto's clients, with users")
+    passwords = tmp_path / "passwords"
+    subprocess.run(["mosquitto_passwd", "-c", "-b", str(passwords), "alice", "alice-pw"],
+                   check=True, timeout=10, capture_output=True)
+    subprocess.run(["mosquitto_passwd", "-b", str(passwords), "bob", "bob-pw"],
+                   check=True, timeout=10, capture_output=True)
+    running = start_broker(listeners=(tls_listener(certificates),), allow_anonymous=False,
+                           password_file=str(passwords))
+    common = ["-h", "localhost", "-p", str(running.port), "--cafile", str(certificates.ca)]
+    receiver = subprocess.Popen(
+        ["mosquitto_sub", *common, "-u", "alice", "-P", "alice-pw", "-t", "u/#", "-q", "1",
+         "-v", "-C", "1", "-W", "10"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert running.wait_for(lambda broker: len(broker.sessions) == 1)
+    time.sleep(0.3)  # connected; mosquitto_sub gives no "subscribed" signal
+    wrong = subprocess.run(["mosquitto_pub", *common, "-u", "bob", "-P", "nope", "-t", "u/x",
+                            "-m", "forged"], check=False, timeout=10, capture_output=True,
+                           text=True)
+    assert wrong.returncode != 0
+    anonymous = subprocess.run(["mosquitto_pub", *common, "-t", "u/x", "-m", "anonymous"],
+                               check=False, timeout=10, capture_output=True, text=True)
+    assert anonymous.returncode != 0
+    subprocess.run(["mosquitto_pub", *common, "-u", "bob", "-P", "bob-pw", "-t", "u/x",
+                    "-m", "from bob", "-q", "1"], check=True, timeout=10, capture_output=True)
+    out, err = receiver.communicate(timeout=15)
+    assert out.splitlines() == ["u/x from bob"], err
