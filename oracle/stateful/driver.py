@@ -310,10 +310,13 @@ class Driver:
 
     # ---------------------------------------------------------------- actions
 
-    def act(self, event: ClientEvent, data: bytes, *, client_id: str | None = None) -> None:
-        """Observe what is waiting, tell the model ``event``, send ``data``."""
+    def act(self, event: ClientEvent, data: bytes, *, client_id: str | None = None) -> bool:
+        """Observe what is waiting, tell the model ``event``, send ``data``. False when
+        the slot's connection closed while waiting was observed (a server may close
+        between two packets of a burst): then nothing is told or sent."""
         assert not isinstance(event, TimePasses)
         slot = event.client
+        had_link = slot in self.links
         self.poll(0)
         if self.held:
             self.settle()  # no action while an observation waits to be explained
@@ -321,6 +324,9 @@ class Driver:
             isinstance(event, Send) and isinstance(event.packet, Connect)
         )
         if slot not in self.links:
+            if had_link and not opening:
+                self.note(f"{slot}    (closed before {describe_event(event)}: not sent)")
+                return False
             if not opening:
                 raise UsageError(f"{slot} has no connection")
             level = ProtocolLevel.MQTT_3_1_1
@@ -332,6 +338,7 @@ class Driver:
         self.apply(event)
         if data:
             self._send(self.links[slot], data)
+        return True
 
     def level_of(self, slot: str) -> ProtocolLevel:
         """The Protocol Level of the slot's connection (3.1.1 when it has none)."""
@@ -345,8 +352,8 @@ class Driver:
             level = packet.protocol_level
         else:
             level = self.level_of(slot)
-        self.act(Send(slot, packet), encode_at(packet, level), client_id=client_id)
-        self._sent(slot, packet)
+        if self.act(Send(slot, packet), encode_at(packet, level), client_id=client_id):
+            self._sent(slot, packet)
 
     def open_without_connect(self, slot: str) -> None:
         self.act(Open(slot), b"")
