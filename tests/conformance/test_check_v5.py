@@ -173,7 +173,11 @@ def test_mosquitto_fails_exactly_the_recorded_5_0_statements(mosquitto: int,
     not_run = {s["id"]: s["reason"] for s in data["statements"]
                if s["verdict"] == "NOT RUN" and s["checks"]}
     if mosquitto_version() == recorded["version"]:
-        assert failing == recorded["failing"], done.stdout
+        # M5-2: mosquitto enforces a 1 s keep alive after 3.9 to 5.7 s, and now and then
+        # in time: MQTT-3.1.2-22 may fail or not, nothing else may differ.
+        timing = {"MQTT-3.1.2-22"}
+        assert {k: v for k, v in failing.items() if k not in timing} == {
+            k: v for k, v in recorded["failing"].items() if k not in timing}, done.stdout
         assert not_applicable == recorded["not_applicable"], done.stdout
         assert not_run == recorded["not_run"], done.stdout
     else:  # another version: its verdicts are for a reader, the recording is 2.0.11's
