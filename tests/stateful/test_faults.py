@@ -50,13 +50,16 @@ FAULT_COUNT = 21
 """Exactly the faults of faults.FAULTS: one dropped or added must be noticed."""
 
 
-def run_hunt(name: str, examples: int, seed: int | None = None) -> dict[str, Any]:
+def run_hunt(name: str, examples: int, seed: int | None = None, *, level: int | None = None,
+             steps: int = STEPS, shrink: float = SHRINK_SECONDS) -> dict[str, Any]:
     """One hunt's JSON report, with its exit status (``returncode``) and, when it
     exited non-zero or printed no report, the end of its output (``error``). With
-    ``seed``, the programs of that seed instead of the derandomized ones."""
+    ``seed``, the programs of that seed instead of the derandomized ones; with
+    ``level`` 5, a hunt of the level-5 machine."""
     command = [
         sys.executable, "-m", "tests.stateful.hunt", name,
-        "--examples", str(examples), "--steps", str(STEPS), "--shrink", str(SHRINK_SECONDS),
+        *(["--level", str(level)] if level is not None else []),
+        "--examples", str(examples), "--steps", str(steps), "--shrink", str(shrink),
         *(["--seed", str(seed)] if seed is not None else []),
     ]
     path = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]

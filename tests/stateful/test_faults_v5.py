@@ -17,10 +17,6 @@ windows, the machine's waits for expiry), not computing.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -32,13 +28,13 @@ from tests.stateful.faults5 import BEYOND_CI5, FAULTS5
 from tests.stateful.hunt import NO_FAULT
 from tests.stateful.test_faults import (
     CONTROL_SEEDS,
-    ROOT,
     Job,
     control_jobs,
     crashed,
     describe,
     label,
     names_declared,
+    run_hunt,
 )
 
 LEVEL = 5
@@ -55,24 +51,8 @@ FAULT_COUNT = 15
 
 
 def run_hunt5(name: str, examples: int, seed: int | None) -> dict[str, Any]:
-    """One level-5 hunt's JSON report, as ``test_faults.run_hunt`` reads a 3.1.1 one."""
-    command = [
-        sys.executable, "-m", "tests.stateful.hunt", name, "--level", str(LEVEL),
-        "--examples", str(examples), "--steps", str(STEPS), "--shrink", str(SHRINK_SECONDS),
-        *(["--seed", str(seed)] if seed is not None else []),
-    ]
-    path = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=1800, check=False)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    result: dict[str, Any] = {"fault": name, "seed": seed, "found": False}
-    if lines:
-        result.update(json.loads(lines[-1]))
-    result["returncode"] = done.returncode
-    if done.returncode != 0 or not lines:
-        result["error"] = (done.stderr[-3000:] or done.stdout[-3000:]).strip() or "(no output)"
-    return result
+    """One level-5 hunt's JSON report (``test_faults.run_hunt`` at level 5)."""
+    return run_hunt(name, examples, seed, level=LEVEL, steps=STEPS, shrink=SHRINK_SECONDS)
 
 
 def fault_jobs(faults: tuple[Fault, ...]) -> list[Job]:
