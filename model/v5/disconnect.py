@@ -347,10 +347,27 @@ _NO_ROW_REFS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
         DE.CONNACK_ACCEPTED: ("MQTT-3.2.0-2",),
         DE.CONNACK_REFUSED: ("MQTT-3.2.0-2",),
         DE.SERVER_AUTH: ("MQTT-3.2.2-7", "MQTT-4.13.2-1"),
-        DE.SERVER_PACKET: ("MQTT-3.2.2-7", "MQTT-4.13.2-1"),
+        # Any answer (a PUBACK, a SUBACK, a PINGRESP) shows the server processed data the
+        # client sent after the CONNECT it rejected [MQTT-3.1.4-6].
+        DE.SERVER_PACKET: ("MQTT-3.2.2-7", "MQTT-4.13.2-1", "MQTT-3.1.4-6"),
     },
 }
 """What a server packet with no row breaks; after DISCONNECT, it is [MQTT-3.14.4-1]."""
+
+
+def check_server_disconnect_properties(
+    client: str, *, session_expiry_interval: int | None
+) -> None:
+    """Raise ``Violation`` when the server's DISCONNECT carries a Session Expiry Interval,
+    which only the Client may send [MQTT-3.14.2-2]."""
+    if session_expiry_interval is not None:
+        raise Violation(
+            client,
+            "the server's DISCONNECT carries a Session Expiry Interval",
+            refs=("MQTT-3.14.2-2",),
+            allowed=("DISCONNECT without Session Expiry Interval",),
+            arrived=f"DISCONNECT with Session Expiry Interval {session_expiry_interval}",
+        )
 
 
 @attrs.define
@@ -379,11 +396,21 @@ class ServerDisconnect5:
     def server_packet(self, name: str = "a packet") -> Transition:
         return self._server(DE.SERVER_PACKET, name)
 
-    def disconnect(self, reason_code: int, situation: Situation | str | None = None) -> Transition:
+    def disconnect(
+        self,
+        reason_code: int,
+        situation: Situation | str | None = None,
+        *,
+        session_expiry_interval: int | None = None,
+    ) -> Transition:
         """Observe the server's DISCONNECT; ``situation`` (if the harness knows why the
-        server closes) narrows the codes it may carry to ``allowed_codes(situation)``."""
+        server closes) narrows the codes it may carry to ``allowed_codes(situation)``;
+        ``session_expiry_interval`` is the property's value if the DISCONNECT had one."""
         row = self._server(DE.SERVER_DISCONNECT, f"DISCONNECT 0x{reason_code:02X}")
         check_code(reason_code, situation, self.client)
+        check_server_disconnect_properties(
+            self.client, session_expiry_interval=session_expiry_interval
+        )
         self.reason_code = reason_code
         return row
 

@@ -533,14 +533,15 @@ class MalformedInput5:
         self.answered = Reaction.DISCONNECT
 
     def other_packet(self, name: str) -> None:
-        """The server sent anything else: it processed what it had to refuse."""
-        self._reject(name)
+        """The server sent anything else: it processed what it had to refuse (before
+        CONNACK: data after the CONNECT it must reject [MQTT-3.1.4-6])."""
+        self._reject(name, () if self.connected else ("MQTT-3.1.4-6",))
 
     def close(self) -> None:
         if self.closed:
             raise UsageError("the connection is closed already")
         self.closed = True
 
-    def _reject(self, arrived: str) -> None:
+    def _reject(self, arrived: str, also: tuple[str, ...] = ()) -> None:
         raise Violation(self.client, f"{arrived} after a malformed packet ({self.problem.what})",
-                        refs=self.refs, allowed=self.allowed(), arrived=arrived)
+                        refs=(*self.refs, *also), allowed=self.allowed(), arrived=arrived)
