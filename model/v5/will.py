@@ -29,6 +29,7 @@ from enum import StrEnum
 
 import attrs
 
+from mqttref.impl.codec.packets import Publish, Will
 from mqttref.model.chart import Chart, Transition, events_of, states_of
 from mqttref.model.errors import NoTransition, UsageError, Violation
 from mqttref.model.obligations import Obligation
@@ -121,11 +122,21 @@ WILL_5 = Chart(
             ("MQTT-3.14.4-3", "MQTT-3.1.2-10"),
             action="discard_will",
         ),
+        # The will is stored with the Session, not the connection: it outlives the close
+        # [MQTT-3.1.2-7] until its delay or the session's end [MQTT-3.1.2-8].
         Transition(
-            W.STORED, WE.DISCONNECT_OTHER, W.DELAYED, ("MQTT-3.1.2-8",), action="start_delay"
+            W.STORED,
+            WE.DISCONNECT_OTHER,
+            W.DELAYED,
+            ("MQTT-3.1.2-7", "MQTT-3.1.2-8"),
+            action="start_delay",
         ),
         Transition(
-            W.STORED, WE.CONNECTION_CLOSED, W.DELAYED, ("MQTT-3.1.2-8",), action="start_delay"
+            W.STORED,
+            WE.CONNECTION_CLOSED,
+            W.DELAYED,
+            ("MQTT-3.1.2-7", "MQTT-3.1.2-8"),
+            action="start_delay",
         ),
         Transition(W.DELAYED, WE.DELAY_ELAPSED, W.DUE, ("MQTT-3.1.2-8",)),
         Transition(W.DELAYED, WE.SESSION_ENDED, W.DUE, ("MQTT-3.1.2-8",)),
@@ -284,3 +295,52 @@ class Will5:
         row = WILL_5.fire(self.state, event)
         self.state = row.target
         return row
+
+
+# -- the Will Message as published ---------------------------------------------------
+
+
+def check_will_delivery(client: str, will: Will, packet: Publish, *,
+                        retain_as_published: bool) -> None:
+    """Raise ``Violation`` unless ``packet``, a PUBLISH carrying ``will`` to a subscription
+    with ``retain_as_published``, carries it as the CONNECT asked: Will Retain 0 makes it
+    a non-retained message, RETAIN 0 on every delivery [MQTT-3.1.2-14]; Will Retain 1 a
+    retained one, RETAIN 1 where the subscription keeps the flag [MQTT-3.1.2-15]
+    (otherwise 0, 3.3.1.3); its User Properties in the CONNECT's order [MQTT-3.1.3-10]."""
+    if (packet.topic, packet.payload) != (will.topic, will.payload):
+        raise UsageError("the PUBLISH does not carry this Will Message")
+    retain = will.retain and retain_as_published
+    if packet.retain != retain:
+        refs = ("MQTT-3.1.2-15",) if will.retain else ("MQTT-3.1.2-14",)
+        raise Violation(client, f"the Will Message (Will Retain {int(will.retain)}) delivered "
+                        f"with RETAIN {int(packet.retain)}", refs=refs,
+                        allowed=(f"RETAIN {int(retain)}",), arrived=f"RETAIN {int(packet.retain)}")
+    sent = will.properties.user_properties
+    got = packet.properties.user_properties
+    if got != sent:
+        what = "reordered" if sorted(got) == sorted(sent) else "changed"
+        raise Violation(client, f"the Will Message's User Properties {what}",
+                        refs=("MQTT-3.1.3-10",), allowed=(repr(sent),), arrived=repr(got))
+
+
+def retained_after_will(will: Will, before: bytes | None) -> bytes | None:
+    """The payload of the topic's retained message once the will is published (None:
+    none). Will Retain 1 makes the will the retained message [MQTT-3.1.2-15] (a zero-byte
+    one removes it, 3.3.1.3); Will Retain 0 leaves the retained message as it was
+    [MQTT-3.1.2-14]."""
+    if not will.retain:
+        return before
+    return will.payload or None
+
+
+def check_retained_after_will(client: str, will: Will, before: bytes | None,
+                              got: bytes | None) -> None:
+    """A new subscription to the will's topic, after the will was published, got ``got``
+    as the retained message (None: none)."""
+    owed = retained_after_will(will, before)
+    if got != owed:
+        refs = ("MQTT-3.1.2-15",) if will.retain else ("MQTT-3.1.2-14",)
+        raise Violation(client, f"the retained message after a will with Will Retain "
+                        f"{int(will.retain)}", refs=refs,
+                        allowed=(repr(owed) if owed is not None else "no retained message",),
+                        arrived=repr(got) if got is not None else "no retained message")
