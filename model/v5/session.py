@@ -101,7 +101,11 @@ def _closing_rows() -> tuple[Transition, ...]:
 
 
 def _connack_rows() -> tuple[Transition, ...]:
-    """CONNACK answering a CONNECT on a new connection, from each state without one."""
+    """CONNACK answering a CONNECT on a new connection, from each state without one.
+
+    These rows are the processing of Clean Start the server must perform when it
+    accepts a CONNECT [MQTT-3.1.4-4]: 1 discards any existing Session and starts a new
+    one [MQTT-3.1.2-4], 0 resumes the existing one [MQTT-3.1.2-5] or starts a new one."""
     present, absent = "session_present", "no_session_present"
     rows: list[Transition] = []
     for state in (S.NO_SESSION, S.DISCONNECTED, S.EXPIRING):
@@ -110,7 +114,7 @@ def _connack_rows() -> tuple[Transition, ...]:
                 state,
                 E.CONNACK_CLEAN,
                 S.CONNECTED,
-                ("MQTT-3.1.2-4", "MQTT-3.2.2-2"),
+                ("MQTT-3.1.4-4", "MQTT-3.1.2-4", "MQTT-3.2.2-2"),
                 absent,
                 "new_session" if state == S.NO_SESSION else "discard_and_start",
             )
@@ -129,7 +133,7 @@ def _connack_rows() -> tuple[Transition, ...]:
             S.DISCONNECTED,
             E.CONNACK_RESUME,
             S.CONNECTED,
-            ("MQTT-3.1.2-5", "MQTT-3.2.2-3"),
+            ("MQTT-3.1.4-4", "MQTT-3.1.2-5", "MQTT-3.2.2-3"),
             present,
             "resume_session",
         ),
@@ -137,7 +141,7 @@ def _connack_rows() -> tuple[Transition, ...]:
             S.EXPIRING,
             E.CONNACK_RESUME,
             S.CONNECTED,
-            ("MQTT-3.1.2-5", "MQTT-3.2.2-3"),
+            ("MQTT-3.1.4-4", "MQTT-3.1.2-5", "MQTT-3.2.2-3"),
             present,
             "resume_session",
         ),

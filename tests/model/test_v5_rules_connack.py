@@ -10,6 +10,7 @@ from mqttref.impl.codec.packets import Properties as Props
 from mqttref.model.errors import Violation
 from mqttref.model.v5.connack import Connack5
 from mqttref.model.v5.reason_codes import Situation
+from mqttref.model.v5.session import SESSION_5, Session5, SessionEvent5, SessionState5
 
 
 def connect(client_id: str = "c1", keep_alive: int = 60, props: Props | None = None) -> Connect:
@@ -100,3 +101,19 @@ def test_a_server_keep_alive_replaces_the_clients() -> None:
 def test_keep_alive_zero_never_allows_a_keep_alive_close() -> None:
     judge = accepted(connect(keep_alive=0))
     assert not judge.keep_alive_close_allowed(10_000)
+
+
+def test_the_session_chart_rows_accepting_a_connect_process_clean_start() -> None:
+    clean = [t for t in SESSION_5.transitions if t.event == SessionEvent5.CONNACK_CLEAN]
+    assert clean
+    assert all("MQTT-3.1.4-4" in t.refs and t.action in ("new_session", "discard_and_start")
+               for t in clean)
+    session = Session5(client="c1")
+    session.connect(clean_start=False, session_expiry=60)
+    session.connack(0x00, False)
+    session.closed()
+    assert session.state == SessionState5.DISCONNECTED
+    session.connect(clean_start=True, session_expiry=60)
+    with pytest.raises(Violation) as raised:
+        session.connack(0x00, True)  # Clean Start 1 was not processed: the old session kept
+    assert raised.value.refs == ("MQTT-3.2.2-2",)
