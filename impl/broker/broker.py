@@ -37,6 +37,7 @@ import functools
 import logging
 from collections.abc import Callable
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from mqttref import __version__
 from mqttref.impl.broker.authentication import authenticators_for
@@ -55,6 +56,9 @@ from mqttref.impl.logtext import LoopHandler, broker_log, install_loop_handler
 from mqttref.impl.message import Message
 from mqttref.impl.store import Store, StoreError, open_store
 
+if TYPE_CHECKING:  # loaded only with a [cluster] configuration: a single node never imports nats
+    from mqttref.impl.cluster.wiring import ClusterAttachment
+
 log = logging.getLogger("mqttref.broker")
 
 
@@ -67,6 +71,9 @@ class Broker:
             store if store is not None
             else open_store(self.config.store, self.config.data_dir, self.config.store_sync)
         )
+        if self.config.cluster is not None:
+            from mqttref.impl.cluster.wiring import wrap_store  # noqa: PLC0415 (lazy: nats)
+            self.store = wrap_store(self.config, self.store)
         self.table = SessionTable(self.config, self.store)
         self.sessions = self.table.sessions
         """Client id -> session (the table's own dict)."""
@@ -78,6 +85,12 @@ class Broker:
             memory=self.table.memory, connections=self.connections,
             authenticators=authenticators_for(self.config),
         )
+        self.cluster: ClusterAttachment | None = None
+        """This node's part in a NATS JetStream cluster (``[cluster]``, docs/cluster.md):
+        it replaces the router in ``ports`` with one that reaches the other nodes."""
+        if self.config.cluster is not None:
+            from mqttref.impl.cluster.wiring import ClusterAttachment  # noqa: PLC0415
+            self.cluster = ClusterAttachment(self)
         self._servers: list[asyncio.Server] | None = None
         self._stopping = False
         """Set as ``stop`` begins: handshakes still running hand nothing over."""
@@ -142,6 +155,8 @@ class Broker:
             self.table.restore(now)
             self._start_sys_topics(now)
             self.store.commit()
+            if self.cluster is not None:
+                await self.cluster.start()  # in the cluster before any client connects
             self._servers = await self._listen()
         except BaseException:
             self.store.close()  # release the data directory for the next try
@@ -224,6 +239,8 @@ class Broker:
         await self.connections.stop_all()
         for server in servers:
             await server.wait_closed()
+        if self.cluster is not None:
+            await self.cluster.stop()
         if self.failure is None:
             self.store.commit()
         self.store.close()

@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 
 from mqttref.impl.broker.listeners import Listener, listeners_from_value
+from mqttref.impl.cluster.settings import ClusterConfig, cluster_from_value
 from mqttref.impl.codec.errors import ConfigError
 
 MAX_REMAINING_LENGTH = 268_435_455
@@ -341,6 +342,10 @@ class Config:
     acknowledgements go, so a crashed or killed broker (kill -9) loses nothing;
     ``full``: also fsync each group commit, so a power cut loses nothing either, at
     the price of one disk flush per batch (see bench/durability.py)."""
+    cluster: ClusterConfig | None = attrs.field(default=None, converter=cluster_from_value)
+    """The NATS JetStream cluster this node joins (a ``[cluster]`` table, or
+    ``mqttref broker --cluster``; docs/cluster.md); None: a single node, which never
+    loads the cluster code."""
 
     def __attrs_post_init__(self) -> None:
         if self.write_buffer_max < self.write_buffer_limit:
@@ -383,11 +388,13 @@ FLOAT_KEYS = frozenset(
 def config_from_mapping(values: Mapping[str, Any], *, base: Config | None = None) -> Config:
     """Build a Config from ``key = value`` pairs, naming the key of any problem."""
     table = values.get("broker", values)
-    if "broker" in values and len(values) > 1:
-        other = sorted(set(values) - {"broker"})[0]
+    if "broker" in values and len(set(values) - {"cluster"}) > 1:
+        other = sorted(set(values) - {"broker", "cluster"})[0]
         raise ConfigError(f"{other}: unknown key (keys go at the top level or under [broker])")
     if not isinstance(table, Mapping):
         raise ConfigError("broker: expected a table")
+    if table is not values and "cluster" in values:  # [cluster] beside [broker]
+        table = {**table, "cluster": values["cluster"]}
     for key in table:
         if key not in CONFIG_KEYS:
             raise ConfigError(f"{key}: unknown key (known: {', '.join(sorted(CONFIG_KEYS))})")

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from mqttref.impl.broker.admission import NEVER_EXPIRES
 from mqttref.impl.broker.config import Config
 from mqttref.impl.broker.expiry import Deadlines, expiry_deadline
+from mqttref.impl.broker.ports import RouterPort
 from mqttref.impl.broker.pressure import Memory
 from mqttref.impl.broker.registry import Registry
 from mqttref.impl.broker.session import PacketSink, Session
@@ -79,6 +80,9 @@ class SessionTable:
         self.memory = Memory(config.memory_high_water)
         """The bytes queued in all sessions together, against ``memory_high_water``."""
         self.registry = Registry(config, store, self.sessions.get)
+        self.router: RouterPort = self.registry
+        """Where the table publishes wills: the registry, or a cluster node's router
+        (``impl/cluster/wiring.py``), so that a will reaches every node."""
 
     def restore(self, now: float | None = None) -> None:
         """Load the persistent sessions, their delayed wills and the retained messages
@@ -136,7 +140,7 @@ class SessionTable:
             self.store.delete_session(client_id)
             pending = self.delayed_wills.pop(client_id, None)
             if pending is not None:
-                self.registry.publish(published_early(*pending, self._now), self._now)
+                self.router.publish(published_early(*pending, self._now), self._now)
             return
         session = Session.restore(record, config=self.config, store=self.store,
                                   memory=self.memory)
@@ -254,7 +258,7 @@ class SessionTable:
             self.expiry_intervals.pop(session.client_id, None)
             pending = self.delayed_wills.pop(session.client_id, None)
             if pending is not None:
-                self.registry.publish(published_early(*pending, self._now), self._now)
+                self.router.publish(published_early(*pending, self._now), self._now)
 
     def delay_will(self, client_id: str, will: Message, at: float, now: float) -> None:
         """Hold a 5.0 will until ``at`` (its Will Delay Interval), or until its session
@@ -262,7 +266,7 @@ class SessionTable:
         session, so that a restart in between still publishes it [MQTT-3.1.2-8]."""
         self._now = now
         if client_id not in self.sessions:
-            self.registry.publish(published_early(at, will, now), now)
+            self.router.publish(published_early(at, will, now), now)
         else:
             self.delayed_wills[client_id] = (at, will)
             self.store.will_set(client_id, will, at)
@@ -272,7 +276,7 @@ class SessionTable:
         for client_id in due:
             _at, will = self.delayed_wills.pop(client_id)
             self.store.will_remove(client_id)
-            self.registry.publish(will, now)
+            self.router.publish(will, now)
 
     def tick(self, now: float) -> None:
         """The broker's periodic work over all sessions."""

@@ -16,6 +16,7 @@ import attrs
 
 from mqttref.impl.broker.broker import Broker
 from mqttref.impl.broker.config import Config, load_config
+from mqttref.impl.cluster.settings import ClusterConfig, cluster_from_value
 from mqttref.impl.codec.errors import ConfigError
 from mqttref.impl.logtext import BoundedFormatter
 from mqttref.impl.store import StoreError
@@ -59,6 +60,13 @@ def register(add_parser: Any) -> None:
     parser.add_argument("--data-dir", default=None, metavar="DIR",
                         help="directory for the broker's database (default: mqttref under "
                         "$XDG_DATA_HOME or ~/.local/share); one broker per directory")
+    parser.add_argument("--cluster", action="append", default=None, metavar="URL",
+                        help="join a cluster of mqttref nodes on NATS JetStream at this "
+                        "server (nats://HOST:PORT; repeat for more servers); overrides "
+                        "[cluster] servers in the config file (docs/cluster.md)")
+    parser.add_argument("--node-name", default=None, metavar="NAME",
+                        help="this node's name in the cluster (letters, digits, - and _; "
+                        "default: host name and process id)")
     choices = parser.add_argument_group(
         "choices the specification leaves to a server",
         "mosquitto.conf's names where mosquitto has the option; they override the config "
@@ -130,7 +138,28 @@ def build_config(args: argparse.Namespace) -> Config:
         value = getattr(args, key, None)
         if value is not None:
             changes[key] = _option_value(key, kind, value)
+    cluster = _cluster(config.cluster, args)
+    if cluster is not config.cluster:
+        changes["cluster"] = cluster
     return attrs.evolve(config, **changes) if changes else config
+
+
+def _cluster(file: ClusterConfig | None, args: argparse.Namespace) -> ClusterConfig | None:
+    """The config file's ``[cluster]`` with ``--cluster`` and ``--node-name`` on top."""
+    servers = getattr(args, "cluster", None)
+    node_name = getattr(args, "node_name", None)
+    if servers is None and node_name is None:
+        return file
+    if servers is None and file is None:
+        raise ConfigError("--node-name: only with --cluster or a [cluster] table")
+    changes: dict[str, Any] = {}
+    if servers is not None:
+        changes["servers"] = servers
+    if node_name is not None:
+        changes["node_name"] = node_name
+    if file is None:
+        return cluster_from_value(changes)
+    return cluster_from_value({**attrs.asdict(file), **changes})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -174,6 +203,14 @@ async def serve(config: Config) -> int:
     store flushed)."""
     try:
         broker = Broker(config)  # reads the password and ACL files
+    except ImportError as exc:  # --cluster without nats-py installed
+        print(f"mqttref broker: error: the cluster needs nats-py (pip install "
+              f"'mqttref[cluster]'): {exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    except (ConfigError, StoreError) as exc:
+        print(f"mqttref broker: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    try:
         await broker.start()
     except ConfigError as exc:  # a bad password or ACL file, named with its line
         print(f"mqttref broker: error: {exc}", file=sys.stderr)

@@ -1,0 +1,165 @@
+"""Retained messages in a JetStream key-value bucket, mirrored by every node.
+
+Theory of operation. The bucket ``mqttref_retained`` holds the cluster's retained
+messages, one key per topic name (the topic's subject, ``subjects.py``, which is a
+valid key), history 1. A node that routes a retained message puts it there (an
+empty one, which clears the topic [MQTT-3.3.1-10], deletes the key instead
+[MQTT-3.3.1-11]); each node mirrors the whole bucket into its own registry, as the
+topic servers' ``retained`` messages, through an ordered JetStream consumer. So a
+new subscription on any node gets the matching retained messages from its own
+registry, with no round trip [MQTT-3.3.1-6], and a clear on one node reaches all.
+
+The mirror is the only writer of a topic server's retained message for what
+came from elsewhere: a message forwarded with RETAIN 1 is delivered without
+touching it (``deliver_keeping_retained``), so the bucket's order decides when two
+nodes retain on one topic at once. The node's own retained messages are set in
+its registry at once (as on a single node) and then put in the bucket.
+
+Values are an 8-byte wall-clock time of the put (milliseconds) and the message's
+envelope (``envelope.py``): a 5.0 Message Expiry Interval keeps running while the
+message waits in the bucket, whichever node reads it later (3.3.2.3.3).
+
+At start and each time NATS comes back, the mirror reads the whole bucket and
+forgets the retained messages the bucket no longer has (cleared while the node
+was away); ``$SYS`` topics are the node's own and are left alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js.api import DeliverPolicy
+from nats.js.errors import NoKeysError
+from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, KeyValue
+
+from mqttref.impl.broker.registry import Registry
+from mqttref.impl.broker.sys_topics import is_sys_topic
+from mqttref.impl.cluster.envelope import EnvelopeError, open_envelope, seal
+from mqttref.impl.cluster.node import ClusterNode
+from mqttref.impl.cluster.subjects import SubjectError, subject_topic, topic_subject
+from mqttref.impl.logtext import broker_log, clip
+from mqttref.impl.message import Message
+
+BUCKET = "mqttref_retained"
+_KEYS = f"$KV.{BUCKET}."
+_NO_NODE = bytes(8)
+
+
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class RetainedMirror:
+    """The bucket of retained messages, and this node's copy of it in the registry."""
+
+    def __init__(self, node: ClusterNode, registry: Registry) -> None:
+        self.node = node
+        self.registry = registry
+        self._kv: KeyValue | None = None
+        self._subscription: Subscription | None = None
+        self.applied = 0
+        """Updates from the bucket applied to the registry (for tests and status)."""
+
+    @property
+    def kv(self) -> KeyValue:
+        assert self._kv is not None, "the mirror is not started"
+        return self._kv
+
+    async def start(self) -> None:
+        """Open (or make) the bucket, copy it into the registry, then follow it."""
+        self._kv = await self.node.js.create_key_value(bucket=BUCKET, history=1)
+        await self.resync()
+        self.node.on_reconnected(self.resync)
+
+    async def stop(self) -> None:
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None and self.node.connected:
+            try:
+                await subscription.unsubscribe()
+            except Exception as exc:  # leaving anyway
+                broker_log.warning("cluster", "node %s: %s", self.node.name, exc)
+
+    async def resync(self) -> None:
+        """Copy the whole bucket into the registry and follow it from there."""
+        old, self._subscription = self._subscription, None
+        if old is not None:
+            with contextlib.suppress(Exception):  # a consumer of a NATS that went away
+                await old.unsubscribe()
+        kv = self.kv
+        try:
+            keys = set(await kv.keys())
+        except NoKeysError:
+            keys = set()
+        for server in list(self.registry.topics.values()):
+            topic = server.name
+            if server.retained is not None and not is_sys_topic(topic) and (
+                    topic_subject(topic) not in keys):
+                self._apply(topic, None)
+        self._subscription = await self.node.js.subscribe(
+            _KEYS + ">", stream=f"KV_{BUCKET}", cb=self._update, ordered_consumer=True,
+            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT)
+
+    async def put(self, message: Message) -> None:
+        """Make ``message`` the cluster's retained message of its topic, or clear it."""
+        key = topic_subject(message.topic)
+        if message.payload:
+            now = asyncio.get_running_loop().time()
+            value = _wall_ms().to_bytes(8, "big") + seal(message, _NO_NODE, 0, now)
+            await self.kv.put(key, value)
+        else:
+            await self.kv.delete(key)
+
+    def deliver_keeping_retained(self, message: Message, now: float) -> None:
+        """Deliver a forwarded RETAIN 1 message to local subscribers, leaving the local
+        retained message as the bucket last said."""
+        registry = self.registry
+        server = registry.topics.get(message.topic)
+        before = server.retained if server is not None else None
+        registry.publish(message, now)
+        server = registry.topics.get(message.topic)
+        if server is not None and server.retained is not before:
+            server.retained = before
+            registry.store.set_retained(server.name, before)
+            if server.idle:
+                registry.topics.remove(server.name)
+
+    async def _update(self, msg: Msg) -> None:
+        """One change of the bucket: a topic's retained message set or cleared."""
+        try:
+            topic = subject_topic(msg.subject[len(_KEYS):])
+        except SubjectError as exc:
+            broker_log.warning("cluster foreign", "node %s: not a topic key in %s: %s",
+                               self.node.name, BUCKET, exc)
+            return
+        operation = msg.headers.get(KV_OP) if msg.headers else None
+        message: Message | None = None
+        if operation not in (KV_DEL, KV_PURGE):
+            now = asyncio.get_running_loop().time()
+            try:
+                put_at = int.from_bytes(msg.data[:8], "big")
+                message = open_envelope(topic, msg.data[8:], now).message
+            except EnvelopeError as exc:
+                broker_log.warning("cluster foreign", "node %s: not a retained message at %s: "
+                                   "%s", self.node.name, clip(topic), exc)
+                return
+            if message.expires_at is not None:
+                message.expires_at -= max(0, _wall_ms() - put_at) / 1000
+            message.origin = None
+        self._apply(topic, message)
+        self.applied += 1
+
+    def _apply(self, topic: str, message: Message | None) -> None:
+        registry = self.registry
+        if message is None:
+            server = registry.topics.get(topic)
+            if server is None or server.retained is None:
+                return
+            server.set_retained(Message(topic, b"", retain=True))
+            if server.idle:
+                registry.topics.remove(topic)
+            return
+        registry.topic_server(topic).set_retained(message)

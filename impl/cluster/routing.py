@@ -1,0 +1,287 @@
+"""The cluster's router: the node's registry for its own sessions, NATS for the others.
+
+Theory of operation. ``ClusterRouter`` is one more ``RouterPort`` (``ports.py``):
+what a connection's core asks of the router, it answers with the node's own
+``Registry`` first, so a local subscriber gets a local message exactly as on a
+single node, and then it forwards:
+
+* ``publish``: the message goes to the local registry, then into the node's
+  outgoing queue as an envelope (``envelope.py``) on the subject of its topic
+  (``subjects.py``, under ``mqttref.msg``). One task sends the queue in order, so
+  the messages of one publisher keep their order per topic across nodes (NATS
+  keeps the order of one connection's messages to each subscriber). A retained
+  message (or its clear) also goes to the key-value bucket (``retained.py``).
+  ``$SYS/...`` topics are the node's own status and are not forwarded.
+* ``on_subscribe``/``on_unsubscribe``: answered by the registry, then the node's
+  NATS subscriptions follow its filters (``interest.py``), so NATS carries to
+  this node only what some local session wants. Sessions that end or come back
+  without a SUBSCRIBE (session table, restore) are caught by a sweep every
+  ``SWEEP_INTERVAL`` seconds and by ``sync_interest``.
+
+A message from another node is delivered through the registry alone (never
+forwarded again), once even when several of the node's NATS subscriptions match
+it: its (incarnation, sequence) is remembered in a window (``Seen``). Its RETAIN
+flag reaches the subscribers that asked for Retain As Published, but the local
+copy of the retained message is the key-value bucket's, not the forwarded one's.
+
+While NATS is away, what is meant for other nodes waits in the queue, up to
+``max_pending`` messages; beyond that it is dropped for other nodes (logged and
+counted in ``dropped``) while local subscribers still get it (docs/cluster.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Callable, Iterable
+
+import attrs
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from mqttref.impl.broker.registry import Registry
+from mqttref.impl.broker.session import Session
+from mqttref.impl.broker.sys_topics import SYS_ROOT, is_sys_topic
+from mqttref.impl.cluster.envelope import EnvelopeError, open_envelope, seal
+from mqttref.impl.cluster.interest import Interest
+from mqttref.impl.cluster.node import SUBJECT_ROOT, ClusterNode
+from mqttref.impl.cluster.retained import RetainedMirror
+from mqttref.impl.cluster.subjects import SubjectError, subject_topic, topic_subject
+from mqttref.impl.codec.packets import Subscribe, Unsubscribe
+from mqttref.impl.logtext import broker_log, clip
+from mqttref.impl.message import Message
+
+MESSAGES = f"{SUBJECT_ROOT}.msg."
+"""The prefix of the subjects routed messages travel on."""
+SWEEP_INTERVAL = 1.0
+SEEN_WINDOW = 65_536
+"""Messages per sending node remembered for the duplicate filter."""
+
+
+class Seen:
+    """The (incarnation, sequence) names of the messages delivered lately."""
+
+    def __init__(self, window: int = SEEN_WINDOW) -> None:
+        self._window = window
+        self._names: set[tuple[bytes, int]] = set()
+        self._order: deque[tuple[bytes, int]] = deque()
+
+    def first_time(self, incarnation: bytes, sequence: int) -> bool:
+        """Whether this message is new here (and remember it)."""
+        name = (incarnation, sequence)
+        if name in self._names:
+            return False
+        self._names.add(name)
+        self._order.append(name)
+        if len(self._order) > self._window:
+            self._names.discard(self._order.popleft())
+        return True
+
+
+@attrs.frozen
+class _Publish:
+    subject: str
+    body: bytes
+
+
+@attrs.frozen
+class _Subscription:
+    subject: str
+    wanted: bool
+
+
+@attrs.frozen
+class _Retain:
+    message: Message
+
+
+_Work = _Publish | _Subscription | _Retain
+
+
+class ClusterRouter:
+    """A ``RouterPort`` over the local registry and NATS."""
+
+    def __init__(self, node: ClusterNode, registry: Registry,
+                 held_filters: Callable[[], Iterable[str]], retained: RetainedMirror) -> None:
+        self.node = node
+        self.registry = registry
+        self._held_filters = held_filters
+        self.retained = retained
+        self.interest = Interest()
+        self.seen = Seen()
+        self._sequence = 0
+        self._queue: deque[_Work] = deque()
+        self._pending_messages = 0
+        self._wake = asyncio.Event()
+        self._subscriptions: dict[str, Subscription] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.forwarded = 0
+        """Messages sent to NATS for other nodes."""
+        self.received = 0
+        """Messages from other nodes delivered here (duplicates not counted)."""
+        self.dropped = 0
+        """Messages not forwarded because the queue was full while NATS was away."""
+
+    # RouterPort ---------------------------------------------------------------------
+
+    def publish(self, message: Message, now: float) -> int:
+        """Deliver locally, then forward to the nodes that want it; the local count
+        (other nodes answer later: 5.0's "no matching subscribers" speaks of this node)."""
+        matched = self.registry.publish(message, now)
+        topic = message.topic
+        if topic.startswith(SYS_ROOT) and is_sys_topic(topic):
+            return matched  # the node's own status, not the cluster's
+        if message.retain:
+            self._queue.append(_Retain(message))
+        if self._pending_messages >= self.node.settings.max_pending:
+            self.dropped += 1
+            broker_log.warning("cluster queue full", "node %s: %d messages wait for NATS; "
+                               "one on %s not forwarded to other nodes", self.node.name,
+                               self._pending_messages, clip(topic))
+        else:
+            self._sequence += 1
+            body = seal(message, self.node.incarnation, self._sequence, now)
+            self._queue.append(_Publish(MESSAGES + topic_subject(topic), body))
+            self._pending_messages += 1
+        self._wake.set()
+        return matched
+
+    def on_subscribe(self, session: Session, packet: Subscribe, now: float) -> None:
+        before = set(session.subscriptions)
+        self.registry.on_subscribe(session, packet, now)
+        for topic_filter in session.subscriptions.keys() - before:
+            for subject in self.interest.add(topic_filter):
+                self._subscription(subject, wanted=True)
+
+    def on_unsubscribe(self, session: Session, packet: Unsubscribe, now: float) -> None:
+        before = set(session.subscriptions)
+        self.registry.on_unsubscribe(session, packet, now)
+        for topic_filter in before - session.subscriptions.keys():
+            for subject in self.interest.remove(topic_filter):
+                self._subscription(subject, wanted=False)
+
+    # Interest -----------------------------------------------------------------------
+
+    def sync_interest(self) -> None:
+        """Make the NATS subscriptions follow every local session's filters now."""
+        changes = self.interest.reconcile(self._held_filters())
+        for subject in changes.unsubscribe:
+            self._subscription(subject, wanted=False)
+        for subject in changes.subscribe:
+            self._subscription(subject, wanted=True)
+
+    def _subscription(self, subject: str, *, wanted: bool) -> None:
+        self._queue.append(_Subscription(MESSAGES + subject, wanted))
+        self._wake.set()
+
+    @property
+    def nats_subjects(self) -> tuple[str, ...]:
+        """The subjects this node is subscribed to in NATS now (sorted)."""
+        return tuple(sorted(self._subscriptions))
+
+    # Lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start sending the queue and sweeping the interest (on the running loop)."""
+        self.sync_interest()
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._send()), loop.create_task(self._sweep())]
+
+    async def flush(self, timeout: float = 5.0) -> None:
+        """Wait until the queue is sent and NATS has it (for an orderly stop)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._queue and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        if self.node.connected:
+            await self.node.nc.flush(timeout=max(1, round(deadline - loop.time())))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    # Sending ------------------------------------------------------------------------
+
+    async def _send(self) -> None:
+        """Send the queue in order; while NATS is away, wait with it."""
+        queue = self._queue
+        while True:
+            if not queue:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            await self.node.wait_connected()
+            work = queue[0]
+            try:
+                await self._do(work)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self.node.connected:
+                    broker_log.error("cluster send", "node %s: could not send %s to NATS: %s",
+                                     self.node.name, type(work).__name__, exc)
+                    queue.popleft()
+                    if isinstance(work, _Publish):
+                        self._pending_messages -= 1
+                else:
+                    await asyncio.sleep(0.05)  # lost meanwhile: try again once it is back
+                continue
+            queue.popleft()
+            if isinstance(work, _Publish):
+                self._pending_messages -= 1
+
+    async def _do(self, work: _Work) -> None:
+        if isinstance(work, _Publish):
+            await self.node.nc.publish(work.subject, work.body)
+            self.forwarded += 1
+        elif isinstance(work, _Retain):
+            await self.retained.put(work.message)
+        elif work.wanted:
+            if work.subject not in self._subscriptions:
+                self._subscriptions[work.subject] = await self.node.nc.subscribe(
+                    work.subject, cb=self._arrived)
+        else:
+            subscription = self._subscriptions.pop(work.subject, None)
+            if subscription is not None:
+                await subscription.unsubscribe()
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            try:
+                self.sync_interest()
+            except Exception:
+                broker_log.error("cluster sweep", "node %s: the interest sweep failed",
+                                 self.node.name, exc_info=True)
+
+    # Receiving ----------------------------------------------------------------------
+
+    async def _arrived(self, msg: Msg) -> None:
+        """A message from another node: deliver it here once."""
+        now = asyncio.get_running_loop().time()
+        try:
+            topic = subject_topic(msg.subject[len(MESSAGES):])
+            envelope = open_envelope(topic, msg.data, now)
+        except (SubjectError, EnvelopeError) as exc:
+            broker_log.warning("cluster foreign", "node %s: not an mqttref message on %s: %s",
+                               self.node.name, clip(msg.subject), exc)
+            return
+        if envelope.incarnation == self.node.incarnation:
+            return  # our own (no_echo makes this rare: a reconnect race)
+        if not self.seen.first_time(envelope.incarnation, envelope.sequence):
+            return
+        self.received += 1
+        message = envelope.message
+        try:
+            if message.retain:
+                self.retained.deliver_keeping_retained(message, now)
+            else:
+                self.registry.publish(message, now)
+        except Exception:
+            broker_log.error("cluster deliver", "node %s: delivering a message on %s failed",
+                             self.node.name, clip(topic), exc_info=True)

@@ -1,0 +1,81 @@
+"""How a broker becomes a cluster node: the one place ``broker.py`` reaches into.
+
+``Broker`` imports this module only when its configuration has a ``cluster``
+table, so a single node never loads ``nats``. The broker stays as it is; the
+attachment swaps in the cluster's implementations of its narrow ports:
+
+* the router (``BrokerPorts.router`` and ``SessionTable.router``, through which
+  connections and wills publish) becomes a ``ClusterRouter`` over the node's
+  own registry (``routing.py``);
+* the node's registry mirrors the cluster's retained messages (``retained.py``).
+
+``start`` runs after the store is loaded and before the broker listens, so no
+client connects to a node that is not in its cluster yet; ``stop`` runs after the
+connections are closed, so what they published last still goes out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Protocol
+
+import attrs
+
+from mqttref.impl.broker.config import Config
+from mqttref.impl.broker.ports import BrokerPorts
+from mqttref.impl.broker.sessions import SessionTable
+from mqttref.impl.cluster.node import ClusterNode
+from mqttref.impl.cluster.retained import RetainedMirror
+from mqttref.impl.cluster.routing import ClusterRouter
+from mqttref.impl.store.base import Store
+
+
+class ClusterHost(Protocol):
+    """What the attachment needs of the broker (``Broker`` has it)."""
+
+    config: Config
+    table: SessionTable
+    ports: BrokerPorts
+
+
+def wrap_store(config: Config, store: Store) -> Store:
+    """The store a cluster node's session table uses (H2: sessions in JetStream plug in
+    here)."""
+    del config
+    return store
+
+
+class ClusterAttachment:
+    """A broker's node in the cluster: NATS connection, router, retained mirror."""
+
+    def __init__(self, host: ClusterHost) -> None:
+        settings = host.config.cluster
+        assert settings is not None, "a cluster attachment needs a [cluster] configuration"
+        self.host = host
+        table = host.table
+        self.node = ClusterNode(settings)
+        self.retained = RetainedMirror(self.node, table.registry)
+        self.router = ClusterRouter(self.node, table.registry, self._held_filters,
+                                    self.retained)
+        host.ports = attrs.evolve(host.ports, router=self.router)
+        table.router = self.router
+
+    def _held_filters(self) -> Iterator[str]:
+        for session in self.host.table.sessions.values():
+            yield from session.subscriptions
+
+    async def start(self) -> None:
+        """Join: wait for NATS, copy the retained messages, subscribe for local sessions."""
+        await self.node.connect()
+        await self.retained.start()
+        self.router.start()
+        # H2 spot 2: sessions, ownership and wills across nodes attach here.
+
+    async def stop(self) -> None:
+        """Leave: send what waits (a few seconds at most), then close the connection."""
+        with contextlib.suppress(Exception):  # NATS gone: what waits is lost, as documented
+            await self.router.flush()
+        await self.router.stop()
+        await self.retained.stop()
+        await self.node.close()
