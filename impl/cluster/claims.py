@@ -1,0 +1,293 @@
+"""A node's leases and claims on client ids, over NATS (the I/O of ``ownership.py``).
+
+Everything here runs on the node's NATS thread (``bridge.NatsThread``):
+
+- ``keep_lease`` puts the node's incarnation under its name in ``mqttref_nodes``, a
+  bucket whose entries age out after one lease, every third of a lease;
+- ``claim`` walks ``ownership.decide_claim`` until this node owns a client id,
+  asking the previous owner to release it on the subject
+  ``mqttref.sessions.release.<node>.<incarnation>`` (request and reply);
+- ``serve_releases`` answers such requests: the node's broker loop closes the
+  client's connection and lets the session go (``ClusterSessions.release``), then
+  the reply says it is done;
+- ``owner_records`` and ``live_nodes`` are what ``wills.py`` reads to find orphans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Final
+
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.kv import KeyValue
+
+from mqttref.impl.cluster.ownership import (
+    AskRelease,
+    ClaimState,
+    Create,
+    Lease,
+    NodeId,
+    Owned,
+    OwnerRecord,
+    Replace,
+    WaitForRelease,
+    decide_claim,
+)
+from mqttref.impl.cluster.session_store import SESSIONS_BUCKET, session_prefix
+
+log = logging.getLogger("mqttref.cluster")
+
+NODES_BUCKET: Final = "mqttref_nodes"
+OWNERS_BUCKET: Final = "mqttref_owners"
+RELEASE_SUBJECT: Final = "mqttref.sessions.release"
+
+
+def release_subject(node: NodeId) -> str:
+    """Where one life of a node takes release requests (a name may hold any character)."""
+    name = base64.urlsafe_b64encode(node.name.encode()).decode().rstrip("=")
+    return f"{RELEASE_SUBJECT}.n{name}.{node.incarnation}"
+
+
+def node_key(name: str) -> str:
+    return "n" + base64.urlsafe_b64encode(name.encode()).decode().rstrip("=")
+
+
+class ClusterLink:
+    """One node's NATS connection for sessions, and its buckets."""
+
+    def __init__(self, me: NodeId, lease: float, *, clock: Callable[[], float] = time.monotonic
+                 ) -> None:
+        self.me = me
+        self.lease = Lease(lease)
+        self.clock = clock
+        self.nc: Client | None = None
+        self.js: JetStreamContext | None = None
+        self.nodes: KeyValue | None = None
+        self.owners: KeyValue | None = None
+        self.sessions: KeyValue | None = None
+        self._lease_task: asyncio.Task[None] | None = None
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        """Client id -> its lock and how many claims use or wait for it."""
+        self.lease_lost: Callable[[], None] = lambda: None
+        """Called (on the NATS thread) when refreshes failed for a whole lease."""
+
+    @property
+    def lease_seconds(self) -> float:
+        return self.lease.lease
+
+    async def connect(self, servers: list[str]) -> None:
+        """Connect, create the buckets if they are missing, and take the first lease."""
+        self.nc = await nats.connect(servers, name=f"mqttref-sessions-{self.me.name}",
+                                     max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+        self.js = self.nc.jetstream()
+        self.nodes = await self._bucket(NODES_BUCKET, ttl=self.lease.lease)
+        self.owners = await self._bucket(OWNERS_BUCKET)
+        self.sessions = await self._bucket(SESSIONS_BUCKET)
+        await self._refresh()
+        self._lease_task = asyncio.get_running_loop().create_task(self._keep_lease())
+
+    async def _bucket(self, name: str, ttl: float | None = None) -> KeyValue:
+        assert self.js is not None
+        try:
+            return await self.js.key_value(name)
+        except nats.js.errors.BucketNotFoundError:
+            pass
+        try:
+            return await self.js.create_key_value(KeyValueConfig(
+                bucket=name, ttl=ttl, storage=StorageType.FILE, history=1))
+        except nats.js.errors.Error:
+            return await self.js.key_value(name)  # another node created it meanwhile
+
+    async def _refresh(self) -> None:
+        assert self.nodes is not None
+        started = self.clock()
+        await self.nodes.put(node_key(self.me.name), self.me.incarnation.encode())
+        self.lease.refreshed(started)
+
+    async def _keep_lease(self) -> None:
+        while True:
+            await asyncio.sleep(max(0.0, self.lease.next_refresh(self.clock()) - self.clock()))
+            try:
+                await self._refresh()
+            except Exception as exc:  # NATS away: try again soon, and tell when it is lost
+                log.warning("node %s could not refresh its lease: %r", self.me.name, exc)
+                if not self.lease.held(self.clock()):
+                    self.lease_lost()
+                await asyncio.sleep(self.lease.lease / 10)
+
+    async def close(self) -> None:
+        """Stop refreshing and let the lease go now (a clean stop), then disconnect."""
+        if self._lease_task is not None:
+            self._lease_task.cancel()
+            self._lease_task = None
+        if self.nc is not None:
+            try:
+                if self.nodes is not None:
+                    await self.nodes.delete(node_key(self.me.name))
+            finally:
+                await self.nc.close()
+                self.nc = None
+
+    # Reading ---------------------------------------------------------------------------
+
+    async def owner(self, client_id: str) -> OwnerRecord | None:
+        assert self.owners is not None
+        try:
+            entry = await self.owners.get(session_prefix(client_id))
+        except nats.js.errors.KeyNotFoundError:
+            return None
+        if entry.value is None or entry.revision is None:
+            return None
+        return OwnerRecord(NodeId.decode(entry.value), entry.revision)
+
+    async def live_nodes(self) -> dict[str, str]:
+        """Node name -> incarnation, for every node whose lease is held now."""
+        assert self.nodes is not None
+        try:
+            keys = await self.nodes.keys()
+        except nats.js.errors.NoKeysError:
+            return {}
+        live: dict[str, str] = {}
+        for key in keys:
+            try:
+                entry = await self.nodes.get(key)
+            except nats.js.errors.KeyNotFoundError:
+                continue
+            if entry.value:
+                name = base64.urlsafe_b64decode(key[1:] + "=" * (-(len(key) - 1) % 4)).decode()
+                live[name] = entry.value.decode()
+        return live
+
+    async def owner_records(self) -> list[tuple[str, OwnerRecord]]:
+        """Every owner record, by client id."""
+        assert self.owners is not None
+        try:
+            keys = await self.owners.keys()
+        except nats.js.errors.NoKeysError:
+            return []
+        records: list[tuple[str, OwnerRecord]] = []
+        for key in keys:
+            try:
+                entry = await self.owners.get(key)
+            except nats.js.errors.KeyNotFoundError:
+                continue
+            if entry.value and entry.revision is not None:
+                client_id = base64.urlsafe_b64decode(key[1:] + "=" * (-(len(key) - 1) % 4))
+                records.append((client_id.decode(),
+                                OwnerRecord(NodeId.decode(entry.value), entry.revision)))
+        return records
+
+    # Claiming --------------------------------------------------------------------------
+
+    async def claim(self, client_id: str) -> None:
+        """Own ``client_id``: returns once this node owns it and its previous owner (if
+        live) has let it go, or did not answer within a lease."""
+        async with self._lock(client_id):
+            await self._claim(client_id)
+
+    async def _claim(self, client_id: str) -> None:
+        assert self.owners is not None
+        state = ClaimState()
+        key = session_prefix(client_id)
+        while True:
+            current = await self.owner(client_id)
+            mine = current is None or current.owner == self.me
+            live = {} if mine else await self.live_nodes()
+            now = self.clock()
+            action = decide_claim(self.me, current, live, state, now=now, lease=self.lease.lease)
+            match action:
+                case Owned():
+                    return
+                case Create():
+                    try:
+                        await self.owners.create(key, self.me.encode())
+                        return
+                    except nats.js.errors.KeyWrongLastSequenceError:
+                        continue  # someone created it first: read it again
+                case Replace(revision=revision):
+                    try:
+                        await self.owners.update(key, self.me.encode(), last=revision)
+                        return
+                    except nats.js.errors.KeyWrongLastSequenceError:
+                        state = ClaimState()  # it changed hands meanwhile: start again
+                        continue
+                case AskRelease(owner=owner):
+                    released = await self._ask_release(owner, client_id)
+                    state = ClaimState(owner, now, released)
+                case WaitForRelease(until=until):
+                    await asyncio.sleep(min(max(until - now, 0.0), self.lease.lease / 10))
+
+    async def _ask_release(self, owner: NodeId, client_id: str) -> bool:
+        """Ask ``owner`` to let ``client_id`` go; whether it said it did."""
+        assert self.nc is not None
+        try:
+            reply = await self.nc.request(release_subject(owner), client_id.encode(),
+                                          timeout=self.lease.lease)
+        except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+            return False
+        return reply.data == b"released"
+
+    async def disown(self, client_id: str) -> None:
+        """Delete this node's record of ``client_id`` (its session ended here), unless
+        another node owns it by now."""
+        assert self.owners is not None
+        async with self._lock(client_id):
+            current = await self.owner(client_id)
+            if current is None or current.owner != self.me:
+                return
+            with contextlib.suppress(nats.js.errors.KeyWrongLastSequenceError):
+                await self.owners.delete(session_prefix(client_id), last=current.revision)
+
+    @contextlib.asynccontextmanager
+    async def _lock(self, client_id: str) -> AsyncIterator[None]:
+        """One claim or disowning of a client id at a time, in the order they were asked
+        (a client that leaves and comes straight back is disowned, then claimed)."""
+        lock, users = self._locks.get(client_id, (None, 0))
+        if lock is None:
+            lock = asyncio.Lock()
+        self._locks[client_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[client_id]
+            if users == 1:
+                del self._locks[client_id]
+            else:
+                self._locks[client_id] = (lock, users - 1)
+
+    async def take_orphan(self, client_id: str, record: OwnerRecord) -> bool:
+        """Take a dead node's client id by compare-and-set; whether this node won it."""
+        assert self.owners is not None
+        try:
+            await self.owners.update(session_prefix(client_id), self.me.encode(),
+                                     last=record.revision)
+        except nats.js.errors.KeyWrongLastSequenceError:
+            return False
+        return True
+
+    async def serve_releases(self, release: Callable[[str], Awaitable[None]]) -> None:
+        """Answer release requests for this life of the node with ``release``."""
+        assert self.nc is not None
+
+        async def answer(msg: Msg) -> None:
+            client_id = msg.data.decode()
+            try:
+                await release(client_id)
+            except Exception:
+                log.exception("releasing %r for another node failed", client_id[:100])
+                await msg.respond(b"failed")
+                return
+            await msg.respond(b"released")
+
+        await self.nc.subscribe(release_subject(self.me), cb=answer)

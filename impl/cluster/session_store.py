@@ -1,0 +1,467 @@
+"""Persistent sessions in a JetStream key-value bucket, behind the broker's ``Store``.
+
+Theory of operation. A cluster node keeps what its own sessions hold in memory,
+as a single broker does (a ``MemoryStore`` here), and every change to a
+persistent session is also written to the bucket ``mqttref_sessions``, one key
+per thing, so that another node can load the session when its client comes back
+there (``fetch``):
+
+    c<id>.meta              when its connection left it, its expiry interval
+    c<id>.sub.<filter>      a subscription: granted QoS and 5.0 options
+    c<id>.q.<seq>           a queued message, in sequence order
+    c<id>.f.<packet id>     an outbound QoS 1/2 message in flight, with its state
+    c<id>.r.<packet id>     an inbound QoS 2 packet id awaiting PUBREL
+    c<id>.will              a 5.0 will waiting for its Will Delay Interval
+    c<id>.lastwill          the will of the connected client (``impl/cluster/wills.py``)
+
+(``<id>`` and ``<filter>`` in unpadded base64url, which keys can hold.) Calls only
+record; ``commit`` writes what changed since the last commit, the last value per
+key, and returns once JetStream has stored all of it: the broker commits before
+PUBACK, PUBREC, SUBACK and CONNACK leave, so what a client was told is kept
+survives the node. A store that cannot write raises ``StoreError``, and the node
+stops as a single broker does when its disk fails.
+
+A session this node let another node take (``release``) is muted: the table's
+clean-up of it here (unsubscribing, discarding) changes nothing in the bucket,
+which now belongs to the new owner.
+
+Retained messages are not sessions: those calls go to ``retained``, the store the
+node keeps them in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, Final
+
+import attrs
+from nats.js.kv import KeyValue
+
+from mqttref.impl.cluster.bridge import NatsThread
+from mqttref.impl.codec import wire
+from mqttref.impl.codec.packets import NO_PROPERTIES, PacketType, Properties, QoS, Will
+from mqttref.impl.codec.properties import encode_properties, read_properties
+from mqttref.impl.flow import OutboundState
+from mqttref.impl.message import Message, OutboundMessage
+from mqttref.impl.store.base import (
+    NO_OPTIONS,
+    SessionExpiry,
+    SessionRecord,
+    Store,
+    StoredInflight,
+    StoredWill,
+    SubscriptionOptions,
+)
+from mqttref.impl.store.datadir import StoreError
+from mqttref.impl.store.memory import MemoryStore
+
+SESSIONS_BUCKET: Final = "mqttref_sessions"
+
+Value = dict[str, Any]
+
+
+def _b64(text: str | bytes) -> str:
+    raw = text.encode() if isinstance(text, str) else text
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _unb64(token: str) -> bytes:
+    return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+
+
+def session_prefix(client_id: str) -> str:
+    """The keys of one client id's session begin with this (and a dot)."""
+    return "c" + _b64(client_id)
+
+
+def _properties_block(properties: Properties) -> str | None:
+    if properties is NO_PROPERTIES:
+        return None
+    return _b64(encode_properties(properties, PacketType.PUBLISH))
+
+
+def _properties(block: str | None) -> Properties:
+    if not block:
+        return NO_PROPERTIES
+    return read_properties(wire.Reader(_unb64(block)), PacketType.PUBLISH)
+
+
+class Clocks:
+    """Loop-clock instants to wall-clock ones and back: the bucket outlives the node
+    whose loop clock an expiry was counted on."""
+
+    def __init__(self, loop_clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time) -> None:
+        self.loop_clock = loop_clock
+        self.wall_clock = wall_clock
+
+    def to_wall(self, at: float | None) -> float | None:
+        return None if at is None else at - self.loop_clock() + self.wall_clock()
+
+    def to_loop(self, at: float | None) -> float | None:
+        return None if at is None else at - self.wall_clock() + self.loop_clock()
+
+
+def encode_outbound(message: OutboundMessage, clocks: Clocks) -> Value:
+    return {"topic": message.topic, "qos": int(message.qos),
+            "payload": _b64(message.payload), "retain": message.retain,
+            "properties": _properties_block(message.properties),
+            "expires_at": clocks.to_wall(message.expires_at), "share": message.share}
+
+
+def decode_outbound(value: Value, packet_id: int, clocks: Clocks) -> OutboundMessage:
+    return OutboundMessage(
+        value["topic"], packet_id, QoS(value["qos"]), _unb64(value["payload"]),
+        bool(value["retain"]), _properties(value["properties"]),
+        clocks.to_loop(value["expires_at"]), value["share"],
+    )
+
+
+def encode_message(message: Message, clocks: Clocks) -> Value:
+    return {"topic": message.topic, "qos": int(message.qos),
+            "payload": _b64(message.payload), "retain": message.retain,
+            "properties": _properties_block(message.properties),
+            "expires_at": clocks.to_wall(message.expires_at), "origin": message.origin}
+
+
+def decode_message(value: Value, clocks: Clocks) -> Message:
+    return Message(value["topic"], _unb64(value["payload"]), QoS(value["qos"]),
+                   bool(value["retain"]), properties=_properties(value["properties"]),
+                   expires_at=clocks.to_loop(value["expires_at"]), origin=value["origin"])
+
+
+def _options_value(qos: QoS, options: SubscriptionOptions) -> Value:
+    return {"qos": int(qos), "no_local": options.no_local,
+            "retain_as_published": options.retain_as_published,
+            "identifier": options.identifier}
+
+
+def record_from_entries(client_id: str, entries: Iterable[tuple[str, bytes]],
+                        clocks: Clocks) -> tuple[SessionRecord | None, StoredWill | None]:
+    """A session as its keys hold it (``fetch``), and its delayed will if any;
+    (None, None) without a ``meta`` key (no persistent session)."""
+    prefix = session_prefix(client_id) + "."
+    expiry: SessionExpiry | None = None
+    subscriptions: dict[str, QoS] = {}
+    options: dict[str, SubscriptionOptions] = {}
+    queue: list[tuple[int, OutboundMessage]] = []
+    inflight: list[tuple[int, StoredInflight]] = []
+    awaiting: set[int] = set()
+    will: StoredWill | None = None
+    for key, data in entries:
+        kind, _dot, rest = key.removeprefix(prefix).partition(".")
+        value: Value = json.loads(data)
+        if kind == "meta":
+            expiry = SessionExpiry(value["disconnected_at"], value["expiry_interval"])
+        elif kind == "sub":
+            topic_filter = _unb64(rest).decode()
+            subscriptions[topic_filter] = QoS(value["qos"])
+            option = SubscriptionOptions(value["no_local"], value["retain_as_published"],
+                                         value["identifier"])
+            if option != NO_OPTIONS:
+                options[topic_filter] = option
+        elif kind == "q":
+            queue.append((int(rest), decode_outbound(value["message"], 0, clocks)))
+        elif kind == "f":
+            packet_id = int(rest)
+            inflight.append((value["order"], StoredInflight(
+                packet_id, OutboundState[value["state"]],
+                decode_outbound(value["message"], packet_id, clocks))))
+        elif kind == "r":
+            awaiting.add(int(rest))
+        elif kind == "will":
+            due = clocks.to_loop(value["due_at"])
+            will = StoredWill(client_id, due if due is not None else 0.0,
+                              decode_message(value["message"], clocks))
+    if expiry is None:
+        return None, None
+    record = SessionRecord(
+        client_id, subscriptions, sorted(queue, key=lambda item: item[0]),
+        [stored for _order, stored in sorted(inflight, key=lambda item: item[0])],
+        frozenset(awaiting), expiry, options,
+    )
+    return record, will
+
+
+class JetStreamSessionStore(Store):
+    """Sessions in memory and in the ``mqttref_sessions`` bucket; retained messages in
+    ``retained`` (the node's own store for them)."""
+
+    def __init__(self, retained: Store, *, timeout: float = 5.0,
+                 clocks: Clocks | None = None) -> None:
+        self.retained_store = retained
+        self.local = MemoryStore()
+        self.nats: NatsThread | None = None
+        self.kv: KeyValue | None = None
+        """Set by ``bind`` once the node is connected to NATS (``sessions.attach_sessions``):
+        before, no session can exist here (the node does not listen yet)."""
+        self.timeout = timeout
+        self.clocks = clocks or Clocks()
+        self._pending: dict[str, bytes | None] = {}
+        """Key -> value to put (None: delete) at the next commit."""
+        self._keys: dict[str, set[str]] = {}
+        """The bucket keys of each persistent session held here (to delete them)."""
+        self._muted: set[str] = set()
+        self._sent_order = 0
+
+    def bind(self, nats: NatsThread, kv: KeyValue) -> None:
+        self.nats = nats
+        self.kv = kv
+
+    def _connected(self) -> tuple[NatsThread, KeyValue]:
+        if self.nats is None or self.kv is None:
+            raise StoreError(f"JetStream bucket {SESSIONS_BUCKET}: not connected to NATS")
+        return self.nats, self.kv
+
+    # Bookkeeping -----------------------------------------------------------------------
+
+    def _persistent(self, client_id: str) -> bool:
+        return client_id in self._keys and client_id not in self._muted
+
+    def _put(self, client_id: str, suffix: str, value: Value) -> None:
+        key = f"{session_prefix(client_id)}.{suffix}"
+        self._keys[client_id].add(key)
+        self._pending[key] = json.dumps(value, separators=(",", ":")).encode()
+
+    def _delete(self, client_id: str, suffix: str) -> None:
+        key = f"{session_prefix(client_id)}.{suffix}"
+        keys = self._keys.get(client_id)
+        if keys is not None and key in keys:
+            keys.discard(key)
+            self._pending[key] = None
+
+    def mute(self, client_id: str) -> None:
+        """Another node took this session: forget it here, and write nothing more of it."""
+        self._muted.add(client_id)
+        self._keys.pop(client_id, None)
+
+    def commit(self) -> None:
+        """Write every change since the last commit to the bucket, and wait for it."""
+        self.local.commit()
+        self.retained_store.commit()
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        nats, kv = self._connected()
+        try:
+            nats.call(self._write(kv, pending), self.timeout)
+        except Exception as exc:
+            raise StoreError(f"JetStream bucket {SESSIONS_BUCKET}: cannot write "
+                             f"{len(pending)} session changes: {exc!r}") from exc
+
+    @staticmethod
+    async def _write(kv: KeyValue, pending: dict[str, bytes | None]) -> None:
+        """Every change at once, on the NATS thread; done when JetStream acknowledged all."""
+        await asyncio.gather(*(
+            kv.put(key, value) if value is not None else kv.delete(key)
+            for key, value in pending.items()
+        ))
+
+    def fetch(self, client_id: str) -> tuple[SessionRecord | None, StoredWill | None]:
+        """Load a session from the bucket (this node has just taken its client id) and
+        hold it here from now on."""
+        nats, kv = self._connected()
+        try:
+            entries = nats.call(self._read(kv, session_prefix(client_id)), self.timeout)
+        except Exception as exc:
+            raise StoreError(f"JetStream bucket {SESSIONS_BUCKET}: cannot read session "
+                             f"{client_id[:100]!r}: {exc!r}") from exc
+        self._muted.discard(client_id)
+        self.local.delete_session(client_id)
+        record, will = record_from_entries(client_id, entries, self.clocks)
+        if record is None:
+            self._keys.pop(client_id, None)
+            return None, None
+        self._keys[client_id] = {key for key, _data in entries}
+        self.local.create_session(client_id)
+        for topic_filter, qos in record.subscriptions.items():
+            self.local.set_subscription(client_id, topic_filter, qos,
+                                        record.options.get(topic_filter, NO_OPTIONS))
+        for seq, message in record.queue:
+            self.local.queue_append(client_id, seq, message)
+        for stored in record.inflight:
+            self.local.inflight_set(client_id, stored.packet_id, stored.state, stored.message)
+        for packet_id in record.awaiting_rel:
+            self.local.awaiting_rel_add(client_id, packet_id)
+        return record, will
+
+    async def _read(self, kv: KeyValue, prefix: str) -> list[tuple[str, bytes]]:
+        """Every key of one session, as the bucket holds them now."""
+        watcher = await kv.watch(f"{prefix}.>")
+        entries: list[tuple[str, bytes]] = []
+        try:
+            while True:
+                entry = await watcher.updates(timeout=self.timeout)  # type: ignore[no-untyped-call]  # nats-py leaves it untyped
+                if entry is None:
+                    return entries
+                if entry.operation in (None, "PUT") and entry.value:  # not DEL, PURGE
+                    entries.append((entry.key, entry.value))
+        finally:
+            await watcher.stop()  # type: ignore[no-untyped-call]  # untyped in nats-py
+
+    # Persistent sessions ---------------------------------------------------------------
+
+    def session_ids(self) -> list[str]:
+        """None at start-up: a node loads a session when it takes its client id."""
+        return []
+
+    def create_session(self, client_id: str) -> None:
+        self.local.create_session(client_id)
+        self._muted.discard(client_id)
+        if client_id in self._keys:
+            return
+        self._keys[client_id] = set()
+        self._put(client_id, "meta", {"disconnected_at": None, "expiry_interval": None})
+        record = self.local.load_session(client_id)
+        if record is not None:
+            for topic_filter, qos in record.subscriptions.items():
+                self._put(client_id, f"sub.{_b64(topic_filter)}", _options_value(
+                    qos, record.options.get(topic_filter, NO_OPTIONS)))
+
+    def load_session(self, client_id: str) -> SessionRecord | None:
+        return self.local.load_session(client_id)
+
+    def delete_session(self, client_id: str) -> None:
+        self.local.delete_session(client_id)
+        if client_id in self._muted:
+            return
+        for key in self._keys.pop(client_id, set()):
+            self._pending[key] = None
+
+    def session_expiry(self, client_id: str) -> SessionExpiry | None:
+        return self.local.session_expiry(client_id)
+
+    def session_disconnected(self, client_id: str, at: float,
+                             expiry_interval: float | None = None) -> None:
+        self.local.session_disconnected(client_id, at, expiry_interval)
+        if self._persistent(client_id):
+            self._put(client_id, "meta",
+                      {"disconnected_at": at, "expiry_interval": expiry_interval})
+
+    def session_connected(self, client_id: str) -> None:
+        self.local.session_connected(client_id)
+        if self._persistent(client_id):
+            expiry = self.local.session_expiry(client_id)
+            interval = expiry.expiry_interval if expiry is not None else None
+            self._put(client_id, "meta", {"disconnected_at": None, "expiry_interval": interval})
+
+    # Subscriptions ---------------------------------------------------------------------
+
+    def set_subscription(self, client_id: str, topic_filter: str, qos: QoS,
+                         options: SubscriptionOptions = NO_OPTIONS) -> None:
+        self.local.set_subscription(client_id, topic_filter, qos, options)
+        if self._persistent(client_id):
+            self._put(client_id, f"sub.{_b64(topic_filter)}", _options_value(qos, options))
+
+    def delete_subscription(self, client_id: str, topic_filter: str) -> None:
+        self.local.delete_subscription(client_id, topic_filter)
+        if self._persistent(client_id):
+            self._delete(client_id, f"sub.{_b64(topic_filter)}")
+
+    def subscriptions(self) -> Iterable[tuple[str, str, QoS]]:
+        """Those of the sessions held here (none at start-up)."""
+        return self.local.subscriptions()
+
+    # Queues and in-flight state --------------------------------------------------------
+
+    def queue_append(self, client_id: str, seq: int, message: OutboundMessage) -> None:
+        self.local.queue_append(client_id, seq, message)
+        if self._persistent(client_id):
+            self._put(client_id, f"q.{seq}",
+                      {"message": encode_outbound(message, self.clocks)})
+
+    def queue_remove(self, client_id: str, seq: int) -> None:
+        self.local.queue_remove(client_id, seq)
+        if self._persistent(client_id):
+            self._delete(client_id, f"q.{seq}")
+
+    def inflight_set(self, client_id: str, packet_id: int, state: OutboundState,
+                     message: OutboundMessage) -> None:
+        self.local.inflight_set(client_id, packet_id, state, message)
+        if self._persistent(client_id):
+            self._sent_order += 1
+            self._put(client_id, f"f.{packet_id}", {
+                "state": state.name, "order": self._sent_order,
+                "message": encode_outbound(message, self.clocks)})
+
+    def inflight_remove(self, client_id: str, packet_id: int) -> None:
+        self.local.inflight_remove(client_id, packet_id)
+        if self._persistent(client_id):
+            self._delete(client_id, f"f.{packet_id}")
+
+    def awaiting_rel_add(self, client_id: str, packet_id: int) -> None:
+        self.local.awaiting_rel_add(client_id, packet_id)
+        if self._persistent(client_id):
+            self._put(client_id, f"r.{packet_id}", {})
+
+    def awaiting_rel_remove(self, client_id: str, packet_id: int) -> None:
+        self.local.awaiting_rel_remove(client_id, packet_id)
+        if self._persistent(client_id):
+            self._delete(client_id, f"r.{packet_id}")
+
+    # Wills -----------------------------------------------------------------------------
+
+    def will_set(self, client_id: str, will: Message, due_at: float) -> None:
+        self.local.will_set(client_id, will, due_at)
+        if self._persistent(client_id):
+            self._put(client_id, "will", {"due_at": self.clocks.to_wall(due_at),
+                                          "message": encode_message(will, self.clocks)})
+
+    def will_remove(self, client_id: str) -> None:
+        self.local.will_remove(client_id)
+        if self._persistent(client_id):
+            self._delete(client_id, "will")
+
+    def wills(self) -> Iterable[StoredWill]:
+        """None at start-up (see ``session_ids``)."""
+        return []
+
+    def live_will_set(self, client_id: str, will: Will | None) -> None:
+        """The will of the client now connected here (None: it has none, or its connection
+        ended here), for the cluster to publish should this node die before the
+        connection ends (``impl/cluster/wills.py``)."""
+        key = f"{session_prefix(client_id)}.lastwill"
+        if will is None:
+            self._pending[key] = None
+            return
+        delay = will.properties.will_delay_interval or 0
+        properties = will.properties
+        if properties is not NO_PROPERTIES:
+            properties = attrs.evolve(properties, will_delay_interval=None)
+        self._pending[key] = json.dumps({
+            "topic": will.topic, "payload": _b64(will.payload), "qos": int(will.qos),
+            "retain": will.retain, "properties": _properties_block(properties),
+            "delay": delay,
+        }, separators=(",", ":")).encode()
+
+
+    # Retained messages -----------------------------------------------------------------
+
+    def set_retained(self, topic: str, message: Message | None) -> None:
+        self.retained_store.set_retained(topic, message)
+
+    def get_retained(self, topic: str) -> Message | None:
+        return self.retained_store.get_retained(topic)
+
+    def retained(self) -> Iterable[Message]:
+        return self.retained_store.retained()
+
+    def open(self) -> None:
+        self.retained_store.open()
+
+    def close(self) -> None:
+        self.retained_store.close()
+
+
+def decode_live_will(data: bytes) -> tuple[Message, int]:
+    """A stored live will as the message to publish, and its Will Delay Interval: its
+    Message Expiry Interval runs from publication (3.1.3.2.4), so it has no deadline
+    yet (the publisher sets ``expires_at``)."""
+    value: Value = json.loads(data)
+    message = Message(value["topic"], _unb64(value["payload"]), QoS(value["qos"]),
+                      bool(value["retain"]), properties=_properties(value["properties"]))
+    return message, int(value["delay"])

@@ -1,0 +1,286 @@
+"""The cluster's session port: the node's session table, with ownership across nodes.
+
+Theory of operation. A node's ``SessionTable`` decides everything about the
+sessions it holds, as on a single broker; ``ClusterSessions`` stands in front of
+it as the ``SessionPort`` of every connection, and adds what spans nodes:
+
+- ``open_session`` first makes this node the owner of the client id
+  (``claims.ClusterLink.claim``: compare-and-set on the owner record, after the
+  previous owner, if live, closed the client's connection there [MQTT-3.1.4-2],
+  DISCONNECT 0x8E at 5.0, and wrote and let go of its session). A persistent session
+  not held here is then loaded from JetStream (``JetStreamSessionStore.fetch``)
+  and indexed in the registry, so that the table resumes it [MQTT-3.1.2-4] with its
+  subscriptions, queue and in-flight messages, as if it had always been here.
+  The client's will is written down beside the session, for ``wills.py``.
+- ``release`` is the other side: what this node does when another asks for a
+  client id. The table forgets the session without ending it; the store, muted
+  for it, writes nothing of that.
+- ``adopt`` takes the session of a node that died (``wills.py`` found it): a
+  persistent session is loaded and waits here for its client, subscribed as
+  before; the will of a client that was connected there is published (or delayed
+  by its Will Delay Interval, for a session that goes on).
+
+The NATS calls run on the node's NATS thread; the broker's loop waits for them
+(``bridge.NatsThread.call``), which is what lets CONNACK follow ownership.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import attrs
+
+from mqttref.impl.broker.config import Config
+from mqttref.impl.broker.expiry import expiry_deadline
+from mqttref.impl.broker.ports import RouterPort
+from mqttref.impl.broker.session import PacketSink, Session
+from mqttref.impl.broker.sessions import SessionTable
+from mqttref.impl.broker.sys_topics import is_sys_topic
+from mqttref.impl.cluster.bridge import Inbox, NatsThread
+from mqttref.impl.cluster.claims import ClusterLink
+from mqttref.impl.cluster.ownership import NodeId
+from mqttref.impl.cluster.session_store import JetStreamSessionStore, decode_live_will
+from mqttref.impl.cluster.wills import find_orphans
+from mqttref.impl.codec.errors import ReasonCode
+from mqttref.impl.codec.packets import NO_PROPERTIES, Connect
+from mqttref.impl.logtext import clip
+from mqttref.impl.message import Message
+from mqttref.impl.store.base import SessionExpiry, SessionRecord, Store, StoredWill
+
+if TYPE_CHECKING:
+    from mqttref.impl.broker.broker import Broker
+
+log = logging.getLogger("mqttref.cluster")
+
+CALL_MARGIN = 5.0
+"""Seconds beyond a lease that a claim may take before the CONNECT fails: the claim
+itself gives up on a silent owner after one lease."""
+
+
+class ClusterSessions:
+    """The ``SessionPort`` of a cluster node (see the module's docstring)."""
+
+    def __init__(self, table: SessionTable, store: JetStreamSessionStore, link: ClusterLink,
+                 nats: NatsThread, *, interest_changed: Callable[[], None] = lambda: None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.table = table
+        self.store = store
+        self.link = link
+        self.nats = nats
+        self.interest_changed = interest_changed
+        """Tell the node's router that the registry's filters changed (NATS interest)."""
+        self.clock = clock
+        self._releasing: str | None = None
+
+    @property
+    def router(self) -> RouterPort:
+        return self.table.router
+
+    # SessionPort -------------------------------------------------------------------------
+
+    def open_session(
+        self, connection: PacketSink, client_id: str, connect: Connect, now: float
+    ) -> tuple[Session, bool]:
+        """Own the client id in the cluster, load its session if another node left it,
+        then let the table decide (new, resumed, or taken over here)."""
+        self.nats.call(self.link.claim(client_id), self.link.lease_seconds * 2 + CALL_MARGIN)
+        if client_id not in self.table.sessions:
+            record, will = self.store.fetch(client_id)
+            if record is not None:
+                self._restore(record, will)
+        session, present = self.table.open_session(connection, client_id, connect, now)
+        self.store.live_will_set(client_id, connect.will)
+        return session, present
+
+    def connection_closed(self, connection: PacketSink, session: Session, now: float) -> None:
+        current = session.connection is connection
+        self.table.connection_closed(connection, session, now)
+        if not current:
+            return  # taken over here by another connection: that one's will is kept
+        client_id = session.client_id
+        self.store.live_will_set(client_id, None)
+        if client_id not in self.table.sessions and self._releasing != client_id:
+            self.nats.submit(self.link.disown(client_id))
+
+    def delay_will(self, client_id: str, will: Message, at: float, now: float) -> None:
+        self.table.delay_will(client_id, will, at, now)
+
+    def set_expiry(self, session: Session, seconds: float) -> None:
+        self.table.set_expiry(session, seconds)
+
+    # Sessions moving between nodes -------------------------------------------------------
+
+    def _restore(self, record: SessionRecord, will: StoredWill | None) -> None:
+        """Hold a session loaded from JetStream as the table holds its own: indexed in the
+        registry, with its expiry and delayed will (as ``SessionTable.restore`` does)."""
+        table = self.table
+        client_id = record.client_id
+        session = Session.restore(record, config=table.config, store=self.store,
+                                  memory=table.memory)
+        table.sessions[client_id] = session
+        table.registry.add_stored_subscriptions(session, record.options)
+        expiry = record.expiry
+        if expiry.expiry_interval is not None:
+            table.expiry_intervals[client_id] = expiry.expiry_interval
+        if expiry.disconnected_at is None:  # its node died while its client was connected
+            expiry = SessionExpiry(self.clock(), expiry.expiry_interval)
+            self.store.session_disconnected(client_id, expiry.disconnected_at or 0.0,
+                                            expiry.expiry_interval)
+        deadline = expiry_deadline(expiry, table.config.persistent_client_expiration)
+        if deadline is not None:
+            table.deadlines.set(client_id, deadline)
+        if will is not None:
+            table.delayed_wills[client_id] = (will.due_at, will.message)
+        self.interest_changed()
+
+    def release(self, client_id: str, now: float) -> None:
+        """Another node takes ``client_id``: close its connection here (DISCONNECT 0x8E at
+        5.0, the will published [MQTT-3.1.4-2]), write what the session holds, and forget
+        it without ending it: it lives on in JetStream, for the new owner."""
+        table = self.table
+        session = table.sessions.get(client_id)
+        if session is None:
+            return
+        self._releasing = client_id
+        try:
+            if session.connection is not None:
+                session.connection.close(
+                    "taken over by a connection on another node", publish_will=True, now=now,
+                    reason_code=ReasonCode.SESSION_TAKEN_OVER,
+                )
+            self.store.commit()
+            session = table.sessions.get(client_id)
+            if session is None:
+                return  # a clean session: it ended with its connection
+            self.store.mute(client_id)
+            table.delayed_wills.pop(client_id, None)  # session state: the new owner has it
+            table.registry.remove_session(session, now)
+            session.detach()
+            del table.sessions[client_id]
+            table.deadlines.clear(client_id)
+            table.expiry_intervals.pop(client_id, None)
+            self.store.local.delete_session(client_id)
+        finally:
+            self._releasing = None
+        self.interest_changed()
+        log.debug("released %s to another node", clip(client_id))
+
+    def adopt(self, client_id: str, live_will: bytes | None, now: float) -> None:
+        """This node won the client id of a node whose lease ran out: keep its persistent
+        session here, and publish the will of its client, which was connected there."""
+        table = self.table
+        if client_id not in table.sessions:
+            record, delayed = self.store.fetch(client_id)
+            if record is not None:
+                self._restore(record, delayed)
+        if live_will is not None:
+            message, delay = decode_live_will(live_will)
+            if not is_sys_topic(message.topic):
+                self._publish_will(client_id, message, delay, now)
+        self.store.live_will_set(client_id, None)
+        self.store.commit()
+        if client_id not in table.sessions:
+            self.nats.submit(self.link.disown(client_id))
+        log.info("took over %s from a node whose lease ran out", clip(client_id))
+
+    def _publish_will(self, client_id: str, message: Message, delay: int, now: float) -> None:
+        """The will of a client whose node died, counted from now: its Will Delay Interval
+        for a session that goes on, its Message Expiry Interval from publication."""
+        expiry = message.properties.message_expiry_interval \
+            if message.properties is not NO_PROPERTIES else None
+        if expiry is not None:
+            message.expires_at = now + delay + expiry
+        if delay and client_id in self.table.sessions:
+            self.table.delay_will(client_id, message, now + delay, now)
+        else:
+            self.router.publish(message, now)
+
+
+# Wiring into a node ------------------------------------------------------------------------
+
+
+def wrap_store(config: Config, store: Store) -> JetStreamSessionStore:
+    """The store of a cluster node: sessions in JetStream, retained messages in ``store``.
+
+    It connects when ``attach_sessions`` runs (before the node listens)."""
+    del config  # the same for every configuration, for now
+    return JetStreamSessionStore(store)
+
+
+@attrs.define
+class SessionsHandle:
+    """What ``attach_sessions`` started, to stop it with the broker."""
+
+    sessions: ClusterSessions
+    link: ClusterLink
+    nats: NatsThread
+    reaper: concurrent.futures.Future[None] | None = None
+
+    async def close(self) -> None:
+        """Stop finding orphans, let the lease go (other nodes may take this node's
+        persistent sessions from now on), close the NATS connection and its thread."""
+        if self.reaper is not None:
+            self.reaper.cancel()
+        try:
+            await self.nats.call_async(self.link.close())
+        finally:
+            self.nats.stop()
+
+
+async def attach_sessions(
+    broker: Broker, *, servers: list[str] | None = None, node_name: str | None = None,
+    lease: float | None = None, interest_changed: Callable[[], None] | None = None,
+) -> SessionsHandle:
+    """Make ``broker``'s sessions cluster sessions: connect to NATS, take the lease,
+    serve release requests, find orphans, and put ``ClusterSessions`` in its ports.
+
+    The arguments default to ``broker.config.cluster``; its store must come from
+    ``wrap_store``."""
+    settings = broker.config.cluster
+    store = broker.store
+    if not isinstance(store, JetStreamSessionStore):
+        raise TypeError("a cluster node's store comes from impl.cluster.sessions.wrap_store")
+    if servers is None or node_name is None or lease is None:
+        if settings is None:
+            raise ValueError("attach_sessions needs servers, node_name and lease, "
+                             "or a broker configured with [cluster]")
+        servers = servers or list(settings.servers)
+        node_name = node_name or settings.node_name
+        lease = lease or settings.lease
+    if interest_changed is None:
+        router = getattr(getattr(broker, "cluster", None), "router", None)
+        interest_changed = getattr(router, "sync_interest", None) or (lambda: None)
+    nats = NatsThread(f"mqttref-sessions-{node_name}")
+    nats.start()
+    link = ClusterLink(NodeId.fresh(node_name), lease)
+    loop = asyncio.get_running_loop()
+    try:
+        await nats.call_async(link.connect(servers))
+    except BaseException:
+        nats.stop()
+        raise
+    assert link.sessions is not None
+    store.bind(nats, link.sessions)
+    sessions = ClusterSessions(broker.table, store, link, nats,
+                               interest_changed=interest_changed)
+    inbox = Inbox.of_thread(threading.get_ident())  # the thread of the broker's loop
+
+    async def release(client_id: str) -> None:
+        await inbox.run(functools.partial(_release, sessions, client_id, loop), loop)
+
+    await nats.call_async(link.serve_releases(release))
+    broker.ports = attrs.evolve(broker.ports, sessions=sessions)
+    handle = SessionsHandle(sessions, link, nats)
+    handle.reaper = nats.submit(find_orphans(sessions.adopt, link, loop, inbox))
+    return handle
+
+
+def _release(sessions: ClusterSessions, client_id: str, loop: asyncio.AbstractEventLoop) -> None:
+    sessions.release(client_id, loop.time())

@@ -1,0 +1,114 @@
+"""Takeover across nodes: a CONNECT on node B closes the same client id's connection on A.
+
+[MQTT-3.1.4-2]: if the client id is already connected, the server disconnects the
+existing client; at 5.0 with DISCONNECT 0x8E (Session taken over). In a cluster the
+two connections are on different nodes, and the owner record of the client id
+moves by compare-and-set (``impl/cluster/ownership.py``); a persistent session
+comes along with its subscriptions, as on one broker [MQTT-3.1.2-4].
+
+Two nodes in this process share one real nats-server with JetStream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from mqttref.impl.cluster.session_store import session_prefix
+from tests.broker.paho_client import Paho
+from tests.broker.test_v5_peers import Paho5
+from tests.cluster.sessions_nodes import NatsServer, SessionNode, require_nats_server
+
+LEASE = 2.0
+SESSION_TAKEN_OVER = 0x8E
+
+
+@pytest.fixture
+def nodes() -> Iterator[tuple[SessionNode, SessionNode]]:
+    require_nats_server()
+    nats = NatsServer().start()
+    started: list[SessionNode] = []
+    try:
+        started.append(SessionNode(nats.url, "n1", LEASE))
+        started.append(SessionNode(nats.url, "n2", LEASE))
+        yield started[0], started[1]
+    finally:
+        for node in started:
+            node.stop()
+        nats.stop()
+
+
+def owner_of(node: SessionNode, client_id: str) -> str | None:
+    """The node name the owner record of ``client_id`` holds, read from JetStream."""
+    handle = node.handle
+    record = handle.nats.call(handle.link.owner(client_id), 5.0)
+    return None if record is None else record.owner.name
+
+
+def test_a_5_0_connect_on_another_node_closes_the_first_with_session_taken_over(
+    nodes: tuple[SessionNode, SessionNode],
+) -> None:
+    """The client id connected on n1 connects on n2: n1 sends DISCONNECT 0x8E and closes
+    [MQTT-3.1.4-2]; n2 owns the client id from then on."""
+    n1, n2 = nodes
+    first = Paho5(n1.port, "x5")
+    assert owner_of(n1, "x5") == "n1"
+    second = Paho5(n2.port, "x5")
+    assert first.disconnected.wait(5.0), "n1 kept the first connection"
+    assert first.disconnect_reason == SESSION_TAKEN_OVER
+    assert not second.disconnected.is_set()
+    assert owner_of(n2, "x5") == "n2"
+    assert n1.running.call(lambda broker: "x5" not in broker.sessions)
+    second.stop()
+
+
+def test_a_persistent_session_moves_to_the_new_node_with_its_subscriptions(
+    nodes: tuple[SessionNode, SessionNode],
+) -> None:
+    """A 3.1.1 client with clean session 0 subscribed on n1 connects again on n2 while
+    still connected on n1: n1 closes the old connection [MQTT-3.1.4-2], n2 answers
+    session present 1 [MQTT-3.2.2-2] and delivers on the subscription made on n1."""
+    n1, n2 = nodes
+    first = Paho(n1.port, "x311", clean_session=False).connect()
+    assert first.subscribe("moves/#", 1) == [1]
+    second = Paho(n2.port, "x311", clean_session=False).connect()
+    assert first.disconnected.wait(5.0), "n1 kept the first connection"
+    assert second.session_present is True
+    publisher = Paho(n2.port, "pub").connect()
+    publisher.publish("moves/here", b"after the takeover", qos=1)
+    [message] = second.expect(1)
+    assert (message.topic, message.payload, message.qos) == ("moves/here",
+                                                             b"after the takeover", 1)
+    assert first.nothing_within(0.2)
+    assert n1.running.call(lambda broker: "x311" not in broker.sessions)
+    for client in (second, publisher):
+        client.disconnect()
+
+
+def test_a_clean_session_taken_over_elsewhere_starts_empty(
+    nodes: tuple[SessionNode, SessionNode],
+) -> None:
+    """Clean session 1 on n2 discards the session n1 held [MQTT-3.1.2-6]: session present 0,
+    and nothing of it left in JetStream."""
+    n1, n2 = nodes
+    first = Paho(n1.port, "xc", clean_session=False).connect()
+    first.subscribe("gone/#", 1)
+    second = Paho(n2.port, "xc", clean_session=True).connect()
+    assert first.disconnected.wait(5.0)
+    assert second.session_present is False
+    second.disconnect()
+    keys = n2.handle.nats.call(_keys(n2, session_prefix("xc")), 5.0)
+    assert keys == []
+
+
+async def _keys(node: SessionNode, prefix: str) -> list[str]:
+    kv = node.handle.link.sessions
+    assert kv is not None
+    watcher = await kv.watch(f"{prefix}.>", ignore_deletes=True)
+    keys: list[str] = []
+    while (entry := await watcher.updates(timeout=2.0)) is not None:  # type: ignore[no-untyped-call]  # nats-py
+        if entry.operation in (None, "PUT"):
+            keys.append(entry.key)
+    await watcher.stop()  # type: ignore[no-untyped-call]  # nats-py
+    return keys
