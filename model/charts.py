@@ -16,6 +16,7 @@ from mqttref.model.v5.disconnect import SERVER_DISCONNECT_5
 from mqttref.model.v5.flow_control import FLOW_CONTROL_5
 from mqttref.model.v5.message_expiry import MESSAGE_EXPIRY_5
 from mqttref.model.v5.packet_size import PACKET_SIZE_5
+from mqttref.model.v5.qos2_receiver import QOS2_RECEIVER_5
 from mqttref.model.v5.reason_codes import PROBLEM_INFORMATION_5
 from mqttref.model.v5.session import SESSION_5
 from mqttref.model.v5.shared import SHARED_5
@@ -41,6 +42,7 @@ CHARTS_5: tuple[Chart, ...] = (
     FLOW_CONTROL_5,
     TOPIC_ALIAS_5,
     MESSAGE_EXPIRY_5,
+    QOS2_RECEIVER_5,
     PACKET_SIZE_5,
     SUBSCRIPTION_5,
     SHARED_5,
