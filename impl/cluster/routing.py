@@ -55,6 +55,10 @@ from mqttref.impl.message import Message
 MESSAGES = f"{SUBJECT_ROOT}.msg."
 """The prefix of the subjects routed messages travel on."""
 SWEEP_INTERVAL = 1.0
+SEND_ATTEMPTS = 40
+"""Tries to send one thing while NATS is connected before it is given up (logged):
+JetStream answers a few seconds late after nats-server restarts."""
+RETRY_WAIT = 0.25
 SEEN_WINDOW = 65_536
 """Messages per sending node remembered for the duplicate filter."""
 
@@ -210,6 +214,7 @@ class ClusterRouter:
     async def _send(self) -> None:
         """Send the queue in order; while NATS is away, wait with it."""
         queue = self._queue
+        failures = 0
         while True:
             if not queue:
                 self._wake.clear()
@@ -222,15 +227,14 @@ class ClusterRouter:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if self.node.connected:
+                failures += 1
+                if self.node.connected and failures >= SEND_ATTEMPTS:
                     broker_log.error("cluster send", "node %s: could not send %s to NATS: %s",
                                      self.node.name, type(work).__name__, exc)
-                    queue.popleft()
-                    if isinstance(work, _Publish):
-                        self._pending_messages -= 1
-                else:
-                    await asyncio.sleep(0.05)  # lost meanwhile: try again once it is back
-                continue
+                else:  # NATS lost meanwhile, or JetStream not ready yet after a restart
+                    await asyncio.sleep(RETRY_WAIT)
+                    continue
+            failures = 0
             queue.popleft()
             if isinstance(work, _Publish):
                 self._pending_messages -= 1

@@ -1,0 +1,152 @@
+"""Messages across mqttref nodes clustered on NATS: publisher on one node, subscribers on
+the others, with paho-mqtt and mosquitto's clients (peers written by others)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from tests.cluster.conftest import Cluster
+from tests.cluster.helpers import client, eventually, wait_for_interest
+from tests.helpers.peers import require_peer
+
+
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_a_message_published_on_one_node_reaches_subscribers_on_the_others(
+        cluster: Cluster, qos: int) -> None:
+    subscribers = [client(cluster, node) for node in ("n2", "n3")]
+    publisher = client(cluster, "n1")
+    try:
+        for node, subscriber in zip(("n2", "n3"), subscribers, strict=True):
+            assert subscriber.subscribe(f"routing/{qos}/+", qos) == [qos]
+            wait_for_interest(cluster, node, f"routing/{qos}/+")
+        publisher.publish(f"routing/{qos}/x", b"across", qos)
+        for subscriber in subscribers:
+            [message] = subscriber.expect()
+            assert (message.topic, message.payload, message.qos) == (
+                f"routing/{qos}/x", b"across", qos)
+            assert not message.retain  # forwarded copies carry RETAIN 0 [MQTT-3.3.1-9]
+            assert subscriber.nothing_within(0.2)  # once, not once per node or filter
+    finally:
+        for each in [*subscribers, publisher]:
+            each.disconnect()
+
+
+def test_overlapping_filters_on_another_node_deliver_one_copy(cluster: Cluster) -> None:
+    """Both filters make n2 subscribe in NATS; the message still arrives once
+    [MQTT-3.3.5-1]."""
+    subscriber = client(cluster, "n2")
+    publisher = client(cluster, "n1")
+    try:
+        subscriber.subscribe("overlap/#", 1)
+        subscriber.subscribe("overlap/+", 1)
+        wait_for_interest(cluster, "n2", "overlap/#")
+        wait_for_interest(cluster, "n2", "overlap/+")
+        publisher.publish("overlap/a", b"one", 1)
+        [message] = subscriber.expect()
+        assert message.payload == b"one"
+        assert subscriber.nothing_within(0.3)
+    finally:
+        subscriber.disconnect()
+        publisher.disconnect()
+
+
+def test_order_per_topic_from_one_publisher_is_kept_across_nodes(cluster: Cluster) -> None:
+    subscriber = client(cluster, "n3")
+    publisher = client(cluster, "n1")
+    try:
+        subscriber.subscribe("order/#", 1)
+        wait_for_interest(cluster, "n3", "order/#")
+        sent = [(f"order/{i % 3}", str(i).encode()) for i in range(300)]
+        for topic, payload in sent:
+            publisher.client.publish(topic, payload, 1)
+        received = subscriber.expect(len(sent), timeout=20)
+        for topic in ("order/0", "order/1", "order/2"):
+            assert [m.payload for m in received if m.topic == topic] == [
+                p for t, p in sent if t == topic]
+    finally:
+        subscriber.disconnect()
+        publisher.disconnect()
+
+
+def test_wildcards_do_not_match_dollar_topics_across_nodes(cluster: Cluster) -> None:
+    """[MQTT-4.7.2-1]: ``#`` and ``+/...`` on n2 get no ``$`` topic published on n1;
+    a filter naming the ``$`` level does."""
+    everything = client(cluster, "n2")
+    single = client(cluster, "n3")
+    dollar = client(cluster, "n3")
+    publisher = client(cluster, "n1")
+    try:
+        everything.subscribe("#", 1)
+        single.subscribe("+/reading", 1)
+        dollar.subscribe("$app/+", 1)
+        wait_for_interest(cluster, "n2", "#")
+        wait_for_interest(cluster, "n3", "$app/+")
+        wait_for_interest(cluster, "n3", "+/reading")
+        publisher.publish("$app/reading", b"dollar", 1)
+        publisher.publish("plain/reading", b"plain", 1)
+        [message] = dollar.expect()
+        assert message.topic == "$app/reading"
+        assert [m.topic for m in single.expect()] == ["plain/reading"]
+        eventually(lambda: not everything.messages.empty(), "n2's # subscriber got plain")
+        topics = [m.topic for m in everything.expect()]
+        assert topics == ["plain/reading"]
+        assert everything.nothing_within(0.3)
+        assert single.nothing_within(0.1)
+    finally:
+        for each in (everything, single, dollar, publisher):
+            each.disconnect()
+
+
+def test_a_node_subscribes_in_nats_only_to_what_its_sessions_want(cluster: Cluster) -> None:
+    """Interest: n2 subscribes to the subjects of its one filter and drops them on
+    UNSUBSCRIBE; n3, with no subscriber, is sent none of the messages (nats-server's
+    own count of messages it sent each connection)."""
+    nats = cluster.nats
+    subscriber = client(cluster, "n2")
+    publisher = client(cluster, "n1")
+    try:
+        subscriber.subscribe("interest/only/#", 1)
+        wait_for_interest(cluster, "n2", "interest/only/#")
+        assert not any("interest" in s for s in nats.subscriptions_of("n3"))
+
+        def sent_to(node: str) -> int:
+            for connection in nats.monitor("/connz")["connections"]:
+                if connection.get("name") == f"mqttref-{node}":
+                    return int(connection["out_msgs"])
+            raise AssertionError(f"{node} has no NATS connection")
+
+        before = sent_to("n3"), sent_to("n2")
+        for i in range(20):
+            publisher.publish("interest/only/x", str(i).encode(), 1)
+        assert len(subscriber.expect(20)) == 20
+        assert sent_to("n3") == before[0]
+        assert sent_to("n2") >= before[1] + 20
+        subscriber.client.unsubscribe("interest/only/#")
+        eventually(lambda: not any("interest" in s for s in nats.subscriptions_of("n2")),
+                   "n2 unsubscribed in NATS")
+    finally:
+        subscriber.disconnect()
+        publisher.disconnect()
+
+
+def test_mosquitto_clients_across_nodes_with_awkward_topic_levels(cluster: Cluster) -> None:
+    """Levels that NATS subjects cannot hold as they are: '.', ' ', '*', '>', empty."""
+    require_peer("mosquitto_sub", shutil.which("mosquitto_sub") is not None,
+                 "mosquitto-clients is not installed")
+    topics = ["odd/a.b", "odd/with space", "odd/*", "odd/>", "odd//x"]
+    sub = subprocess.Popen(
+        ["mosquitto_sub", "-p", str(cluster.node("n3").port), "-q", "2", "-t", "odd/#",
+         "-v", "-C", str(len(topics)), "-W", "15"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        wait_for_interest(cluster, "n3", "odd/#")
+        for topic in topics:
+            subprocess.run(["mosquitto_pub", "-p", str(cluster.node("n1").port), "-q", "2",
+                            "-t", topic, "-m", f"to {topic}"], check=True, timeout=10)
+        out, _ = sub.communicate(timeout=20)
+    finally:
+        sub.kill()
+    assert out.splitlines() == [f"{topic} to {topic}" for topic in topics]
