@@ -8,7 +8,8 @@ settled for the rest of the connection:
 
 - a zero-length ClientID is a special case: a server that accepts it MUST assign a
   ClientID [MQTT-3.1.3-6], return it in the CONNACK [MQTT-3.1.3-7] [MQTT-3.2.2-16], and
-  that ClientID must be used by no other Session in the server [MQTT-3.2.2-16];
+  that ClientID must be used by no other Session in the server [MQTT-3.2.2-16], so
+  there is no Session State to resume under it (Session Present 0);
   ``session_key`` is then the assigned one, which identifies the Session State from
   then on [MQTT-3.1.3-2] [MQTT-3.1.3-7];
 - Request Response Information 0 (or absent, which means 0) forbids Response
@@ -81,6 +82,12 @@ class Connack5:
                 self._reject(f"the Assigned Client Identifier {assigned!r} is another "
                              "Session's", ("MQTT-3.2.2-16",),
                              "a ClientID no other Session uses", repr(assigned))
+            if packet.session_present:
+                # The state is identified by the ClientID, and this one is new: no state
+                # of it can exist to resume [MQTT-3.1.3-2] [MQTT-3.1.3-7].
+                self._reject("Session Present 1 for a newly assigned ClientID",
+                             ("MQTT-3.1.3-2", "MQTT-3.1.3-7"), "Session Present 0",
+                             "Session Present 1")
             self.assigned = assigned
         if properties.maximum_qos is not None:
             self.maximum_qos = properties.maximum_qos

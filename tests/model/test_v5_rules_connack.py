@@ -117,3 +117,10 @@ def test_the_session_chart_rows_accepting_a_connect_process_clean_start() -> Non
     with pytest.raises(Violation) as raised:
         session.connack(0x00, True)  # Clean Start 1 was not processed: the old session kept
     assert raised.value.refs == ("MQTT-3.2.2-2",)
+
+
+def test_a_newly_assigned_client_id_has_no_session_to_resume() -> None:
+    judge = Connack5(Connect(ProtocolLevel(5), "", clean_session=False))
+    with pytest.raises(Violation) as raised:
+        judge.connack(ConnAck(True, 0x00, Props(assigned_client_identifier="auto-9")))
+    assert refs(raised) == {"MQTT-3.1.3-2", "MQTT-3.1.3-7"}
