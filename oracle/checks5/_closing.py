@@ -65,7 +65,10 @@ async def ending(probe: Probe, why: str, *, limit: int | None = None,
                             f" DISCONNECT 0x{disconnect.reason_code:02X}: nothing may follow"
                             " it on that connection [MQTT-3.14.4-1]")
         if isinstance(packet, Disconnect):
-            _judge_disconnect(probe, packet, limit, before_connack)
+            if before_connack:
+                raise Deviation(f"{probe.name}: DISCONNECT 0x{packet.reason_code:02X} before"
+                                " any CONNACK below 0x80: a server may send DISCONNECT only"
+                                " after accepting the CONNECT [MQTT-3.14.0-1]")
             disconnect = packet
         elif before_connack and isinstance(packet, ConnAck):
             require(packet.return_code in CONNACK_CODES and packet.return_code >= 0x80,
@@ -76,26 +79,23 @@ async def ending(probe: Probe, why: str, *, limit: int | None = None,
         else:
             raise Deviation(f"{probe.name}: {describe(packet)} arrived where the server must"
                             f" close the connection ({why})")
+    if before_connack:
+        require(True, f"{probe.name}: no DISCONNECT on a connection without a CONNACK below"
+                " 0x80 [MQTT-3.14.0-1]")
     if disconnect is not None:
         require(True, f"{probe.name}: nothing after DISCONNECT 0x{disconnect.reason_code:02X},"
                 " then the close [MQTT-3.14.4-1] [MQTT-3.14.4-2]")
         if disconnect.reason_code >= 0x80:
             require(True, f"{probe.name}: closed after DISCONNECT"
                     f" 0x{disconnect.reason_code:02X} [MQTT-4.13.2-1]")
-    if before_connack:
-        require(disconnect is None, f"{probe.name}: no DISCONNECT on a connection without a"
-                " CONNACK below 0x80 [MQTT-3.14.0-1]")
     require(True, f"{probe.name}: closed ({why})")
+    if disconnect is not None:  # its content last: the close is judged whatever it holds
+        _judge_disconnect(probe, disconnect, limit)
     return disconnect
 
 
-def _judge_disconnect(probe: Probe, packet: Disconnect, limit: int | None,
-                      before_connack: bool) -> None:
+def _judge_disconnect(probe: Probe, packet: Disconnect, limit: int | None) -> None:
     code = packet.reason_code
-    if before_connack:
-        raise Deviation(f"{probe.name}: DISCONNECT 0x{code:02X} before any CONNACK below 0x80:"
-                        " a server may send DISCONNECT only after accepting the CONNECT"
-                        " [MQTT-3.14.0-1]")
     require(code in SERVER_DISCONNECT_CODES, f"{probe.name}: DISCONNECT 0x{code:02X} must be"
             " a DISCONNECT Reason Code [MQTT-3.14.2-1]")
     require(packet.properties.session_expiry_interval is None,

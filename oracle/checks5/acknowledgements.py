@@ -75,30 +75,38 @@ async def acknowledgements_within_maximum_packet_size_v5(ctx: Context) -> None:
     delivered = Publish(topic, b"m", top, False, False, 65535 if top else None)
     limit = max(size(connack), size(delivered), 16)
     probe, _ = await connect5(ctx, "tight", props=Properties(maximum_packet_size=limit))
-    suback = await subscribe5(probe, Subscription(topic, top),
-                              Subscription(ctx.topic("acks", "other"), Q1), exact=False)
-    _fits(probe, suback, limit, "a SUBSCRIBE of two filters")
-
-    await probe.send(Unsubscribe(probe.new_packet_id(), (ctx.topic("acks", "never"),)))
-    unsuback = await probe.expect(UnsubAck, "UNSUBACK for UNSUBSCRIBE [MQTT-3.10.4-4]")
-    require(all(code in UNSUBACK_CODES for code in unsuback.reason_codes),
-            f"tight: UNSUBACK codes {unsuback.reason_codes} must be Unsubscribe Reason Codes"
-            " [MQTT-3.11.3-2]")
-    _fits(probe, unsuback, limit, "an UNSUBSCRIBE of a filter never subscribed")
-
-    packet_id = probe.new_packet_id()
-    await probe.send(Publish(ctx.topic("acks", "nobody"), b"n", Q1, False, False, packet_id))
-    puback = await probe.expect(PubAck, "PUBACK for a QoS 1 PUBLISH [MQTT-3.3.4-1]")
-    require(puback.reason_code in PUBACK_CODES, f"tight: PUBACK 0x{puback.reason_code:02X}"
-            " must be a PUBACK Reason Code [MQTT-3.4.2-1]")
-    _fits(probe, puback, limit, "a QoS 1 PUBLISH no one subscribes to")
-
-    await probe.send(PubRel(4321), note="a PUBREL for a Packet Identifier never used")
-    comp = await probe.expect(PubComp, "PUBCOMP for PUBREL [MQTT-4.3.3-11]")
-    _comp(probe, comp, limit, "a PUBREL of an unknown Packet Identifier")
+    # One scenario per acknowledgement: a deviation of one leaves the others judged.
+    async with ctx.scenario("SUBACK"):
+        suback = await subscribe5(probe, Subscription(topic, top),
+                                  Subscription(ctx.topic("acks", "other"), Q1), exact=False)
+        _fits(probe, suback, limit, "a SUBSCRIBE of two filters")
+    async with ctx.scenario("UNSUBACK"):
+        await probe.send(Unsubscribe(probe.new_packet_id(), (ctx.topic("acks", "never"),)))
+        unsuback = await probe.expect(UnsubAck, "UNSUBACK for UNSUBSCRIBE [MQTT-3.10.4-4]")
+        require(all(code in UNSUBACK_CODES for code in unsuback.reason_codes),
+                f"tight: UNSUBACK codes {unsuback.reason_codes} must be Unsubscribe Reason"
+                " Codes [MQTT-3.11.3-2]")
+        _fits(probe, unsuback, limit, "an UNSUBSCRIBE of a filter never subscribed")
+    async with ctx.scenario("PUBACK"):
+        packet_id = probe.new_packet_id()
+        await probe.send(Publish(ctx.topic("acks", "nobody"), b"n", Q1, False, False,
+                                 packet_id))
+        puback = await probe.expect(PubAck, "PUBACK for a QoS 1 PUBLISH [MQTT-3.3.4-1]")
+        require(puback.reason_code in PUBACK_CODES, f"tight: PUBACK"
+                f" 0x{puback.reason_code:02X} must be a PUBACK Reason Code [MQTT-3.4.2-1]")
+        _fits(probe, puback, limit, "a QoS 1 PUBLISH no one subscribes to")
+    async with ctx.scenario("PUBCOMP for an unknown identifier"):
+        await probe.send(PubRel(4321), note="a PUBREL for a Packet Identifier never used")
+        comp = await probe.expect(PubComp, "PUBCOMP for PUBREL [MQTT-4.3.3-11]")
+        _comp(probe, comp, limit, "a PUBREL of an unknown Packet Identifier")
     if top < Q2:
         raise NotApplicable(f"declares Maximum QoS {ctx.profile5.maximum_qos}: no QoS 2 flow,"
                             " so no PUBREC or PUBREL from the server (3.2.2.3.4)", *_QOS2)
+    async with ctx.scenario("QoS 2 both ways"):
+        await _qos2_both_ways(probe, topic, limit)
+
+
+async def _qos2_both_ways(probe: Probe, topic: str, limit: int) -> None:
     mine = probe.new_packet_id()
     await probe.send(Publish(topic, b"m", Q2, False, False, mine))
     rec = await probe.expect(PubRec, "PUBREC for a QoS 2 PUBLISH [MQTT-4.3.3-8]")
@@ -110,17 +118,16 @@ async def acknowledgements_within_maximum_packet_size_v5(ctx: Context) -> None:
           "a PUBREL")
     # Its own message comes back on its QoS 2 subscription (no No Local): the server's PUBREL.
     back = await probe.expect(Publish, "the message its subscription matches [MQTT-3.3.4-1]")
-    if back.qos == Q2 and back.packet_id is not None:
-        await probe.send(PubRec(back.packet_id))
-        rel = await probe.expect(PubRel, "PUBREL for PUBREC [MQTT-4.3.3-4]")
-        require(rel.reason_code in PUBREL_CODES, f"tight: PUBREL 0x{rel.reason_code:02X} must"
-                " be a PUBREL Reason Code (0x00 or 0x92) [MQTT-3.6.2-1]")
-        _fits(probe, rel, limit, "the client's PUBREC")
-        await probe.send(PubComp(back.packet_id))
-    else:
+    if back.qos != Q2 or back.packet_id is None:
         raise NotApplicable(f"delivers at QoS {int(back.qos)} on a QoS 2 subscription (a lower"
                             " grant is allowed [MQTT-3.8.4-7]): no PUBREL from the server",
                             "MQTT-3.6.2-1", "MQTT-3.6.2-2", "MQTT-3.6.2-3")
+    await probe.send(PubRec(back.packet_id))
+    rel = await probe.expect(PubRel, "PUBREL for PUBREC [MQTT-4.3.3-4]")
+    require(rel.reason_code in PUBREL_CODES, f"tight: PUBREL 0x{rel.reason_code:02X} must be a"
+            " PUBREL Reason Code (0x00 or 0x92) [MQTT-3.6.2-1]")
+    _fits(probe, rel, limit, "the client's PUBREC")
+    await probe.send(PubComp(back.packet_id))
 
 
 def _comp(probe: Probe, comp: PubComp, limit: int, cause: str) -> None:

@@ -1,0 +1,200 @@
+"""The 5.0 checks of acknowledgements, the server's DISCONNECT, reserved bits, the QoS
+protocols' unacknowledged states, enhanced authentication and access control: each passes
+against the mqttref broker where its feature is on, and fails on the broker with the one
+fault that breaks its statement injected, blamed on that statement only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from mqttref.impl.broker import closing, connection_base, registry
+from mqttref.impl.broker.config import Config
+from mqttref.impl.broker.handshake import Handshake
+from mqttref.impl.broker.session import Inflight, Session
+from mqttref.impl.codec import codec
+from mqttref.impl.codec.codec import encode
+from mqttref.impl.codec.packets import (
+    Packet,
+    PacketType,
+    Properties,
+    ProtocolLevel,
+    UnsubAck,
+    Unsubscribe,
+)
+from mqttref.impl.flow import OutboundState
+from mqttref.oracle.connection import Connection, Credentials
+from mqttref.oracle.probe import Timing
+from mqttref.oracle.report import Report
+from mqttref.oracle.runner import Outcome, Verdict
+from mqttref.oracle.target import evaluate
+from tests.helpers.broker_thread import BrokerThread
+
+V5 = ProtocolLevel.MQTT_5
+SCRAM = Config(port=0, users={"alice": "pencil"})
+ALICE = Connection(users=(Credentials("alice", b"pencil"),))
+
+
+def _report(config: Config, *names: str, timing: Timing | None = None,
+            connection: Connection | None = None,
+            denied_filters: tuple[str, ...] = ()) -> Report:
+    with BrokerThread(config) as running:
+        report = evaluate(running.host, running.port, protocol="5", only=names, seed=17,
+                          budget=30.0, explore=False, timing=timing, connection=connection,
+                          denied_filters=denied_filters)
+    assert not report.oracle_errors, report.oracle_errors
+    return report
+
+
+def _verdicts(config: Config, *names: str, **options: Any) -> dict[str, Verdict]:
+    report = _report(config, *names, **options)
+    return {v.statement.id: v.verdict for v in report.verdicts}
+
+
+def _unsized(packet: Packet, _limit: int | None) -> bytes:
+    """The broker's encoding of a packet, whatever the client's Maximum Packet Size."""
+    return encode(packet, V5)
+
+
+def test_a_broker_explaining_an_unsuback_beyond_the_clients_limit_fails_3_11_2_1_and_2(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def explained(packet: Packet, limit: int | None) -> bytes:
+        if isinstance(packet, UnsubAck):
+            packet = attrs.evolve(packet, properties=Properties(reason_string="n" * 64))
+        return _unsized(packet, limit)
+
+    monkeypatch.setattr(connection_base, "fit", explained)
+    verdicts = _verdicts(Config(port=0), "acknowledgements_within_maximum_packet_size_v5")
+    assert verdicts["MQTT-3.11.2-1"] is Verdict.FAIL
+    assert verdicts["MQTT-3.11.2-2"] is Verdict.FAIL
+    assert verdicts["MQTT-3.9.2-1"] is Verdict.PASS
+    assert verdicts["MQTT-3.7.2-2"] is Verdict.PASS
+
+
+def test_a_broker_whose_disconnect_keeps_its_reason_string_beyond_the_limit_fails_3_14_2_3(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(closing, "fit", _unsized)
+    verdicts = _verdicts(Config(port=0), "server_disconnect_v5")
+    assert verdicts["MQTT-3.14.2-3"] is Verdict.FAIL
+    assert verdicts["MQTT-3.14.2-4"] is Verdict.FAIL
+    assert verdicts["MQTT-3.14.2-1"] is Verdict.PASS
+    assert verdicts["MQTT-3.14.4-2"] is Verdict.PASS
+
+
+def test_a_broker_taking_a_disconnect_with_reserved_flags_as_normal_fails_3_14_1_1(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Flags 0010 read as the required ones: the malformed DISCONNECT passes as a normal one.
+    monkeypatch.setitem(codec._REQUIRED_FLAGS, PacketType.DISCONNECT, (0x02, "MQTT-3.14.1-1"))
+    verdicts = _verdicts(Config(port=0), "disconnect_reserved_bits_v5",
+                         timing=Timing(obligation=0.5))
+    assert verdicts["MQTT-3.14.1-1"] is Verdict.FAIL
+
+
+def test_a_broker_processing_only_the_first_filter_of_an_unsubscribe_fails_3_10_4_6(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def first_only(self: registry.Registry, session: Session, packet: Unsubscribe,
+                   now: float) -> None:
+        self.unsubscribe(session, packet.topic_filters[0])  # the rest are skipped
+        session.send(UnsubAck(packet.packet_id, (0,) * len(packet.topic_filters)))
+
+    monkeypatch.setattr(registry.Registry, "on_unsubscribe", first_only)
+    verdicts = _verdicts(Config(port=0), "unsubscribe_many_filters_v5")
+    assert verdicts["MQTT-3.10.4-6"] is Verdict.FAIL
+
+
+def test_a_broker_resending_the_publish_instead_of_its_pubrel_fails_4_3_3_5_and_4_3_3_6(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    original = Session.resend
+
+    def publish_again(self: Session, entry: Inflight, now: float) -> None:
+        if entry.state is OutboundState.AWAITING_PUBCOMP:
+            entry = attrs.evolve(entry, state=OutboundState.AWAITING_PUBREC)
+        original(self, entry, now)
+
+    monkeypatch.setattr(Session, "resend", publish_again)
+    verdicts = _verdicts(Config(port=0), "unacknowledged_until_acknowledged_v5")
+    assert verdicts["MQTT-4.3.3-5"] is Verdict.FAIL
+    assert verdicts["MQTT-4.3.3-6"] is Verdict.FAIL
+    assert verdicts["MQTT-4.3.3-3"] is Verdict.PASS
+    assert verdicts["MQTT-4.3.2-3"] is Verdict.PASS
+    assert verdicts["MQTT-4.5.0-1"] is Verdict.PASS
+
+
+def test_the_identifier_after_a_refused_pubrec_passes_where_the_broker_checks_payloads(
+) -> None:
+    verdicts = _verdicts(Config(port=0, validate_payload_format=True),
+                         "identifier_after_refused_pubrec_v5")
+    assert verdicts["MQTT-4.3.3-9"] is Verdict.PASS
+    unchecked = _verdicts(Config(port=0), "identifier_after_refused_pubrec_v5")
+    assert unchecked["MQTT-4.3.3-9"] is Verdict.NOT_APPLICABLE
+
+
+ENHANCED = ("MQTT-3.15.2-1", "MQTT-3.15.2-2", "MQTT-3.15.2-3", "MQTT-4.12.0-2", "MQTT-4.12.0-4",
+            "MQTT-4.12.0-5", "MQTT-4.12.1-2", "MQTT-3.15.1-1")
+
+
+def test_scram_sha_256_with_the_runs_user_passes_every_enhanced_authentication_statement(
+) -> None:
+    verdicts = _verdicts(SCRAM, "enhanced_authentication_v5", connection=ALICE)
+    assert {sid: verdicts[sid] for sid in ENHANCED} == dict.fromkeys(ENHANCED, Verdict.PASS)
+    offered_not = _verdicts(Config(port=0), "enhanced_authentication_v5")
+    assert {offered_not[sid] for sid in ENHANCED} == {Verdict.NOT_APPLICABLE}
+
+
+def test_a_broker_staying_open_after_a_failed_re_authentication_fails_4_12_1_2(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def keeps_going(self: Handshake, reason: str, **options: Any) -> None:
+        if not reason.startswith("re-authentication failed"):
+            original(self, reason, **options)
+
+    original = Handshake.close
+    monkeypatch.setattr(Handshake, "close", keeps_going)
+    verdicts = _verdicts(SCRAM, "enhanced_authentication_v5", connection=ALICE,
+                         timing=Timing(reply=1.0))
+    assert verdicts["MQTT-4.12.1-2"] is Verdict.FAIL
+    assert verdicts["MQTT-4.12.0-4"] is Verdict.PASS
+
+
+ACL = """\
+user alice
+topic readwrite mqttref-check/#
+
+user bob
+topic readwrite mqttref-check/#
+topic readwrite secret/#
+"""
+
+
+def _acl_broker(tmp_path: Path, acl: str) -> Config:
+    (tmp_path / "acl").write_text(acl)
+    return Config(port=0, allow_anonymous=False, users={"alice": "a-pw", "bob": "b-pw"},
+                  acl_file=str(tmp_path / "acl"))
+
+
+TWO_USERS = Connection(users=(Credentials("alice", b"a-pw"), Credentials("bob", b"b-pw")))
+
+
+def test_at_5_0_a_denied_filter_and_a_publish_there_are_refused_with_0x87(
+        tmp_path: Path) -> None:
+    report = _report(_acl_broker(tmp_path, ACL), "denied_filter_refused_v5",
+                     connection=TWO_USERS, denied_filters=("secret/#",))
+    (result,) = report.results
+    assert result.outcome is Outcome.PASS, result.trace
+    trace = "\n".join(result.trace)
+    assert "SUBACK packet_id=1 return_codes=(1, 135)" in trace
+    assert "PUBACK packet_id=1 reason_code=135" in trace
+    assert "PUBREC packet_id=1 reason_code=135" in trace
+
+
+def test_at_5_0_a_denied_filter_the_acl_grants_is_an_acl_finding(tmp_path: Path) -> None:
+    report = _report(_acl_broker(tmp_path, ACL.replace("user bob", "topic read secret/#\n\n"
+                                                                   "user bob")),
+                     "denied_filter_refused_v5", connection=TWO_USERS,
+                     denied_filters=("secret/#",))
+    (result,) = report.results
+    assert result.outcome is Outcome.FAIL
+    assert "ACL finding" in result.message
+    assert report.count(Verdict.FAIL) == 0  # no statement is blamed for an ACL choice
