@@ -16,29 +16,7 @@ from mqttref.model.v5.frames import (
     client_frame_problem,
     server_frame_problems,
 )
-
-
-def vbi(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value % 128, value // 128
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def s(text: str | bytes) -> bytes:
-    raw = text.encode() if isinstance(text, str) else text
-    return len(raw).to_bytes(2, "big") + raw
-
-
-def props(*items: bytes) -> bytes:
-    body = b"".join(items)
-    return vbi(len(body)) + body
-
-
-def frame(first: int, body: bytes) -> bytes:
-    return bytes([first]) + vbi(len(body)) + body
+from tests.model.frames5 import connect, frame, props, s
 
 
 def refs(frame_bytes: bytes) -> set[str]:
@@ -126,10 +104,6 @@ def test_the_server_sending_a_client_packet_is_named() -> None:
 
 
 # -- the client's frames and the server's reaction -----------------------------------------
-
-
-def connect(*, name: str = "MQTT", flags: int = 0x02) -> bytes:
-    return frame(0x10, s(name) + b"\x05" + bytes([flags]) + b"\x00\x3c\x00" + s("c1"))
 
 
 def subscribe(options: int, flags: int = 0b0010) -> bytes:
