@@ -38,6 +38,11 @@ RECONNECT_WAIT = 0.5
 """Seconds between two reconnect attempts to NATS."""
 START_RETRY = 1.0
 """Seconds between two attempts to reach NATS at start-up."""
+RESUME_DELAY = 1.5
+"""Seconds a node waits after NATS came back before it sends what waited: the other
+nodes reconnect within about one ``RECONNECT_WAIT`` of each other, and a message sent
+before a node is back (with its subscriptions) would not reach it (core NATS keeps
+nothing for an absent subscriber)."""
 
 
 class ClusterNode:
@@ -52,6 +57,8 @@ class ClusterNode:
         self._up = asyncio.Event()
         self._reconnected: list[Callable[[], Awaitable[None]]] = []
         self._closing = False
+        self._back_at = -RESUME_DELAY
+        """The loop time NATS last came back (``RESUME_DELAY``)."""
 
     @property
     def nc(self) -> Client:
@@ -75,6 +82,17 @@ class ClusterNode:
         while not self.connected:
             self._up.clear()
             await self._up.wait()
+
+    async def wait_settled(self) -> None:
+        """Return once NATS is reachable and has been for ``RESUME_DELAY`` seconds
+        after a loss (the other nodes are back too): when forwarding may resume."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await self.wait_connected()
+            left = self._back_at + RESUME_DELAY - loop.time()
+            if left <= 0:
+                return
+            await asyncio.sleep(left)
 
     def on_reconnected(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Run ``callback`` each time the connection comes back after a loss."""
@@ -132,6 +150,7 @@ class ClusterNode:
                                self.name)
 
     async def _back(self) -> None:
+        self._back_at = asyncio.get_running_loop().time()
         self._up.set()
         log.info("node %s: NATS is back", self.name)
         for callback in self._reconnected:

@@ -220,7 +220,7 @@ class ClusterRouter:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            await self.node.wait_connected()
+            await self.node.wait_settled()
             work = queue[0]
             try:
                 await self._do(work)
