@@ -178,6 +178,8 @@ class _Reader:
         return len(self.data) - self.at
 
     def take(self, count: int, what: str) -> bytes:
+        """``count`` bytes of ``what``; a frame ending where a Property Length belongs
+        left it out, which a packet without properties may not do [MQTT-2.2.2-1]."""
         if self.left() < count:
             raise Malformed(Problem(("MQTT-2.2.2-1",) if "Property Length" in what else (),
                                     f"the frame ends inside the {what}"))
@@ -434,8 +436,7 @@ def server_frame_problems(frame: bytes) -> tuple[Problem, ...]:
     """What a frame the server sent breaks (empty: a well-formed 5.0 packet)."""
     kind = packet_type(frame)
     if kind not in SERVER_SENDS:
-        return (Problem(("MQTT-3.2.0-1",) if kind == T.CONNECT else (),
-                        f"a {kind.name} is the Client's to send"),)
+        return (Problem((), f"a {kind.name} is the Client's to send"),)
     return frame_problems(frame)
 
 
