@@ -1,0 +1,89 @@
+"""The ``[cluster]`` table and ``mqttref broker --cluster``: read, checked, and absent by
+default, in which case the broker never loads ``nats``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mqttref.cli import build_parser
+from mqttref.commands.broker import build_config
+from mqttref.impl.broker.config import Config, config_from_mapping, load_config
+from mqttref.impl.cluster.settings import ClusterConfig
+from mqttref.impl.codec.errors import ConfigError
+
+
+def test_the_cluster_table_sits_beside_broker_or_at_the_top_level(tmp_path: Path) -> None:
+    path = tmp_path / "node.toml"
+    path.write_text('[broker]\nport = 1884\n\n[cluster]\nservers = ["nats://10.0.0.1:4222"]\n'
+                    'node_name = "n7"\nuser = "mqtt"\npassword = "secret"\nlease = 3\n')
+    config = load_config(path)
+    assert config.port == 1884
+    assert config.cluster == ClusterConfig(servers=("nats://10.0.0.1:4222",), node_name="n7",
+                                           user="mqtt", password="secret", lease=3)
+    assert "secret" not in repr(config.cluster)
+    top = config_from_mapping({"cluster": {"servers": "nats://h:1"}})
+    assert top.cluster is not None
+    assert top.cluster.servers == ("nats://h:1",)
+    assert Config().cluster is None
+
+
+@pytest.mark.parametrize(("cluster", "named"), [
+    ({}, "cluster.servers"),
+    ({"servers": []}, "cluster.servers"),
+    ({"servers": ["http://h:1"]}, "cluster.servers"),
+    ({"servers": ["nats://h:port"]}, "cluster.servers"),
+    ({"servers": ["nats://h:1"], "node_name": "a.b"}, "cluster.node_name"),
+    ({"servers": ["nats://h:1"], "node_name": ""}, "cluster.node_name"),
+    ({"servers": ["nats://h:1"], "user": "u"}, "cluster.user"),
+    ({"servers": ["nats://h:1"], "creds": "/nonexistent/x.creds"}, "cluster.creds"),
+    ({"servers": ["nats://h:1"], "lease": 0}, "cluster.lease"),
+    ({"servers": ["nats://h:1"], "max_pending": 0}, "cluster.max_pending"),
+    ({"servers": ["nats://h:1"], "bogus": 1}, "cluster.bogus"),
+])
+def test_a_bad_cluster_value_names_its_key(cluster: dict[str, object], named: str) -> None:
+    with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
+        config_from_mapping({"cluster": cluster})
+
+
+def test_the_command_line_joins_a_cluster_and_overrides_the_file(tmp_path: Path) -> None:
+    parser = build_parser()
+    args = parser.parse_args(["broker", "--memory", "--cluster", "nats://127.0.0.1:4222",
+                              "--node-name", "n1"])
+    cluster = build_config(args).cluster
+    assert cluster is not None
+    assert (cluster.servers, cluster.node_name) == (("nats://127.0.0.1:4222",), "n1")
+    path = tmp_path / "c.toml"
+    path.write_text('[cluster]\nservers = ["nats://a:1"]\nuser = "u"\npassword = "p"\n')
+    args = parser.parse_args(["broker", "-c", str(path), "--cluster", "nats://b:2",
+                              "--cluster", "nats://c:3"])
+    cluster = build_config(args).cluster
+    assert cluster is not None
+    assert (cluster.servers, cluster.user) == (("nats://b:2", "nats://c:3"), "u")
+    with pytest.raises(ConfigError, match="--node-name"):
+        build_config(parser.parse_args(["broker", "--memory", "--node-name", "n1"]))
+
+
+def test_a_bad_cluster_url_on_the_command_line_exits_2_naming_it() -> None:
+    done = subprocess.run([sys.executable, "-m", "mqttref", "broker", "--memory",
+                           "--cluster", "http://x"], capture_output=True, text=True,
+                          timeout=30, check=False)
+    assert done.returncode == 2
+    assert "cluster.servers" in done.stderr
+
+
+def test_a_single_node_broker_never_imports_nats() -> None:
+    program = ("import asyncio, sys\n"
+               "from mqttref.impl.broker.broker import Broker\n"
+               "from mqttref.impl.broker.config import Config\n"
+               "async def main():\n"
+               "    async with Broker(Config(port=0)):\n"
+               "        pass\n"
+               "asyncio.run(main())\n"
+               "print(sorted(m for m in sys.modules if m == 'nats' or m.startswith('nats.')))\n")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          timeout=30, check=True)
+    assert done.stdout.strip() == "[]"
