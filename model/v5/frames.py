@@ -204,8 +204,8 @@ class _Reader:
             if not byte & 0x80:
                 break
             shift += 7
-            if len(used) == 4:
-                raise Malformed(Problem(("MQTT-1.5.5-1",), f"the {what} runs past 4 bytes"))
+            if len(used) == 4:  # a Malformed Packet (1.5.5), not a longer encoding of a value
+                raise Malformed(Problem((), f"the {what} runs past 4 bytes"))
         if len(used) > 1 and used[-1] == 0:
             self.problems.append(Problem(
                 ("MQTT-1.5.5-1",),
