@@ -6,7 +6,7 @@ fault that breaks its statement injected, blamed on that statement only."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import pytest
@@ -198,3 +198,41 @@ def test_at_5_0_a_denied_filter_the_acl_grants_is_an_acl_finding(tmp_path: Path)
     assert result.outcome is Outcome.FAIL
     assert "ACL finding" in result.message
     assert report.count(Verdict.FAIL) == 0  # no statement is blamed for an ACL choice
+
+
+def test_a_broker_giving_every_publish_in_flight_packet_id_1_fails_4_3_2_1_and_4_3_3_1(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Session, "_allocate_packet_id", lambda self: 1)
+    verdicts = _verdicts(Config(port=0), "packet_identifiers_in_flight_v5")
+    assert verdicts["MQTT-4.3.2-1"] is Verdict.FAIL
+    assert verdicts["MQTT-4.3.3-1"] is Verdict.FAIL
+    assert verdicts["MQTT-4.3.1-1"] is Verdict.PASS
+
+
+def test_a_broker_dropping_qos_2_flows_a_second_into_the_connection_fails_4_3_3_7_and_13(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """What expiry of the message would do to its flow: after a second the PUBREL of the
+    client and the PUBREC of the client find no flow (0x92)."""
+    on_ack, on_pubrel = Session.on_ack, Session.on_pubrel
+
+    def late(self: Session, now: float) -> bool:
+        accepted: float = cast(Any, self.connection).accepted_at  # the broker's connection
+        return now - accepted > 1.0
+
+    def forgetting_ack(self: Session, kind: PacketType, packet_id: int, now: float,
+                       reason_code: int = 0) -> None:
+        if kind is PacketType.PUBREC and late(self, now):
+            self.inflight.pop(packet_id, None)
+        on_ack(self, kind, packet_id, now, reason_code)
+
+    def forgetting_pubrel(self: Session, packet_id: int, now: float) -> None:
+        if late(self, now):
+            self.awaiting_rel.discard(packet_id)
+        on_pubrel(self, packet_id, now)
+
+    monkeypatch.setattr(Session, "on_ack", forgetting_ack)
+    monkeypatch.setattr(Session, "on_pubrel", forgetting_pubrel)
+    verdicts = _verdicts(Config(port=0), "flows_outlive_expiry_v5")
+    assert verdicts["MQTT-4.3.3-7"] is Verdict.FAIL
+    assert verdicts["MQTT-4.3.3-13"] is Verdict.FAIL
+    assert verdicts["MQTT-4.1.0-1"] is Verdict.PASS
