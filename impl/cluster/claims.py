@@ -80,21 +80,34 @@ class ClusterLink:
         """Client id -> its lock and how many claims use or wait for it."""
         self.lease_lost: Callable[[], None] = lambda: None
         """Called (on the NATS thread) when refreshes failed for a whole lease."""
+        self.reconnected: Callable[[], None] = lambda: None
+        """Called (on the NATS thread) when the connection is back after NATS was away."""
 
     @property
     def lease_seconds(self) -> float:
         return self.lease.lease
 
-    async def connect(self, servers: list[str]) -> None:
-        """Connect, create the buckets if they are missing, and take the first lease."""
+    async def connect(self, servers: list[str], **options: str) -> None:
+        """Connect (``options``: ``user``, ``password`` or ``user_credentials``), create the
+        buckets if they are missing, and take the first lease."""
         self.nc = await nats.connect(servers, name=f"mqttref-sessions-{self.me.name}",
-                                     max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+                                     max_reconnect_attempts=-1, reconnect_time_wait=0.2,
+                                     reconnected_cb=self._reconnected, **options)
         self.js = self.nc.jetstream()
         self.nodes = await self._bucket(NODES_BUCKET, ttl=self.lease.lease)
         self.owners = await self._bucket(OWNERS_BUCKET)
         self.sessions = await self._bucket(SESSIONS_BUCKET)
         await self._refresh()
         self._lease_task = asyncio.get_running_loop().create_task(self._keep_lease())
+
+    async def _reconnected(self) -> None:
+        """Back after NATS was away: other nodes may have taken client ids meanwhile (an
+        owner away from NATS does not answer, so it counts as gone)."""
+        self.reconnected()
+
+    @property
+    def connected(self) -> bool:
+        return self.nc is not None and self.nc.is_connected
 
     async def _bucket(self, name: str, ttl: float | None = None) -> KeyValue:
         assert self.js is not None
@@ -189,13 +202,18 @@ class ClusterLink:
 
     # Claiming --------------------------------------------------------------------------
 
-    async def claim(self, client_id: str) -> None:
+    async def claim(self, client_id: str) -> NodeId | None:
         """Own ``client_id``: returns once this node owns it and its previous owner (if
-        live) has let it go, or did not answer within a lease."""
+        live) has let it go, or did not answer within a lease. Returns the previous
+        owner when it was taken without its release (it was gone): the will its client
+        left there is then the new owner's to publish. ConnectionError while NATS is
+        away (nothing can be owned then)."""
+        if not self.connected:
+            raise ConnectionError("NATS is away: client ids cannot be claimed")
         async with self._lock(client_id):
-            await self._claim(client_id)
+            return await self._claim(client_id)
 
-    async def _claim(self, client_id: str) -> None:
+    async def _claim(self, client_id: str) -> NodeId | None:
         assert self.owners is not None
         state = ClaimState()
         key = session_prefix(client_id)
@@ -207,33 +225,43 @@ class ClusterLink:
             action = decide_claim(self.me, current, live, state, now=now, lease=self.lease.lease)
             match action:
                 case Owned():
-                    return
+                    return None
                 case Create():
                     try:
                         await self.owners.create(key, self.me.encode())
-                        return
+                        return None
                     except nats.js.errors.KeyWrongLastSequenceError:
                         continue  # someone created it first: read it again
                 case Replace(revision=revision):
                     try:
                         await self.owners.update(key, self.me.encode(), last=revision)
-                        return
+                        assert current is not None
+                        return None if state.released else current.owner
                     except nats.js.errors.KeyWrongLastSequenceError:
                         state = ClaimState()  # it changed hands meanwhile: start again
                         continue
                 case AskRelease(owner=owner):
-                    released = await self._ask_release(owner, client_id)
-                    state = ClaimState(owner, now, released)
+                    answer = await self._ask_release(owner, client_id)
+                    state = ClaimState(owner, now, released=answer is True,
+                                       gone=answer is None)
                 case WaitForRelease(until=until):
                     await asyncio.sleep(min(max(until - now, 0.0), self.lease.lease / 10))
 
-    async def _ask_release(self, owner: NodeId, client_id: str) -> bool:
-        """Ask ``owner`` to let ``client_id`` go; whether it said it did."""
+    async def _ask_release(self, owner: NodeId, client_id: str) -> bool | None:
+        """Ask ``owner`` to let ``client_id`` go; whether it said it did.
+
+        No responders means that life of the owner has no connection to NATS: killed,
+        or cut off (it then lets its sessions go when it is back, ``reconnected``).
+        Waiting for its lease would block the CONNECT, and every client on this node
+        with it, for nothing: it counts as gone at once (not released). A silent
+        owner (a timeout) is waited for, up to a lease."""
         assert self.nc is not None
         try:
             reply = await self.nc.request(release_subject(owner), client_id.encode(),
                                           timeout=self.lease.lease)
-        except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+        except nats.errors.NoRespondersError:
+            return None
+        except nats.errors.TimeoutError:
             return False
         return reply.data == b"released"
 

@@ -19,8 +19,9 @@ A CONNECT on node B for a client id that node A owns (``decide_claim``):
 - A's lease has run out (killed, cut off, or started again): replace A's record;
 - A is live: ask A to release the client id (it closes the connection there, with
   DISCONNECT 0x8E at 5.0 [MQTT-3.1.4-2], writes what it holds and forgets the
-  session), then replace the record once A answers. An A that does not answer
-  within a lease is treated as gone: the claim takes the record anyway.
+  session), then replace the record once A answers. An A that nobody answers for
+  (no connection to NATS: killed before its lease ran out) is gone at once; one that
+  is connected but silent is waited for up to a lease, then treated as gone.
 
 The orphans of a dead node (``orphans``) are the records that name an
 incarnation no lease holds any more: a live node takes each by compare-and-set,
@@ -116,11 +117,14 @@ ClaimAction = Create | Replace | AskRelease | WaitForRelease | Owned
 
 @attrs.frozen
 class ClaimState:
-    """What one claim has done so far: when it asked the owner, and whether it answered."""
+    """What one claim has done so far: when it asked the owner, and what came back."""
 
     asked: NodeId | None = None
     asked_at: float = 0.0
     released: bool = False
+    """The owner answered that it let the client id go."""
+    gone: bool = False
+    """Nobody listens for that owner's requests: its connection to NATS is gone."""
 
 
 def decide_claim(
@@ -140,7 +144,7 @@ def decide_claim(
         return Replace(current.revision)
     if state.asked != owner:
         return AskRelease(owner)
-    if state.released or now >= state.asked_at + lease:
+    if state.released or state.gone or now >= state.asked_at + lease:
         return Replace(current.revision)
     return WaitForRelease(owner, state.asked_at + lease)
 

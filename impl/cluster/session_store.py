@@ -187,6 +187,19 @@ def record_from_entries(client_id: str, entries: Iterable[tuple[str, bytes]],
     return record, will
 
 
+@attrs.frozen
+class Fetched:
+    """What the bucket holds for one client id."""
+
+    record: SessionRecord | None
+    """Its persistent session; None: it has none."""
+    will: StoredWill | None
+    """The 5.0 will its disconnected session holds for its Will Delay Interval."""
+    live_will: bytes | None
+    """The will of its client's last connection, if that connection's node did not end
+    it (``live_will_set``; ``decode_live_will`` reads it)."""
+
+
 class JetStreamSessionStore(Store):
     """Sessions in memory and in the ``mqttref_sessions`` bucket; retained messages in
     ``retained`` (the node's own store for them)."""
@@ -206,6 +219,11 @@ class JetStreamSessionStore(Store):
         self._keys: dict[str, set[str]] = {}
         """The bucket keys of each persistent session held here (to delete them)."""
         self._muted: set[str] = set()
+        self._later: dict[str, bytes | None] = {}
+        """Live wills to write at the next commit that can (``live_will_set``)."""
+        self.is_connected: Callable[[], bool] = lambda: self.nats is not None
+        self._live_wills: set[str] = set()
+        """Client ids whose connection here left a will in the bucket."""
         self._sent_order = 0
 
     def bind(self, nats: NatsThread, kv: KeyValue) -> None:
@@ -240,18 +258,31 @@ class JetStreamSessionStore(Store):
         self._keys.pop(client_id, None)
 
     def commit(self) -> None:
-        """Write every change since the last commit to the bucket, and wait for it."""
+        """Write every change since the last commit to the bucket, and wait for it.
+
+        While NATS is away, live wills wait for the next commit after it is back; a
+        persistent session's change cannot be made durable, so the commit fails
+        (``StoreError``: the node stops, as a single broker whose disk fails)."""
         self.local.commit()
         self.retained_store.commit()
-        if not self._pending:
+        if not self._pending and not self._later:
             return
-        pending, self._pending = self._pending, {}
         nats, kv = self._connected()
+        if not self._pending and not self.connected():
+            return  # only live wills: they wait for NATS
+        pending, self._pending = self._pending, {}
+        later, self._later = self._later, {}
         try:
-            nats.call(self._write(kv, pending), self.timeout)
+            nats.call(self._write(kv, later | pending), self.timeout)
         except Exception as exc:
-            raise StoreError(f"JetStream bucket {SESSIONS_BUCKET}: cannot write "
-                             f"{len(pending)} session changes: {exc!r}") from exc
+            if pending:
+                raise StoreError(f"JetStream bucket {SESSIONS_BUCKET}: cannot write "
+                                 f"{len(pending)} session changes: {exc!r}") from exc
+            self._later = later | self._later
+
+    def connected(self) -> bool:
+        """Whether the NATS connection is up (set by ``sessions.attach_sessions``)."""
+        return self.is_connected()
 
     @staticmethod
     async def _write(kv: KeyValue, pending: dict[str, bytes | None]) -> None:
@@ -261,22 +292,23 @@ class JetStreamSessionStore(Store):
             for key, value in pending.items()
         ))
 
-    def fetch(self, client_id: str) -> tuple[SessionRecord | None, StoredWill | None]:
+    def fetch(self, client_id: str) -> Fetched:
         """Load a session from the bucket (this node has just taken its client id) and
-        hold it here from now on."""
+        hold it here from now on; with it, the will its client left on its last node."""
         nats, kv = self._connected()
         try:
             entries = nats.call(self._read(kv, session_prefix(client_id)), self.timeout)
         except Exception as exc:
             raise StoreError(f"JetStream bucket {SESSIONS_BUCKET}: cannot read session "
                              f"{client_id[:100]!r}: {exc!r}") from exc
+        live_will = dict(entries).get(f"{session_prefix(client_id)}.lastwill")
         self._muted.discard(client_id)
         self.local.delete_session(client_id)
         record, will = record_from_entries(client_id, entries, self.clocks)
         if record is None:
             self._keys.pop(client_id, None)
-            return None, None
-        self._keys[client_id] = {key for key, _data in entries}
+            return Fetched(None, None, live_will)
+        self._keys[client_id] = {key for key, _data in entries if not key.endswith(".lastwill")}
         self.local.create_session(client_id)
         for topic_filter, qos in record.subscriptions.items():
             self.local.set_subscription(client_id, topic_filter, qos,
@@ -287,7 +319,7 @@ class JetStreamSessionStore(Store):
             self.local.inflight_set(client_id, stored.packet_id, stored.state, stored.message)
         for packet_id in record.awaiting_rel:
             self.local.awaiting_rel_add(client_id, packet_id)
-        return record, will
+        return Fetched(record, will, live_will)
 
     async def _read(self, kv: KeyValue, prefix: str) -> list[tuple[str, bytes]]:
         """Every key of one session, as the bucket holds them now."""
@@ -423,21 +455,31 @@ class JetStreamSessionStore(Store):
     def live_will_set(self, client_id: str, will: Will | None) -> None:
         """The will of the client now connected here (None: it has none, or its connection
         ended here), for the cluster to publish should this node die before the
-        connection ends (``impl/cluster/wills.py``)."""
+        connection ends (``impl/cluster/wills.py``).
+
+        Written at the next commit (before the CONNACK it goes with); while NATS is away
+        it waits for the first commit after, rather than fail one: a will is lost only
+        if the node also dies meanwhile."""
         key = f"{session_prefix(client_id)}.lastwill"
         if will is None:
-            self._pending[key] = None
+            if client_id in self._live_wills:
+                self._live_wills.discard(client_id)
+                self._later[key] = None
             return
+        self._live_wills.add(client_id)
         delay = will.properties.will_delay_interval or 0
         properties = will.properties
         if properties is not NO_PROPERTIES:
             properties = attrs.evolve(properties, will_delay_interval=None)
-        self._pending[key] = json.dumps({
+        self._later[key] = json.dumps({
             "topic": will.topic, "payload": _b64(will.payload), "qos": int(will.qos),
             "retain": will.retain, "properties": _properties_block(properties),
             "delay": delay,
         }, separators=(",", ":")).encode()
 
+    def forget_live_will(self, client_id: str) -> None:
+        """Delete the will another node's connection left (this node took it over)."""
+        self._later[f"{session_prefix(client_id)}.lastwill"] = None
 
     # Retained messages -----------------------------------------------------------------
 

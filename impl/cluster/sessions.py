@@ -33,13 +33,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import attrs
 
 from mqttref.impl.broker.config import Config
 from mqttref.impl.broker.expiry import expiry_deadline
-from mqttref.impl.broker.ports import RouterPort
+from mqttref.impl.broker.ports import BrokerPorts, RouterPort
 from mqttref.impl.broker.session import PacketSink, Session
 from mqttref.impl.broker.sessions import SessionTable
 from mqttref.impl.broker.sys_topics import is_sys_topic
@@ -54,14 +54,20 @@ from mqttref.impl.logtext import clip
 from mqttref.impl.message import Message
 from mqttref.impl.store.base import SessionExpiry, SessionRecord, Store, StoredWill
 
-if TYPE_CHECKING:
-    from mqttref.impl.broker.broker import Broker
-
 log = logging.getLogger("mqttref.cluster")
 
 CALL_MARGIN = 5.0
 """Seconds beyond a lease that a claim may take before the CONNECT fails: the claim
 itself gives up on a silent owner after one lease."""
+
+
+class SessionsHost(Protocol):
+    """What ``attach_sessions`` needs of the broker (``Broker`` has it; ``broker.py`` is
+    not imported here: it loads the cluster, not the other way round)."""
+
+    config: Config
+    table: SessionTable
+    ports: BrokerPorts
 
 
 class ClusterSessions:
@@ -89,12 +95,25 @@ class ClusterSessions:
         self, connection: PacketSink, client_id: str, connect: Connect, now: float
     ) -> tuple[Session, bool]:
         """Own the client id in the cluster, load its session if another node left it,
-        then let the table decide (new, resumed, or taken over here)."""
-        self.nats.call(self.link.claim(client_id), self.link.lease_seconds * 2 + CALL_MARGIN)
+        then let the table decide (new, resumed, or taken over here).
+
+        Taken from a node that was gone (no release), the client's last connection
+        there ended without DISCONNECT: its will goes out now, as at a takeover on
+        one node [MQTT-3.1.4-2], unless the session resumes within its Will Delay
+        Interval [MQTT-3.1.3-9]. Raises ConnectionError while NATS is away (the
+        connection is closed without CONNACK)."""
+        gone = self.nats.call(self.link.claim(client_id),
+                              self.link.lease_seconds * 2 + CALL_MARGIN)
         if client_id not in self.table.sessions:
-            record, will = self.store.fetch(client_id)
-            if record is not None:
-                self._restore(record, will)
+            fetched = self.store.fetch(client_id)
+            if fetched.record is not None:
+                self._restore(fetched.record, fetched.will)
+            if fetched.live_will is not None:
+                self.store.forget_live_will(client_id)  # that connection is over
+                message, delay = decode_live_will(fetched.live_will)
+                if gone is not None and not is_sys_topic(message.topic) and (
+                        delay == 0 or connect.clean_session):
+                    self._publish_will(client_id, message, 0, now)
         session, present = self.table.open_session(connection, client_id, connect, now)
         self.store.live_will_set(client_id, connect.will)
         return session, present
@@ -122,6 +141,10 @@ class ClusterSessions:
         registry, with its expiry and delayed will (as ``SessionTable.restore`` does)."""
         table = self.table
         client_id = record.client_id
+        if client_id in table.sessions:
+            # Loaded meanwhile: ``adopt`` ran while this node waited for NATS (or the
+            # other way round). One session object only, or the registry delivers twice.
+            return
         session = Session.restore(record, config=table.config, store=self.store,
                                   memory=table.memory)
         table.sessions[client_id] = session
@@ -177,18 +200,32 @@ class ClusterSessions:
         session here, and publish the will of its client, which was connected there."""
         table = self.table
         if client_id not in table.sessions:
-            record, delayed = self.store.fetch(client_id)
-            if record is not None:
-                self._restore(record, delayed)
+            fetched = self.store.fetch(client_id)
+            if fetched.record is not None:
+                self._restore(fetched.record, fetched.will)
         if live_will is not None:
             message, delay = decode_live_will(live_will)
             if not is_sys_topic(message.topic):
                 self._publish_will(client_id, message, delay, now)
-        self.store.live_will_set(client_id, None)
+        self.store.forget_live_will(client_id)
         self.store.commit()
         if client_id not in table.sessions:
             self.nats.submit(self.link.disown(client_id))
         log.info("took over %s from a node whose lease ran out", clip(client_id))
+
+    def verify_ownership(self, now: float) -> None:
+        """NATS is back after being away: let go of the sessions other nodes took
+        meanwhile (their clients came back there), writing nothing of them."""
+        try:
+            records = dict(self.nats.call(self.link.owner_records(), CALL_MARGIN))
+        except Exception:
+            log.warning("could not read the owners after NATS came back", exc_info=True)
+            return
+        for client_id in list(self.table.sessions):
+            record = records.get(client_id)
+            if record is not None and record.owner != self.link.me:
+                self.store.mute(client_id)
+                self.release(client_id, now)
 
     def _publish_will(self, client_id: str, message: Message, delay: int, now: float) -> None:
         """The will of a client whose node died, counted from now: its Will Delay Interval
@@ -235,7 +272,7 @@ class SessionsHandle:
 
 
 async def attach_sessions(
-    broker: Broker, *, servers: list[str] | None = None, node_name: str | None = None,
+    broker: SessionsHost, *, servers: list[str] | None = None, node_name: str | None = None,
     lease: float | None = None, interest_changed: Callable[[], None] | None = None,
 ) -> SessionsHandle:
     """Make ``broker``'s sessions cluster sessions: connect to NATS, take the lease,
@@ -244,7 +281,7 @@ async def attach_sessions(
     The arguments default to ``broker.config.cluster``; its store must come from
     ``wrap_store``."""
     settings = broker.config.cluster
-    store = broker.store
+    store = broker.table.store
     if not isinstance(store, JetStreamSessionStore):
         raise TypeError("a cluster node's store comes from impl.cluster.sessions.wrap_store")
     if servers is None or node_name is None or lease is None:
@@ -255,19 +292,25 @@ async def attach_sessions(
         node_name = node_name or settings.node_name
         lease = lease or settings.lease
     if interest_changed is None:
-        router = getattr(getattr(broker, "cluster", None), "router", None)
-        interest_changed = getattr(router, "sync_interest", None) or (lambda: None)
+        interest_changed = _no_interest
     nats = NatsThread(f"mqttref-sessions-{node_name}")
     nats.start()
     link = ClusterLink(NodeId.fresh(node_name), lease)
     loop = asyncio.get_running_loop()
+    options: dict[str, str] = {}
+    if settings is not None:
+        if settings.user is not None and settings.password is not None:
+            options = {"user": settings.user, "password": settings.password}
+        elif settings.creds is not None:
+            options = {"user_credentials": settings.creds}
     try:
-        await nats.call_async(link.connect(servers))
+        await nats.call_async(link.connect(servers, **options))
     except BaseException:
         nats.stop()
         raise
     assert link.sessions is not None
     store.bind(nats, link.sessions)
+    store.is_connected = lambda: link.connected
     sessions = ClusterSessions(broker.table, store, link, nats,
                                interest_changed=interest_changed)
     inbox = Inbox.of_thread(threading.get_ident())  # the thread of the broker's loop
@@ -275,6 +318,10 @@ async def attach_sessions(
     async def release(client_id: str) -> None:
         await inbox.run(functools.partial(_release, sessions, client_id, loop), loop)
 
+    def reconnected() -> None:
+        inbox.post(lambda: sessions.verify_ownership(loop.time()), loop)
+
+    link.reconnected = reconnected
     await nats.call_async(link.serve_releases(release))
     broker.ports = attrs.evolve(broker.ports, sessions=sessions)
     handle = SessionsHandle(sessions, link, nats)
@@ -284,3 +331,7 @@ async def attach_sessions(
 
 def _release(sessions: ClusterSessions, client_id: str, loop: asyncio.AbstractEventLoop) -> None:
     sessions.release(client_id, loop.time())
+
+
+def _no_interest() -> None:
+    """A node without a cluster router (the sessions tests): no NATS interest to sync."""

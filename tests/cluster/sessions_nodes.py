@@ -66,7 +66,7 @@ class NatsServer:
         shutil.rmtree(self.store_dir, ignore_errors=True)
 
 
-def node_broker(retry_interval: float = 0.5) -> Broker:
+def node_broker(retry_interval: float = 10.0) -> Broker:
     """A broker with its sessions in JetStream once attached (memory for the rest)."""
     config = Config(port=0, host="127.0.0.1", retry_interval=retry_interval, sys_interval=0)
     return Broker(config, store=wrap_store(config, MemoryStore()))
