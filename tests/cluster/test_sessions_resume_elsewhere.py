@@ -11,7 +11,7 @@ acknowledged to the publisher is there on the other node.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 
@@ -70,10 +70,11 @@ def test_messages_queued_on_one_node_are_delivered_on_another_in_order(
     publisher.disconnect()
 
 
-def per_topic(messages: list[tuple[str, bytes, int]]) -> dict[str, list[tuple[bytes, int]]]:
+def per_topic(messages: Sequence[tuple[str, bytes | bytearray, int]],
+              ) -> dict[str, list[tuple[bytes | bytearray, int]]]:
     """Messages by topic, in the order they came: the order MQTT keeps (each topic is an
     ordered topic [MQTT-4.6.0-6]; across topics a broker may interleave)."""
-    by_topic: dict[str, list[tuple[bytes, int]]] = {}
+    by_topic: dict[str, list[tuple[bytes | bytearray, int]]] = {}
     for topic, payload, qos in messages:
         by_topic.setdefault(topic, []).append((payload, qos))
     return by_topic
