@@ -38,6 +38,7 @@ RECONNECT_WAIT = 0.5
 """Seconds between two reconnect attempts to NATS."""
 START_RETRY = 1.0
 """Seconds between two attempts to reach NATS at start-up."""
+DEFAULT_MAX_PAYLOAD = 1024 * 1024
 RESUME_DELAY = 1.5
 """Seconds a node waits after NATS came back before it sends what waited: the other
 nodes reconnect within about one ``RECONNECT_WAIT`` of each other, and a message sent
@@ -71,6 +72,12 @@ class ClusterNode:
         """The JetStream context of the connection (after ``connect``)."""
         assert self._js is not None, "the node is not connected yet"
         return self._js
+
+    @property
+    def max_payload(self) -> int:
+        """The largest NATS message the server takes (its ``max_payload``, 1 MiB by
+        default), as it said when the node connected."""
+        return self._nc.max_payload if self._nc is not None else DEFAULT_MAX_PAYLOAD
 
     @property
     def connected(self) -> bool:

@@ -59,6 +59,9 @@ SEND_ATTEMPTS = 40
 """Tries to send one thing while NATS is connected before it is given up (logged):
 JetStream answers a few seconds late after nats-server restarts."""
 RETRY_WAIT = 0.25
+MAX_SUBJECT = 4000
+"""Bytes of a subject at most: nats-server's protocol line is 4096 bytes by default
+(``max_control_line``), and a longer one costs the node its connection."""
 SEEN_WINDOW = 65_536
 """Messages per sending node remembered for the duplicate filter."""
 
@@ -124,6 +127,9 @@ class ClusterRouter:
         """Messages sent to NATS for other nodes."""
         self.received = 0
         """Messages from other nodes delivered here (duplicates not counted)."""
+        self.unroutable = 0
+        """Messages delivered on this node only, too large for NATS (``MAX_SUBJECT``,
+        the server's ``max_payload``)."""
         self.dropped = 0
         """Messages not forwarded because the queue was full while NATS was away."""
 
@@ -136,6 +142,13 @@ class ClusterRouter:
         topic = message.topic
         if topic.startswith(SYS_ROOT) and is_sys_topic(topic):
             return matched  # the node's own status, not the cluster's
+        subject = MESSAGES + topic_subject(topic)
+        if len(subject) > MAX_SUBJECT:
+            self.unroutable += 1
+            broker_log.warning("cluster unroutable", "node %s: the subject of %s is too long "
+                               "for NATS (%d of %d bytes): delivered on this node only",
+                               self.node.name, clip(topic), len(subject), MAX_SUBJECT)
+            return matched
         if message.retain:
             self._queue.append(_Retain(message))
         if self._pending_messages >= self.node.settings.max_pending:
@@ -146,7 +159,14 @@ class ClusterRouter:
         else:
             self._sequence += 1
             body = seal(message, self.node.incarnation, self._sequence, now)
-            self._queue.append(_Publish(MESSAGES + topic_subject(topic), body))
+            if len(body) > self.node.max_payload:
+                self.unroutable += 1
+                broker_log.warning("cluster unroutable", "node %s: a message on %s is too "
+                                   "large for NATS (%d bytes, max_payload %d): delivered on "
+                                   "this node only", self.node.name, clip(topic), len(body),
+                                   self.node.max_payload)
+                return matched
+            self._queue.append(_Publish(subject, body))
             self._pending_messages += 1
         self._wake.set()
         return matched
@@ -176,6 +196,12 @@ class ClusterRouter:
             self._subscription(subject, wanted=True)
 
     def _subscription(self, subject: str, *, wanted: bool) -> None:
+        if len(MESSAGES) + len(subject) > MAX_SUBJECT:
+            if wanted:
+                broker_log.warning("cluster unroutable", "node %s: a filter's subject is too "
+                                   "long for NATS (%d bytes): it gets messages of this node "
+                                   "only", self.node.name, len(subject))
+            return
         self._queue.append(_Subscription(MESSAGES + subject, wanted))
         self._wake.set()
 

@@ -150,3 +150,24 @@ def test_mosquitto_clients_across_nodes_with_awkward_topic_levels(cluster: Clust
     finally:
         sub.kill()
     assert out.splitlines() == [f"{topic} to {topic}" for topic in topics]
+
+
+def test_a_topic_too_long_for_nats_stays_on_its_node_and_routing_goes_on(
+        cluster: Cluster) -> None:
+    """A topic whose subject exceeds NATS's protocol line (4 KiB) is delivered on its own
+    node only (docs/cluster.md): sending it would cost the node its NATS connection."""
+    local, remote = client(cluster, "n1"), client(cluster, "n2")
+    publisher = client(cluster, "n1")
+    try:
+        for each in (local, remote):
+            each.subscribe("large/#", 1)
+        wait_for_interest(cluster, "n2", "large/#")
+        long_topic = "large/" + "x" * 5000
+        publisher.publish(long_topic, b"long topic", 1)
+        publisher.publish("large/ok", b"small", 1)
+        assert [m.topic for m in local.expect(2)] == [long_topic, "large/ok"]
+        [message] = remote.expect()
+        assert (message.topic, message.payload) == ("large/ok", b"small")
+    finally:
+        for each in (local, remote, publisher):
+            each.disconnect()
