@@ -11,21 +11,25 @@ from typing import Any, cast
 import attrs
 import pytest
 
-from mqttref.impl.broker import closing, connection_base, registry
+from mqttref.impl.broker import closing, connection_base, protocol, registry
 from mqttref.impl.broker.config import Config
 from mqttref.impl.broker.handshake import Handshake
 from mqttref.impl.broker.session import Inflight, Session
 from mqttref.impl.codec import codec
 from mqttref.impl.codec.codec import encode
 from mqttref.impl.codec.packets import (
+    Disconnect,
     Packet,
     PacketType,
     Properties,
     ProtocolLevel,
+    PubAck,
+    Publish,
+    QoS,
     UnsubAck,
     Unsubscribe,
 )
-from mqttref.impl.flow import OutboundState
+from mqttref.impl.flow import ConnectionState, OutboundState
 from mqttref.oracle.connection import Connection, Credentials
 from mqttref.oracle.probe import Timing
 from mqttref.oracle.report import Report
@@ -236,3 +240,45 @@ def test_a_broker_dropping_qos_2_flows_a_second_into_the_connection_fails_4_3_3_
     assert verdicts["MQTT-4.3.3-7"] is Verdict.FAIL
     assert verdicts["MQTT-4.3.3-13"] is Verdict.FAIL
     assert verdicts["MQTT-4.1.0-1"] is Verdict.PASS
+
+
+def test_a_broker_ignoring_the_flags_of_pubrel_and_subscribe_fails_3_6_1_1_and_3_8_1_1_only(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without their entries the flags 0000 are the required ones: the packets are answered.
+    monkeypatch.delitem(codec._REQUIRED_FLAGS, PacketType.PUBREL)
+    monkeypatch.delitem(codec._REQUIRED_FLAGS, PacketType.SUBSCRIBE)
+    verdicts = _verdicts(Config(port=0), "reserved_bits_v5", timing=Timing(reply=1.0))
+    assert verdicts["MQTT-3.6.1-1"] is Verdict.FAIL
+    assert verdicts["MQTT-3.8.1-1"] is Verdict.FAIL
+    assert verdicts["MQTT-3.10.1-1"] is Verdict.PASS
+    assert verdicts["MQTT-3.8.3-5"] is Verdict.PASS
+
+
+def test_a_broker_sending_disconnect_before_any_connack_fails_3_14_0_1(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    original = closing.Closing.close
+
+    def disconnect_first(self: closing.Closing, reason: str, **options: Any) -> None:
+        if self.state not in (ConnectionState.CONNECTED, ConnectionState.CLOSED):
+            self.send_frame(encode(Disconnect(0x82), V5))
+        original(self, reason, **options)
+
+    monkeypatch.setattr(closing.Closing, "close", disconnect_first)
+    verdicts = _verdicts(Config(port=0), "no_disconnect_before_connack_v5")
+    assert verdicts["MQTT-3.14.0-1"] is Verdict.FAIL
+
+
+def test_a_broker_taking_a_qos_1_publish_with_dup_1_for_a_copy_fails_4_3_2_5_only(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    original = protocol.Connection.on_publish
+
+    def deduplicating(self: protocol.Connection, packet: Publish, now: float) -> None:
+        if packet.qos == QoS.AT_LEAST_ONCE and packet.dup and packet.packet_id is not None:
+            self.send(PubAck(packet.packet_id))  # acknowledged, never routed
+            return
+        original(self, packet, now)
+
+    monkeypatch.setattr(protocol.Connection, "on_publish", deduplicating)
+    verdicts = _verdicts(Config(port=0), "qos1_receiver_v5", timing=Timing(obligation=0.5))
+    assert verdicts["MQTT-4.3.2-5"] is Verdict.FAIL
+    assert verdicts["MQTT-4.3.2-4"] is Verdict.PASS
