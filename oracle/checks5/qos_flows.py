@@ -11,6 +11,7 @@ Messages are told apart by payload, never by the identifier under test.
 from __future__ import annotations
 
 from mqttref.impl.codec.packets import (
+    Disconnect,
     Properties,
     PubAck,
     PubComp,
@@ -31,7 +32,7 @@ from mqttref.oracle.checks5.common import (
 )
 from mqttref.oracle.evidence import Inconclusive, NotApplicable
 from mqttref.oracle.flows import require
-from mqttref.oracle.probe import Probe
+from mqttref.oracle.probe import Closed, Probe, Received
 from mqttref.oracle.scenario import Context
 
 Q0, Q1, Q2 = QoS.AT_MOST_ONCE, QoS.AT_LEAST_ONCE, QoS.EXACTLY_ONCE
@@ -180,7 +181,7 @@ async def _refusal(ctx: Context, pub: Probe, packet_id: int) -> int:
     accepted: list[str] = []
     for topic, payload, props, what in candidates:
         await pub.send(Publish(topic, payload, Q2, False, False, packet_id, props), note=what)
-        rec = await pub.expect(PubRec, "PUBREC for a QoS 2 PUBLISH [MQTT-4.3.3-8]")
+        rec = await _pubrec_or_disconnect(pub, what)
         require(rec.reason_code in PUBACK_CODES, f"pub: PUBREC 0x{rec.reason_code:02X} must be"
                 " a PUBREC Reason Code [MQTT-3.5.2-1]")
         if rec.reason_code >= 0x80:
@@ -190,3 +191,18 @@ async def _refusal(ctx: Context, pub: Probe, packet_id: int) -> int:
         await pub.expect(PubComp, "PUBCOMP for PUBREL [MQTT-4.3.3-11]")
     raise NotApplicable(f"accepts every QoS 2 PUBLISH the check offers it to refuse"
                         f" ({'; '.join(accepted)}): a server MAY check them (3.3.2.3.2, 4.11)")
+
+
+async def _pubrec_or_disconnect(pub: Probe, what: str) -> PubRec:
+    """The PUBREC for a PUBLISH the server may refuse; a refusal by DISCONNECT, which the
+    spec allows as well (3.3.2.3.2, 3.14.2.1), leaves no PUBREC to judge."""
+    event = await pub.next_event(pub.timing.reply_bound)
+    if isinstance(event, Received) and isinstance(event.packet, PubRec):
+        return event.packet
+    if isinstance(event, Closed) or (isinstance(event, Received)
+                                     and isinstance(event.packet, Disconnect)):
+        raise NotApplicable(f"refuses {what} by closing the connection (allowed, 3.3.2.3.2):"
+                            " no PUBREC of 0x80 or above to go on from")
+    if isinstance(event, Received):
+        pub.pending.append(event.packet)
+    return await pub.expect(PubRec, "PUBREC for a QoS 2 PUBLISH [MQTT-4.3.3-8]")
