@@ -230,6 +230,12 @@ class JetStreamSessionStore(Store):
         self.nats = nats
         self.kv = kv
 
+    def unbind(self) -> None:
+        """The node left the cluster: a later commit of session changes fails at once."""
+        self.nats = None
+        self.kv = None
+        self.is_connected = lambda: False
+
     def _connected(self) -> tuple[NatsThread, KeyValue]:
         if self.nats is None or self.kv is None:
             raise StoreError(f"JetStream bucket {SESSIONS_BUCKET}: not connected to NATS")
@@ -267,9 +273,9 @@ class JetStreamSessionStore(Store):
         self.retained_store.commit()
         if not self._pending and not self._later:
             return
-        nats, kv = self._connected()
         if not self._pending and not self.connected():
             return  # only live wills: they wait for NATS
+        nats, kv = self._connected()
         pending, self._pending = self._pending, {}
         later, self._later = self._later, {}
         try:

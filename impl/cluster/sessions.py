@@ -261,13 +261,18 @@ class SessionsHandle:
     reaper: concurrent.futures.Future[None] | None = None
 
     async def close(self) -> None:
-        """Stop finding orphans, let the lease go (other nodes may take this node's
-        persistent sessions from now on), close the NATS connection and its thread."""
+        """Write what the closed connections left (their sessions' ends), stop finding
+        orphans, let the lease go (other nodes take this node's persistent sessions
+        from now on), close the NATS connection and its thread."""
+        store = self.sessions.store
         if self.reaper is not None:
             self.reaper.cancel()
         try:
+            if self.link.connected:
+                store.commit()
             await self.nats.call_async(self.link.close())
         finally:
+            store.unbind()
             self.nats.stop()
 
 

@@ -28,6 +28,8 @@ from mqttref.impl.broker.sessions import SessionTable
 from mqttref.impl.cluster.node import ClusterNode
 from mqttref.impl.cluster.retained import RetainedMirror
 from mqttref.impl.cluster.routing import ClusterRouter
+from mqttref.impl.cluster.sessions import SessionsHandle, attach_sessions
+from mqttref.impl.cluster.sessions import wrap_store as sessions_store
 from mqttref.impl.store.base import Store
 
 
@@ -40,10 +42,9 @@ class ClusterHost(Protocol):
 
 
 def wrap_store(config: Config, store: Store) -> Store:
-    """The store a cluster node's session table uses (H2: sessions in JetStream plug in
-    here)."""
-    del config
-    return store
+    """The store a cluster node's session table uses: persistent sessions in JetStream
+    (``sessions.wrap_store``), retained messages in ``store`` as before."""
+    return sessions_store(config, store)
 
 
 class ClusterAttachment:
@@ -60,6 +61,8 @@ class ClusterAttachment:
                                     self.retained)
         host.ports = attrs.evolve(host.ports, router=self.router)
         table.router = self.router
+        self.sessions: SessionsHandle | None = None
+        """Sessions across nodes, once ``start`` attached them."""
 
     def _held_filters(self) -> Iterator[str]:
         for session in self.host.table.sessions.values():
@@ -70,10 +73,16 @@ class ClusterAttachment:
         await self.node.connect()
         await self.retained.start()
         self.router.start()
-        # H2 spot 2: sessions, ownership and wills across nodes attach here.
+        # Sessions, ownership and wills across nodes (impl/cluster/sessions.py).
+        self.sessions = await attach_sessions(self.host,
+                                              interest_changed=self.router.sync_interest)
 
     async def stop(self) -> None:
         """Leave: send what waits (a few seconds at most), then close the connection."""
+        if self.sessions is not None:
+            sessions, self.sessions = self.sessions, None
+            with contextlib.suppress(Exception):  # NATS gone: the lease runs out by itself
+                await sessions.close()
         with contextlib.suppress(Exception):  # NATS gone: what waits is lost, as documented
             await self.router.flush()
         await self.router.stop()
