@@ -33,7 +33,7 @@ import time
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js.api import DeliverPolicy
-from nats.js.errors import NoKeysError
+from nats.js.errors import BucketNotFoundError, NoKeysError
 from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, KeyValue
 
 from mqttref.impl.broker.registry import Registry
@@ -71,7 +71,10 @@ class RetainedMirror:
 
     async def start(self) -> None:
         """Open (or make) the bucket, copy it into the registry, then follow it."""
-        self._kv = await self.node.js.create_key_value(bucket=BUCKET, history=1)
+        try:  # one made beforehand (more replicas, limits) is used as it is
+            self._kv = await self.node.js.key_value(BUCKET)
+        except BucketNotFoundError:
+            self._kv = await self.node.js.create_key_value(bucket=BUCKET, history=1)
         await self.resync()
         self.node.on_reconnected(self.resync)
 
