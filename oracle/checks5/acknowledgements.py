@@ -21,12 +21,14 @@ from mqttref.impl.codec.packets import (
     PubRec,
     PubRel,
     QoS,
+    SubAck,
+    Subscribe,
     Subscription,
     UnsubAck,
     Unsubscribe,
 )
 from mqttref.oracle.checks5._closing import size
-from mqttref.oracle.checks5.common import PUBACK_CODES, check5, connect5, subscribe5
+from mqttref.oracle.checks5.common import PUBACK_CODES, SUBACK_CODES, check5, connect5
 from mqttref.oracle.evidence import NotApplicable
 from mqttref.oracle.flows import require
 from mqttref.oracle.probe import Probe, describe
@@ -76,10 +78,21 @@ async def acknowledgements_within_maximum_packet_size_v5(ctx: Context) -> None:
     limit = max(size(connack), size(delivered), 16)
     probe, _ = await connect5(ctx, "tight", props=Properties(maximum_packet_size=limit))
     # One scenario per acknowledgement: a deviation of one leaves the others judged.
+    granted = 0x80
     async with ctx.scenario("SUBACK"):
-        suback = await subscribe5(probe, Subscription(topic, top),
-                                  Subscription(ctx.topic("acks", "other"), Q1), exact=False)
+        packet_id = probe.new_packet_id()
+        await probe.send(Subscribe(packet_id, (Subscription(topic, top),
+                                               Subscription(ctx.topic("acks", "other"), Q1))))
+        suback = await probe.expect(SubAck, "SUBACK for SUBSCRIBE [MQTT-3.8.4-1]")
+        codes = suback.return_codes
+        require(suback.packet_id == packet_id, f"tight: SUBACK id {suback.packet_id} must"
+                f" equal SUBSCRIBE id {packet_id} [MQTT-3.8.4-2]")
+        require(len(codes) == 2, f"tight: SUBACK {codes} must hold a Reason Code for each of"
+                " the 2 filters [MQTT-3.8.4-6]")
+        require(all(code in SUBACK_CODES for code in codes), f"tight: SUBACK codes {codes}"
+                " must be Subscribe Reason Codes [MQTT-3.9.3-2]")
         _fits(probe, suback, limit, "a SUBSCRIBE of two filters")
+        granted = codes[0]
     async with ctx.scenario("UNSUBACK"):
         await probe.send(Unsubscribe(probe.new_packet_id(), (ctx.topic("acks", "never"),)))
         unsuback = await probe.expect(UnsubAck, "UNSUBACK for UNSUBSCRIBE [MQTT-3.10.4-4]")
@@ -103,10 +116,10 @@ async def acknowledgements_within_maximum_packet_size_v5(ctx: Context) -> None:
         raise NotApplicable(f"declares Maximum QoS {ctx.profile5.maximum_qos}: no QoS 2 flow,"
                             " so no PUBREC or PUBREL from the server (3.2.2.3.4)", *_QOS2)
     async with ctx.scenario("QoS 2 both ways"):
-        await _qos2_both_ways(probe, topic, limit)
+        await _qos2_both_ways(probe, topic, limit, granted)
 
 
-async def _qos2_both_ways(probe: Probe, topic: str, limit: int) -> None:
+async def _qos2_both_ways(probe: Probe, topic: str, limit: int, granted: int) -> None:
     mine = probe.new_packet_id()
     await probe.send(Publish(topic, b"m", Q2, False, False, mine))
     rec = await probe.expect(PubRec, "PUBREC for a QoS 2 PUBLISH [MQTT-4.3.3-8]")
@@ -117,11 +130,15 @@ async def _qos2_both_ways(probe: Probe, topic: str, limit: int) -> None:
     _comp(probe, await probe.expect(PubComp, "PUBCOMP for PUBREL [MQTT-4.3.3-11]"), limit,
           "a PUBREL")
     # Its own message comes back on its QoS 2 subscription (no No Local): the server's PUBREL.
-    back = await probe.expect(Publish, "the message its subscription matches [MQTT-3.3.4-1]")
-    if back.qos != Q2 or back.packet_id is None:
-        raise NotApplicable(f"delivers at QoS {int(back.qos)} on a QoS 2 subscription (a lower"
-                            " grant is allowed [MQTT-3.8.4-7]): no PUBREL from the server",
+    if granted != Q2:
+        raise NotApplicable(f"answers the QoS 2 subscription with 0x{granted:02X} (a lower"
+                            " grant or a refusal is allowed, 3.9.3): no PUBREL from the server",
                             "MQTT-3.6.2-1", "MQTT-3.6.2-2", "MQTT-3.6.2-3")
+    back = await probe.expect(Publish, "the message its subscription matches [MQTT-3.3.4-1]")
+    require(back.qos == Q2 and back.packet_id is not None, f"tight: a QoS 2 message on a"
+            f" subscription granted QoS 2 must come at QoS 2, got QoS {int(back.qos)}"
+            " [MQTT-3.8.4-8]")
+    assert back.packet_id is not None
     await probe.send(PubRec(back.packet_id))
     rel = await probe.expect(PubRel, "PUBREL for PUBREC [MQTT-4.3.3-4]")
     require(rel.reason_code in PUBREL_CODES, f"tight: PUBREL 0x{rel.reason_code:02X} must be a"
