@@ -63,8 +63,12 @@ class MessageRouting:
 
     if TYPE_CHECKING:  # Level5's, which comes later in BrokerModel's bases
 
-        def _share(self, message: Message) -> None:
-            """Hand a message the server surely took to the Shared Subscription groups."""
+        def _share(self, message: Message, *, owed: bool = True) -> None:
+            """Hand a message the server took to the Shared Subscription groups (owed
+            to them once the server surely took it)."""
+
+        def _share_released(self, message: Message) -> None:
+            """The PUBREL of a QoS 2 message ``_share`` did not owe yet."""
 
         def _expiry(self, message: Message) -> str:
             """held, expiring or expired: the message against its Message Expiry Interval."""
@@ -132,8 +136,7 @@ class MessageRouting:
         accepted.deliveries = self._forward(
             message, required=required, release_later=release_later, served=accepted.sessions
         )
-        if required:
-            self._share(message)
+        self._share(message, owed=required)
         return accepted
 
     def _release(self, accepted: Accepted) -> None:
@@ -194,7 +197,7 @@ class MessageRouting:
         accepted.deliveries += self._forward(
             message, required=False, release_later=False, served=accepted.sessions
         )
-        self._share(message)
+        self._share_released(message)
 
     def _widen_to_current_subscriptions(self, delivery: Delivery) -> None:
         """A copy not sent before the release may go at the QoS of the subscriptions of

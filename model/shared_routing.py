@@ -62,13 +62,28 @@ class SharedRouting:
         )
         self.shared5.subscribe(member, subscription.topic_filter)
 
-    def _share(self, message: Message) -> None:
-        """The server surely took ``message``: each matching group owes it to one member."""
+    def _share(self, message: Message, *, owed: bool = True) -> None:
+        """The server took ``message``: each matching group owes it to one member, or
+        (``owed`` False: a QoS 2 message before its PUBREL) may be sent it already, as
+        a server that starts onward delivery at the PUBLISH does (4.3.3)."""
         if message.seq in self.shared_seq or not self.shared5.groups():
             return
         self.shared_seq[message.seq] = self.shared5.publish(
-            Message5(message.origin, message.topic, message.qos, message.retain)
+            Message5(message.origin, message.topic, message.qos, message.retain), owed=owed
         )
+
+    def _share_released(self, message: Message) -> None:
+        """The PUBREL of a QoS 2 message: the groups of its PUBLISH are owed it now; a
+        group formed since is only allowed it (a server that delivered at the PUBLISH
+        matched no such group, one that delivers at the PUBREL may choose it)."""
+        seq = self.shared_seq.get(message.seq)
+        if seq is not None:
+            self.shared5.release(seq)
+        elif self.shared5.groups():
+            self.shared_seq[message.seq] = self.shared5.publish(
+                Message5(message.origin, message.topic, message.qos, message.retain),
+                owed=False,
+            )
 
     def _observe_shared(
         self, conn: Connection, session: Session, packet: Publish, *, must: bool
@@ -80,7 +95,7 @@ class SharedRouting:
         of this session's explains it (the caller judges it as not due), or when
         none takes it and ``must`` is False (another pending copy explains it)."""
         seqs = self.message_seqs.get((packet.topic, packet.payload), [])
-        routed = [s for s in seqs if s in self.shared_seq]
+        routed = [s for s in seqs if self._routed_to_groups(self._message_by_seq(s))]
         if not routed or not session.shared:
             return None
         seen = Copy(int(packet.qos), packet.retain, packet.properties.subscription_identifiers)

@@ -241,6 +241,10 @@ class Routing:
     sent_qos: int = 0
     """The QoS of the copy the holder was sent: the member's, not the message's
     [MQTT-4.8.2-3]; a QoS 0 copy waits for no acknowledgement."""
+    optional: bool = False
+    """Allowed, not owed: a QoS 2 message before its PUBREL (the server may start
+    onward delivery at the PUBLISH or at the PUBREL, 4.3.3), or one whose group
+    formed after its PUBLISH (a server that delivered at the PUBLISH matched none)."""
 
     @property
     def eligible(self) -> frozenset[str]:
@@ -281,6 +285,8 @@ class SharedGroups5:
     _groups: dict[SharedFilter, dict[str, Member]] = attrs.field(factory=dict, init=False)
     _connected: set[str] = attrs.field(factory=set, init=False)
     _routings: dict[int, list[Routing]] = attrs.field(factory=dict, init=False)
+    _published: dict[int, Message5] = attrs.field(factory=dict, init=False)
+    """Message number -> the message, also when it matched no group (yet)."""
     _next_seq: int = attrs.field(default=1, init=False)
 
     # --------------------------------------------------------- membership
@@ -371,16 +377,35 @@ class SharedGroups5:
 
     # --------------------------------------------------------- messages
 
-    def publish(self, message: Message5) -> int:
+    def publish(self, message: Message5, *, owed: bool = True) -> int:
         """The server took ownership of ``message``: one routing per matching group with
-        members. Returns the message's number for ``delivered`` and ``acknowledged``."""
+        members. Returns the message's number for ``delivered`` and ``acknowledged``.
+        ``owed=False``: a QoS 2 message before its PUBREL, which the server may send
+        to a member already or only once released (4.3.3); ``release`` then owes it."""
         seq, self._next_seq = self._next_seq, self._next_seq + 1
+        self._published[seq] = message
         self._routings[seq] = [
-            Routing(seq, share, message, dict(members))
+            Routing(seq, share, message, dict(members), optional=not owed)
             for share, members in sorted(self._groups.items())
             if members and matches(share.topic_filter, message.topic)
         ]
         return seq
+
+    def release(self, seq: int) -> None:
+        """The publisher's PUBREL for message ``seq`` (published with ``owed=False``):
+        the groups of its PUBLISH are owed it now [MQTT-4.5.0-1]; a group formed since
+        may be sent it (a server delivering at the PUBREL) or not (one that delivered
+        at the PUBLISH): it gets a routing that is allowed, not owed (4.3.3, 4.8.2)."""
+        routings = self._routings.setdefault(seq, [])
+        message = self._published[seq]
+        for routing in routings:
+            routing.optional = False
+        routed = {r.share for r in routings}
+        routings.extend(
+            Routing(seq, share, message, dict(members), optional=True)
+            for share, members in sorted(self._groups.items())
+            if members and share not in routed and matches(share.topic_filter, message.topic)
+        )
 
     def routings(self, seq: int) -> tuple[Routing, ...]:
         return tuple(self._routings.get(seq, ()))
@@ -505,6 +530,7 @@ class SharedGroups5:
             if (
                 routing.state == R.OWED
                 and not routing.disturbed
+                and not routing.optional
                 and routing.eligible
                 and routing.eligible <= self._connected
             ):
