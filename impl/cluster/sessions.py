@@ -49,7 +49,7 @@ from mqttref.impl.cluster.ownership import NodeId
 from mqttref.impl.cluster.session_store import JetStreamSessionStore, decode_live_will
 from mqttref.impl.cluster.wills import find_orphans
 from mqttref.impl.codec.errors import ReasonCode
-from mqttref.impl.codec.packets import NO_PROPERTIES, Connect
+from mqttref.impl.codec.packets import NO_PROPERTIES, Connect, ProtocolLevel
 from mqttref.impl.logtext import clip
 from mqttref.impl.message import Message
 from mqttref.impl.store.base import SessionExpiry, SessionRecord, Store, StoredWill
@@ -100,8 +100,16 @@ class ClusterSessions:
         Taken from a node that was gone (no release), the client's last connection
         there ended without DISCONNECT: its will goes out now, as at a takeover on
         one node [MQTT-3.1.4-2], unless the session resumes within its Will Delay
-        Interval [MQTT-3.1.3-9]. Raises ConnectionError while NATS is away (the
-        connection is closed without CONNACK)."""
+        Interval [MQTT-3.1.3-9].
+
+        While NATS is away a clean session that ends with its connection is opened
+        here without owning the client id (another node cannot be asked to close its
+        connection then); a session meant to outlive the connection cannot be
+        written, so the CONNECT fails (ConnectionError: closed without CONNACK)."""
+        if not self.link.connected and not _outlives_connection(connect):
+            log.warning("NATS is away: %s connects with a clean session, not owned in "
+                        "the cluster", clip(client_id))
+            return self.table.open_session(connection, client_id, connect, now)
         gone = self.nats.call(self.link.claim(client_id),
                               self.link.lease_seconds * 2 + CALL_MARGIN)
         if client_id not in self.table.sessions:
@@ -336,6 +344,17 @@ async def attach_sessions(
 
 def _release(sessions: ClusterSessions, client_id: str, loop: asyncio.AbstractEventLoop) -> None:
     sessions.release(client_id, loop.time())
+
+
+def _outlives_connection(connect: Connect) -> bool:
+    """Whether a CONNECT asks for a session that may outlive its connection: clean session
+    0 (3.1.1; Clean Start 0 at 5.0 may resume one), or a 5.0 Session Expiry Interval
+    above 0 [MQTT-3.1.2-23]."""
+    if not connect.clean_session:
+        return True
+    if connect.protocol_level is ProtocolLevel.MQTT_5:
+        return bool(connect.properties.session_expiry_interval)
+    return False
 
 
 def _no_interest() -> None:

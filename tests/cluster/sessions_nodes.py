@@ -59,11 +59,13 @@ class NatsServer:
         wait_for_port(self.port, process=self.process)
         return self
 
-    def stop(self) -> None:
+    def stop(self, *, keep_store: bool = False) -> None:
+        """Stop the server; ``keep_store`` for a ``start`` again on the same port and store."""
         if self.process is not None:
             stop_process(self.process)
             self.process = None
-        shutil.rmtree(self.store_dir, ignore_errors=True)
+        if not keep_store:
+            shutil.rmtree(self.store_dir, ignore_errors=True)
 
 
 def node_broker(retry_interval: float = 10.0) -> Broker:
