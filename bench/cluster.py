@@ -79,7 +79,8 @@ def process(command: list[str], port: int, log: Path) -> Iterator[subprocess.Pop
 
 
 def node_command(port: int, nats_url: str | None, name: str) -> list[str]:
-    command = [sys.executable, "-m", "mqttref", "broker", "--memory", "-p", str(port)]
+    command = [sys.executable, "-m", "mqttref", "broker", "--memory", "-p", str(port),
+               "--max-queued", "1000000"]  # the subscriber may fall behind: nothing dropped
     if nats_url is not None:
         command += ["--cluster", nats_url, "--node-name", name]
     return command
@@ -90,7 +91,7 @@ def send(pub_port: int, sub_port: int, messages: int, qos: int, *,
     """Publish ``messages`` on one port, receive them on another; the CPU seconds the
     ``brokers`` and the ``others`` spent meanwhile, and whether all arrived."""
     sub = subprocess.Popen(["mosquitto_sub", "-h", HOST, "-p", str(sub_port), "-t", TOPIC,
-                            "-q", str(qos), "-C", str(messages), "-W", "600"],
+                            "-q", str(qos), "-C", str(messages), "-W", "120"],
                            stdout=subprocess.DEVNULL)
     time.sleep(1.5)  # the subscription, and on a cluster its NATS interest, in place
     before = [cpu_seconds(pid) for pid in brokers], [cpu_seconds(pid) for pid in others]

@@ -86,3 +86,18 @@ def test_a_wildcard_subscription_gets_the_retained_messages_of_every_node(
     finally:
         for publisher in publishers.values():
             publisher.disconnect()
+
+
+def test_a_node_killed_and_restarted_gets_the_retained_messages_back(cluster: Cluster) -> None:
+    """A node keeps no retained message of its own (``--memory``): after ``kill -9`` and a
+    restart it copies them from the bucket before it listens again."""
+    publisher = client(cluster, "n1")
+    try:
+        publisher.publish("retained/after/restart", b"still here", 1, retain=True)
+        seen_everywhere(cluster, "retained/after/restart", b"still here")
+    finally:
+        publisher.disconnect()
+    n3 = cluster.node("n3")
+    n3.kill()
+    n3.start()
+    assert retained_on(cluster, "n3", "retained/after/restart") == b"still here"

@@ -171,3 +171,24 @@ def test_a_topic_too_long_for_nats_stays_on_its_node_and_routing_goes_on(
     finally:
         for each in (local, remote, publisher):
             each.disconnect()
+
+
+def test_a_node_killed_and_restarted_receives_again_for_its_new_subscribers(
+        cluster: Cluster) -> None:
+    """After ``kill -9`` the node's NATS subscriptions die with its connection; restarted,
+    it subscribes for its new sessions and routing to it resumes."""
+    n3 = cluster.node("n3")
+    n3.kill()
+    eventually(lambda: not cluster.nats.subscriptions_of("n3"), "n3's NATS subscriptions gone")
+    n3.start()
+    subscriber = client(cluster, "n3")
+    publisher = client(cluster, "n1")
+    try:
+        subscriber.subscribe("restarted/+", 2)
+        wait_for_interest(cluster, "n3", "restarted/+")
+        publisher.publish("restarted/x", b"welcome back", 2)
+        [message] = subscriber.expect()
+        assert (message.payload, message.qos) == (b"welcome back", 2)
+    finally:
+        subscriber.disconnect()
+        publisher.disconnect()
