@@ -161,3 +161,27 @@ def test_what_a_killed_node_acknowledged_is_delivered_by_another(nats: NatsServe
     finally:
         n1.kill()
         n2.stop()
+
+
+def test_a_qos_2_publish_sent_again_on_another_node_is_not_delivered_twice(
+    nodes: tuple[SessionNode, SessionNode],
+) -> None:
+    """The client's QoS 2 PUBLISH got PUBREC on n1 (delivered there, 4.3.3 method A); it
+    left before PUBREL and sends the PUBLISH again with DUP 1 on n2: n2 answers PUBREC
+    and does not deliver it a second time [MQTT-4.3.3-10], then PUBCOMP for its PUBREL."""
+    n1, n2 = nodes
+    watcher = Paho(n2.port, "watcher2").connect()
+    assert watcher.subscribe("inbound/#", 2) == [2]
+    first_try = Publish("inbound/1", b"once", QoS.EXACTLY_ONCE, packet_id=7)
+    with RawClient(n1.port) as first:
+        first.connect("sender", clean_session=False)
+        first.send(first_try)
+        assert _receive(first) == PubRec(7)
+    with RawClient(n2.port) as second:
+        assert second.connect("sender", clean_session=False).session_present
+        second.send(Publish("inbound/1", b"once", QoS.EXACTLY_ONCE, dup=True, packet_id=7))
+        assert _receive(second) == PubRec(7)
+        second.send(PubRel(7))
+        assert _receive(second) == PubComp(7)
+    assert watcher.nothing_within(0.5), "delivered again on n2"
+    watcher.disconnect()
