@@ -27,7 +27,9 @@ alone needs only ``m.>`` (every topic has at least one level).
 
 from __future__ import annotations
 
+import re
 import string
+from functools import lru_cache
 
 ORDINARY = "m"
 """The prefix token of a topic name not starting with ``$``."""
@@ -38,6 +40,11 @@ EMPTY_LEVEL = "="
 ESCAPE = "="
 _SAFE = frozenset(string.ascii_letters + string.digits + "-_")
 _HEX = frozenset("0123456789ABCDEF")
+_PLAIN = re.compile(r"[A-Za-z0-9_-]+")
+"""A level (or token) of safe characters only: the same on both sides."""
+CACHED = 4096
+"""Topic names and subjects remembered per direction: a node sees the same few again
+and again, and this mapping is on every forwarded message's path."""
 
 
 class SubjectError(ValueError):
@@ -48,7 +55,7 @@ def level_token(level: str) -> str:
     """One topic level as one subject token (see the module's escaping rules)."""
     if not level:
         return EMPTY_LEVEL
-    if all(char in _SAFE for char in level):
+    if _PLAIN.fullmatch(level):
         return level
     parts: list[str] = []
     for char in level:
@@ -63,6 +70,8 @@ def token_level(token: str) -> str:
     """The topic level of one token; SubjectError if no level maps to it."""
     if token == EMPTY_LEVEL:
         return ""
+    if _PLAIN.fullmatch(token):
+        return token
     if not token:
         raise SubjectError("an empty token")
     raw = bytearray()
@@ -91,6 +100,7 @@ def prefix_of(topic_name: str) -> str:
     return DOLLAR if topic_name.startswith("$") else ORDINARY
 
 
+@lru_cache(maxsize=CACHED)
 def topic_subject(topic_name: str) -> str:
     """The subject of a topic name (no wildcards): prefix token, then one per level."""
     tokens = [prefix_of(topic_name)]
@@ -98,6 +108,7 @@ def topic_subject(topic_name: str) -> str:
     return ".".join(tokens)
 
 
+@lru_cache(maxsize=CACHED)
 def subject_topic(subject: str) -> str:
     """The topic name of a subject made by ``topic_subject``; SubjectError otherwise."""
     prefix, dot, rest = subject.partition(".")
