@@ -23,6 +23,7 @@ from mqttref.impl.codec.packets import (
     UnsubAck,
     Unsubscribe,
 )
+from mqttref.oracle.checks5._steps import next_answer
 from mqttref.oracle.checks5.common import check5, connect5, subscribe5
 from mqttref.oracle.evidence import Deviation, NotApplicable
 from mqttref.oracle.flows import require
@@ -32,7 +33,7 @@ from mqttref.oracle.scenario import Context
 
 async def _answer(probe: Probe, why: str) -> Packet:
     """The next packet from the server, owed for ``why``."""
-    event = await probe.next_event(probe.timing.reply_bound)
+    event = await next_answer(probe)
     if not isinstance(event, Received):
         raise Deviation(f"{probe.name}: no answer within {probe.timing.reply_bound:.1f}s"
                         f" {why}" if event is None else

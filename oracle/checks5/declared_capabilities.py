@@ -22,6 +22,7 @@ from mqttref.impl.codec.packets import (
     QoS,
     Will,
 )
+from mqttref.oracle.checks5._steps import next_answer
 from mqttref.oracle.checks5.common import V5, check5, closes_after_error, connect5
 from mqttref.oracle.evidence import Deviation, NotApplicable
 from mqttref.oracle.flows import require
@@ -34,7 +35,7 @@ QOS_NOT_SUPPORTED = 0x9B
 async def _will_refused(ctx: Context, will: Will, what: str, rule: str) -> None:
     probe = await ctx.open("will")
     await probe.send(Connect(V5, ctx.client_id("will"), True, 60, will), note=f"with {what}")
-    event = await probe.next_event(ctx.timing.reply_bound)
+    event = await next_answer(probe)
     if isinstance(event, Received) and isinstance(event.packet, ConnAck):
         code = event.packet.return_code
         require(code >= 0x80, f"will: CONNACK 0x{code:02X} accepts a CONNECT with {what}: the"
@@ -64,7 +65,7 @@ async def declared_capabilities_v5(ctx: Context) -> None:
         declared = "absent: 2" if top == 2 else str(top)
         for qos in range(1, top + 1):
             await probe.send(Publish(ctx.topic("declared"), b"q", QoS(qos), False, False, qos))
-            event = await probe.next_event(ctx.timing.reply_bound)
+            event = await next_answer(probe)
             if not isinstance(event, Received):
                 raise NotApplicable(f"closes the connection on a QoS {qos} PUBLISH without a"
                                     " DISCONNECT naming QoS (a refusal of that PUBLISH,"

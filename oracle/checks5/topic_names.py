@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from mqttref.impl.codec.packets import QoS, SubAck
 from mqttref.oracle import raw
-from mqttref.oracle.checks5._steps import closes_unanswered, watcher
+from mqttref.oracle.checks5._steps import closes_unanswered, next_answer, watcher
 from mqttref.oracle.checks5.common import (
     SUBACK_CODES,
     check5,
@@ -60,7 +60,7 @@ async def topic_name_rules_v5(ctx: Context) -> None:
         probe, _ = await connect5(ctx, "filter")
         await probe.send(raw.subscribe(probe.new_packet_id(), (b"", 0x01)),
                          note="SUBSCRIBE to a Topic Filter of no characters")
-        event = await probe.next_event(probe.timing.reply_bound)
+        event = await next_answer(probe)
         why = "(a Topic Filter of no characters, 4.7.3) [MQTT-4.13.1-1]"
         if isinstance(event, Received) and isinstance(event.packet, SubAck):
             codes = event.packet.return_codes
