@@ -39,6 +39,8 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 import attrs
+import nats.js.errors
+from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from mqttref.impl.cluster.bridge import NatsThread
@@ -210,6 +212,7 @@ class JetStreamSessionStore(Store):
         self.local = MemoryStore()
         self.nats: NatsThread | None = None
         self.kv: KeyValue | None = None
+        self.js: JetStreamContext | None = None
         """Set by ``bind`` once the node is connected to NATS (``sessions.attach_sessions``):
         before, no session can exist here (the node does not listen yet)."""
         self.timeout = timeout
@@ -226,14 +229,16 @@ class JetStreamSessionStore(Store):
         """Client ids whose connection here left a will in the bucket."""
         self._sent_order = 0
 
-    def bind(self, nats: NatsThread, kv: KeyValue) -> None:
+    def bind(self, nats: NatsThread, kv: KeyValue, js: JetStreamContext) -> None:
         self.nats = nats
         self.kv = kv
+        self.js = js
 
     def unbind(self) -> None:
         """The node left the cluster: a later commit of session changes fails at once."""
         self.nats = None
         self.kv = None
+        self.js = None
         self.is_connected = lambda: False
 
     def _connected(self) -> tuple[NatsThread, KeyValue]:
@@ -329,17 +334,11 @@ class JetStreamSessionStore(Store):
 
     async def _read(self, kv: KeyValue, prefix: str) -> list[tuple[str, bytes]]:
         """Every key of one session, as the bucket holds them now."""
-        watcher = await kv.watch(f"{prefix}.>")
-        entries: list[tuple[str, bytes]] = []
-        try:
-            while True:
-                entry = await watcher.updates(timeout=self.timeout)  # type: ignore[no-untyped-call]  # nats-py leaves it untyped
-                if entry is None:
-                    return entries
-                if entry.operation in (None, "PUT") and entry.value:  # not DEL, PURGE
-                    entries.append((entry.key, entry.value))
-        finally:
-            await watcher.stop()  # type: ignore[no-untyped-call]  # untyped in nats-py
+        assert self.js is not None
+        keys = await session_keys(self.js, prefix)
+        values = await asyncio.gather(*(_value(kv, key) for key in keys))
+        return [(key, value) for key, value in zip(keys, values, strict=True)
+                if value is not None]
 
     # Persistent sessions ---------------------------------------------------------------
 
@@ -503,6 +502,28 @@ class JetStreamSessionStore(Store):
 
     def close(self) -> None:
         self.retained_store.close()
+
+
+async def session_keys(js: JetStreamContext, prefix: str) -> list[str]:
+    """The keys under ``prefix`` in the sessions bucket, deleted ones included.
+
+    Read from the stream's subjects, not with a key-value watcher: nats-py's watcher
+    may signal the end of the initial values before it delivered them (it compares
+    the server's pending count with what it has processed, and the two race)."""
+    bucket_subject = f"$KV.{SESSIONS_BUCKET}."
+    info = await js.stream_info(f"KV_{SESSIONS_BUCKET}",
+                                subjects_filter=f"{bucket_subject}{prefix}.>")
+    subjects = info.state.subjects or {}
+    return sorted(subject.removeprefix(bucket_subject) for subject in subjects)
+
+
+async def _value(kv: KeyValue, key: str) -> bytes | None:
+    """A key's value; None for a deleted key."""
+    try:
+        entry = await kv.get(key)
+    except nats.js.errors.KeyNotFoundError:  # KeyDeletedError too
+        return None
+    return entry.value or None
 
 
 def decode_live_will(data: bytes) -> tuple[Message, int]:

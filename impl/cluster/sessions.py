@@ -322,7 +322,8 @@ async def attach_sessions(
         nats.stop()
         raise
     assert link.sessions is not None
-    store.bind(nats, link.sessions)
+    assert link.js is not None
+    store.bind(nats, link.sessions, link.js)
     store.is_connected = lambda: link.connected
     sessions = ClusterSessions(broker.table, store, link, nats,
                                interest_changed=interest_changed)

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import nats.js.errors
 import pytest
+from nats.js.kv import KeyValue
 
-from mqttref.impl.cluster.session_store import session_prefix
+from mqttref.impl.cluster.session_store import session_keys, session_prefix
 from tests.broker.paho_client import Paho
 from tests.broker.test_v5_peers import Paho5
 from tests.cluster.sessions_nodes import NatsServer, SessionNode, require_nats_server
@@ -103,12 +105,45 @@ def test_a_clean_session_taken_over_elsewhere_starts_empty(
 
 
 async def _keys(node: SessionNode, prefix: str) -> list[str]:
+    """The keys (not deleted) of one session in the bucket."""
+    js = node.handle.link.js
     kv = node.handle.link.sessions
+    assert js is not None
     assert kv is not None
-    watcher = await kv.watch(f"{prefix}.>", ignore_deletes=True)
-    keys: list[str] = []
-    while (entry := await watcher.updates(timeout=2.0)) is not None:  # type: ignore[no-untyped-call]  # nats-py
-        if entry.operation in (None, "PUT"):
-            keys.append(entry.key)
-    await watcher.stop()  # type: ignore[no-untyped-call]  # nats-py
-    return keys
+    return [key for key in await session_keys(js, prefix) if await _present(kv, key)]
+
+
+async def _present(kv: KeyValue, key: str) -> bool:
+    try:
+        await kv.get(key)
+    except nats.js.errors.KeyNotFoundError:
+        return False
+    return True
+
+
+def test_a_node_back_from_a_nats_outage_lets_go_of_the_sessions_taken_meanwhile(
+    nodes: tuple[SessionNode, SessionNode],
+) -> None:
+    """n1 was cut off from NATS while n2 took the client id (here: n2 takes the owner
+    record as it would from an owner nobody answered for). When n1's connection is
+    back it closes the client's connection and forgets the session, writing nothing:
+    the client resumes the session, as it was, on n2."""
+    n1, n2 = nodes
+    client = Paho(n1.port, "cut-off", clean_session=False).connect()
+    assert client.subscribe("still/#", 1) == [1]
+    link = n2.handle.link
+    record = n2.handle.nats.call(link.owner("cut-off"), 5.0)
+    assert record is not None
+    assert n2.handle.nats.call(link.take_orphan("cut-off", record), 5.0)
+    n1.running.call(lambda broker: n1.handle.sessions.verify_ownership(
+        n1.running.loop.time()))
+    assert client.disconnected.wait(5.0), "n1 kept a client id another node owns"
+    assert n1.running.call(lambda broker: "cut-off" not in broker.sessions)
+    back = Paho(n2.port, "cut-off", clean_session=False).connect()
+    assert back.session_present is True
+    publisher = Paho(n2.port, "pub-cut").connect()
+    publisher.publish("still/here", b"subscribed", 1)
+    [message] = back.expect(1)
+    assert message.payload == b"subscribed"
+    for each in (back, publisher):
+        each.disconnect()
