@@ -141,18 +141,20 @@ class Registry:
 
     # Publishing -----------------------------------------------------------------------
 
-    def publish(self, message: Message, now: float) -> int:
+    def publish(self, message: Message, now: float, *, groups: bool = True) -> int:
         """Route one message to its topic server, under the topic supervisor; return how
         many sessions it went to.
 
         A topic server left with nothing to hold (no subscriber, no retained
         message) is not kept: topic names nobody listens to cost no memory.
+        ``groups=False`` leaves out the shared subscription groups: a cluster node hands
+        them their messages apart (``impl/cluster/routing.py``), one member cluster-wide.
         """
         server = self.topic_server(message.topic)
         matched = self.supervisor.publish(server, message, now)
         if server.idle and self.topics.get(server.name) is server:
             self.topics.remove(server.name)
-        if self.shared:
+        if groups and self.shared:
             matched += self.shared.publish(message, now)
         return matched
 

@@ -54,6 +54,7 @@ class ClusterNode:
         self.name = settings.node_name
         self.incarnation = os.urandom(8)
         self._nc: Client | None = None
+        self._shared_nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._up = asyncio.Event()
         self._reconnected: list[Callable[[], Awaitable[None]]] = []
@@ -66,6 +67,14 @@ class ClusterNode:
         """The NATS connection (after ``connect``)."""
         assert self._nc is not None, "the node is not connected yet"
         return self._nc
+
+    @property
+    def shared_nc(self) -> Client:
+        """A second connection, with echo, for the queue groups of shared subscriptions:
+        NATS must be free to pick this node for a message this node published, which
+        the main connection's ``no_echo`` would forbid."""
+        assert self._shared_nc is not None, "the node is not connected yet"
+        return self._shared_nc
 
     @property
     def js(self) -> JetStreamContext:
@@ -105,7 +114,7 @@ class ClusterNode:
         """Run ``callback`` each time the connection comes back after a loss."""
         self._reconnected.append(callback)
 
-    def _options(self) -> dict[str, Any]:
+    def _options(self, *, shared: bool = False) -> dict[str, Any]:
         settings = self.settings
         options: dict[str, Any] = {
             "servers": list(settings.servers), "name": f"mqttref-{self.name}",
@@ -114,6 +123,10 @@ class ClusterNode:
             "disconnected_cb": self._disconnected, "reconnected_cb": self._back,
             "error_cb": self._error, "closed_cb": self._closed,
         }
+        if shared:
+            options.update(name=f"mqttref-{self.name}-shared", no_echo=False,
+                           disconnected_cb=self._quiet, reconnected_cb=self._quiet,
+                           closed_cb=self._quiet)
         if settings.user is not None:
             options["user"] = settings.user
             options["password"] = settings.password
@@ -127,7 +140,9 @@ class ClusterNode:
         attempt = 0
         while True:
             try:
-                self._nc = await nats.connect(**self._options())
+                if self._nc is None:
+                    self._nc = await nats.connect(**self._options())
+                self._shared_nc = await nats.connect(**self._options(shared=True))
                 break
             except Exception as exc:  # nats-py raises several kinds; all mean "not yet"
                 attempt += 1
@@ -135,20 +150,26 @@ class ClusterNode:
                     log.warning("node %s: NATS at %s not reachable (%s); waiting",
                                 self.name, ", ".join(self.settings.servers), exc)
                 await asyncio.sleep(START_RETRY)
-        self._js = self._nc.jetstream()
+        nc = self.nc
+        self._js = nc.jetstream()
         self._up.set()
-        url = self._nc.connected_url
+        url = nc.connected_url
         log.info("node %s joined the cluster at %s", self.name, url.netloc if url else "?")
 
     async def close(self) -> None:
-        """Leave: flush what is buffered and close the connection."""
+        """Leave: flush what is buffered and close the connections."""
         self._closing = True
-        nc, self._nc = self._nc, None
-        if nc is not None and not nc.is_closed:
-            try:
-                await asyncio.wait_for(nc.drain(), 5)
-            except Exception:  # closing anyway: NATS may be gone
-                await nc.close()
+        connections = self._nc, self._shared_nc
+        self._nc = self._shared_nc = None
+        for nc in connections:
+            if nc is not None and not nc.is_closed:
+                try:
+                    await asyncio.wait_for(nc.drain(), 5)
+                except Exception:  # closing anyway: NATS may be gone
+                    await nc.close()
+
+    async def _quiet(self) -> None:
+        """The shared connection's events: the main connection's say it all."""
 
     async def _disconnected(self) -> None:
         self._up.clear()

@@ -122,7 +122,7 @@ class RetainedMirror:
         registry = self.registry
         server = registry.topics.get(message.topic)
         before = server.retained if server is not None else None
-        registry.publish(message, now)
+        registry.publish(message, now, groups=False)
         server = registry.topics.get(message.topic)
         if server is not None and server.retained is not before:
             server.retained = before

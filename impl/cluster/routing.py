@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections import deque
 from collections.abc import Callable, Iterable
 
@@ -44,7 +45,7 @@ from mqttref.impl.broker.registry import Registry
 from mqttref.impl.broker.session import Session
 from mqttref.impl.broker.sys_topics import SYS_ROOT, is_sys_topic
 from mqttref.impl.cluster.envelope import EnvelopeError, open_envelope, seal
-from mqttref.impl.cluster.interest import Interest
+from mqttref.impl.cluster.interest import Interest, Want
 from mqttref.impl.cluster.node import SUBJECT_ROOT, ClusterNode
 from mqttref.impl.cluster.retained import RetainedMirror
 from mqttref.impl.cluster.subjects import SubjectError, subject_topic, topic_subject
@@ -94,7 +95,7 @@ class _Publish:
 
 @attrs.frozen
 class _Subscription:
-    subject: str
+    want: Want
     wanted: bool
 
 
@@ -115,13 +116,13 @@ class ClusterRouter:
         self.registry = registry
         self._held_filters = held_filters
         self.retained = retained
-        self.interest = Interest()
+        self.interest = Interest(shared_subscriptions=registry.config.shared_subscriptions)
         self.seen = Seen()
         self._sequence = 0
         self._queue: deque[_Work] = deque()
         self._pending_messages = 0
         self._wake = asyncio.Event()
-        self._subscriptions: dict[str, Subscription] = {}
+        self._subscriptions: dict[Want, Subscription] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.forwarded = 0
         """Messages sent to NATS for other nodes."""
@@ -138,17 +139,21 @@ class ClusterRouter:
     def publish(self, message: Message, now: float) -> int:
         """Deliver locally, then forward to the nodes that want it; the local count
         (other nodes answer later: 5.0's "no matching subscribers" speaks of this node)."""
-        matched = self.registry.publish(message, now)
         topic = message.topic
+        registry = self.registry
         if topic.startswith(SYS_ROOT) and is_sys_topic(topic):
-            return matched  # the node's own status, not the cluster's
+            return registry.publish(message, now)  # the node's own status, not the cluster's
+        matched = registry.publish(message, now, groups=False)
+        shared = registry.shared
         subject = MESSAGES + topic_subject(topic)
         if len(subject) > MAX_SUBJECT:
             self.unroutable += 1
             broker_log.warning("cluster unroutable", "node %s: the subject of %s is too long "
                                "for NATS (%d of %d bytes): delivered on this node only",
                                self.node.name, clip(topic), len(subject), MAX_SUBJECT)
-            return matched
+            return matched + (shared.publish(message, now) if shared else 0)
+        if shared:  # counted here, served through NATS queue groups (``_shared_arrived``)
+            matched += len(shared.index.match(topic))
         if message.retain:
             self._queue.append(_Retain(message))
         if self._pending_messages >= self.node.settings.max_pending:
@@ -156,6 +161,8 @@ class ClusterRouter:
             broker_log.warning("cluster queue full", "node %s: %d messages wait for NATS; "
                                "one on %s not forwarded to other nodes", self.node.name,
                                self._pending_messages, clip(topic))
+            if shared:
+                shared.publish(message, now)
         else:
             self._sequence += 1
             body = seal(message, self.node.incarnation, self._sequence, now)
@@ -165,6 +172,8 @@ class ClusterRouter:
                                    "large for NATS (%d bytes, max_payload %d): delivered on "
                                    "this node only", self.node.name, clip(topic), len(body),
                                    self.node.max_payload)
+                if shared:
+                    shared.publish(message, now)
                 return matched
             self._queue.append(_Publish(subject, body))
             self._pending_messages += 1
@@ -175,40 +184,41 @@ class ClusterRouter:
         before = set(session.subscriptions)
         self.registry.on_subscribe(session, packet, now)
         for topic_filter in session.subscriptions.keys() - before:
-            for subject in self.interest.add(topic_filter):
-                self._subscription(subject, wanted=True)
+            for want in self.interest.add(topic_filter):
+                self._subscription(want, wanted=True)
 
     def on_unsubscribe(self, session: Session, packet: Unsubscribe, now: float) -> None:
         before = set(session.subscriptions)
         self.registry.on_unsubscribe(session, packet, now)
         for topic_filter in before - session.subscriptions.keys():
-            for subject in self.interest.remove(topic_filter):
-                self._subscription(subject, wanted=False)
+            for want in self.interest.remove(topic_filter):
+                self._subscription(want, wanted=False)
 
     # Interest -----------------------------------------------------------------------
 
     def sync_interest(self) -> None:
         """Make the NATS subscriptions follow every local session's filters now."""
         changes = self.interest.reconcile(self._held_filters())
-        for subject in changes.unsubscribe:
-            self._subscription(subject, wanted=False)
-        for subject in changes.subscribe:
-            self._subscription(subject, wanted=True)
+        for want in changes.unsubscribe:
+            self._subscription(want, wanted=False)
+        for want in changes.subscribe:
+            self._subscription(want, wanted=True)
 
-    def _subscription(self, subject: str, *, wanted: bool) -> None:
+    def _subscription(self, want: Want, *, wanted: bool) -> None:
+        subject, queue = want
         if len(MESSAGES) + len(subject) > MAX_SUBJECT:
             if wanted:
                 broker_log.warning("cluster unroutable", "node %s: a filter's subject is too "
                                    "long for NATS (%d bytes): it gets messages of this node "
                                    "only", self.node.name, len(subject))
             return
-        self._queue.append(_Subscription(MESSAGES + subject, wanted))
+        self._queue.append(_Subscription((MESSAGES + subject, queue), wanted))
         self._wake.set()
 
     @property
     def nats_subjects(self) -> tuple[str, ...]:
-        """The subjects this node is subscribed to in NATS now (sorted)."""
-        return tuple(sorted(self._subscriptions))
+        """The subjects this node is subscribed to in NATS now, without a queue (sorted)."""
+        return tuple(sorted(subject for subject, queue in self._subscriptions if not queue))
 
     # Lifecycle ----------------------------------------------------------------------
 
@@ -272,11 +282,17 @@ class ClusterRouter:
         elif isinstance(work, _Retain):
             await self.retained.put(work.message)
         elif work.wanted:
-            if work.subject not in self._subscriptions:
-                self._subscriptions[work.subject] = await self.node.nc.subscribe(
-                    work.subject, cb=self._arrived)
+            if work.want not in self._subscriptions:
+                subject, queue = work.want
+                if queue:
+                    group = self.interest.groups[queue]
+                    self._subscriptions[work.want] = await self.node.shared_nc.subscribe(
+                        subject, queue=queue, cb=functools.partial(self._shared_arrived, group))
+                else:
+                    self._subscriptions[work.want] = await self.node.nc.subscribe(
+                        subject, cb=self._arrived)
         else:
-            subscription = self._subscriptions.pop(work.subject, None)
+            subscription = self._subscriptions.pop(work.want, None)
             if subscription is not None:
                 await subscription.unsubscribe()
 
@@ -311,7 +327,28 @@ class ClusterRouter:
             if message.retain:
                 self.retained.deliver_keeping_retained(message, now)
             else:
-                self.registry.publish(message, now)
+                self.registry.publish(message, now, groups=False)
         except Exception:
             broker_log.error("cluster deliver", "node %s: delivering a message on %s failed",
                              self.node.name, clip(topic), exc_info=True)
+
+    async def _shared_arrived(self, key: str, msg: Msg) -> None:
+        """A message NATS gave this node for one shared subscription group (its queue
+        group): one member here gets it (4.8.2), whichever node published it."""
+        now = asyncio.get_running_loop().time()
+        try:
+            topic = subject_topic(msg.subject[len(MESSAGES):])
+            message = open_envelope(topic, msg.data, now).message
+        except (SubjectError, EnvelopeError) as exc:
+            broker_log.warning("cluster foreign", "node %s: not an mqttref message on %s: %s",
+                               self.node.name, clip(msg.subject), exc)
+            return
+        shared = self.registry.shared
+        group = shared.groups.get(key)
+        member = group.pick() if group is not None else None
+        if group is None or member is None:
+            broker_log.warning("cluster shared", "node %s: a message on %s for a shared "
+                               "group this node no longer has members of", self.node.name,
+                               clip(topic))
+            return
+        shared.send(group, member, message, now)

@@ -10,8 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mqttref.impl.cluster.envelope import EnvelopeError, open_envelope, seal
-from mqttref.impl.cluster.interest import Interest, inner_filter
-from mqttref.impl.cluster.subjects import filter_subjects
+from mqttref.impl.cluster.interest import Interest, queue_of
 from mqttref.impl.codec.packets import QoS
 from mqttref.impl.message import Message
 from tests.strategies import client_ids, payloads, properties, topic_filters, topic_names
@@ -48,19 +47,25 @@ def test_bytes_that_are_no_envelope_are_refused(body: bytes) -> None:
         open_envelope("t", body, 0.0)
 
 
-def test_a_shared_subscription_wants_its_inner_filter() -> None:
-    assert inner_filter("$share/group/a/+") == "a/+"
-    assert inner_filter("a/+") == "a/+"
+def test_a_shared_subscription_wants_its_inner_filter_in_a_queue_group_of_its_own() -> None:
+    interest = Interest()
+    queue = queue_of("$share/group/a/+")
+    assert interest.add("$share/group/a/+") == (("m.a.*", queue),)
+    assert interest.groups[queue] == "$share/group/a/+"
+    assert queue != queue_of("$share/other/a/+")
+    assert interest.add("a/+") == (("m.a.*", ""),)  # an ordinary subscriber: no queue
+    assert interest.add("$share/bad") == ()  # malformed: refused by the registry anyway
+    assert Interest(shared_subscriptions=False).add("$share/g/a") == (("d.=24share.g.a", ""),)
 
 
 def test_one_subject_needed_by_two_filters_stays_until_both_are_gone() -> None:
     interest = Interest()
-    assert interest.add("a") == ("m.a",)
-    assert interest.add("a/#") == ("m.a.>",)  # m.a is wanted already
+    assert interest.add("a") == (("m.a", ""),)
+    assert interest.add("a/#") == (("m.a.>", ""),)  # m.a is wanted already
     assert interest.add("a") == ()  # a second holder
     assert interest.remove("a") == ()
     assert interest.remove("a") == ()  # a/# still needs m.a
-    assert interest.remove("a/#") == ("m.a", "m.a.>")
+    assert interest.remove("a/#") == (("m.a", ""), ("m.a.>", ""))
 
 
 operations = st.lists(st.tuples(st.booleans(), topic_filters(max_levels=3)), max_size=30)
@@ -74,7 +79,7 @@ def test_the_subscribed_subjects_are_those_of_the_held_filters(
     reconcile from the held filters changes nothing."""
     interest = Interest()
     held: Counter[str] = Counter()
-    subscribed: set[str] = set()
+    subscribed: set[tuple[str, str]] = set()
     for add, topic_filter in steps:
         if add:
             held[topic_filter] += 1
@@ -86,7 +91,7 @@ def test_the_subscribed_subjects_are_those_of_the_held_filters(
             gone = interest.remove(topic_filter)
             assert set(gone) <= subscribed
             subscribed -= set(gone)
-        needed = {s for f, n in held.items() if n for s in filter_subjects(f)}
+        needed = {w for f, n in held.items() if n for w in interest.wants_of(f)}
         assert subscribed == needed
     assert not interest.reconcile(held.elements())
 
@@ -101,4 +106,4 @@ def test_reconcile_moves_from_one_set_of_filters_to_another(
     assert not set(changes.subscribe) & subscribed
     assert set(changes.unsubscribe) <= subscribed
     subscribed = (subscribed - set(changes.unsubscribe)) | set(changes.subscribe)
-    assert subscribed == {s for f in after for s in filter_subjects(f)}
+    assert subscribed == {w for f in after for w in interest.wants_of(f)}
