@@ -18,6 +18,12 @@ single node, and then it forwards:
   without a SUBSCRIBE (session table, restore) are caught by a sweep every
   ``SWEEP_INTERVAL`` seconds and by ``sync_interest``.
 
+Shared subscription groups (4.8.2) are served apart, cluster-wide: every delivery
+above leaves them out (``Registry.publish(groups=False)``); a node with members of a
+group holds a NATS queue subscription for it (``interest.queue_of``) on the node's
+second connection, NATS gives each message to one node of the queue group, even the
+publisher's own, and ``_shared_arrived`` to one member there.
+
 A message from another node is delivered through the registry alone (never
 forwarded again), once even when several of the node's NATS subscriptions match
 it: its (incarnation, sequence) is remembered in a window (``Seen``). Its RETAIN
