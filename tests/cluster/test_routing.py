@@ -122,7 +122,9 @@ def test_a_node_subscribes_in_nats_only_to_what_its_sessions_want(cluster: Clust
         for i in range(20):
             publisher.publish("interest/only/x", str(i).encode(), 1)
         assert len(subscriber.expect(20)) == 20
-        assert sent_to("n3") == before[0]
+        # n3 is sent none of the 20; at most a JetStream heartbeat of its retained mirror
+        # (one per 5 s) may fall in this window
+        assert sent_to("n3") - before[0] <= 1
         assert sent_to("n2") >= before[1] + 20
         subscriber.client.unsubscribe("interest/only/#")
         eventually(lambda: not any("interest" in s for s in nats.subscriptions_of("n2")),
