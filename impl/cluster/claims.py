@@ -78,8 +78,6 @@ class ClusterLink:
         self._lease_task: asyncio.Task[None] | None = None
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         """Client id -> its lock and how many claims use or wait for it."""
-        self.lease_lost: Callable[[], None] = lambda: None
-        """Called (on the NATS thread) when refreshes failed for a whole lease."""
         self.reconnected: Callable[[], None] = lambda: None
         """Called (on the NATS thread) when the connection is back after NATS was away."""
 
@@ -133,9 +131,11 @@ class ClusterLink:
             try:
                 await self._refresh()
             except Exception as exc:  # NATS away: try again soon, and tell when it is lost
-                log.warning("node %s could not refresh its lease: %r", self.me.name, exc)
-                if not self.lease.held(self.clock()):
-                    self.lease_lost()
+                if self.lease.held(self.clock()):
+                    log.warning("node %s could not refresh its lease: %r", self.me.name, exc)
+                else:  # other nodes may take its client ids; ``reconnected`` sorts it out
+                    log.warning("node %s lost its lease: other nodes may take its client ids",
+                                self.me.name)
                 await asyncio.sleep(self.lease.lease / 10)
 
     async def close(self) -> None:
