@@ -35,6 +35,13 @@ import attrs
 EXPLORER_MODULE = os.environ.get("MQTTREF_EXPLORER", "mqttref.oracle.stateful.explore")
 """Where ``explore`` lives; ``MQTTREF_EXPLORER`` names another importable module."""
 
+EXPLORER5_MODULE = os.environ.get("MQTTREF_EXPLORER5", "mqttref.oracle.stateful.explore5")
+"""Where the level-5 ``explore`` lives (``MQTTREF_EXPLORER5`` names another): it also
+takes ``profile``, the ``BrokerProfile5`` the broker's CONNACK declared, and keeps to it."""
+
+EXPLORERS = {"3.1.1": EXPLORER_MODULE, "5.0": EXPLORER5_MODULE}
+"""The explorer module for each protocol ``mqttref check`` judges."""
+
 
 @attrs.frozen
 class ExplorationFailure:

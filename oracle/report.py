@@ -14,8 +14,9 @@ from typing import Any, TextIO
 import attrs
 
 from mqttref.oracle.capabilities import BrokerProfile, BrokerProfile5
-from mqttref.oracle.exploration import ExplorationOutcome
+from mqttref.oracle.exploration import ExplorationFailure, ExplorationOutcome
 from mqttref.oracle.runner import CheckResult, Outcome, StatementVerdict, Verdict
+from mqttref.oracle.statements import statements
 
 
 @attrs.frozen
@@ -50,8 +51,14 @@ class Report:
 
     @property
     def failed(self) -> bool:
-        return self.count(Verdict.FAIL) > 0 or any(r.outcome is Outcome.FAIL
-                                                    for r in self.robustness)
+        """A FAIL, a robustness check failed, or the model exploration found a deviation
+        (even one citing no statement of this protocol's list: it is one all the same)."""
+        return (self.count(Verdict.FAIL) > 0 or bool(self.exploration.failures)
+                or any(r.outcome is Outcome.FAIL for r in self.robustness))
+
+    def explored(self, sid: str) -> tuple[ExplorationFailure, ...]:
+        """The exploration's deviations blamed on statement ``sid``."""
+        return tuple(f for f in self.exploration.failures if sid in f.ids)
 
     def summary_line(self) -> str:
         passed, failed = self.count(Verdict.PASS), self.count(Verdict.FAIL)
@@ -116,10 +123,18 @@ def write_text(report: Report, out: TextIO, *, verbose: bool = False) -> None:
                       f" [{ids}]\n")
     out.write(f"exploration: {report.exploration.note}\n")
     for failure in report.exploration.failures:
-        out.write(f"  deviation [{' '.join(failure.ids)}]: {failure.message}"
-                  f" (replay with --seed {failure.seed})\n")
-        out.write("".join(f"    {line}\n" for line in failure.trace))
+        out.write("".join(f"  {line}\n" for line in _exploration_lines(report, failure)))
     out.write(f"{report.summary_line()}\n")
+
+
+def _exploration_lines(report: Report, failure: ExplorationFailure) -> list[str]:
+    """A deviation the exploration found: the statements it breaks, word for word, the
+    model's verdict, how to replay it, and the minimal sequence with its transcript."""
+    known = statements(report.protocol)
+    lines = [f"deviation at MQTT {report.protocol} [{' '.join(failure.ids)}]: {failure.message}"
+             f" (replay with --seed {failure.seed})"]
+    lines += [f"  {sid}: {known[sid].text}" for sid in failure.ids if sid in known]
+    return [*lines, *(f"  {line}" for line in failure.trace)]
 
 
 def _result_json(result: CheckResult) -> dict[str, Any]:
@@ -158,12 +173,14 @@ def to_json(report: Report) -> dict[str, Any]:
         "statements": [
             {
                 "id": v.statement.id,
+                "protocol": report.protocol,
                 "verdict": v.verdict.value,
                 "checks": list(v.checks),
                 "reason": v.reason,
                 "evidence": [{"check": e.check, "observation": e.observation.text,
                               "scenario": e.observation.scenario} for e in v.evidence],
                 "failures": [_result_json(r) for r in v.failures],
+                "explored": [attrs.asdict(f) for f in report.explored(v.statement.id)],
             }
             for v in report.verdicts
         ],
@@ -173,7 +190,8 @@ def to_json(report: Report) -> dict[str, Any]:
             "ran": report.exploration.ran,
             "note": report.exploration.note,
             "covered": list(report.exploration.covered),
-            "failures": [attrs.asdict(f) for f in report.exploration.failures],
+            "failures": [{**attrs.asdict(f), "protocol": report.protocol}
+                         for f in report.exploration.failures],
         },
     }
 
@@ -195,6 +213,10 @@ def _testcase(suite: ET.Element, classname: str, name: str, seconds: float) -> E
 
 def _failure_text(results: Sequence[CheckResult], sid: str | None = None) -> str:
     return "\n".join(line for r in results for line in _failure_lines(r, sid))
+
+
+def _explored_text(report: Report, sid: str) -> str:
+    return "\n".join(line for f in report.explored(sid) for line in _exploration_lines(report, f))
 
 
 def write_junit(report: Report | Sequence[Report], path: str) -> None:
@@ -225,9 +247,13 @@ def _junit_suite(report: Report) -> ET.Element:
         seconds = sum(r.seconds for r in v.failures)
         case = _testcase(suite, classname, v.statement.id, seconds)
         if v.verdict is Verdict.FAIL:
-            failure = ET.SubElement(case, "failure",
-                                    message="; ".join(r.message for r in v.failures)[:500])
-            failure.text = _failure_text(v.failures, v.statement.id)
+            explored = report.explored(v.statement.id)
+            messages = [r.message for r in v.failures]
+            messages += [f"model exploration: {f.message}" for f in explored]
+            failure = ET.SubElement(case, "failure", message="; ".join(messages)[:500])
+            failure.text = "\n".join(text for text in (
+                _failure_text(v.failures, v.statement.id),
+                _explored_text(report, v.statement.id)) if text)
         elif v.verdict is not Verdict.PASS:
             ET.SubElement(case, "skipped", message=f"{v.verdict.value}: {v.reason}")
     for result in report.robustness:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import multiprocessing
 import time
 from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import attrs
 
@@ -19,6 +21,7 @@ from mqttref.oracle.capabilities import (
 from mqttref.oracle.connection import Connection, Credentials, current, use
 from mqttref.oracle.evidence import Finding
 from mqttref.oracle.exploration import (
+    EXPLORERS,
     ExplorationOutcome,
     Explorer,
     load_explorer,
@@ -44,8 +47,6 @@ REFUSALS = {
     0x8A: "banned", 0x8C: "bad authentication method",
 }
 """CONNACK refusals by name (3.1.1 Table 3.1; 5.0 3.2.2.2), for the one line of an exit 2."""
-
-NO_EXPLORATION_5 = "model exploration at level 5 not available yet (the suite's 5.0 checks only)"
 
 ACCEPTS_CONNECT = {"3.1.1": "MQTT-3.1.4-4", "5.0": "MQTT-3.1.4-5"}
 """The statement a CONNACK to a valid CONNECT observes, in each protocol's numbering."""
@@ -178,10 +179,7 @@ def _evaluate(host: str, port: int, *, protocol: str, only: Sequence[str] | None
                                     denied_filters=denied_filters))
     remaining = budget - (time.monotonic() - start)
     full_run = _full_run_estimate(results, time.monotonic() - start)
-    if protocol == "5.0":
-        # Never a silent skip: the report says the exploration did not run, and why.
-        exploration = ExplorationOutcome(False, NO_EXPLORATION_5)
-    elif only:
+    if only:
         exploration = ExplorationOutcome(False, "model exploration not run (--only selects"
                                          " suite checks)")
     elif not explore:
@@ -189,7 +187,8 @@ def _evaluate(host: str, port: int, *, protocol: str, only: Sequence[str] | None
     elif not connection.plain:
         exploration = ExplorationOutcome(False, NO_EXPLORATION_SECURED)
     else:
-        exploration = _explore(host, port, remaining, seed)
+        exploration = _explore(host, port, remaining, seed, protocol=protocol,
+                               profile5=profile5)
     verdicts = judge(results, exploration, only, protocol)
     return Report(f"{host}:{port}", protocol, seed, time.monotonic() - start, tuple(verdicts),
                   tuple(results), exploration, profile5 if protocol == "5.0" else profile,
@@ -232,10 +231,16 @@ def _full_run_estimate(results: Sequence[CheckResult], elapsed: float) -> float 
     return elapsed + per_check * len(cut)
 
 
-def _explore(host: str, port: int, remaining: float, seed: int) -> ExplorationOutcome:
-    explorer = load_explorer()
+def _explore(host: str, port: int, remaining: float, seed: int, *, protocol: str = "3.1.1",
+             profile5: BrokerProfile5 | None = None) -> ExplorationOutcome:
+    """The exploration at ``protocol``'s level; at 5.0 the machine keeps to the profile
+    the broker's CONNACK declared (``mqttref.oracle.stateful.explore5``)."""
+    module = EXPLORERS[protocol]
+    explorer = load_explorer(module)
     if isinstance(explorer, str):
-        return not_available(reason=explorer)
+        return not_available(module, reason=explorer)
+    if protocol == "5.0":
+        explorer = cast(Explorer, functools.partial(cast(Any, explorer), profile=profile5))
     if remaining < MIN_EXPLORATION:
         return ExplorationOutcome(False, f"model exploration not run: {remaining:.0f}s of budget"
                                   " left after the suite")

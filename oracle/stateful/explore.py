@@ -41,9 +41,13 @@ from hypothesis.stateful import get_state_machine_test
 
 from mqttref.oracle.exploration import ExplorationFailure, ExplorationOutcome
 from mqttref.oracle.stateful.driver import Disagreement
-from mqttref.oracle.stateful.machine import _RUN, Coverage, machine_for
+from mqttref.oracle.stateful.machine import _RUN, BrokerMachine, Coverage, machine_for
 from mqttref.oracle.stateful.settings import machine_settings, shrinking_limited_to
 from mqttref.oracle.stateful.target import ExternalTarget, slow_multiplier
+
+Bind = Callable[[ExternalTarget], type[BrokerMachine]]
+"""Makes the machine class an exploration runs, bound to the broker (``machine_for``;
+``explore5`` binds ``BrokerMachine5``)."""
 
 EXAMPLES_PER_ROUND = 4
 STEPS = 25
@@ -155,13 +159,26 @@ def explore(
     budget: float,
     seed: int,
     partial: Callable[[ExplorationOutcome], None] | None = None,
+    bind: Bind | None = None,
+    examples: int | None = None,
+    steps: int | None = None,
+    min_round: float | None = None,
+    shrink_limit: Callable[[float, float], float] | None = None,
 ) -> ExplorationOutcome:
     """Explore in rounds until ``budget`` is spent; ``partial`` gets the outcome so far
-    after every round, so that a caller that must stop this one keeps its verdicts."""
+    after every round, so that a caller that must stop this one keeps its verdicts.
+    ``bind`` makes the machine (``machine_for``: the 3.1.1 ``BrokerMachine``, unless
+    told otherwise); a round is ``examples`` examples (``EXAMPLES_PER_ROUND``) of up to
+    ``steps`` steps (``STEPS``), not started with less than ``min_round`` seconds left
+    (``MIN_ROUND_SECONDS``). ``shrink_limit(remaining, longest)`` bounds the
+    shrinking of a round's failure (a third of what is left, at most 30 s, unless told)."""
     started = time.monotonic()
     target = ExternalTarget(host, port)
     target.timing = target.timing.scaled(slow_multiplier())
-    machine = machine_for(target)
+    machine = (bind or machine_for)(target)
+    examples = EXAMPLES_PER_ROUND if examples is None else examples
+    steps = STEPS if steps is None else steps
+    min_round = MIN_ROUND_SECONDS if min_round is None else min_round
     covered_before = set(Coverage.refs)
     Coverage.refs.clear()
     findings = Findings()
@@ -170,7 +187,7 @@ def explore(
 
     def outcome() -> ExplorationOutcome:
         note = (
-            f"{rounds} rounds of {EXAMPLES_PER_ROUND} examples x {STEPS} steps "
+            f"{rounds} rounds of {examples} examples x {steps} steps "
             f"(seeds {seed}..{seed + max(rounds - 1, 0)})"
         )
         if findings.notes:
@@ -187,22 +204,24 @@ def explore(
         # A round is not started unless the longest one so far still fits: on a
         # loaded machine rounds grow, and the budget is the command's promise.
         while (remaining := budget - (time.monotonic() - started)) >= max(
-            MIN_ROUND_SECONDS, longest
+            min_round, longest
         ):
             round_seed = seed + rounds
             rounds += 1
             round_started = time.monotonic()
             how = machine_settings(
                 "ci",
-                max_examples=EXAMPLES_PER_ROUND,
-                stateful_step_count=STEPS,
+                max_examples=examples,
+                stateful_step_count=steps,
                 derandomize=False,
                 database=None,
                 phases=[Phase.generate, Phase.shrink],
             )
             test = use_seed(round_seed)(get_state_machine_test(machine, settings=how))
             try:
-                with shrinking_limited_to(max(1.0, min(30.0, remaining / 3))):
+                limit = (shrink_limit(remaining, longest) if shrink_limit is not None
+                         else max(1.0, min(30.0, remaining / 3)))
+                with shrinking_limited_to(limit):
                     test()
             except OSError as error:
                 # The broker could not be reached: before any round finished, the

@@ -37,7 +37,7 @@ from mqttref.oracle.report import Report, to_json, write_text
 from mqttref.oracle.runner import Verdict, select
 from mqttref.oracle.scenario import REGISTRIES, check
 from mqttref.oracle.statements import statements
-from mqttref.oracle.target import NO_EXPLORATION_5, evaluate
+from mqttref.oracle.target import evaluate
 from tests.conformance.conftest import mosquitto_version
 from tests.helpers.broker_thread import BrokerThread
 
@@ -57,9 +57,12 @@ def _text(report: Report) -> str:
     return out.getvalue()
 
 
-def _judge(config: Config) -> Report:
+def _judge(config: Config, *, explore: bool = False) -> Report:
+    """The whole 5.0 suite (and the level-5 exploration only when ``explore``: it is
+    tested in test_check_exploration_v5 and with every feature off below)."""
     with BrokerThread(config) as running:
-        return evaluate(running.host, running.port, protocol="5", seed=17, budget=60.0)
+        return evaluate(running.host, running.port, protocol="5", seed=17, budget=60.0,
+                        explore=explore)
 
 
 def test_absent_connack_properties_read_as_the_spec_defines_them() -> None:
@@ -121,8 +124,7 @@ def test_the_mqttref_broker_fails_no_5_0_statement_and_every_verdict_cites_5_0_i
     assert report.count(Verdict.PASS) >= 40, text
     assert [v.statement.id for v in report.verdicts] == list(statements("5.0")), text
     assert all(v.evidence for v in report.verdicts if v.verdict is Verdict.PASS)
-    assert report.exploration.note == NO_EXPLORATION_5
-    assert f"exploration: {NO_EXPLORATION_5}" in text
+    assert report.exploration.note == "model exploration not run (--no-exploration)"
     assert isinstance(report.profile, BrokerProfile5)
     assert report.profile.probed
     data = to_json(report)
@@ -137,9 +139,12 @@ def test_the_mqttref_broker_fails_no_5_0_statement_and_every_verdict_cites_5_0_i
 @pytest.mark.slow
 def test_features_declared_off_make_their_statements_not_applicable_and_still_fail_nothing(
 ) -> None:
-    report = _judge(EVERY_FEATURE_OFF)
+    report = _judge(EVERY_FEATURE_OFF, explore=True)
     text = _text(report)
     assert not report.failed, text
+    # The level-5 exploration kept to the declared profile: it ran and found nothing.
+    assert report.exploration.ran, text
+    assert not report.exploration.failures, text
     assert not report.oracle_errors, text
     reasons = {v.statement.id: v.reason for v in report.verdicts
                if v.verdict is Verdict.NOT_APPLICABLE}
@@ -160,7 +165,7 @@ def test_mosquitto_fails_exactly_the_recorded_5_0_statements(mosquitto: int,
     out = tmp_path / "v.json"
     done = subprocess.run(
         [sys.executable, "-m", "mqttref", "check", "--broker", f"127.0.0.1:{mosquitto}",
-         "--protocol", "5", "--seed", "11", "--json", str(out)],
+         "--protocol", "5", "--seed", "11", "--no-exploration", "--json", str(out)],
         capture_output=True, text=True, timeout=120, check=False,
     )
     data = json.loads(out.read_text("utf-8"))
@@ -210,7 +215,8 @@ def test_protocol_5_and_5_0_are_accepted_and_4_is_refused_as_a_bad_argument() ->
 @pytest.mark.slow
 def test_mosquitto_declaring_maximum_qos_1_fails_nothing_more_and_names_the_declaration(
         mosquitto_max_qos_1: int) -> None:
-    report = evaluate("127.0.0.1", mosquitto_max_qos_1, protocol="5", seed=11, budget=60.0)
+    report = evaluate("127.0.0.1", mosquitto_max_qos_1, protocol="5", seed=11, budget=60.0,
+                      explore=False)
     text = _text(report)
     assert isinstance(report.profile, BrokerProfile5)
     assert report.profile.maximum_qos == 1
