@@ -87,9 +87,9 @@ def node_command(port: int, nats_url: str | None, name: str) -> list[str]:
 
 
 def send(pub_port: int, sub_port: int, messages: int, qos: int, *,
-         brokers: list[int], others: list[int]) -> tuple[float, float, bool]:
-    """Publish ``messages`` on one port, receive them on another; the CPU seconds the
-    ``brokers`` and the ``others`` spent meanwhile, and whether all arrived."""
+         brokers: list[int], others: list[int]) -> tuple[list[float], float, bool]:
+    """Publish ``messages`` on one port, receive them on another; the CPU seconds each of
+    the ``brokers`` and the ``others`` together spent meanwhile, and whether all arrived."""
     sub = subprocess.Popen(["mosquitto_sub", "-h", HOST, "-p", str(sub_port), "-t", TOPIC,
                             "-q", str(qos), "-C", str(messages), "-W", "120"],
                            stdout=subprocess.DEVNULL)
@@ -99,18 +99,18 @@ def send(pub_port: int, sub_port: int, messages: int, qos: int, *,
     subprocess.run(["mosquitto_pub", "-h", HOST, "-p", str(pub_port), "-t", TOPIC, "-q",
                     str(qos), "-l"], input=lines.encode(), check=True, timeout=600)
     complete = sub.wait(600) == 0
-    broker_cpu = sum(cpu_seconds(pid) for pid in brokers) - sum(before[0])
+    broker_cpu = [cpu_seconds(pid) - was for pid, was in zip(brokers, before[0], strict=True)]
     other_cpu = sum(cpu_seconds(pid) for pid in others) - sum(before[1])
     return broker_cpu, other_cpu, complete
 
 
-def single(messages: int, qos: int, work: Path) -> tuple[float, float, bool]:
+def single(messages: int, qos: int, work: Path) -> tuple[list[float], float, bool]:
     port = free_port()
     with process(node_command(port, None, "single"), port, work / "single.log") as broker:
         return send(port, port, messages, qos, brokers=[broker.pid], others=[])
 
 
-def cluster(messages: int, qos: int, work: Path) -> tuple[float, float, bool]:
+def cluster(messages: int, qos: int, work: Path) -> tuple[list[float], float, bool]:
     nats_port, p1, p2 = free_port(), free_port(), free_port()
     store = Path(tempfile.mkdtemp(dir=work))
     url = f"nats://{HOST}:{nats_port}"
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     messages = args.messages or (1000 if args.quick else 20_000)
     rounds = 1 if args.quick else args.rounds
-    results: dict[str, list[tuple[float, float]]] = {"single": [], "cluster": []}
+    results: dict[str, list[tuple[list[float], float]]] = {"single": [], "cluster": []}
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -145,16 +145,20 @@ def main(argv: list[str] | None = None) -> int:
                 broker_cpu, other_cpu, complete = setup(messages, args.qos, work)
                 ok = ok and complete
                 results[name].append((broker_cpu, other_cpu))
-                print(f"round {round_ + 1} {name:8} broker {broker_cpu / messages * 1e6:7.1f} "
-                      f"us/msg  nats-server {other_cpu / messages * 1e6:6.1f} us/msg"
+                nodes = " + ".join(f"{cpu / messages * 1e6:.1f}" for cpu in broker_cpu)
+                print(f"round {round_ + 1} {name:8} broker {sum(broker_cpu) / messages * 1e6:7.1f}"
+                      f" us/msg ({nodes})  nats-server {other_cpu / messages * 1e6:6.1f} us/msg"
                       f"{'' if complete else '  (messages missing)'}", flush=True)
     print(f"\n{messages} QoS {args.qos} messages of {len(PAYLOAD)} bytes per run, "
           f"median of {rounds}:")
-    medians = {name: (statistics.median(b for b, _ in runs) / messages,
+    medians = {name: (statistics.median(sum(b) for b, _ in runs) / messages,
                       statistics.median(o for _, o in runs) / messages)
                for name, runs in results.items()}
     for name, (broker, other) in medians.items():
-        print(f"  {name:8} broker CPU {broker * 1e6:7.1f} us/msg, nats-server "
+        per_node = [statistics.median(b[i] for b, _ in results[name]) / messages * 1e6
+                    for i in range(len(results[name][0][0]))]
+        print(f"  {name:8} broker CPU {broker * 1e6:7.1f} us/msg (per node, publisher's "
+              f"first: {', '.join(f'{n:.1f}' for n in per_node)}), nats-server "
               f"{other * 1e6:6.1f} us/msg")
     single_cpu = medians["single"][0]
     if single_cpu > 0:
