@@ -10,10 +10,11 @@ changes when its sources do.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from mqttref.oracle import checks as _checks  # noqa: F401 - registers the checks
-from mqttref.oracle.scenario import REGISTRY, Check
+from mqttref.oracle import checks5 as _checks5  # noqa: F401 - registers the 5.0 checks
+from mqttref.oracle.scenario import REGISTRIES, REGISTRY, Check
 from mqttref.oracle.statements import Statement, statements
 
 COMMAND = "mqttref conformance-doc"
@@ -26,6 +27,8 @@ _CHAPTERS = {
     "6": "Using WebSocket as a network transport",
     "7": "Conformance",
 }
+
+_CHAPTERS_5 = {**_CHAPTERS, "5": "Security"}
 
 
 VERDICT_RULES = (
@@ -70,9 +73,10 @@ VERDICT_RULES = (
 """The rules of the verdicts, as the document states them (enforced by the runner)."""
 
 
-def checks_by_statement() -> dict[str, list[Check]]:
+def checks_by_statement(protocol: str = "3.1.1") -> dict[str, list[Check]]:
+    """Statement id -> the checks of ``protocol`` citing it (ids are per protocol)."""
     table: dict[str, list[Check]] = {}
-    for check in REGISTRY.values():
+    for check in REGISTRIES[protocol].values():
         for sid in check.ids:
             table.setdefault(sid, []).append(check)
     return table
@@ -80,7 +84,7 @@ def checks_by_statement() -> dict[str, list[Check]]:
 
 def coverage(protocol: str = "3.1.1") -> tuple[int, int, list[str]]:
     """(covered, testable, uncovered ids) over the server-side testable statements."""
-    covered_ids = checks_by_statement()
+    covered_ids = checks_by_statement(protocol)
     testable = [s for s in statements(protocol).values() if s.server_side and s.testable]
     uncovered = [s.id for s in testable if s.id not in covered_ids]
     return len(testable) - len(uncovered), len(testable), uncovered
@@ -153,9 +157,80 @@ def generate(model_transitions: Mapping[str, Sequence[str]], protocol: str = "3.
             ]
         lines.append(_statement_row(statement, table.get(statement.id, []),
                                     model_transitions.get(statement.id, [])))
-    lines += ["", "## Checks", "", "| check | area | statements | what it does |",
-              "|---|---|---|---|"]
-    for check in sorted(REGISTRY.values(), key=lambda c: (c.group, c.name)):
+    lines += ["", "## Checks", ""]
+    lines += _check_table(REGISTRY.values())
+    return "\n".join(lines) + "\n"
+
+
+def _check_table(checks: Iterable[Check]) -> list[str]:
+    lines = ["| check | area | statements | what it does |", "|---|---|---|---|"]
+    for check in sorted(checks, key=lambda c: (c.group, c.name)):
         ids = ", ".join(check.ids) or "robustness"
         lines.append(f"| `{check.name}` | {check.group} | {ids} | {_cell(check.summary)} |")
+    return lines
+
+
+def generate_5(model: Mapping[str, Sequence[str]]) -> str:
+    """The MQTT 5.0 part of the document: coverage, a row per 5.0 statement, the 5.0
+    checks. ``model`` maps 5.0 statement ids to what in the model cites them (5.0 chart
+    rows, level-5 rules, 3.1.1 rows requiring the same), as the command computes it."""
+    protocol = "5.0"
+    registry = REGISTRIES[protocol]
+    table = checks_by_statement(protocol)
+    covered, observable, uncovered = coverage(protocol)
+    every = list(statements(protocol).values())
+    robustness = sorted(c.name for c in registry.values() if not c.ids)
+    cited = sum(1 for s in every if s.server_side and s.testable and model.get(s.id))
+    lines = [
+        "",
+        "# MQTT 5.0 conformance matrix",
+        "",
+        f"Generated the same way from `oracle/statements-{protocol}.json` (the normative"
+        " statements of the OASIS MQTT 5.0 standard, Appendix B), the 5.0 checks of"
+        " `mqttref check --protocol 5` (`oracle/checks5/`) and the model's citations"
+        " (`statecharts/coverage.py`). A 5.0 id names a 5.0 statement: MQTT-3.1.2-4 here"
+        " is not 3.1.1's MQTT-3.1.2-4.",
+        "",
+        "## Coverage (5.0)",
+        "",
+        f"- Statements: {len(every)}; binding the server (alone or with the client):"
+        f" {sum(s.server_side for s in every)}; of those, observable from a client:"
+        f" {observable}.",
+        f"- **Checked (at least one check cites it): {covered} / {observable} server-side"
+        f" observable statements ({100 * covered / observable:.0f}%).**",
+        f"- Cited by the model (a 5.0 chart row, a level-5 rule or a 3.1.1 row requiring the"
+        f" same): {cited} / {observable}.",
+        f"- Checks: {len(registry)}, of which {len(robustness)} robustness checks"
+        f"{': ' + ', '.join(f'`{n}`' for n in robustness) if robustness else ''}.",
+    ]
+    if uncovered:
+        lines.append(f"- Not yet checked: {', '.join(uncovered)}.")
+    lines += [
+        "",
+        "The verdict rules are those above. At run time `mqttref check --protocol 5` also"
+        " runs the model exploration at level 5 (`BrokerMachine5`: 5.0 clients beside 3.1.1"
+        " ones, keeping to the profile the broker's CONNACK declares) in the budget the"
+        " suite leaves; its deviations are FAILs of the 5.0 statements they cite.",
+        "",
+        "Columns as in the 3.1.1 table; *model* names the 5.0 chart rows (`chart: source"
+        " -event-> target`), `level-5 rule` (an id the 5.0 model code raises or tabulates)"
+        " and `3.1.1 row` (a 3.1.1 chart row whose statement 5.0 keeps word for word in"
+        " requirement, `oracle/statements-3.1.1-to-5.0.json`).",
+    ]
+    current = None
+    for statement in every:
+        chapter = statement.id.split("-")[1].split(".")[0]
+        if chapter != current:
+            current = chapter
+            lines += [
+                "",
+                f"## MQTT 5.0 chapter {chapter}: {_CHAPTERS_5.get(chapter, '')}",
+                "",
+                "| statement | binds | testable | checks | model | text |",
+                "|---|---|---|---|---|---|",
+            ]
+        lines.append(_statement_row(statement, table.get(statement.id, []),
+                                    model.get(statement.id, [])))
+    lines += ["", "## Checks (5.0)", ""]
+    lines += _check_table(registry.values())
     return "\n".join(lines) + "\n"

@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 
 from mqttref.cli import AddParser
-from mqttref.model.charts import CHARTS
-from mqttref.oracle.docgen import generate
+from mqttref.model.charts import CHARTS, CHARTS_5
+from mqttref.oracle.docgen import generate, generate_5
+from mqttref.oracle.equivalence import equivalents_5
 from mqttref.oracle.statements import normalise_id
-from mqttref.statecharts.coverage import summary, uncited
+from mqttref.statecharts.coverage import rule_citations, summary, uncited
 
 DEFAULT_PATH = Path("docs/spec/conformance.md")
 
@@ -19,8 +20,8 @@ def register(add_parser: AddParser) -> None:
     parser = add_parser(
         "conformance-doc",
         help="regenerate the conformance matrix (docs/spec/conformance.md)",
-        description="Write the MQTT 3.1.1 conformance matrix generated from the statement"
-        " list, the checks of 'mqttref check' and the model's transitions.",
+        description="Write the MQTT 3.1.1 and 5.0 conformance matrices generated from the"
+        " statement lists, the checks of 'mqttref check' and the model's transitions.",
     )
     parser.add_argument("-o", "--output", type=Path, default=DEFAULT_PATH,
                         help=f"where to write it (default {DEFAULT_PATH})")
@@ -45,8 +46,31 @@ def model_transitions() -> dict[str, list[str]]:
     return {sid: sorted(labels) for sid, labels in table.items()}
 
 
+def model_citations_5() -> dict[str, list[str]]:
+    """5.0 statement id -> what in the model cites it: its 5.0 chart rows, ``level-5 rule``
+    (an id the level-5 code uses, ``coverage.rule_citations``) and the 3.1.1 chart rows
+    whose statement 5.0 keeps unchanged (``coverage.carried_over``)."""
+    table: dict[str, list[str]] = {}
+    for chart in CHARTS_5:
+        for transition in chart.transitions:
+            label = f"{chart.name}: {transition.source} -{transition.event}-> {transition.target}"
+            for ref in transition.refs:
+                if label not in table.setdefault(ref, []):
+                    table[ref].append(label)
+    for sid in rule_citations():
+        table.setdefault(sid, []).append("level-5 rule")
+    for chart in CHARTS:
+        for ref in sorted(chart.refs):
+            for sid in equivalents_5(ref, same_only=True):
+                label = f"3.1.1 row ({ref})"
+                if label not in table.setdefault(sid, []):
+                    table[sid].append(label)
+    return {sid: sorted(labels) for sid, labels in table.items()}
+
+
 def render() -> str:
-    return generate(model_transitions()) + model_5_section()
+    return (generate(model_transitions()) + model_5_section()
+            + generate_5(model_citations_5()))
 
 
 def model_5_section() -> str:
