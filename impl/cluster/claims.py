@@ -23,6 +23,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final
 
+import attrs
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
@@ -60,6 +61,18 @@ def release_subject(node: NodeId) -> str:
 
 def node_key(name: str) -> str:
     return "n" + base64.urlsafe_b64encode(name.encode()).decode().rstrip("=")
+
+
+@attrs.frozen
+class Claimed:
+    """How this node came to own a client id."""
+
+    created: bool = False
+    """Nobody owned it: no node holds a session or a will for it (a record goes only
+    with its session, ``disown``), so there is nothing to load."""
+    gone: NodeId | None = None
+    """The previous owner, when it was taken without its release (it was gone): the
+    will its client left there is the new owner's to publish."""
 
 
 class ClusterLink:
@@ -202,18 +215,16 @@ class ClusterLink:
 
     # Claiming --------------------------------------------------------------------------
 
-    async def claim(self, client_id: str) -> NodeId | None:
+    async def claim(self, client_id: str) -> Claimed:
         """Own ``client_id``: returns once this node owns it and its previous owner (if
-        live) has let it go, or did not answer within a lease. Returns the previous
-        owner when it was taken without its release (it was gone): the will its client
-        left there is then the new owner's to publish. ConnectionError while NATS is
-        away (nothing can be owned then)."""
+        live) has let it go, or did not answer within a lease. ConnectionError while
+        NATS is away (nothing can be owned then)."""
         if not self.connected:
             raise ConnectionError("NATS is away: client ids cannot be claimed")
         async with self._lock(client_id):
             return await self._claim(client_id)
 
-    async def _claim(self, client_id: str) -> NodeId | None:
+    async def _claim(self, client_id: str) -> Claimed:
         assert self.owners is not None
         state = ClaimState()
         key = session_prefix(client_id)
@@ -225,18 +236,18 @@ class ClusterLink:
             action = decide_claim(self.me, current, live, state, now=now, lease=self.lease.lease)
             match action:
                 case Owned():
-                    return None
+                    return Claimed()
                 case Create():
                     try:
                         await self.owners.create(key, self.me.encode())
-                        return None
+                        return Claimed(created=True)
                     except nats.js.errors.KeyWrongLastSequenceError:
                         continue  # someone created it first: read it again
                 case Replace(revision=revision):
                     try:
                         await self.owners.update(key, self.me.encode(), last=revision)
                         assert current is not None
-                        return None if state.released else current.owner
+                        return Claimed(gone=None if state.released else current.owner)
                     except nats.js.errors.KeyWrongLastSequenceError:
                         state = ClaimState()  # it changed hands meanwhile: start again
                         continue

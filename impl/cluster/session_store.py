@@ -286,6 +286,7 @@ class JetStreamSessionStore(Store):
         try:
             nats.call(self._write(kv, later | pending), self.timeout)
         except Exception as exc:
+            self._pending = pending | self._pending  # kept: the next commit fails too
             if pending:
                 raise StoreError(f"JetStream bucket {SESSIONS_BUCKET}: cannot write "
                                  f"{len(pending)} session changes: {exc!r}") from exc

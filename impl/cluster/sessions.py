@@ -53,6 +53,7 @@ from mqttref.impl.codec.packets import NO_PROPERTIES, Connect, ProtocolLevel
 from mqttref.impl.logtext import clip
 from mqttref.impl.message import Message
 from mqttref.impl.store.base import SessionExpiry, SessionRecord, Store, StoredWill
+from mqttref.impl.store.datadir import StoreError
 
 log = logging.getLogger("mqttref.cluster")
 
@@ -110,16 +111,16 @@ class ClusterSessions:
             log.warning("NATS is away: %s connects with a clean session, not owned in "
                         "the cluster", clip(client_id))
             return self.table.open_session(connection, client_id, connect, now)
-        gone = self.nats.call(self.link.claim(client_id),
-                              self.link.lease_seconds * 2 + CALL_MARGIN)
-        if client_id not in self.table.sessions:
+        claimed = self.nats.call(self.link.claim(client_id),
+                                 self.link.lease_seconds * 2 + CALL_MARGIN)
+        if client_id not in self.table.sessions and not claimed.created:
             fetched = self.store.fetch(client_id)
             if fetched.record is not None:
                 self._restore(fetched.record, fetched.will)
             if fetched.live_will is not None:
                 self.store.forget_live_will(client_id)  # that connection is over
                 message, delay = decode_live_will(fetched.live_will)
-                if gone is not None and not is_sys_topic(message.topic) and (
+                if claimed.gone is not None and not is_sys_topic(message.topic) and (
                         delay == 0 or connect.clean_session):
                     self._publish_will(client_id, message, 0, now)
         session, present = self.table.open_session(connection, client_id, connect, now)
@@ -134,7 +135,18 @@ class ClusterSessions:
         client_id = session.client_id
         self.store.live_will_set(client_id, None)
         if client_id not in self.table.sessions and self._releasing != client_id:
-            self.nats.submit(self.link.disown(client_id))
+            self._disown(client_id)
+
+    def _disown(self, client_id: str) -> None:
+        """The session of ``client_id`` ended here: write that (its keys deleted), then
+        give up the owner record, so that a node creating the record afresh finds no
+        key of the old session, and none of its own is deleted by a late commit here."""
+        if self.store.connected():
+            try:
+                self.store.commit()
+            except StoreError:
+                return  # the broker stops; the record goes with this node's lease
+        self.nats.submit(self.link.disown(client_id))
 
     def delay_will(self, client_id: str, will: Message, at: float, now: float) -> None:
         self.table.delay_will(client_id, will, at, now)
@@ -218,7 +230,7 @@ class ClusterSessions:
         self.store.forget_live_will(client_id)
         self.store.commit()
         if client_id not in table.sessions:
-            self.nats.submit(self.link.disown(client_id))
+            self._disown(client_id)
         log.info("took over %s from a node whose lease ran out", clip(client_id))
 
     def verify_ownership(self, now: float) -> None:
