@@ -41,7 +41,6 @@ from mqttref.impl.cluster.ownership import (
     Owned,
     OwnerRecord,
     Replace,
-    WaitForRelease,
     decide_claim,
 )
 from mqttref.impl.cluster.session_store import SESSIONS_BUCKET, session_prefix
@@ -51,6 +50,8 @@ log = logging.getLogger("mqttref.cluster")
 NODES_BUCKET: Final = "mqttref_nodes"
 OWNERS_BUCKET: Final = "mqttref_owners"
 RELEASE_SUBJECT: Final = "mqttref.sessions.release"
+ASK_TIMEOUT: Final = 1.0
+"""Seconds to wait for one answer to a release request before asking again."""
 
 
 def release_subject(node: NodeId) -> str:
@@ -252,11 +253,10 @@ class ClusterLink:
                         state = ClaimState()  # it changed hands meanwhile: start again
                         continue
                 case AskRelease(owner=owner):
+                    first_asked = state.asked_at if state.asked == owner else now
                     answer = await self._ask_release(owner, client_id)
-                    state = ClaimState(owner, now, released=answer is True,
+                    state = ClaimState(owner, first_asked, released=answer is True,
                                        gone=answer is None)
-                case WaitForRelease(until=until):
-                    await asyncio.sleep(min(max(until - now, 0.0), self.lease.lease / 10))
 
     async def _ask_release(self, owner: NodeId, client_id: str) -> bool | None:
         """Ask ``owner`` to let ``client_id`` go; whether it said it did.
@@ -265,11 +265,12 @@ class ClusterLink:
         or cut off (it then lets its sessions go when it is back, ``reconnected``).
         Waiting for its lease would block the CONNECT, and every client on this node
         with it, for nothing: it counts as gone at once (not released). A silent
-        owner (a timeout) is waited for, up to a lease."""
+        owner (a timeout: a request may also reach a connection nats-server has not yet
+        seen die) is asked again, up to a lease."""
         assert self.nc is not None
         try:
             reply = await self.nc.request(release_subject(owner), client_id.encode(),
-                                          timeout=self.lease.lease)
+                                          timeout=min(ASK_TIMEOUT, self.lease.lease / 3))
         except nats.errors.NoRespondersError:
             return None
         except nats.errors.TimeoutError:

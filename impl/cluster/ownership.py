@@ -21,7 +21,7 @@ A CONNECT on node B for a client id that node A owns (``decide_claim``):
   DISCONNECT 0x8E at 5.0 [MQTT-3.1.4-2], writes what it holds and forgets the
   session), then replace the record once A answers. An A that nobody answers for
   (no connection to NATS: killed before its lease ran out) is gone at once; one that
-  is connected but silent is waited for up to a lease, then treated as gone.
+  is connected but silent is asked again for up to a lease, then treated as gone.
 
 The orphans of a dead node (``orphans``) are the records that name an
 incarnation no lease holds any more: a live node takes each by compare-and-set,
@@ -94,17 +94,10 @@ class Replace:
 
 @attrs.frozen
 class AskRelease:
-    """Ask ``owner``'s node to close the client's connection and let its session go."""
+    """Ask ``owner``'s node to close the client's connection and let its session go
+    (again, if an earlier request got no answer in time)."""
 
     owner: NodeId
-
-
-@attrs.frozen
-class WaitForRelease:
-    """``owner`` is live and was asked; wait for its answer until ``until``."""
-
-    owner: NodeId
-    until: float
 
 
 @attrs.frozen
@@ -112,7 +105,7 @@ class Owned:
     """This node owns the client id: open the session."""
 
 
-ClaimAction = Create | Replace | AskRelease | WaitForRelease | Owned
+ClaimAction = Create | Replace | AskRelease | Owned
 
 
 @attrs.frozen
@@ -121,6 +114,7 @@ class ClaimState:
 
     asked: NodeId | None = None
     asked_at: float = 0.0
+    """When ``asked`` was first asked."""
     released: bool = False
     """The owner answered that it let the client id go."""
     gone: bool = False
@@ -134,7 +128,8 @@ def decide_claim(
     """The next step of node ``me`` taking a client id whose record is ``current``.
 
     ``live`` maps each node whose lease is held to its incarnation. An owner that
-    was asked and did not answer within ``lease`` counts as gone."""
+    was asked and did not answer is asked again, until a lease after the first
+    request: then it counts as gone."""
     if current is None:
         return Create()
     owner = current.owner
@@ -142,11 +137,10 @@ def decide_claim(
         return Owned()
     if live.get(owner.name) != owner.incarnation:
         return Replace(current.revision)
-    if state.asked != owner:
-        return AskRelease(owner)
-    if state.released or state.gone or now >= state.asked_at + lease:
+    if state.asked == owner and (
+            state.released or state.gone or now >= state.asked_at + lease):
         return Replace(current.revision)
-    return WaitForRelease(owner, state.asked_at + lease)
+    return AskRelease(owner)
 
 
 def orphans(

@@ -19,7 +19,6 @@ from mqttref.impl.cluster.ownership import (
     Owned,
     OwnerRecord,
     Replace,
-    WaitForRelease,
     decide_claim,
     orphans,
 )
@@ -52,11 +51,16 @@ def test_after_the_owner_released_the_record_is_replaced_at_the_revision_read() 
     assert claim(OwnerRecord(A, 7), {"n1": "a-1"}, state, now=100.1) == Replace(7)
 
 
-def test_a_silent_live_owner_is_waited_for_until_one_lease_after_asking() -> None:
+def test_a_silent_live_owner_is_asked_again_until_one_lease_after_the_first_request(
+) -> None:
     state = ClaimState(A, 100.0, released=False)
-    assert claim(OwnerRecord(A, 7), {"n1": "a-1"}, state, now=105.0) == WaitForRelease(
-        A, 110.0)
+    assert claim(OwnerRecord(A, 7), {"n1": "a-1"}, state, now=105.0) == AskRelease(A)
     assert claim(OwnerRecord(A, 7), {"n1": "a-1"}, state, now=110.0) == Replace(7)
+
+
+def test_an_owner_nobody_answers_for_in_nats_is_gone_at_once() -> None:
+    state = ClaimState(A, 100.0, gone=True)
+    assert claim(OwnerRecord(A, 7), {"n1": "a-1"}, state, now=100.0) == Replace(7)
 
 
 def test_an_owner_whose_lease_ran_out_is_replaced_without_asking() -> None:
