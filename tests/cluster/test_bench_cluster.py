@@ -23,4 +23,7 @@ def test_the_cluster_bench_runs_and_every_message_arrives() -> None:
                           check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "messages missing" not in done.stdout
-    assert "cluster / single (brokers only)" in done.stdout
+    # 300 messages may take less than one clock tick (10 ms) of CPU on the single node:
+    # the figures are not judged here, only that both setups report
+    assert "single   broker CPU" in done.stdout
+    assert "cluster  broker CPU" in done.stdout
