@@ -260,7 +260,7 @@ def explore(
         if partial is not None:
             partial(_renumbered(outcome))
 
-    if budget < MIN_ROUND_SECONDS:
+    if budget < MIN_ROUND_SECONDS + 1:  # the rounds would start none
         return ExplorationOutcome(
             False, f"model exploration at level 5 not run: {budget:.0f}s of budget left, a"
             f" round needs {MIN_ROUND_SECONDS:.0f}s")
