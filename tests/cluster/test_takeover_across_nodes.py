@@ -11,12 +11,15 @@ Two nodes in this process share one real nats-server with JetStream.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 
 import nats.js.errors
 import pytest
 from nats.js.kv import KeyValue
 
+from mqttref.impl.cluster.claims import ASK_TIMEOUT
 from mqttref.impl.cluster.session_store import session_keys, session_prefix
 from tests.broker.paho_client import Paho
 from tests.broker.test_v5_peers import Paho5
@@ -146,4 +149,31 @@ def test_a_node_back_from_a_nats_outage_lets_go_of_the_sessions_taken_meanwhile(
     [message] = back.expect(1)
     assert message.payload == b"subscribed"
     for each in (back, publisher):
+        each.disconnect()
+
+
+def test_two_nodes_taking_client_ids_from_each_other_at_once_do_not_wait_on_each_other(
+    nodes: tuple[SessionNode, SessionNode],
+) -> None:
+    """n1 holds "a", n2 holds "b"; "a" connects on n2 while "b" connects on n1. Each node's
+    loop waits for its claim, and each claim needs the other node to release: a node
+    answers release requests while it waits, so both CONNECTs are answered well within
+    the one-second retry of an unanswered request."""
+    n1, n2 = nodes
+    old_a = Paho(n1.port, "a").connect()
+    old_b = Paho(n2.port, "b").connect()
+    new_a, new_b = Paho(n2.port, "a"), Paho(n1.port, "b")
+    started = time.monotonic()
+    threads = [threading.Thread(target=each.connect) for each in (new_a, new_b)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10.0)
+    took = time.monotonic() - started
+    assert new_a.connected.is_set()
+    assert new_b.connected.is_set()
+    assert took < ASK_TIMEOUT - 0.1, f"the takeovers waited on each other ({took:.2f} s)"
+    assert old_a.disconnected.wait(5.0)
+    assert old_b.disconnected.wait(5.0)
+    for each in (new_a, new_b):
         each.disconnect()
