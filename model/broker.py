@@ -454,6 +454,9 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
         session.discard_refs = ("MQTT-3.1.2-6",)
         event = SE.CONNECT_CLEAN if conn.connect.clean_session else SE.CONNECT_PERSISTENT
         self._fire_session(session, event, ctx)
+        # A level-5 connection's will still delayed: a 3.1.1 connection resuming the
+        # session cancels it [MQTT-3.1.3-9], a clean one ends the session and makes it due.
+        self._wills_on_return(conn, resumed=not conn.connect.clean_session)
 
     def _attach(self, ctx: _Ctx) -> None:
         conn, session = ctx.connection, ctx.session

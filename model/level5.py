@@ -236,6 +236,12 @@ class Level5(Level5Publish):
                 clean_start = conn.connect.clean_session
                 session.discard_refs = ("MQTT-3.1.2-4",) if clean_start else ("MQTT-3.1.2-6",)
             session.discard()
+        self._wills_on_return(conn, resumed=resumed)
+
+    def _wills_on_return(self, conn: Connection, *, resumed: bool) -> None:
+        """A connection of any level made to the session: a will still delayed, or one
+        of a connection it takes over, is not sent when the session is resumed in time
+        [MQTT-3.1.3-9]; a new session makes it due (the old session ended)."""
         for old in list(self.delayed_wills):
             if old.session_key != conn.session_key or old.will5 is None:
                 continue
