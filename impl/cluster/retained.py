@@ -33,7 +33,7 @@ import time
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js.api import DeliverPolicy
-from nats.js.errors import BucketNotFoundError, NoKeysError
+from nats.js.errors import BucketNotFoundError
 from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, KeyValue
 
 from mqttref.impl.broker.registry import Registry
@@ -45,6 +45,9 @@ from mqttref.impl.logtext import broker_log, clip
 from mqttref.impl.message import Message
 
 BUCKET = "mqttref_retained"
+STREAM = f"KV_{BUCKET}"
+SYNC_TIMEOUT = 10.0
+"""Seconds a node waits for its copy of the bucket at start (and after NATS is back)."""
 _KEYS = f"$KV.{BUCKET}."
 _NO_NODE = bytes(8)
 
@@ -63,6 +66,10 @@ class RetainedMirror:
         self._subscription: Subscription | None = None
         self.applied = 0
         """Updates from the bucket applied to the registry (for tests and status)."""
+        self._syncing: set[str] | None = None
+        """While a copy of the bucket runs: the topics it found a value for."""
+        self._synced = 0
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def kv(self) -> KeyValue:
@@ -76,9 +83,23 @@ class RetainedMirror:
         except BucketNotFoundError:
             self._kv = await self.node.js.create_key_value(bucket=BUCKET, history=1)
         await self.resync()
-        self.node.on_reconnected(self.resync)
+        self.node.on_reconnected(self._resync_soon)
+
+    async def _resync_soon(self) -> None:
+        """NATS is back: copy the bucket again, apart from nats-py's reconnect path."""
+        task = asyncio.get_running_loop().create_task(self.resync())
+        self._tasks.add(task)
+        task.add_done_callback(self._resynced)
+
+    def _resynced(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            broker_log.error("cluster", "node %s: copying %s again failed", self.node.name,
+                             BUCKET, exc_info=task.exception())
 
     async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
         subscription, self._subscription = self._subscription, None
         if subscription is not None and self.node.connected:
             try:
@@ -87,24 +108,38 @@ class RetainedMirror:
                 broker_log.warning("cluster", "node %s: %s", self.node.name, exc)
 
     async def resync(self) -> None:
-        """Copy the whole bucket into the registry and follow it from there."""
+        """Copy the whole bucket into the registry and follow it from there; return once
+        the copy is complete (or after ``SYNC_TIMEOUT``, logged), having forgotten the
+        retained messages the bucket no longer has.
+
+        With history 1 the bucket's stream holds one message per key (a value or a
+        delete marker), so its message count is how many the consumer, made to start
+        with the last message of each key, delivers first."""
         old, self._subscription = self._subscription, None
         if old is not None:
             with contextlib.suppress(Exception):  # a consumer of a NATS that went away
                 await old.unsubscribe()
-        kv = self.kv
-        try:
-            keys = set(await kv.keys())
-        except NoKeysError:
-            keys = set()
+        expected = (await self.node.js.stream_info(STREAM)).state.messages
+        self._syncing = set()
+        self._synced = 0
+        self._subscription = await self.node.js.subscribe(
+            _KEYS + ">", stream=STREAM, cb=self._update, ordered_consumer=True,
+            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SYNC_TIMEOUT
+        while self._synced < expected and loop.time() < deadline:
+            await asyncio.sleep(0.005)
+        present, self._syncing = self._syncing, None
+        if self._synced < expected:
+            broker_log.warning("cluster", "node %s: %d of %d retained messages copied from "
+                               "%s in %.0f s; the rest follow as they come", self.node.name,
+                               self._synced, expected, BUCKET, SYNC_TIMEOUT)
+            return  # not known to be gone: keep what the node has
         for server in list(self.registry.topics.values()):
             topic = server.name
             if server.retained is not None and not is_sys_topic(topic) and (
-                    topic_subject(topic) not in keys):
+                    topic not in present):
                 self._apply(topic, None)
-        self._subscription = await self.node.js.subscribe(
-            _KEYS + ">", stream=f"KV_{BUCKET}", cb=self._update, ordered_consumer=True,
-            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT)
 
     async def put(self, message: Message) -> None:
         """Make ``message`` the cluster's retained message of its topic, or clear it."""
@@ -132,6 +167,8 @@ class RetainedMirror:
 
     async def _update(self, msg: Msg) -> None:
         """One change of the bucket: a topic's retained message set or cleared."""
+        if self._syncing is not None:
+            self._synced += 1  # counted even if it is no retained message of ours
         try:
             topic = subject_topic(msg.subject[len(_KEYS):])
         except SubjectError as exc:
@@ -154,6 +191,8 @@ class RetainedMirror:
             message.origin = None
         self._apply(topic, message)
         self.applied += 1
+        if self._syncing is not None and message is not None:
+            self._syncing.add(topic)
 
     def _apply(self, topic: str, message: Message | None) -> None:
         registry = self.registry

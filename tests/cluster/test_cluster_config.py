@@ -52,10 +52,11 @@ def test_a_bad_cluster_value_names_its_key(cluster: dict[str, object], named: st
 def test_the_command_line_joins_a_cluster_and_overrides_the_file(tmp_path: Path) -> None:
     parser = build_parser()
     args = parser.parse_args(["broker", "--memory", "--cluster", "nats://127.0.0.1:4222",
-                              "--node-name", "n1"])
+                              "--node-name", "n1", "--cluster-lease", "2.5"])
     cluster = build_config(args).cluster
     assert cluster is not None
-    assert (cluster.servers, cluster.node_name) == (("nats://127.0.0.1:4222",), "n1")
+    assert (cluster.servers, cluster.node_name, cluster.lease) == (
+        ("nats://127.0.0.1:4222",), "n1", 2.5)
     path = tmp_path / "c.toml"
     path.write_text('[cluster]\nservers = ["nats://a:1"]\nuser = "u"\npassword = "p"\n')
     args = parser.parse_args(["broker", "-c", str(path), "--cluster", "nats://b:2",

@@ -67,6 +67,8 @@ def register(add_parser: Any) -> None:
     parser.add_argument("--node-name", default=None, metavar="NAME",
                         help="this node's name in the cluster (letters, digits, - and _; "
                         "default: host name and process id)")
+    parser.add_argument("--cluster-lease", default=None, type=float, metavar="SECONDS",
+                        help="how long a dead node's sessions stay its own (default 10)")
     choices = parser.add_argument_group(
         "choices the specification leaves to a server",
         "mosquitto.conf's names where mosquitto has the option; they override the config "
@@ -148,15 +150,19 @@ def _cluster(file: ClusterConfig | None, args: argparse.Namespace) -> ClusterCon
     """The config file's ``[cluster]`` with ``--cluster`` and ``--node-name`` on top."""
     servers = getattr(args, "cluster", None)
     node_name = getattr(args, "node_name", None)
-    if servers is None and node_name is None:
+    lease = getattr(args, "cluster_lease", None)
+    if servers is None and node_name is None and lease is None:
         return file
     if servers is None and file is None:
-        raise ConfigError("--node-name: only with --cluster or a [cluster] table")
+        raise ConfigError("--node-name, --cluster-lease: only with --cluster or a [cluster] "
+                          "table")
     changes: dict[str, Any] = {}
     if servers is not None:
         changes["servers"] = servers
     if node_name is not None:
         changes["node_name"] = node_name
+    if lease is not None:
+        changes["lease"] = lease
     if file is None:
         return cluster_from_value(changes)
     return cluster_from_value({**attrs.asdict(file), **changes})
