@@ -70,7 +70,8 @@ MAX_SUBJECT = 4000
 """Bytes of a subject at most: nats-server's protocol line is 4096 bytes by default
 (``max_control_line``), and a longer one costs the node its connection."""
 SEEN_WINDOW = 65_536
-"""Messages per sending node remembered for the duplicate filter."""
+"""Messages remembered for the duplicate filter (all senders together): the copies of
+one message through overlapping NATS subscriptions arrive a few messages apart."""
 
 
 class Seen:
