@@ -75,16 +75,22 @@ one message through overlapping NATS subscriptions arrive a few messages apart."
 
 
 class Seen:
-    """The (incarnation, sequence) names of the messages delivered lately."""
+    """The (incarnation, sequence) names of the messages delivered lately, each kept as
+    one integer (a few MB for the whole window).
+
+    The copies of one message come through the node's NATS subscriptions, each in its
+    sender's order; nats-py fills every subscription's queue from one socket read
+    before their tasks run, so the copies arrive about one read (hundreds of small
+    messages) apart, far inside the window."""
 
     def __init__(self, window: int = SEEN_WINDOW) -> None:
         self._window = window
-        self._names: set[tuple[bytes, int]] = set()
-        self._order: deque[tuple[bytes, int]] = deque()
+        self._names: set[int] = set()
+        self._order: deque[int] = deque()
 
     def first_time(self, incarnation: bytes, sequence: int) -> bool:
         """Whether this message is new here (and remember it)."""
-        name = (incarnation, sequence)
+        name = int.from_bytes(incarnation, "big") << 64 | sequence
         if name in self._names:
             return False
         self._names.add(name)

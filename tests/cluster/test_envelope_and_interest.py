@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from mqttref.impl.cluster.envelope import EnvelopeError, open_envelope, seal
 from mqttref.impl.cluster.interest import Interest, queue_of
+from mqttref.impl.cluster.routing import Seen
 from mqttref.impl.codec.packets import QoS
 from mqttref.impl.message import Message
 from tests.strategies import client_ids, payloads, properties, topic_filters, topic_names
@@ -107,3 +108,13 @@ def test_reconcile_moves_from_one_set_of_filters_to_another(
     assert set(changes.unsubscribe) <= subscribed
     subscribed = (subscribed - set(changes.unsubscribe)) | set(changes.subscribe)
     assert subscribed == {w for f in after for w in interest.wants_of(f)}
+
+
+def test_the_duplicate_filter_passes_each_message_once_within_its_window() -> None:
+    seen = Seen(window=4)
+    assert seen.first_time(b"node-one", 1)
+    assert not seen.first_time(b"node-one", 1)
+    assert seen.first_time(b"node-two", 1)  # another sender's sequence 1
+    for sequence in range(2, 6):
+        assert seen.first_time(b"node-one", sequence)
+    assert seen.first_time(b"node-one", 1)  # forgotten: out of the window
