@@ -69,3 +69,7 @@ class OutboundMessage(NamedTuple):
     should this session end before the message is acknowledged, it goes to another
     member of that group (4.8.2). The SQLite store keeps it too (schema 4), so that a
     restart does not forget the group."""
+    published: Message | None = None
+    """A shared copy's message as published: handed to another member, it goes at that
+    member's QoS and Retain As Published, not at this member's [MQTT-4.8.2-3]. Not
+    stored: after a restart a hand-over goes at this copy's QoS and RETAIN."""

@@ -24,7 +24,7 @@ from mqttref.model.events import Observation
 from mqttref.model.flows import Flow
 from mqttref.model.obligations import Obligation
 from mqttref.model.records import Connection, Delivery, Message, Session, Subscription
-from mqttref.model.v5.shared import Member, SharedGroups5
+from mqttref.model.v5.shared import Member, RoutingState, SharedGroups5
 from mqttref.model.v5.subscription_options import SHARE_PREFIX, Copy, Message5
 
 
@@ -101,6 +101,10 @@ class SharedRouting:
         seen = Copy(int(packet.qos), packet.retain, packet.properties.subscription_identifiers)
         error: Violation | None = None
         for seq in reversed(routed):
+            handed_back = {
+                r.share for r in self.shared5.routings(self.shared_seq[seq])
+                if r.state == RoutingState.HANDED_BACK
+            }
             trial = copy.deepcopy(self.shared5)
             try:
                 share = trial.delivered(session.client_id, self.shared_seq[seq], seen)
@@ -112,7 +116,10 @@ class SharedRouting:
                 frozenset({int(packet.qos)}),
                 packet.retain,
                 required=False,
-                channel=f"share:{share}",
+                # A message handed over by a member whose connection or session ended
+                # (4.8.2) reaches its new member after the later messages it already
+                # got: it has an order of its own, not the group's [MQTT-4.6.0-6].
+                channel=f"share:{share}" + (" handed over" if share in handed_back else ""),
                 filters=(str(share),),
                 identifiers=frozenset(packet.properties.subscription_identifiers),
             )

@@ -476,7 +476,8 @@ class Session:
                 connection.send_frame(qos0_frame(message))
             return
         outbound = OutboundMessage(message.topic, 0, qos, message.payload, retain,
-                                   properties, message.expires_at, share)
+                                   properties, message.expires_at, share,
+                                   message if share is not None else None)
         if (
             connection is not None
             and not self._queue
@@ -584,9 +585,9 @@ class Session:
     def send_new(self, outbound: OutboundMessage, now: float) -> None:
         """Send a QoS 1/2 message for the first time: a fresh packet id, DUP=0 [MQTT-3.3.1-1]."""
         packet_id = self._allocate_packet_id()
-        topic, _, qos, payload, retain, properties, expires_at, share = outbound
+        topic, _, qos, payload, retain, properties, expires_at, share, published = outbound
         outbound = OutboundMessage(topic, packet_id, qos, payload, retain, properties,
-                                   expires_at, share)  # _replace: 3x dearer
+                                   expires_at, share, published)  # _replace: 3x dearer
         if self.v5:
             frame: bytes | None
             if properties is NO_PROPERTIES and expires_at is None and self._aliases is None:

@@ -198,7 +198,11 @@ class SharedGroups:
 
 
 def _message_of(out: OutboundMessage) -> Message:
-    """The message again from one member's copy: the identifiers were that member's."""
+    """The message again from one member's copy: as published when the copy kept it
+    (its QoS and RETAIN may be above this member's [MQTT-4.8.2-3]), else (restored
+    from the store) the copy without the identifiers, which were that member's."""
+    if out.published is not None:
+        return out.published
     properties = out.properties
     if properties.subscription_identifiers:
         properties = attrs.evolve(properties, subscription_identifiers=())
