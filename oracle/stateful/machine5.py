@@ -27,9 +27,15 @@ The level-5 rules reach what 5.0 adds and brokers get wrong:
 - ``expiry_passes``: a wait longer than the short intervals plus the model's
   margin, so that sessions expire, delayed wills come due and messages expire.
 
-Shared Subscriptions are left out: the model owes a group a QoS 2 message
-released after the group formed, where a plain subscription made then is only
-allowed it (the gap the model notes in ``tests/model/test_v5_broker_machine``).
+``subscribe5`` also joins Shared Subscription groups (``$share/g/~/a``...), with
+any options (No Local there is a Protocol Error the server must close on
+[MQTT-3.8.3-4]); each message goes to one member, any of them (4.8.2).
+
+Three level-5 stories (``stories5.Level5Stories``) line up what single rules
+reach too rarely: a subscriber with a Receive Maximum of 1 or 2 taking a burst
+of QoS 1/2 messages (its own, under No Local perhaps, or another client's); a
+client away with a delayed will (dropped, DISCONNECT 0x04, or back in time); a
+group sharing messages while a member leaves without acknowledging.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ from mqttref.impl.codec.packets import (
 )
 from mqttref.oracle.stateful.machine import LONG_KEEP_ALIVE, BrokerMachine
 from mqttref.oracle.stateful.stories import TOPICS, WILDCARD_FILTERS, client_ids, qos_levels
+from mqttref.oracle.stateful.stories5 import SHARED_FILTERS, Level5Stories, StoryMachine5
 from mqttref.oracle.stateful.target import Target
 
 SESSION_EXPIRIES = (None, 1, 0xFFFFFFFF)
@@ -76,14 +83,15 @@ wills5 = st.none() | st.tuples(
 )
 options5 = st.tuples(st.booleans(), st.booleans(), st.sampled_from([0, 1, 2]))
 requests5 = st.lists(
-    st.tuples(st.sampled_from(TOPICS + WILDCARD_FILTERS), qos_levels, options5),
+    st.tuples(st.sampled_from(TOPICS + WILDCARD_FILTERS + SHARED_FILTERS), qos_levels, options5),
     min_size=1,
     max_size=2,
 )
 
 
-class BrokerMachine5(BrokerMachine):
-    """``BrokerMachine`` with level-5 clients among its 3.1.1 ones."""
+class BrokerMachine5(Level5Stories, BrokerMachine):
+    """``BrokerMachine`` with level-5 clients among its 3.1.1 ones, and the level-5
+    stories (``Level5Stories``)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -353,6 +361,10 @@ class BrokerMachine5(BrokerMachine):
         code = 0x80 if refuse and flight.kind == "PUBACK" else 0x00
         self.driver.acknowledge(flight, code)
         return self.step_done()
+
+
+_TELLS_STORIES5: type[StoryMachine5] = BrokerMachine5
+"""The level-5 stories know the machine only as a ``StoryMachine5``: mypy checks it is one."""
 
 
 def machine5_for(

@@ -26,6 +26,8 @@ from mqttref.impl.broker.protocol import Connection
 from mqttref.impl.broker.registry import Registry
 from mqttref.impl.broker.session import Session
 from mqttref.impl.broker.sessions import SessionTable
+from mqttref.impl.broker.shared import SharedGroups
+from mqttref.impl.broker.shared import _message_of as shared_message_of
 from mqttref.impl.codec.errors import ReasonCode
 from mqttref.impl.codec.packets import (
     ConnAck,
@@ -37,6 +39,7 @@ from mqttref.impl.codec.packets import (
     SubAck,
     Subscribe,
 )
+from mqttref.impl.flow import OutboundState
 from mqttref.impl.message import Message
 from tests.stateful.faults import Fault, Patcher
 
@@ -375,6 +378,25 @@ def _expiry_in_server_disconnect(mp: Patcher) -> None:
     mp.setattr(closing, "fit", fit)
 
 
+def _shared_qos2_handed_over(mp: Patcher) -> None:
+    original = SharedGroups.hand_over
+
+    def hand_over(self: SharedGroups, session: Session, now: float) -> int:
+        # The ending member's unacknowledged QoS 2 copies go to another member too, as
+        # its QoS 1 ones do: a message given to two members of the group.
+        for entry in list(session.inflight.values()):
+            out = entry.message
+            group = self.groups.get(out.share or "")
+            if group is None or entry.state is not OutboundState.AWAITING_PUBREC:
+                continue
+            member = group.pick(leaving=session.client_id)
+            if member is not None:
+                self.send(group, member, shared_message_of(out), now)
+        return original(self, session, now)
+
+    mp.setattr(SharedGroups, "hand_over", hand_over)
+
+
 FAULTS5: tuple[Fault, ...] = (
     Fault("retain_as_published_ignored", "session options", ("MQTT-3.3.1-13",),
           _retain_as_published_ignored),
@@ -432,6 +454,8 @@ FAULTS5: tuple[Fault, ...] = (
 budget; ``hunt --level 5`` injects one by name."""
 
 BEYOND_CI5: tuple[Fault, ...] = (
+    Fault("shared_qos2_handed_over", "shared groups", ("MQTT-4.8.2-5",),
+          _shared_qos2_handed_over),
     Fault("retained_copy_without_identifier", "registry retained", ("MQTT-3.3.4-3",),
           _retained_copy_without_identifier),
     Fault("no_local_ignored", "session options", ("MQTT-3.8.3-3",), _no_local_ignored),

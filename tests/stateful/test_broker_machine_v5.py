@@ -18,7 +18,7 @@ import pytest
 from hypothesis.stateful import run_state_machine_as_test
 
 from mqttref.impl.broker.session import Session
-from mqttref.impl.codec.packets import Connect, Disconnect, ProtocolLevel, QoS
+from mqttref.impl.codec.packets import Connect, Disconnect, Properties, ProtocolLevel, QoS
 from mqttref.oracle.stateful.driver import Disagreement
 from mqttref.oracle.stateful.machine5 import BrokerMachine5, machine5_for
 from mqttref.oracle.stateful.settings import machine_settings, shrinking_limited_to
@@ -108,3 +108,35 @@ def no_local_after_a_3_1_1_resumption(machine: BrokerMachine5) -> None:
 
 def test_no_local_holds_after_a_3_1_1_connection_resumes_the_level_5_session() -> None:
     run_directly(no_local_after_a_3_1_1_resumption)
+
+
+def handed_over_at_the_next_members_qos(machine: BrokerMachine5) -> None:
+    """c3 (granted QoS 1) and c2 (granted QoS 2) share a group; c2 publishes a QoS 2
+    message twice, c3 gets one at QoS 1 and ends its session without a PUBACK."""
+    for slot, client_id in (("s3", "c3"), ("s4", "c2")):
+        machine.send_connect5(
+            slot, client_id, clean_start=True, expiry=0xFFFFFFFF, receive_maximum=None,
+            alias_maximum=None, packet_size=None, will=None,
+        )
+        machine.step_done()
+    machine.send_subscribe5("s3", [("$share/g/~/a", QoS.AT_LEAST_ONCE, (False, False, 0))],
+                            identifier=None)
+    machine.send_subscribe5("s4", [("$share/g/~/a", QoS.EXACTLY_ONCE, (False, False, 0))],
+                            identifier=None)
+    machine.step_done()
+    for _ in range(2):
+        machine.send_publish5(
+            "s4", "~/a", qos=QoS.EXACTLY_ONCE, retain=False, expiry=None, user=(), alias=False
+        )
+    machine.step_done()
+    machine.driver.send("s3", Disconnect(0x00, Properties(session_expiry_interval=0)))
+    machine.driver.drop("s3")
+    machine.step_done()
+
+
+def test_a_shared_message_handed_over_goes_at_the_next_members_own_qos() -> None:
+    """[MQTT-4.8.2-3]: the member that gets the message when another's session ended
+    gets it at its own granted QoS (2), not at the QoS (1) the first member was sent
+    (the broker handed over the first member's downgraded copy; found by the level-5
+    group story)."""
+    run_directly(handed_over_at_the_next_members_qos)

@@ -1,0 +1,275 @@
+"""Level-5 client stories: what MQTT 5.0 adds, lined up in a few actions.
+
+The level-5 rules of ``BrokerMachine5`` (connect5, subscribe5, publish5...)
+each do one thing, and what 5.0 adds needs several in a row: a subscriber with
+a small Receive Maximum and then a burst of QoS 1 messages to it; a client
+that subscribes with No Local and then publishes on that topic itself; a will
+with a delay, a listener on its topic and a connection that breaks; a group of
+two members and messages to it. A random sequence of single actions lines
+these up too rarely for a bounded hunt, so each is a story: a rule of its own
+that makes its choices first (``choose``) and then acts, judged after every
+action like any other rule. Nothing here knows a fault: each story is a
+client's ordinary use of one 5.0 feature, with its options drawn at random.
+
+What a story uses of the machine is ``StoryMachine5``, so this module does not
+import the machine (which mixes ``Level5Stories`` in).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from hypothesis import strategies as st
+from hypothesis.stateful import precondition, rule
+
+from mqttref.impl.codec.packets import Disconnect, Properties, QoS, Subscribe, Subscription
+from mqttref.oracle.stateful.stories import (
+    OVERLAPPING,
+    TOPICS,
+    StoryMachine,
+    client_ids,
+    qos_levels,
+)
+
+Options5 = tuple[bool, bool, int]
+"""No Local, Retain As Published, Retain Handling."""
+
+SHARED_FILTERS = ("$share/g/~/a", "$share/g/~/+", "$share/h/~/#")
+"""Shared Subscriptions (4.8.2): two groups over ``~/a`` and its neighbours, and a
+group over everything of the example; ``~`` is the example's prefix as elsewhere."""
+SMALL_WINDOWS = (1, 2)
+"""Receive Maximums a burst of three QoS 1 or 2 messages fills (4.9)."""
+WILL_DELAYS5 = (1, 2)
+"""Will Delay Intervals the machine's waits outlast (the model's margin is 1 s)."""
+BURST_EXPIRIES = (None, 60, 60)
+"""A Message Expiry Interval long enough that only its decrement shows, or none."""
+
+SESSION_ENDS = Properties(session_expiry_interval=0)
+"""A DISCONNECT's properties that end the session with the connection (allowed after
+any CONNECT's interval, 3.14.2.2.2)."""
+
+acked_qos = st.sampled_from([QoS.AT_LEAST_ONCE, QoS.EXACTLY_ONCE])
+options5 = st.tuples(st.booleans(), st.booleans(), st.sampled_from([0, 1, 2]))
+
+
+class StoryMachine5(StoryMachine, Protocol):
+    """What a level-5 story uses of the machine (``BrokerMachine5`` is one)."""
+
+    def level5_slots(self) -> list[str]: ...
+    def send_connect5(
+        self,
+        slot: str,
+        client_id: str,
+        *,
+        clean_start: bool,
+        expiry: int | None,
+        receive_maximum: int | None,
+        alias_maximum: int | None,
+        packet_size: int | None,
+        will: tuple[str, QoS, bool, int] | None,
+    ) -> None: ...
+    def send_subscribe5(
+        self, slot: str, requests: list[tuple[str, QoS, Options5]], *, identifier: int | None
+    ) -> None: ...
+    def send_publish5(
+        self,
+        slot: str,
+        topic: str,
+        *,
+        qos: QoS,
+        retain: bool,
+        expiry: int | None,
+        user: tuple[tuple[str, str], ...],
+        alias: bool,
+    ) -> None: ...
+
+
+def publish_any_level(
+    machine: StoryMachine5, slot: str, topic: str, qos: QoS, *, retain: bool, expiry: int | None
+) -> None:
+    """A PUBLISH from ``slot`` at its connection's level (properties only at 5.0)."""
+    if slot in machine.level5_slots():
+        machine.send_publish5(
+            slot, topic, qos=qos, retain=retain, expiry=expiry, user=(), alias=True
+        )
+    else:
+        machine.send_publish(slot, topic, qos, retain=retain)
+
+
+class Level5Stories:
+    """The level-5 stories as rules, for a machine that is a ``StoryMachine5``."""
+
+    @precondition(lambda self: self.free_slots())
+    @rule(
+        data=st.data(),
+        client_id=client_ids,
+        window=st.sampled_from(SMALL_WINDOWS),
+        pair=st.sampled_from(OVERLAPPING),
+        wildcard=st.booleans(),
+        granted=acked_qos,
+        options=options5,
+        identifier=st.sampled_from([None, 3]),
+        qos=acked_qos,
+        retain=st.booleans(),
+        expiry=st.sampled_from(BURST_EXPIRIES),
+        itself=st.booleans(),
+    )
+    def subscriber_with_a_small_window_takes_a_burst(
+        self: StoryMachine5,
+        data: st.DataObject,
+        *,
+        client_id: str,
+        window: int,
+        pair: tuple[str, str],
+        wildcard: bool,
+        granted: QoS,
+        options: Options5,
+        identifier: int | None,
+        qos: QoS,
+        retain: bool,
+        expiry: int | None,
+        itself: bool,
+    ) -> Any:
+        """A level-5 client connects with a Receive Maximum of 1 or 2, subscribes to a
+        topic (or a wildcard over it) with options and perhaps an identifier, and three
+        QoS 1 or 2 messages are published on the topic at once, by itself or by another
+        client (3.1.1 or 5.0): the server sends no more than the window unacknowledged
+        [MQTT-3.3.4-9], honours No Local [MQTT-3.8.3-3] and Retain As Published
+        [MQTT-3.3.1-12], sends the identifier [MQTT-3.3.4-3] and the remaining Message
+        Expiry Interval [MQTT-3.3.2-6]."""
+        slot = self.choose(data, self.free_slots(), "slot")
+        others = [s for s in self.connected_slots() if s != slot]
+        publisher = self.choose(data, others or [slot], "publisher")
+        self.prepare()
+        self.send_connect5(
+            slot, client_id, clean_start=True, expiry=None, receive_maximum=window,
+            alias_maximum=2, packet_size=None, will=None,
+        )
+        self.driver.settle()
+        topic, over = pair
+        self.send_subscribe5(
+            slot, [(over if wildcard else topic, granted, options)], identifier=identifier
+        )
+        self.driver.settle()
+        source = slot if itself or not others else publisher
+        for _ in range(3):
+            publish_any_level(self, source, topic, qos, retain=retain, expiry=expiry)
+        return self.step_done()
+
+    @precondition(lambda self: self.free_slots() and self.connected_slots())
+    @rule(
+        data=st.data(),
+        client_id=client_ids,
+        topic=st.sampled_from(TOPICS),
+        qos=qos_levels,
+        retain=st.booleans(),
+        delay=st.sampled_from(WILL_DELAYS5),
+        expiry=st.sampled_from([1, 2, 0xFFFFFFFF]),
+        ending=st.sampled_from(["dropped", "0x04", "returns"]),
+    )
+    def away_with_a_delayed_will(
+        self: StoryMachine5,
+        data: st.DataObject,
+        *,
+        client_id: str,
+        topic: str,
+        qos: QoS,
+        retain: bool,
+        delay: int,
+        expiry: int,
+        ending: str,
+    ) -> Any:
+        """A connected client listens on a topic; a level-5 client connects with a will
+        on it, a Will Delay Interval and a Session Expiry Interval, and its connection
+        ends: dropped, or DISCONNECT 0x04 (Disconnect with Will Message). The will waits
+        for the delay or the session's end, whichever is sooner [MQTT-3.1.2-8];
+        ``returns``: the client comes back (Clean Start 0) before then, and the will is
+        not sent [MQTT-3.1.3-9]."""
+        listener = self.choose(data, self.connected_slots(), "listener")
+        slot = self.choose(data, self.free_slots(), "slot")
+        self.prepare()
+        if listener in self.level5_slots():
+            self.send_subscribe5(
+                listener, [(topic, QoS.AT_LEAST_ONCE, (False, True, 0))], identifier=None
+            )
+        else:
+            client = self.driver.client_id(listener)
+            if self.driver.connected(listener) and client is not None:
+                subscription = Subscription(self.full(topic), QoS.AT_LEAST_ONCE)
+                self.driver.send(
+                    listener, Subscribe(self.driver.next_packet_id(client), (subscription,))
+                )
+        self.driver.settle()
+        self.send_connect5(
+            slot, client_id, clean_start=True, expiry=expiry, receive_maximum=None,
+            alias_maximum=None, packet_size=None, will=(topic, qos, retain, delay),
+        )
+        self.driver.settle()
+        if ending == "0x04" and self.driver.connected(slot):
+            self.driver.send(slot, Disconnect(0x04))
+        self.driver.drop(slot)
+        self.driver.settle()
+        if ending == "returns" and self.driver.free(slot):
+            self.send_connect5(
+                slot, client_id, clean_start=False, expiry=expiry, receive_maximum=None,
+                alias_maximum=None, packet_size=None, will=None,
+            )
+        return self.step_done()
+
+    @precondition(lambda self: self.level5_slots())
+    @rule(
+        data=st.data(),
+        client_id=client_ids,
+        group=st.sampled_from(SHARED_FILTERS),
+        granted=st.lists(acked_qos, min_size=2, max_size=2),
+        topic=st.sampled_from(TOPICS[:3]),
+        qos=acked_qos,
+        count=st.integers(min_value=2, max_value=3),
+        member_leaves=st.sampled_from(["drops", "session ends"]),
+    )
+    def a_group_shares_messages(
+        self: StoryMachine5,
+        data: st.DataObject,
+        *,
+        client_id: str,
+        group: str,
+        granted: list[QoS],
+        topic: str,
+        qos: QoS,
+        count: int,
+        member_leaves: str,
+    ) -> Any:
+        """Level-5 clients join one Shared Subscription group (a new one connects on a
+        free slot first), at QoS 1 or 2, and a client publishes two or three QoS 1 or 2
+        messages: each goes to exactly one member, any of them (4.8.2), at that member's
+        QoS [MQTT-4.8.2-3]. Then a member leaves without acknowledging: its QoS 1
+        messages may go to another member, its QoS 2 ones stay its own [MQTT-4.8.2-4]
+        (dropped) or go to nobody [MQTT-4.8.2-5] (its session ended). Groups at QoS 0
+        and members that stay come from the single rules (``subscribe5``, ``publish``)."""
+        free = self.free_slots()
+        slot = self.choose(data, free or [""], "new member slot")
+        publisher = self.choose(data, self.connected_slots(), "publisher")
+        self.prepare()
+        if slot:
+            self.send_connect5(
+                slot, client_id, clean_start=True, expiry=0xFFFFFFFF, receive_maximum=None,
+                alias_maximum=None, packet_size=None, will=None,
+            )
+            self.driver.settle()
+        members = self.level5_slots()[:3]
+        for index, member in enumerate(members):
+            request = (group, granted[index % 2], (False, False, 0))
+            self.send_subscribe5(member, [request], identifier=index + 1)
+        self.driver.settle()
+        for _ in range(count):
+            publish_any_level(self, publisher, topic, qos, retain=False, expiry=None)
+        if member_leaves != "stays" and members:
+            self.driver.settle()
+            leaving = members[0]
+            if member_leaves == "session ends" and self.driver.connected(leaving):
+                self.driver.send(leaving, Disconnect(0x00, SESSION_ENDS))
+            self.driver.drop(leaving)
+        return self.step_done()
+
+
+__all__ = ["SHARED_FILTERS", "Level5Stories", "StoryMachine5"]
