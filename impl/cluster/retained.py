@@ -45,6 +45,8 @@ from mqttref.impl.logtext import broker_log, clip
 from mqttref.impl.message import Message
 
 BUCKET = "mqttref_retained"
+RETAINED_HEADER = 8
+"""Bytes before the envelope in a value: the wall-clock time of the put."""
 STREAM = f"KV_{BUCKET}"
 SYNC_TIMEOUT = 10.0
 """Seconds a node waits for its copy of the bucket at start (and after NATS is back)."""
@@ -146,7 +148,8 @@ class RetainedMirror:
         key = topic_subject(message.topic)
         if message.payload:
             now = asyncio.get_running_loop().time()
-            value = _wall_ms().to_bytes(8, "big") + seal(message, _NO_NODE, 0, now)
+            value = _wall_ms().to_bytes(RETAINED_HEADER, "big") + seal(message, _NO_NODE, 0,
+                                                                      now)
             await self.kv.put(key, value)
         else:
             await self.kv.delete(key)
@@ -180,8 +183,8 @@ class RetainedMirror:
         if operation not in (KV_DEL, KV_PURGE):
             now = asyncio.get_running_loop().time()
             try:
-                put_at = int.from_bytes(msg.data[:8], "big")
-                message = open_envelope(topic, msg.data[8:], now).message
+                put_at = int.from_bytes(msg.data[:RETAINED_HEADER], "big")
+                message = open_envelope(topic, msg.data[RETAINED_HEADER:], now).message
             except EnvelopeError as exc:
                 broker_log.warning("cluster foreign", "node %s: not a retained message at %s: "
                                    "%s", self.node.name, clip(topic), exc)

@@ -46,6 +46,7 @@ from collections.abc import Callable, Iterable
 import attrs
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.errors import MaxPayloadError
 
 from mqttref.impl.broker.registry import Registry
 from mqttref.impl.broker.session import Session
@@ -53,7 +54,7 @@ from mqttref.impl.broker.sys_topics import SYS_ROOT, is_sys_topic
 from mqttref.impl.cluster.envelope import EnvelopeError, open_envelope, seal
 from mqttref.impl.cluster.interest import Interest, Want
 from mqttref.impl.cluster.node import SUBJECT_ROOT, ClusterNode
-from mqttref.impl.cluster.retained import RetainedMirror
+from mqttref.impl.cluster.retained import RETAINED_HEADER, RetainedMirror
 from mqttref.impl.cluster.subjects import SubjectError, subject_topic, topic_subject
 from mqttref.impl.codec.packets import Subscribe, Unsubscribe
 from mqttref.impl.logtext import broker_log, clip
@@ -167,8 +168,17 @@ class ClusterRouter:
             return matched + (shared.publish(message, now) if shared else 0)
         if shared:  # counted here, served through NATS queue groups (``_shared_arrived``)
             matched += len(shared.index.match(topic))
+        self._sequence += 1
+        body = seal(message, self.node.incarnation, self._sequence, now)
+        if len(body) + RETAINED_HEADER > self.node.max_payload:
+            self.unroutable += 1
+            broker_log.warning("cluster unroutable", "node %s: a message on %s is too large "
+                               "for NATS (%d bytes, max_payload %d): delivered on this node "
+                               "only", self.node.name, clip(topic), len(body),
+                               self.node.max_payload)
+            return matched + (shared.publish(message, now) if shared else 0)
         if message.retain:
-            self._queue.append(_Retain(message))
+            self._queue.append(_Retain(message))  # state: kept even when the queue is full
         if self._pending_messages >= self.node.settings.max_pending:
             self.dropped += 1
             broker_log.warning("cluster queue full", "node %s: %d messages wait for NATS; "
@@ -177,17 +187,6 @@ class ClusterRouter:
             if shared:
                 shared.publish(message, now)
         else:
-            self._sequence += 1
-            body = seal(message, self.node.incarnation, self._sequence, now)
-            if len(body) > self.node.max_payload:
-                self.unroutable += 1
-                broker_log.warning("cluster unroutable", "node %s: a message on %s is too "
-                                   "large for NATS (%d bytes, max_payload %d): delivered on "
-                                   "this node only", self.node.name, clip(topic), len(body),
-                                   self.node.max_payload)
-                if shared:
-                    shared.publish(message, now)
-                return matched
             self._queue.append(_Publish(subject, body))
             self._pending_messages += 1
         self._wake.set()
@@ -277,6 +276,8 @@ class ClusterRouter:
                 raise
             except Exception as exc:
                 failures += 1
+                if isinstance(exc, MaxPayloadError):  # never fits: trying again stalls all
+                    failures = SEND_ATTEMPTS
                 if self.node.connected and failures >= SEND_ATTEMPTS:
                     broker_log.error("cluster send", "node %s: could not send %s to NATS: %s",
                                      self.node.name, type(work).__name__, exc)

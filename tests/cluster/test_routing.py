@@ -209,3 +209,33 @@ def test_a_node_killed_and_restarted_receives_again_for_its_new_subscribers(
     finally:
         subscriber.disconnect()
         publisher.disconnect()
+
+
+def test_a_retained_message_too_large_for_nats_stays_on_its_node_without_stalling_routing(
+        cluster: Cluster) -> None:
+    """A retained message within MQTT's default 1 MiB packet but, in its envelope, above
+    NATS's 1 MiB max_payload is retained and delivered on its node only; what follows is
+    routed at once (the node neither retries it nor holds the queue behind it)."""
+    local, remote = client(cluster, "n1"), client(cluster, "n2")
+    publisher = client(cluster, "n1")
+    big = b"r" * 1_048_560
+    try:
+        for each in (local, remote):
+            each.subscribe("huge/#", 1)
+        wait_for_interest(cluster, "n2", "huge/#")
+        publisher.publish("huge/r", big, 1, retain=True)
+        publisher.publish("huge/after", b"small", 1)
+        [message] = remote.expect(timeout=2)
+        assert (message.topic, message.payload) == ("huge/after", b"small")
+        assert [m.topic for m in local.expect(2)] == ["huge/r", "huge/after"]
+        late = client(cluster, "n1")
+        try:
+            late.subscribe("huge/r", 1)
+            [kept] = late.expect()
+            assert (kept.payload == big, kept.retain) == (True, True)
+        finally:
+            late.disconnect()
+        publisher.publish("huge/r", b"", 1, retain=True)
+    finally:
+        for each in (local, remote, publisher):
+            each.disconnect()
