@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from typing import Protocol
 
 import attrs
+from nats.errors import NoRespondersError
+from nats.js.errors import ServiceUnavailableError
 
 from mqttref.impl.broker.config import Config
 from mqttref.impl.broker.ports import BrokerPorts
@@ -30,6 +32,7 @@ from mqttref.impl.cluster.retained import RetainedMirror
 from mqttref.impl.cluster.routing import ClusterRouter
 from mqttref.impl.cluster.sessions import SessionsHandle, attach_sessions
 from mqttref.impl.cluster.sessions import wrap_store as sessions_store
+from mqttref.impl.codec.errors import ConfigError
 from mqttref.impl.store.base import Store
 
 
@@ -71,7 +74,13 @@ class ClusterAttachment:
     async def start(self) -> None:
         """Join: wait for NATS, copy the retained messages, subscribe for local sessions."""
         await self.node.connect()
-        await self.retained.start()
+        try:
+            await self.retained.start()
+        except (ServiceUnavailableError, NoRespondersError) as exc:
+            await self.node.close()
+            servers = ", ".join(self.node.settings.servers)
+            raise ConfigError(f"cluster.servers: the NATS server at {servers} has no "
+                              f"JetStream (start nats-server with -js): {exc}") from None
         self.router.start()
         # Sessions, ownership and wills across nodes (impl/cluster/sessions.py).
         self.sessions = await attach_sessions(self.host,

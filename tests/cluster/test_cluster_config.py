@@ -14,6 +14,8 @@ from mqttref.commands.broker import build_config
 from mqttref.impl.broker.config import Config, config_from_mapping, load_config
 from mqttref.impl.cluster.settings import ClusterConfig
 from mqttref.impl.codec.errors import ConfigError
+from tests.cluster.conftest import require_nats_server
+from tests.helpers.peers import HOST, free_port, stop_process, wait_for_port
 
 
 def test_the_cluster_table_sits_beside_broker_or_at_the_top_level(tmp_path: Path) -> None:
@@ -88,3 +90,23 @@ def test_a_single_node_broker_never_imports_nats() -> None:
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
                           timeout=30, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_a_nats_server_without_jetstream_is_a_clear_error(tmp_path: Path) -> None:
+    """Retained messages and sessions live in JetStream: a node refuses to start on a
+    nats-server without it, naming the cause, exit 2 (not a traceback)."""
+    require_nats_server()
+    port = free_port()
+    with (tmp_path / "nats.log").open("wb") as log:
+        server = subprocess.Popen(["nats-server", "-a", HOST, "-p", str(port)], stdout=log,
+                                  stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, process=server)
+        done = subprocess.run([sys.executable, "-m", "mqttref", "broker", "--memory",
+                               "--cluster", f"nats://{HOST}:{port}", "-p", "0"],
+                              capture_output=True, text=True, timeout=60, check=False)
+    finally:
+        stop_process(server)
+    assert done.returncode == 2, done.stderr
+    assert "no JetStream" in done.stderr
+    assert "Traceback" not in done.stderr
