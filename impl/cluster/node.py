@@ -28,6 +28,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from mqttref.impl.cluster.settings import ClusterConfig
+from mqttref.impl.codec.errors import ConfigError
 from mqttref.impl.logtext import broker_log
 
 log = logging.getLogger("mqttref.cluster")
@@ -59,6 +60,9 @@ class ClusterNode:
         self._up = asyncio.Event()
         self._reconnected: list[Callable[[], Awaitable[None]]] = []
         self._closing = False
+        self._connecting: asyncio.Future[Client] | None = None
+        """The connection being made at start, cancelled if NATS refuses the login."""
+        self._refused: Exception | None = None
         self._back_at = -RESUME_DELAY
         """The loop time NATS last came back (``RESUME_DELAY``)."""
 
@@ -141,9 +145,11 @@ class ClusterNode:
         while True:
             try:
                 if self._nc is None:
-                    self._nc = await nats.connect(**self._options())
-                self._shared_nc = await nats.connect(**self._options(shared=True))
+                    self._nc = await self._connect_one(self._options())
+                self._shared_nc = await self._connect_one(self._options(shared=True))
                 break
+            except ConfigError:
+                raise
             except Exception as exc:  # nats-py raises several kinds; all mean "not yet"
                 attempt += 1
                 if attempt == 1 or attempt % 30 == 0:
@@ -155,6 +161,22 @@ class ClusterNode:
         self._up.set()
         url = nc.connected_url
         log.info("node %s joined the cluster at %s", self.name, url.netloc if url else "?")
+
+    async def _connect_one(self, options: dict[str, Any]) -> Client:
+        """One connection; ConfigError if NATS refuses the node's credentials at start
+        (nats-py would retry them for ever: a wrong password is no outage to wait out)."""
+        self._connecting = asyncio.ensure_future(nats.connect(**options))
+        try:
+            return await self._connecting
+        except asyncio.CancelledError:
+            refused = self._refused
+            if refused is None:
+                raise
+            raise ConfigError(f"cluster.user/password/creds: NATS at "
+                              f"{', '.join(self.settings.servers)} refused them: {refused}"
+                              ) from None
+        finally:
+            self._connecting = None
 
     async def close(self) -> None:
         """Leave: flush what is buffered and close the connections."""
@@ -189,6 +211,11 @@ class ClusterNode:
                                  "failed", self.name, exc_info=True)
 
     async def _error(self, exc: Exception) -> None:
+        connecting = self._connecting
+        if connecting is not None and "authorization violation" in str(exc).lower():
+            self._refused = exc
+            connecting.cancel()
+            return
         if not self._closing:
             broker_log.warning("cluster", "node %s: NATS: %s", self.name, exc)
 

@@ -110,3 +110,27 @@ def test_a_nats_server_without_jetstream_is_a_clear_error(tmp_path: Path) -> Non
     assert done.returncode == 2, done.stderr
     assert "no JetStream" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_credentials_nats_refuses_are_a_clear_error(tmp_path: Path) -> None:
+    """A wrong password is no outage to wait out: the node stops at once, exit 2, naming
+    the keys."""
+    require_nats_server()
+    port = free_port()
+    with (tmp_path / "nats.log").open("wb") as log:
+        server = subprocess.Popen(["nats-server", "-a", HOST, "-p", str(port), "-js", "-sd",
+                                   str(tmp_path / "js"), "--user", "node", "--pass", "right"],
+                                  stdout=log, stderr=subprocess.STDOUT)
+    config = tmp_path / "node.toml"
+    try:
+        wait_for_port(port, process=server)
+        config.write_text(f'[cluster]\nservers = ["nats://{HOST}:{port}"]\nuser = "node"\n'
+                          'password = "wrong"\n')
+        done = subprocess.run([sys.executable, "-m", "mqttref", "broker", "--memory", "-c",
+                               str(config), "-p", "0"],
+                              capture_output=True, text=True, timeout=60, check=False)
+    finally:
+        stop_process(server)
+    assert done.returncode == 2, done.stderr
+    assert "cluster.user/password/creds" in done.stderr
+    assert "Traceback" not in done.stderr
