@@ -42,7 +42,8 @@ async def qos2_receiver_v5(ctx: Context) -> None:
                             " PUBLISH may be sent to it (3.2.2.3.4)")
     topic = ctx.topic("q2in")
     sub, _ = await connect5(ctx, "sub")
-    await subscribe5(sub, Subscription(topic, Q1), exact=False)
+    # At QoS 2: a server that duplicates only what it sends at QoS 2 is caught too.
+    await subscribe5(sub, Subscription(topic, Q2), exact=False)
     pub, _ = await connect5(ctx, "pub")
     packet_id = 4242  # not what a fresh per-connection counter would hand out
     await pub.send(Publish(topic, b"once", Q2, False, False, packet_id))
