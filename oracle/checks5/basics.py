@@ -3,6 +3,8 @@ effect, a second CONNECT, a session taken over, and the keep alive deadline."""
 
 from __future__ import annotations
 
+import time
+
 from mqttref.impl.codec.packets import (
     Connect,
     Disconnect,
@@ -136,9 +138,16 @@ async def keep_alive_v5(ctx: Context) -> None:
     bound = ctx.timing.spec_deadline(1.5 * keep_alive)
     # A late close is blamed on the deadline alone: a server that uses the client's value
     # but enforces it late and one that uses another value look the same from here.
+    silent_since = time.monotonic()  # the CONNECT went before: silence is at least this long
     seen = await probe.wait_close(bound, why=f"no packet from the client within one and a half"
                                   f" times the Keep Alive of {keep_alive} s [MQTT-3.1.2-22]")
+    silence = time.monotonic() - silent_since
     if server is None:
+        # A close before the Keep Alive has passed is a shorter Keep Alive than the client's.
+        require(silence >= keep_alive - ctx.timing.margin * ctx.timing.multiplier,
+                f"idle: closed after {silence:.1f} s of silence, before the client's Keep Alive"
+                f" of {keep_alive} s had passed: without a Server Keep Alive the server must use"
+                " the client's [MQTT-3.2.2-22]")
         require(True, f"idle: closed within one and a half times the client's Keep Alive"
                 f" ({keep_alive} s), the one in force without a Server Keep Alive [MQTT-3.2.2-22]")
     for packet in seen:
