@@ -16,6 +16,7 @@ from mqttref.impl.codec.packets import (
     Subscription,
     UnsubAck,
     Unsubscribe,
+    Will,
 )
 from mqttref.oracle.checks5.common import (
     V5,
@@ -24,6 +25,7 @@ from mqttref.oracle.checks5.common import (
     collect_until,
     connect5,
     publish5,
+    subscribe5,
 )
 from mqttref.oracle.evidence import Deviation, NotApplicable
 from mqttref.oracle.flows import first_packet_is_connack, require
@@ -119,12 +121,17 @@ async def session_taken_over_v5(ctx: Context) -> None:
                             " taken over must be closed [MQTT-3.1.4-3]")
 
 
-@check5("MQTT-3.1.2-22", "MQTT-3.2.2-22",
+@check5("MQTT-3.1.2-22", "MQTT-3.2.2-22", "MQTT-3.1.2-8",
         summary="a silent client is disconnected within one and a half times the Keep Alive"
-        " in force (the client's when the CONNACK has no Server Keep Alive)")
+        " in force (the client's when the CONNACK has no Server Keep Alive), and its will"
+        " is published")
 async def keep_alive_v5(ctx: Context) -> None:
+    will_topic = ctx.topic("keepalive", "will")
+    watcher, _ = await connect5(ctx, "watcher")
+    await subscribe5(watcher, Subscription(will_topic, QoS.AT_MOST_ONCE), exact=False)
     probe = await ctx.open("idle")
-    await probe.send(Connect(V5, ctx.client_id("idle"), True, 1))
+    await probe.send(Connect(V5, ctx.client_id("idle"), True, 1,
+                             will=Will(will_topic, b"idle client gone")))
     connack = await first_packet_is_connack(probe, "[MQTT-3.1.4-5]")
     require(connack.return_code == 0, f"idle: a valid CONNECT must be acknowledged with CONNACK"
             f" 0x00, got 0x{connack.return_code:02X} [MQTT-3.1.4-5]")
@@ -154,3 +161,7 @@ async def keep_alive_v5(ctx: Context) -> None:
         if isinstance(packet, Disconnect):
             require(packet.reason_code >= 0x80, f"idle: DISCONNECT 0x{packet.reason_code:02X}"
                     " before a keep alive close must give its reason [MQTT-3.14.2-1]")
+    await collect_until(watcher, b"idle client gone", "(the will of a client the server closed"
+                        " for its keep alive: no DISCONNECT 0x00 discarded it) [MQTT-3.1.2-8]")
+    require(True, "watcher: the will of the client closed for its keep alive was published"
+            " [MQTT-3.1.2-8]")
