@@ -9,8 +9,13 @@ each fault the run must FAIL every declared statement (recall) and PASS none
 of them; every other FAIL it gives is a false alarm unless the fault declares
 it as a cascade, and the share of FAILs that are declared is its precision.
 
-``scripts/oracle-power`` runs every fault and writes ``docs/spec/oracle-power.md``;
-``tests/stateful/test_power.py`` runs a fixed sample in CI.
+``--protocol 5`` does the same for MQTT 5.0 with the faults of
+``oracle_faults5.ORACLE_FAULTS5`` and ``mqttref check --protocol 5``, each against a
+broker with the settings the fault asks for (``OracleFault5.config``).
+
+``scripts/oracle-power`` runs every fault and writes ``docs/spec/oracle-power.md``
+(one section per protocol, the other left as it was); ``tests/stateful/test_power.py``
+runs a fixed sample in CI.
 """
 
 from __future__ import annotations
@@ -22,21 +27,50 @@ import logging
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any, Protocol
 
 import attrs
 import pytest
 
 from mqttref.impl.broker.config import Config
+from mqttref.oracle import checks5  # noqa: F401  (registers the 5.0 checks)
 from mqttref.oracle.runner import Verdict
+from mqttref.oracle.scenario import REGISTRIES
 from mqttref.oracle.statements import statements
-from mqttref.oracle.target import evaluate
+from mqttref.oracle.target import evaluate, protocol_name
 from tests.helpers.broker_thread import BrokerThread
-from tests.stateful.fault_proxy import FaultProxy
-from tests.stateful.oracle_faults import ORACLE_FAULTS, OracleFault, by_name
+from tests.stateful.fault_proxy import FaultProxy, Rewrite
+from tests.stateful.faults import Patcher
+from tests.stateful.oracle_faults import ORACLE_FAULTS, by_name
+from tests.stateful.oracle_faults5 import ORACLE_FAULTS5, by_name5
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "spec" / "oracle-power.md"
+
+
+class AnyFault(Protocol):
+    """An entry of either corpus (``OracleFault`` or ``OracleFault5``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def breaks(self) -> tuple[str, ...]: ...
+    @property
+    def cascades(self) -> Mapping[str, str]: ...
+    @property
+    def inject(self) -> Callable[[Patcher], None] | None: ...
+    @property
+    def rewrite(self) -> Rewrite | None: ...
+
+
+def corpus(protocol: str) -> Sequence[AnyFault]:
+    """The faults that measure the oracle at ``protocol`` (3.1.1 or 5.0)."""
+    return ORACLE_FAULTS5 if protocol_name(protocol) == "5.0" else ORACLE_FAULTS
+
+
+def fault_named(name: str, protocol: str) -> AnyFault:
+    return by_name5(name) if protocol_name(protocol) == "5.0" else by_name(name)
 
 
 @attrs.frozen
@@ -62,23 +96,25 @@ class PowerRow:
                      if sid not in self.declared and sid not in self.cascades)
 
 
-def run_one(name: str, *, seed: int, budget: float, explore: bool) -> PowerRow:
+def run_one(name: str, *, seed: int, budget: float, explore: bool,
+            protocol: str = "3.1.1") -> PowerRow:
     """Inject fault ``name`` into an in-process broker and judge it (this process)."""
-    fault = by_name(name)
+    fault = fault_named(name, protocol)
+    settings: Mapping[str, Any] = getattr(fault, "config", {})
     logging.disable(logging.CRITICAL)
     patch = pytest.MonkeyPatch()
     if fault.inject is not None:
         fault.inject(patch)
     start = time.monotonic()
     try:
-        with BrokerThread(Config(port=0)) as running:
+        with BrokerThread(Config(port=0, **settings)) as running:
             if fault.rewrite is None:
                 report = evaluate(running.host, running.port, seed=seed, budget=budget,
-                                  explore=explore)
+                                  explore=explore, protocol=protocol)
             else:
                 with FaultProxy(running.port, fault.rewrite) as proxy:
                     report = evaluate(proxy.host, proxy.port, seed=seed, budget=budget,
-                                      explore=explore)
+                                      explore=explore, protocol=protocol)
     finally:
         patch.undo()
     verdicts = {v.statement.id: v.verdict for v in report.verdicts}
@@ -93,9 +129,10 @@ def run_one(name: str, *, seed: int, budget: float, explore: bool) -> PowerRow:
     )
 
 
-def run_in_child(name: str, *, seed: int, budget: float, explore: bool) -> PowerRow:
+def run_in_child(name: str, *, seed: int, budget: float, explore: bool,
+                 protocol: str = "3.1.1") -> PowerRow:
     command = [sys.executable, "-m", "tests.stateful.power", "--one", name, "--seed", str(seed),
-               "--budget", str(budget)]
+               "--budget", str(budget), "--protocol", protocol]
     if not explore:
         command.append("--no-exploration")
     start = time.monotonic()
@@ -103,7 +140,7 @@ def run_in_child(name: str, *, seed: int, budget: float, explore: bool) -> Power
                           timeout=budget * 3 + 120)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
-        fault = by_name(name)
+        fault = fault_named(name, protocol)
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
         return PowerRow(name, fault.breaks, tuple(fault.cascades), (), (),
                         round(time.monotonic() - start, 1),
@@ -115,7 +152,8 @@ def run_in_child(name: str, *, seed: int, budget: float, explore: bool) -> Power
 
 
 def run_many(names: Sequence[str], *, seed: int, budget: float, explore: bool,
-             jobs: int, results: Path | None = None) -> list[PowerRow]:
+             jobs: int, results: Path | None = None, protocol: str = "3.1.1"
+             ) -> list[PowerRow]:
     """Each fault in its own process, ``jobs`` at a time (they mostly wait on sockets).
 
     Each row is printed, and appended to ``results`` (JSON lines), as it ends: a
@@ -124,7 +162,8 @@ def run_many(names: Sequence[str], *, seed: int, budget: float, explore: bool,
     """
     rows: dict[str, PowerRow] = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(run_in_child, name, seed=seed, budget=budget, explore=explore): name
+        futures = {pool.submit(run_in_child, name, seed=seed, budget=budget, explore=explore,
+                               protocol=protocol): name
                    for name in names}
         for future in concurrent.futures.as_completed(futures):
             row = future.result()
@@ -143,12 +182,12 @@ def row_line(row: PowerRow) -> str:
             f" {' '.join(row.failed) or '-'}{alarms}; {row.seconds:.0f}s {row.error}")
 
 
-def load_rows(path: Path) -> dict[str, PowerRow]:
+def load_rows(path: Path, protocol: str = "3.1.1") -> dict[str, PowerRow]:
     """The newest row of each fault in a results file, with current declarations."""
     rows: dict[str, PowerRow] = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         data = json.loads(line)
-        fault = by_name(data["fault"])
+        fault = fault_named(data["fault"], protocol)
         rows[fault.name] = PowerRow(
             fault.name, fault.breaks, tuple(fault.cascades), tuple(data["failed"]),
             tuple(sid for sid in fault.breaks if sid in data.get("passed", data["passed_broken"])),
@@ -169,47 +208,95 @@ def figures(rows: Sequence[PowerRow]) -> dict[str, float]:
     }
 
 
-def covered_statements(faults: Sequence[OracleFault] = ORACLE_FAULTS,
+def observable(protocol: str = "3.1.1") -> list[str]:
+    """The statements the corpus must break: at 3.1.1 every testable server statement;
+    at 5.0 every statement a registered 5.0 check cites (the checks grow statement by
+    statement, and a check cannot be trusted before a fault has shown it can FAIL)."""
+    name = protocol_name(protocol)
+    table = statements(name)
+    if name == "5.0":
+        cited = {sid for check in REGISTRIES["5.0"].values() for sid in check.ids}
+        return [sid for sid in table if sid in cited]
+    return [sid for sid, s in table.items() if s.testable and s.server_side]
+
+
+def covered_statements(faults: Sequence[AnyFault] | None = None, protocol: str = "3.1.1",
                        ) -> tuple[list[str], list[str]]:
-    """(statements some fault declares, testable server statements none does)."""
-    table = statements()
-    judgeable = [sid for sid, s in table.items() if s.testable and s.server_side]
-    declared_ids = {sid for fault in faults for sid in fault.breaks}
-    return sorted(declared_ids & set(judgeable)), [s for s in judgeable if s not in declared_ids]
+    """(statements some fault declares, statements of ``observable`` none does)."""
+    judgeable = observable(protocol)
+    chosen = corpus(protocol) if faults is None else faults
+    declared_ids = {sid for fault in chosen for sid in fault.breaks}
+    return ([s for s in judgeable if s in declared_ids],
+            [s for s in judgeable if s not in declared_ids])
+
+
+SECTION = "<!-- oracle-power {} -->"
+"""The line that opens each protocol's section of the doc: a run rewrites its own."""
 
 
 def write_doc(rows: Sequence[PowerRow], *, seed: int, budget: float, explore: bool,
-              path: Path = DOC, merged: int = 0) -> None:
-    numbers = figures(rows)
-    covered, uncovered = covered_statements()
-    lines = [
+              path: Path = DOC, merged: int = 0, protocol: str = "3.1.1") -> None:
+    """Rewrite ``protocol``'s section of the doc and keep the other one as it is."""
+    name = protocol_name(protocol)
+    sections = dict.fromkeys(("3.1.1", "5.0"), "")
+    if path.exists():
+        current = None
+        for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+            opened = [p for p in sections if line.strip() == SECTION.format(p)]
+            if opened:
+                current = opened[0]
+            if current is not None:
+                sections[current] += line
+    sections[name] = section(rows, seed=seed, budget=budget, explore=explore, merged=merged,
+                             protocol=name)
+    head = [
         "# The oracle's power, statement by statement",
         "",
-        "Generated by `scripts/oracle-power` (`python -m tests.stateful.power`); do not edit.",
-        "Each fault of `tests/stateful/oracle_faults.py` breaks the in-process mqttref broker in"
-        " one way",
-        "and declares the statements it breaks; `mqttref check`"
-        f" ({'suite and model exploration' if explore else 'suite only'}, budget {budget:.0f} s,"
-        f" seed {seed}) runs against it.",
+        "Generated by `scripts/oracle-power` (`python -m tests.stateful.power`, with"
+        " `--protocol 5` for MQTT 5.0); do not edit.",
+        "Each fault breaks the in-process mqttref broker in one way and declares the statements"
+        " it breaks; `mqttref check` runs against it.",
         "",
-        "- **Recall**: the share of declared statements the run FAILs:"
-        f" **{numbers['recall']:.0%}**.",
+        "- **Recall**: the share of declared statements the run FAILs.",
         "- **Precision**: the share of FAIL verdicts that are declared statements or declared"
-        " cascades (each with its reason in `tests/stateful/oracle_faults.py`):"
-        f" **{numbers['precision']:.0%}**.",
-        f"- **PASS on a broken statement**: **{int(numbers['passed_broken'])}**.",
-        f"- **Statements with a fault**: {len(covered)} of {len(covered) + len(uncovered)}"
-        " testable server statements.",
-        f"- Time: {sum(r.seconds for r in rows):.0f} s of runs for {len(rows)} faults.",
-        *([f"- {merged} rows come from an earlier run of the whole matrix (`--merge`); the"
-           f" {len(rows) - merged} faults with a false alarm or a changed declaration in it were"
-           " run again after the fixes."] if merged else []),
-        "",
-        "A false alarm is a FAIL on a statement the fault neither breaks nor declares as a"
+        " cascades (each with its reason in the fault's module).",
+        "- A **false alarm** is a FAIL on a statement the fault neither breaks nor declares as a"
         " cascade. Most come from the model exploration, whose verdicts name every statement"
         " a disagreement could break when the model cannot tell which; the suite's checks name"
         " one. The exploration can only add FAILs: it can raise recall and lower precision,"
         " never turn a FAIL into a PASS.",
+        "",
+    ]
+    path.write_text("\n".join(head) + "\n" + "".join(
+        sections[p].rstrip("\n") + "\n\n" for p in ("3.1.1", "5.0") if sections[p]
+    ).rstrip("\n") + "\n", encoding="utf-8")
+
+
+def section(rows: Sequence[PowerRow], *, seed: int, budget: float, explore: bool,
+            merged: int, protocol: str) -> str:
+    numbers = figures(rows)
+    covered, uncovered = covered_statements(protocol=protocol)
+    module = "oracle_faults5.py" if protocol == "5.0" else "oracle_faults.py"
+    command = " --protocol 5" if protocol == "5.0" else ""
+    what = ("statements a 5.0 check cites" if protocol == "5.0"
+            else "testable server statements")
+    lines = [
+        SECTION.format(protocol),
+        f"## MQTT {protocol}",
+        "",
+        f"The faults of `tests/stateful/{module}`; `mqttref check{command}` "
+        f"({'suite and model exploration' if explore else 'suite only'}, budget {budget:.0f} s,"
+        f" seed {seed}) against each.",
+        "",
+        f"- **Recall**: **{numbers['recall']:.0%}**.",
+        f"- **Precision**: **{numbers['precision']:.0%}**.",
+        f"- **PASS on a broken statement**: **{int(numbers['passed_broken'])}**.",
+        f"- **Statements with a fault**: {len(covered)} of {len(covered) + len(uncovered)}"
+        f" {what}.",
+        f"- Time: {sum(r.seconds for r in rows):.0f} s of runs for {len(rows)} faults.",
+        *([f"- {merged} rows come from an earlier run of the whole matrix (`--merge`); the"
+           f" {len(rows) - merged} faults with a false alarm or a changed declaration in it were"
+           " run again after the fixes."] if merged else []),
         "",
         "| fault | declared | FAIL, declared | FAIL, cascade | FAIL, false alarm | missed"
         " | PASS on broken | s |",
@@ -225,15 +312,17 @@ def write_doc(rows: Sequence[PowerRow], *, seed: int, budget: float, explore: bo
         if row.error:
             cells[2] = f"run failed: {row.error}"
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    lines += ["", "## Testable server statements that no fault breaks yet", "",
+    lines += ["", f"### {what[0].upper()}{what[1:]} that no fault breaks yet ({protocol})", "",
               " ".join(uncovered) or "none", ""]
-    path.write_text("\n".join(lines), encoding="utf-8")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.stateful.power")
     parser.add_argument("--one", help="run this one fault in this process and print JSON")
     parser.add_argument("--fault", action="append", help="limit to these faults")
+    parser.add_argument("--protocol", default="3.1.1",
+                        help="3.1.1 (oracle_faults) or 5 (oracle_faults5)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--budget", type=float, default=135.0)
     parser.add_argument("--no-exploration", action="store_true")
@@ -245,15 +334,17 @@ def main(argv: list[str] | None = None) -> int:
                              " the faults not run now")
     args = parser.parse_args(argv)
     explore = not args.no_exploration
+    protocol = protocol_name(args.protocol)
     if args.one:
-        row = run_one(args.one, seed=args.seed, budget=args.budget, explore=explore)
+        row = run_one(args.one, seed=args.seed, budget=args.budget, explore=explore,
+                      protocol=protocol)
         print(json.dumps(attrs.asdict(row)))
         return 0
-    every = [f.name for f in ORACLE_FAULTS]
-    earlier = load_rows(args.merge) if args.merge else {}
+    every = [f.name for f in corpus(protocol)]
+    earlier = load_rows(args.merge, protocol) if args.merge else {}
     names = args.fault or [name for name in every if name not in earlier]
     ran = run_many(names, seed=args.seed, budget=args.budget, explore=explore, jobs=args.jobs,
-                   results=args.results)
+                   results=args.results, protocol=protocol)
     merged = {**earlier, **{row.fault: row for row in ran}}
     rows = [merged[name] for name in every if name in merged]
     if earlier:
@@ -264,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
           f" PASS on broken {int(numbers['passed_broken'])}")
     if args.doc:
         write_doc(rows, seed=args.seed, budget=args.budget, explore=explore,
-                  merged=len(rows) - len(ran))
+                  merged=len(rows) - len(ran), protocol=protocol)
     return 0
 
 
