@@ -39,6 +39,7 @@ from mqttref.impl.broker.inbound_publish import InboundPublish
 from mqttref.impl.broker.protocol import Connection
 from mqttref.impl.broker.registry import Registry
 from mqttref.impl.broker.session import Session
+from mqttref.impl.broker.sessions import SessionTable
 from mqttref.impl.codec import wire
 from mqttref.impl.codec.errors import ProtocolError, ReasonCode
 from mqttref.impl.codec.packets import (
@@ -57,7 +58,7 @@ from mqttref.impl.message import Message
 from mqttref.oracle import raw
 from tests.stateful import faults as hunted
 from tests.stateful import faults5, patch_faults, wire_faults
-from tests.stateful.fault_proxy import KEEP_CLIENT_OPEN, Link, Rewrite
+from tests.stateful.fault_proxy import KEEP_CLIENT_OPEN, Direction, Link, Rewrite
 from tests.stateful.faults import Patcher
 
 Inject = Callable[[Patcher], None]
@@ -240,6 +241,59 @@ def _alias_changed(value: Callable[[int], int]) -> Callable[[bytes], list[bytes]
         return [frame]
 
     return change
+
+
+def _property_corrupted(ident: int, bad: bytes) -> Callable[[bytes], list[bytes]]:
+    """The string property ``ident`` of a PUBLISH the broker sends (the first string of a
+    User Property) with ``bad`` appended inside its length: ill-formed or holding U+0000."""
+
+    def change(frame: bytes) -> list[bytes]:
+        first, body = _split(frame)
+        _first, start, end = _publish_properties(frame)
+        head_end = start - len(_varint_bytes(end - start))  # where the Property Length is
+        index = start
+        while index < end:
+            current = body[index]
+            index += 1
+            if current == ident:
+                length = int.from_bytes(body[index:index + 2], "big")
+                value = body[index + 2:index + 2 + length] + bad
+                block = (body[start:index] + len(value).to_bytes(2, "big") + value
+                         + body[index + 2 + length:end])
+                return [raw.frame(first, body[:head_end] + _varint_bytes(len(block)) + block
+                                  + body[end:])]
+            if current in _FIXED:
+                index += _FIXED[current]
+            elif current in _PREFIXED:
+                index += 2 + int.from_bytes(body[index:index + 2], "big")
+            elif current == 0x26:
+                for _ in range(2):
+                    index += 2 + int.from_bytes(body[index:index + 2], "big")
+            else:
+                _value, index = _varint(body, index)
+        return [frame]
+
+    return change
+
+
+def _qos_bits_both_set(frame: bytes) -> list[bytes]:
+    return [bytes((frame[0] | 0x06,)) + frame[1:]] if (frame[0] >> 1) & 3 == 1 else [frame]
+
+
+def _subscribe_reserved_bits_cleared(direction: Direction, frame: bytes,
+                                     _link: Link) -> list[bytes]:
+    """The client's SUBSCRIBE with its options' reserved bits cleared before the broker
+    sees it: a broker that ignores them."""
+    if direction is not Direction.UP or frame[0] >> 4 != 8:
+        return [frame]
+    first, body = _split(frame)
+    length, start = _varint(body, 2)
+    out, index = bytearray(body[:start + length]), start + length
+    while index + 2 < len(body):
+        size = int.from_bytes(body[index:index + 2], "big")
+        out += body[index:index + 2 + size] + bytes((body[index + 2 + size] & 0x3F,))
+        index += 3 + size
+    return [raw.frame(first, bytes(out))]
 
 
 def _quota_blocks_others(connection: ConnectionBase, frame: bytes) -> list[bytes]:
@@ -628,7 +682,7 @@ LEVEL5_BREAKS: dict[str, tuple[str, ...]] = {
     "receive_maximum_exceeded": ("MQTT-3.3.4-9", "MQTT-4.9.0-2"),
     # faults5 also names 3.2.2-3 ("whether its session was kept or ended"), but a client
     # id in the session table has a session: Session Present 1 after Clean Start 0 is right.
-    "present_despite_clean_start": ("MQTT-3.2.2-2",),
+    "present_despite_clean_start": ("MQTT-3.2.2-2", "MQTT-3.1.4-4"),
 }
 """Where the oracle's declaration differs from the hunt's, and why."""
 
@@ -673,6 +727,38 @@ NOT_IN_CORPUS5: dict[str, str] = {
                              " every path",
 }
 """Level-5 hunt faults left out of the oracle's corpus, and why."""
+
+
+def _one_packet_id(mp: Patcher) -> None:
+    """Every PUBLISH the broker sends at QoS 1 or 2 gets packet id 1, in use or not."""
+    mp.setattr(Session, "_allocate_packet_id", lambda self: 1)
+
+
+def _too_large_closes(mp: Patcher) -> None:
+    """A message too large for the client's Maximum Packet Size closes its connection
+    instead of being discarded as if sent."""
+    original = Session.drop
+
+    def drop(self: Session, topic: str, why: str) -> None:
+        original(self, topic, why)
+        if "Maximum Packet Size" in why and self.connection is not None:
+            self.connection.close("a message too large for the client", publish_will=False)
+
+    mp.setattr(Session, "drop", drop)
+
+
+def _present_on_a_new_session(mp: Patcher) -> None:
+    """Session Present 1 to a Clean Start 0 CONNECT that found no session."""
+    original = SessionTable.open_session
+
+    def open_session(self: SessionTable, connection: Any, client_id: str, connect: Connect,
+                     now: float) -> tuple[Session, bool]:
+        session, present = original(self, connection, client_id, connect, now)
+        if connect.protocol_level is ProtocolLevel.MQTT_5 and not connect.clean_session:
+            present = True
+        return session, present
+
+    mp.setattr(SessionTable, "open_session", open_session)
 
 
 def _from_faults5(fault: Any) -> OracleFault5:
@@ -827,14 +913,21 @@ BOTH_LEVELS: tuple[OracleFault5, ...] = (
 )
 """3.1.1 monkeypatches that break the broker at both levels, in 5.0's numbering."""
 
+WIRE_CASCADES: dict[str, dict[str, str]] = {
+    "no UNSUBACK": {"MQTT-3.10.4-5": "its case of an UNSUBSCRIBE that deletes nothing: the"
+                                     " checks' UNSUBSCRIBEs delete, so 3.10.4-4 is what fails"},
+    "UNSUBACK with another packet id": {
+        "MQTT-3.10.4-6": "the UNSUBACK of an UNSUBSCRIBE of several filters is not its own"},
+}
+
 WIRE: tuple[OracleFault5, ...] = tuple(
-    OracleFault5(name, part, breaks, rewrite=_wire(name))
+    OracleFault5(name, part, breaks, rewrite=_wire(name), cascades=WIRE_CASCADES.get(name, {}))
     for part, faults in (
         ("wire: what the broker sends", (
             ("SUBACK with another packet id", ("MQTT-3.8.4-2", "MQTT-2.2.1-6")),
             ("no SUBACK", ("MQTT-3.8.4-1",)),
             ("UNSUBACK with another packet id", ("MQTT-3.10.4-5", "MQTT-2.2.1-6")),
-            ("no UNSUBACK", ("MQTT-3.10.4-4", "MQTT-3.10.4-5")),
+            ("no UNSUBACK", ("MQTT-3.10.4-4",)),
             ("PUBACK with another packet id", ("MQTT-2.2.1-5", "MQTT-4.3.2-4")),
             ("PUBREC with another packet id", ("MQTT-2.2.1-5", "MQTT-4.3.3-8")),
             ("PUBCOMP with another packet id", ("MQTT-2.2.1-5", "MQTT-4.3.3-11")),
@@ -855,6 +948,10 @@ WIRE: tuple[OracleFault5, ...] = tuple(
             ("protocol level 7 accepted", ("MQTT-3.1.2-2",)),
             ("23-byte client ids refused", ("MQTT-3.1.3-5",)),
             ("BOM stripped from topics", ("MQTT-1.5.4-3",)),
+            ("delivered under a topic name that is not UTF-8", ("MQTT-1.5.4-1", "MQTT-3.3.2-1")),
+            ("delivered with an empty topic name", ("MQTT-4.7.3-1",)),
+            ("delivered under a topic name holding U+0000",
+             ("MQTT-1.5.4-2", "MQTT-4.7.3-2", "MQTT-3.3.2-1")),
             ("QoS 1 delivered with packet id 0", ("MQTT-2.2.1-4",)),
         )),
         ("wire: a violation the broker never sees", (
@@ -874,19 +971,44 @@ WIRE: tuple[OracleFault5, ...] = tuple(
 ALIASES = {"send_topic_aliases": True}
 
 OWN: tuple[OracleFault5, ...] = (
-    OracleFault5("Reason String beyond the client's Maximum Packet Size", "5.0 frames",
-                 ("MQTT-3.2.2-19", "MQTT-3.2.2-20", "MQTT-3.4.2-2", "MQTT-3.4.2-3",
-                  "MQTT-3.5.2-2", "MQTT-3.5.2-3", "MQTT-3.6.2-2", "MQTT-3.6.2-3",
-                  "MQTT-3.7.2-2", "MQTT-3.7.2-3", "MQTT-3.9.2-1", "MQTT-3.9.2-2",
-                  "MQTT-3.11.2-1", "MQTT-3.11.2-2", "MQTT-3.14.2-3", "MQTT-3.14.2-4"),
-                 inject=_sent_by(lambda _c, frame: _with_reason_string(frame)),
-                 cascades={"MQTT-3.1.2-24": "the packets exceed the Maximum Packet Size",
-                           "MQTT-3.1.2-29": "a Reason String also where the client asked for"
-                                            " no problem information"}),
-    OracleFault5("UTF-8 strings not validated", "5.0 codec",
-                 ("MQTT-1.5.4-1", "MQTT-1.5.4-2", "MQTT-1.5.7-1", "MQTT-3.3.2-1",
-                  "MQTT-3.3.2-13", "MQTT-3.3.2-19", "MQTT-4.7.3-2"),
+    *(OracleFault5(f"{what} with a Reason String beyond the client's Maximum Packet Size",
+                   "5.0 frames", ids, inject=_sent(kind, _with_reason_string),
+                   cascades={"MQTT-3.1.2-24": "the packet exceeds the Maximum Packet Size",
+                             "MQTT-3.1.2-29": "a Reason String also where the client asked for"
+                                              " no problem information"})
+      for what, kind, ids in (
+          ("CONNACK", CONNACK, ("MQTT-3.2.2-19", "MQTT-3.2.2-20")),
+          ("PUBACK", PUBACK, ("MQTT-3.4.2-2", "MQTT-3.4.2-3")),
+          ("PUBREC", PUBREC, ("MQTT-3.5.2-2", "MQTT-3.5.2-3")),
+          ("PUBREL", PUBREL, ("MQTT-3.6.2-2", "MQTT-3.6.2-3")),
+          ("PUBCOMP", PUBCOMP, ("MQTT-3.7.2-2", "MQTT-3.7.2-3")),
+          ("SUBACK", SUBACK, ("MQTT-3.9.2-1", "MQTT-3.9.2-2")),
+          ("UNSUBACK", UNSUBACK, ("MQTT-3.11.2-1", "MQTT-3.11.2-2")),
+          ("DISCONNECT", DISCONNECT, ("MQTT-3.14.2-3", "MQTT-3.14.2-4")),
+      )),
+    OracleFault5("PUBLISH sent with both QoS bits set", "5.0 frames", ("MQTT-3.3.1-4",),
+                 inject=_sent(PUBLISH, _qos_bits_both_set)),
+    OracleFault5("Response Topic forwarded with a wildcard", "5.0 frames", ("MQTT-3.3.2-14",),
+                 inject=_sent(PUBLISH, _property_corrupted(0x08, b"/+"))),
+    OracleFault5("SUBSCRIBE options' reserved bits ignored", "5.0 wire", ("MQTT-3.8.3-5",),
+                 rewrite=_subscribe_reserved_bits_cleared),
+    OracleFault5("packet id 1 for every PUBLISH sent", "5.0 session", (
+                 "MQTT-4.3.2-1", "MQTT-4.3.3-1", "MQTT-2.2.1-4"), inject=_one_packet_id),
+    OracleFault5("a message too large for the client closes its connection",
+                 "5.0 session", ("MQTT-3.1.2-25",), inject=_too_large_closes),
+    OracleFault5("Session Present 1 on a new session", "5.0 session table",
+                 ("MQTT-3.1.2-6", "MQTT-3.2.2-3"), inject=_present_on_a_new_session),
+    OracleFault5("UTF-8 strings not validated", "5.0 codec", ("MQTT-4.13.1-1",),
                  inject=_strings_unchecked),
+    OracleFault5("User Property forwarded ill-formed", "5.0 frames",
+                 ("MQTT-1.5.7-1", "MQTT-1.5.4-1"),
+                 inject=_sent(PUBLISH, _property_corrupted(0x26, b"\xed\xa0\x80"))),
+    OracleFault5("Response Topic forwarded with U+0000", "5.0 frames",
+                 ("MQTT-3.3.2-13", "MQTT-1.5.4-2"),
+                 inject=_sent(PUBLISH, _property_corrupted(0x08, b"\x00"))),
+    OracleFault5("Content Type forwarded ill-formed", "5.0 frames",
+                 ("MQTT-3.3.2-19", "MQTT-1.5.4-1"),
+                 inject=_sent(PUBLISH, _property_corrupted(0x03, b"\xff"))),
     OracleFault5("Will QoS above the Maximum QoS accepted", "5.0 handshake",
                  ("MQTT-3.2.2-12",), inject=_capabilities_not_enforced,
                  config={"max_qos": 1}),
@@ -894,7 +1016,9 @@ OWN: tuple[OracleFault5, ...] = (
                  ("MQTT-3.2.2-13",), inject=_capabilities_not_enforced,
                  config={"retain_available": False}),
     OracleFault5("Maximum QoS 1 left out of CONNACK", "5.0 CONNACK", ("MQTT-3.2.2-9",),
-                 inject=_sent_packet(_connack_without_maximum_qos), config={"max_qos": 1}),
+                 inject=_sent_packet(_connack_without_maximum_qos), config={"max_qos": 1},
+                 cascades={"MQTT-4.3.3-8": "with no Maximum QoS declared a QoS 2 PUBLISH is"
+                                           " owed a PUBREC; it gets a refusal"}),
     OracleFault5("one Subscription Identifier of several sent", "5.0 session delivery",
                  ("MQTT-3.3.4-4", "MQTT-3.3.4-3"), inject=_first_identifier_only),
     OracleFault5("QoS 1 packet id taken as a duplicate after PUBACK", "5.0 QoS 1 receiver",
