@@ -31,6 +31,7 @@ from mqttref.impl.codec.errors import MQTTError
 from mqttref.impl.codec.packets import (
     ConnAck,
     Connect,
+    Disconnect,
     Packet,
     PingReq,
     PingResp,
@@ -243,7 +244,8 @@ def _payloads_in(data: bytes, level: ProtocolLevel) -> list[bytes]:
     return [p.payload for p in packets if isinstance(p, Publish)]
 
 
-def _carries_a_packet_id(packet: Packet, published: set[bytes]) -> str | None:
+def _carries_a_packet_id(packet: Packet, published: set[bytes],
+                         level: ProtocolLevel = ProtocolLevel.MQTT_3_1_1) -> str | None:
     """Why a QoS 0 PUBLISH is malformed, when its payload is a published one after two
     more bytes: a packet identifier the sender must not put in a QoS 0 PUBLISH
     [MQTT-2.3.1-5], which a receiver can only read as payload. Blamed on that rule,
@@ -253,18 +255,40 @@ def _carries_a_packet_id(packet: Packet, published: set[bytes]) -> str | None:
     payload = packet.payload
     if payload in published or len(payload) <= 2 or payload[2:] not in published:
         return None
+    rule = "[MQTT-2.2.1-2]" if level is ProtocolLevel.MQTT_5 else "[MQTT-2.3.1-5]"
     return (f"a QoS 0 PUBLISH on {packet.topic!r} carries two bytes {payload[:2].hex()} before"
             " a payload this check published: a packet identifier, which a QoS 0 PUBLISH must"
-            " not contain [MQTT-2.3.1-5]")
+            f" not contain {rule}")
 
 
-def _as_sent_by_server(error: str) -> str:
+_SENDER_RULES_5 = (
+    ("CONNACK reserved flags", "MQTT-3.2.2-1"),
+    ("reserved flags 0x", "MQTT-2.1.3-1"),
+    ("not well-formed UTF-8", "MQTT-1.5.4-1"),
+    ("U+0000", "MQTT-1.5.4-2"),
+    ("topic name is not well-formed", "MQTT-3.3.2-1"),
+    ("topic name contains U+0000", "MQTT-4.7.3-2"),
+    ("minimum number of bytes", "MQTT-1.5.5-1"),
+    ("DUP set at QoS 0", "MQTT-3.3.1-2"),
+    ("session present on a refused connection", "MQTT-3.2.2-6"),
+)
+"""At 5.0, what the codec refuses in the server's bytes and the 5.0 sender rule it breaks:
+the codec cites 3.1.1's numbering (or a section), which at 5.0 names other statements."""
+
+
+def _as_sent_by_server(error: str, level: ProtocolLevel = ProtocolLevel.MQTT_3_1_1) -> str:
     """The codec's refusal, with the rule the *server* broke as the sender.
 
     The codec cites receiver rules (invalid flags received: [MQTT-2.2.2-2]);
     bytes from the server that it refuses show the server breaking the
-    matching sender rule.
+    matching sender rule. At 5.0 the sender rules are 5.0's (``_SENDER_RULES_5``), and
+    the codec's 3.1.1 ids are dropped where one of them applies.
     """
+    if level is ProtocolLevel.MQTT_5:
+        rules = [rule for text, rule in _SENDER_RULES_5 if text in error]
+        if not rules:
+            return error
+        return re.sub(r"\s*\[MQTT-[0-9.-]+\]", "", error) + "".join(f" [{r}]" for r in rules)
     if "reserved flags" in error:
         # The codec cites the receiver's duty to close (2.2.2-2, 3.6.1-1...); the
         # server as sender broke the table itself.
@@ -322,7 +346,14 @@ class Probe:
         """Packets received while waiting for something else, oldest first."""
         self._aborted = False
         self._last_packet_id = 0
+        self.frames: list[bytes] = []
+        """Every frame from the server as its bytes arrived, before decoding: for the checks
+        of the encoding itself (flags, Variable Byte Integers, Property Length)."""
         self._sent = False
+        self.server_maximum_qos = 2
+        """The Maximum QoS this connection's CONNACK declared (3.2.2.3.4; 2 when absent): a
+        conforming client sends no PUBLISH above it [MQTT-3.2.2-11], so neither do the checks
+        unless provoking the server on purpose."""
         self._task = asyncio.create_task(self._read())
 
     @classmethod
@@ -348,6 +379,7 @@ class Probe:
                 self._finish(Closed("FIN"))
                 return
             for frame in frames.feed(data):
+                self.frames.append(frame)
                 echo = _echoed_zero_id(frame)
                 if echo is not None:
                     self._arrive(echo)
@@ -357,13 +389,15 @@ class Probe:
                 except MQTTError as exc:
                     for packet in getattr(exc, "packets", []):
                         self._arrive(packet)
-                    error = _as_sent_by_server(f"{exc} [{getattr(exc, 'ref', '')}]")
+                    error = _as_sent_by_server(f"{exc} [{getattr(exc, 'ref', '')}]",
+                                               self.level)
                     self.trace.add(self.name, "<-", f"MALFORMED from server: {error}")
                     self._events.put_nowait(Garbled(error))
                     self._drop()
                     return
                 for packet in packets:
-                    carried = _carries_a_packet_id(packet, self.trace.published)
+                    carried = _carries_a_packet_id(packet, self.trace.published,
+                                                   self.level)
                     if carried is not None:
                         self.trace.add(self.name, "<-", f"MALFORMED from server: {carried}")
                         self._events.put_nowait(Garbled(carried))
@@ -531,6 +565,32 @@ class Probe:
                 self.pending.append(event.packet)
                 continue
             return False
+
+    async def disconnect(self, packet: Disconnect | None = None) -> list[Packet]:
+        """End the connection normally, as a client must: DISCONNECT, then close.
+
+        After a DISCONNECT it sent, the *client* must close the Network Connection
+        ([MQTT-3.14.4-2] in 5.0, [MQTT-3.14.4-1] in 3.1.1); the server only SHOULD close
+        one the client left open. So a server that waits for the client's close deviates
+        from nothing: the probe waits one quiescence window for the server's close (which
+        also tells that the server has taken the DISCONNECT in), then closes its own side.
+        Returns the packets that came before the close.
+        """
+        await self.send(packet if packet is not None else Disconnect())
+        deadline = time.monotonic() + self.timing.window
+        seen: list[Packet] = []
+        while (remaining := deadline - time.monotonic()) > 0:
+            event = await self.next_event(remaining)
+            if event is None:
+                break
+            if isinstance(event, Closed):
+                return seen
+            if isinstance(event, Received):
+                seen.append(event.packet)
+        if not self._writer.is_closing():
+            self.trace.add(self.name, "..", "closes the TCP connection after its DISCONNECT")
+            self._writer.close()
+        return seen
 
     def abort(self) -> None:
         """Drop the TCP connection without DISCONNECT (an abrupt close for wills)."""
