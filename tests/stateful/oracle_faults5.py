@@ -679,7 +679,8 @@ def _refused_puback_resent(mp: Patcher) -> None:
 
 LEVEL5_BREAKS: dict[str, tuple[str, ...]] = {
     # The 5.0 check observes the send quota itself: 4.9.0-2 is broken as much as 3.3.4-9.
-    "receive_maximum_exceeded": ("MQTT-3.3.4-9", "MQTT-4.9.0-2"),
+    # Its send quota starts at the broker's window, above the client's Receive Maximum.
+    "receive_maximum_exceeded": ("MQTT-3.3.4-9", "MQTT-4.9.0-2", "MQTT-4.9.0-1"),
     # faults5 also names 3.2.2-3 ("whether its session was kept or ended"), but a client
     # id in the session table has a session: Session Present 1 after Clean Start 0 is right.
     "present_despite_clean_start": ("MQTT-3.2.2-2", "MQTT-3.1.4-4"),
@@ -759,6 +760,49 @@ def _present_on_a_new_session(mp: Patcher) -> None:
         return session, present
 
     mp.setattr(SessionTable, "open_session", open_session)
+
+
+def _will_never_stored(mp: Patcher) -> None:
+    """The Will Message is read from CONNECT and never kept: no will is ever published."""
+    mp.setattr(Connection, "publish_will", lambda self, now: None)
+
+
+def _refused_id_kept(mp: Patcher) -> None:
+    """After a PUBREC of 0x80 or more its packet id stays awaiting PUBREL, so a new
+    PUBLISH with it is taken for the refused one again."""
+    original = InboundPublish._refuse_payload
+
+    def refuse_payload(self: InboundPublish, packet: Publish) -> None:
+        original(self, packet)
+        if (packet.qos is QoS.EXACTLY_ONCE and packet.packet_id is not None
+                and self.session is not None):
+            self.session.awaiting_rel.add(packet.packet_id)
+
+    mp.setattr(InboundPublish, "_refuse_payload", refuse_payload)
+
+
+def _no_pubcomp_once_expired(mp: Patcher) -> None:
+    """A QoS 2 message whose Message Expiry Interval passed before its PUBREL gets no
+    PUBCOMP: the broker applies expiry to the acknowledgement sequence too."""
+    publish, pubrel = Session.on_publish, Session.on_pubrel
+    deadlines: dict[tuple[int, int], float] = {}
+
+    def on_publish(self: Session, packet: Publish, now: float, *, defer_ack: bool = False
+                   ) -> Message | None:
+        interval = packet.properties.message_expiry_interval
+        if packet.qos is QoS.EXACTLY_ONCE and interval is not None and packet.packet_id:
+            deadlines.setdefault((id(self), packet.packet_id), now + interval)
+        return publish(self, packet, now, defer_ack=defer_ack)
+
+    def on_pubrel(self: Session, packet_id: int, now: float) -> None:
+        deadline = deadlines.pop((id(self), packet_id), None)
+        if deadline is not None and deadline <= now:
+            self.awaiting_rel.discard(packet_id)
+            return
+        pubrel(self, packet_id, now)
+
+    mp.setattr(Session, "on_publish", on_publish)
+    mp.setattr(Session, "on_pubrel", on_pubrel)
 
 
 def _from_faults5(fault: Any) -> OracleFault5:
@@ -904,10 +948,9 @@ BOTH_LEVELS: tuple[OracleFault5, ...] = (
     OracleFault5("topic matching ignores case", "broker patch", ("MQTT-4.7.3-4",),
                  inject=_patched("topic matching ignores case")),
     OracleFault5("unacknowledged messages dropped when a persistent session goes offline",
-                 "broker patch", ("MQTT-4.4.0-1", "MQTT-4.3.2-3", "MQTT-4.3.3-3"),
-                 cascades={"MQTT-4.3.3-5": "a PUBREL in flight is dropped with the rest",
-                           "MQTT-4.8.2-4": "a shared subscriber's message in flight is dropped"
-                                           " too"},
+                 "broker patch",
+                 ("MQTT-4.4.0-1", "MQTT-4.3.2-3", "MQTT-4.3.3-3", "MQTT-4.8.2-4"),
+                 cascades={"MQTT-4.3.3-5": "a PUBREL in flight is dropped with the rest"},
                  inject=_patched("unacknowledged messages dropped when a persistent session"
                                  " goes offline")),
 )
@@ -998,6 +1041,17 @@ OWN: tuple[OracleFault5, ...] = (
                  "5.0 session", ("MQTT-3.1.2-25",), inject=_too_large_closes),
     OracleFault5("Session Present 1 on a new session", "5.0 session table",
                  ("MQTT-3.1.2-6", "MQTT-3.2.2-3"), inject=_present_on_a_new_session),
+    OracleFault5("will never stored", "5.0 will", ("MQTT-3.1.2-7", "MQTT-3.1.2-8"),
+                 inject=_will_never_stored,
+                 cascades={"MQTT-3.1.2-14": "no will is published, retained or not",
+                           "MQTT-3.1.2-15": "no will is published, retained or not",
+                           "MQTT-3.1.3-10": "no will is published to keep an order in"}),
+    OracleFault5("packet id kept after a refusing PUBREC", "5.0 QoS 2 receiver",
+                 ("MQTT-4.3.3-9",), inject=_refused_id_kept,
+                 config={"validate_payload_format": True}),
+    OracleFault5("no PUBCOMP once the message expired", "5.0 QoS 2 receiver",
+                 ("MQTT-4.3.3-13",), inject=_no_pubcomp_once_expired,
+                 cascades={"MQTT-4.3.3-11": "the PUBREL gets no PUBCOMP"}),
     OracleFault5("UTF-8 strings not validated", "5.0 codec", ("MQTT-4.13.1-1",),
                  inject=_strings_unchecked),
     OracleFault5("User Property forwarded ill-formed", "5.0 frames",
