@@ -10,7 +10,14 @@ PUBLISH to the client may not use an alias alone, as if the old mapping held.
 
 from __future__ import annotations
 
-from mqttref.impl.codec.packets import Disconnect, Properties, Publish, QoS, Subscription
+from mqttref.impl.codec.packets import (
+    Disconnect,
+    PingReq,
+    Properties,
+    Publish,
+    QoS,
+    Subscription,
+)
 from mqttref.oracle import raw
 from mqttref.oracle.checks5._steps import watcher
 from mqttref.oracle.checks5.common import (
@@ -58,6 +65,7 @@ async def topic_alias_per_connection_v5(ctx: Context) -> None:
         await second.send(raw.publish5(b"", b"carried", qos=1, packet_id=1,
                                        props=raw.properties(b"\x23" + raw.u16(1))),
                           note="PUBLISH with Topic Alias 1 alone, mapped on the last connection")
+        await second.send(PingReq(), note="an answer, or the close, comes before its PINGRESP")
         event = await second.next_event(ctx.timing.reply_bound)
         if isinstance(event, Received):
             ctx.trace.note(f"second: answered {describe(event.packet)} (not judged here)")
