@@ -8,7 +8,7 @@ the same topic, which must arrive; a message is told apart by its payload.
 
 from __future__ import annotations
 
-from mqttref.impl.codec.packets import Properties, Publish, QoS, Subscription
+from mqttref.impl.codec.packets import Properties, PubAck, Publish, QoS, Subscription
 from mqttref.oracle.checks5.common import (
     check5,
     collect_until,
@@ -139,6 +139,23 @@ async def subscription_identifiers_v5(ctx: Context) -> None:
                 f"sub: the message must carry Subscription Identifier 7, the one its"
                 f" subscription was made with, got"
                 f" {[m.properties.subscription_identifiers for m in copies]} [MQTT-3.3.4-3]")
+    if ctx.profile5.retain_available:
+        async with ctx.scenario("the retained message a new subscription gets"):
+            topic = ctx.topic("sid", "kept")
+            pub, _ = await connect5(ctx, "rpub")
+            await publish5(pub, topic, b"kept", Q1, retain=True)
+            sub, _ = await connect5(ctx, "rsub")
+            await subscribe5(sub, Subscription(topic, Q1), exact=False,
+                             props=Properties(subscription_identifiers=(9,)))
+            kept = await sub.expect(Publish, "the retained message the new subscription"
+                                    " matches [MQTT-3.3.1-9]")
+            if kept.qos > 0 and kept.packet_id is not None:
+                await sub.send(PubAck(kept.packet_id))
+            await publish5(pub, topic, b"", Q1, retain=True)  # the retained message removed
+            require(kept.properties.subscription_identifiers == (9,),
+                    f"rsub: the retained message sent for the subscription must carry its"
+                    f" Subscription Identifier 9, got {kept.properties.subscription_identifiers}"
+                    " [MQTT-3.3.4-3]")
     async with ctx.scenario("overlapping subscriptions"):
         if not ctx.profile5.wildcard_available:
             raise NotApplicable("declares Wildcard Subscription Available 0 in CONNACK"
