@@ -58,7 +58,7 @@ from mqttref.impl.message import Message
 from mqttref.oracle import raw
 from tests.stateful import faults as hunted
 from tests.stateful import faults5, patch_faults, wire_faults
-from tests.stateful.fault_proxy import KEEP_CLIENT_OPEN, Direction, Link, Rewrite
+from tests.stateful.fault_proxy import CLOSE, KEEP_CLIENT_OPEN, Direction, Link, Rewrite
 from tests.stateful.faults import Patcher
 
 Inject = Callable[[Patcher], None]
@@ -296,6 +296,37 @@ def _subscribe_reserved_bits_cleared(direction: Direction, frame: bytes,
     return [raw.frame(first, bytes(out))]
 
 
+def _other_name_refused_open(direction: Direction, frame: bytes, link: Link) -> list[bytes]:
+    """A CONNECT whose protocol name is not MQTT is refused with CONNACK 0x84 (as for an
+    unsupported version), and the connection is left open."""
+    if direction is Direction.UP and frame[0] >> 4 == 1:
+        first, body = _split(frame)
+        if body[:2] == b"\x00\x04" and body[2:6] != b"MQTT":
+            link.state[KEEP_CLIENT_OPEN] = True
+            return [raw.frame(first, b"\x00\x04MQTT\x06" + body[7:])]  # refused as level 6
+    return [frame]
+
+
+def _refuse_23_byte_ids5(direction: Direction, frame: bytes, link: Link) -> list[bytes]:
+    """A 5.0 CONNECT whose client id has 23 bytes is refused with 0x85."""
+    if direction is Direction.UP and frame[0] >> 4 == 1:
+        _first, body = _split(frame)
+        if body[6:7] == b"\x05":
+            length, start = _varint(body, 10)
+            at = start + length
+            link.state["id23"] = body[at:at + 2] == b"\x00\x17"
+    elif direction is Direction.DOWN and frame[0] >> 4 == CONNACK and link.state.get("id23"):
+        return [raw.frame(CONNACK << 4, b"\x00\x85\x00"), CLOSE]
+    return [frame]
+
+
+def _bom_stripped5(direction: Direction, frame: bytes, link: Link) -> list[bytes]:
+    """A BOM in the Topic Name of a client's PUBLISH removed before the broker sees it."""
+    if frame[0] >> 4 != PUBLISH:
+        return [frame]
+    return list(wire_faults.SENDING["BOM stripped from topics"][1](direction, frame, link))
+
+
 def _quota_blocks_others(connection: ConnectionBase, frame: bytes) -> list[bytes]:
     """While the client's Receive Maximum is used up, the packets that are no PUBLISH
     (PINGRESP, SUBACK, UNSUBACK, PUBACK, ...) are not sent."""
@@ -306,7 +337,10 @@ def _quota_blocks_others(connection: ConnectionBase, frame: bytes) -> list[bytes
     return [frame]
 
 
-REASON = b"\x1f" + raw.string("mqttref fault: a Reason String whatever the Maximum Packet Size")
+REASON = (b"\x1f" + raw.string("mqttref fault: a Reason String whatever the Maximum Packet Size")
+          + b"\x26" + raw.string("mqttref-fault") + raw.string("a User Property as well"))
+"""A Reason String and a User Property: the two properties each ``MUST NOT send ... beyond
+the Maximum Packet Size`` statement pair names."""
 
 
 def _varint_bytes(value: int) -> bytes:
@@ -319,7 +353,8 @@ def _varint_bytes(value: int) -> bytes:
 
 
 def _with_reason_string(frame: bytes) -> list[bytes]:
-    """A Reason String added to a CONNACK, an acknowledgement, a DISCONNECT or an AUTH,
+    """A Reason String and a User Property added to a CONNACK, an acknowledgement, a
+    DISCONNECT or an AUTH,
     whatever the client's Maximum Packet Size (the broker's trimming bypassed)."""
     kind = frame[0] >> 4
     first, body = _split(frame)
@@ -957,6 +992,12 @@ BOTH_LEVELS: tuple[OracleFault5, ...] = (
 """3.1.1 monkeypatches that break the broker at both levels, in 5.0's numbering."""
 
 WIRE_CASCADES: dict[str, dict[str, str]] = {
+    "open after a refusing CONNACK": {
+        "MQTT-4.12.0-1": "the refusal of an unsupported Authentication Method is left open",
+        "MQTT-3.1.3-8": "the refusal of a Client Identifier is left open",
+        "MQTT-3.1.2-1": "the refusal of another protocol name is left open"},
+    "delivered under a topic name holding U+0000": {
+        "MQTT-3.3.2-1": "a Topic Name holding U+0000 is no UTF-8 Encoded String"},
     "no UNSUBACK": {"MQTT-3.10.4-5": "its case of an UNSUBSCRIBE that deletes nothing: the"
                                      " checks' UNSUBSCRIBEs delete, so 3.10.4-4 is what fails"},
     "UNSUBACK with another packet id": {
@@ -980,21 +1021,16 @@ WIRE: tuple[OracleFault5, ...] = tuple(
             ("session present always 0", ("MQTT-3.2.2-3",)),
             ("session present always 1", ("MQTT-3.2.2-2",)),
             ("session present on a refusal", ("MQTT-3.2.2-6",)),
-            ("open after a refusing CONNACK", ("MQTT-3.2.2-7",)),
+            ("open after a refusing CONNACK", ("MQTT-3.2.2-7", "MQTT-3.1.2-2")),
             ("no CONNACK", ("MQTT-3.1.4-5",)),
             ("no re-send on reconnect", ("MQTT-4.4.0-1",)),
             ("no PUBREL as QoS 2 sender", ("MQTT-4.3.3-4",)),
             ("one packet id for every QoS 1 delivery", ("MQTT-4.3.2-1", "MQTT-2.2.1-4")),
             ("PINGRESP with reserved flags set", ("MQTT-2.1.3-1",)),
             ("QoS 0 delivered with a packet id", ("MQTT-2.2.1-2",)),
-            ("protocol name MQTX accepted", ("MQTT-3.1.2-1",)),
-            ("protocol level 7 accepted", ("MQTT-3.1.2-2",)),
-            ("23-byte client ids refused", ("MQTT-3.1.3-5",)),
-            ("BOM stripped from topics", ("MQTT-1.5.4-3",)),
             ("delivered under a topic name that is not UTF-8", ("MQTT-1.5.4-1", "MQTT-3.3.2-1")),
             ("delivered with an empty topic name", ("MQTT-4.7.3-1",)),
-            ("delivered under a topic name holding U+0000",
-             ("MQTT-1.5.4-2", "MQTT-4.7.3-2", "MQTT-3.3.2-1")),
+            ("delivered under a topic name holding U+0000", ("MQTT-1.5.4-2", "MQTT-4.7.3-2")),
             ("QoS 1 delivered with packet id 0", ("MQTT-2.2.1-4",)),
         )),
         ("wire: a violation the broker never sees", (
@@ -1014,7 +1050,7 @@ WIRE: tuple[OracleFault5, ...] = tuple(
 ALIASES = {"send_topic_aliases": True}
 
 OWN: tuple[OracleFault5, ...] = (
-    *(OracleFault5(f"{what} with a Reason String beyond the client's Maximum Packet Size",
+    *(OracleFault5(f"{what} with properties beyond the client's Maximum Packet Size",
                    "5.0 frames", ids, inject=_sent(kind, _with_reason_string),
                    cascades={"MQTT-3.1.2-24": "the packet exceeds the Maximum Packet Size",
                              "MQTT-3.1.2-29": "a Reason String also where the client asked for"
@@ -1029,6 +1065,12 @@ OWN: tuple[OracleFault5, ...] = (
           ("UNSUBACK", UNSUBACK, ("MQTT-3.11.2-1", "MQTT-3.11.2-2")),
           ("DISCONNECT", DISCONNECT, ("MQTT-3.14.2-3", "MQTT-3.14.2-4")),
       )),
+    OracleFault5("another protocol name refused but left open", "5.0 wire",
+                 ("MQTT-3.1.2-1",), rewrite=_other_name_refused_open),
+    OracleFault5("23-byte client ids refused at 5.0", "5.0 wire", ("MQTT-3.1.3-5",),
+                 rewrite=_refuse_23_byte_ids5),
+    OracleFault5("BOM stripped from PUBLISH topics", "5.0 wire", ("MQTT-1.5.4-3",),
+                 rewrite=_bom_stripped5),
     OracleFault5("PUBLISH sent with both QoS bits set", "5.0 frames", ("MQTT-3.3.1-4",),
                  inject=_sent(PUBLISH, _qos_bits_both_set)),
     OracleFault5("Response Topic forwarded with a wildcard", "5.0 frames", ("MQTT-3.3.2-14",),
