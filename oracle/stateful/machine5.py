@@ -28,8 +28,8 @@ The level-5 rules reach what 5.0 adds and brokers get wrong:
   margin, so that sessions expire, delayed wills come due and messages expire.
 
 ``subscribe5`` also joins Shared Subscription groups (``$share/g/~/a``...), with
-any options (No Local there is a Protocol Error the server must close on
-[MQTT-3.8.3-4]); each message goes to one member, any of them (4.8.2).
+their options but No Local (a Protocol Error there [MQTT-3.8.3-4], which the
+codec refuses to encode); each message goes to one member, any of them (4.8.2).
 
 Three level-5 stories (``stories5.Level5Stories``) line up what single rules
 reach too rarely: a subscriber with a Receive Maximum of 1 or 2 taking a burst
@@ -250,7 +250,11 @@ class BrokerMachine5(Level5Stories, BrokerMachine):
         if not (self.driver.connected(slot) and client_id is not None):
             return
         subscriptions = tuple(
-            Subscription(self.full(f), q, no_local, as_published, handling)
+            # No Local on a shared filter is a Protocol Error [MQTT-3.8.3-4] the codec
+            # refuses to encode: such a request goes without it.
+            Subscription(
+                self.full(f), q, no_local and not f.startswith("$share/"), as_published, handling
+            )
             for f, q, (no_local, as_published, handling) in requests
         )
         identifiers = (identifier,) if identifier is not None else ()
