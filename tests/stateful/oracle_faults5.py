@@ -476,7 +476,8 @@ def _pubrel_forgotten(mp: Patcher) -> None:
 
 
 def _expiry_applied_in_flight(mp: Patcher) -> None:
-    """A message in flight whose expiry passed is dropped instead of re-sent on resume."""
+    """A message in flight whose expiry passed is dropped: not re-sent on resume, and a
+    late PUBREC for it gets no PUBREL."""
     original = Session.resend
 
     def resend(self: Session, entry: Any, now: float) -> None:
@@ -489,7 +490,21 @@ def _expiry_applied_in_flight(mp: Patcher) -> None:
             return
         original(self, entry, now)
 
+    on_ack = Session.on_ack
+
+    def ack(self: Session, kind: Any, packet_id: int, now: float, reason_code: int = 0) -> None:
+        entry = self.inflight.get(packet_id)
+        expires = entry.message.expires_at if entry is not None else None
+        if (entry is not None and expires is not None and expires <= now
+                and entry.state is OutboundState.AWAITING_PUBREC):
+            del self.inflight[packet_id]  # expired in flight: no PUBREL after the PUBREC
+            if self.persistent:
+                self.store.inflight_remove(self.client_id, packet_id)
+            return
+        on_ack(self, kind, packet_id, now, reason_code)
+
     mp.setattr(Session, "resend", resend)
+    mp.setattr(Session, "on_ack", ack)
 
 
 def _stays_open_after_disconnect(frame: bytes, link: Link) -> list[bytes]:
