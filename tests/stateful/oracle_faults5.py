@@ -174,8 +174,13 @@ def _connack_reserved_flag(frame: bytes) -> list[bytes]:
     return [raw.frame(first, bytes((body[0] | 0x02,)) + body[1:])]
 
 
-def _dup_on_first_sending(frame: bytes) -> list[bytes]:
-    return [bytes((frame[0] | 0x08,)) + frame[1:]] if (frame[0] >> 1) & 3 else [frame]
+def _dup_on_first_sending(qos: int) -> Callable[[bytes], list[bytes]]:
+    """DUP 1 on every PUBLISH of ``qos`` (one QoS per fault: a check stops at its first
+    deviation, so one fault for both would show only the QoS 1 one)."""
+    def change(frame: bytes) -> list[bytes]:
+        return [bytes((frame[0] | 0x08,)) + frame[1:]] if (frame[0] >> 1) & 3 == qos else [frame]
+
+    return change
 
 
 def _disconnect_reserved_code(frame: bytes) -> list[bytes]:
@@ -1147,7 +1152,11 @@ OWN: tuple[OracleFault5, ...] = (
                  rewrite=wire_faults.down(DISCONNECT, _stays_open_after_disconnect)),
     OracleFault5("client id refused and the connection kept open", "5.0 CONNACK",
                  ("MQTT-3.1.3-8", "MQTT-3.2.2-7"), rewrite=_wire("open after a refusing CONNACK"),
-                 config={"max_client_id_length": 23}),
+                 config={"max_client_id_length": 23},
+                 cascades={"MQTT-3.1.2-2": "every refusal is left open, an unsupported"
+                                           " version's too",
+                           "MQTT-4.12.0-1": "every refusal is left open, an unsupported"
+                                            " Authentication Method's too"}),
     OracleFault5("UNSUBACK reason codes reversed", "5.0 frames", ("MQTT-3.11.3-1",),
                  inject=_sent(UNSUBACK, _codes_reversed)),
     OracleFault5("UNSUBACK with a reserved reason code", "5.0 frames", ("MQTT-3.11.3-2",),
@@ -1170,10 +1179,10 @@ OWN: tuple[OracleFault5, ...] = (
                  inject=_sent(PUBREL, _ack_reason(0x10))),
     OracleFault5("no PUBACK", "5.0 frames", ("MQTT-4.3.2-4", "MQTT-3.3.4-1"),
                  inject=_sent(PUBACK, lambda _frame: [])),
-    OracleFault5("DUP 1 on every first QoS 1 and 2 PUBLISH", "5.0 frames",
-                 ("MQTT-4.3.2-2", "MQTT-4.3.3-2", "MQTT-3.3.1-3"),
-                 inject=_sent(PUBLISH, _dup_on_first_sending),
-                 cascades={"MQTT-3.3.1-1": "DUP 1 where the PUBLISH is no re-delivery"}),
+    *(OracleFault5(f"DUP 1 on every first QoS {qos} PUBLISH", "5.0 frames",
+                   (statement, "MQTT-3.3.1-3"), inject=_sent(PUBLISH, _dup_on_first_sending(qos)),
+                   cascades={"MQTT-3.3.1-1": "DUP 1 where the PUBLISH is no re-delivery"})
+      for qos, statement in ((1, "MQTT-4.3.2-2"), (2, "MQTT-4.3.3-2"))),
     OracleFault5("CONNACK with a reserved flag set", "5.0 frames", ("MQTT-3.2.2-1",),
                  inject=_sent(CONNACK, _connack_reserved_flag)),
     OracleFault5("CONNACK sent twice", "5.0 frames", ("MQTT-3.2.0-2",),
