@@ -743,6 +743,9 @@ LEVEL5_BREAKS: dict[str, tuple[str, ...]] = {
 """Where the oracle's declaration differs from the hunt's, and why."""
 
 LEVEL5_CASCADES: dict[str, dict[str, str]] = {
+    "inbound_alias_forgotten": {
+        "MQTT-4.13.1-1": "a PUBLISH with a topic name returns before the alias is checked:"
+                         " an alias above the maximum is taken without the close it is owed"},
     "retain_as_published_ignored": {
         "MQTT-3.1.2-15": "the retained will reaches a Retain As Published subscriber with"
                          " RETAIN 0: nothing shows it was published retained"},
