@@ -1205,7 +1205,9 @@ OWN: tuple[OracleFault5, ...] = (
                  inject=_sent(PUBLISH, _alias_changed(lambda _alias: 65_535)),
                  config=ALIASES),
     OracleFault5("packets other than PUBLISH held at a send quota of 0", "5.0 frames",
-                 ("MQTT-3.3.4-10", "MQTT-4.9.0-3"), inject=_sent_by(_quota_blocks_others)),
+                 ("MQTT-3.3.4-10", "MQTT-4.9.0-3"), inject=_sent_by(_quota_blocks_others),
+                 cascades={"MQTT-3.12.4-1": "the PINGREQ sent at a quota of 0 gets no"
+                                            " PINGRESP"}),
     OracleFault5("Response Information without a request", "5.0 CONNACK",
                  ("MQTT-3.1.2-28",),
                  inject=_connack_properties(response_information="mqttref/responses")),
