@@ -614,6 +614,7 @@ def _unsupported_method_accepted(mp: Patcher) -> None:
     original = Handshake._on_connect_v5
 
     def on_connect_v5(self: Handshake, packet: Connect, now: float) -> None:
+        # Accepted as if it named no method: its successful CONNACK lacks the method too.
         if packet.properties.authentication_method is not None:
             packet = attrs.evolve(packet, properties=attrs.evolve(
                 packet.properties, authentication_method=None, authentication_data=None))
@@ -1229,7 +1230,7 @@ OWN: tuple[OracleFault5, ...] = (
     OracleFault5("will User Properties reversed", "5.0 will", ("MQTT-3.1.3-10",),
                  inject=_will_user_properties_reversed),
     OracleFault5("unsupported Authentication Method accepted", "5.0 handshake",
-                 ("MQTT-4.12.0-1",), inject=_unsupported_method_accepted),
+                 ("MQTT-4.12.0-1", "MQTT-4.12.0-5"), inject=_unsupported_method_accepted),
     OracleFault5("AUTH without a method ignored", "5.0 handshake", ("MQTT-4.13.1-1",),
                  inject=_auth_without_method_ignored),
     OracleFault5("inbound Topic Aliases kept across connections", "5.0 inbound publish",
