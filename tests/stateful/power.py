@@ -298,13 +298,15 @@ def section(rows: Sequence[PowerRow], *, seed: int, budget: float, explore: bool
         f"- **Statements with a fault**: {len(covered)} of {len(covered) + len(uncovered)}"
         f" {what}.",
         f"- Time: {sum(r.seconds for r in rows):.0f} s of runs for {len(rows)} faults.",
-        *([f"- {merged} rows come from an earlier run of the whole matrix (`--merge`); the"
-           f" {len(rows) - merged} faults with a false alarm or a changed declaration in it were"
-           " run again after the fixes."] if merged else []),
+        *([f"- {merged} rows come from a results file (`--merge`: the newest row of each"
+           " fault, judged against the declarations of today); the run of the whole matrix"
+           " wrote it, and the faults changed after it were run again and appended."
+           + (f" {len(rows) - merged} were run with this command." if len(rows) > merged
+              else "")] if merged else []),
         "",
         "| fault | declared | FAIL, declared | FAIL, cascade | FAIL, false alarm | missed"
-        " | PASS on broken | s |",
-        "|---|---|---|---|---|---|---|--:|",
+        " | PASS on broken | precision | s |",
+        "|---|---|---|---|---|---|---|--:|--:|",
     ]
     for row in rows:
         hit = [sid for sid in row.failed if sid in row.declared]
@@ -312,6 +314,7 @@ def section(rows: Sequence[PowerRow], *, seed: int, budget: float, explore: bool
         cells = [row.fault, " ".join(row.declared), " ".join(hit) or "-",
                  " ".join(cascade) or "-", " ".join(row.false_alarms) or "-",
                  " ".join(row.missed) or "-", " ".join(row.passed_broken) or "-",
+                 (f"{1 - len(row.false_alarms) / len(row.failed):.0%}" if row.failed else "-"),
                  f"{row.seconds:.0f}"]
         if row.error:
             cells[2] = f"run failed: {row.error}"
