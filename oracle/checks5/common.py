@@ -92,6 +92,8 @@ async def connect5(
                             " the Connect Reason Codes allow, 3.2.2.2)")
     require(code == 0, f"{name}: a valid CONNECT must be acknowledged with CONNACK 0x00,"
             f" got 0x{code:02X} [MQTT-3.1.4-5]")
+    if connack.properties.maximum_qos is not None:
+        probe.server_maximum_qos = connack.properties.maximum_qos
     if session_present is not None:
         rule = "[MQTT-3.2.2-2]" if clean else "[MQTT-3.2.2-3]"
         require(connack.session_present == session_present,
@@ -138,8 +140,13 @@ async def publish5(probe: Probe, topic: str, payload: bytes, qos: QoS = QoS.AT_M
     """Publish through the whole QoS flow as the sender; the PUBACK/PUBREC Reason Code.
 
     A refusal in the acknowledgement (0x80 and above) is the server's right (3.4.2.1):
-    the check is NOT APPLICABLE with the code named.
+    the check is NOT APPLICABLE with the code named. So is a QoS above the Maximum QoS
+    the server declared: the oracle's client keeps [MQTT-3.2.2-11] like any client, and a
+    server that supports only lower QoS levels makes that part of a check impossible.
     """
+    if qos > probe.server_maximum_qos:
+        raise NotApplicable(f"declares Maximum QoS {probe.server_maximum_qos}: a client may"
+                            f" send no QoS {int(qos)} PUBLISH [MQTT-3.2.2-11]")
     if qos == QoS.AT_MOST_ONCE:
         await probe.send(Publish(topic, payload, qos, retain, False, None, props))
         return None

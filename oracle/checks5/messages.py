@@ -8,7 +8,6 @@ import asyncio
 import time
 
 from mqttref.impl.codec.packets import (
-    Disconnect,
     Properties,
     Publish,
     QoS,
@@ -96,8 +95,7 @@ async def message_expiry_v5(ctx: Context) -> None:
         cid = ctx.client_id("live")
         sub, _ = await connect5(ctx, "sub", cid, props=Properties(session_expiry_interval=30))
         await subscribe5(sub, Subscription(topic, Q1), exact=False)
-        await sub.send(Disconnect())
-        await sub.wait_close()
+        await sub.disconnect()
         pub, _ = await connect5(ctx, "pub")
         await publish5(pub, topic, b"waits", Q1, props=Properties(message_expiry_interval=60))
         sent = time.monotonic()
@@ -126,8 +124,7 @@ async def message_expiry_v5(ctx: Context) -> None:
         cid = ctx.client_id("away")
         sub, _ = await connect5(ctx, "sub", cid, props=Properties(session_expiry_interval=30))
         await subscribe5(sub, Subscription(topic, Q1), exact=False)
-        await sub.send(Disconnect())
-        await sub.wait_close()
+        await sub.disconnect()
         pub, _ = await connect5(ctx, "pub")
         await publish5(pub, topic, b"stale", Q1, props=Properties(message_expiry_interval=1))
         # The interval counts whole seconds: one more for a server that ticks in seconds.

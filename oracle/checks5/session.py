@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from mqttref.impl.codec.packets import Disconnect, Properties, QoS, Subscription
+from mqttref.impl.codec.packets import Properties, QoS, Subscription
 from mqttref.oracle.checks5.common import (
     check5,
     collect_until,
@@ -41,8 +41,7 @@ async def _leave_with_session(ctx: Context, cid: str, topic: str, expiry: int) -
         raise NotApplicable(f"sets the Session Expiry Interval to 0 in CONNACK for a request of"
                             f" {expiry} s (the server's right, 3.2.2.3.2)")
     await subscribe5(probe, Subscription(topic, Q1), exact=False)
-    await probe.send(Disconnect())
-    await probe.wait_close()
+    await probe.disconnect()
     return interval
 
 
@@ -99,8 +98,7 @@ async def session_v5_expiry_and_clean_start(ctx: Context) -> None:
         cid, topic = ctx.client_id("z"), ctx.topic("zero")
         first, _ = await connect5(ctx, "z", cid)
         await subscribe5(first, Subscription(topic, Q1), exact=False)
-        await first.send(Disconnect())
-        await first.wait_close()
+        await first.disconnect()
         again, connack = await connect5(ctx, "again", cid, clean=False)
         require(not connack.session_present, "again: with no Session Expiry Interval (0) the"
                 " session ends when the connection closes: Session Present 0 [MQTT-4.1.0-2]"

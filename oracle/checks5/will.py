@@ -97,8 +97,7 @@ async def will_delay_v5(ctx: Context) -> None:
         watcher, _ = await connect5(ctx, "watch")
         await subscribe5(watcher, Subscription(topic, Q1), exact=False)
         leaving, _ = await connect5(ctx, "leave", will=_will(topic, b"discarded", 0))
-        await leaving.send(Disconnect(0))
-        await leaving.wait_close()
+        await leaving.disconnect(Disconnect(0))
         pub, _ = await connect5(ctx, "pub")
         await publish5(pub, topic, b"after", Q1)
         before = await collect_until(watcher, b"after", "(a later message on the will topic)"
