@@ -271,6 +271,16 @@ _SENDER_RULES_5 = (
     ("minimum number of bytes", "MQTT-1.5.5-1"),
     ("DUP set at QoS 0", "MQTT-3.3.1-2"),
     ("session present on a refused connection", "MQTT-3.2.2-6"),
+    # A reason code outside its packet's table: the sender rule of that table.
+    ("is not valid on CONNACK", "MQTT-3.2.2-8"),
+    ("is not valid on PUBACK", "MQTT-3.4.2-1"),
+    ("is not valid on PUBREC", "MQTT-3.5.2-1"),
+    ("is not valid on PUBREL", "MQTT-3.6.2-1"),
+    ("is not valid on PUBCOMP", "MQTT-3.7.2-1"),
+    ("is not valid on SUBACK", "MQTT-3.9.3-2"),
+    ("is not valid on UNSUBACK", "MQTT-3.11.3-2"),
+    ("is not valid on DISCONNECT", "MQTT-3.14.2-1"),
+    ("is not valid on AUTH", "MQTT-3.15.2-1"),
 )
 """At 5.0, what the codec refuses in the server's bytes and the 5.0 sender rule it breaks:
 the codec cites 3.1.1's numbering (or a section), which at 5.0 names other statements."""

@@ -1,0 +1,71 @@
+"""At 5.0 a packet from the server carrying a reason code outside its packet's table is the
+server's FAIL of that table's statement, not a malformed packet no statement is blamed for.
+
+Each test is a real TCP peer sending the bytes a broken server sends; the oracle's
+``Probe`` reads them with its strict codec, which refuses them as malformed. What the
+check then raises must cite the sender rule of the table ([MQTT-3.9.3-2] for a SUBACK,
+...): before this was settled, a broker sending SUBACK 0x03 got only errors and FAILs
+of whatever the check was waiting for (found by the 5.0 fault matrix,
+docs/spec/oracle-power.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from mqttref.impl.codec.packets import ProtocolLevel
+from mqttref.oracle.probe import Garbled, Probe, Timing, Trace
+from mqttref.oracle.statements import cited
+
+FRAMES = {
+    "CONNACK": (bytes((0x20, 3, 0, 0x03, 0)), "MQTT-3.2.2-8"),
+    "PUBACK": (bytes((0x40, 3, 0, 1, 0x01)), "MQTT-3.4.2-1"),
+    "PUBREC": (bytes((0x50, 3, 0, 1, 0x01)), "MQTT-3.5.2-1"),
+    "PUBREL": (bytes((0x62, 3, 0, 1, 0x10)), "MQTT-3.6.2-1"),
+    "PUBCOMP": (bytes((0x70, 3, 0, 1, 0x10)), "MQTT-3.7.2-1"),
+    "SUBACK": (bytes((0x90, 4, 0, 1, 0, 0x03)), "MQTT-3.9.3-2"),
+    "UNSUBACK": (bytes((0xB0, 4, 0, 1, 0, 0x03)), "MQTT-3.11.3-2"),
+    "DISCONNECT": (bytes((0xE0, 2, 0x03, 0)), "MQTT-3.14.2-1"),
+    "AUTH": (bytes((0xF0, 2, 0x03, 0)), "MQTT-3.15.2-1"),
+}
+"""A frame per packet type with a reason code of no table of that packet, and the 5.0
+statement that obliges the sender to use one of the table."""
+
+
+async def _what_the_probe_reads(frame: bytes) -> Garbled:
+    async def serve(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(frame)
+        await writer.drain()
+        await asyncio.sleep(1.0)
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        probe = await Probe.open("p", "127.0.0.1", port, Trace(), Timing(),
+                                 level=ProtocolLevel.MQTT_5)
+        event = await probe.next_event(5.0)
+        await probe.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert isinstance(event, Garbled), event
+    return event
+
+
+@pytest.mark.parametrize("kind", sorted(FRAMES))
+def test_a_reason_code_outside_the_packets_table_is_blamed_on_that_tables_statement(
+        kind: str) -> None:
+    frame, statement = FRAMES[kind]
+    garbled = asyncio.run(_what_the_probe_reads(frame))
+    assert statement in cited(garbled.error), garbled.error
+
+
+def test_at_3_1_1_a_refused_return_code_keeps_the_codecs_own_citation() -> None:
+    from mqttref.oracle.probe import _as_sent_by_server
+
+    error = "reason code 0x03 is not valid on SUBACK [§2.4]"
+    assert _as_sent_by_server(error) == error
+    assert cited(_as_sent_by_server(error, ProtocolLevel.MQTT_5)) == ("MQTT-3.9.3-2",)
