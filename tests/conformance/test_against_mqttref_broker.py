@@ -47,7 +47,8 @@ def test_mqttref_check_with_the_model_exploration_passes_the_mqttref_broker(
     with BrokerThread(Config(port=0)) as running:
         done = subprocess.run(
             [sys.executable, "-m", "mqttref", "check", "--broker",
-             f"{running.host}:{running.port}", "--seed", "8", "--budget", "75",
+             f"{running.host}:{running.port}", "--protocol", "3.1.1", "--seed", "8",
+             "--budget", "75",
              "--json", str(tmp_path / "v.json")],
             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240, check=False,
         )

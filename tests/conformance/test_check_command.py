@@ -59,7 +59,8 @@ def test_a_protocol_the_oracle_does_not_judge_is_refused_as_a_bad_argument() -> 
 
 def test_only_one_statement_against_mosquitto_prints_its_verdict_and_exits_0(
         mosquitto: int) -> None:
-    result = mqttref_check("--broker", f"127.0.0.1:{mosquitto}", "--only", "MQTT-3.1.0-2")
+    result = mqttref_check("--broker", f"127.0.0.1:{mosquitto}", "--protocol", "3.1.1",
+                           "--only", "MQTT-3.1.0-2")
     assert result.returncode == 0, result.stdout
     assert result.stderr == ""  # no progress display when stderr is not a terminal
     lines = result.stdout.strip().splitlines()
@@ -68,8 +69,8 @@ def test_only_one_statement_against_mosquitto_prints_its_verdict_and_exits_0(
 
 
 def test_a_budget_too_small_for_any_check_reports_not_run(mosquitto: int) -> None:
-    result = mqttref_check("--broker", f"127.0.0.1:{mosquitto}", "--budget", "1",
-                           "--only", "MQTT-3.1.0-2")
+    result = mqttref_check("--broker", f"127.0.0.1:{mosquitto}", "--protocol", "3.1.1",
+                           "--budget", "1", "--only", "MQTT-3.1.0-2")
     assert result.returncode == 0
     assert re.search(r"^NOT RUN +MQTT-3\.1\.0-2 +second_connect_closes: budget exhausted$",
                      result.stdout, re.MULTILINE), result.stdout
@@ -107,3 +108,24 @@ def test_protocol_all_with_only_leaves_out_a_version_without_such_a_statement(
                if line.startswith("mqttref check: MQTT")]
     assert [h.split()[3] for h in headers] == ["3.1.1"]
     assert "all protocols" not in result.stdout
+
+
+@pytest.mark.external
+def test_by_default_a_broker_refusing_5_0_is_judged_at_3_1_1_only_with_a_line_saying_how(
+        aedes: int, tmp_path: Path) -> None:
+    """The default (``--protocol all``) judges each level the broker accepts. aedes answers
+    a 5.0 CONNECT with a 3.1.1 CONNACK 0x01, the refusal a 3.1.1 server owes an unsupported
+    level [MQTT-3.1.2-2]: it is judged at 3.1.1 alone, and the run says how 5.0 was refused
+    instead of failing it on every 5.0 statement."""
+    result = mqttref_check("--broker", f"127.0.0.1:{aedes}", "--only", "MQTT-3.1.0-2",
+                           "--no-exploration", "--json", str(tmp_path / "v.json"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == (f"mqttref check: MQTT 5.0 not judged: 127.0.0.1:{aedes} does not"
+                        " accept a 5.0 CONNECT (a 3.1.1 CONNACK, return code 0x01"
+                        " unacceptable protocol version)")
+    headers = [line for line in lines if " broker at " in line]
+    assert [h.split()[3] for h in headers] == ["3.1.1"]
+    assert lines[-1] == "1 checked, 1 passed, 0 failed"
+    reports = json.loads((tmp_path / "v.json").read_text("utf-8"))["reports"]
+    assert [r["protocol"] for r in reports] == ["3.1.1"]

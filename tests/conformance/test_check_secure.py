@@ -90,7 +90,8 @@ def test_tls_with_passwords_and_an_acl_is_green_and_the_report_states_how_it_con
 ) -> None:
     port = ports(denying)["tls"]
     report, junit = tmp_path / "report.json", tmp_path / "report.xml"
-    result = mqttref("check", "-L", f"mqtts://127.0.0.1:{port}", "--cafile",
+    result = mqttref("check", "--protocol", "3.1.1",
+                     "-L", f"mqtts://127.0.0.1:{port}", "--cafile",
                      str(certificates.ca), *users(), "--denied-filter", "secret/#",
                      "--only", *ONLY, "denied_filter_refused", "--json", str(report),
                      "--junit", str(junit))
@@ -119,7 +120,8 @@ def test_websocket_over_tls_is_green_and_without_denied_filter_the_acl_check_is_
     denying: BrokerThread, certificates: Certificates,
 ) -> None:
     port = ports(denying)["wss"]
-    result = mqttref("check", "-L", f"wss://127.0.0.1:{port}/mqtt", "--cafile",
+    result = mqttref("check", "--protocol", "3.1.1",
+                     "-L", f"wss://127.0.0.1:{port}/mqtt", "--cafile",
                      str(certificates.ca), "-u", "alice", "-P", "alice-secret", "--only",
                      *ONLY, "denied_filter_refused")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -137,7 +139,8 @@ def test_the_whole_suite_is_green_against_the_mqttref_broker_over_tls_with_passw
     """Issue 18's acceptance: every check, two users, the ACL on. Only statements the ACL
     makes impossible to observe may be NOT APPLICABLE, and each names the refusal."""
     port = ports(denying)["tls"]
-    result = mqttref("check", "-L", f"mqtts://127.0.0.1:{port}", "--cafile",
+    result = mqttref("check", "--protocol", "3.1.1",
+                     "-L", f"mqtts://127.0.0.1:{port}", "--cafile",
                      str(certificates.ca), *users(), "--denied-filter", "secret/#",
                      "--no-exploration", "--seed", "5", timeout=500)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -152,7 +155,8 @@ def test_a_secured_run_does_not_explore_over_anonymous_tcp_and_says_so(
     denying: BrokerThread, certificates: Certificates,
 ) -> None:
     """The budget is too small for the suite; what matters is the exploration's line."""
-    result = mqttref("check", "-L", f"mqtts://127.0.0.1:{ports(denying)['tls']}", "--cafile",
+    result = mqttref("check", "--protocol", "3.1.1",
+                     "-L", f"mqtts://127.0.0.1:{ports(denying)['tls']}", "--cafile",
                      str(certificates.ca), "-u", "alice", "-P", "alice-secret", "--budget", "1")
     assert result.returncode == 0, result.stdout + result.stderr
     assert ("exploration: model exploration not available over TLS/WebSocket/with credentials"
@@ -167,7 +171,8 @@ def test_a_denied_filter_the_acl_grants_is_an_acl_finding_not_a_fail_of_a_statem
                               tmp_path)
     report = tmp_path / "report.json"
     try:
-        result = mqttref("check", "-L", f"mqtts://127.0.0.1:{ports(granting)['tls']}",
+        result = mqttref("check", "--protocol", "3.1.1",
+                         "-L", f"mqtts://127.0.0.1:{ports(granting)['tls']}",
                          "--cafile", str(certificates.ca), *users(), "--denied-filter",
                          "secret/#", "--only", "MQTT-3.8.4-5", "denied_filter_refused",
                          "--json", str(report))
@@ -186,7 +191,8 @@ def test_a_denied_filter_the_acl_grants_is_an_acl_finding_not_a_fail_of_a_statem
 def test_a_wrong_password_exits_2_with_the_connect_refusal_in_one_line(
     denying: BrokerThread, certificates: Certificates,
 ) -> None:
-    result = mqttref("check", "-L", f"mqtts://127.0.0.1:{ports(denying)['tls']}", "--cafile",
+    result = mqttref("check", "--protocol", "3.1.1",
+                     "-L", f"mqtts://127.0.0.1:{ports(denying)['tls']}", "--cafile",
                      str(certificates.ca), "-u", "alice", "-P", "wrong", "--only",
                      "MQTT-3.1.4-4")
     assert result.returncode == 2
