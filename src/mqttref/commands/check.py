@@ -30,8 +30,9 @@ against the mqttref broker, 242 s against mosquitto, 2 cores)."""
 
 DEFAULT_BUDGET = 135.0
 """Seconds for a whole run of one protocol (one named by ``--protocol``, or the one level a
-broker accepts): the suite, then the model exploration in what is left. The suite alone needs up to about 145 s on a broker that answers malformed packets
-slowly (aedes at 3.1.1), so less would cut it short by default."""
+broker accepts): the suite, then the model exploration in what is left. The suite alone
+needs up to about 145 s on a broker that answers malformed packets slowly (aedes at 3.1.1),
+so less would cut it short by default."""
 
 DEFAULT_BUDGET_EACH_OF_ALL = 120.0
 """Seconds for each protocol of ``--protocol all`` unless ``--budget`` is given: with the
