@@ -48,6 +48,7 @@ from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 from mqttref.impl.codec.codec import Decoder, Role, encode
 from mqttref.impl.codec.errors import MQTTError
 from mqttref.impl.codec.packets import Connect, ProtocolLevel
+from mqttref.oracle.nodes import clustered
 
 TRANSPORTS: Final = ("tcp", "tls", "ws", "wss")
 SCHEMES: Final = {"mqtt": "tcp", "mqtts": "tls", "ws": "ws", "wss": "wss"}
@@ -301,13 +302,19 @@ def parse_url(text: str) -> Address:
 
 
 async def open_stream(host: str, port: int, timeout: float,
-                      connection: Connection | None = None,
+                      connection: Connection | None = None, *, route: bool = True,
                       ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A byte stream to the broker over the run's transport, within ``timeout`` seconds.
 
+    When the broker is a cluster (``nodes``) and ``route`` holds, the stream goes to
+    the node whose turn it is, not to ``host:port``: every connection of the oracle is
+    placed here (``Probe.open`` places its own and passes ``route=False``).
     TLS and WebSocket handshake failures raise ``OSError`` (``ssl.SSLError`` or
     ``ConnectionError``), as a refused TCP connection does.
     """
+    nodes = clustered()
+    if route and nodes is not None:
+        host, port = nodes.addresses[nodes.take_turn()]
     settings = connection if connection is not None else current()
     secure = settings.tls if settings.secure else None
     if settings.secure and secure is None:

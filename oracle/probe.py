@@ -54,6 +54,7 @@ from mqttref.oracle.connection import (
     with_credentials_raw,
 )
 from mqttref.oracle.evidence import Deviation, Inconclusive, NotApplicable, observe
+from mqttref.oracle.nodes import clustered
 
 P = TypeVar("P", bound=Packet)
 
@@ -312,6 +313,32 @@ def _as_sent_by_server(error: str, level: ProtocolLevel = ProtocolLevel.MQTT_3_1
     return error
 
 
+def _connect_in(data: bytes, level: ProtocolLevel) -> Connect | None:
+    """The CONNECT that ``data`` (a connection's first bytes) starts with, if the codec
+    reads one."""
+    if not data or data[0] != 0x10:
+        return None
+    try:
+        packets = Decoder(role=Role.SERVER, protocol_level=level).feed(data)
+    except MQTTError as exc:
+        packets = list(getattr(exc, "packets", []))
+    return packets[0] if packets and isinstance(packets[0], Connect) else None
+
+
+def _acknowledges_shared_change(packet: Packet, persistent: bool,
+                                retained_ids: set[int]) -> bool:
+    """Whether ``packet`` acknowledges a change other nodes of a cluster must learn: a
+    subscription (SUBACK), a retained message stored (PUBACK, or PUBREC and PUBCOMP, of a
+    retained PUBLISH), a session that outlives its connection taken up (CONNACK)."""
+    if isinstance(packet, SubAck):
+        return True
+    if isinstance(packet, (PubAck, PubRec, PubComp)) and packet.packet_id in retained_ids:
+        if not isinstance(packet, PubRec):
+            retained_ids.discard(packet.packet_id)
+        return True
+    return isinstance(packet, ConnAck) and persistent
+
+
 class Trace:
     """What every client of one check sent and received, with times."""
 
@@ -364,6 +391,11 @@ class Probe:
         """The Maximum QoS this connection's CONNACK declared (3.2.2.3.4; 2 when absent): a
         conforming client sends no PUBLISH above it [MQTT-3.2.2-11], so neither do the checks
         unless provoking the server on purpose."""
+        self.node = 0
+        """Which node of a cluster (``nodes``) this connection went to."""
+        self._shared_state = False
+        """Whether this connection's session outlives it or resumed one (``nodes``)."""
+        self._retained_ids: set[int] = set()
         self._task = asyncio.create_task(self._read())
 
     @classmethod
@@ -372,9 +404,52 @@ class Probe:
                    connection: Connection | None = None) -> Probe:
         """Connect over the run's transport (``connection.current()`` unless given)."""
         settings = connection if connection is not None else current()
-        reader, writer = await open_stream(host, port, timing.reply_bound, settings)
-        trace.add(name, "..", f"{settings.describe_transport()} connected")
-        return cls(name, reader, writer, trace, timing, level=level)
+        nodes = clustered()
+        node = 0
+        if nodes is not None:
+            node = nodes.take_turn()
+            host, port = nodes.addresses[node]
+        reader, writer = await open_stream(host, port, timing.reply_bound, settings,
+                                           route=False)
+        where = f" to node {node + 1} ({host}:{port})" if nodes is not None else ""
+        trace.add(name, "..", f"{settings.describe_transport()} connected{where}")
+        probe = cls(name, reader, writer, trace, timing, level=level)
+        probe.node = node
+        return probe
+
+    async def _place(self, first: Packet | bytes) -> None:
+        """Before the first bytes of a cluster connection: a CONNECT with a client id that
+        connected before goes to another node than that id's last connection (the
+        connection is opened again there; the server has seen nothing on it yet)."""
+        nodes = clustered()
+        if nodes is None:
+            return
+        connect = _connect_in(first, self.level) if isinstance(first, bytes) else first
+        if not isinstance(connect, Connect):
+            return
+        self._shared_state = (not connect.clean_session
+                              or bool(connect.properties.session_expiry_interval))
+        node = nodes.for_client(connect.client_id, self.node)
+        if node == self.node:
+            return
+        host, port = nodes.addresses[node]
+        reader, writer = await open_stream(host, port, self.timing.reply_bound, route=False)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._task
+        self._writer.transport.abort()
+        self.trace.add(self.name, "..", f"moved to node {node + 1} ({host}:{port}): client id"
+                       f" {connect.client_id!r} connected last on node {self.node + 1}")
+        self._reader, self._writer, self.node = reader, writer, node
+        self._task = asyncio.create_task(self._read())
+
+    def _changed(self) -> None:
+        """This connection's node acknowledged a change the cluster shares (``nodes``)."""
+        nodes = clustered()
+        if nodes is not None:
+            nodes.changed(self.node)
+            self.trace.add(self.name, "::", "a change other nodes may learn up to"
+                           f" {nodes.propagation:.2f}s later")
 
     async def _read(self) -> None:
         decoder = Decoder(role=Role.CLIENT, protocol_level=self.level)
@@ -418,6 +493,19 @@ class Probe:
     def _arrive(self, packet: Packet) -> None:
         self.trace.add(self.name, "<-", describe(packet))
         self._events.put_nowait(Received(packet))
+        if clustered() is not None and _acknowledges_shared_change(
+                packet, self._shared_state, self._retained_ids):
+            self._changed()
+
+    def _retained_sent(self, packet: Publish) -> None:
+        """A retained PUBLISH changes what every node holds once acknowledged (at QoS 0,
+        once sent)."""
+        if not packet.retain or clustered() is None:
+            return
+        if packet.qos == 0 or packet.packet_id is None:
+            self._changed()
+        else:
+            self._retained_ids.add(packet.packet_id)
 
     def _finish(self, closed: Closed) -> None:
         self.closed = closed
@@ -439,6 +527,11 @@ class Probe:
         whether the broker asks for them; a check about user names sends its own.
         """
         first, self._sent = not self._sent, True
+        nodes = clustered()
+        if nodes is not None:
+            if first:
+                await self._place(packet)
+            await nodes.propagated(self.node)
         if isinstance(packet, bytes):
             data = with_credentials_raw(packet, self.level) if first else packet
             if data != packet:
@@ -452,11 +545,14 @@ class Probe:
             text = describe(packet) + (f"  ({note})" if note else "")
             if isinstance(packet, Publish):
                 self.trace.published.add(packet.payload)
+                self._retained_sent(packet)
             elif isinstance(packet, Connect) and packet.will is not None:
                 self.trace.published.add(packet.will.payload)
         self.trace.add(self.name, "->", text)
         if self._writer.is_closing():
             return
+        if isinstance(packet, Disconnect) and self._shared_state:
+            self._changed()  # the session the client leaves is the cluster's to keep
         self._writer.write(data)
         with contextlib.suppress(ConnectionError):
             await self._writer.drain()
@@ -611,6 +707,8 @@ class Probe:
     def _drop(self) -> None:
         self._aborted = True
         if not self._writer.is_closing():
+            if self._shared_state and self.closed is None:
+                self._changed()  # the session the client leaves is the cluster's to keep
             self._writer.transport.abort()
 
     async def close(self) -> None:

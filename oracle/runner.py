@@ -33,6 +33,7 @@ import attrs
 
 from mqttref.oracle import checks as _checks  # noqa: F401 - registers the checks
 from mqttref.oracle import checks5 as _checks5  # noqa: F401 - registers the 5.0 checks
+from mqttref.oracle import nodes
 from mqttref.oracle.capabilities import BrokerProfile, BrokerProfile5
 from mqttref.oracle.connection import new_check
 from mqttref.oracle.evidence import (
@@ -148,6 +149,7 @@ async def run_check(check: Check, host: str, port: int, *, timing: Timing, token
     ledger = Ledger(protocol=check.protocol)
     LEDGER.set(ledger)
     new_check()  # the users alternate afresh among this check's clients
+    nodes.new_check(seed, check.name)  # and the nodes of a cluster take turns afresh
     ctx = Context(host, port, timing, token, rng, profile=profile, ledger=ledger,
                   protocol=check.protocol, profile5=profile5, denied_filters=denied_filters)
     start = time.monotonic()

@@ -28,6 +28,9 @@ from mqttref.oracle.exploration import (
     not_available,
 )
 from mqttref.oracle.flows import first_packet_is_connack
+from mqttref.oracle.nodes import DEFAULT_PROPAGATION, Nodes
+from mqttref.oracle.nodes import new_check as nodes_new_check
+from mqttref.oracle.nodes import use as use_nodes
 from mqttref.oracle.probe import Deviation, Probe, Timing, Trace
 from mqttref.oracle.report import Report
 from mqttref.oracle.runner import CheckResult, Outcome, judge, run_suite, select
@@ -138,6 +141,8 @@ def evaluate(
     probe_profile: bool = True,
     connection: Connection | None = None,
     denied_filters: Sequence[str] = (),
+    other_nodes: Sequence[tuple[str, int]] = (),
+    propagation: float = DEFAULT_PROPAGATION,
 ) -> Report:
     """Learn the broker profile, run the whole suite, then explore with what is left.
 
@@ -147,26 +152,48 @@ def evaluate(
 
     ``connection`` (transport, TLS, users) holds for every client of the run;
     without it, the one in force (``connection.current()``: plain TCP, anonymous).
+    ``other_nodes``: the broker is a cluster of ``host:port`` and these nodes, judged
+    as one broker; the clients are spread over the nodes and a client waits
+    ``propagation`` seconds (times the timing's multiplier) after a change
+    acknowledged on another node before it acts (``oracle.nodes``).
     """
+    addresses = ((host, port), *other_nodes)
+    nodes = Nodes(addresses, propagation * (timing or Timing()).multiplier)
     with use(connection if connection is not None else current()) as settings:
-        return _evaluate(host, port, protocol=protocol, only=only, budget=budget, seed=seed,
+        return _evaluate(nodes, protocol=protocol, only=only, budget=budget, seed=seed,
                          timing=timing or Timing(), progress=progress, explore=explore,
                          probe_profile=probe_profile, connection=settings,
                          denied_filters=tuple(denied_filters))
 
 
-def _evaluate(host: str, port: int, *, protocol: str, only: Sequence[str] | None,
+def _evaluate(nodes: Nodes, *, protocol: str, only: Sequence[str] | None,
               budget: float, seed: int, timing: Timing,
               progress: Callable[[int, int, str], None] | None, explore: bool,
               probe_profile: bool, connection: Connection,
               denied_filters: tuple[str, ...]) -> Report:
     protocol = protocol_name(protocol)
     start = time.monotonic()
+    (host, port), name = nodes.addresses[0], nodes.describe()
     try:
-        asyncio.run(ensure_reachable(host, port, timing, LEVELS[protocol]))
+        for node_host, node_port in nodes.addresses:  # each node answers on its own
+            asyncio.run(ensure_reachable(node_host, node_port, timing, LEVELS[protocol]))
     except Silent as silent:
-        return _silent_report(host, port, protocol, seed, start=start, only=only,
+        return _silent_report(node_host, node_port, protocol, seed, start=start, only=only,
                               message=str(silent), connection=connection)
+    with use_nodes(nodes):
+        return _judge(host, port, name, protocol=protocol, only=only, budget=budget,
+                      seed=seed, timing=timing, progress=progress, explore=explore,
+                      probe_profile=probe_profile, connection=connection,
+                      denied_filters=denied_filters, start=start)
+
+
+def _judge(host: str, port: int, name: str, *, protocol: str, only: Sequence[str] | None,
+           budget: float, seed: int, timing: Timing,
+           progress: Callable[[int, int, str], None] | None, explore: bool,
+           probe_profile: bool, connection: Connection,
+           denied_filters: tuple[str, ...], start: float) -> Report:
+    """The run proper, once every node answered: profile, suite, exploration."""
+    nodes_new_check(seed, "profile")
     profile, profile5 = BrokerProfile(), BrokerProfile5()
     if probe_profile and protocol == "5.0":
         profile5 = asyncio.run(learn_profile5(host, port, timing))
@@ -190,7 +217,7 @@ def _evaluate(host: str, port: int, *, protocol: str, only: Sequence[str] | None
         exploration = _explore(host, port, remaining, seed, protocol=protocol,
                                profile5=profile5)
     verdicts = judge(results, exploration, only, protocol)
-    return Report(f"{host}:{port}", protocol, seed, time.monotonic() - start, tuple(verdicts),
+    return Report(name, protocol, seed, time.monotonic() - start, tuple(verdicts),
                   tuple(results), exploration, profile5 if protocol == "5.0" else profile,
                   full_run, connection.describe_transport(),
                   connection.describe_authentication())

@@ -37,6 +37,7 @@ from mqttref.impl.codec.packets import (
     NO_PROPERTIES,
     ConnAck,
     Connect,
+    Disconnect,
     Packet,
     PingReq,
     Properties,
@@ -46,6 +47,7 @@ from mqttref.impl.codec.packets import (
     Publish,
     PubRec,
     PubRel,
+    SubAck,
     Subscribe,
 )
 from mqttref.model import (
@@ -64,6 +66,7 @@ from mqttref.model import (
     describe,
 )
 from mqttref.model.connection import ConnectionState
+from mqttref.oracle.nodes import clustered
 from mqttref.oracle.stateful.adapters import (
     ServerSentGarbage,
     acknowledgement,
@@ -200,6 +203,12 @@ class Link:
     server_aliases: dict[int, str] = attrs.field(factory=dict)
     """Topic Aliases the server set on this connection (3.3.2.3.4), read only to tell
     another client's aliased message from the example's own."""
+    node: int = 0
+    """Which node of a cluster the connection went to (``oracle.nodes``)."""
+    shared_state: bool = False
+    """Whether its session outlives it or resumed one: a change other nodes must learn."""
+    retained_ids: set[int] = attrs.field(factory=set)
+    """Packet ids of its retained QoS 1/2 PUBLISHes not yet acknowledged."""
 
     @stream.default
     def _stream(self) -> LevelStream:
@@ -333,10 +342,13 @@ class Driver:
             if isinstance(event, Send) and isinstance(event.packet, Connect):
                 level = event.packet.protocol_level
             self._open(slot, client_id, level)
+        self._propagated(self.links[slot])
         self.tick()
         self.note(describe_event(event))
         self.apply(event)
         if data:
+            if isinstance(event, Send):
+                self._shared_change_sent(self.links[slot], event.packet)
             self._send(self.links[slot], data)
         return True
 
@@ -366,19 +378,30 @@ class Driver:
         link = self.links.get(slot)
         if link is None:
             return
+        self._propagated(link)
         self.tick()
         self.note(f"{slot} drops the connection")
         self.apply(Drop(slot))
+        if link.shared_state:
+            self._changed(link)  # the session the client leaves is the cluster's to keep
         self._close_link(link)
 
     def _open(
         self, slot: str, client_id: str | None,
         level: ProtocolLevel = ProtocolLevel.MQTT_3_1_1,
     ) -> None:
-        sock = socket.create_connection((self.host, self.port), timeout=self.timing.owed_wait)
+        host, port, node = self.host, self.port, 0
+        nodes = clustered()
+        if nodes is not None:
+            # One broker of several nodes: each connection on the next node, and a client
+            # id back on another node than its last connection (``oracle.nodes``).
+            node = nodes.for_client(client_id, nodes.take_turn())
+            host, port = nodes.addresses[node]
+            self.note(f"{slot}    (connects to node {node + 1}, {host}:{port})")
+        sock = socket.create_connection((host, port), timeout=self.timing.owed_wait)
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        link = Link(slot, sock, client_id, level)
+        link = Link(slot, sock, client_id, level, node=node)
         self.client_ids[slot] = client_id
         self.links[slot] = link
         self.selector.register(sock, selectors.EVENT_READ, link)
@@ -488,8 +511,52 @@ class Driver:
             self._close_link(link)
             return True
         for packet in link.stream.feed(data):
+            self._shared_change_acknowledged(link, packet)
             self._observe(link, packet)
         return True
+
+    # ------------------------------------------------------------- a cluster
+
+    def _propagated(self, link: Link) -> None:
+        """Before a client acts: a change acknowledged on another node of a cluster is
+        given the run's propagation allowance first, observing all the while."""
+        nodes = clustered()
+        while nodes is not None and (delay := nodes.wait_before(link.node)) > 0:
+            self.poll(delay)
+
+    def _changed(self, link: Link) -> None:
+        nodes = clustered()
+        if nodes is not None:
+            nodes.changed(link.node)
+
+    def _shared_change_sent(self, link: Link, packet: Packet) -> None:
+        """What a client sends that other nodes must learn (see ``oracle.nodes``)."""
+        if clustered() is None:
+            return
+        if isinstance(packet, Connect):
+            link.shared_state = (not packet.clean_session
+                                 or bool(packet.properties.session_expiry_interval))
+        elif isinstance(packet, Publish) and packet.retain:
+            if packet.packet_id is None:
+                self._changed(link)
+            else:
+                link.retained_ids.add(packet.packet_id)
+        elif isinstance(packet, Disconnect) and link.shared_state:
+            self._changed(link)
+
+    def _shared_change_acknowledged(self, link: Link, packet: Observation) -> None:
+        """A SUBACK, the acknowledgement of a retained PUBLISH, or the CONNACK of a
+        session that outlives its connection: other nodes learn it within the allowance."""
+        if clustered() is None:
+            return
+        packet_id = getattr(packet, "packet_id", None)
+        if (isinstance(packet, SubAck)
+                or (isinstance(packet, ConnAck) and link.shared_state)
+                or (isinstance(packet, (PubAck, PubRec, PubComp))
+                    and packet_id in link.retained_ids)):
+            if isinstance(packet, (PubAck, PubComp)):
+                link.retained_ids.discard(packet_id or 0)
+            self._changed(link)
 
     def _observe(self, link: Link, observation: Observation) -> None:
         """Judge one observation, or hold it while another connection may explain it.
