@@ -10,7 +10,7 @@ changes when its sources do.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from mqttref.oracle import checks as _checks  # noqa: F401 - registers the checks
 from mqttref.oracle import checks5 as _checks5  # noqa: F401 - registers the 5.0 checks
@@ -143,23 +143,33 @@ def generate(model_transitions: Mapping[str, Sequence[str]], protocol: str = "3.
         " `mqttref.oracle.stateful`, which `tests/stateful` runs against the mqttref"
         " broker) against the target in the budget the suite leaves.",
     ]
+    lines += _chapters(all_statements, table, model_transitions,
+                       lambda chapter: f"## Chapter {chapter}: {_CHAPTERS.get(chapter, '')}")
+    lines += ["", "## Checks", ""]
+    lines += _check_table(REGISTRY.values())
+    return "\n".join(lines) + "\n"
+
+
+def _chapters(every: Iterable[Statement], checks: Mapping[str, Sequence[Check]],
+              model: Mapping[str, Sequence[str]], heading: Callable[[str], str]) -> list[str]:
+    """A table of rows per chapter, under ``heading(chapter)``: one layout for both
+    protocols, so that the two matrices read alike."""
+    lines: list[str] = []
     current = None
-    for statement in all_statements:
+    for statement in every:
         chapter = statement.id.split("-")[1].split(".")[0]
         if chapter != current:
             current = chapter
             lines += [
                 "",
-                f"## Chapter {chapter}: {_CHAPTERS.get(chapter, '')}",
+                heading(chapter),
                 "",
                 "| statement | binds | testable | checks | model | text |",
                 "|---|---|---|---|---|---|",
             ]
-        lines.append(_statement_row(statement, table.get(statement.id, []),
-                                    model_transitions.get(statement.id, [])))
-    lines += ["", "## Checks", ""]
-    lines += _check_table(REGISTRY.values())
-    return "\n".join(lines) + "\n"
+        lines.append(_statement_row(statement, checks.get(statement.id, []),
+                                    model.get(statement.id, [])))
+    return lines
 
 
 def _check_table(checks: Iterable[Check]) -> list[str]:
@@ -217,20 +227,8 @@ def generate_5(model: Mapping[str, Sequence[str]]) -> str:
         " and `3.1.1 row` (a 3.1.1 chart row whose statement 5.0 keeps word for word in"
         " requirement, `oracle/statements-3.1.1-to-5.0.json`).",
     ]
-    current = None
-    for statement in every:
-        chapter = statement.id.split("-")[1].split(".")[0]
-        if chapter != current:
-            current = chapter
-            lines += [
-                "",
-                f"## MQTT 5.0 chapter {chapter}: {_CHAPTERS_5.get(chapter, '')}",
-                "",
-                "| statement | binds | testable | checks | model | text |",
-                "|---|---|---|---|---|---|",
-            ]
-        lines.append(_statement_row(statement, table.get(statement.id, []),
-                                    model.get(statement.id, [])))
+    lines += _chapters(every, table, model, lambda chapter: (
+        f"## MQTT 5.0 chapter {chapter}: {_CHAPTERS_5.get(chapter, '')}"))
     lines += ["", "## Checks (5.0)", ""]
     lines += _check_table(registry.values())
     return "\n".join(lines) + "\n"
