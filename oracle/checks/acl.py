@@ -21,12 +21,14 @@ The 5.0 counterpart (reason code 0x87 Not authorized) belongs to the 5.0 checks.
 
 from __future__ import annotations
 
-from mqttref.impl.codec.packets import Connect, PingReq, PingResp, Publish, QoS
+from collections.abc import Awaitable, Callable
+
+from mqttref.impl.codec.packets import Connect, PingReq, PingResp, ProtocolLevel, Publish, QoS
 from mqttref.oracle.connection import Credentials, current
 from mqttref.oracle.evidence import LEDGER, Inconclusive
 from mqttref.oracle.flows import first_packet_is_connack, subscribe
 from mqttref.oracle.probe import Deviation, NotApplicable, Probe
-from mqttref.oracle.scenario import V311, Context, check
+from mqttref.oracle.scenario import V5, V311, Context, check
 
 ACL_FINDING = ("ACL finding (no normative statement requires the refusal: section 5.4.2 leaves"
                " authorization to the server)")
@@ -55,28 +57,41 @@ def topic_in(topic_filter: str, token: str) -> str:
                     for level in topic_filter.split("/"))
 
 
-async def _connect_as(ctx: Context, name: str, user: Credentials | None) -> Probe:
-    """A client connected as ``user`` (anonymous when None), whatever the alternation."""
+ACCEPTS_CONNECT = {V311: "[MQTT-3.1.4-4]", V5: "[MQTT-3.1.4-5]"}
+"""The statement a CONNACK to a valid CONNECT observes, at each level."""
+
+
+async def connect_as(ctx: Context, name: str, user: Credentials | None,
+                     level: ProtocolLevel = V311) -> Probe:
+    """A client of ``level`` connected as ``user`` (anonymous when None), whatever the
+    alternation; a refusal is inconclusive (the users are the run's, not the broker's fault)."""
     probe = await ctx.open(name)
-    await probe.send(Connect(V311, ctx.client_id(name), True, 60,
+    await probe.send(Connect(level, ctx.client_id(name), True, 60,
                              username=user.username if user else None,
                              password=user.password if user else None))
-    connack = await first_packet_is_connack(probe)
+    connack = await first_packet_is_connack(probe, ACCEPTS_CONNECT[level])
     if connack.return_code:
         raise Inconclusive(f"{name}: CONNECT refused with 0x{connack.return_code:02X}")
     return probe
+
+
+async def each_denied_filter(ctx: Context,
+                             judge: Callable[[Context, str], Awaitable[None]]) -> None:
+    """``judge`` each ``--denied-filter`` in a scenario of its own; NOT APPLICABLE without
+    one (at either level: the refusal is the broker's choice, the filter the run's)."""
+    if not ctx.denied_filters:
+        raise NotApplicable("no --denied-filter given: this check needs a filter the run's"
+                            " user may not subscribe to")
+    for denied in ctx.denied_filters:
+        async with ctx.scenario(f"denied filter {denied!r}"):
+            await judge(ctx, denied)
 
 
 @check(robustness=True,
        summary="SUBSCRIBE to a --denied-filter: refused with 0x80 beside a granted filter,"
                " and nothing on its topics delivered")
 async def denied_filter_refused(ctx: Context) -> None:
-    if not ctx.denied_filters:
-        raise NotApplicable("no --denied-filter given: this check needs a filter the run's"
-                            " user may not subscribe to")
-    for denied in ctx.denied_filters:
-        async with ctx.scenario(f"denied filter {denied!r}"):
-            await _judge_denied(ctx, denied)
+    await each_denied_filter(ctx, _judge_denied)
 
 
 async def _judge_denied(ctx: Context, denied: str) -> None:
@@ -84,7 +99,7 @@ async def _judge_denied(ctx: Context, denied: str) -> None:
     users = current().users
     # The filters are denied to the first user (-u); the second (--user2), when given,
     # publishes, so that a broker that lets it write there has something to withhold.
-    sub = await _connect_as(ctx, "sub", users[0] if users else None)
+    sub = await connect_as(ctx, "sub", users[0] if users else None)
     suback = await subscribe(sub, (allowed, QoS.AT_MOST_ONCE), (denied, QoS.AT_MOST_ONCE),
                              exact=False)
     allowed_code, denied_code = suback.return_codes
@@ -101,7 +116,7 @@ async def _judge_denied(ctx: Context, denied: str) -> None:
     else:
         ctx.trace.note(f"sub: {denied!r} refused with 0x80 beside the granted {allowed!r}")
     topic = topic_in(denied, ctx.token)
-    pub = await _connect_as(ctx, "pub", users[-1] if users else None)
+    pub = await connect_as(ctx, "pub", users[-1] if users else None)
     await pub.send(Publish(topic, f"denied {ctx.token}".encode(), QoS.AT_MOST_ONCE))
     await pub.send(PingReq(), note="the broker has taken the PUBLISH before the next one")
     await pub.expect(PingResp)

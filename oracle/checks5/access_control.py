@@ -15,8 +15,6 @@ what the user may not read. Without ``--denied-filter`` the check is NOT APPLICA
 from __future__ import annotations
 
 from mqttref.impl.codec.packets import (
-    ConnAck,
-    Connect,
     Disconnect,
     PubAck,
     Publish,
@@ -27,7 +25,7 @@ from mqttref.impl.codec.packets import (
     Subscribe,
     Subscription,
 )
-from mqttref.oracle.checks.acl import ACL_FINDING, topic_in
+from mqttref.oracle.checks.acl import ACL_FINDING, connect_as, each_denied_filter, topic_in
 from mqttref.oracle.checks5.common import (
     PUBACK_CODES,
     SERVER_DISCONNECT_CODES,
@@ -37,24 +35,12 @@ from mqttref.oracle.checks5.common import (
     publish5,
 )
 from mqttref.oracle.connection import Credentials, current
-from mqttref.oracle.evidence import LEDGER, Deviation, Inconclusive, NotApplicable
-from mqttref.oracle.flows import first_packet_is_connack, require
-from mqttref.oracle.probe import Closed, Probe, Received
+from mqttref.oracle.evidence import LEDGER, Deviation, Inconclusive
+from mqttref.oracle.flows import require
+from mqttref.oracle.probe import Closed, Received
 from mqttref.oracle.scenario import Context, check
 
 Q0, Q1, Q2 = QoS.AT_MOST_ONCE, QoS.AT_LEAST_ONCE, QoS.EXACTLY_ONCE
-
-
-async def _connect_as(ctx: Context, name: str, user: Credentials | None) -> Probe:
-    """A 5.0 client connected as ``user`` (anonymous when None), whatever the alternation."""
-    probe = await ctx.open(name)
-    await probe.send(Connect(V5, ctx.client_id(name), True, 60,
-                             username=user.username if user else None,
-                             password=user.password if user else None))
-    connack: ConnAck = await first_packet_is_connack(probe, "[MQTT-3.1.4-5]")
-    if connack.return_code:
-        raise Inconclusive(f"{name}: CONNECT refused with 0x{connack.return_code:02X}")
-    return probe
 
 
 @check(robustness=True, protocol="5.0",
@@ -63,12 +49,7 @@ async def _connect_as(ctx: Context, name: str, user: Credentials | None) -> Prob
                " (PUBACK/PUBREC 0x87 or DISCONNECT), nothing on its topics is delivered, and"
                " other clients go on")
 async def denied_filter_refused_v5(ctx: Context) -> None:
-    if not ctx.denied_filters:
-        raise NotApplicable("no --denied-filter given: this check needs a filter the run's"
-                            " user may not subscribe to")
-    for denied in ctx.denied_filters:
-        async with ctx.scenario(f"denied filter {denied!r}"):
-            await _judge_denied(ctx, denied)
+    await each_denied_filter(ctx, _judge_denied)
 
 
 async def _judge_denied(ctx: Context, denied: str) -> None:
@@ -76,7 +57,7 @@ async def _judge_denied(ctx: Context, denied: str) -> None:
     users = current().users
     first, last = (users[0], users[-1]) if users else (None, None)
     ledger = LEDGER.get(ctx.ledger)
-    sub = await _connect_as(ctx, "sub", first)
+    sub = await connect_as(ctx, "sub", first, V5)
     packet_id = sub.new_packet_id()
     await sub.send(Subscribe(packet_id, (Subscription(allowed, Q1), Subscription(denied, Q1))))
     suback = await sub.expect(SubAck, "SUBACK for SUBSCRIBE [MQTT-3.8.4-1]")
@@ -100,8 +81,8 @@ async def _judge_denied(ctx: Context, denied: str) -> None:
                        f" {allowed!r}")
     topic = topic_in(denied, ctx.token)
     await _publish_where_denied(ctx, topic, first)
-    pub = await _connect_as(ctx, "pub", last)
-    other = await _connect_as(ctx, "other", last)
+    pub = await connect_as(ctx, "pub", last, V5)
+    other = await connect_as(ctx, "other", last, V5)
     other_id = other.new_packet_id()
     await other.send(Subscribe(other_id, (Subscription(allowed, Q1),)))
     await other.expect(SubAck, "SUBACK for SUBSCRIBE [MQTT-3.8.4-1]")
@@ -122,7 +103,7 @@ async def _publish_where_denied(ctx: Context, topic: str, user: Credentials | No
     on its own connection: a refusal in the acknowledgement or a DISCONNECT and the close
     are the server's ways to refuse; an acceptance means the ACL lets the user write there."""
     for qos in (Q1, Q2) if ctx.profile5.maximum_qos == 2 else (Q1,):
-        writer = await _connect_as(ctx, f"w{int(qos)}", user)
+        writer = await connect_as(ctx, f"w{int(qos)}", user, V5)
         await writer.send(Publish(topic, b"w", qos, False, False, 1),
                           note="a PUBLISH under the denied filter")
         event = await writer.next_event(writer.timing.reply_bound)
