@@ -54,6 +54,8 @@ class Nodes:
     addresses: tuple[Address, ...]
     propagation: float = 0.0
     """Seconds a change needs to be known on every node (0 with one node)."""
+    turns: list[int] = attrs.field(init=False)
+    """How many new connections each node was given (a count for the report and tests)."""
     _turn: int = 0
     _last_node: dict[str, int] = attrs.field(factory=dict)
     """Client id -> the node of its last connection within the check."""
@@ -65,6 +67,7 @@ class Nodes:
             raise ValueError("a broker has at least one node")
         if len(self.addresses) == 1:
             self.propagation = 0.0
+        self.turns = [0] * len(self.addresses)
 
     @property
     def clustered(self) -> bool:
@@ -81,6 +84,7 @@ class Nodes:
         """The node of the next new connection."""
         node = self._turn % len(self.addresses)
         self._turn += 1
+        self.turns[node] += 1
         return node
 
     def for_client(self, client_id: str | None, node: int) -> int:
