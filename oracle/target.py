@@ -79,7 +79,20 @@ class Silent(Exception):
     That is an observation against [MQTT-3.1.4-4] (a valid CONNECT is acknowledged),
     and every other check would need the CONNACK first: the run reports that FAIL
     and blocks the rest, instead of refusing to judge.
+
+    A valid CONNECT answered by an MQTT packet that no accepting server sends first (a
+    DISCONNECT, a CONNACK with a reserved flag or a code of no table) is the same kind
+    of observation, against the statements its deviation cites (``ids``).
     """
+
+    def __init__(self, message: str, ids: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.ids = ids
+
+
+ANSWERS_TO_CONNECT = frozenset({0x2, 0xE, 0xF})
+"""CONNACK, DISCONNECT, AUTH: a first frame of one of these types comes from an MQTT
+server, so what is wrong with it is that server's FAIL, not an unreachable target."""
 
 
 async def ensure_reachable(host: str, port: int, timing: Timing,
@@ -108,6 +121,8 @@ async def _hello(host: str, port: int, timing: Timing, level: ProtocolLevel, *,
     except Deviation as exc:
         if probe.closed is None and "no CONNACK within" in str(exc):
             raise Silent(str(exc)) from exc
+        if exc.ids and probe.frames and probe.frames[0][0] >> 4 in ANSWERS_TO_CONNECT:
+            raise Silent(str(exc), exc.ids) from exc
         raise Unreachable(f"{host}:{port} does not answer CONNECT like an MQTT broker: {exc}") \
             from exc
     except OSError as exc:
@@ -179,7 +194,7 @@ def _evaluate(nodes: Nodes, *, protocol: str, only: Sequence[str] | None,
             asyncio.run(ensure_reachable(node_host, node_port, timing, LEVELS[protocol]))
     except Silent as silent:
         return _silent_report(node_host, node_port, protocol, seed, start=start, only=only,
-                              message=str(silent), connection=connection)
+                              message=str(silent), connection=connection, ids=silent.ids)
     with use_nodes(nodes):
         return _judge(host, port, name, protocol=protocol, only=only, budget=budget,
                       seed=seed, timing=timing, progress=progress, explore=explore,
@@ -225,23 +240,27 @@ def _judge(host: str, port: int, name: str, *, protocol: str, only: Sequence[str
 
 def _silent_report(host: str, port: int, protocol: str, seed: int, *, start: float,
                    only: Sequence[str] | None, message: str,
-                   connection: Connection) -> Report:
-    """A broker that never answers a valid CONNECT: that FAIL, and every check blocked by it."""
+                   connection: Connection, ids: tuple[str, ...] = ()) -> Report:
+    """A broker that never answers a valid CONNECT, or answers it with what breaks
+    ``ids``: that FAIL, and every check blocked by it."""
     sid = ACCEPTS_CONNECT[protocol]
-    finding = Finding((sid,), f"{message} (if {host}:{port} is no MQTT broker,"
+    blamed = ids or (sid,)
+    finding = Finding(blamed, f"{message} (if {host}:{port} is no MQTT broker,"
                       " check the address)")
+    blocked = (f"blocked by {sid}: no CONNACK to a valid CONNECT" if not ids else
+               f"blocked by {' '.join(ids)}: the answer to a valid CONNECT")
     results = []
     for check in select(only, protocol):
-        if sid in check.ids:
+        if set(blamed) & set(check.ids):
             results.append(CheckResult(check, Outcome.FAIL, finding.message, findings=(finding,)))
         else:
-            results.append(CheckResult(check, Outcome.NOT_RUN,
-                                       f"blocked by {sid}: no CONNACK to a valid CONNECT"))
+            results.append(CheckResult(check, Outcome.NOT_RUN, blocked))
     if not any(r.findings for r in results):
         acceptor = next(c for c in REGISTRIES[protocol].values() if sid in c.ids)
+        results = [r for r in results if r.check is not acceptor]
         results.append(CheckResult(acceptor, Outcome.FAIL, finding.message, findings=(finding,)))
     exploration = ExplorationOutcome(False, "model exploration not run: the broker answers no"
-                                     " CONNECT")
+                                     " CONNECT" + (" with an acceptable CONNACK" if ids else ""))
     verdicts = judge(results, exploration, only, protocol)
     return Report(f"{host}:{port}", protocol, seed, time.monotonic() - start, tuple(verdicts),
                   tuple(results), exploration, transport=connection.describe_transport(),
