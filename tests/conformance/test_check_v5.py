@@ -39,6 +39,7 @@ from mqttref.oracle.scenario import REGISTRIES, check
 from mqttref.oracle.statements import statements
 from mqttref.oracle.target import evaluate
 from tests.conformance.conftest import mosquitto_version
+from tests.conformance.judged5 import assert_judged, verdicts5
 from tests.helpers.broker_thread import BrokerThread
 
 EXPECTED = Path(__file__).parent / "expected"
@@ -244,15 +245,6 @@ def test_a_broker_that_never_answers_a_5_0_connect_fails_3_1_4_5_and_blocks_the_
     assert "blocked by MQTT-3.1.4-5" in verdicts["MQTT-3.8.3-3"].reason
 
 
-def _only(config: Config, *names: str, timing: Timing | None = None) -> dict[str, Verdict]:
-    """The verdicts of ``names`` alone against an mqttref broker with ``config``."""
-    with BrokerThread(config) as running:
-        report = evaluate(running.host, running.port, protocol="5", only=names, seed=17,
-                          budget=30.0, explore=False, timing=timing)
-    assert not report.oracle_errors, _text(report)
-    return {v.statement.id: v.verdict for v in report.verdicts}
-
-
 def test_a_broker_sending_a_shared_member_more_than_its_granted_qos_fails_4_8_2_3(
         monkeypatch: pytest.MonkeyPatch) -> None:
     def at_the_messages_qos(self: SharedGroups, group: SharedGroup, member: Member,
@@ -261,9 +253,8 @@ def test_a_broker_sending_a_shared_member_more_than_its_granted_qos_fails_4_8_2_
                                share=group.key)
 
     monkeypatch.setattr(SharedGroups, "send", at_the_messages_qos)
-    verdicts = _only(Config(port=0), "shared_subscription_v5")
-    assert verdicts["MQTT-4.8.2-3"] is Verdict.FAIL
-    assert verdicts["MQTT-4.8.2-6"] is Verdict.PASS
+    verdicts = verdicts5(Config(port=0), "shared_subscription_v5")
+    assert_judged(verdicts, failed=("MQTT-4.8.2-3",), passed=("MQTT-4.8.2-6",))
 
 
 def test_a_broker_explaining_an_unsuback_to_a_client_that_asked_it_not_to_fails_3_1_2_29(
@@ -272,8 +263,8 @@ def test_a_broker_explaining_an_unsuback_to_a_client_that_asked_it_not_to_fails_
         return UnsubAck(packet_id, codes, Properties(reason_string="no such subscription"))
 
     monkeypatch.setattr(registry, "UnsubAck", explained)
-    verdicts = _only(Config(port=0), "request_problem_information_0_v5")
-    assert verdicts["MQTT-3.1.2-29"] is Verdict.FAIL
+    verdicts = verdicts5(Config(port=0), "request_problem_information_0_v5")
+    assert_judged(verdicts, failed=("MQTT-3.1.2-29",))
 
 
 def test_a_broker_that_refuses_an_unknown_authentication_method_but_stays_open_fails_4_12_0_1(
@@ -285,9 +276,9 @@ def test_a_broker_that_refuses_an_unknown_authentication_method_but_stays_open_f
         self.send_frame(frame)
 
     monkeypatch.setattr(Handshake, "_refuse_v5", refuse_and_stay)
-    verdicts = _only(Config(port=0), "unsupported_authentication_method_v5",
-                     timing=Timing(reply=1.0))
-    assert verdicts["MQTT-4.12.0-1"] is Verdict.FAIL
+    verdicts = verdicts5(Config(port=0), "unsupported_authentication_method_v5",
+                         timing=Timing(reply=1.0))
+    assert_judged(verdicts, failed=("MQTT-4.12.0-1",))
 
 
 def test_a_broker_whose_retained_messages_never_expire_fails_3_3_2_5_and_3_3_2_6(
@@ -300,9 +291,8 @@ def test_a_broker_whose_retained_messages_never_expire_fails_3_3_2_5_and_3_3_2_6
                             QoS(qos), now, retain=True, identifiers=identifiers)
 
     monkeypatch.setattr(TopicServer, "send_retained", without_expiry)
-    verdicts = _only(Config(port=0), "message_expiry_v5")
-    assert verdicts["MQTT-3.3.2-5"] is Verdict.FAIL
-    assert verdicts["MQTT-3.3.2-6"] is Verdict.FAIL
+    verdicts = verdicts5(Config(port=0), "message_expiry_v5")
+    assert_judged(verdicts, failed=("MQTT-3.3.2-5", "MQTT-3.3.2-6"))
 
 
 def test_a_broker_re_sending_without_dup_fails_3_3_1_1_only(
@@ -314,10 +304,8 @@ def test_a_broker_re_sending_without_dup_fails_3_3_1_1_only(
         return original(self, out, now, dup=False)
 
     monkeypatch.setattr(Session, "publish_frame", never_dup)
-    verdicts = _only(Config(port=0), "resend_on_reconnect_v5")
-    assert verdicts["MQTT-3.3.1-1"] is Verdict.FAIL
-    assert verdicts["MQTT-4.4.0-1"] is Verdict.PASS
-    assert verdicts["MQTT-4.4.0-2"] is Verdict.PASS
+    verdicts = verdicts5(Config(port=0), "resend_on_reconnect_v5")
+    assert_judged(verdicts, failed=("MQTT-3.3.1-1",), passed=("MQTT-4.4.0-1", "MQTT-4.4.0-2"))
 
 
 def test_a_broker_handing_an_ended_members_qos_2_message_to_another_fails_4_8_2_5(
@@ -333,9 +321,8 @@ def test_a_broker_handing_an_ended_members_qos_2_message_to_another_fails_4_8_2_
         return handed
 
     monkeypatch.setattr(SharedGroups, "hand_over", hand_over_all)
-    verdicts = _only(Config(port=0), "shared_subscription_qos2_v5")
-    assert verdicts["MQTT-4.8.2-5"] is Verdict.FAIL
-    assert verdicts["MQTT-4.8.2-4"] is Verdict.PASS
+    verdicts = verdicts5(Config(port=0), "shared_subscription_qos2_v5")
+    assert_judged(verdicts, failed=("MQTT-4.8.2-5",), passed=("MQTT-4.8.2-4",))
 
 
 def test_a_broker_storing_an_empty_retained_message_fails_3_3_1_6_and_3_3_1_7(
@@ -344,10 +331,8 @@ def test_a_broker_storing_an_empty_retained_message_fails_3_3_1_6_and_3_3_1_7(
         self.retained = Message(message.topic, message.payload, message.qos, True)
 
     monkeypatch.setattr(TopicServer, "set_retained", store_even_empty)
-    verdicts = _only(Config(port=0), "retained_messages_v5")
-    assert verdicts["MQTT-3.3.1-6"] is Verdict.FAIL
-    assert verdicts["MQTT-3.3.1-7"] is Verdict.FAIL
-    assert verdicts["MQTT-3.3.1-5"] is Verdict.PASS
+    verdicts = verdicts5(Config(port=0), "retained_messages_v5")
+    assert_judged(verdicts, failed=("MQTT-3.3.1-6", "MQTT-3.3.1-7"), passed=("MQTT-3.3.1-5",))
 
 
 def test_a_broker_sending_above_the_granted_qos_fails_3_8_4_8(
@@ -359,8 +344,8 @@ def test_a_broker_sending_above_the_granted_qos_fails_3_8_4_8(
         original(self, message, message.qos, now, **options)
 
     monkeypatch.setattr(Session, "deliver", at_the_messages_qos)
-    verdicts = _only(Config(port=0), "subscription_qos_v5")
-    assert verdicts["MQTT-3.8.4-8"] is Verdict.FAIL
+    verdicts = verdicts5(Config(port=0), "subscription_qos_v5")
+    assert_judged(verdicts, failed=("MQTT-3.8.4-8",))
 
 
 def test_a_broker_dropping_the_will_retain_flag_fails_3_1_2_15_only(
@@ -373,10 +358,8 @@ def test_a_broker_dropping_the_will_retain_flag_fails_3_1_2_15_only(
         original(self, now)
 
     monkeypatch.setattr(Closing, "publish_will", never_retained)
-    verdicts = _only(Config(port=0), "will_retain_v5")
-    assert verdicts["MQTT-3.1.2-15"] is Verdict.FAIL
-    assert verdicts["MQTT-3.1.2-14"] is Verdict.PASS
-    assert verdicts["MQTT-3.1.3-10"] is Verdict.PASS
+    verdicts = verdicts5(Config(port=0), "will_retain_v5")
+    assert_judged(verdicts, failed=("MQTT-3.1.2-15",), passed=("MQTT-3.1.2-14", "MQTT-3.1.3-10"))
 
 
 def test_a_broker_unsubscribing_ignoring_letter_case_fails_3_10_4_1(
@@ -389,9 +372,9 @@ def test_a_broker_unsubscribing_ignoring_letter_case_fails_3_10_4_1(
         return any(removed)
 
     monkeypatch.setattr(registry.Registry, "unsubscribe", ignoring_case)
-    verdicts = _only(Config(port=0), "unsubscribe_exact_filter_v5",
-                     timing=Timing(obligation=0.5))  # the message never comes: wait less
-    assert verdicts["MQTT-3.10.4-1"] is Verdict.FAIL
+    verdicts = verdicts5(Config(port=0), "unsubscribe_exact_filter_v5",
+                         timing=Timing(obligation=0.5))  # the message never comes: wait less
+    assert_judged(verdicts, failed=("MQTT-3.10.4-1",))
 
 
 def test_a_broker_matching_topics_after_unicode_normalisation_fails_4_7_3_4(
@@ -403,8 +386,8 @@ def test_a_broker_matching_topics_after_unicode_normalisation_fails_4_7_3_4(
         return original(self, message, now)
 
     monkeypatch.setattr(registry.Registry, "publish", normalising)
-    verdicts = _only(Config(port=0), "no_normalisation_v5")
-    assert verdicts["MQTT-4.7.3-4"] is Verdict.FAIL
+    verdicts = verdicts5(Config(port=0), "no_normalisation_v5")
+    assert_judged(verdicts, failed=("MQTT-4.7.3-4",))
 
 
 def test_a_broker_matching_dollar_topics_with_leading_wildcards_fails_4_7_2_1(
@@ -418,8 +401,8 @@ def test_a_broker_matching_dollar_topics_with_leading_wildcards_fails_4_7_2_1(
         return found
 
     monkeypatch.setattr(FilterTree, "match", dollar_blind)
-    verdicts = _only(Config(port=0), "dollar_topics_v5")
-    assert verdicts["MQTT-4.7.2-1"] is Verdict.FAIL
+    verdicts = verdicts5(Config(port=0), "dollar_topics_v5")
+    assert_judged(verdicts, failed=("MQTT-4.7.2-1",))
 
 
 def test_a_broker_dropping_deliveries_begun_on_unsubscribe_fails_3_10_4_3(
@@ -431,5 +414,5 @@ def test_a_broker_dropping_deliveries_begun_on_unsubscribe_fails_3_10_4_3(
         return original(self, session, topic_filter)
 
     monkeypatch.setattr(registry.Registry, "unsubscribe", dropping_inflight)
-    verdicts = _only(Config(port=0), "unsubscribe_completes_delivery_v5")
-    assert verdicts["MQTT-3.10.4-3"] is Verdict.FAIL
+    verdicts = verdicts5(Config(port=0), "unsubscribe_completes_delivery_v5")
+    assert_judged(verdicts, failed=("MQTT-3.10.4-3",))

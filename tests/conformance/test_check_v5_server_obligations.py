@@ -32,30 +32,12 @@ from mqttref.impl.codec.packets import (
 from mqttref.impl.flow import ConnectionState, OutboundState
 from mqttref.oracle.connection import Connection, Credentials
 from mqttref.oracle.probe import Timing
-from mqttref.oracle.report import Report
 from mqttref.oracle.runner import Outcome, Verdict
-from mqttref.oracle.target import evaluate
-from tests.helpers.broker_thread import BrokerThread
+from tests.conformance.judged5 import assert_judged, judge5, verdicts5
 
 V5 = ProtocolLevel.MQTT_5
 SCRAM = Config(port=0, users={"alice": "pencil"})
 ALICE = Connection(users=(Credentials("alice", b"pencil"),))
-
-
-def _report(config: Config, *names: str, timing: Timing | None = None,
-            connection: Connection | None = None,
-            denied_filters: tuple[str, ...] = ()) -> Report:
-    with BrokerThread(config) as running:
-        report = evaluate(running.host, running.port, protocol="5", only=names, seed=17,
-                          budget=30.0, explore=False, timing=timing, connection=connection,
-                          denied_filters=denied_filters)
-    assert not report.oracle_errors, report.oracle_errors
-    return report
-
-
-def _verdicts(config: Config, *names: str, **options: Any) -> dict[str, Verdict]:
-    report = _report(config, *names, **options)
-    return {v.statement.id: v.verdict for v in report.verdicts}
 
 
 def _unsized(packet: Packet, _limit: int | None) -> bytes:
@@ -71,30 +53,26 @@ def test_a_broker_explaining_an_unsuback_beyond_the_clients_limit_fails_3_11_2_1
         return _unsized(packet, limit)
 
     monkeypatch.setattr(connection_base, "fit", explained)
-    verdicts = _verdicts(Config(port=0), "acknowledgements_within_maximum_packet_size_v5")
-    assert verdicts["MQTT-3.11.2-1"] is Verdict.FAIL
-    assert verdicts["MQTT-3.11.2-2"] is Verdict.FAIL
-    assert verdicts["MQTT-3.9.2-1"] is Verdict.PASS
-    assert verdicts["MQTT-3.7.2-2"] is Verdict.PASS
+    verdicts = verdicts5(Config(port=0), "acknowledgements_within_maximum_packet_size_v5")
+    assert_judged(verdicts, failed=("MQTT-3.11.2-1", "MQTT-3.11.2-2"),
+                  passed=("MQTT-3.9.2-1", "MQTT-3.7.2-2"))
 
 
 def test_a_broker_whose_disconnect_keeps_its_reason_string_beyond_the_limit_fails_3_14_2_3(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(closing, "fit", _unsized)
-    verdicts = _verdicts(Config(port=0), "server_disconnect_v5")
-    assert verdicts["MQTT-3.14.2-3"] is Verdict.FAIL
-    assert verdicts["MQTT-3.14.2-4"] is Verdict.FAIL
-    assert verdicts["MQTT-3.14.2-1"] is Verdict.PASS
-    assert verdicts["MQTT-3.14.4-2"] is Verdict.PASS
+    verdicts = verdicts5(Config(port=0), "server_disconnect_v5")
+    assert_judged(verdicts, failed=("MQTT-3.14.2-3", "MQTT-3.14.2-4"),
+                  passed=("MQTT-3.14.2-1", "MQTT-3.14.4-2"))
 
 
 def test_a_broker_taking_a_disconnect_with_reserved_flags_as_normal_fails_3_14_1_1(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # Flags 0010 read as the required ones: the malformed DISCONNECT passes as a normal one.
     monkeypatch.setitem(codec._REQUIRED_FLAGS, PacketType.DISCONNECT, (0x02, "MQTT-3.14.1-1"))
-    verdicts = _verdicts(Config(port=0), "disconnect_reserved_bits_v5",
+    verdicts = verdicts5(Config(port=0), "disconnect_reserved_bits_v5",
                          timing=Timing(obligation=0.5))
-    assert verdicts["MQTT-3.14.1-1"] is Verdict.FAIL
+    assert_judged(verdicts, failed=("MQTT-3.14.1-1",))
 
 
 def test_a_broker_processing_only_the_first_filter_of_an_unsubscribe_fails_3_10_4_6(
@@ -105,8 +83,8 @@ def test_a_broker_processing_only_the_first_filter_of_an_unsubscribe_fails_3_10_
         session.send(UnsubAck(packet.packet_id, (0,) * len(packet.topic_filters)))
 
     monkeypatch.setattr(registry.Registry, "on_unsubscribe", first_only)
-    verdicts = _verdicts(Config(port=0), "unsubscribe_many_filters_v5")
-    assert verdicts["MQTT-3.10.4-6"] is Verdict.FAIL
+    verdicts = verdicts5(Config(port=0), "unsubscribe_many_filters_v5")
+    assert_judged(verdicts, failed=("MQTT-3.10.4-6",))
 
 
 def test_a_broker_resending_the_publish_instead_of_its_pubrel_fails_4_3_3_5_and_4_3_3_6(
@@ -119,20 +97,17 @@ def test_a_broker_resending_the_publish_instead_of_its_pubrel_fails_4_3_3_5_and_
         original(self, entry, now)
 
     monkeypatch.setattr(Session, "resend", publish_again)
-    verdicts = _verdicts(Config(port=0), "unacknowledged_until_acknowledged_v5")
-    assert verdicts["MQTT-4.3.3-5"] is Verdict.FAIL
-    assert verdicts["MQTT-4.3.3-6"] is Verdict.FAIL
-    assert verdicts["MQTT-4.3.3-3"] is Verdict.PASS
-    assert verdicts["MQTT-4.3.2-3"] is Verdict.PASS
-    assert verdicts["MQTT-4.5.0-1"] is Verdict.PASS
+    verdicts = verdicts5(Config(port=0), "unacknowledged_until_acknowledged_v5")
+    assert_judged(verdicts, failed=("MQTT-4.3.3-5", "MQTT-4.3.3-6"),
+                  passed=("MQTT-4.3.3-3", "MQTT-4.3.2-3", "MQTT-4.5.0-1"))
 
 
 def test_the_identifier_after_a_refused_pubrec_passes_where_the_broker_checks_payloads(
 ) -> None:
-    verdicts = _verdicts(Config(port=0, validate_payload_format=True),
+    verdicts = verdicts5(Config(port=0, validate_payload_format=True),
                          "identifier_after_refused_pubrec_v5")
     assert verdicts["MQTT-4.3.3-9"] is Verdict.PASS
-    unchecked = _verdicts(Config(port=0), "identifier_after_refused_pubrec_v5")
+    unchecked = verdicts5(Config(port=0), "identifier_after_refused_pubrec_v5")
     assert unchecked["MQTT-4.3.3-9"] is Verdict.NOT_APPLICABLE
 
 
@@ -142,9 +117,9 @@ ENHANCED = ("MQTT-3.15.2-1", "MQTT-3.15.2-2", "MQTT-3.15.2-3", "MQTT-4.12.0-2", 
 
 def test_scram_sha_256_with_the_runs_user_passes_every_enhanced_authentication_statement(
 ) -> None:
-    verdicts = _verdicts(SCRAM, "enhanced_authentication_v5", connection=ALICE)
+    verdicts = verdicts5(SCRAM, "enhanced_authentication_v5", connection=ALICE)
     assert {sid: verdicts[sid] for sid in ENHANCED} == dict.fromkeys(ENHANCED, Verdict.PASS)
-    offered_not = _verdicts(Config(port=0), "enhanced_authentication_v5")
+    offered_not = verdicts5(Config(port=0), "enhanced_authentication_v5")
     assert {offered_not[sid] for sid in ENHANCED} == {Verdict.NOT_APPLICABLE}
 
 
@@ -156,10 +131,9 @@ def test_a_broker_staying_open_after_a_failed_re_authentication_fails_4_12_1_2(
 
     original = Handshake.close
     monkeypatch.setattr(Handshake, "close", keeps_going)
-    verdicts = _verdicts(SCRAM, "enhanced_authentication_v5", connection=ALICE,
+    verdicts = verdicts5(SCRAM, "enhanced_authentication_v5", connection=ALICE,
                          timing=Timing(reply=1.0))
-    assert verdicts["MQTT-4.12.1-2"] is Verdict.FAIL
-    assert verdicts["MQTT-4.12.0-4"] is Verdict.PASS
+    assert_judged(verdicts, failed=("MQTT-4.12.1-2",), passed=("MQTT-4.12.0-4",))
 
 
 ACL = """\
@@ -183,8 +157,8 @@ TWO_USERS = Connection(users=(Credentials("alice", b"a-pw"), Credentials("bob", 
 
 def test_at_5_0_a_denied_filter_and_a_publish_there_are_refused_with_0x87(
         tmp_path: Path) -> None:
-    report = _report(_acl_broker(tmp_path, ACL), "denied_filter_refused_v5",
-                     connection=TWO_USERS, denied_filters=("secret/#",))
+    report = judge5(_acl_broker(tmp_path, ACL), "denied_filter_refused_v5",
+                    connection=TWO_USERS, denied_filters=("secret/#",))
     (result,) = report.results
     assert result.outcome is Outcome.PASS, result.trace
     trace = "\n".join(result.trace)
@@ -194,10 +168,10 @@ def test_at_5_0_a_denied_filter_and_a_publish_there_are_refused_with_0x87(
 
 
 def test_at_5_0_a_denied_filter_the_acl_grants_is_an_acl_finding(tmp_path: Path) -> None:
-    report = _report(_acl_broker(tmp_path, ACL.replace("user bob", "topic read secret/#\n\n"
-                                                                   "user bob")),
-                     "denied_filter_refused_v5", connection=TWO_USERS,
-                     denied_filters=("secret/#",))
+    report = judge5(_acl_broker(tmp_path, ACL.replace("user bob", "topic read secret/#\n\n"
+                                                                  "user bob")),
+                    "denied_filter_refused_v5", connection=TWO_USERS,
+                    denied_filters=("secret/#",))
     (result,) = report.results
     assert result.outcome is Outcome.FAIL
     assert "ACL finding" in result.message
@@ -207,10 +181,8 @@ def test_at_5_0_a_denied_filter_the_acl_grants_is_an_acl_finding(tmp_path: Path)
 def test_a_broker_giving_every_publish_in_flight_packet_id_1_fails_4_3_2_1_and_4_3_3_1(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Session, "_allocate_packet_id", lambda self: 1)
-    verdicts = _verdicts(Config(port=0), "packet_identifiers_in_flight_v5")
-    assert verdicts["MQTT-4.3.2-1"] is Verdict.FAIL
-    assert verdicts["MQTT-4.3.3-1"] is Verdict.FAIL
-    assert verdicts["MQTT-4.3.1-1"] is Verdict.PASS
+    verdicts = verdicts5(Config(port=0), "packet_identifiers_in_flight_v5")
+    assert_judged(verdicts, failed=("MQTT-4.3.2-1", "MQTT-4.3.3-1"), passed=("MQTT-4.3.1-1",))
 
 
 def test_a_broker_dropping_qos_2_flows_a_second_into_the_connection_fails_4_3_3_7_and_13(
@@ -236,10 +208,8 @@ def test_a_broker_dropping_qos_2_flows_a_second_into_the_connection_fails_4_3_3_
 
     monkeypatch.setattr(Session, "on_ack", forgetting_ack)
     monkeypatch.setattr(Session, "on_pubrel", forgetting_pubrel)
-    verdicts = _verdicts(Config(port=0), "flows_outlive_expiry_v5")
-    assert verdicts["MQTT-4.3.3-7"] is Verdict.FAIL
-    assert verdicts["MQTT-4.3.3-13"] is Verdict.FAIL
-    assert verdicts["MQTT-4.1.0-1"] is Verdict.PASS
+    verdicts = verdicts5(Config(port=0), "flows_outlive_expiry_v5")
+    assert_judged(verdicts, failed=("MQTT-4.3.3-7", "MQTT-4.3.3-13"), passed=("MQTT-4.1.0-1",))
 
 
 def test_a_broker_ignoring_the_flags_of_pubrel_and_subscribe_fails_3_6_1_1_and_3_8_1_1_only(
@@ -247,11 +217,9 @@ def test_a_broker_ignoring_the_flags_of_pubrel_and_subscribe_fails_3_6_1_1_and_3
     # Without their entries the flags 0000 are the required ones: the packets are answered.
     monkeypatch.delitem(codec._REQUIRED_FLAGS, PacketType.PUBREL)
     monkeypatch.delitem(codec._REQUIRED_FLAGS, PacketType.SUBSCRIBE)
-    verdicts = _verdicts(Config(port=0), "reserved_bits_v5", timing=Timing(reply=1.0))
-    assert verdicts["MQTT-3.6.1-1"] is Verdict.FAIL
-    assert verdicts["MQTT-3.8.1-1"] is Verdict.FAIL
-    assert verdicts["MQTT-3.10.1-1"] is Verdict.PASS
-    assert verdicts["MQTT-3.8.3-5"] is Verdict.PASS
+    verdicts = verdicts5(Config(port=0), "reserved_bits_v5", timing=Timing(reply=1.0))
+    assert_judged(verdicts, failed=("MQTT-3.6.1-1", "MQTT-3.8.1-1"),
+                  passed=("MQTT-3.10.1-1", "MQTT-3.8.3-5"))
 
 
 def test_a_broker_sending_disconnect_before_any_connack_fails_3_14_0_1(
@@ -264,8 +232,8 @@ def test_a_broker_sending_disconnect_before_any_connack_fails_3_14_0_1(
         original(self, reason, **options)
 
     monkeypatch.setattr(closing.Closing, "close", disconnect_first)
-    verdicts = _verdicts(Config(port=0), "no_disconnect_before_connack_v5")
-    assert verdicts["MQTT-3.14.0-1"] is Verdict.FAIL
+    verdicts = verdicts5(Config(port=0), "no_disconnect_before_connack_v5")
+    assert_judged(verdicts, failed=("MQTT-3.14.0-1",))
 
 
 def test_a_broker_taking_a_qos_1_publish_with_dup_1_for_a_copy_fails_4_3_2_5_only(
@@ -279,6 +247,5 @@ def test_a_broker_taking_a_qos_1_publish_with_dup_1_for_a_copy_fails_4_3_2_5_onl
         original(self, packet, now)
 
     monkeypatch.setattr(protocol.Connection, "on_publish", deduplicating)
-    verdicts = _verdicts(Config(port=0), "qos1_receiver_v5", timing=Timing(obligation=0.5))
-    assert verdicts["MQTT-4.3.2-5"] is Verdict.FAIL
-    assert verdicts["MQTT-4.3.2-4"] is Verdict.PASS
+    verdicts = verdicts5(Config(port=0), "qos1_receiver_v5", timing=Timing(obligation=0.5))
+    assert_judged(verdicts, failed=("MQTT-4.3.2-5",), passed=("MQTT-4.3.2-4",))
