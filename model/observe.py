@@ -67,6 +67,7 @@ class ObservationJudge(Level5):
     connections: dict[str, Connection]
     sessions: dict[str, Session]
     delivered: list[tuple[str, int, Delivery, int]]
+    owed: list[tuple[str, int, Delivery]]
     refs_hit: set[str]
     max_inflight: int
     published: dict[tuple[str, bytes], int]
@@ -515,6 +516,7 @@ class ObservationJudge(Level5):
             self._check_publish5(conn, delivery, packet)
         for skipped in [*earlier, delivery]:
             session.pending.remove(skipped)
+        self._one_copy_per_subscription(session, delivery, packet)
         if not delivery.retain:
             # Alternatives of one retained slot are no sequence; forwarded messages are.
             session.overtaken += earlier
@@ -528,6 +530,36 @@ class ObservationJudge(Level5):
         if not delivery.retain:
             session.last_sent[delivery.order_key] = delivery.message.seq
         self.delivered.append((session.client_id, session.generation, delivery, int(packet.qos)))
+
+    def _one_copy_per_subscription(
+        self, session: Session, delivery: Delivery, packet: Publish
+    ) -> None:
+        """A per-subscription copy of a message owed for overlapping subscriptions, at a
+        QoS the one owed copy may have: the server sends a copy per matching subscription.
+        3.3.4 (3.3.5 at 3.1.1) owes the message at the highest QoS of the matching
+        subscriptions [MQTT-3.3.4-2] [MQTT-3.3.5-1] and allows "further copies of the
+        message, one for each additional matching subscription"; a server sending several
+        puts only its subscription's identifier in each [MQTT-3.3.4-5], while the single
+        copy [MQTT-3.3.4-4] carries them all. This copy is then the one owed: the single
+        copy is no longer due, and this copy stands for it in what must not be lost."""
+        if delivery.channel == PRIMARY:
+            return
+        single = next(
+            (
+                d
+                for d in session.pending
+                if d.channel == PRIMARY
+                and d.message is delivery.message
+                and delivery.channel in d.filters
+                and int(packet.qos) in d.allowed_qos
+            ),
+            None,
+        )
+        if single is None:
+            return
+        session.pending.remove(single)
+        single.required = single.required_on_release = False
+        self.owed = [(c, g, delivery if d is single else d) for c, g, d in self.owed]
 
     @staticmethod
     def _retain_fits(session: Session, delivery: Delivery, packet: Publish) -> bool:

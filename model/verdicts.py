@@ -30,6 +30,7 @@ class Verdicts:
     sessions: dict[str, Session]
     delivered: list[tuple[str, int, Delivery, int]]
     owed: list[tuple[str, int, Delivery]]
+    expired: set[tuple[str, int]]
     max_inflight: int
     keep_alive_grace: float
 
@@ -134,6 +135,8 @@ class Verdicts:
             session = self.sessions.get(client_id)
             if session is None or session.generation != generation or not delivery.filters:
                 continue  # discarded by a clean session or unsubscribed: excused
+            if (client_id, delivery.message.seq) in self.expired:
+                continue  # deleted when its Message Expiry Interval passed [MQTT-3.3.2-5]
             if id(delivery) not in delivered_ids and delivery not in session.pending:
                 broken.append(f"accepted message {delivery.message.seq} lost for {client_id}")
         for session in self.sessions.values():

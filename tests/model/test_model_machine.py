@@ -244,6 +244,8 @@ class ModelMachine(RuleBasedStateMachine):
             session = self.model.sessions[client_id]
             if session.generation != generation or not delivery.filters:
                 continue  # a clean session discarded it, or the client unsubscribed
+            if (client_id, delivery.message.seq) in self.model.expired:
+                continue  # its Message Expiry Interval passed first [MQTT-3.3.2-5]
             assert id(delivery) in delivered, (client_id, delivery.message)
 
     @precondition(lambda self: self.connected_slots())

@@ -1,0 +1,138 @@
+"""Failing examples of the mixed-levels model machine (``test_v5_broker_machine``), each
+settled from the specification's text and kept here as an explicit example."""
+
+from __future__ import annotations
+
+import pytest
+
+from mqttref.impl.codec.packets import (
+    ConnAck,
+    Connect,
+    Properties,
+    ProtocolLevel,
+    PubAck,
+    PubComp,
+    Publish,
+    PubRec,
+    PubRel,
+    QoS,
+    SubAck,
+    Subscribe,
+    Subscription,
+)
+from mqttref.model import BrokerModel, Send, TimePasses
+from tests.model.helpers import connect, subscribe
+from tests.model.test_levels_mix import connected5, refs_of
+from tests.model.test_v5_broker_publish import subscribe5
+
+
+def level5_at_receive_maximum_1(model: BrokerModel, client: str, client_id: str) -> None:
+    connect = Connect(
+        ProtocolLevel.MQTT_5, client_id, False, 0, properties=Properties(receive_maximum=1)
+    )
+    model.apply(Send(client, connect))
+    model.observe(client, ConnAck(False, 0))
+
+
+def test_a_copy_deleted_when_its_message_expired_is_not_lost() -> None:
+    """Found by the machine (its invariant said "accepted message 2 lost for A"). A's
+    Receive Maximum of 1 holds its second message back behind the first, unacknowledged;
+    the second one's Message Expiry Interval (2 s) passes before the server could start
+    onward delivery, so the server MUST delete that copy [MQTT-3.3.2-5]: the copy is
+    gone by the specification's word, not lost, and is no longer owed."""
+    model = BrokerModel(max_inflight=2)
+    level5_at_receive_maximum_1(model, "s0", "A")
+    model.apply(Send("s0", Subscribe(1, (Subscription("a", QoS.AT_LEAST_ONCE),))))
+    model.observe("s0", SubAck(1, (1,)))
+    model.apply(Send("s0", Publish("a", b"first", QoS.AT_LEAST_ONCE, packet_id=2)))
+    model.observe("s0", PubAck(2))
+    model.observe("s0", Publish("a", b"first", QoS.AT_LEAST_ONCE, packet_id=1))
+    expiring = Properties(message_expiry_interval=2)
+    model.apply(Send("s0", Publish("a", b"second", QoS.AT_LEAST_ONCE, packet_id=3,
+                                   properties=expiring)))  # fmt: skip
+    model.observe("s0", PubAck(3))
+    assert model.check_quiescent() == []  # held back by the quota (4.9)
+    model.apply(TimePasses(4.0))
+    assert model.check_invariants() == []
+    model.apply(Send("s0", PubAck(1)))
+    assert model.check_quiescent() == []
+    assert not [p for p in model.allowed("s0") if isinstance(p, Publish)]
+
+
+# ------------------------------------------- one copy per overlapping subscription
+
+
+def overlapping(model: BrokerModel, level: int) -> None:
+    """Client s subscribes ``a`` at QoS 1 (identifier 1 at 5.0) and ``#`` at QoS 2
+    (identifier 2); p publishes a QoS 2 message to ``a``, released at once."""
+    if level == 5:
+        connected5(model, "s")
+        connected5(model, "p")
+        subscribe5(model, "s", "a", 1, packet_id=1, identifier=1)
+        subscribe5(model, "s", "#", 2, packet_id=2, identifier=2)
+    else:
+        connect(model, "s")
+        connect(model, "p")
+        subscribe(model, "s", "a", 1, 1)
+        subscribe(model, "s", "#", 2, 2)
+    model.apply(Send("p", Publish("a", b"m", QoS.EXACTLY_ONCE, packet_id=7)))
+    model.observe("p", PubRec(7))
+    model.apply(Send("p", PubRel(7)))
+    model.observe("p", PubComp(7))
+
+
+def per_subscription(level: int, qos: int, identifier: int, packet_id: int) -> Publish:
+    ids = (identifier,) if level == 5 else ()
+    properties = Properties(subscription_identifiers=ids)
+    return Publish("a", b"m", QoS(qos), packet_id=packet_id, properties=properties)
+
+
+@pytest.mark.parametrize("level", [4, 5])
+@pytest.mark.parametrize("order", [(2, 1), (1, 2)], ids=["highest first", "highest last"])
+def test_one_copy_per_matching_subscription_is_allowed_at_both_levels(
+    level: int, order: tuple[int, int]
+) -> None:
+    """3.3.4 (5.0) as 3.3.5 (3.1.1): the message is owed at the highest QoS of the
+    matching subscriptions [MQTT-3.3.4-2] [MQTT-3.3.5-1], and "the Server MAY deliver
+    further copies of the message, one for each additional matching subscription and
+    respecting the subscription's QoS". A 5.0 server sending several puts in each the
+    identifier of its own subscription [MQTT-3.3.4-5], not all of them as the single
+    copy does [MQTT-3.3.4-4]. The model owed that single copy still after the QoS 2
+    copy carrying identifier 2 alone."""
+    model = BrokerModel()
+    overlapping(model, level)
+    for packet_id, qos in enumerate(order, start=1):
+        model.observe("s", per_subscription(level, qos, identifier=qos, packet_id=packet_id))
+    assert model.check_quiescent() == []
+    assert model.check_invariants() == []
+
+
+def test_copies_per_subscription_below_the_highest_qos_leave_the_message_owed() -> None:
+    """The copy of the QoS 1 subscription alone does not meet [MQTT-3.3.4-2]: the copy at
+    QoS 2 (identifier 2) or the single copy (identifiers 1 and 2) is still owed."""
+    model = BrokerModel()
+    overlapping(model, 5)
+    model.observe("s", per_subscription(5, 1, identifier=1, packet_id=1))
+    assert [o.what for o in model.obligations()] == ["PUBLISH 'a' b'm' QoS [2] retain=0"]
+
+
+def test_a_per_subscription_copy_must_carry_its_own_identifier_only() -> None:
+    """A QoS 2 copy carrying identifier 1 (the QoS 1 subscription's) is neither the
+    single copy (both identifiers [MQTT-3.3.4-4]) nor the copy of ``#`` (identifier 2)."""
+    model = BrokerModel()
+    overlapping(model, 5)
+    assert refs_of(model, "s", per_subscription(5, 2, identifier=1, packet_id=1)) == (
+        "MQTT-3.3.4-4",
+    )
+
+
+def test_after_a_copy_per_subscription_no_single_copy_comes_too() -> None:
+    """Once the server sent a copy per subscription, a further copy with both identifiers
+    is a third copy of a QoS 2 message the client already got at QoS 2 [MQTT-4.3.3-2]."""
+    model = BrokerModel()
+    overlapping(model, 5)
+    model.observe("s", per_subscription(5, 2, identifier=2, packet_id=1))
+    model.observe("s", per_subscription(5, 1, identifier=1, packet_id=2))
+    both = Properties(subscription_identifiers=(1, 2))
+    single = Publish("a", b"m", QoS.EXACTLY_ONCE, packet_id=3, properties=both)
+    assert refs_of(model, "s", single) == ("MQTT-4.3.3-2",)
