@@ -65,6 +65,15 @@ def check5(*ids: str, summary: str) -> Callable[[F], F]:
     return check(*ids, summary=summary, protocol="5.0")
 
 
+def needs_qos2(ctx: Context, what: str, *ids: str) -> None:
+    """NOT APPLICABLE unless the CONNACK declares Maximum QoS 2: a client keeping to a lower
+    one sends no QoS 2 PUBLISH [MQTT-3.2.2-11], so ``what`` (the QoS 2 traffic a check needs)
+    cannot be had (3.2.2.3.4). ``ids``: the statements left unjudged, when not all."""
+    if ctx.profile5.maximum_qos < 2:
+        raise NotApplicable(f"declares Maximum QoS {ctx.profile5.maximum_qos}: no QoS 2 {what}"
+                            " (3.2.2.3.4)", *ids)
+
+
 async def connect5(
     ctx: Context,
     name: str,

@@ -23,6 +23,7 @@ from mqttref.oracle.checks5.common import (
     check5,
     collect_until,
     connect5,
+    needs_qos2,
     publish5,
     subscribe5,
 )
@@ -37,9 +38,7 @@ Q1, Q2 = QoS.AT_LEAST_ONCE, QoS.EXACTLY_ONCE
         summary="a QoS 2 PUBLISH repeated before PUBREL gets PUBREC again and is delivered"
         " once; PUBREL gets PUBCOMP; then the same identifier carries a new message")
 async def qos2_receiver_v5(ctx: Context) -> None:
-    if ctx.profile5.maximum_qos < 2:
-        raise NotApplicable(f"declares Maximum QoS {ctx.profile5.maximum_qos}: no QoS 2"
-                            " PUBLISH may be sent to it (3.2.2.3.4)")
+    needs_qos2(ctx, "PUBLISH may be sent to it")
     topic = ctx.topic("q2in")
     sub, _ = await connect5(ctx, "sub")
     # At QoS 2: a server that duplicates only what it sends at QoS 2 is caught too.
@@ -117,9 +116,7 @@ async def qos_sender_v5(ctx: Context) -> None:
         summary="a QoS 2 delivery begun before an UNSUBSCRIBE of its filter is completed:"
         " the PUBREC after the UNSUBACK gets its PUBREL")
 async def unsubscribe_completes_delivery_v5(ctx: Context) -> None:
-    if ctx.profile5.maximum_qos < 2:
-        raise NotApplicable(f"declares Maximum QoS {ctx.profile5.maximum_qos}: no QoS 2"
-                            " message to deliver (3.2.2.3.4)")
+    needs_qos2(ctx, "message to deliver")
     topic = ctx.topic("unsubq2")
     sub, _ = await connect5(ctx, "sub")
     suback = await subscribe5(sub, Subscription(topic, Q2), exact=False)

@@ -31,6 +31,7 @@ from mqttref.oracle.checks5.common import (
     closes_after_error,
     collect_until,
     connect5,
+    needs_qos2,
     publish5,
     subscribe5,
 )
@@ -163,9 +164,7 @@ async def _members(ctx: Context, topic: str, control: str, props: Properties
 async def shared_subscription_qos2_v5(ctx: Context) -> None:
     if not ctx.profile5.shared_available:
         raise NotApplicable(SHARED_OFF)
-    if ctx.profile5.maximum_qos < 2:
-        raise NotApplicable(f"declares Maximum QoS {ctx.profile5.maximum_qos}: no QoS 2 message"
-                            " to a group (3.2.2.3.4)")
+    needs_qos2(ctx, "message to a group")
     async with ctx.scenario("the member reconnects"):
         topic, control = ctx.topic("shared", "q2back"), ctx.topic("shared", "q2ctl")
         kept = Properties(session_expiry_interval=30)

@@ -13,6 +13,7 @@ from mqttref.oracle.checks5.common import (
     check5,
     collect_until,
     connect5,
+    needs_qos2,
     publish5,
     subscribe5,
 )
@@ -200,9 +201,7 @@ async def puback_reason_codes_v5(ctx: Context) -> None:
         require(code in (0x00, 0x10), f"pub: a {name} for a message with no subscribers must be"
                 f" 0x00 (Success) or 0x10 (No matching subscribers), got 0x{code or 0:02X}"
                 f" {rule}")
-    if ctx.profile5.maximum_qos < 2:
-        raise NotApplicable(f"declares Maximum QoS {ctx.profile5.maximum_qos}: no QoS 2"
-                            " PUBLISH to acknowledge (3.2.2.3.4)", "MQTT-3.5.2-1")
+    needs_qos2(ctx, "PUBLISH to acknowledge", "MQTT-3.5.2-1")
 
 
 
