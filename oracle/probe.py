@@ -595,6 +595,12 @@ class Probe:
                     return event.packet
                 self.pending.append(event.packet)
                 others.append(describe(event.packet))
+                if isinstance(event.packet, Disconnect):
+                    # Nothing may follow the server's DISCONNECT [MQTT-3.14.4-1]: the packet
+                    # awaited can no longer come, so waiting out the bound (for a server that
+                    # does not close after it) would only spend the run's time.
+                    raise Deviation(f"{self.name}: expected {label}; the server sent"
+                                    f" {describe(event.packet)} instead")
                 continue
             if isinstance(event, Closed):
                 raise Deviation(f"{self.name}: expected {label}, the server closed the connection")

@@ -101,6 +101,10 @@ async def acknowledgements_within_maximum_packet_size_v5(ctx: Context) -> None:
                 " Codes [MQTT-3.11.3-2]")
         _fits(probe, unsuback, limit, "an UNSUBSCRIBE of a filter never subscribed")
     async with ctx.scenario("PUBACK"):
+        if top < Q1:
+            raise NotApplicable(f"declares Maximum QoS {ctx.profile5.maximum_qos}: a client may"
+                                " send no QoS 1 PUBLISH [MQTT-3.2.2-11]",
+                                "MQTT-3.4.2-2", "MQTT-3.4.2-3")
         packet_id = probe.new_packet_id()
         await probe.send(Publish(ctx.topic("acks", "nobody"), b"n", Q1, False, False,
                                  packet_id))
@@ -109,6 +113,11 @@ async def acknowledgements_within_maximum_packet_size_v5(ctx: Context) -> None:
                 f" 0x{puback.reason_code:02X} must be a PUBACK Reason Code [MQTT-3.4.2-1]")
         _fits(probe, puback, limit, "a QoS 1 PUBLISH no one subscribes to")
     async with ctx.scenario("PUBCOMP for an unknown identifier"):
+        if top < Q2:
+            raise NotApplicable(f"declares Maximum QoS {ctx.profile5.maximum_qos}: a client may"
+                                " send no QoS 2 PUBLISH, so no PUBREL of its has a QoS 2 flow"
+                                " to belong to (3.2.2.3.4, 4.3.3)",
+                                "MQTT-3.7.2-1", "MQTT-3.7.2-2", "MQTT-3.7.2-3")
         await probe.send(PubRel(4321), note="a PUBREL for a Packet Identifier never used")
         comp = await probe.expect(PubComp, "PUBCOMP for PUBREL [MQTT-4.3.3-11]")
         _comp(probe, comp, limit, "a PUBREL of an unknown Packet Identifier")

@@ -57,15 +57,19 @@ async def request_problem_information_0_v5(ctx: Context) -> None:
     await probe.send(Unsubscribe(probe.new_packet_id(), (ctx.topic("rpi", "never"),)))
     _plain(probe, await probe.expect(UnsubAck, "UNSUBACK for UNSUBSCRIBE [MQTT-3.10.4-4]"),
            "an UNSUBSCRIBE of a filter never subscribed")
+    if top < Q1:
+        # No QoS 1 PUBLISH above the declared Maximum QoS 0 [MQTT-3.2.2-11] (nor, below
+        # Maximum QoS 2, a PUBREL: it has no QoS 2 flow to belong to).
+        return
     await probe.send(Publish(ctx.topic("rpi", "nobody"), b"n", Q1, False, False,
                              probe.new_packet_id()))
     _plain(probe, await probe.expect(PubAck, "PUBACK for a QoS 1 PUBLISH [MQTT-3.3.4-1]"),
            "a QoS 1 PUBLISH no one subscribes to")
+    if top < Q2:
+        return
     await probe.send(PubRel(4321), note="a PUBREL for a Packet Identifier never used")
     _plain(probe, await probe.expect(PubComp, "PUBCOMP for PUBREL [MQTT-4.3.3-11]"),
            "a PUBREL of an unknown Packet Identifier")
-    if top < Q2:
-        return
     mine = probe.new_packet_id()
     await probe.send(Publish(topic, b"own", Q2, False, False, mine))
     _plain(probe, await probe.expect(PubRec, "PUBREC for a QoS 2 PUBLISH [MQTT-4.3.3-8]"),

@@ -93,6 +93,9 @@ async def packet_identifiers_in_flight_v5(ctx: Context) -> None:
         summary="a QoS 1 PUBLISH gets a PUBACK with its identifier and is delivered; after"
         " that PUBACK the same identifier with DUP 1 carries a new message, delivered too")
 async def qos1_receiver_v5(ctx: Context) -> None:
+    if ctx.profile5.maximum_qos < Q1:
+        raise NotApplicable(f"declares Maximum QoS {ctx.profile5.maximum_qos}: a client may send"
+                            " no QoS 1 PUBLISH [MQTT-3.2.2-11]")
     topic = ctx.topic("q1in")
     sub, _ = await connect5(ctx, "sub")
     await subscribe5(sub, Subscription(topic, Q1), exact=False)
