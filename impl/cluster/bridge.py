@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import queue
 import threading
 from collections.abc import Callable, Coroutine
@@ -98,6 +99,16 @@ class Inbox:
             timer.cancel()
 
 
+async def _cancel_others() -> None:
+    """Cancel every other task of the running loop and wait for them to end: a loop
+    stopped with pending tasks leaves "Task was destroyed but it is pending" warnings."""
+    current = asyncio.current_task()
+    others = [task for task in asyncio.all_tasks() if task is not current]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
+
+
 def _nothing() -> None:
     """Wakes a ``wait``."""
 
@@ -136,6 +147,10 @@ class NatsThread:
     def stop(self) -> None:
         """Stop the loop and wait for the thread (the NATS connection is closed first)."""
         if self._started:
+            if self._thread.is_alive():
+                # Tasks still pending (a reaper, nats-py's own) end before the loop.
+                with contextlib.suppress(Exception):  # stopping anyway
+                    self.submit(_cancel_others()).result(timeout=5)
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout=5)
             self._started = False

@@ -44,6 +44,7 @@ from mqttref.impl.cluster.ownership import (
     decide_claim,
 )
 from mqttref.impl.cluster.session_store import SESSIONS_BUCKET, session_prefix
+from mqttref.impl.logtext import broker_log
 
 log = logging.getLogger("mqttref.cluster")
 
@@ -92,6 +93,7 @@ class ClusterLink:
         self._lease_task: asyncio.Task[None] | None = None
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         """Client id -> its lock and how many claims use or wait for it."""
+        self._closing = False
         self.reconnected: Callable[[], None] = lambda: None
         """Called (on the NATS thread) when the connection is back after NATS was away."""
 
@@ -104,13 +106,31 @@ class ClusterLink:
         buckets if they are missing, and take the first lease."""
         self.nc = await nats.connect(servers, name=f"mqttref-sessions-{self.me.name}",
                                      max_reconnect_attempts=-1, reconnect_time_wait=0.2,
-                                     reconnected_cb=self._reconnected, **options)
+                                     reconnected_cb=self._reconnected,
+                                     disconnected_cb=self._disconnected,
+                                     error_cb=self._error, closed_cb=self._closed, **options)
         self.js = self.nc.jetstream()
         self.nodes = await self._bucket(NODES_BUCKET, ttl=self.lease.lease)
         self.owners = await self._bucket(OWNERS_BUCKET)
         self.sessions = await self._bucket(SESSIONS_BUCKET)
         await self._refresh()
         self._lease_task = asyncio.get_running_loop().create_task(self._keep_lease())
+
+    async def _disconnected(self) -> None:
+        """NATS went away: one line (the node's main connection says the rest)."""
+        if not self._closing:
+            broker_log.warning("cluster", "node %s: the sessions' NATS connection is lost; "
+                               "reconnecting", self.me.name)
+
+    async def _error(self, exc: Exception) -> None:
+        """nats-py's errors, as one line each: without this callback nats-py logs each
+        with a traceback, every reconnect attempt while NATS is away."""
+        if not self._closing:  # rate-limited: once per attempt while NATS is away
+            broker_log.warning("cluster", "node %s: sessions' NATS connection: %s",
+                               self.me.name, exc or type(exc).__name__)
+
+    async def _closed(self) -> None:
+        """The connection is closed for good (``close``): nothing to do."""
 
     async def _reconnected(self) -> None:
         """Back after NATS was away: other nodes may have taken client ids meanwhile (an
@@ -154,9 +174,12 @@ class ClusterLink:
 
     async def close(self) -> None:
         """Stop refreshing and let the lease go now (a clean stop), then disconnect."""
-        if self._lease_task is not None:
-            self._lease_task.cancel()
-            self._lease_task = None
+        self._closing = True
+        task, self._lease_task = self._lease_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task  # finished, not destroyed pending with the thread's loop
         if self.nc is not None:
             try:
                 if self.nodes is not None:

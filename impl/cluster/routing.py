@@ -42,15 +42,19 @@ import contextlib
 import functools
 from collections import deque
 from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
 import attrs
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import MaxPayloadError
+from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from mqttref.impl.broker.registry import Registry
 from mqttref.impl.broker.session import Session
 from mqttref.impl.broker.sys_topics import SYS_ROOT, is_sys_topic
+from mqttref.impl.cluster import durable
+from mqttref.impl.cluster.durable import DURABLE, STREAM
 from mqttref.impl.cluster.envelope import EnvelopeError, open_envelope, seal
 from mqttref.impl.cluster.interest import Interest, Want
 from mqttref.impl.cluster.node import SUBJECT_ROOT, ClusterNode
@@ -73,6 +77,12 @@ MAX_SUBJECT = 4000
 SEEN_WINDOW = 65_536
 """Messages remembered for the duplicate filter (all senders together): the copies of
 one message through overlapping NATS subscriptions arrive a few messages apart."""
+
+
+def topic_of(subject: str) -> str:
+    """The topic name of a routed message's subject (core or stream)."""
+    prefix = DURABLE if subject.startswith(DURABLE) else MESSAGES
+    return subject_topic(subject[len(prefix):])
 
 
 class Seen:
@@ -121,6 +131,20 @@ class _Retain:
 _Work = _Publish | _Subscription | _Retain
 
 
+class DurableSink(Protocol):
+    """Where QoS 1/2 messages for other nodes go while NATS is there: the session store,
+    whose commit, before the publisher's PUBACK or PUBREC, waits for JetStream's
+    acknowledgement of each (``durable.py``)."""
+
+    arriving: int | None
+    """The stream sequence of the message being handed to the sessions now, if it came
+    from the stream: the store keeps it with what it records (``replay.py``)."""
+
+    def publish_durable(self, subject: str, body: bytes, message_id: str) -> bool:
+        """Take the message for the next commit; False: it cannot (NATS away)."""
+        ...
+
+
 class ClusterRouter:
     """A ``RouterPort`` over the local registry and NATS."""
 
@@ -137,6 +161,14 @@ class ClusterRouter:
         self._pending_messages = 0
         self._wake = asyncio.Event()
         self._subscriptions: dict[Want, Subscription] = {}
+        self._durables: dict[Want, Any] = {}
+        """The stream side of each want: an ordered JetStream consumer (a queue
+        subscription on the ``DURABLE`` subject for a shared group)."""
+        self.positions: dict[str, int] = {}
+        """Subject (without prefix) -> the last stream sequence handed to the sessions
+        here through it (``durable.py``); a message at or below it is not handed again."""
+        self.sink: DurableSink | None = None
+        """The session store, once sessions are attached (``sessions.attach_sessions``)."""
         self._tasks: list[asyncio.Task[None]] = []
         self.forwarded = 0
         """Messages sent to NATS for other nodes."""
@@ -170,6 +202,8 @@ class ClusterRouter:
             matched += len(shared.index.match(topic))
         self._sequence += 1
         body = seal(message, self.node.incarnation, self._sequence, now)
+        if message.qos:
+            subject = DURABLE + subject[len(MESSAGES):]
         if len(body) + RETAINED_HEADER > self.node.max_payload:
             self.unroutable += 1
             broker_log.warning("cluster unroutable", "node %s: a message on %s is too large "
@@ -186,7 +220,11 @@ class ClusterRouter:
                                self._pending_messages, clip(topic))
             if shared:
                 shared.publish(message, now)
-        else:
+        elif (message.qos and self.sink is not None and not self._pending_messages
+              and self.sink.publish_durable(subject, body, durable.msg_id(
+                  self.node.incarnation, self._sequence))):
+            pass  # in JetStream before the PUBACK or PUBREC (the store's commit)
+        else:  # QoS 0, or NATS away: core NATS (a QoS 1/2 one still reaches the stream)
             self._queue.append(_Publish(subject, body))
             self._pending_messages += 1
         self._wake.set()
@@ -205,6 +243,14 @@ class ClusterRouter:
         for topic_filter in before - session.subscriptions.keys():
             for want in self.interest.remove(topic_filter):
                 self._subscription(want, wanted=False)
+
+    def requeue(self, items: list[tuple[str, bytes]]) -> None:
+        """Stream messages JetStream did not take at a commit (NATS lost meanwhile): sent
+        through core NATS once it is back, where the stream still takes them."""
+        for subject, body in items:
+            self._queue.append(_Publish(subject, body))
+            self._pending_messages += 1
+        self._wake.set()
 
     # Interest -----------------------------------------------------------------------
 
@@ -296,6 +342,10 @@ class ClusterRouter:
         elif isinstance(work, _Retain):
             await self.retained.put(work.message)
         elif work.wanted:
+            # The stream side first: once nats-server shows the core subscription (what
+            # tests and operators look at), QoS 1/2 messages reach this node too.
+            if work.want not in self._durables:
+                await self._follow_stream(work.want)
             if work.want not in self._subscriptions:
                 subject, queue = work.want
                 if queue:
@@ -309,6 +359,32 @@ class ClusterRouter:
             subscription = self._subscriptions.pop(work.want, None)
             if subscription is not None:
                 await subscription.unsubscribe()
+            stream_side = self._durables.pop(work.want, None)
+            if not work.want[1]:
+                self.positions.pop(work.want[0][len(MESSAGES):], None)
+            if stream_side is not None:
+                await stream_side.unsubscribe()
+
+    async def _follow_stream(self, want: Want) -> None:
+        """The stream side of a want: QoS 1/2 messages come from JetStream, in stream
+        order, each with its stream sequence, from just after this node's position on the
+        subject (the stream's end when it has none: a replay may have set one)."""
+        subject, queue = want
+        bare = subject[len(MESSAGES):]
+        if queue:
+            group = self.interest.groups[queue]
+            self._durables[want] = await self.node.shared_nc.subscribe(
+                DURABLE + bare, queue=queue, cb=functools.partial(self._shared_arrived, group))
+            return
+        if bare not in self.positions:
+            last = await durable.last_sequence(self.node.js)
+            self.positions.setdefault(bare, last)  # a replay meanwhile may have set it
+        start = self.positions[bare] + 1
+        self._durables[want] = await self.node.js.subscribe(
+            DURABLE + bare, stream=STREAM, cb=functools.partial(self._durable_arrived, bare),
+            ordered_consumer=True, idle_heartbeat=2.0,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                                  opt_start_seq=start))
 
     async def _sweep(self) -> None:
         while True:
@@ -322,21 +398,43 @@ class ClusterRouter:
     # Receiving ----------------------------------------------------------------------
 
     async def _arrived(self, msg: Msg) -> None:
-        """A message from another node: deliver it here once."""
+        """A message from another node through core NATS (QoS 0): deliver it here once."""
+        self._forwarded_arrived(msg.subject, msg.data, None)
+
+    async def _durable_arrived(self, bare: str, msg: Msg) -> None:
+        """A QoS 1/2 message from the stream, on the subject ``bare`` of this node's
+        interest: hand it to the sessions here once, and move the subject's position."""
+        try:
+            sequence = int(msg.metadata.sequence.stream)
+        except Exception:  # not a stream message (a status the client passed on)
+            return
+        self.take_stored(bare, msg.subject, msg.data, sequence)
+
+    def take_stored(self, bare: str, subject: str, data: bytes, sequence: int) -> None:
+        """A stream message on ``bare``, live or read by a catch-up (``replay.py``)."""
+        if sequence <= self.positions.get(bare, 0):
+            return  # handed already (a replay read it first)
+        self.positions[bare] = sequence
+        self._forwarded_arrived(subject, data, sequence)
+
+    def _forwarded_arrived(self, subject: str, data: bytes, sequence: int | None) -> None:
         now = asyncio.get_running_loop().time()
         try:
-            topic = subject_topic(msg.subject[len(MESSAGES):])
-            envelope = open_envelope(topic, msg.data, now)
+            topic = topic_of(subject)
+            envelope = open_envelope(topic, data, now)
         except (SubjectError, EnvelopeError) as exc:
             broker_log.warning("cluster foreign", "node %s: not an mqttref message on %s: %s",
-                               self.node.name, clip(msg.subject), exc)
+                               self.node.name, clip(subject), exc)
             return
         if envelope.incarnation == self.node.incarnation:
-            return  # our own (no_echo makes this rare: a reconnect race)
+            return  # our own (delivered here when published)
         if not self.seen.first_time(envelope.incarnation, envelope.sequence):
             return
         self.received += 1
         message = envelope.message
+        sink = self.sink
+        if sink is not None:
+            sink.arriving = sequence
         try:
             if message.retain:
                 self.retained.deliver_keeping_retained(message, now)
@@ -345,13 +443,16 @@ class ClusterRouter:
         except Exception:
             broker_log.error("cluster deliver", "node %s: delivering a message on %s failed",
                              self.node.name, clip(topic), exc_info=True)
+        finally:
+            if sink is not None:
+                sink.arriving = None
 
     async def _shared_arrived(self, key: str, msg: Msg) -> None:
         """A message NATS gave this node for one shared subscription group (its queue
         group): one member here gets it (4.8.2), whichever node published it."""
         now = asyncio.get_running_loop().time()
         try:
-            topic = subject_topic(msg.subject[len(MESSAGES):])
+            topic = topic_of(msg.subject)
             message = open_envelope(topic, msg.data, now).message
         except (SubjectError, EnvelopeError) as exc:
             broker_log.warning("cluster foreign", "node %s: not an mqttref message on %s: %s",

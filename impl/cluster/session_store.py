@@ -13,6 +13,11 @@ there (``fetch``):
     c<id>.r.<packet id>     an inbound QoS 2 packet id awaiting PUBREL
     c<id>.will              a 5.0 will waiting for its Will Delay Interval
     c<id>.lastwill          the will of the connected client (``impl/cluster/wills.py``)
+    c<id>.mark              subject -> the stream sequence up to which the session has
+                            taken its QoS 1/2 messages (``durable.py``, ``replay.py``)
+
+A queued or in-flight message that came from the stream carries its stream
+sequence (``js``), so that a replay does not add it a second time.
 
 (``<id>`` and ``<filter>`` in unpadded base64url, which keys can hold.) Calls only
 record; ``commit`` writes what changed since the last commit, the last value per
@@ -35,7 +40,7 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 import attrs
@@ -44,6 +49,8 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from mqttref.impl.cluster.bridge import NatsThread
+from mqttref.impl.cluster.durable import MSG_ID, STREAM
+from mqttref.impl.cluster.subjects import SubjectError, filter_subjects
 from mqttref.impl.codec import wire
 from mqttref.impl.codec.packets import NO_PROPERTIES, PacketType, Properties, QoS, Will
 from mqttref.impl.codec.properties import encode_properties, read_properties
@@ -139,7 +146,7 @@ def decode_message(value: Value, clocks: Clocks) -> Message:
 def _options_value(qos: QoS, options: SubscriptionOptions) -> Value:
     return {"qos": int(qos), "no_local": options.no_local,
             "retain_as_published": options.retain_as_published,
-            "identifier": options.identifier}
+            "identifier": options.identifier, "at": time.time()}
 
 
 def record_from_entries(client_id: str, entries: Iterable[tuple[str, bytes]],
@@ -189,6 +196,45 @@ def record_from_entries(client_id: str, entries: Iterable[tuple[str, bytes]],
     return record, will
 
 
+def stream_state(client_id: str, entries: Iterable[tuple[str, bytes]]
+                 ) -> tuple[dict[str, int], dict[tuple[str, int], int], dict[str, float]]:
+    """A session's mark (subject -> stream sequence), the stream sequences its queued
+    (``("q", seq)``) and in-flight (``("f", packet id)``) messages came with, and since
+    when (wall clock) each subject has been subscribed."""
+    prefix = session_prefix(client_id) + "."
+    mark: dict[str, int] = {}
+    taken: dict[tuple[str, int], int] = {}
+    since: dict[str, float] = {}
+    for key, data in entries:
+        kind, _dot, rest = key.removeprefix(prefix).partition(".")
+        if kind == "sub":
+            at = json.loads(data).get("at")
+            if at is not None:
+                for subject in subjects_of_filters((_unb64(rest).decode(),)):
+                    since[subject] = min(since.get(subject, at), at)
+        elif kind == "mark":
+            mark = {str(k): int(v) for k, v in json.loads(data).items()}
+        elif kind in ("q", "f"):
+            value = json.loads(data)
+            if "js" in value:
+                taken[(kind, int(rest))] = int(value["js"])
+    return mark, taken, since
+
+
+def subjects_of_filters(filters: Iterable[str]) -> set[str]:
+    """The subjects (without prefix) whose stream messages a session's filters take;
+    shared subscriptions are the groups' (not replayed)."""
+    subjects: set[str] = set()
+    for topic_filter in filters:
+        if topic_filter.startswith("$share/"):
+            continue
+        try:
+            subjects.update(filter_subjects(topic_filter))
+        except SubjectError:
+            continue
+    return subjects
+
+
 @attrs.frozen
 class Fetched:
     """What the bucket holds for one client id."""
@@ -200,6 +246,12 @@ class Fetched:
     live_will: bytes | None
     """The will of its client's last connection, if that connection's node did not end
     it (``live_will_set``; ``decode_live_will`` reads it)."""
+    mark: dict[str, int] = attrs.field(factory=dict)
+    """Subject -> the stream sequence up to which the session took its messages."""
+    taken: frozenset[int] = frozenset()
+    """The stream sequences of the messages its queue and in-flight window hold."""
+    since: dict[str, float] = attrs.field(factory=dict)
+    """Subject -> since when (wall clock) the session has been subscribed to it."""
 
 
 class JetStreamSessionStore(Store):
@@ -228,6 +280,38 @@ class JetStreamSessionStore(Store):
         self._live_wills: set[str] = set()
         """Client ids whose connection here left a will in the bucket."""
         self._sent_order = 0
+        self.arriving: int | None = None
+        """The stream sequence of the message the router hands to the sessions now."""
+        self.positions: Callable[[], Mapping[str, int]] = dict
+        """The router's positions per subject (``routing.ClusterRouter.positions``)."""
+        self._snapshot: dict[str, int] = {}
+        """The positions as of the last commit that succeeded: all up to them is written."""
+        self._marks: dict[str, dict[str, int]] = {}
+        """Client id -> its mark as written (or loaded)."""
+        self._subjects: dict[str, set[str]] = {}
+        """Client id -> the subjects of its (non-shared) filters, for its mark."""
+        self._changed: set[str] = set()
+        self._publishes: list[tuple[str, bytes, str]] = []
+        """QoS 1/2 messages for the stream, sent at the next commit (``publish_durable``)."""
+        self._js_queue: dict[tuple[str, int], int] = {}
+        self._js_inflight: dict[tuple[str, int], int] = {}
+        self._moving: dict[str, int] = {}
+        self.fallback: Callable[[list[tuple[str, bytes]]], None] = lambda _items: None
+        """Where stream messages go when JetStream did not take them at a commit (the
+        router's queue: sent later through core NATS, the stream still takes them)."""
+
+    def publish_durable(self, subject: str, body: bytes, message_id: str) -> bool:
+        """Take a QoS 1/2 message for the stream: the next commit, before the publisher's
+        PUBACK or PUBREC, returns once JetStream stored it. False while NATS is away."""
+        if self.nats is None or not self.connected():
+            return False
+        self._publishes.append((subject, body, message_id))
+        return True
+
+    def _tag(self, value: Value, stream_sequence: int | None) -> Value:
+        if stream_sequence is not None:
+            value["js"] = stream_sequence
+        return value
 
     def bind(self, nats: NatsThread, kv: KeyValue, js: JetStreamContext) -> None:
         self.nats = nats
@@ -254,6 +338,7 @@ class JetStreamSessionStore(Store):
     def _put(self, client_id: str, suffix: str, value: Value) -> None:
         key = f"{session_prefix(client_id)}.{suffix}"
         self._keys[client_id].add(key)
+        self._changed.add(client_id)
         self._pending[key] = json.dumps(value, separators=(",", ":")).encode()
 
     def _delete(self, client_id: str, suffix: str) -> None:
@@ -262,11 +347,21 @@ class JetStreamSessionStore(Store):
         if keys is not None and key in keys:
             keys.discard(key)
             self._pending[key] = None
+            self._changed.add(client_id)
 
     def mute(self, client_id: str) -> None:
         """Another node took this session: forget it here, and write nothing more of it."""
         self._muted.add(client_id)
         self._keys.pop(client_id, None)
+        self._forget_stream_state(client_id)
+
+    def _forget_stream_state(self, client_id: str) -> None:
+        self._marks.pop(client_id, None)
+        self._subjects.pop(client_id, None)
+        self._moving.pop(client_id, None)
+        for table in (self._js_queue, self._js_inflight):
+            for key in [key for key in table if key[0] == client_id]:
+                del table[key]
 
     def commit(self) -> None:
         """Write every change since the last commit to the bucket, and wait for it.
@@ -276,33 +371,81 @@ class JetStreamSessionStore(Store):
         (``StoreError``: the node stops, as a single broker whose disk fails)."""
         self.local.commit()
         self.retained_store.commit()
-        if not self._pending and not self._later:
+        self._mark_changed()
+        publishes, self._publishes = self._publishes, []
+        if not self._pending and not self._later and not publishes:
+            self._snapshot = dict(self.positions())
             return
-        if not self._pending and not self.connected():
+        if not self._pending and not publishes and not self.connected():
             return  # only live wills: they wait for NATS
         nats, kv = self._connected()
         pending, self._pending = self._pending, {}
         later, self._later = self._later, {}
+        marks = {key: pending.pop(key) for key in [k for k in pending if k.endswith(".mark")]}
         try:
-            nats.call(self._write(kv, later | pending), self.timeout)
+            failed = nats.call(self._write(kv, marks, later | pending, publishes), self.timeout)
         except Exception as exc:
-            self._pending = pending | self._pending  # kept: the next commit fails too
-            if pending:
+            self._pending = marks | pending | self._pending  # kept: the next commit fails too
+            if pending or marks or publishes:
+                self.fallback([(subject, body) for subject, body, _id in publishes])
+            if pending or marks:
                 raise StoreError(f"JetStream bucket {SESSIONS_BUCKET}: cannot write "
                                  f"{len(pending)} session changes: {exc!r}") from exc
             self._later = later | self._later
+            return
+        if failed:
+            self.fallback([(subject, body) for subject, body, _id in failed])
+        self._snapshot = dict(self.positions())
+
+    def _mark_changed(self) -> None:
+        """Each persistent session changed since the last commit records its mark: the
+        positions of its subjects as of the last commit (everything up to them that it
+        takes is written by then), never going back."""
+        changed, self._changed = self._changed, set()
+        snapshot = self._snapshot
+        for client_id in changed:
+            if not self._persistent(client_id):
+                continue
+            old = self._marks.get(client_id, {})
+            mark = {subject: max(old.get(subject, 0), snapshot[subject])
+                    for subject in self._subjects.get(client_id, ()) if subject in snapshot}
+            for subject, sequence in old.items():
+                mark.setdefault(subject, sequence)
+            if mark != old:
+                self._marks[client_id] = mark
+                key = f"{session_prefix(client_id)}.mark"
+                self._keys[client_id].add(key)
+                self._pending[key] = json.dumps(mark, separators=(",", ":")).encode()
 
     def connected(self) -> bool:
         """Whether the NATS connection is up (set by ``sessions.attach_sessions``)."""
         return self.is_connected()
 
-    @staticmethod
-    async def _write(kv: KeyValue, pending: dict[str, bytes | None]) -> None:
-        """Every change at once, on the NATS thread; done when JetStream acknowledged all."""
+    async def _write(self, kv: KeyValue, marks: dict[str, bytes | None],
+                     pending: dict[str, bytes | None],
+                     publishes: list[tuple[str, bytes, str]]) -> list[tuple[str, bytes, str]]:
+        """On the NATS thread: the stream messages and the marks first, then every other
+        change at once; done when JetStream acknowledged all. A mark goes before the keys
+        it covers are deleted (a node dying in between leaves nothing replayed twice).
+        Returns the stream messages JetStream did not take."""
+        js = self.js
+        assert js is not None
+        sent = [asyncio.ensure_future(js.publish(subject, body, stream=STREAM,
+                                                 headers={MSG_ID: message_id}))
+                for subject, body, message_id in publishes]
+        first = [kv.put(key, value) if value is not None else kv.delete(key)
+                 for key, value in marks.items()]
+        results = await asyncio.gather(*sent, *first, return_exceptions=True)
+        failed = [item for item, result in zip(publishes, results, strict=False)
+                  if isinstance(result, BaseException)]
+        for result in results[len(publishes):]:
+            if isinstance(result, BaseException):
+                raise result
         await asyncio.gather(*(
             kv.put(key, value) if value is not None else kv.delete(key)
             for key, value in pending.items()
         ))
+        return failed
 
     def fetch(self, client_id: str) -> Fetched:
         """Load a session from the bucket (this node has just taken its client id) and
@@ -321,6 +464,11 @@ class JetStreamSessionStore(Store):
             self._keys.pop(client_id, None)
             return Fetched(None, None, live_will)
         self._keys[client_id] = {key for key, _data in entries if not key.endswith(".lastwill")}
+        mark, taken, since = stream_state(client_id, entries)
+        self._marks[client_id] = mark
+        self._subjects[client_id] = subjects_of_filters(record.subscriptions)
+        for (kind, number), sequence in taken.items():
+            (self._js_queue if kind == "q" else self._js_inflight)[(client_id, number)] = sequence
         self.local.create_session(client_id)
         for topic_filter, qos in record.subscriptions.items():
             self.local.set_subscription(client_id, topic_filter, qos,
@@ -331,7 +479,7 @@ class JetStreamSessionStore(Store):
             self.local.inflight_set(client_id, stored.packet_id, stored.state, stored.message)
         for packet_id in record.awaiting_rel:
             self.local.awaiting_rel_add(client_id, packet_id)
-        return Fetched(record, will, live_will)
+        return Fetched(record, will, live_will, mark, frozenset(taken.values()), since)
 
     async def _read(self, kv: KeyValue, prefix: str) -> list[tuple[str, bytes]]:
         """Every key of one session, as the bucket holds them now."""
@@ -365,6 +513,7 @@ class JetStreamSessionStore(Store):
 
     def delete_session(self, client_id: str) -> None:
         self.local.delete_session(client_id)
+        self._forget_stream_state(client_id)
         if client_id in self._muted:
             return
         for key in self._keys.pop(client_id, set()):
@@ -393,11 +542,16 @@ class JetStreamSessionStore(Store):
                          options: SubscriptionOptions = NO_OPTIONS) -> None:
         self.local.set_subscription(client_id, topic_filter, qos, options)
         if self._persistent(client_id):
+            self._subjects.setdefault(client_id, set()).update(
+                subjects_of_filters((topic_filter,)))
             self._put(client_id, f"sub.{_b64(topic_filter)}", _options_value(qos, options))
 
     def delete_subscription(self, client_id: str, topic_filter: str) -> None:
         self.local.delete_subscription(client_id, topic_filter)
         if self._persistent(client_id):
+            record = self.local.load_session(client_id)
+            self._subjects[client_id] = subjects_of_filters(
+                record.subscriptions if record is not None else ())
             self._delete(client_id, f"sub.{_b64(topic_filter)}")
 
     def subscriptions(self) -> Iterable[tuple[str, str, QoS]]:
@@ -409,11 +563,17 @@ class JetStreamSessionStore(Store):
     def queue_append(self, client_id: str, seq: int, message: OutboundMessage) -> None:
         self.local.queue_append(client_id, seq, message)
         if self._persistent(client_id):
-            self._put(client_id, f"q.{seq}",
-                      {"message": encode_outbound(message, self.clocks)})
+            sequence = self.arriving
+            if sequence is not None:
+                self._js_queue[(client_id, seq)] = sequence
+            self._put(client_id, f"q.{seq}", self._tag(
+                {"message": encode_outbound(message, self.clocks)}, sequence))
 
     def queue_remove(self, client_id: str, seq: int) -> None:
         self.local.queue_remove(client_id, seq)
+        sequence = self._js_queue.pop((client_id, seq), None)
+        if sequence is not None:
+            self._moving[client_id] = sequence  # into the in-flight window, next
         if self._persistent(client_id):
             self._delete(client_id, f"q.{seq}")
 
@@ -422,12 +582,21 @@ class JetStreamSessionStore(Store):
         self.local.inflight_set(client_id, packet_id, state, message)
         if self._persistent(client_id):
             self._sent_order += 1
-            self._put(client_id, f"f.{packet_id}", {
+            key = (client_id, packet_id)
+            sequence = self._js_inflight.get(key)
+            if sequence is None:
+                sequence = self.arriving
+                if sequence is None:
+                    sequence = self._moving.pop(client_id, None)
+                if sequence is not None:
+                    self._js_inflight[key] = sequence
+            self._put(client_id, f"f.{packet_id}", self._tag({
                 "state": state.name, "order": self._sent_order,
-                "message": encode_outbound(message, self.clocks)})
+                "message": encode_outbound(message, self.clocks)}, sequence))
 
     def inflight_remove(self, client_id: str, packet_id: int) -> None:
         self.local.inflight_remove(client_id, packet_id)
+        self._js_inflight.pop((client_id, packet_id), None)
         if self._persistent(client_id):
             self._delete(client_id, f"f.{packet_id}")
 

@@ -46,7 +46,13 @@ from mqttref.impl.broker.sys_topics import is_sys_topic
 from mqttref.impl.cluster.bridge import Inbox, NatsThread
 from mqttref.impl.cluster.claims import ClusterLink
 from mqttref.impl.cluster.ownership import NodeId
-from mqttref.impl.cluster.session_store import JetStreamSessionStore, decode_live_will
+from mqttref.impl.cluster.replay import Replayer
+from mqttref.impl.cluster.session_store import (
+    Fetched,
+    JetStreamSessionStore,
+    decode_live_will,
+    subjects_of_filters,
+)
 from mqttref.impl.cluster.wills import find_orphans
 from mqttref.impl.codec.errors import ReasonCode
 from mqttref.impl.codec.packets import NO_PROPERTIES, Connect, ProtocolLevel
@@ -85,6 +91,8 @@ class ClusterSessions:
         """Tell the node's router that the registry's filters changed (NATS interest)."""
         self.clock = clock
         self._releasing: str | None = None
+        self.replayer: Replayer | None = None
+        """Replays the stream into sessions taken over here (set by the wiring)."""
 
     @property
     def router(self) -> RouterPort:
@@ -116,7 +124,7 @@ class ClusterSessions:
         if client_id not in self.table.sessions and not claimed.created:
             fetched = self.store.fetch(client_id)
             if fetched.record is not None:
-                self._restore(fetched.record, fetched.will)
+                self._restore(fetched.record, fetched.will, fetched)
             if fetched.live_will is not None:
                 self.store.forget_live_will(client_id)  # that connection is over
                 message, delay = decode_live_will(fetched.live_will)
@@ -156,15 +164,22 @@ class ClusterSessions:
 
     # Sessions moving between nodes -------------------------------------------------------
 
-    def _restore(self, record: SessionRecord, will: StoredWill | None) -> None:
+    def _restore(self, record: SessionRecord, will: StoredWill | None,
+                 fetched: Fetched | None = None) -> None:
         """Hold a session loaded from JetStream as the table holds its own: indexed in the
-        registry, with its expiry and delayed will (as ``SessionTable.restore`` does)."""
+        registry, with its expiry and delayed will (as ``SessionTable.restore`` does);
+        then given, from the stream, the QoS 1/2 messages its last node took after its
+        mark and did not write (``replay.py``)."""
         table = self.table
         client_id = record.client_id
         if client_id in table.sessions:
             # Loaded meanwhile: ``adopt`` ran while this node waited for NATS (or the
             # other way round). One session object only, or the registry delivers twice.
             return
+        replayer = self.replayer
+        subjects = subjects_of_filters(record.subscriptions)
+        if replayer is not None and fetched is not None:
+            replayer.catch_up(fetched, subjects)
         session = Session.restore(record, config=table.config, store=self.store,
                                   memory=table.memory)
         table.sessions[client_id] = session
@@ -182,6 +197,9 @@ class ClusterSessions:
         if will is not None:
             table.delayed_wills[client_id] = (will.due_at, will.message)
         self.interest_changed()
+        if replayer is not None and fetched is not None:
+            replayer.replay(session, table.registry, fetched, subjects,
+                            asyncio.get_running_loop().time())
 
     def release(self, client_id: str, now: float) -> None:
         """Another node takes ``client_id``: close its connection here (DISCONNECT 0x8E at
@@ -222,7 +240,7 @@ class ClusterSessions:
         if client_id not in table.sessions:
             fetched = self.store.fetch(client_id)
             if fetched.record is not None:
-                self._restore(fetched.record, fetched.will)
+                self._restore(fetched.record, fetched.will, fetched)
         if live_will is not None:
             message, delay = decode_live_will(live_will)
             if not is_sys_topic(message.topic):

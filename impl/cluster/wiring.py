@@ -27,7 +27,9 @@ from nats.js.errors import ServiceUnavailableError
 from mqttref.impl.broker.config import Config
 from mqttref.impl.broker.ports import BrokerPorts
 from mqttref.impl.broker.sessions import SessionTable
+from mqttref.impl.cluster.durable import ensure_stream
 from mqttref.impl.cluster.node import ClusterNode
+from mqttref.impl.cluster.replay import Replayer
 from mqttref.impl.cluster.retained import RetainedMirror
 from mqttref.impl.cluster.routing import ClusterRouter
 from mqttref.impl.cluster.sessions import SessionsHandle, attach_sessions
@@ -76,6 +78,7 @@ class ClusterAttachment:
         await self.node.connect()
         try:
             await self.retained.start()
+            await ensure_stream(self.node.js)
         except (ServiceUnavailableError, NoRespondersError) as exc:
             await self.node.close()
             servers = ", ".join(self.node.settings.servers)
@@ -85,6 +88,15 @@ class ClusterAttachment:
         # Sessions, ownership and wills across nodes (impl/cluster/sessions.py).
         self.sessions = await attach_sessions(self.host,
                                               interest_changed=self.router.sync_interest)
+        # QoS 1/2 messages through the stream, sessions replayed from it (durable.py).
+        store = self.sessions.sessions.store
+        store.positions = lambda: self.router.positions
+        store.fallback = self.router.requeue
+        self.router.sink = store
+        link_js = self.sessions.link.js
+        assert link_js is not None
+        self.sessions.sessions.replayer = Replayer(self.router, store, self.sessions.nats,
+                                                   link_js)
 
     async def stop(self) -> None:
         """Leave: send what waits (a few seconds at most), then close the connection."""

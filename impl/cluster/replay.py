@@ -1,0 +1,137 @@
+"""A persistent session taken over from another node gets what that node never wrote.
+
+Theory of operation (``durable.py`` for the stream and the marks). When a node loads
+a persistent session that another node held (its client reconnected here, or its
+node died and this one adopted it), the session's keys hold what that node wrote:
+its queue, its in-flight messages, and its mark, per subject of its filters, up to
+which stream sequence it had taken its QoS 1/2 messages. Everything above the mark
+may have been routed to the dead node and never written. So:
+
+1. *Catch up*: where this node's own position on a subject is behind the session's
+   mark (its consumer lags), this node reads the stream up to the mark and hands
+   those messages to its sessions as if they had just arrived, before the taken-over
+   session joins them: the new session must not get them again.
+2. *Replay*: the session joins; for each of its subjects, the stream's messages
+   above its mark (or, for a subject it has no mark for yet, stored since it
+   subscribed) up to this node's position go to this session alone, in stream order,
+   once per message (two of its filters may match one), at the QoS its subscriptions
+   grant, minus those its queue or in-flight window already hold (the dead node wrote
+   them in its last commit, after the mark). Above the position, the node's consumer
+   delivers them, to every session here.
+
+All this runs while the broker's loop waits for NATS (``bridge.NatsThread.call``),
+before CONNACK: no live message is handed out meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+from nats.js import JetStreamContext
+
+from mqttref.impl.broker.registry import Registry
+from mqttref.impl.broker.session import Session
+from mqttref.impl.cluster.bridge import NatsThread
+from mqttref.impl.cluster.durable import DURABLE, Stored, last_sequence, read_range
+from mqttref.impl.cluster.envelope import EnvelopeError, open_envelope
+from mqttref.impl.cluster.routing import ClusterRouter
+from mqttref.impl.cluster.session_store import Fetched, JetStreamSessionStore
+from mqttref.impl.cluster.subjects import SubjectError, subject_topic
+from mqttref.impl.codec.packets import QoS
+from mqttref.impl.logtext import clip
+
+log = logging.getLogger("mqttref.cluster")
+
+READ_TIMEOUT = 10.0
+"""Seconds a read of the stream may take before the CONNECT fails."""
+
+
+class Replayer:
+    """Catch-up and replay for sessions taken over on this node (see the module)."""
+
+    def __init__(self, router: ClusterRouter, store: JetStreamSessionStore, nats: NatsThread,
+                 js: JetStreamContext) -> None:
+        self.router = router
+        self.store = store
+        self.nats = nats
+        self.js = js
+        self.replayed = 0
+        """Messages replayed into sessions taken over here (for tests and logs)."""
+
+    def _read(self, subject: str, *, after: int | None, since: float | None,
+              upto: int) -> list[Stored]:
+        return self.nats.call(read_range(self.js, subject, after=after, since=since,
+                                         upto=upto), READ_TIMEOUT)
+
+    def catch_up(self, fetched: Fetched, subjects: Iterable[str]) -> None:
+        """Step 1: this node's positions reach the session's mark."""
+        positions = self.router.positions
+        for subject in subjects:
+            mark = fetched.mark.get(subject)
+            position = positions.get(subject)
+            if mark is None or position is None or mark <= position:
+                continue
+            for stored in self._read(subject, after=position, since=None, upto=mark):
+                self.router.take_stored(subject, DURABLE + subject, stored.data,
+                                        stored.sequence)
+            positions[subject] = max(positions.get(subject, 0), mark)
+
+    def replay(self, session: Session, registry: Registry, fetched: Fetched,
+               subjects: Iterable[str], now: float) -> int:
+        """Step 2: the session alone gets its subjects' messages above its mark."""
+        subjects = sorted(subjects)
+        positions = self.router.positions
+        if any(subject not in positions for subject in subjects):
+            last = self.nats.call(last_sequence(self.js), READ_TIMEOUT)
+            for subject in subjects:
+                positions.setdefault(subject, last)  # the consumer starts after it
+        found: dict[int, Stored] = {}
+        for subject in subjects:
+            after = fetched.mark.get(subject)
+            since = fetched.since.get(subject) if after is None else None
+            if after is None and since is None:
+                continue
+            for stored in self._read(subject, after=after, since=since,
+                                     upto=positions[subject]):
+                found.setdefault(stored.sequence, stored)
+        count = 0
+        wall = time.time()
+        for sequence in sorted(found):
+            if sequence in fetched.taken:
+                continue
+            stored = found[sequence]
+            count += self.deliver_one(session, registry, stored, wall, now)
+        if count:
+            log.info("replayed %d messages from the stream to %s", count,
+                     clip(session.client_id))
+        self.replayed += count
+        return count
+
+    def deliver_one(self, session: Session, registry: Registry, stored: Stored, wall: float,
+                    now: float) -> int:
+        """One stream message to one session, as the registry would hand it (its granted
+        QoS, Subscription Identifiers, No Local, Retain As Published); 1 if it went."""
+        try:
+            topic = subject_topic(stored.subject)
+            envelope = open_envelope(topic, stored.data, now)
+        except (SubjectError, EnvelopeError):
+            return 0
+        message = envelope.message
+        if message.expires_at is not None:  # its time in the stream counts
+            message.expires_at -= max(0.0, wall - stored.stored_at)
+            if message.expires_at <= now:
+                return 0
+        qos = min(message.qos, registry.granted_on(session, topic))
+        if qos is QoS.AT_MOST_ONCE:
+            return 0  # QoS 0 is not promised across a node's death
+        self.store.arriving = stored.sequence
+        try:
+            session.deliver(message, QoS(qos), now,
+                            identifiers=registry.identifiers_on(session, topic),
+                            retain=False)
+        finally:
+            self.store.arriving = None
+        return 1
+
