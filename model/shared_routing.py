@@ -98,6 +98,7 @@ class SharedRouting:
         routed = [s for s in seqs if self._routed_to_groups(self._message_by_seq(s))]
         if not routed or not session.shared:
             return None
+        level5 = conn.level == 5  # MQTT 5.0 (a 3.1.1 connection may resume the session)
         seen = Copy(int(packet.qos), packet.retain, packet.properties.subscription_identifiers)
         error: Violation | None = None
         for seq in reversed(routed):
@@ -107,7 +108,9 @@ class SharedRouting:
             }
             trial = copy.deepcopy(self.shared5)
             try:
-                share = trial.delivered(session.client_id, self.shared_seq[seq], seen)
+                share = trial.delivered(
+                    session.client_id, self.shared_seq[seq], seen, identified=level5
+                )
             except Violation as violation:
                 error = error or violation
                 continue
@@ -124,7 +127,8 @@ class SharedRouting:
                 identifiers=frozenset(packet.properties.subscription_identifiers),
             )
             try:
-                self._check_publish5(conn, delivery, packet)
+                if level5:  # a 3.1.1 connection resuming the session: no properties
+                    self._check_publish5(conn, delivery, packet)
             except Violation as violation:
                 error = error or violation
                 continue
@@ -199,6 +203,17 @@ class SharedRouting:
         if session.shared:
             self.shared5.connect(session.client_id)
 
+    def _member_blocked(self, client_id: str) -> bool:
+        """Whether the member's connection may not be sent a QoS 1/2 message now: its
+        send quota is zero (4.9) or its session is at the in-flight window."""
+        member = self.sessions.get(client_id)
+        if member is None or member.client is None:
+            return False
+        conn = self.connections.get(member.client)
+        if conn is not None and conn.quota is not None and conn.quota.quota == 0:
+            return True
+        return member.flows.in_flight() >= self.max_inflight
+
     def _shared_obligations(self, client: str | None) -> list[Obligation]:
         """A group's owed message, named on the connection of its first eligible
         member (the server may pick any: the text says so, not the slot)."""
@@ -210,12 +225,10 @@ class SharedRouting:
             slots = [s.client for m in members if (s := self.sessions.get(m)) and s.client]
             if not slots or (client is not None and slots[0] != client):
                 continue
-            conn = self.connections.get(slots[0])
-            if conn is not None and conn.quota is not None and conn.quota.quota == 0:
-                continue  # at a send quota of zero nothing is owed (4.9)
-            member = self.sessions.get(members[0])
-            if member is not None and member.flows.in_flight() >= self.max_inflight:
-                continue  # behind the in-flight window, as for any delivery
+            if any(self._member_blocked(m) for m in members):
+                # The server may have chosen that member, and then it waits: at a send
+                # quota of zero nothing is owed (4.9), nor behind the in-flight window.
+                continue
             found.append(
                 Obligation(
                     slots[0],

@@ -430,10 +430,20 @@ class SharedGroups5:
         return current if current is not None else routing.members.get(client_id)
 
     def delivered(
-        self, client_id: str, seq: int, copy: Copy, share: SharedFilter | None = None
+        self,
+        client_id: str,
+        seq: int,
+        copy: Copy,
+        share: SharedFilter | None = None,
+        *,
+        identified: bool = True,
     ) -> SharedFilter:
         """Judge one PUBLISH of message ``seq`` sent to ``client_id`` for a shared
         subscription; return the group it is counted for.
+
+        ``identified`` False: the member's session is resumed by a 3.1.1 connection,
+        whose PUBLISH has no properties, so no Subscription Identifier (3.3.4 is a 5.0
+        rule); the session keeps its groups all the same (a session is its ClientID's).
 
         When the client is in several groups the message matched and ``share`` does
         not say which, the copy counts for a group that may take it, preferring the
@@ -450,7 +460,7 @@ class SharedGroups5:
                 allowed=sorted(str(r.share) for r in routings),
                 arrived=str(copy),
             )
-        fitting = [r for r in member_of if self._copy_for(r, client_id) == copy]
+        fitting = [r for r in member_of if self._fits(r, client_id, copy, identified)]
         if not fitting:
             expected = {str(self._copy_for(r, client_id)) for r in member_of}
             raise Violation(
@@ -471,6 +481,12 @@ class SharedGroups5:
         chosen.holders.append(client_id)
         chosen.resend_due = None
         return chosen.share
+
+    def _fits(self, routing: Routing, client_id: str, copy: Copy, identified: bool) -> bool:
+        want = self._copy_for(routing, client_id)
+        if want is not None and not identified:
+            want = attrs.evolve(want, identifiers=())
+        return want == copy
 
     def _copy_for(self, routing: Routing, client_id: str) -> Copy | None:
         member = self._member(routing, client_id)

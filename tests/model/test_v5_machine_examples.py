@@ -20,7 +20,7 @@ from mqttref.impl.codec.packets import (
     Subscribe,
     Subscription,
 )
-from mqttref.model import BrokerModel, Send, TimePasses
+from mqttref.model import BrokerModel, Drop, Send, TimePasses
 from tests.model.helpers import connect, subscribe
 from tests.model.test_levels_mix import connected5, refs_of
 from tests.model.test_v5_broker_publish import subscribe5
@@ -136,3 +136,79 @@ def test_after_a_copy_per_subscription_no_single_copy_comes_too() -> None:
     both = Properties(subscription_identifiers=(1, 2))
     single = Publish("a", b"m", QoS.EXACTLY_ONCE, packet_id=3, properties=both)
     assert refs_of(model, "s", single) == ("MQTT-4.3.3-2",)
+
+
+# ------------------------------------------------- a group member resumed at 3.1.1
+
+
+def member_resumed_at_3_1_1(model: BrokerModel) -> None:
+    """A level-5 session joins ``$share/h/+`` (QoS 1, identifier 2, Retain As
+    Published), its connection drops, and a 3.1.1 CONNECT with the same ClientID and
+    CleanSession 0 resumes it; a level-5 client publishes on ``a`` with properties."""
+    connect5 = Connect(
+        ProtocolLevel.MQTT_5, "A", False, 0,
+        properties=Properties(session_expiry_interval=0xFFFFFFFF),
+    )  # fmt: skip
+    model.apply(Send("s0", connect5))
+    model.observe("s0", ConnAck(False, 0))
+    subscribe5(model, "s0", "$share/h/+", 1, identifier=2, retain_as_published=True)
+    model.apply(Drop("s0"))
+    connect(model, "s1", client_id="A", clean=False, session_present=True)
+    connected5(model, "p")
+
+
+def test_a_group_message_reaches_a_member_resumed_at_3_1_1_without_properties() -> None:
+    """Found by the machine: the model offered this copy (its ``allowed``) and then
+    rejected it for lacking Subscription Identifier 2 [MQTT-3.3.4-3]. The session is the
+    ClientID's and keeps its groups; a 3.1.1 PUBLISH has no properties, so the copy
+    carries neither the identifier nor the message's Content Type (3.3.4 and 3.3.2.3 are
+    5.0 rules), and it goes at the member's QoS [MQTT-4.8.2-3]."""
+    model = BrokerModel()
+    member_resumed_at_3_1_1(model)
+    properties = Properties(content_type="text/plain")
+    model.apply(Send("p", Publish("a", b"", QoS.AT_MOST_ONCE, True, properties=properties)))
+    offered = [p for p in model.allowed("s1") if isinstance(p, Publish)]
+    assert offered == [Publish("a", b"", QoS.AT_MOST_ONCE, True)]
+    model.observe("s1", offered[0])
+    assert model.check_quiescent() == []
+
+
+def test_a_member_resumed_at_3_1_1_gets_a_group_message_at_its_granted_qos() -> None:
+    """The copy to the 3.1.1 connection respects the member's granted QoS all the same
+    [MQTT-4.8.2-3]: a QoS 2 message goes at QoS 1."""
+    model = BrokerModel()
+    member_resumed_at_3_1_1(model)
+    model.apply(Send("p", Publish("a", b"x", QoS.EXACTLY_ONCE, packet_id=1)))
+    model.observe("p", PubRec(1))
+    model.apply(Send("p", PubRel(1)))
+    model.observe("p", PubComp(1))
+    assert "MQTT-4.8.2-3" in refs_of(model, "s1", Publish("a", b"x", QoS.EXACTLY_ONCE,
+                                                            packet_id=1))  # fmt: skip
+    model.observe("s1", Publish("a", b"x", QoS.AT_LEAST_ONCE, packet_id=1))
+    assert model.check_quiescent() == []
+
+
+def test_a_group_message_waits_while_a_member_the_server_may_choose_is_at_quota_0() -> None:
+    """Found by the level-5 machine on the mqttref broker (a control finding): the
+    server chose member ``z``, whose Receive Maximum of 1 was taken by a message still
+    unacknowledged, so the group's message waited, and the model owed it at once
+    (named on member ``b``, first by name). The server may choose any member (4.8.2)
+    and sends nothing at a send quota of 0 [MQTT-3.3.4-9]: the message is owed again
+    once the quota is free."""
+    model = BrokerModel()
+    level5_at_receive_maximum_1(model, "z", "z")
+    connected5(model, "b")
+    connected5(model, "p")
+    subscribe5(model, "z", "x", 1, packet_id=1)
+    subscribe5(model, "z", "$share/g/t", 1, packet_id=2)
+    subscribe5(model, "b", "$share/g/t", 1, packet_id=1)
+    model.apply(Send("p", Publish("x", b"first", QoS.AT_LEAST_ONCE, packet_id=1)))
+    model.observe("p", PubAck(1))
+    model.observe("z", Publish("x", b"first", QoS.AT_LEAST_ONCE, packet_id=1))
+    model.apply(Send("p", Publish("t", b"shared", QoS.AT_LEAST_ONCE, packet_id=2)))
+    model.observe("p", PubAck(2))
+    assert model.check_quiescent() == []
+    model.apply(Send("z", PubAck(1)))
+    assert [r for o in model.obligations() for r in o.refs] == ["MQTT-4.5.0-1"]
+    model.observe("z", Publish("t", b"shared", QoS.AT_LEAST_ONCE, packet_id=2))
+    assert model.check_quiescent() == []
