@@ -22,6 +22,7 @@ import concurrent.futures
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -79,24 +80,18 @@ class Inbox:
         """The result of ``future``, running posted work meanwhile; TimeoutError after
         ``timeout`` seconds."""
         future.add_done_callback(lambda _f: self._work.put(_nothing))
-        deadline = threading.Event()
-
-        def time_out() -> None:
-            deadline.set()
-            self._work.put(_nothing)
-
-        timer = threading.Timer(timeout, time_out)
-        timer.daemon = True
-        timer.start()
-        try:
-            while not future.done():
-                if deadline.is_set():
-                    future.cancel()
-                    raise TimeoutError(f"no answer from NATS within {timeout:.1f} s")
-                self._work.get()()
-            return future.result()
-        finally:
-            timer.cancel()
+        deadline = time.monotonic() + timeout
+        while not future.done():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                future.cancel()
+                raise TimeoutError(f"no answer from NATS within {timeout:.1f} s")
+            try:  # a timeout on the queue, not a timer thread per call (CPU per commit)
+                work = self._work.get(timeout=left)
+            except queue.Empty:
+                continue
+            work()
+        return future.result()
 
 
 async def _cancel_others() -> None:

@@ -25,6 +25,7 @@ This module is the stream itself: its configuration and reading ranges of it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 from typing import Final
@@ -32,6 +33,8 @@ from typing import Final
 import attrs
 import nats.errors
 import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 
@@ -51,6 +54,70 @@ MSG_ID: Final = "Nats-Msg-Id"
 def msg_id(incarnation: bytes, sequence: int) -> str:
     """The JetStream message id of an envelope: its name in the cluster."""
     return f"{incarnation.hex()}-{sequence}"
+
+
+@attrs.define
+class _Batch:
+    size: int
+    done: asyncio.Future[None]
+    answered: set[int] = attrs.field(factory=set)
+    failed: set[int] = attrs.field(factory=set)
+
+
+class StreamPublisher:
+    """A commit's QoS 1/2 messages into the stream at once, on one reply subscription.
+
+    What ``JetStreamContext.publish`` does for one message (a request with its own
+    reply subject, future and timer, and a JSON answer parsed), done for a batch: each
+    message is published with a reply subject ``<inbox>.<batch>.<index>`` and the batch
+    waits for all answers together. Several times cheaper per message (``bench/cluster.py``)."""
+
+    def __init__(self, nc: Client) -> None:
+        self.nc = nc
+        self._prefix: str | None = None
+        self._batches: dict[int, _Batch] = {}
+        self._counter = 0
+
+    async def publish_all(self, items: list[tuple[str, bytes, str]], timeout: float
+                          ) -> list[int]:
+        """Publish ``(subject, body, message id)`` each; the indexes JetStream did not
+        take (answered with an error, or not within ``timeout`` seconds)."""
+        if not items:
+            return []
+        if self._prefix is None:
+            prefix = self.nc.new_inbox()
+            await self.nc.subscribe(prefix + ".>", cb=self._answer)
+            self._prefix = prefix
+        self._counter += 1
+        key = self._counter
+        batch = _Batch(len(items), asyncio.get_running_loop().create_future())
+        self._batches[key] = batch
+        try:
+            for index, (subject, body, message_id) in enumerate(items):
+                await self.nc.publish(subject, body, reply=f"{self._prefix}.{key}.{index}",
+                                      headers={MSG_ID: message_id})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(batch.done), timeout)
+        finally:
+            del self._batches[key]
+        return sorted(batch.failed | (set(range(batch.size)) - batch.answered))
+
+    async def _answer(self, msg: Msg) -> None:
+        assert self._prefix is not None
+        try:
+            key, index = (int(token) for token in
+                          msg.subject[len(self._prefix) + 1:].split("."))
+        except ValueError:
+            return
+        batch = self._batches.get(key)
+        if batch is None or index in batch.answered:
+            return
+        batch.answered.add(index)
+        data = msg.data
+        if b'"error"' in data or b'"seq"' not in data:  # an error, or no responders
+            batch.failed.add(index)
+        if len(batch.answered) == batch.size and not batch.done.done():
+            batch.done.set_result(None)
 
 
 async def ensure_stream(js: JetStreamContext) -> None:

@@ -404,8 +404,10 @@ class ClusterRouter:
     async def _durable_arrived(self, bare: str, msg: Msg) -> None:
         """A QoS 1/2 message from the stream, on the subject ``bare`` of this node's
         interest: hand it to the sessions here once, and move the subject's position."""
+        tokens = msg.reply.split(".")  # $JS.ACK.<stream>.<consumer>.<n>.<stream seq>...
         try:
-            sequence = int(msg.metadata.sequence.stream)
+            sequence = int(tokens[5]) if len(tokens) == 9 else int(
+                msg.metadata.sequence.stream)  # the longer form (domain, account hash)
         except Exception:  # not a stream message (a status the client passed on)
             return
         self.take_stored(bare, msg.subject, msg.data, sequence)

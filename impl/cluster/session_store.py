@@ -49,7 +49,7 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from mqttref.impl.cluster.bridge import NatsThread
-from mqttref.impl.cluster.durable import MSG_ID, STREAM
+from mqttref.impl.cluster.durable import StreamPublisher
 from mqttref.impl.cluster.subjects import SubjectError, filter_subjects
 from mqttref.impl.codec import wire
 from mqttref.impl.codec.packets import NO_PROPERTIES, PacketType, Properties, QoS, Will
@@ -265,6 +265,8 @@ class JetStreamSessionStore(Store):
         self.nats: NatsThread | None = None
         self.kv: KeyValue | None = None
         self.js: JetStreamContext | None = None
+        self.publisher: StreamPublisher | None = None
+        """Puts QoS 1/2 messages into the stream at each commit (``durable.py``)."""
         """Set by ``bind`` once the node is connected to NATS (``sessions.attach_sessions``):
         before, no session can exist here (the node does not listen yet)."""
         self.timeout = timeout
@@ -303,7 +305,7 @@ class JetStreamSessionStore(Store):
     def publish_durable(self, subject: str, body: bytes, message_id: str) -> bool:
         """Take a QoS 1/2 message for the stream: the next commit, before the publisher's
         PUBACK or PUBREC, returns once JetStream stored it. False while NATS is away."""
-        if self.nats is None or not self.connected():
+        if self.nats is None or self.publisher is None or not self.connected():
             return False
         self._publishes.append((subject, body, message_id))
         return True
@@ -313,16 +315,19 @@ class JetStreamSessionStore(Store):
             value["js"] = stream_sequence
         return value
 
-    def bind(self, nats: NatsThread, kv: KeyValue, js: JetStreamContext) -> None:
+    def bind(self, nats: NatsThread, kv: KeyValue, js: JetStreamContext,
+             publisher: StreamPublisher | None = None) -> None:
         self.nats = nats
         self.kv = kv
         self.js = js
+        self.publisher = publisher
 
     def unbind(self) -> None:
         """The node left the cluster: a later commit of session changes fails at once."""
         self.nats = None
         self.kv = None
         self.js = None
+        self.publisher = None
         self.is_connected = lambda: False
 
     def _connected(self) -> tuple[NatsThread, KeyValue]:
@@ -428,19 +433,18 @@ class JetStreamSessionStore(Store):
         change at once; done when JetStream acknowledged all. A mark goes before the keys
         it covers are deleted (a node dying in between leaves nothing replayed twice).
         Returns the stream messages JetStream did not take."""
-        js = self.js
-        assert js is not None
-        sent = [asyncio.ensure_future(js.publish(subject, body, stream=STREAM,
-                                                 headers={MSG_ID: message_id}))
-                for subject, body, message_id in publishes]
-        first = [kv.put(key, value) if value is not None else kv.delete(key)
-                 for key, value in marks.items()]
-        results = await asyncio.gather(*sent, *first, return_exceptions=True)
-        failed = [item for item, result in zip(publishes, results, strict=False)
-                  if isinstance(result, BaseException)]
-        for result in results[len(publishes):]:
-            if isinstance(result, BaseException):
-                raise result
+        publisher = self.publisher
+        marks_written = asyncio.gather(*(
+            kv.put(key, value) if value is not None else kv.delete(key)
+            for key, value in marks.items()))
+        failed: list[tuple[str, bytes, str]] = []
+        if publisher is not None and publishes:
+            try:
+                indexes = await publisher.publish_all(publishes, self.timeout)
+                failed = [publishes[index] for index in indexes]
+            except Exception:  # NATS lost: the router sends them when it is back
+                failed = list(publishes)
+        await marks_written
         await asyncio.gather(*(
             kv.put(key, value) if value is not None else kv.delete(key)
             for key, value in pending.items()

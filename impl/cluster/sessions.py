@@ -45,6 +45,7 @@ from mqttref.impl.broker.sessions import SessionTable
 from mqttref.impl.broker.sys_topics import is_sys_topic
 from mqttref.impl.cluster.bridge import Inbox, NatsThread
 from mqttref.impl.cluster.claims import ClusterLink
+from mqttref.impl.cluster.durable import StreamPublisher
 from mqttref.impl.cluster.ownership import NodeId
 from mqttref.impl.cluster.replay import Replayer
 from mqttref.impl.cluster.session_store import (
@@ -353,7 +354,8 @@ async def attach_sessions(
         raise
     assert link.sessions is not None
     assert link.js is not None
-    store.bind(nats, link.sessions, link.js)
+    assert link.nc is not None
+    store.bind(nats, link.sessions, link.js, StreamPublisher(link.nc))
     store.is_connected = lambda: link.connected
     sessions = ClusterSessions(broker.table, store, link, nats,
                                interest_changed=interest_changed)
