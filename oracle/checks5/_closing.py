@@ -11,6 +11,8 @@ code of 0x80 or above the close is owed whether or not the DISCONNECT was sent
 
 from __future__ import annotations
 
+import time
+
 from mqttref.impl.codec.codec import encode
 from mqttref.impl.codec.packets import ConnAck, Disconnect, Packet, ProtocolLevel
 from mqttref.oracle.checks5.common import CONNACK_CODES, SERVER_DISCONNECT_CODES
@@ -42,9 +44,14 @@ async def ending(probe: Probe, why: str, *, limit: int | None = None,
     """
     bound = probe.timing.reply_bound
     seen, probe.pending = probe.pending, []
-    disconnect: Disconnect | None = None
+    disconnect = next((p for p in seen if isinstance(p, Disconnect)), None)
+    if disconnect is not None:
+        bound = probe.timing.close_lag_bound
+    deadline = time.monotonic() + bound
     while True:
-        event = await probe.next_event(bound)
+        # Each arrival restarts the bound, except after a DISCONNECT: then the close is owed
+        # at once, so the lag after it counts however much else arrives.
+        event = await probe.next_event(max(deadline - time.monotonic(), 0.0))
         if event is None:
             after = (f" after DISCONNECT 0x{disconnect.reason_code:02X} [MQTT-3.14.4-2]"
                      f"{' [MQTT-4.13.2-1]' if disconnect.reason_code >= 0x80 else ''}"
@@ -57,7 +64,12 @@ async def ending(probe: Probe, why: str, *, limit: int | None = None,
             raise Deviation(f"{probe.name}: malformed bytes from the server: {event.error}")
         seen.append(event.packet)
         if isinstance(event.packet, Disconnect) and disconnect is None:
+            # Sending it the server has acted: the close is owed at once (Timing.close_lag).
             disconnect = event.packet
+            bound = probe.timing.close_lag_bound
+            deadline = time.monotonic() + bound
+        elif disconnect is None:
+            deadline = time.monotonic() + bound
     disconnect = None
     for packet in seen:
         if disconnect is not None:
