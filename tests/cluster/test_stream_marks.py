@@ -1,0 +1,101 @@
+"""What a persistent session records of the stream, so that a replay adds nothing twice.
+
+A node hands QoS 1/2 messages from the stream to its sessions; each persistent
+session writes its *mark* (per subject, the node's positions as of the previous
+commit, which that commit made durable) before its other keys, and each queued or
+in-flight message that came from the stream keeps its stream sequence. A node that
+takes the session over replays above the mark, leaving out the sequences its keys
+hold (docs/cluster.md, "Acknowledged messages and the stream"). No NATS here: the
+store's bookkeeping and the keys it would write.
+"""
+
+from __future__ import annotations
+
+import json
+
+from mqttref.impl.cluster.session_store import (
+    JetStreamSessionStore,
+    session_prefix,
+    stream_state,
+    subjects_of_filters,
+)
+from mqttref.impl.codec.packets import QoS
+from mqttref.impl.flow import OutboundState
+from mqttref.impl.message import OutboundMessage
+from mqttref.impl.store.memory import MemoryStore
+
+
+def _store(positions: dict[str, int]) -> JetStreamSessionStore:
+    store = JetStreamSessionStore(MemoryStore())
+    store.positions = lambda: positions
+    store.create_session("c")
+    store.set_subscription("c", "t/#", QoS.EXACTLY_ONCE)
+    store.set_subscription("c", "$share/g/s", QoS.AT_LEAST_ONCE)
+    return store
+
+
+def _pending(store: JetStreamSessionStore, suffix: str) -> object:
+    data = store._pending[f"{session_prefix('c')}.{suffix}"]  # what the next commit writes
+    assert data is not None
+    return json.loads(data)
+
+
+def test_the_subjects_of_a_session_are_those_of_its_filters_without_shared_ones() -> None:
+    assert subjects_of_filters(["t/#", "$share/g/s", "a/+"]) == {"m.t", "m.t.>", "m.a.*"}
+
+
+def test_a_message_from_the_stream_keeps_its_sequence_from_the_queue_into_flight() -> None:
+    store = _store({})
+    message = OutboundMessage("t/1", 0, QoS.EXACTLY_ONCE, b"x")
+    store.arriving = 41
+    store.queue_append("c", 1, message)
+    store.arriving = None
+    queued = _pending(store, "q.1")
+    assert isinstance(queued, dict)
+    assert queued["js"] == 41
+    store.queue_remove("c", 1)  # the session sends it: into the in-flight window
+    store.inflight_set("c", 7, OutboundState.AWAITING_PUBREC, message._replace(packet_id=7))
+    store.inflight_set("c", 7, OutboundState.AWAITING_PUBCOMP, message._replace(packet_id=7))
+    in_flight = _pending(store, "f.7")
+    assert isinstance(in_flight, dict)
+    assert (in_flight["state"], in_flight["js"]) == ("AWAITING_PUBCOMP", 41)
+
+
+def test_a_message_from_another_road_carries_no_sequence() -> None:
+    store = _store({})
+    store.queue_append("c", 1, OutboundMessage("t/1", 0, QoS.AT_LEAST_ONCE, b"x"))
+    value = _pending(store, "q.1")
+    assert isinstance(value, dict)
+    assert "js" not in value
+
+
+def test_the_mark_is_the_previous_commits_positions_never_going_back() -> None:
+    positions = {"m.t": 5, "m.t.>": 9, "m.other": 70}
+    store = _store(positions)
+    store._snapshot = dict(positions)  # as the last commit left them
+    positions.update({"m.t.>": 12})  # a message handed out since, recorded below
+    store.arriving = 12
+    store.queue_append("c", 1, OutboundMessage("t/x", 0, QoS.AT_LEAST_ONCE, b"x"))
+    store.arriving = None
+    store._mark_changed()
+    assert _pending(store, "mark") == {"m.t": 5, "m.t.>": 9}  # 12 is not durable yet
+    store._marks["c"] = {"m.t": 8, "m.t.>": 9}  # loaded: the session's last node was ahead
+    store._snapshot = {"m.t": 6, "m.t.>": 12, "m.other": 70}
+    store.queue_remove("c", 1)
+    store._mark_changed()
+    assert _pending(store, "mark") == {"m.t": 8, "m.t.>": 12}
+
+
+def test_a_session_comes_back_with_its_mark_the_sequences_it_holds_and_since_when() -> None:
+    prefix = session_prefix("c")
+    entries = [
+        (f"{prefix}.mark", b'{"m.t": 5}'),
+        (f"{prefix}.q.3", b'{"message": {}, "js": 17}'),
+        (f"{prefix}.f.9", b'{"state": "AWAITING_PUBACK", "order": 1, "message": {}, "js": 6}'),
+        (f"{prefix}.f.10", b'{"state": "AWAITING_PUBACK", "order": 2, "message": {}}'),
+        (f"{prefix}.sub.dC8j", b'{"qos": 1, "at": 1000.5}'),
+    ]
+    mark, taken, since = stream_state("c", entries)
+    assert mark == {"m.t": 5}
+    assert taken == {("q", 3): 17, ("f", 9): 6}
+    assert since == {"m.t": 1000.5, "m.t.>": 1000.5}
