@@ -1,16 +1,20 @@
-"""Brokers written by others for the conformance tests: mosquitto and aedes, as child processes."""
+"""Brokers written by others for the conformance tests: mosquitto, aedes and mqttools, as child
+processes."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.helpers.peers import (
+    HOST,
     MOSQUITTO,
     MosquittoProcess,
     free_port,
@@ -78,6 +82,33 @@ def aedes() -> Iterator[int]:
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port)
+        yield port
+    finally:
+        stop_process(process)
+
+
+MQTTOOLS = Path(sys.executable).parent / "mqttools"
+"""The mqttools script of the interpreter running the tests (the venv's bin dir, where the
+``test`` extra installs it), found whatever PATH holds."""
+
+
+def mqttools_version() -> str:
+    return importlib.metadata.version("mqttools")
+
+
+@pytest.fixture(scope="session")
+def mqttools() -> Iterator[int]:
+    """mqttools' broker (Python, MQTT 5.0 only) on a free loopback port; yields the port.
+
+    ``--secure-port 0`` with no certificate files: mqttools opens no TLS listener then."""
+    require_peer("mqttools", MQTTOOLS.exists(),
+                 f"{MQTTOOLS}: pip install mqttools==0.50.0 (the test extra) runs the broker")
+    port = free_port()
+    process = subprocess.Popen([str(MQTTOOLS), "broker", "--host", HOST, "--port", str(port),
+                                "--secure-port", "0"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, process=process)
         yield port
     finally:
         stop_process(process)
