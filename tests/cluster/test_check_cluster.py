@@ -24,7 +24,7 @@ from mqttref.oracle.nodes import Nodes, use
 from mqttref.oracle.runner import select
 from mqttref.oracle.stateful.explore import explore
 from tests.cluster.conftest import Cluster
-from tests.helpers.peers import HOST
+from tests.helpers.peers import HOST, free_port
 
 CHECKS = {
     "3.1.1": ("takeover_closes_existing", "persistent_session_queues_messages",
@@ -72,6 +72,19 @@ def test_check_judges_the_three_nodes_as_one_broker_and_every_cited_statement_pa
     passed = sum(v == "PASS" for v in verdicts.values())
     assert passed >= len(cited) - len(not_passed)
     assert lines[-1] == f"{passed} checked, {passed} passed, 0 failed"
+
+
+def test_a_node_that_does_not_answer_is_named_and_nothing_is_judged(cluster: Cluster) -> None:
+    """Every node must answer a CONNECT before the run: a cluster judged on the nodes
+    that happen to be up would be judged on less than it was asked."""
+    missing = free_port()
+    result = subprocess.run(
+        [sys.executable, "-m", "mqttref", "check", "--broker", addresses(cluster)[0],
+         "--broker", f"{HOST}:{missing}", "--protocol", "3.1.1", "--only", "MQTT-3.1.0-2"],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"mqttref check: cannot connect to {HOST}:{missing}")
 
 
 def test_the_model_exploration_spread_over_the_nodes_finds_no_deviation(
