@@ -43,6 +43,7 @@ class SharedRouting:
     sessions: dict[str, Session]
     connections: dict[str, Connection]
     max_inflight: int
+    now: float
 
     def _reject(
         self, conn: Connection, message: str, refs: list[str] | tuple[str, ...],
@@ -98,6 +99,14 @@ class SharedRouting:
         routed = [s for s in seqs if self._routed_to_groups(self._message_by_seq(s))]
         if not routed or not session.shared:
             return None
+        held = [s for s in routed if self._expiry(self._message_by_seq(s)) != "expired"]
+        if not held:
+            if not must:
+                return None
+            raise self._reject(
+                conn, "a group's message sent after it expired", ["MQTT-3.3.2-5"], packet
+            )
+        routed = held
         level5 = conn.level == 5  # MQTT 5.0 (a 3.1.1 connection may resume the session)
         seen = Copy(int(packet.qos), packet.retain, packet.properties.subscription_identifiers)
         error: Violation | None = None
@@ -150,17 +159,23 @@ class SharedRouting:
     def _allowed_shared(
         self, session: Session, packet_ids: Iterator[int], *, level5: bool
     ) -> list[Publish]:
-        """The copies of group messages this member may be sent now (3.3.4, 4.8.2);
-        on a 3.1.1 connection resuming the session, without properties."""
+        """The copies of group messages this member may be sent now (3.3.4, 4.8.2), with
+        the Message Expiry Interval that is left [MQTT-3.3.2-6]; on a 3.1.1 connection
+        resuming the session, without properties."""
         found: list[Publish] = []
         for seq, seq5 in sorted(self.shared_seq.items()):
             message = self._message_by_seq(seq)
+            if self._expiry(message) == "expired":
+                continue  # past its Message Expiry Interval it goes nowhere [MQTT-3.3.2-5]
             for share, members in self.shared5.recipients(seq5).items():
                 subscription = session.shared.get(str(share))
                 if session.client_id not in members or subscription is None:
                     continue
                 qos = min(message.qos, subscription.granted or 0)
                 ids = () if subscription.identifier is None else (subscription.identifier,)
+                left = message.properties.message_expiry_interval
+                if left is not None:  # less the time it waited [MQTT-3.3.2-6]
+                    left = max(0, left - int(self.now - message.at))
                 found.append(
                     Publish(
                         message.topic,
@@ -169,7 +184,11 @@ class SharedRouting:
                         message.retain and subscription.retain_as_published,
                         False,
                         next(packet_ids) if qos else None,
-                        attrs.evolve(message.properties, subscription_identifiers=ids)
+                        attrs.evolve(
+                            message.properties,
+                            subscription_identifiers=ids,
+                            message_expiry_interval=left,
+                        )
                         if level5
                         else NO_PROPERTIES,
                     )
@@ -177,6 +196,9 @@ class SharedRouting:
         return found
 
     def _message_by_seq(self, seq: int) -> Message:
+        raise NotImplementedError
+
+    def _expiry(self, message: Message) -> str:
         raise NotImplementedError
 
     def _shared_acknowledged(self, session: Session, flow: Flow, packet: object) -> None:
@@ -203,6 +225,10 @@ class SharedRouting:
         if session.shared:
             self.shared5.connect(session.client_id)
 
+    def _seq_of(self, seq5: int) -> int:
+        """The broker's number of the message ``shared5`` numbers ``seq5``."""
+        return next(seq for seq, number in self.shared_seq.items() if number == seq5)
+
     def _member_blocked(self, client_id: str) -> bool:
         """Whether the member's connection may not be sent a QoS 1/2 message now: its
         send quota is zero (4.9) or its session is at the in-flight window."""
@@ -225,6 +251,8 @@ class SharedRouting:
             slots = [s.client for m in members if (s := self.sessions.get(m)) and s.client]
             if not slots or (client is not None and slots[0] != client):
                 continue
+            if self._expiry(self._message_by_seq(self._seq_of(routing.seq))) != "held":
+                continue  # it may have expired first, or must have (3.3.2.3.3)
             if any(self._member_blocked(m) for m in members):
                 # The server may have chosen that member, and then it waits: at a send
                 # quota of zero nothing is owed (4.9), nor behind the in-flight window.

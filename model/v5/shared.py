@@ -523,10 +523,19 @@ class SharedGroups5:
         )
 
     def acknowledged(self, client_id: str, seq: int, reason_code: int) -> None:
-        """The member answered the message's PUBLISH with PUBACK or PUBREC."""
+        """The member answered the message's PUBLISH with PUBACK or PUBREC.
+
+        A QoS 1 message handed back when its member's connection broke may be re-sent to
+        that member when it reconnects (the re-send of 4.4.0, DUP 1, which the member's
+        QoS flow judges): its acknowledgement then finds the message handed back, and
+        the member holds it again."""
         event = RE.REJECTED if reason_code >= 0x80 else RE.ACCEPTED
         for routing in self.routings(seq):
-            if routing.state == R.IN_FLIGHT and routing.holders[-1] == client_id:
+            if not routing.holders or routing.holders[-1] != client_id:
+                continue
+            if routing.state == R.HANDED_BACK:
+                routing.fire(RE.SEND, client_id)
+            if routing.state == R.IN_FLIGHT:
                 routing.fire(event, client_id)
                 return
         raise UsageError(f"{client_id} acknowledged message {seq}, which it does not hold")

@@ -212,3 +212,57 @@ def test_a_group_message_waits_while_a_member_the_server_may_choose_is_at_quota_
     assert [r for o in model.obligations() for r in o.refs] == ["MQTT-4.5.0-1"]
     model.observe("z", Publish("t", b"shared", QoS.AT_LEAST_ONCE, packet_id=2))
     assert model.check_quiescent() == []
+
+
+def group_of_a_and_b(model: BrokerModel) -> Connect:
+    """Member A (a session outliving its connection) and member b of ``$share/g/t``,
+    both at QoS 1; p publishes. Returns A's CONNECT, to come back with."""
+    connect_a = Connect(
+        ProtocolLevel.MQTT_5, "A", False, 0, properties=Properties(session_expiry_interval=100)
+    )
+    model.apply(Send("s0", connect_a))
+    model.observe("s0", ConnAck(False, 0))
+    connected5(model, "b")
+    connected5(model, "p")
+    subscribe5(model, "s0", "$share/g/t", 1)
+    subscribe5(model, "b", "$share/g/t", 1)
+    return connect_a
+
+
+def test_a_handed_back_message_re_sent_to_its_member_may_be_acknowledged() -> None:
+    """Found by the mixed-levels machine with shared filters (a crash of the model): A
+    held a group's QoS 1 message, its connection broke (the message is handed back,
+    4.8.2), A came back and the server re-sent it with DUP 1 as 4.4.0 owes; A's PUBACK
+    then found no message A held. The re-send makes A its holder again."""
+    model = BrokerModel()
+    connect_a = group_of_a_and_b(model)
+    model.apply(Send("p", Publish("t", b"m", QoS.AT_LEAST_ONCE, packet_id=1)))
+    model.observe("p", PubAck(1))
+    model.observe("s0", Publish("t", b"m", QoS.AT_LEAST_ONCE, packet_id=1))
+    model.apply(Drop("s0"))
+    model.apply(Send("s1", connect_a))
+    model.observe("s1", ConnAck(True, 0))
+    model.observe("s1", Publish("t", b"m", QoS.AT_LEAST_ONCE, dup=True, packet_id=1))
+    model.apply(Send("s1", PubAck(1)))
+    assert model.check_quiescent() == []
+    assert refs_of(model, "b", Publish("t", b"m", QoS.AT_LEAST_ONCE, packet_id=1)) == ()
+
+
+def test_a_group_message_is_offered_with_the_expiry_interval_left() -> None:
+    """Found by the mixed-levels machine: the model offered a group's message with the
+    Message Expiry Interval it was published with after time had passed, then rejected
+    that copy [MQTT-3.3.2-6]. It is offered with the interval less the wait, and not
+    at all once it must have expired [MQTT-3.3.2-5]."""
+    model = BrokerModel(expiry_margin=1.0)
+    group_of_a_and_b(model)
+    model.apply(Drop("s0"))  # A away: the message waits, owed to nobody
+    properties = Properties(message_expiry_interval=10)
+    model.apply(Send("p", Publish("t", b"m", QoS.AT_LEAST_ONCE, packet_id=1,
+                                  properties=properties)))  # fmt: skip
+    model.observe("p", PubAck(1))
+    model.apply(TimePasses(4.0))
+    offered = [p for p in model.allowed("b") if isinstance(p, Publish)]
+    assert [p.properties.message_expiry_interval for p in offered] == [6]
+    model.apply(TimePasses(8.0))
+    assert not [p for p in model.allowed("b") if isinstance(p, Publish)]
+    assert "MQTT-3.3.2-5" in refs_of(model, "b", offered[0])
