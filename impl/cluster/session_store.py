@@ -294,6 +294,10 @@ class JetStreamSessionStore(Store):
         """Client id -> the subjects of its (non-shared) filters, for its mark."""
         self._changed: set[str] = set()
         self._publishes: list[tuple[str, bytes, str]] = []
+        self._rel_waiting: tuple[str, int] | None = None
+        self._first: dict[str, tuple[str, int]] = {}
+        """Keys written before the commit's stream publishes: QoS 2 packet ids with their
+        message (``publish_durable``), by key: (client id, packet id)."""
         """QoS 1/2 messages for the stream, sent at the next commit (``publish_durable``)."""
         self._js_queue: dict[tuple[str, int], int] = {}
         self._js_inflight: dict[tuple[str, int], int] = {}
@@ -302,12 +306,26 @@ class JetStreamSessionStore(Store):
         """Where stream messages go when JetStream did not take them at a commit (the
         router's queue: sent later through core NATS, the stream still takes them)."""
 
-    def publish_durable(self, subject: str, body: bytes, message_id: str) -> bool:
+    def publish_durable(self, subject: str, body: bytes, message_id: str,
+                        origin: str | None = None) -> bool:
         """Take a QoS 1/2 message for the stream: the next commit, before the publisher's
-        PUBACK or PUBREC, returns once JetStream stored it. False while NATS is away."""
+        PUBACK or PUBREC, returns once JetStream stored it. False while NATS is away.
+
+        The QoS 2 message of a persistent publisher's session is also kept in its
+        packet id's key (``r.<packet id>``, written before the stream publish): should
+        this node die between the two, the node that takes the session over sends it
+        to the stream again under the same ``Nats-Msg-Id`` (JetStream keeps one), while
+        the packet id answers the publisher's resent PUBLISH without routing it again
+        [MQTT-4.3.3-9]: exactly once either way."""
+        waiting, self._rel_waiting = self._rel_waiting, None
         if self.nats is None or self.publisher is None or not self.connected():
             return False
         self._publishes.append((subject, body, message_id))
+        if waiting is not None and waiting[0] == origin and self._persistent(origin):
+            client_id, packet_id = waiting
+            self._put(client_id, f"r.{packet_id}", {"id": message_id, "s": subject,
+                                                     "b": _b64(body)})
+            self._first[f"{session_prefix(client_id)}.r.{packet_id}"] = waiting
         return True
 
     def _tag(self, value: Value, stream_sequence: int | None) -> Value:
@@ -386,7 +404,9 @@ class JetStreamSessionStore(Store):
         nats, kv = self._connected()
         pending, self._pending = self._pending, {}
         later, self._later = self._later, {}
-        marks = {key: pending.pop(key) for key in [k for k in pending if k.endswith(".mark")]}
+        first_keys, self._first = self._first, {}
+        marks = {key: pending.pop(key) for key in
+                 [k for k in pending if k.endswith(".mark") or k in first_keys]}
         try:
             failed = nats.call(self._write(kv, marks, later | pending, publishes), self.timeout)
         except Exception as exc:
@@ -401,6 +421,11 @@ class JetStreamSessionStore(Store):
         if failed:
             self.fallback([(subject, body) for subject, body, _id in failed])
         self._snapshot = dict(self.positions())
+        for key, (client_id, packet_id) in first_keys.items():
+            if key in self._keys.get(client_id, ()) and not failed:
+                # In the stream now: the key need not carry the message any more (a
+                # resend after JetStream's duplicate window would be a second copy).
+                self._put(client_id, f"r.{packet_id}", {})
 
     def _mark_changed(self) -> None:
         """Each persistent session changed since the last commit records its mark: the
@@ -434,7 +459,7 @@ class JetStreamSessionStore(Store):
         it covers are deleted (a node dying in between leaves nothing replayed twice).
         Returns the stream messages JetStream did not take."""
         publisher = self.publisher
-        marks_written = asyncio.gather(*(
+        await asyncio.gather(*(
             kv.put(key, value) if value is not None else kv.delete(key)
             for key, value in marks.items()))
         failed: list[tuple[str, bytes, str]] = []
@@ -444,7 +469,6 @@ class JetStreamSessionStore(Store):
                 failed = [publishes[index] for index in indexes]
             except Exception:  # NATS lost: the router sends them when it is back
                 failed = list(publishes)
-        await marks_written
         await asyncio.gather(*(
             kv.put(key, value) if value is not None else kv.delete(key)
             for key, value in pending.items()
@@ -469,6 +493,11 @@ class JetStreamSessionStore(Store):
             return Fetched(None, None, live_will)
         self._keys[client_id] = {key for key, _data in entries if not key.endswith(".lastwill")}
         mark, taken, since = stream_state(client_id, entries)
+        for _key, data in entries:
+            if _key.startswith(f"{session_prefix(client_id)}.r."):
+                value = json.loads(data)
+                if "b" in value:  # maybe not in the stream yet: again, same message id
+                    self._publishes.append((value["s"], _unb64(value["b"]), value["id"]))
         self._marks[client_id] = mark
         self._subjects[client_id] = subjects_of_filters(record.subscriptions)
         for (kind, number), sequence in taken.items():
@@ -606,8 +635,10 @@ class JetStreamSessionStore(Store):
 
     def awaiting_rel_add(self, client_id: str, packet_id: int) -> None:
         self.local.awaiting_rel_add(client_id, packet_id)
+        self._rel_waiting = None
         if self._persistent(client_id):
             self._put(client_id, f"r.{packet_id}", {})
+            self._rel_waiting = (client_id, packet_id)  # its message goes to the stream next
 
     def awaiting_rel_remove(self, client_id: str, packet_id: int) -> None:
         self.local.awaiting_rel_remove(client_id, packet_id)

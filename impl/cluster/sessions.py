@@ -199,8 +199,12 @@ class ClusterSessions:
             table.delayed_wills[client_id] = (will.due_at, will.message)
         self.interest_changed()
         if replayer is not None and fetched is not None:
-            replayer.replay(session, table.registry, fetched, subjects,
-                            asyncio.get_running_loop().time())
+            try:
+                replayer.replay(session, table.registry, fetched, subjects,
+                                asyncio.get_running_loop().time())
+            except Exception:  # JetStream not ready (nats-server just restarted): logged
+                log.exception("replaying the stream to %s failed: QoS 1/2 messages its "
+                              "last node took after its mark may be missing", clip(client_id))
 
     def release(self, client_id: str, now: float) -> None:
         """Another node takes ``client_id``: close its connection here (DISCONNECT 0x8E at

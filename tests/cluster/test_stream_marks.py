@@ -99,3 +99,24 @@ def test_a_session_comes_back_with_its_mark_the_sequences_it_holds_and_since_whe
     assert mark == {"m.t": 5}
     assert taken == {("q", 3): 17, ("f", 9): 6}
     assert since == {"m.t": 1000.5, "m.t.>": 1000.5}
+
+
+def test_a_qos_2_packet_id_keeps_its_message_until_the_stream_has_it() -> None:
+    """A persistent publisher's QoS 2 packet id awaiting PUBREL carries the message and
+    its stream message id, written before the stream publish of the same commit: a node
+    taking the session over after a death between the two sends it again under that id
+    (JetStream keeps one copy), and the packet id stops a second routing of the
+    publisher's resent PUBLISH [MQTT-4.3.3-9]."""
+    store = _store({})
+    store.awaiting_rel_add("c", 5)
+    assert store.publish_durable("mqttref.dur.m.t", b"body", "id-1", "c") is False  # no NATS
+    assert _pending(store, "r.5") == {}
+    store.nats = object()  # type: ignore[assignment]  # as if bound: commits would reach NATS
+    store.publisher = object()  # type: ignore[assignment]
+    store.is_connected = lambda: True
+    store.awaiting_rel_add("c", 6)
+    assert store.publish_durable("mqttref.dur.m.t", b"body", "id-2", "c") is True
+    assert _pending(store, "r.6") == {"id": "id-2", "s": "mqttref.dur.m.t", "b": "Ym9keQ"}
+    assert set(store._first) == {f"{session_prefix('c')}.r.6"}  # before the publishes
+    assert store.publish_durable("mqttref.dur.m.t", b"other", "id-3", "c") is True
+    assert _pending(store, "r.6") == {"id": "id-2", "s": "mqttref.dur.m.t", "b": "Ym9keQ"}
