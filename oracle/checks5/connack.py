@@ -217,8 +217,11 @@ async def connack_first_and_once_v5(ctx: Context) -> None:
             " [MQTT-3.2.0-1]")
     if connack.return_code >= 0x80:
         raise NotApplicable(f"refuses a valid CONNECT with 0x{connack.return_code:02X}")
-    await publish5(pub, topic, b"marker", Q1)
-    await collect_until(back, b"marker", "(a message on the subscribed topic) [MQTT-3.3.4-1]")
+    if connack.session_present:  # Session Present 0: no subscription to wait on (the
+        # session checks judge whether it should have been kept)
+        await publish5(pub, topic, b"marker", Q1)
+        await collect_until(back, b"marker", "(a message on the subscription of the resumed"
+                            " session) [MQTT-3.1.2-5]")
     await back.send(Connect(V5, ctx.client_id("second"), True, 60), note="a second CONNECT")
     _, closed = await _until_close_or_pong(back)
     count = sum(1 for frame in back.frames if frame[:1] == b"\x20")

@@ -33,19 +33,24 @@ from typing import Any
 
 import attrs
 
+from mqttref.impl.auth import Continue, Step, Success
 from mqttref.impl.broker.connection_base import ConnectionBase
 from mqttref.impl.broker.handshake import Handshake
 from mqttref.impl.broker.inbound_publish import InboundPublish
+from mqttref.impl.broker.packet_size import fit
 from mqttref.impl.broker.protocol import Connection
 from mqttref.impl.broker.registry import Registry
 from mqttref.impl.broker.session import Session
 from mqttref.impl.broker.sessions import SessionTable
+from mqttref.impl.broker.shared import SharedGroups, _message_of
 from mqttref.impl.codec import wire
+from mqttref.impl.codec.codec import Decoder, Role, encode
 from mqttref.impl.codec.errors import ProtocolError, ReasonCode
 from mqttref.impl.codec.packets import (
     ConnAck,
     Connect,
     Packet,
+    PacketType,
     ProtocolLevel,
     Publish,
     QoS,
@@ -155,18 +160,6 @@ def _no_property_length(frame: bytes) -> list[bytes]:
     if len(body) > 2 and body[2] == 0:
         return [raw.frame(first, body[:2] + body[3:])]
     return [frame]
-
-
-def _ack_reason(code: int) -> Callable[[bytes], list[bytes]]:
-    """A PUBACK/PUBREC/PUBCOMP of success carrying ``code`` instead."""
-
-    def change(frame: bytes) -> list[bytes]:
-        first, body = _split(frame)
-        if len(body) == 2 or body[2] == 0:
-            return [raw.frame(first, body[:2] + bytes((code,)) + body[3:])]
-        return [frame]
-
-    return change
 
 
 def _connack_reserved_flag(frame: bytes) -> list[bytes]:
@@ -730,6 +723,191 @@ def _refused_puback_resent(mp: Patcher) -> None:
     mp.setattr(Session, "on_ack", on_ack)
 
 
+def _ack_reason(code: int) -> Callable[[bytes], list[bytes]]:
+    """Every PUBACK/PUBREC/PUBCOMP/PUBREL carrying ``code``, whatever it had (0x00, 0x10,
+    a refusal): a check may observe any of them."""
+
+    def change(frame: bytes) -> list[bytes]:
+        first, body = _split(frame)
+        return [raw.frame(first, body[:2] + bytes((code,)) + body[3:])]
+
+    return change
+
+
+def _connack_success_code(code: int) -> Callable[[bytes], list[bytes]]:
+    """A CONNACK of success carrying ``code`` instead (a code of no CONNACK)."""
+
+    def change(frame: bytes) -> list[bytes]:
+        first, body = _split(frame)
+        if body[1] == 0:
+            return [raw.frame(first, body[:1] + bytes((code,)) + body[2:])]
+        return [frame]
+
+    return change
+
+
+def _auth_code(old: int | None, new: int) -> Callable[[bytes], list[bytes]]:
+    """The server's AUTH with ``new`` as its reason code where it had ``old`` (any: None)."""
+
+    def change(frame: bytes) -> list[bytes]:
+        first, body = _split(frame)
+        if body and (old is None or body[0] == old):
+            return [raw.frame(first, bytes((new,)) + body[1:])]
+        return [frame]
+
+    return change
+
+
+def _authentication_refusal_left_open(mp: Patcher) -> None:
+    """A CONNECT whose enhanced authentication fails (a wrong proof) gets its refusing
+    CONNACK and the connection stays open (a method the broker does not hold is still
+    refused and closed)."""
+    original = Handshake._auth_step
+
+    def auth_step(self: Handshake, step: Step, now: float) -> None:
+        pending = self._auth[1] if self._auth is not None else None
+        if (pending is not None and not isinstance(step, Continue | Success)
+                and step.reason_code != ReasonCode.BAD_AUTHENTICATION_METHOD):
+            frame = fit(ConnAck(False, step.reason_code),
+                        pending.properties.maximum_packet_size)
+            if frame is not None:
+                self.send_frame(frame)
+            return
+        original(self, step, now)
+
+    mp.setattr(Handshake, "_auth_step", auth_step)
+
+
+def _reauthentication_failure_left_open(mp: Patcher) -> None:
+    """A failed re-authentication sends nothing and leaves the connection open."""
+    original = Handshake.close
+
+    def close(self: Handshake, reason: str, **options: Any) -> None:
+        if not reason.startswith("re-authentication failed"):
+            original(self, reason, **options)
+
+    mp.setattr(Handshake, "close", close)
+
+
+def _auth_flags_swallowed(direction: Direction, frame: bytes, _link: Link) -> list[bytes]:
+    """An AUTH from the client with reserved flags set never reaches the broker: a broker
+    that ignores it instead of closing."""
+    if direction is Direction.UP and frame[0] >> 4 == AUTH and frame[0] & 0x0F:
+        return []
+    return [frame]
+
+
+def _refused_method_data_processed(direction: Direction, frame: bytes,
+                                   link: Link) -> list[bytes]:
+    """A CONNECT naming an Authentication Method goes to the broker without it (accepted),
+    the client gets CONNACK 0x8C (Bad authentication method) all the same, and a PUBLISH
+    it sent after its CONNECT is processed: routed, then a malformed PINGREQ makes the
+    broker close. A server that refuses the CONNECT and still processes what follows."""
+    kind = frame[0] >> 4
+    if direction is Direction.UP and kind == 1:
+        packets = Decoder(role=Role.SERVER).feed(frame)
+        connect = packets[0] if packets else None
+        if (isinstance(connect, Connect) and connect.protocol_level is ProtocolLevel.MQTT_5
+                and connect.properties.authentication_method is not None):
+            link.state["refusing"] = True
+            return [encode(attrs.evolve(connect, properties=attrs.evolve(
+                connect.properties, authentication_method=None, authentication_data=None)),
+                ProtocolLevel.MQTT_5)]
+    elif direction is Direction.UP and kind == PUBLISH and link.state.get("refusing"):
+        link.state["published"] = True
+        return [frame, b"\xc1\x00"]  # PINGREQ with flags 0001: the broker closes after it
+    elif direction is Direction.DOWN and link.state.get("refusing"):
+        if kind == CONNACK:
+            refusal = raw.frame(CONNACK << 4, b"\x00\x8c\x00")
+            return [refusal] if link.state.get("published") else [refusal, CLOSE]
+        return []  # the broker's DISCONNECT for the malformed PINGREQ: not the client's
+    return [frame]
+
+
+def _no_session_for_clean_start_0(mp: Patcher) -> None:
+    """A 5.0 CONNECT with Clean Start 0 that finds no session gets one that ends with the
+    connection, whatever its Session Expiry Interval: no session is created for the client
+    id."""
+    original = SessionTable.open_session
+
+    def open_session(self: SessionTable, connection: Any, client_id: str, connect: Connect,
+                     now: float) -> tuple[Session, bool]:
+        if (connect.protocol_level is ProtocolLevel.MQTT_5 and not connect.clean_session
+                and client_id not in self.sessions):
+            connect = attrs.evolve(connect, properties=attrs.evolve(
+                connect.properties, session_expiry_interval=0))
+        return original(self, connection, client_id, connect, now)
+
+    mp.setattr(SessionTable, "open_session", open_session)
+
+
+def _one_identifier_on_every_copy(mp: Patcher) -> None:
+    """Overlapping subscriptions with identifiers get one copy each, every copy carrying
+    the first identifier."""
+    original = Session.deliver
+
+    def deliver(self: Session, message: Message, qos: QoS, now: float, *,
+                identifiers: tuple[int, ...] = (), **options: Any) -> None:
+        for _copy in identifiers[1:]:
+            original(self, message, qos, now, identifiers=identifiers[:1], **options)
+        original(self, message, qos, now, identifiers=identifiers[:1], **options)
+
+    mp.setattr(Session, "deliver", deliver)
+
+
+def _session_expires_while_connected(mp: Patcher) -> None:
+    """A 5.0 session's Session Expiry Interval counts from the CONNECT: once it has run,
+    the session's messages are discarded though the connection is still open."""
+    open_session, deliver = SessionTable.open_session, Session.deliver
+    deadlines: dict[int, float] = {}
+
+    def opened(self: SessionTable, connection: Any, client_id: str, connect: Connect,
+               now: float) -> tuple[Session, bool]:
+        session, present = open_session(self, connection, client_id, connect, now)
+        interval = connect.properties.session_expiry_interval
+        if connect.protocol_level is ProtocolLevel.MQTT_5 and interval and interval < 60:
+            deadlines[id(session)] = now + interval
+        return session, present
+
+    def delivered(self: Session, message: Message, qos: QoS, now: float,
+                  **options: Any) -> None:
+        deadline = deadlines.get(id(self))
+        if deadline is not None and deadline <= now and self.connection is not None:
+            return  # the session state is gone, the connection open
+        deliver(self, message, qos, now, **options)
+
+    mp.setattr(SessionTable, "open_session", opened)
+    mp.setattr(Session, "deliver", delivered)
+
+
+def _refused_shared_message_handed_over(mp: Patcher) -> None:
+    """A shared subscription's message its member refuses with PUBACK 0x80 or more goes
+    to another member of the group."""
+    send, on_ack = SharedGroups.send, Session.on_ack
+    known: list[SharedGroups] = []
+
+    def sent(self: SharedGroups, *args: Any) -> None:
+        if self not in known:
+            known.append(self)
+        send(self, *args)
+
+    def acked(self: Session, kind: Any, packet_id: int, now: float,
+              reason_code: int = 0) -> None:
+        entry = self.inflight.get(packet_id)
+        on_ack(self, kind, packet_id, now, reason_code)
+        if (entry is None or kind is not PacketType.PUBACK or reason_code < 0x80
+                or entry.message.share is None):
+            return
+        for groups in known:
+            group = groups.groups.get(entry.message.share)
+            member = None if group is None else group.pick(leaving=self.client_id)
+            if group is not None and member is not None:
+                groups.send(group, member, _message_of(entry.message), now)
+
+    mp.setattr(SharedGroups, "send", sent)
+    mp.setattr(Session, "on_ack", acked)
+
+
 # The corpus -------------------------------------------------------------------------
 
 
@@ -1260,10 +1438,49 @@ OWN: tuple[OracleFault5, ...] = (
                  inject=_retain_handling({1: 2})),
     OracleFault5("PUBACK of 0x80 or more leaves the message unacknowledged",
                  "5.0 session acks", ("MQTT-4.4.0-2",), inject=_refused_puback_resent),
+    OracleFault5("CONNACK with a reason code of no CONNACK", "5.0 frames", ("MQTT-3.2.2-8",),
+                 inject=_sent(CONNACK, _connack_success_code(0x03))),
+    OracleFault5("data after a refused CONNECT processed", "5.0 wire", ("MQTT-3.1.4-6",),
+                 rewrite=_refused_method_data_processed),
+    OracleFault5("no session made for Clean Start 0", "5.0 session table",
+                 ("MQTT-3.1.2-6",), inject=_no_session_for_clean_start_0),
+    OracleFault5("one copy per subscription, each with the first identifier",
+                 "5.0 session delivery", ("MQTT-3.3.4-5", "MQTT-3.3.4-3"),
+                 inject=_one_identifier_on_every_copy),
+    OracleFault5("session expired while connected", "5.0 session table", ("MQTT-4.1.0-1",),
+                 inject=_session_expires_while_connected),
+    OracleFault5("a shared message refused by one member sent to another",
+                 "5.0 shared subscriptions", ("MQTT-4.8.2-6",),
+                 inject=_refused_shared_message_handed_over),
 )
 """Faults of the broker's 5.0 behaviour made here."""
 
-ORACLE_FAULTS5: tuple[OracleFault5, ...] = LEVEL5 + BOTH_LEVELS + WIRE + OWN
+SCRAM_USER = {"users": {"alice": "pencil"}}
+"""A user who can log in with SCRAM-SHA-256: the run is then that of ``-u alice -P
+pencil``, and the enhanced-authentication check judges whole exchanges (4.12)."""
+
+ENHANCED_AUTH: tuple[OracleFault5, ...] = (
+    OracleFault5("AUTH with a reason code of no AUTH", "5.0 enhanced authentication",
+                 ("MQTT-3.15.2-1",), inject=_sent(AUTH, _auth_code(None, 0x03)),
+                 config=SCRAM_USER),
+    OracleFault5("AUTH 0x19 where the exchange goes on", "5.0 enhanced authentication",
+                 ("MQTT-4.12.0-2",), inject=_sent(AUTH, _auth_code(0x18, 0x19)),
+                 config=SCRAM_USER),
+    OracleFault5("AUTH with properties beyond the client's Maximum Packet Size",
+                 "5.0 enhanced authentication", ("MQTT-3.15.2-2", "MQTT-3.15.2-3"),
+                 inject=_sent(AUTH, _with_reason_string), config=SCRAM_USER),
+    OracleFault5("failed authentication left open", "5.0 enhanced authentication",
+                 ("MQTT-4.12.0-4",), inject=_authentication_refusal_left_open,
+                 config=SCRAM_USER),
+    OracleFault5("failed re-authentication left open", "5.0 enhanced authentication",
+                 ("MQTT-4.12.1-2",), inject=_reauthentication_failure_left_open,
+                 config=SCRAM_USER),
+    OracleFault5("AUTH with reserved flags ignored", "5.0 enhanced authentication",
+                 ("MQTT-3.15.1-1",), rewrite=_auth_flags_swallowed, config=SCRAM_USER),
+)
+"""Faults of the SCRAM-SHA-256 exchange, against a broker with a SCRAM user."""
+
+ORACLE_FAULTS5: tuple[OracleFault5, ...] = LEVEL5 + BOTH_LEVELS + WIRE + OWN + ENHANCED_AUTH
 
 
 def by_name5(name: str) -> OracleFault5:

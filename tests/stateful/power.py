@@ -11,7 +11,9 @@ it as a cascade, and the share of FAILs that are declared is its precision.
 
 ``--protocol 5`` does the same for MQTT 5.0 with the faults of
 ``oracle_faults5.ORACLE_FAULTS5`` and ``mqttref check --protocol 5``, each against a
-broker with the settings the fault asks for (``OracleFault5.config``).
+broker with the settings the fault asks for (``OracleFault5.config``); where those
+settings name ``users``, the run is that of ``-u``/``-P`` with them (the enhanced
+authentication checks need a SCRAM-SHA-256 user whose exchange succeeds).
 
 ``scripts/oracle-power`` runs every fault and writes ``docs/spec/oracle-power.md``
 (one section per protocol, the other left as it was); ``tests/stateful/test_power.py``
@@ -36,6 +38,7 @@ import pytest
 
 from mqttref.impl.broker.config import Config
 from mqttref.oracle import checks5  # noqa: F401  (registers the 5.0 checks)
+from mqttref.oracle.connection import Connection, Credentials
 from mqttref.oracle.runner import Verdict
 from mqttref.oracle.scenario import REGISTRIES
 from mqttref.oracle.statements import statements
@@ -105,16 +108,22 @@ def run_one(name: str, *, seed: int, budget: float, explore: bool,
     patch = pytest.MonkeyPatch()
     if fault.inject is not None:
         fault.inject(patch)
+    # A broker with users (the enhanced-authentication faults) is judged as their first
+    # user, as `mqttref check -u/-P` would: SCRAM-SHA-256 needs a user who can succeed.
+    users = tuple(Credentials(name, password.encode())
+                  for name, password in settings.get("users", {}).items())
+    connection = Connection(users=users)
     start = time.monotonic()
     try:
         with BrokerThread(Config(port=0, **settings)) as running:
             if fault.rewrite is None:
                 report = evaluate(running.host, running.port, seed=seed, budget=budget,
-                                  explore=explore, protocol=protocol)
+                                  explore=explore, protocol=protocol, connection=connection)
             else:
                 with FaultProxy(running.port, fault.rewrite) as proxy:
                     report = evaluate(proxy.host, proxy.port, seed=seed, budget=budget,
-                                      explore=explore, protocol=protocol)
+                                      explore=explore, protocol=protocol,
+                                      connection=connection)
     finally:
         patch.undo()
     verdicts = {v.statement.id: v.verdict for v in report.verdicts}
