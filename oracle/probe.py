@@ -282,6 +282,8 @@ _SENDER_RULES_5 = (
     ("minimum number of bytes", "MQTT-1.5.5-1"),
     ("DUP set at QoS 0", "MQTT-3.3.1-2"),
     ("session present on a refused connection", "MQTT-3.2.2-6"),
+    ("user property value is not well-formed", "MQTT-1.5.7-1"),
+    ("user property name is not well-formed", "MQTT-1.5.7-1"),
     # A reason code outside its packet's table: the sender rule of that table.
     ("is not valid on CONNACK", "MQTT-3.2.2-8"),
     ("is not valid on PUBACK", "MQTT-3.4.2-1"),
@@ -392,6 +394,9 @@ class Probe:
         self.pending: list[Packet] = []
         """Packets received while waiting for something else, oldest first."""
         self._aborted = False
+        self.given_up: str | None = None
+        """The malformed bytes after which the oracle dropped this connection: what was
+        awaited on it afterwards cannot come, which is no observation of the server."""
         self._last_packet_id = 0
         self.frames: list[bytes] = []
         """Every frame from the server as its bytes arrived, before decoding: for the checks
@@ -488,6 +493,7 @@ class Probe:
                                                self.level)
                     self.trace.add(self.name, "<-", f"MALFORMED from server: {error}")
                     self._events.put_nowait(Garbled(error))
+                    self.given_up = error
                     self._drop()
                     return
                 for packet in packets:
@@ -496,6 +502,7 @@ class Probe:
                     if carried is not None:
                         self.trace.add(self.name, "<-", f"MALFORMED from server: {carried}")
                         self._events.put_nowait(Garbled(carried))
+                        self.given_up = carried
                         self._drop()
                         return
                     self._arrive(packet)
@@ -576,6 +583,15 @@ class Probe:
         except TimeoutError:
             return None
 
+    def inconclusive_if_given_up(self, awaited: str) -> None:
+        """Raise ``Inconclusive`` when nothing can come because the oracle dropped the
+        connection after malformed bytes (those are judged where they came): waiting on it
+        would blame the server for the oracle's own close."""
+        if self.given_up is not None:
+            uncited = re.sub(r"\s*\[MQTT-[0-9.-]+\]", "", awaited)
+            raise Inconclusive(f"{self.name}: no {uncited}: the oracle dropped the connection"
+                               f" after malformed bytes from the server ({self.given_up})")
+
     async def expect(self, kind: type[P], why: str = "") -> P:
         """The oldest pending packet of ``kind``, or wait for one; others stay pending.
 
@@ -596,6 +612,7 @@ class Probe:
             remaining = deadline - time.monotonic()
             event = await self.next_event(max(remaining, 0.0))
             if event is None:
+                self.inconclusive_if_given_up(label)
                 instead = f"; only {', '.join(others)} arrived" if others else ", nothing arrived"
                 raise Deviation(f"{self.name}: expected {label} within "
                                 f"{self.timing.reply_bound:.1f}s{instead}")
@@ -659,6 +676,7 @@ class Probe:
             remaining = deadline - time.monotonic()
             event = await self.next_event(max(remaining, 0.0))
             if event is None:
+                self.inconclusive_if_given_up("the close")
                 got = ", ".join(describe(p) for p in seen) or "nothing"
                 reason = f" ({why})" if why else ""
                 raise Deviation(
@@ -720,7 +738,16 @@ class Probe:
         return seen
 
     def abort(self) -> None:
-        """Drop the TCP connection without DISCONNECT (an abrupt close for wills)."""
+        """Drop the TCP connection without DISCONNECT (an abrupt close for wills).
+
+        On a cluster the drop waits out the propagation allowance like a send
+        (``nodes``). ``abort`` is synchronous (the checks call it without ``await``),
+        so that wait blocks the loop: what arrives meanwhile waits in the socket and is
+        read right after, nothing is lost."""
+        nodes = clustered()
+        delay = 0.0 if nodes is None or self.closed is not None else nodes.wait_before(self.node)
+        if delay > 0:
+            time.sleep(delay)
         if not self._writer.is_closing():
             self.trace.add(self.name, "->", "drops the TCP connection (no DISCONNECT)")
         self._drop()

@@ -219,6 +219,7 @@ async def collect_until(probe: Probe, marker: bytes, why: str, *,
         else:
             event = await probe.next_event(max(deadline - time.monotonic(), 0.0))
             if event is None:
+                probe.inconclusive_if_given_up(f"message {marker!r}")
                 raise Deviation(f"{probe.name}: the message {marker!r} did not arrive within"
                                 f" {bound:.1f}s {why}")
             if isinstance(event, Closed):

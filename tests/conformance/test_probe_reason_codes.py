@@ -15,8 +15,8 @@ import asyncio
 
 import pytest
 
-from mqttref.impl.codec.packets import ProtocolLevel
-from mqttref.oracle.probe import Garbled, Probe, Timing, Trace
+from mqttref.impl.codec.packets import ProtocolLevel, PubAck
+from mqttref.oracle.probe import Deviation, Garbled, Inconclusive, Probe, Timing, Trace
 from mqttref.oracle.statements import cited
 
 FRAMES = {
@@ -69,3 +69,35 @@ def test_at_3_1_1_a_refused_return_code_keeps_the_codecs_own_citation() -> None:
     error = "reason code 0x03 is not valid on SUBACK [§2.4]"
     assert _as_sent_by_server(error) == error
     assert cited(_as_sent_by_server(error, ProtocolLevel.MQTT_5)) == ("MQTT-3.9.3-2",)
+
+
+async def _wait_after_malformed_bytes() -> Exception:
+    async def serve(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(FRAMES["SUBACK"][0])
+        await writer.drain()
+        await asyncio.sleep(2.0)
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        probe = await Probe.open("p", "127.0.0.1", port, Trace(), Timing(reply=0.3),
+                                 level=ProtocolLevel.MQTT_5)
+        assert isinstance(await probe.next_event(5.0), Garbled)
+        try:
+            await probe.expect(PubAck, "PUBACK for a QoS 1 PUBLISH [MQTT-3.3.4-1]")
+        except (Deviation, Inconclusive) as exc:
+            return exc
+        finally:
+            await probe.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+    raise AssertionError("a PUBACK arrived on a connection the oracle dropped")
+
+
+def test_a_wait_on_a_connection_dropped_after_malformed_bytes_blames_no_statement() -> None:
+    """The malformed bytes are the FAIL (above); what the oracle awaited afterwards on the
+    connection it dropped cannot come, and is no observation against [MQTT-3.3.4-1]."""
+    outcome = asyncio.run(_wait_after_malformed_bytes())
+    assert isinstance(outcome, Inconclusive), outcome
