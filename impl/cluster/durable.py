@@ -5,9 +5,9 @@ must outlive that node and the subscriber's node. So a QoS 1/2 message routed to
 other nodes is published with JetStream into the stream ``MQTTREF_MESSAGES``
 (subjects ``mqttref.dur.<subject of its topic>``), and the broker's store commit,
 which precedes every acknowledgement, returns only once JetStream has stored it
-(``session_store.JetStreamSessionStore.commit``). Its ``Nats-Msg-Id`` is the
-envelope's (incarnation, sequence), so JetStream stores it once however often it
-is sent.
+(``session_store.JetStreamSessionStore.commit``). A QoS 2 message's ``Nats-Msg-Id``
+is the envelope's (incarnation, sequence), so JetStream stores it once however often
+it is sent (a QoS 1 message goes without one: a second copy is allowed).
 
 Receiving nodes follow the stream, not core NATS, for those messages: one
 ordered push consumer per subject of the node's interest (``routing.py``), so each
@@ -70,7 +70,9 @@ class StreamPublisher:
     What ``JetStreamContext.publish`` does for one message (a request with its own
     reply subject, future and timer, and a JSON answer parsed), done for a batch: each
     message is published with a reply subject ``<inbox>.<batch>.<index>`` and the batch
-    waits for all answers together. Several times cheaper per message (``bench/cluster.py``)."""
+    waits for all answers together. Several times cheaper per message (``bench/cluster.py``).
+    An empty message id sends none (QoS 1: a second copy is allowed, and nats-server's
+    duplicate window need not remember it)."""
 
     def __init__(self, nc: Client) -> None:
         self.nc = nc
@@ -95,7 +97,7 @@ class StreamPublisher:
         try:
             for index, (subject, body, message_id) in enumerate(items):
                 await self.nc.publish(subject, body, reply=f"{self._prefix}.{key}.{index}",
-                                      headers={MSG_ID: message_id})
+                                      headers={MSG_ID: message_id} if message_id else None)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(batch.done), timeout)
         finally:

@@ -232,7 +232,8 @@ class ClusterRouter:
             return matched  # it reaches no other node: this node's count is the cluster's
         if (message.qos and self.sink is not None and not self._pending_messages
               and self.sink.publish_durable(subject, body, durable.msg_id(
-                  self.node.incarnation, self._sequence), message.origin)):
+                  self.node.incarnation, self._sequence) if message.qos == 2 else "",
+                  message.origin)):
             pass  # in JetStream before the PUBACK or PUBREC (the store's commit)
         else:  # QoS 0, or NATS away: core NATS (a QoS 1/2 one still reaches the stream)
             self._queue.append(_Publish(subject, body))
