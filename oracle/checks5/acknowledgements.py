@@ -28,19 +28,21 @@ from mqttref.impl.codec.packets import (
     Unsubscribe,
 )
 from mqttref.oracle.checks5._closing import size
-from mqttref.oracle.checks5.common import PUBACK_CODES, SUBACK_CODES, check5, connect5
+from mqttref.oracle.checks5.common import (
+    PUBACK_CODES,
+    PUBCOMP_CODES,
+    PUBREL_CODES,
+    SUBACK_CODES,
+    UNSUBACK_CODES,
+    check5,
+    connect5,
+)
 from mqttref.oracle.evidence import NotApplicable
 from mqttref.oracle.flows import require
 from mqttref.oracle.probe import Probe, describe
 from mqttref.oracle.scenario import Context
 
 Q1, Q2 = QoS.AT_LEAST_ONCE, QoS.EXACTLY_ONCE
-
-UNSUBACK_CODES = frozenset({0x00, 0x11, 0x80, 0x83, 0x87, 0x8F, 0x91})
-"""Unsubscribe Reason Codes (3.11.3)."""
-
-PUBREL_CODES = PUBCOMP_CODES = frozenset({0x00, 0x92})
-"""PUBREL (3.6.2.1) and PUBCOMP (3.7.2.1) Reason Codes."""
 
 SIZE_RULES = {
     "PUBACK": "[MQTT-3.4.2-2] [MQTT-3.4.2-3]", "PUBREC": "[MQTT-3.5.2-2] [MQTT-3.5.2-3]",

@@ -19,6 +19,7 @@ from mqttref.impl.codec.packets import (
     Will,
 )
 from mqttref.oracle.checks5.common import (
+    UNSUBACK_CODES,
     V5,
     check5,
     closes_after_error,
@@ -32,10 +33,6 @@ from mqttref.oracle.flows import first_packet_is_connack, require
 from mqttref.oracle.scenario import Context
 
 Q0, Q1 = QoS.AT_MOST_ONCE, QoS.AT_LEAST_ONCE
-
-UNSUBACK_CODES = frozenset({0x00, 0x11, 0x80, 0x83, 0x87, 0x8F, 0x91})
-"""Unsubscribe Reason Codes (3.11.3)."""
-
 
 @check5("MQTT-3.12.4-1", summary="PINGREQ is answered with PINGRESP")
 async def pingresp_v5(ctx: Context) -> None:

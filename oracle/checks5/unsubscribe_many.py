@@ -15,8 +15,8 @@ from mqttref.impl.codec.packets import (
     UnsubAck,
     Unsubscribe,
 )
-from mqttref.oracle.checks5.acknowledgements import UNSUBACK_CODES
 from mqttref.oracle.checks5.common import (
+    UNSUBACK_CODES,
     check5,
     collect_until,
     connect5,
