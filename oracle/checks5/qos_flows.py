@@ -27,6 +27,7 @@ from mqttref.oracle.checks5.common import (
     check5,
     collect_until,
     connect5,
+    needs_qos2,
     publish5,
     subscribe5,
 )
@@ -150,9 +151,7 @@ async def ordered_per_qos_v5(ctx: Context) -> None:
         summary="after a PUBREC of 0x80 or above (a refused payload or topic), a QoS 2 PUBLISH"
         " with the same identifier is a new message: accepted and delivered")
 async def identifier_after_refused_pubrec_v5(ctx: Context) -> None:
-    if ctx.profile5.maximum_qos < 2:
-        raise NotApplicable(f"declares Maximum QoS {ctx.profile5.maximum_qos}: no QoS 2"
-                            " PUBLISH may be sent to it (3.2.2.3.4)")
+    needs_qos2(ctx, "PUBLISH may be sent to it")
     topic = ctx.topic("newid")
     sub, _ = await connect5(ctx, "sub")
     await subscribe5(sub, Subscription(topic, Q1), exact=False)
