@@ -34,10 +34,16 @@ from nats.js import JetStreamContext
 from mqttref.impl.broker.registry import Registry
 from mqttref.impl.broker.session import Session
 from mqttref.impl.cluster.bridge import NatsThread
-from mqttref.impl.cluster.durable import DURABLE, Stored, last_sequence, read_range
+from mqttref.impl.cluster.durable import DURABLE, Stored, last_sequence, msg_id, read_range
 from mqttref.impl.cluster.envelope import EnvelopeError, open_envelope
 from mqttref.impl.cluster.routing import ClusterRouter
-from mqttref.impl.cluster.session_store import Fetched, JetStreamSessionStore
+from mqttref.impl.cluster.session_store import (
+    MARK_NODE,
+    MARK_SENT,
+    Fetched,
+    JetStreamSessionStore,
+    Tag,
+)
 from mqttref.impl.cluster.subjects import SubjectError, subject_topic
 from mqttref.impl.codec.packets import QoS
 from mqttref.impl.logtext import clip
@@ -66,17 +72,24 @@ class Replayer:
                                          upto=upto), READ_TIMEOUT)
 
     def catch_up(self, fetched: Fetched, subjects: Iterable[str]) -> None:
-        """Step 1: this node's positions reach the session's mark."""
+        """Step 1: this node's positions on the session's subjects reach the stream's end
+        (what it reads goes to its present sessions), so that nothing the session's last
+        node already gave it (its own messages, handed out when published) arrives here
+        live after the session joined."""
+        del fetched  # the end of the stream covers every mark
         positions = self.router.positions
+        last = self.nats.call(last_sequence(self.js), READ_TIMEOUT)
         for subject in subjects:
-            mark = fetched.mark.get(subject)
             position = positions.get(subject)
-            if mark is None or position is None or mark <= position:
+            if position is None:
+                positions[subject] = last  # its consumer starts after it
                 continue
-            for stored in self._read(subject, after=position, since=None, upto=mark):
+            if position >= last:
+                continue
+            for stored in self._read(subject, after=position, since=None, upto=last):
                 self.router.take_stored(subject, DURABLE + subject, stored.data,
                                         stored.sequence)
-            positions[subject] = max(positions.get(subject, 0), mark)
+            positions[subject] = max(positions.get(subject, 0), last)
 
     def replay(self, session: Session, registry: Registry, fetched: Fetched,
                subjects: Iterable[str], now: float) -> int:
@@ -98,11 +111,14 @@ class Replayer:
                 found.setdefault(stored.sequence, stored)
         count = 0
         wall = time.time()
+        holder = fetched.mark.get(MARK_NODE)
+        handed = fetched.mark.get(MARK_SENT, 0)
         for sequence in sorted(found):
             if sequence in fetched.taken:
                 continue
             stored = found[sequence]
-            count += self.deliver_one(session, registry, stored, wall, now)
+            count += self.deliver_one(session, registry, stored, wall, now,
+                                      taken=fetched.taken, holder=holder, handed=handed)
         if count:
             log.info("replayed %d messages from the stream to %s", count,
                      clip(session.client_id))
@@ -110,13 +126,21 @@ class Replayer:
         return count
 
     def deliver_one(self, session: Session, registry: Registry, stored: Stored, wall: float,
-                    now: float) -> int:
+                    now: float, *, taken: frozenset[Tag] = frozenset(),
+                    holder: int | None = None, handed: int = 0) -> int:
         """One stream message to one session, as the registry would hand it (its granted
-        QoS, Subscription Identifiers, No Local, Retain As Published); 1 if it went."""
+        QoS, Subscription Identifiers, No Local, Retain As Published); 1 if it went.
+        Not one its last node (``holder``, an incarnation) published and so gave it
+        itself: up to ``handed``, or held in its keys (``taken``)."""
         try:
             topic = subject_topic(stored.subject)
             envelope = open_envelope(topic, stored.data, now)
         except (SubjectError, EnvelopeError):
+            return 0
+        if msg_id(envelope.incarnation, envelope.sequence) in taken:
+            return 0
+        if (holder is not None and int.from_bytes(envelope.incarnation, "big") == holder
+                and envelope.sequence <= handed):
             return 0
         message = envelope.message
         if message.expires_at is not None:  # its time in the stream counts

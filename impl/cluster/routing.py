@@ -139,6 +139,9 @@ class DurableSink(Protocol):
     arriving: int | None
     """The stream sequence of the message being handed to the sessions now, if it came
     from the stream: the store keeps it with what it records (``replay.py``)."""
+    local_id: str | None
+    """The envelope id of the QoS 1/2 message this node publishes, while its own
+    sessions get it: the store keeps it likewise."""
 
     def publish_durable(self, subject: str, body: bytes, message_id: str,
                         origin: str | None = None) -> bool:
@@ -182,6 +185,10 @@ class ClusterRouter:
         self.dropped = 0
         """Messages not forwarded because the queue was full while NATS was away."""
 
+    def sent(self) -> tuple[int, int]:
+        """This node's incarnation as an integer, and its envelope sequence so far."""
+        return int.from_bytes(self.node.incarnation, "big"), self._sequence
+
     # RouterPort ---------------------------------------------------------------------
 
     def publish(self, message: Message, now: float) -> int:
@@ -197,7 +204,15 @@ class ClusterRouter:
         registry = self.registry
         if topic.startswith(SYS_ROOT) and is_sys_topic(topic):
             return registry.publish(message, now)  # the node's own status, not the cluster's
-        matched = registry.publish(message, now, groups=False)
+        self._sequence += 1  # its name in the cluster (with the incarnation)
+        sink = self.sink
+        if sink is not None and message.qos:  # recorded with it: ``replay.py`` skips it
+            sink.local_id = durable.msg_id(self.node.incarnation, self._sequence)
+        try:
+            matched = registry.publish(message, now, groups=False)
+        finally:
+            if sink is not None:
+                sink.local_id = None
         shared = registry.shared
         subject = MESSAGES + topic_subject(topic)
         if len(subject) > MAX_SUBJECT:
@@ -208,7 +223,6 @@ class ClusterRouter:
             return matched + (shared.publish(message, now) if shared else 0)
         if shared:  # counted here, served through NATS queue groups (``_shared_arrived``)
             matched += len(shared.index.match(topic))
-        self._sequence += 1
         body = seal(message, self.node.incarnation, self._sequence, now)
         if message.qos:
             subject = DURABLE + subject[len(MESSAGES):]

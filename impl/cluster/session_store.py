@@ -69,8 +69,15 @@ from mqttref.impl.store.datadir import StoreError
 from mqttref.impl.store.memory import MemoryStore
 
 SESSIONS_BUCKET: Final = "mqttref_sessions"
+MARK_NODE: Final = "~n"
+"""In a mark: the incarnation (as an integer) of the node that wrote it."""
+MARK_SENT: Final = "~q"
+"""In a mark: that node's envelope sequence its own sessions had been handed."""
 
 Value = dict[str, Any]
+Tag = int | str
+"""Where a recorded message came from: its stream sequence, or (published on this
+node) its envelope id."""
 
 
 def _b64(text: str | bytes) -> str:
@@ -197,13 +204,13 @@ def record_from_entries(client_id: str, entries: Iterable[tuple[str, bytes]],
 
 
 def stream_state(client_id: str, entries: Iterable[tuple[str, bytes]]
-                 ) -> tuple[dict[str, int], dict[tuple[str, int], int], dict[str, float]]:
+                 ) -> tuple[dict[str, int], dict[tuple[str, int], Tag], dict[str, float]]:
     """A session's mark (subject -> stream sequence), the stream sequences its queued
     (``("q", seq)``) and in-flight (``("f", packet id)``) messages came with, and since
     when (wall clock) each subject has been subscribed."""
     prefix = session_prefix(client_id) + "."
     mark: dict[str, int] = {}
-    taken: dict[tuple[str, int], int] = {}
+    taken: dict[tuple[str, int], Tag] = {}
     since: dict[str, float] = {}
     for key, data in entries:
         kind, _dot, rest = key.removeprefix(prefix).partition(".")
@@ -218,6 +225,8 @@ def stream_state(client_id: str, entries: Iterable[tuple[str, bytes]]
             value = json.loads(data)
             if "js" in value:
                 taken[(kind, int(rest))] = int(value["js"])
+            elif "e" in value:
+                taken[(kind, int(rest))] = str(value["e"])
     return mark, taken, since
 
 
@@ -248,8 +257,9 @@ class Fetched:
     it (``live_will_set``; ``decode_live_will`` reads it)."""
     mark: dict[str, int] = attrs.field(factory=dict)
     """Subject -> the stream sequence up to which the session took its messages."""
-    taken: frozenset[int] = frozenset()
-    """The stream sequences of the messages its queue and in-flight window hold."""
+    taken: frozenset[Tag] = frozenset()
+    """The stream sequences of the messages its queue and in-flight window hold, and the
+    envelope ids of those its node published itself."""
     since: dict[str, float] = attrs.field(factory=dict)
     """Subject -> since when (wall clock) the session has been subscribed to it."""
 
@@ -299,9 +309,16 @@ class JetStreamSessionStore(Store):
         """Keys written before the commit's stream publishes: QoS 2 packet ids with their
         message (``publish_durable``), by key: (client id, packet id)."""
         """QoS 1/2 messages for the stream, sent at the next commit (``publish_durable``)."""
-        self._js_queue: dict[tuple[str, int], int] = {}
-        self._js_inflight: dict[tuple[str, int], int] = {}
-        self._moving: dict[str, int] = {}
+        self._js_queue: dict[tuple[str, int], Tag] = {}
+        self._js_inflight: dict[tuple[str, int], Tag] = {}
+        self._moving: dict[str, Tag] = {}
+        self.local_id: str | None = None
+        """The envelope id (``durable.msg_id``) of a QoS 1/2 message this node publishes,
+        while the router hands it to its own sessions (before the stream numbers it)."""
+        self.sent: Callable[[], tuple[int, int]] = lambda: (0, 0)
+        """This node's incarnation (as an integer) and its envelope sequence so far
+        (``routing.ClusterRouter``): its messages up to it reached its own sessions."""
+        self._sent_snapshot: tuple[int, int] = (0, 0)
         self.fallback: Callable[[list[tuple[str, bytes]]], None] = lambda _items: None
         """Where stream messages go when JetStream did not take them at a commit (the
         router's queue: sent later through core NATS, the stream still takes them)."""
@@ -328,10 +345,15 @@ class JetStreamSessionStore(Store):
             self._first[f"{session_prefix(client_id)}.r.{packet_id}"] = waiting
         return True
 
-    def _tag(self, value: Value, stream_sequence: int | None) -> Value:
-        if stream_sequence is not None:
-            value["js"] = stream_sequence
+    def _tag(self, value: Value, tag: Tag | None) -> Value:
+        if isinstance(tag, int):
+            value["js"] = tag  # its stream sequence
+        elif tag is not None:
+            value["e"] = tag  # published here: its envelope id
         return value
+
+    def _arriving_tag(self) -> Tag | None:
+        return self.arriving if self.arriving is not None else self.local_id
 
     def bind(self, nats: NatsThread, kv: KeyValue, js: JetStreamContext,
              publisher: StreamPublisher | None = None) -> None:
@@ -398,6 +420,7 @@ class JetStreamSessionStore(Store):
         publishes, self._publishes = self._publishes, []
         if not self._pending and not self._later and not publishes:
             self._snapshot = dict(self.positions())
+            self._sent_snapshot = self.sent()
             return
         if not self._pending and not publishes and not self.connected():
             return  # only live wills: they wait for NATS
@@ -421,6 +444,7 @@ class JetStreamSessionStore(Store):
         if failed:
             self.fallback([(subject, body) for subject, body, _id in failed])
         self._snapshot = dict(self.positions())
+        self._sent_snapshot = self.sent()
         for key, (client_id, packet_id) in first_keys.items():
             if key in self._keys.get(client_id, ()) and not failed:
                 # In the stream now: the key need not carry the message any more (a
@@ -430,22 +454,33 @@ class JetStreamSessionStore(Store):
     def _mark_changed(self) -> None:
         """Each persistent session changed since the last commit records its mark: the
         positions of its subjects as of the last commit (everything up to them that it
-        takes is written by then), never going back."""
+        takes is written by then), never going back; and this node's incarnation and
+        envelope sequence as of then (``~n``, ``~q``: its own messages up to it reached
+        the session when published, ``replay.py`` leaves them out)."""
         changed, self._changed = self._changed, set()
-        snapshot = self._snapshot
         for client_id in changed:
-            if not self._persistent(client_id):
-                continue
-            old = self._marks.get(client_id, {})
-            mark = {subject: max(old.get(subject, 0), snapshot[subject])
-                    for subject in self._subjects.get(client_id, ()) if subject in snapshot}
-            for subject, sequence in old.items():
-                mark.setdefault(subject, sequence)
-            if mark != old:
-                self._marks[client_id] = mark
-                key = f"{session_prefix(client_id)}.mark"
-                self._keys[client_id].add(key)
-                self._pending[key] = json.dumps(mark, separators=(",", ":")).encode()
+            self._write_mark(client_id, self._snapshot, self._sent_snapshot)
+
+    def _write_mark(self, client_id: str, positions: Mapping[str, int],
+                    sent: tuple[int, int]) -> None:
+        if not self._persistent(client_id):
+            return
+        old = self._marks.get(client_id, {})
+        mark = {subject: max(old.get(subject, 0), positions[subject])
+                for subject in self._subjects.get(client_id, ()) if subject in positions}
+        for subject, sequence in old.items():
+            mark.setdefault(subject, sequence)
+        mark[MARK_NODE], mark[MARK_SENT] = sent
+        if mark != old:
+            self._marks[client_id] = mark
+            key = f"{session_prefix(client_id)}.mark"
+            self._keys[client_id].add(key)
+            self._pending[key] = json.dumps(mark, separators=(",", ":")).encode()
+
+    def final_mark(self, client_id: str) -> None:
+        """The session leaves this node (``ClusterSessions.release``), everything it took
+        written: its mark as of now, for the next commit."""
+        self._write_mark(client_id, self.positions(), self.sent())
 
     def connected(self) -> bool:
         """Whether the NATS connection is up (set by ``sessions.attach_sessions``)."""
@@ -510,6 +545,9 @@ class JetStreamSessionStore(Store):
             self.local.queue_append(client_id, seq, message)
         for stored in record.inflight:
             self.local.inflight_set(client_id, stored.packet_id, stored.state, stored.message)
+        for key, data in entries:  # later sends here order after the loaded ones
+            if key.startswith(f"{session_prefix(client_id)}.f."):
+                self._sent_order = max(self._sent_order, int(json.loads(data)["order"]))
         for packet_id in record.awaiting_rel:
             self.local.awaiting_rel_add(client_id, packet_id)
         return Fetched(record, will, live_will, mark, frozenset(taken.values()), since)
@@ -596,7 +634,7 @@ class JetStreamSessionStore(Store):
     def queue_append(self, client_id: str, seq: int, message: OutboundMessage) -> None:
         self.local.queue_append(client_id, seq, message)
         if self._persistent(client_id):
-            sequence = self.arriving
+            sequence = self._arriving_tag()
             if sequence is not None:
                 self._js_queue[(client_id, seq)] = sequence
             self._put(client_id, f"q.{seq}", self._tag(
@@ -618,7 +656,7 @@ class JetStreamSessionStore(Store):
             key = (client_id, packet_id)
             sequence = self._js_inflight.get(key)
             if sequence is None:
-                sequence = self.arriving
+                sequence = self._arriving_tag()
                 if sequence is None:
                     sequence = self._moving.pop(client_id, None)
                 if sequence is not None:

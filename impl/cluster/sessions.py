@@ -225,6 +225,8 @@ class ClusterSessions:
             session = table.sessions.get(client_id)
             if session is None:
                 return  # a clean session: it ended with its connection
+            self.store.final_mark(client_id)  # all it took is written: its mark as of now
+            self.store.commit()
             self.store.mute(client_id)
             table.delayed_wills.pop(client_id, None)  # session state: the new owner has it
             table.registry.remove_session(session, now)

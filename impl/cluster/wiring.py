@@ -91,6 +91,7 @@ class ClusterAttachment:
         # QoS 1/2 messages through the stream, sessions replayed from it (durable.py).
         store = self.sessions.sessions.store
         store.positions = lambda: self.router.positions
+        store.sent = self.router.sent
         store.fallback = self.router.requeue
         self.router.sink = store
         link_js = self.sessions.link.js

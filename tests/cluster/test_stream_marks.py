@@ -78,12 +78,27 @@ def test_the_mark_is_the_previous_commits_positions_never_going_back() -> None:
     store.queue_append("c", 1, OutboundMessage("t/x", 0, QoS.AT_LEAST_ONCE, b"x"))
     store.arriving = None
     store._mark_changed()
-    assert _pending(store, "mark") == {"m.t": 5, "m.t.>": 9}  # 12 is not durable yet
+    assert _pending(store, "mark") == {"m.t": 5, "m.t.>": 9,  # 12 is not durable yet
+                                       "~n": 0, "~q": 0}
     store._marks["c"] = {"m.t": 8, "m.t.>": 9}  # loaded: the session's last node was ahead
     store._snapshot = {"m.t": 6, "m.t.>": 12, "m.other": 70}
+    store._sent_snapshot = (77, 30)  # this node (incarnation 77) had sent 30 messages
     store.queue_remove("c", 1)
     store._mark_changed()
-    assert _pending(store, "mark") == {"m.t": 8, "m.t.>": 12}
+    assert _pending(store, "mark") == {"m.t": 8, "m.t.>": 12, "~n": 77, "~q": 30}
+
+
+def test_a_message_published_here_is_recorded_with_its_envelope_id() -> None:
+    """Its own sessions get a node's message when it is published, before the stream
+    numbers it: the envelope id stands in, so a replay elsewhere leaves it out."""
+    store = _store({})
+    store.local_id = "00ff-3"
+    store.queue_append("c", 1, OutboundMessage("t/1", 0, QoS.EXACTLY_ONCE, b"x"))
+    store.local_id = None
+    queued = _pending(store, "q.1")
+    assert isinstance(queued, dict)
+    assert queued["e"] == "00ff-3"
+    assert "js" not in queued
 
 
 def test_a_session_comes_back_with_its_mark_the_sequences_it_holds_and_since_when() -> None:
