@@ -46,13 +46,18 @@ import time
 from typing import Any, ClassVar
 
 import attrs
+from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import rule, run_state_machine_as_test
 
 from mqttref.model import Drop
 from mqttref.oracle.nodes import Nodes, clustered, use
 from mqttref.oracle.stateful.machine import BrokerMachine
-from mqttref.oracle.stateful.settings import machine_settings, shrinking_limited_to
+from mqttref.oracle.stateful.settings import (
+    machine_settings,
+    profile_name,
+    shrinking_limited_to,
+)
 from mqttref.oracle.stateful.target import ExternalTarget, slow_multiplier
 from tests.cluster.conftest import Cluster
 from tests.helpers.peers import HOST
@@ -158,13 +163,22 @@ def killing_machine(cluster: Cluster) -> type[KillingMachine]:
     return type("KillingMachine", (KillingMachine,), body)
 
 
+def budget() -> settings:
+    """CI (any profile but ``thorough``): ``EXAMPLES`` x ``STEPS``, derandomized (about
+    30 s). ``MQTTREF_PROFILE=thorough`` hunts with fresh randomness, as many examples
+    as ``MQTTREF_STATEFUL_EXAMPLES`` says (400 unless told), of ``STEPS`` steps."""
+    if profile_name() == "thorough":
+        return machine_settings("thorough", stateful_step_count=STEPS)
+    return machine_settings("ci", max_examples=EXAMPLES, stateful_step_count=STEPS)
+
+
 def test_a_killed_node_loses_nothing_a_broken_connection_may_not_lose(
         cluster: Cluster) -> None:
     """Acknowledged QoS 1/2 messages owed to persistent sessions arrive after the
     reconnect on another node, each QoS 2 once; wills come; only QoS 0 may be lost."""
     KillingMachine.kills.clear()
     nodes = Nodes(tuple((HOST, node.port) for node in cluster.nodes), propagation=0.2)
-    how = machine_settings("ci", max_examples=EXAMPLES, stateful_step_count=STEPS)
+    how = budget()
     with use(nodes), shrinking_limited_to(20.0):
         try:
             run_state_machine_as_test(killing_machine(cluster), settings=how)
