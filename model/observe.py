@@ -540,8 +540,10 @@ class ObservationJudge(Level5):
         subscriptions [MQTT-3.3.4-2] [MQTT-3.3.5-1] and allows "further copies of the
         message, one for each additional matching subscription"; a server sending several
         puts only its subscription's identifier in each [MQTT-3.3.4-5], while the single
-        copy [MQTT-3.3.4-4] carries them all. This copy is then the one owed: the single
-        copy is no longer due, and this copy stands for it in what must not be lost."""
+        copy [MQTT-3.3.4-4] carries them all. A copy whose identifiers the single copy
+        would not carry is then the one owed: the single copy is no longer due, and this
+        copy stands for it in what must not be lost. (Where the identifiers are the same,
+        nothing tells the two apart, and the packet is read as the single copy first.)"""
         if delivery.channel == PRIMARY:
             return
         single = next(
@@ -552,6 +554,8 @@ class ObservationJudge(Level5):
                 and d.message is delivery.message
                 and delivery.channel in d.filters
                 and int(packet.qos) in d.allowed_qos
+                # identifiers the single copy would not carry: this PUBLISH cannot be it
+                and d.identifiers != delivery.identifiers
             ),
             None,
         )

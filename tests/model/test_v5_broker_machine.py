@@ -30,6 +30,8 @@ from tests import strategies
 from tests.model.test_model_machine import CLIENT_IDS, FILTERS, TOPICS, ModelMachine, qos, slots
 
 EXPIRIES = st.sampled_from([None, 0, 5, 0xFFFFFFFF])
+SHARED_FILTERS = ("$share/g/a", "$share/g/a/#", "$share/h/+")
+"""Two groups on one filter's topics and one more: members of several groups at once."""
 
 
 class MixedLevelsMachine(ModelMachine):
@@ -78,10 +80,7 @@ class MixedLevelsMachine(ModelMachine):
     @precondition(lambda self: self.level5_slots())
     @rule(
         data=st.data(),
-        # Shared filters are left out: a QoS 2 message whose PUBREL comes after a
-        # group formed is owed to the group, while a plain subscription made then
-        # is only allowed it (left for the shared integration, see the report).
-        topic_filter=st.sampled_from(FILTERS),
+        topic_filter=st.sampled_from(FILTERS + SHARED_FILTERS),
         requested=qos,
         no_local=st.booleans(),
         retain_as_published=st.booleans(),
