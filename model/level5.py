@@ -209,6 +209,7 @@ class Level5(Level5Publish):
                 ["MQTT-3.2.2-2"] if clean_start else ["MQTT-3.2.2-3"],
                 packet,
             )
+        self._assigned_client_id(conn, packet)
         conn.session5.connack(code, packet.session_present,
                               packet.properties.session_expiry_interval)
         conn.session_present = packet.session_present
@@ -218,6 +219,36 @@ class Level5(Level5Publish):
         self._fire_connection(conn, CE.CONNACK_ACCEPTED)
         if packet.properties.server_keep_alive is not None:
             conn.keep_alive = packet.properties.server_keep_alive  # 3.2.2.3.14
+
+    def _assigned_client_id(self, conn: Connection, packet: ConnAck) -> None:
+        """A zero-length ClientID accepted: the server MUST assign one [MQTT-3.1.3-6] and
+        return it in the CONNACK [MQTT-3.1.3-7], a ClientID no other Session in the
+        server uses [MQTT-3.2.2-16]. The Session State is identified by it from then on
+        [MQTT-3.1.3-2], so a later CONNECT with that ClientID finds it (until the CONNACK
+        the model keys it ``<assigned #n>``)."""
+        assert conn.connect is not None
+        if conn.connect.client_id:
+            return
+        assigned = packet.properties.assigned_client_identifier
+        if not assigned:
+            raise self._reject(
+                conn,
+                "a zero-length ClientID accepted without an Assigned Client Identifier",
+                ["MQTT-3.1.3-6", "MQTT-3.1.3-7", "MQTT-3.2.2-16"],
+                packet,
+            )
+        other = self.sessions.get(assigned)
+        surely_held = other is not None and other.state in _LIVE and (
+            other.v5 is None or False not in other.v5.exists()
+        )
+        if surely_held:
+            raise self._reject(
+                conn,
+                f"the Assigned Client Identifier {assigned!r} is another Session's",
+                ["MQTT-3.2.2-16"],
+                packet,
+            )
+        conn.session_key = assigned
 
     def _started5(self, conn: Connection, session: Session) -> None:
         """The session chart resumed the session (or took it over): under 5.0 it

@@ -22,10 +22,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mqttref.impl.codec.packets import (
+    NO_PROPERTIES,
     ConnAck,
     Disconnect,
     Packet,
     PingResp,
+    Properties,
     PubAck,
     PubComp,
     Publish,
@@ -565,6 +567,18 @@ class ObservationJudge(Level5):
         single.required = single.required_on_release = False
         self.owed = [(c, g, delivery if d is single else d) for c, g, d in self.owed]
 
+    def _assigned_id(self, conn: Connection, code: int) -> Properties:
+        """The CONNACK's properties ``allowed`` offers: accepting a level-5 CONNECT with
+        a zero-length ClientID, an Assigned Client Identifier no Session uses
+        [MQTT-3.1.3-7] [MQTT-3.2.2-16]."""
+        assert conn.connect is not None
+        if conn.level != MQTT_5 or conn.connect.client_id or code >= 0x80:
+            return NO_PROPERTIES
+        n = 1
+        while f"assigned-{n}" in self.sessions:
+            n += 1
+        return Properties(assigned_client_identifier=f"assigned-{n}")
+
     @staticmethod
     def _retain_fits(session: Session, delivery: Delivery, packet: Publish) -> bool:
         """Whether the PUBLISH's RETAIN flag is one ``delivery`` may carry. The one copy
@@ -763,7 +777,8 @@ class ObservationJudge(Level5):
             else:
                 present = self._session_present(conn)
             found += [
-                ConnAck(present if rc == 0 else False, rc) for rc in sorted(conn.connack_codes)
+                ConnAck(present if rc == 0 else False, rc, self._assigned_id(conn, rc))
+                for rc in sorted(conn.connack_codes)
             ]
         elif conn.disconnect_sent is not None:
             return [Closed()]

@@ -266,3 +266,49 @@ def test_a_group_message_is_offered_with_the_expiry_interval_left() -> None:
     model.apply(TimePasses(8.0))
     assert not [p for p in model.allowed("b") if isinstance(p, Publish)]
     assert "MQTT-3.3.2-5" in refs_of(model, "b", offered[0])
+
+
+# ------------------------------------------------- a zero-length ClientID at 5.0
+
+
+def connect_without_client_id(model: BrokerModel, client: str) -> None:
+    connect = Connect(
+        ProtocolLevel.MQTT_5, "", True, 0, properties=Properties(session_expiry_interval=100)
+    )
+    model.apply(Send(client, connect))
+
+
+def test_a_session_under_an_assigned_client_id_is_found_by_that_client_id() -> None:
+    """The model kept a zero-length ClientID's session as ``<assigned #n>``, which no
+    CONNECT can name, so coming back with the Assigned Client Identifier found no
+    session. The Session State is identified by the ClientID the server assigned and
+    returned [MQTT-3.1.3-2] [MQTT-3.1.3-7]: that CONNECT resumes it, and what was
+    queued for it is owed."""
+    model = BrokerModel()
+    connect_without_client_id(model, "s0")
+    offered = model.allowed("s0")[0]
+    assert isinstance(offered, ConnAck)
+    assert offered.properties.assigned_client_identifier
+    model.observe("s0", ConnAck(False, 0, Properties(assigned_client_identifier="auto-1")))
+    subscribe5(model, "s0", "t", 1)
+    model.apply(Drop("s0"))
+    connected5(model, "p")
+    model.apply(Send("p", Publish("t", b"m", QoS.AT_LEAST_ONCE, packet_id=1)))
+    model.observe("p", PubAck(1))
+    back = Properties(session_expiry_interval=100)
+    model.apply(Send("s1", Connect(ProtocolLevel.MQTT_5, "auto-1", False, 0, properties=back)))
+    model.observe("s1", ConnAck(True, 0))
+    assert [o.what for o in model.obligations()] == ["PUBLISH 't' b'm' QoS [1] retain=0"]
+
+
+def test_an_accepted_zero_length_client_id_needs_an_unused_assigned_one() -> None:
+    """Accepting a zero-length ClientID, the server MUST assign one [MQTT-3.1.3-6] and
+    return it [MQTT-3.1.3-7], one no other Session uses [MQTT-3.2.2-16]."""
+    model = BrokerModel()
+    connected5(model, "x", client_id="taken", session_expiry=100)
+    connect_without_client_id(model, "s0")
+    assert refs_of(model, "s0", ConnAck(False, 0)) == (
+        "MQTT-3.1.3-6", "MQTT-3.1.3-7", "MQTT-3.2.2-16",
+    )  # fmt: skip
+    taken = ConnAck(False, 0, Properties(assigned_client_identifier="taken"))
+    assert refs_of(model, "s0", taken) == ("MQTT-3.2.2-16",)
