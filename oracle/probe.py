@@ -281,6 +281,7 @@ _SENDER_RULES_5 = (
     ("topic name contains U+0000", "MQTT-4.7.3-2"),
     ("minimum number of bytes", "MQTT-1.5.5-1"),
     ("DUP set at QoS 0", "MQTT-3.3.1-2"),
+    ("DUP set at QoS 0", "MQTT-4.3.1-1"),
     ("session present on a refused connection", "MQTT-3.2.2-6"),
     ("user property value is not well-formed", "MQTT-1.5.7-1"),
     ("user property name is not well-formed", "MQTT-1.5.7-1"),

@@ -101,3 +101,10 @@ def test_a_wait_on_a_connection_dropped_after_malformed_bytes_blames_no_statemen
     connection it dropped cannot come, and is no observation against [MQTT-3.3.4-1]."""
     outcome = asyncio.run(_wait_after_malformed_bytes())
     assert isinstance(outcome, Inconclusive), outcome
+
+
+def test_at_5_0_dup_on_a_qos_0_publish_breaks_both_statements_that_forbid_it() -> None:
+    from mqttref.oracle.probe import _as_sent_by_server
+
+    error = _as_sent_by_server("DUP set at QoS 0 [§3.3.1.1]", ProtocolLevel.MQTT_5)
+    assert set(cited(error)) == {"MQTT-3.3.1-2", "MQTT-4.3.1-1"}

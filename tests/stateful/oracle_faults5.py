@@ -918,6 +918,11 @@ LEVEL5_BREAKS: dict[str, tuple[str, ...]] = {
     # faults5 also names 3.2.2-3 ("whether its session was kept or ended"), but a client
     # id in the session table has a session: Session Present 1 after Clean Start 0 is right.
     "present_despite_clean_start": ("MQTT-3.2.2-2", "MQTT-3.1.4-4"),
+    # The broker's codec refuses to encode a CONNACK with code 0x01, so what goes on the
+    # wire is a DISCONNECT where the CONNACK was due: a first packet other than CONNACK.
+    # No CONNACK with a code of no table is ever sent; "CONNACK with a reason code of no
+    # CONNACK" below breaks 3.2.2-8 on the wire.
+    "connack_code_not_connack": ("MQTT-3.2.0-1",),
 }
 """Where the oracle's declaration differs from the hunt's, and why."""
 
@@ -1382,7 +1387,9 @@ OWN: tuple[OracleFault5, ...] = (
     OracleFault5("PINGRESP after DISCONNECT", "5.0 frames", ("MQTT-3.14.4-1",),
                  inject=_sent(DISCONNECT, _disconnect_then_pingresp)),
     OracleFault5("refusal sent as DISCONNECT", "5.0 frames", ("MQTT-3.14.0-1",),
-                 inject=_sent(CONNACK, _refusal_as_disconnect)),
+                 inject=_sent(CONNACK, _refusal_as_disconnect),
+                 cascades={"MQTT-3.14.2-1": "the DISCONNECT carries the refusal's CONNACK code"
+                                            " (0x84, 0x85, ...), of no DISCONNECT table"}),
     OracleFault5("Remaining Length in more bytes than needed", "5.0 frames",
                  ("MQTT-1.5.5-1",), inject=_sent(PINGRESP, _long_remaining_length)),
     OracleFault5("Topic Alias 0 sent", "5.0 frames", ("MQTT-3.3.2-8",),
