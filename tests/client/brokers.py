@@ -59,7 +59,7 @@ class MqttrefBroker(ChildPeer):
         wait_for_port(self.port)
         return self
 
-    def wait_for_subscription(self, client_id: str, timeout: float = 10.0) -> None:
+    def wait_for_subscription(self, client_id: str, timeout: float = 30.0) -> None:
         """The broker logs a SUBSCRIBE as it reads it; its SUBACK follows at once."""
         deadline = time.monotonic() + timeout
         needle = f"client {client_id!r} ("

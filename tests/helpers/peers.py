@@ -97,7 +97,7 @@ def restartable_port() -> int:
     raise RuntimeError("no free port between 20000 and 32767")
 
 
-def wait_for_port(port: int, timeout: float = 10.0, *,
+def wait_for_port(port: int, timeout: float = 30.0, *,
                   process: subprocess.Popen[bytes] | subprocess.Popen[str] | None = None,
                   ) -> None:
     """Block until something accepts connections on 127.0.0.1:``port``.
@@ -214,7 +214,7 @@ class MosquittoProcess(ChildPeer):
         wait_for_port(self.port)
         return self
 
-    def wait_for_log(self, text: str, timeout: float = 10.0) -> None:
+    def wait_for_log(self, text: str, timeout: float = 30.0) -> None:
         """Block until mosquitto's log holds ``text`` (e.g. a SUBACK sent to a client id)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -223,5 +223,5 @@ class MosquittoProcess(ChildPeer):
             time.sleep(0.02)
         raise AssertionError(f"mosquitto never logged {text!r}")
 
-    def wait_for_subscription(self, client_id: str, timeout: float = 10.0) -> None:
+    def wait_for_subscription(self, client_id: str, timeout: float = 30.0) -> None:
         self.wait_for_log(f"Sending SUBACK to {client_id}", timeout)
