@@ -78,7 +78,7 @@ LEFT_OUT = (
 """Rules of ``BrokerMachine`` this machine does without (module docstring: CI time)."""
 
 EXAMPLES = 8
-STEPS = 20
+STEPS = 17
 
 
 @attrs.frozen
@@ -104,7 +104,7 @@ class KillingMachine(BrokerMachine):
 
     @rule(data=st.data(), topic=st.sampled_from(TOPICS),
           qos=st.sampled_from([QoS.AT_LEAST_ONCE, QoS.EXACTLY_ONCE]),
-          count=st.integers(min_value=0, max_value=2))
+          count=st.integers(min_value=1, max_value=2))
     def kill_a_node_and_restart_it(
         self, data: st.DataObject, topic: str, qos: QoS, count: int
     ) -> Any:
@@ -113,7 +113,7 @@ class KillingMachine(BrokerMachine):
         session keeps its QoS 1/2 messages [MQTT-3.1.2-4] [MQTT-4.4.0-1], QoS 0 to an
         offline client may be lost [MQTT-3.1.2-5]) and reconnect on another node.
 
-        First, when a persistent client is connected, ``count`` QoS ``qos`` messages on
+        First, when a persistent client is connected, ``count`` (1 or 2) QoS ``qos`` messages on
         ``topic`` reach it (subscribed if it was not) and stay unacknowledged: the
         kill then falls on messages in flight, not only by chance (the story
         ``away_while_others_publish`` covers messages queued for an absent client)."""
@@ -212,8 +212,10 @@ def disagreements(error: BaseException) -> list[Disagreement]:
 
 
 def budget() -> settings:
-    """CI (any profile but ``thorough``): ``EXAMPLES`` x ``STEPS``, derandomized (about
-    30 s). ``MQTTREF_PROFILE=thorough`` hunts with fresh randomness, as many examples
+    """CI (any profile but ``thorough``): ``EXAMPLES`` x ``STEPS``, derandomized (measured:
+    8 kills, 17 QoS 1/2 messages owed to killed nodes' persistent clients, 26 s; which
+    programs run still follows the broker's answers, so the counts may vary).
+    ``MQTTREF_PROFILE=thorough`` hunts with fresh randomness, as many examples
     as ``MQTTREF_STATEFUL_EXAMPLES`` says (400 unless told), of ``STEPS`` steps."""
     if profile_name() == "thorough":
         return machine_settings("thorough", stateful_step_count=STEPS)
