@@ -196,11 +196,15 @@ def to_json(report: Report) -> dict[str, Any]:
     }
 
 
-def write_json(report: Report | Sequence[Report], path: str) -> None:
+def write_json(report: Report | Sequence[Report], path: str,
+               refused: Sequence[tuple[str, str]] = ()) -> None:
     """One report as an object; the reports of ``--protocol all`` as
-    ``{"reports": [...]}``, one object per protocol, in the order they ran."""
+    ``{"reports": [...], "refused": [...]}``, one object per protocol judged, in the order
+    they ran, and one per level the broker refused (``protocol``, ``how``), so that a
+    reader of the file alone knows a level was left out and why, as the text says."""
     data = (to_json(report) if isinstance(report, Report)
-            else {"reports": [to_json(r) for r in report]})
+            else {"reports": [to_json(r) for r in report],
+                  "refused": [{"protocol": p, "how": how} for p, how in refused]})
     with open(path, "w", encoding="utf-8") as out:
         json.dump(data, out, indent=1, ensure_ascii=False)
         out.write("\n")
@@ -219,13 +223,21 @@ def _explored_text(report: Report, sid: str) -> str:
     return "\n".join(line for f in report.explored(sid) for line in _exploration_lines(report, f))
 
 
-def write_junit(report: Report | Sequence[Report], path: str) -> None:
-    """A ``testsuite`` per report; several (``--protocol all``) under ``testsuites``."""
+def write_junit(report: Report | Sequence[Report], path: str,
+                refused: Sequence[tuple[str, str]] = ()) -> None:
+    """A ``testsuite`` per report; several (``--protocol all``) under ``testsuites``, with
+    a level the broker refused as an empty suite whose ``skipped`` property says how."""
     if isinstance(report, Report):
         root = _junit_suite(report)
     else:
         root = ET.Element("testsuites", name="mqttref-check")
         root.extend(_junit_suite(r) for r in report)
+        for protocol, how in refused:
+            suite = ET.SubElement(root, "testsuite", name=f"mqttref-check MQTT {protocol}",
+                                  tests="0", failures="0", skipped="0")
+            properties = ET.SubElement(suite, "properties")
+            ET.SubElement(properties, "property", name="skipped",
+                          value=f"the broker does not accept a {protocol} CONNECT ({how})")
     ET.indent(root)
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
 

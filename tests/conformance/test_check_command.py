@@ -118,7 +118,8 @@ def test_by_default_a_broker_refusing_5_0_is_judged_at_3_1_1_only_with_a_line_sa
     level [MQTT-3.1.2-2]: it is judged at 3.1.1 alone, and the run says how 5.0 was refused
     instead of failing it on every 5.0 statement."""
     result = mqttref_check("--broker", f"127.0.0.1:{aedes}", "--only", "MQTT-3.1.0-2",
-                           "--no-exploration", "--json", str(tmp_path / "v.json"))
+                           "--no-exploration", "--json", str(tmp_path / "v.json"),
+                           "--junit", str(tmp_path / "v.xml"))
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.strip().splitlines()
     assert lines[0] == (f"mqttref check: MQTT 5.0 not judged: 127.0.0.1:{aedes} does not"
@@ -127,5 +128,13 @@ def test_by_default_a_broker_refusing_5_0_is_judged_at_3_1_1_only_with_a_line_sa
     headers = [line for line in lines if " broker at " in line]
     assert [h.split()[3] for h in headers] == ["3.1.1"]
     assert lines[-1] == "1 checked, 1 passed, 0 failed"
-    reports = json.loads((tmp_path / "v.json").read_text("utf-8"))["reports"]
-    assert [r["protocol"] for r in reports] == ["3.1.1"]
+    written = json.loads((tmp_path / "v.json").read_text("utf-8"))
+    assert [r["protocol"] for r in written["reports"]] == ["3.1.1"]
+    assert written["refused"] == [{"protocol": "5.0", "how": "a 3.1.1 CONNACK, return code"
+                                   " 0x01 unacceptable protocol version"}]
+    suites = ET.parse(tmp_path / "v.xml").getroot().findall("testsuite")
+    assert [s.get("name") for s in suites] == ["mqttref-check MQTT 3.1.1",
+                                               "mqttref-check MQTT 5.0"]
+    skipped = suites[1].find("properties/property[@name='skipped']")
+    assert skipped is not None
+    assert "0x01 unacceptable" in str(skipped.get("value"))

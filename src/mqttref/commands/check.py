@@ -212,10 +212,11 @@ def run(args: argparse.Namespace) -> int:
     if len(reports) > 1:
         sys.stdout.write(f"all protocols: {_totals(reports)}\n")
     many = args.protocol == ALL
+    refused = [(r.protocol, r.how) for r in levels.refused]
     if args.json:
-        write_json(reports if many else reports[0], args.json)
+        write_json(reports if many else reports[0], args.json, refused)
     if args.junit:
-        write_junit(reports if many else reports[0], args.junit)
+        write_junit(reports if many else reports[0], args.junit, refused)
     return 1 if any(report.failed for report in reports) else 0
 
 
