@@ -10,7 +10,8 @@ may have been routed to the dead node and never written. So:
 1. *Catch up*: where this node's own position on a subject is behind the session's
    mark (its consumer lags), this node reads the stream up to the mark and hands
    those messages to its sessions as if they had just arrived, before the taken-over
-   session joins them: the new session must not get them again.
+   session joins them: the new session must not get them again. (Up to the stream's
+   end, and on every subject the node follows that overlaps one of the session's.)
 2. *Replay*: the session joins; for each of its subjects, the stream's messages
    above its mark (or, for a subject it has no mark for yet, stored since it
    subscribed) up to this node's position go to this session alone, in stream order,
@@ -75,11 +76,23 @@ class Replayer:
         """Step 1: this node's positions on the session's subjects reach the stream's end
         (what it reads goes to its present sessions), so that nothing the session's last
         node already gave it (its own messages, handed out when published) arrives here
-        live after the session joined."""
+        live after the session joined.
+
+        So do its positions on every other subject it follows the stream on that
+        overlaps one of the session's (another local session's wider filter: ``#``,
+        ``a/+``...): a message on the session's topics reaches the registry through
+        any of them, and the registry hands it to every matching session, the joined
+        one too. Without that, a will the last node published at the takeover, and
+        gave the session itself (it is in the session's queue), came a second time
+        through another subscriber's consumer for ``#`` here: a QoS 2 message twice
+        [MQTT-4.3.3-2] (``test_cluster_machine``; ``test_will_at_takeover_once``)."""
         del fetched  # the end of the stream covers every mark
         positions = self.router.positions
         last = self.nats.call(last_sequence(self.js), READ_TIMEOUT)
-        for subject in subjects:
+        own = set(subjects)
+        wider = {subject for subject in positions if subject not in own
+                 and any(subjects_overlap(subject, each) for each in own)}
+        for subject in sorted(own) + sorted(wider):
             position = positions.get(subject)
             if position is None:
                 positions[subject] = last  # its consumer starts after it
@@ -87,7 +100,9 @@ class Replayer:
             if position >= last:
                 continue
             for stored in self._read(subject, after=position, since=None, upto=last):
-                self.router.take_stored(subject, DURABLE + subject, stored.data,
+                # By the message's own subject, which names its topic: ``subject`` may
+                # hold wildcards (taken as the topic, the message was dropped as foreign).
+                self.router.take_stored(subject, DURABLE + stored.subject, stored.data,
                                         stored.sequence)
             positions[subject] = max(positions.get(subject, 0), last)
 
@@ -159,3 +174,14 @@ class Replayer:
             self.store.arriving = None
         return 1
 
+
+def subjects_overlap(first: str, second: str) -> bool:
+    """Whether some subject matches both NATS subjects (``*``: one token, ``>``: one
+    or more at the end), i.e. a stream message may come through either."""
+    one, other = first.split("."), second.split(".")
+    for mine, theirs in zip(one, other, strict=False):
+        if mine == ">" or theirs == ">":
+            return True
+        if mine != theirs and "*" not in (mine, theirs):
+            return False
+    return len(one) == len(other)
