@@ -93,6 +93,8 @@ class ClusterLink:
         self._lease_task: asyncio.Task[None] | None = None
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         """Client id -> its lock and how many claims use or wait for it."""
+        self._adoptions: dict[str, asyncio.Event] = {}
+        """Client id -> set when this node's adoption of it (``adopting``) is over."""
         self._closing = False
         self.reconnected: Callable[[], None] = lambda: None
         """Called (on the NATS thread) when the connection is back after NATS was away."""
@@ -329,6 +331,26 @@ class ClusterLink:
             else:
                 self._locks[client_id] = (lock, users - 1)
 
+    @contextlib.asynccontextmanager
+    async def adopting(self, client_id: str) -> AsyncIterator[None]:
+        """Around taking a dead node's client id and adopting its session here: a release
+        request for it meanwhile waits until the session is here (``serve_releases``).
+
+        Between the compare-and-set and the adoption, another node's CONNECT claim may
+        read this node as the owner and ask it to release; answered at once, nothing
+        would be released (the session is not here yet), the claimant would load the
+        session while this node adopts it after: two owners, and the client told no
+        session was present [MQTT-3.2.2-2] when the claimant read the bucket while the
+        adoption wrote it. Waiting makes it a normal takeover across nodes."""
+        done = asyncio.Event()
+        self._adoptions[client_id] = done
+        try:
+            yield
+        finally:
+            if self._adoptions.get(client_id) is done:
+                del self._adoptions[client_id]
+            done.set()
+
     async def take_orphan(self, client_id: str, record: OwnerRecord) -> bool:
         """Take a dead node's client id by compare-and-set; whether this node won it."""
         assert self.owners is not None
@@ -345,6 +367,9 @@ class ClusterLink:
 
         async def answer(msg: Msg) -> None:
             client_id = msg.data.decode()
+            adoption = self._adoptions.get(client_id)
+            if adoption is not None:  # the session is on its way here: release it after
+                await adoption.wait()
             try:
                 await release(client_id)
             except Exception:

@@ -62,11 +62,12 @@ async def take_orphans(adopt: Adopt, link: ClusterLink,
     live = await link.live_nodes()
     won = 0
     for client_id, record in orphans(records, live):
-        if not await link.take_orphan(client_id, record):
-            continue  # another node was first
-        won += 1
-        live_will = await _live_will(link, client_id)
-        await inbox.run(functools.partial(_adopt, adopt, client_id, live_will, loop), loop)
+        async with link.adopting(client_id):  # a release request waits for the adoption
+            if not await link.take_orphan(client_id, record):
+                continue  # another node was first
+            won += 1
+            live_will = await _live_will(link, client_id)
+            await inbox.run(functools.partial(_adopt, adopt, client_id, live_will, loop), loop)
     return won
 
 
