@@ -79,6 +79,21 @@ def test_an_answer_from_an_earlier_owner_does_not_count_for_the_next() -> None:
     assert claim(OwnerRecord(n3, 9), {"n1": "a-1", "n3": "c-1"}, state) == AskRelease(n3)
 
 
+def test_a_claim_that_lost_to_the_lease_scan_takes_the_session_over_from_the_adopter(
+) -> None:
+    """Issue 19, as events: n3 started again (its old life's record at revision 7 is an
+    orphan); n2's CONNECT decides to replace it, but n1's scan wins the compare-and-set
+    first (revision 8). Read again with a fresh state, the claim asks n1, now the live
+    owner, to release the session, and replaces n1's record only once it has: never a
+    new empty session while one exists [MQTT-3.2.2-2]."""
+    dead_life = NodeId("n3", "c-1")
+    live = {"n1": "a-1", "n2": "me-1", "n3": "c-2"}
+    assert claim(OwnerRecord(dead_life, 7), live) == Replace(7)
+    adopted = OwnerRecord(A, 8)  # n1's take_orphan won revision 7: the CAS above fails
+    assert claim(adopted, live) == AskRelease(A)
+    assert claim(adopted, live, ClaimState(A, 100.0, released=True)) == Replace(8)
+
+
 def test_orphans_are_the_records_of_dead_or_restarted_nodes_in_client_id_order() -> None:
     n3 = NodeId("n3", "c-1")
     records = [("z", OwnerRecord(A, 1)), ("b", OwnerRecord(n3, 2)), ("a", OwnerRecord(A, 3)),
