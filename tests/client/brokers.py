@@ -56,7 +56,13 @@ class MqttrefBroker(ChildPeer):
                 stdout=log,
                 stderr=log,
             )  # fmt: skip
-        wait_for_port(self.port)
+        try:
+            wait_for_port(self.port, process=self.process)
+        except AssertionError:
+            # A broker that started too late must not outlive the test (one did, for hours).
+            self.process.kill()
+            self.process.wait()
+            raise
         return self
 
     def wait_for_subscription(self, client_id: str, timeout: float = 30.0) -> None:
