@@ -13,11 +13,13 @@ is that child: it prints ``port N`` once it listens.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Self
 
@@ -150,3 +152,17 @@ async def _serve(nats_url: str, name: str, lease: float) -> None:
 
 if __name__ == "__main__":
     asyncio.run(_serve(sys.argv[1], sys.argv[2], float(sys.argv[3])))
+
+
+@contextlib.contextmanager
+def two_nodes(url: str, lease: float) -> Iterator[tuple[SessionNode, SessionNode]]:
+    """Nodes n1 and n2 on the nats-server at ``url``, stopped afterwards even when the
+    second fails to start (the first must not outlive the test)."""
+    started: list[SessionNode] = []
+    try:
+        started.append(SessionNode(url, "n1", lease))
+        started.append(SessionNode(url, "n2", lease))
+        yield started[0], started[1]
+    finally:
+        for node in started:
+            node.stop()

@@ -31,7 +31,7 @@ from mqttref.impl.cluster.claims import ClusterLink
 from mqttref.impl.cluster.ownership import NodeId
 from mqttref.impl.cluster.session_store import session_prefix
 from tests.broker.paho_client import Paho
-from tests.cluster.sessions_nodes import NatsServer, SessionNode, require_nats_server
+from tests.cluster.sessions_nodes import NatsServer, SessionNode, require_nats_server, two_nodes
 
 LEASE = 10.0
 WINDOW = 0.5
@@ -42,14 +42,10 @@ WINDOW = 0.5
 def nodes() -> Iterator[tuple[SessionNode, SessionNode]]:
     require_nats_server()
     nats = NatsServer().start()
-    started: list[SessionNode] = []
     try:
-        started.append(SessionNode(nats.url, "n1", LEASE))
-        started.append(SessionNode(nats.url, "n2", LEASE))
-        yield started[0], started[1]
+        with two_nodes(nats.url, LEASE) as both:
+            yield both
     finally:
-        for node in started:
-            node.stop()
         nats.stop()
 
 

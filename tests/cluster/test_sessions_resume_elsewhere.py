@@ -22,6 +22,7 @@ from tests.cluster.sessions_nodes import (
     ProcessNode,
     SessionNode,
     require_nats_server,
+    two_nodes,
 )
 from tests.helpers.raw_client import CLOSED, RawClient
 
@@ -38,14 +39,8 @@ def nats() -> Iterator[NatsServer]:
 
 @pytest.fixture
 def nodes(nats: NatsServer) -> Iterator[tuple[SessionNode, SessionNode]]:
-    started: list[SessionNode] = []
-    try:
-        started.append(SessionNode(nats.url, "n1", LEASE))
-        started.append(SessionNode(nats.url, "n2", LEASE))
-        yield started[0], started[1]
-    finally:
-        for node in started:
-            node.stop()
+    with two_nodes(nats.url, LEASE) as both:
+        yield both
 
 
 def test_messages_queued_on_one_node_are_delivered_on_another_in_order(

@@ -23,7 +23,7 @@ from mqttref.impl.cluster.claims import ASK_TIMEOUT
 from mqttref.impl.cluster.session_store import session_keys, session_prefix
 from tests.broker.paho_client import Paho
 from tests.broker.test_v5_peers import Paho5
-from tests.cluster.sessions_nodes import NatsServer, SessionNode, require_nats_server
+from tests.cluster.sessions_nodes import NatsServer, SessionNode, require_nats_server, two_nodes
 
 LEASE = 2.0
 SESSION_TAKEN_OVER = 0x8E
@@ -33,14 +33,10 @@ SESSION_TAKEN_OVER = 0x8E
 def nodes() -> Iterator[tuple[SessionNode, SessionNode]]:
     require_nats_server()
     nats = NatsServer().start()
-    started: list[SessionNode] = []
     try:
-        started.append(SessionNode(nats.url, "n1", LEASE))
-        started.append(SessionNode(nats.url, "n2", LEASE))
-        yield started[0], started[1]
+        with two_nodes(nats.url, LEASE) as both:
+            yield both
     finally:
-        for node in started:
-            node.stop()
         nats.stop()
 
 
