@@ -166,3 +166,15 @@ def two_nodes(url: str, lease: float) -> Iterator[tuple[SessionNode, SessionNode
     finally:
         for node in started:
             node.stop()
+
+
+@contextlib.contextmanager
+def own_nats_and_two_nodes(lease: float) -> Iterator[tuple[SessionNode, SessionNode]]:
+    """A nats-server of the test's own (a fresh JetStream store) with ``two_nodes`` on it."""
+    require_nats_server()
+    nats = NatsServer().start()
+    try:
+        with two_nodes(nats.url, lease) as both:
+            yield both
+    finally:
+        nats.stop()

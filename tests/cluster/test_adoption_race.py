@@ -31,7 +31,7 @@ from mqttref.impl.cluster.claims import ClusterLink
 from mqttref.impl.cluster.ownership import NodeId
 from mqttref.impl.cluster.session_store import session_prefix
 from tests.broker.paho_client import Paho
-from tests.cluster.sessions_nodes import NatsServer, SessionNode, require_nats_server, two_nodes
+from tests.cluster.sessions_nodes import SessionNode, own_nats_and_two_nodes
 
 LEASE = 10.0
 WINDOW = 0.5
@@ -40,13 +40,8 @@ WINDOW = 0.5
 
 @pytest.fixture
 def nodes() -> Iterator[tuple[SessionNode, SessionNode]]:
-    require_nats_server()
-    nats = NatsServer().start()
-    try:
-        with two_nodes(nats.url, LEASE) as both:
-            yield both
-    finally:
-        nats.stop()
+    with own_nats_and_two_nodes(LEASE) as both:
+        yield both
 
 
 def _orphan_of_a_dead_life(node: SessionNode, client_id: str) -> None:

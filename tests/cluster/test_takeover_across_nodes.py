@@ -23,7 +23,7 @@ from mqttref.impl.cluster.claims import ASK_TIMEOUT
 from mqttref.impl.cluster.session_store import session_keys, session_prefix
 from tests.broker.paho_client import Paho
 from tests.broker.test_v5_peers import Paho5
-from tests.cluster.sessions_nodes import NatsServer, SessionNode, require_nats_server, two_nodes
+from tests.cluster.sessions_nodes import SessionNode, own_nats_and_two_nodes
 
 LEASE = 2.0
 SESSION_TAKEN_OVER = 0x8E
@@ -31,13 +31,8 @@ SESSION_TAKEN_OVER = 0x8E
 
 @pytest.fixture
 def nodes() -> Iterator[tuple[SessionNode, SessionNode]]:
-    require_nats_server()
-    nats = NatsServer().start()
-    try:
-        with two_nodes(nats.url, LEASE) as both:
-            yield both
-    finally:
-        nats.stop()
+    with own_nats_and_two_nodes(LEASE) as both:
+        yield both
 
 
 def owner_of(node: SessionNode, client_id: str) -> str | None:
