@@ -71,6 +71,9 @@ SEND_ATTEMPTS = 40
 """Tries to send one thing while NATS is connected before it is given up (logged):
 JetStream answers a few seconds late after nats-server restarts."""
 RETRY_WAIT = 0.25
+STORED_WAIT = 10.0
+"""Seconds a retained QoS 1/2 message waits at most for the commit that puts it in the
+stream before it goes to the bucket anyway (a commit gives up after 5 s)."""
 MAX_SUBJECT = 4000
 """Bytes of a subject at most: nats-server's protocol line is 4096 bytes by default
 (``max_control_line``), and a longer one costs the node its connection."""
@@ -126,6 +129,9 @@ class _Subscription:
 @attrs.frozen
 class _Retain:
     message: Message
+    batch: int | None = None
+    """The store commit that puts the message in the stream (``DurableSink.batch``): the
+    bucket gets it only after, see ``ClusterRouter.publish``."""
 
 
 _Work = _Publish | _Subscription | _Retain
@@ -147,6 +153,16 @@ class DurableSink(Protocol):
                         origin: str | None = None) -> bool:
         """Take the message for the next commit; False: it cannot (NATS away).
         ``origin``: the publisher's client id."""
+        ...
+
+    @property
+    def batch(self) -> int:
+        """The number of the commit that carries a message taken now."""
+        ...
+
+    def stored(self, batch: int) -> bool:
+        """Whether commit number ``batch`` is over (its messages in JetStream, or handed
+        back to the router's queue)."""
         ...
 
 
@@ -174,6 +190,9 @@ class ClusterRouter:
         here through it (``durable.py``); a message at or below it is not handed again."""
         self.sink: DurableSink | None = None
         """The session store, once sessions are attached (``sessions.attach_sessions``)."""
+        self.commit_soon: Callable[[], None] = lambda: None
+        """Ask for a store commit at the loop's next turn (``wiring.py``: the outbox's):
+        a will of a dropped connection comes with no acknowledgement to commit it."""
         self._tasks: list[asyncio.Task[None]] = []
         self.forwarded = 0
         """Messages sent to NATS for other nodes."""
@@ -233,25 +252,37 @@ class ClusterRouter:
                                "only", self.node.name, clip(topic), len(body),
                                self.node.max_payload)
             return matched + (shared.publish(message, now) if shared else 0)
-        if message.retain:
-            self._queue.append(_Retain(message))  # state: kept even when the queue is full
         if self._pending_messages >= self.node.settings.max_pending:
             self.dropped += 1
             broker_log.warning("cluster queue full", "node %s: %d messages wait for NATS; "
                                "one on %s not forwarded to other nodes", self.node.name,
                                self._pending_messages, clip(topic))
+            if message.retain:
+                self._queue.append(_Retain(message))  # state: kept even when the queue is full
             if shared:
                 shared.publish(message, now)
             self._wake.set()
             return matched  # it reaches no other node: this node's count is the cluster's
-        if (message.qos and self.sink is not None and not self._pending_messages
-              and self.sink.publish_durable(subject, body, durable.msg_id(
-                  self.node.incarnation, self._sequence) if message.qos == 2 else "",
-                  message.origin)):
-            pass  # in JetStream before the PUBACK or PUBREC (the store's commit)
-        else:  # QoS 0, or NATS away: core NATS (a QoS 1/2 one still reaches the stream)
+        sink = self.sink
+        batch: int | None = None
+        if message.qos and sink is not None and not self._pending_messages:
+            batch = sink.batch
+            if not sink.publish_durable(subject, body, durable.msg_id(
+                    self.node.incarnation, self._sequence) if message.qos == 2 else "",
+                    message.origin):
+                batch = None
+        if batch is None:  # QoS 0, or NATS away: core NATS (a QoS 1/2 one still reaches the stream)
             self._queue.append(_Publish(subject, body))
             self._pending_messages += 1
+        # else: in JetStream before the PUBACK or PUBREC (the store's commit)
+        if message.retain:
+            # The live copy first, the retained one after: a subscription on another node
+            # must not get the retained copy from the bucket and then the live one from
+            # the stream (one PUBLISH per subscription, as on one broker). A will of a
+            # dropped connection has no acknowledgement whose commit would carry it soon.
+            self._queue.append(_Retain(message, batch))
+            if batch is not None:
+                self.commit_soon()
         self._wake.set()
         return max(matched, 1)  # other nodes may have subscribers: never "none"
 
@@ -341,6 +372,8 @@ class ClusterRouter:
                 continue
             await self.node.wait_settled()
             work = queue[0]
+            if isinstance(work, _Retain) and work.batch is not None:
+                await self._wait_stored(work.batch)
             try:
                 await self._do(work)
             except asyncio.CancelledError:
@@ -359,6 +392,15 @@ class ClusterRouter:
             queue.popleft()
             if isinstance(work, _Publish):
                 self._pending_messages -= 1
+
+    async def _wait_stored(self, batch: int) -> None:
+        """Until the store's commit ``batch`` is over (bounded: a store that stopped
+        committing belongs to a node that is stopping)."""
+        sink = self.sink
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STORED_WAIT
+        while sink is not None and not sink.stored(batch) and loop.time() < deadline:
+            await asyncio.sleep(0.002)
 
     async def _do(self, work: _Work) -> None:
         if isinstance(work, _Publish):

@@ -322,6 +322,8 @@ class JetStreamSessionStore(Store):
         self.fallback: Callable[[list[tuple[str, bytes]]], None] = lambda _items: None
         """Where stream messages go when JetStream did not take them at a commit (the
         router's queue: sent later through core NATS, the stream still takes them)."""
+        self._batches_taken = 0
+        self._batches_open: set[int] = set()
 
     def publish_durable(self, subject: str, body: bytes, message_id: str,
                         origin: str | None = None) -> bool:
@@ -344,6 +346,16 @@ class JetStreamSessionStore(Store):
                                                      "b": _b64(body)})
             self._first[f"{session_prefix(client_id)}.r.{packet_id}"] = waiting
         return True
+
+    @property
+    def batch(self) -> int:
+        """The number of the commit that carries a message ``publish_durable`` takes now."""
+        return self._batches_taken + 1
+
+    def stored(self, batch: int) -> bool:
+        """Whether commit number ``batch`` is over: its stream messages are in JetStream
+        (or, JetStream having failed them, in the router's queue, ``fallback``)."""
+        return batch <= self._batches_taken and batch not in self._batches_open
 
     def _tag(self, value: Value, tag: Tag | None) -> Value:
         if isinstance(tag, int):
@@ -418,6 +430,15 @@ class JetStreamSessionStore(Store):
         self.retained_store.commit()
         self._mark_changed()
         publishes, self._publishes = self._publishes, []
+        self._batches_taken += 1
+        batch = self._batches_taken
+        self._batches_open.add(batch)
+        try:
+            self._commit(publishes)
+        finally:
+            self._batches_open.discard(batch)
+
+    def _commit(self, publishes: list[tuple[str, bytes, str]]) -> None:
         if not self._pending and not self._later and not publishes:
             self._snapshot = dict(self.positions())
             self._sent_snapshot = self.sent()

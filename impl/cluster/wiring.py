@@ -16,6 +16,7 @@ connections are closed, so what they published last still goes out.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator
 from typing import Protocol
@@ -25,6 +26,7 @@ from nats.errors import NoRespondersError
 from nats.js.errors import ServiceUnavailableError
 
 from mqttref.impl.broker.config import Config
+from mqttref.impl.broker.outbox import Outbox
 from mqttref.impl.broker.ports import BrokerPorts
 from mqttref.impl.broker.sessions import SessionTable
 from mqttref.impl.cluster.durable import ensure_stream
@@ -44,6 +46,7 @@ class ClusterHost(Protocol):
     config: Config
     table: SessionTable
     ports: BrokerPorts
+    outbox: Outbox
 
 
 def wrap_store(config: Config, store: Store) -> Store:
@@ -94,6 +97,13 @@ class ClusterAttachment:
         store.sent = self.router.sent
         store.fallback = self.router.requeue
         self.router.sink = store
+        loop = asyncio.get_running_loop()
+        outbox = self.host.outbox
+
+        def commit_soon() -> None:
+            loop.call_soon(outbox.commit)
+
+        self.router.commit_soon = commit_soon
         link_js = self.sessions.link.js
         assert link_js is not None
         self.sessions.sessions.replayer = Replayer(self.router, store, self.sessions.nats,
