@@ -58,6 +58,9 @@ class ExplorationOutcome:
     covered: tuple[str, ...] = ()
     failures: tuple[ExplorationFailure, ...] = ()
     seconds: float = 0.0
+    inconclusive: tuple[ExplorationFailure, ...] = ()
+    """Disagreements observed once that did not replay: no verdict (the note says so in
+    a line), kept whole, transcript and all, for whoever looks into the broker's timing."""
 
 
 class Explorer(Protocol):

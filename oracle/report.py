@@ -124,6 +124,8 @@ def write_text(report: Report, out: TextIO, *, verbose: bool = False) -> None:
     out.write(f"exploration: {report.exploration.note}\n")
     for failure in report.exploration.failures:
         out.write("".join(f"  {line}\n" for line in _exploration_lines(report, failure)))
+    for failure in report.exploration.inconclusive:
+        out.write("".join(f"  {line}\n" for line in _inconclusive_lines(report, failure)))
     out.write(f"{report.summary_line()}\n")
 
 
@@ -134,6 +136,14 @@ def _exploration_lines(report: Report, failure: ExplorationFailure) -> list[str]
     lines = [f"deviation at MQTT {report.protocol} [{' '.join(failure.ids)}]: {failure.message}"
              f" (replay with --seed {failure.seed})"]
     lines += [f"  {sid}: {known[sid].text}" for sid in failure.ids if sid in known]
+    return [*lines, *(f"  {line}" for line in failure.trace)]
+
+
+def _inconclusive_lines(report: Report, failure: ExplorationFailure) -> list[str]:
+    """A disagreement the exploration observed once and not on the replay: no verdict
+    (no statement is blamed), but all of it, as a deviation is printed, to diagnose."""
+    lines = [f"inconclusive at MQTT {report.protocol} (observed once, not on the replay; no"
+             f" verdict) [{' '.join(failure.ids)}]: {failure.message} (seed {failure.seed})"]
     return [*lines, *(f"  {line}" for line in failure.trace)]
 
 
@@ -192,6 +202,8 @@ def to_json(report: Report) -> dict[str, Any]:
             "covered": list(report.exploration.covered),
             "failures": [{**attrs.asdict(f), "protocol": report.protocol}
                          for f in report.exploration.failures],
+            "inconclusive": [{**attrs.asdict(f), "protocol": report.protocol}
+                             for f in report.exploration.inconclusive],
         },
     }
 

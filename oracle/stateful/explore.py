@@ -107,6 +107,26 @@ def _did_not_replay(error: BaseException, seed: int) -> str:
     return f"seed {seed}: the broker's answers did not replay (inconclusive): {what}"
 
 
+def unreplayed(error: BaseException, seed: int) -> list[ExplorationFailure]:
+    """The disagreements of a round's ``Flaky`` failures, whole: observed once and not on
+    the replay, so no verdict, but the verdict text, the program Hypothesis noted (if
+    any) and the transcript of the run that saw them are what a diagnosis needs."""
+    found: list[ExplorationFailure] = []
+
+    def visit(error: BaseException, inherited: Sequence[str], flaky: bool) -> None:
+        own = getattr(error, "__notes__", None)
+        program = list(own) if own else list(inherited)
+        if isinstance(error, Disagreement):
+            if flaky:
+                found.append(_failure(error, program, seed))
+        elif isinstance(error, BaseExceptionGroup):
+            for inner in error.exceptions:
+                visit(inner, program, flaky or isinstance(error, Flaky))
+
+    visit(error, (), False)
+    return found
+
+
 def judge_round(error: BaseException, seed: int) -> tuple[list[ExplorationFailure], list[str]]:
     """What a round that raised ``error`` found: a failure per distinct disagreement
     (statement ids and message, the first one kept) and the inconclusive notes.
@@ -150,6 +170,8 @@ class Findings:
 
     failures: list[ExplorationFailure] = attrs.field(factory=list)
     notes: list[str] = attrs.field(factory=list)
+    inconclusive: list[ExplorationFailure] = attrs.field(factory=list)
+    """What did not replay, whole (``unreplayed``)."""
     _keys: set[tuple[tuple[str, ...], str]] = attrs.field(factory=set)
 
     def add_round(self, error: BaseException, seed: int) -> None:
@@ -160,6 +182,7 @@ class Findings:
                 self._keys.add(key)
                 self.failures.append(failure)
         self.notes.extend(notes)
+        self.inconclusive.extend(unreplayed(error, seed))
 
 
 def explore(
@@ -208,6 +231,7 @@ def explore(
             covered=tuple(sorted(Coverage.refs)),
             failures=tuple(findings.failures),
             seconds=time.monotonic() - started,
+            inconclusive=tuple(findings.inconclusive),
         )
 
     try:

@@ -195,6 +195,37 @@ def test_same_ids_and_message_are_one_failure_across_rounds() -> None:
                               f" (inconclusive): {DUP.verdict}"]
 
 
+def test_an_observation_that_did_not_replay_is_kept_whole_and_printed_whole() -> None:
+    """An inconclusive observation is no verdict, but the note's first line is not enough
+    to diagnose it (seed 8's MQTT-4.6.0-6 against a cluster): the whole verdict, the
+    program and the transcript are kept apart and the report prints them."""
+    from io import StringIO
+
+    from mqttref.oracle.report import Report, to_json, write_text
+
+    order = found("client s2: PUBLISH out of order [MQTT-4.6.0-6]\n  expected: id 1\n"
+                  "  arrived: id 2", ["MQTT-4.6.0-6"], "subscribe(slot='s2')",
+                  "publish(slot='s3', qos=1)")
+    findings = Findings()
+    findings.add_round(distinct(WILL, did_not_replay(order)), SEED)
+
+    assert [f.ids for f in findings.failures] == [("MQTT-3.1.2-8",)]
+    [kept] = findings.inconclusive
+    assert (kept.ids, kept.message, kept.seed) == (("MQTT-4.6.0-6",), order.verdict, SEED)
+    assert kept.trace[kept.trace.index("transcript:") + 1:] == (
+        "subscribe(slot='s2') (sent)", "publish(slot='s3', qos=1) (sent)")
+    outcome = ExplorationOutcome(ran=True, note="1 rounds", inconclusive=(kept,))
+    report = Report("127.0.0.1:1883", "3.1.1", SEED, 1.0, (), (), outcome)
+    out = StringIO()
+    write_text(report, out)
+    text = out.getvalue()
+    assert "inconclusive at MQTT 3.1.1" in text
+    assert "  arrived: id 2" in text
+    assert "publish(slot='s3', qos=1) (sent)" in text
+    assert not report.failed
+    assert to_json(report)["exploration"]["inconclusive"][0]["message"] == order.verdict
+
+
 # --------------------------------------------------- explore(), real Hypothesis
 
 
