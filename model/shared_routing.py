@@ -242,12 +242,18 @@ class SharedRouting:
 
     def _shared_obligations(self, client: str | None) -> list[Obligation]:
         """A group's owed message, named on the connection of its first eligible
-        member (the server may pick any: the text says so, not the slot)."""
+        member (the server may pick any: the text says so, not the slot).
+
+        A QoS 2 message whose member reconnected is owed to it again [MQTT-4.8.2-4],
+        but as the re-send of the copy in flight in its session (DUP 1, the same
+        Packet Identifier), which that session's QoS flow owes already
+        [MQTT-4.4.0-1] and its PUBREC discharges: no new PUBLISH is owed for it, and
+        one sent would be a second copy to the member (4.8)."""
         found = []
         for routing, refs in self.shared5.owed():
-            members = sorted(routing.eligible)
             if routing.resend_due is not None:
-                members = [routing.resend_due]
+                continue
+            members = sorted(routing.eligible)
             slots = [s.client for m in members if (s := self.sessions.get(m)) and s.client]
             if not slots or (client is not None and slots[0] != client):
                 continue

@@ -13,13 +13,18 @@ Identifier (3.3.4). No retained message is sent when a session joins a group
 
 SHARED_5 is the chart of one message in one group (a "routing"): ``owed`` until
 a member is sent it; a QoS 0 copy makes it ``delivered``; a QoS 1 or 2 copy is
-``in_flight`` with its member until that member acknowledges it. Then:
+``in_flight`` with its member until that member acknowledges it. Each message
+goes to one member, once: no member is sent a second new copy while one is in
+flight or after the message was delivered (4.8: "only sent to the Client
+associated with one of these Sessions"); the holder gets it again only as the
+re-send (DUP 1, the same Packet Identifier) of 4.4.0, which its QoS flow judges.
+Then:
 
 - PUBACK or PUBREC with a Reason Code of 0x80 or more discards it: no other
   member may be sent it [MQTT-4.8.2-6].
 - QoS 2: the member's connection breaks, the server completes the delivery when
-  it reconnects [MQTT-4.8.2-4]; the member's session ends first, the message goes
-  to no other member [MQTT-4.8.2-5].
+  it reconnects [MQTT-4.8.2-4], by re-sending it (``resend``, 4.3.3); the
+  member's session ends first, the message goes to no other member [MQTT-4.8.2-5].
 - QoS 1: the member's connection breaks or its session ends, the message is
   ``handed_back``: the server MAY (or, the session gone, SHOULD) send it to
   another member, and may still re-send it to the first one (4.8.2).
@@ -54,6 +59,7 @@ class RoutingState(StrEnum):
 
 class RoutingEvent(StrEnum):
     SEND = "send"
+    RESEND = "resend"
     ACCEPTED = "accepted"
     REJECTED = "rejected"
     CONNECTION_LOST = "connection_lost"
@@ -83,7 +89,10 @@ SHARED_5 = Chart(
     events=events_of(
         RoutingEvent,
         {
-            RE.SEND: "the server sends the message to a member of the group",
+            RE.SEND: "the server sends the message to a member of the group as a new "
+            "PUBLISH (a first send, DUP 0)",
+            RE.RESEND: "the server re-sends the PUBLISH to the member holding it, which "
+            "reconnected to its session (DUP 1, the same Packet Identifier)",
             RE.ACCEPTED: "the member answers PUBACK or PUBREC with a Reason Code below 0x80",
             RE.REJECTED: "the member answers PUBACK or PUBREC with a Reason Code of 0x80 or more",
             RE.CONNECTION_LOST: "the member's Network Connection closes; its session remains",
@@ -91,7 +100,7 @@ SHARED_5 = Chart(
         },
     ),
     initial=R.OWED,
-    guards=("qos0", "qos1_or_2", "qos1", "qos2", "held"),
+    guards=("qos0", "qos1_or_2", "qos1", "qos2", "reconnected"),
     actions=("choose_member", "discard"),
     transitions=(
         Transition(R.OWED, RE.SEND, R.DELIVERED, ("MQTT-4.8.2-3", "MQTT-4.5.0-1"),
@@ -100,7 +109,8 @@ SHARED_5 = Chart(
                    "qos1_or_2", "choose_member"),
         Transition(R.HANDED_BACK, RE.SEND, R.IN_FLIGHT, ("MQTT-4.8.2-3",),
                    action="choose_member"),
-        Transition(R.IN_FLIGHT, RE.SEND, R.IN_FLIGHT, ("MQTT-4.4.0-1", "MQTT-4.8.2-4"), "held"),
+        Transition(R.IN_FLIGHT, RE.RESEND, R.IN_FLIGHT, ("MQTT-4.8.2-4", "MQTT-4.4.0-1"),
+                   "reconnected"),
         Transition(R.IN_FLIGHT, RE.ACCEPTED, R.DELIVERED, ("MQTT-4.3.2-3", "MQTT-4.3.3-3")),
         Transition(R.IN_FLIGHT, RE.REJECTED, R.DISCARDED, ("MQTT-4.8.2-6", "MQTT-4.4.0-2"),
                    action="discard"),
@@ -252,7 +262,8 @@ class Routing:
 
     def holds(self, client: str, qos: int | None = None) -> Callable[[str], bool]:
         """The chart's guards: the QoS of the copy (``qos`` when one is being sent, else
-        the one sent to the member holding it), and whether ``client`` was sent it."""
+        the one sent to the member holding it), and whether ``client`` holds it and
+        reconnected since its connection broke (the delivery to complete [MQTT-4.8.2-4])."""
         if qos is None:
             qos = self.sent_qos
         truth = {
@@ -260,12 +271,13 @@ class Routing:
             "qos1_or_2": qos > 0,
             "qos1": qos == 1,
             "qos2": qos == 2,
-            "held": client in self.holders,
+            "reconnected": self.resend_due == client,
         }
         return truth.__getitem__
 
     def accepts(self, client: str, qos: int) -> bool:
-        """Whether the chart lets ``client`` be sent the message now, at ``qos``."""
+        """Whether the chart lets ``client`` be sent the message now as a new PUBLISH,
+        at ``qos``: never while a member holds it in flight, nor once delivered."""
         return SHARED_5.allows(self.state, RE.SEND, self.holds(client, qos))
 
     def fire(self, event: str, client: str, qos: int | None = None) -> Transition:
@@ -482,6 +494,25 @@ class SharedGroups5:
         chosen.resend_due = None
         return chosen.share
 
+    def resent(self, client_id: str, seq: int) -> SharedFilter:
+        """A member was sent message ``seq`` again, as the re-send (DUP 1, its Packet
+        Identifier) of the copy in flight in its session after it reconnected
+        [MQTT-4.4.0-1]. Holding it at QoS 2, that completes the delivery it is owed
+        [MQTT-4.8.2-4] (the chart's ``resend``); a QoS 1 copy handed back makes it the
+        holder again; a copy the message went on from (to another member) is its
+        session's own business. The broker model leaves re-sends to the member's QoS
+        flow, which owes and judges them; the acknowledgement reaches ``acknowledged``."""
+        for routing in self.routings(seq):
+            if not routing.holders or client_id not in routing.holders:
+                continue
+            if routing.holders[-1] == client_id and routing.state == R.IN_FLIGHT:
+                routing.fire(RE.RESEND, client_id)
+                routing.resend_due = None
+            elif routing.holders[-1] == client_id and routing.state == R.HANDED_BACK:
+                routing.fire(RE.SEND, client_id)
+            return routing.share
+        raise UsageError(f"{client_id} was re-sent message {seq}, which it was never sent")
+
     def _fits(self, routing: Routing, client_id: str, copy: Copy, identified: bool) -> bool:
         want = self._copy_for(routing, client_id)
         if want is not None and not identified:
@@ -512,6 +543,8 @@ class SharedGroups5:
         holder = routing.holders[-1] if routing.holders else "nobody"
         if routing.state == R.DISCARDED:
             why, refs = "the message was discarded", routing.discard_refs
+        elif holder == client_id:
+            why, refs = f"a second new copy to {holder}, which was sent it ({routing.state})", ()
         else:
             why, refs = f"{holder} was sent it ({routing.state})", ()
         return Violation(
@@ -537,9 +570,13 @@ class SharedGroups5:
                 routing.fire(RE.SEND, client_id)
             if routing.state == R.IN_FLIGHT:
                 routing.fire(event, client_id)
+                routing.resend_due = None  # the delivery is complete (or refused)
                 return
         if any(r.state == R.DELIVERED and client_id in r.holders for r in self.routings(seq)):
-            return  # a second copy the member was sent while holding the first (IN_FLIGHT held)
+            # A QoS 1 message handed back when this member's connection broke went to
+            # another member, who acknowledged it; the member reconnected and its QoS
+            # flow re-sent its copy all the same [MQTT-4.4.0-1]: that copy's PUBACK.
+            return
         raise UsageError(f"{client_id} acknowledged message {seq}, which it does not hold")
 
     # --------------------------------------------------------- obligations
@@ -562,7 +599,7 @@ class SharedGroups5:
                 and routing.eligible <= self._connected
             ):
                 found.append((routing, ("MQTT-4.5.0-1",)))
-            elif routing.resend_due is not None:
+            elif routing.resend_due is not None and routing.state == R.IN_FLIGHT:
                 found.append((routing, ("MQTT-4.8.2-4", "MQTT-4.4.0-1")))
         return found
 

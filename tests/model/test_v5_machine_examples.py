@@ -8,6 +8,7 @@ import pytest
 from mqttref.impl.codec.packets import (
     ConnAck,
     Connect,
+    Disconnect,
     Properties,
     ProtocolLevel,
     PubAck,
@@ -21,6 +22,7 @@ from mqttref.impl.codec.packets import (
     Subscription,
 )
 from mqttref.model import BrokerModel, Drop, Send, TimePasses
+from mqttref.model.errors import Violation
 from tests.model.helpers import connect, subscribe
 from tests.model.test_levels_mix import connected5, refs_of
 from tests.model.test_v5_broker_publish import subscribe5
@@ -314,12 +316,16 @@ def test_an_accepted_zero_length_client_id_needs_an_unused_assigned_one() -> Non
     assert refs_of(model, "s0", taken) == ("MQTT-3.2.2-16",)
 
 
-def test_the_acknowledgement_of_a_second_copy_to_the_same_member_is_no_crash() -> None:
-    """Found by the mixed-levels machine (seed 53, a crash of the model): a QoS 2 message
-    released after its publisher joined a group at QoS 1 went to that member twice under
-    new packet identifiers (the chart lets the holder be sent it again while in flight),
-    and the second PUBACK found the message already delivered. The model takes it;
-    whether a second new copy to the holder should be refused is left open."""
+def test_a_member_holding_a_group_message_gets_no_second_new_copy_of_it() -> None:
+    """Found by the mixed-levels machine (seed 53, then a crash of the model): a QoS 2
+    message released after its publisher A joined a group at QoS 1 went to A twice
+    under new packet identifiers. A's own subscription ``a`` (granted QoS 0) owes it a
+    QoS 0 copy; the group, formed before the PUBREL, may send it one more copy, at A's
+    QoS 1 (4.8.2: "the Client will receive a copy ... by virtue of it having the
+    Non-shared Subscription. A second copy ... to one of the subscribers to the Shared
+    Subscription"). A third copy, a second new one from the group while A holds the
+    first, breaks 4.8's "only sent to ... one of these Sessions" (each message once):
+    refused, under no statement id of its own (``ONLY_ONE_MEMBER``)."""
     model = BrokerModel(max_inflight=2)
     connected5(model, "s0", client_id="A")
     subscribe5(model, "s0", "a", 0, packet_id=1)
@@ -328,8 +334,109 @@ def test_the_acknowledgement_of_a_second_copy_to_the_same_member_is_no_crash() -
     subscribe5(model, "s0", "$share/g/a", 1, packet_id=3)
     model.apply(Send("s0", PubRel(2)))
     model.observe("s0", PubComp(2))
-    for packet_id in (1, 2):
-        model.observe("s0", Publish("a", b"", QoS.AT_LEAST_ONCE, packet_id=packet_id))
-    for packet_id in (1, 2):
-        model.apply(Send("s0", PubAck(packet_id)))
-    assert model.check_invariants() == []
+    model.observe("s0", Publish("a", b"", QoS.AT_LEAST_ONCE, packet_id=1))
+    with pytest.raises(Violation, match="a second new copy to A") as caught:
+        model.observe("s0", Publish("a", b"", QoS.AT_LEAST_ONCE, packet_id=2))
+    assert caught.value.refs == ()
+    model.observe("s0", Publish("a", b""))  # the subscription's own copy, at QoS 0
+    model.apply(Send("s0", PubAck(1)))
+    assert model.check_quiescent() == []
+
+
+def qos2_group_of_a_and_b(model: BrokerModel) -> Connect:
+    """``group_of_a_and_b`` at QoS 2: A, then b, join ``$share/g/t`` granted QoS 2; p
+    publishes one QoS 2 message, released at once, and the server sends it to A."""
+    connect_a = Connect(
+        ProtocolLevel.MQTT_5, "A", False, 0, properties=Properties(session_expiry_interval=100)
+    )
+    model.apply(Send("s0", connect_a))
+    model.observe("s0", ConnAck(False, 0))
+    connected5(model, "b")
+    connected5(model, "p")
+    subscribe5(model, "s0", "$share/g/t", 2)
+    subscribe5(model, "b", "$share/g/t", 2)
+    model.apply(Send("p", Publish("t", b"m", QoS.EXACTLY_ONCE, packet_id=1)))
+    model.observe("p", PubRec(1))
+    model.apply(Send("p", PubRel(1)))
+    model.observe("p", PubComp(1))
+    model.observe("s0", Publish("t", b"m", QoS.EXACTLY_ONCE, packet_id=1))
+    return connect_a
+
+
+@pytest.mark.parametrize("qos", [QoS.AT_LEAST_ONCE, QoS.EXACTLY_ONCE])
+def test_a_second_new_copy_to_the_member_in_flight_or_done_is_refused(qos: QoS) -> None:
+    """Each message of a group goes to one member, once (4.8): while A holds it
+    unacknowledged, and after A acknowledged it, neither A (a new PUBLISH, DUP 0, a
+    new Packet Identifier) nor b may be sent it; nothing more is owed either way."""
+    model = BrokerModel()
+    group_of_a_and_b(model) if qos == QoS.AT_LEAST_ONCE else qos2_group_of_a_and_b(model)
+    if qos == QoS.AT_LEAST_ONCE:
+        model.apply(Send("p", Publish("t", b"m", qos, packet_id=1)))
+        model.observe("p", PubAck(1))
+        model.observe("s0", Publish("t", b"m", qos, packet_id=1))
+    new = [p for c in ("s0", "b") for p in model.allowed(c) if isinstance(p, Publish)]
+    assert [p for p in new if not p.dup] == []  # a re-send is the QoS flow's business
+    for client, packet_id in (("s0", 2), ("b", 1)):
+        assert refs_of(model, client, Publish("t", b"m", qos, packet_id=packet_id)) == ()
+    model.apply(Send("s0", PubAck(1) if qos == QoS.AT_LEAST_ONCE else PubRec(1)))
+    for client, packet_id in (("s0", 2), ("b", 1)):
+        assert refs_of(model, client, Publish("t", b"m", qos, packet_id=packet_id)) == ()
+    if qos == QoS.EXACTLY_ONCE:
+        model.observe("s0", PubRel(1))
+        model.apply(Send("s0", PubComp(1)))
+    assert model.check_quiescent() == []
+
+
+def test_a_qos2_member_that_reconnects_is_owed_the_re_send_only() -> None:
+    """A held the group's QoS 2 message when its connection broke: the server MUST
+    complete the delivery when A reconnects [MQTT-4.8.2-4], as 4.3.3 does it, by
+    re-sending the PUBLISH (DUP 1, the same Packet Identifier [MQTT-4.4.0-1]). That
+    re-send and A's PUBREC leave nothing owed (the model owed a new copy as well
+    before: a second delivery); a new copy instead of it is refused, and b gets none
+    [MQTT-4.8.2-4]."""
+    model = BrokerModel()
+    connect_a = qos2_group_of_a_and_b(model)
+    model.apply(Drop("s0"))
+    assert refs_of(model, "b", Publish("t", b"m", QoS.EXACTLY_ONCE, packet_id=1)) == ()
+    model.apply(Send("s1", connect_a))
+    model.observe("s1", ConnAck(True, 0))
+    assert [o.refs for o in model.obligations()] == [("MQTT-4.4.0-1", "MQTT-3.3.1-1")]
+    assert refs_of(model, "s1", Publish("t", b"m", QoS.EXACTLY_ONCE, packet_id=2)) == ()
+    model.observe("s1", Publish("t", b"m", QoS.EXACTLY_ONCE, dup=True, packet_id=1))
+    model.apply(Send("s1", PubRec(1)))
+    model.observe("s1", PubRel(1))
+    model.apply(Send("s1", PubComp(1)))
+    assert model.check_quiescent() == []
+
+
+def test_a_qos2_message_whose_members_session_ended_goes_to_no_other_member() -> None:
+    """A's session ends while it holds the group's QoS 2 message unacknowledged: the
+    server MUST NOT send it to any other subscribed client [MQTT-4.8.2-5] (what the
+    fault ``shared_qos2_handed_over`` breaks); sending b nothing is right."""
+    model = BrokerModel()
+    qos2_group_of_a_and_b(model)
+    model.apply(Send("s0", Disconnect(0, Properties(session_expiry_interval=0))))
+    model.apply(Drop("s0"))
+    assert refs_of(model, "b", Publish("t", b"m", QoS.EXACTLY_ONCE, packet_id=1)) == (
+        "MQTT-4.8.2-5", "MQTT-4.1.0-2",
+    )
+    assert model.check_quiescent() == []
+
+
+def test_a_qos1_message_whose_member_lost_its_connection_may_go_to_the_other() -> None:
+    """A held the group's QoS 1 message when its connection broke: the server MAY send
+    it to b at once (4.8.2); A, back, is re-sent its own copy all the same
+    [MQTT-4.4.0-1], and both acknowledgements end it."""
+    model = BrokerModel()
+    connect_a = group_of_a_and_b(model)
+    model.apply(Send("p", Publish("t", b"m", QoS.AT_LEAST_ONCE, packet_id=1)))
+    model.observe("p", PubAck(1))
+    model.observe("s0", Publish("t", b"m", QoS.AT_LEAST_ONCE, packet_id=1))
+    model.apply(Drop("s0"))
+    model.observe("b", Publish("t", b"m", QoS.AT_LEAST_ONCE, packet_id=1))
+    model.apply(Send("b", PubAck(1)))
+    model.apply(Send("s1", connect_a))
+    model.observe("s1", ConnAck(True, 0))
+    model.observe("s1", Publish("t", b"m", QoS.AT_LEAST_ONCE, dup=True, packet_id=1))
+    model.apply(Send("s1", PubAck(1)))
+    assert model.check_quiescent() == []

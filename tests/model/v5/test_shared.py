@@ -63,9 +63,9 @@ def test_the_chart_passes_the_graph_checks() -> None:
     ("state", "event"), list(itertools.product(SHARED_5.state_names, SHARED_5.event_names))
 )
 def test_every_pair_fires_at_most_one_row_for_any_message_qos(state: str, event: str) -> None:
-    for qos, held in itertools.product((0, 1, 2), (True, False)):
+    for qos, reconnected in itertools.product((0, 1, 2), (True, False)):
         truth = {"qos0": qos == 0, "qos1_or_2": qos > 0, "qos1": qos == 1, "qos2": qos == 2,
-                 "held": held}
+                 "reconnected": reconnected}
         applicable = [r for r in SHARED_5.rows(state, event)
                       if r.guard is None or truth[r.guard]]
         assert len(applicable) <= 1
@@ -162,9 +162,9 @@ def test_a_message_in_flight_to_one_member_goes_to_no_other(qos: int) -> None:
     groups.delivered("a", seq, Copy(qos, False))
     caught = second_copy_violation(groups, "b", seq, Copy(qos, False))
     assert "a was sent it (in_flight)" in str(caught)
-    # Another PUBLISH to its own member is a re-send: when one is due is the QoS flow's
-    # business [MQTT-4.4.0-1], not the group's.
-    groups.delivered("a", seq, Copy(qos, False))
+    # Nor a second new copy to its own member: a message goes to one member, once (4.8).
+    caught = second_copy_violation(groups, "a", seq, Copy(qos, False))
+    assert "a second new copy to a, which was sent it (in_flight)" in str(caught)
 
 
 def test_each_group_gets_its_own_copy_and_non_members_none() -> None:
@@ -232,7 +232,8 @@ def test_qos_1_whose_member_lost_its_connection_may_go_to_another_member() -> No
     assert groups.recipients(seq) == {SharedFilter("g", "t/#"): {"a", "b"}}
     groups.delivered("b", seq, Copy(1, False))
     groups.connect("a")
-    groups.delivered("a", seq, Copy(1, False))  # the first member's re-send stays allowed
+    second_copy_violation(groups, "a", seq, Copy(1, False))  # no new copy for it
+    groups.resent("a", seq)  # the re-send of its own copy stays allowed [MQTT-4.4.0-1]
 
 
 def test_a_copy_sent_at_qos_0_waits_for_no_acknowledgement_and_is_never_handed_over() -> None:
@@ -261,7 +262,10 @@ def test_qos_2_whose_member_lost_its_connection_stays_with_it_and_is_owed_on_rec
     second_copy_violation(groups, "b", seq, Copy(2, False))
     groups.connect("a")
     assert [refs for _, refs in groups.owed()] == [("MQTT-4.8.2-4", "MQTT-4.4.0-1")]
-    groups.delivered("a", seq, Copy(2, False))
+    second_copy_violation(groups, "a", seq, Copy(2, False))  # a new copy: not the re-send
+    groups.resent("a", seq)
+    assert groups.check_quiescent() == []
+    groups.acknowledged("a", seq, 0x00)
     assert groups.check_quiescent() == []
 
 
