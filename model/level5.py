@@ -48,6 +48,7 @@ from mqttref.model.records import (
 from mqttref.model.session import SessionState
 from mqttref.model.v5 import disconnect as disconnect5
 from mqttref.model.v5 import reason_codes
+from mqttref.model.v5.connack import Connack5
 from mqttref.model.v5.disconnect import Situation as Why
 from mqttref.model.v5.reason_codes import PacketKind, Situation
 from mqttref.model.v5.session import NEVER_EXPIRES, Session5, SessionState5
@@ -184,12 +185,22 @@ class Level5(Level5Publish):
 
     def _observe_connack5(self, conn: Connection, packet: ConnAck) -> None:
         """The CONNACK of a level-5 CONNECT: a Connect Reason Code the situation
-        allows, then Session Present as the session's state allows."""
+        allows; what its properties owe the CONNECT (``connack.Connack5``: no Response
+        Information unrequested [MQTT-3.1.2-28]; accepting a zero-length ClientID, an
+        Assigned Client Identifier no other Session holds [MQTT-3.1.3-6] [MQTT-3.1.3-7]
+        [MQTT-3.2.2-16] and no Session to resume [MQTT-3.1.3-2]); then Session Present
+        as the session's state allows. The assigned ClientID keys the Session from then
+        on [MQTT-3.1.3-2] (until the CONNACK the model keys it ``<assigned #n>``)."""
         assert conn.session5 is not None
         assert conn.connect is not None
         code = packet.return_code
         try:
             reason_codes.check(conn.client, PacketKind.CONNACK, conn.connack_situations, code)
+        except Violation as error:
+            raise self._reject(conn, error.detail, error.refs, packet) from None
+        connack5 = Connack5(conn.connect, conn.client, other_sessions=self._held_elsewhere(conn))
+        try:
+            connack5.connack(packet)
         except Violation as error:
             raise self._reject(conn, error.detail, error.refs, packet) from None
         if code >= 0x80:
@@ -209,7 +220,9 @@ class Level5(Level5Publish):
                 ["MQTT-3.2.2-2"] if clean_start else ["MQTT-3.2.2-3"],
                 packet,
             )
-        self._assigned_client_id(conn, packet)
+        if connack5.assigned is not None:
+            conn.session_key = connack5.assigned
+        conn.connack5 = connack5
         conn.session5.connack(code, packet.session_present,
                               packet.properties.session_expiry_interval)
         conn.session_present = packet.session_present
@@ -220,35 +233,16 @@ class Level5(Level5Publish):
         if packet.properties.server_keep_alive is not None:
             conn.keep_alive = packet.properties.server_keep_alive  # 3.2.2.3.14
 
-    def _assigned_client_id(self, conn: Connection, packet: ConnAck) -> None:
-        """A zero-length ClientID accepted: the server MUST assign one [MQTT-3.1.3-6] and
-        return it in the CONNACK [MQTT-3.1.3-7], a ClientID no other Session in the
-        server uses [MQTT-3.2.2-16]. The Session State is identified by it from then on
-        [MQTT-3.1.3-2], so a later CONNECT with that ClientID finds it (until the CONNACK
-        the model keys it ``<assigned #n>``)."""
-        assert conn.connect is not None
-        if conn.connect.client_id:
-            return
-        assigned = packet.properties.assigned_client_identifier
-        if not assigned:
-            raise self._reject(
-                conn,
-                "a zero-length ClientID accepted without an Assigned Client Identifier",
-                ["MQTT-3.1.3-6", "MQTT-3.1.3-7", "MQTT-3.2.2-16"],
-                packet,
-            )
-        other = self.sessions.get(assigned)
-        surely_held = other is not None and other.state in _LIVE and (
-            other.v5 is None or False not in other.v5.exists()
+    def _held_elsewhere(self, conn: Connection) -> frozenset[str]:
+        """The ClientIDs of the Sessions the server certainly holds, but the one this
+        CONNECT names: an Assigned Client Identifier must be none of them
+        [MQTT-3.2.2-16]. A Session that may have expired (past its interval, inside the
+        margin) is not certainly held."""
+        return frozenset(
+            key for key, other in self.sessions.items()
+            if key != conn.session_key and other.state in _LIVE
+            and (other.v5 is None or False not in other.v5.exists())
         )
-        if surely_held:
-            raise self._reject(
-                conn,
-                f"the Assigned Client Identifier {assigned!r} is another Session's",
-                ["MQTT-3.2.2-16"],
-                packet,
-            )
-        conn.session_key = assigned
 
     def _started5(self, conn: Connection, session: Session) -> None:
         """The session chart resumed the session (or took it over): under 5.0 it

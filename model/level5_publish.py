@@ -37,7 +37,6 @@ from mqttref.model.records import (
     Accepted,
     Connection,
     Delivery,
-    Expected,
     Message,
     RetainedSlot,
     Session,
@@ -149,24 +148,6 @@ class Level5Publish(SharedRouting):
         arrived: Observation,
     ) -> Violation:
         raise NotImplementedError
-
-    def _check_codes5(
-        self, conn: Connection, kind: PacketKind, expected: Expected,
-        codes: tuple[int, ...], packet: Observation,
-    ) -> None:
-        """A level-5 SUBACK or UNSUBACK: one Reason Code per Topic Filter, in order
-        [MQTT-3.9.3-2] [MQTT-3.11.3-2], each one the filter's situation allows
-        (``reason_codes.check`` names what a wrong one asserts)."""
-        if len(codes) != len(expected.situations):
-            ref = "MQTT-3.9.3-2" if kind == PacketKind.SUBACK else "MQTT-3.11.3-2"
-            raise self._reject(conn, "one Reason Code per Topic Filter", [ref], packet)
-        for code, facts in zip(codes, expected.situations, strict=True):
-            try:
-                reason_codes.check(
-                    conn.client, kind, (Situation(str(f)) for f in facts), code
-                )
-            except Violation as error:
-                raise self._reject(conn, error.detail, error.refs, packet) from None
 
     def _check_ack_code5(self, conn: Connection, session: Session, packet: Packet) -> None:
         """The Reason Code of a level-5 PUBACK, PUBREC, PUBREL or PUBCOMP from the

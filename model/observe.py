@@ -48,7 +48,9 @@ from mqttref.model.qos import SenderState
 from mqttref.model.records import PRIMARY, Connection, Delivery, Expected, Session, Subscription
 from mqttref.model.session import SessionState
 from mqttref.model.topics import matches
-from mqttref.model.v5.reason_codes import PacketKind
+from mqttref.model.v5 import frames as frames5
+from mqttref.model.v5.answers import Answers5, Request
+from mqttref.model.v5.reason_codes import PacketKind, Situation
 
 C, CE = ConnectionState, ConnectionEvent
 
@@ -98,6 +100,21 @@ class ObservationJudge(Level5):
             allowed=[describe(o) for o in self.allowed(conn.client)],
             arrived=describe(arrived),
         )
+
+    def observe_frame(self, client: str, frame: bytes) -> None:
+        """The bytes of one whole packet the server sent ``client``, before they are
+        decoded and observed; raise ``Violation`` if the frame is malformed on a level-5
+        connection. What a decoder forgets is judged here (``frames``): reserved flags
+        [MQTT-2.1.3-1], Variable Byte Integers of minimal length [MQTT-1.5.5-1],
+        well-formed UTF-8 [MQTT-1.5.4-1], CONNACK's reserved bits [MQTT-3.2.2-1], a
+        Property Length left out [MQTT-2.2.2-1], wildcards in a Topic Name
+        [MQTT-3.3.2-2]... A malformed frame is malformed whatever comes after it, so
+        no later observation can explain it (unlike ``observe``'s rejections).
+        Packet type 0 names no type, and a slot without a CONNECT no level: both are
+        left to ``observe`` and the decoder."""
+        conn = self.connections.get(client)
+        if conn is not None and conn.level == MQTT_5 and frame[:1] and frame[0] >> 4:
+            frames5.check_server_frame(client, frame)
 
     def observe(self, client: str, observation: Observation) -> None:
         """The server sent ``observation`` to ``client``; raise ``Violation`` if
@@ -231,6 +248,9 @@ class ObservationJudge(Level5):
     def _observe_answer(self, conn: Connection, session: Session, packet: Packet) -> None:
         kind = {SubAck: "SUBACK", UnsubAck: "UNSUBACK", PingResp: "PINGRESP"}[type(packet)]
         packet_id = getattr(packet, "packet_id", None)
+        if conn.level == MQTT_5 and isinstance(packet, (SubAck, UnsubAck)):
+            self._answered(conn, session, self._answer5(conn, packet), packet)
+            return
         for expected in conn.expected:
             if expected.kind == kind and expected.packet_id == packet_id:
                 break
@@ -241,19 +261,47 @@ class ObservationJudge(Level5):
                 "PINGRESP": "MQTT-3.12.4-1",
             }
             raise self._reject(conn, f"an unexpected {kind}", [refs[kind], "MQTT-2.3.1-7"], packet)
-        if isinstance(packet, UnsubAck) and expected.situations:
-            self._check_codes5(conn, PacketKind.UNSUBACK, expected, packet.reason_codes, packet)
+        self._answered(conn, session, expected, packet)
+
+    def _answered(
+        self, conn: Connection, session: Session, expected: Expected, packet: Packet
+    ) -> None:
         if isinstance(packet, SubAck):
             self._check_suback(conn, session, expected, packet)
         conn.expected.remove(expected)
         self.refs_hit.update(expected.refs)
 
+    def _answer5(self, conn: Connection, packet: SubAck | UnsubAck) -> Expected:
+        """A level-5 SUBACK or UNSUBACK judged by ``answers.Answers5``: it answers the
+        oldest unanswered request with its Packet Identifier [MQTT-2.2.1-6]
+        [MQTT-3.8.4-2] [MQTT-3.10.4-5], not one already answered [MQTT-3.8.4-5]
+        [MQTT-3.10.4-6], with one Reason Code per Topic Filter [MQTT-3.9.3-2]
+        [MQTT-3.11.3-2], in the request's order [MQTT-3.9.3-1] [MQTT-3.11.3-1], each one
+        its filter's situations allow. Returns the answered request's ``Expected``;
+        a rejection leaves the model as it was."""
+        if isinstance(packet, SubAck):
+            kind, codes = PacketKind.SUBACK, packet.return_codes
+        else:
+            kind, codes = PacketKind.UNSUBACK, packet.reason_codes
+        owed = [e for e in conn.expected if e.kind == str(kind) and e.packet_id is not None]
+        if conn.answers5 is None:
+            conn.answers5 = Answers5(conn.client)
+        conn.answers5.waiting = [
+            Request(kind, e.packet_id, e.filters,
+                    tuple(frozenset(Situation(str(f)) for f in facts) for facts in e.situations))
+            for e in owed
+            if e.packet_id is not None
+        ]
+        try:
+            conn.answers5.answer(kind, packet.packet_id, codes)
+        except Violation as error:
+            raise self._reject(conn, error.detail, error.refs, packet) from None
+        return next(e for e in owed if e.packet_id == packet.packet_id)
+
     def _check_suback(
         self, conn: Connection, session: Session, expected: Expected, packet: SubAck
     ) -> None:
-        if expected.situations:
-            self._check_codes5(conn, PacketKind.SUBACK, expected, packet.return_codes, packet)
-        elif len(packet.return_codes) != len(expected.codes):
+        if len(packet.return_codes) != len(expected.codes):
             raise self._reject(conn, "one return code per topic filter", ["MQTT-3.8.4-5"], packet)
         answers = list(zip(packet.return_codes, expected.codes, expected.filters, strict=True))
         for code, allowed, topic_filter in answers:

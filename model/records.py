@@ -21,6 +21,8 @@ from mqttref.model.obligations import Obligation as Obligation  # noqa: PLC0414
 from mqttref.model.session import SessionState
 
 if TYPE_CHECKING:  # annotations only: the 5.0 components never import this module
+    from mqttref.model.v5.answers import Answers5
+    from mqttref.model.v5.connack import Connack5
     from mqttref.model.v5.flow_control import SendQuota
     from mqttref.model.v5.reason_codes import Situation
     from mqttref.model.v5.session import Session5
@@ -242,6 +244,11 @@ class Connection:
     """At 5.0: the client's Maximum Packet Size (None: the protocol's own limit)."""
     disconnect_cause: str = ""
     """At 5.0: a DISCONNECT situation the client's packet caused, if the model knows it."""
+    answers5: Answers5 | None = None
+    """At 5.0: the SUBSCRIBE and UNSUBSCRIBE requests the server answered (``answers``),
+    so that a second answer to one is named as such."""
+    connack5: Connack5 | None = None
+    """At 5.0: the CONNECT and what its CONNACK settled (``connack``)."""
 
     @property
     def open(self) -> bool:

@@ -408,6 +408,42 @@ def packet_type(frame: bytes) -> PacketType5:
     return PacketType5(frame[0] >> 4)
 
 
+@attrs.define
+class FrameSplitter:
+    """Bytes of one direction of a connection -> whole frames, by the fixed header
+    alone (2.1.1, 2.1.4), so that each frame can be judged before any decoder reads it.
+
+    A Remaining Length running past four bytes cannot be read past: the splitter stops
+    there for good (``stuck``) and leaves those bytes to whoever decodes the stream,
+    which must refuse them too."""
+
+    buffer: bytes = b""
+    stuck: bool = False
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self.buffer += data
+        frames: list[bytes] = []
+        while not self.stuck and len(self.buffer) >= 2:
+            remaining, shift, at = 0, 0, 1
+            while True:
+                if at >= len(self.buffer):
+                    return frames  # the Remaining Length is not all here yet
+                byte = self.buffer[at]
+                remaining += (byte & 0x7F) << shift
+                at += 1
+                if not byte & 0x80:
+                    break
+                shift += 7
+                if at == 5:
+                    self.stuck = True
+                    return frames
+            if len(self.buffer) < at + remaining:
+                return frames
+            frames.append(self.buffer[:at + remaining])
+            self.buffer = self.buffer[at + remaining:]
+        return frames
+
+
 def frame_problems(frame: bytes) -> tuple[Problem, ...]:
     """Everything wrong with one whole frame of either direction, in reading order; a
     problem the reader cannot read past is the last."""

@@ -92,13 +92,16 @@ def test_a_suback_may_refuse_wildcards_only_for_a_wildcard_filter(model: BrokerM
 
 def test_an_unsuback_says_whether_the_subscription_existed(model: BrokerModel) -> None:
     """3.11.3: 0x11 (No subscription existed) for one that did is not true; one
-    Reason Code per Topic Filter [MQTT-3.11.3-2]."""
+    Reason Code per Topic Filter [MQTT-3.11.3-2], in the order of the filters
+    [MQTT-3.11.3-1]; one UNSUBACK per UNSUBSCRIBE [MQTT-3.10.4-6]."""
     connected5(model, "a")
     subscribe5(model, "a", "t")
     model.apply(Send("a", Unsubscribe(2, ("t", "u"))))
-    assert refs_of(model, "a", UnsubAck(2, (0x00,))) == ("MQTT-3.11.3-2",)
+    assert refs_of(model, "a", UnsubAck(2, (0x00,))) == ("MQTT-3.11.3-2", "MQTT-3.10.4-6")
     assert refs_of(model, "a", UnsubAck(2, (0x11, 0x11))) == ("MQTT-3.10.4-5", "MQTT-3.11.3-2")
+    assert refs_of(model, "a", UnsubAck(2, (0x11, 0x00))) == ("MQTT-3.11.3-1",)
     model.observe("a", UnsubAck(2, (0x00, 0x11)))
+    assert refs_of(model, "a", UnsubAck(2, (0x00, 0x11))) == ("MQTT-3.10.4-6",)
 
 
 def test_puback_0x10_only_when_nobody_subscribed(model: BrokerModel) -> None:
