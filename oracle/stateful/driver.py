@@ -66,6 +66,7 @@ from mqttref.model import (
     describe,
 )
 from mqttref.model.connection import ConnectionState
+from mqttref.model.v5.frames import FrameSplitter
 from mqttref.oracle.nodes import clustered
 from mqttref.oracle.stateful.adapters import (
     ServerSentGarbage,
@@ -172,10 +173,13 @@ class LevelStream:
     """Bytes from the server of one connection -> observations, decoded at the
     Protocol Level the connection's CONNECT used (a server answers a level-5
     CONNECT in 5.0's encoding, 3.1.2.2). Undecodable bytes, or a packet only a
-    client sends, are a verdict of their own [MQTT-4.8.0-1]."""
+    client sends, are a verdict of their own [MQTT-4.8.0-1]. At level 5, ``frames``
+    cuts the same bytes into whole frames, so that the model judges each one's bytes
+    before the decoder reads it (``Driver._judge_frames``)."""
 
     level: ProtocolLevel
     decoder: Decoder = attrs.field(init=False)
+    frames: FrameSplitter = attrs.field(factory=FrameSplitter)
 
     def __attrs_post_init__(self) -> None:
         self.decoder = Decoder(role=Role.CLIENT, protocol_level=self.level)
@@ -510,10 +514,26 @@ class Driver:
             self._observe(link, Closed())
             self._close_link(link)
             return True
+        if link.level == ProtocolLevel.MQTT_5:
+            self._judge_frames(link, data)
         for packet in link.stream.feed(data):
             self._shared_change_acknowledged(link, packet)
             self._observe(link, packet)
         return True
+
+    def _judge_frames(self, link: Link, data: bytes) -> None:
+        """Each whole level-5 frame's bytes judged by the model before it is decoded
+        (``observe_frame``: what a decoder forgets, such as reserved bits or a Variable
+        Byte Integer longer than it needs). A malformed frame is malformed whatever
+        comes after it, so its verdict is not held for later observations."""
+        for frame in link.stream.frames.feed(data):
+            try:
+                self.model.observe_frame(link.slot, frame)
+            except Violation as violation:
+                self.note(f"{link.slot} <- bytes {frame.hex(' ')}")
+                raise self.disagree(str(violation), violation.refs) from None
+            except ModelError as error:
+                raise self.crash(error) from error
 
     # ------------------------------------------------------------- a cluster
 
