@@ -17,6 +17,7 @@ import attrs
 import pytest
 from hypothesis.stateful import run_state_machine_as_test
 
+from mqttref.impl.broker.connection_base import ConnectionBase
 from mqttref.impl.broker.session import Session
 from mqttref.impl.codec.packets import Connect, Disconnect, Properties, ProtocolLevel, QoS
 from mqttref.oracle.stateful.driver import Disagreement
@@ -83,6 +84,41 @@ def test_a_broker_ignoring_no_local_is_caught_naming_mqtt_3_8_3_3(
     with pytest.raises(Disagreement) as caught:
         run_directly(own_message_under_no_local)
     assert "MQTT-3.8.3-3" in caught.value.refs
+
+
+def subscribed_at_level_5(machine: BrokerMachine5) -> None:
+    """c0 connects at level 5 and subscribes to ~/a."""
+    machine.send_connect5(
+        "s0", "c0", clean_start=True, expiry=None, receive_maximum=None,
+        alias_maximum=None, packet_size=None, will=None,
+    )
+    machine.step_done()
+    machine.send_subscribe5("s0", [("~/a", QoS.AT_LEAST_ONCE, (False, False, 0))], identifier=1)
+    machine.step_done()
+
+
+def test_a_broker_writing_a_longer_remaining_length_than_needed_is_caught_naming_1_5_5_1(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fault: a level-5 SUBACK's Remaining Length written in two bytes where one
+    does [MQTT-1.5.5-1]. The model judges each level-5 frame's bytes (``frames``)
+    before the driver decodes it, so the verdict is the model's and names the
+    statement (the decoder, the implementation's own, refused it unattributed)."""
+    original = ConnectionBase.send_frame
+
+    def padded(self: ConnectionBase, frame: bytes) -> None:
+        if self.terms is not None and frame[0] == 0x90 and frame[1] < 0x80:
+            frame = bytes((frame[0], frame[1] | 0x80, 0x00)) + frame[2:]
+        original(self, frame)
+
+    monkeypatch.setattr(ConnectionBase, "send_frame", padded)
+    with pytest.raises(Disagreement) as caught:
+        run_directly(subscribed_at_level_5)
+    assert caught.value.refs == ("MQTT-1.5.5-1",)
+
+
+def test_the_unbroken_broker_passes_the_subscription_story() -> None:
+    run_directly(subscribed_at_level_5)
 
 
 def no_local_after_a_3_1_1_resumption(machine: BrokerMachine5) -> None:
