@@ -274,15 +274,15 @@ class ClusterRouter:
         if batch is None:  # QoS 0, or NATS away: core NATS (a QoS 1/2 one still reaches the stream)
             self._queue.append(_Publish(subject, body))
             self._pending_messages += 1
-        # else: in JetStream before the PUBACK or PUBREC (the store's commit)
+        else:  # in JetStream before the PUBACK or PUBREC (the store's commit), and soon
+            # without one: a will of a dropped connection has no acknowledgement whose
+            # commit would carry it (it waited for the broker's tick, up to a second).
+            self.commit_soon()
         if message.retain:
             # The live copy first, the retained one after: a subscription on another node
             # must not get the retained copy from the bucket and then the live one from
-            # the stream (one PUBLISH per subscription, as on one broker). A will of a
-            # dropped connection has no acknowledgement whose commit would carry it soon.
+            # the stream (one PUBLISH per subscription, as on one broker).
             self._queue.append(_Retain(message, batch))
-            if batch is not None:
-                self.commit_soon()
         self._wake.set()
         return max(matched, 1)  # other nodes may have subscribers: never "none"
 

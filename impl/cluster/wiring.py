@@ -99,9 +99,18 @@ class ClusterAttachment:
         self.router.sink = store
         loop = asyncio.get_running_loop()
         outbox = self.host.outbox
+        asked = False
 
-        def commit_soon() -> None:
-            loop.call_soon(outbox.commit)
+        def commit_now() -> None:
+            nonlocal asked
+            asked = False
+            outbox.commit()
+
+        def commit_soon() -> None:  # once per loop turn, however many messages ask
+            nonlocal asked
+            if not asked:
+                asked = True
+                loop.call_soon(commit_now)
 
         self.router.commit_soon = commit_soon
         link_js = self.sessions.link.js
