@@ -49,7 +49,7 @@ Address = tuple[str, int]
 @attrs.define
 class Nodes:
     """The nodes of the broker under test, the turn of the next connection, and the
-    last acknowledged change each node must let the others learn."""
+    last acknowledged change of each node, which the others must learn."""
 
     addresses: tuple[Address, ...]
     propagation: float = 0.0
@@ -59,8 +59,11 @@ class Nodes:
     _turn: int = 0
     _last_node: dict[str, int] = attrs.field(factory=dict)
     """Client id -> the node of its last connection within the check."""
-    _change: tuple[int, float] | None = None
-    """(node, monotonic time) of the last acknowledged change of shared state."""
+    _changes: dict[int, float] = attrs.field(factory=dict)
+    """Node -> the monotonic time of the last change of shared state acknowledged there.
+    Each node's own: a change on one node does not end the allowance of an earlier
+    change on another (a SUBACK on n1, then a CONNACK on n2: a client on n2 still waits
+    for n1's)."""
 
     def __attrs_post_init__(self) -> None:
         if not self.addresses:
@@ -78,7 +81,7 @@ class Nodes:
         rng = random.Random(seed ^ zlib.crc32(name.encode()))
         self._turn = rng.randrange(len(self.addresses))
         self._last_node.clear()
-        self._change = None
+        self._changes.clear()
 
     def take_turn(self) -> int:
         """The node of the next new connection."""
@@ -104,22 +107,26 @@ class Nodes:
     def changed(self, node: int) -> None:
         """A change of shared state was acknowledged on ``node`` just now."""
         if self.clustered:
-            self._change = (node, time.monotonic())
+            self._changes[node] = time.monotonic()
 
     def wait_before(self, node: int) -> float:
-        """Seconds a client on ``node`` must still wait for the last change to be known."""
-        if self._change is None or self._change[0] == node:
+        """Seconds a client on ``node`` must still wait for every change acknowledged on
+        another node to be known there."""
+        latest = max((at for other, at in self._changes.items() if other != node),
+                     default=None)
+        if latest is None:
             return 0.0
-        return max(0.0, self._change[1] + self.propagation - time.monotonic())
+        return max(0.0, latest + self.propagation - time.monotonic())
 
     async def propagated(self, node: int) -> None:
-        """Wait (asyncio) until the last change is known on ``node``."""
+        """Wait (asyncio) until the changes of the other nodes are known on ``node``."""
         delay = self.wait_before(node)
         if delay > 0:
             await asyncio.sleep(delay)
 
     def propagated_blocking(self, node: int) -> None:
-        """Wait (blocking: the exploration's driver) until the last change is known."""
+        """Wait (blocking: the exploration's driver) until the changes of the other nodes
+        are known on ``node``."""
         delay = self.wait_before(node)
         if delay > 0:
             time.sleep(delay)

@@ -80,6 +80,26 @@ def test_after_a_change_a_client_on_another_node_waits_the_allowance_and_one_on_
     assert nodes.wait_before(1) == 0.0
 
 
+def test_a_change_on_a_clients_own_node_does_not_end_the_allowance_of_another_nodes(
+        ) -> None:
+    """A SUBACK on n1, then a CONNACK of a persistent session on n2: a client on n2 still
+    waits for n1's SUBACK to be known there. (Only the last change was remembered, so a
+    publisher on n2 acted at once and its message could miss the subscription on n1:
+    the exploration saw it as a later message overtaking a lost one [MQTT-4.6.0-6].)"""
+    nodes = Nodes(THREE, propagation=0.2)
+    nodes.changed(0)
+    time.sleep(0.05)
+    nodes.changed(1)
+    assert 0.05 < nodes.wait_before(1) <= 0.15
+    assert 0.1 < nodes.wait_before(2) <= 0.2  # n2's change, the later one
+    assert 0.1 < nodes.wait_before(0) <= 0.2
+    time.sleep(0.2)
+    assert nodes.wait_before(0) == nodes.wait_before(1) == nodes.wait_before(2) == 0.0
+    nodes.changed(2)
+    nodes.restart(seed=1, name="next check")
+    assert nodes.wait_before(0) == 0.0
+
+
 @pytest.mark.parametrize("propagation", [0.0, 0.5])
 def test_one_node_is_no_cluster_nothing_waits_and_every_connection_goes_to_it(
         propagation: float) -> None:
