@@ -46,6 +46,12 @@ from mqttref.model.topics import matches, topic_filter_problem
 from mqttref.model.v5 import reason_codes
 from mqttref.model.v5.disconnect import Situation as Why
 from mqttref.model.v5.flow_control import Acknowledgement, SendQuota
+from mqttref.model.v5.qos2_receiver import (
+    PACKET_IDENTIFIER_NOT_FOUND,
+    SUCCESS,
+    Qos2Receiver5,
+    Qos2ReceiverState5,
+)
 from mqttref.model.v5.reason_codes import PacketKind, Situation
 from mqttref.model.v5.topic_alias import TopicAliases
 
@@ -170,6 +176,9 @@ class Level5Publish(SharedRouting):
                 # may know there are no matching subscribers, or not.
                 facts |= reason_codes.publish_ack_situations(matched=False)
             kind = PacketKind.PUBACK if isinstance(packet, PubAck) else PacketKind.PUBREC
+        elif isinstance(packet, PubComp) and code in (SUCCESS, PACKET_IDENTIFIER_NOT_FOUND):
+            self._check_pubcomp5(conn, session, packet)
+            return
         else:
             flows = session.flows.outgoing if isinstance(packet, PubRel) else (
                 session.flows.incoming)
@@ -177,6 +186,25 @@ class Level5Publish(SharedRouting):
             kind = PacketKind.PUBREL if isinstance(packet, PubRel) else PacketKind.PUBCOMP
         try:
             reason_codes.check(conn.client, kind, facts, code)
+        except Violation as error:
+            raise self._reject(conn, error.detail, error.refs, packet) from None
+
+    def _check_pubcomp5(self, conn: Connection, session: Session, packet: PubComp) -> None:
+        """A PUBCOMP 0x00 or 0x92 judged by ``qos2_receiver.Qos2Receiver5``: an exchange
+        the server accepted (its last PUBREC below 0x80) is its own, so only 0x00
+        [MQTT-4.3.3-11] (also after a refusal and a new PUBLISH [MQTT-4.3.3-9]); a
+        PUBREL for no exchange (none, or one a refusing PUBREC ended) may get 0x00 or
+        0x92 (3.7.2.1)."""
+        codes = session.pubrecs.get(packet.packet_id, [])
+        accepted = bool(codes) and codes[-1] < 0x80
+        receiver = Qos2Receiver5(
+            packet.packet_id, conn.client,
+            state=Qos2ReceiverState5.PUBCOMP_DUE if accepted
+            else Qos2ReceiverState5.UNKNOWN_RELEASE,
+            refused=any(c >= 0x80 for c in codes),
+        )
+        try:
+            receiver.pubcomp(packet.reason_code)
         except Violation as error:
             raise self._reject(conn, error.detail, error.refs, packet) from None
 

@@ -371,6 +371,15 @@ class ObservationJudge(Level5):
         self._retract(refusing)
         if isinstance(packet, PubRel) and conn.quota is not None:
             conn.quota.released(packet.packet_id)
+        if isinstance(packet, PubRec):
+            code = packet.reason_code if conn.level == MQTT_5 else 0x00
+            session.pubrecs.setdefault(packet.packet_id, []).append(code)
+            if code >= 0x80:
+                # The refusal ends the exchange: the next PUBLISH with this identifier
+                # is a new Application Message [MQTT-4.3.3-9] (``qos2_receiver``).
+                session.flows.incoming.pop(packet.packet_id, None)
+        elif isinstance(packet, PubComp):
+            session.pubrecs.pop(packet.packet_id, None)
 
     def _observe_publish(self, conn: Connection, session: Session, packet: Publish) -> None:
         """A PUBLISH is identified by its content (topic and payload) among the

@@ -161,6 +161,11 @@ class Session:
     [MQTT-3.1.2-6] and that were not made again since: a message only they match is
     the server reusing state it must not reuse."""
 
+    pubrecs: dict[int, list[int]] = attrs.field(factory=dict)
+    """Per Packet Identifier of the client's QoS 2 PUBLISHes, the Reason Codes of the
+    PUBRECs the server sent since the identifier's last PUBCOMP (0x00 at 3.1.1): the
+    exchange the server holds, for its PUBCOMP's code (``qos2_receiver``)."""
+
     def holds_nothing(self) -> bool:
         return not (
             self.subscriptions or self.pending or self.flows.outgoing or self.flows.incoming
@@ -174,6 +179,7 @@ class Session:
         self.unsubscribed.clear()
         self.pending.clear()
         self.flows.clear()
+        self.pubrecs.clear()
         self.last_sent.clear()
         self.overtaken.clear()
         self.generation += 1

@@ -1,7 +1,8 @@
 """The 5.0 byte and answer rules as the broker model applies them to every packet a
 level-5 connection observes (what the stateful machines judge): each frame's bytes
 (``frames``, through ``observe_frame``), each SUBACK and UNSUBACK (``answers``), each
-CONNACK (``connack``). A 3.1.1 connection's bytes are not judged by 5.0's rules.
+CONNACK (``connack``), each PUBCOMP for a client's QoS 2 message (``qos2_receiver``).
+A 3.1.1 connection's bytes are not judged by 5.0's rules.
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ from mqttref.impl.codec.packets import (
     Connect,
     Properties,
     ProtocolLevel,
+    PubComp,
+    Publish,
+    PubRec,
+    PubRel,
     QoS,
     SubAck,
     Subscribe,
@@ -94,3 +99,54 @@ def test_a_level_5_connack_with_unrequested_response_information_is_refused() ->
                     properties=Properties(request_response_information=1))
     model.apply(Send("b", asked))
     model.observe("b", answer)
+
+
+def qos2_publish(model: BrokerModel, client: str, payload: bytes) -> None:
+    model.apply(Send(client, Publish("t", payload, QoS.EXACTLY_ONCE, packet_id=1)))
+
+
+def test_a_pubcomp_for_an_exchange_the_server_accepted_is_0x00() -> None:
+    """PUBREC 0x00 made the exchange the server's: PUBCOMP 0x92 (Packet Identifier
+    not found) for its PUBREL is wrong [MQTT-3.7.2-1] [MQTT-4.3.3-11]."""
+    model = BrokerModel()
+    connected5(model, "a")
+    qos2_publish(model, "a", b"m1")
+    model.observe("a", PubRec(1))
+    model.apply(Send("a", PubRel(1)))
+    assert refs_of(model, "a", PubComp(1, 0x92)) == ("MQTT-3.7.2-1", "MQTT-4.3.3-11")
+    model.observe("a", PubComp(1))
+    assert model.check_quiescent() == []
+
+
+def test_a_refusing_pubrec_ends_the_exchange() -> None:
+    """After PUBREC 0x80 the server holds no exchange for the identifier: a PUBREL for
+    it may get PUBCOMP 0x92 (Packet Identifier not found) or 0x00 (3.7.2.1)."""
+    model = BrokerModel()
+    connected5(model, "a")
+    qos2_publish(model, "a", b"m1")
+    model.observe("a", PubRec(1, 0x80))
+    model.apply(Send("a", PubRel(1)))
+    model.observe("a", PubComp(1, 0x92))
+    assert model.check_quiescent() == []
+
+
+def test_after_a_refusing_pubrec_the_next_publish_is_a_new_message() -> None:
+    """The next PUBLISH with a refused identifier is a new Application Message
+    [MQTT-4.3.3-9]: owed to a subscriber once released, and its exchange is the
+    server's, so its PUBCOMP is 0x00 only."""
+    model = BrokerModel()
+    connected5(model, "a")
+    connected5(model, "b")
+    model.apply(Send("b", Subscribe(1, (Subscription("t", QoS.AT_MOST_ONCE),))))
+    model.observe("b", SubAck(1, (0x00,)))
+    qos2_publish(model, "a", b"m1")
+    model.observe("a", PubRec(1, 0x80))
+    qos2_publish(model, "a", b"m2")
+    model.observe("a", PubRec(1))
+    model.apply(Send("a", PubRel(1)))
+    assert refs_of(model, "a", PubComp(1, 0x92)) == (
+        "MQTT-3.7.2-1", "MQTT-4.3.3-9")
+    model.observe("a", PubComp(1))
+    assert model.check_quiescent() != []  # m2 is owed to b
+    model.observe("b", Publish("t", b"m2"))
+    assert model.check_quiescent() == []
