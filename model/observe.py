@@ -48,6 +48,7 @@ from mqttref.model.qos import SenderState
 from mqttref.model.records import PRIMARY, Connection, Delivery, Expected, Session, Subscription
 from mqttref.model.session import SessionState
 from mqttref.model.topics import matches
+from mqttref.model.v5 import forwarding
 from mqttref.model.v5 import frames as frames5
 from mqttref.model.v5.answers import Answers5, Request
 from mqttref.model.v5.reason_codes import PacketKind, Situation
@@ -390,6 +391,13 @@ class ObservationJudge(Level5):
         if flow is not None and packet.dup and self._carries(flow, packet):
             self._observe_resend(conn, session, flow, packet)
             return
+        if conn.level == MQTT_5:
+            try:  # DUP is judged below, against the message the content identifies
+                forwarding.check_identity(conn.client, qos=int(packet.qos),
+                                          packet_id=packet.packet_id, dup=packet.dup,
+                                          retransmission=packet.dup)
+            except Violation as error:
+                raise self._reject(conn, error.detail, error.refs, packet) from None
         if (packet.qos == 0) != (packet.packet_id is None) or packet.packet_id == 0:
             raise self._reject(
                 conn,
@@ -517,6 +525,8 @@ class ObservationJudge(Level5):
             self._reject_duplicate(conn, session, packet)
             self._reject_packet_id_in_qos0(conn, packet)
             self._reject_early_will(conn, packet)
+            if conn.level == MQTT_5:
+                self._reject_misrouted5(conn, session, packet)
             unsubscribed = any(matches(f, packet.topic) for f in session.unsubscribed)
             refs = (
                 ["MQTT-4.5.0-1", "MQTT-3.3.5-1", "MQTT-3.8.4-6", "MQTT-3.3.1-9", "MQTT-3.3.1-8"]
@@ -654,6 +664,30 @@ class ObservationJudge(Level5):
             and e.retain == packet.retain
             for e in session.pending
         )
+
+    def _reject_misrouted5(self, conn: Connection, session: Session, packet: Publish) -> None:
+        """A PUBLISH to a level-5 client that nothing due explains, read by the rules of
+        ``forwarding``: a message due under another Topic Name that this one is a
+        normalized or U+FEFF-stripped form of [MQTT-4.7.3-4] [MQTT-1.5.4-3]; or a
+        subscription that matches the Topic Name only for a server that lets a leading
+        wildcard match ``$`` [MQTT-4.7.2-1] or normalizes [MQTT-4.7.3-4]."""
+        for delivery in session.pending:
+            published = delivery.message.topic
+            if delivery.message.payload == packet.payload and forwarding.renamed(
+                published, packet.topic
+            ):
+                try:
+                    forwarding.check_topic(conn.client, published, packet.topic)
+                except Violation as error:
+                    raise self._reject(conn, error.detail, error.refs, packet) from None
+        for topic_filter in session.subscriptions:
+            if matches(topic_filter, packet.topic):
+                continue
+            try:
+                forwarding.check_match(conn.client, topic_filter, packet.topic)
+            except Violation as error:
+                if error.refs != ("MQTT-3.3.2-3",):  # a reason of its own, not "not due"
+                    raise self._reject(conn, error.detail, error.refs, packet) from None
 
     def _reject_overtaken(self, conn: Connection, session: Session, packet: Publish) -> None:
         """A message that was allowed, and dropped when a later message of its

@@ -45,6 +45,12 @@ def _normal_forms(text: str) -> set[str]:
     return forms | {form.replace(BOM, "") for form in forms}
 
 
+def renamed(published: str, forwarded: str) -> bool:
+    """Whether ``forwarded`` is ``published`` as a server that normalizes Topic Names or
+    strips U+FEFF would write it (and not the same name)."""
+    return forwarded != published and forwarded in _normal_forms(published)
+
+
 def check_match(client: str, topic_filter: str, topic: str) -> None:
     """Raise ``Violation`` when a message on ``topic`` was forwarded for a subscription to
     ``topic_filter`` that does not match it, naming why a server might have thought it

@@ -150,3 +150,28 @@ def test_after_a_refusing_pubrec_the_next_publish_is_a_new_message() -> None:
     assert model.check_quiescent() != []  # m2 is owed to b
     model.observe("b", Publish("t", b"m2"))
     assert model.check_quiescent() == []
+
+
+def subscribed_to_everything(model: BrokerModel) -> None:
+    connected5(model, "a")
+    connected5(model, "b")
+    model.apply(Send("b", Subscribe(1, (Subscription("#", QoS.AT_MOST_ONCE),))))
+    model.observe("b", SubAck(1, (0x00,)))
+
+
+def test_a_dollar_topic_sent_for_a_leading_wildcard_names_4_7_2_1() -> None:
+    """"#" never matches a Topic Name starting with "$" [MQTT-4.7.2-1]: the message
+    is not due, and why the server may have thought so is named."""
+    model = BrokerModel()
+    subscribed_to_everything(model)
+    model.apply(Send("a", Publish("$x/t", b"m")))
+    assert refs_of(model, "b", Publish("$x/t", b"m")) == ("MQTT-4.7.2-1",)
+
+
+def test_a_topic_name_forwarded_without_its_bom_names_1_5_4_3() -> None:
+    """U+FEFF is a character of the Topic Name, never stripped [MQTT-1.5.4-3]."""
+    model = BrokerModel()
+    subscribed_to_everything(model)
+    model.apply(Send("a", Publish("\ufeffx/t", b"m")))
+    assert refs_of(model, "b", Publish("x/t", b"m")) == ("MQTT-1.5.4-3",)
+    model.observe("b", Publish("\ufeffx/t", b"m"))
