@@ -114,6 +114,7 @@ class SharedRouting:
             handed_back = {
                 r.share for r in self.shared5.routings(self.shared_seq[seq])
                 if r.state == RoutingState.HANDED_BACK
+                or (r.state == RoutingState.OWED and r.disturbed)
             }
             trial = copy.deepcopy(self.shared5)
             try:
@@ -129,9 +130,12 @@ class SharedRouting:
                 packet.retain,
                 required=False,
                 # A message handed over by a member whose connection or session ended
-                # (4.8.2) reaches its new member after the later messages it already
-                # got: it has an order of its own, not the group's [MQTT-4.6.0-6].
-                channel=f"share:{share}" + (" handed over" if share in handed_back else ""),
+                # (4.8.2), or queued for it when it did, reaches its new member after
+                # the later messages it already got, and after other handed-over ones
+                # (handed over twice, it may pass one handed over once): each has an
+                # order of its own, not the group's [MQTT-4.6.0-6].
+                channel=f"share:{share}"
+                + (f" handed over #{seq}" if share in handed_back else ""),
                 filters=(str(share),),
                 identifiers=frozenset(packet.properties.subscription_identifiers),
             )

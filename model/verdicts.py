@@ -76,12 +76,16 @@ class Verdicts:
             for e in conn.expected
         ]
         session = self._attached_session(conn)
-        owed += [
-            Obligation(client, f"{d.packet} {d.packet_id}", d.refs) for d in session.flows.due()
-        ]
         # 5.0: at a send quota of zero (Receive Maximum) QoS 0 PUBLISHes MAY still go
-        # (4.9); none is owed, as behind the in-flight window.
+        # (4.9); none is owed, as behind the in-flight window. Nor is the re-send of an
+        # unacknowledged PUBLISH [MQTT-4.4.0-1]: it is a PUBLISH at QoS 1 or 2 too, which
+        # the server MUST NOT send then [MQTT-4.9.0-2]; a PUBREL still is [MQTT-4.9.0-3].
         quota_left = conn.quota is None or conn.quota.quota > 0
+        owed += [
+            Obligation(client, f"{d.packet} {d.packet_id}", d.refs)
+            for d in session.flows.due()
+            if quota_left or not d.packet.startswith("PUBLISH")
+        ]
         if session.flows.in_flight() < self.max_inflight and quota_left:
             owed += [
                 Obligation(

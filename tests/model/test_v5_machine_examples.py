@@ -3,6 +3,7 @@ settled from the specification's text and kept here as an explicit example."""
 
 from __future__ import annotations
 
+import attrs
 import pytest
 
 from mqttref.impl.codec.packets import (
@@ -439,4 +440,94 @@ def test_a_qos1_message_whose_member_lost_its_connection_may_go_to_the_other() -
     model.observe("s1", ConnAck(True, 0))
     model.observe("s1", Publish("t", b"m", QoS.AT_LEAST_ONCE, dup=True, packet_id=1))
     model.apply(Send("s1", PubAck(1)))
+    assert model.check_quiescent() == []
+
+
+# ------------------------------------------- found by the control hunt, group stories
+
+
+def test_a_re_send_waits_for_the_send_quota() -> None:
+    """Found by the level-5 control hunt (seed 1) once the group stories gave members
+    messages to hold: a session holding two QoS 1 messages unacknowledged is resumed
+    by a connection with a Receive Maximum of 1. The server re-sends the first
+    [MQTT-4.4.0-1]; the second is a PUBLISH at QoS 1 too, which it MUST NOT send at a
+    send quota of zero [MQTT-4.9.0-2], so it is not owed until the PUBACK."""
+    model = BrokerModel()
+    resume = Connect(ProtocolLevel.MQTT_5, "A", False, 0,
+                     properties=Properties(session_expiry_interval=100))  # fmt: skip
+    model.apply(Send("s0", resume))
+    model.observe("s0", ConnAck(False, 0))
+    subscribe5(model, "s0", "t", 1)
+    connected5(model, "p")
+    for packet_id in (1, 2):
+        model.apply(Send("p", Publish("t", b"m%d" % packet_id, QoS.AT_LEAST_ONCE,
+                                      packet_id=packet_id)))  # fmt: skip
+        model.observe("p", PubAck(packet_id))
+        model.observe("s0", Publish("t", b"m%d" % packet_id, QoS.AT_LEAST_ONCE,
+                                    packet_id=packet_id))  # fmt: skip
+    model.apply(Drop("s0"))
+    window = attrs.evolve(resume, properties=Properties(session_expiry_interval=100,
+                                                        receive_maximum=1))  # fmt: skip
+    model.apply(Send("s1", window))
+    model.observe("s1", ConnAck(True, 0))
+    model.observe("s1", Publish("t", b"m1", QoS.AT_LEAST_ONCE, dup=True, packet_id=1))
+    assert model.check_quiescent() == []
+    assert "MQTT-4.9.0-2" in refs_of(
+        model, "s1", Publish("t", b"m2", QoS.AT_LEAST_ONCE, dup=True, packet_id=2)
+    )
+    model.apply(Send("s1", PubAck(1)))
+    assert [o.refs for o in model.obligations()] == [("MQTT-4.4.0-1", "MQTT-3.3.1-1")]
+    model.observe("s1", Publish("t", b"m2", QoS.AT_LEAST_ONCE, dup=True, packet_id=2))
+    model.apply(Send("s1", PubAck(2)))
+    assert model.check_quiescent() == []
+
+
+def test_messages_handed_over_come_in_any_order_among_themselves() -> None:
+    """Found by the level-5 control hunt (seed 4): A's session ended holding m2 and
+    m1 of the group, m2 first (m1 had been handed to A by a member that left before);
+    the server handed both over to b in that order. The order of 4.6.0-6 binds a
+    server's messages to one consumer as a publisher sent them, not the hand-overs
+    4.8.2 asks for: each message handed over has an order of its own."""
+    model = BrokerModel()
+    group_of_a_and_b(model)
+    for packet_id in (1, 2):
+        model.apply(Send("p", Publish("t", b"m%d" % packet_id, QoS.AT_LEAST_ONCE,
+                                      packet_id=packet_id)))  # fmt: skip
+        model.observe("p", PubAck(packet_id))
+    model.observe("s0", Publish("t", b"m1", QoS.AT_LEAST_ONCE, packet_id=1))
+    model.observe("s0", Publish("t", b"m2", QoS.AT_LEAST_ONCE, packet_id=2))
+    model.apply(Send("s0", Disconnect(0, Properties(session_expiry_interval=0))))
+    model.apply(Drop("s0"))
+    model.observe("b", Publish("t", b"m2", QoS.AT_LEAST_ONCE, packet_id=1))
+    model.observe("b", Publish("t", b"m1", QoS.AT_LEAST_ONCE, packet_id=2))
+    for packet_id in (1, 2):
+        model.apply(Send("b", PubAck(packet_id)))
+    assert model.check_quiescent() == []
+
+
+def test_a_message_queued_for_a_member_that_left_may_reach_another_after_later_ones() -> None:
+    """Found by the level-5 control hunt (seed 3): the server chose A for m2 while A's
+    Receive Maximum of 1 held it back behind m1; A's session ended and m2 went to b,
+    which had been sent m3 meanwhile. m2 was handed over (4.8.2), it may come after
+    m3; that is no breach of [MQTT-4.6.0-6]."""
+    model = BrokerModel()
+    model.apply(Send("s0", Connect(ProtocolLevel.MQTT_5, "A", True, 0,
+                                   properties=Properties(receive_maximum=1))))  # fmt: skip
+    model.observe("s0", ConnAck(False, 0))
+    connected5(model, "b")
+    connected5(model, "p")
+    subscribe5(model, "s0", "$share/g/t", 2)
+    subscribe5(model, "b", "$share/g/t", 2)
+    for packet_id in (1, 2, 3):
+        model.apply(Send("p", Publish("t", b"m%d" % packet_id, QoS.AT_LEAST_ONCE,
+                                      packet_id=packet_id)))  # fmt: skip
+        model.observe("p", PubAck(packet_id))
+    model.observe("s0", Publish("t", b"m1", QoS.AT_LEAST_ONCE, packet_id=1))
+    model.observe("b", Publish("t", b"m3", QoS.AT_LEAST_ONCE, packet_id=1))
+    model.apply(Send("s0", Disconnect(0)))  # Session Expiry Interval 0: it ends
+    model.apply(Drop("s0"))
+    model.observe("b", Publish("t", b"m2", QoS.AT_LEAST_ONCE, packet_id=2))
+    model.observe("b", Publish("t", b"m1", QoS.AT_LEAST_ONCE, packet_id=3))
+    for packet_id in (1, 2, 3):
+        model.apply(Send("b", PubAck(packet_id)))
     assert model.check_quiescent() == []
