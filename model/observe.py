@@ -65,6 +65,15 @@ _FLOW_PACKET_REFS: dict[type, list[str]] = {
 """What a flow packet the server sends with no flow to answer breaks, by its type."""
 
 
+_GRANTS: dict[str, int] = {
+    Situation.GRANT_UP_TO_QOS_0: 0,
+    Situation.GRANT_UP_TO_QOS_1: 1,
+    Situation.GRANT_UP_TO_QOS_2: 2,
+}
+"""A level-5 SUBSCRIBE's grant situation -> its Requested QoS (the model's situations
+are made with no Maximum QoS below 2)."""
+
+
 class ObservationJudge(Level5):
     """Mixed into ``BrokerModel``: ``observe`` and ``allowed`` (with ``Level5``'s
     judgements for level-5 connections)."""
@@ -194,12 +203,33 @@ class ObservationJudge(Level5):
         try:
             self._fire_connection(conn, CE.SERVER_CLOSED)
         except NoTransition:
+            if conn.level == MQTT_5:
+                self._reject_subscribe_closed5(conn, observation)
             raise self._reject(
                 conn,
                 "the server closed a connection it had no reason to close",
                 ["MQTT-4.8.0-1", "MQTT-3.1.2-24"],
                 observation,
             ) from None
+
+    def _reject_subscribe_closed5(self, conn: Connection, observation: Closed) -> None:
+        """A close the model knows no reason for, with a SUBSCRIBE unanswered: a
+        Requested QoS above the CONNACK's Maximum QoS is no reason either, the server
+        MUST accept such a SUBSCRIBE [MQTT-3.2.2-10] (``connack.check_subscribe_closed``)."""
+        if conn.connack5 is None:
+            return
+        requested = [
+            _GRANTS[Situation(str(fact))]
+            for expected in conn.expected
+            if expected.kind == "SUBACK"
+            for facts in expected.situations
+            for fact in facts
+            if str(fact) in _GRANTS
+        ]
+        try:
+            conn.connack5.check_subscribe_closed(requested)
+        except Violation as error:
+            raise self._reject(conn, error.detail, error.refs, observation) from None
 
     def _observe_connack(self, conn: Connection, packet: ConnAck) -> None:
         if packet.return_code not in conn.connack_codes:

@@ -25,6 +25,7 @@ from mqttref.impl.codec.packets import (
 )
 from mqttref.model import BrokerModel, Send
 from mqttref.model.errors import Violation
+from mqttref.model.events import Closed
 from mqttref.model.v5.frames import FrameSplitter
 from tests.model.frames5 import frame
 from tests.model.helpers import connect
@@ -175,3 +176,14 @@ def test_a_topic_name_forwarded_without_its_bom_names_1_5_4_3() -> None:
     model.apply(Send("a", Publish("\ufeffx/t", b"m")))
     assert refs_of(model, "b", Publish("x/t", b"m")) == ("MQTT-1.5.4-3",)
     model.observe("b", Publish("\ufeffx/t", b"m"))
+
+
+def test_closing_for_a_requested_qos_above_the_maximum_qos_names_3_2_2_10() -> None:
+    """A server announcing Maximum QoS 1 must still accept a SUBSCRIBE requesting QoS
+    2 [MQTT-3.2.2-10]: closing instead is named so."""
+    model = BrokerModel()
+    model.apply(connect5("a"))
+    model.observe("a", ConnAck(False, 0x00, Properties(maximum_qos=1)))
+    model.apply(Send("a", Subscribe(1, (Subscription("t", QoS.EXACTLY_ONCE),))))
+    assert refs_of(model, "a", Closed()) == ("MQTT-3.2.2-10",)
+    model.observe("a", SubAck(1, (0x01,)))
