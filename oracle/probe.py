@@ -46,6 +46,7 @@ from mqttref.impl.codec.packets import (
     Subscription,
     UnsubAck,
 )
+from mqttref.oracle import raw
 from mqttref.oracle.connection import (
     Connection,
     current,
@@ -283,8 +284,7 @@ _SENDER_RULES_5 = (
     ("DUP set at QoS 0", "MQTT-3.3.1-2"),
     ("DUP set at QoS 0", "MQTT-4.3.1-1"),
     ("session present on a refused connection", "MQTT-3.2.2-6"),
-    ("user property value is not well-formed", "MQTT-1.5.7-1"),
-    ("user property name is not well-formed", "MQTT-1.5.7-1"),
+    ("PUBLISH with packet identifier 0", "MQTT-2.2.1-4"),
     # A reason code outside its packet's table: the sender rule of that table.
     ("is not valid on CONNACK", "MQTT-3.2.2-8"),
     ("is not valid on PUBACK", "MQTT-3.4.2-1"),
@@ -299,17 +299,31 @@ _SENDER_RULES_5 = (
 """At 5.0, what the codec refuses in the server's bytes and the 5.0 sender rule it breaks:
 the codec cites 3.1.1's numbering (or a section), which at 5.0 names other statements."""
 
+_STRING_PROPERTY_RULES_5 = {
+    "response_topic": "MQTT-3.3.2-13",
+    "content_type": "MQTT-3.3.2-19",
+    "user_properties": "MQTT-1.5.7-1",
+}
+"""At 5.0, the property's own rule that a string the codec refuses in it breaks besides
+1.5.4's: the Response Topic and the Content Type MUST each be a UTF-8 Encoded String
+[MQTT-3.3.2-13] [MQTT-3.3.2-19], both strings of a User Property MUST comply with its
+requirements [MQTT-1.5.7-1]. The codec's error names the property (``field``)."""
 
-def _as_sent_by_server(error: str, level: ProtocolLevel = ProtocolLevel.MQTT_3_1_1) -> str:
+
+def _as_sent_by_server(error: str, level: ProtocolLevel = ProtocolLevel.MQTT_3_1_1,
+                       field: str | None = None) -> str:
     """The codec's refusal, with the rule the *server* broke as the sender.
 
     The codec cites receiver rules (invalid flags received: [MQTT-2.2.2-2]);
     bytes from the server that it refuses show the server breaking the
-    matching sender rule. At 5.0 the sender rules are 5.0's (``_SENDER_RULES_5``), and
-    the codec's 3.1.1 ids are dropped where one of them applies.
+    matching sender rule. At 5.0 the sender rules are 5.0's (``_SENDER_RULES_5``, and
+    for a string property the refusal names in ``field``, ``_STRING_PROPERTY_RULES_5``),
+    and the codec's 3.1.1 ids are dropped where one of them applies.
     """
     if level is ProtocolLevel.MQTT_5:
         rules = [rule for text, rule in _SENDER_RULES_5 if text in error]
+        if field in _STRING_PROPERTY_RULES_5 and ("UTF-8" in error or "U+0000" in error):
+            rules.append(_STRING_PROPERTY_RULES_5[field])
         if not rules:
             return error
         return re.sub(r"\s*\[MQTT-[0-9.-]+\]", "", error) + "".join(f" [{r}]" for r in rules)
@@ -324,6 +338,38 @@ def _as_sent_by_server(error: str, level: ProtocolLevel = ProtocolLevel.MQTT_3_1
     if "DUP set at QoS 0" in error:
         error += " [MQTT-4.3.1-1]"
     return error
+
+
+_PROPERTY_LENGTH_AFTER_TWO = {0x20: "CONNACK", 0x90: "SUBACK", 0xB0: "UNSUBACK"}
+"""The 5.0 packets from a server whose Property Length is always there, right after two
+bytes (the Acknowledge Flags and Reason Code, or the Packet Identifier): 3.2.2.3,
+3.9.2.1, 3.11.2.1. (An acknowledgement of a PUBLISH may end before it, 3.4.2.2.)"""
+
+
+def _without_property_length(frame: bytes) -> str | None:
+    """Why a 5.0 frame the strict codec refused is malformed, when it is a well-formed
+    CONNACK, SUBACK or UNSUBACK once a Property Length of 0 is put where it belongs: the
+    server left it out, where no properties MUST be said by a Property Length of zero
+    [MQTT-2.2.2-1]. The codec, reading the next byte as the Property Length, can only
+    report what that misreading runs into."""
+    name = _PROPERTY_LENGTH_AFTER_TWO.get(frame[0])
+    index = 1
+    while index < len(frame) and index < 4 and frame[index] & 0x80:
+        index += 1
+    body = frame[index + 1:]
+    if name is None or len(body) < 2 or body[2:3] == b"\x00":
+        # A 0 where the Property Length goes reads as one: then it is the codes that are
+        # wrong (none at all), or the Property Length is missing, and the bytes cannot
+        # tell which.
+        return None
+    repaired = bytes((frame[0],)) + raw.varint(len(body) + 1) + body[:2] + b"\x00" + body[2:]
+    try:
+        Decoder(role=Role.CLIENT, protocol_level=ProtocolLevel.MQTT_5).feed(repaired)
+    except MQTTError:
+        return None
+    return (f"{name} {body[:12].hex(' ')} has no Property Length: with a Property Length of"
+            f" 0 after its first two bytes it is a well-formed {name}; with no properties it"
+            " must hold a Property Length of 0 [MQTT-2.2.2-1]")
 
 
 def _connect_in(data: bytes, level: ProtocolLevel) -> Connect | None:
@@ -491,7 +537,9 @@ class Probe:
                     for packet in getattr(exc, "packets", []):
                         self._arrive(packet)
                     error = _as_sent_by_server(f"{exc} [{getattr(exc, 'ref', '')}]",
-                                               self.level)
+                                               self.level, getattr(exc, "field", None))
+                    if self.level is ProtocolLevel.MQTT_5:
+                        error = _without_property_length(frame) or error
                     self.trace.add(self.name, "<-", f"MALFORMED from server: {error}")
                     self._events.put_nowait(Garbled(error))
                     self.given_up = error

@@ -68,19 +68,30 @@ class ProtocolError(MQTTError):
 
     ``reason_code`` is what an MQTT 5 DISCONNECT would carry; ``ref`` is the
     normative statement id (``MQTT-x.y.z-n``) or, where the specification
-    gives the rule without an id, the section it stands in.
+    gives the rule without an id, the section it stands in. ``field`` names the
+    5.0 property the error is about (``response_topic``), when it is about one:
+    ``ref`` cites the rule every string or value breaks (an ill-formed string,
+    1.5.4), while a property can have a rule of its own too (the Response Topic
+    MUST be a UTF-8 Encoded String [MQTT-3.3.2-13]), which a reader of the error
+    can then cite as well.
     """
 
     default_reason = ReasonCode.PROTOCOL_ERROR
 
     def __init__(
-        self, message: str, *, ref: str, reason_code: ReasonCode | None = None
+        self,
+        message: str,
+        *,
+        ref: str,
+        reason_code: ReasonCode | None = None,
+        field: str | None = None,
     ) -> None:
         self.reason_code: ReasonCode = (
             reason_code if reason_code is not None else self.default_reason
         )
         self.ref = ref
         self.detail = message
+        self.field = field
         self.packets: list[object] = []
         """Whole packets the decoder read before the bad one, in the same ``feed``."""
         super().__init__(f"{message} [{ref}] (reason 0x{self.reason_code:02X})")

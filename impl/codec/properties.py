@@ -121,15 +121,17 @@ def _byte(value: int) -> bytes:
     return bytes((value,))
 
 
-_READERS: dict[PropType, Callable[[wire.Reader], Any]] = {
-    PropType.BYTE: lambda r: r.u8("a property"),
-    PropType.U16: lambda r: r.u16("a property"),
-    PropType.U32: lambda r: r.u32("a property"),
-    PropType.VARINT: lambda r: r.varint("a property"),
-    PropType.STRING: lambda r: r.string("a property"),
-    PropType.BINARY: lambda r: r.binary("a property"),
-    PropType.PAIR: lambda r: (r.string("a user property name"), r.string("a user property value")),
+_READERS: dict[PropType, Callable[[wire.Reader, str], Any]] = {
+    PropType.BYTE: lambda r, what: r.u8(what),
+    PropType.U16: lambda r, what: r.u16(what),
+    PropType.U32: lambda r, what: r.u32(what),
+    PropType.VARINT: lambda r, what: r.varint(what),
+    PropType.STRING: lambda r, what: r.string(what),
+    PropType.BINARY: lambda r, what: r.binary(what),
+    PropType.PAIR: lambda r, _what: (r.string("a user property name"),
+                                     r.string("a user property value")),
 }
+"""Each reader takes what to call the value in an error (the property's name)."""
 
 _WRITERS: dict[PropType, Callable[[Any], bytes]] = {
     PropType.BYTE: _byte,
@@ -167,7 +169,13 @@ def read_properties(reader: wire.Reader, kind: Kind) -> Properties:
             raise MalformedPacket(
                 f"property {spec.name} is not allowed on {_kind_name(kind)}", ref="§2.2.2.2"
             )
-        value = _READERS[spec.type](block)
+        try:
+            value = _READERS[spec.type](block, f"the {spec.name} property")
+        except ProtocolError as exc:
+            # The property's own rule may be broken too (the Response Topic MUST be a
+            # UTF-8 Encoded String [MQTT-3.3.2-13]): the error says which property.
+            raise type(exc)(exc.detail, ref=exc.ref, reason_code=exc.reason_code,
+                            field=spec.name) from exc
         if spec.valid is not None and not spec.valid(value):
             if spec.name == "topic_alias":  # 0 is never an alias: Topic Alias invalid
                 raise ProtocolError("a Topic Alias of 0", ref="MQTT-3.3.2-8",

@@ -18,14 +18,15 @@ _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
 
 
-def check_string(value: str) -> None:
+def check_string(value: str, what: str = "string") -> None:
     """Reject what a UTF-8 encoded string may not hold.
 
     Python's strict UTF-8 codec already refuses ill-formed bytes and encoded
-    surrogates [MQTT-1.5.3-1]; U+0000 is refused here [MQTT-1.5.3-2].
+    surrogates [MQTT-1.5.3-1]; U+0000 is refused here [MQTT-1.5.3-2]. ``what`` names
+    the string in the error, as ``Reader.string`` names an ill-formed one.
     """
     if "\x00" in value:
-        raise MalformedPacket("string contains U+0000", ref="MQTT-1.5.3-2")
+        raise MalformedPacket(f"{what} contains U+0000", ref="MQTT-1.5.3-2")
 
 
 class Reader:
@@ -88,7 +89,7 @@ class Reader:
             value = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise MalformedPacket(f"{what} is not well-formed UTF-8", ref="MQTT-1.5.3-1") from exc
-        check_string(value)
+        check_string(value, what)
         return value
 
     def rest(self) -> bytes:
