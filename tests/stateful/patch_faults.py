@@ -27,7 +27,7 @@ from mqttref.impl.broker.registry import Registry
 from mqttref.impl.broker.session import PacketSink, Session
 from mqttref.impl.broker.sessions import SessionTable
 from mqttref.impl.broker.topic import TopicServer
-from mqttref.impl.codec.errors import ProtocolError
+from mqttref.impl.codec.errors import ProtocolError, ReasonCode
 from mqttref.impl.codec.packets import (
     SUBACK_FAILURE,
     Connect,
@@ -445,12 +445,20 @@ def _unsubscribe_drops_inflight(mp: Patcher) -> None:
 
 
 def _unsubscribe_first_filter_only(mp: Patcher) -> None:
-    """Of the filters of one UNSUBSCRIBE only the first is removed."""
+    """Of the filters of one UNSUBSCRIBE only the first is removed. The UNSUBACK is as
+    for a whole UNSUBSCRIBE: at 5.0 one Reason Code per filter, 0x00 for each the session
+    subscribed to and 0x11 for the others (3.11.3), as if every one had been processed (a
+    level-5 UNSUBACK without them is no UNSUBACK the codec can send)."""
 
     def on_unsubscribe(self: Registry, session: Session, packet: Unsubscribe,
                        now: float) -> None:
-        self.unsubscribe(session, packet.topic_filters[0])
-        session.send(UnsubAck(packet.packet_id))
+        first, *rest = packet.topic_filters
+        codes = [ReasonCode.SUCCESS if self.unsubscribe(session, first)
+                 else ReasonCode.NO_SUBSCRIPTION_EXISTED]
+        codes += [ReasonCode.SUCCESS if f in session.subscriptions
+                  else ReasonCode.NO_SUBSCRIPTION_EXISTED for f in rest]
+        session.send(UnsubAck(packet.packet_id, tuple(codes)) if session.v5
+                     else UnsubAck(packet.packet_id))
 
     mp.setattr(Registry, "on_unsubscribe", on_unsubscribe)
 
