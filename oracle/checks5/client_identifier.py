@@ -4,7 +4,9 @@ Two clients leave sessions with a subscription each and a message each waits for
 The first comes back with Clean Start 0 and gets its own session, its message and not the
 other's; the second comes back with Clean Start 1 and gets a new session, with neither
 its old subscription nor its queued message. The first connects with a ClientID of
-exactly 23 characters, the longest every server must allow.
+exactly 23 characters, the longest every server must allow; the second's differs from it
+in the last character only, so that a server that tells sessions apart by less than the
+whole ClientID (a prefix, a fixed-width key) hands one the other's session [MQTT-3.1.3-2].
 """
 
 from __future__ import annotations
@@ -34,12 +36,18 @@ def longest_allowed(token: str) -> str:
     return (f"Zz9{token}" + ALPHABET[::-7] * 3)[:23]
 
 
+def last_character_changed(client_id: str) -> str:
+    """``client_id`` with its last character replaced by another of the allowed alphabet."""
+    return client_id[:-1] + ("0" if client_id[-1] != "0" else "1")
+
+
 @check5("MQTT-3.1.3-5", "MQTT-3.1.2-6", "MQTT-3.1.3-2", "MQTT-3.1.4-4",
         summary="a ClientID of 23 allowed characters is accepted; Clean Start 0 with no"
         " session creates one; a session comes back to its own ClientID with its own queued"
         " message only; Clean Start 1 discards the session and what it held")
 async def client_identifier_names_the_session_v5(ctx: Context) -> None:
-    first, second = longest_allowed(ctx.token), ctx.client_id("two")
+    first = longest_allowed(ctx.token)
+    second = last_character_changed(first)
     mine, theirs = ctx.topic("cid", "one"), ctx.topic("cid", "two")
     probe = await ctx.open("one")
     ctx.persistent.add(first)

@@ -37,6 +37,8 @@ from mqttref.oracle.probe import Closed, Probe, Received
 from mqttref.oracle.scenario import Context
 
 Q0, Q1, Q2 = QoS.AT_MOST_ONCE, QoS.AT_LEAST_ONCE, QoS.EXACTLY_ONCE
+KEEP = Properties(session_expiry_interval=30)
+"""A session that outlives the connection, for messages queued while its client is away."""
 
 
 @check5("MQTT-4.3.1-1", "MQTT-4.3.2-1", "MQTT-4.3.3-1",
@@ -103,7 +105,8 @@ async def qos1_receiver_v5(ctx: Context) -> None:
     pub, _ = await connect5(ctx, "pub")
     packet_id = 4242
     await pub.send(Publish(topic, b"first", Q1, False, False, packet_id))
-    ack = await pub.expect(PubAck, "PUBACK for a QoS 1 PUBLISH [MQTT-3.3.4-1]")
+    ack = await pub.expect(PubAck, "PUBACK for a QoS 1 PUBLISH [MQTT-3.3.4-1]"
+                           " [MQTT-4.3.2-4]")
     require(ack.packet_id == packet_id, f"pub: the PUBACK must carry the PUBLISH's identifier"
             f" {packet_id}, got {ack.packet_id} [MQTT-4.3.2-4]")
     if ack.reason_code >= 0x80:
@@ -121,30 +124,79 @@ async def qos1_receiver_v5(ctx: Context) -> None:
             " acknowledged with PUBACK is its own to deliver [MQTT-4.3.2-4]")
 
 
-@check5("MQTT-4.6.0-5",
-        summary="QoS 0, 1 and 2 messages published interleaved on one topic reach the"
-        " subscriber in the order published, per QoS")
-async def ordered_per_qos_v5(ctx: Context) -> None:
-    topic = ctx.topic("order")
-    sub, _ = await connect5(ctx, "sub")
-    suback = await subscribe5(sub, Subscription(topic, Q2), exact=False)
-    top = min(suback.return_codes[0], ctx.profile5.maximum_qos)
-    pub, _ = await connect5(ctx, "pub")
+async def _interleaved(pub: Probe, topic: str, top: int) -> None:
+    """Three messages at each QoS up to ``top``, interleaved: q0-0, q1-0, q2-0, q0-1, ..."""
     for n in range(3):
         for qos in range(top + 1):
             await publish5(pub, topic, f"q{qos}-{n}".encode(), QoS(qos))
-    await publish5(pub, topic, b"end", Q1)
-    before = await collect_until(sub, b"end", "(a later message on the topic) [MQTT-3.3.4-1]")
+
+
+def _in_order(name: str, before: list[Publish], top: int, how: str) -> None:
+    """Each QoS's messages of ``_interleaved`` arrived in the order published [MQTT-4.6.0-5];
+    a QoS 0 message may be lost, never reordered."""
     for qos in range(top + 1):
         got = [m.payload.decode() for m in before if m.payload.startswith(f"q{qos}-".encode())]
         want = [f"q{qos}-{n}" for n in range(3)]
         if qos:
-            require(got == want, f"sub: the QoS {qos} messages of one publisher on one topic"
-                    f" must arrive in the order published, {want}, got {got} [MQTT-4.6.0-5]")
-        else:  # a QoS 0 message may be lost, never reordered
-            require(got == [p for p in want if p in got], f"sub: the QoS 0 messages that"
-                    f" arrive must keep the order published, {want}, got {got}"
+            require(got == want, f"{name}: the QoS {qos} messages of one publisher on one topic"
+                    f" must arrive in the order published{how}, {want}, got {got}"
                     " [MQTT-4.6.0-5]")
+        else:
+            require(got == [p for p in want if p in got], f"{name}: the QoS 0 messages that"
+                    f" arrive must keep the order published{how}, {want}, got {got}"
+                    " [MQTT-4.6.0-5]")
+
+
+@check5("MQTT-4.6.0-5",
+        summary="QoS 0, 1 and 2 messages published interleaved on one topic reach the"
+        " subscriber in the order published, per QoS, both live and when queued for its"
+        " session while it was away")
+async def ordered_per_qos_v5(ctx: Context) -> None:
+    async with ctx.scenario("live"):
+        topic = ctx.topic("order")
+        sub, _ = await connect5(ctx, "sub")
+        suback = await subscribe5(sub, Subscription(topic, Q2), exact=False)
+        top = min(suback.return_codes[0], ctx.profile5.maximum_qos)
+        pub, _ = await connect5(ctx, "pub")
+        await _interleaved(pub, topic, top)
+        await publish5(pub, topic, b"end", Q1)
+        before = await collect_until(sub, b"end", "(a later message on the topic)"
+                                     " [MQTT-3.3.4-1]")
+        _in_order("sub", before, top, "")
+    async with ctx.scenario("queued while away"):
+        # The messages wait in the session together and leave it together on the return:
+        # the order is the server's to keep, not the order of arrival at its door.
+        if ctx.profile5.maximum_qos < 1:
+            raise NotApplicable(f"declares Maximum QoS {ctx.profile5.maximum_qos}: a client"
+                                " may send no QoS 1 PUBLISH [MQTT-3.2.2-11]")
+        topic, cid = ctx.topic("order", "queued"), ctx.client_id("away")
+        away, connack = await connect5(ctx, "away", cid, props=KEEP)
+        if connack.properties.session_expiry_interval == 0:
+            raise NotApplicable("sets the Session Expiry Interval to 0 in CONNACK for a request"
+                                f" of {KEEP.session_expiry_interval} s (the server's right,"
+                                " 3.2.2.3.2)")
+        suback = await subscribe5(away, Subscription(topic, Q2), exact=False)
+        top = min(suback.return_codes[0], ctx.profile5.maximum_qos)
+        if top < 1:
+            raise NotApplicable(f"grants QoS {top} for a QoS 2 subscription (allowed"
+                                " [MQTT-3.8.4-7]): no QoS 1 or 2 message to queue")
+        await away.disconnect()
+        pub, _ = await connect5(ctx, "pub")
+        await _interleaved(pub, topic, top)
+        back, connack = await connect5(ctx, "back", cid, clean=False, props=KEEP)
+        if not connack.session_present:
+            raise Inconclusive("the session was not resumed (judged by"
+                               " session_v5_expiry_and_clean_start)")
+        await publish5(pub, topic, b"end", Q1)
+        before = await collect_until(back, b"end", "(published after the return)"
+                                     " [MQTT-3.3.4-1]")
+        arrived = {m.payload.decode() for m in before}
+        lost = [f"q{qos}-{n}" for qos in range(1, top + 1) for n in range(3)
+                if f"q{qos}-{n}" not in arrived]
+        if lost:  # a loss is no reordering: the session checks judge it
+            raise Inconclusive(f"back: {lost} did not come with the resumed session (judged"
+                               " by session_v5_expiry_and_clean_start)")
+        _in_order("back", before, top, ", also when queued while the client was away")
 
 
 @check5("MQTT-4.3.3-9",

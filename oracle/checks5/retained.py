@@ -17,20 +17,21 @@ from mqttref.oracle.checks5.common import (
     publish5,
     subscribe5,
 )
-from mqttref.oracle.evidence import NotApplicable
+from mqttref.oracle.evidence import Inconclusive, NotApplicable
 from mqttref.oracle.flows import require
 from mqttref.oracle.scenario import Context
 
 Q1 = QoS.AT_LEAST_ONCE
 
 
-async def _held(ctx: Context, topic: str) -> list[Publish]:
-    """What a new subscription to ``topic`` is sent before a live message after it."""
+async def _held(ctx: Context, topic: str, marker: bytes = b"live-marker") -> list[Publish]:
+    """What a new subscription to ``topic`` is sent before a live message after it (its
+    payload ``marker``, which a store read twice needs two of)."""
     sub, _ = await connect5(ctx, "reader")
     await subscribe5(sub, Subscription(topic, Q1), exact=False)
     pub, _ = await connect5(ctx, "live")
-    await publish5(pub, topic, b"live-marker", Q1)
-    return await collect_until(sub, b"live-marker", "(a live message on the subscribed"
+    await publish5(pub, topic, marker, Q1)
+    return await collect_until(sub, marker, "(a live message on the subscribed"
                                " topic) [MQTT-3.3.4-1]")
 
 
@@ -41,19 +42,31 @@ async def _held(ctx: Context, topic: str) -> list[Publish]:
 async def retained_messages_v5(ctx: Context) -> None:
     if not ctx.profile5.retain_available:
         raise NotApplicable("declares Retain Available 0 in CONNACK (3.2.2.3.5)")
-    async with ctx.scenario("replaced, not by RETAIN 0"):
+    async with ctx.scenario("replaced"):
         topic = ctx.topic("retained", "replace")
         ctx.retained.add(topic)
         pub, _ = await connect5(ctx, "pub")
         await publish5(pub, topic, b"first", Q1, retain=True)
         await publish5(pub, topic, b"second", Q1, retain=True)
-        await publish5(pub, topic, b"plain", Q1)
         held = [m.payload for m in await _held(ctx, topic)]
         require(b"second" in held and b"first" not in held, f"reader: the second retained"
                 f" PUBLISH must replace the first as the topic's retained message, got {held}"
                 " [MQTT-3.3.1-5]")
-        require(b"plain" not in held, f"reader: a RETAIN 0 PUBLISH must neither be stored"
-                f" nor replace the retained message, got {held} [MQTT-3.3.1-8]")
+    async with ctx.scenario("not replaced by RETAIN 0"):
+        # The store is read before and after the RETAIN 0 PUBLISH: only a retained message
+        # seen stored can be seen replaced or removed by it.
+        topic = ctx.topic("retained", "kept")
+        ctx.retained.add(topic)
+        pub, _ = await connect5(ctx, "pub")
+        await publish5(pub, topic, b"kept", Q1, retain=True)
+        held = [m.payload for m in await _held(ctx, topic, b"live-marker-1")]
+        if b"kept" not in held:
+            raise Inconclusive(f"the retained message was not stored (got {held}; judged by"
+                               " the scenario 'replaced')")
+        await publish5(pub, topic, b"plain", Q1)
+        held = [m.payload for m in await _held(ctx, topic, b"live-marker-2")]
+        require(held == [b"kept"], f"reader: a RETAIN 0 PUBLISH must neither be stored nor"
+                f" remove or replace the retained message, got {held} [MQTT-3.3.1-8]")
     async with ctx.scenario("removed by an empty payload"):
         topic = ctx.topic("retained", "removed")
         ctx.retained.add(topic)

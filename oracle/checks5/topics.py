@@ -48,21 +48,29 @@ async def unsubscribe_exact_filter_v5(ctx: Context) -> None:
 
 
 @check5("MQTT-4.7.3-4",
-        summary="a filter and a topic name equal only after Unicode normalisation do not match")
+        summary="a filter and a topic name equal only after Unicode normalisation, or only"
+        " when letter case is ignored, do not match")
 async def no_normalisation_v5(ctx: Context) -> None:
     composed = ctx.topic("norm", unicodedata.normalize("NFC", "caf\u00e9"))
     decomposed = ctx.topic("norm", unicodedata.normalize("NFD", "caf\u00e9"))
+    # Topic Names and Topic Filters are case sensitive (4.7.3): folding case is a
+    # normalisation too.
+    upper = ctx.topic("norm", "CAF\u00c9")
     if composed == decomposed:  # never: the NFD form of U+00E9 is two code points
         raise NotApplicable("no distinct normal forms to compare")
     sub, _ = await connect5(ctx, "sub")
     await subscribe5(sub, Subscription(composed, Q1), exact=False)
     pub, _ = await connect5(ctx, "pub")
     await publish5(pub, decomposed, b"decomposed", Q1)
+    await publish5(pub, upper, b"upper", Q1)
     await publish5(pub, composed, b"composed", Q1)
     before = await collect_until(sub, b"composed", "(a message on the subscribed topic,"
                                  " byte for byte) [MQTT-4.7.3-4]")
     require(all(m.payload != b"decomposed" for m in before), "sub: a message whose topic equals"
             " the filter only after Unicode normalisation (NFD against NFC) must not match it"
+            " [MQTT-4.7.3-4]")
+    require(all(m.payload != b"upper" for m in before), f"sub: a message on {upper!r}, equal"
+            f" to the filter {composed!r} only when letter case is ignored, must not match it"
             " [MQTT-4.7.3-4]")
 
 
