@@ -188,6 +188,9 @@ class ClusterRouter:
         self.positions: dict[str, int] = {}
         """Subject (without prefix) -> the last stream sequence handed to the sessions
         here through it (``durable.py``); a message at or below it is not handed again."""
+        self.origins: dict[str, int] = {}
+        """Subject (without prefix) -> its position when its consumer started: the
+        consumer hands every message above it (``session_store.reached``)."""
         self.sink: DurableSink | None = None
         """The session store, once sessions are attached (``sessions.attach_sessions``)."""
         self.commit_soon: Callable[[], None] = lambda: None
@@ -429,6 +432,7 @@ class ClusterRouter:
             stream_side = self._durables.pop(work.want, None)
             if not work.want[1]:
                 self.positions.pop(work.want[0][len(MESSAGES):], None)
+                self.origins.pop(work.want[0][len(MESSAGES):], None)
             if stream_side is not None:
                 await stream_side.unsubscribe()
 
@@ -447,6 +451,7 @@ class ClusterRouter:
             last = await durable.last_sequence(self.node.js)
             self.positions.setdefault(bare, last)  # a replay meanwhile may have set it
         start = self.positions[bare] + 1
+        self.origins[bare] = start - 1
         self._durables[want] = await self.node.js.subscribe(
             DURABLE + bare, stream=STREAM, cb=functools.partial(self._durable_arrived, bare),
             ordered_consumer=True, idle_heartbeat=2.0,

@@ -50,7 +50,7 @@ from nats.js.kv import KeyValue
 
 from mqttref.impl.cluster.bridge import NatsThread
 from mqttref.impl.cluster.durable import StreamPublisher
-from mqttref.impl.cluster.subjects import SubjectError, filter_subjects
+from mqttref.impl.cluster.subjects import SubjectError, filter_subjects, subject_covers
 from mqttref.impl.codec import wire
 from mqttref.impl.codec.packets import NO_PROPERTIES, PacketType, Properties, QoS, Will
 from mqttref.impl.codec.properties import encode_properties, read_properties
@@ -230,6 +230,28 @@ def stream_state(client_id: str, entries: Iterable[tuple[str, bytes]]
     return mark, taken, since
 
 
+def reached(subject: str, positions: Mapping[str, int], origins: Mapping[str, int]) -> int:
+    """How far the node has handed its sessions the stream's messages on ``subject``:
+    its position there, or further where the consumer of a wider subject the node
+    follows (another local session's ``#``) handed them first, from at or below it on.
+
+    A message on ``subject`` reaches the registry through whichever of the node's
+    consumers delivers it first (the others' copies are dropped as seen), so the
+    subject's own consumer may lag a wider one: a mark taken from it alone lagged
+    behind what the session had been given and acknowledged, and a replay elsewhere
+    gave the session those messages again, after later ones (a QoS 1 message anew
+    after its successors [MQTT-4.6.0-6], a QoS 2 one twice [MQTT-4.3.3-2])."""
+    best = positions[subject]
+    moved = True
+    while moved:
+        moved = False
+        for other, at in positions.items():
+            if (at > best and other != subject and other in origins
+                    and origins[other] <= best and subject_covers(other, subject)):
+                best, moved = at, True
+    return best
+
+
 def subjects_of_filters(filters: Iterable[str]) -> set[str]:
     """The subjects (without prefix) whose stream messages a session's filters take;
     shared subscriptions are the groups' (not replayed)."""
@@ -298,6 +320,9 @@ class JetStreamSessionStore(Store):
         """The router's positions per subject (``routing.ClusterRouter.positions``)."""
         self._snapshot: dict[str, int] = {}
         """The positions as of the last commit that succeeded: all up to them is written."""
+        self.origins: Callable[[], Mapping[str, int]] = dict
+        """The router's origins per subject (``routing.ClusterRouter.origins``)."""
+        self._origins_snapshot: dict[str, int] = {}
         self._marks: dict[str, dict[str, int]] = {}
         """Client id -> its mark as written (or loaded)."""
         self._subjects: dict[str, set[str]] = {}
@@ -441,6 +466,7 @@ class JetStreamSessionStore(Store):
     def _commit(self, publishes: list[tuple[str, bytes, str]]) -> None:
         if not self._pending and not self._later and not publishes:
             self._snapshot = dict(self.positions())
+            self._origins_snapshot = dict(self.origins())
             self._sent_snapshot = self.sent()
             return
         if not self._pending and not publishes and not self.connected():
@@ -465,6 +491,7 @@ class JetStreamSessionStore(Store):
         if failed:
             self.fallback([(subject, body) for subject, body, _id in failed])
         self._snapshot = dict(self.positions())
+        self._origins_snapshot = dict(self.origins())
         self._sent_snapshot = self.sent()
         for key, (client_id, packet_id) in first_keys.items():
             if key in self._keys.get(client_id, ()) and not failed:
@@ -480,14 +507,15 @@ class JetStreamSessionStore(Store):
         the session when published, ``replay.py`` leaves them out)."""
         changed, self._changed = self._changed, set()
         for client_id in changed:
-            self._write_mark(client_id, self._snapshot, self._sent_snapshot)
+            self._write_mark(client_id, self._snapshot, self._sent_snapshot,
+                             self._origins_snapshot)
 
     def _write_mark(self, client_id: str, positions: Mapping[str, int],
-                    sent: tuple[int, int]) -> None:
+                    sent: tuple[int, int], origins: Mapping[str, int]) -> None:
         if not self._persistent(client_id):
             return
         old = self._marks.get(client_id, {})
-        mark = {subject: max(old.get(subject, 0), positions[subject])
+        mark = {subject: max(old.get(subject, 0), reached(subject, positions, origins))
                 for subject in self._subjects.get(client_id, ()) if subject in positions}
         for subject, sequence in old.items():
             mark.setdefault(subject, sequence)
@@ -501,7 +529,7 @@ class JetStreamSessionStore(Store):
     def final_mark(self, client_id: str) -> None:
         """The session leaves this node (``ClusterSessions.release``), everything it took
         written: its mark as of now, for the next commit."""
-        self._write_mark(client_id, self.positions(), self.sent())
+        self._write_mark(client_id, self.positions(), self.sent(), self.origins())
 
     def connected(self) -> bool:
         """Whether the NATS connection is up (set by ``sessions.attach_sessions``)."""

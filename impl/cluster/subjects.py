@@ -138,3 +138,19 @@ def filter_subjects(topic_filter: str) -> tuple[str, ...]:
             return (parent, f"{parent}.>")
         tokens.append("*" if level == "+" else level_token(level))
     return (".".join(tokens),)
+
+
+def subject_covers(wide: str, narrow: str) -> bool:
+    """Whether every subject matching ``narrow`` matches ``wide`` (NATS subjects of
+    filters: ``*`` one token, ``>`` one or more at the end): a stream consumer on
+    ``wide`` hands every message one on ``narrow`` would."""
+    outer, inner = wide.split("."), narrow.split(".")
+    for index, token in enumerate(outer):
+        if token == ">":
+            return index < len(inner)
+        if index >= len(inner):
+            return False
+        mine = inner[index]
+        if mine == ">" or token not in ("*", mine):
+            return False
+    return len(outer) == len(inner)

@@ -94,6 +94,7 @@ class ClusterAttachment:
         # QoS 1/2 messages through the stream, sessions replayed from it (durable.py).
         store = self.sessions.sessions.store
         store.positions = lambda: self.router.positions
+        store.origins = lambda: self.router.origins
         store.sent = self.router.sent
         store.fallback = self.router.requeue
         self.router.sink = store

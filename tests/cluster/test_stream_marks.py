@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from mqttref.impl.cluster.session_store import (
     JetStreamSessionStore,
+    reached,
     session_prefix,
     stream_state,
     subjects_of_filters,
 )
+from mqttref.impl.cluster.subjects import subject_covers
 from mqttref.impl.codec.packets import QoS
 from mqttref.impl.flow import OutboundState
 from mqttref.impl.message import OutboundMessage
@@ -135,3 +139,38 @@ def test_a_qos_2_packet_id_keeps_its_message_until_the_stream_has_it() -> None:
     assert set(store._first) == {f"{session_prefix('c')}.r.6"}  # before the publishes
     assert store.publish_durable("mqttref.dur.m.t", b"other", "id-3", "c") is True
     assert _pending(store, "r.6") == {"id": "id-2", "s": "mqttref.dur.m.t", "b": "Ym9keQ"}
+
+
+@pytest.mark.parametrize(("wide", "narrow", "covers"), [
+    ("m.t.>", "m.t.a", True),
+    ("m.>", "m.t.>", True),
+    ("m.*.a", "m.t.a", True),
+    ("m.*", "m.*", True),
+    ("m.t", "m.*", False),
+    ("m.t.>", "m.t", False),  # ">" takes one token at least
+    ("m.*", "m.t.>", False),
+    ("m.t.a", "m.t.>", False),
+    ("m.t.a", "m.t.a", True),
+])
+def test_a_subject_covers_another_when_every_subject_of_the_narrow_one_matches(
+        wide: str, narrow: str, covers: bool) -> None:
+    assert subject_covers(wide, narrow) is covers
+
+
+def test_the_mark_of_a_subject_follows_a_wider_consumer_that_handed_its_messages_first(
+        ) -> None:
+    """Another local session's ``#`` (``m.>``) handed messages 6 to 9 on ``t/a`` before
+    ``m.t.a``'s own consumer did: the session got them, so its mark says 9, not 5 (a
+    replay elsewhere gave them again, after later ones). Not so for a wider consumer
+    that started above the subject's position: 6 to 8 may still be on their way."""
+    positions = {"m.t.a": 5, "m.>": 9, "m.x.>": 40}
+    assert reached("m.t.a", positions, {"m.>": 2, "m.x.>": 0}) == 9
+    assert reached("m.t.a", positions, {"m.>": 8}) == 5
+    assert reached("m.t.a", positions, {}) == 5
+    store = JetStreamSessionStore(MemoryStore())
+    store.positions = lambda: positions
+    store.origins = lambda: {"m.>": 2}
+    store.create_session("c")
+    store.set_subscription("c", "t/a", QoS.AT_LEAST_ONCE)
+    store.final_mark("c")
+    assert _pending(store, "mark") == {"m.t.a": 9, "~n": 0, "~q": 0}
