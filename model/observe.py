@@ -203,14 +203,32 @@ class ObservationJudge(Level5):
         try:
             self._fire_connection(conn, CE.SERVER_CLOSED)
         except NoTransition:
+            refs = ["MQTT-4.8.0-1", "MQTT-3.1.2-24"]  # 3.1.1: no violation, no Keep Alive
             if conn.level == MQTT_5:
                 self._reject_subscribe_closed5(conn, observation)
+                refs = self._unexplained_close_refs5(conn)
             raise self._reject(
                 conn,
                 "the server closed a connection it had no reason to close",
-                ["MQTT-4.8.0-1", "MQTT-3.1.2-24"],
+                refs,
                 observation,
             ) from None
+
+    @staticmethod
+    def _unexplained_close_refs5(conn: Connection) -> list[str]:
+        """What a level-5 close the model knows no reason for breaks, in 5.0's numbers
+        (3.1.1's 4.8.0-1 and 3.1.2-24 are other statements there, or none): an error
+        close where none is owed [MQTT-4.13.2-1], and, with a Keep Alive in force, a
+        Keep Alive close before one and a half times it (``connack``: [MQTT-3.1.2-22],
+        [MQTT-3.2.2-22] when the Keep Alive is the client's)."""
+        refs = ["MQTT-4.13.2-1"]
+        connack5 = conn.connack5
+        if connack5 is not None and connack5.keep_alive > 0:
+            try:
+                connack5.check_keep_alive_close(conn.idle)
+            except Violation as error:
+                refs += error.refs
+        return refs
 
     def _reject_subscribe_closed5(self, conn: Connection, observation: Closed) -> None:
         """A close the model knows no reason for, with a SUBSCRIBE unanswered: a

@@ -23,7 +23,7 @@ from mqttref.impl.codec.packets import (
     Subscribe,
     Subscription,
 )
-from mqttref.model import BrokerModel, Send
+from mqttref.model import BrokerModel, Send, TimePasses
 from mqttref.model.errors import Violation
 from mqttref.model.events import Closed
 from mqttref.model.v5.frames import FrameSplitter
@@ -187,3 +187,18 @@ def test_closing_for_a_requested_qos_above_the_maximum_qos_names_3_2_2_10() -> N
     model.apply(Send("a", Subscribe(1, (Subscription("t", QoS.EXACTLY_ONCE),))))
     assert refs_of(model, "a", Closed()) == ("MQTT-3.2.2-10",)
     model.observe("a", SubAck(1, (0x01,)))
+
+
+def test_an_unexplained_level_5_close_is_named_in_5_0_numbers() -> None:
+    """3.1.1's [MQTT-4.8.0-1] does not exist at 5.0 and its [MQTT-3.1.2-24] is the
+    Maximum Packet Size there: a level-5 close with no reason breaks [MQTT-4.13.2-1],
+    and with a Keep Alive of 10 s in force (the Server Keep Alive) after 1 s of
+    silence, the Keep Alive rule [MQTT-3.1.2-22]."""
+    model = BrokerModel()
+    model.apply(connect5("a"))
+    model.observe("a", ConnAck(False, 0x00, Properties(server_keep_alive=10)))
+    model.apply(TimePasses(1.0))
+    assert refs_of(model, "a", Closed()) == ("MQTT-4.13.2-1", "MQTT-3.1.2-22")
+    model.apply(connect5("b"))
+    model.observe("b", ConnAck(False, 0x00))
+    assert refs_of(model, "b", Closed()) == ("MQTT-4.13.2-1",)
