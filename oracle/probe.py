@@ -299,6 +299,13 @@ _SENDER_RULES_5 = (
 """At 5.0, what the codec refuses in the server's bytes and the 5.0 sender rule it breaks:
 the codec cites 3.1.1's numbering (or a section), which at 5.0 names other statements."""
 
+_SENDER_PATTERNS_5 = (
+    # A Topic Name must not hold a wildcard: said twice, in 3.3.2.1 and 4.7.0 (not the
+    # codec's Response Topic refusal, 'the response topic contains a wildcard': 3.3.2-14).
+    (re.compile(r"\btopic name .* contains a wildcard"), ("MQTT-3.3.2-2", "MQTT-4.7.0-1")),
+)
+"""At 5.0, refusals whose text ``_SENDER_RULES_5`` cannot tell by a substring alone."""
+
 _STRING_PROPERTY_RULES_5 = {
     "response_topic": "MQTT-3.3.2-13",
     "content_type": "MQTT-3.3.2-19",
@@ -322,6 +329,8 @@ def _as_sent_by_server(error: str, level: ProtocolLevel = ProtocolLevel.MQTT_3_1
     """
     if level is ProtocolLevel.MQTT_5:
         rules = [rule for text, rule in _SENDER_RULES_5 if text in error]
+        rules += [rule for pattern, ids in _SENDER_PATTERNS_5 if pattern.search(error)
+                  for rule in ids]
         if field in _STRING_PROPERTY_RULES_5 and ("UTF-8" in error or "U+0000" in error):
             rules.append(_STRING_PROPERTY_RULES_5[field])
         if not rules:
@@ -441,6 +450,9 @@ class Probe:
         self.pending: list[Packet] = []
         """Packets received while waiting for something else, oldest first."""
         self._aborted = False
+        self._accepted = False
+        """Whether a CONNACK below 0x80 arrived: before it a DISCONNECT from the server breaks
+        [MQTT-3.14.0-1], whatever else is wrong with it."""
         self.given_up: str | None = None
         """The malformed bytes after which the oracle dropped this connection: what was
         awaited on it afterwards cannot come, which is no observation of the server."""
@@ -540,6 +552,12 @@ class Probe:
                                                self.level, getattr(exc, "field", None))
                     if self.level is ProtocolLevel.MQTT_5:
                         error = _without_property_length(frame) or error
+                        if frame[0] >> 4 == 14 and not self._accepted:
+                            # The fixed header names a DISCONNECT whatever the codec
+                            # refuses after it.
+                            error += (" (a DISCONNECT before any CONNACK below 0x80: a server"
+                                      " may send DISCONNECT only after accepting the CONNECT)"
+                                      " [MQTT-3.14.0-1]")
                     self.trace.add(self.name, "<-", f"MALFORMED from server: {error}")
                     self._events.put_nowait(Garbled(error))
                     self.given_up = error
@@ -557,6 +575,8 @@ class Probe:
                     self._arrive(packet)
 
     def _arrive(self, packet: Packet) -> None:
+        if isinstance(packet, ConnAck) and packet.return_code < 0x80:
+            self._accepted = True
         self.trace.add(self.name, "<-", describe(packet))
         self._events.put_nowait(Received(packet))
         if clustered() is not None and _acknowledges_shared_change(

@@ -108,3 +108,57 @@ def test_at_5_0_dup_on_a_qos_0_publish_breaks_both_statements_that_forbid_it() -
 
     error = _as_sent_by_server("DUP set at QoS 0 [§3.3.1.1]", ProtocolLevel.MQTT_5)
     assert set(cited(error)) == {"MQTT-3.3.1-2", "MQTT-4.3.1-1"}
+
+
+async def _frames_read(*frames: bytes) -> list[object]:
+    """What the probe reads when a peer sends ``frames`` one after another."""
+    async def serve(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for frame in frames:
+            writer.write(frame)
+            await writer.drain()
+        await asyncio.sleep(1.0)
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    events: list[object] = []
+    try:
+        probe = await Probe.open("p", "127.0.0.1", port, Trace(), Timing(),
+                                 level=ProtocolLevel.MQTT_5)
+        for _frame in frames:  # one event a frame, up to the garbled one
+            events.append(await probe.next_event(5.0))
+            if isinstance(events[-1], Garbled) or events[-1] is None:
+                break
+        await probe.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+    return events
+
+
+def test_a_disconnect_the_codec_refuses_before_any_accepting_connack_breaks_3_14_0_1_too(
+        ) -> None:
+    """A refusal sent as a DISCONNECT with the CONNACK's code (0x8C, no DISCONNECT code):
+    its fixed header shows a DISCONNECT before any CONNACK below 0x80, whatever the
+    codec refuses after it (found by the 5.0 fault matrix: 'refusal sent as DISCONNECT')."""
+    (garbled,) = asyncio.run(_frames_read(bytes((0xE0, 2, 0x8C, 0))))
+    assert isinstance(garbled, Garbled)
+    assert set(cited(garbled.error)) == {"MQTT-3.14.2-1", "MQTT-3.14.0-1"}, garbled.error
+
+
+def test_after_an_accepting_connack_a_refused_disconnect_breaks_its_table_only() -> None:
+    *_, garbled = asyncio.run(_frames_read(bytes((0x20, 3, 0, 0, 0)),
+                                           bytes((0xE0, 2, 0x8C, 0))))
+    assert isinstance(garbled, Garbled)
+    assert cited(garbled.error) == ("MQTT-3.14.2-1",), garbled.error
+
+
+def test_at_5_0_a_wildcard_in_a_topic_name_breaks_both_statements_that_forbid_it() -> None:
+    from mqttref.oracle.probe import _as_sent_by_server
+
+    error = _as_sent_by_server("topic name 'a/+' contains a wildcard [MQTT-3.3.2-2]",
+                               ProtocolLevel.MQTT_5)
+    assert set(cited(error)) == {"MQTT-3.3.2-2", "MQTT-4.7.0-1"}
+    response = _as_sent_by_server("the response topic contains a wildcard [MQTT-3.3.2-14]",
+                                  ProtocolLevel.MQTT_5)
+    assert cited(response) == ("MQTT-3.3.2-14",)
