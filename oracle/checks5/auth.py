@@ -12,6 +12,7 @@ from mqttref.impl.codec.packets import (
     Auth,
     ConnAck,
     Connect,
+    Disconnect,
     Properties,
     Publish,
     QoS,
@@ -110,17 +111,51 @@ async def _refusal(probe: Probe, method: str) -> int | None:
                         " [MQTT-4.12.0-1]")
     code = packet.return_code
     if code < 0x80:
-        require(packet.properties.authentication_method == method,
-                f"auth: a successful CONNACK (0x{code:02X}) must carry the CONNECT's"
-                f" Authentication Method {method!r}, got"
-                f" {packet.properties.authentication_method!r} [MQTT-4.12.0-5]")
-        raise NotApplicable(f"accepts the made-up method {method!r} as supported (4.12)",
-                            "MQTT-4.12.0-1", "MQTT-3.1.4-6")
+        echoed = packet.properties.authentication_method
+        if echoed == method:
+            require(True, f"auth: the successful CONNACK (0x{code:02X}) carries the CONNECT's"
+                    f" Authentication Method {method!r} [MQTT-4.12.0-5]")
+            raise NotApplicable(f"accepts the made-up method {method!r} as supported (4.12)",
+                                "MQTT-4.12.0-1", "MQTT-3.1.4-6")
+        missing = (f"auth: a successful CONNACK (0x{code:02X}) must carry the CONNECT's"
+                   f" Authentication Method {method!r}, got {echoed!r} [MQTT-4.12.0-5]")
+        unused = await _method_not_in_use(probe, method)
+        raise Deviation(missing if unused is None else
+                        f"{missing}; and the server does not support the method: {unused}, yet"
+                        " it accepted the CONNECT naming it instead of closing [MQTT-4.12.0-1]")
     require(code in CONNACK_CODES, f"auth: CONNACK 0x{code:02X} must be a Connect Reason Code"
             " [MQTT-3.2.2-8]")
     require(not packet.session_present, "auth: a CONNACK with a non-zero Reason Code must set"
             " Session Present to 0 [MQTT-3.2.2-6]")
     return code
+
+
+async def _method_not_in_use(probe: Probe, method: str) -> str | None:
+    """After a successful CONNACK without the CONNECT's Authentication Method: whether the
+    server took the method up at all. The CONNACK alone cannot say (a server that did
+    and left the method out breaks only [MQTT-4.12.0-5]); a re-authentication by the
+    method can, for the client that named it may start one after CONNACK (4.12.1). A
+    DISCONNECT 0x8C (the method "is not supported or does not match the authentication
+    method currently in use") or 0x82 (AUTH on a connection that named no method is a
+    Protocol Error, 4.12) says the connection has no method: what that answer was, else
+    None (an AUTH goes on with the method; anything else tells nothing)."""
+    await probe.send(Auth(RE_AUTHENTICATE, Properties(authentication_method=method)),
+                     note="re-authentication by the CONNECT's method: is it in use?")
+    event = await probe.next_event(probe.timing.reply_bound)
+    while isinstance(event, Received) and not isinstance(event.packet, (Auth, Disconnect)):
+        probe.pending.append(event.packet)
+        event = await probe.next_event(probe.timing.reply_bound)
+    if isinstance(event, Received) and isinstance(event.packet, Disconnect):
+        meaning = NO_METHOD_IN_USE.get(event.packet.reason_code)
+        if meaning is not None:
+            return (f"a re-authentication by it got DISCONNECT"
+                    f" 0x{event.packet.reason_code:02X} ({meaning})")
+    return None
+
+
+NO_METHOD_IN_USE = {0x82: "Protocol Error", 0x8C: "Bad authentication method"}
+"""The DISCONNECT codes by which a server answering a re-authentication says the
+connection has no Authentication Method in use (``_method_not_in_use``)."""
 
 
 @check5("MQTT-4.13.1-1", "MQTT-4.12.0-6",

@@ -165,12 +165,14 @@ def _within(name: str, frame: bytes, connack: ConnAck) -> None:
                 f" Packet Size {MAXIMUM_PACKET_SIZE}: no Reason String or User Property took it"
                 " beyond [MQTT-3.2.2-19] [MQTT-3.2.2-20]")
         return
-    require(connack.properties.reason_string is None, f"{name}: the CONNACK is {size} bytes,"
-            f" beyond the client's Maximum Packet Size {MAXIMUM_PACKET_SIZE}, and carries the"
-            f" Reason String {connack.properties.reason_string!r} [MQTT-3.2.2-19]")
-    require(not connack.properties.user_properties, f"{name}: the CONNACK is {size} bytes,"
-            f" beyond the client's Maximum Packet Size {MAXIMUM_PACKET_SIZE}, and carries User"
-            " Properties [MQTT-3.2.2-20]")
+    # Each property present is judged, both at once: one deviation must not hide the other.
+    carried = [what for what, present in (
+        (f"the Reason String {connack.properties.reason_string!r} [MQTT-3.2.2-19]",
+         connack.properties.reason_string is not None),
+        (f"User Properties {connack.properties.user_properties} [MQTT-3.2.2-20]",
+         bool(connack.properties.user_properties))) if present]
+    require(not carried, f"{name}: the CONNACK is {size} bytes, beyond the client's Maximum"
+            f" Packet Size {MAXIMUM_PACKET_SIZE}, and carries {' and '.join(carried)}")
 
 
 @check5("MQTT-3.2.2-19", "MQTT-3.2.2-20",

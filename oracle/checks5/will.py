@@ -24,7 +24,7 @@ from mqttref.oracle.checks5.common import (
 )
 from mqttref.oracle.evidence import Deviation, NotApplicable
 from mqttref.oracle.flows import require
-from mqttref.oracle.probe import Probe, Received
+from mqttref.oracle.probe import Event, Garbled, Probe, Received
 from mqttref.oracle.scenario import Context
 
 Q1 = QoS.AT_LEAST_ONCE
@@ -42,11 +42,20 @@ def _will(ctx: Context, topic: str, payload: bytes, delay: int) -> Will:
     return Will(topic, payload, _qos(ctx), False, Properties(will_delay_interval=delay))
 
 
+def _refused(probe: Probe, event: Event | None) -> None:
+    """Bytes the probe's decoder refused (the will itself, perhaps) are the server's
+    deviation as their sender, blamed on the rule the decoder cites; the probe has dropped
+    the connection, so the will's absence after them is not the server's."""
+    if isinstance(event, Garbled):
+        raise Deviation(f"{probe.name}: malformed bytes from the server: {event.error}")
+
+
 async def _will_arrival(probe: Probe, payload: bytes, bound: float) -> float | None:
     """When the will with ``payload`` arrived (monotonic clock), or None within ``bound``."""
     deadline = time.monotonic() + bound
     while (left := deadline - time.monotonic()) > 0:
         event = await probe.next_event(left)
+        _refused(probe, event)
         if not isinstance(event, Received):
             return None
         if isinstance(event.packet, Publish):
@@ -121,6 +130,7 @@ async def _will_copy(probe: Probe, payload: bytes, why: str) -> Publish:
     deadline = time.monotonic() + bound
     while (left := deadline - time.monotonic()) > 0:
         event = await probe.next_event(left)
+        _refused(probe, event)
         if not isinstance(event, Received):
             break
         if isinstance(event.packet, Publish):
