@@ -334,8 +334,14 @@ class Level5Publish(SharedRouting):
 
     def _client_alias5(self, conn: Connection, packet: Publish) -> Publish | None:
         """A level-5 client's PUBLISH read through its Topic Alias (3.3.2.3.4); None
-        when it is a Protocol Error the server must close on (0x94 for an alias of 0
-        or above the CONNACK's maximum, 0x82 for one alone that maps nothing)."""
+        when it is an error the server must close on: a QoS above the Maximum QoS its
+        CONNACK announced (0x9B QoS not supported, 3.3.1.2: the client broke
+        [MQTT-3.2.2-11]), 0x94 for an alias of 0 or above the CONNACK's maximum, 0x82
+        for one alone that maps nothing."""
+        connack5 = conn.connack5
+        if connack5 is not None and packet.qos > connack5.maximum_qos:
+            conn.disconnect_cause = str(Why.QOS_NOT_SUPPORTED)
+            return None
         alias = packet.properties.topic_alias
         if conn.client_aliases is None or (alias is None and packet.topic):
             return packet

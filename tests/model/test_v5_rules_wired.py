@@ -12,6 +12,7 @@ import pytest
 from mqttref.impl.codec.packets import (
     ConnAck,
     Connect,
+    Disconnect,
     Properties,
     ProtocolLevel,
     PubComp,
@@ -202,3 +203,17 @@ def test_an_unexplained_level_5_close_is_named_in_5_0_numbers() -> None:
     model.apply(connect5("b"))
     model.observe("b", ConnAck(False, 0x00))
     assert refs_of(model, "b", Closed()) == ("MQTT-4.13.2-1",)
+
+
+def test_a_publish_above_the_announced_maximum_qos_may_be_closed_with_0x9b() -> None:
+    """A client sending QoS 2 after CONNACK's Maximum QoS 1 breaks [MQTT-3.2.2-11]; the
+    server closes, with DISCONNECT 0x9B (QoS not supported) first if it likes (3.3.1.2):
+    the model owes the close and allows 0x9B."""
+    model = BrokerModel()
+    model.apply(connect5("a"))
+    model.observe("a", ConnAck(False, 0x00, Properties(maximum_qos=1)))
+    model.apply(Send("a", Publish("t", b"m", QoS.EXACTLY_ONCE, packet_id=1)))
+    assert model.check_quiescent() != []  # the close is owed
+    model.observe("a", Disconnect(0x9B))
+    model.observe("a", Closed())
+    assert model.check_quiescent() == []
