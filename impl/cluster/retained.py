@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -52,6 +53,8 @@ SYNC_TIMEOUT = 10.0
 """Seconds a node waits for its copy of the bucket at start (and after NATS is back)."""
 _KEYS = f"$KV.{BUCKET}."
 _NO_NODE = bytes(8)
+HOLD_LIMIT = 1.0
+"""Seconds a bucket update waits at most for the live copy of its message (``_update``)."""
 
 
 def _wall_ms() -> int:
@@ -72,6 +75,13 @@ class RetainedMirror:
         """While a copy of the bucket runs: the topics it found a value for."""
         self._synced = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self.follows: Callable[[str], bool] = lambda _topic: False
+        """Whether a live copy of a message on the topic comes to this node (the router:
+        it follows a subject that covers the topic's)."""
+        self.seen: Callable[[bytes, int], bool] = lambda _incarnation, _sequence: True
+        """Whether the router handed out the message of this envelope id already."""
+        self._held: dict[tuple[bytes, int], tuple[str, Message, asyncio.TimerHandle]] = {}
+        """Bucket updates waiting for their message's live copy, by envelope id."""
 
     @property
     def kv(self) -> KeyValue:
@@ -102,6 +112,9 @@ class RetainedMirror:
     async def stop(self) -> None:
         for task in list(self._tasks):
             task.cancel()
+        for _topic, _message, timer in self._held.values():
+            timer.cancel()
+        self._held.clear()
         subscription, self._subscription = self._subscription, None
         if subscription is not None and self.node.connected:
             try:
@@ -143,13 +156,15 @@ class RetainedMirror:
                     topic not in present):
                 self._apply(topic, None)
 
-    async def put(self, message: Message) -> None:
-        """Make ``message`` the cluster's retained message of its topic, or clear it."""
+    async def put(self, message: Message, incarnation: bytes = _NO_NODE,
+                  sequence: int = 0) -> None:
+        """Make ``message`` the cluster's retained message of its topic, or clear it; its
+        envelope id (``incarnation``, ``sequence``) names its live copy (``_update``)."""
         key = topic_subject(message.topic)
         if message.payload:
             now = asyncio.get_running_loop().time()
-            value = _wall_ms().to_bytes(RETAINED_HEADER, "big") + seal(message, _NO_NODE, 0,
-                                                                      now)
+            value = _wall_ms().to_bytes(RETAINED_HEADER, "big") + seal(
+                message, incarnation, sequence, now)
             await self.kv.put(key, value)
         else:
             await self.kv.delete(key)
@@ -180,22 +195,53 @@ class RetainedMirror:
             return
         operation = msg.headers.get(KV_OP) if msg.headers else None
         message: Message | None = None
+        name = (_NO_NODE, 0)
         if operation not in (KV_DEL, KV_PURGE):
             now = asyncio.get_running_loop().time()
             try:
                 put_at = int.from_bytes(msg.data[:RETAINED_HEADER], "big")
-                message = open_envelope(topic, msg.data[RETAINED_HEADER:], now).message
+                envelope = open_envelope(topic, msg.data[RETAINED_HEADER:], now)
             except EnvelopeError as exc:
                 broker_log.warning("cluster foreign", "node %s: not a retained message at %s: "
                                    "%s", self.node.name, clip(topic), exc)
                 return
+            message = envelope.message
+            name = (envelope.incarnation, envelope.sequence)
             if message.expires_at is not None:
                 message.expires_at -= max(0, _wall_ms() - put_at) / 1000
             message.origin = None
+        self._drop_held(topic)  # a later update of the topic decides
+        if (message is not None and self._syncing is None and name[0] != _NO_NODE
+                and name[0] != self.node.incarnation and self.follows(topic)
+                and not self.seen(*name)):
+            # Its live copy is on its way to this node's subscribers: a subscription made
+            # before that copy is handed out gets it live, one made after gets this; set
+            # now, a subscription made in between got both (one broker publishes a
+            # message at one moment) [MQTT-3.3.1-6] [MQTT-3.3.1-9].
+            timer = asyncio.get_running_loop().call_later(HOLD_LIMIT, self.arrived, *name)
+            self._held[name] = (topic, message, timer)
+            return
         self._apply(topic, message)
         self.applied += 1
         if self._syncing is not None and message is not None:
             self._syncing.add(topic)
+
+    def arrived(self, incarnation: bytes, sequence: int) -> None:
+        """The router handed out the live copy of this envelope id (or the wait for it
+        is over): the bucket update that waited for it applies now."""
+        held = self._held.pop((incarnation, sequence), None)
+        if held is None:
+            return
+        topic, message, timer = held
+        timer.cancel()
+        self._apply(topic, message)
+        self.applied += 1
+
+    def _drop_held(self, topic: str) -> None:
+        for name, (held_topic, _message, timer) in list(self._held.items()):
+            if held_topic == topic:
+                timer.cancel()
+                del self._held[name]
 
     def _apply(self, topic: str, message: Message | None) -> None:
         registry = self.registry

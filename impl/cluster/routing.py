@@ -59,7 +59,12 @@ from mqttref.impl.cluster.envelope import EnvelopeError, open_envelope, seal
 from mqttref.impl.cluster.interest import Interest, Want
 from mqttref.impl.cluster.node import SUBJECT_ROOT, ClusterNode
 from mqttref.impl.cluster.retained import RETAINED_HEADER, RetainedMirror
-from mqttref.impl.cluster.subjects import SubjectError, subject_topic, topic_subject
+from mqttref.impl.cluster.subjects import (
+    SubjectError,
+    subject_covers,
+    subject_topic,
+    topic_subject,
+)
 from mqttref.impl.codec.packets import Subscribe, Unsubscribe
 from mqttref.impl.logtext import broker_log, clip
 from mqttref.impl.message import Message
@@ -102,6 +107,10 @@ class Seen:
         self._names: set[int] = set()
         self._order: deque[int] = deque()
 
+    def has(self, incarnation: bytes, sequence: int) -> bool:
+        """Whether this message was delivered here lately."""
+        return (int.from_bytes(incarnation, "big") << 64 | sequence) in self._names
+
     def first_time(self, incarnation: bytes, sequence: int) -> bool:
         """Whether this message is new here (and remember it)."""
         name = int.from_bytes(incarnation, "big") << 64 | sequence
@@ -132,6 +141,8 @@ class _Retain:
     batch: int | None = None
     """The store commit that puts the message in the stream (``DurableSink.batch``): the
     bucket gets it only after, see ``ClusterRouter.publish``."""
+    sequence: int = 0
+    """Its envelope sequence: the bucket's value names its live copy (``retained.py``)."""
 
 
 _Work = _Publish | _Subscription | _Retain
@@ -177,6 +188,8 @@ class ClusterRouter:
         self.retained = retained
         self.interest = Interest(shared_subscriptions=registry.config.shared_subscriptions)
         self.seen = Seen()
+        retained.follows = self.follows
+        retained.seen = self.seen.has
         self._sequence = 0
         self._queue: deque[_Work] = deque()
         self._pending_messages = 0
@@ -285,7 +298,7 @@ class ClusterRouter:
             # The live copy first, the retained one after: a subscription on another node
             # must not get the retained copy from the bucket and then the live one from
             # the stream (one PUBLISH per subscription, as on one broker).
-            self._queue.append(_Retain(message, batch))
+            self._queue.append(_Retain(message, batch, self._sequence))
         self._wake.set()
         return max(matched, 1)  # other nodes may have subscribers: never "none"
 
@@ -331,6 +344,15 @@ class ClusterRouter:
             return
         self._queue.append(_Subscription((MESSAGES + subject, queue), wanted))
         self._wake.set()
+
+    def follows(self, topic: str) -> bool:
+        """Whether this node is subscribed in NATS to a subject that carries ``topic``."""
+        try:
+            subject = topic_subject(topic)
+        except SubjectError:
+            return False
+        return any(subject_covers(followed[len(MESSAGES):], subject)
+                   for followed, queue in self._subscriptions if not queue)
 
     @property
     def nats_subjects(self) -> tuple[str, ...]:
@@ -410,7 +432,7 @@ class ClusterRouter:
             await self.node.nc.publish(work.subject, work.body)
             self.forwarded += 1
         elif isinstance(work, _Retain):
-            await self.retained.put(work.message)
+            await self.retained.put(work.message, self.node.incarnation, work.sequence)
         elif work.wanted:
             # The stream side first: once nats-server shows the core subscription (what
             # tests and operators look at), QoS 1/2 messages reach this node too.
@@ -512,6 +534,7 @@ class ClusterRouter:
         try:
             if message.retain:
                 self.retained.deliver_keeping_retained(message, now)
+                self.retained.arrived(envelope.incarnation, envelope.sequence)
             else:
                 self.registry.publish(message, now, groups=False)
         except Exception:

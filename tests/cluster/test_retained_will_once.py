@@ -17,12 +17,20 @@ there takes the live will at once) gets it once, live.
 
 from __future__ import annotations
 
+import asyncio
+import os
 import queue
 import time
 import uuid
 
+import nats
 import paho.mqtt.client as mqtt
 
+from mqttref.impl.cluster.envelope import seal
+from mqttref.impl.cluster.retained import BUCKET, RETAINED_HEADER
+from mqttref.impl.cluster.routing import MESSAGES
+from mqttref.impl.cluster.subjects import topic_subject
+from mqttref.impl.message import Message
 from tests.cluster.conftest import Cluster
 from tests.cluster.helpers import client, wait_for_interest
 
@@ -65,6 +73,54 @@ def test_a_retained_will_of_a_dropped_connection_reaches_a_new_subscription_on_a
     assert bystander.nothing_within(0.2)
     subscriber.disconnect()
     bystander.disconnect()
+    cleaner = client(cluster, "n1")
+    cleaner.publish(topic, b"", 1, retain=True)
+    cleaner.disconnect()
+
+
+async def _as_another_node(url: str, topic: str, body: bytes, *, bucket: bool,
+                           live: bool) -> None:
+    """What another node sends: the bucket's update, the live copy, or both."""
+    connection = await nats.connect(url)
+    try:
+        if bucket:
+            kv = await connection.jetstream().key_value(BUCKET)
+            stamp = int(time.time() * 1000).to_bytes(RETAINED_HEADER, "big")
+            await kv.put(topic_subject(topic), stamp + body)
+        if live:
+            await connection.publish(MESSAGES + topic_subject(topic), body)
+        await connection.flush()
+    finally:
+        await connection.close()
+
+
+def test_a_bucket_update_that_overtakes_its_live_copy_waits_for_it(cluster: Cluster) -> None:
+    """The two roads can reorder on the receiving node: a retained message's bucket
+    update may reach n2 before its live copy (a NATS client plays the publisher's node
+    here, to send them in that order). n2 follows the topic (a bystander's filter), so
+    it holds the update until the live copy is handed out: a subscription made in
+    between gets the message live, once, and one made after gets the retained copy."""
+    prefix = f"rb{uuid.uuid4().hex[:8]}"
+    topic = f"{prefix}/r"
+    bystander = client(cluster, "n2", f"{prefix}-by")
+    assert bystander.subscribe(f"{prefix}/#", 0) == [0]
+    wait_for_interest(cluster, "n2", f"{prefix}/#")
+    body = seal(Message(topic, b"early", retain=True), os.urandom(8), 1, 0.0)
+    asyncio.run(_as_another_node(cluster.nats.url, topic, body, bucket=True, live=False))
+    time.sleep(0.3)  # the update is at n2 by now (a millisecond on loopback)
+    between = client(cluster, "n2", f"{prefix}-between")
+    assert between.subscribe(topic, 0) == [0]
+    assert between.nothing_within(0.2), "the retained copy before its live one"
+    asyncio.run(_as_another_node(cluster.nats.url, topic, body, bucket=False, live=True))
+    [live] = between.expect(1)
+    assert (live.payload, live.retain) == (b"early", False)
+    assert between.nothing_within(0.3)
+    after = client(cluster, "n2", f"{prefix}-after")
+    assert after.subscribe(topic, 0) == [0]
+    [kept] = after.expect(1)
+    assert (kept.payload, kept.retain) == (b"early", True)
+    for each in (bystander, between, after):
+        each.disconnect()
     cleaner = client(cluster, "n1")
     cleaner.publish(topic, b"", 1, retain=True)
     cleaner.disconnect()
