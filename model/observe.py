@@ -623,6 +623,8 @@ class ObservationJudge(Level5):
                     other.required_on_release = False
         earlier = earlier_than(delivery)
         if overtaken(delivery) or any(d.required for d in earlier):
+            if conn.level == MQTT_5:
+                self._check_order5(conn, session, delivery, earlier, packet)
             raise self._reject(
                 conn,
                 "a message overtook an earlier one of the same publisher, topic and QoS",
@@ -736,6 +738,30 @@ class ObservationJudge(Level5):
             except Violation as error:
                 if error.refs != ("MQTT-3.3.2-3",):  # a reason of its own, not "not due"
                     raise self._reject(conn, error.detail, error.refs, packet) from None
+
+    def _check_order5(
+        self, conn: Connection, session: Session, delivery: Delivery,
+        earlier: list[Delivery], packet: Publish,
+    ) -> None:
+        """A level-5 copy out of its publisher, Topic and QoS order, told by
+        ``forwarding.OrderedTopics5``: on a Non-shared Subscription every Topic is an
+        Ordered Topic [MQTT-4.6.0-6], whose messages go in the order received
+        [MQTT-4.6.0-5]. (A group's copy, which that rule does not order, is left to
+        the caller's own reading.)"""
+        message = delivery.message
+        ordered = forwarding.OrderedTopics5(conn.client)
+        key = (message.origin, message.topic, message.qos)
+        last = session.last_sent.get(delivery.order_key)
+        shared = delivery.channel.startswith("share:")
+        try:
+            if last is not None:
+                ordered.latest[key] = last
+            ordered.forwarded(*key, message.seq, shared=shared)
+            for owed in earlier:  # each still owed: it will come after this one
+                if owed.required:
+                    ordered.forwarded(*key, owed.message.seq, shared=shared)
+        except Violation as error:
+            raise self._reject(conn, error.detail, error.refs, packet) from None
 
     def _reject_overtaken(self, conn: Connection, session: Session, packet: Publish) -> None:
         """A message that was allowed, and dropped when a later message of its

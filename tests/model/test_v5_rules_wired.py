@@ -217,3 +217,15 @@ def test_a_publish_above_the_announced_maximum_qos_may_be_closed_with_0x9b() -> 
     model.observe("a", Disconnect(0x9B))
     model.observe("a", Closed())
     assert model.check_quiescent() == []
+
+
+def test_a_level_5_copy_out_of_order_names_the_ordered_topic_rules() -> None:
+    """On a Non-shared Subscription every Topic is an Ordered Topic [MQTT-4.6.0-6]:
+    one publisher's messages go in the order received [MQTT-4.6.0-5]."""
+    model = BrokerModel()
+    subscribed_to_everything(model)
+    model.apply(Send("a", Publish("t", b"m1")))
+    model.apply(Send("a", Publish("t", b"m2")))
+    assert refs_of(model, "b", Publish("t", b"m2")) == ("MQTT-4.6.0-5", "MQTT-4.6.0-6")
+    model.observe("b", Publish("t", b"m1"))
+    model.observe("b", Publish("t", b"m2"))
