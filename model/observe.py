@@ -766,14 +766,18 @@ class ObservationJudge(Level5):
     def _reject_overtaken(self, conn: Connection, session: Session, packet: Publish) -> None:
         """A message that was allowed, and dropped when a later message of its
         publisher, topic and QoS was sent first, arrives after all: it is out of
-        order [MQTT-4.6.0-6]. (Never arriving is fine: it was only allowed.)"""
-        if any(
-            d.message.topic == packet.topic
+        order [MQTT-4.6.0-6] (at 5.0 on a Non-shared Subscription also [MQTT-4.6.0-5],
+        ``_check_order5``). (Never arriving is fine: it was only allowed.)"""
+        late = [
+            d for d in session.overtaken
+            if d.message.topic == packet.topic
             and d.message.payload == packet.payload
             and int(packet.qos) in d.allowed_qos
             and d.retain == packet.retain
-            for d in session.overtaken
-        ):
+        ]
+        if late:
+            if conn.level == MQTT_5:
+                self._check_order5(conn, session, late[0], [], packet)
             raise self._reject(
                 conn,
                 "a message overtook an earlier one of the same publisher, topic and QoS,"

@@ -24,7 +24,7 @@ from mqttref.impl.codec.packets import (
     Subscribe,
     Subscription,
 )
-from mqttref.model import BrokerModel, Send, TimePasses
+from mqttref.model import BrokerModel, Drop, Send, TimePasses
 from mqttref.model.errors import Violation
 from mqttref.model.events import Closed
 from mqttref.model.v5.frames import FrameSplitter
@@ -229,3 +229,20 @@ def test_a_level_5_copy_out_of_order_names_the_ordered_topic_rules() -> None:
     assert refs_of(model, "b", Publish("t", b"m2")) == ("MQTT-4.6.0-5", "MQTT-4.6.0-6")
     model.observe("b", Publish("t", b"m1"))
     model.observe("b", Publish("t", b"m2"))
+
+
+def test_a_level_5_queued_qos_0_message_may_be_dropped_but_not_come_late() -> None:
+    """QoS 0 messages queued while the session's client was away may be dropped; one
+    that comes after a later one breaks the order [MQTT-4.6.0-5] [MQTT-4.6.0-6]."""
+    model = BrokerModel()
+    connected5(model, "sub", clean_start=False, session_expiry=60)
+    model.apply(Send("sub", Subscribe(1, (Subscription("t", QoS.AT_MOST_ONCE),))))
+    model.observe("sub", SubAck(1, (0x00,)))
+    model.apply(Drop("sub"))
+    connected5(model, "pub")
+    model.apply(Send("pub", Publish("t", b"m1")))
+    model.apply(Send("pub", Publish("t", b"m2")))
+    connected5(model, "sub", clean_start=False, session_expiry=60, present=True)
+    model.observe("sub", Publish("t", b"m2"))  # m1 dropped: allowed
+    assert model.check_quiescent() == []
+    assert refs_of(model, "sub", Publish("t", b"m1")) == ("MQTT-4.6.0-5", "MQTT-4.6.0-6")
