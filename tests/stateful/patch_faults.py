@@ -468,13 +468,16 @@ def _unsubscribe_first_filter_only(mp: Patcher) -> None:
 
 def _first_subscriber_only(mp: Patcher) -> None:
     """The subscribers of a topic are treated as one shared group: each message goes to
-    one of them (the first), not to every matching subscription."""
+    one of them (the first), not to every matching subscription. That one gets it as it
+    would otherwise, with its Subscription Identifiers at 5.0 (only the other subscribers
+    miss out)."""
 
     def publish(self: TopicServer, message: Message, now: float) -> int:
         if message.retain:
             self.set_retained(message)
-        for session, granted in list(self.subscribers.values())[:1]:
-            session.deliver(message, min(message.qos, granted), now)
+        for client_id, (session, granted) in list(self.subscribers.items())[:1]:
+            identifiers = () if self.identifiers is None else self.identifiers.get(client_id, ())
+            session.deliver(message, min(message.qos, granted), now, identifiers=identifiers)
         return min(len(self.subscribers), 1)
 
     mp.setattr(TopicServer, "publish", publish)
