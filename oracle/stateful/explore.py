@@ -27,7 +27,14 @@ example run twice): a client with keep alive 1 s reconnected, then ``expiry_pass
 waited 2.3 s; mosquitto closed it within that wait in one run and later in the other
 (its sweep closes 1.3 to 7 s after the last packet, inside the 6 s grace an external
 target gets), so ``connected_slots`` and with it ``away_while_others_publish``'s
-precondition differed at the next draw.
+precondition differed at the next draw. So the machine keeps what a precondition reads
+out of the broker's timing: clients ping before their keep alive lapses, whenever the
+driver reads (``Driver.keep_alive_pings``), so only a deliberate silence (``Driver.wait``)
+lets one lapse, and that silence ends only when every lapsed connection is closed or its
+close is owed; the rules whose options follow the broker's timing (what is owed, who
+listens) are enabled by the connected clients alone and do nothing, said in the
+transcript, when there is nothing to choose. A failure that still does not replay
+(an answer the broker's timing decided) stays an inconclusive note.
 
 ``covered`` lists the statements whose model transitions fired: what the
 exploration exercised, not that the broker conforms to them. A transition fires

@@ -56,6 +56,7 @@ from mqttref.impl.codec.packets import (
     Subscription,
     Will,
 )
+from mqttref.oracle.stateful.driver import Flight
 from mqttref.oracle.stateful.machine import LONG_KEEP_ALIVE, BrokerMachine
 from mqttref.oracle.stateful.stories import TOPICS, WILDCARD_FILTERS, client_ids, qos_levels
 from mqttref.oracle.stateful.stories5 import SHARED_FILTERS, Level5Stories, StoryMachine5
@@ -347,20 +348,22 @@ class BrokerMachine5(Level5Stories, BrokerMachine):
         known[name] = len(known) + 1
         return known[name], name
 
-    @precondition(lambda self: any(
-        self.driver.level_of(self.driver.slot_of(f.client_id) or "") == ProtocolLevel.MQTT_5
-        for f in self.driver.owed_by_connected()
-    ))
+    @precondition(lambda self: self.level5_slots())
     @rule(data=st.data(), refuse=st.booleans())
     def acknowledge5(self, data: st.DataObject, refuse: bool) -> Any:
         """A level-5 client's owed acknowledgement; a PUBACK may carry 0x80 (the
-        client refuses the message: the flow ends all the same, 3.4.2.1)."""
-        flights = [
+        client refuses the message: the flow ends all the same, 3.4.2.1). Enabled
+        whenever a level-5 client is connected: what is owed follows the broker's
+        timing, which a precondition must not read (``BrokerMachine.acknowledge``)."""
+        flights: list[Flight | None] = [
             f for f in self.driver.owed_by_connected()
             if self.driver.level_of(self.driver.slot_of(f.client_id) or "")
             == ProtocolLevel.MQTT_5
         ]
-        flight = self.choose(data, flights, "flight")
+        flight = self.choose(data, flights or [None], "flight")
+        if flight is None:
+            self.driver.note("(no level-5 acknowledgement chosen: nothing sent)")
+            return self.step_done()
         self.prepare()
         code = 0x80 if refuse and flight.kind == "PUBACK" else 0x00
         self.driver.acknowledge(flight, code)
