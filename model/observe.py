@@ -15,6 +15,14 @@ message it carries. Packet ids the server chooses are learned here: the first
 PUBLISH matching a delivery binds its packet id, so later PUBREL and the
 client's acks refer to it. ``allowed(client)`` lists concrete packets the server may send next (with
 the lowest free packet id where the server chooses one).
+
+On a level-5 connection the 5.0 rule modules judge too: ``observe_frame`` reads each
+frame's bytes before it is decoded (``v5.frames``); SUBACK and UNSUBACK go through
+``v5.answers.Answers5``, the CONNACK through ``v5.connack.Connack5`` (kept on the
+connection for its Maximum QoS and Keep Alive), the PUBCOMP of a client's QoS 2
+message through ``v5.qos2_receiver.Qos2Receiver5``, and a PUBLISH's identity, Topic
+Name and order through ``v5.forwarding``. Their violations are the model's, citing
+their statements.
 """
 
 from __future__ import annotations
