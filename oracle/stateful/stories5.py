@@ -5,8 +5,10 @@ each do one thing, and what 5.0 adds needs several in a row: a subscriber with
 a small Receive Maximum and then a burst of QoS 1 messages to it; a client
 that subscribes with No Local and then publishes on that topic itself; a will
 with a delay, a listener on its topic and a connection that breaks; a group of
-two members and messages to it. A random sequence of single actions lines
-these up too rarely for a bounded hunt, so each is a story: a rule of its own
+two members or more, messages to it and a member holding some of them that ends
+its session, loses its connection and returns, or is taken over (three stories,
+so that groups come up in most examples). A random sequence of single actions
+lines these up too rarely for a bounded hunt, so each is a story: a rule of its own
 that makes its choices first (``choose``) and then acts, judged after every
 action like any other rule. Nothing here knows a fault: each story is a
 client's ordinary use of one 5.0 feature, with its options drawn at random.
@@ -23,7 +25,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
 from mqttref.impl.codec.packets import Disconnect, Properties, QoS, Subscribe, Subscription
+from mqttref.model.topics import matches
 from mqttref.oracle.stateful.stories import (
+    CLIENT_IDS,
     OVERLAPPING,
     TOPICS,
     StoryMachine,
@@ -219,57 +223,183 @@ class Level5Stories:
     @precondition(lambda self: self.level5_slots())
     @rule(
         data=st.data(),
-        client_id=client_ids,
         group=st.sampled_from(SHARED_FILTERS),
         granted=st.lists(acked_qos, min_size=2, max_size=2),
-        topic=st.sampled_from(TOPICS[:3]),
-        qos=acked_qos,
-        count=st.integers(min_value=2, max_value=3),
-
+        qos=st.lists(acked_qos, min_size=2, max_size=3),
     )
     def a_group_shares_messages(
         self: StoryMachine5,
         data: st.DataObject,
         *,
-        client_id: str,
         group: str,
         granted: list[QoS],
-        topic: str,
-        qos: QoS,
-        count: int,
+        qos: list[QoS],
     ) -> Any:
-        """Level-5 clients join one Shared Subscription group (a new one connects on a
-        free slot first), at QoS 1 or 2, and a client publishes two or three QoS 1 or 2
-        messages: each goes to exactly one member, any of them (4.8.2), at that member's
-        QoS [MQTT-4.8.2-3]. Then a member ends its session (DISCONNECT with a Session
-        Expiry Interval of 0) without acknowledging: its QoS 1 messages may go to
-        another member, at that member's QoS, its QoS 2 ones to nobody [MQTT-4.8.2-5].
-        Groups at QoS 0, members that stay and members that only lose their connection
-        come from the single rules (``subscribe5``, ``publish``, ``leave``)."""
-        free = self.free_slots()
-        slot = self.choose(data, free or [""], "new member slot")
-        publisher = self.choose(data, self.connected_slots(), "publisher")
-        self.prepare()
-        if slot:
-            self.send_connect5(
-                slot, client_id, clean_start=True, expiry=0xFFFFFFFF, receive_maximum=None,
-                alias_maximum=None, packet_size=None, will=None,
-            )
-            self.driver.settle()
-        members = self.level5_slots()[:3]
-        for index, member in enumerate(members):
-            request = (group, granted[index % 2], (False, False, 0))
-            self.send_subscribe5(member, [request], identifier=index + 1)
-        self.driver.settle()
-        for _ in range(count):
-            publish_any_level(self, publisher, topic, qos, retain=False, expiry=None)
-        if members:
-            self.driver.settle()
-            leaving = members[0]
+        """Level-5 clients join one Shared Subscription group (``join_and_publish``)
+        and a client publishes two or three QoS 1 or 2 messages: each goes to exactly
+        one member, any of them, once (4.8.2), at that member's QoS [MQTT-4.8.2-3].
+        Then a member that holds some of them unacknowledged, if one does, ends its
+        session (DISCONNECT with a Session Expiry Interval of 0): its QoS 1 messages
+        may go to another member, at that member's QoS, its QoS 2 ones to nobody
+        [MQTT-4.8.2-5]. Groups at QoS 0, members that stay and members that only lose
+        their connection come from the single rules and ``a_group_member_returns``."""
+        members = join_and_publish(self, data, group, granted, qos)
+        leaving = choose_holder(self, data, members)
+        if leaving:
             if self.driver.connected(leaving):
                 self.driver.send(leaving, Disconnect(0x00, SESSION_ENDS))
             self.driver.drop(leaving)
         return self.step_done()
 
+    @precondition(lambda self: self.level5_slots())
+    @rule(
+        data=st.data(),
+        group=st.sampled_from(SHARED_FILTERS),
+        granted=st.lists(acked_qos, min_size=2, max_size=2),
+        qos=st.lists(acked_qos, min_size=2, max_size=3),
+        clean_start=st.booleans(),
+    )
+    def a_group_member_returns(
+        self: StoryMachine5,
+        data: st.DataObject,
+        *,
+        group: str,
+        granted: list[QoS],
+        qos: list[QoS],
+        clean_start: bool,
+    ) -> Any:
+        """Level-5 clients join one group and messages are published to it, as in
+        ``a_group_shares_messages``; then a member holding some of them unacknowledged
+        loses its connection (its session stays) and comes back. Clean Start 0: the
+        server re-sends what it holds, and completes a QoS 2 delivery to it
+        [MQTT-4.8.2-4] (a QoS 1 one it may have given another member meanwhile, 4.8.2);
+        Clean Start 1 ends the session first, and its QoS 2 messages go to no other
+        member [MQTT-4.8.2-5]."""
+        members = join_and_publish(self, data, group, granted, qos)
+        leaving = choose_holder(self, data, members)
+        client = self.driver.client_id(leaving) if leaving else None
+        if not leaving or client is None:
+            return self.step_done()
+        self.driver.drop(leaving)
+        self.driver.settle()
+        short = client.removeprefix(self.full_client_id(""))
+        if self.driver.free(leaving):
+            self.send_connect5(
+                leaving, short, clean_start=clean_start, expiry=0xFFFFFFFF,
+                receive_maximum=None, alias_maximum=None, packet_size=None, will=None,
+            )
+        return self.step_done()
 
-__all__ = ["SHARED_FILTERS", "Level5Stories", "StoryMachine5"]
+    @precondition(lambda self: self.level5_slots())
+    @rule(
+        data=st.data(),
+        group=st.sampled_from(SHARED_FILTERS),
+        granted=st.lists(acked_qos, min_size=2, max_size=2),
+        qos=st.lists(acked_qos, min_size=2, max_size=3),
+        clean_start=st.booleans(),
+    )
+    def a_group_member_is_taken_over(
+        self: StoryMachine5,
+        data: st.DataObject,
+        *,
+        group: str,
+        granted: list[QoS],
+        qos: list[QoS],
+        clean_start: bool,
+    ) -> Any:
+        """Level-5 clients join one group and messages are published to it, as in
+        ``a_group_shares_messages``; then a member holding some of them unacknowledged
+        connects again on another connection while the first is still open (a client
+        restarting): the server takes the session over [MQTT-3.1.4-3]. Clean Start 0:
+        what the member holds is re-sent on the new connection, a QoS 2 delivery
+        completed [MQTT-4.8.2-4]; Clean Start 1 ends the session, and its QoS 2
+        messages go to no other member [MQTT-4.8.2-5]."""
+        members = join_and_publish(self, data, group, granted, qos)
+        leaving = choose_holder(self, data, members)
+        slot = self.choose(data, self.free_slots() or [leaving], "new connection slot")
+        client = self.driver.client_id(leaving) if leaving else None
+        if not leaving or client is None:
+            return self.step_done()
+        if slot == leaving:  # no free slot: the old connection closes first
+            self.driver.drop(leaving)
+            self.driver.settle()
+        short = client.removeprefix(self.full_client_id(""))
+        if self.driver.free(slot):
+            self.send_connect5(
+                slot, short, clean_start=clean_start, expiry=0xFFFFFFFF,
+                receive_maximum=None, alias_maximum=None, packet_size=None, will=None,
+            )
+        return self.step_done()
+
+
+GROUP_TOPICS = {
+    shared: tuple(t for t in TOPICS if matches(shared.split("/", 2)[2], t))
+    for shared in SHARED_FILTERS
+}
+"""The topics of ``TOPICS`` each group's filter matches: the ones its messages go to."""
+
+
+def join_and_publish(
+    machine: StoryMachine5, data: st.DataObject, group: str, granted: list[QoS],
+    qos: list[QoS],
+) -> list[str]:
+    """A new level-5 client connects on a free slot, if there is one, and a second one
+    if that makes fewer than two level-5 clients (a group of one shares nothing),
+    each under a client id no connected client uses (another would take its session
+    over); the first three level-5 clients join ``group`` (at the ``granted`` QoS in
+    turn, each with an identifier); a connected client publishes one message at each
+    QoS of ``qos`` on a topic the group's filter matches. Returns the members' slots."""
+    free = machine.free_slots()
+    unused = [
+        c for c in CLIENT_IDS if machine.driver.slot_of(machine.full_client_id(c)) is None
+    ]
+    newcomers: list[tuple[str, str]] = []
+    for n in (1, 2):  # two different slots and client ids, where there are two
+        slots = [f for f in free if all(f != slot for slot, _ in newcomers)]
+        ids = [c for c in unused if all(c != client for _, client in newcomers)]
+        newcomers.append((machine.choose(data, slots or [""], f"new member slot {n}"),
+                          machine.choose(data, ids or [""], f"new member client id {n}")))
+    publisher = machine.choose(data, machine.connected_slots(), "publisher")
+    topic = machine.choose(data, GROUP_TOPICS[group], "topic")
+    machine.prepare()
+    for n, (slot, client_id) in enumerate(newcomers):
+        if n and len(machine.level5_slots()) >= 2:
+            break
+        if not (slot and client_id and machine.driver.free(slot)):
+            continue
+        if machine.driver.slot_of(machine.full_client_id(client_id)) is not None:
+            continue
+        machine.send_connect5(
+            slot, client_id, clean_start=True, expiry=0xFFFFFFFF, receive_maximum=None,
+            alias_maximum=None, packet_size=None, will=None,
+        )
+        machine.driver.settle()
+    members = machine.level5_slots()[:3]
+    for index, member in enumerate(members):
+        request = (group, granted[index % 2], (False, False, 0))
+        machine.send_subscribe5(member, [request], identifier=index + 1)
+    machine.driver.settle()
+    for level in qos:
+        publish_any_level(machine, publisher, topic, level, retain=False, expiry=None)
+    if members:
+        machine.driver.settle()
+    return members
+
+
+def choose_holder(machine: StoryMachine5, data: st.DataObject, members: list[str]) -> str:
+    """A member that holds a QoS 2 message unacknowledged (it owes a PUBREC: where
+    4.8.2's MUSTs bind [MQTT-4.8.2-4] [MQTT-4.8.2-5]), else one holding a QoS 1
+    message (it owes a PUBACK: the server MAY or SHOULD hand it over), else any
+    member; "" when there is none."""
+    owed = [f for f in machine.driver.owed_by_connected() if f.direction == "in"]
+    by_kind = [
+        [m for m in members if any(
+            f.kind == kind and f.client_id == machine.driver.client_id(m) for f in owed
+        )]
+        for kind in ("PUBREC", "PUBACK")
+    ]  # fmt: skip
+    holders = by_kind[0] or by_kind[1] or members or [""]
+    return machine.choose(data, holders, "leaving member")
+
+
+__all__ = ["GROUP_TOPICS", "SHARED_FILTERS", "Level5Stories", "StoryMachine5"]
