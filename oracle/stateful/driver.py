@@ -18,6 +18,12 @@ expiry and retries are judged against the time the broker really had.
 A disagreement raises ``Disagreement`` with the model's verdict (statement
 ids, what was allowed, what arrived) and the transcript of the example:
 every client action and every packet received, with timestamps.
+
+Around the driver: ``transcript`` writes the transcript's lines and the verdicts
+that carry them, ``links`` is one slot's connection (its encoding and decoding at
+the CONNECT's Protocol Level), ``acks`` the acknowledgements the clients owe,
+``propagation`` what a connection changes that the other nodes of a cluster must
+learn. Their names are importable from here too.
 """
 
 from __future__ import annotations
@@ -28,27 +34,19 @@ import socket
 import time
 from collections.abc import Iterable
 
-import attrs
 from hypothesis import reject
 
-from mqttref.impl.codec.codec import Decoder, Role, encode
-from mqttref.impl.codec.errors import ProtocolError
 from mqttref.impl.codec.packets import (
-    NO_PROPERTIES,
     ConnAck,
     Connect,
-    Disconnect,
     Packet,
     PingReq,
-    Properties,
     ProtocolLevel,
     PubAck,
     PubComp,
     Publish,
     PubRec,
     PubRel,
-    SubAck,
-    Subscribe,
 )
 from mqttref.model import (
     BrokerModel,
@@ -66,168 +64,24 @@ from mqttref.model import (
     describe,
 )
 from mqttref.model.connection import ConnectionState
-from mqttref.model.v5.frames import FrameSplitter
 from mqttref.oracle.nodes import clustered
-from mqttref.oracle.stateful.adapters import (
-    ServerSentGarbage,
-    acknowledgement,
-    acknowledgement_owed,
-    encode_client_packet,
+from mqttref.oracle.stateful.acks import Flight, OwedAcks
+from mqttref.oracle.stateful.adapters import acknowledgement
+from mqttref.oracle.stateful.links import LevelStream, Link, encode_at
+from mqttref.oracle.stateful.propagation import (
+    changed,
+    shared_change_acknowledged,
+    shared_change_sent,
+    wait_for_propagation,
 )
-from mqttref.oracle.stateful.adapters import describe_event as _describe_event
-from mqttref.oracle.stateful.adapters import describe_packet as _describe_packet
 from mqttref.oracle.stateful.target import Timing
-
-TRANSCRIPT_TAIL = 80
-
-
-class Disagreement(AssertionError):
-    """The broker did what the model forbids, or did not do what it requires."""
-
-    def __init__(self, verdict: str, refs: Iterable[str], transcript: list[str]) -> None:
-        self.verdict = verdict
-        self.refs = tuple(refs)
-        self.transcript = list(transcript)
-        tail = self.transcript[-TRANSCRIPT_TAIL:]
-        skipped = len(self.transcript) - len(tail)
-        lines = [f"  ... {skipped} earlier lines"] if skipped else []
-        lines += [f"  {line}" for line in tail]
-        super().__init__(f"{verdict}\nTranscript of this example:\n" + "\n".join(lines))
-
-
-class ModelCrash(Exception):
-    """The model itself failed (a ``ModelError`` that is no ``Violation``): a bug
-    of the model, not a verdict on the broker; shown with the transcript."""
-
-    def __init__(self, error: Exception, transcript: list[str]) -> None:
-        self.transcript = list(transcript)
-        tail = "\n".join(f"  {line}" for line in self.transcript[-TRANSCRIPT_TAIL:])
-        super().__init__(f"the model crashed: {error!r}\nTranscript of this example:\n{tail}")
-
-
-@attrs.frozen
-class Flight:
-    """An acknowledgement the client owes and may send or withhold.
-
-    ``direction`` is ``in`` for a message the server sent (the client acks with
-    PUBACK, PUBREC, PUBCOMP) and ``out`` for the client's own QoS 2 message
-    (the client releases it with PUBREL): the two packet id spaces are separate.
-    """
-
-    client_id: str
-    direction: str
-    packet_id: int
-    kind: str
-
-    def __repr__(self) -> str:
-        return f"Flight({self.kind} {self.client_id} #{self.packet_id})"
-
-
-def _extras(packet: Observation) -> str:
-    """What a 5.0 packet carries beyond its 3.1.1 rendering: properties (the will's
-    too) and subscription options."""
-    parts = []
-    properties = getattr(packet, "properties", NO_PROPERTIES)
-    for field in attrs.fields(Properties):
-        value = getattr(properties, field.name)
-        if value != field.default:
-            parts.append(f"{field.name}={value!r}")
-    will = getattr(packet, "will", None)
-    if will is not None and will.properties != NO_PROPERTIES:
-        parts.append(f"will {_extras(will)}")
-    if isinstance(packet, Subscribe):
-        for s in packet.subscriptions:
-            options = [name for name, on in (
-                ("no_local", s.no_local), ("retain_as_published", s.retain_as_published)) if on]
-            if s.retain_handling:
-                options.append(f"retain_handling={s.retain_handling}")
-            if options:
-                parts.append(f"{s.topic_filter!r}: {' '.join(options)}")
-    return "{" + ", ".join(parts) + "}" if parts else ""
-
-
-def describe_packet(packet: Observation) -> str:
-    """A packet as the transcript shows it, with its 5.0 properties and options."""
-    extras = _extras(packet)
-    return _describe_packet(packet) + (f" {extras}" if extras else "")
-
-
-def describe_event(event: ClientEvent) -> str:
-    """A client action as one transcript line, with its 5.0 properties and options."""
-    if isinstance(event, Send):
-        return f"{event.client} -> {describe_packet(event.packet)}"
-    return _describe_event(event)
-
-
-def encode_at(packet: Packet, level: ProtocolLevel) -> bytes:
-    """The bytes of a well-formed client packet on a link of Protocol Level ``level``
-    (a CONNECT carries its own). Level 4 goes through ``encode_client_packet``,
-    which also writes what the 3.1.1 machine's violations need."""
-    if level == ProtocolLevel.MQTT_5 and not isinstance(packet, Connect):
-        return encode(packet, level)
-    return encode_client_packet(packet)
-
-
-@attrs.define(eq=False)
-class LevelStream:
-    """Bytes from the server of one connection -> observations, decoded at the
-    Protocol Level the connection's CONNECT used (a server answers a level-5
-    CONNECT in 5.0's encoding, 3.1.2.2). Undecodable bytes, or a packet only a
-    client sends, are a verdict of their own [MQTT-4.8.0-1]. At level 5, ``frames``
-    cuts the same bytes into whole frames, so that the model judges each one's bytes
-    before the decoder reads it (``Driver._judge_frames``)."""
-
-    level: ProtocolLevel
-    decoder: Decoder = attrs.field(init=False)
-    frames: FrameSplitter = attrs.field(factory=FrameSplitter)
-
-    def __attrs_post_init__(self) -> None:
-        self.decoder = Decoder(role=Role.CLIENT, protocol_level=self.level)
-
-    def feed(self, data: bytes) -> list[Observation]:
-        try:
-            return list(self.decoder.feed(data))
-        except ProtocolError as exc:
-            version = "5.0" if self.level == ProtocolLevel.MQTT_5 else "3.1.1"
-            raise ServerSentGarbage(
-                f"the server sent bytes that are no valid {version} server packet: {exc} "
-                f"(after {[describe(p) for p in getattr(exc, 'packets', [])]})"
-            ) from exc
-
-
-@attrs.define(eq=False)
-class Link:
-    """One slot's open TCP connection, at the Protocol Level of its CONNECT."""
-
-    slot: str
-    sock: socket.socket
-    client_id: str | None
-    level: ProtocolLevel = ProtocolLevel.MQTT_3_1_1
-    stream: LevelStream = attrs.field()
-    server_aliases: dict[int, str] = attrs.field(factory=dict)
-    """Topic Aliases the server set on this connection (3.3.2.3.4), read only to tell
-    another client's aliased message from the example's own."""
-    node: int = 0
-    """Which node of a cluster the connection went to (``oracle.nodes``)."""
-    shared_state: bool = False
-    """Whether its session outlives it or resumed one: a change other nodes must learn."""
-    retained_ids: set[int] = attrs.field(factory=set)
-    """Packet ids of its retained QoS 1/2 PUBLISHes not yet acknowledged."""
-
-    @stream.default
-    def _stream(self) -> LevelStream:
-        return LevelStream(self.level)
-
-    def topic_of(self, packet: Publish) -> str:
-        """The Topic Name of a PUBLISH from the server, read through its Topic Alias
-        (the model reads aliases itself; the driver only needs the name)."""
-        alias = packet.properties.topic_alias
-        if alias is None:
-            return packet.topic
-        if packet.topic:
-            self.server_aliases[alias] = packet.topic
-            return packet.topic
-        return self.server_aliases.get(alias, "")
+from mqttref.oracle.stateful.transcript import (
+    TRANSCRIPT_TAIL,
+    Disagreement,
+    ModelCrash,
+    describe_event,
+    describe_packet,
+)
 
 
 class Driver:
@@ -253,8 +107,8 @@ class Driver:
         self.selector = selectors.DefaultSelector()
         self.started = self.clock = time.monotonic()
         self.transcript: list[str] = []
-        self.owed_acks: dict[tuple[str, str, int], str] = {}
-        """(client id, direction, packet id) -> the acknowledgement the client owes."""
+        self.acks = OwedAcks()
+        """The acknowledgements the clients owe."""
         self.packet_ids: dict[str, int] = {}
         self.client_ids: dict[str, str | None] = {}
         """Slot -> the client id of its current (or last) connection."""
@@ -348,13 +202,13 @@ class Driver:
             if isinstance(event, Send) and isinstance(event.packet, Connect):
                 level = event.packet.protocol_level
             self._open(slot, client_id, level)
-        self._propagated(self.links[slot])
+        wait_for_propagation(self.links[slot], self.poll)
         self.tick()
         self.note(describe_event(event))
         self.apply(event)
         if data:
             if isinstance(event, Send):
-                self._shared_change_sent(self.links[slot], event.packet)
+                shared_change_sent(self.links[slot], event.packet)
             self._send(self.links[slot], data)
         return True
 
@@ -384,12 +238,12 @@ class Driver:
         link = self.links.get(slot)
         if link is None:
             return
-        self._propagated(link)
+        wait_for_propagation(link, self.poll)
         self.tick()
         self.note(f"{slot} drops the connection")
         self.apply(Drop(slot))
         if link.shared_state:
-            self._changed(link)  # the session the client leaves is the cluster's to keep
+            changed(link)  # the session the client leaves is the cluster's to keep
         self._close_link(link)
 
     def _open(
@@ -428,11 +282,7 @@ class Driver:
         link = self.links.get(slot)
         if link is None or link.client_id is None:
             return
-        kind = type(packet).__name__.upper()
-        for key, owed in list(self.owed_acks.items()):
-            same_id = key[2] == getattr(packet, "packet_id", None)
-            if key[0] == link.client_id and owed == kind and same_id:
-                del self.owed_acks[key]
+        self.acks.sent(link.client_id, packet)
 
     def keep_alive_pings(self) -> None:
         """Ping for every connected client idle for ``idle_ping`` of its keep alive,
@@ -464,9 +314,8 @@ class Driver:
         """Send an owed acknowledgement; False when it is no longer owed or the
         client is not connected now. ``reason_code`` goes only on a level-5 link
         (3.4.2.1, 3.5.2.1); a 3.1.1 acknowledgement has none."""
-        key = (flight.client_id, flight.direction, flight.packet_id)
         slot = self.slot_of(flight.client_id)
-        if slot is None or self.owed_acks.get(key) != flight.kind:
+        if slot is None or not self.acks.is_owed(flight):
             return False
         packet = acknowledgement(flight.kind, flight.packet_id)
         if reason_code and self.level_of(slot) == ProtocolLevel.MQTT_5:
@@ -486,24 +335,12 @@ class Driver:
         ill-defined: a server that forwards at PUBREL (3.1.1 Figure 4.3, Method A)
         follows the releases, one that forwards at PUBLISH follows the publications,
         and both are allowed [MQTT-4.6.0-6]."""
-        connected = {self.client_id(s) for s in self.links if self.connected(s)}
-        released: set[str] = set()
-        offered = []
-        for (c, d, p), kind in self.owed_acks.items():  # in the order they became owed
-            if c not in connected or (kind == "PUBREL" and c in released):
-                continue
-            if kind == "PUBREL":
-                released.add(c)
-            offered.append(Flight(c, d, p, kind))
-        return sorted(offered, key=lambda f: (f.client_id, f.direction, f.packet_id))
+        return self.acks.offered({self.client_id(s) for s in self.links if self.connected(s)})
 
     def acks_owed_by(self, slot: str) -> list[Flight]:
         """Every acknowledgement ``slot``'s client owes, in the order they became owed
         (so that PUBRELs keep the order of their PUBRECs [MQTT-4.6.0-4])."""
-        client_id = self.client_id(slot)
-        return [
-            Flight(c, d, p, kind) for (c, d, p), kind in self.owed_acks.items() if c == client_id
-        ]
+        return self.acks.of(self.client_id(slot))
 
     # ----------------------------------------------------------- observations
 
@@ -535,7 +372,7 @@ class Driver:
         if link.level == ProtocolLevel.MQTT_5:
             self._judge_frames(link, data)
         for packet in link.stream.feed(data):
-            self._shared_change_acknowledged(link, packet)
+            shared_change_acknowledged(link, packet)
             self._observe(link, packet)
         return True
 
@@ -552,49 +389,6 @@ class Driver:
                 raise self.disagree(str(violation), violation.refs) from None
             except ModelError as error:
                 raise self.crash(error) from error
-
-    # ------------------------------------------------------------- a cluster
-
-    def _propagated(self, link: Link) -> None:
-        """Before a client acts: a change acknowledged on another node of a cluster is
-        given the run's propagation allowance first, observing all the while."""
-        nodes = clustered()
-        while nodes is not None and (delay := nodes.wait_before(link.node)) > 0:
-            self.poll(delay)
-
-    def _changed(self, link: Link) -> None:
-        nodes = clustered()
-        if nodes is not None:
-            nodes.changed(link.node)
-
-    def _shared_change_sent(self, link: Link, packet: Packet) -> None:
-        """What a client sends that other nodes must learn (see ``oracle.nodes``)."""
-        if clustered() is None:
-            return
-        if isinstance(packet, Connect):
-            link.shared_state = (not packet.clean_session
-                                 or bool(packet.properties.session_expiry_interval))
-        elif isinstance(packet, Publish) and packet.retain:
-            if packet.packet_id is None:
-                self._changed(link)
-            else:
-                link.retained_ids.add(packet.packet_id)
-        elif isinstance(packet, Disconnect) and link.shared_state:
-            self._changed(link)
-
-    def _shared_change_acknowledged(self, link: Link, packet: Observation) -> None:
-        """A SUBACK, the acknowledgement of a retained PUBLISH, or the CONNACK of a
-        session that outlives its connection: other nodes learn it within the allowance."""
-        if clustered() is None:
-            return
-        packet_id = getattr(packet, "packet_id", None)
-        if (isinstance(packet, SubAck)
-                or (isinstance(packet, ConnAck) and link.shared_state)
-                or (isinstance(packet, (PubAck, PubRec, PubComp))
-                    and packet_id in link.retained_ids)):
-            if isinstance(packet, (PubAck, PubComp)):
-                link.retained_ids.discard(packet_id or 0)
-            self._changed(link)
 
     def _observe(self, link: Link, observation: Observation) -> None:
         """Judge one observation, or hold it while another connection may explain it.
@@ -675,11 +469,11 @@ class Driver:
         client_id = self.client_ids.get(slot)
         if isinstance(observation, ConnAck) and observation.return_code == 0:
             if not observation.session_present and client_id is not None:
-                self._forget_acks(client_id)
+                self.acks.forget(client_id)
                 self.foreign_releases = {
                     (c, i) for c, i in self.foreign_releases if c != client_id}
         elif isinstance(observation, (Publish, PubRec, PubRel)):
-            self._owe_ack(slot, client_id, observation)
+            self.acks.owe(client_id, observation)
         return None
 
     def _judge_held(self) -> None:
@@ -705,19 +499,6 @@ class Driver:
                 return self.disagree(str(violation), violation.refs)
             self.note(f"{slot}    (held {describe_packet(observation)})")
         return None
-
-    def _owe_ack(self, slot: str, client_id: str | None, packet: Packet) -> None:
-        kind = acknowledgement_owed(packet)
-        packet_id = getattr(packet, "packet_id", None)
-        if kind is None or client_id is None or packet_id is None:
-            return
-        direction = "out" if kind == "PUBREL" else "in"
-        key = (client_id, direction, packet_id)
-        self.owed_acks[key] = kind
-
-    def _forget_acks(self, client_id: str) -> None:
-        for key in [k for k in self.owed_acks if k[0] == client_id]:
-            del self.owed_acks[key]
 
     def _close_link(self, link: Link) -> None:
         if self.links.get(link.slot) is link:
@@ -797,3 +578,16 @@ class Driver:
             self._close_link(link)
         self.selector.close()
 
+
+__all__ = [
+    "TRANSCRIPT_TAIL",
+    "Disagreement",
+    "Driver",
+    "Flight",
+    "LevelStream",
+    "Link",
+    "ModelCrash",
+    "describe_event",
+    "describe_packet",
+    "encode_at",
+]

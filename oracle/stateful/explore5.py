@@ -143,9 +143,7 @@ class ProfiledDriver(Driver):
         client_id = self.client_id(slot)
         in_flight = 0
         if client_id is not None:
-            owed = sum(1 for (c, d, _), _kind in self.owed_acks.items() if c == client_id
-                       and d == "out")
-            in_flight = owed + self.unsettled.get(client_id, 0)
+            in_flight = self.acks.releases_owed(client_id) + self.unsettled.get(client_id, 0)
         adapted = adapt(packet, self.profile, prefix=self.own_prefix or "",
                         in_flight=in_flight)
         if adapted.changes:
