@@ -139,6 +139,17 @@ class SharedRouting:
                 filters=(str(share),),
                 identifiers=frozenset(packet.properties.subscription_identifiers),
             )
+            if self._overtakes(session, delivery):
+                # Judged here, before anything changes: the caller would reject it for
+                # the order after this commits, and a rejected observation must leave
+                # the model as it was (it may be allowed later: a hand-over racing the
+                # CONNACK that ends its member's session).
+                error = error or Violation(
+                    conn.client,
+                    "a message overtook an earlier one of the same publisher, topic and QoS",
+                    refs=("MQTT-4.6.0-6",),
+                )
+                continue
             try:
                 if level5:  # a 3.1.1 connection resuming the session: no properties
                     self._check_publish5(conn, delivery, packet)
@@ -154,6 +165,16 @@ class SharedRouting:
 
     def _check_publish5(self, conn: Connection, delivery: Delivery, packet: Publish) -> None:
         raise NotImplementedError
+
+    @staticmethod
+    def _overtakes(session: Session, delivery: Delivery) -> bool:
+        """Whether a later message of the copy's order (publisher, topic, QoS, channel)
+        was sent first, or an earlier one is still owed before it [MQTT-4.6.0-6]."""
+        key = delivery.order_key
+        return session.last_sent.get(key, 0) > delivery.message.seq or any(
+            d.order_key == key and d.message.seq < delivery.message.seq and d.required
+            for d in session.pending
+        )
 
     def _routed_to_groups(self, message: Message) -> bool:
         """Whether a Shared Subscription group matched the message (a subscriber)."""

@@ -531,3 +531,39 @@ def test_a_message_queued_for_a_member_that_left_may_reach_another_after_later_o
     for packet_id in (1, 2, 3):
         model.apply(Send("b", PubAck(packet_id)))
     assert model.check_quiescent() == []
+
+
+def test_a_hand_over_racing_the_connack_that_ends_its_members_session_is_allowed_after() -> None:
+    """Found by the level-5 fault hunts (will_before_delay and retain_as_published_ignored,
+    seed 1: the same program, no fault involved): member c2, at a Receive Maximum of 1
+    and holding a message, had m4 of the group queued while c3 got m3 and m5; a new
+    connection took c2's session over with Clean Start 1, and the server handed m4 to
+    c3 before its CONNACK said the session had ended. Judged before that CONNACK, m4
+    is out of the group's order and refused, but the refusal must change nothing (the
+    driver holds the packet and judges it again): once the CONNACK ends c2's session,
+    m4 is a hand-over, which may come after m5 (4.8.2)."""
+    model = BrokerModel()
+    window = Properties(session_expiry_interval=1, receive_maximum=1)
+    model.apply(Send("s4", Connect(ProtocolLevel.MQTT_5, "c2", False, 0, properties=window)))
+    model.observe("s4", ConnAck(False, 0))
+    subscribe5(model, "s4", "a", 2, packet_id=1)
+    model.apply(Send("s4", Publish("a", b"m2", QoS.EXACTLY_ONCE, packet_id=2)))
+    model.observe("s4", Publish("a", b"m2", QoS.EXACTLY_ONCE, packet_id=1))
+    model.observe("s4", PubRec(2))
+    connected5(model, "s2", client_id="c3")
+    subscribe5(model, "s2", "$share/h/#", 2, packet_id=1)
+    subscribe5(model, "s4", "$share/h/#", 1, packet_id=3)
+    for packet_id, payload in ((4, b"m3"), (5, b"m4"), (6, b"m5")):
+        model.apply(Send("s4", Publish("a", payload, QoS.AT_LEAST_ONCE, packet_id=packet_id)))
+        model.observe("s4", PubAck(packet_id))
+    model.observe("s2", Publish("a", b"m3", QoS.AT_LEAST_ONCE, packet_id=1))
+    model.observe("s2", Publish("a", b"m5", QoS.AT_LEAST_ONCE, packet_id=2))
+    forever = Properties(session_expiry_interval=0xFFFFFFFF)
+    model.apply(Send("s3", Connect(ProtocolLevel.MQTT_5, "c2", True, 0, properties=forever)))
+    handed = Publish("a", b"m4", QoS.AT_LEAST_ONCE, packet_id=3)
+    assert refs_of(model, "s2", handed) == ("MQTT-4.6.0-6",)
+    model.observe("s3", ConnAck(False, 0))
+    model.observe("s2", handed)
+    for packet_id in (1, 2, 3):
+        model.apply(Send("s2", PubAck(packet_id)))
+    assert [o for o in model.obligations() if o.client == "s2"] == []
