@@ -13,6 +13,11 @@ bound, or for *quiescence* (nothing arrives for a window), and every bound is
 scaled by ``Timing.multiplier`` so a loaded machine can be given more room.
 Every send and every arrival is written to the shared ``Trace``, which is what a
 failing verdict prints.
+
+Around it: ``timing.py`` (how long it waits), ``trace.py`` (the ``Trace`` and
+``describe``), ``framing.py`` (the server's bytes cut into frames, and what a check's own
+raw bytes hold) and ``sender_rules.py`` (which statement malformed bytes from the server
+break). Their public names are importable from here too, as the checks always did.
 """
 
 from __future__ import annotations
@@ -21,7 +26,6 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import Callable
 from typing import TypeVar
 
 import attrs
@@ -40,13 +44,8 @@ from mqttref.impl.codec.packets import (
     PubComp,
     Publish,
     PubRec,
-    PubRel,
     SubAck,
-    Subscribe,
-    Subscription,
-    UnsubAck,
 )
-from mqttref.oracle import raw
 from mqttref.oracle.connection import (
     Connection,
     current,
@@ -55,60 +54,16 @@ from mqttref.oracle.connection import (
     with_credentials_raw,
 )
 from mqttref.oracle.evidence import Deviation, Inconclusive, NotApplicable, observe
+from mqttref.oracle.framing import Framer, connect_in, echoed_zero_id, payloads_in
 from mqttref.oracle.nodes import clustered
+from mqttref.oracle.sender_rules import blamed_refusal, carries_a_packet_id
+from mqttref.oracle.timing import Timing
+from mqttref.oracle.trace import Trace, describe
 
 P = TypeVar("P", bound=Packet)
 
 __all__ = ["Closed", "Deviation", "Event", "Garbled", "Inconclusive", "NotApplicable", "Probe",
            "Received", "Timing", "Trace", "describe"]
-
-
-@attrs.frozen
-class Timing:
-    """How long the oracle waits; every figure is multiplied by ``multiplier``."""
-
-    quiet: float = 0.3
-    """Quiescence window: this long without an arrival means nothing more is coming."""
-    reply: float = 5.0
-    """Upper bound for a reply the specification requires (CONNACK, SUBACK, a close)."""
-    multiplier: float = 1.0
-    margin: float = 0.5
-    """The one measurement margin added to a deadline the specification itself
-    states (one and a half times the keep alive [MQTT-3.1.2-24]): network and
-    scheduling delay between the broker's act and our observation of it."""
-    obligation: float = 3.0
-    """How long the oracle waits for something owed with no deadline in the spec
-    (a re-send on reconnect, a queued message): absence is reported as "not
-    within N s", never judged after a bare quiescence window."""
-
-    close_lag: float = 1.0
-    """How long the close may lag behind the server's own DISCONNECT. Sending it, the
-    server has read, decided and acted (a code of 0x80 or above announces the close
-    [MQTT-4.13.2-1]); the close is the rest of that act, so only network and scheduling
-    delay remain, twice the margin. The reply bound is for a server still to decide."""
-
-    @property
-    def close_lag_bound(self) -> float:
-        return self.close_lag * self.multiplier
-
-    def spec_deadline(self, seconds: float) -> float:
-        """A deadline the specification states, plus the measurement margin."""
-        return seconds + self.margin * self.multiplier
-
-    @property
-    def obligation_bound(self) -> float:
-        return self.obligation * self.multiplier
-
-    @property
-    def window(self) -> float:
-        return self.quiet * self.multiplier
-
-    @property
-    def reply_bound(self) -> float:
-        return self.reply * self.multiplier
-
-    def bound(self, seconds: float) -> float:
-        return seconds * self.multiplier
 
 
 @attrs.frozen
@@ -132,267 +87,6 @@ class Garbled:
 Event = Received | Closed | Garbled
 
 
-def describe(packet: Packet) -> str:
-    """A short readable form of a packet for traces, with its 5.0 properties when it has any."""
-    text = _describe(packet)
-    properties = getattr(packet, "properties", None)
-    if properties is None or not attrs.asdict(properties, recurse=False):
-        return text
-    shown = {key: value for key, value in attrs.asdict(properties, recurse=False).items()
-             if value not in (None, ())}
-    if not shown:
-        return text
-    return text + " {" + ", ".join(f"{key}={value!r}" for key, value in shown.items()) + "}"
-
-
-def _options(sub: Subscription) -> str:
-    """A subscription's 5.0 options, when any is set (3.8.3.1)."""
-    parts = [f"nl={int(sub.no_local)}" if sub.no_local else "",
-             f"rap={int(sub.retain_as_published)}" if sub.retain_as_published else "",
-             f"rh={sub.retain_handling}" if sub.retain_handling else ""]
-    return "".join(f" {part}" for part in parts if part)
-
-
-def _describe(packet: Packet) -> str:
-    if isinstance(packet, Publish):
-        payload = packet.payload if len(packet.payload) <= 24 else packet.payload[:24] + b"..."
-        pid = f" id={packet.packet_id}" if packet.packet_id is not None else ""
-        return (
-            f"PUBLISH {packet.topic!r} qos={int(packet.qos)} retain={int(packet.retain)}"
-            f" dup={int(packet.dup)}{pid} payload={payload!r}"
-        )
-    if isinstance(packet, Connect):
-        will = ""
-        if packet.will is not None:
-            w = packet.will
-            will = f" will={w.topic!r}/qos={int(w.qos)}/retain={int(w.retain)}"
-        user = f" user={packet.username!r}" if packet.username is not None else ""
-        return (
-            f"CONNECT id={packet.client_id!r} clean={int(packet.clean_session)}"
-            f" keepalive={packet.keep_alive}{will}{user}"
-        )
-    if isinstance(packet, Subscribe):
-        pairs = ", ".join(f"{sub.topic_filter!r} qos={int(sub.qos)}{_options(sub)}"
-                          for sub in packet.subscriptions)
-        return f"SUBSCRIBE id={packet.packet_id} [{pairs}]"
-    if isinstance(packet, ConnAck):
-        present = int(packet.session_present)
-        return f"CONNACK rc=0x{packet.return_code:02X} session_present={present}"
-    fields = attrs.asdict(packet, recurse=False)
-    fields.pop("properties", None)
-    if not fields.get("reason_codes", True):
-        fields.pop("reason_codes")
-    if fields.get("reason_code") == 0:
-        fields.pop("reason_code")
-    inner = " ".join(f"{key}={value!r}" for key, value in fields.items())
-    return f"{packet.packet_type.name} {inner}".rstrip()
-
-
-class _Framer:
-    """Splits the server's bytes into whole frames (fixed header and Remaining Length).
-
-    A frame whose Remaining Length is malformed is handed on whole, for the
-    decoder to refuse.
-    """
-
-    def __init__(self) -> None:
-        self._buffer = bytearray()
-
-    def feed(self, data: bytes) -> list[bytes]:
-        self._buffer += data
-        out: list[bytes] = []
-        while len(self._buffer) >= 2:
-            index, length, shift = 1, 0, 0
-            while index < len(self._buffer) and index <= 4:
-                byte = self._buffer[index]
-                length |= (byte & 0x7F) << shift
-                shift += 7
-                index += 1
-                if not byte & 0x80:
-                    break
-            else:
-                if index > 4:  # no end within four bytes: let the decoder say so
-                    out.append(bytes(self._buffer))
-                    self._buffer.clear()
-                return out
-            if self._buffer[index - 1] & 0x80 or len(self._buffer) < index + length:
-                return out
-            out.append(bytes(self._buffer[: index + length]))
-            del self._buffer[: index + length]
-        return out
-
-
-_ECHOES: dict[int, Callable[[int], Packet]] = {
-    0x40: PubAck, 0x50: PubRec, 0x62: PubRel, 0x70: PubComp, 0xB0: UnsubAck,
-}
-
-
-def _echoed_zero_id(frame: bytes) -> Packet | None:
-    """An acknowledgement echoing packet id 0, decoded as it is.
-
-    Packet id 0 breaks the rule of the client that sent it [MQTT-2.3.1-1];
-    the server that echoes it obeys its own rule of answering with the same id
-    [MQTT-2.3.1-6] [MQTT-3.8.4-2]. The strict codec refuses id 0 on any packet,
-    which would report the echo as malformed bytes and hide what the check is
-    about: whether the server closed on the client's violation.
-    """
-    if len(frame) < 4 or frame[2:4] != b"\x00\x00":
-        return None
-    if frame[0] == 0x90 and len(frame) > 4:
-        return SubAck(0, tuple(frame[4:]))
-    kind = _ECHOES.get(frame[0])
-    if kind is None or frame[1] != 2:
-        return None
-    return kind(0)
-
-
-def _payloads_in(data: bytes, level: ProtocolLevel) -> list[bytes]:
-    """The payloads of the PUBLISH packets in raw bytes a check sends (those the strict
-    codec reads before anything malformed)."""
-    try:
-        packets = Decoder(role=Role.SERVER, protocol_level=level).feed(data)
-    except MQTTError as exc:
-        packets = list(getattr(exc, "packets", []))
-    return [p.payload for p in packets if isinstance(p, Publish)]
-
-
-def _carries_a_packet_id(packet: Packet, published: set[bytes],
-                         level: ProtocolLevel = ProtocolLevel.MQTT_3_1_1) -> str | None:
-    """Why a QoS 0 PUBLISH is malformed, when its payload is a published one after two
-    more bytes: a packet identifier the sender must not put in a QoS 0 PUBLISH
-    [MQTT-2.3.1-5], which a receiver can only read as payload. Blamed on that rule,
-    not on the rule of whatever check was waiting for the message."""
-    if not isinstance(packet, Publish) or packet.qos != 0:
-        return None
-    payload = packet.payload
-    if payload in published or len(payload) <= 2 or payload[2:] not in published:
-        return None
-    rule = "[MQTT-2.2.1-2]" if level is ProtocolLevel.MQTT_5 else "[MQTT-2.3.1-5]"
-    return (f"a QoS 0 PUBLISH on {packet.topic!r} carries two bytes {payload[:2].hex()} before"
-            " a payload this check published: a packet identifier, which a QoS 0 PUBLISH must"
-            f" not contain {rule}")
-
-
-_SENDER_RULES_5 = (
-    ("CONNACK reserved flags", "MQTT-3.2.2-1"),
-    ("reserved flags 0x", "MQTT-2.1.3-1"),
-    ("not well-formed UTF-8", "MQTT-1.5.4-1"),
-    ("U+0000", "MQTT-1.5.4-2"),
-    ("topic name is not well-formed", "MQTT-3.3.2-1"),
-    ("topic name contains U+0000", "MQTT-4.7.3-2"),
-    ("minimum number of bytes", "MQTT-1.5.5-1"),
-    ("DUP set at QoS 0", "MQTT-3.3.1-2"),
-    ("DUP set at QoS 0", "MQTT-4.3.1-1"),
-    ("session present on a refused connection", "MQTT-3.2.2-6"),
-    ("PUBLISH with packet identifier 0", "MQTT-2.2.1-4"),
-    # A reason code outside its packet's table: the sender rule of that table.
-    ("is not valid on CONNACK", "MQTT-3.2.2-8"),
-    ("is not valid on PUBACK", "MQTT-3.4.2-1"),
-    ("is not valid on PUBREC", "MQTT-3.5.2-1"),
-    ("is not valid on PUBREL", "MQTT-3.6.2-1"),
-    ("is not valid on PUBCOMP", "MQTT-3.7.2-1"),
-    ("is not valid on SUBACK", "MQTT-3.9.3-2"),
-    ("is not valid on UNSUBACK", "MQTT-3.11.3-2"),
-    ("is not valid on DISCONNECT", "MQTT-3.14.2-1"),
-    ("is not valid on AUTH", "MQTT-3.15.2-1"),
-)
-"""At 5.0, what the codec refuses in the server's bytes and the 5.0 sender rule it breaks:
-the codec cites 3.1.1's numbering (or a section), which at 5.0 names other statements."""
-
-_SENDER_PATTERNS_5 = (
-    # A Topic Name must not hold a wildcard: said twice, in 3.3.2.1 and 4.7.0 (not the
-    # codec's Response Topic refusal, 'the response topic contains a wildcard': 3.3.2-14).
-    (re.compile(r"\btopic name .* contains a wildcard"), ("MQTT-3.3.2-2", "MQTT-4.7.0-1")),
-)
-"""At 5.0, refusals whose text ``_SENDER_RULES_5`` cannot tell by a substring alone."""
-
-_STRING_PROPERTY_RULES_5 = {
-    "response_topic": "MQTT-3.3.2-13",
-    "content_type": "MQTT-3.3.2-19",
-    "user_properties": "MQTT-1.5.7-1",
-}
-"""At 5.0, the property's own rule that a string the codec refuses in it breaks besides
-1.5.4's: the Response Topic and the Content Type MUST each be a UTF-8 Encoded String
-[MQTT-3.3.2-13] [MQTT-3.3.2-19], both strings of a User Property MUST comply with its
-requirements [MQTT-1.5.7-1]. The codec's error names the property (``field``)."""
-
-
-def _as_sent_by_server(error: str, level: ProtocolLevel = ProtocolLevel.MQTT_3_1_1,
-                       field: str | None = None) -> str:
-    """The codec's refusal, with the rule the *server* broke as the sender.
-
-    The codec cites receiver rules (invalid flags received: [MQTT-2.2.2-2]);
-    bytes from the server that it refuses show the server breaking the
-    matching sender rule. At 5.0 the sender rules are 5.0's (``_SENDER_RULES_5``, and
-    for a string property the refusal names in ``field``, ``_STRING_PROPERTY_RULES_5``),
-    and the codec's 3.1.1 ids are dropped where one of them applies.
-    """
-    if level is ProtocolLevel.MQTT_5:
-        rules = [rule for text, rule in _SENDER_RULES_5 if text in error]
-        rules += [rule for pattern, ids in _SENDER_PATTERNS_5 if pattern.search(error)
-                  for rule in ids]
-        if field in _STRING_PROPERTY_RULES_5 and ("UTF-8" in error or "U+0000" in error):
-            rules.append(_STRING_PROPERTY_RULES_5[field])
-        if not rules:
-            return error
-        return re.sub(r"\s*\[MQTT-[0-9.-]+\]", "", error) + "".join(f" [{r}]" for r in rules)
-    if "reserved flags" in error:
-        # The codec cites the receiver's duty to close (2.2.2-2, 3.6.1-1...); the
-        # server as sender broke the table itself.
-        error = re.sub(r"\s*\[MQTT-[0-9.-]+\]", "", error) + " [MQTT-2.2.2-1]"
-    if "topic name" in error and ("UTF-8" in error or "U+0000" in error):
-        error += " [MQTT-3.3.2-1]"
-    if "topic name contains U+0000" in error:
-        error += " [MQTT-4.7.3-2]"
-    if "DUP set at QoS 0" in error:
-        error += " [MQTT-4.3.1-1]"
-    return error
-
-
-_PROPERTY_LENGTH_AFTER_TWO = {0x20: "CONNACK", 0x90: "SUBACK", 0xB0: "UNSUBACK"}
-"""The 5.0 packets from a server whose Property Length is always there, right after two
-bytes (the Acknowledge Flags and Reason Code, or the Packet Identifier): 3.2.2.3,
-3.9.2.1, 3.11.2.1. (An acknowledgement of a PUBLISH may end before it, 3.4.2.2.)"""
-
-
-def _without_property_length(frame: bytes) -> str | None:
-    """Why a 5.0 frame the strict codec refused is malformed, when it is a well-formed
-    CONNACK, SUBACK or UNSUBACK once a Property Length of 0 is put where it belongs: the
-    server left it out, where no properties MUST be said by a Property Length of zero
-    [MQTT-2.2.2-1]. The codec, reading the next byte as the Property Length, can only
-    report what that misreading runs into."""
-    name = _PROPERTY_LENGTH_AFTER_TWO.get(frame[0])
-    index = 1
-    while index < len(frame) and index < 4 and frame[index] & 0x80:
-        index += 1
-    body = frame[index + 1:]
-    if name is None or len(body) < 2 or body[2:3] == b"\x00":
-        # A 0 where the Property Length goes reads as one: then it is the codes that are
-        # wrong (none at all), or the Property Length is missing, and the bytes cannot
-        # tell which.
-        return None
-    repaired = bytes((frame[0],)) + raw.varint(len(body) + 1) + body[:2] + b"\x00" + body[2:]
-    try:
-        Decoder(role=Role.CLIENT, protocol_level=ProtocolLevel.MQTT_5).feed(repaired)
-    except MQTTError:
-        return None
-    return (f"{name} {body[:12].hex(' ')} has no Property Length: with a Property Length of"
-            f" 0 after its first two bytes it is a well-formed {name}; with no properties it"
-            " must hold a Property Length of 0 [MQTT-2.2.2-1]")
-
-
-def _connect_in(data: bytes, level: ProtocolLevel) -> Connect | None:
-    """The CONNECT that ``data`` (a connection's first bytes) starts with, if the codec
-    reads one."""
-    if not data or data[0] != 0x10:
-        return None
-    try:
-        packets = Decoder(role=Role.SERVER, protocol_level=level).feed(data)
-    except MQTTError as exc:
-        packets = list(getattr(exc, "packets", []))
-    return packets[0] if packets and isinstance(packets[0], Connect) else None
-
-
 def _acknowledges_shared_change(packet: Packet, persistent: bool,
                                 retained_ids: set[int]) -> bool:
     """Whether ``packet`` acknowledges a change other nodes of a cluster must learn: a
@@ -405,24 +99,6 @@ def _acknowledges_shared_change(packet: Packet, persistent: bool,
             retained_ids.discard(packet.packet_id)
         return True
     return isinstance(packet, ConnAck) and persistent
-
-
-class Trace:
-    """What every client of one check sent and received, with times."""
-
-    def __init__(self) -> None:
-        self._start = time.monotonic()
-        self.lines: list[str] = []
-        self.published: set[bytes] = set()
-        """Every payload the check's clients published or gave as a will: what a
-        delivery may carry, so that one carrying two more bytes is recognised."""
-
-    def add(self, actor: str, arrow: str, text: str) -> None:
-        elapsed = time.monotonic() - self._start
-        self.lines.append(f"{elapsed:7.3f}s {actor:>6} {arrow} {text}")
-
-    def note(self, text: str) -> None:
-        self.add("oracle", "::", text)
 
 
 class Probe:
@@ -498,7 +174,7 @@ class Probe:
         nodes = clustered()
         if nodes is None:
             return
-        connect = _connect_in(first, self.level) if isinstance(first, bytes) else first
+        connect = connect_in(first, self.level) if isinstance(first, bytes) else first
         if not isinstance(connect, Connect):
             return
         self._shared_state = (not connect.clean_session
@@ -527,7 +203,7 @@ class Probe:
 
     async def _read(self) -> None:
         decoder = Decoder(role=Role.CLIENT, protocol_level=self.level)
-        frames = _Framer()
+        frames = Framer()
         while True:
             try:
                 data = await self._reader.read(65536)
@@ -539,7 +215,7 @@ class Probe:
                 return
             for frame in frames.feed(data):
                 self.frames.append(frame)
-                echo = _echoed_zero_id(frame)
+                echo = echoed_zero_id(frame)
                 if echo is not None:
                     self._arrive(echo)
                     continue
@@ -548,24 +224,15 @@ class Probe:
                 except MQTTError as exc:
                     for packet in getattr(exc, "packets", []):
                         self._arrive(packet)
-                    error = _as_sent_by_server(f"{exc} [{getattr(exc, 'ref', '')}]",
-                                               self.level, getattr(exc, "field", None))
-                    if self.level is ProtocolLevel.MQTT_5:
-                        error = _without_property_length(frame) or error
-                        if frame[0] >> 4 == 14 and not self._accepted:
-                            # The fixed header names a DISCONNECT whatever the codec
-                            # refuses after it.
-                            error += (" (a DISCONNECT before any CONNACK below 0x80: a server"
-                                      " may send DISCONNECT only after accepting the CONNECT)"
-                                      " [MQTT-3.14.0-1]")
+                    error = blamed_refusal(exc, frame, self.level, self._accepted)
                     self.trace.add(self.name, "<-", f"MALFORMED from server: {error}")
                     self._events.put_nowait(Garbled(error))
                     self.given_up = error
                     self._drop()
                     return
                 for packet in packets:
-                    carried = _carries_a_packet_id(packet, self.trace.published,
-                                                   self.level)
+                    carried = carries_a_packet_id(packet, self.trace.published,
+                                                  self.level)
                     if carried is not None:
                         self.trace.add(self.name, "<-", f"MALFORMED from server: {carried}")
                         self._events.put_nowait(Garbled(carried))
@@ -623,7 +290,7 @@ class Probe:
             if data != packet:
                 note = (note or f"raw bytes {packet[:32].hex(' ')}") + " (the run's user added)"
             text = note or f"raw bytes {packet[:32].hex(' ')}"
-            self.trace.published.update(_payloads_in(data, self.level))
+            self.trace.published.update(payloads_in(data, self.level))
         else:
             if isinstance(packet, Connect):
                 packet = with_credentials(packet)

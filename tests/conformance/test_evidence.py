@@ -69,30 +69,30 @@ def test_the_spec_deadline_adds_one_stated_margin_scaled_for_slow_machines() -> 
 
 
 def test_the_probe_frames_the_servers_bytes_whatever_the_chunking() -> None:
-    from mqttref.oracle.probe import _Framer
+    from mqttref.oracle.framing import Framer
 
     stream = bytes((0x90, 3, 0, 9, 1, 0xD0, 0)) + bytes((0x30, 0x80, 0x01)) + b"\x00\x01t" + \
         b"p" * 125
     for cut in range(len(stream)):
-        framer = _Framer()
+        framer = Framer()
         frames = framer.feed(stream[:cut]) + framer.feed(stream[cut:])
         assert frames == [stream[:5], stream[5:7], stream[7:]]
 
 
 def test_an_acknowledgement_echoing_packet_id_0_is_decoded_not_refused() -> None:
     from mqttref.impl.codec.packets import PubAck, SubAck
-    from mqttref.oracle.probe import _echoed_zero_id
+    from mqttref.oracle.framing import echoed_zero_id
 
-    assert _echoed_zero_id(bytes((0x90, 3, 0, 0, 0x80))) == SubAck(0, (0x80,))
-    assert _echoed_zero_id(bytes((0x40, 2, 0, 0))) == PubAck(0)
-    assert _echoed_zero_id(bytes((0x40, 2, 0, 5))) is None
+    assert echoed_zero_id(bytes((0x90, 3, 0, 0, 0x80))) == SubAck(0, (0x80,))
+    assert echoed_zero_id(bytes((0x40, 2, 0, 0))) == PubAck(0)
+    assert echoed_zero_id(bytes((0x40, 2, 0, 5))) is None
 
 
 def test_bytes_the_codec_refuses_are_blamed_on_the_rule_the_server_broke_as_sender() -> None:
-    from mqttref.oracle.probe import _as_sent_by_server
+    from mqttref.oracle.sender_rules import as_sent_by_server
     from mqttref.oracle.statements import cited
 
-    assert cited(_as_sent_by_server("reserved flags 0x1 on PINGRESP [MQTT-2.2.2-2]")) == (
+    assert cited(as_sent_by_server("reserved flags 0x1 on PINGRESP [MQTT-2.2.2-2]")) == (
         "MQTT-2.2.2-1",)
-    assert "MQTT-3.3.2-1" in cited(_as_sent_by_server(
+    assert "MQTT-3.3.2-1" in cited(as_sent_by_server(
         "topic name is not well-formed UTF-8 [MQTT-1.5.3-1]"))

@@ -64,11 +64,11 @@ def test_a_reason_code_outside_the_packets_table_is_blamed_on_that_tables_statem
 
 
 def test_at_3_1_1_a_refused_return_code_keeps_the_codecs_own_citation() -> None:
-    from mqttref.oracle.probe import _as_sent_by_server
+    from mqttref.oracle.sender_rules import as_sent_by_server
 
     error = "reason code 0x03 is not valid on SUBACK [§2.4]"
-    assert _as_sent_by_server(error) == error
-    assert cited(_as_sent_by_server(error, ProtocolLevel.MQTT_5)) == ("MQTT-3.9.3-2",)
+    assert as_sent_by_server(error) == error
+    assert cited(as_sent_by_server(error, ProtocolLevel.MQTT_5)) == ("MQTT-3.9.3-2",)
 
 
 async def _wait_after_malformed_bytes() -> Exception:
@@ -104,9 +104,9 @@ def test_a_wait_on_a_connection_dropped_after_malformed_bytes_blames_no_statemen
 
 
 def test_at_5_0_dup_on_a_qos_0_publish_breaks_both_statements_that_forbid_it() -> None:
-    from mqttref.oracle.probe import _as_sent_by_server
+    from mqttref.oracle.sender_rules import as_sent_by_server
 
-    error = _as_sent_by_server("DUP set at QoS 0 [§3.3.1.1]", ProtocolLevel.MQTT_5)
+    error = as_sent_by_server("DUP set at QoS 0 [§3.3.1.1]", ProtocolLevel.MQTT_5)
     assert set(cited(error)) == {"MQTT-3.3.1-2", "MQTT-4.3.1-1"}
 
 
@@ -154,11 +154,11 @@ def test_after_an_accepting_connack_a_refused_disconnect_breaks_its_table_only()
 
 
 def test_at_5_0_a_wildcard_in_a_topic_name_breaks_both_statements_that_forbid_it() -> None:
-    from mqttref.oracle.probe import _as_sent_by_server
+    from mqttref.oracle.sender_rules import as_sent_by_server
 
-    error = _as_sent_by_server("topic name 'a/+' contains a wildcard [MQTT-3.3.2-2]",
+    error = as_sent_by_server("topic name 'a/+' contains a wildcard [MQTT-3.3.2-2]",
                                ProtocolLevel.MQTT_5)
     assert set(cited(error)) == {"MQTT-3.3.2-2", "MQTT-4.7.0-1"}
-    response = _as_sent_by_server("the response topic contains a wildcard [MQTT-3.3.2-14]",
+    response = as_sent_by_server("the response topic contains a wildcard [MQTT-3.3.2-14]",
                                   ProtocolLevel.MQTT_5)
     assert cited(response) == ("MQTT-3.3.2-14",)

@@ -17,14 +17,8 @@ from mqttref.impl.codec.codec import Decoder, Role
 from mqttref.impl.codec.errors import MQTTError, ProtocolError
 from mqttref.impl.codec.packets import ProtocolLevel
 from mqttref.oracle import raw
-from mqttref.oracle.probe import (
-    Garbled,
-    Probe,
-    Timing,
-    Trace,
-    _as_sent_by_server,
-    _without_property_length,
-)
+from mqttref.oracle.probe import Garbled, Probe, Timing, Trace
+from mqttref.oracle.sender_rules import as_sent_by_server, without_property_length
 from mqttref.oracle.statements import cited
 
 V5 = ProtocolLevel.MQTT_5
@@ -45,8 +39,8 @@ def _refusal(frame: bytes) -> ProtocolError:
 def _blamed(frame: bytes) -> set[str]:
     """What the probe cites for ``frame`` (as its reader does, without a network)."""
     exc = _refusal(frame)
-    error = _as_sent_by_server(f"{exc} [{exc.ref}]", V5, exc.field)
-    return set(cited(_without_property_length(frame) or error))
+    error = as_sent_by_server(f"{exc} [{exc.ref}]", V5, exc.field)
+    return set(cited(without_property_length(frame) or error))
 
 
 STRINGS = {
@@ -97,7 +91,7 @@ def test_an_acknowledgement_without_its_property_length_breaks_2_2_2_1(frame: by
 def test_a_zero_where_the_property_length_goes_is_not_taken_for_a_missing_one() -> None:
     """SUBACK 00 01 00: a Property Length of 0 and no Reason Code, or a code 0x00 and no
     Property Length; the bytes cannot tell, so [MQTT-2.2.2-1] is not blamed."""
-    assert _without_property_length(bytes((0x90, 3, 0, 1, 0x00))) is None
+    assert without_property_length(bytes((0x90, 3, 0, 1, 0x00))) is None
 
 
 async def _what_the_probe_reads(frame: bytes) -> Garbled:
