@@ -95,7 +95,6 @@ def payloads_in(data: bytes, level: ProtocolLevel) -> list[bytes]:
     return [p.payload for p in packets if isinstance(p, Publish)]
 
 
-
 def connect_in(data: bytes, level: ProtocolLevel) -> Connect | None:
     """The CONNECT that ``data`` (a connection's first bytes) starts with, if the codec
     reads one."""

@@ -145,7 +145,6 @@ def without_property_length(frame: bytes) -> str | None:
             " must hold a Property Length of 0 [MQTT-2.2.2-1]")
 
 
-
 def blamed_refusal(exc: MQTTError, frame: bytes, level: ProtocolLevel, accepted: bool) -> str:
     """What a frame from the server that the codec refused (``exc``) breaks, cited.
 

@@ -69,7 +69,6 @@ def _describe(packet: Packet) -> str:
     return f"{packet.packet_type.name} {inner}".rstrip()
 
 
-
 class Trace:
     """What every client of one check sent and received, with times."""
 
