@@ -86,6 +86,7 @@ from mqttref.model.session import SESSION, SessionEvent, SessionState
 from mqttref.model.shared_routing import is_shared
 from mqttref.model.topics import topic_filter_problem, topic_name_problem
 from mqttref.model.v5 import reason_codes
+from mqttref.model.v5.connection_refs import row_refs
 from mqttref.model.v5.reason_codes import PacketKind
 from mqttref.model.v5.shared import SharedGroups5
 from mqttref.model.v5.will import Will5
@@ -189,7 +190,7 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
 
         row = CONNECTION.fire(conn.state, event, holds)
         conn.state = row.target
-        self.refs_hit.update(row.refs)
+        self.refs_hit.update(row_refs(row, conn.level))  # 5.0's numbers at level 5
         if row.target == C.CLOSE_DUE and not conn.close_cause:
             conn.close_cause = event
         if row.target == C.CLOSE_DUE and row.source != C.CLOSE_DUE:

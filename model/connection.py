@@ -10,6 +10,11 @@ keep-alive expiry or a takeover); the close itself is an observation
 where the specification leaves the server a choice (guard
 ``close_allowed``): a client that went quiet for more than its keep-alive,
 a QoS 0 PUBLISH with DUP=1, an invalid topic filter, a pending takeover.
+
+The rows cite 3.1.1's statements. On a level-5 connection the model cites each row's
+5.0 reading instead (``v5.connection_refs.row_refs``): 5.0 numbers its statements
+independently, and 3.1.1's [MQTT-4.8.0-1] is none of them (5.0's close on a
+Malformed Packet or Protocol Error is [MQTT-4.13.1-1]).
 """
 
 from __future__ import annotations

@@ -59,6 +59,7 @@ from mqttref.model.topics import matches
 from mqttref.model.v5 import forwarding
 from mqttref.model.v5 import frames as frames5
 from mqttref.model.v5.answers import Answers5, Request
+from mqttref.model.v5.connection_refs import renumbered
 from mqttref.model.v5.reason_codes import PacketKind, Situation
 
 C, CE = ConnectionState, ConnectionEvent
@@ -114,7 +115,7 @@ class ObservationJudge(Level5):
         return Violation(
             conn.client,
             message,
-            refs=refs,
+            refs=renumbered(refs, conn.level),  # 5.0's numbers on a level-5 connection
             allowed=[describe(o) for o in self.allowed(conn.client)],
             arrived=describe(arrived),
         )

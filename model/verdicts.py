@@ -13,12 +13,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from mqttref.impl.codec.packets import PubAck, PubComp, PubRec, PubRel
 from mqttref.model.connection import CONNECTION, ConnectionEvent, ConnectionState
 from mqttref.model.errors import Violation
 from mqttref.model.qos import ReceiverState, SenderState
 from mqttref.model.records import PRIMARY, Connection, Delivery, Obligation, Session
 from mqttref.model.session import SessionState
+from mqttref.model.v5.connection_refs import (
+    CLOSE_REFS_5,
+    CONNACK_OR_CLOSE_OWED_5,
+    CONNACK_OWED_5,
+    MQTT_5,
+    renumbered,
+    row_refs,
+)
 
 C, SS = ConnectionState, SessionState
 
@@ -40,11 +50,15 @@ class Verdicts:
     # ------------------------------------------------------------ obligations
 
     def obligations(self, client: str | None = None) -> list[Obligation]:
-        """What the server owes and has not sent (to ``client``, or to all)."""
+        """What the server owes and has not sent (to ``client``, or to all); on a
+        level-5 connection in 5.0's numbers (``connection_refs.renumbered``)."""
         found: list[Obligation] = []
         for name, conn in sorted(self.connections.items()):
             if client is None or name == client:
-                found.extend(self._owed_on(conn))
+                found.extend(
+                    attrs.evolve(o, refs=renumbered(o.refs, conn.level))
+                    for o in self._owed_on(conn)
+                )
         found += self._shared_obligations(client)  # to one member of a group, any of them
         return found
 
@@ -55,14 +69,16 @@ class Verdicts:
 
     def _owed_on(self, conn: Connection) -> list[Obligation]:
         client = conn.client
+        level5 = conn.level == MQTT_5
         if conn.state == C.AWAITING_CONNACK:
             if conn.may_close:
-                return [Obligation(client, "CONNACK or close", ("MQTT-3.2.2-6",))]
-            return [Obligation(client, "CONNACK", ("MQTT-3.1.4-4", "MQTT-3.2.0-1"))]
+                refs: tuple[str, ...] = CONNACK_OR_CLOSE_OWED_5 if level5 else ("MQTT-3.2.2-6",)
+                return [Obligation(client, "CONNACK or close", refs)]
+            refs = CONNACK_OWED_5 if level5 else ("MQTT-3.1.4-4", "MQTT-3.2.0-1")
+            return [Obligation(client, "CONNACK", refs)]
         if conn.state == C.CLOSE_DUE:
-            return [
-                Obligation(client, f"close ({conn.close_cause})", _close_refs(conn.close_cause))
-            ]
+            refs = _close_refs(conn.close_cause, conn.level)
+            return [Obligation(client, f"close ({conn.close_cause})", refs)]
         if conn.state != C.CONNECTED:
             return []
         if conn.disconnect_sent is not None:
@@ -218,16 +234,20 @@ _CLOSE_CAUSE_EVENTS = {
 """Close causes the model names itself; every other cause is the chart event's name."""
 
 
-def _close_refs(cause: str) -> tuple[str, ...]:
+def _close_refs(cause: str, level: int) -> tuple[str, ...]:
     """Why a close is owed: the statements of the connection chart's transitions into
-    ``close_due`` on the cause's event (a takeover [MQTT-3.1.4-2], keep alive
-    [MQTT-3.1.2-24], a second CONNECT [MQTT-3.1.0-2], a protocol violation
-    [MQTT-4.8.0-1], ...); [MQTT-4.8.0-1] for a cause the chart does not name."""
+    ``close_due`` on the cause's event, as they read at ``level`` (``row_refs``): at
+    3.1.1 a takeover [MQTT-3.1.4-2], keep alive [MQTT-3.1.2-24], a second CONNECT
+    [MQTT-3.1.0-2], a protocol violation [MQTT-4.8.0-1], ...; at 5.0 a takeover
+    [MQTT-3.1.4-3], keep alive [MQTT-3.1.2-22], a Protocol Error or Malformed Packet
+    [MQTT-4.13.1-1], ... For a cause the chart does not name, the close rule of the
+    level: [MQTT-4.8.0-1] (3.1.1), [MQTT-4.13.1-1] (5.0; 4.8.0-1 is none of its ids)."""
     event = _CLOSE_CAUSE_EVENTS.get(cause, cause)
     refs = [
         ref
         for row in CONNECTION.transitions
         if row.event == event and row.target == C.CLOSE_DUE and row.source != C.CLOSE_DUE
-        for ref in row.refs
+        for ref in row_refs(row, level)
     ]
-    return tuple(dict.fromkeys(refs)) or ("MQTT-4.8.0-1",)
+    fallback = CLOSE_REFS_5 if level == MQTT_5 else ("MQTT-4.8.0-1",)
+    return tuple(dict.fromkeys(refs)) or fallback

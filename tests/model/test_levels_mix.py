@@ -173,7 +173,7 @@ def test_a_taken_over_level_5_connection_gets_disconnect_0x8e(model: BrokerModel
     assert "MQTT-3.1.4-3" in refs_of(model, "old", Disconnect(0x80))
     model.observe("old", Disconnect(0x8E))
     assert refs_of(model, "old", publish("x", b"y")) == ("MQTT-3.14.4-1",)
-    assert [o.refs for o in model.obligations("old")] == [("MQTT-3.1.4-2",)]
+    assert [o.refs for o in model.obligations("old")] == [("MQTT-3.1.4-3",)]
     model.observe("old", Closed())
     assert model.check_quiescent() == []
 

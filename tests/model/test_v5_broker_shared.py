@@ -91,7 +91,7 @@ def test_no_local_on_a_shared_subscription_is_closed_on() -> None:
     connected5(model, "a")
     request = Subscription(GROUP, QoS.AT_MOST_ONCE, no_local=True)
     model.apply(Send("a", Subscribe(1, (request,))))
-    assert [o.refs for o in model.obligations("a")] == [("MQTT-4.8.0-1",)]
+    assert [o.refs for o in model.obligations("a")] == [("MQTT-4.13.1-1",)]
     model.observe("a", Disconnect(0x82))
     model.observe("a", Closed())
 

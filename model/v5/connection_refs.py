@@ -1,0 +1,131 @@
+"""The connection chart's rows in MQTT 5.0's numbering (3.1, 3.2, 3.14, 4.13).
+
+Theory of operation: the broker model runs one connection chart (``model.connection``)
+for clients of both levels; its rows cite 3.1.1's statements. 5.0 numbers its
+statements independently, so a 3.1.1 id on a level-5 connection names another
+sentence or none: 3.1.1's [MQTT-4.8.0-1] (close on a protocol violation) does not
+exist in 5.0, and 5.0's [MQTT-3.1.2-24] is the Maximum Packet Size, not the Keep
+Alive. ``ROW_REFS_5`` gives each row the 5.0 statements its transition stands for,
+read from 5.0's text row by row (not through the 3.1.1-to-5.0 map), and
+``row_refs(row, level)`` is what the model cites for a row fired on a connection of
+``level``: the verdicts, obligations and coverage of a level-5 connection.
+
+The readings:
+
+- a Malformed Packet or Protocol Error from the client: the Server MUST close
+  [MQTT-4.13.1-1] (5.0's close rule; a DISCONNECT with a Reason Code may come first);
+  a close owed or made after one, and the rows that keep a close owed while the
+  client sends more, cite it too;
+- CONNECT first [MQTT-3.1.0-1]; a second CONNECT is a Protocol Error closed
+  [MQTT-3.1.0-2] (the same sentences in 5.0);
+- a CONNACK 0x00 acknowledges the CONNECT [MQTT-3.1.4-5] and comes first
+  [MQTT-3.2.0-1]; a refusing CONNACK (every non-zero Connect Reason Code is 0x80
+  or above) is followed by the close [MQTT-3.2.2-7] [MQTT-4.13.2-1], and nothing the
+  client sends after the refused CONNECT is processed [MQTT-3.1.4-6];
+- the server may close before its CONNACK when the CONNECT does not match its
+  format [MQTT-3.1.4-1] or fails further checks [MQTT-3.1.4-2];
+- the Keep Alive: a packet from the client restarts it, and 1.5 times it without
+  one makes the close owed [MQTT-3.1.2-22];
+- a takeover closes the existing connection [MQTT-3.1.4-3];
+- DISCONNECT (0x00: the model's level-5 rules handle 0x04) discards the will
+  [MQTT-3.14.4-3] [MQTT-3.1.2-10]; any other end of an accepted connection makes the
+  will publishable [MQTT-3.1.2-8] (its Will Delay Interval: ``v5.will``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from mqttref.model.chart import Transition
+
+MQTT_5 = 5
+
+_CLOSE = "MQTT-4.13.1-1"
+"""5.0: "When a Server detects a Malformed Packet or Protocol Error, and a Reason Code
+is given in the specification, it MUST close the Network Connection." """
+
+_KEEP_ALIVE = "MQTT-3.1.2-22"
+
+ROW_REFS_5: dict[tuple[str, str, str | None], tuple[str, ...]] = {
+    # awaiting_connect: the level is known only once a CONNECT came
+    ("awaiting_connect", "connect", None): ("MQTT-3.1.0-1",),
+    ("awaiting_connect", "control_packet", None): ("MQTT-3.1.0-1",),
+    ("awaiting_connect", "disconnect", None): ("MQTT-3.1.0-1",),
+    ("awaiting_connect", "violation", None): (_CLOSE,),
+    ("awaiting_connect", "network_lost", None): (_CLOSE,),
+    ("awaiting_connect", "server_closed", "close_allowed"): ("MQTT-3.1.4-1",),
+    # awaiting_connack
+    ("awaiting_connack", "connack_accepted", None): ("MQTT-3.1.4-5", "MQTT-3.2.0-1"),
+    ("awaiting_connack", "connack_refused", None): (
+        "MQTT-3.2.2-7", "MQTT-4.13.2-1", "MQTT-3.1.4-6"),
+    ("awaiting_connack", "connect", None): ("MQTT-3.1.0-2",),
+    ("awaiting_connack", "control_packet", None): ("MQTT-3.1.4-6",),
+    ("awaiting_connack", "violation", None): (_CLOSE,),
+    ("awaiting_connack", "network_lost", None): (_CLOSE,),
+    ("awaiting_connack", "server_closed", "close_allowed"): ("MQTT-3.1.4-1", "MQTT-3.1.4-2"),
+    # connected
+    ("connected", "control_packet", None): (_KEEP_ALIVE,),
+    ("connected", "connect", None): ("MQTT-3.1.0-2",),
+    ("connected", "violation", None): (_CLOSE,),
+    ("connected", "keep_alive_expired", None): (_KEEP_ALIVE,),
+    ("connected", "taken_over", None): ("MQTT-3.1.4-3",),
+    ("connected", "disconnect", None): ("MQTT-3.14.4-3", "MQTT-3.1.2-10"),
+    ("connected", "network_lost", None): ("MQTT-3.1.2-8",),
+    ("connected", "server_closed", "close_allowed"): (_KEEP_ALIVE, "MQTT-3.1.2-8"),
+    # close_due: nothing more is processed, the close is owed
+    ("close_due", "control_packet", None): (_CLOSE,),
+    ("close_due", "connect", None): (_CLOSE,),
+    ("close_due", "disconnect", None): (_CLOSE,),
+    ("close_due", "violation", None): (_CLOSE,),
+    ("close_due", "keep_alive_expired", None): (_KEEP_ALIVE,),
+    ("close_due", "taken_over", None): ("MQTT-3.1.4-3",),
+    ("close_due", "server_closed", "was_accepted"): (_CLOSE, "MQTT-3.1.2-8"),
+    ("close_due", "server_closed", "never_accepted"): (_CLOSE, "MQTT-3.2.2-7"),
+    ("close_due", "network_lost", "was_accepted"): (_CLOSE, "MQTT-3.1.2-8"),
+    ("close_due", "network_lost", "never_accepted"): (_CLOSE,),
+    # closed
+    ("closed", "server_closed", None): (_CLOSE,),
+    ("closed", "network_lost", None): (_CLOSE,),
+}
+"""(source, event, guard) of each ``CONNECTION`` row -> the 5.0 statements it stands for."""
+
+CLOSE_REFS_5 = (_CLOSE,)
+"""A close owed for a cause no row names, at level 5."""
+
+CONNACK_OWED_5 = ("MQTT-3.1.4-5", "MQTT-3.2.0-1")
+"""The CONNACK 0x00 owed for an accepted CONNECT."""
+
+CONNACK_OR_CLOSE_OWED_5 = ("MQTT-3.1.4-5", "MQTT-3.1.4-2")
+"""A CONNACK, or the close of a CONNECT that fails the server's further checks."""
+
+
+ONLY_3_1_1_TO_5: dict[str, str] = {
+    "MQTT-2.3.1-1": "MQTT-2.2.1-4",  # a Server's PUBLISH QoS > 0 has a non-zero identifier
+    "MQTT-2.3.1-4": "MQTT-2.2.1-4",  # ... one currently unused
+    "MQTT-2.3.1-5": "MQTT-2.2.1-2",  # no Packet Identifier in a QoS 0 PUBLISH
+    "MQTT-2.3.1-6": "MQTT-2.2.1-5",  # PUBACK/PUBREC/PUBREL/PUBCOMP: the PUBLISH's identifier
+    "MQTT-2.3.1-7": "MQTT-2.2.1-6",  # SUBACK/UNSUBACK: the request's identifier
+    "MQTT-3.3.5-1": "MQTT-3.3.4-2",  # overlapping subscriptions: the maximum QoS of them
+    "MQTT-4.8.0-1": _CLOSE,
+}
+"""3.1.1 ids that are none of 5.0's, cited by the judgement the model runs for clients of
+both levels (``observe``, ``verdicts``), -> the 5.0 statement the server's packet
+breaks there, read from 5.0's text (2.2.1, 3.3.4, 4.13). Ids 5.0 also has are left
+alone: they are the level-5 rules' own, or name another sentence in 5.0 (see the
+report of issue 16: the QoS flows' 4.3.x ids, read per row, are still to do)."""
+
+
+def renumbered(refs: Iterable[str], level: int) -> tuple[str, ...]:
+    """``refs`` as a connection of ``level`` cites them: 3.1.1-only ids in 5.0's
+    numbers (``ONLY_3_1_1_TO_5``) at level 5."""
+    if level != MQTT_5:
+        return tuple(refs)
+    return tuple(dict.fromkeys(ONLY_3_1_1_TO_5.get(ref, ref) for ref in refs))
+
+
+def row_refs(row: Transition, level: int) -> tuple[str, ...]:
+    """The statements ``row`` stands for on a connection of ``level``: its own (3.1.1's)
+    below 5, its 5.0 reading at 5."""
+    if level != MQTT_5:
+        return row.refs
+    return ROW_REFS_5[(row.source, row.event, row.guard)]

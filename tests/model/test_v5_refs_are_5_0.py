@@ -1,0 +1,163 @@
+"""What the broker model cites for a level-5 connection is 5.0's (issue 16).
+
+5.0 numbers its statements independently of 3.1.1: a 3.1.1 id on a level-5
+connection names another sentence or none (3.1.1's [MQTT-4.8.0-1] is none of 5.0's,
+its [MQTT-3.1.2-24] is 5.0's Maximum Packet Size). The connection chart's rows are
+read in 5.0's numbers there (``v5.connection_refs``); explicit examples below, and a
+short run of the mixed-levels machine whose every obligation and rejection on a
+level-5 connection must cite ids of 5.0's list.
+"""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import run_state_machine_as_test
+
+from mqttref.impl.codec.packets import (
+    ConnAck,
+    Connect,
+    ProtocolLevel,
+    QoS,
+    SubAck,
+    Subscribe,
+    Subscription,
+)
+from mqttref.model import BrokerModel, Send, SendMalformed, TimePasses
+from mqttref.model.connection import CONNECTION
+from mqttref.model.errors import Violation
+from mqttref.model.events import Observation
+from mqttref.model.v5.connection_refs import ROW_REFS_5
+from mqttref.oracle.statements import statements
+from tests.model.helpers import connect
+from tests.model.test_levels_mix import connect5, connected5
+from tests.model.test_v5_broker_machine import AnyPacketMachine
+
+FIVE = statements("5.0")
+
+
+def owed_refs(model: BrokerModel, client: str) -> list[tuple[str, ...]]:
+    return [o.refs for o in model.obligations(client)]
+
+
+def test_every_connection_row_has_a_5_0_reading_of_5_0_ids() -> None:
+    rows = {(row.source, row.event, row.guard) for row in CONNECTION.transitions}
+    assert set(ROW_REFS_5) == rows
+    assert all(ref in FIVE for refs in ROW_REFS_5.values() for ref in refs)
+
+
+def test_a_level_5_protocol_error_owes_the_close_of_4_13_1_1() -> None:
+    """A Malformed Packet or Protocol Error: the Server MUST close [MQTT-4.13.1-1]
+    (3.1.1's [MQTT-4.8.0-1] is no 5.0 statement). A 3.1.1 client keeps 4.8.0-1."""
+    model = BrokerModel()
+    connected5(model, "a")
+    model.apply(SendMalformed("a"))
+    assert owed_refs(model, "a") == [("MQTT-4.13.1-1",)]
+    connect(model, "b")
+    model.apply(SendMalformed("b"))
+    assert owed_refs(model, "b") == [("MQTT-4.8.0-1",)]
+
+
+def test_a_level_5_second_connect_owes_the_close_of_3_1_0_2() -> None:
+    """"The Server MUST process a second CONNECT packet ... as a Protocol Error and
+    close the Network Connection" [MQTT-3.1.0-2]: the same sentence at both levels."""
+    model = BrokerModel()
+    connected5(model, "a")
+    model.apply(connect5("a"))
+    assert owed_refs(model, "a") == [("MQTT-3.1.0-2",)]
+
+
+def test_a_level_5_takeover_owes_the_close_of_3_1_4_3() -> None:
+    """A second connection for the ClientID: the Server MUST close the existing one
+    [MQTT-3.1.4-3] (3.1.1's [MQTT-3.1.4-2]; 5.0's 3.1.4-2 is the further checks)."""
+    model = BrokerModel()
+    connected5(model, "a", client_id="x")
+    model.apply(connect5("b", client_id="x"))
+    model.observe("b", ConnAck(False, 0x00))
+    assert ("MQTT-3.1.4-3",) in owed_refs(model, "a")
+    assert all(ref in FIVE for refs in owed_refs(model, "a") for ref in refs)
+
+
+def test_a_level_5_keep_alive_expiry_owes_the_close_of_3_1_2_22() -> None:
+    """1.5 times the Keep Alive without a packet: the Server MUST close
+    [MQTT-3.1.2-22] (3.1.1's [MQTT-3.1.2-24], 5.0's Maximum Packet Size)."""
+    model = BrokerModel()
+    model.apply(Send("a", Connect(ProtocolLevel.MQTT_5, "a", True, 2)))
+    model.observe("a", ConnAck(False, 0x00))
+    model.apply(TimePasses(4.0))
+    assert owed_refs(model, "a") == [("MQTT-3.1.2-22",)]
+
+
+def test_a_level_5_connack_owed_cites_3_1_4_5() -> None:
+    """A CONNECT is acknowledged by CONNACK 0x00 [MQTT-3.1.4-5], the Server's first
+    packet [MQTT-3.2.0-1] (3.1.1's 3.1.4-4 is 5.0's Clean Start processing)."""
+    model = BrokerModel()
+    model.apply(connect5("a"))
+    assert owed_refs(model, "a") == [("MQTT-3.1.4-5", "MQTT-3.2.0-1")]
+
+
+def test_a_refused_level_5_connect_owes_the_close_of_3_2_2_7() -> None:
+    """A CONNACK with a Reason Code of 0x80 or above is followed by the close
+    [MQTT-3.2.2-7] [MQTT-4.13.2-1]."""
+    model = BrokerModel()
+    model.apply(connect5("a"))
+    model.observe("a", ConnAck(False, 0x80))
+    refs = {ref for refs in owed_refs(model, "a") for ref in refs}
+    assert {"MQTT-3.2.2-7", "MQTT-4.13.2-1"} <= refs <= set(FIVE)
+
+
+def test_a_level_5_connection_covers_5_0_ids_of_the_chart() -> None:
+    """The coverage a level-5 connection's rows add is in 5.0's numbers: a PUBACK's
+    packet restarts the Keep Alive [MQTT-3.1.2-22], not 3.1.1's 3.1.2-24."""
+    model = BrokerModel()
+    connected5(model, "a")
+    model.refs_hit.clear()
+    model.apply(Send("a", Subscribe(1, (Subscription("t", QoS.AT_MOST_ONCE),))))
+    model.observe("a", SubAck(1, (0x00,)))
+    assert "MQTT-3.1.2-22" in model.refs_hit
+    assert "MQTT-3.1.2-24" not in model.refs_hit
+    assert "MQTT-4.8.0-1" not in model.refs_hit
+
+
+class LevelFiveCitations(AnyPacketMachine):
+    """The mixed-levels machine, recording what is cited on level-5 connections."""
+
+    cited: dict[str, str] = {}
+
+    def record(self, slot: str, refs: tuple[str, ...], what: str) -> None:
+        conn = self.model.connections.get(slot)
+        if conn is not None and conn.level == 5:
+            for ref in refs:
+                self.cited.setdefault(ref, what)
+
+    def settle(self) -> None:
+        for obligation in self.model.obligations():
+            self.record(obligation.client, obligation.refs, f"owes {obligation.what}")
+        super().settle()
+
+    def judge(self, slot: str, observation: Observation) -> None:
+        try:
+            self.model.observe(slot, observation)
+        except Violation as error:
+            self.record(slot, error.refs, error.detail)
+        self.settle()
+
+
+def test_every_id_cited_on_a_level_5_connection_is_5_0s() -> None:
+    """A short derandomised run of the mixed-levels machine (any packet from the
+    server, malformed and early packets, takeovers, keep alive): each obligation and
+    rejection on a level-5 connection cites 5.0 ids only."""
+    LevelFiveCitations.cited = {}
+    run_state_machine_as_test(
+        LevelFiveCitations,
+        settings=settings(
+            max_examples=60,
+            stateful_step_count=30,
+            derandomize=True,
+            database=None,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
+    foreign = {ref: why for ref, why in LevelFiveCitations.cited.items() if ref not in FIVE}
+    assert LevelFiveCitations.cited
+    assert foreign == {}
