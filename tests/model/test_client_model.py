@@ -45,7 +45,7 @@ def test_first_packet_must_be_connect_and_only_once() -> None:
 
 
 def test_nothing_after_disconnect() -> None:
-    """[MQTT-3.14.4-1]"""
+    """3.1.1: [MQTT-3.14.4-2] (3.14.4-1 is the close)"""
     client = connected()
     client.sent(Disconnect())
     with pytest.raises(Violation):
