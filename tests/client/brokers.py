@@ -37,6 +37,8 @@ class MqttrefBroker(ChildPeer):
     directory: Path
     port: int = attrs.field(factory=restartable_port)
     allow_anonymous: bool = True
+    extra_config: str = ""
+    """More TOML lines for its configuration (``max_awaiting_rel = 2``...)."""
     process: subprocess.Popen[bytes] | None = None
 
     name = "mqttref"
@@ -48,7 +50,9 @@ class MqttrefBroker(ChildPeer):
 
     def start(self) -> Self:
         config = self.directory / f"mqttref-{self.port}.toml"
-        config.write_text(f"allow_anonymous = {'true' if self.allow_anonymous else 'false'}\n")
+        config.write_text(
+            f"allow_anonymous = {'true' if self.allow_anonymous else 'false'}\n{self.extra_config}"
+        )
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "mqttref", "broker", "-p", str(self.port),

@@ -18,6 +18,11 @@ the rules forbid is a failure. After ``settle`` the client must owe nothing
 message arrived at least once, every QoS 2 message exactly once, every
 ``publish()`` returned, and ``messages`` never held more than its bound.
 
+At level 5 (``ClientAgainstMqttref5``) the broker tells a Receive Maximum
+and a Topic Alias Maximum of 2 in CONNACK and aliases the topics it sends; the
+model then also judges the client's send quota, its aliases and the server's
+(``mqttref.model.client5``, issue 16), across the same losses and re-sends.
+
 Asyncio rules cannot be ``async``: one event loop runs in a thread per
 machine and each rule submits a coroutine to it (ORACLE.md's pattern).
 """
@@ -67,10 +72,16 @@ T = TypeVar("T")
 STEP_TIMEOUT = 15.0
 MAX_QUEUED = 4
 MAX_INFLIGHT = 3
+LIMITS_5 = "max_awaiting_rel = 2\ntopic_alias_maximum = 2\nsend_topic_aliases = true\n"
+"""The mqttref broker's CONNACK at level 5: Receive Maximum 2, Topic Alias Maximum 2."""
 
 
 class ClientAgainstBroker(RuleBasedStateMachine):
     broker_class: type[Broker] = Mosquitto
+    level5 = False
+
+    def make_broker(self) -> Broker:
+        return self.broker_class(self.directory)
 
     def __init__(self) -> None:
         super().__init__()
@@ -78,7 +89,7 @@ class ClientAgainstBroker(RuleBasedStateMachine):
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.directory = Path(tempfile.mkdtemp(prefix="client-stateful-"))
-        self.broker = self.broker_class(self.directory)
+        self.broker = self.make_broker()
         self.broker.start()
         self.proxy = Proxy(self.broker.port)
         self.run(self.proxy.start())
@@ -163,6 +174,11 @@ class ClientAgainstBroker(RuleBasedStateMachine):
 
     @initialize()
     def connect(self) -> None:
+        level5: dict[str, int] = {}
+        if self.level5:
+            # A session that outlives each connection; its own limits for the server.
+            level5 = {"protocol": 5, "session_expiry_interval": 3600, "receive_maximum": 3,
+                      "topic_alias_maximum": 2}  # fmt: skip
         self.client = Client(
             "127.0.0.1",
             self.proxy.port,
@@ -175,6 +191,7 @@ class ClientAgainstBroker(RuleBasedStateMachine):
             max_queued_messages=MAX_QUEUED,
             on_event=self.on_event,
             on_packet=self.on_packet,
+            **level5,  # type: ignore[arg-type]
         )
         self.other = Client(self.broker.host, self.broker.port)
         self.run(self.client.connect())
@@ -187,6 +204,13 @@ class ClientAgainstBroker(RuleBasedStateMachine):
         """Not awaited: publishes overlap, fill the window and cross connection losses."""
         assert self.client is not None
         self.pending.append(self.submit(self.client.publish(topic, self.next_payload(qos), qos)))
+
+    @precondition(lambda self: self.level5)
+    @rule(qos=st.integers(0, 2))
+    def client_publishes_on_a_third_topic(self, qos: int) -> None:
+        """At level 5 a third topic finds the server's two aliases taken: it goes in full."""
+        assert self.client is not None
+        self.pending.append(self.submit(self.client.publish("st/d", self.next_payload(qos), qos)))
 
     @rule(qos=st.integers(0, 2))
     def other_client_publishes(self, qos: int) -> None:
@@ -320,7 +344,19 @@ class ClientAgainstMqttref(ClientAgainstBroker):
     broker_class = MqttrefBroker
 
 
+@settings(STATEFUL_SETTINGS, max_examples=max(4, settings().max_examples // 12))
+class ClientAgainstMqttref5(ClientAgainstBroker):
+    """Half the 3.1.1 machine's examples (4 in dev and ci, ~11 s): the flows are the same."""
+
+    broker_class = MqttrefBroker
+    level5 = True
+
+    def make_broker(self) -> Broker:
+        return MqttrefBroker(self.directory, extra_config=LIMITS_5)
+
+
 TestClientAgainstMosquitto = requires_peer(
     "mosquitto", mosquitto_available(), "the client is tested against mosquitto"
 )(ClientAgainstMosquitto.TestCase)
 TestClientAgainstMqttref = ClientAgainstMqttref.TestCase
+TestClientAgainstMqttref5 = ClientAgainstMqttref5.TestCase

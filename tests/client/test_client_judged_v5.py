@@ -1,0 +1,137 @@
+"""The real 5.0 client, judged by ``ClientModel`` against the real mqttref broker's limits.
+
+The broker tells a small Receive Maximum (``max_awaiting_rel = 2``) and Topic
+Alias Maximum (2) in CONNACK and gives the topics it sends aliases of its own;
+the client subscribes to what it publishes, so both directions of QoS 1 and 2,
+and both alias maps, are exercised. Every packet of the client's ``on_packet``
+trace goes to the model (``model.client`` with ``model.client5``): it must
+accept the real client, and reject one whose send window or alias table is
+patched to ignore the server's CONNACK (issue 16).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mqttref.client import Client
+from mqttref.impl.client import protocol
+from mqttref.impl.client.mqtt5 import OutboundAliases
+from mqttref.impl.codec.packets import Packet, Publish
+from mqttref.model.client import ClientModel
+from mqttref.model.errors import Violation
+from tests.client.brokers import MqttrefBroker
+
+LIMITS = "max_awaiting_rel = 2\ntopic_alias_maximum = 2\nsend_topic_aliases = true\n"
+TOPICS = ("j/a", "j/b/c", "j/d")
+MESSAGES = 12
+WAIT = 10.0
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[MqttrefBroker]:
+    running = MqttrefBroker(tmp_path, extra_config=LIMITS)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+class Judge:
+    """Feeds the client's packets to the model; keeps every verdict instead of raising
+    (the client swallows callback errors)."""
+
+    def __init__(self) -> None:
+        self.model = ClientModel(name="client under test")
+        self.violations: list[Violation] = []
+        self.trace: list[tuple[str, Packet]] = []
+
+    def __call__(self, direction: str, packet: Packet) -> None:
+        self.trace.append((direction, packet))
+        try:
+            if direction == "sent":
+                self.model.sent(packet)
+            else:
+                self.model.received(packet)
+        except Violation as violation:
+            self.violations.append(violation)
+
+    def refs(self) -> set[str]:
+        return {ref for violation in self.violations for ref in violation.refs}
+
+
+async def publish_to_itself(broker: MqttrefBroker, judge: Judge) -> int:
+    """Publish ``MESSAGES`` at QoS 1 and 2 at once on three topics, to a subscription
+    of the same client; how many came back (all, unless the broker closed)."""
+    async with Client(
+        "127.0.0.1",
+        broker.port,
+        protocol=5,
+        max_inflight=20,
+        receive_maximum=3,
+        topic_alias_maximum=2,
+        on_packet=judge,
+    ) as client:
+        await client.subscribe("j/#", 2)
+        messages = client.messages
+        sends = [client.publish(TOPICS[n % 3], b"m%d" % n, 1 + n % 2) for n in range(MESSAGES)]
+        await asyncio.wait_for(asyncio.gather(*sends, return_exceptions=True), WAIT)
+        received = 0
+        try:
+            while received < MESSAGES:
+                await asyncio.wait_for(anext(messages), WAIT if not judge.violations else 1)
+                received += 1
+        except (TimeoutError, Exception):  # the broker closed on a broken client
+            pass
+        return received
+
+
+async def test_the_model_accepts_the_real_client_within_the_brokers_limits(
+    broker: MqttrefBroker,
+) -> None:
+    judge = Judge()
+    assert await publish_to_itself(broker, judge) == MESSAGES
+    assert not judge.violations, judge.violations
+    assert judge.model.obligations() == []
+    connection = judge.model.v5
+    assert connection is not None
+    assert connection.quota is not None
+    assert connection.aliases is not None
+    assert connection.quota.maximum == 2
+    assert connection.quota.peak == 2  # the limit was reached, and kept
+    assert connection.aliases.maximum == 2
+    sent = [p for d, p in judge.trace if d == "sent" and isinstance(p, Publish)]
+    received = [p for d, p in judge.trace if d == "received" and isinstance(p, Publish)]
+    assert {p.properties.topic_alias for p in sent} == {1, 2, None}  # j/d goes in full
+    assert any(p.topic == "" for p in sent)
+    assert any(p.topic == "" and p.properties.topic_alias for p in received)
+
+
+async def test_a_client_beyond_the_servers_receive_maximum_is_caught(
+    broker: MqttrefBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """[MQTT-3.3.4-7]: the send window patched to ignore the server's Receive Maximum."""
+    monkeypatch.setattr(
+        protocol.ClientProtocol, "send_window", property(lambda self: self.options.max_inflight)
+    )
+    judge = Judge()
+    await publish_to_itself(broker, judge)
+    assert "MQTT-3.3.4-7" in judge.refs(), judge.violations
+
+
+async def test_a_client_beyond_the_servers_topic_alias_maximum_is_caught(
+    broker: MqttrefBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """[MQTT-3.2.2-17] [MQTT-3.3.2-9]: the alias table patched to one alias too many."""
+
+    def one_too_many(maximum: int = 0) -> OutboundAliases:
+        return OutboundAliases(maximum + 1 if maximum else 0)
+
+    monkeypatch.setattr(protocol, "OutboundAliases", one_too_many)
+    judge = Judge()
+    await publish_to_itself(broker, judge)
+    assert judge.refs() >= {"MQTT-3.2.2-17", "MQTT-3.3.2-9"}, judge.violations
