@@ -3,25 +3,16 @@
 Theory of operation. A cluster node keeps what its own sessions hold in memory,
 as a single broker does (a ``MemoryStore`` here), and every change to a
 persistent session is also written to the bucket ``mqttref_sessions``, one key
-per thing, so that another node can load the session when its client comes back
-there (``fetch``):
-
-    c<id>.meta              when its connection left it, its expiry interval
-    c<id>.sub.<filter>      a subscription: granted QoS and 5.0 options
-    c<id>.q.<seq>           a queued message, in sequence order
-    c<id>.f.<packet id>     an outbound QoS 1/2 message in flight, with its state
-    c<id>.r.<packet id>     an inbound QoS 2 packet id awaiting PUBREL
-    c<id>.will              a 5.0 will waiting for its Will Delay Interval
-    c<id>.lastwill          the will of the connected client (``impl/cluster/wills.py``)
-    c<id>.mark              subject -> the stream sequence up to which the session has
-                            taken its QoS 1/2 messages (``durable.py``, ``replay.py``)
+per thing (the layout and the values: ``session_codec.py``), so that another node
+can load the session when its client comes back there (``fetch``).
 
 A queued or in-flight message that came from the stream carries its stream
-sequence (``js``), so that a replay does not add it a second time.
+sequence (``js``), so that a replay does not add it a second time; each session's
+mark says how far it took the stream (``stream_marks.py``, ``durable.py``,
+``replay.py``).
 
-(``<id>`` and ``<filter>`` in unpadded base64url, which keys can hold.) Calls only
-record; ``commit`` writes what changed since the last commit, the last value per
-key, and returns once JetStream has stored all of it: the broker commits before
+Calls only record; ``commit`` writes what changed since the last commit, the last value
+per key, and returns once JetStream has stored all of it: the broker commits before
 PUBACK, PUBREC, SUBACK and CONNACK leave, so what a client was told is kept
 survives the node. A store that cannot write raises ``StoreError``, and the node
 stops as a single broker does when its disk fails.
@@ -31,29 +22,48 @@ clean-up of it here (unsubscribing, discarding) changes nothing in the bucket,
 which now belongs to the new owner.
 
 Retained messages are not sessions: those calls go to ``retained``, the store the
-node keeps them in.
+node keeps them in. The codec's and the marks' public names are importable from here
+too, as they were before they moved.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final
 
-import attrs
-import nats.js.errors
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from mqttref.impl.cluster.bridge import NatsThread
 from mqttref.impl.cluster.durable import StreamPublisher
-from mqttref.impl.cluster.subjects import SubjectError, filter_subjects, subject_covers
-from mqttref.impl.codec import wire
-from mqttref.impl.codec.packets import NO_PROPERTIES, PacketType, Properties, QoS, Will
-from mqttref.impl.codec.properties import encode_properties, read_properties
+from mqttref.impl.cluster.session_bucket import Fetched, read_session, session_keys
+from mqttref.impl.cluster.session_codec import (
+    SESSIONS_BUCKET,
+    Clocks,
+    Value,
+    b64,
+    decode_live_will,
+    decode_message,
+    decode_outbound,
+    encode_live_will,
+    encode_message,
+    encode_outbound,
+    options_value,
+    record_from_entries,
+    session_prefix,
+    unb64,
+)
+from mqttref.impl.cluster.stream_marks import (
+    MARK_NODE,
+    MARK_SENT,
+    Tag,
+    advanced_mark,
+    reached,
+    stream_state,
+    subjects_of_filters,
+)
+from mqttref.impl.codec.packets import QoS, Will
 from mqttref.impl.flow import OutboundState
 from mqttref.impl.message import Message, OutboundMessage
 from mqttref.impl.store.base import (
@@ -61,229 +71,32 @@ from mqttref.impl.store.base import (
     SessionExpiry,
     SessionRecord,
     Store,
-    StoredInflight,
     StoredWill,
     SubscriptionOptions,
 )
 from mqttref.impl.store.datadir import StoreError
 from mqttref.impl.store.memory import MemoryStore
 
-SESSIONS_BUCKET: Final = "mqttref_sessions"
-MARK_NODE: Final = "~n"
-"""In a mark: the incarnation (as an integer) of the node that wrote it."""
-MARK_SENT: Final = "~q"
-"""In a mark: that node's envelope sequence its own sessions had been handed."""
-
-Value = dict[str, Any]
-Tag = int | str
-"""Where a recorded message came from: its stream sequence, or (published on this
-node) its envelope id."""
-
-
-def _b64(text: str | bytes) -> str:
-    raw = text.encode() if isinstance(text, str) else text
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _unb64(token: str) -> bytes:
-    return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-
-
-def session_prefix(client_id: str) -> str:
-    """The keys of one client id's session begin with this (and a dot)."""
-    return "c" + _b64(client_id)
-
-
-def _properties_block(properties: Properties) -> str | None:
-    if properties is NO_PROPERTIES:
-        return None
-    return _b64(encode_properties(properties, PacketType.PUBLISH))
-
-
-def _properties(block: str | None) -> Properties:
-    if not block:
-        return NO_PROPERTIES
-    return read_properties(wire.Reader(_unb64(block)), PacketType.PUBLISH)
-
-
-class Clocks:
-    """Loop-clock instants to wall-clock ones and back: the bucket outlives the node
-    whose loop clock an expiry was counted on."""
-
-    def __init__(self, loop_clock: Callable[[], float] = time.monotonic,
-                 wall_clock: Callable[[], float] = time.time) -> None:
-        self.loop_clock = loop_clock
-        self.wall_clock = wall_clock
-
-    def to_wall(self, at: float | None) -> float | None:
-        return None if at is None else at - self.loop_clock() + self.wall_clock()
-
-    def to_loop(self, at: float | None) -> float | None:
-        return None if at is None else at - self.wall_clock() + self.loop_clock()
-
-
-def encode_outbound(message: OutboundMessage, clocks: Clocks) -> Value:
-    return {"topic": message.topic, "qos": int(message.qos),
-            "payload": _b64(message.payload), "retain": message.retain,
-            "properties": _properties_block(message.properties),
-            "expires_at": clocks.to_wall(message.expires_at), "share": message.share}
-
-
-def decode_outbound(value: Value, packet_id: int, clocks: Clocks) -> OutboundMessage:
-    return OutboundMessage(
-        value["topic"], packet_id, QoS(value["qos"]), _unb64(value["payload"]),
-        bool(value["retain"]), _properties(value["properties"]),
-        clocks.to_loop(value["expires_at"]), value["share"],
-    )
-
-
-def encode_message(message: Message, clocks: Clocks) -> Value:
-    return {"topic": message.topic, "qos": int(message.qos),
-            "payload": _b64(message.payload), "retain": message.retain,
-            "properties": _properties_block(message.properties),
-            "expires_at": clocks.to_wall(message.expires_at), "origin": message.origin}
-
-
-def decode_message(value: Value, clocks: Clocks) -> Message:
-    return Message(value["topic"], _unb64(value["payload"]), QoS(value["qos"]),
-                   bool(value["retain"]), properties=_properties(value["properties"]),
-                   expires_at=clocks.to_loop(value["expires_at"]), origin=value["origin"])
-
-
-def _options_value(qos: QoS, options: SubscriptionOptions) -> Value:
-    return {"qos": int(qos), "no_local": options.no_local,
-            "retain_as_published": options.retain_as_published,
-            "identifier": options.identifier, "at": time.time()}
-
-
-def record_from_entries(client_id: str, entries: Iterable[tuple[str, bytes]],
-                        clocks: Clocks) -> tuple[SessionRecord | None, StoredWill | None]:
-    """A session as its keys hold it (``fetch``), and its delayed will if any;
-    (None, None) without a ``meta`` key (no persistent session)."""
-    prefix = session_prefix(client_id) + "."
-    expiry: SessionExpiry | None = None
-    subscriptions: dict[str, QoS] = {}
-    options: dict[str, SubscriptionOptions] = {}
-    queue: list[tuple[int, OutboundMessage]] = []
-    inflight: list[tuple[int, StoredInflight]] = []
-    awaiting: set[int] = set()
-    will: StoredWill | None = None
-    for key, data in entries:
-        kind, _dot, rest = key.removeprefix(prefix).partition(".")
-        value: Value = json.loads(data)
-        if kind == "meta":
-            expiry = SessionExpiry(value["disconnected_at"], value["expiry_interval"])
-        elif kind == "sub":
-            topic_filter = _unb64(rest).decode()
-            subscriptions[topic_filter] = QoS(value["qos"])
-            option = SubscriptionOptions(value["no_local"], value["retain_as_published"],
-                                         value["identifier"])
-            if option != NO_OPTIONS:
-                options[topic_filter] = option
-        elif kind == "q":
-            queue.append((int(rest), decode_outbound(value["message"], 0, clocks)))
-        elif kind == "f":
-            packet_id = int(rest)
-            inflight.append((value["order"], StoredInflight(
-                packet_id, OutboundState[value["state"]],
-                decode_outbound(value["message"], packet_id, clocks))))
-        elif kind == "r":
-            awaiting.add(int(rest))
-        elif kind == "will":
-            due = clocks.to_loop(value["due_at"])
-            will = StoredWill(client_id, due if due is not None else 0.0,
-                              decode_message(value["message"], clocks))
-    if expiry is None:
-        return None, None
-    record = SessionRecord(
-        client_id, subscriptions, sorted(queue, key=lambda item: item[0]),
-        [stored for _order, stored in sorted(inflight, key=lambda item: item[0])],
-        frozenset(awaiting), expiry, options,
-    )
-    return record, will
-
-
-def stream_state(client_id: str, entries: Iterable[tuple[str, bytes]]
-                 ) -> tuple[dict[str, int], dict[tuple[str, int], Tag], dict[str, float]]:
-    """A session's mark (subject -> stream sequence), the stream sequences its queued
-    (``("q", seq)``) and in-flight (``("f", packet id)``) messages came with, and since
-    when (wall clock) each subject has been subscribed."""
-    prefix = session_prefix(client_id) + "."
-    mark: dict[str, int] = {}
-    taken: dict[tuple[str, int], Tag] = {}
-    since: dict[str, float] = {}
-    for key, data in entries:
-        kind, _dot, rest = key.removeprefix(prefix).partition(".")
-        if kind == "sub":
-            at = json.loads(data).get("at")
-            if at is not None:
-                for subject in subjects_of_filters((_unb64(rest).decode(),)):
-                    since[subject] = min(since.get(subject, at), at)
-        elif kind == "mark":
-            mark = {str(k): int(v) for k, v in json.loads(data).items()}
-        elif kind in ("q", "f"):
-            value = json.loads(data)
-            if "js" in value:
-                taken[(kind, int(rest))] = int(value["js"])
-            elif "e" in value:
-                taken[(kind, int(rest))] = str(value["e"])
-    return mark, taken, since
-
-
-def reached(subject: str, positions: Mapping[str, int], origins: Mapping[str, int]) -> int:
-    """How far the node has handed its sessions the stream's messages on ``subject``:
-    its position there, or further where the consumer of a wider subject the node
-    follows (another local session's ``#``) handed them first, from at or below it on.
-
-    A message on ``subject`` reaches the registry through whichever of the node's
-    consumers delivers it first (the others' copies are dropped as seen), so the
-    subject's own consumer may lag a wider one: a mark taken from it alone lagged
-    behind what the session had been given and acknowledged, and a replay elsewhere
-    gave the session those messages again, after later ones (a QoS 1 message anew
-    after its successors [MQTT-4.6.0-6], a QoS 2 one twice [MQTT-4.3.3-2])."""
-    best = positions[subject]
-    moved = True
-    while moved:
-        moved = False
-        for other, at in positions.items():
-            if (at > best and other != subject and other in origins
-                    and origins[other] <= best and subject_covers(other, subject)):
-                best, moved = at, True
-    return best
-
-
-def subjects_of_filters(filters: Iterable[str]) -> set[str]:
-    """The subjects (without prefix) whose stream messages a session's filters take;
-    shared subscriptions are the groups' (not replayed)."""
-    subjects: set[str] = set()
-    for topic_filter in filters:
-        if topic_filter.startswith("$share/"):
-            continue
-        try:
-            subjects.update(filter_subjects(topic_filter))
-        except SubjectError:
-            continue
-    return subjects
-
-
-@attrs.frozen
-class Fetched:
-    """What the bucket holds for one client id."""
-
-    record: SessionRecord | None
-    """Its persistent session; None: it has none."""
-    will: StoredWill | None
-    """The 5.0 will its disconnected session holds for its Will Delay Interval."""
-    live_will: bytes | None
-    """The will of its client's last connection, if that connection's node did not end
-    it (``live_will_set``; ``decode_live_will`` reads it)."""
-    mark: dict[str, int] = attrs.field(factory=dict)
-    """Subject -> the stream sequence up to which the session took its messages."""
-    taken: frozenset[Tag] = frozenset()
-    """The stream sequences of the messages its queue and in-flight window hold, and the
-    envelope ids of those its node published itself."""
-    since: dict[str, float] = attrs.field(factory=dict)
-    """Subject -> since when (wall clock) the session has been subscribed to it."""
+__all__ = [
+    "MARK_NODE",
+    "MARK_SENT",
+    "SESSIONS_BUCKET",
+    "Clocks",
+    "Fetched",
+    "JetStreamSessionStore",
+    "Tag",
+    "decode_live_will",
+    "decode_message",
+    "decode_outbound",
+    "encode_message",
+    "encode_outbound",
+    "reached",
+    "record_from_entries",
+    "session_keys",
+    "session_prefix",
+    "stream_state",
+    "subjects_of_filters",
+]
 
 
 class JetStreamSessionStore(Store):
@@ -368,7 +181,7 @@ class JetStreamSessionStore(Store):
         if waiting is not None and waiting[0] == origin and self._persistent(origin):
             client_id, packet_id = waiting
             self._put(client_id, f"r.{packet_id}", {"id": message_id, "s": subject,
-                                                     "b": _b64(body)})
+                                                     "b": b64(body)})
             self._first[f"{session_prefix(client_id)}.r.{packet_id}"] = waiting
         return True
 
@@ -515,11 +328,7 @@ class JetStreamSessionStore(Store):
         if not self._persistent(client_id):
             return
         old = self._marks.get(client_id, {})
-        mark = {subject: max(old.get(subject, 0), reached(subject, positions, origins))
-                for subject in self._subjects.get(client_id, ()) if subject in positions}
-        for subject, sequence in old.items():
-            mark.setdefault(subject, sequence)
-        mark[MARK_NODE], mark[MARK_SENT] = sent
+        mark = advanced_mark(old, self._subjects.get(client_id, ()), positions, sent, origins)
         if mark != old:
             self._marks[client_id] = mark
             key = f"{session_prefix(client_id)}.mark"
@@ -564,7 +373,8 @@ class JetStreamSessionStore(Store):
         hold it here from now on; with it, the will its client left on its last node."""
         nats, kv = self._connected()
         try:
-            entries = nats.call(self._read(kv, session_prefix(client_id)), self.timeout)
+            entries = nats.call(read_session(self.js, kv, session_prefix(client_id)),
+                                 self.timeout)
         except Exception as exc:
             raise StoreError(f"JetStream bucket {SESSIONS_BUCKET}: cannot read session "
                              f"{client_id[:100]!r}: {exc!r}") from exc
@@ -581,7 +391,7 @@ class JetStreamSessionStore(Store):
             if _key.startswith(f"{session_prefix(client_id)}.r."):
                 value = json.loads(data)
                 if "b" in value:  # maybe not in the stream yet: again, same message id
-                    self._publishes.append((value["s"], _unb64(value["b"]), value["id"]))
+                    self._publishes.append((value["s"], unb64(value["b"]), value["id"]))
         self._marks[client_id] = mark
         self._subjects[client_id] = subjects_of_filters(record.subscriptions)
         for (kind, number), sequence in taken.items():
@@ -601,14 +411,6 @@ class JetStreamSessionStore(Store):
             self.local.awaiting_rel_add(client_id, packet_id)
         return Fetched(record, will, live_will, mark, frozenset(taken.values()), since)
 
-    async def _read(self, kv: KeyValue, prefix: str) -> list[tuple[str, bytes]]:
-        """Every key of one session, as the bucket holds them now."""
-        assert self.js is not None
-        keys = await session_keys(self.js, prefix)
-        values = await asyncio.gather(*(_value(kv, key) for key in keys))
-        return [(key, value) for key, value in zip(keys, values, strict=True)
-                if value is not None]
-
     # Persistent sessions ---------------------------------------------------------------
 
     def session_ids(self) -> list[str]:
@@ -625,7 +427,7 @@ class JetStreamSessionStore(Store):
         record = self.local.load_session(client_id)
         if record is not None:
             for topic_filter, qos in record.subscriptions.items():
-                self._put(client_id, f"sub.{_b64(topic_filter)}", _options_value(
+                self._put(client_id, f"sub.{b64(topic_filter)}", options_value(
                     qos, record.options.get(topic_filter, NO_OPTIONS)))
 
     def load_session(self, client_id: str) -> SessionRecord | None:
@@ -664,7 +466,7 @@ class JetStreamSessionStore(Store):
         if self._persistent(client_id):
             self._subjects.setdefault(client_id, set()).update(
                 subjects_of_filters((topic_filter,)))
-            self._put(client_id, f"sub.{_b64(topic_filter)}", _options_value(qos, options))
+            self._put(client_id, f"sub.{b64(topic_filter)}", options_value(qos, options))
 
     def delete_subscription(self, client_id: str, topic_filter: str) -> None:
         self.local.delete_subscription(client_id, topic_filter)
@@ -672,7 +474,7 @@ class JetStreamSessionStore(Store):
             record = self.local.load_session(client_id)
             self._subjects[client_id] = subjects_of_filters(
                 record.subscriptions if record is not None else ())
-            self._delete(client_id, f"sub.{_b64(topic_filter)}")
+            self._delete(client_id, f"sub.{b64(topic_filter)}")
 
     def subscriptions(self) -> Iterable[tuple[str, str, QoS]]:
         """Those of the sessions held here (none at start-up)."""
@@ -764,15 +566,7 @@ class JetStreamSessionStore(Store):
                 self._later[key] = None
             return
         self._live_wills.add(client_id)
-        delay = will.properties.will_delay_interval or 0
-        properties = will.properties
-        if properties is not NO_PROPERTIES:
-            properties = attrs.evolve(properties, will_delay_interval=None)
-        self._later[key] = json.dumps({
-            "topic": will.topic, "payload": _b64(will.payload), "qos": int(will.qos),
-            "retain": will.retain, "properties": _properties_block(properties),
-            "delay": delay,
-        }, separators=(",", ":")).encode()
+        self._later[key] = encode_live_will(will)
 
     def forget_live_will(self, client_id: str) -> None:
         """Delete the will another node's connection left (this node took it over)."""
@@ -794,35 +588,3 @@ class JetStreamSessionStore(Store):
 
     def close(self) -> None:
         self.retained_store.close()
-
-
-async def session_keys(js: JetStreamContext, prefix: str) -> list[str]:
-    """The keys under ``prefix`` in the sessions bucket, deleted ones included.
-
-    Read from the stream's subjects, not with a key-value watcher: nats-py's watcher
-    may signal the end of the initial values before it delivered them (it compares
-    the server's pending count with what it has processed, and the two race)."""
-    bucket_subject = f"$KV.{SESSIONS_BUCKET}."
-    info = await js.stream_info(f"KV_{SESSIONS_BUCKET}",
-                                subjects_filter=f"{bucket_subject}{prefix}.>")
-    subjects = info.state.subjects or {}
-    return sorted(subject.removeprefix(bucket_subject) for subject in subjects)
-
-
-async def _value(kv: KeyValue, key: str) -> bytes | None:
-    """A key's value; None for a deleted key."""
-    try:
-        entry = await kv.get(key)
-    except nats.js.errors.KeyNotFoundError:  # KeyDeletedError too
-        return None
-    return entry.value or None
-
-
-def decode_live_will(data: bytes) -> tuple[Message, int]:
-    """A stored live will as the message to publish, and its Will Delay Interval: its
-    Message Expiry Interval runs from publication (3.1.3.2.4), so it has no deadline
-    yet (the publisher sets ``expires_at``)."""
-    value: Value = json.loads(data)
-    message = Message(value["topic"], _unb64(value["payload"]), QoS(value["qos"]),
-                      bool(value["retain"]), properties=_properties(value["properties"]))
-    return message, int(value["delay"])
