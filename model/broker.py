@@ -25,7 +25,9 @@ rejected observation leaves the model unchanged (a harness may hold it and
 retry), and a takeover's will may be observed before the new CONNACK.
 
 Layout: this module holds the chart engine and the client events;
-``observe.py`` judges observations and lists ``allowed`` ones; ``messages.py``
+``observe.py`` judges observations (PUBLISHes and QoS flow packets in
+``publish_judge.py``, the reasons a PUBLISH is not due in ``publish_rejections.py``),
+``allowed.py`` lists ``allowed`` ones; ``messages.py``
 routes owned messages (retained slots, fan-out); ``verdicts.py`` lists
 obligations and checks the invariants; ``records.py`` holds the bookkeeping;
 ``level5.py``, ``level5_publish.py`` and ``shared_routing.py`` put the 5.0
