@@ -347,8 +347,9 @@ def join_and_publish(
     if that makes fewer than two level-5 clients (a group of one shares nothing),
     each under a client id no connected client uses (another would take its session
     over); the first three level-5 clients join ``group`` (at the ``granted`` QoS in
-    turn, each with an identifier); a connected client publishes one message at each
-    QoS of ``qos`` on a topic the group's filter matches. Returns the members' slots."""
+    turn, each with an identifier of the group's own); a connected client publishes
+    one message at each QoS of ``qos`` on a topic the group's filter matches. Returns
+    the members' slots."""
     free = machine.free_slots()
     unused = [
         c for c in CLIENT_IDS if machine.driver.slot_of(machine.full_client_id(c)) is None
@@ -377,7 +378,10 @@ def join_and_publish(
     members = machine.level5_slots()[:3]
     for index, member in enumerate(members):
         request = (group, granted[index % 2], (False, False, 0))
-        machine.send_subscribe5(member, [request], identifier=index + 1)
+        # An identifier of this group's own (11-13, 21-23, 31-33): a member of two
+        # groups the message matched tells by it which group a copy is for (3.3.4).
+        identifier = 10 * (SHARED_FILTERS.index(group) + 1) + index + 1
+        machine.send_subscribe5(member, [request], identifier=identifier)
     machine.driver.settle()
     for level in qos:
         publish_any_level(machine, publisher, topic, level, retain=False, expiry=None)
