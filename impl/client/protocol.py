@@ -171,6 +171,12 @@ class ClientProtocol:
         self._inflight: dict[int, ApplicationPublish] = {}
         """Packet id -> sent message awaiting its acknowledgement, in sending order."""
         self._queued: deque[ApplicationPublish] = deque()
+        self._resends: deque[int] = deque()
+        """Packet ids of a resumed session whose PUBLISH this connection still owes a
+        re-send [MQTT-4.4.0-1], waiting for the server's Receive Maximum to allow it."""
+        self._published_here: set[int] = set()
+        """Packet ids PUBLISHed on this connection and not yet completed: what the server
+        counts against its Receive Maximum, which starts again with each connection (4.9)."""
         self._requests: dict[int, Subscribe | Unsubscribe] = {}
         self._resubscribe_ids: set[int] = set()
         self._subscriptions: dict[str, tuple[Subscription, int | None]] = {}
@@ -266,6 +272,8 @@ class ClientProtocol:
         self.limits = ServerLimits()
         self._aliases_out = OutboundAliases()
         self._aliases_in = {}
+        self._resends.clear()
+        self._published_here.clear()
         self._send(
             Connect(
                 protocol_level=options.protocol_level,
@@ -287,6 +295,8 @@ class ClientProtocol:
         self.state = ConnectionState.CLOSED
         self._outbox.clear()
         self._unacknowledged.clear()
+        self._resends.clear()
+        self._published_here.clear()
         self._ping_sent_at = None
         self._connect_deadline = None
         self._reading_paused = False
@@ -869,7 +879,12 @@ class ClientProtocol:
         return packet_id
 
     def _send_queued(self) -> None:
-        """Send queued messages in order while connected and the window has room."""
+        """Send queued messages in order while connected and the window has room.
+
+        A resumed session's re-sends go first: new messages wait behind them."""
+        self._send_resends()
+        if self._resends:
+            return
         window = self.send_window
         while self.state is ConnectionState.CONNECTED and self._queued:
             message = self._queued[0]
@@ -894,15 +909,38 @@ class ClientProtocol:
             message.publish = attrs.evolve(publish, packet_id=packet_id)
             message.state = FIRST_OUTBOUND_STATE[publish.qos]
             self._inflight[packet_id] = message
+            self._published_here.add(packet_id)
             self._send_publish(message.publish)
 
     def _resend_inflight(self) -> None:
-        """Resume the flows of a persistent session with their original ids [MQTT-4.4.0-1]."""
+        """Resume the flows of a persistent session with their original ids [MQTT-4.4.0-1].
+
+        PUBRELs go at once (no quota holds back a packet other than PUBLISH
+        [MQTT-3.3.4-8]); the PUBLISHes go in their order [MQTT-4.6.0-1] as the new
+        connection's send quota allows: a server may give a lower Receive Maximum than
+        the unacknowledged messages the last connection held [MQTT-3.3.4-7].
+        """
         for packet_id, message in self._inflight.items():
             if message.state is OutboundState.AWAITING_PUBCOMP:
                 self._send(PubRel(packet_id))
             else:
-                self._send_publish(attrs.evolve(message.publish, dup=True))  # [MQTT-3.3.1-1]
+                self._resends.append(packet_id)
+                self._send_resends()  # with room, in the order the flows started
+
+    def _send_resends(self) -> None:
+        """Re-send owed PUBLISHes while this connection's send quota has room (4.9)."""
+        self._published_here &= self._inflight.keys()
+        while self._resends and self.state is ConnectionState.CONNECTED:
+            packet_id = self._resends[0]
+            message = self._inflight.get(packet_id)
+            if message is None or message.state is OutboundState.AWAITING_PUBCOMP:
+                self._resends.popleft()  # completed or moved on meanwhile
+                continue
+            if len(self._published_here) >= self.limits.receive_maximum:
+                return
+            self._resends.popleft()
+            self._published_here.add(packet_id)
+            self._send_publish(attrs.evolve(message.publish, dup=True))  # [MQTT-3.3.1-1]
 
     def _discard_session(self) -> None:
         """Clean session: the broker forgets every flow, so must we [MQTT-3.1.2-6]."""

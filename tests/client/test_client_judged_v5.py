@@ -6,7 +6,9 @@ the client subscribes to what it publishes, so both directions of QoS 1 and 2,
 and both alias maps, are exercised. Every packet of the client's ``on_packet``
 trace goes to the model (``model.client`` with ``model.client5``): it must
 accept the real client, and reject one whose send window or alias table is
-patched to ignore the server's CONNACK (issue 16).
+patched to ignore the server's CONNACK (issue 16). The model found one rule the
+client broke (a resumed session's re-sends beyond a lower Receive Maximum): its
+regression test drives the client core packet by packet.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import pytest
 from mqttref.client import Client
 from mqttref.impl.client import protocol
 from mqttref.impl.client.mqtt5 import OutboundAliases
-from mqttref.impl.codec.packets import Packet, Publish
+from mqttref.impl.client.options import ClientOptions
+from mqttref.impl.codec.packets import ConnAck, Packet, Properties, ProtocolLevel, PubAck, Publish
 from mqttref.model.client import ClientModel
 from mqttref.model.errors import Violation
 from tests.client.brokers import MqttrefBroker
@@ -135,3 +138,39 @@ async def test_a_client_beyond_the_servers_topic_alias_maximum_is_caught(
     judge = Judge()
     await publish_to_itself(broker, judge)
     assert judge.refs() >= {"MQTT-3.2.2-17", "MQTT-3.3.2-9"}, judge.violations
+
+
+def test_a_resumed_session_re_sends_within_the_new_receive_maximum() -> None:
+    """[MQTT-3.3.4-7] [MQTT-4.4.0-1] [MQTT-4.6.0-1]: five messages unacknowledged when the
+    connection dropped; the server that resumes the session allows two at a time. The
+    client re-sent all five at once before (found by the model)."""
+    judge = Judge()
+    options = ClientOptions(
+        client_id="c",
+        clean_session=False,
+        protocol_level=ProtocolLevel.MQTT_5,
+        session_expiry_interval=60,
+    )
+    core = protocol.ClientProtocol(options, trace=judge)
+    core.connection_made(0.0)
+    core.packets_to_send()  # the trace sees a packet as the shell takes it to send
+    core.receive_packet(ConnAck(False, 0, Properties(receive_maximum=20)), 0.0)
+    for n in range(5):
+        core.publish("t", b"%d" % n, 1, False, 0.0)
+    assert len(core.packets_to_send()) == 5
+    core.connection_lost(1.0)
+    judge.model.connection_lost()
+    core.connection_made(1.0)
+    core.packets_to_send()
+    core.receive_packet(ConnAck(True, 0, Properties(receive_maximum=2)), 1.0)
+    core.publish("t", b"new", 1, False, 1.0)  # waits behind the re-sends
+    resent = []
+    for packet_id in range(1, 7):
+        resent += [p for p in core.packets_to_send() if isinstance(p, Publish)]
+        core.receive_packet(PubAck(packet_id), 2.0)
+    assert not judge.violations, judge.violations
+    assert [(p.packet_id, p.dup, p.payload) for p in resent] == [
+        (1, True, b"0"), (2, True, b"1"), (3, True, b"2"), (4, True, b"3"), (5, True, b"4"),
+        (6, False, b"new"),
+    ]  # fmt: skip
+    assert judge.model.obligations() == []
