@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
+import re
+
 import pytest
 
 from mqttref.impl.codec.packets import (
@@ -20,8 +24,11 @@ from mqttref.impl.codec.packets import (
     Subscribe,
     Subscription,
 )
+from mqttref.model import client as client_module
+from mqttref.model import client5
 from mqttref.model.client import ClientModel
 from mqttref.model.errors import Violation
+from mqttref.oracle.statements import statements
 
 V5 = ProtocolLevel.MQTT_5
 
@@ -219,3 +226,23 @@ def test_a_pubrec_of_0x80_or_more_from_the_client_ends_the_exchange() -> None:
     assert client.obligations() == []
     client.received(pub(2, 3))
     assert [o.what for o in client.obligations()] == ["PUBREC 3"]
+
+
+def test_every_level_5_citation_is_a_50_statement() -> None:
+    """5.0 numbers its statements apart from 3.1.1: each rule cites each level's own."""
+    five, three = statements("5.0"), statements("3.1.1")
+    assert set(re.findall(r"MQTT-[\d.]+-\d+", inspect.getsource(client5))) <= set(five)
+    cited_5 = [
+        *client_module._ACK_REFS_5,
+        *(r for refs in client5.DUE_REFS_5.values() for r in refs),
+    ]
+    cited_3 = list(client_module._ACK_REFS)
+    for call in ast.walk(ast.parse(inspect.getsource(client_module))):
+        if isinstance(call, ast.Call) and getattr(call.func, "attr", None) == "_cite":
+            v311, v5 = call.args
+            if isinstance(v311, ast.List) and isinstance(v5, ast.List):
+                cited_3 += [ast.literal_eval(e) for e in v311.elts]
+                cited_5 += [ast.literal_eval(e) for e in v5.elts]
+    assert len(cited_5) > 10
+    assert set(cited_5) <= set(five), set(cited_5) - set(five)
+    assert set(cited_3) <= set(three), set(cited_3) - set(three)
