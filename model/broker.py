@@ -88,7 +88,7 @@ from mqttref.model.session import SESSION, SessionEvent, SessionState
 from mqttref.model.shared_routing import is_shared
 from mqttref.model.topics import topic_filter_problem, topic_name_problem
 from mqttref.model.v5 import reason_codes
-from mqttref.model.v5.connection_refs import row_refs
+from mqttref.model.v5.connection_refs import SUBACK_OWED_5, row_refs
 from mqttref.model.v5.reason_codes import PacketKind
 from mqttref.model.v5.shared import SharedGroups5
 from mqttref.model.v5.will import Will5
@@ -675,7 +675,8 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
             Expected(
                 "SUBACK",
                 packet.packet_id,
-                ("MQTT-3.8.4-1", "MQTT-3.8.4-2", "MQTT-3.8.4-5"),
+                SUBACK_OWED_5 if conn.level == MQTT_5
+                else ("MQTT-3.8.4-1", "MQTT-3.8.4-2", "MQTT-3.8.4-5"),
                 tuple(codes),
                 tuple(s.topic_filter for s in packet.subscriptions),
                 or_close,

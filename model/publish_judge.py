@@ -33,6 +33,7 @@ from mqttref.model.qos import SenderState
 from mqttref.model.records import PRIMARY, Connection, Delivery, Session
 from mqttref.model.topics import matches
 from mqttref.model.v5 import forwarding
+from mqttref.model.v5.connection_refs import FLOW_PACKET_REFS_5, FORWARDED_5, NOT_DUE_5
 
 C, CE = ConnectionState, ConnectionEvent
 
@@ -195,8 +196,10 @@ class PublishJudge(PublishRejections):
             if conn.level == MQTT_5:
                 self._reject_misrouted5(conn, session, packet)
             unsubscribed = any(matches(f, packet.topic) for f in session.unsubscribed)
+            due = (list(NOT_DUE_5) if conn.level == MQTT_5 else
+                   ["MQTT-4.5.0-1", "MQTT-3.3.5-1", "MQTT-3.8.4-6", "MQTT-3.3.1-9", "MQTT-3.3.1-8"])
             refs = (
-                ["MQTT-4.5.0-1", "MQTT-3.3.5-1", "MQTT-3.8.4-6", "MQTT-3.3.1-9", "MQTT-3.3.1-8"]
+                due
                 if subscribed
                 else ["MQTT-3.3.2-3", "MQTT-3.10.4-2"] if unsubscribed else ["MQTT-3.3.2-3"]
             )
@@ -263,6 +266,7 @@ class PublishJudge(PublishRejections):
             if taken is not None:
                 self.refs_hit.update(taken[1].refs)
         self.refs_hit.update(
+            FORWARDED_5 if conn.level == MQTT_5 else
             ("MQTT-4.5.0-1", "MQTT-3.3.1-9" if not packet.retain else "MQTT-3.3.1-8")
         )
         if not delivery.retain:
@@ -367,7 +371,8 @@ class PublishJudge(PublishRejections):
         except NoTransition as error:
             raise self._reject(
                 conn, f"no QoS flow allows this ({error.state})",
-                list(_FLOW_PACKET_REFS[type(packet)]),
+                list(FLOW_PACKET_REFS_5[type(packet).__name__.upper()] if conn.level == MQTT_5
+                     else _FLOW_PACKET_REFS[type(packet)]),
                 packet,
             ) from None
         if taken is not None:

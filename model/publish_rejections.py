@@ -24,6 +24,13 @@ from mqttref.model.level5_publish import MQTT_5
 from mqttref.model.records import Connection, Delivery, Session
 from mqttref.model.topics import matches
 from mqttref.model.v5 import forwarding
+from mqttref.model.v5.connection_refs import (
+    EMPTY_RETAINED_STORED_5,
+    QOS2_DUPLICATE_5,
+    QOS_NOT_GRANTED_5,
+    RETAIN_CLEARED_5,
+    RETAIN_SET_5,
+)
 
 C, CE = ConnectionState, ConnectionEvent
 
@@ -147,14 +154,15 @@ class PublishRejections(AllowedPackets):
             raise self._reject(
                 conn,
                 "this message is due at another QoS",
-                ["MQTT-3.3.5-1"] if overlapping else ["MQTT-3.8.4-6"],
+                ["MQTT-3.3.5-1"] if overlapping
+                else list(QOS_NOT_GRANTED_5) if conn.level == MQTT_5 else ["MQTT-3.8.4-6"],
                 packet,
             )
         if any(int(packet.qos) in d.allowed_qos for d in same):
             raise self._reject(
                 conn,
                 "this message is due with the other RETAIN flag",
-                ["MQTT-3.3.1-9"] if packet.retain else ["MQTT-3.3.1-8"],
+                _retain_refs(conn, set_=packet.retain),
                 packet,
             )
 
@@ -173,7 +181,8 @@ class PublishRejections(AllowedPackets):
             raise self._reject(
                 conn,
                 "a zero-byte retained message was stored and sent to a new subscription",
-                ["MQTT-3.3.1-10", "MQTT-3.3.1-11"],
+                list(EMPTY_RETAINED_STORED_5) if conn.level == MQTT_5
+                else ["MQTT-3.3.1-10", "MQTT-3.3.1-11"],
                 packet,
             )
 
@@ -196,7 +205,7 @@ class PublishRejections(AllowedPackets):
         raise self._reject(
             conn,
             "a second delivery of a QoS 2 message this client already got",
-            ["MQTT-4.3.3-2"],
+            list(QOS2_DUPLICATE_5) if conn.level == MQTT_5 else ["MQTT-4.3.3-2"],
             packet,
         )
 
@@ -212,3 +221,12 @@ class PublishRejections(AllowedPackets):
         raise self._reject(
             conn, "a packet identifier in a QoS 0 PUBLISH", ["MQTT-2.3.1-5"], packet
         )
+
+
+def _retain_refs(conn: Connection, *, set_: bool) -> list[str]:
+    """What a RETAIN flag other than the one due breaks, at the connection's level:
+    3.1.1's [MQTT-3.3.1-9] (RETAIN 0 when forwarded) and [MQTT-3.3.1-8] (RETAIN 1 for a
+    new subscription); 5.0's ``connection_refs.RETAIN_SET_5`` / ``RETAIN_CLEARED_5``."""
+    if conn.level == MQTT_5:
+        return list(RETAIN_SET_5 if set_ else RETAIN_CLEARED_5)
+    return ["MQTT-3.3.1-9"] if set_ else ["MQTT-3.3.1-8"]

@@ -25,7 +25,9 @@ from mqttref.model.v5.connection_refs import (
     CLOSE_REFS_5,
     CONNACK_OR_CLOSE_OWED_5,
     CONNACK_OWED_5,
+    DUE_REFS_5,
     MQTT_5,
+    RETAINED_OWED_5,
     renumbered,
     row_refs,
 )
@@ -98,7 +100,8 @@ class Verdicts:
         # the server MUST NOT send then [MQTT-4.9.0-2]; a PUBREL still is [MQTT-4.9.0-3].
         quota_left = conn.quota is None or conn.quota.quota > 0
         owed += [
-            Obligation(client, f"{d.packet} {d.packet_id}", d.refs)
+            Obligation(client, f"{d.packet} {d.packet_id}",
+                       DUE_REFS_5.get(d.packet, d.refs) if level5 else d.refs)
             for d in session.flows.due()
             if quota_left or not d.packet.startswith("PUBLISH")
         ]
@@ -108,7 +111,7 @@ class Verdicts:
                     client,
                     f"PUBLISH {d.message.topic!r} {d.message.payload!r} "
                     f"QoS {sorted(d.allowed_qos)} retain={int(d.retain)}",
-                    _delivery_refs(d, copied=self._got_a_copy(session, d)),
+                    _delivery_refs(d, copied=self._got_a_copy(session, d), level=conn.level),
                 )
                 for d in session.pending
                 if d.required
@@ -206,7 +209,9 @@ class Verdicts:
         return acks
 
 
-def _delivery_refs(delivery: Delivery, *, copied: bool = False) -> tuple[str, ...]:
+def _delivery_refs(
+    delivery: Delivery, *, copied: bool = False, level: int = 4
+) -> tuple[str, ...]:
     """Why a delivery is owed, by the rules the observation can contradict.
 
     A retained message owed to a new subscription: [MQTT-3.3.1-6] (it was stored, not
@@ -216,8 +221,8 @@ def _delivery_refs(delivery: Delivery, *, copied: bool = False) -> tuple[str, ..
     came: [MQTT-3.1.2-8] and [MQTT-4.5.0-1], since a will never published cannot be
     told from one published and lost. Any other message: [MQTT-4.5.0-1].
     """
-    if delivery.retain:
-        return ("MQTT-3.3.1-6",)
+    if delivery.retain:  # 5.0: Retain Handling 0 or 1 (its 3.3.1-6 is the zero-byte rule)
+        return RETAINED_OWED_5 if level == MQTT_5 else ("MQTT-3.3.1-6",)
     refs: tuple[str, ...] = ()
     if not copied:
         will = delivery.message.origin.startswith("will:")

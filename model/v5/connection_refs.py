@@ -115,6 +115,73 @@ alone: they are the level-5 rules' own, or name another sentence in 5.0 (see the
 report of issue 16: the QoS flows' 4.3.x ids, read per row, are still to do)."""
 
 
+NOT_DUE_5 = ("MQTT-4.5.0-1", "MQTT-3.3.4-2", "MQTT-3.8.4-8", "MQTT-3.3.1-12")
+"""A PUBLISH nothing due explains, to a matching subscription: the message is not owed
+[MQTT-4.5.0-1], or at another QoS (overlapping subscriptions [MQTT-3.3.4-2], the
+granted QoS [MQTT-3.8.4-8]), or with another RETAIN flag [MQTT-3.3.1-12] (3.1.1 cites
+its 3.3.5-1, 3.8.4-6, 3.3.1-9 and 3.3.1-8, other sentences or none in 5.0)."""
+
+QOS_NOT_GRANTED_5 = ("MQTT-3.8.4-8",)
+"""A message due at another QoS, one subscription matching: the minimum of the
+message's QoS and the granted one (3.1.1's 3.8.4-6)."""
+
+RETAIN_SET_5 = ("MQTT-3.3.1-12",)
+"""RETAIN 1 on a forwarded message due with RETAIN 0 (Retain As Published 0 clears it;
+3.1.1's 3.3.1-9 is 5.0's Retain Handling 0)."""
+
+RETAIN_CLEARED_5 = ("MQTT-3.3.1-9", "MQTT-3.3.1-10", "MQTT-3.3.1-13")
+"""RETAIN 0 on a message due with RETAIN 1: a retained message sent for a new
+subscription (Retain Handling 0 or 1) or forwarded with Retain As Published 1
+(3.1.1's 3.3.1-8 is none of 5.0's statements; 5.0's 3.3.1-8 is the client's RETAIN 0)."""
+
+EMPTY_RETAINED_STORED_5 = ("MQTT-3.3.1-6", "MQTT-3.3.1-7")
+"""A zero-byte retained message removes the retained one and is never stored itself
+(3.1.1's 3.3.1-10 and 3.3.1-11)."""
+
+QOS2_DUPLICATE_5 = ("MQTT-4.3.3-10",)
+"""A QoS 2 message the server caused to reach an onward recipient twice: "It MUST NOT
+cause duplicate messages to be delivered to any onward recipients" (3.1.1's 4.3.3-2;
+5.0's 4.3.3-2 is the sender's DUP 0)."""
+
+FORWARDED_5 = ("MQTT-4.5.0-1",)
+"""What a forwarded first send covers (3.1.1 adds its RETAIN rules 3.3.1-9 / 3.3.1-8,
+other sentences in 5.0: the level-5 rules judge RETAIN, ``v5.subscription_options``)."""
+
+RETAINED_OWED_5 = ("MQTT-3.3.1-9", "MQTT-3.3.1-10")
+"""A retained message owed to a new subscription: Retain Handling 0 or 1 (3.1.1's
+3.3.1-6, 5.0's zero-byte removal)."""
+
+FLOW_PACKET_REFS_5: dict[str, tuple[str, ...]] = {
+    "PUBACK": ("MQTT-2.2.1-5", "MQTT-4.3.2-4"),
+    "PUBREC": ("MQTT-2.2.1-5", "MQTT-4.3.3-8"),
+    "PUBREL": ("MQTT-2.2.1-5", "MQTT-4.3.3-4"),
+    "PUBCOMP": ("MQTT-2.2.1-5", "MQTT-4.3.3-11"),
+}
+"""A flow packet with no flow to answer: the identifier of the PUBLISH (or PUBREL) it
+answers [MQTT-2.2.1-5] and the receiver's or sender's duty that sends it (3.1.1 cites
+4.3.2-2, 4.3.3-2 and 4.3.3-1, the sender's or other duties in 5.0)."""
+
+
+DUE_REFS_5: dict[str, tuple[str, ...]] = {
+    "PUBLISH (DUP=1)": ("MQTT-4.4.0-1", "MQTT-3.3.1-1"),
+    "PUBACK": ("MQTT-4.3.2-4",),
+    "PUBREC": ("MQTT-4.3.3-8",),
+    "PUBREL": ("MQTT-4.3.3-4",),
+    "PUBCOMP": ("MQTT-4.3.3-11",),
+}
+"""A QoS flow packet the server owes, by the 5.0 duty that owes it: the re-send on
+resumption [MQTT-4.4.0-1] with DUP 1 [MQTT-3.3.1-1], the QoS 1 receiver's PUBACK
+[MQTT-4.3.2-4], the QoS 2 receiver's PUBREC [MQTT-4.3.3-8] and PUBCOMP
+[MQTT-4.3.3-11], the QoS 2 sender's PUBREL [MQTT-4.3.3-4] (the QoS charts cite
+3.1.1's 4.3.2-2, 4.3.3-2 and 4.3.3-1: the sender's first PUBLISH, or other duties,
+in 5.0)."""
+
+SUBACK_OWED_5 = ("MQTT-3.8.4-1", "MQTT-3.8.4-2", "MQTT-3.8.4-6")
+"""A SUBACK owed: sent [MQTT-3.8.4-1] with the SUBSCRIBE's identifier [MQTT-3.8.4-2]
+and a Reason Code per filter [MQTT-3.8.4-6] (3.1.1's 3.8.4-5; 5.0's 3.8.4-5 is
+handling several filters as a sequence of SUBSCRIBEs)."""
+
+
 def renumbered(refs: Iterable[str], level: int) -> tuple[str, ...]:
     """``refs`` as a connection of ``level`` cites them: 3.1.1-only ids in 5.0's
     numbers (``ONLY_3_1_1_TO_5``) at level 5."""

@@ -131,14 +131,15 @@ def test_a_per_subscription_copy_must_carry_its_own_identifier_only() -> None:
 
 def test_after_a_copy_per_subscription_no_single_copy_comes_too() -> None:
     """Once the server sent a copy per subscription, a further copy with both identifiers
-    is a third copy of a QoS 2 message the client already got at QoS 2 [MQTT-4.3.3-2]."""
+    is a third copy of a QoS 2 message the client already got at QoS 2: a duplicate to
+    an onward recipient [MQTT-4.3.3-10] (5.0's number for 3.1.1's 4.3.3-2)."""
     model = BrokerModel()
     overlapping(model, 5)
     model.observe("s", per_subscription(5, 2, identifier=2, packet_id=1))
     model.observe("s", per_subscription(5, 1, identifier=1, packet_id=2))
     both = Properties(subscription_identifiers=(1, 2))
     single = Publish("a", b"m", QoS.EXACTLY_ONCE, packet_id=3, properties=both)
-    assert refs_of(model, "s", single) == ("MQTT-4.3.3-2",)
+    assert refs_of(model, "s", single) == ("MQTT-4.3.3-10",)
 
 
 # ------------------------------------------------- a group member resumed at 3.1.1

@@ -17,6 +17,9 @@ from mqttref.impl.codec.packets import (
     ConnAck,
     Connect,
     ProtocolLevel,
+    PubAck,
+    Publish,
+    PubRec,
     QoS,
     SubAck,
     Subscribe,
@@ -29,7 +32,7 @@ from mqttref.model.events import Observation
 from mqttref.model.v5.connection_refs import ROW_REFS_5
 from mqttref.oracle.statements import statements
 from tests.model.helpers import connect
-from tests.model.test_levels_mix import connect5, connected5
+from tests.model.test_levels_mix import connect5, connected5, refs_of
 from tests.model.test_v5_broker_machine import AnyPacketMachine
 
 FIVE = statements("5.0")
@@ -161,3 +164,58 @@ def test_every_id_cited_on_a_level_5_connection_is_5_0s() -> None:
     foreign = {ref: why for ref, why in LevelFiveCitations.cited.items() if ref not in FIVE}
     assert LevelFiveCitations.cited
     assert foreign == {}
+
+
+def test_a_level_5_ack_with_no_flow_names_2_2_1_5() -> None:
+    """A PUBACK for no PUBLISH: it must carry the identifier of the PUBLISH it answers
+    [MQTT-2.2.1-5], sent by the QoS 1 receiver [MQTT-4.3.2-4] (3.1.1's 2.3.1-6 and
+    4.3.2-2; 5.0's 4.3.2-2 is the sender's DUP 0)."""
+    model = BrokerModel()
+    connected5(model, "a")
+    assert refs_of(model, "a", PubAck(7)) == ("MQTT-2.2.1-5", "MQTT-4.3.2-4")
+    connect(model, "b")
+    assert refs_of(model, "b", PubAck(7)) == ("MQTT-2.3.1-6", "MQTT-4.3.2-2")
+
+
+def test_a_level_5_message_not_due_names_5_0_delivery_rules() -> None:
+    """A PUBLISH to a matching subscription that nothing due explains: not owed
+    [MQTT-4.5.0-1], or at another QoS [MQTT-3.3.4-2] [MQTT-3.8.4-8], or another RETAIN
+    [MQTT-3.3.1-12] (3.1.1's 3.3.1-9 is 5.0's Retain Handling 0)."""
+    model = BrokerModel()
+    connected5(model, "a")
+    model.apply(Send("a", Subscribe(1, (Subscription("t", QoS.AT_MOST_ONCE),))))
+    model.observe("a", SubAck(1, (0x00,)))
+    assert refs_of(model, "a", Publish("t", b"never published")) == (
+        "MQTT-4.5.0-1", "MQTT-3.3.4-2", "MQTT-3.8.4-8", "MQTT-3.3.1-12")
+
+
+def test_a_level_5_retained_message_owed_names_retain_handling() -> None:
+    """A retained message owed to a new subscription: Retain Handling 0 or 1
+    [MQTT-3.3.1-9] [MQTT-3.3.1-10] (3.1.1's 3.3.1-6 is 5.0's zero-byte removal)."""
+    model = BrokerModel()
+    connected5(model, "p")
+    model.apply(Send("p", Publish("t", b"kept", QoS.AT_LEAST_ONCE, retain=True, packet_id=1)))
+    model.observe("p", PubAck(1))
+    connected5(model, "a")
+    model.apply(Send("a", Subscribe(1, (Subscription("t", QoS.AT_LEAST_ONCE),))))
+    model.observe("a", SubAck(1, (0x01,)))
+    assert ("MQTT-3.3.1-9", "MQTT-3.3.1-10") in owed_refs(model, "a")
+
+
+def test_level_5_flow_packets_and_subacks_owed_name_5_0_duties() -> None:
+    """A PUBACK owed for a client's QoS 1 PUBLISH: the receiver's [MQTT-4.3.2-4]
+    (3.1.1's 4.3.2-2 is 5.0's sender's DUP 0); a PUBREC for QoS 2 [MQTT-4.3.3-8]; a
+    SUBACK with a Reason Code per filter [MQTT-3.8.4-6] (3.1.1's 3.8.4-5)."""
+    model = BrokerModel()
+    connected5(model, "a")
+    model.apply(Send("a", Publish("t", b"m", QoS.AT_LEAST_ONCE, packet_id=1)))
+    assert owed_refs(model, "a") == [("MQTT-4.3.2-4",)]
+    model.observe("a", PubAck(1))
+    model.apply(Send("a", Publish("t", b"n", QoS.EXACTLY_ONCE, packet_id=2)))
+    assert owed_refs(model, "a") == [("MQTT-4.3.3-8",)]
+    model.observe("a", PubRec(2))
+    model.apply(Send("a", Subscribe(3, (Subscription("t", QoS.AT_MOST_ONCE),))))
+    assert owed_refs(model, "a") == [("MQTT-3.8.4-1", "MQTT-3.8.4-2", "MQTT-3.8.4-6")]
+    connect(model, "b")
+    model.apply(Send("b", Publish("t", b"m", QoS.AT_LEAST_ONCE, packet_id=1)))
+    assert owed_refs(model, "b") == [("MQTT-4.3.2-2",)]
