@@ -82,8 +82,11 @@ class ClientModel:
 
     # ------------------------------------------------------------ client sends
 
-    def sent(self, packet: Packet) -> None:
-        """The client sent ``packet``; raises ``Violation`` if it may not."""
+    def sent(self, packet: Packet, size: int | None = None) -> None:
+        """The client sent ``packet``; raises ``Violation`` if it may not.
+
+        ``size``: its encoded length, when the harness knows it (5.0's Maximum
+        Packet Size; a packet alone does not tell it)."""
         if self.disconnected:
             refs = self._cite(["MQTT-3.14.4-2"], ["MQTT-3.14.4-1"])
             raise self._violation("a packet after DISCONNECT", refs, packet)
@@ -99,6 +102,8 @@ class ClientModel:
             return
         if not self.connecting and not self.connected:
             raise self._violation("the first packet must be CONNECT", ["MQTT-3.1.0-1"], packet)
+        if self.v5 is not None and size is not None:
+            self.v5.sent_size(packet, size)
         if isinstance(packet, Disconnect):
             self.disconnected = True
         elif isinstance(packet, (Subscribe, Unsubscribe)):

@@ -30,8 +30,10 @@ packets only:
 Before CONNACK the server's terms are unknown: a client MAY send packets
 then (3.1.4), and the CONNACK's terms apply to them when it arrives. The
 server's send quota towards the client (the client's Receive Maximum) is
-judged too, as the server's fault [MQTT-3.3.4-9]; a Maximum Packet Size needs
-the encoded length, which packets alone do not give, so it is not judged here.
+judged too, as the server's fault [MQTT-3.3.4-9]. A Maximum Packet Size needs
+the encoded length, which a packet alone does not give: a harness that knows it
+passes it (``sent(packet, size)``), and no packet above the server's limit may
+go [MQTT-3.2.2-15].
 """
 
 from __future__ import annotations
@@ -157,6 +159,16 @@ class ClientConnection5:
             )
             raise self._violation(f"{what}: the PUBLISH names no topic", ["MQTT-4.7.3-1"], packet)
         self.aliases.publish(packet.topic, alias)  # checked above: a refused packet changes nothing
+
+    def sent_size(self, packet: Packet, size: int) -> None:
+        """The client sent ``packet`` as ``size`` bytes, fixed header included."""
+        limit = None if self.connack is None else self.connack.properties.maximum_packet_size
+        if limit is not None and size > limit:
+            raise self._violation(
+                f"a packet of {size} bytes above the server's Maximum Packet Size {limit}",
+                ["MQTT-3.2.2-15"],
+                packet,
+            )
 
     def sent_ack(self, packet: Packet) -> None:
         """The client acknowledged a server's PUBLISH: the server's quota may grow."""

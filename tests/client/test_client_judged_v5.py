@@ -1,19 +1,21 @@
 """The real 5.0 client, judged by ``ClientModel`` against the real mqttref broker's limits.
 
-The broker tells a small Receive Maximum (``max_awaiting_rel = 2``) and Topic
-Alias Maximum (2) in CONNACK and gives the topics it sends aliases of its own;
-the client subscribes to what it publishes, so both directions of QoS 1 and 2,
-and both alias maps, are exercised. Every packet of the client's ``on_packet``
-trace goes to the model (``model.client`` with ``model.client5``): it must
-accept the real client, and reject one whose send window or alias table is
-patched to ignore the server's CONNACK (issue 16). The model found one rule the
-client broke (a resumed session's re-sends beyond a lower Receive Maximum): its
+The broker tells a small Receive Maximum (``max_awaiting_rel = 2``), Topic
+Alias Maximum (2) and Maximum Packet Size (200 bytes) in CONNACK and gives the
+topics it sends aliases of its own; the client subscribes to what it publishes,
+so both directions of QoS 1 and 2, and both alias maps, are exercised. Every
+packet of the client's ``on_packet`` trace goes to the model (``model.client``
+with ``model.client5``), with its encoded size: it must accept the real client,
+and reject one whose send window, alias table or size check is patched to
+ignore the server's CONNACK (issue 16). The model found one rule the client
+broke (a resumed session's re-sends beyond a lower Receive Maximum): its
 regression test drives the client core packet by packet.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,12 +25,16 @@ from mqttref.client import Client
 from mqttref.impl.client import protocol
 from mqttref.impl.client.mqtt5 import OutboundAliases
 from mqttref.impl.client.options import ClientOptions
+from mqttref.impl.codec.codec import encode
 from mqttref.impl.codec.packets import ConnAck, Packet, Properties, ProtocolLevel, PubAck, Publish
 from mqttref.model.client import ClientModel
 from mqttref.model.errors import Violation
 from tests.client.brokers import MqttrefBroker
 
-LIMITS = "max_awaiting_rel = 2\ntopic_alias_maximum = 2\nsend_topic_aliases = true\n"
+LIMITS = (
+    "max_awaiting_rel = 2\ntopic_alias_maximum = 2\nsend_topic_aliases = true\n"
+    "max_packet_size = 200\n"
+)
 TOPICS = ("j/a", "j/b/c", "j/d")
 MESSAGES = 12
 WAIT = 10.0
@@ -57,7 +63,7 @@ class Judge:
         self.trace.append((direction, packet))
         try:
             if direction == "sent":
-                self.model.sent(packet)
+                self.model.sent(packet, len(encode(packet, ProtocolLevel.MQTT_5)))
             else:
                 self.model.received(packet)
         except Violation as violation:
@@ -107,6 +113,8 @@ async def test_the_model_accepts_the_real_client_within_the_brokers_limits(
     assert connection.quota.maximum == 2
     assert connection.quota.peak == 2  # the limit was reached, and kept
     assert connection.aliases.maximum == 2
+    assert connection.connack is not None
+    assert connection.connack.properties.maximum_packet_size == 200
     sent = [p for d, p in judge.trace if d == "sent" and isinstance(p, Publish)]
     received = [p for d, p in judge.trace if d == "received" and isinstance(p, Publish)]
     assert {p.properties.topic_alias for p in sent} == {1, 2, None}  # j/d goes in full
@@ -174,3 +182,16 @@ def test_a_resumed_session_re_sends_within_the_new_receive_maximum() -> None:
         (6, False, b"new"),
     ]  # fmt: skip
     assert judge.model.obligations() == []
+
+
+async def test_a_client_beyond_the_servers_maximum_packet_size_is_caught(
+    broker: MqttrefBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """[MQTT-3.2.2-15]: the client's own check of the server's limits patched away."""
+    monkeypatch.setattr(protocol.ClientProtocol, "_beyond_limits", lambda self, publish: None)
+    judge = Judge()
+    async with Client("127.0.0.1", broker.port, protocol=5, on_packet=judge) as client:
+        await client.publish("j/big", b"x" * 300, 0)
+        with contextlib.suppress(Exception):  # the broker closes on it
+            await client.publish("j/after", b"", 1)
+    assert "MQTT-3.2.2-15" in judge.refs(), judge.violations

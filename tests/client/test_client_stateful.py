@@ -61,7 +61,8 @@ from mqttref.client import (
     Reconnecting,
     WhenDisconnected,
 )
-from mqttref.impl.codec.packets import Packet
+from mqttref.impl.codec.codec import encode
+from mqttref.impl.codec.packets import Packet, ProtocolLevel
 from mqttref.model.client import ClientModel
 from mqttref.model.qos import ReceiverState
 from tests.client.brokers import Broker, Mosquitto, MqttrefBroker, mosquitto_available
@@ -127,7 +128,8 @@ class ClientAgainstBroker(RuleBasedStateMachine):
         self.trace.append(f"{direction} {packet!r}")
         try:
             if direction == "sent":
-                self.model.sent(packet)
+                level = ProtocolLevel.MQTT_5 if self.level5 else ProtocolLevel.MQTT_3_1_1
+                self.model.sent(packet, len(encode(packet, level)))
             else:
                 self.model.received(packet)
         except Exception as exc:

@@ -201,6 +201,16 @@ def test_maximum_qos_retain_available_and_no_subscription_identifier() -> None:
     client.sent(pub(1, 1))
 
 
+def test_no_packet_above_the_servers_maximum_packet_size() -> None:
+    """[MQTT-3.2.2-15], judged when the harness gives the encoded size."""
+    client = connect(maximum_packet_size=100)
+    client.sent(pub(0), size=100)
+    client.sent(pub(0))  # no size known: not judged
+    with pytest.raises(Violation) as caught:
+        client.sent(pub(0), size=101)
+    assert caught.value.refs == ("MQTT-3.2.2-15",)
+
+
 # -- the rules both levels share, at 5.0 -----------------------------------------------
 
 
