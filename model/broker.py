@@ -88,7 +88,7 @@ from mqttref.model.session import SESSION, SessionEvent, SessionState
 from mqttref.model.shared_routing import is_shared
 from mqttref.model.topics import topic_filter_problem, topic_name_problem
 from mqttref.model.v5 import reason_codes
-from mqttref.model.v5.connection_refs import SUBACK_OWED_5, row_refs
+from mqttref.model.v5.connection_refs import SUBACK_OWED_5, row_refs, session_refs
 from mqttref.model.v5.reason_codes import PacketKind
 from mqttref.model.v5.shared import SharedGroups5
 from mqttref.model.v5.will import Will5
@@ -208,7 +208,8 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
 
         row = SESSION.fire(session.state, event, holds)
         session.state = row.target
-        self.refs_hit.update(row.refs)
+        level = ctx.conn.level if ctx.conn is not None else 5 if session.v5 is not None else 4
+        self.refs_hit.update(session_refs(row.refs, level))  # 5.0's numbers at level 5
         if row.action:
             self._session_actions[row.action](attrs.evolve(ctx, session=session))
         return row

@@ -182,6 +182,32 @@ and a Reason Code per filter [MQTT-3.8.4-6] (3.1.1's 3.8.4-5; 5.0's 3.8.4-5 is
 handling several filters as a sequence of SUBSCRIBEs)."""
 
 
+SESSION_IDS_5: dict[str, str | None] = {
+    "MQTT-3.3.5-1": "MQTT-3.3.4-2",  # overlapping subscriptions: their maximum QoS
+    "MQTT-4.8.0-1": _CLOSE,  # the session's connection closed for a Protocol Error
+    "MQTT-3.1.2-24": _KEEP_ALIVE,  # ... for its Keep Alive
+    "MQTT-3.1.4-2": "MQTT-3.1.4-3",  # ... taken over
+    "MQTT-3.1.2-4": None,  # 3.1.1's Clean Session: 5.0's Clean Start and Session
+    "MQTT-3.1.2-5": None,  # Expiry Interval are judged by ``v5.session`` (SESSION_5),
+    "MQTT-3.1.2-6": None,  # whose ids these numbers are in 5.0 for other sentences
+    "MQTT-3.2.2-1": None,  # 5.0: CONNACK's reserved bits
+    "MQTT-3.2.2-2": None,  # 5.0: Session Present 0 for Clean Start 1 (``v5.session``)
+}
+"""The 3.1.1 session chart's ids that name another sentence (or none) in 5.0, as the
+coverage of a level-5 session reads them: the 5.0 statement of the same requirement,
+or None where the level-5 session's own chart (``v5.session``) is what judges it."""
+
+
+def session_refs(refs: Iterable[str], level: int) -> tuple[str, ...]:
+    """A session chart row's ids as a session of ``level`` covers them."""
+    if level != MQTT_5:
+        return tuple(refs)
+    return tuple(dict.fromkeys(
+        five for ref in refs
+        if (five := SESSION_IDS_5.get(ref, ref)) is not None
+    ))
+
+
 def renumbered(refs: Iterable[str], level: int) -> tuple[str, ...]:
     """``refs`` as a connection of ``level`` cites them: 3.1.1-only ids in 5.0's
     numbers (``ONLY_3_1_1_TO_5``) at level 5."""

@@ -219,3 +219,22 @@ def test_level_5_flow_packets_and_subacks_owed_name_5_0_duties() -> None:
     connect(model, "b")
     model.apply(Send("b", Publish("t", b"m", QoS.AT_LEAST_ONCE, packet_id=1)))
     assert owed_refs(model, "b") == [("MQTT-4.3.2-2",)]
+
+
+def test_a_level_5_session_covers_no_3_1_1_clean_session_ids() -> None:
+    """The session chart's rows on a level-5 session: a message for overlapping
+    subscriptions covers [MQTT-3.3.4-2] (3.1.1's 3.3.5-1), and the Clean Session rows
+    claim none of 5.0's 3.2.2-1 (CONNACK's reserved bits) or 3.1.2-6, which 3.1.1's
+    numbers would (5.0's Clean Start is ``v5.session``'s)."""
+    model = BrokerModel()
+    model.apply(connect5("a"))
+    model.observe("a", ConnAck(False, 0x00))
+    assert not {"MQTT-3.2.2-1", "MQTT-3.1.2-6"} & model.refs_hit
+    model.apply(Send("a", Subscribe(1, (Subscription("t", QoS.AT_MOST_ONCE),))))
+    model.observe("a", SubAck(1, (0x00,)))
+    model.apply(Send("a", Publish("t", b"m")))
+    assert "MQTT-3.3.4-2" in model.refs_hit
+    assert "MQTT-3.3.5-1" not in model.refs_hit
+    model.apply(Send("b", Connect(ProtocolLevel.MQTT_3_1_1, "b", True, 0)))
+    model.observe("b", ConnAck(False, 0x00))
+    assert "MQTT-3.2.2-1" in model.refs_hit  # 3.1.1: Session Present 0 for CleanSession 1
