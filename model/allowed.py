@@ -7,7 +7,7 @@ CONNECT allows, the owed answers, the QoS flows' packets, re-sends (DUP=1) of ev
 unacknowledged message and the first sends of pending deliveries, per ordering key up
 to and including the first required one. ``_reject`` makes the ``Violation`` every
 judgement raises, naming what was allowed and what arrived; on a level-5 connection
-its statement ids are 5.0's (``v5.connection_refs.renumbered``).
+its statement ids are 5.0's (``v5.numbering.renumbered``).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from mqttref.model.level5_publish import MQTT_5
 from mqttref.model.qos import SenderState
 from mqttref.model.records import Connection, Delivery, Session
 from mqttref.model.session import SessionState
-from mqttref.model.v5.connection_refs import renumbered
+from mqttref.model.v5.numbering import renumbered
 
 C, CE = ConnectionState, ConnectionEvent
 

@@ -88,7 +88,7 @@ from mqttref.model.session import SESSION, SessionEvent, SessionState
 from mqttref.model.shared_routing import is_shared
 from mqttref.model.topics import topic_filter_problem, topic_name_problem
 from mqttref.model.v5 import reason_codes
-from mqttref.model.v5.connection_refs import SUBACK_OWED_5, row_refs, session_refs
+from mqttref.model.v5.numbering import SUBACK_OWED_5, row_refs, session_refs
 from mqttref.model.v5.reason_codes import PacketKind
 from mqttref.model.v5.shared import SharedGroups5
 from mqttref.model.v5.will import Will5

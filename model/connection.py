@@ -12,7 +12,7 @@ where the specification leaves the server a choice (guard
 a QoS 0 PUBLISH with DUP=1, an invalid topic filter, a pending takeover.
 
 The rows cite 3.1.1's statements. On a level-5 connection the model cites each row's
-5.0 reading instead (``v5.connection_refs.row_refs``): 5.0 numbers its statements
+5.0 reading instead (``v5.numbering.row_refs``): 5.0 numbers its statements
 independently, and 3.1.1's [MQTT-4.8.0-1] is none of them (5.0's close on a
 Malformed Packet or Protocol Error is [MQTT-4.13.1-1]).
 """

@@ -33,7 +33,7 @@ from mqttref.model.qos import SenderState
 from mqttref.model.records import PRIMARY, Connection, Delivery, Session
 from mqttref.model.topics import matches
 from mqttref.model.v5 import forwarding
-from mqttref.model.v5.connection_refs import FLOW_PACKET_REFS_5, FORWARDED_5, NOT_DUE_5
+from mqttref.model.v5.numbering import FLOW_PACKET_REFS_5, FORWARDED_5, NOT_DUE_5
 
 C, CE = ConnectionState, ConnectionEvent
 

@@ -24,7 +24,7 @@ from mqttref.model.level5_publish import MQTT_5
 from mqttref.model.records import Connection, Delivery, Session
 from mqttref.model.topics import matches
 from mqttref.model.v5 import forwarding
-from mqttref.model.v5.connection_refs import (
+from mqttref.model.v5.numbering import (
     EMPTY_RETAINED_STORED_5,
     QOS2_DUPLICATE_5,
     QOS_NOT_GRANTED_5,
@@ -226,7 +226,7 @@ class PublishRejections(AllowedPackets):
 def _retain_refs(conn: Connection, *, set_: bool) -> list[str]:
     """What a RETAIN flag other than the one due breaks, at the connection's level:
     3.1.1's [MQTT-3.3.1-9] (RETAIN 0 when forwarded) and [MQTT-3.3.1-8] (RETAIN 1 for a
-    new subscription); 5.0's ``connection_refs.RETAIN_SET_5`` / ``RETAIN_CLEARED_5``."""
+    new subscription); 5.0's ``numbering.RETAIN_SET_5`` / ``RETAIN_CLEARED_5``."""
     if conn.level == MQTT_5:
         return list(RETAIN_SET_5 if set_ else RETAIN_CLEARED_5)
     return ["MQTT-3.3.1-9"] if set_ else ["MQTT-3.3.1-8"]

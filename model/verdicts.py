@@ -21,7 +21,7 @@ from mqttref.model.errors import Violation
 from mqttref.model.qos import ReceiverState, SenderState
 from mqttref.model.records import PRIMARY, Connection, Delivery, Obligation, Session
 from mqttref.model.session import SessionState
-from mqttref.model.v5.connection_refs import (
+from mqttref.model.v5.numbering import (
     CLOSE_REFS_5,
     CONNACK_OR_CLOSE_OWED_5,
     CONNACK_OWED_5,
@@ -53,7 +53,7 @@ class Verdicts:
 
     def obligations(self, client: str | None = None) -> list[Obligation]:
         """What the server owes and has not sent (to ``client``, or to all); on a
-        level-5 connection in 5.0's numbers (``connection_refs.renumbered``)."""
+        level-5 connection in 5.0's numbers (``numbering.renumbered``)."""
         found: list[Obligation] = []
         for name, conn in sorted(self.connections.items()):
             if client is None or name == client:

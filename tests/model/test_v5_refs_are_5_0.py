@@ -3,7 +3,7 @@
 5.0 numbers its statements independently of 3.1.1: a 3.1.1 id on a level-5
 connection names another sentence or none (3.1.1's [MQTT-4.8.0-1] is none of 5.0's,
 its [MQTT-3.1.2-24] is 5.0's Maximum Packet Size). The connection chart's rows are
-read in 5.0's numbers there (``v5.connection_refs``); explicit examples below, and a
+read in 5.0's numbers there (``v5.numbering``); explicit examples below, and a
 short run of the mixed-levels machine whose every obligation and rejection on a
 level-5 connection must cite ids of 5.0's list.
 """
@@ -29,7 +29,7 @@ from mqttref.model import BrokerModel, Send, SendMalformed, TimePasses
 from mqttref.model.connection import CONNECTION
 from mqttref.model.errors import Violation
 from mqttref.model.events import Observation
-from mqttref.model.v5.connection_refs import ROW_REFS_5
+from mqttref.model.v5.numbering import ROW_REFS_5
 from mqttref.oracle.statements import statements
 from tests.model.helpers import connect
 from tests.model.test_levels_mix import connect5, connected5, refs_of

@@ -1,4 +1,6 @@
-"""The connection chart's rows in MQTT 5.0's numbering (3.1, 3.2, 3.14, 4.13).
+"""What the broker model's shared judgement cites on a level-5 connection, in MQTT
+5.0's numbering (issue 16): the connection chart's rows, the 3.1.1 session chart's
+ids, and the 5.0 statements the shared observation code names at level 5.
 
 Theory of operation: the broker model runs one connection chart (``model.connection``)
 for clients of both levels; its rows cite 3.1.1's statements. 5.0 numbers its
@@ -30,6 +32,12 @@ The readings:
 - DISCONNECT (0x00: the model's level-5 rules handle 0x04) discards the will
   [MQTT-3.14.4-3] [MQTT-3.1.2-10]; any other end of an accepted connection makes the
   will publishable [MQTT-3.1.2-8] (its Will Delay Interval: ``v5.will``).
+
+The other tables here give the shared observation code (``observe``, ``publish_judge``,
+``publish_rejections``, ``verdicts``) and the session chart's coverage their 5.0
+statements where a 3.1.1 id names another sentence in 5.0, each read from 5.0's text.
+Their ids are string constants of a ``model/v5`` module, so the coverage's
+``rule_citations`` counts them as the model's own 5.0 ids.
 """
 
 from __future__ import annotations
