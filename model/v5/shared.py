@@ -243,8 +243,9 @@ class Routing:
     holders: list[str] = attrs.field(factory=list)
     """Members sent the message so far; the last one holds it."""
     disturbed: bool = False
-    """An eligible member lost its connection or left while the message was owed: the
-    server may have chosen it, so the message is not owed to the others."""
+    """An eligible member lost its connection or left while the message was owed, or
+    was away when it was published and would get it at QoS 0: the server may have
+    chosen it (and dropped a QoS 0 copy), so the message is not owed to the others."""
     resend_due: str | None = None
     """A QoS 2 holder that reconnected: the delivery is to be completed [MQTT-4.8.2-4]."""
     discard_refs: tuple[str, ...] = ()
@@ -397,11 +398,22 @@ class SharedGroups5:
         seq, self._next_seq = self._next_seq, self._next_seq + 1
         self._published[seq] = message
         self._routings[seq] = [
-            Routing(seq, share, message, dict(members), optional=not owed)
+            Routing(seq, share, message, dict(members), optional=not owed,
+                    disturbed=self._away_at_qos0(members, message))
             for share, members in sorted(self._groups.items())
             if members and matches(share.topic_filter, message.topic)
         ]
         return seq
+
+    def _away_at_qos0(self, members: Mapping[str, Member], message: Message5) -> bool:
+        """Whether the server may have chosen a member that is away and dropped the
+        message: its copy is QoS 0, which a session holds pending transmission only
+        optionally (4.1, Session State; [MQTT-3.1.2-5] in 3.1.1's words), so the message
+        is not owed to the group, now or when that member is back."""
+        return any(
+            client_id not in self._connected and member.copy_of(message).qos == 0
+            for client_id, member in members.items()
+        )
 
     def release(self, seq: int) -> None:
         """The publisher's PUBREL for message ``seq`` (published with ``owed=False``):

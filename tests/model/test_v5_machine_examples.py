@@ -568,3 +568,34 @@ def test_a_hand_over_racing_the_connack_that_ends_its_members_session_is_allowed
     for packet_id in (1, 2, 3):
         model.apply(Send("s2", PubAck(packet_id)))
     assert [o for o in model.obligations() if o.client == "s2"] == []
+
+
+# --------------------------------------- a group's QoS 0 message for a member away
+
+
+@pytest.mark.parametrize("qos", [QoS.AT_MOST_ONCE, QoS.AT_LEAST_ONCE])
+def test_a_qos0_group_message_for_a_member_away_may_be_dropped(qos: QoS) -> None:
+    """Found by the level-5 hunt of will_before_delay at seed 0 (no fault involved):
+    member c3, alone in ``$share/h/#`` (identifier 31), lost its connection; two QoS 0
+    messages were published to the group; c3 came back (Clean Start 0) and the model
+    owed them to it [MQTT-4.5.0-1] 3 s later, though the server may have chosen c3 (the
+    group's only member) while it was away, and a session holds QoS 0 messages pending
+    transmission only optionally (4.1, Session State): they may be gone. A QoS 1
+    message (granted QoS 1) is pending transmission in the session and owed on return."""
+    model = BrokerModel()
+    connect_c3 = Connect(
+        ProtocolLevel.MQTT_5, "c3", False, 0,
+        properties=Properties(session_expiry_interval=0xFFFFFFFF),
+    )  # fmt: skip
+    model.apply(Send("s2", connect_c3))
+    model.observe("s2", ConnAck(False, 0))
+    connected5(model, "p")
+    subscribe5(model, "s2", "$share/h/#", 1, identifier=31)
+    model.apply(Drop("s2"))
+    model.apply(Send("p", Publish("b", b"m14", qos, packet_id=1 if qos else None)))
+    if qos:
+        model.observe("p", PubAck(1))
+    model.apply(Send("s3", connect_c3))
+    model.observe("s3", ConnAck(True, 0))
+    owed = [r for o in model.obligations() for r in o.refs]
+    assert owed == ([] if qos == QoS.AT_MOST_ONCE else ["MQTT-4.5.0-1"])
