@@ -282,7 +282,8 @@ class SharedRouting:
             slots = [s.client for m in members if (s := self.sessions.get(m)) and s.client]
             if not slots or (client is not None and slots[0] != client):
                 continue
-            if self._expiry(self._message_by_seq(self._seq_of(routing.seq))) != "held":
+            message = self._message_by_seq(self._seq_of(routing.seq))
+            if self._expiry(message) != "held":
                 continue  # it may have expired first, or must have (3.3.2.3.3)
             if any(self._member_blocked(m) for m in members):
                 # The server may have chosen that member, and then it waits: at a send
@@ -291,8 +292,10 @@ class SharedRouting:
             found.append(
                 Obligation(
                     slots[0],
-                    f"PUBLISH {routing.message.topic!r} (message {routing.seq}) to one "
-                    f"member of {routing.share} ({', '.join(members)})",
+                    # The payload names the message: ``routing.seq`` counts the
+                    # groups' messages only, not the publishers' (m1, m2...).
+                    f"PUBLISH {message.topic!r} {message.payload!r} (group message "
+                    f"{routing.seq}) to one member of {routing.share} ({', '.join(members)})",
                     refs,
                 )
             )
