@@ -27,6 +27,7 @@ from mqttref.model.records import (
 from mqttref.model.session import SessionState
 from mqttref.model.topic import TOPIC, TopicEvent, TopicState
 from mqttref.model.topics import matches
+from mqttref.model.v5.numbering import topic_refs
 
 _LIVE_SESSION = (
     SessionState.CLEAN_SESSION,
@@ -107,7 +108,8 @@ class MessageRouting:
         state = self.topic_states.get(topic, TopicState.NO_RETAINED)
         event = TopicEvent.PUBLISH_RETAINED if retain else TopicEvent.PUBLISH
         row = TOPIC.fire(state, event, lambda g: (g == "payload") == bool(payload))
-        self.refs_hit.update(row.refs)
+        publisher = self.sessions.get(origin.removeprefix("will:"))
+        self.refs_hit.update(topic_refs(row.refs, _level(publisher)))
         # A QoS 2 message before its PUBREL may or may not be retained yet (the
         # receiver may store it at PUBLISH or at PUBREL, 4.3.3): uncertain until then.
         certain = required
@@ -307,7 +309,7 @@ class MessageRouting:
                 continue
             state = self.topic_states.get(topic, TopicState.NO_RETAINED)
             row = TOPIC.fire(state, TopicEvent.SUBSCRIBE)
-            self.refs_hit.update(row.refs)
+            self.refs_hit.update(topic_refs(row.refs, _level(session)))
             for candidate in slot.candidates():
                 expiry = self._expiry(candidate)
                 if expiry == "expired":
@@ -334,3 +336,9 @@ def _identifiers(subscription: Subscription) -> frozenset[int]:
     if subscription.identifier is None:
         return frozenset()
     return frozenset({subscription.identifier})
+
+
+def _level(session: Session | None) -> int:
+    """The protocol level whose numbers a session's coverage is in: 5 for a level-5
+    session (one with its 5.0 state), 4 otherwise (``numbering.topic_refs``)."""
+    return 5 if session is not None and session.v5 is not None else 4

@@ -216,6 +216,30 @@ def session_refs(refs: Iterable[str], level: int) -> tuple[str, ...]:
     ))
 
 
+TOPIC_IDS_5: dict[str, str | None] = {
+    "MQTT-3.3.1-12": "MQTT-3.3.1-8",  # RETAIN 0 from the Client: not stored, none removed
+    "MQTT-3.3.1-10": "MQTT-3.3.1-6",  # a zero-byte retained message removes the retained one
+    "MQTT-3.3.1-11": "MQTT-3.3.1-7",  # ... and is not stored itself
+    "MQTT-3.3.1-9": None,  # RETAIN 0 when forwarded: Retain As Published, ``v5``'s
+    "MQTT-3.3.1-6": None,  # retained messages for a new subscription: Retain Handling,
+    "MQTT-3.3.1-8": None,  # ... judged by ``v5.subscription_options`` (SUBSCRIPTION_5)
+    "MQTT-3.3.1-7": None,  # a QoS 0 retained message replaced: no 5.0 statement
+}
+"""The 3.1.1 topic chart's ids (its retained message) as the coverage of a level-5
+publisher or subscriber reads them: 5.0's statement of the same requirement (3.3.1),
+or None where 5.0 numbers another sentence so and a level-5 rule module judges it."""
+
+
+def topic_refs(refs: Iterable[str], level: int) -> tuple[str, ...]:
+    """A topic chart row's ids as a client of ``level`` covers them."""
+    if level != MQTT_5:
+        return tuple(refs)
+    return tuple(dict.fromkeys(
+        five for ref in refs
+        if (five := TOPIC_IDS_5.get(ref, ref)) is not None
+    ))
+
+
 def renumbered(refs: Iterable[str], level: int) -> tuple[str, ...]:
     """``refs`` as a connection of ``level`` cites them: 3.1.1-only ids in 5.0's
     numbers (``ONLY_3_1_1_TO_5``) at level 5."""

@@ -238,3 +238,19 @@ def test_a_level_5_session_covers_no_3_1_1_clean_session_ids() -> None:
     model.apply(Send("b", Connect(ProtocolLevel.MQTT_3_1_1, "b", True, 0)))
     model.observe("b", ConnAck(False, 0x00))
     assert "MQTT-3.2.2-1" in model.refs_hit  # 3.1.1: Session Present 0 for CleanSession 1
+
+
+def test_a_level_5_forwarded_message_covers_5_0_retain_statements() -> None:
+    """A level-5 PUBLISH with RETAIN 0, forwarded: the topic chart covers 5.0's "not
+    stored" [MQTT-3.3.1-8] (3.1.1's 3.3.1-12), and neither 5.0's 3.3.1-9 (Retain
+    Handling 0) nor 3.3.1-12 (Retain As Published 0), which 3.1.1's numbers would
+    claim; the first send covers [MQTT-4.5.0-1]."""
+    model = BrokerModel()
+    connected5(model, "a")
+    model.apply(Send("a", Subscribe(1, (Subscription("t", QoS.AT_MOST_ONCE),))))
+    model.observe("a", SubAck(1, (0x00,)))
+    model.refs_hit.clear()
+    model.apply(Send("a", Publish("t", b"m")))
+    model.observe("a", Publish("t", b"m"))
+    assert {"MQTT-3.3.1-8", "MQTT-4.5.0-1"} <= model.refs_hit
+    assert not {"MQTT-3.3.1-9", "MQTT-3.3.1-12"} & model.refs_hit
