@@ -31,14 +31,15 @@ The level-5 rules reach what 5.0 adds and brokers get wrong:
 their options but No Local (a Protocol Error there [MQTT-3.8.3-4], which the
 codec refuses to encode); each message goes to one member, any of them (4.8.2).
 
-Five level-5 stories (``stories5.Level5Stories``) line up what single rules
+Six level-5 stories (``stories5.Level5Stories``) line up what single rules
 reach too rarely: a subscriber with a Receive Maximum of 1 or 2 taking a burst
-of QoS 1/2 messages (its own, under No Local perhaps, or another client's); a
-client away with a delayed will (dropped, DISCONNECT 0x04, or back in time; now
-and then a delay longer than the driver's patience, so a will sent early stays
-early); and three of a Shared Subscription group sharing messages while a member
-holding some of them unacknowledged ends its session, loses its connection and
-returns (Clean Start 0 or 1), or is taken over by a new connection.
+of QoS 1/2 messages (its own, under No Local perhaps, or another client's); two
+of a client away with a delayed will (dropped, DISCONNECT 0x04, or back in time),
+one with a delay of 1 or 2 s, one with a delay longer than the driver's patience
+(so that a will sent early stays early); and three of a Shared Subscription group
+sharing messages while a member holding some of them unacknowledged ends its
+session, loses its connection and returns (Clean Start 0 or 1), or is taken over
+by a new connection.
 """
 
 from __future__ import annotations

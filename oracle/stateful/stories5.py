@@ -4,7 +4,8 @@ The level-5 rules of ``BrokerMachine5`` (connect5, subscribe5, publish5...)
 each do one thing, and what 5.0 adds needs several in a row: a subscriber with
 a small Receive Maximum and then a burst of QoS 1 messages to it; a client
 that subscribes with No Local and then publishes on that topic itself; a will
-with a delay, a listener on its topic and a connection that breaks; a group of
+with a delay, a listener on its topic and a connection that breaks (two stories:
+a delay of 1 or 2 s, and one that outlasts the driver's patience); a group of
 two members or more, messages to it and a member holding some of them that ends
 its session, loses its connection and returns, or is taken over (three stories,
 so that groups come up in most examples). A random sequence of single actions
@@ -46,8 +47,8 @@ SMALL_WINDOWS = (1, 2)
 """Receive Maximums a burst of three QoS 1 or 2 messages fills (4.9)."""
 WILL_DELAYS5 = (1, 2)
 """Will Delay Intervals the machine's waits outlast (the model's margin is 1 s)."""
-PAST_PATIENCE = (False, True)
-"""Whether a delayed will's delay outlasts the driver's patience (``past_patience``)."""
+ENDINGS = ("dropped", "0x04", "returns")
+"""How a will's connection ends in the will stories (``away_with_a_will``)."""
 BURST_EXPIRIES = (None, 60, 60)
 """A Message Expiry Interval long enough that only its decrement shows, or none."""
 
@@ -172,8 +173,7 @@ class Level5Stories:
         retain=st.booleans(),
         delay=st.sampled_from(WILL_DELAYS5),
         expiry=st.sampled_from([1, 2, 0xFFFFFFFF]),
-        ending=st.sampled_from(["dropped", "0x04", "returns"]),
-        long=st.sampled_from(PAST_PATIENCE),
+        ending=st.sampled_from(ENDINGS),
     )
     def away_with_a_delayed_will(
         self: StoryMachine5,
@@ -186,55 +186,44 @@ class Level5Stories:
         delay: int,
         expiry: int,
         ending: str,
-        long: bool,
     ) -> Any:
         """A connected client listens on a topic; a level-5 client connects with a will
         on it, a Will Delay Interval and a Session Expiry Interval, and its connection
         ends: dropped, or DISCONNECT 0x04 (Disconnect with Will Message). The will waits
         for the delay or the session's end, whichever is sooner [MQTT-3.1.2-8];
         ``returns``: the client comes back (Clean Start 0) before then, and the will is
-        not sent [MQTT-3.1.3-9]. ``long``: the delay outlasts the driver's patience and
-        the session never expires (``past_patience``), so that a will sent early is
-        still early when the driver gives up waiting for an explanation of it. With no
-        slot free (the group stories fill them), another client's connection drops
-        first and its slot is the one the will's client uses."""
-        if long:
-            delay, expiry = past_patience(self), 0xFFFFFFFF
-        listener = self.choose(data, self.connected_slots(), "listener")
-        others = [s for s in self.connected_slots() if s != listener]
-        if not (self.free_slots() or others):
-            return self.step_done()
-        slot = self.choose(data, self.free_slots() or others, "slot")
-        self.prepare()
-        if not self.driver.free(slot):
-            self.driver.drop(slot)
-            self.driver.settle()
-        if listener in self.level5_slots():
-            self.send_subscribe5(
-                listener, [(topic, QoS.AT_LEAST_ONCE, (False, True, 0))], identifier=None
-            )
-        else:
-            client = self.driver.client_id(listener)
-            if self.driver.connected(listener) and client is not None:
-                subscription = Subscription(self.full(topic), QoS.AT_LEAST_ONCE)
-                self.driver.send(
-                    listener, Subscribe(self.driver.next_packet_id(client), (subscription,))
-                )
-        self.driver.settle()
-        self.send_connect5(
-            slot, client_id, clean_start=True, expiry=expiry, receive_maximum=None,
-            alias_maximum=None, packet_size=None, will=(topic, qos, retain, delay),
+        not sent [MQTT-3.1.3-9]."""
+        away_with_a_will(
+            self, data, client_id, (topic, qos, retain, delay), expiry=expiry, ending=ending
         )
-        self.driver.settle()
-        if ending == "0x04" and self.driver.connected(slot):
-            self.driver.send(slot, Disconnect(0x04))
-        self.driver.drop(slot)
-        self.driver.settle()
-        if ending == "returns" and self.driver.free(slot):
-            self.send_connect5(
-                slot, client_id, clean_start=False, expiry=expiry, receive_maximum=None,
-                alias_maximum=None, packet_size=None, will=None,
-            )
+        return self.step_done()
+
+    @precondition(lambda self: self.connected_slots())
+    @rule(
+        data=st.data(),
+        client_id=client_ids,
+        topic=st.sampled_from(TOPICS),
+        qos=qos_levels,
+        retain=st.booleans(),
+        ending=st.sampled_from(ENDINGS),
+    )
+    def away_past_the_drivers_patience(
+        self: StoryMachine5,
+        data: st.DataObject,
+        *,
+        client_id: str,
+        topic: str,
+        qos: QoS,
+        retain: bool,
+        ending: str,
+    ) -> Any:
+        """``away_with_a_delayed_will`` with a Will Delay Interval that outlasts the
+        driver's patience (``past_patience``) and a session that never expires: a will
+        sent before its delay is still early when the driver stops waiting for an
+        explanation of it [MQTT-3.1.2-8]; one sent after the client's return is sent
+        despite it [MQTT-3.1.3-9]."""
+        will = (topic, qos, retain, past_patience(self))
+        away_with_a_will(self, data, client_id, will, expiry=0xFFFFFFFF, ending=ending)
         return self.step_done()
 
     @precondition(lambda self: self.level5_slots())
@@ -347,6 +336,54 @@ class Level5Stories:
                 receive_maximum=None, alias_maximum=None, packet_size=None, will=None,
             )
         return self.step_done()
+
+
+def away_with_a_will(
+    machine: StoryMachine5, data: st.DataObject, client_id: str,
+    will: tuple[str, QoS, bool, int], *, expiry: int, ending: str,
+) -> None:
+    """The will stories' actions: a connected client listens on the will's topic; a
+    level-5 client connects with ``will`` (topic, QoS, retain, Will Delay Interval) and
+    a Session Expiry Interval of ``expiry``, and its connection ends (``ending``:
+    dropped, DISCONNECT 0x04, or dropped and back with Clean Start 0). With no slot
+    free (the group stories fill them), another client's connection drops first and
+    its slot is the one the will's client uses."""
+    listener = machine.choose(data, machine.connected_slots(), "listener")
+    others = [s for s in machine.connected_slots() if s != listener]
+    if not (machine.free_slots() or others):
+        return
+    slot = machine.choose(data, machine.free_slots() or others, "slot")
+    topic = will[0]
+    machine.prepare()
+    if not machine.driver.free(slot):
+        machine.driver.drop(slot)
+        machine.driver.settle()
+    if listener in machine.level5_slots():
+        machine.send_subscribe5(
+            listener, [(topic, QoS.AT_LEAST_ONCE, (False, True, 0))], identifier=None
+        )
+    else:
+        client = machine.driver.client_id(listener)
+        if machine.driver.connected(listener) and client is not None:
+            subscription = Subscription(machine.full(topic), QoS.AT_LEAST_ONCE)
+            machine.driver.send(
+                listener, Subscribe(machine.driver.next_packet_id(client), (subscription,))
+            )
+    machine.driver.settle()
+    machine.send_connect5(
+        slot, client_id, clean_start=True, expiry=expiry, receive_maximum=None,
+        alias_maximum=None, packet_size=None, will=will,
+    )
+    machine.driver.settle()
+    if ending == "0x04" and machine.driver.connected(slot):
+        machine.driver.send(slot, Disconnect(0x04))
+    machine.driver.drop(slot)
+    machine.driver.settle()
+    if ending == "returns" and machine.driver.free(slot):
+        machine.send_connect5(
+            slot, client_id, clean_start=False, expiry=expiry, receive_maximum=None,
+            alias_maximum=None, packet_size=None, will=None,
+        )
 
 
 def past_patience(machine: StoryMachine5) -> int:
