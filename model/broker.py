@@ -88,7 +88,7 @@ from mqttref.model.session import SESSION, SessionEvent, SessionState
 from mqttref.model.shared_routing import is_shared
 from mqttref.model.topics import topic_filter_problem, topic_name_problem
 from mqttref.model.v5 import reason_codes
-from mqttref.model.v5.numbering import SUBACK_OWED_5, row_refs, session_refs
+from mqttref.model.v5.numbering import SUBACK_OWED_5, flow_refs, row_refs, session_refs
 from mqttref.model.v5.reason_codes import PacketKind
 from mqttref.model.v5.shared import SharedGroups5
 from mqttref.model.v5.will import Will5
@@ -413,7 +413,7 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
         if taken is None:
             return
         flow, row = taken
-        self.refs_hit.update(row.refs)
+        self.refs_hit.update(flow_refs(flow.chart.name, row, conn.level))
         self._shared_acknowledged(session, flow, packet)
         if row.action == "release_onward" and isinstance(flow.message, Accepted):
             self._release(flow.message)
@@ -607,7 +607,7 @@ class BrokerModel(MessageRouting, ObservationJudge, Verdicts):
         taken = session.flows.received(packet)
         assert taken is not None
         flow, row = taken
-        self.refs_hit.update(row.refs)
+        self.refs_hit.update(flow_refs(flow.chart.name, row, ctx.connection.level))
         if row.action != "take_ownership":
             return  # a duplicate of a QoS 2 message: never passed on twice [MQTT-4.3.3-2]
         first = row.source in (ReceiverState.IDLE,)

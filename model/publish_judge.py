@@ -33,7 +33,7 @@ from mqttref.model.qos import SenderState
 from mqttref.model.records import PRIMARY, Connection, Delivery, Session
 from mqttref.model.topics import matches
 from mqttref.model.v5 import forwarding
-from mqttref.model.v5.numbering import FLOW_PACKET_REFS_5, FORWARDED_5, NOT_DUE_5
+from mqttref.model.v5.numbering import FLOW_PACKET_REFS_5, FORWARDED_5, NOT_DUE_5, flow_refs
 
 C, CE = ConnectionState, ConnectionEvent
 
@@ -264,7 +264,7 @@ class PublishJudge(PublishRejections):
         if packet.qos > 0:
             taken = session.flows.sent(packet, message=delivery)
             if taken is not None:
-                self.refs_hit.update(taken[1].refs)
+                self.refs_hit.update(flow_refs(taken[0].chart.name, taken[1], conn.level))
         self.refs_hit.update(
             FORWARDED_5 if conn.level == MQTT_5 else
             ("MQTT-4.5.0-1", "MQTT-3.3.1-9" if not packet.retain else "MQTT-3.3.1-8")
@@ -357,7 +357,7 @@ class PublishJudge(PublishRejections):
                 packet,
             ) from None
         if taken is not None:
-            self.refs_hit.update(taken[1].refs)
+            self.refs_hit.update(flow_refs(taken[0].chart.name, taken[1], conn.level))
 
     def _observe_flow_packet(self, conn: Connection, session: Session, packet: Packet) -> None:
         refusing = None
@@ -376,7 +376,7 @@ class PublishJudge(PublishRejections):
                 packet,
             ) from None
         if taken is not None:
-            self.refs_hit.update(taken[1].refs)
+            self.refs_hit.update(flow_refs(taken[0].chart.name, taken[1], conn.level))
         self._retract(refusing)
         if isinstance(packet, PubRel) and conn.quota is not None:
             conn.quota.released(packet.packet_id)

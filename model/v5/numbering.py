@@ -240,6 +240,73 @@ def topic_refs(refs: Iterable[str], level: int) -> tuple[str, ...]:
     ))
 
 
+_RESEND = "MQTT-4.4.0-1"
+_IDENTIFIER = "MQTT-2.2.1-5"
+
+FLOW_ROW_REFS_5: dict[tuple[str, str, str, str | None], tuple[str, ...]] = {
+    # the server sends a QoS 1 message: an unused identifier, QoS 1 and DUP 0, held
+    # unacknowledged until the PUBACK [MQTT-4.3.2-1..3]
+    ("qos1_sender", "pending", "send_publish", "first_send"): (
+        "MQTT-4.3.2-1", "MQTT-4.3.2-2", "MQTT-2.2.1-4"),
+    ("qos1_sender", "awaiting_puback", "send_publish", "dup"): ("MQTT-3.3.1-1",),
+    ("qos1_sender", "awaiting_puback", "receive_puback", None): ("MQTT-4.3.2-3", _IDENTIFIER),
+    ("qos1_sender", "awaiting_puback", "connection_lost", None): (_RESEND,),
+    ("qos1_sender", "publish_resend_due", "send_publish", "dup"): (_RESEND, "MQTT-3.3.1-1"),
+    ("qos1_sender", "publish_resend_due", "connection_lost", None): (_RESEND,),
+    ("qos1_sender", "pending", "connection_lost", None): (),  # kept or not: ``v5.session``
+    # the server sends a QoS 2 message [MQTT-4.3.3-1..6]
+    ("qos2_sender", "pending", "send_publish", "first_send"): (
+        "MQTT-4.3.3-1", "MQTT-4.3.3-2", "MQTT-2.2.1-4"),
+    ("qos2_sender", "awaiting_pubrec", "send_publish", "dup"): ("MQTT-3.3.1-1",),
+    ("qos2_sender", "awaiting_pubrec", "receive_pubrec", None): ("MQTT-4.3.3-3", _IDENTIFIER),
+    ("qos2_sender", "pubrel_due", "send_publish", "dup"): ("MQTT-3.3.1-1",),
+    ("qos2_sender", "pubrel_due", "send_pubrel", None): ("MQTT-4.3.3-4", _IDENTIFIER),
+    ("qos2_sender", "pubrel_due", "receive_pubrec", None): ("MQTT-4.3.3-4",),
+    ("qos2_sender", "awaiting_pubcomp", "send_pubrel", None): (_RESEND,),
+    ("qos2_sender", "awaiting_pubcomp", "receive_pubrec", None): ("MQTT-4.3.3-5",),
+    ("qos2_sender", "awaiting_pubcomp", "receive_pubcomp", None): ("MQTT-4.3.3-5",),
+    ("qos2_sender", "awaiting_pubrec", "connection_lost", None): (_RESEND,),
+    ("qos2_sender", "publish_resend_due", "send_publish", "dup"): (_RESEND, "MQTT-3.3.1-1"),
+    ("qos2_sender", "publish_resend_due", "connection_lost", None): (_RESEND,),
+    ("qos2_sender", "pubrel_due", "connection_lost", None): (_RESEND,),
+    ("qos2_sender", "awaiting_pubcomp", "connection_lost", None): (_RESEND,),
+    ("qos2_sender", "pending", "connection_lost", None): (),
+    # the server receives a QoS 1 message: PUBACK with its identifier [MQTT-4.3.2-4]
+    ("qos1_receiver", "idle", "receive_publish", None): ("MQTT-4.3.2-4", "MQTT-3.3.4-1"),
+    ("qos1_receiver", "puback_due", "receive_publish", None): ("MQTT-4.3.2-4",),
+    ("qos1_receiver", "puback_due", "send_puback", None): ("MQTT-4.3.2-4", _IDENTIFIER),
+    ("qos1_receiver", "puback_due", "connection_lost", None): (_RESEND,),
+    ("qos1_receiver", "awaiting_resend", "connection_lost", None): (_RESEND,),
+    ("qos1_receiver", "awaiting_resend", "receive_publish", None): (_RESEND, "MQTT-4.3.2-4"),
+    ("qos1_receiver", "awaiting_resend", "send_puback", None): ("MQTT-4.3.2-4",),
+    # the server receives a QoS 2 message: PUBREC [MQTT-4.3.3-8], no duplicate onward
+    # [MQTT-4.3.3-10], PUBCOMP for the PUBREL [MQTT-4.3.3-11]
+    ("qos2_receiver", "idle", "receive_publish", None): ("MQTT-4.3.3-8", "MQTT-3.3.4-1"),
+    ("qos2_receiver", "pubrec_due", "receive_publish", None): ("MQTT-4.3.3-10",),
+    ("qos2_receiver", "pubrec_due", "send_pubrec", None): ("MQTT-4.3.3-8", _IDENTIFIER),
+    ("qos2_receiver", "awaiting_pubrel", "receive_publish", None): ("MQTT-4.3.3-10",),
+    ("qos2_receiver", "awaiting_pubrel", "receive_pubrel", None): ("MQTT-4.3.3-11",),
+    ("qos2_receiver", "pubrec_due", "receive_pubrel", None): ("MQTT-4.3.3-11",),
+    ("qos2_receiver", "idle", "receive_pubrel", None): ("MQTT-4.3.3-11",),
+    ("qos2_receiver", "pubcomp_due", "receive_pubrel", None): ("MQTT-4.3.3-11",),
+    ("qos2_receiver", "pubcomp_due", "send_pubcomp", None): ("MQTT-4.3.3-11", _IDENTIFIER),
+    ("qos2_receiver", "pubrec_due", "connection_lost", None): (_RESEND,),
+    ("qos2_receiver", "awaiting_pubrel", "connection_lost", None): (_RESEND,),
+    ("qos2_receiver", "pubcomp_due", "connection_lost", None): (_RESEND,),
+}
+"""(chart, source, event, guard) of each 3.1.1 QoS flow row -> the 5.0 statements it
+covers on a level-5 connection, read from 4.3 and 4.4 of 5.0 (3.1.1's 4.3.2-2 and
+4.3.3-2, the receiver's duties, are the sender's DUP 0 in 5.0; its 2.3.1-x are 5.0's
+2.2.1-x). An empty reading covers nothing: the level-5 session rules judge it."""
+
+
+def flow_refs(chart: str, row: Transition, level: int) -> tuple[str, ...]:
+    """The statements a QoS flow row of ``chart`` covers on a connection of ``level``."""
+    if level != MQTT_5:
+        return row.refs
+    return FLOW_ROW_REFS_5[(chart, row.source, row.event, row.guard)]
+
+
 def renumbered(refs: Iterable[str], level: int) -> tuple[str, ...]:
     """``refs`` as a connection of ``level`` cites them: 3.1.1-only ids in 5.0's
     numbers (``ONLY_3_1_1_TO_5``) at level 5."""

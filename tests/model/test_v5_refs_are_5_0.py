@@ -18,8 +18,10 @@ from mqttref.impl.codec.packets import (
     Connect,
     ProtocolLevel,
     PubAck,
+    PubComp,
     Publish,
     PubRec,
+    PubRel,
     QoS,
     SubAck,
     Subscribe,
@@ -29,7 +31,8 @@ from mqttref.model import BrokerModel, Send, SendMalformed, TimePasses
 from mqttref.model.connection import CONNECTION
 from mqttref.model.errors import Violation
 from mqttref.model.events import Observation
-from mqttref.model.v5.numbering import ROW_REFS_5
+from mqttref.model.qos import QOS1_RECEIVER, QOS1_SENDER, QOS2_RECEIVER, QOS2_SENDER
+from mqttref.model.v5.numbering import FLOW_ROW_REFS_5, ROW_REFS_5
 from mqttref.oracle.statements import statements
 from tests.model.helpers import connect
 from tests.model.test_levels_mix import connect5, connected5, refs_of
@@ -254,3 +257,24 @@ def test_a_level_5_forwarded_message_covers_5_0_retain_statements() -> None:
     model.observe("a", Publish("t", b"m"))
     assert {"MQTT-3.3.1-8", "MQTT-4.5.0-1"} <= model.refs_hit
     assert not {"MQTT-3.3.1-9", "MQTT-3.3.1-12"} & model.refs_hit
+
+
+def test_every_qos_flow_row_has_a_5_0_reading_of_5_0_ids() -> None:
+    charts = (QOS1_SENDER, QOS2_SENDER, QOS1_RECEIVER, QOS2_RECEIVER)
+    rows = {(c.name, r.source, r.event, r.guard) for c in charts for r in c.transitions}
+    assert set(FLOW_ROW_REFS_5) == rows
+    assert all(ref in FIVE for refs in FLOW_ROW_REFS_5.values() for ref in refs)
+
+
+def test_a_level_5_qos_2_exchange_covers_the_5_0_receiver_duties() -> None:
+    """A client's QoS 2 PUBLISH, PUBREC, PUBREL, PUBCOMP: the server as receiver covers
+    [MQTT-4.3.3-8] and [MQTT-4.3.3-11], not 3.1.1's 4.3.3-2 (5.0's sender's DUP 0)."""
+    model = BrokerModel()
+    connected5(model, "a")
+    model.refs_hit.clear()
+    model.apply(Send("a", Publish("t", b"m", QoS.EXACTLY_ONCE, packet_id=1)))
+    model.observe("a", PubRec(1))
+    model.apply(Send("a", PubRel(1)))
+    model.observe("a", PubComp(1))
+    assert {"MQTT-4.3.3-8", "MQTT-4.3.3-11"} <= model.refs_hit
+    assert "MQTT-4.3.3-2" not in model.refs_hit
