@@ -33,7 +33,13 @@ from mqttref.model.qos import SenderState
 from mqttref.model.records import PRIMARY, Connection, Delivery, Session
 from mqttref.model.topics import matches
 from mqttref.model.v5 import forwarding
-from mqttref.model.v5.numbering import FLOW_PACKET_REFS_5, FORWARDED_5, NOT_DUE_5, flow_refs
+from mqttref.model.v5.numbering import (
+    FLOW_PACKET_REFS_5,
+    FORWARDED_5,
+    NOT_DUE_5,
+    PUBLISH_AFTER_PUBREL_5,
+    flow_refs,
+)
 
 C, CE = ConnectionState, ConnectionEvent
 
@@ -119,7 +125,7 @@ class PublishJudge(PublishRejections):
                 if not packet.dup:
                     refs.append("MQTT-3.3.1-1")
                 if other.state == SenderState.AWAITING_PUBCOMP:
-                    refs.append("MQTT-4.3.3-1")
+                    refs.append(PUBLISH_AFTER_PUBREL_5 if conn.level == MQTT_5 else "MQTT-4.3.3-1")
                 what = (
                     "a re-delivery must set DUP"
                     if other is flow
@@ -353,7 +359,8 @@ class PublishJudge(PublishRejections):
             raise self._reject(
                 conn,
                 f"no re-send of PUBLISH allowed in state {error.state}",
-                ["MQTT-4.3.3-1"] if past_pubrel else ["MQTT-4.3.3-1", "MQTT-3.3.1-1"],
+                [PUBLISH_AFTER_PUBREL_5 if conn.level == MQTT_5 else "MQTT-4.3.3-1"]
+                if past_pubrel else ["MQTT-4.3.3-1", "MQTT-3.3.1-1"],
                 packet,
             ) from None
         if taken is not None:

@@ -307,6 +307,12 @@ def flow_refs(chart: str, row: Transition, level: int) -> tuple[str, ...]:
     return FLOW_ROW_REFS_5[(chart, row.source, row.event, row.guard)]
 
 
+PUBLISH_AFTER_PUBREL_5 = "MQTT-4.3.3-6"
+"""A PUBLISH re-sent after its PUBREL: "the sender MUST NOT re-send the PUBLISH once
+it has sent the corresponding PUBREL packet" (3.1.1 names it within its 4.3.3-1;
+5.0's 4.3.3-1 is assigning an unused identifier)."""
+
+
 def renumbered(refs: Iterable[str], level: int) -> tuple[str, ...]:
     """``refs`` as a connection of ``level`` cites them: 3.1.1-only ids in 5.0's
     numbers (``ONLY_3_1_1_TO_5``) at level 5."""

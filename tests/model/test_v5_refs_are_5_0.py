@@ -10,6 +10,7 @@ level-5 connection must cite ids of 5.0's list.
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
@@ -278,3 +279,29 @@ def test_a_level_5_qos_2_exchange_covers_the_5_0_receiver_duties() -> None:
     model.observe("a", PubComp(1))
     assert {"MQTT-4.3.3-8", "MQTT-4.3.3-11"} <= model.refs_hit
     assert "MQTT-4.3.3-2" not in model.refs_hit
+
+
+@pytest.mark.parametrize(("level", "refs"), [(5, ("MQTT-4.3.3-6",)), (4, ("MQTT-4.3.3-1",))])
+def test_a_publish_re_sent_after_its_pubrel_names_the_level_s_statement(
+    level: int, refs: tuple[str, ...]
+) -> None:
+    """A QoS 2 PUBLISH re-sent after the server's PUBREL: "the sender MUST NOT re-send
+    the PUBLISH once it has sent the corresponding PUBREL" is 5.0's [MQTT-4.3.3-6]
+    (3.1.1 says it within its 4.3.3-1; 5.0's 4.3.3-1 is an unused identifier)."""
+    model = BrokerModel()
+    if level == 5:
+        connected5(model, "s")
+    else:
+        connect(model, "s")
+    connected5(model, "p")
+    model.apply(Send("s", Subscribe(1, (Subscription("t", QoS.EXACTLY_ONCE),))))
+    model.observe("s", SubAck(1, (0x02,)))
+    model.apply(Send("p", Publish("t", b"m", QoS.EXACTLY_ONCE, packet_id=1)))
+    model.observe("p", PubRec(1))
+    model.apply(Send("p", PubRel(1)))
+    model.observe("p", PubComp(1))
+    model.observe("s", Publish("t", b"m", QoS.EXACTLY_ONCE, packet_id=1))
+    model.apply(Send("s", PubRec(1)))
+    model.observe("s", PubRel(1))
+    again = Publish("t", b"m", QoS.EXACTLY_ONCE, dup=True, packet_id=1)
+    assert refs_of(model, "s", again) == refs
