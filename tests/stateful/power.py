@@ -285,6 +285,11 @@ def write_doc(rows: Sequence[PowerRow], *, seed: int, budget: float, explore: bo
     ).rstrip("\n") + "\n", encoding="utf-8")
 
 
+RESULTS_NOTE = {"5.0": ": `docs/spec/oracle-power-5.0.jsonl`, kept in the repository so that a"
+                       " later change can rerun only the faults it touches"}
+"""Where the committed results file of a level is, for the doc's merge line."""
+
+
 def section(rows: Sequence[PowerRow], *, seed: int, budget: float, explore: bool,
             merged: int, protocol: str) -> str:
     numbers = figures(rows)
@@ -308,8 +313,9 @@ def section(rows: Sequence[PowerRow], *, seed: int, budget: float, explore: bool
         f" {what}.",
         f"- Time: {sum(r.seconds for r in rows):.0f} s of runs for {len(rows)} faults.",
         *([f"- {merged} rows come from a results file (`--merge`: the newest row of each"
-           " fault, judged against the declarations of today); the run of the whole matrix"
-           " wrote it, and the faults changed after it were run again and appended."
+           " fault, judged against the declarations of today), written by a run of the whole"
+           " matrix (`--results`), with any fault changed after it run again and appended"
+           f"{RESULTS_NOTE.get(protocol, '')}."
            + (f" {len(rows) - merged} were run with this command." if len(rows) > merged
               else "")] if merged else []),
         "",
