@@ -35,9 +35,14 @@ def rule_citations(folder: Path = MODEL_5) -> set[str]:
     found: set[str] = set()
     paths = [*sorted(folder.glob("*.py")), *(MODEL / name for name in LEVEL_5_MODULES)]
     for path in paths:
-        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        tree = ast.parse(path.read_text("utf-8"))
+        # A dict key is what a table is looked up by, not what it cites: the level-5
+        # renumbering (``v5/numbering.py``) maps 3.1.1's ids to the 5.0 ids it cites.
+        keys = {id(inner) for node in ast.walk(tree) if isinstance(node, ast.Dict)
+                for key in node.keys if key is not None for inner in ast.walk(key)}
+        for node in ast.walk(tree):
             if (isinstance(node, ast.Constant) and isinstance(node.value, str)
-                    and _ID.fullmatch(node.value)):
+                    and _ID.fullmatch(node.value) and id(node) not in keys):
                 found.add(node.value)
     return found
 
