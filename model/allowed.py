@@ -122,10 +122,11 @@ class AllowedPackets(Level5):
                 found.append(PubRel(flow.packet_id))
             if flow.state == SenderState.PUBREL_DUE or not isinstance(flow.message, Delivery):
                 continue
-            if flow.state in (
-                SenderState.PUBLISH_RESEND_DUE,
-                SenderState.AWAITING_PUBACK,
-                SenderState.AWAITING_PUBREC,
+            # A retry within the connection is 3.1.1's leeway; 5.0 re-sends only when
+            # the session resumes [MQTT-4.4.0-1].
+            if flow.state == SenderState.PUBLISH_RESEND_DUE or (
+                conn.level != MQTT_5
+                and flow.state in (SenderState.AWAITING_PUBACK, SenderState.AWAITING_PUBREC)
             ):
                 message = flow.message.message
                 qos = QoS.AT_LEAST_ONCE if flow.chart.name == "qos1_sender" else QoS.EXACTLY_ONCE

@@ -4,14 +4,15 @@ Theory of operation: a PUBLISH is identified by its content (topic and payload)
 among the messages in flight and pending, never by its packet id, which is what
 [MQTT-2.3.1-4] puts under test; its packet id and DUP flag are then judged against
 the message it carries (``_misidentified``). A re-send (DUP=1 under the id of its
-message in flight) is allowed any time, and the re-sends owed on reconnect come in
-order [MQTT-4.6.0-1]. A first send must match a pending delivery, respecting order
-per publisher, topic and QoS; an allowed message a later one overtook is remembered,
-so that its late arrival is named as out of order [MQTT-4.6.0-6] rather than as not
-due. The first PUBLISH matching a delivery binds its packet id, so later PUBREL and
-the client's acks refer to it. A PUBLISH nothing explains is rejected with the best
-reason ``PublishRejections`` finds. PUBACK, PUBREC, PUBREL and PUBCOMP go through
-the session's QoS flows (and, at level 5, their Reason Codes through ``Level5``).
+message in flight) is allowed any time at 3.1.1, and at 5.0 only when a session
+resumes [MQTT-4.4.0-1]; the re-sends owed on reconnect come in order [MQTT-4.6.0-1].
+A first send must match a pending delivery, respecting order per publisher, topic and
+QoS; an allowed message a later one overtook is remembered, so that its late arrival
+is named as out of order [MQTT-4.6.0-6] rather than as not due. The first PUBLISH
+matching a delivery binds its packet id, so later PUBREL and the client's acks refer
+to it. A PUBLISH nothing explains is rejected with the best reason
+``PublishRejections`` finds. PUBACK, PUBREC, PUBREL and PUBCOMP go through the
+session's QoS flows (and, at level 5, their Reason Codes through ``Level5``).
 """
 
 from __future__ import annotations
@@ -335,8 +336,19 @@ class PublishJudge(PublishRejections):
     def _observe_resend(
         self, conn: Connection, session: Session, flow: Flow, packet: Publish
     ) -> None:
-        """DUP=1 with the packet id of the message in flight it repeats: a retry
-        (allowed any time) or the re-send owed on reconnect, in order [MQTT-4.6.0-1]."""
+        """DUP=1 with the packet id of the message in flight it repeats: the re-send
+        owed on reconnect, in order [MQTT-4.6.0-1], or (3.1.1 only) a retry. 3.1.1
+        leaves retries within a connection open; 5.0 allows a re-send only when the
+        session resumes: "Clients and Servers MUST NOT resend messages at any other
+        time" [MQTT-4.4.0-1]."""
+        if conn.level == MQTT_5 and flow.state not in (
+            SenderState.PUBLISH_RESEND_DUE,
+            SenderState.AWAITING_PUBCOMP,  # no re-send at all after PUBREL: named below
+        ):
+            raise self._reject(
+                conn, "a PUBLISH re-sent within the connection that sent it (5.0 re-sends"
+                " only when a session resumes)", ["MQTT-4.4.0-1"], packet,
+            )
         if flow.state == SenderState.PUBLISH_RESEND_DUE:
             first_due = min(
                 (

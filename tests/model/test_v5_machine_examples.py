@@ -599,3 +599,44 @@ def test_a_qos0_group_message_for_a_member_away_may_be_dropped(qos: QoS) -> None
     model.observe("s3", ConnAck(True, 0))
     owed = [r for o in model.obligations() for r in o.refs]
     assert owed == ([] if qos == QoS.AT_MOST_ONCE else ["MQTT-4.5.0-1"])
+
+
+# ------------------------------------------- re-sends: only when a session resumes
+
+
+@pytest.mark.parametrize("qos", [QoS.AT_LEAST_ONCE, QoS.EXACTLY_ONCE])
+def test_a_level_5_re_send_within_its_connection_is_refused(qos: QoS) -> None:
+    """5.0 drops 3.1.1's leeway for retries: a server re-sends an unacknowledged
+    PUBLISH when the session resumes, and "MUST NOT resend messages at any other time"
+    [MQTT-4.4.0-1]. A DUP=1 copy on the connection that sent the first is refused;
+    the same copy after the session resumed on a new connection is owed."""
+    model = BrokerModel()
+    resume = Connect(ProtocolLevel.MQTT_5, "A", False, 0,
+                     properties=Properties(session_expiry_interval=100))  # fmt: skip
+    model.apply(Send("s0", resume))
+    model.observe("s0", ConnAck(False, 0))
+    subscribe5(model, "s0", "t", int(qos))
+    connected5(model, "p")
+    model.apply(Send("p", Publish("t", b"m", qos, packet_id=1)))
+    model.observe("p", PubAck(1) if qos == QoS.AT_LEAST_ONCE else PubRec(1))
+    model.observe("s0", Publish("t", b"m", qos, packet_id=7))
+    assert refs_of(model, "s0", Publish("t", b"m", qos, dup=True, packet_id=7)) == (
+        "MQTT-4.4.0-1",
+    )
+    model.apply(Drop("s0"))
+    model.apply(Send("s1", resume))
+    model.observe("s1", ConnAck(True, 0))
+    model.observe("s1", Publish("t", b"m", qos, dup=True, packet_id=7))
+
+
+def test_a_3_1_1_retry_within_its_connection_is_still_allowed() -> None:
+    """3.1.1 requires the re-send on reconnect and leaves retries within a connection
+    to the implementation (4.4): the same DUP=1 copy at level 4 is no violation."""
+    model = BrokerModel()
+    connect(model, "s0", clean=False)
+    subscribe(model, "s0", "t", 1)
+    connect(model, "p")
+    model.apply(Send("p", Publish("t", b"m", QoS.AT_LEAST_ONCE, packet_id=1)))
+    model.observe("p", PubAck(1))
+    model.observe("s0", Publish("t", b"m", QoS.AT_LEAST_ONCE, packet_id=7))
+    model.observe("s0", Publish("t", b"m", QoS.AT_LEAST_ONCE, dup=True, packet_id=7))
