@@ -56,7 +56,17 @@ def start_mqttref_sub(broker: Broker, client_id: str, *args: str) -> subprocess.
         [sys.executable, "-m", "mqttref", "sub", "-h", broker.host, "-p", str(broker.port),
          "-i", client_id, *args]
     )  # fmt: skip
-    broker.wait_for_subscription(client_id)
+    try:
+        broker.wait_for_subscription(client_id)
+    except AssertionError as exc:
+        # Say what the subscriber itself printed, or that it still runs, not only that the
+        # broker saw no SUBSCRIBE.
+        if process.poll() is None:
+            process.kill()
+        out, err = process.communicate(timeout=TIMEOUT)
+        raise AssertionError(
+            f"{exc}; mqttref sub exited {process.returncode}: {err!r} {out!r}"
+        ) from exc
     return process
 
 

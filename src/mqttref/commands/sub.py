@@ -7,6 +7,7 @@ import asyncio
 import sys
 from typing import Any
 
+from mqttref.impl.client.client import Client
 from mqttref.impl.client.command_line import (
     EXIT_BAD_OPTION,
     EXIT_CODES_HELP,
@@ -25,7 +26,13 @@ from mqttref.impl.client.errors import InvalidArgument
 from mqttref.impl.client.events import Message
 from mqttref.impl.client.output_format import OutputFormat
 from mqttref.impl.client.validation import check_topic_filter
-from mqttref.impl.codec.packets import NO_PROPERTIES, SUBACK_FAILURE, QoS, Subscription
+from mqttref.impl.codec.packets import (
+    NO_PROPERTIES,
+    SUBACK_FAILURE,
+    Properties,
+    QoS,
+    Subscription,
+)
 
 PROG = "mqttref sub"
 
@@ -115,23 +122,28 @@ def render(args: argparse.Namespace, output: OutputFormat | None, message: Messa
 
 
 async def subscribe(args: argparse.Namespace, output: OutputFormat | None) -> int:
-    if args.timeout:
-        try:
-            return await asyncio.wait_for(_subscribe(args, output), args.timeout)
-        except TimeoutError:
-            return fail(PROG, "timed out", EXIT_TIMED_OUT)
-    return await _subscribe(args, output)
-
-
-async def _subscribe(args: argparse.Namespace, output: OutputFormat | None) -> int:
     client = build_client(args, prefix="mqttref-sub", clean_session=not args.disable_clean_session)
-    stdout = sys.stdout.buffer
     options = args.no_local or args.retain_as_published or args.retain_handling
     if options and client.protocol_level != 5:
         raise InvalidArgument(
             "--no-local, --retain-as-published and --retain-handling need MQTT v5 (-V mqttv5)"
         )
-    subscribe_properties = args.parsed_properties.get("subscribe", NO_PROPERTIES)
+    async with client:
+        if not args.timeout:
+            return await _receive(args, output, client)
+        # -W counts from the connection, as mosquitto_sub's does ("The timeout starts just
+        # after the client has connected to the broker"): a slow start of this process or a
+        # slow CONNACK does not eat the time the user gave for messages.
+        try:
+            async with asyncio.timeout(args.timeout):
+                return await _receive(args, output, client)
+        except TimeoutError:
+            return fail(PROG, "timed out", EXIT_TIMED_OUT)
+
+
+async def _receive(args: argparse.Namespace, output: OutputFormat | None, client: Client) -> int:
+    stdout = sys.stdout.buffer
+    subscribe_properties: Properties = args.parsed_properties.get("subscribe", NO_PROPERTIES)
     identifiers = subscribe_properties.subscription_identifiers
     subscriptions = [
         Subscription(
@@ -143,25 +155,24 @@ async def _subscribe(args: argparse.Namespace, output: OutputFormat | None) -> i
         )
         for topic in args.topic
     ]
-    async with client:
-        codes = await client.subscribe_many(
-            subscriptions,
-            subscription_identifier=identifiers[0] if identifiers else None,
-            user_properties=subscribe_properties.user_properties,
-        )
-        refused = [t for t, code in zip(args.topic, codes, strict=True) if code >= SUBACK_FAILURE]
-        if len(refused) == len(codes):
-            return fail(PROG, "the broker refused every subscription", EXIT_SUBSCRIPTION_REFUSED)
-        for topic in refused:
-            print(f"{PROG}: warning: subscription to {topic!r} refused", file=sys.stderr)
-        received = 0
-        async for message in client.messages:
-            if args.no_retained and message.retain:
-                continue
-            stdout.write(render(args, output, message))
-            stdout.flush()
-            received += 1
-            if args.count and received >= args.count:
-                break
-        await disconnect(client, args)
+    codes = await client.subscribe_many(
+        subscriptions,
+        subscription_identifier=identifiers[0] if identifiers else None,
+        user_properties=subscribe_properties.user_properties,
+    )
+    refused = [t for t, code in zip(args.topic, codes, strict=True) if code >= SUBACK_FAILURE]
+    if len(refused) == len(codes):
+        return fail(PROG, "the broker refused every subscription", EXIT_SUBSCRIPTION_REFUSED)
+    for topic in refused:
+        print(f"{PROG}: warning: subscription to {topic!r} refused", file=sys.stderr)
+    received = 0
+    async for message in client.messages:
+        if args.no_retained and message.retain:
+            continue
+        stdout.write(render(args, output, message))
+        stdout.flush()
+        received += 1
+        if args.count and received >= args.count:
+            break
+    await disconnect(client, args)
     return EXIT_OK
