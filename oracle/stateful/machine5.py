@@ -65,6 +65,7 @@ from mqttref.oracle.stateful.machine import LONG_KEEP_ALIVE, BrokerMachine
 from mqttref.oracle.stateful.stories import TOPICS, WILDCARD_FILTERS, client_ids, qos_levels
 from mqttref.oracle.stateful.stories5 import SHARED_FILTERS, Level5Stories, StoryMachine5
 from mqttref.oracle.stateful.stories5_messages import MessageStories5
+from mqttref.oracle.stateful.stories5_properties import PropertyStories5
 from mqttref.oracle.stateful.stories5_sessions import SessionStories5
 from mqttref.oracle.stateful.target import Target
 
@@ -96,7 +97,9 @@ requests5 = st.lists(
 )
 
 
-class BrokerMachine5(SessionStories5, MessageStories5, Level5Stories, BrokerMachine):
+class BrokerMachine5(
+    SessionStories5, MessageStories5, PropertyStories5, Level5Stories, BrokerMachine
+):
     """``BrokerMachine`` with level-5 clients among its 3.1.1 ones, and the level-5
     stories (``Level5Stories``)."""
 
