@@ -23,13 +23,14 @@ same holds for the 3.1.1 clients of the machine: the broker is one. Topic Aliase
 already follow the CONNACK (``BrokerMachine5.alias_for``); a Maximum Packet Size
 below anything the machine sends makes the exploration not run, with that reason.
 
-The model's statement ids are put in 5.0's numbering. The broker model cites 5.0
-ids where it judges level-5 clients only (its level-5 rules and the 5.0 charts) and
-3.1.1 ids in the rows it runs for clients of either level (the QoS flows, the
-topic's retained message): such an id stands for the 5.0 statements that require
-the same thing of the server (``oracle/statements-3.1.1-to-5.0.json``, "same"
-matches). A 3.1.1 id with no such statement is kept in the failure's first trace
-line; the failure still fails the run.
+The model's statement ids are put in 5.0's numbering. On a level-5 connection the
+broker model already cites 5.0 ids only: its level-5 rules and 5.0 charts, and the
+shared connection chart's rows through ``model.v5.numbering`` (each row's 5.0
+statements, read from 5.0's text). The machine's 3.1.1 clients share the broker, and
+what the model judges on their connections cites 3.1.1 ids: such an id stands for the
+5.0 statements that require the same thing of the server
+(``oracle/statements-3.1.1-to-5.0.json``, "same" matches). A 3.1.1 id with no such
+statement is kept in the failure's first trace line; the failure still fails the run.
 """
 
 from __future__ import annotations
