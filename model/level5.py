@@ -432,7 +432,8 @@ class Level5(Level5Publish):
     def _observe_disconnect5(self, conn: Connection, packet: Disconnect) -> None:
         """The server's DISCONNECT: after an accepting CONNACK only [MQTT-3.14.0-1],
         with a code for the reason it closes [MQTT-3.14.2-1] (a takeover's is 0x8E
-        [MQTT-3.1.4-3]); then only the close, which is owed [MQTT-3.14.4-2]."""
+        [MQTT-3.1.4-3]) and no Session Expiry Interval, which only the client may
+        send [MQTT-3.14.2-2]; then only the close, which is owed [MQTT-3.14.4-2]."""
         if not conn.accepted or conn.state not in (C.CONNECTED, C.CLOSE_DUE):
             raise self._reject(
                 conn, "DISCONNECT before an accepting CONNACK", ["MQTT-3.14.0-1"], packet
@@ -443,6 +444,9 @@ class Level5(Level5Publish):
             disconnect5.check_code(packet.reason_code, None, conn.client)
             if packet.reason_code not in allowed:
                 disconnect5.check_code(packet.reason_code, situations[0], conn.client)
+            disconnect5.check_server_disconnect_properties(
+                conn.client, session_expiry_interval=packet.properties.session_expiry_interval
+            )
         except Violation as error:
             raise self._reject(conn, error.detail, error.refs, packet) from None
         conn.disconnect_sent = packet.reason_code
