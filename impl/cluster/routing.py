@@ -22,7 +22,10 @@ Shared subscription groups (4.8.2) are served apart, cluster-wide: every deliver
 above leaves them out (``Registry.publish(groups=False)``); a node with members of a
 group holds a NATS queue subscription for it (``interest.queue_of``) on the node's
 second connection, NATS gives each message to one node of the queue group, even the
-publisher's own, and ``_shared_arrived`` to one member there.
+publisher's own, and ``_shared_arrived`` to one member there. That is QoS 0's road;
+a QoS 1/2 message comes from the group's durable JetStream consumer instead
+(``group_feed.py``), acknowledged to JetStream once the member's session has it
+written, so the death of the node that took it does not lose it for the group.
 
 A message from another node is delivered through the registry alone (never
 forwarded again), once even when several of the node's NATS subscriptions match
@@ -56,6 +59,7 @@ from mqttref.impl.broker.sys_topics import SYS_ROOT, is_sys_topic
 from mqttref.impl.cluster import durable
 from mqttref.impl.cluster.durable import DURABLE, STREAM
 from mqttref.impl.cluster.envelope import EnvelopeError, open_envelope, seal
+from mqttref.impl.cluster.group_feed import GroupAcks, follow_group
 from mqttref.impl.cluster.interest import Interest, Want
 from mqttref.impl.cluster.node import SUBJECT_ROOT, ClusterNode
 from mqttref.impl.cluster.retained import RETAINED_HEADER, RetainedMirror
@@ -209,6 +213,12 @@ class ClusterRouter:
         self.commit_soon: Callable[[], None] = lambda: None
         """Ask for a store commit at the loop's next turn (``wiring.py``: the outbox's):
         a will of a dropped connection comes with no acknowledgement to commit it."""
+        self.group_acks = GroupAcks(self._stored)
+        """A shared group's QoS 1/2 messages, acknowledged to JetStream after the commit
+        that wrote them (``group_feed.py``)."""
+        self.group_seen = Seen()
+        """(group, incarnation, sequence) of the group messages handed out here: one that
+        JetStream gives again to this node is acknowledged, not handed out twice."""
         self._tasks: list[asyncio.Task[None]] = []
         self.forwarded = 0
         """Messages sent to NATS for other nodes."""
@@ -365,7 +375,8 @@ class ClusterRouter:
         """Start sending the queue and sweeping the interest (on the running loop)."""
         self.sync_interest()
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._send()), loop.create_task(self._sweep())]
+        self._tasks = [loop.create_task(self._send()), loop.create_task(self._sweep()),
+                       loop.create_task(self.group_acks.run())]
 
     async def flush(self, timeout: float = 5.0) -> None:
         """Wait until the queue is sent and NATS has it (for an orderly stop)."""
@@ -418,6 +429,10 @@ class ClusterRouter:
             if isinstance(work, _Publish):
                 self._pending_messages -= 1
 
+    def _stored(self, batch: int) -> bool:
+        sink = self.sink
+        return sink is None or sink.stored(batch)
+
     async def _wait_stored(self, batch: int) -> None:
         """Until the store's commit ``batch`` is over (bounded: a store that stopped
         committing belongs to a node that is stopping)."""
@@ -464,10 +479,11 @@ class ClusterRouter:
         subject (the stream's end when it has none: a replay may have set one)."""
         subject, queue = want
         bare = subject[len(MESSAGES):]
-        if queue:
+        if queue:  # the group's durable consumer, whose messages a node's death cannot lose
             group = self.interest.groups[queue]
-            self._durables[want] = await self.node.shared_nc.subscribe(
-                DURABLE + bare, queue=queue, cb=functools.partial(self._shared_arrived, group))
+            self._durables[want] = await follow_group(
+                self.node.shared_nc.jetstream(), queue, bare,
+                functools.partial(self._group_stored, group))
             return
         if bare not in self.positions:
             last = await durable.last_sequence(self.node.js)
@@ -564,3 +580,34 @@ class ClusterRouter:
                                clip(topic))
             return
         shared.send(group, member, message, now)
+
+    async def _group_stored(self, key: str, msg: Msg) -> None:
+        """A QoS 1/2 message JetStream gave this node for one shared group (its durable
+        consumer's deliver group): one member here gets it (4.8.2), and JetStream hears
+        of it once the commit that wrote it into the member's session is over; with no
+        member here any more, JetStream gives it to another node at once."""
+        now = asyncio.get_running_loop().time()
+        try:
+            topic = topic_of(msg.subject)
+            envelope = open_envelope(topic, msg.data, now)
+        except (SubjectError, EnvelopeError) as exc:
+            broker_log.warning("cluster foreign", "node %s: not an mqttref message on %s: %s",
+                               self.node.name, clip(msg.subject), exc)
+            self.group_acks.after(None, msg)
+            return
+        name = envelope.incarnation + key.encode("utf-8", "surrogatepass")
+        if self.group_seen.has(name, envelope.sequence):
+            self.group_acks.after(None, msg)  # handed out here already (given again)
+            return
+        shared = self.registry.shared
+        group = shared.groups.get(key)
+        member = group.pick() if group is not None else None
+        if group is None or member is None:
+            with contextlib.suppress(Exception):
+                await msg.nak()
+            return
+        self.group_seen.first_time(name, envelope.sequence)
+        shared.send(group, member, envelope.message, now)
+        sink = self.sink
+        self.group_acks.after(None if sink is None else sink.batch, msg)
+        self.commit_soon()
