@@ -41,6 +41,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from mqttref.impl.cluster.durable import DURABLE, STREAM
+from mqttref.impl.cluster.node import SUBJECT_ROOT
 from mqttref.impl.logtext import broker_log
 
 ACK_WAIT: Final = 10.0
@@ -56,6 +57,8 @@ STORED_WAIT: Final = 10.0
 """Seconds a message waits at most for the commit that writes it: a store that stopped
 committing belongs to a node that is stopping (JetStream gives the message again)."""
 POLL: Final = 0.002
+GROUPS: Final = f"{SUBJECT_ROOT}.group."
+"""The prefix of the groups' deliver subjects (outside the stream's subjects)."""
 
 
 def consumer_name(queue: str, bare: str) -> str:
@@ -68,12 +71,16 @@ def consumer_name(queue: str, bare: str) -> str:
 async def follow_group(js: JetStreamContext, queue: str, bare: str,
                        cb: Callable[[Msg], Awaitable[None]]) -> JetStreamContext.PushSubscription:
     """Join the deliver group of the group's consumer on subject ``bare`` (created here
-    if no node made it yet; two nodes creating it at once: the loser's call fails and
-    ``routing.ClusterRouter._send`` tries again, then finds it)."""
+    if no node made it yet).
+
+    Its deliver subject is named after it, not a node's inbox: two nodes creating it
+    at once then ask for the same consumer, and nats-server 2.9 answers both with it;
+    with an inbox each, the second creation moved the consumer to its own inbox and
+    the first node's subscription got nothing ever after (seen on 2.9.10)."""
     name = consumer_name(queue, bare)
     config = ConsumerConfig(deliver_policy=DeliverPolicy.NEW, ack_policy=AckPolicy.EXPLICIT,
                             ack_wait=ACK_WAIT, max_ack_pending=MAX_ACK_PENDING,
-                            inactive_threshold=INACTIVE)
+                            inactive_threshold=INACTIVE, deliver_subject=GROUPS + name)
     return await js.subscribe(DURABLE + bare, queue=name, stream=STREAM, cb=cb,
                               manual_ack=True, config=config)
 
