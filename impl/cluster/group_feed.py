@@ -40,7 +40,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from mqttref.impl.cluster.durable import DURABLE, STREAM
+from mqttref.impl.cluster.durable import DURABLE, STREAM, msg_id
 from mqttref.impl.cluster.node import SUBJECT_ROOT
 from mqttref.impl.logtext import broker_log
 
@@ -57,8 +57,24 @@ STORED_WAIT: Final = 10.0
 """Seconds a message waits at most for the commit that writes it: a store that stopped
 committing belongs to a node that is stopping (JetStream gives the message again)."""
 POLL: Final = 0.002
+POLL_AFTER: Final = 0.05
+"""Seconds an acknowledgement waits for its commit turn by turn of the loop, before it
+polls every ``POLL``: the sooner it follows the commit, the narrower the window in
+which a node's death leaves a written message to be given again."""
+RETRY_DELAY: Final = 1.0
+"""Seconds before JetStream gives again a message a node could not hand out (its group
+has no member there any more; the interest sweep drops its subscription within a
+second)."""
 GROUPS: Final = f"{SUBJECT_ROOT}.group."
 """The prefix of the groups' deliver subjects (outside the stream's subjects)."""
+
+
+def group_tag(queue: str, incarnation: bytes, sequence: int) -> str:
+    """What a member's session records with a group message (in its key's ``e``): the
+    group's queue name and the envelope id, marked as a group copy so that
+    ``replay.py``, which leaves out what a session's keys name, does not take it for
+    the copy of a non-shared subscription."""
+    return f"g:{queue}:{msg_id(incarnation, sequence)}"
 
 
 def consumer_name(queue: str, bare: str) -> str:
@@ -113,8 +129,9 @@ class GroupAcks:
                 continue
             batch, taken, msg = waiting[0]
             if batch is not None and not self._stored(batch):
-                if loop.time() - taken < STORED_WAIT:
-                    await asyncio.sleep(POLL)
+                waited = loop.time() - taken
+                if waited < STORED_WAIT:  # the commit comes at the loop's next turn
+                    await asyncio.sleep(0 if waited < POLL_AFTER else POLL)
                     continue
                 self.dropped += 1
                 broker_log.warning("cluster shared", "a shared group's message waited %.0f s "
@@ -125,3 +142,12 @@ class GroupAcks:
             waiting.popleft()
             with contextlib.suppress(Exception):  # NATS lost: JetStream gives it again
                 await msg.ack()
+
+    async def flush(self) -> None:
+        """The node stops: acknowledge what its last commits wrote (else JetStream would
+        give it to the group again, ``ACK_WAIT`` later); the rest is given again."""
+        waiting, self._waiting = self._waiting, deque()
+        for batch, _taken, msg in waiting:
+            if batch is None or self._stored(batch):
+                with contextlib.suppress(Exception):
+                    await msg.ack()

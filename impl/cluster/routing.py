@@ -59,7 +59,7 @@ from mqttref.impl.broker.sys_topics import SYS_ROOT, is_sys_topic
 from mqttref.impl.cluster import durable
 from mqttref.impl.cluster.durable import DURABLE, STREAM
 from mqttref.impl.cluster.envelope import EnvelopeError, open_envelope, seal
-from mqttref.impl.cluster.group_feed import GroupAcks, follow_group
+from mqttref.impl.cluster.group_feed import RETRY_DELAY, GroupAcks, follow_group, group_tag
 from mqttref.impl.cluster.interest import Interest, Want
 from mqttref.impl.cluster.node import SUBJECT_ROOT, ClusterNode
 from mqttref.impl.cluster.retained import RETAINED_HEADER, RetainedMirror
@@ -178,6 +178,10 @@ class DurableSink(Protocol):
     def stored(self, batch: int) -> bool:
         """Whether commit number ``batch`` is over (its messages in JetStream, or handed
         back to the router's queue)."""
+        ...
+
+    def given(self, tag: str) -> bool:
+        """Whether a session loaded here held the group message recorded with ``tag``."""
         ...
 
 
@@ -384,6 +388,7 @@ class ClusterRouter:
         deadline = loop.time() + timeout
         while self._queue and loop.time() < deadline:
             await asyncio.sleep(0.01)
+        await self.group_acks.flush()
         if self.node.connected:
             await self.node.nc.flush(timeout=max(1, round(deadline - loop.time())))
 
@@ -483,7 +488,7 @@ class ClusterRouter:
             group = self.interest.groups[queue]
             self._durables[want] = await follow_group(
                 self.node.shared_nc.jetstream(), queue, bare,
-                functools.partial(self._group_stored, group))
+                functools.partial(self._group_stored, group, queue))
             return
         if bare not in self.positions:
             last = await durable.last_sequence(self.node.js)
@@ -581,7 +586,7 @@ class ClusterRouter:
             return
         shared.send(group, member, message, now)
 
-    async def _group_stored(self, key: str, msg: Msg) -> None:
+    async def _group_stored(self, key: str, queue: str, msg: Msg) -> None:
         """A QoS 1/2 message JetStream gave this node for one shared group (its durable
         consumer's deliver group): one member here gets it (4.8.2), and JetStream hears
         of it once the commit that wrote it into the member's session is over; with no
@@ -596,18 +601,36 @@ class ClusterRouter:
             self.group_acks.after(None, msg)
             return
         name = envelope.incarnation + key.encode("utf-8", "surrogatepass")
-        if self.group_seen.has(name, envelope.sequence):
-            self.group_acks.after(None, msg)  # handed out here already (given again)
-            return
+        tag = group_tag(queue, envelope.incarnation, envelope.sequence)
         shared = self.registry.shared
         group = shared.groups.get(key)
+        sink = self.sink
+        if self.group_seen.has(name, envelope.sequence) or (
+                sink is not None and _given_again(msg) and sink.given(tag)):
+            # Handed out here already, or written into a member's session by a node that
+            # died before acknowledging it (the session resumed here): not a second time.
+            self.group_acks.after(None, msg)
+            return
         member = group.pick() if group is not None else None
         if group is None or member is None:
             with contextlib.suppress(Exception):
-                await msg.nak()
+                await msg.nak(delay=RETRY_DELAY)
             return
         self.group_seen.first_time(name, envelope.sequence)
-        shared.send(group, member, envelope.message, now)
-        sink = self.sink
+        if sink is not None:
+            sink.local_id = tag  # recorded with it, for ``holds``
+        try:
+            shared.send(group, member, envelope.message, now)
+        finally:
+            if sink is not None:
+                sink.local_id = None
         self.group_acks.after(None if sink is None else sink.batch, msg)
         self.commit_soon()
+
+
+def _given_again(msg: Msg) -> bool:
+    """Whether JetStream gave this message before (to this node or another)."""
+    try:
+        return int(msg.metadata.num_delivered) > 1
+    except Exception:  # no JetStream metadata: a first delivery as far as we know
+        return False

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 
 from nats.js import JetStreamContext
@@ -76,6 +77,10 @@ from mqttref.impl.store.base import (
 )
 from mqttref.impl.store.datadir import StoreError
 from mqttref.impl.store.memory import MemoryStore
+
+GIVEN_WINDOW = 65_536
+"""Shared groups' messages of loaded sessions remembered (``JetStreamSessionStore.given``):
+JetStream gives such a message again within its ack wait, seconds after the load."""
 
 __all__ = [
     "MARK_NODE",
@@ -162,6 +167,10 @@ class JetStreamSessionStore(Store):
         router's queue: sent later through core NATS, the stream still takes them)."""
         self._batches_taken = 0
         self._batches_open: set[int] = set()
+        self._group_given: set[str] = set()
+        """Shared groups' messages the sessions loaded here held (``given``), the last
+        ``GIVEN_WINDOW`` of them."""
+        self._group_given_order: deque[str] = deque()
 
     def publish_durable(self, subject: str, body: bytes, message_id: str,
                         origin: str | None = None) -> bool:
@@ -194,6 +203,22 @@ class JetStreamSessionStore(Store):
         """Whether commit number ``batch`` is over: its stream messages are in JetStream
         (or, JetStream having failed them, in the router's queue, ``fallback``)."""
         return batch <= self._batches_taken and batch not in self._batches_open
+
+    def given(self, tag: str) -> bool:
+        """Whether a session loaded here held a shared group's message recorded with
+        ``tag`` (``group_feed.group_tag``) queued or in flight: its last node gave it to
+        the group and died before JetStream heard of it, so JetStream gives it again
+        (``routing.ClusterRouter._group_stored``), maybe after the session here has
+        completed it and forgotten it."""
+        return tag in self._group_given
+
+    def _remember_given(self, tags: Iterable[Tag]) -> None:
+        for tag in tags:
+            if isinstance(tag, str) and tag.startswith("g:") and tag not in self._group_given:
+                self._group_given.add(tag)
+                self._group_given_order.append(tag)
+                if len(self._group_given_order) > GIVEN_WINDOW:
+                    self._group_given.discard(self._group_given_order.popleft())
 
     def _tag(self, value: Value, tag: Tag | None) -> Value:
         if isinstance(tag, int):
@@ -396,6 +421,7 @@ class JetStreamSessionStore(Store):
         self._subjects[client_id] = subjects_of_filters(record.subscriptions)
         for (kind, number), sequence in taken.items():
             (self._js_queue if kind == "q" else self._js_inflight)[(client_id, number)] = sequence
+        self._remember_given(taken.values())
         self.local.create_session(client_id)
         for topic_filter, qos in record.subscriptions.items():
             self.local.set_subscription(client_id, topic_filter, qos,
