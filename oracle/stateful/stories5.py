@@ -4,11 +4,12 @@ The level-5 rules of ``BrokerMachine5`` (connect5, subscribe5, publish5...)
 each do one thing, and what 5.0 adds needs several in a row: a subscriber with
 a small Receive Maximum and then a burst of QoS 1 messages to it; a client
 that subscribes with No Local and then publishes on that topic itself; a will
-with a delay, a listener on its topic and a connection that breaks (two stories:
-a delay of 1 or 2 s, and one that outlasts the driver's patience); a group of
-two members or more, messages to it and a member holding some of them that ends
-its session, loses its connection and returns, or is taken over (three stories,
-so that groups come up in most examples). A random sequence of single actions
+with a delay, a listener on its topic and a connection that ends, or ends and comes
+back (two stories: a delay of 1 or 2 s, watched past its end when the will must not
+come, and one that outlasts the driver's patience); a group of two members or more,
+messages to it and a member holding some of them that ends its session, loses its
+connection and returns, or is taken over (three stories, so that groups come up in
+most examples). A random sequence of single actions
 lines these up too rarely for a bounded hunt, so each is a story: a rule of its own
 that makes its choices first (``choose``) and then acts, judged after every
 action like any other rule. Nothing here knows a fault: each story is a
@@ -47,8 +48,16 @@ SMALL_WINDOWS = (1, 2)
 """Receive Maximums a burst of three QoS 1 or 2 messages fills (4.9)."""
 WILL_DELAYS5 = (1, 2)
 """Will Delay Intervals the machine's waits outlast (the model's margin is 1 s)."""
-ENDINGS = ("dropped", "0x04", "returns")
-"""How a will's connection ends in the will stories (``away_with_a_will``)."""
+ENDINGS = ("dropped", "0x04", "0x00", "returns")
+"""How a will's connection ends in the will stories (``away_with_a_will``): dropped or
+DISCONNECT 0x04 (the will is kept for its delay), DISCONNECT 0x00 (it is discarded
+[MQTT-3.14.4-3]), or dropped and back with Clean Start 0 (it is cancelled [MQTT-3.1.3-9])."""
+UNSENT = ("0x00", "returns")
+"""The endings after which the will must never be published."""
+PAST_THE_DUE = 1.3
+"""Seconds past a Will Delay Interval after which a will then due would be owed: the
+model's one-second margin (a server publishes a due will "promptly", 3.1.2.5) and a
+little, as in the machine's ``expiry_passes``."""
 BURST_EXPIRIES = (None, 60, 60)
 """A Message Expiry Interval long enough that only its decrement shows, or none."""
 
@@ -190,9 +199,12 @@ class Level5Stories:
         """A connected client listens on a topic; a level-5 client connects with a will
         on it, a Will Delay Interval and a Session Expiry Interval, and its connection
         ends: dropped, or DISCONNECT 0x04 (Disconnect with Will Message). The will waits
-        for the delay or the session's end, whichever is sooner [MQTT-3.1.2-8];
-        ``returns``: the client comes back (Clean Start 0) before then, and the will is
-        not sent [MQTT-3.1.3-9]."""
+        for the delay or the session's end, whichever is sooner [MQTT-3.1.2-8].
+        ``0x00``: a normal DISCONNECT, after which the will is never sent
+        [MQTT-3.14.4-3]; ``returns``: the client comes back (Clean Start 0) before the
+        delay ends, and the will is not sent [MQTT-3.1.3-9]. After those two nobody
+        acts until past the delay and the margin a due will would be published in,
+        so that a will sent all the same shows."""
         away_with_a_will(
             self, data, client_id, (topic, qos, retain, delay), expiry=expiry, ending=ending
         )
@@ -220,9 +232,12 @@ class Level5Stories:
         """``away_with_a_delayed_will`` with a Will Delay Interval that outlasts the
         driver's patience (``past_patience``) and a session that never expires: a will
         sent before its delay is still early when the driver stops waiting for an
-        explanation of it [MQTT-3.1.2-8]; one sent after the client's return is sent
-        despite it [MQTT-3.1.3-9]."""
-        will = (topic, qos, retain, past_patience(self))
+        explanation of it [MQTT-3.1.2-8]. After DISCONNECT 0x00 or a return the will
+        must never come, early or late [MQTT-3.14.4-3] [MQTT-3.1.3-9]: there the delay
+        is the shortest the machine's waits outlast, so that the story can watch past
+        it (a will of the long delay would come after the example ends)."""
+        delay = min(WILL_DELAYS5) if ending in UNSENT else past_patience(self)
+        will = (topic, qos, retain, delay)
         away_with_a_will(self, data, client_id, will, expiry=0xFFFFFFFF, ending=ending)
         return self.step_done()
 
@@ -345,9 +360,12 @@ def away_with_a_will(
     """The will stories' actions: a connected client listens on the will's topic; a
     level-5 client connects with ``will`` (topic, QoS, retain, Will Delay Interval) and
     a Session Expiry Interval of ``expiry``, and its connection ends (``ending``:
-    dropped, DISCONNECT 0x04, or dropped and back with Clean Start 0). With no slot
-    free (the group stories fill them), another client's connection drops first and
-    its slot is the one the will's client uses."""
+    dropped, DISCONNECT 0x04 or 0x00, or dropped and back with Clean Start 0). With
+    no slot free (the group stories fill them), another client's connection drops
+    first and its slot is the one the will's client uses. After 0x00 or a return, a
+    will of a delay the machine's waits outlast (``WILL_DELAYS5``) is watched for past
+    its delay: it must not come [MQTT-3.14.4-3] [MQTT-3.1.3-9]; a longer one is left
+    to later steps."""
     listener = machine.choose(data, machine.connected_slots(), "listener")
     others = [s for s in machine.connected_slots() if s != listener]
     if not (machine.free_slots() or others):
@@ -375,8 +393,8 @@ def away_with_a_will(
         alias_maximum=None, packet_size=None, will=will,
     )
     machine.driver.settle()
-    if ending == "0x04" and machine.driver.connected(slot):
-        machine.driver.send(slot, Disconnect(0x04))
+    if ending in ("0x04", "0x00") and machine.driver.connected(slot):
+        machine.driver.send(slot, Disconnect(int(ending, 16)))
     machine.driver.drop(slot)
     machine.driver.settle()
     if ending == "returns" and machine.driver.free(slot):
@@ -384,6 +402,10 @@ def away_with_a_will(
             slot, client_id, clean_start=False, expiry=expiry, receive_maximum=None,
             alias_maximum=None, packet_size=None, will=None,
         )
+    delay = will[3]
+    if ending in UNSENT and delay <= max(WILL_DELAYS5):
+        machine.driver.settle()
+        machine.driver.wait((delay + PAST_THE_DUE) * machine.target.timing.multiplier)
 
 
 def past_patience(machine: StoryMachine5) -> int:
