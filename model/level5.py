@@ -316,6 +316,8 @@ class Level5(Level5Publish):
             return
         session = self.sessions.get(conn.session_key or "")
         expiry = session.v5.expiry if session is not None and session.v5 is not None else 0
+        if self._ended_by_takeover(conn):
+            expiry = 0  # its session ended before this close: due at once [MQTT-3.1.2-8]
         if reason_code is None:
             will5.connection_closed(session_expiry=expiry)
         else:
@@ -323,6 +325,21 @@ class Level5(Level5Publish):
         if conn not in self.delayed_wills:
             self.delayed_wills.append(conn)
         self._will_timer(conn)
+
+    def _ended_by_takeover(self, conn: Connection) -> bool:
+        """Whether ``conn`` closes taken over by a connection already accepted that did
+        not resume the session (Clean Start 1, or an old interval of 0): "the original
+        Session is ended on the takeover" (3.1.4), so its will is due at once
+        [MQTT-3.1.2-8]. A close observed before that CONNACK is ``_wills_on_return``'s."""
+        if conn.close_cause != "takeover" and "takeover" not in conn.may_close:
+            return False
+        session = self.sessions.get(conn.session_key or "")
+        new = self.connections.get(session.client or "") if session is not None else None
+        if new is None or new is conn or not new.accepted or new.connect is None:
+            return False
+        if new.level == MQTT_5:
+            return not new.session_present
+        return new.connect.clean_session
 
     def _will_timer(self, conn: Connection) -> None:
         """A due will may be published; past its margin it is owed."""
