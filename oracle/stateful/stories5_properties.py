@@ -95,13 +95,12 @@ class PropertyStories5:
         messages on the topic, each at a QoS drawn for it, in a drawn order: one with
         no User Properties, one with a key repeated with two values, one with an
         ordered trace, one with a long note (so that under the small limit some
-        copies fit and one does not). The server
-        forwards each message's User Properties unaltered [MQTT-3.3.2-17] and in
-        their order [MQTT-3.3.2-18], and sends no copy larger than the subscriber's
-        Maximum Packet Size [MQTT-3.1.2-24]: it discards such a copy as if it had
-        completed sending it [MQTT-3.1.2-25]. With no slot free, another client's
-        connection drops first and the subscriber takes its slot, as in the will
-        stories."""
+        copies fit and one does not). The server forwards each message's User
+        Properties unaltered [MQTT-3.3.2-17] and in their order [MQTT-3.3.2-18], and
+        sends no copy larger than the subscriber's Maximum Packet Size
+        [MQTT-3.1.2-24]: it discards such a copy as if it had completed sending it
+        [MQTT-3.1.2-25]. With no slot free, another client's connection drops first
+        and the subscriber takes its slot, as in the will stories."""
         slot = self.choose(data, self.free_slots() or self.connected_slots(), "slot")
         others = [s for s in self.level5_slots() if s != slot]
         publisher = self.choose(data, others or [slot], "publisher")
