@@ -59,7 +59,7 @@ from mqttref.impl.broker.sys_topics import SYS_ROOT, is_sys_topic
 from mqttref.impl.cluster import durable
 from mqttref.impl.cluster.durable import DURABLE, STREAM
 from mqttref.impl.cluster.envelope import EnvelopeError, open_envelope, seal
-from mqttref.impl.cluster.group_feed import RETRY_DELAY, GroupAcks, follow_group, group_tag
+from mqttref.impl.cluster.group_feed import RETRY_DELAY, follow_group, group_tag
 from mqttref.impl.cluster.interest import Interest, Want
 from mqttref.impl.cluster.node import SUBJECT_ROOT, ClusterNode
 from mqttref.impl.cluster.retained import RETAINED_HEADER, RetainedMirror
@@ -184,6 +184,11 @@ class DurableSink(Protocol):
         """Whether a session loaded here held the group message recorded with ``tag``."""
         ...
 
+    def acknowledge_after_commit(self, reply: str) -> None:
+        """Acknowledge a JetStream message (its reply subject) once the next commit
+        has stored its keys."""
+        ...
+
 
 class ClusterRouter:
     """A ``RouterPort`` over the local registry and NATS."""
@@ -217,9 +222,6 @@ class ClusterRouter:
         self.commit_soon: Callable[[], None] = lambda: None
         """Ask for a store commit at the loop's next turn (``wiring.py``: the outbox's):
         a will of a dropped connection comes with no acknowledgement to commit it."""
-        self.group_acks = GroupAcks(self._stored)
-        """A shared group's QoS 1/2 messages, acknowledged to JetStream after the commit
-        that wrote them (``group_feed.py``)."""
         self.group_seen = Seen()
         """(group, incarnation, sequence) of the group messages handed out here: one that
         JetStream gives again to this node is acknowledged, not handed out twice."""
@@ -379,8 +381,7 @@ class ClusterRouter:
         """Start sending the queue and sweeping the interest (on the running loop)."""
         self.sync_interest()
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._send()), loop.create_task(self._sweep()),
-                       loop.create_task(self.group_acks.run())]
+        self._tasks = [loop.create_task(self._send()), loop.create_task(self._sweep())]
 
     async def flush(self, timeout: float = 5.0) -> None:
         """Wait until the queue is sent and NATS has it (for an orderly stop)."""
@@ -388,7 +389,6 @@ class ClusterRouter:
         deadline = loop.time() + timeout
         while self._queue and loop.time() < deadline:
             await asyncio.sleep(0.01)
-        await self.group_acks.flush()
         if self.node.connected:
             await self.node.nc.flush(timeout=max(1, round(deadline - loop.time())))
 
@@ -433,10 +433,6 @@ class ClusterRouter:
             queue.popleft()
             if isinstance(work, _Publish):
                 self._pending_messages -= 1
-
-    def _stored(self, batch: int) -> bool:
-        sink = self.sink
-        return sink is None or sink.stored(batch)
 
     async def _wait_stored(self, batch: int) -> None:
         """Until the store's commit ``batch`` is over (bounded: a store that stopped
@@ -598,7 +594,7 @@ class ClusterRouter:
         except (SubjectError, EnvelopeError) as exc:
             broker_log.warning("cluster foreign", "node %s: not an mqttref message on %s: %s",
                                self.node.name, clip(msg.subject), exc)
-            self.group_acks.after(None, msg)
+            await _acknowledge(msg)
             return
         name = envelope.incarnation + key.encode("utf-8", "surrogatepass")
         tag = group_tag(queue, envelope.incarnation, envelope.sequence)
@@ -609,7 +605,7 @@ class ClusterRouter:
                 sink is not None and _given_again(msg) and sink.given(tag)):
             # Handed out here already, or written into a member's session by a node that
             # died before acknowledging it (the session resumed here): not a second time.
-            self.group_acks.after(None, msg)
+            await _acknowledge(msg)
             return
         member = group.pick() if group is not None else None
         if group is None or member is None:
@@ -624,8 +620,11 @@ class ClusterRouter:
         finally:
             if sink is not None:
                 sink.local_id = None
-        self.group_acks.after(None if sink is None else sink.batch, msg)
-        self.commit_soon()
+        if sink is None:
+            await _acknowledge(msg)
+        else:  # written into the member's session first (``group_feed.py``)
+            sink.acknowledge_after_commit(msg.reply)
+            self.commit_soon()
 
 
 def _given_again(msg: Msg) -> bool:
@@ -634,3 +633,8 @@ def _given_again(msg: Msg) -> bool:
         return int(msg.metadata.num_delivered) > 1
     except Exception:  # no JetStream metadata: a first delivery as far as we know
         return False
+
+
+async def _acknowledge(msg: Msg) -> None:
+    with contextlib.suppress(Exception):  # NATS lost: JetStream gives it again
+        await msg.ack()

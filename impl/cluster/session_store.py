@@ -29,6 +29,7 @@ too, as they were before they moved.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -167,6 +168,9 @@ class JetStreamSessionStore(Store):
         router's queue: sent later through core NATS, the stream still takes them)."""
         self._batches_taken = 0
         self._batches_open: set[int] = set()
+        self._acks: list[str] = []
+        """Reply subjects of shared groups' JetStream messages to acknowledge once the
+        next commit has stored its keys (``acknowledge_after_commit``)."""
         self._group_given: set[str] = set()
         """Shared groups' messages the sessions loaded here held (``given``), the last
         ``GIVEN_WINDOW`` of them."""
@@ -203,6 +207,14 @@ class JetStreamSessionStore(Store):
         """Whether commit number ``batch`` is over: its stream messages are in JetStream
         (or, JetStream having failed them, in the router's queue, ``fallback``)."""
         return batch <= self._batches_taken and batch not in self._batches_open
+
+    def acknowledge_after_commit(self, reply: str) -> None:
+        """Acknowledge a shared group's message to JetStream (``group_feed.py``) once the
+        next commit, which writes it into the member's session, has stored its keys:
+        sent from the NATS thread right after, so that a node dying between the two
+        (the message then reaches the group twice) is as unlikely as can be. A commit
+        that fails sends none: JetStream gives those messages again."""
+        self._acks.append(reply)
 
     def given(self, tag: str) -> bool:
         """Whether a session loaded here held a shared group's message recorded with
@@ -293,19 +305,22 @@ class JetStreamSessionStore(Store):
         self.retained_store.commit()
         self._mark_changed()
         publishes, self._publishes = self._publishes, []
+        acks, self._acks = self._acks, []
         self._batches_taken += 1
         batch = self._batches_taken
         self._batches_open.add(batch)
         try:
-            self._commit(publishes)
+            self._commit(publishes, acks)
         finally:
             self._batches_open.discard(batch)
 
-    def _commit(self, publishes: list[tuple[str, bytes, str]]) -> None:
+    def _commit(self, publishes: list[tuple[str, bytes, str]], acks: list[str]) -> None:
         if not self._pending and not self._later and not publishes:
             self._snapshot = dict(self.positions())
             self._origins_snapshot = dict(self.origins())
             self._sent_snapshot = self.sent()
+            if acks and self.nats is not None and self.connected():
+                self.nats.submit(self._acknowledge(acks))  # nothing to write first
             return
         if not self._pending and not publishes and not self.connected():
             return  # only live wills: they wait for NATS
@@ -316,7 +331,8 @@ class JetStreamSessionStore(Store):
         marks = {key: pending.pop(key) for key in
                  [k for k in pending if k.endswith(".mark") or k in first_keys]}
         try:
-            failed = nats.call(self._write(kv, marks, later | pending, publishes), self.timeout)
+            failed = nats.call(self._write(kv, marks, later | pending, publishes, acks),
+                               self.timeout)
         except Exception as exc:
             self._pending = marks | pending | self._pending  # kept: the next commit fails too
             if pending or marks or publishes:
@@ -371,7 +387,8 @@ class JetStreamSessionStore(Store):
 
     async def _write(self, kv: KeyValue, marks: dict[str, bytes | None],
                      pending: dict[str, bytes | None],
-                     publishes: list[tuple[str, bytes, str]]) -> list[tuple[str, bytes, str]]:
+                     publishes: list[tuple[str, bytes, str]], acks: list[str] | None = None,
+                     ) -> list[tuple[str, bytes, str]]:
         """On the NATS thread: the stream messages and the marks first, then every other
         change at once; done when JetStream acknowledged all. A mark goes before the keys
         it covers are deleted (a node dying in between leaves nothing replayed twice).
@@ -391,7 +408,19 @@ class JetStreamSessionStore(Store):
             kv.put(key, value) if value is not None else kv.delete(key)
             for key, value in pending.items()
         ))
+        if acks:
+            await self._acknowledge(acks)
         return failed
+
+    async def _acknowledge(self, acks: list[str]) -> None:
+        """On the NATS thread: acknowledge shared groups' messages (their reply subjects;
+        any connection may) once what the commit wrote of them is stored."""
+        publisher = self.publisher
+        if publisher is None:
+            return  # the node left the cluster: JetStream gives them again
+        with contextlib.suppress(Exception):  # NATS lost: likewise
+            for reply in acks:
+                await publisher.nc.publish(reply, b"+ACK")
 
     def fetch(self, client_id: str) -> Fetched:
         """Load a session from the bucket (this node has just taken its client id) and
