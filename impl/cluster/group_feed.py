@@ -22,10 +22,12 @@ JetStream gives the message to a node with members again. QoS 1: at least once t
 the group. QoS 2: once to each member's session [MQTT-4.3.3-2]: the member's keys
 record the message (``group_tag``), and the node its session resumes on, having
 loaded them, acknowledges such a message without handing it out, even once the
-member completed it. But a node that dies between storing the commit and its
-acknowledgement reaching NATS (the commit's round trip) leaves the message to be
-given again, and a node other than the member's cannot know: another member gets it
-too (docs/cluster.md, "Still not covered").
+member completed it. And since a node that dies between storing the commit and its
+acknowledgement reaching NATS (the commit's round trip, often hit under a steady
+flow) leaves the message to be given again, maybe to a node without that member,
+the commit also writes a key naming the member (``session_store.group_index_key``,
+after the member's keys, deleted at the next commit), which the node given the
+message again reads: no other member gets it [MQTT-4.8.2-5].
 
 A consumer made by the first node with members begins at the stream's end (as a
 queue subscription would); it outlives the nodes' interest by ``INACTIVE`` seconds,

@@ -184,6 +184,10 @@ class DurableSink(Protocol):
         """Whether a session loaded here held the group message recorded with ``tag``."""
         ...
 
+    async def recorded(self, tag: str) -> bool:
+        """Whether the group's QoS 2 message ``tag`` was written for a member anywhere."""
+        ...
+
     def acknowledge_after_commit(self, reply: str) -> None:
         """Acknowledge a JetStream message (its reply subject) once the next commit
         has stored its keys."""
@@ -605,6 +609,12 @@ class ClusterRouter:
                 sink is not None and _given_again(msg) and sink.given(tag)):
             # Handed out here already, or written into a member's session by a node that
             # died before acknowledging it (the session resumed here): not a second time.
+            await _acknowledge(msg)
+            return
+        if (sink is not None and envelope.message.qos == 2 and _given_again(msg)
+                and await sink.recorded(tag)):
+            # Written for a member on a node that died before acknowledging it: that
+            # member completes it [MQTT-4.8.2-4], no other one gets it [MQTT-4.8.2-5].
             await _acknowledge(msg)
             return
         member = group.pick() if group is not None else None

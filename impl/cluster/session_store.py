@@ -39,7 +39,7 @@ from nats.js.kv import KeyValue
 
 from mqttref.impl.cluster.bridge import NatsThread
 from mqttref.impl.cluster.durable import StreamPublisher
-from mqttref.impl.cluster.session_bucket import Fetched, read_session, session_keys
+from mqttref.impl.cluster.session_bucket import Fetched, key_value, read_session, session_keys
 from mqttref.impl.cluster.session_codec import (
     SESSIONS_BUCKET,
     Clocks,
@@ -82,6 +82,12 @@ from mqttref.impl.store.memory import MemoryStore
 GIVEN_WINDOW = 65_536
 """Shared groups' messages of loaded sessions remembered (``JetStreamSessionStore.given``):
 JetStream gives such a message again within its ack wait, seconds after the load."""
+
+def group_index_key(tag: str) -> str:
+    """The sessions bucket's key that names the member a shared group's QoS 2 message was
+    written for: ``g.<queue>.<envelope id>`` (``group_feed.group_tag`` without ``g:``)."""
+    return "g." + tag.removeprefix("g:").replace(":", ".")
+
 
 __all__ = [
     "MARK_NODE",
@@ -168,6 +174,9 @@ class JetStreamSessionStore(Store):
         router's queue: sent later through core NATS, the stream still takes them)."""
         self._batches_taken = 0
         self._batches_open: set[int] = set()
+        self._index: dict[str, bytes] = {}
+        """Keys naming the member that a shared group's QoS 2 message was written for
+        (``recorded``), written at the next commit after the members' keys."""
         self._acks: list[str] = []
         """Reply subjects of shared groups' JetStream messages to acknowledge once the
         next commit has stored its keys (``acknowledge_after_commit``)."""
@@ -215,6 +224,29 @@ class JetStreamSessionStore(Store):
         (the message then reaches the group twice) is as unlikely as can be. A commit
         that fails sends none: JetStream gives those messages again."""
         self._acks.append(reply)
+
+    def _index_group(self, client_id: str, tag: Tag | None, qos: int) -> None:
+        if isinstance(tag, str) and tag.startswith("g:") and qos == 2:
+            self._index[group_index_key(tag)] = client_id.encode("utf-8", "surrogatepass")
+
+    async def recorded(self, tag: str) -> bool:
+        """Whether a shared group's QoS 2 message (``tag``) was written into some member's
+        session on any node (its index key, ``_write``): JetStream gives it again because
+        its node died before acknowledging it, and the member it was written for is to
+        complete it [MQTT-4.8.2-4], no other member may get it [MQTT-4.8.2-5]. The key
+        is deleted at the next commit. False when unsure (NATS away): the message then
+        goes to a member again."""
+        nats, kv = self.nats, self.kv
+        if nats is None or kv is None:
+            return False
+        key = group_index_key(tag)
+        try:
+            found = await nats.call_async(key_value(kv, key)) is not None
+        except Exception:
+            return False
+        if found:
+            self._later[key] = None
+        return found
 
     def given(self, tag: str) -> bool:
         """Whether a session loaded here held a shared group's message recorded with
@@ -328,11 +360,12 @@ class JetStreamSessionStore(Store):
         pending, self._pending = self._pending, {}
         later, self._later = self._later, {}
         first_keys, self._first = self._first, {}
+        index, self._index = self._index, {}
         marks = {key: pending.pop(key) for key in
                  [k for k in pending if k.endswith(".mark") or k in first_keys]}
         try:
-            failed = nats.call(self._write(kv, marks, later | pending, publishes, acks),
-                               self.timeout)
+            failed = nats.call(self._write(kv, marks, later | pending, publishes, acks=acks,
+                                           index=index), self.timeout)
         except Exception as exc:
             self._pending = marks | pending | self._pending  # kept: the next commit fails too
             if pending or marks or publishes:
@@ -344,6 +377,7 @@ class JetStreamSessionStore(Store):
             return
         if failed:
             self.fallback([(subject, body) for subject, body, _id in failed])
+        self._later.update(dict.fromkeys(index))  # acknowledged: not needed past the next
         self._snapshot = dict(self.positions())
         self._origins_snapshot = dict(self.origins())
         self._sent_snapshot = self.sent()
@@ -387,7 +421,8 @@ class JetStreamSessionStore(Store):
 
     async def _write(self, kv: KeyValue, marks: dict[str, bytes | None],
                      pending: dict[str, bytes | None],
-                     publishes: list[tuple[str, bytes, str]], acks: list[str] | None = None,
+                     publishes: list[tuple[str, bytes, str]], *,
+                     acks: list[str] | None = None, index: dict[str, bytes] | None = None,
                      ) -> list[tuple[str, bytes, str]]:
         """On the NATS thread: the stream messages and the marks first, then every other
         change at once; done when JetStream acknowledged all. A mark goes before the keys
@@ -408,6 +443,8 @@ class JetStreamSessionStore(Store):
             kv.put(key, value) if value is not None else kv.delete(key)
             for key, value in pending.items()
         ))
+        if index:  # after the members' keys: never naming a member that lacks the message
+            await asyncio.gather(*(kv.put(key, value) for key, value in index.items()))
         if acks:
             await self._acknowledge(acks)
         return failed
@@ -545,6 +582,7 @@ class JetStreamSessionStore(Store):
                 self._js_queue[(client_id, seq)] = sequence
             self._put(client_id, f"q.{seq}", self._tag(
                 {"message": encode_outbound(message, self.clocks)}, sequence))
+            self._index_group(client_id, sequence, message.qos)
 
     def queue_remove(self, client_id: str, seq: int) -> None:
         self.local.queue_remove(client_id, seq)
@@ -563,13 +601,17 @@ class JetStreamSessionStore(Store):
             sequence = self._js_inflight.get(key)
             if sequence is None:
                 sequence = self._arriving_tag()
+                fresh = sequence
                 if sequence is None:
                     sequence = self._moving.pop(client_id, None)
                 if sequence is not None:
                     self._js_inflight[key] = sequence
+            else:
+                fresh = None
             self._put(client_id, f"f.{packet_id}", self._tag({
                 "state": state.name, "order": self._sent_order,
                 "message": encode_outbound(message, self.clocks)}, sequence))
+            self._index_group(client_id, fresh, message.qos)
 
     def inflight_remove(self, client_id: str, packet_id: int) -> None:
         self.local.inflight_remove(client_id, packet_id)
