@@ -439,12 +439,16 @@ class JetStreamSessionStore(Store):
                 failed = [publishes[index] for index in indexes]
             except Exception:  # NATS lost: the router sends them when it is back
                 failed = list(publishes)
+        # The keys naming a group message's member go last, in the same round trip: each
+        # put is in nats-py's buffer before the next starts (one socket write, read by
+        # nats-server in order), so a node dying then leaves neither a member's message
+        # unnamed (another member would get it) nor a name without the message (nobody
+        # would); a round trip of their own left the first open (seen: 4 to 10 QoS 2
+        # messages to two members in 3 of 5 runs of test_shared_survives_node_death).
         await asyncio.gather(*(
             kv.put(key, value) if value is not None else kv.delete(key)
-            for key, value in pending.items()
+            for key, value in (pending | (index or {})).items()
         ))
-        if index:  # after the members' keys: never naming a member that lacks the message
-            await asyncio.gather(*(kv.put(key, value) for key, value in index.items()))
         if acks:
             await self._acknowledge(acks)
         return failed
