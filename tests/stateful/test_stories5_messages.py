@@ -21,6 +21,7 @@ from mqttref.oracle.stateful.driver import Disagreement
 from mqttref.oracle.stateful.machine5 import machine5_for
 from mqttref.oracle.stateful.stories5_messages import (
     Resubscription,
+    RetainedPlan,
     retained_then_subscribed_twice,
 )
 from mqttref.oracle.stateful.target import Timing
@@ -41,9 +42,8 @@ def run_story(handling: tuple[int, int], identifiers: tuple[int, int | None] = (
             "~/+", False, (QoS.AT_LEAST_ONCE, QoS.AT_LEAST_ONCE), (True, True), handling,
             identifiers,
         )
-        retained_then_subscribed_twice(
-            machine, "s0", "s0", [("~/a", QoS.AT_LEAST_ONCE)], subscription
-        )
+        plan = RetainedPlan((("~/a", QoS.AT_LEAST_ONCE),), subscription)
+        retained_then_subscribed_twice(machine, "s0", "s0", plan)
         machine.step_done()
     finally:
         machine.teardown()
