@@ -38,7 +38,8 @@ durable consumers too).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Final
 
 from nats.aio.msg import Msg
@@ -57,6 +58,8 @@ INACTIVE: Final = 120.0
 MAX_ACK_PENDING: Final = 20_000
 """Messages a group's consumer hands out unacknowledged at most (JetStream's default,
 1,000 on nats-server 2.9, would hold a burst back while commits run)."""
+GIVEN_WINDOW: Final = 65_536
+"""Group messages of loaded sessions a node remembers (``GivenTags``)."""
 RETRY_DELAY: Final = 1.0
 """Seconds before JetStream gives again a message a node could not hand out (its group
 has no member there any more; the interest sweep drops its subscription within a
@@ -95,3 +98,31 @@ async def follow_group(js: JetStreamContext, queue: str, bare: str,
                             inactive_threshold=INACTIVE, deliver_subject=GROUPS + name)
     return await js.subscribe(DURABLE + bare, queue=name, stream=STREAM, cb=cb,
                               manual_ack=True, config=config)
+
+
+def group_index_key(tag: str) -> str:
+    """The sessions bucket's key that names the member a group's QoS 2 message was
+    written for: ``g.<queue>.<envelope id>`` (``group_tag`` without ``g:``)."""
+    return "g." + tag.removeprefix("g:").replace(":", ".")
+
+
+class GivenTags:
+    """The group messages (``group_tag``) that the sessions a node loaded held, the last
+    ``GIVEN_WINDOW`` of them: JetStream gives such a message again within its ack wait,
+    seconds after the load (``session_store.JetStreamSessionStore.given``)."""
+
+    def __init__(self) -> None:
+        self._tags: set[str] = set()
+        self._order: deque[str] = deque()
+
+    def has(self, tag: str) -> bool:
+        return tag in self._tags
+
+    def remember(self, tags: Iterable[int | str]) -> None:
+        """Keep the group tags among a loaded session's recorded tags."""
+        for tag in tags:
+            if isinstance(tag, str) and tag.startswith("g:") and tag not in self._tags:
+                self._tags.add(tag)
+                self._order.append(tag)
+                if len(self._order) > GIVEN_WINDOW:
+                    self._tags.discard(self._order.popleft())

@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 
 from nats.js import JetStreamContext
@@ -39,6 +38,7 @@ from nats.js.kv import KeyValue
 
 from mqttref.impl.cluster.bridge import NatsThread
 from mqttref.impl.cluster.durable import StreamPublisher
+from mqttref.impl.cluster.group_feed import GivenTags, group_index_key
 from mqttref.impl.cluster.session_bucket import Fetched, key_value, read_session, session_keys
 from mqttref.impl.cluster.session_codec import (
     SESSIONS_BUCKET,
@@ -78,16 +78,6 @@ from mqttref.impl.store.base import (
 )
 from mqttref.impl.store.datadir import StoreError
 from mqttref.impl.store.memory import MemoryStore
-
-GIVEN_WINDOW = 65_536
-"""Shared groups' messages of loaded sessions remembered (``JetStreamSessionStore.given``):
-JetStream gives such a message again within its ack wait, seconds after the load."""
-
-def group_index_key(tag: str) -> str:
-    """The sessions bucket's key that names the member a shared group's QoS 2 message was
-    written for: ``g.<queue>.<envelope id>`` (``group_feed.group_tag`` without ``g:``)."""
-    return "g." + tag.removeprefix("g:").replace(":", ".")
-
 
 __all__ = [
     "MARK_NODE",
@@ -180,10 +170,8 @@ class JetStreamSessionStore(Store):
         self._acks: list[str] = []
         """Reply subjects of shared groups' JetStream messages to acknowledge once the
         next commit has stored its keys (``acknowledge_after_commit``)."""
-        self._group_given: set[str] = set()
-        """Shared groups' messages the sessions loaded here held (``given``), the last
-        ``GIVEN_WINDOW`` of them."""
-        self._group_given_order: deque[str] = deque()
+        self._group_given = GivenTags()
+        """Shared groups' messages the sessions loaded here held (``given``)."""
 
     def publish_durable(self, subject: str, body: bytes, message_id: str,
                         origin: str | None = None) -> bool:
@@ -254,15 +242,7 @@ class JetStreamSessionStore(Store):
         the group and died before JetStream heard of it, so JetStream gives it again
         (``routing.ClusterRouter._group_stored``), maybe after the session here has
         completed it and forgotten it."""
-        return tag in self._group_given
-
-    def _remember_given(self, tags: Iterable[Tag]) -> None:
-        for tag in tags:
-            if isinstance(tag, str) and tag.startswith("g:") and tag not in self._group_given:
-                self._group_given.add(tag)
-                self._group_given_order.append(tag)
-                if len(self._group_given_order) > GIVEN_WINDOW:
-                    self._group_given.discard(self._group_given_order.popleft())
+        return self._group_given.has(tag)
 
     def _tag(self, value: Value, tag: Tag | None) -> Value:
         if isinstance(tag, int):
@@ -491,7 +471,7 @@ class JetStreamSessionStore(Store):
         self._subjects[client_id] = subjects_of_filters(record.subscriptions)
         for (kind, number), sequence in taken.items():
             (self._js_queue if kind == "q" else self._js_inflight)[(client_id, number)] = sequence
-        self._remember_given(taken.values())
+        self._group_given.remember(taken.values())
         self.local.create_session(client_id)
         for topic_filter, qos in record.subscriptions.items():
             self.local.set_subscription(client_id, topic_filter, qos,
