@@ -624,7 +624,7 @@ class ClusterRouter:
             return
         self.group_seen.first_time(name, envelope.sequence)
         if sink is not None:
-            sink.local_id = tag  # recorded with it, for ``holds``
+            sink.local_id = tag  # recorded with it (``given``, the key naming the member)
         try:
             shared.send(group, member, envelope.message, now)
         finally:
