@@ -440,9 +440,6 @@ class Level5Publish(SharedRouting):
         [MQTT-3.3.1-10], RETAIN against Retain As Published [MQTT-3.3.1-12/-13]."""
         matching = [s for f, s in session.subscriptions.items() if matches(f, packet.topic)]
         own = session.client_id in self.origins.get((packet.topic, packet.payload), set())
-        if own and matching and all(s.no_local for s in matching):
-            raise self._reject(conn, "the client's own message under No Local",
-                               ["MQTT-3.8.3-3"], packet)
         stored = any(
             m.topic == packet.topic and m.payload == packet.payload
             for slot in self.retained.values()
@@ -451,6 +448,24 @@ class Level5Publish(SharedRouting):
         in_group = any(
             matches(f.split("/", 2)[2], packet.topic) for f in session.shared if f.count("/") >= 2
         )
+        forbidden: list[tuple[str, str]] = []
+        if own and matching and all(s.no_local for s in matching):
+            forbidden.append(("the client's own message under No Local", "MQTT-3.8.3-3"))
+        if packet.retain and stored and matching:
+            if all(s.retain_handling == 2 for s in matching):
+                forbidden.append(("a retained message under Retain Handling 2", "MQTT-3.3.1-11"))
+            elif all(s.retain_handling == 1 and s.replaced for s in matching):
+                forbidden.append((
+                    "a retained message under Retain Handling 1 to an existing subscription",
+                    "MQTT-3.3.1-10",
+                ))
+        if forbidden:
+            # The client's own retained message under No Local and a Retain Handling that
+            # forbids it: either option alone forbids the copy, so the verdict names both
+            # (a broker ignoring only one of them breaks that one; naming only No Local
+            # blamed 3.8.3-3 on a broker that honours it and ignores Retain Handling).
+            raise self._reject(conn, ", and ".join(why for why, _ in forbidden),
+                               [sid for _, sid in forbidden], packet)
         if packet.retain and stored and in_group and not matching:
             raise self._reject(
                 conn,
@@ -459,14 +474,6 @@ class Level5Publish(SharedRouting):
                 [],
                 packet,
             )
-        if packet.retain and stored and matching:
-            if all(s.retain_handling == 2 for s in matching):
-                raise self._reject(conn, "a retained message under Retain Handling 2",
-                                   ["MQTT-3.3.1-11"], packet)
-            if all(s.retain_handling == 1 and s.replaced for s in matching):
-                raise self._reject(
-                    conn, "a retained message under Retain Handling 1 to an existing"
-                    " subscription", ["MQTT-3.3.1-10"], packet)
         same = [d for d in session.pending
                 if (d.message.topic, d.message.payload) == (packet.topic, packet.payload)
                 and d.subscription is None and int(packet.qos) in d.allowed_qos]

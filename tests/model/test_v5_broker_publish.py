@@ -266,6 +266,22 @@ def test_retain_handling_1_sends_retained_messages_to_a_new_subscription_only(
     assert refs_of(model, "sub", publish("t", b"kept", retain=True)) == ("MQTT-3.3.1-10",)
 
 
+def test_the_clients_own_retained_message_under_no_local_and_retain_handling_2_names_both(
+    model: BrokerModel,
+) -> None:
+    """Either option forbids the copy [MQTT-3.8.3-3] [MQTT-3.3.1-11]: a broker that
+    honours No Local and ignores Retain Handling breaks only the second, so the verdict
+    does not name No Local alone."""
+    connected5(model, "a")
+    model.apply(Send("a", publish("t", b"kept", retain=True)))
+    subscribe5(model, "a", "t", 0, no_local=True, retain_handling=2)
+    assert model.check_quiescent() == []
+    assert refs_of(model, "a", publish("t", b"kept", retain=True)) == (
+        "MQTT-3.8.3-3",
+        "MQTT-3.3.1-11",
+    )
+
+
 def test_a_delivery_carries_its_subscription_identifier(model: BrokerModel) -> None:
     """[MQTT-3.3.4-3]: the identifier of the subscription that matched."""
     connected5(model, "sub")
