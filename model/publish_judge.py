@@ -187,13 +187,15 @@ class PublishJudge(PublishRejections):
             candidates = [shared]
         if not candidates:
             self._reject_overtaken(conn, session, packet)
+            if conn.level == MQTT_5:
+                # Before the discarded subscriptions: a copy a current subscription gave
+                # and that expired is not "due only to" an earlier session's [MQTT-3.3.2-5].
+                self._reject_expired(conn, session, packet)
             self._reject_discarded(conn, session, packet)
             if conn.level == MQTT_5 or any(s.no_local for s in session.subscriptions.values()):
                 # No Local binds a level-5 subscription also after a 3.1.1 connection
                 # resumed its session: the ClientID is the same [MQTT-3.8.3-3].
                 self._reject_options5(conn, session, packet)
-            if conn.level == MQTT_5:
-                self._reject_expired(conn, session, packet)
             self._reject_wrong_flags(conn, session, packet)
             subscribed = any(matches(f, packet.topic) for f in session.subscriptions)
             self._reject_stored_empty(conn, packet, subscribed=subscribed)
