@@ -10,8 +10,9 @@ connection, which the server ends with DISCONNECT 0x8E [MQTT-3.1.4-3] and no
 Session Expiry Interval [MQTT-3.14.2-2]), messages published to it meanwhile, a
 wait past the short intervals, and its return with Clean Start 0: a sequence the
 single rules of ``BrokerMachine5`` line up too rarely for a bounded hunt.
-``away_past_the_expiry_intervals`` is that sequence as one rule, its options
-drawn at random; nothing here knows a fault.
+``away_past_the_expiry_intervals`` is that sequence as one rule, for two clients
+at once (a session that never expires and one of 1 s), so that one wait serves
+both; its options are drawn at random, and nothing here knows a fault.
 
 What the story uses of the machine is ``StoryMachine5``, as in ``stories5``.
 """
@@ -28,27 +29,26 @@ from mqttref.impl.codec.packets import Disconnect, QoS
 from mqttref.oracle.stateful.stories import CLIENT_IDS, TOPICS
 from mqttref.oracle.stateful.stories5 import StoryMachine5, acked_qos, publish_any_level
 
-SESSION_EXPIRIES = (1, 0xFFFFFFFF)
-"""A session the wait outlasts (1 s), or one that never expires: then only the
-messages' own intervals end what it holds."""
+NEVER = 0xFFFFFFFF
+SESSION_EXPIRIES = (NEVER, 1)
+"""The two absent clients' Session Expiry Intervals: a session that never expires
+(only the messages' own intervals end what it holds), and one the wait outlasts."""
 MESSAGE_EXPIRIES = (1, None)
 """Each message's Message Expiry Interval: one the wait outlasts, and none."""
 AWAY_ENDINGS = ("dropped", "DISCONNECT")
-"""How the client's (last) connection ends: the network goes, or a DISCONNECT 0x00."""
+"""How a client's (last) connection ends: the network goes, or a DISCONNECT 0x00."""
 AWAY_WAIT = 2.3
-"""Seconds the client stays away: ``BrokerMachine5.expiry_passes``'s wait, past the
+"""Seconds the clients stay away: ``BrokerMachine5.expiry_passes``'s wait, past the
 short intervals (1 s) and the model's one-second margin."""
 
 
 @attrs.frozen
 class Absence:
-    """What the story's client does: its Session Expiry Interval, the topic it
-    subscribes to at ``granted``, whether it restarts (connects again on a new
-    connection while the first is still open), how its connection ends, and the
-    messages published to it while it is away (QoS, Message Expiry Interval), in
-    order."""
+    """What the story's clients do: subscribe to ``topic`` at ``granted``, perhaps
+    restart (connect again on a new connection while the first is still open), end
+    their connection (``ending``), while the messages (QoS, Message Expiry Interval)
+    are published to them in order."""
 
-    expiry: int
     topic: str
     granted: QoS
     restarts: bool
@@ -56,16 +56,19 @@ class Absence:
     messages: tuple[tuple[QoS, int | None], ...]
 
 
-def subscribe_and_go_away(machine: StoryMachine5, slot: str, client_id: str,
-                          absence: Absence, second: str) -> str:
-    """``client_id`` connects at level 5 on ``slot`` (Clean Start 1, the absence's
-    Session Expiry Interval) and subscribes; if it restarts, it connects again on
-    ``second`` (Clean Start 0; none there: no restart), and the server ends the old
-    connection with DISCONNECT 0x8E [MQTT-3.1.4-3], without a Session Expiry
-    Interval [MQTT-3.14.2-2]; then its connection ends as the absence says. Returns
-    the slot it was last connected on (free again), or "" if it never was."""
+def subscribe_and_go_away(machine: StoryMachine5, slots: tuple[str, str], client_id: str,
+                          expiry: int, absence: Absence) -> str:
+    """``client_id`` connects at level 5 on ``slots[0]`` (Clean Start 1, a Session
+    Expiry Interval of ``expiry``) and subscribes; if it restarts, it connects again on
+    ``slots[1]`` (Clean Start 0; none there: no restart), and the server ends the old
+    connection with DISCONNECT 0x8E [MQTT-3.1.4-3], without a Session Expiry Interval
+    [MQTT-3.14.2-2]; then its connection ends as the absence says. Returns the slot it
+    was last connected on (free again), or "" if it never was."""
+    slot, second = slots
+    if not machine.driver.free(slot):
+        return ""
     machine.send_connect5(
-        slot, client_id, clean_start=True, expiry=absence.expiry, receive_maximum=None,
+        slot, client_id, clean_start=True, expiry=expiry, receive_maximum=None,
         alias_maximum=None, packet_size=None, will=None,
     )
     machine.driver.settle()
@@ -78,8 +81,8 @@ def subscribe_and_go_away(machine: StoryMachine5, slot: str, client_id: str,
     last = slot
     if absence.restarts and second and machine.driver.free(second):
         machine.send_connect5(
-            second, client_id, clean_start=False, expiry=absence.expiry,
-            receive_maximum=None, alias_maximum=None, packet_size=None, will=None,
+            second, client_id, clean_start=False, expiry=expiry, receive_maximum=None,
+            alias_maximum=None, packet_size=None, will=None,
         )
         machine.driver.settle()
         last = second
@@ -90,23 +93,40 @@ def subscribe_and_go_away(machine: StoryMachine5, slot: str, client_id: str,
     return last
 
 
-def away_and_back(machine: StoryMachine5, slot: str, client_id: str, absence: Absence,
-                  *, second: str, publisher: str) -> None:
-    """``subscribe_and_go_away``; then ``publisher`` publishes the absence's messages
-    on its topic, time passes beyond the short intervals (``AWAY_WAIT``), and the
-    client returns with Clean Start 0 on the slot it left."""
-    last = subscribe_and_go_away(machine, slot, client_id, absence, second)
-    if not last:
+def away_and_back(machine: StoryMachine5, slots: tuple[str, str],
+                  clients: tuple[tuple[str, int], ...], absence: Absence, *,
+                  publisher: str) -> None:
+    """Each of ``clients`` (ClientID, Session Expiry Interval) in turn connects on
+    ``slots`` and goes away (``subscribe_and_go_away``); ``publisher`` publishes the
+    absence's messages on its topic, time passes beyond the short intervals
+    (``AWAY_WAIT``), and each client returns with Clean Start 0 (on a slot it used,
+    the previous one dropped first if no slot is free)."""
+    away = [
+        (client_id, expiry)
+        for client_id, expiry in clients
+        if subscribe_and_go_away(machine, slots, client_id, expiry, absence)
+    ]
+    if not away:
         return
-    for qos, expiry in absence.messages:
-        publish_any_level(machine, publisher, absence.topic, qos, retain=False, expiry=expiry)
+    for qos, message_expiry in absence.messages:
+        publish_any_level(machine, publisher, absence.topic, qos, retain=False,
+                          expiry=message_expiry)
     machine.driver.settle()
     machine.driver.wait(AWAY_WAIT * machine.target.timing.multiplier)
-    if machine.driver.free(last):
-        machine.send_connect5(
-            last, client_id, clean_start=False, expiry=absence.expiry, receive_maximum=None,
-            alias_maximum=None, packet_size=None, will=None,
-        )
+    back = ""
+    for client_id, expiry in away:
+        free = [s for s in slots if s and machine.driver.free(s)]
+        if not free and back:
+            machine.driver.drop(back)  # the previous client goes again, its session kept
+            machine.driver.settle()
+            free = [back]
+        if machine.driver.free(free[0]):
+            machine.send_connect5(
+                free[0], client_id, clean_start=False, expiry=expiry, receive_maximum=None,
+                alias_maximum=None, packet_size=None, will=None,
+            )
+            machine.driver.settle()
+            back = free[0]
 
 
 class SessionStories5:
@@ -115,7 +135,6 @@ class SessionStories5:
     @precondition(lambda self: self.free_slots() and self.connected_slots())
     @rule(
         data=st.data(),
-        expiry=st.sampled_from(SESSION_EXPIRIES),
         topic=st.sampled_from(TOPICS),
         granted=acked_qos,
         restarts=st.booleans(),
@@ -127,7 +146,6 @@ class SessionStories5:
         self: StoryMachine5,
         data: st.DataObject,
         *,
-        expiry: int,
         topic: str,
         granted: QoS,
         restarts: bool,
@@ -135,32 +153,37 @@ class SessionStories5:
         qos: list[QoS],
         expiring_first: bool,
     ) -> Any:
-        """A level-5 client with a Session Expiry Interval of 1 s or never subscribes
-        to a topic, perhaps restarts (its new connection takes the session over: the
-        old one gets DISCONNECT 0x8E without a Session Expiry Interval [MQTT-3.1.4-3]
-        [MQTT-3.14.2-2]), and its connection ends (dropped, or DISCONNECT 0x00); a
-        connected client (level 5 if there is one)
-        publishes two QoS 1 or 2 messages to the topic, one with a Message Expiry
-        Interval of 1 s and one without; time passes beyond both short intervals, and
-        the client returns with Clean Start 0. A session of 1 s is gone by then
-        [MQTT-4.1.0-2]: Session Present 0 [MQTT-3.2.2-3], and nothing of it is sent;
-        one that never expires is resumed [MQTT-3.1.2-23], with the message without
-        an interval and not the expired one [MQTT-3.3.2-5]."""
+        """Two level-5 clients, one whose session never expires and one whose session
+        expires after 1 s, each subscribe to a topic, perhaps restart (the new
+        connection takes the session over: the old one gets DISCONNECT 0x8E without a
+        Session Expiry Interval [MQTT-3.1.4-3] [MQTT-3.14.2-2]), and go away (dropped,
+        or DISCONNECT 0x00); a connected client (level 5 if there is one) publishes two
+        QoS 1 or 2 messages to the topic, one with a Message Expiry Interval of 1 s and
+        one without; time passes beyond both short intervals, and both clients return
+        with Clean Start 0. The session of 1 s is gone by then [MQTT-4.1.0-2]: Session
+        Present 0 [MQTT-3.2.2-3], and nothing of it is sent; the other is resumed
+        [MQTT-3.1.2-23], with the message without an interval and not the expired one
+        [MQTT-3.3.2-5]."""
         unused = [
             c for c in CLIENT_IDS if self.driver.slot_of(self.full_client_id(c)) is None
         ]
-        client_id = self.choose(data, unused or list(CLIENT_IDS), "client id")
+        first = self.choose(data, unused or list(CLIENT_IDS), "client id, never expires")
+        others = [c for c in unused if c != first]
+        second_id = self.choose(data, others or [""], "client id, expires after 1 s")
         slot = self.choose(data, self.free_slots(), "slot")
         second = self.choose(
-            data, [s for s in self.free_slots() if s != slot] or [""], "takeover slot"
+            data, [s for s in self.free_slots() if s != slot] or [""], "restart slot"
         )
         publisher = self.choose(data, self.level5_slots() or self.connected_slots(),
                                 "publisher")
         expiries = MESSAGE_EXPIRIES if expiring_first else MESSAGE_EXPIRIES[::-1]
         messages = tuple(zip(qos, expiries, strict=True))
-        absence = Absence(expiry, topic, granted, restarts, ending, messages)
+        absence = Absence(topic, granted, restarts, ending, messages)
+        clients = tuple(
+            (c, e) for c, e in zip((first, second_id), SESSION_EXPIRIES, strict=True) if c
+        )
         self.prepare()
-        away_and_back(self, slot, client_id, absence, second=second, publisher=publisher)
+        away_and_back(self, (slot, second), clients, absence, publisher=publisher)
         return self.step_done()
 
 
