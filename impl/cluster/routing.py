@@ -29,8 +29,8 @@ written, so the death of the node that took it does not lose it for the group.
 
 A message from another node is delivered through the registry alone (never
 forwarded again), once even when several of the node's NATS subscriptions match
-it: its (incarnation, sequence) is remembered in a window (``Seen``). Its RETAIN
-flag reaches the subscribers that asked for Retain As Published, but the local
+it: its (incarnation, sequence) is remembered in a window (``duplicates.Seen``). Its
+RETAIN flag reaches the subscribers that asked for Retain As Published, but the local
 copy of the retained message is the key-value bucket's, not the forwarded one's.
 
 While NATS is away, what is meant for other nodes waits in the queue, up to
@@ -45,7 +45,7 @@ import contextlib
 import functools
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Any
 
 import attrs
 from nats.aio.msg import Msg
@@ -57,7 +57,9 @@ from mqttref.impl.broker.registry import Registry
 from mqttref.impl.broker.session import Session
 from mqttref.impl.broker.sys_topics import SYS_ROOT, is_sys_topic
 from mqttref.impl.cluster import durable
+from mqttref.impl.cluster.duplicates import Seen, given_again
 from mqttref.impl.cluster.durable import DURABLE, STREAM
+from mqttref.impl.cluster.durable_sink import DurableSink
 from mqttref.impl.cluster.envelope import EnvelopeError, open_envelope, seal
 from mqttref.impl.cluster.group_feed import RETRY_DELAY, follow_group, group_tag
 from mqttref.impl.cluster.interest import Interest, Want
@@ -86,45 +88,12 @@ stream before it goes to the bucket anyway (a commit gives up after 5 s)."""
 MAX_SUBJECT = 4000
 """Bytes of a subject at most: nats-server's protocol line is 4096 bytes by default
 (``max_control_line``), and a longer one costs the node its connection."""
-SEEN_WINDOW = 65_536
-"""Messages remembered for the duplicate filter (all senders together): the copies of
-one message through overlapping NATS subscriptions arrive a few messages apart."""
 
 
 def topic_of(subject: str) -> str:
     """The topic name of a routed message's subject (core or stream)."""
     prefix = DURABLE if subject.startswith(DURABLE) else MESSAGES
     return subject_topic(subject[len(prefix):])
-
-
-class Seen:
-    """The (incarnation, sequence) names of the messages delivered lately, each kept as
-    one integer (a few MB for the whole window).
-
-    The copies of one message come through the node's NATS subscriptions, each in its
-    sender's order; nats-py fills every subscription's queue from one socket read
-    before their tasks run, so the copies arrive about one read (hundreds of small
-    messages) apart, far inside the window."""
-
-    def __init__(self, window: int = SEEN_WINDOW) -> None:
-        self._window = window
-        self._names: set[int] = set()
-        self._order: deque[int] = deque()
-
-    def has(self, incarnation: bytes, sequence: int) -> bool:
-        """Whether this message was delivered here lately."""
-        return (int.from_bytes(incarnation, "big") << 64 | sequence) in self._names
-
-    def first_time(self, incarnation: bytes, sequence: int) -> bool:
-        """Whether this message is new here (and remember it)."""
-        name = int.from_bytes(incarnation, "big") << 64 | sequence
-        if name in self._names:
-            return False
-        self._names.add(name)
-        self._order.append(name)
-        if len(self._order) > self._window:
-            self._names.discard(self._order.popleft())
-        return True
 
 
 @attrs.frozen
@@ -150,48 +119,6 @@ class _Retain:
 
 
 _Work = _Publish | _Subscription | _Retain
-
-
-class DurableSink(Protocol):
-    """Where QoS 1/2 messages for other nodes go while NATS is there: the session store,
-    whose commit, before the publisher's PUBACK or PUBREC, waits for JetStream's
-    acknowledgement of each (``durable.py``)."""
-
-    arriving: int | None
-    """The stream sequence of the message being handed to the sessions now, if it came
-    from the stream: the store keeps it with what it records (``replay.py``)."""
-    local_id: str | None
-    """The envelope id of the QoS 1/2 message this node publishes, while its own
-    sessions get it: the store keeps it likewise."""
-
-    def publish_durable(self, subject: str, body: bytes, message_id: str,
-                        origin: str | None = None) -> bool:
-        """Take the message for the next commit; False: it cannot (NATS away).
-        ``origin``: the publisher's client id."""
-        ...
-
-    @property
-    def batch(self) -> int:
-        """The number of the commit that carries a message taken now."""
-        ...
-
-    def stored(self, batch: int) -> bool:
-        """Whether commit number ``batch`` is over (its messages in JetStream, or handed
-        back to the router's queue)."""
-        ...
-
-    def given(self, tag: str) -> bool:
-        """Whether a session loaded here held the group message recorded with ``tag``."""
-        ...
-
-    async def recorded(self, tag: str) -> bool:
-        """Whether the group's QoS 2 message ``tag`` was written for a member anywhere."""
-        ...
-
-    def acknowledge_after_commit(self, reply: str) -> None:
-        """Acknowledge a JetStream message (its reply subject) once the next commit
-        has stored its keys."""
-        ...
 
 
 class ClusterRouter:
@@ -606,12 +533,12 @@ class ClusterRouter:
         group = shared.groups.get(key)
         sink = self.sink
         if self.group_seen.has(name, envelope.sequence) or (
-                sink is not None and _given_again(msg) and sink.given(tag)):
+                sink is not None and given_again(msg) and sink.given(tag)):
             # Handed out here already, or written into a member's session by a node that
             # died before acknowledging it (the session resumed here): not a second time.
             await _acknowledge(msg)
             return
-        if (sink is not None and envelope.message.qos == 2 and _given_again(msg)
+        if (sink is not None and envelope.message.qos == 2 and given_again(msg)
                 and await sink.recorded(tag)):
             # Written for a member on a node that died before acknowledging it: that
             # member completes it [MQTT-4.8.2-4], no other one gets it [MQTT-4.8.2-5].
@@ -635,14 +562,6 @@ class ClusterRouter:
         else:  # written into the member's session first (``group_feed.py``)
             sink.acknowledge_after_commit(msg.reply)
             self.commit_soon()
-
-
-def _given_again(msg: Msg) -> bool:
-    """Whether JetStream gave this message before (to this node or another)."""
-    try:
-        return int(msg.metadata.num_delivered) > 1
-    except Exception:  # no JetStream metadata: a first delivery as far as we know
-        return False
 
 
 async def _acknowledge(msg: Msg) -> None:

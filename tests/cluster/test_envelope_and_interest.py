@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mqttref.impl.cluster.duplicates import Seen
 from mqttref.impl.cluster.envelope import EnvelopeError, open_envelope, seal
 from mqttref.impl.cluster.interest import Interest, queue_of
-from mqttref.impl.cluster.routing import Seen
 from mqttref.impl.codec.packets import QoS
 from mqttref.impl.message import Message
 from tests.strategies import client_ids, payloads, properties, topic_filters, topic_names
