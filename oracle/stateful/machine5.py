@@ -31,15 +31,21 @@ The level-5 rules reach what 5.0 adds and brokers get wrong:
 their options but No Local (a Protocol Error there [MQTT-3.8.3-4], which the
 codec refuses to encode); each message goes to one member, any of them (4.8.2).
 
-Six level-5 stories (``stories5.Level5Stories``) line up what single rules
-reach too rarely: a subscriber with a Receive Maximum of 1 or 2 taking a burst
-of QoS 1/2 messages (its own, under No Local perhaps, or another client's); two
-of a client away with a delayed will (dropped, DISCONNECT 0x04, or back in time),
-one with a delay of 1 or 2 s, one with a delay longer than the driver's patience
-(so that a will sent early stays early); and three of a Shared Subscription group
-sharing messages while a member holding some of them unacknowledged ends its
-session, loses its connection and returns (Clean Start 0 or 1), or is taken over
-by a new connection.
+Ten level-5 stories line up what single rules reach too rarely. In
+``stories5.Level5Stories``: a subscriber with a Receive Maximum of 1 or 2 taking a
+burst of QoS 1/2 messages (its own, under No Local perhaps, or another client's); two
+of a client away with a delayed will (dropped, DISCONNECT 0x04, DISCONNECT 0x00, or
+back in time, watched past the delay), one with a delay of 1 or 2 s, one with a delay
+longer than the driver's patience (so that a will sent early stays early); and three
+of a Shared Subscription group sharing messages while a member holding some of them
+unacknowledged ends its session, loses its connection and returns (Clean Start 0 or
+1), or is taken over by a new connection. In ``stories5_messages``: two of a retained
+message meeting a level-5 subscriber that subscribes twice (Retain Handling, Retain
+As Published and a Subscription Identifier drawn each time), one already connected
+and one new. In ``stories5_properties``: a subscriber with a small Maximum Packet
+Size taking messages with User Properties, some too large for it. In
+``stories5_sessions``: two clients away past their Session and Message Expiry
+Intervals, perhaps taken over first, and back with Clean Start 0.
 """
 
 from __future__ import annotations

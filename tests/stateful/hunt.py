@@ -35,7 +35,7 @@ from mqttref.oracle.stateful.machine5 import machine5_for
 from mqttref.oracle.stateful.settings import machine_settings
 from mqttref.oracle.stateful.target import slow_multiplier
 from tests.stateful.faults import FAULTS, Fault
-from tests.stateful.faults5 import BEYOND_CI5, FAULTS5
+from tests.stateful.faults5 import FAULTS5
 from tests.stateful.inprocess import InProcessTarget
 
 NO_FAULT = "none"
@@ -45,7 +45,7 @@ MODEL_CRASHED = 1
 """Exit status of a control hunt in which the model itself raised."""
 
 
-LEVELS = {4: FAULTS, 5: FAULTS5 + BEYOND_CI5}
+LEVELS = {4: FAULTS, 5: FAULTS5}
 """The Protocol Level whose machine hunts (4: ``BrokerMachine``, MQTT 3.1.1; 5:
 ``BrokerMachine5``, 5.0 clients beside 3.1.1 ones) -> the faults hunted at it."""
 
@@ -57,7 +57,7 @@ def fault_named(name: str, level: int = 4) -> Fault | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.stateful.hunt")
     parser.add_argument(
-        "fault", help=f"a fault of faults.FAULTS (--level 5: of faults5.FAULTS5 or BEYOND_CI5), or"
+        "fault", help=f"a fault of faults.FAULTS (--level 5: of faults5.FAULTS5), or"
         f" {NO_FAULT!r} for the control run",
     )
     parser.add_argument("--level", type=int, choices=sorted(LEVELS), default=4,

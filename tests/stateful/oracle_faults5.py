@@ -1057,7 +1057,7 @@ def _from_faults5(fault: Any) -> OracleFault5:
 
 
 LEVEL5: tuple[OracleFault5, ...] = tuple(
-    _from_faults5(f) for f in faults5.FAULTS5 + faults5.BEYOND_CI5
+    _from_faults5(f) for f in faults5.FAULTS5
     if f.name not in NOT_IN_CORPUS5)
 """The level-5 faults the state machine hunts, as ``faults5`` declares them (but for
 ``LEVEL5_BREAKS``), with the cascades of ``LEVEL5_CASCADES``."""

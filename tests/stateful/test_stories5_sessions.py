@@ -20,7 +20,7 @@ from mqttref.oracle.stateful.driver import Disagreement
 from mqttref.oracle.stateful.machine5 import machine5_for
 from mqttref.oracle.stateful.stories5_sessions import Absence, away_and_back
 from mqttref.oracle.stateful.target import Timing
-from tests.stateful.faults5 import BEYOND_CI5, FAULTS5
+from tests.stateful.faults5 import FAULTS5
 from tests.stateful.inprocess import InProcessTarget
 
 NEVER = 0xFFFFFFFF
@@ -47,7 +47,7 @@ def run_story(ending: str, *, restarts: bool = False, second: str = "s2") -> Non
 def refs_found_under(fault_name: str, monkeypatch: pytest.MonkeyPatch, ending: str, *,
                      restarts: bool = False) -> set[str]:
     """The statements the machine names when the story meets the broken broker."""
-    fault = next(f for f in (*FAULTS5, *BEYOND_CI5) if f.name == fault_name)
+    fault = next(f for f in FAULTS5 if f.name == fault_name)
     fault.inject(monkeypatch)
     with pytest.raises(Disagreement) as caught:
         run_story(ending, restarts=restarts)
