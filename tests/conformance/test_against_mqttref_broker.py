@@ -48,9 +48,11 @@ def test_mqttref_check_with_the_model_exploration_passes_the_mqttref_broker(
         done = subprocess.run(
             [sys.executable, "-m", "mqttref", "check", "--broker",
              f"{running.host}:{running.port}", "--protocol", "3.1.1", "--seed", "8",
-             "--budget", "75",
+             # The suite alone took 71 s of a 75 s budget on a loaded machine (the
+             # level-5 fault hunts beside it), leaving the exploration no time to run.
+             "--budget", "110",
              "--json", str(tmp_path / "v.json")],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240, check=False,
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
         )
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads((tmp_path / "v.json").read_text("utf-8"))
